@@ -19,11 +19,12 @@ applied in the order they were queued; within one batch only the newest state
 of each job is written (a job changed twice while the disk was busy is written
 once: coalesced per object).
 
-Four ways in:
+The ways in:
 
 - `await commit(jobs)`: the asyncio path (Submit, the scheduling cycle): the
   caller's coroutine resumes once the batch holding its jobs is committed.
-- `write(jobs)`: the synchronous path (cancels, scaling, tests): blocks
+- `write(jobs)`: the synchronous path (scripts, tests, a Cancel's or Scale's
+  last round when others keep changing its job): blocks
   until written; with nothing queued it writes on the caller's thread, which
   is what the store did before group commit existed.
 - `write_or_owe(jobs, then=...)`: state the federator has already acted on
@@ -51,109 +52,37 @@ Four ways in:
   SQLite transaction on the event loop (a cancel on a silent member, a
   rebalancer's move). `settled(error)` hears how it went, on that thread.
 
-Jobs are copied when queued (`freeze`), so the writer thread never reads a
-`Job` the event loop is changing.
+Jobs are copied when queued (`freeze`, store/frozen.py), so the writer thread
+never reads a `Job` the event loop is changing.
+
+Here are the ways in and the writer thread; the rest is in modules by role:
+which queued writes share a batch, and how each writer hears of its own
+(store/write_batches.py: a phase change starts a new batch), the lazy lane of
+pending reasons (store/lazy_lane.py: `enqueue_lazy`), and the jobs the store
+refused to `write_or_owe` (store/owed_jobs.py: `pay`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
-from typing import TypeVar
 
-from federator.model import Job, JobId, JobPhase, Placement
+from federator.model import Job, JobId
 from federator.store.errors import StoreError, StoreRefused, StoreUnavailable
+from federator.store.frozen import freeze
+from federator.store.lazy_lane import LAZY_BATCH_JOBS, LazyLane
+from federator.store.owed_jobs import OwedJobs
 from federator.store.sqlite import JobStore, PrunedStore
+from federator.store.write_batches import QueuedWrite, newest, take_batch
 
 log = logging.getLogger("federator.store")
 MAX_BATCH_JOBS = 2_000  # one transaction's size: bounds the time one batch holds the writer
-LAZY_BATCH_JOBS = 200  # a lazy batch is small: an ordinary write that arrives meanwhile waits for it
 IDLE_LOOK_SECONDS = 5.0  # an idle writer looks this often whether its GroupCommit is still used (`_serve`)
-
-
-T = TypeVar("T")
-_JOB_FIELDS = tuple(f.name for f in fields(Job))
-_PLACEMENT_FIELDS = tuple(f.name for f in fields(Placement))
-
-
-def freeze(job: Job) -> Job:
-    """A copy of a job the loop may keep changing: its spec is frozen already, its placements are not.
-
-    Field by field rather than `dataclasses.replace` (which re-runs __init__): after a cycle over a big
-    backlog the loop freezes every job whose pending reason changed, and this is half the cost."""
-    copy = _copy(job, Job, _JOB_FIELDS)
-    copy.placements = [_copy(p, Placement, _PLACEMENT_FIELDS) for p in job.placements]
-    return copy
-
-
-def _copy(obj: T, cls: type[T], names: tuple[str, ...]) -> T:
-    out = cls.__new__(cls)
-    for name in names:
-        setattr(out, name, getattr(obj, name))
-    return out
-
-
-@dataclass(slots=True)
-class _Write:
-    jobs: list[Job]
-    done: threading.Event | None = None  # a synchronous writer waits on this
-    future: asyncio.Future[None] | None = None  # an asyncio writer awaits this
-    loop: asyncio.AbstractEventLoop | None = None
-    error: BaseException | None = field(default=None)
-    owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
-    live: list[Job] = field(default_factory=list)  # the live jobs a `write_or_owe` stands for: owed if it fails
-    then: Callable[[list[Job]], None] | None = None  # write_or_owe's announcement, run on `loop` when settled
-    beside: Callable[[], None] | None = None  # write_beside's write, alone in its batch
-    settled: Callable[[BaseException | None], None] | None = None  # write_beside's outcome, on the writing thread
-    number: int = 0  # the how-manyth write queued (GroupCommit.commit_newest)
-    finished: bool = False  # its writer was told (a writer thread taking over a dead one's batch tells no one twice)
-
-    def settle(self, error: BaseException | None) -> None:
-        """This write's own outcome in a batch that ended with `error`."""
-        if isinstance(error, StoreRefused):  # only the refused jobs' writers fail, each told of its own job
-            error = error.about(j.job_id for j in self.jobs)
-        self.error = error
-
-    def finish(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        if self.settled is not None:
-            self.settled(self.error)
-        if self.done is not None:
-            self.done.set()
-        if self.loop is None:
-            return
-        try:
-            if self.future is not None:
-                self.loop.call_soon_threadsafe(_resolve, self.future, self.error)
-            if self.then is not None:
-                self.loop.call_soon_threadsafe(self.then, self.live)
-        except RuntimeError:  # the loop is closed (shutdown): nobody awaits this write any more
-            pass
-
-
-def _turns(phases: dict[JobId, JobPhase], jobs: list[Job]) -> bool:
-    """Whether a queued write moves a job of the batch to another phase: it then waits for the next batch, so that
-    the store holds each phase a job passed through (a re-queue's Pending between two placements, which the
-    Kubernetes store says as a Requeued Event and Watch as the job's reason), never only the newest."""
-    return any(phases.get(j.job_id, j.phase) is not j.phase for j in jobs)
-
-
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():  # the awaiting coroutine was cancelled: the write happened all the same
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
 
 
 class GroupCommit:
@@ -164,18 +93,15 @@ class GroupCommit:
         self.max_batch = max_batch
         self._log_failed = _FailureLog()  # one line per 10 s while the store refuses writes
         self._cv = threading.Condition()
-        self._queue: deque[_Write] = deque()
-        self._lazy: dict[JobId, Job] = {}  # see enqueue_lazy
+        self._queue: deque[QueuedWrite] = deque()
+        self._lazy = LazyLane()  # see enqueue_lazy (store/lazy_lane.py)
         self._busy = False  # a thread (the writer, or a synchronous caller) is inside store.put
         self._handed = False  # the writer thread is to write what is queued (it holds `_busy` for that)
         self._writer: threading.Thread | None = None  # the one writer thread (module docstring)
         self._stopping = False  # close: the writer ends once nothing is handed to it
-        self._batch: list[_Write] = []  # the batch being written: a writer thread taking over writes it again
+        self._batch: list[QueuedWrite] = []  # the batch being written: a writer thread taking over writes it again
         self._crashes = 0  # writer threads that died in a row: the next one waits a little longer
-        self._lazy_failing = False  # the last lazy write failed: its failures are not logged again until one works
-        self._owed: dict[JobId, Job] = {}  # see write_or_owe: live jobs, written as they stand when paid
-        self._paying = False  # a `pay` write is queued or being written
-        self._owed_failing = False  # the last `pay` write failed: not logged again until one works
+        self._owed = OwedJobs(self._cv)  # see write_or_owe (store/owed_jobs.py)
         self._writes = 0  # writes queued so far, numbered (`commit_newest`)
         self._watched: dict[JobId, list[int]] = {}  # commit_newest's jobs: [watchers, their newest write's number]
         self.batches = 0  # transactions committed: the number of fsyncs, for benchmarks and tests
@@ -206,14 +132,14 @@ class GroupCommit:
             assert w.future is not None
             await w.future
 
-    def _queued(self, jobs: Iterable[Job]) -> _Write | None:
+    def _queued(self, jobs: Iterable[Job]) -> QueuedWrite | None:
         jobs = list(jobs)
         self.handed(jobs)
         frozen = [freeze(j) for j in jobs]
         if not frozen:
             return None
         loop = asyncio.get_running_loop()
-        w = _Write(frozen, future=loop.create_future(), loop=loop)
+        w = QueuedWrite(frozen, future=loop.create_future(), loop=loop)
         self._enqueue(w)
         return w
 
@@ -282,9 +208,7 @@ class GroupCommit:
         ordinary write of the same job is queued after it, so it never overwrites newer state."""
         jobs = list(jobs)
         with self._cv:
-            for job in jobs:
-                self._lazy.pop(job.job_id, None)
-                self._lazy[job.job_id] = freeze(job)
+            self._lazy.put(jobs)
             self._number(jobs)
             if self._busy or not self._lazy:
                 return
@@ -309,7 +233,7 @@ class GroupCommit:
             finally:
                 self._release()
             return
-        w = _Write(frozen, done=threading.Event())
+        w = QueuedWrite(frozen, done=threading.Event())
         self._enqueue(w)
         assert w.done is not None
         w.done.wait()
@@ -319,8 +243,7 @@ class GroupCommit:
     @property
     def owed(self) -> int:
         """Jobs whose state the store refused (write_or_owe) and that no write has stored since."""
-        with self._cv:
-            return len(self._owed)
+        return len(self._owed)
 
     def write_or_owe(self, jobs: Iterable[Job], then: Callable[[list[Job]], None] | None = None) -> None:
         """For state the federator has already acted on (an agent's word that a placement ran or ended, a job's
@@ -340,12 +263,12 @@ class GroupCommit:
             loop = None
         if loop is not None:
             self.handed(live)
-            self._enqueue(_Write([freeze(j) for j in live], loop=loop, live=live, then=then))
+            self._enqueue(QueuedWrite([freeze(j) for j in live], loop=loop, live=live, then=then))
             return
         try:
             self.write(live)  # handed to the meter there
         except StoreError as exc:
-            self._owe_after(live, exc)
+            self._owed.owe_after(live, exc)
         if then is not None:
             then(live)
 
@@ -361,10 +284,10 @@ class GroupCommit:
         except RuntimeError:
             pass
         else:
-            self._enqueue(_Write([], beside=write, settled=settled))
+            self._enqueue(QueuedWrite([], beside=write, settled=settled))
             return
         done = threading.Event()
-        w = _Write([], done=done, beside=write, settled=settled)
+        w = QueuedWrite([], done=done, beside=write, settled=settled)
         with self._cv:
             inline = not self._busy and not self._queue
             if inline:
@@ -378,7 +301,7 @@ class GroupCommit:
         finally:
             self._release()
 
-    def _write_beside(self, w: _Write) -> None:
+    def _write_beside(self, w: QueuedWrite) -> None:
         assert w.beside is not None
         try:
             w.beside()
@@ -386,29 +309,12 @@ class GroupCommit:
             w.error = exc
         w.finish()
 
-    def _owe_after(self, live: list[Job], exc: BaseException) -> None:
-        """A write_or_owe's write failed: its jobs are owed, said once per outage."""
-        with self._cv:
-            said, self._owed_failing = self._owed_failing, True
-        if not said:
-            log.warning("%d jobs not stored (%s); kept, and written once the store takes writes", len(live), exc)
-        self._owe(live)
-
     def pay(self) -> None:
         """Queue the owed jobs' current state (each turn of the federator's loop); returns at once. A write that
-        fails leaves them owed, said once per outage."""
-        with self._cv:
-            if not self._owed or self._paying:
-                return
-            live = list(self._owed.values())
-            self._owed.clear()
-            self._paying = True
-        self._enqueue(_Write([freeze(j) for j in live], owed=live))
-
-    def _owe(self, live: list[Job]) -> None:
-        with self._cv:
-            for job in live:
-                self._owed[job.job_id] = job
+        fails leaves them owed, said once per outage (store/owed_jobs.py)."""
+        live = self._owed.to_pay()
+        if live:
+            self._enqueue(QueuedWrite([freeze(j) for j in live], owed=live))
 
     def drain(self) -> None:
         """Block until every write queued so far is committed, the lazy pending reasons too (a script's or a test's
@@ -423,7 +329,7 @@ class GroupCommit:
                 self._cv.wait(0.05)
 
     def _wait_queued(self) -> None:
-        w = _Write([], done=threading.Event())
+        w = QueuedWrite([], done=threading.Event())
         with self._cv:
             if not self._busy and not self._queue:
                 return
@@ -439,9 +345,8 @@ class GroupCommit:
         if not isinstance(self.store, PrunedStore):
             raise StoreRefused(f"{type(self.store).__name__} does not remove jobs", frozenset(job_ids))
         with self._cv:
-            for job_id in job_ids:
-                self._lazy.pop(job_id, None)
-                self._owed.pop(job_id, None)
+            self._lazy.drop(job_ids)
+        self._owed.forget(job_ids)
         self._wait_queued()
         with self._cv:  # once the writer is idle, hold it while deleting: no write of anyone's lands meanwhile
             while self._busy:
@@ -454,14 +359,12 @@ class GroupCommit:
 
     # -- the writer thread -----------------------------------------------------------
 
-    def _enqueue(self, w: _Write) -> None:
+    def _enqueue(self, w: QueuedWrite) -> None:
         with self._cv:
             self._number(w.jobs)
             w.number = self._writes
             self._queue.append(w)
-            if self._lazy:
-                for job in w.jobs:
-                    self._lazy.pop(job.job_id, None)  # this newer state is written first
+            self._lazy.drop(j.job_id for j in w.jobs)  # this newer state is written first
             if self._busy:
                 return
             self._busy = True
@@ -519,81 +422,46 @@ class GroupCommit:
         return True
 
     def _run(self) -> None:
-        """Write what is queued, batch after batch, then give `_busy` back. On the writer thread only."""
+        """Write what is queued, batch after batch (store/write_batches.py), then give `_busy` back. On the writer
+        thread only."""
         while True:
             with self._cv:
-                if not self._batch and not self._queue and self._lazy:
-                    ids = list(itertools.islice(self._lazy, LAZY_BATCH_JOBS))
-                    lazy = [self._lazy.pop(i) for i in ids]
-                else:
-                    lazy = []
+                lazy = self._lazy.take() if not self._batch and not self._queue else []
                 if not self._batch and not self._queue and not lazy:
                     self._busy = self._handed = False
                     self._cv.notify_all()  # `remove` may be waiting for the store
                     return
             if lazy:
-                try:
-                    self._put(lazy)
-                except Exception as exc:  # a reason is recomputed by the next cycle: dropped, said once per outage
-                    if not self._lazy_failing:
-                        self._log_failed(f"writing {len(lazy)} pending reasons to the store failed (not retried)", exc)
-                    self._lazy_failing = True
-                else:
-                    self._lazy_failing = False
+                self._lazy.write(lazy, self._put, self._log_failed)
                 continue
             with self._cv:
-                batch = self._batch  # a dead writer's, written again first
-                size = sum(len(w.jobs) for w in batch)
-                phases = {j.job_id: j.phase for w in batch for j in w.jobs}
-                while self._queue and (not batch or (size + len(self._queue[0].jobs) <= self.max_batch and
-                                                     batch[0].beside is None and self._queue[0].beside is None and
-                                                     not _turns(phases, self._queue[0].jobs))):
-                    w = self._queue.popleft()  # a write_beside is a batch of its own: the queue's order holds
-                    batch.append(w)
-                    size += len(w.jobs)
-                    phases.update((j.job_id, j.phase) for j in w.jobs)
-                self._batch = batch
+                batch = self._batch = take_batch(self._batch, self._queue, self.max_batch)  # a dead writer's first
             if batch[0].beside is not None:
                 self._write_beside(batch[0])
                 with self._cv:
                     self._batch = []
                 continue
-            latest: dict[JobId, Job] = {}
-            for w in batch:
-                for job in w.jobs:
-                    latest.pop(job.job_id, None)  # re-insert: written in the order of its newest change
-                    latest[job.job_id] = job
+            jobs = newest(batch)
             error: BaseException | None = None
             try:
-                self._put(list(latest.values()))
+                self._put(jobs)
             except Exception as exc:  # the writers hear of it; the thread goes on with the next batch
-                said = isinstance(exc, StoreError)  # write_or_owe's jobs: _owe_after says it (a bug: a traceback)
-                if not all(not w.jobs or (w.live and said) or (w.owed and self._owed_failing) for w in batch):
-                    self._log_failed(f"writing {len(latest)} jobs to the store failed", exc)
+                said = isinstance(exc, StoreError)  # write_or_owe's jobs: owe_after says it (a bug: a traceback)
+                if not all(not w.jobs or (w.live and said) or (w.owed and self._owed.failing) for w in batch):
+                    self._log_failed(f"writing {len(jobs)} jobs to the store failed", exc)
                 error = exc
             for w in batch:  # the failed write_or_owe jobs are owed before anyone hears the batch is done (drain)
                 w.settle(error)
                 if w.live and w.error is not None:
-                    self._owe_after(w.live, w.error)
+                    self._owed.owe_after(w.live, w.error)
             for w in batch:
                 w.finish()
             if any(w.owed for w in batch):  # a refused job is not owed: writing it again cannot help
-                self._paid(batch, None if isinstance(error, StoreRefused) else error)
+                self._owed.paid([j for w in batch for j in w.owed],
+                                None if isinstance(error, StoreRefused) else error)
             with self._cv:
                 self._batch = []
                 self._crashes = 0
-
-    def _paid(self, batch: list[_Write], error: BaseException | None) -> None:
-        """After a batch with a `pay` write: owed again if it failed. The owed are live jobs, so writing one later
-        writes its newest state, never an old one over a newer."""
-        with self._cv:
-            self._paying = False
-            self._owed_failing = error is not None
-            if error is None:
-                return
-            for w in batch:
-                for job in w.owed:
-                    self._owed.setdefault(job.job_id, job)
 
     def _put(self, jobs: list[Job]) -> None:
         if not jobs:
@@ -604,7 +472,7 @@ class GroupCommit:
             if self.on_error is not None:
                 self.on_error(exc)
             raise
-        self._owed_failing = False  # the store takes writes: the next outage is said again
+        self._owed.failing = False  # the store takes writes: the next outage is said again
         self.batches += 1
         self.jobs_written += len(jobs)
 
@@ -662,4 +530,4 @@ class _FailureLog:
             self.since, self.last = 0, now
 
 
-__all__ = ["MAX_BATCH_JOBS", "GroupCommit", "freeze"]
+__all__ = ["LAZY_BATCH_JOBS", "MAX_BATCH_JOBS", "GroupCommit", "freeze"]

@@ -160,6 +160,7 @@ class FederatedJobController:
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
         self._accepted_written: set[JobId] = set()  # jobs loaded without status.accepted, written once since
+        self._unwritten: set[JobId] = set()  # jobs whose status write (a note, a generation) was not taken yet
         self.retry_seconds = RETRY_SECONDS
         self.cancels = KubeCancelRecords(api, fed.orphans.cancels)  # cancels not confirmed, on MemberClusters
         self.silent = silent  # ends awaited of placements cancelled on a silent member, on MemberClusters
@@ -255,8 +256,8 @@ class FederatedJobController:
             await self._set_finalizers(obj, [*(meta.get("finalizers") or []), FINALIZER])
             return  # the update comes back as an event
         if job_id and job_id in self.fed.jobs:
-            self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
-            self._metadata(obj, JobId(job_id))  # an edited annotation the job does not follow, or nothing
+            await self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
+            await self._metadata(obj, JobId(job_id))  # an edited annotation the job does not follow, or nothing
             return
         if self._judged(obj):
             return
@@ -362,17 +363,26 @@ class FederatedJobController:
         except (ConflictError, NotFoundError):
             return None
 
-    def _scale(self, obj: Obj, job_id: JobId) -> None:
+    async def _scale(self, obj: Obj, job_id: JobId) -> None:
         """A known job whose FederatedJob's spec.replicas differs from its own: the same scale as the gRPC API's
         (server/scaling.py). The CRD lets spec.replicas alone change, on an inference job; a scale the federator
         refuses (below minRegions, over its limits, a job that has ended) is a Warning Event ScaleRefused, said
-        once per object generation, and the job keeps its count. StoreUnavailable is raised: tried again."""
+        once per object generation, and the job keeps its count. StoreUnavailable is raised: tried again.
+
+        Every write here is awaited off the event loop (`_write`, `Federator.scale_async`): each is a status
+        write, an HTTP round trip to the API server, and held every agent stream, Watch and Submit. Meanwhile:
+        the object's next event waits (one worker per object, `_work`); the job may change (an agent's update, a
+        cycle) or end or be cancelled (a gRPC Cancel): the scale is decided again from the job as it is then
+        (server/scaling.py), refused once it has ended, and the object's spec.replicas is never set back, even
+        when a scaled state stored first is overtaken by the job's older count (KubeJobStore.observed)."""
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         job = self.fed.jobs[job_id]
         wanted = spec.get("replicas", 1)
         if "workload" in spec or not isinstance(wanted, int) or wanted == job.spec.replicas:
-            self._note(job, SCALE_REFUSED, None)  # spec.replicas says the job's count again
-            self._observe(meta, job)  # another field that may change: spec.ttlSecondsAfterFinished
+            noted = self._note(job, SCALE_REFUSED, None)  # spec.replicas says the job's count again
+            observed = self._observe(meta, job)  # another field that may change: spec.ttlSecondsAfterFinished
+            if noted or observed:
+                await self._write(job)
             return
         generation = int(meta.get("generation", 1))
         owner = self.store.owner_of(job_id)
@@ -380,39 +390,51 @@ class FederatedJobController:
             return  # an event from before the store's own write of spec.replicas (a gRPC scale): stale
         if self._scale_refused.get(meta.get("uid", "")) == generation:
             return
-        self.store.observed(job_id, generation=generation, replicas=wanted)  # the object holds it: no write back
+        # The object holds it: no write back, nor of the job's count while the scale is on its way.
+        self.store.observed(job_id, generation=generation, replicas=wanted, was=job.spec.replicas)
         try:
-            self.fed.scale(job_id, wanted)
+            job = await self.fed.scale_async(job_id, wanted)
+        except NotFound:
+            return  # forgotten meanwhile (retention of an ended job): nothing to say
         except ScaleRefused as exc:
             # The object's spec.replicas is the user's (or a GitOps tool's): left as written, never set back. The
             # status says the refusal (Accepted=False, observedGeneration) and a restart rebuilds the job from
             # status.accepted, so the next leader never reads the refused count as the job's (accepted.py).
-            self._scale_refused[meta.get("uid", "")] = generation
+            job = self.fed.jobs.get(job_id, job)  # as it is now: it may have ended while the scale was stored
             message = f"spec.replicas: not scaled to {wanted}, the job keeps {job.spec.replicas}: {exc}"
-            self._note(job, SCALE_REFUSED, message, force=True)  # its status observes the generation
+            self._note(job, SCALE_REFUSED, message)
+            await self._write(job)  # forced: its status observes the generation
+            self._scale_refused[meta.get("uid", "")] = generation  # once written: StoreUnavailable says it again
             if said(obj, SCALE_REFUSED, message):
                 return  # a federator before this one said it (a restart): not again
             log.warning("FederatedJob %s/%s: scale to %d refused: %s", meta.get("namespace"), meta.get("name"),
                         wanted, exc)
             self._warn(meta, EventReason.SCALE_REFUSED, message)
             return
-        self._note(job, SCALE_REFUSED, None)
+        self.store.applied(job_id)
+        if self._note(job, SCALE_REFUSED, None):
+            await self._write(job)
         log.info("FederatedJob %s/%s: job %s scaled to %d replicas", meta.get("namespace"), meta.get("name"),
                  job_id, wanted)
 
-    def _metadata(self, obj: Obj, job_id: JobId) -> None:
+    async def _metadata(self, obj: Obj, job_id: JobId) -> None:
         """An accepted job's object whose metadata says what the job does not follow (an edited federator.io/
         annotation, or metadata the federator would refuse now): a Warning Event MetadataIgnored and the condition
         Accepted=False, once per change; the job keeps what it was accepted with (accepted.py). Before, nothing was
         said, and the next start rebuilt the job from that metadata: a running job Failed, its workload an orphan
-        (outside QA G10)."""
-        job = self.fed.jobs[job_id]
-        if "accepted" not in (obj.get("status") or {}) and job_id not in self._accepted_written:
-            self._accepted_written.add(job_id)  # once: an old CRD prunes the field, and each write is an event
-            self.fed.journal.write([job])  # a job accepted before 0.12.0: its status.accepted, before any edit
+        (outside QA G10). One status write, awaited off the loop (`_write`)."""
+        job = self.fed.jobs.get(job_id)
+        if job is None:
+            return  # forgotten while a scale was stored (`_scale`)
+        # A job accepted before 0.12.0: its status.accepted, before any edit; written once (an old CRD prunes the
+        # field, and each write is an event), counted once the API server took it.
+        first = "accepted" not in (obj.get("status") or {}) and job_id not in self._accepted_written
         message = metadata_ignored(obj, job.spec)
         was = self.store.ignoring.get(job_id, {}).get(METADATA_IGNORED)
-        self._note(job, METADATA_IGNORED, message)
+        if self._note(job, METADATA_IGNORED, message) or first:
+            await self._write(job)
+        if first:
+            self._accepted_written.add(job_id)
         if message is None or message == was or said(obj, METADATA_IGNORED, message):
             return
         meta = obj.get("metadata") or {}
@@ -420,9 +442,10 @@ class FederatedJobController:
                     meta.get("name"), job_id, message)
         self._warn(meta, EventReason.METADATA_IGNORED, message)
 
-    def _note(self, job: Job, reason: str, message: str | None, *, force: bool = False) -> None:
-        """Set (or clear: None) what the job's status says it does not follow of its object; its status is written
-        when that changes, or when `force`d (a refused scale's generation to observe)."""
+    def _note(self, job: Job, reason: str, message: str | None) -> bool:
+        """Set (or clear: None) what the job's status says it does not follow of its object; whether its status is
+        to be written (`_write`): when that changed, or when its last write was not taken (StoreUnavailable: the
+        reconcile tried again finds the note unchanged, and wrote nothing before)."""
         notes = dict(self.store.ignoring.get(job.job_id) or {})  # a new dict: the store's writer thread reads it
         before = notes.get(reason)
         if message is None:
@@ -433,18 +456,29 @@ class FederatedJobController:
             self.store.ignoring[job.job_id] = notes
         else:
             self.store.ignoring.pop(job.job_id, None)
-        if force or before != message:
-            self.fed.journal.write([job])
+        return before != message or job.job_id in self._unwritten
 
-    def _observe(self, meta: Obj, job: Job) -> None:
+    def _observe(self, meta: Obj, job: Job) -> bool:
         """A new generation of a known job's object with nothing to scale (its TTL changed, finished_ttl.py): its
-        status says it observed it. Left behind, `kubectl wait` (which skips a condition of an older generation)
-        and a GitOps health check never passed on that job again. StoreUnavailable is raised: tried again."""
+        status is to say it observed it (`_write`). Left behind, `kubectl wait` (which skips a condition of an older
+        generation) and a GitOps health check never passed on that job again. A write not taken is written again
+        (`_unwritten`): the store holds the generation already, so it is not new at the retry."""
         generation, owner = int(meta.get("generation", 1)), self.store.owner_of(job.job_id)
         if owner is None or generation <= owner.generation:
-            return
+            return job.job_id in self._unwritten
         self.store.observed(job.job_id, generation=generation, replicas=job.spec.replicas)
-        self.fed.journal.write([job])
+        return True
+
+    async def _write(self, job: Job) -> None:
+        """The job's status written with what the controller just told the store (a note, an observed generation),
+        awaited off the event loop (a group commit's batch: GroupCommit.commit): it was `GroupCommit.write`, an
+        HTTP round trip to the API server holding every agent stream, Watch and Submit. The job as it is now is
+        written; should it change meanwhile (it ends, a cycle places it), that write is queued after this one and
+        lands after it. StoreUnavailable is raised (`_work` reconciles the object again) and the job stays owed
+        its write (`_unwritten`), so the retry writes it though nothing is new by then."""
+        self._unwritten.add(job.job_id)
+        await self.fed.journal.commit([job])
+        self._unwritten.discard(job.job_id)
 
     async def _settled(self, ns: str, name: str, uid: str) -> JobId | None:
         """The job of the object `uid`, once no new job of its namespace and name is on its way to the store.
@@ -560,6 +594,7 @@ class FederatedJobController:
         sent already (`_cancel`, before the finalizer went)."""
         job = self.fed.jobs.get(JobId(job_id))
         self.store.ignoring.pop(JobId(job_id), None)
+        self._unwritten.discard(JobId(job_id))
         if job is not None and job.phase.is_terminal:
             forget_job(self.fed, job)
             self.fed.notify([job])  # a Watch of it ends (NOT_FOUND)

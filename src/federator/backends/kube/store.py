@@ -112,6 +112,7 @@ class KubeJobStore:
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
         self._replicas: dict[JobId, int] = {}  # the spec.replicas each job's FederatedJob holds, as last known
         self._job_replicas: dict[JobId, int] = {}  # each job's own count at its last write (a change: a scale)
+        self._scaling_from: dict[JobId, int] = {}  # a kubectl scale on its way: the count the job had (`observed`)
         # What the live object says that its job does not follow (a refused scale, an edited annotation), for the
         # condition Accepted=False; set and cleared by the controller (accepted.py)
         self.ignoring: dict[JobId, dict[str, str]] = {}  # reason -> message
@@ -141,13 +142,24 @@ class KubeJobStore:
         if self._expected.get((owner.namespace, owner.name)) == owner:
             del self._expected[(owner.namespace, owner.name)]
 
-    def observed(self, job_id: JobId, *, generation: int, replicas: int) -> None:
+    def observed(self, job_id: JobId, *, generation: int, replicas: int, was: int | None = None) -> None:
         """The job's FederatedJob now holds `replicas` at `generation` (a user's `kubectl scale`, seen by the
-        controller): its status says it observed that generation, and the store need not write the count back."""
+        controller): its status says it observed that generation, and the store need not write the count back.
+
+        `was`: the job's count, from which it is being scaled (server/scaling.py). Until `applied`, a write of the
+        job at that count writes no spec.replicas back: the scaled state is stored first, and a write of the job
+        queued meanwhile (an agent's update, a cycle's), which holds the count it had, may land after it; taken
+        for a gRPC scale back, it set the user's count back (a GitOps tool then applied it again)."""
         owner = self._owners.get(job_id)
         if owner is not None:
             self._own(job_id, replace(owner, generation=generation))
         self._replicas[job_id] = replicas
+        if was is not None and was != replicas:
+            self._scaling_from[job_id] = was
+
+    def applied(self, job_id: JobId) -> None:
+        """The kubectl scale `observed` announced is the job's: its later writes hold the new count."""
+        self._scaling_from.pop(job_id, None)
 
     def owner_of(self, job_id: JobId) -> Owner | None:
         return self._owners.get(job_id)
@@ -314,7 +326,8 @@ class KubeJobStore:
         try:
             held = self._replicas.setdefault(job.job_id, job.spec.replicas)
             scaled = job.spec.replicas != self._job_replicas.setdefault(job.job_id, job.spec.replicas)
-            if not job.spec.workload_json and scaled and job.spec.replicas != held:
+            if (not job.spec.workload_json and scaled and job.spec.replicas != held
+                    and self._scaling_from.get(job.job_id) != job.spec.replicas):
                 owner = self._write_replicas(job, owner)  # a gRPC scale; never a count the federator refused
             self._job_replicas[job.job_id] = job.spec.replicas
             status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
@@ -343,6 +356,7 @@ class KubeJobStore:
         body = {"metadata": {"uid": owner.uid}, "spec": {"replicas": job.spec.replicas}}
         patched = self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace)
         self._replicas[job.job_id] = job.spec.replicas
+        self._scaling_from.pop(job.job_id, None)  # a gRPC scale after a refused kubectl one: the object follows it
         owner = replace(owner, generation=int((patched.get("metadata") or {}).get("generation", owner.generation)))
         self._own(job.job_id, owner)
         return owner
