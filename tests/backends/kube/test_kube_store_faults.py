@@ -90,8 +90,8 @@ def test_a_federatedjob_whose_submit_met_an_away_api_server_is_reconciled_again_
             await asyncio.sleep(0.2)  # tried, refused, tried again: still away
             assert not fed.jobs
             api.away = None
-            for _ in range(100):
-                if fed.jobs:
+            for _ in range(1000):  # the job, then its status (written by the store's writer thread, after)
+                if fed.jobs and "jobId" in (api.objects[("research", "pretrain")].get("status") or {}):
                     break
                 await asyncio.sleep(0.02)
             (only,) = fed.jobs.values()
