@@ -141,7 +141,10 @@ def test_a_leader_that_cannot_renew_steps_down_within_its_renew_deadline(fault: 
 
 
 def test_a_leader_that_renews_keeps_leading() -> None:
-    cfg = LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=0.6, renew_deadline=0.4,
+    # A renew deadline far above the retry period: a loaded CI machine (load 6 on 2 CPUs) once let a renewal run
+    # later than a 0.4 s deadline, and the leader stepped down as it should then; what is tested is that renewing
+    # keeps the lease, many times over.
+    cfg = LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=6.0, renew_deadline=4.0,
                       retry_period=0.05)
     api = LeaseApi()
     elector = LeaderElector(api, cfg)  # type: ignore[arg-type]
@@ -149,9 +152,9 @@ def test_a_leader_that_renews_keeps_leading() -> None:
     async def main() -> None:
         await elector.acquire()
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(elector.hold(), timeout=1.0)  # renewing all along: still holding
+            await asyncio.wait_for(elector.hold(), timeout=1.5)  # renewing all along: still holding
         assert api.lease is not None and api.lease["spec"]["holderIdentity"] == "a"
-        assert api.version > 10
+        assert api.version > 5
 
     asyncio.run(main())
 
