@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -136,7 +137,8 @@ def test_a_refused_agent_waits_says_so_once_and_takes_the_claim_once_it_has_laps
     api, clock = Leases(), Clock()
     theirs: list[tuple[ClaimState, str]] = []
     holder = claim(api, clock, THEM, theirs)
-    assert holder.round() is ClaimState.HELD
+    asyncio.run(holder.take())
+    assert theirs == [(ClaimState.HELD, "")]
     renewing = [True]
     clock.each.append(lambda: renewing[0] and holder.round())  # the regional agent renews every 30 s
     ours: list[tuple[ClaimState, str]] = []
@@ -180,3 +182,26 @@ def test_an_agent_that_cannot_write_its_claim_runs_unclaimed_and_says_why(
     with caplog.at_level(logging.WARNING, "federator.agent.kube"):
         asyncio.run(claim(api, clock, US, said).take())
     assert [s for s, _ in said] == [ClaimState.UNCHECKED] and words in said[0][1] and words in caplog.text
+
+
+@pytest.mark.parametrize(("granted", "words"), [
+    (True, "This agent held it until it could not renew the claim for 600s; it stops acting there"),
+    (False, "This agent ran there unclaimed (it could not write the Lease); it stops acting there"),
+], ids=["granted-then-taken", "never-granted"])
+def test_an_unchecked_claim_is_taken_once_granted_and_a_claim_found_taken_stops_the_agent(
+        granted: bool, words: str) -> None:
+    """RBAC from before 0.14.0: the agent runs unclaimed and keeps trying; once granted it holds the claim. Whatever
+    it had, finding another federation's live claim on its namespace ends it, saying which case it was."""
+    api, clock = Leases(), Clock()
+    api.refuse = ForbiddenError(403, "leases is forbidden")
+    said: list[tuple[ClaimState, str]] = []
+    ours = claim(api, clock, US, said)
+    asyncio.run(ours.take())
+    theirs = {"federator-agent-member-a": held_by(THEM)}
+    steps = iter([lambda: setattr(api, "refuse", None) if granted else None,
+                  lambda: setattr(api, "refuse", None) or api.objects.update(theirs)])
+    clock.each.append(lambda: next(steps, lambda: None)())
+    with pytest.raises(NamespaceTaken, match=re.escape(words)):
+        asyncio.run(ours.keep())
+    assert [s for s, _ in said] == ([ClaimState.UNCHECKED, ClaimState.HELD, ClaimState.REFUSED] if granted else
+                                    [ClaimState.UNCHECKED, ClaimState.REFUSED])

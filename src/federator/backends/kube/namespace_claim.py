@@ -232,9 +232,11 @@ class NamespaceClaim:
                 continue
             failing = False
             if state is ClaimState.REFUSED:
+                held = self.state is ClaimState.HELD
                 self._say(state)
-                raise NamespaceTaken(0, f"{self.problem}. This agent held it until it could not renew the claim "
-                                        f"for {self.seconds}s; it stops acting there")
+                raise NamespaceTaken(0, f"{self.problem}. " + (
+                    f"This agent held it until it could not renew the claim for {self.seconds}s" if held else
+                    "This agent ran there unclaimed (it could not write the Lease)") + "; it stops acting there")
             if state is not None:
                 self._say(state)
 
