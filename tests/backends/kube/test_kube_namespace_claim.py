@@ -205,3 +205,11 @@ def test_an_unchecked_claim_is_taken_once_granted_and_a_claim_found_taken_stops_
         asyncio.run(ours.keep())
     assert [s for s, _ in said] == ([ClaimState.UNCHECKED, ClaimState.HELD, ClaimState.REFUSED] if granted else
                                     [ClaimState.UNCHECKED, ClaimState.REFUSED])
+
+
+def test_an_api_server_that_does_not_answer_at_start_fails_the_start_naming_the_claim() -> None:
+    api, clock = Leases(), Clock()
+    api.refuse = KubeError(0, "connection refused")
+    with pytest.raises(KubeError, match="claiming namespace federator-workloads \\(Lease federator-agent-member-a\\): "
+                                        "connection refused"):
+        asyncio.run(claim(api, clock, US, []).take())

@@ -197,15 +197,15 @@ class NamespaceClaim:
         return ClaimState.UNCHECKED
 
     async def take(self) -> None:
-        """Wait until this federation holds the namespace (or it cannot be claimed: unchecked, said)."""
+        """Wait until this federation holds the namespace (or it cannot be claimed: unchecked, said). An API server
+        that does not answer ends the wait with its error, as any other request of the agent's start."""
         refused_by = None
         while True:
             try:
                 state = await asyncio.to_thread(self.round)
-            except KubeError as exc:
-                log.warning("namespace claim: reading Lease %s/%s: %s; trying again in %gs", self.namespace,
-                            self.name, exc, self.retry)
-                state = None
+            except KubeError as exc:  # the API server away at start: the agent's start fails, as on any request
+                raise KubeError(exc.status, f"claiming namespace {self.namespace} (Lease {self.name}): "
+                                            f"{exc.message}", reason=exc.reason) from None
             if state is ClaimState.REFUSED:
                 holder = self.observed.record[0] if self.observed.record else None
                 if holder != refused_by:  # said once for each holder
