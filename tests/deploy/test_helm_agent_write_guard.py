@@ -25,6 +25,7 @@ from helm_support import AGENT, Helm
 
 from federator.backends.kube.api import KubeApi
 from federator.backends.kube.backend import KubeBackend
+from federator.backends.kube.namespace_claim import ClaimState, NamespaceClaim
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 
 from support import ROOT, eventually, until
@@ -159,7 +160,8 @@ def test_a_write_rbac_allows_but_the_agent_never_makes_is_denied_by_the_api_serv
 
 
 def test_the_agents_own_work_passes_the_guard(bed: Testbed, agent_kubeconfig: Path) -> None:
-    """The real backend as the chart's ServiceAccount, namespacePerQueue and Events on, as the chart runs it."""
+    """The real backend as the chart's ServiceAccount, namespacePerQueue and Events on, its claim on
+    workloadNamespace (a Lease: the chart's Role grants it, the guard admits it), as the chart runs it."""
     gang = Placement(PlacementId("gang-1.g1.member-a"), JobId("gang-1"), MEMBER, "east", 2, "", 1)
     serving = Placement(PlacementId("serve-1.g1.member-a"), JobId("serve-1"), MEMBER, "east", 2, "", 1)
     updates: list[tuple[str, JobPhase, str]] = []
@@ -173,10 +175,13 @@ def test_the_agents_own_work_passes_the_guard(bed: Testbed, agent_kubeconfig: Pa
 
     async def main() -> None:
         api = KubeApi.connect(agent_kubeconfig)
+        claim = NamespaceClaim(api, namespace=WORKLOADS, cluster=MEMBER, federation="fed.example:7070")
         backend = KubeBackend(api, namespace=WORKLOADS, cluster=MEMBER, sync_timeout=60, namespace_per_queue=True,
-                              events=True, own_namespace=AGENT_NS)
+                              events=True, own_namespace=AGENT_NS, federator="fed.example:7070", claim=claim)
         await backend.start(on_update)
         try:
+            assert claim.state is ClaimState.HELD, claim.problem
+            assert claim.round() is ClaimState.HELD, claim.problem  # a renewal: an UPDATE the guard admits
             spec = JobSpec(name="gang", kind=JobKind.TRAINING, replicas=2, queue="research",
                            resources=Resources(cpu_milli=1000), pod_template_json=json.dumps(DELAY))
             assert await backend.launch(gang, spec) is None

@@ -239,8 +239,9 @@ def test_standalone_plaintext_federator(h: Helm) -> None:
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
 
 
-def _manifest_rules(path: Path, kind: str) -> list[dict[str, Any]]:
-    [doc] = [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
+def _manifest_rules(path: Path, kind: str, name_suffix: str = "") -> list[dict[str, Any]]:
+    [doc] = [d for d in yaml.safe_load_all(path.read_text())
+             if d and d["kind"] == kind and d["metadata"]["name"].endswith(name_suffix)]
     return list(doc["rules"])
 
 
@@ -330,9 +331,22 @@ def test_agent_rbac_is_the_verified_least_privilege(h: Helm) -> None:
     assert one(docs, "ClusterRoleBinding")["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
     assert "--namespace-per-queue" not in containers(docs)[0]["args"]
     role = one(docs, "Role", "-workloads")
-    assert role["rules"] == _manifest_rules(RBAC_AGENT, "Role")
+    assert role["rules"] == _manifest_rules(RBAC_AGENT, "Role", "-workloads")
     assert role["metadata"]["namespace"] == "gpu-jobs"
     assert one(docs, "RoleBinding", "-workloads")["metadata"]["namespace"] == "gpu-jobs"
+    _assert_namespace_claim_rbac(docs, "gpu-jobs")
+
+
+def _assert_namespace_claim_rbac(docs: list[dict[str, Any]], namespace: str) -> None:
+    """The agent's claim on its namespace (backends/kube/namespace_claim.py): the Lease verbs it uses, there only,
+    exactly rbac-agent.yaml's Role federator-agent-namespace-claim."""
+    role = one(docs, "Role", "-namespace-claim")
+    assert role["rules"] == _manifest_rules(RBAC_AGENT, "Role", "-namespace-claim") == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+    binding = one(docs, "RoleBinding", "-namespace-claim")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == one(docs, "ServiceAccount")["metadata"]["name"]
 
 
 def test_agent_namespace_per_queue_is_on_by_default_with_the_verified_rbac(h: Helm) -> None:
@@ -346,9 +360,12 @@ def test_agent_namespace_per_queue_is_on_by_default_with_the_verified_rbac(h: He
     binding = one(docs, "ClusterRoleBinding", "-tenants")
     assert binding["roleRef"]["name"] == tenants["metadata"]["name"]
     assert binding["subjects"][0]["name"] == one(docs, "ServiceAccount")["metadata"]["name"]
-    assert by_kind(docs, "Role") == [] and by_kind(docs, "RoleBinding") == []
+    # Namespaced: only the claim on workloadNamespace.
+    assert [d["metadata"]["name"] for d in by_kind(docs, "Role") + by_kind(docs, "RoleBinding")] == \
+        [one(docs, "Role", "-namespace-claim")["metadata"]["name"]] * 2
+    _assert_namespace_claim_rbac(docs, "federator-workloads")
     # The plain manifests: the extra file grants the one namespace's rules everywhere, and what making one needs.
-    workload_rules = _manifest_rules(RBAC_AGENT, "Role")
+    workload_rules = _manifest_rules(RBAC_AGENT, "Role", "-workloads")
     extra = [r for r in tenants["rules"] if r not in workload_rules]
     assert [r for r in tenants["rules"] if r in workload_rules] == workload_rules
     assert extra == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]},

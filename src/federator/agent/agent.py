@@ -38,9 +38,10 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-from federator.agent.backend import Backend, CountsStops
+from federator.agent.backend import Backend, ClaimsNamespace, CountsStops
 from federator.agent.certificates import CertificateCheck
 from federator.agent.config import AgentConfig
 from federator.agent.ended import Ended
@@ -75,6 +76,8 @@ class Agent:
                                     maintenance=bool(config.maintenance))
         if isinstance(backend, CountsStops):
             backend.count_stops(self.metrics.placement_stopped)
+        if isinstance(backend, ClaimsNamespace):  # another federation's agent there: said on /metrics and /readyz
+            backend.tell_claim(self.metrics.namespace_claim)
         self.member = MemberHealth(cluster=config.cluster)  # does the member's API answer (agent/member_health.py)
         self.endpoint: Endpoint | None = None
         self.reconnect_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's fake clock
@@ -146,12 +149,16 @@ class Agent:
         ticker = loop.create_task(self._session.watch())
         probing: asyncio.Task[None] | None = None
         try:
-            await self.backend.start(self._on_update)
+            await self.backend.start(self._on_update)  # waits while another federation holds the backend's namespace
             self._session.last_contact = self.contact.clock()  # a slow start is not time without the federator
             probe: Probe | None = getattr(self.backend, "probe_member", None)  # the simulated backend has none
             if probe is not None:
                 probing = loop.create_task(self._probe_loop(probe))
-            await Reconnect(self._session, sleep=lambda delay: self.reconnect_sleep(delay)).run()
+            streams = Reconnect(self._session, sleep=lambda delay: self.reconnect_sleep(delay)).run()
+            if isinstance(self.backend, ClaimsNamespace):
+                await _unless_fails(streams, self.backend.keep_claim())  # ended when the claim is taken over
+            else:
+                await streams
         finally:
             ticker.cancel()
             if probing is not None:
@@ -179,6 +186,23 @@ class Agent:
             if turned:
                 self.metrics.member_reachable(self.member.reachable)
                 self._queue_report()
+
+
+async def _unless_fails(main: Coroutine[Any, Any, None], side: Coroutine[Any, Any, None]) -> None:
+    """Run `main` with `side` beside it: `side` raising ends `main` (waited for) and is raised; `side` returning
+    (nothing to keep) does not."""
+    loop = asyncio.get_running_loop()
+    main_task, side_task = loop.create_task(main), loop.create_task(side)
+    try:
+        await asyncio.wait({main_task, side_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not main_task.done() and side_task.exception() is not None:
+            raise side_task.exception()  # type: ignore[misc]
+        await main_task
+    finally:
+        side_task.cancel()
+        if not main_task.done():
+            main_task.cancel()
+            await asyncio.gather(main_task, return_exceptions=True)
 
 
 __all__ = ["CHANNEL_OPTIONS", "ENDED_KEPT_SECONDS", "KEEPALIVE", "ORDERS_AT_ONCE", "OUTBOX_LIMIT", "REFUSED_BACKOFF",

@@ -77,6 +77,20 @@ class CountsStops(Protocol):
 
 
 @runtime_checkable
+class ClaimsNamespace(Protocol):
+    """A backend that claims where it runs for its federation, so that another federation's agent there does not run
+    beside it (Kubernetes: its `--namespace`, backends/kube/namespace_claim.py). Its `start` waits while another
+    federation holds it; the agent hands it what to tell the SRE of the claim (its state, one of "held", "refused",
+    "unchecked", and the problem, "" when held: federator_agent_namespace_claim, /readyz), and runs `keep_claim`
+    beside its streams: it raises when the claim was taken over (the agent then ends), or returns when the backend
+    keeps none."""
+
+    def tell_claim(self, said: Callable[[str, str], None]) -> None: ...
+
+    async def keep_claim(self) -> None: ...
+
+
+@runtime_checkable
 class SaysNodes(Protocol):
     """A backend that knows which nodes its placements' replicas run on and tells the agent with each update
     (`UpdateCallback` `nodes`). The agent keeps what was said and repeats it in every update, the re-sync's too

@@ -6,7 +6,8 @@
   reach the federator (restarting would not fix the network).
 - `/readyz`: 200 only while the stream to the federator is up and has carried
   a capacity report from the backend, else 503. It is what a readiness probe
-  and an SRE's `curl` ask: "is this cluster's side of the link working?".
+  and an SRE's `curl` ask: "is this cluster's side of the link working?". An
+  agent refused its namespace (another federation's holds it) says so there.
 
 It runs on threads of its own (like the federator's /metrics), so a scrape
 never waits on the agent's event loop, and it reads only values the loop
@@ -40,8 +41,7 @@ class Endpoint(HttpEndpoint):
         if path == "/healthz":
             return _probe(start_response, self._metrics.alive(), "alive", "the agent's event loop is not running")
         if path == "/readyz":
-            return _probe(start_response, self._metrics.ready(), "ready",
-                          "not connected to the federator, or no capacity report sent on this stream yet")
+            return _probe(start_response, self._metrics.ready(), "ready", self._metrics.not_ready())
         if path in ("/metrics", "/"):
             return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]
         start_response("404 Not Found", [("Content-Type", "text/plain")])

@@ -9,14 +9,15 @@ backend. They are served on the agent's own endpoint
 Names follow the federator's rules: a `federator_agent_` prefix, base units,
 `_total` on counters. An agent serves one cluster, so the scrape target
 already says which; only `federator_agent_info`, `federator_agent_connected`,
-`federator_agent_member_api_reachable`, `federator_agent_maintenance` and
+`federator_agent_member_api_reachable`, `federator_agent_maintenance`,
+`federator_agent_namespace_claim` and
 `federator_agent_certificate_expiration_timestamp_seconds` carry a
 `cluster` label, so that an alert or a dashboard legend can name the
 cluster without a join. Every other label is bounded: `resource` (an accelerator resource of the catalog),
 `reason` (an Error's reason of the contract, or other),
 `phase` (a JobPhase),
 `result` (ok, refused, failed), `origin` (federator, fence), `certificate`
-(agent, ca), `reason` (STOP_REASONS).
+(agent, ca), `reason` (STOP_REASONS), `state` (CLAIM_STATES).
 
 | metric | type | meaning |
 | --- | --- | --- |
@@ -38,6 +39,7 @@ cluster without a join. Every other label is bounded: `resource` (an accelerator
 | federator_agent_unsupported_accelerators{resource} | gauge | devices not offered: units not chips (Ascend vNPU) |
 | federator_agent_messages_rejected_total{reason} | counter | Errors the federator answered, by reason (rejections.py) |
 | federator_agent_shared_namespace_agents{cluster} | gauge | other agents whose pods run in this agent's namespaces |
+| federator_agent_namespace_claim{cluster,state} | gauge | 1 for its namespace claim's state: held, refused, unchecked |
 
 State gauges (age, placements) are read at scrape time from values the agent's
 event loop refreshes, never from the backend directly: a scrape runs on the
@@ -67,6 +69,8 @@ CANCEL_ORIGINS = ("federator", "fence")
 STOP_REASONS = ("evicted", "preempted", "node_lost", "pod_deleted", "gang_timeout", "gang_broken", "create_forbidden",
                 "cancelled")
 """Why a backend stopped a placement and deleted its workload itself (backends/kube/stops.py, `StopReason`)."""
+CLAIM_STATES = ("held", "refused", "unchecked")
+"""A backend's claim on where it runs (agent/backend.py `ClaimsNamespace`; backends/kube/namespace_claim.py)."""
 
 
 class AgentMetrics:
@@ -164,6 +168,13 @@ class AgentMetrics:
                              "given one --namespace. Each leaves the other's placements alone; the agent's log "
                              "names both. 0 when none.", ["cluster"], registry=r)
         self._shared.labels(cluster).set(0)
+        self._claim = Gauge("federator_agent_namespace_claim",
+                            "1 for the state of the agent's claim on its namespace (Kubernetes backend: a Lease "
+                            "there naming its federation): held; refused (another federation's agent holds it: "
+                            "this one does not run there, and waits; its log and /readyz say who and the fix); "
+                            "unchecked (no Lease could be written: it runs unclaimed). Absent without a claim.",
+                            ["cluster", "state"], registry=r)
+        self._claim_problem = ""  # the claim's problem while refused, /readyz's words
         # State the event loop refreshes and the scrape thread reads (plain attribute writes: atomic).
         now = clock()
         self._last_send = now
@@ -235,6 +246,12 @@ class AgentMetrics:
         """How many other agents' pods run in this agent's namespaces now (backends/kube/tenant_namespaces.py)."""
         self._shared.labels(self.cluster).set(n)
 
+    def namespace_claim(self, state: str, problem: str) -> None:
+        """The backend's claim on where it runs is now `state` (CLAIM_STATES); `problem` is why, when not held."""
+        for each in CLAIM_STATES:
+            self._claim.labels(self.cluster, each).set(1 if each == state else 0)
+        self._claim_problem = problem if state == "refused" else ""
+
     def handshake_failed(self, reason: HandshakeFailure) -> None:
         """A connect to the federator failed in the TLS handshake, for `reason`."""
         self._handshakes.labels(self.cluster, reason.value).inc()
@@ -263,7 +280,13 @@ class AgentMetrics:
 
     def ready(self) -> bool:
         """/readyz: the stream to the federator is up and carried a capacity report of the backend's."""
-        return self.alive() and self._is_connected and self._reported
+        return self.alive() and self._is_connected and self._reported and not self._claim_problem
+
+    def not_ready(self) -> str:
+        """/readyz's words when not ready: the claim refused says who holds the namespace and the fix."""
+        if self._claim_problem:
+            return f"not running: {self._claim_problem}"
+        return "not connected to the federator, or no capacity report sent on this stream yet"
 
     def last_send_age(self) -> float:
         return max(0.0, self._clock() - self._last_send)
@@ -289,4 +312,4 @@ class _StateCollector(Collector):
         yield held
 
 
-__all__ = ["LIVENESS_TIMEOUT", "AgentMetrics"]
+__all__ = ["CLAIM_STATES", "LIVENESS_TIMEOUT", "AgentMetrics"]

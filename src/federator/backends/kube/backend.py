@@ -72,6 +72,7 @@ from federator.backends.kube.informer import ADDED, DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.left_out import left_out_of
+from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
@@ -169,8 +170,10 @@ class KubeBackend:
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
                  kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
                  pod_security: PodSecurity | None = None, namespace_per_queue: bool = False,
-                 own_namespace: str = "", events: bool = False, federator: str = "") -> None:
+                 own_namespace: str = "", events: bool = False, federator: str = "",
+                 claim: NamespaceClaim | None = None) -> None:
         self.api = api
+        self.claim = claim  # its federation's claim on `namespace` (namespace_claim.py); None: none taken (tests)
         self.cluster = cluster
         self.federator = federator  # the --server it reports to: written on its workloads (agent_identity.py)
         # The member's own level (`federator agent --pod-security`): every workload is checked against it before
@@ -280,8 +283,20 @@ class KubeBackend:
         """What admits a gang whole here (sent in the agent's Hello)."""
         return self.gang.admission
 
+    def tell_claim(self, said: ClaimSaid) -> None:
+        """The agent's metrics and /readyz, told the claim's state (agent/backend.py, `ClaimsNamespace`)."""
+        if self.claim is not None:
+            self.claim.said = said
+
+    async def keep_claim(self) -> None:
+        """Renew the claim while the agent runs; raise when another federation has taken it (namespace_claim.py)."""
+        if self.claim is not None:
+            await self.claim.keep()
+
     async def start(self, on_update: UpdateCallback) -> None:
         self._on_update = on_update
+        if self.claim is not None:  # before any workload is read: another federation's are not this agent's
+            await self.claim.take()
         problem = await asyncio.to_thread(self.gang.check)
         if problem:
             raise KubeError(0, problem)

@@ -27,6 +27,7 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
     from federator.agent.runner import run
     from federator.backends.kube.api import AGENT_FIELD_MANAGER, KubeApi, KubeError
     from federator.backends.kube.backend import KubeBackend
+    from federator.backends.kube.namespace_claim import NamespaceClaim
     from federator.backends.kube.options import default_lease_namespace
     from federator.security.podsecurity import describe
 
@@ -63,7 +64,10 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
                           kueue_timeout=args.kueue_admission_timeout, pod_security=pod_security,
                           namespace_per_queue=args.namespace_per_queue,
                           own_namespace=default_lease_namespace() if args.in_cluster else "", events=True,
-                          federator=args.server)
+                          federator=args.server,
+                          # The namespace is this federation's while this agent runs there (namespace_claim.py)
+                          claim=NamespaceClaim(api, namespace=args.namespace, cluster=args.cluster,
+                                               federation=args.server))
     log.info("agent for %s (%s) on %s, workloads in namespace %s at pod security %s, fence after %s, gangs "
              "admitted by %s", args.cluster, args.region, api.server,
              f"{args.namespace}-<queue> (--namespace-per-queue)" if args.namespace_per_queue else args.namespace,
