@@ -103,14 +103,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _server(s)
     s.set_defaults(func=_submit)
 
-    g = sub.add_parser("get", help="list jobs or clusters")
-    g.add_argument("what", choices=["jobs", "job", "clusters"], help="what to list")
+    g = sub.add_parser("get", help="list jobs, clusters or queues")
+    g.add_argument("what", choices=["jobs", "job", "clusters", "queues"], help="what to list")
     g.add_argument("name", nargs="?", help="one job: its id, namespace/name, or its name (the newest job of that "
-                   "name; a name in several namespaces is refused, listing them); or one cluster, by its name")
+                   "name; a name in several namespaces is refused, listing them); or one cluster or queue by name")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
-                   help="fetch jobs (or clusters) N at a time, 1 to 1000 (default: the server's, 500)")
+                   help="fetch jobs (clusters, queues) N at a time, 1 to 1000 (default: the server's, 500)")
     job_list.add_arguments(g)
     _server(g)
     g.set_defaults(func=_get)
@@ -580,10 +580,13 @@ def _take_back(args: argparse.Namespace, job_id: str) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
-    if (args.what == "clusters" or args.name) and job_list.filtered(args):
+    if (args.what in ("clusters", "queues") or args.name) and job_list.filtered(args):
         print("error: --phase, --owner, --namespace, --name-prefix, --since and --sort go with `get jobs` "
               "without a job name", file=sys.stderr)
         return 2
+    if args.what == "queues":  # QueueService.List (cli/queue_view.py)
+        from federator.cli import queue_view
+        return queue_view.get_queues(args)
     try:
         if args.what == "clusters":
             # documents carry the histograms (nodes_by_free); a table needs only the BASIC view
