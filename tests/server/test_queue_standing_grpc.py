@@ -191,11 +191,12 @@ def test_two_queues_under_load_read_as_the_metrics_do_and_each_user_sees_their_o
     assert answers["root"].sampled_at == 1_500.0
     # weight, held, fair share (3 / (3 + 1) of 24), jobs by phase, the oldest wait (b-0, submitted at 1100)
     assert (acme.weight, acme.held_accelerators, acme.fair_share_accelerators) == (3.0, 16.0, 18.0)
-    assert (acme.pending_jobs, acme.placed_jobs, acme.running_jobs, acme.oldest_pending_seconds) == (2, 1, 1, 400.0)
+    # running: placed or running (holding room, as a Queue object's runningJobs); placed: not yet reported running
+    assert (acme.pending_jobs, acme.running_jobs, acme.placed_jobs, acme.oldest_pending_seconds) == (2, 2, 1, 400.0)
     assert acme.held_cpu_cores == 4.0
     assert (globex.weight, globex.held_accelerators, globex.fair_share_accelerators) == (1.0, 4.0, 6.0)
-    assert (globex.pending_jobs, globex.placed_jobs, globex.running_jobs, globex.oldest_pending_seconds) == \
-        (1, 1, 0, 300.0)
+    assert (globex.pending_jobs, globex.running_jobs, globex.placed_jobs, globex.oldest_pending_seconds) == \
+        (1, 1, 1, 300.0)
     # the caps: quota, the pending cap and use, priority and run bounds, the order within
     assert [(a.model, a.accelerators) for a in acme.quota.accelerators] == [("H100", 20.0)]
     assert acme.quota.cpu_cores == 100.0 and not acme.quota.HasField("memory_bytes")
@@ -209,8 +210,10 @@ def test_two_queues_under_load_read_as_the_metrics_do_and_each_user_sees_their_o
         assert metrics[("federator_queue_fair_share", q.name)] == q.fair_share_accelerators
         assert metrics[("federator_queue_accelerators", q.name)] == q.held_accelerators
         assert metrics[("federator_oldest_pending_job_age_seconds", q.name)] == q.oldest_pending_seconds
-        for phase, n in (("Pending", q.pending_jobs), ("Placed", q.placed_jobs), ("Running", q.running_jobs)):
-            assert metrics.get(("federator_jobs", f"{q.name}/{phase}"), 0) == n  # no series: none
+        jobs = {phase: metrics.get(("federator_jobs", f"{q.name}/{phase}"), 0) for phase in ("Pending", "Placed",
+                                                                                             "Running")}  # none: 0
+        assert (jobs["Pending"], jobs["Placed"], jobs["Placed"] + jobs["Running"]) == \
+            (q.pending_jobs, q.placed_jobs, q.running_jobs)
 
     # a user sees the queues they may submit to, never another organisation's
     assert [q.name for q in answers["alice"].queues] == ["acme"]
@@ -223,14 +226,14 @@ def test_two_queues_under_load_read_as_the_metrics_do_and_each_user_sees_their_o
     alice = answers["alice"].queues[0].own
     assert alice.owner == "user alice"
     assert (alice.held_accelerators, alice.held_cpu_cores, alice.others_held_accelerators) == (16.0, 4.0, 0.0)
-    assert (alice.pending_jobs, alice.placed_jobs, alice.running_jobs) == (1, 1, 1)
+    assert (alice.pending_jobs, alice.running_jobs, alice.placed_jobs) == (1, 2, 1)
     assert (alice.owners, alice.owners_holding_less, alice.jobs_ahead) == (2, 1, 1)  # bob holds less: b-0 first
     assert "1 waiting job of queue acme goes before its owner's" in a2_reason  # as the cycle told her job
     bob = answers["bob"].queues[0].own
     assert (bob.held_accelerators, bob.others_held_accelerators, bob.pending_jobs) == (0.0, 16.0, 1)
     assert (bob.owners_holding_less, bob.jobs_ahead) == (0, 0)
     carol = answers["carol"].queues[0].own
-    assert (carol.held_accelerators, carol.pending_jobs, carol.placed_jobs, carol.jobs_ahead) == (4.0, 1, 1, 0)
+    assert (carol.held_accelerators, carol.pending_jobs, carol.running_jobs, carol.jobs_ahead) == (4.0, 1, 1, 0)
     assert answers["alice"].user_pending_jobs.used == 1
 
 
@@ -290,9 +293,9 @@ def test_the_cli_shows_the_table_and_says_plainly_when_the_federator_is_older(
     out, err = capsys.readouterr()
     table, _, doc = out.partition("\n{")
     header, row = table.splitlines()[:2]
-    assert header.split() == ["QUEUE", "WEIGHT", "HELD", "FAIR-SHARE", "SHARE", "PENDING", "PLACED", "RUNNING",
-                              "OLDEST-WAIT", "QUOTA", "YOU"]
-    assert row.split()[:9] == ["acme", "3", "16", "18.0", "under", "2", "1", "1", "6m40s"]
+    assert header.split() == ["QUEUE", "WEIGHT", "HELD", "FAIR-SHARE", "SHARE", "PENDING", "RUNNING", "OLDEST-WAIT",
+                              "QUOTA", "YOU"]
+    assert row.split()[:8] == ["acme", "3", "16", "18.0", "under", "2", "2", "6m40s"]
     assert "hold 16 of 16; 1 waiting, 1 ahead" in row
     bob = json.loads("{" + doc)
     assert (bob["name"], bob["own"]["owner"], bob["own"]["othersHeldAccelerators"]) == ("acme", "user bob", 16.0)

@@ -108,7 +108,7 @@ def _standing(doc: dict[str, Any]) -> str:
 
 def _you(doc: dict[str, Any]) -> str:
     own = doc["own"]
-    if not (own["pendingJobs"] or own["placedJobs"] or own["runningJobs"]):
+    if not (own["pendingJobs"] or own["runningJobs"]):
         return "-"
     words = f"hold {_n(own['heldAccelerators'])} of {_n(doc['heldAccelerators'])}"
     if own["pendingJobs"]:
@@ -118,19 +118,17 @@ def _you(doc: dict[str, Any]) -> str:
 
 def rows(docs: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     """The table: one line per queue, what a Slurm user reads of `sshare` at a glance."""
-    headers = ["QUEUE", "WEIGHT", "HELD", "FAIR-SHARE", "SHARE", "PENDING", "PLACED", "RUNNING", "OLDEST-WAIT",
-               "QUOTA", "YOU"]
+    headers = ["QUEUE", "WEIGHT", "HELD", "FAIR-SHARE", "SHARE", "PENDING", "RUNNING", "OLDEST-WAIT", "QUOTA", "YOU"]
     if wide:
-        headers += ["CPU", "PENDING-CAP", "MAX-PRIORITY", "MAX-RUN", "ORDER", "OWNERS"]
+        headers += ["PLACED", "CPU", "PENDING-CAP", "MAX-PRIORITY", "MAX-RUN", "ORDER", "OWNERS"]
     out = []
     for d in docs:
         pending = str(d["pendingJobs"]) + (f" ({d['neverRunnableJobs']} never)" if d["neverRunnableJobs"] else "")
         row = [d["name"], f"{d['weight']:g}", _n(d["heldAccelerators"]), f"{d['fairShareAccelerators']:.1f}",
-               _standing(d), pending, str(d["placedJobs"]), str(d["runningJobs"]), _age(d["oldestPendingSeconds"]),
-               _quota(d), _you(d)]
+               _standing(d), pending, str(d["runningJobs"]), _age(d["oldestPendingSeconds"]), _quota(d), _you(d)]
         if wide:
             cap = d["pendingLimit"]
-            row += [_n(d["heldCpuCores"]), f"{cap['used']}/{cap['limit']}", str(d["maxPriority"]),
+            row += [str(d["placedJobs"]), _n(d["heldCpuCores"]), f"{cap['used']}/{cap['limit']}", str(d["maxPriority"]),
                     f"{d['maxRunSeconds']}s" if d["maxRunSeconds"] else "-",
                     "owner-share" if d["ownerShare"] else "submission", str(d["own"]["owners"])]
         out.append(row)

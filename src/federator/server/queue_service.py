@@ -181,7 +181,8 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
         own = queues_pb2.OwnStanding(
             owner=owner, held_accelerators=mine[0] / MILLI, held_cpu_cores=mine[1] / 1000,
             pending_jobs=tally.mine[JobPhase.PENDING], placed_jobs=tally.mine[JobPhase.PLACED],
-            running_jobs=tally.mine[JobPhase.RUNNING], others_held_accelerators=others / MILLI,
+            running_jobs=tally.mine[JobPhase.PLACED] + tally.mine[JobPhase.RUNNING],
+            others_held_accelerators=others / MILLI,
             owners=len(tally.owners), owners_holding_less=holding_less(owner, tally.owners, tally.held),
             jobs_ahead=jobs_ahead(owner, tally.waiting, tally.held, by_share=qc.owner_share))
         return queues_pb2.QueueStanding(
@@ -189,8 +190,8 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
             weight=sample.queue_weight.get(q, qc.weight),
             held_accelerators=sample.queue_accelerators.get(q, 0.0), held_cpu_cores=tally.cpu_milli / 1000,
             fair_share_accelerators=fair, pending_jobs=sample.jobs.get((q, JobPhase.PENDING), 0),
-            placed_jobs=sample.jobs.get((q, JobPhase.PLACED), 0),
-            running_jobs=sample.jobs.get((q, JobPhase.RUNNING), 0),
+            placed_jobs=sample.jobs.get((q, JobPhase.PLACED), 0),  # running: holding room, as a Queue's runningJobs
+            running_jobs=sample.jobs.get((q, JobPhase.PLACED), 0) + sample.jobs.get((q, JobPhase.RUNNING), 0),
             never_runnable_jobs=sum(n for (name, _), n in sample.never_runnable.items() if name == q),
             oldest_pending_seconds=sample.oldest_pending.get(q, 0.0), quota=quota,
             pending_limit=_limit(submit_room.queue_pending(self.fed, q)),
