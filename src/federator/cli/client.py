@@ -110,10 +110,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
-                   help="fetch jobs (clusters, queues) N at a time, 1 to 1000 (default: the server's, 500)")
+                   help="fetch jobs (or clusters) N at a time, 1 to 1000 (default: the server's, 500)")
     job_list.add_arguments(g)
     _server(g)
     g.set_defaults(func=_get)
+    from federator.cli import queue_view  # `get queues` (cli/queue_view.py); here, as it imports this module
+
+    queue_view.within_get(g)
 
     c = sub.add_parser("cancel", help="cancel a job, or a queue's jobs (--queue)")
     c.add_argument("job", nargs="?", default="", help="job id, namespace/name, or name (a name in several "
@@ -580,13 +583,10 @@ def _take_back(args: argparse.Namespace, job_id: str) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
-    if (args.what in ("clusters", "queues") or args.name) and job_list.filtered(args):
+    if (args.what == "clusters" or args.name) and job_list.filtered(args):
         print("error: --phase, --owner, --namespace, --name-prefix, --since and --sort go with `get jobs` "
               "without a job name", file=sys.stderr)
         return 2
-    if args.what == "queues":  # QueueService.List (cli/queue_view.py)
-        from federator.cli import queue_view
-        return queue_view.get_queues(args)
     try:
         if args.what == "clusters":
             # documents carry the histograms (nodes_by_free); a table needs only the BASIC view

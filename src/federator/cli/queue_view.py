@@ -18,29 +18,43 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from federator.cli import job_list
 from federator.cli.certs import client_options
-from federator.cli.client import CALL_TIMEOUT, Target, _fail, options
+from federator.cli.client import CALL_TIMEOUT, _fail
 from federator.cli.exit_codes import Exit
 from federator.cli.output import dump, table
 from federator.security.tls import TlsError
+
+if TYPE_CHECKING:
+    from federator.security.tls import ClientOptions
 
 OLDER = ("the federator at {server} serves no queue standing: it is older than 0.14.0 (UNIMPLEMENTED); "
          "`federator whoami` lists your queues and their caps")
 
 
-def fetch(target: Target, *, queue: str = "", page_size: int = 0) -> list[dict[str, Any]]:
+def within_get(parser: argparse.ArgumentParser) -> None:
+    """Serve `get queues` from this module; every other `get` runs what the parser ran before (cli/client.py)."""
+    other: Callable[[argparse.Namespace], int] = parser.get_default("func")
+
+    def run(args: argparse.Namespace) -> int:
+        return get_queues(args) if args.what == "queues" else other(args)
+
+    parser.set_defaults(func=run)
+
+
+def fetch(opts: ClientOptions, *, queue: str = "", page_size: int = 0) -> list[dict[str, Any]]:
     """Every queue the caller may see (or `queue` alone), a page at a time, as plain documents (raises
     grpc.RpcError)."""
     from federator.api.v1 import queues_pb2, queues_pb2_grpc
 
     out: list[dict[str, Any]] = []
     token = ""
-    with options(target).channel() as ch:
+    with opts.channel() as ch:
         stub = queues_pb2_grpc.QueueServiceStub(ch)
         while True:
             resp = stub.List(queues_pb2.ListQueuesRequest(page_size=page_size, page_token=token, queue=queue),
@@ -137,6 +151,10 @@ def rows(docs: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list
 
 def get_queues(args: argparse.Namespace) -> int:
     """`federator get queues [NAME]`: the table, or every field as JSON or YAML."""
+    if job_list.filtered(args):
+        print("error: --phase, --owner, --namespace, --name-prefix, --since and --sort go with `get jobs` "
+              "without a job name", file=sys.stderr)
+        return Exit.USAGE
     name = args.name or args.queue
     if args.name and args.queue and args.name != args.queue:
         print(f"error: get queues: name {args.name!r} and --queue {args.queue!r} differ; give one", file=sys.stderr)
@@ -158,4 +176,4 @@ def get_queues(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["OLDER", "document", "fetch", "get_queues", "rows"]
+__all__ = ["OLDER", "document", "fetch", "get_queues", "rows", "within_get"]
