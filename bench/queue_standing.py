@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import logging
 import sys
@@ -64,6 +65,7 @@ def main() -> int:
         spec = dataclasses.replace(request.spec, queue=names[owner % args.queues])
         job_id = JobId(f"{spec.name}-{i:06x}")
         fed.jobs[job_id] = Job(job_id=job_id, spec=recorded_owner(spec, f"user{owner}"), submitted_at=1_000.0 + i)
+    gc.freeze()  # as `serve` does once the jobs are loaded (server/app.py): a collection walks none of them
     service = QueueService(Edge(fed, Authenticator(revocations=RevocationList(None)),
                                 authz=Authorizer(tenancy_from_document(doc))))
     admin = Principal("admin", frozenset(), "certificate", admin=True)

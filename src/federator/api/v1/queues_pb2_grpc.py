@@ -43,12 +43,13 @@ class QueueServiceStub:
     declares, and any other queue a job names;
     - any other user sees the declared queues they may submit to, exactly
     those WhoAmIResponse.queues lists (the policy's queue access, as Submit
-    decides it), and an undeclared queue only where one of their own jobs
-    is (a name they gave). Never another organisation's queue, by name or
-    in a figure; a queue seen is seen whole (its figures count every user's
-    jobs of it, as a Prometheus scrape does), but other users are never
-    named: QueueStanding.own compares the caller with the queue's other
-    owners only as counts and sums;
+    decides it), and an undeclared queue they may submit to only where
+    one of their own jobs is (a name they gave). Never another
+    organisation's queue, by name or in a figure; a queue seen is seen
+    whole (its figures count every user's jobs of it, as a Prometheus
+    scrape does), but other users are never named: QueueStanding.own
+    compares the caller with the queue's other owners only as counts and
+    sums;
     - a member cluster's certificate (a provider's) sees no queue:
     PERMISSION_DENIED, google.rpc.ErrorInfo metadata `rule` "provider".
     """
@@ -83,12 +84,13 @@ class QueueServiceServicer:
     declares, and any other queue a job names;
     - any other user sees the declared queues they may submit to, exactly
     those WhoAmIResponse.queues lists (the policy's queue access, as Submit
-    decides it), and an undeclared queue only where one of their own jobs
-    is (a name they gave). Never another organisation's queue, by name or
-    in a figure; a queue seen is seen whole (its figures count every user's
-    jobs of it, as a Prometheus scrape does), but other users are never
-    named: QueueStanding.own compares the caller with the queue's other
-    owners only as counts and sums;
+    decides it), and an undeclared queue they may submit to only where
+    one of their own jobs is (a name they gave). Never another
+    organisation's queue, by name or in a figure; a queue seen is seen
+    whole (its figures count every user's jobs of it, as a Prometheus
+    scrape does), but other users are never named: QueueStanding.own
+    compares the caller with the queue's other owners only as counts and
+    sums;
     - a member cluster's certificate (a provider's) sees no queue:
     PERMISSION_DENIED, google.rpc.ErrorInfo metadata `rule` "provider".
     """
@@ -162,12 +164,13 @@ class QueueService:
     declares, and any other queue a job names;
     - any other user sees the declared queues they may submit to, exactly
     those WhoAmIResponse.queues lists (the policy's queue access, as Submit
-    decides it), and an undeclared queue only where one of their own jobs
-    is (a name they gave). Never another organisation's queue, by name or
-    in a figure; a queue seen is seen whole (its figures count every user's
-    jobs of it, as a Prometheus scrape does), but other users are never
-    named: QueueStanding.own compares the caller with the queue's other
-    owners only as counts and sums;
+    decides it), and an undeclared queue they may submit to only where
+    one of their own jobs is (a name they gave). Never another
+    organisation's queue, by name or in a figure; a queue seen is seen
+    whole (its figures count every user's jobs of it, as a Prometheus
+    scrape does), but other users are never named: QueueStanding.own
+    compares the caller with the queue's other owners only as counts and
+    sums;
     - a member cluster's certificate (a provider's) sees no queue:
     PERMISSION_DENIED, google.rpc.ErrorInfo metadata `rule` "provider".
     """
