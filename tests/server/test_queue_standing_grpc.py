@@ -33,7 +33,7 @@ from federator.scheduler import Scheduler
 from federator.scheduler.policy import policy_from_document
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
-from federator.security.authz import Authorizer, tenancy_from_document
+from federator.security.authz import Authorizer, Principal, tenancy_from_document
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import cluster_files, server_files, user_files
 from federator.server.federator import Federator
@@ -43,7 +43,7 @@ from federator.server.queue_service import QueueService
 from federator.server.services import ClusterService, JobService
 from federator.store import SqliteJobStore
 
-from builders import cluster, pool
+from builders import cluster, job, pool
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 POLICY = """
@@ -304,3 +304,21 @@ def test_the_cli_shows_the_table_and_says_plainly_when_the_federator_is_older(
     assert asyncio.run(main(queues=False)) == (1, 1, 1)  # a federator before 0.14.0
     _, err = capsys.readouterr()
     assert "older than 0.14.0 (UNIMPLEMENTED)" in err and "Traceback" not in err
+
+
+def test_a_queue_the_tenancy_declares_before_the_scheduler_knows_it_gets_its_share_by_the_same_rule() -> None:
+    """A queue declared to the tenancy policy alone (a Queue object the scheduler has not taken yet) has no metric
+    series: its share is what it would get were it to ask now, as an idle queue's metric says."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0,
+                    scheduler=Scheduler(policy_from_document(yaml.safe_load(POLICY))))
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.report(rec, cluster("east-1", "east", pool(H100, nodes=3)).capacity)
+    tenancy = tenancy_from_document(yaml.safe_load(POLICY)).with_queues({}, {}, declared=["newcomer"])
+    fed.submit(job("waits", gpus=8, models=(H100,), queue="acme"))
+    service = QueueService(ClusterService(fed, Authenticator(), authz=Authorizer(tenancy)))
+    root = Principal("root", frozenset(), "certificate", admin=True)
+    shares = {q.name: q.fair_share_accelerators for q in service.answer(root, queue="", size=10, after="").queues}
+    # acme has work, so all 24 are its share; an idle queue's is its weight over acme's and its own (newcomer:
+    # defaultQueue's weight, 1), as globex's metric says
+    assert shares == {"acme": 24.0, "globex": 6.0, "newcomer": 6.0}
+    assert fed.sample().queue_fair_share["globex"] == 6.0 and "newcomer" not in fed.sample().queue_fair_share

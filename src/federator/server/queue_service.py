@@ -150,7 +150,13 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
         page, more = names[:size], len(names) > size
         tallies = _tallies(fed.jobs.values(), set(page), owner)
         fleet = fleet_of(fed.snapshot())
-        rows = [self.standing(q, sample, tallies[q], owner, fleet) for q in page]
+        shares = sample.queue_fair_share
+        missing = [q for q in page if q not in shares]  # declared, with no series yet: their share by the same rule
+        if missing:
+            active = {name for (name, phase), n in sample.jobs.items()
+                      if n and (phase == JobPhase.PENDING or JobPhase(phase).is_active)}
+            shares = {**shares, **fair_shares(fed.scheduler.config, missing, active, fleet)}
+        rows = [self.standing(q, sample, tallies[q], owner, shares[q]) for q in page]
         return queues_pb2.ListQueuesResponse(
             queues=rows, next_page_token=encode_token("q", page[-1], queue, bound=bound(who.user)) if more else "",
             sampled_at=now, fleet_accelerators=fleet,
@@ -165,16 +171,11 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
         own = {j.spec.queue for j in self.fed.jobs.in_order(owner=who.user)}  # the owner's index: theirs alone
         return {q for q in declared | own if isinstance(self.authz.submit(who, q), Allowed)}
 
-    def standing(self, q: str, sample: StateSample, tally: _Tally, owner: str, fleet: float
+    def standing(self, q: str, sample: StateSample, tally: _Tally, owner: str, fair: float
                  ) -> queues_pb2.QueueStanding:
         """One queue's row: the sample's figures (the metrics'), its caps, and `owner`'s standing in it."""
         config = self.fed.scheduler.config
         qc = config.queue(q)
-        fair = sample.queue_fair_share.get(q)
-        if fair is None:  # declared by a Queue object or the tenancy policy alone: no series yet, the same rule
-            active = {name for (name, phase), n in sample.jobs.items()
-                      if n and (phase == JobPhase.PENDING or JobPhase(phase).is_active)}
-            fair = fair_shares(config, [q], active, fleet)[q]
         quota = queues_pb2.QueueQuota(accelerators=[
             queues_pb2.AcceleratorQuota(model=m, accelerators=milli / MILLI)
             for m, milli in sorted(qc.quota.accelerator_milli.items())])
