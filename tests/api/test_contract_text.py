@@ -49,7 +49,7 @@ def _rpc_comments(block: str) -> dict[str, str]:
 
 def _every_rpc() -> list[tuple[str, str, str]]:
     rpcs = []
-    for name in ("jobs.proto", "usage.proto"):
+    for name in ("jobs.proto", "usage.proto", "queues.proto"):
         for service, block in _services((PROTOS / name).read_text()).items():
             rpcs += [(service, rpc, comment) for rpc, comment in _rpc_comments(block).items()]
     return rpcs
@@ -60,7 +60,7 @@ def test_every_rpc_of_the_user_api_says_whether_a_retry_is_safe() -> None:
     QA, portal M3). Each says "Retry:" and the shared rules are in jobs.proto's "Calling this API"."""
     rpcs = _every_rpc()
     services = {service for service, _, _ in rpcs}
-    assert {"JobService", "ClusterService", "UsageService"} <= services, services
+    assert {"JobService", "ClusterService", "UsageService", "QueueService"} <= services, services
     assert {("JobService", r) for r in ("Submit", "Get", "List", "Cancel", "Scale", "Watch")} <= \
         {(s, r) for s, r, _ in rpcs}
     silent = [f"{service}.{rpc}" for service, rpc, comment in rpcs if "Retry:" not in comment]

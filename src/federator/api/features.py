@@ -6,7 +6,7 @@ silently, so an option the user chose was ignored (outside portal QA, M4).
 A client tests these names instead and hides what is missing.
 
 Naming: `area.feature`, lower case (`jobs.`, `clusters.`, `usage.`,
-`identity.`, `watch.`, `list.`). A name is added with the change that serves
+`identity.`, `queues.`, `watch.`, `list.`). A name is added with the change that serves
 the feature (add a constant here and put it in `FEATURES`); it is never
 renamed nor reused for something else, and removed only with the feature.
 """
@@ -28,6 +28,7 @@ CLUSTERS_DRAIN_DRY_RUN = "clusters.drain_dry_run"  # DrainClusterRequest.dry_run
 CLUSTERS_DRAIN_SURGE_SECONDS = "clusters.drain_surge_seconds"  # DrainClusterRequest.surge_seconds, per drain
 CLUSTERS_FORGET = "clusters.forget"  # ClusterService.Forget
 USAGE = "usage.get"  # UsageService.Get
+QUEUES_LIST = "queues.list"  # QueueService.List: each queue's standing (federator get queues), since 0.14.0
 IDENTITY_WHOAMI = "identity.whoami"  # IdentityService.WhoAmI
 IDENTITY_DELEGATION = "identity.delegation"  # x-federator-on-behalf-of (tenancy.delegates)
 
@@ -36,7 +37,7 @@ FEATURES: tuple[str, ...] = (
     JOBS_CANCEL_BULK, JOBS_LOGS,
     CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET, CLUSTERS_DRAIN_DRY_RUN,
     CLUSTERS_DRAIN_SURGE_SECONDS,
-    USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION,
+    USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION, QUEUES_LIST,
 )
 """Every feature served, in the order WhoAmI lists them."""
 
@@ -44,4 +45,4 @@ __all__ = ["CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_DRAIN_DRY_RUN", "CLUST
            "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
            "IDENTITY_DELEGATION",
            "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_LIST_FILTERS", "JOBS_LOGS", "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
-           "JOBS_SCALE", "JOBS_WATCH", "JOBS_WATCH_RESUME", "USAGE"]
+           "JOBS_SCALE", "JOBS_WATCH", "JOBS_WATCH_RESUME", "QUEUES_LIST", "USAGE"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from federator.cli import bulk_cancel, calls, cancel, get, job_list, scale, submit, watch
+from federator.cli import bulk_cancel, calls, cancel, get, job_list, queue_view, scale, submit, watch
 from federator.cli.arg_types import seconds
 from federator.cli.calls import CALL_TIMEOUT, DEFAULT_SERVER, connect, server_arguments
 
@@ -45,10 +45,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     server_arguments(s)
     s.set_defaults(func=submit.run)
 
-    g = sub.add_parser("get", help="list jobs or clusters")
-    g.add_argument("what", choices=["jobs", "job", "clusters"], help="what to list")
+    g = sub.add_parser("get", help="list jobs, clusters or queues")
+    g.add_argument("what", choices=["jobs", "job", "clusters", "queues"], help="what to list")
     g.add_argument("name", nargs="?", help="one job: its id, namespace/name, or its name (the newest job of that "
-                   "name; a name in several namespaces is refused, listing them); or one cluster, by its name")
+                   "name; a name in several namespaces is refused, listing them); or one cluster or queue by name")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=get.page_size, default=0, metavar="N",
@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     job_list.add_arguments(g)
     server_arguments(g)
     g.set_defaults(func=get.run)
+    queue_view.within_get(g)  # `get queues` (cli/queue_view.py)
 
     c = sub.add_parser("cancel", help="cancel a job, or a queue's jobs (--queue)")
     c.add_argument("job", nargs="?", default="", help="job id, namespace/name, or name (a name in several "

@@ -16,7 +16,7 @@ import grpc
 
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.accounting.retention import UsagePruner, UsageRetention
-from federator.api.v1 import agent_pb2_grpc, identity_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
+from federator.api.v1 import agent_pb2_grpc, identity_pb2_grpc, jobs_pb2_grpc, queues_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.keepalive import SERVER_PING_POLICY
 from federator.listen import ListenError
@@ -45,6 +45,7 @@ from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
 from federator.server.policy_file import PolicyFile, PolicyFileError
 from federator.server.policy_use import use_policy
+from federator.server.queue_service import QueueService
 from federator.server.refusals import DEFAULT_MAX_REFUSALS
 from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
@@ -422,6 +423,7 @@ async def serve(opts: ServeOptions) -> None:
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityService(cluster_service, kube=kube is not None),
                                                             server)
+    queues_pb2_grpc.add_QueueServiceServicer_to_server(QueueService(cluster_service), server)
     health_servicer = await add_health(server, reflect=opts.reflection)
     port, token_port = _bind(server, opts, served)
     await server.start()

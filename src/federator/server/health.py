@@ -17,10 +17,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from federator.api.v1 import agent_pb2, identity_pb2, jobs_pb2, usage_pb2
+from federator.api.v1 import agent_pb2, identity_pb2, jobs_pb2, queues_pb2, usage_pb2
 
 SERVICE_NAMES: tuple[str, ...] = tuple(
-    svc.full_name for module in (agent_pb2, jobs_pb2, usage_pb2, identity_pb2)
+    svc.full_name for module in (agent_pb2, jobs_pb2, usage_pb2, identity_pb2, queues_pb2)
     for svc in module.DESCRIPTOR.services_by_name.values()
 )
 """Every federator service by its full name, as health checks and reflection name them."""
