@@ -18,6 +18,7 @@ from federator.model.cluster import (
     pool_unit,
 )
 from federator.model.job import (
+    Hold,
     Job,
     JobId,
     JobKind,
@@ -67,6 +68,7 @@ __all__ = [
     "partition_worth",
     "pool_unit",
     "AcceleratorPool",
+    "Hold",
     "Job",
     "JobId",
     "JobKind",
