@@ -97,6 +97,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--max-request-bytes", type=_request_bytes, default=MAX_REQUEST_BYTES, metavar="BYTES",
                    help="the largest job the CLI sends: the federator's --max-message-bytes, if its operator "
                         "raised it (default %(default)s)")
+    s.add_argument("--hold", action="store_true",
+                   help="submit the jobs held: each waits, never placed, until `federator release` (a job file's "
+                        "spec.held: true does the same for its job; cli/hold.py)")
     s.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="the federator operator's accelerator catalog file, so job files may name the resources of "
                         "vendors it adds; without it the CLI leaves vendors it does not know to the federator")
@@ -246,7 +249,7 @@ def read_specs(paths: list[Path]) -> list[JobSpec]:
     return [spec for spec, _ in read_sources(paths)]
 
 
-def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
+def read_sources(paths: list[Path], *, held: list[bool] | None = None) -> list[tuple[JobSpec, str]]:
     """Every job of the files named, with where it came from (`FILE`, or `FILE: document N (NAME)` for a file
     of several), all parsed before any is submitted: nothing is sent if any file is bad, or if two jobs surely
     share a name.
@@ -260,7 +263,7 @@ def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
     first: dict[tuple[str, ...], str] = {}
     twins: list[FieldProblem] = []
     for path in job_paths(paths):
-        found = load_job_files(path)
+        found = load_job_files(path, held=held)  # each job's spec.held, if asked (cli/hold.py)
         for i, spec in enumerate(found):
             name = source_name(path)  # `-`: `<stdin>`
             where = name if len(found) == 1 else f"{name} document {i + 1}"
@@ -507,10 +510,13 @@ def _submit(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         print(f"error: --accelerator-catalog: {exc}", file=sys.stderr)
         return 2
+    held: list[bool] = []
     try:
         with client_view(view):
-            sources = read_sources(args.filename)
+            sources = read_sources(args.filename, held=held)
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
+        for request, hold in zip(requests, held, strict=True):
+            request.hold = args.hold or hold
     except (JobFileError, RequestIdError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if len(args.filename) > 1 or any(p.is_dir() for p in args.filename):
@@ -535,13 +541,19 @@ def _submit(args: argparse.Namespace) -> int:
             if reply.replayed:  # this file's request was answered before: the same job
                 hint = "; --run-again runs it again" if job.phase.is_terminal else ""
                 print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}", flush=True)
+            elif requests[done].hold and job.hold is None:  # a federator before 0.14.0 knows no hold: it would run
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not hold it (one older than "
+                      f"0.14.0 does not know holds), so it is not kept: {_take_back(args, job.job_id)}",
+                      file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
             elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused
                 print(f"error: {sources[done][1]}: --strict: job {job.job_id} drew {len(reply.warnings)} "
                       f"warning(s) (above), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
             else:
-                print(f"job {job.job_id} submitted ({what})", flush=True)
+                print(f"job {job.job_id} submitted{' held' if job.hold else ''} ({what})", flush=True)
             done += 1
     except (grpc.RpcError, TlsError) as err:
         if isinstance(err, TlsError):
