@@ -173,7 +173,7 @@ def load_job_files(path: Path, *, held: list[bool] | None = None) -> list[JobSpe
     Whatever the file holds, the outcome is specs or one JobFileError naming
     the file and the problem (never a traceback): unreadable, not UTF-8 text,
     not YAML, nested too deep, or not a FederatedJob. `held`, if given, gets
-    each job's spec.held (`held_in`), in order: the file is read once (it may be
+    each job's spec.held (`held_of`), in order: the file is read once (it may be
     standard input).
     """
     name = source_name(path)  # `-` is standard input, said `<stdin>` (jobsource.py)
@@ -206,7 +206,7 @@ def parse_job_documents(text: str, *, source: str = "", held: list[bool] | None 
     if not docs:
         raise JobFileError([FieldProblem("document", "is empty")], source)
     if held is not None:
-        held.extend(held_in(doc) for doc in docs)
+        held.extend(held_of(doc) for doc in docs)
     if len(docs) == 1:
         return [parse_job(docs[0], source=source)]
     # Several documents: every bad one is named, by its place in the file and its name, in one error, so
@@ -238,7 +238,7 @@ def _more_documents(text: str) -> bool:
     return "\n---" in text
 
 
-def held_in(doc: object) -> bool:
+def held_of(doc: object) -> bool:
     """Whether a job document asks to be held (spec.held: true, server/job_holds.py): not part of the JobSpec, since
     a hold is the job's state, not what it asks to run; `federator submit` sends it as SubmitRequest.hold, and in
     Kubernetes mode the FederatedJob's spec.held holds and releases the job (backends/kube/controller.py)."""
@@ -427,7 +427,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("spec.preemptible", f"must be true or false, got {shown(preemptible)}")
         preemptible = False
 
-    if not isinstance(spec.get("held", False), bool):  # read by held_in (the job itself is no different held)
+    if not isinstance(spec.get("held", False), bool):  # read by held_of (the job itself is no different held)
         bad("spec.held", f"must be true or false, got {shown(spec.get('held'))}")
 
     max_run = spec.get("maxRunSeconds", 0)
