@@ -70,12 +70,12 @@ class JobServiceStub:
     (rule queue-namespaces) naming metadata.namespace and the namespaces the
     caller may use, admins excepted. The answer depends on the policy only,
     never on which jobs exist. A single-tenant policy binds no namespace.
-    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    - Get, Cancel, Scale, Hold, Release, Watch of one job: a job the caller may not see (not
     theirs, not shared with them through a group of the policy; admins see
     every job) is answered NOT_FOUND, in the same words as a job nobody has,
     so a guessed name or id confirms nothing. A job the caller may see but
-    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
-    Scale, naming the rule. List and Watch of every job return only the jobs
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel,
+    Scale, Hold and Release, naming the rule. List and Watch of every job return only the jobs
     the caller may see.
     """
 
@@ -180,12 +180,12 @@ class JobServiceServicer:
     (rule queue-namespaces) naming metadata.namespace and the namespaces the
     caller may use, admins excepted. The answer depends on the policy only,
     never on which jobs exist. A single-tenant policy binds no namespace.
-    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    - Get, Cancel, Scale, Hold, Release, Watch of one job: a job the caller may not see (not
     theirs, not shared with them through a group of the policy; admins see
     every job) is answered NOT_FOUND, in the same words as a job nobody has,
     so a guessed name or id confirms nothing. A job the caller may see but
-    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
-    Scale, naming the rule. List and Watch of every job return only the jobs
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel,
+    Scale, Hold and Release, naming the rule. List and Watch of every job return only the jobs
     the caller may see.
     """
 
@@ -559,12 +559,12 @@ class JobService:
     (rule queue-namespaces) naming metadata.namespace and the namespaces the
     caller may use, admins excepted. The answer depends on the policy only,
     never on which jobs exist. A single-tenant policy binds no namespace.
-    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    - Get, Cancel, Scale, Hold, Release, Watch of one job: a job the caller may not see (not
     theirs, not shared with them through a group of the policy; admins see
     every job) is answered NOT_FOUND, in the same words as a job nobody has,
     so a guessed name or id confirms nothing. A job the caller may see but
-    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
-    Scale, naming the rule. List and Watch of every job return only the jobs
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel,
+    Scale, Hold and Release, naming the rule. List and Watch of every job return only the jobs
     the caller may see.
     """
 
