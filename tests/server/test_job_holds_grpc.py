@@ -168,3 +168,24 @@ def test_a_cycle_deciding_when_the_hold_comes_does_not_place_the_job(tmp_path: P
         fed.store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_watcher_of_the_job_is_told_when_it_is_held_and_released(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs:
+            job = (await jobs.Submit(submit("watched"))).job
+            stream = jobs.Watch(jobs_pb2.WatchJobsRequest(job_id=job.job_id))
+            first = await asyncio.wait_for(stream.read(), A_WHILE)
+            assert not first.HasField("hold")
+            await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=job.job_id))
+            held = await asyncio.wait_for(stream.read(), A_WHILE)
+            assert held.hold.by == "anonymous" and held.pending_reason.code == "Held"
+            await jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=job.job_id))
+            released = await asyncio.wait_for(stream.read(), A_WHILE)
+            assert not released.HasField("hold") and released.pending_reason.code == "Waiting"
+            stream.cancel()
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())

@@ -20,7 +20,8 @@ never costs work that runs, and stopping is what Cancel does. Both verbs are ide
 or a job not held released, is answered unchanged; an admin's hold over an owner's hold makes it an admin's.
 
 The hold takes effect in memory before its write (the job is then no cycle's candidate) and is undone if the
-write fails; the call answers only once it is durable. A release is stored first, as a Cancel is
+write fails; the call answers only once it is durable. A Watch may so show a hold the store then refused, and
+then its undo: the job as it is, each time. A release is stored first, as a Cancel is
 (server/cancelling.py), and only then does the job become a candidate: a release that was not stored never lets
 a job run.
 """
