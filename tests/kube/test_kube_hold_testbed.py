@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from federator.backends.kube.api import FEDERATED_JOBS
-from federator.model import JobPhase, ReasonCode
+from federator.jobfile import parse_job
+from federator.model import Hold, JobPhase, ReasonCode
 from federator.server.job_holds import Actor, hold
 
 from kube_support import Testbed, controller_running, host_bed
@@ -85,6 +86,15 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
             assert later.hold is not None and later.hold.admin
             fx.fed.schedule_once()
             assert later.phase is JobPhase.PENDING
+
+            # Submitted held over the API (SubmitRequest.hold): its FederatedJob is made with spec.held: true, and
+            # the controller, reading it, finds no change to make.
+            api_job = fx.fed.intake.submit(parse_job(yaml.safe_load(document("step-4"))), hold=Hold("alice", 1.0))
+            obj = fx.api.get(FEDERATED_JOBS, "step-4", NAMESPACE)
+            assert obj["spec"]["held"] is True and obj["status"]["hold"]["by"] == "alice"
+            await until(lambda: observed(fx, "step-4"))
+            assert api_job.hold is not None and api_job.pending_reason is not None
+            assert api_job.pending_reason.code is ReasonCode.HELD
 
     async def after_restart() -> None:
         async with controller_running(host, NAMESPACE) as fx:
