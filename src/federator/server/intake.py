@@ -337,7 +337,9 @@ class Intake:
         if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(unknown)
-        pending = fed.cycles.pending_count + self.arriving
+        # A held job is no cycle's candidate, yet it is pending and kept (server/job_holds.py): the exact per-queue
+        # count holds it (and the jobs arriving), so held jobs cannot take the federator past its cap.
+        pending = max(fed.cycles.pending_count + self.arriving, len(fed.cycles.by_queue))
         if pending >= fed.limits.max_pending_jobs:
             self._reject(RejectReason.QUEUE_FULL)
             retry = fed.limits.queue_full_retry_seconds

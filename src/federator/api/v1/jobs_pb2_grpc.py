@@ -320,8 +320,8 @@ class JobServiceServicer:
         and when, and Job.hold set; it asks for no room: the scheduler never
         places it, it holds no reservation, and it weighs in no queue's or
         owner's fair share. It still counts toward the pending-job caps a Submit
-        meets (--max-pending-jobs-per-user, a queue's maxPendingJobs): kept, it
-        is still waiting work. A hold is stored with the job (a restart keeps
+        meets (--max-pending-jobs, --max-pending-jobs-per-user, a queue's
+        maxPendingJobs): kept, it is still waiting work. A hold is stored with the job (a restart keeps
         it; in Kubernetes mode it is the FederatedJob's spec.held) and answered
         once durable. SubmitRequest.hold submits a job held from the start.
         Who may: whoever may Cancel the job (its owner, a group member with
