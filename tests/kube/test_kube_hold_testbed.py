@@ -17,7 +17,7 @@ import yaml
 
 from federator.backends.kube.api import FEDERATED_JOBS
 from federator.jobfile import parse_job
-from federator.model import Hold, JobPhase, ReasonCode
+from federator.model import JobHold, JobPhase, ReasonCode
 from federator.server.job_holds import Actor, hold
 
 from kube_support import Testbed, controller_running, host_bed
@@ -89,7 +89,7 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
 
             # Submitted held over the API (SubmitRequest.hold): its FederatedJob is made with spec.held: true, and
             # the controller, reading it, finds no change to make.
-            api_job = fx.fed.intake.submit(parse_job(yaml.safe_load(document("step-4"))), hold=Hold("alice", 1.0))
+            api_job = fx.fed.intake.submit(parse_job(yaml.safe_load(document("step-4"))), hold=JobHold("alice", 1.0))
             obj = fx.api.get(FEDERATED_JOBS, "step-4", NAMESPACE)
             assert obj["spec"]["held"] is True and obj["status"]["hold"]["by"] == "alice"
             await until(lambda: observed(fx, "step-4"))

@@ -16,8 +16,8 @@ from federator.model import (
     AcceleratorAlternative,
     AcceleratorPool,
     ClusterCapacity,
-    Hold,
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -186,7 +186,7 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message, generation=pb.generation,
         started_at=pb.started_at, ran_seconds=pb.ran_seconds,
         waiting_since=pb.waiting_since,
-        hold=Hold(by=pb.hold.by, at=pb.hold.at, admin=pb.hold.admin) if pb.HasField("hold") else None,
+        hold=JobHold(by=pb.hold.by, at=pb.hold.at, admin=pb.hold.admin) if pb.HasField("hold") else None,
     )
 
 

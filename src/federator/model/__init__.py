@@ -18,8 +18,8 @@ from federator.model.cluster import (
     pool_unit,
 )
 from federator.model.job import (
-    Hold,
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -68,7 +68,7 @@ __all__ = [
     "partition_worth",
     "pool_unit",
     "AcceleratorPool",
-    "Hold",
+    "JobHold",
     "Job",
     "JobId",
     "JobKind",

@@ -251,7 +251,7 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
-class Hold:
+class JobHold:
     """Who held a Pending job, and when (unix seconds): while a job carries one it is never placed and asks for no
     room (server/job_holds.py). `admin`: an admin held another user's job, and only an admin releases it (as
     Slurm's administrator hold); an owner's hold its owner, a group member with jobs: manage, or an admin releases."""
@@ -288,7 +288,7 @@ class Job:
     # (`waited`), not from submission (outside QA). Stored with the job; placed_at keeps its meaning.
     waiting_since: float = 0.0
     # Held from placement until released (None: not held); only a Pending job is ever held. Stored with the job.
-    hold: Hold | None = None
+    hold: JobHold | None = None
 
     @property
     def clusters(self) -> list[str]:

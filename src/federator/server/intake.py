@@ -41,7 +41,7 @@ from federator.jobfile import (
     spec_to_document,
 )
 from federator.jsontext import JsonTextError, load_json
-from federator.model import Hold, Job, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
+from federator.model import Job, JobHold, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
 from federator.scheduler import SchedulerConfig
 from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
 from federator.security.delegates import Budget, Delegate, budget
@@ -218,7 +218,7 @@ class Intake:
 
     # -- submit ---------------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, *, request_id: str = "", hold: Hold | None = None) -> Job:
+    def submit(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None) -> Job:
         """Accept a job: stored before this returns.
 
         With a request id (or a spec carrying the request-id annotation), a
@@ -237,7 +237,7 @@ class Intake:
             self._accepted(job)
         return job
 
-    async def submit_async(self, spec: JobSpec, *, request_id: str = "", hold: Hold | None = None) -> Job:
+    async def submit_async(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None) -> Job:
         """`submit` for the gRPC edge: the write joins a group commit, and the loop serves others meanwhile.
 
         The job is reserved (its name and request id taken) before the write,
@@ -274,7 +274,7 @@ class Intake:
         if not write.cancelled() and write.exception() is not None and not isinstance(write.exception(), StoreError):
             log.warning("a submitted job's write failed: %s", write.exception())
 
-    def _admit(self, spec: JobSpec, request_id: str, hold: Hold | None = None) -> tuple[Job, bool]:
+    def _admit(self, spec: JobSpec, request_id: str, hold: JobHold | None = None) -> tuple[Job, bool]:
         """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
         fed = self.fed
         spec = self._with_request_id(spec, request_id)

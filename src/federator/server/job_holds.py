@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from federator.model import Hold, Job, JobPhase, Reason, ReasonCode
+from federator.model import Job, JobHold, JobPhase, Reason, ReasonCode
 from federator.store.errors import StoreUnavailable
 from federator.store.group_commit import freeze
 from federator.timestamps import utc_seconds
@@ -64,7 +64,7 @@ class Actor:
     admin: bool = False
 
 
-def held_reason(hold: Hold) -> Reason:
+def held_reason(hold: JobHold) -> Reason:
     """A held job's pending reason: who held it, when, and who may let it go."""
     who = f"admin {hold.by}" if hold.admin else hold.by
     release = "an admin releases it" if hold.admin else "`federator release` lets it be placed"
@@ -82,7 +82,7 @@ def refusal(job: Job) -> HoldRefused | None:
                                                 f"{what}")
 
 
-def _same_or_stronger(held: Hold | None, actor: Actor) -> bool:
+def _same_or_stronger(held: JobHold | None, actor: Actor) -> bool:
     return held is not None and (held.admin or not actor.admin)
 
 
@@ -94,7 +94,7 @@ def hold(fed: Federator, job: Job, actor: Actor) -> Job:
         raise problem
     if _same_or_stronger(job.hold, actor):
         return job
-    new = Hold(by=actor.user, at=fed.clock(), admin=actor.admin)
+    new = JobHold(by=actor.user, at=fed.clock(), admin=actor.admin)
     was = _take(fed, job, new)
     try:
         fed.journal.write([job])
@@ -111,7 +111,7 @@ async def hold_async(fed: Federator, job: Job, actor: Actor) -> Job:
         raise problem
     if _same_or_stronger(job.hold, actor):
         return job
-    new = Hold(by=actor.user, at=fed.clock(), admin=actor.admin)
+    new = JobHold(by=actor.user, at=fed.clock(), admin=actor.admin)
     was = _take(fed, job, new)
     try:
         await fed.journal.commit([job])  # the live state, held: a later write of the job holds it too
@@ -121,7 +121,7 @@ async def hold_async(fed: Federator, job: Job, actor: Actor) -> Job:
     return job
 
 
-def _take(fed: Federator, job: Job, new: Hold) -> tuple[Hold | None, Reason | None]:
+def _take(fed: Federator, job: Job, new: JobHold) -> tuple[JobHold | None, Reason | None]:
     """The hold takes effect: the job leaves the cycle's candidates (`partial.owes`) and its parking, and is no
     longer asked for its reason group (server/reason_refresh.py). What it had before, for `_undo`."""
     was = (job.hold, job.pending_reason)
@@ -133,7 +133,7 @@ def _take(fed: Federator, job: Job, new: Hold) -> tuple[Hold | None, Reason | No
     return was
 
 
-def _undo(fed: Federator, job: Job, new: Hold, was: tuple[Hold | None, Reason | None]) -> None:
+def _undo(fed: Federator, job: Job, new: JobHold, was: tuple[JobHold | None, Reason | None]) -> None:
     """A hold whose write failed: the job is as it was (unless something else changed its hold meanwhile)."""
     if job.hold is not new:
         return
@@ -160,7 +160,7 @@ def _released(fed: Federator, job: Job, actor: Actor) -> Job | None:
     return out
 
 
-def _let_go(fed: Federator, job: Job, stored: Job, held: Hold, *, newest: bool) -> Job:
+def _let_go(fed: Federator, job: Job, stored: Job, held: JobHold, *, newest: bool) -> Job:
     """The stored release takes effect: a candidate of the next cycle, in its place. If the job changed meanwhile
     (cancelled, or held anew), it is answered as it is."""
     if fed.jobs.get(job.job_id) is not job or job.hold is not held:
@@ -198,10 +198,10 @@ async def release_async(fed: Federator, job: Job, actor: Actor) -> Job:
     return _let_go(fed, job, stored, held, newest=newest)
 
 
-def hold_at_submit(fed: Federator, user: str) -> Hold:
+def hold_at_submit(fed: Federator, user: str) -> JobHold:
     """The hold a `submit --hold` (SubmitRequest.hold, a FederatedJob made with spec.held) gives its job: its
     owner's, from its first write."""
-    return Hold(by=user, at=fed.clock())
+    return JobHold(by=user, at=fed.clock())
 
 
 __all__ = ["Actor", "HoldProblem", "HoldRefused", "held_reason", "hold", "hold_async", "hold_at_submit",

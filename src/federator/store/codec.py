@@ -18,8 +18,8 @@ from typing import Any
 
 from federator.model import (
     AcceleratorAlternative,
-    Hold,
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -141,10 +141,10 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
     )
 
 
-def _hold(doc: dict[str, Any] | None) -> Hold | None:
+def _hold(doc: dict[str, Any] | None) -> JobHold | None:
     if not doc:
         return None
-    return Hold(by=str(doc.get("by", "")), at=float(doc.get("at", 0.0)), admin=bool(doc.get("admin", False)))
+    return JobHold(by=str(doc.get("by", "")), at=float(doc.get("at", 0.0)), admin=bool(doc.get("admin", False)))
 
 
 def _reason(doc: dict[str, Any] | None) -> Reason | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from federator.jobfile import held_of
-from federator.model import Hold, JobId
+from federator.model import JobHold, JobId
 from federator.server.job_holds import Actor, HoldRefused, hold, release
 
 if TYPE_CHECKING:
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from federator.server.federator import Federator
 
 
-def namespace_hold(fed: Federator, namespace: str) -> Hold:
+def namespace_hold(fed: Federator, namespace: str) -> JobHold:
     """The hold of a FederatedJob made with spec.held: true: its namespace's (the job's owner in Kubernetes mode)."""
-    return Hold(by=f"namespace {namespace}", at=fed.clock())
+    return JobHold(by=f"namespace {namespace}", at=fed.clock())
 
 
 class SpecHolds:

@@ -20,8 +20,8 @@ from federator.model import (
     MILLI,
     ClusterCapacity,
     ClusterState,
-    Hold,
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -337,11 +337,11 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
     )
 
 
-def _hold(raw: object) -> Hold | None:
+def _hold(raw: object) -> JobHold | None:
     """A status's hold (Job.hold); None where there is none (not held, or a status from before 0.14.0)."""
     if not isinstance(raw, Mapping):
         return None
-    return Hold(by=str(raw.get("by") or ""), at=parse_timestamp(raw.get("at")), admin=raw.get("admin") is True)
+    return JobHold(by=str(raw.get("by") or ""), at=parse_timestamp(raw.get("at")), admin=raw.get("admin") is True)
 
 
 # -- MemberCluster ------------------------------------------------------------
