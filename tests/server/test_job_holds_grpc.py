@@ -139,6 +139,11 @@ def test_a_running_job_is_not_held_and_runs_on(tmp_path: Path) -> None:
                 await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=job.job_id))
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "is Cancelled: only a Pending job may be held; it has ended" in (err.value.details() or "")
+            held = (await jobs.Submit(submit("held-then-cancelled", hold=True))).job
+            await jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=held.job_id))
+            ended = await jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=held.job_id))  # ended: answered as it is
+            assert ended.phase == types_pb2.JOB_PHASE_CANCELLED and ended.HasField("hold")
+            assert ended.message == "cancelled by user"
         fed.store.close()
 
     asyncio.run(scenario())

@@ -148,7 +148,7 @@ def _released(fed: Federator, job: Job, actor: Actor) -> Job | None:
     """The released copy to store, None when there is no hold to release; HoldRefused for an admin's hold that
     `actor` (not an admin) may not release."""
     held = job.hold
-    if held is None:
+    if held is None or job.phase is not JobPhase.PENDING:  # a job cancelled while held keeps the hold it ended under
         return None
     if held.admin and not actor.admin:
         raise HoldRefused(HoldProblem.ADMIN_HOLD, f"job {job.job_id} was held by admin {held.by} at "

@@ -349,8 +349,9 @@ class JobServiceServicer:
         lets the job run. Who may: whoever may Cancel the job; an admin hold
         (JobHold.admin) only an admin: PERMISSION_DENIED for its owner, naming
         who held it and when (rule admin-hold). Audited as `release`.
-        Idempotent: a job that is not held (never held, released, placed,
-        finished) is answered as it is, unchanged, with OK. Errors:
+        Idempotent: a job that is not held (never held, released, placed) or
+        has finished (one cancelled while held keeps its Job.hold) is answered
+        as it is, unchanged, with OK. Errors:
         INVALID_ARGUMENT for an empty job_id; NOT_FOUND as for Get;
         PERMISSION_DENIED as above; FAILED_PRECONDITION for an ambiguous bare
         name; UNAVAILABLE when the store did not take the write: the job stays
