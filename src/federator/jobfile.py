@@ -167,12 +167,14 @@ def job_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def load_job_files(path: Path) -> list[JobSpec]:
+def load_job_files(path: Path, *, held: list[bool] | None = None) -> list[JobSpec]:
     """Every FederatedJob in a file (several YAML documents may share one file).
 
     Whatever the file holds, the outcome is specs or one JobFileError naming
     the file and the problem (never a traceback): unreadable, not UTF-8 text,
-    not YAML, nested too deep, or not a FederatedJob.
+    not YAML, nested too deep, or not a FederatedJob. `held`, if given, gets
+    each job's spec.held (`held_of`), in order: the file is read once (it may be
+    standard input).
     """
     name = source_name(path)  # `-` is standard input, said `<stdin>` (jobsource.py)
     try:
@@ -186,10 +188,10 @@ def load_job_files(path: Path) -> list[JobSpec]:
         raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], name) from exc
     except ValueError as exc:  # not UTF-8 text: read_job_text says which byte
         raise JobFileError([FieldProblem("file", str(exc))], name) from exc
-    return parse_job_documents(text, source=name)
+    return parse_job_documents(text, source=name, held=held)
 
 
-def parse_job_documents(text: str, *, source: str = "") -> list[JobSpec]:
+def parse_job_documents(text: str, *, source: str = "", held: list[bool] | None = None) -> list[JobSpec]:
     try:
         docs = load_documents(text, max_depth=MAX_DEPTH, max_values=MAX_VALUES)
     except YamlShapeError as exc:
@@ -203,6 +205,8 @@ def parse_job_documents(text: str, *, source: str = "") -> list[JobSpec]:
         raise JobFileError([FieldProblem("document", f"nested more than {MAX_DEPTH} levels deep")], source) from exc
     if not docs:
         raise JobFileError([FieldProblem("document", "is empty")], source)
+    if held is not None:
+        held.extend(held_of(doc) for doc in docs)
     if len(docs) == 1:
         return [parse_job(docs[0], source=source)]
     # Several documents: every bad one is named, by its place in the file and its name, in one error, so
@@ -232,6 +236,14 @@ def _named(doc: object) -> str:
 def _more_documents(text: str) -> bool:
     """Whether a YAML stream may hold several documents (a line starting `---` after its first line)."""
     return "\n---" in text
+
+
+def held_of(doc: object) -> bool:
+    """Whether a job document asks to be held (spec.held: true, server/job_holds.py): not part of the JobSpec, since
+    a hold is the job's state, not what it asks to run; `federator submit` sends it as SubmitRequest.hold, and in
+    Kubernetes mode the FederatedJob's spec.held holds and releases the job (backends/kube/controller.py)."""
+    spec = doc.get("spec") if isinstance(doc, Mapping) else None
+    return isinstance(spec, Mapping) and spec.get("held") is True
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -415,6 +427,9 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("spec.preemptible", f"must be true or false, got {shown(preemptible)}")
         preemptible = False
 
+    if not isinstance(spec.get("held", False), bool):  # read by held_of (the job itself is no different held)
+        bad("spec.held", f"must be true or false, got {shown(spec.get('held'))}")
+
     max_run = spec.get("maxRunSeconds", 0)
     if "maxRunSeconds" in spec and (isinstance(max_run, bool) or not isinstance(max_run, int)
                                     or not 1 <= max_run <= MAX_RUN_SECONDS):
@@ -431,7 +446,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             template_json = json.dumps(template, sort_keys=True)
 
     known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
-             "template", "preemptible", "workload", "maxRunSeconds"}
+             "template", "preemptible", "workload", "maxRunSeconds", "held"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",

@@ -17,6 +17,7 @@ from federator.model import (
     AcceleratorPool,
     ClusterCapacity,
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -165,6 +166,8 @@ def job_to_pb(job: Job) -> types_pb2.Job:
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,
                                                      message=job.pending_reason.message))
+    if job.hold is not None:
+        out.hold.CopyFrom(types_pb2.JobHold(by=job.hold.by, at=job.hold.at, admin=job.hold.admin))
     return out
 
 
@@ -183,6 +186,7 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message, generation=pb.generation,
         started_at=pb.started_at, ran_seconds=pb.ran_seconds,
         waiting_since=pb.waiting_since,
+        hold=JobHold(by=pb.hold.by, at=pb.hold.at, admin=pb.hold.admin) if pb.HasField("hold") else None,
     )
 
 

@@ -1,5 +1,5 @@
-"""The `federator` command line: serve, agent, submit, get, cancel, scale, watch, wait, cordon, drain, usage, whoami,
-certs, policy and more.
+"""The `federator` command line: serve, agent, submit, get, cancel, scale, hold, release, watch, wait, cordon, drain,
+usage, whoami, certs, policy and more.
 
 Each command group lives in a module of its own with a `register` function
 that adds its sub-commands; `main` only wires them together.
@@ -26,6 +26,7 @@ from federator.cli import (  # noqa: E402
     cordon,
     demo,
     drain,
+    hold,
     job_logs,
     policy,
     serve,
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"federator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = (serve, agent, client, job_logs, wait, cordon, drain, usage, whoami, demo, certs, policy, sim, backup)
+    commands = (serve, agent, client, hold, job_logs, wait, cordon, drain, usage, whoami, demo, certs, policy, sim,
+                backup)
     for module in commands:
         module.register(sub)
     return parser

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--max-request-bytes", type=submit.request_bytes, default=submit.MAX_REQUEST_BYTES, metavar="BYTES",
                    help="the largest job the CLI sends: the federator's --max-message-bytes, if its operator "
                         "raised it (default %(default)s)")
+    s.add_argument("--hold", action="store_true",
+                   help="submit the jobs held: each waits, never placed, until `federator release` (a job file's "
+                        "spec.held: true does the same for its job; cli/hold.py)")
     s.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="the federator operator's accelerator catalog file, so job files may name the resources of "
                         "vendors it adds; without it the CLI leaves vendors it does not know to the federator")

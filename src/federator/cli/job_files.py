@@ -16,7 +16,7 @@ def read_specs(paths: list[Path]) -> list[JobSpec]:
     return [spec for spec, _ in read_sources(paths)]
 
 
-def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
+def read_sources(paths: list[Path], *, held: list[bool] | None = None) -> list[tuple[JobSpec, str]]:
     """Every job of the files named, with where it came from (`FILE`, or `FILE: document N (NAME)` for a file
     of several), all parsed before any is submitted: nothing is sent if any file is bad, or if two jobs surely
     share a name.
@@ -30,7 +30,7 @@ def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
     first: dict[tuple[str, ...], str] = {}
     twins: list[FieldProblem] = []
     for path in job_paths(paths):
-        found = load_job_files(path)
+        found = load_job_files(path, held=held)  # each job's spec.held, if asked (cli/hold.py)
         for i, spec in enumerate(found):
             name = source_name(path)  # `-`: `<stdin>`
             where = name if len(found) == 1 else f"{name} document {i + 1}"

@@ -59,10 +59,13 @@ def run(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         print(f"error: --accelerator-catalog: {exc}", file=sys.stderr)
         return 2
+    held: list[bool] = []
     try:
         with client_view(view):
-            sources = read_sources(args.filename)
+            sources = read_sources(args.filename, held=held)
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
+        for request, hold in zip(requests, held, strict=True):
+            request.hold = args.hold or hold
     except (JobFileError, RequestIdError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if len(args.filename) > 1 or any(p.is_dir() for p in args.filename):
@@ -87,13 +90,19 @@ def run(args: argparse.Namespace) -> int:
             if reply.replayed:  # this file's request was answered before: the same job
                 hint = "; --run-again runs it again" if job.phase.is_terminal else ""
                 print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}", flush=True)
+            elif requests[done].hold and job.hold is None:  # a federator before 0.14.0 knows no hold: it would run
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not hold it (one older than "
+                      f"0.14.0 does not know holds), so it is not kept: {_take_back(args, job.job_id)}",
+                      file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
             elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused
                 print(f"error: {sources[done][1]}: --strict: job {job.job_id} drew {len(reply.warnings)} "
                       f"warning(s) (above), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
             else:
-                print(f"job {job.job_id} submitted ({what})", flush=True)
+                print(f"job {job.job_id} submitted{' held' if job.hold else ''} ({what})", flush=True)
             done += 1
     except (grpc.RpcError, TlsError) as err:
         if isinstance(err, TlsError):

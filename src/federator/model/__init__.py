@@ -19,6 +19,7 @@ from federator.model.cluster import (
 )
 from federator.model.job import (
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -67,6 +68,7 @@ __all__ = [
     "partition_worth",
     "pool_unit",
     "AcceleratorPool",
+    "JobHold",
     "Job",
     "JobId",
     "JobKind",

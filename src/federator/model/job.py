@@ -74,6 +74,9 @@ class ReasonCode(StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     # an admin drained the cluster it ran on: requeued as the same job, placed elsewhere (server/drains.py)
     DRAINED = "Drained"
+    # its owner or an admin held it (JobService.Hold, `submit --hold`, a FederatedJob's spec.held): it is never placed
+    # until released; the message names who held it and when (server/job_holds.py)
+    HELD = "Held"
     WAITING = "Waiting"
 
 
@@ -256,6 +259,17 @@ class Placement:
         return self.running if self.replicas_ready is None else min(self.running, self.replicas_ready)
 
 
+@dataclass(frozen=True, slots=True)
+class JobHold:
+    """Who held a Pending job, and when (unix seconds): while a job carries one it is never placed and asks for no
+    room (server/job_holds.py). `admin`: an admin held another user's job, and only an admin releases it (as
+    Slurm's administrator hold); an owner's hold its owner, a group member with jobs: manage, or an admin releases."""
+
+    by: str
+    at: float
+    admin: bool = False
+
+
 @dataclass(slots=True)
 class Job:
     """A job as the federator tracks it (mutable server state, persisted by the store)."""
@@ -282,6 +296,8 @@ class Job:
     # replicas (a scale-up, a part lost or preempted, requeued whole) waits from then, and WAIT counts from it
     # (`waited`), not from submission (outside QA). Stored with the job; placed_at keeps its meaning.
     waiting_since: float = 0.0
+    # Held from placement until released (None: not held); only a Pending job is ever held. Stored with the job.
+    hold: JobHold | None = None
 
     @property
     def clusters(self) -> list[str]:

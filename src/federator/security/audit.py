@@ -10,7 +10,7 @@ once; rotate it with copytruncate (or send stdout to your collector).
 Fields of a line (docs/security.md has the table)::
 
     {"time": "2026-11-30T18:40:01.123456Z",  RFC 3339, UTC
-     "action": "submit",                      submit | cancel | cancel.bulk | scale | delegate | ... (ACTIONS)
+     "action": "submit",                      submit | cancel | cancel.bulk | scale | hold | ... (ACTIONS)
      "identity": {"user": "alice", "groups": ["team-a"], "via": "certificate", "admin": false},
      "object": {"kind": "Job", "namespace": "default", "name": "train", "queue": "research", "job_id": "train-1a2b3c"},
      "result": "accepted",                    accepted | refused | failed
@@ -43,8 +43,8 @@ from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
-ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "cordon", "uncordon", "drain", "forget", "queue.change",
-           "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs")
+ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "hold", "release", "cordon", "uncordon", "drain", "forget",
+           "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs")
 RESULTS = ("accepted", "refused", "failed")
 
 

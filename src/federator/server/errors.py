@@ -193,7 +193,8 @@ class Refused(StrEnum):
     NAMESPACE_SELECTOR = "NAMESPACE_SELECTOR"  # rule namespace-selector (Kubernetes mode): the Queue's selector
     RESERVED_NAMESPACE = "RESERVED_NAMESPACE"  # rule reserved-namespace (Kubernetes mode): kube-*, the federator's
     DELEGATE = "DELEGATE"  # rule delegate: the caller may not act for that user or assert those groups
-    ADMIN_ONLY = "ADMIN_ONLY"  # rule admin: Cordon, Uncordon, Drain, Forget by a caller not in tenancy.admins
+    # rule admin: Cordon, Uncordon, Drain, Forget, or the Release of an admin's hold, by a caller not in tenancy.admins
+    ADMIN_ONLY = "ADMIN_ONLY"
     PROVIDER_SCOPE = "PROVIDER_SCOPE"  # rule provider: a cluster certificate's Drain/Uncordon outside its provider
     CREDENTIAL_REVOKED = "CREDENTIAL_REVOKED"  # the revocation list (or a provider's) names the credential
     CREDENTIAL_KIND = "CREDENTIAL_KIND"  # a credential of the wrong kind for the service (a cluster's on JobService)

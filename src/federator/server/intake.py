@@ -41,7 +41,7 @@ from federator.jobfile import (
     spec_to_document,
 )
 from federator.jsontext import JsonTextError, load_json
-from federator.model import Job, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
+from federator.model import Job, JobHold, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
 from federator.scheduler import SchedulerConfig
 from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
 from federator.security.delegates import Budget, Delegate, budget
@@ -50,6 +50,7 @@ from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EARLY_FAILURE_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
+from federator.server.job_holds import held_reason
 from federator.server.kept_room import KeptRoom
 from federator.server.settle import unreported
 from federator.server.submit_errors import (
@@ -217,15 +218,16 @@ class Intake:
 
     # -- submit ---------------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, *, request_id: str = "") -> Job:
+    def submit(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None) -> Job:
         """Accept a job: stored before this returns.
 
         With a request id (or a spec carrying the request-id annotation), a
         submission the federator has seen returns the job it created then,
         whatever its phase, so a client that lost the reply can retry safely;
-        the same id with a different spec raises RequestIdConflict.
+        the same id with a different spec raises RequestIdConflict. With `hold`, the job is held from its first
+        write (server/job_holds.py); a replay answers the job as it is.
         """
-        job, new = self._admit(spec, request_id)
+        job, new = self._admit(spec, request_id, hold)
         if new:
             try:
                 self.fed.journal.write([job])
@@ -235,7 +237,7 @@ class Intake:
             self._accepted(job)
         return job
 
-    async def submit_async(self, spec: JobSpec, *, request_id: str = "") -> Job:
+    async def submit_async(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None) -> Job:
         """`submit` for the gRPC edge: the write joins a group commit, and the loop serves others meanwhile.
 
         The job is reserved (its name and request id taken) before the write,
@@ -245,7 +247,7 @@ class Intake:
         The write is shielded from the caller: a client killed while its job is on its way to the
         disk cancels this call, not the write. Cancelled, the call used to forget a job the disk then
         held, so the client's retry made a second job and a restart brought back the first."""
-        job, new = self._admit(spec, request_id)
+        job, new = self._admit(spec, request_id, hold)
         if new:
             key = (job.spec.namespace, job.spec.name)
             write = asyncio.ensure_future(self._commit(job))
@@ -272,7 +274,7 @@ class Intake:
         if not write.cancelled() and write.exception() is not None and not isinstance(write.exception(), StoreError):
             log.warning("a submitted job's write failed: %s", write.exception())
 
-    def _admit(self, spec: JobSpec, request_id: str) -> tuple[Job, bool]:
+    def _admit(self, spec: JobSpec, request_id: str, hold: JobHold | None = None) -> tuple[Job, bool]:
         """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
         fed = self.fed
         spec = self._with_request_id(spec, request_id)
@@ -335,7 +337,9 @@ class Intake:
         if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(unknown)
-        pending = fed.cycles.pending_count + self.arriving
+        # A held job is no cycle's candidate, yet it is pending and kept (server/job_holds.py): the exact per-queue
+        # count holds it (and the jobs arriving), so held jobs cannot take the federator past its cap.
+        pending = max(fed.cycles.pending_count + self.arriving, len(fed.cycles.by_queue))
         if pending >= fed.limits.max_pending_jobs:
             self._reject(RejectReason.QUEUE_FULL)
             retry = fed.limits.queue_full_retry_seconds
@@ -349,8 +353,9 @@ class Intake:
         if delegate:
             self._check_delegate_room(delegate, size)
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
-                  pending_reason=Reason(ReasonCode.WAITING, fed.settling.waiting(fed.clock())
-                                        or "waiting for the next scheduling cycle"))
+                  pending_reason=held_reason(hold) if hold is not None else Reason(
+                      ReasonCode.WAITING, fed.settling.waiting(fed.clock()) or "waiting for the next scheduling cycle"),
+                  hold=hold)
         fed.jobs[job.job_id] = job
         self._by_name[(spec.namespace, spec.name)] = job.job_id
         if request_id:

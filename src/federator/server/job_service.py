@@ -24,6 +24,7 @@ from federator.server.cancel_jobs import cancel_jobs
 from federator.server.edge import Edge
 from federator.server.errors import Exhausted, PressedLimit, bad_request, cut, exhausted, problems_of
 from federator.server.federator import Federator
+from federator.server.hold_calls import hold_call, release_call
 from federator.server.intake import (
     AlreadyExists,
     ByteBudgetFull,
@@ -35,6 +36,7 @@ from federator.server.intake import (
     UserPendingLimit,
     kindless_problems,
 )
+from federator.server.job_holds import hold_at_submit
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_listing import Query, QueryError, query_of, token_problem
 from federator.server.job_table import View
@@ -164,7 +166,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                     raise taken
                 replayed = self.fed.intake.job_for_request(
                     submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
-                job = await self.fed.submit_async(owned, request_id=request.request_id)
+                held = hold_at_submit(self.fed, who.user) if request.hold else None  # server/job_holds.py
+                job = await self.fed.intake.submit_async(owned, request_id=request.request_id, hold=held)
         except QueueFull as exc:
             code, message, pressed = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc
         except (AlreadyExists, RequestIdConflict) as exc:  # the audit keeps the whole message; the caller, its own
@@ -332,6 +335,16 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             raise AssertionError("unreachable") from exc
         self.audit.record("scale", identity=who, obj=asked, result="accepted", rule=rule)
         return convert.job_to_pb(job)
+
+    async def Hold(self, request: jobs_pb2.HoldJobRequest,  # noqa: N802
+                   context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        """Keep a Pending job from being placed until released (server/job_holds.py, server/hold_calls.py)."""
+        return await hold_call(self, request, context)
+
+    async def Release(self, request: jobs_pb2.ReleaseJobRequest,  # noqa: N802
+                      context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        """Let a held job be placed again."""
+        return await release_call(self, request, context)
 
     async def Logs(self, request: jobs_pb2.JobLogsRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.JobLogsResponse:

@@ -92,11 +92,13 @@ def state_sample(fed: Federator) -> StateSample:
     # is normal at national scale; a job that waits for hours is not). Only when some job is pending. A job the
     # scheduler judged can never run (Reason.never: over its queue's quota, or over what the fleet could hold
     # even empty) is counted apart: one such job kept the alert firing for its queue for good, hiding the
-    # starvation of the queue's other jobs (outside QA, ops F9; outside SRE QA, F11).
+    # starvation of the queue's other jobs (outside QA, ops F9; outside SRE QA, F11). A held job (server/job_holds.py)
+    # waits because its owner or an admin said so, for as long as they like: it is left out too (the pending gauge
+    # counts it under its reason, Held).
     first: dict[str, float] = {}
     never: Counter[tuple[str, str]] = Counter()
     for job in everything if pending else ():
-        if job.phase is pending_phase:
+        if job.phase is pending_phase and job.hold is None:
             queue = job.spec.queue
             if job.pending_reason is not None and job.pending_reason.never is not None:
                 never[queue, job.pending_reason.never.value] += 1  # quota or fleet (NeverRunnable)

@@ -19,6 +19,7 @@ from typing import Any
 from federator.model import (
     AcceleratorAlternative,
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -63,6 +64,9 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "started_at": job.started_at,
         "ran_seconds": job.ran_seconds,
         "waiting_since": job.waiting_since,
+        # only when held: a job never held is the document (and its row) it was; a federator before 0.14.0 ignores
+        # the key, and places the job (docs/operators.md, "Upgrading to 0.14.0")
+        **({"hold": {"by": job.hold.by, "at": job.hold.at, "admin": job.hold.admin}} if job.hold else {}),
     }
 
 
@@ -133,8 +137,14 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],
         generation=doc.get("generation", 0), early_failure=doc.get("early_failure", ""),
         started_at=doc.get("started_at", 0.0), ran_seconds=doc.get("ran_seconds", 0.0),
-        waiting_since=doc.get("waiting_since", 0.0),
+        waiting_since=doc.get("waiting_since", 0.0), hold=_hold(doc.get("hold")),
     )
+
+
+def _hold(doc: dict[str, Any] | None) -> JobHold | None:
+    if not doc:
+        return None
+    return JobHold(by=str(doc.get("by", "")), at=float(doc.get("at", 0.0)), admin=bool(doc.get("admin", False)))
 
 
 def _reason(doc: dict[str, Any] | None) -> Reason | None:

@@ -127,7 +127,7 @@ def _transition_rules() -> list[dict[str, str]]:
 
 
 def test_only_an_inference_jobs_replicas_may_change() -> None:
-    """One immutability rule per field of the spec but replicas (and the TTL, which may change), so a field
+    """One immutability rule per field of the spec but replicas (and the TTL and held, which may change), so a field
     added later is immutable unless someone decides otherwise, and its message starts with the field (outside QA
     G6: "spec is immutable" named none, and a GitOps sync error did not say which line of the change to revert).
     A training job's spec.replicas
@@ -135,7 +135,7 @@ def test_only_an_inference_jobs_replicas_may_change() -> None:
     immutable; delete the FederatedJob and create it again", which invited recreating it at another size)."""
     spec = _schema("federatedjobs")["properties"]["spec"]
     *fields, gang = _transition_rules()
-    fixed = [f for f in spec["properties"] if f not in ("replicas", TTL)]
+    fixed = [f for f in spec["properties"] if f not in ("replicas", TTL, "held")]
     assert [r["rule"] for r in fields] == [
         f"{OPEN} || has(self.spec.{f}) == has(oldSelf.spec.{f}) && (!has(self.spec.{f}) || self.spec.{f} == "
         f"oldSelf.spec.{f})" for f in fixed]
@@ -145,8 +145,9 @@ def test_only_an_inference_jobs_replicas_may_change() -> None:
                             "self.spec.replicas) ? self.spec.replicas : 1) == (has(oldSelf.spec.replicas) ? "
                             "oldSelf.spec.replicas : 1)",
                     "message": "spec.replicas: a training job's gang size is fixed; only inference jobs may be scaled"}
-    # a TTL may change, as a Job's (finished_ttl.py): no rule names it
-    assert not [r for r in _transition_rules() if TTL in r["rule"]]
+    # a TTL may change, as a Job's (finished_ttl.py), and spec.held, which holds and releases it (kube/holds.py):
+    # no rule names them
+    assert not [r for r in _transition_rules() if TTL in r["rule"] or "spec.held" in r["rule"]]
 
 
 #: The old object never became a job, and the federator refused it or it waits for its Queue: its spec may change

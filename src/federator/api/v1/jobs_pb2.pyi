@@ -134,14 +134,16 @@ class CordonClusterResponse(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ..., drain_ended: _Optional[bool] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("spec", "request_id", "run_again")
+    __slots__ = ("spec", "request_id", "run_again", "hold")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_AGAIN_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     spec: _types_pb2.JobSpec
     request_id: str
     run_again: bool
-    def __init__(self, spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., request_id: _Optional[str] = ..., run_again: _Optional[bool] = ...) -> None: ...
+    hold: bool
+    def __init__(self, spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., request_id: _Optional[str] = ..., run_again: _Optional[bool] = ..., hold: _Optional[bool] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
     __slots__ = ("job", "replayed", "warnings")
@@ -252,6 +254,18 @@ class ScaleJobRequest(_message.Message):
     job_id: str
     replicas: int
     def __init__(self, job_id: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
+
+class HoldJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class JobLogsRequest(_message.Message):
     __slots__ = ("job_id", "replica", "container", "tail_lines", "limit_bytes")

@@ -70,12 +70,12 @@ class JobServiceStub:
     (rule queue-namespaces) naming metadata.namespace and the namespaces the
     caller may use, admins excepted. The answer depends on the policy only,
     never on which jobs exist. A single-tenant policy binds no namespace.
-    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    - Get, Cancel, Scale, Hold, Release, Watch of one job: a job the caller may not see (not
     theirs, not shared with them through a group of the policy; admins see
     every job) is answered NOT_FOUND, in the same words as a job nobody has,
     so a guessed name or id confirms nothing. A job the caller may see but
-    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
-    Scale, naming the rule. List and Watch of every job return only the jobs
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel,
+    Scale, Hold and Release, naming the rule. List and Watch of every job return only the jobs
     the caller may see.
     """
 
@@ -108,6 +108,16 @@ class JobServiceStub:
         self.Scale = channel.unary_unary(
                 '/federator.v1.JobService/Scale',
                 request_serializer=federator_dot_v1_dot_jobs__pb2.ScaleJobRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_types__pb2.Job.FromString,
+                _registered_method=True)
+        self.Hold = channel.unary_unary(
+                '/federator.v1.JobService/Hold',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.HoldJobRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_types__pb2.Job.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/federator.v1.JobService/Release',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.ReleaseJobRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_types__pb2.Job.FromString,
                 _registered_method=True)
         self.Watch = channel.unary_stream(
@@ -170,12 +180,12 @@ class JobServiceServicer:
     (rule queue-namespaces) naming metadata.namespace and the namespaces the
     caller may use, admins excepted. The answer depends on the policy only,
     never on which jobs exist. A single-tenant policy binds no namespace.
-    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    - Get, Cancel, Scale, Hold, Release, Watch of one job: a job the caller may not see (not
     theirs, not shared with them through a group of the policy; admins see
     every job) is answered NOT_FOUND, in the same words as a job nobody has,
     so a guessed name or id confirms nothing. A job the caller may see but
-    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
-    Scale, naming the rule. List and Watch of every job return only the jobs
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel,
+    Scale, Hold and Release, naming the rule. List and Watch of every job return only the jobs
     the caller may see.
     """
 
@@ -297,6 +307,56 @@ class JobServiceServicer:
         In Kubernetes mode the job's FederatedJob gets the new spec.replicas, as
         a `kubectl scale federatedjob` would give it (docs/kubernetes.md).
         Retry: safe (idempotent, as above).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Hold(self, request, context):
+        """Hold keeps a Pending job from being placed until it is released
+        (Release), without cancelling it: it keeps its job_id, its place in its
+        queue (its submitted_at) and its history (Slurm's `scontrol hold`). A
+        held job stays Pending, with pending_reason code Held naming who held it
+        and when, and Job.hold set; it asks for no room: the scheduler never
+        places it, it holds no reservation, and it weighs in no queue's or
+        owner's fair share. It still counts toward the pending-job caps a Submit
+        meets (--max-pending-jobs, --max-pending-jobs-per-user, a queue's
+        maxPendingJobs): kept, it is still waiting work. A hold is stored with the job (a restart keeps
+        it; in Kubernetes mode it is the FederatedJob's spec.held) and answered
+        once durable. SubmitRequest.hold submits a job held from the start.
+        Who may: whoever may Cancel the job (its owner, a group member with
+        jobs: manage, an admin); audited as `hold`. An admin's hold of a job that
+        is not the admin's own is an admin hold (JobHold.admin): only an admin
+        may release it. Idempotent: a held job is answered as it is, unchanged,
+        with OK, except that an admin's Hold of a job its owner held makes it an
+        admin hold. Errors: INVALID_ARGUMENT for an empty job_id; NOT_FOUND as
+        for Get; PERMISSION_DENIED as for Cancel; FAILED_PRECONDITION for a job
+        that is not Pending, naming its phase: a Placed or Running job is not
+        stopped and re-queued held (as Kubernetes' Job suspend would): a hold
+        never costs work that runs, and Cancel is how to stop it; a finished job
+        has nothing to hold; and for an ambiguous bare name. UNAVAILABLE when
+        the store did not take the write: the job is not held. Retry: safe.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Release lets a held job be placed again: it is a candidate of the next
+        scheduling cycle, in its place in its queue (its submitted_at is
+        unchanged), pending_reason Waiting ("released by USER at TIME"). Stored
+        before it takes effect: a release that did not reach the store never
+        lets the job run. Who may: whoever may Cancel the job; an admin hold
+        (JobHold.admin) only an admin: PERMISSION_DENIED for its owner, naming
+        who held it and when (rule admin-hold). Audited as `release`.
+        Idempotent: a job that is not held (never held, released, placed) or
+        has finished (one cancelled while held keeps its Job.hold) is answered
+        as it is, unchanged, with OK. Errors:
+        INVALID_ARGUMENT for an empty job_id; NOT_FOUND as for Get;
+        PERMISSION_DENIED as above; FAILED_PRECONDITION for an ambiguous bare
+        name; UNAVAILABLE when the store did not take the write: the job stays
+        held. Retry: safe. A federator older than 0.14.0 answers Hold and
+        Release UNIMPLEMENTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -424,6 +484,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.ScaleJobRequest.FromString,
                     response_serializer=federator_dot_v1_dot_types__pb2.Job.SerializeToString,
             ),
+            'Hold': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hold,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.HoldJobRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_types__pb2.Job.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.ReleaseJobRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_types__pb2.Job.SerializeToString,
+            ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.FromString,
@@ -490,12 +560,12 @@ class JobService:
     (rule queue-namespaces) naming metadata.namespace and the namespaces the
     caller may use, admins excepted. The answer depends on the policy only,
     never on which jobs exist. A single-tenant policy binds no namespace.
-    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    - Get, Cancel, Scale, Hold, Release, Watch of one job: a job the caller may not see (not
     theirs, not shared with them through a group of the policy; admins see
     every job) is answered NOT_FOUND, in the same words as a job nobody has,
     so a guessed name or id confirms nothing. A job the caller may see but
-    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
-    Scale, naming the rule. List and Watch of every job return only the jobs
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel,
+    Scale, Hold and Release, naming the rule. List and Watch of every job return only the jobs
     the caller may see.
     """
 
@@ -623,6 +693,60 @@ class JobService:
             target,
             '/federator.v1.JobService/Scale',
             federator_dot_v1_dot_jobs__pb2.ScaleJobRequest.SerializeToString,
+            federator_dot_v1_dot_types__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.JobService/Hold',
+            federator_dot_v1_dot_jobs__pb2.HoldJobRequest.SerializeToString,
+            federator_dot_v1_dot_types__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.JobService/Release',
+            federator_dot_v1_dot_jobs__pb2.ReleaseJobRequest.SerializeToString,
             federator_dot_v1_dot_types__pb2.Job.FromString,
             options,
             channel_credentials,

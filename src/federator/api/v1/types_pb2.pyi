@@ -163,7 +163,7 @@ class Placement(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., unit_milli: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready", "started_at", "ran_seconds", "waiting_since", "revision", "bookmark", "removed")
+    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready", "started_at", "ran_seconds", "waiting_since", "revision", "bookmark", "removed", "hold")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,7 @@ class Job(_message.Message):
     REVISION_FIELD_NUMBER: _ClassVar[int]
     BOOKMARK_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     spec: JobSpec
     phase: JobPhase
@@ -202,4 +203,15 @@ class Job(_message.Message):
     revision: int
     bookmark: bool
     removed: bool
-    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., started_at: _Optional[float] = ..., ran_seconds: _Optional[float] = ..., waiting_since: _Optional[float] = ..., revision: _Optional[int] = ..., bookmark: _Optional[bool] = ..., removed: _Optional[bool] = ...) -> None: ...
+    hold: JobHold
+    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., started_at: _Optional[float] = ..., ran_seconds: _Optional[float] = ..., waiting_since: _Optional[float] = ..., revision: _Optional[int] = ..., bookmark: _Optional[bool] = ..., removed: _Optional[bool] = ..., hold: _Optional[_Union[JobHold, _Mapping]] = ...) -> None: ...
+
+class JobHold(_message.Message):
+    __slots__ = ("by", "at", "admin")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    at: float
+    admin: bool
+    def __init__(self, by: _Optional[str] = ..., at: _Optional[float] = ..., admin: _Optional[bool] = ...) -> None: ...

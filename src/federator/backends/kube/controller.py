@@ -88,6 +88,7 @@ from federator.backends.kube.cancel_records import KubeCancelRecords
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.finished_ttl import delete_expired
+from federator.backends.kube.holds import SpecHolds, namespace_hold
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.member_status import member_status, restore_member
 from federator.backends.kube.move_times import KubeMoveStore
@@ -111,7 +112,7 @@ from federator.backends.kube.unadmitted import (
     queue_wait_status,
     reopened_status,
 )
-from federator.jobfile import JobFileError
+from federator.jobfile import JobFileError, held_of
 from federator.model import ClusterState, Job, JobId, JobPhase
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
@@ -159,6 +160,7 @@ class FederatedJobController:
         self._queue_retries: dict[str, asyncio.TimerHandle] = {}  # uid -> its next judgement while it waits
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
+        self.holds = SpecHolds(fed, store, lambda meta, said: self._warn(meta, EventReason.HOLD_REFUSED, said))
         self._accepted_written: set[JobId] = set()  # jobs loaded without status.accepted, written once since
         self._unwritten: set[JobId] = set()  # jobs whose status write (a note, a generation) was not taken yet
         self.retry_seconds = RETRY_SECONDS
@@ -236,6 +238,7 @@ class FederatedJobController:
                   or await self._settled(ns, name, uid))
         if kind == DELETED or meta.get("deletionTimestamp"):
             self._scale_refused.pop(uid, None)
+            self.holds.forget(uid)
             self._queue_waits.pop(uid, None)
             if (retry := self._queue_retries.pop(uid, None)) is not None:
                 retry.cancel()
@@ -257,6 +260,7 @@ class FederatedJobController:
             return  # the update comes back as an event
         if job_id and job_id in self.fed.jobs:
             await self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
+            await self.holds.read(obj, JobId(job_id))  # a changed spec.held (backends/kube/holds.py), or nothing
             await self._metadata(obj, JobId(job_id))  # an edited annotation the job does not follow, or nothing
             return
         if self._judged(obj):
@@ -295,7 +299,8 @@ class FederatedJobController:
         owner = Owner(ns, name, uid, int(meta.get("generation", 1)))
         self.store.expect(owner)
         try:
-            job = await self.fed.submit_async(spec)  # its status write joins a group commit, off the loop
+            held = namespace_hold(self.fed, ns) if held_of(obj) else None  # spec.held: true (kube/holds.py)
+            job = await self.fed.intake.submit_async(spec, hold=held)  # its status write joins a group commit
         except QueueFull as exc:
             self._wait_for_room(obj, exc)
             return

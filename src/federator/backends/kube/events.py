@@ -44,6 +44,9 @@ class EventReason(StrEnum):
     # spec.replicas changed (kubectl scale) and the federator refused it (below minRegions, over its limits, a job
     # that has ended): the job keeps its count; the message names the field (server/scaling.py)
     SCALE_REFUSED = "ScaleRefused"
+    # spec.held changed and the federator refused it: a job not Pending is not held, an admin's hold is not released
+    # by editing the object; the job keeps its state; the message names the field (backends/kube/holds.py)
+    HOLD_REFUSED = "HoldRefused"
     # a federator.io/ annotation edited, or metadata the federator would refuse now, on an accepted job: the job
     # keeps what it was accepted with (status.accepted; backends/kube/accepted.py)
     METADATA_IGNORED = "MetadataIgnored"

@@ -21,6 +21,7 @@ from federator.model import (
     ClusterCapacity,
     ClusterState,
     Job,
+    JobHold,
     JobId,
     JobKind,
     JobPhase,
@@ -192,6 +193,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "finishedAt": timestamp(job.finished_at),
         # When its current (or latest) wait began, if not at submission: a scale-up, a lost part (Job.waiting_since)
         "waitingSince": timestamp(job.waiting_since),
+        # Who held it and when, while it is held (Job.hold, server/job_holds.py): never placed until released.
+        # Read back by a restart; null when not held.
+        "hold": {"by": job.hold.by, "at": timestamp(job.hold.at), "admin": job.hold.admin} if job.hold else None,
         "placements": [
             {
                 "placementId": p.placement_id,
@@ -329,7 +333,15 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
         generation=int(status.get("placementGeneration", 0)),
         early_failure=str(status.get("earlyFailure") or ""),
         waiting_since=parse_timestamp(status.get("waitingSince")),
+        hold=_hold(status.get("hold")),
     )
+
+
+def _hold(raw: object) -> JobHold | None:
+    """A status's hold (Job.hold); None where there is none (not held, or a status from before 0.14.0)."""
+    if not isinstance(raw, Mapping):
+        return None
+    return JobHold(by=str(raw.get("by") or ""), at=parse_timestamp(raw.get("at")), admin=raw.get("admin") is True)
 
 
 # -- MemberCluster ------------------------------------------------------------

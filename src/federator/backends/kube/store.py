@@ -113,6 +113,10 @@ class KubeJobStore:
         self._replicas: dict[JobId, int] = {}  # the spec.replicas each job's FederatedJob holds, as last known
         self._job_replicas: dict[JobId, int] = {}  # each job's own count at its last write (a change: a scale)
         self._scaling_from: dict[JobId, int] = {}  # a kubectl scale on its way: the count the job had (`observed`)
+        # The spec.held each job's FederatedJob holds, as last known (read, written, or seen changed by the
+        # controller): a job held or released over the gRPC API whose object says otherwise gets it written
+        # (`_write_held`), as a gRPC scale gets spec.replicas (backends/kube/holds.py)
+        self.spec_held: dict[JobId, bool] = {}
         # What the live object says that its job does not follow (a refused scale, an edited annotation), for the
         # condition Accepted=False; set and cleared by the controller (accepted.py)
         self.ignoring: dict[JobId, dict[str, str]] = {}  # reason -> message
@@ -202,6 +206,9 @@ class KubeJobStore:
             held = (cr.get("spec") or {}).get("replicas")  # may be a count the federator refused: kept as is
             self._replicas[job.job_id] = held if isinstance(held, int) else job.spec.replicas
             self._job_replicas[job.job_id] = job.spec.replicas
+            # as the job is, not as the object says: an edit of spec.held while no federator ran is a change the
+            # controller finds when it reads the object (backends/kube/holds.py), not one this store writes over
+            self.spec_held[job.job_id] = job.hold is not None
             if (held := (cr.get("status") or {}).get("reservation")) is not None:
                 self.reservations[job.job_id] = held
             if (moved := (cr.get("status") or {}).get("rebalance")) is not None:
@@ -330,6 +337,8 @@ class KubeJobStore:
                     and self._scaling_from.get(job.job_id) != job.spec.replicas):
                 owner = self._write_replicas(job, owner)  # a gRPC scale; never a count the federator refused
             self._job_replicas[job.job_id] = job.spec.replicas
+            if self.spec_held.setdefault(job.job_id, job.hold is not None) != (job.hold is not None):
+                owner = self._write_held(job, owner)  # a gRPC hold or release
             status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
                                 now=self.clock())
             status["accepted"] = accepted_of(job.spec)
@@ -361,6 +370,20 @@ class KubeJobStore:
         self._own(job.job_id, owner)
         return owner
 
+    def _write_held(self, job: Job, owner: Owner) -> Owner:
+        """A job held or released over the gRPC API (server/job_holds.py): its FederatedJob's spec.held says so, as
+        a `kubectl patch` would have, so that the object, kubectl and a GitOps tool's diff agree with the job, and
+        the controller does not read the object's old value as a user's release (or hold). Written before the
+        status. A CRD from before 0.14.0 prunes the field (no error): the job is held all the same, and a restart
+        keeps the hold from status.hold, which that CRD prunes too (docs/operators.md, Upgrading to 0.14.0)."""
+        held = job.hold is not None
+        body = {"metadata": {"uid": owner.uid}, "spec": {"held": held}}
+        patched = self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace)
+        self.spec_held[job.job_id] = held
+        owner = replace(owner, generation=int((patched.get("metadata") or {}).get("generation", owner.generation)))
+        self._own(job.job_id, owner)
+        return owner
+
     def _warn_created(self, job: Job, owner: Owner) -> None:
         """A gRPC job's new FederatedJob gets the Submit's warnings as Events: `federator submit` printed them on
         its user's terminal, and a teammate's `kubectl describe fj` saw none (outside QA)."""
@@ -383,6 +406,9 @@ class KubeJobStore:
         """A job from the gRPC API: give it a FederatedJob, so kubectl shows it and it survives failover."""
         doc = spec_to_document(job.spec)
         doc["metadata"]["finalizers"] = [FINALIZER]
+        if job.hold is not None:  # submitted held (SubmitRequest.hold): its object says so from the start
+            doc["spec"]["held"] = True
+        self.spec_held[job.job_id] = job.hold is not None
         try:
             created = self._create_or_adopt(job, doc, strict=True)
         except InvalidError as exc:

@@ -1,0 +1,88 @@
+"""`federator hold JOB...` and `federator release JOB...`: keep waiting jobs from being placed, and let them go.
+
+Why: Slurm users hold a job (`scontrol hold`, `sbatch --hold`) to submit a pipeline ahead and release each step
+when its data is ready, or to keep a job queued while its input is fixed; admins hold a user's work during an
+incident (outside QA, HPC H8). Cancel and resubmit lost the job's place in its queue and its history. These
+commands call JobService.Hold and Release (server/job_holds.py says what a hold is); `federator submit --hold`
+(or a job file's spec.held: true) submits a job held (cli/client.py), and takes back one the federator did not hold.
+
+Each job named is held (or released) in turn, and each outcome printed; one that fails does not stop the others,
+and the exit status is the first failure's (cli/exit_codes.py), 0 when every job is held (or released).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.certs import client_options
+from federator.cli.client import CALL_TIMEOUT, _fail, _server, connect
+from federator.model import Job
+from federator.security.tls import TlsError
+from federator.timestamps import utc_seconds
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    h = sub.add_parser("hold", help="keep pending jobs from being placed until released (they stay queued)",
+                       description="Hold pending jobs: each stays Pending, keeps its place in its queue, and is "
+                                   "never placed until `federator release`. Only a Pending job may be held (a "
+                                   "running one is refused: cancel it to stop it). An admin's hold of another "
+                                   "user's job only an admin releases. Holding a held job changes nothing.")
+    h.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name")
+    _server(h)
+    h.set_defaults(func=_hold)
+    r = sub.add_parser("release", help="let held jobs be placed again",
+                       description="Release held jobs: each is placed when room comes, in its place in its queue. "
+                                   "Releasing a job that is not held changes nothing.")
+    r.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name")
+    _server(r)
+    r.set_defaults(func=_release)
+
+
+def held_words(job: Job) -> str:
+    """How a held job's hold reads: `held by alice at 2026-12-06T18:00:00Z` ("admin bob" for an admin's hold)."""
+    if job.hold is None:
+        return "not held"
+    who = f"admin {job.hold.by}" if job.hold.admin else job.hold.by
+    return f"held by {who} at {utc_seconds(job.hold.at)}"
+
+
+def _hold(args: argparse.Namespace) -> int:
+    return _each(args, "hold")
+
+
+def _release(args: argparse.Namespace) -> int:
+    return _each(args, "release")
+
+
+def _each(args: argparse.Namespace, action: str) -> int:
+    first_failure = 0
+    try:
+        with connect(client_options(args)) as (jobs, _):
+            for key in args.jobs:
+                try:
+                    job = _call(jobs, action, key)
+                except grpc.RpcError as err:
+                    code = _fail(err, args, prefix=f"{key}: ")
+                    first_failure = first_failure or code
+                    continue
+                if action == "hold":
+                    print(f"job {job.job_id} {job.phase}, {held_words(job)}", flush=True)
+                else:
+                    print(f"job {job.job_id} {job.phase}, " + ("released" if job.hold is None else held_words(job)),
+                          flush=True)
+    except TlsError as err:
+        return _fail(err, args)
+    return first_failure
+
+
+def _call(jobs: jobs_pb2_grpc.JobServiceStub, action: str, key: str) -> Job:
+    if action == "hold":
+        return convert.job_from_pb(jobs.Hold(jobs_pb2.HoldJobRequest(job_id=key), timeout=CALL_TIMEOUT))
+    return convert.job_from_pb(jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=key), timeout=CALL_TIMEOUT))
+
+
+__all__ = ["held_words", "register"]

@@ -1,0 +1,122 @@
+"""`federator hold JOB...`, `federator release JOB...` and `federator submit --hold` against a real JobService
+(cli/hold.py): what each prints, its exit status, and a submit that asked for a hold never leaves a job unheld."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cli_support
+import grpc
+import pytest
+from cli_support import serving
+
+from federator.api.v1 import jobs_pb2
+from federator.cli import main
+from federator.model import Job, JobPhase, ReasonCode
+from federator.server.federator import Federator
+from federator.server.services import JobService
+from federator.store import SqliteJobStore
+
+from builders import job
+
+JOB_FILE = """apiVersion: federator.io/v1alpha1
+kind: FederatedJob
+metadata: {name: NAME}
+spec: {kind: training, resources: {cpu: "1"}HELD}
+"""
+
+
+def job_file(tmp_path: Path, name: str, *, held: bool = False) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(JOB_FILE.replace("NAME", name).replace("HELD", ", held: true" if held else ""))
+    return str(path)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Federator, list[str]]]:
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    with serving(fed) as address:
+        yield fed, ["--server", address, "--insecure"]
+
+
+def _named(fed: Federator, name: str) -> Job:
+    (found,) = [j for j in fed.jobs.values() if j.spec.name == name]
+    return found
+
+
+def test_submit_hold_and_a_files_spec_held_submit_held_jobs(served: tuple[Federator, list[str]], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fed, flags = served
+    assert main(["submit", "-f", job_file(tmp_path, "by-flag"), "--hold", *flags]) == 0
+    assert main(["submit", "-f", job_file(tmp_path, "by-file", held=True), *flags]) == 0
+    assert main(["submit", "-f", job_file(tmp_path, "not-held"), *flags]) == 0
+    out = capsys.readouterr().out.splitlines()
+    by_flag, by_file, plain = _named(fed, "by-flag"), _named(fed, "by-file"), _named(fed, "not-held")
+    assert out == [f"job {by_flag.job_id} submitted held (default/by-flag, queue default)",
+                   f"job {by_file.job_id} submitted held (default/by-file, queue default)",
+                   f"job {plain.job_id} submitted (default/not-held, queue default)"]
+    assert by_flag.hold is not None and by_file.hold is not None and plain.hold is None
+    assert main(["get", "job", "by-flag", "-o", "json", *flags]) == 0
+    status = json.loads(capsys.readouterr().out)["status"]
+    assert status["hold"]["by"] == "anonymous" and status["hold"]["admin"] is False
+    assert status["pendingReason"]["code"] == "Held"
+
+
+def test_hold_and_release_say_what_became_of_each_job_and_exit_with_the_first_failure(
+        served: tuple[Federator, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    fed, flags = served
+    a, b = fed.submit(job("a", gpus=1)), fed.submit(job("b", gpus=1))
+    assert main(["hold", "a", "nobody", "b", *flags]) == 3  # NOT_FOUND (cli/exit_codes.py); the others held
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    # the insecure caller is an admin, and these jobs no user submitted: an admin's hold
+    assert [line.split(" at ")[0] for line in lines] == [f"job {a.job_id} Pending, held by admin anonymous",
+                                                       f"job {b.job_id} Pending, held by admin anonymous"]
+    assert captured.err == "error: nobody: no job with id or name 'nobody' (NOT_FOUND)\n"
+    assert fed.jobs[a.job_id].pending_reason.code is ReasonCode.HELD  # type: ignore[union-attr]
+    assert main(["release", a.job_id, "b", *flags]) == 0
+    assert capsys.readouterr().out == f"job {a.job_id} Pending, released\njob {b.job_id} Pending, released\n"
+    assert fed.jobs[a.job_id].hold is None and fed.jobs[b.job_id].hold is None
+
+
+def test_holding_a_running_job_is_refused_naming_its_phase(served: tuple[Federator, list[str]],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    fed, flags = served
+    running = fed.submit(job("running", gpus=1))
+    running.phase = JobPhase.RUNNING  # as its agent would have said
+    assert main(["hold", "running", *flags]) == 1
+    assert capsys.readouterr().err == (f"error: running: job {running.job_id} is Running: only a Pending job may be "
+                                       "held; it holds room in a member cluster and keeps it (cancel it to stop it; "
+                                       "a hold never stops work that runs) (FAILED_PRECONDITION)\n")
+
+
+class OlderJobService(JobService):
+    """A federator before 0.14.0: SubmitRequest.hold is a field it does not know, so the job is placed."""
+
+    async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
+        request.hold = False
+        return await super().Submit(request, context)
+
+
+def test_a_submit_hold_an_older_federator_did_not_hold_is_cancelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli_support, "JobService", OlderJobService)
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    with serving(fed) as address:
+        assert main(["submit", "-f", job_file(tmp_path, "asked"), "--hold", "--server", address, "--insecure"]) == 1
+    asked = _named(fed, "asked")
+    assert asked.phase is JobPhase.CANCELLED  # it never runs unheld
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'asked.yaml'}: job {asked.job_id}: the federator "
+                                              "did not hold it (one older than 0.14.0 does not know holds), so it "
+                                              "is not kept: cancelled")
+
+
+def test_a_spec_held_that_is_not_true_or_false_is_refused_naming_it(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(JOB_FILE.replace("NAME", "bad").replace("HELD", ", held: \"yes\""))
+    assert main(["submit", "-f", str(path), "--server", "127.0.0.1:1", "--insecure"]) == 2  # nothing sent
+    assert "spec.held: must be true or false, got 'yes'" in capsys.readouterr().err

@@ -1,0 +1,109 @@
+"""A FederatedJob's spec.held against a real API server (the test bed's host): held from creation, released and
+held with `kubectl patch`, a hold over the API written to the object, and a hold kept across a restart.
+
+The CRD is the one the chart ships (its spec.held and status.hold are pruned by an API server whose CRD lacks
+them, so the real one is what is tested). The federator runs in this process (store, controller with its
+informer); its member cluster is reported to it directly, as the server tests do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from federator.backends.kube.api import FEDERATED_JOBS
+from federator.jobfile import parse_job
+from federator.model import JobHold, JobPhase, ReasonCode
+from federator.server.job_holds import Actor, hold
+
+from kube_support import Testbed, controller_running, host_bed
+from support import until
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
+
+NAMESPACE = "holding"
+host = host_bed(NAMESPACE)
+
+
+def document(name: str, **spec: Any) -> str:
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                           "metadata": {"name": name, "namespace": NAMESPACE},
+                           "spec": {"kind": "training", "queue": "default",
+                                    "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+
+
+def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_restart(host: Testbed) -> None:
+    def kubectl(*args: str, stdin: str | None = None) -> Any:
+        return host.kubectl("host", *args, "-n", NAMESPACE, input=stdin)
+
+    def patch_held(name: str, held: bool) -> None:
+        kubectl("patch", "fj", name, "--type=merge", "-p", json.dumps({"spec": {"held": held}}))
+
+    def observed(fx: Any, name: str) -> bool:
+        """The controller has read the object's newest generation (its status says it observed it)."""
+        obj = fx.api.get(FEDERATED_JOBS, name, NAMESPACE)
+        return bool((obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"])
+
+    async def first() -> None:
+        async with controller_running(host, NAMESPACE) as fx:
+            fx.join("east-1")  # one node of 8 free H100: room for every job here
+            kubectl("apply", "-f", "-", stdin=document("step-2", held=True))
+            await until(lambda: fx.fed.jobs.named("step-2"))
+            job = fx.fed.get("step-2")
+            assert job.hold is not None and job.hold.by == f"namespace {NAMESPACE}" and not job.hold.admin
+            fx.fed.schedule_once()
+            assert job.phase is JobPhase.PENDING and job.pending_reason is not None
+            assert job.pending_reason.code is ReasonCode.HELD
+
+            await until(lambda: (fx.api.get(FEDERATED_JOBS, "step-2", NAMESPACE).get("status") or {}).get("hold"))
+            status = fx.api.get(FEDERATED_JOBS, "step-2", NAMESPACE)["status"]
+            assert status["hold"]["by"] == f"namespace {NAMESPACE}" and status["pendingReason"]["code"] == "Held"
+            wide = kubectl("get", "fj", "step-2", "-o", "wide").stdout.splitlines()
+            assert "Held" in wide[1].split(), wide  # the REASON column
+
+            patch_held("step-2", False)  # released: placed by the next cycle
+            await until(lambda: job.hold is None)
+            fx.fed.schedule_once()
+            assert job.phase is JobPhase.PLACED
+
+            patch_held("step-2", True)  # a placed job is not held: it runs on, the object left as written
+            await until(lambda: observed(fx, "step-2"))
+            assert fx.api.get(FEDERATED_JOBS, "step-2", NAMESPACE)["spec"]["held"] is True
+            assert job.phase is JobPhase.PLACED and job.hold is None
+
+            # A hold over the API (an admin's, of a job no user submitted) reaches the object's spec.held.
+            kubectl("apply", "-f", "-", stdin=document("step-3"))
+            await until(lambda: fx.fed.jobs.named("step-3"))
+            later = fx.fed.get("step-3")
+            hold(fx.fed, later, Actor("admin", admin=True))
+            assert fx.api.get(FEDERATED_JOBS, "step-3", NAMESPACE)["spec"]["held"] is True
+            patch_held("step-3", False)  # kubectl does not release an admin's hold
+            await until(lambda: observed(fx, "step-3"))
+            assert later.hold is not None and later.hold.admin
+            fx.fed.schedule_once()
+            assert later.phase is JobPhase.PENDING
+
+            # Submitted held over the API (SubmitRequest.hold): its FederatedJob is made with spec.held: true, and
+            # the controller, reading it, finds no change to make.
+            api_job = fx.fed.intake.submit(parse_job(yaml.safe_load(document("step-4"))), hold=JobHold("alice", 1.0))
+            obj = fx.api.get(FEDERATED_JOBS, "step-4", NAMESPACE)
+            assert obj["spec"]["held"] is True and obj["status"]["hold"]["by"] == "alice"
+            await until(lambda: observed(fx, "step-4"))
+            assert api_job.hold is not None and api_job.pending_reason is not None
+            assert api_job.pending_reason.code is ReasonCode.HELD
+
+    async def after_restart() -> None:
+        async with controller_running(host, NAMESPACE) as fx:
+            fx.join("east-1")
+            job = fx.fed.get("step-3")  # rebuilt from its FederatedJob's status
+            assert job.hold is not None and job.hold.by == "admin" and job.hold.admin
+            fx.fed.schedule_once()
+            assert job.phase is JobPhase.PENDING and job.pending_reason is not None
+            assert job.pending_reason.code is ReasonCode.HELD
+
+    asyncio.run(first())
+    asyncio.run(after_restart())
