@@ -129,14 +129,14 @@ def test_a_replays_progress_says_jobs_started_and_the_time_left(examples: Path,
                "--mode", "replay", "--progress", "-o", "json"])
     assert rc == 0
     err = capsys.readouterr().err
-    assert re.search(r"100% [\d,]+/[\d,]+ s, \d+/\d+ jobs started, done in \d+", err), err
+    assert re.search(r"100% [\d,]+/[\d,]+ s, \d+/\d+ jobs started, \d+s elapsed", err), err
 
 
 def test_the_eta_is_the_time_left_at_the_rate_so_far() -> None:
     assert eta(60.0, 25, 100) == "ETA 3m 00s"
     assert eta(600.0, 10, 100) == "ETA 1h 30m"
     assert eta(5.0, 0, 100) == "ETA ?"
-    assert eta(12.0, 100, 100) == "done in 12s"
+    assert eta(12.0, 100, 100) == "12s elapsed"
     ticks = iter([0.0, 30.0, 31.0])
 
     class Out:

@@ -190,9 +190,10 @@ class ProgressBar:
 
 
 def eta(elapsed: float, done: int, total: int) -> str:
-    """The wall time left at the rate so far: "ETA 12m 5s"; "done" at the end, "ETA ?" before any progress."""
+    """The wall time left at the rate so far: "ETA 12m 05s"; "ETA ?" before any progress; at the bar's end the
+    time taken ("1m 02s elapsed": a replay's backlog may still run past the last departure the workload has)."""
     if done >= total:
-        return f"done in {_span(elapsed)}"
+        return f"{_span(elapsed)} elapsed"
     if done <= 0 or elapsed <= 0:
         return "ETA ?"
     return f"ETA {_span(elapsed * (total - done) / done)}"
