@@ -155,3 +155,15 @@ def test_the_eta_is_the_time_left_at_the_rate_so_far() -> None:
     bar = ProgressBar(out, "s", clock=lambda: next(ticks))  # type: ignore[arg-type]
     bar.update(300, 1000, note="12/40 jobs started")
     assert out.text.endswith("30% 300/1,000 s, 12/40 jobs started, ETA 1m 10s")
+
+
+def test_the_text_report_prints_a_table_a_row_a_line(tmp_path: Path, examples: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["sim", "--fleet", str(examples / "fleet.yaml"), "--workload", str(examples / "jobs"), "--mode", "replay",
+               "--no-progress"])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.match(r"accelerators_by_model +Ascend910B: capacity 160 allocated [\d.]+ idle [\d.]+ "
+                        r"allocation_ratio [\d.]+$", x) for x in lines), lines
+    assert any(re.match(r"wait_seconds +by_queue \S+: jobs_started \d+ jobs_not_started \d+ p50 ", x) for x in lines)
+    assert not any(x.startswith(("series ", "queue_series ")) for x in lines)  # the timelines are JSON's

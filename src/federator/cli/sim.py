@@ -24,15 +24,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sim", help="simulate the scheduler over a fleet and a workload (YAML or trace CSVs)")
     p.add_argument("--fleet", type=Path, required=True,
                    help="fleet YAML, or node CSV (sn,cpu_milli,memory_mib,gpu,model or "
-                        "node_name,gpu_model,gpu_capacity_num,cpu_num)")
+                        "node_name,gpu_model,gpu_capacity_num,cpu_num; optional cluster and region columns say "
+                        "where each node is, else --clusters deals them)")
     p.add_argument("--workload", type=Path, required=True,
                    help="job YAML (a file, or a folder of them as for submit -f), or pod CSV "
                         "(name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,...)")
     p.add_argument("--clusters", type=int, help="deal a node CSV without a cluster column into N clusters "
                                                 "in N regions (default 4)")
     p.add_argument("--mode", choices=["fill", "replay"], default="fill",
-                   help="fill: offer every job once in arrival order, no departures; "
-                        "replay: arrivals and departures in time order (default %(default)s)")
+                   help="fill: offer every job once in arrival order, no departures, no clock (the report's "
+                        "figures are the end state); replay: arrivals and departures in time order (its figures "
+                        "are time averages over the run, with the jobs' waits) (default %(default)s)")
     p.add_argument("--policy", type=Path, metavar="FILE",
                    help="scheduling policy YAML (as for serve); a job Submit would refuse under it (spec.priority "
                         "above its queue's maxPriority) is not offered, and counted in jobs_refused_at_submit")
@@ -57,7 +59,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                                              "(needs matplotlib: pip install 'federator[plot]')")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="show a progress bar on stderr (default: when stderr is a terminal)")
+                     help="show a progress bar on stderr, with jobs started (replay) and the time left "
+                          "(default: when stderr is a terminal)")
     bar.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=_sim)
 
