@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from federator.cli import main
 from federator.cli.sim import ProgressBar, eta
 from federator.model import JobKind, JobSpec, Resources
 from federator.simulate import SimJob, Simulation, load_fleet_file, load_workload
+from federator.simulate.outcomes import JobRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = parse_fleet({"clusters": [
@@ -65,6 +66,8 @@ def test_a_replay_reports_waits_by_queue_and_model_and_each_jobs_outcome() -> No
     second = rows["second"]
     assert (second.cluster, second.region, second.model, second.accelerators) == ("a", "east", "H100", 16.0)
     assert (second.arrival, second.start, second.end, second.wait_seconds) == (10, 100, 200, 90)
+    assert second.accelerator_hours == pytest.approx(16 * 100 / 3600) and second.cost == 0  # no price label
+    assert report.workload_accelerator_hours == pytest.approx((16 * 100 * 2 + 50) / 3600, abs=1e-5)
     giant = rows["giant"]
     assert giant.start is None and giant.reason_code == "GangDoesNotFit" and giant.never == "fleet"
     assert "no member cluster could hold 3 x 8 A10|H100 even empty" in giant.reason  # the live federator's words
@@ -85,9 +88,7 @@ def test_the_json_report_has_the_timelines_and_every_key_is_documented(tmp_path:
     documented = {k for cell in re.findall(r"^\| (`[^|]+) \|", section, re.M) for k in re.findall(r"`(\w+)`", cell)}
     assert set(out) <= documented, sorted(set(out) - documented)
     job_keys = set(re.findall(r"`([a-z_]+)`", section.split("--jobs-out", 1)[1]))
-    assert {f for f in csv.DictReader(["job,queue,models_asked,model,cluster,region,accelerators,arrival,start,"
-                                       "end,wait_seconds,preemptions,reason_code,reason,never"]).fieldnames or []} \
-        <= job_keys
+    assert {f.name for f in fields(JobRecord)} <= job_keys
 
 
 def test_fill_samples_the_retry_cycles_so_the_peak_is_never_below_the_end(examples: Path) -> None:
@@ -112,6 +113,9 @@ def test_jobs_out_writes_one_line_per_job(tmp_path: Path, examples: Path, suffix
     assert len(rows) == report["jobs_total"] - report["jobs_refused_at_submit"]
     pending = [r for r in rows if r["reason_code"]]
     assert len(pending) == report["jobs_pending"] and all(r["reason"] for r in pending)
+    # examples/fleet.yaml's clusters carry federator.io/price-per-accelerator-hour: the costs add up
+    assert report["workload_cost"] > 0
+    assert sum(float(r["cost"]) for r in rows) == pytest.approx(report["workload_cost"], abs=1e-4)
 
 
 def test_jobs_out_refuses_a_suffix_it_cannot_write(tmp_path: Path, examples: Path,

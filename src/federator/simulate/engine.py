@@ -61,6 +61,8 @@ class _Job:
     ended_at: float = -1.0  # departed, or preempted and not placed again
     preempted: int = 0
     where: tuple[tuple[str, str, int], ...] = ()  # the last placement's (cluster, model, milli) per assignment
+    accelerator_hours: float = 0.0  # held while placed, every run of it (replay)
+    cost: float = 0.0  # the same at its clusters' price-per-accelerator-hour labels (unpriced clusters: 0)
     allocations: list[Allocation] = field(default_factory=list)
     ever_placed: bool = False
     offered: bool = False
@@ -107,6 +109,10 @@ class SimReport:
     # waits (replay), pending jobs no wait could place (by federator_never_runnable_jobs' reason), one example
     # per pending code in the scheduler's words, and each queue's accelerators held over a replay
     accelerator_allocated_outside: float = 0.0
+    # Replay: the workload's accelerator-hours (the members' own work left out) and their cost at the clusters'
+    # federator.io/price-per-accelerator-hour labels (clusters without one count 0; fill has no clock: 0)
+    workload_accelerator_hours: float = 0.0
+    workload_cost: float = 0.0
     accelerators_by_region: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     accelerators_by_model: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     wait_seconds: Mapping[str, object] = field(default_factory=dict)
@@ -163,6 +169,8 @@ class Simulation:
         self.allocated_milli = sum(c.nodes.accelerator_milli_used() for c in self.clusters.values())
         self.outside_milli = self.allocated_milli  # the members' own work (busyGpus), held throughout
         self.by_region, self.by_model = self._held()
+        self.prices = {name: p for name, info in zip(self.clusters, self.snapshot().clusters, strict=True)
+                       if (p := info.price_per_accelerator_hour) is not None}
         self.placements = 0
         self.started = 0  # jobs placed at least once (a progress bar's "jobs started")
         self.refused = 0
@@ -242,7 +250,7 @@ class Simulation:
                 self._unbind(victim)
                 self.preempted += 1
                 victim.preempted += 1
-                victim.ended_at = now
+                self._ran(victim, now)
                 by_id[victim.job_id] = victim
         placed = []
         for d in result.decisions:
@@ -294,6 +302,15 @@ class Simulation:
         self.pending_why.pop(job.job_id, None)
         return True
 
+    def _ran(self, job: _Job, now: float) -> None:
+        """The job's run since its placement ended at `now` (it departed, was preempted, or the replay ended):
+        its accelerator-hours and their cost, counted."""
+        job.ended_at = now
+        for cluster, _, milli in job.where:
+            hours = milli / MILLI * max(0.0, now - job.placed_at) / 3600
+            job.accelerator_hours += hours
+            job.cost += hours * self.prices.get(cluster, 0.0)
+
     def _unbind(self, job: _Job) -> None:
         for cluster, key, milli, model in job.placed:
             self.clusters[cluster].nodes.unbind(key)
@@ -321,6 +338,10 @@ class Simulation:
         reasons = Counter(self.pending_reasons.get(j.job_id, "Waiting") for j in pending)
         lat = sorted(self.latencies)
         averaged = mode == "replay" and bool(self.series)
+        if averaged:  # what still runs ran until the last cycle
+            for j in self._running.values():
+                self._ran(j, self.series[-1][0])
+                j.ended_at = -1.0
         ratio = _time_average(self.series) if averaged else self.ratio()
         regions = self.by_region.table(averaged=averaged)
         records = tuple(self._record(j) for j in self.jobs)
@@ -346,6 +367,8 @@ class Simulation:
             accelerator_allocation_ratio_by_region={r: v["allocation_ratio"] for r, v in regions.items()},
             scarcity_scale=self.tuner.scale, rollouts=self.tuner.rollouts, rollout_seconds=self.tuning_seconds,
             accelerator_allocated_outside=self.outside_milli / MILLI, accelerators_by_region=regions,
+            workload_accelerator_hours=round(sum(j.accelerator_hours for j in self.jobs), 6),
+            workload_cost=round(sum(j.cost for j in self.jobs), 6),
             accelerators_by_model=self.by_model.table(averaged=averaged),
             wait_seconds=wait_summary(records) if mode == "replay" else {},
             jobs_never_runnable={str(k): n for k, n in sorted(never.items())},
@@ -371,6 +394,8 @@ class Simulation:
             start=j.first_placed_at if timed and placed else None,
             end=j.ended_at if timed and placed and j.ended_at >= 0 else None,
             wait_seconds=round(j.first_placed_at - j.job.arrival, 6) if timed and placed else None,
+            accelerator_hours=round(j.accelerator_hours, 6) if timed else None,
+            cost=round(j.cost, 6) if timed else None,
             preemptions=j.preempted, reason_code=code, reason=why.message if why else "",
             never=str(why.never) if why and why.never is not None else "",
         )
@@ -422,7 +447,7 @@ class Simulation:
                     pending[job.job_id] = job
                 elif job.job_id in self._running and job.placed_at + (job.job.duration or 0) <= now:
                     self._unbind(job)
-                    job.ended_at = now
+                    self._ran(job, now)
                     self.memory.add(Arrival.of(job.job.spec))
                 changed = True
             if changed and pending:

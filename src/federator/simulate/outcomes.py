@@ -82,6 +82,8 @@ class JobRecord:
     start: float | None  # the first placement
     end: float | None  # when it departed (or was last preempted and not placed again); None: running at the end
     wait_seconds: float | None  # start - arrival
+    accelerator_hours: float | None  # held while placed, every run of it (replay)
+    cost: float | None  # the same at its clusters' price-per-accelerator-hour labels (unpriced: 0)
     preemptions: int
     reason_code: str  # why it was never placed: the scheduler's code (as federator_pending_jobs{reason})
     reason: str  # and its words, as `federator get jobs` gives them
