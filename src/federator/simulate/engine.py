@@ -31,6 +31,7 @@ from federator.backends.sim.fgd import DemandLearner
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId
+from federator.model.cluster import held_milli
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
 from federator.scheduler.demand import DemandMemory
 from federator.scheduler.reservation import Reservation
@@ -220,7 +221,7 @@ class Simulation:
                 self._unbind(job)
                 self.pending_reasons[job.job_id] = "RefusedByCluster"
                 return False
-            milli = res.accelerator_milli * a.replicas  # type: ignore[attr-defined]
+            milli = held_milli(res.accelerator_milli, a.unit_milli) * a.replicas  # type: ignore[attr-defined]
             job.placed.append((a.cluster, key, milli))  # type: ignore[attr-defined]
             job.allocations.append(Allocation(job.job_id, spec.queue, spec.priority, spec.preemptible,
                                               a.cluster, a.accelerator_model, a.replicas, res, now,  # type: ignore[attr-defined]
