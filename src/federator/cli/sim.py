@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    from federator.backends.sim.pool_names import unknown_models
     from federator.catalog import CatalogError, use_catalog_file
     from federator.catalog.model_names import quota_model_problem
     from federator.scheduler import PolicyError, Scheduler, load_policy
@@ -84,6 +85,8 @@ def _sim(args: argparse.Namespace) -> int:
     except (PolicyError, TraceError, ValueError) as exc:
         print(f"federator sim: {exc}", file=sys.stderr)
         return 2
+    for warning in unknown_models(fleet.values()):  # a typo'd model: said, not refused (backends/sim/pool_names.py)
+        print(f"federator sim: warning: {warning}", file=sys.stderr)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(sys.stderr, "jobs" if args.mode == "fill" else "s") if show else None
     report = sim.run(args.mode, progress=bar.update if bar else None)
