@@ -12,7 +12,8 @@ The project's YAML shape::
           - {count: 2, model: A100, accelerators: 8, cpu: 64, memory: 512Gi, memoryMiB: 81920}
 
 `vendor` is a name of the accelerator catalog (nvidia, amd, huawei, cambricon,
-hygon, intel, ...); without one, the catalog's vendor of the model, else nvidia.
+hygon, intel, ...); without one, the catalog's vendor of the model, else nvidia. A model the
+catalog does not know is taken, and `sim` / `agent --sim` warn of it (pool_names.unknown_models).
 `busy` marks accelerators already taken by work the federator does not manage
 (a busy region). The names from before vendors (`gpuModel`, `gpus`, `busyGpus`)
 keep working.
@@ -35,7 +36,9 @@ and the simulated member binds the same way):
   device (1..1000: 125 for a 1g.10gb of an 80 GB GPU; required with MIG, refused
   without); a replica of at most `unitMilli` takes one partition, a whole ask one
   partition per accelerator asked. Name the pool as a member does, after its profile
-  (`NVIDIA-A100-80GB-MIG-1g.10gb`).
+  (`NVIDIA-A100-80GB-MIG-1g.10gb`), or an Ascend vNPU pool `<chip>-vNPU-<template>`
+  (`Ascend310P3-vNPU-2c`, unitMilli 250: the template's resource, huawei.com/Ascend310P-2c, is
+  reported; pool_names.py). A partition counts its `unitMilli` of a device in every total, as live.
 
 Every node group of one model in a cluster shares the same way (a pool is one model).
 Spelling is forgiving (`time-slicing` reads as TimeSlicing); the pool says the name above.
