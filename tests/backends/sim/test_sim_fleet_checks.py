@@ -9,6 +9,7 @@ huawei.com/Ascend310P: 250m never fitted it (P14).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from federator.backends.sim.pool_names import unknown_models
 from federator.catalog import builtin_catalog, parse_catalog_text
 from federator.jobfile import parse_job
 from federator.simulate import SimJob, Simulation
+
+from support import federator_cli
 
 
 def fleet(*groups: dict[str, Any], **cluster: Any) -> dict[str, Any]:
@@ -111,3 +114,17 @@ def test_the_shipped_example_fleet_has_nothing_to_say(examples: Path) -> None:
     from federator.backends.sim.fleet import load_fleet
 
     assert unknown_models(load_fleet(examples / "fleet.yaml").values()) == []
+
+
+def test_sim_warns_of_a_misspelt_model_on_stderr_and_still_runs(tmp_path: Path, examples: Path) -> None:
+    (tmp_path / "typo.yaml").write_text("clusters:\n  - name: a\n    region: r1\n    nodes:\n"
+                                        "      - {count: 4, gpuModel: NVIDIA-H100-80GB-HBM4, gpus: 8, cpu: 96, "
+                                        "memory: 1Ti}\n")
+    out = federator_cli("sim", "--fleet", str(tmp_path / "typo.yaml"), "--workload",
+                        str(examples / "workloads" / "pods-sample.csv"), "-o", "json")
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["accelerator_capacity"] == 32  # the report is unchanged, on stdout
+    (warning,) = out.stderr.splitlines()
+    assert warning.startswith(f"federator sim: warning: {tmp_path / 'typo.yaml'}: clusters[0].nodes[0].gpuModel: "
+                              "'NVIDIA-H100-80GB-HBM4' is not a model the accelerator catalog knows (did you mean "
+                              "NVIDIA-H100-80GB-HBM3?)")
