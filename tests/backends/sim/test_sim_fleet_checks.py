@@ -103,9 +103,12 @@ def test_a_vnpu_pool_named_as_a_member_names_it_has_its_templates_resource() -> 
      "clusters[0].nodes[0].model: Ascend310X-vNPU-2c names a vNPU of chip Ascend310X, which the accelerator catalog "
      "does not know"),
     ({"model": "Ascend310P3-vNPU-2c"},
-     "clusters[0].nodes[0].model: Ascend310P3-vNPU-2c is a vNPU pool, which a member reports as hardware partitions: "
-     "give it sharing: MIG and unitMilli: 250 (2 of Ascend310P3's 8 AI cores)"),
-], ids=["unknown-chip", "not-a-partition-pool"])
+     "clusters[0].nodes[0].sharing: Ascend310P3-vNPU-2c is a vNPU pool, which a member reports as hardware "
+     "partitions: give it sharing: MIG and unitMilli: 250 (2 of Ascend310P3's 8 AI cores)"),
+    ({"model": "Ascend310P3-vNPU-2c", "sharing": "MIG", "unitMilli": 500},
+     "clusters[0].nodes[0].unitMilli: a member reports Ascend310P3-vNPU-2c at 250 (2 of Ascend310P3's 8 AI cores), "
+     "got 500"),
+], ids=["unknown-chip", "not-a-partition-pool", "not-the-members-worth"])
 def test_a_vnpu_pool_a_member_could_not_report_is_refused(group_keys: dict[str, Any], said: str) -> None:
     assert said in refusal(fleet({"count": 1, "vendor": "huawei", "accelerators": 32, **group_keys}))
 

@@ -240,9 +240,9 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
     if vendor and known.vendor(vendor) is None:
         raise FleetError(f"{where}.vendor: unknown vendor {vendor!r} (the catalog has: "
                          f"{', '.join(known.vendor_names)}; add one with --accelerator-catalog)")
-    vnpu = vnpu_problem(model, vendor, sharing, known) if devices else None
+    vnpu = vnpu_problem(model, vendor, sharing, unit_milli, known) if devices else None
     if vnpu:
-        raise FleetError(f"{where}.{model_key}: {vnpu}")
+        raise FleetError(f"{where}.{model_key if vnpu[0] == 'model' else vnpu[0]}: {vnpu[1]}")
     busy_cpu = cpu * busy // devices if devices else 0
     busy_mem = memory * busy // devices if devices else 0
     origin = f"{where}.{model_key}"

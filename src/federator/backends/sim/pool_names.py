@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from federator.catalog import Catalog, ModelEntry, catalog
 from federator.catalog.model_names import nearest_models
+from federator.model import MILLI
 from federator.model.cluster import SHARING_MIG, names_partition
 
 if TYPE_CHECKING:  # fleet.py checks its groups with this module
@@ -42,9 +43,12 @@ def vnpu_parts(model: str) -> tuple[str, str, int] | None:
     return (m.group("chip"), m.group("template"), int(m.group("cores"))) if m else None
 
 
-def vnpu_problem(model: str, vendor: str, sharing: str, cat: Catalog | None = None) -> str | None:
-    """What is wrong with a fleet node group naming a vNPU pool (None when nothing is, or it names none): its chip
-    must be a catalog model with a resource, and the pool a partition pool (sharing MIG) as a member reports it."""
+def vnpu_problem(model: str, vendor: str, sharing: str, unit_milli: int,
+                 cat: Catalog | None = None) -> tuple[str, str] | None:
+    """(the node group's field, what is wrong with it) for a group naming a vNPU pool a member could not report, or
+    None (nothing is, or it names no vNPU): its chip must be a catalog model with a resource, the pool a partition
+    pool (sharing MIG), and each partition worth what a member reports (backends/kube/vnpu.py, Template.unit_milli:
+    the template's AI cores of the chip's `aiCores`), else sim's capacity would not be the live one."""
     parts = vnpu_parts(model)
     if parts is None:
         return None
@@ -53,13 +57,18 @@ def vnpu_problem(model: str, vendor: str, sharing: str, cat: Catalog | None = No
     chip = cat.find_model(chip_name, vendor or None)
     if chip is None or not chip.resource_name:
         chips = sorted(m.name for m in cat.models(vendor or "huawei") if m.ai_cores)
-        return (f"{model} names a vNPU of chip {chip_name}, which the accelerator catalog does not know (chips with "
-                f"AI cores: {', '.join(chips) or 'none'}); a member leaves such vNPUs out. Add the chip with "
-                "--accelerator-catalog (its aiCores), or name a known chip")
+        return "model", (f"{model} names a vNPU of chip {chip_name}, which the accelerator catalog does not know "
+                         f"(chips with AI cores: {', '.join(chips) or 'none'}); a member leaves such vNPUs out. Add "
+                         "the chip with --accelerator-catalog (its aiCores), or name a known chip")
+    worth = max(1, cores * MILLI // chip.ai_cores) if 0 < cores <= chip.ai_cores else 0
+    said = f"{worth}" if worth else "its share of the chip"
+    of_chip = f"{cores} of {chip.name}'s {chip.ai_cores or 'unknown'} AI cores"
     if sharing != SHARING_MIG:
-        worth = f"{cores * 1000 // chip.ai_cores}" if 0 < cores <= chip.ai_cores else "its share of the chip"
-        return (f"{model} is a vNPU pool, which a member reports as hardware partitions: give it sharing: MIG "
-                f"and unitMilli: {worth} ({cores} of {chip.name}'s {chip.ai_cores or '?'} AI cores)")
+        return "sharing", (f"{model} is a vNPU pool, which a member reports as hardware partitions: give it "
+                           f"sharing: MIG and unitMilli: {said} ({of_chip})")
+    if worth and unit_milli != worth:
+        return "unitMilli", (f"a member reports {model} at {worth} ({of_chip}), got {unit_milli}; the chip's AI "
+                             "cores are the catalog's aiCores (--accelerator-catalog corrects them)")
     return None
 
 
