@@ -129,7 +129,6 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.security.metrics_token import MetricsToken, MetricsTokenError
     from federator.security.podsecurity import POLICY_LABELS, policy_labels
     from federator.security.tls import TlsError
-    from federator.simulate.traces import TraceError
     from federator.yamltext import read_text
 
     try:
@@ -221,7 +220,7 @@ def _agent(args: argparse.Namespace) -> int:
         return 2
     try:
         fleet = sim_fleet(args.sim, args.cluster)
-    except (FleetError, TraceError) as exc:
+    except FleetError as exc:
         print(f"federator agent: {exc}", file=sys.stderr)
         return 2
     spec = fleet.get(args.cluster)
@@ -248,13 +247,18 @@ def sim_fleet(path: Path, cluster: str) -> dict[str, ClusterSpec]:
     (simulate/traces.py), so the planner's real fleet runs as live members too (outside QA, planners P15: the CSV was
     parsed as YAML, "clusters: must be a list of clusters"). A CSV with a cluster column gives its clusters; one
     without is this one member's nodes, every row, named for `cluster` (sim deals such rows into clusters of its own
-    naming, which no --cluster would know). FleetError or TraceError naming the file."""
-    from federator.backends.sim import ClusterSpec, load_fleet
-    from federator.simulate.traces import load_fleet_file
+    naming, which no --cluster would know). FleetError naming the file, the row and the column. The simulator's
+    reader is imported for a CSV only: an agent of a fleet YAML starts as before."""
+    from federator.backends.sim import ClusterSpec, FleetError, load_fleet
 
     if path.suffix.lower() != ".csv":
         return load_fleet(path)
-    fleet = load_fleet_file(path, clusters=1)
+    from federator.simulate.traces import TraceError, load_fleet_file
+
+    try:
+        fleet = load_fleet_file(path, clusters=1)
+    except TraceError as exc:
+        raise FleetError(str(exc)) from exc
     if "cluster" in _csv_header(path):
         return fleet
     dealt = next(iter(fleet.values()), None)

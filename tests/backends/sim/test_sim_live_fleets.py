@@ -121,3 +121,12 @@ def test_the_agent_reads_a_node_csv_and_names_its_clusters_when_the_one_asked_is
     assert out.returncode == 2
     assert out.stderr.strip() == f"federator agent: --cluster: 'nope' is not in {tmp_path / 'fleet.csv'} " \
                                  "(clusters: bj-0, gd-0)"  # was: "clusters: must be a list of clusters"
+
+
+def test_a_bad_node_csv_is_refused_naming_the_row_and_column(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("gpu_model,gpu_capacity_num,cpu_num,node_name\nH800,-8,96,n1\n")
+    out = federator_cli("agent", "--sim", str(tmp_path / "bad.csv"), "--cluster", "x", "--insecure",
+                        "--server", "127.0.0.1:1")
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"federator agent: {tmp_path / 'bad.csv'}:2: column gpu_capacity_num: must not be " \
+                                 "negative, got '-8'"
