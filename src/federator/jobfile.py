@@ -121,6 +121,7 @@ class JobFileError(ValueError):
 
     def __init__(self, problems: Iterable[FieldProblem], source: str = "") -> None:
         found = tuple(problems)
+        self.total = len(found)  # problems found, the ones past MAX_PROBLEMS counted only
         if len(found) > MAX_PROBLEMS:  # 100,000 bad list items must not make a reply too big to send
             found = (*found[:MAX_PROBLEMS], FieldProblem("document", f"and {len(found) - MAX_PROBLEMS} more problems"))
         self.problems = found

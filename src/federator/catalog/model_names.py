@@ -41,11 +41,19 @@ def quota_model_problem(name: str, cat: Catalog | None = None) -> str | None:
             "your own goes in the catalog extension (--accelerator-catalog, Helm value acceleratorCatalog)")
 
 
-def _spellings(cat: Catalog) -> dict[str, str]:
+def nearest_models(name: str, cat: Catalog | None = None, *, vendor: str = "", n: int = 3) -> list[str]:
+    """Up to `n` names the catalog knows (models, families, their device words), of `vendor` if given, closest to
+    `name` first: what a message offers for a model it does not know (a fleet's `NVIDIA-H100-80GB-HBM4`)."""
+    cat = cat or catalog()
+    spellings = _spellings(cat, vendor)
+    return [spellings[c] for c in difflib.get_close_matches(name.upper(), list(spellings), n=n, cutoff=0.75)]
+
+
+def _spellings(cat: Catalog, vendor: str = "") -> dict[str, str]:
     """Upper-cased name -> the name as written, for every name a user may write: models, families, and each word
     of a model's name that names a device (H100 of NVIDIA-H100-80GB-HBM3; not the vendor's or the memory's)."""
     out: dict[str, str] = {}
-    for m in cat.models():
+    for m in cat.models(vendor or None):
         for n in (m.name, m.family):
             if n:
                 out.setdefault(n.upper(), n)
@@ -55,4 +63,4 @@ def _spellings(cat: Catalog) -> dict[str, str]:
     return out
 
 
-__all__ = ["LISTED", "quota_model_problem"]
+__all__ = ["LISTED", "nearest_models", "quota_model_problem"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,7 @@ from federator.listen import server_address
 
 if TYPE_CHECKING:
     from federator.agent.agent import AgentConfig
+    from federator.backends.sim import ClusterSpec
     from federator.security.tls import TlsFiles
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
@@ -29,7 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--region", help="region (default: from the fleet file)")
     a.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
                    help="federator gRPC address (default %(default)s)")
-    a.add_argument("--sim", type=Path, metavar="FLEET_FILE", help="run a simulated cluster from this fleet file")
+    a.add_argument("--sim", type=Path, metavar="FLEET_FILE",
+                   help="run a simulated cluster from this fleet file: a fleet YAML, or a node CSV (.csv) as "
+                        "`federator sim --fleet` takes it (with a cluster column the rows of --cluster, without one "
+                        "every row)")
     a.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="accelerator catalog YAML merged over the built-in one (more vendors, device plugins, models); "
                         "a file with errors is refused naming the line")
@@ -115,7 +121,8 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.agent.agent import Agent
     from federator.agent.endpoint import ListenError, parse_listen
     from federator.agent.runner import run
-    from federator.backends.sim import FleetError, load_fleet
+    from federator.backends.sim import FleetError
+    from federator.backends.sim.pool_names import unknown_models
     from federator.backends.sim.runtime import SimBackend
     from federator.catalog import CatalogError, use_catalog_file
     from federator.readyfile import ready_file_problem
@@ -212,7 +219,7 @@ def _agent(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        fleet = load_fleet(args.sim)
+        fleet = sim_fleet(args.sim, args.cluster)
     except FleetError as exc:
         print(f"federator agent: {exc}", file=sys.stderr)
         return 2
@@ -221,6 +228,8 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"federator agent: --cluster: {args.cluster!r} is not in {args.sim} "
               f"(clusters: {', '.join(sorted(fleet))})", file=sys.stderr)
         return 2
+    for warning in unknown_models([spec]):
+        print(f"federator agent: warning: {warning}", file=sys.stderr)
     backend = SimBackend(spec, time_scale=args.time_scale, pod_security=pod_security)
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
@@ -231,6 +240,38 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"federator agent: {refused}", file=sys.stderr)
         return 2
     return run(Agent(config, backend))
+
+
+def sim_fleet(path: Path, cluster: str) -> dict[str, ClusterSpec]:
+    """The clusters of `agent --sim`'s fleet file: a fleet YAML, or a node CSV read as `federator sim --fleet` reads it
+    (simulate/traces.py), so the planner's real fleet runs as live members too (outside QA, planners P15: the CSV was
+    parsed as YAML, "clusters: must be a list of clusters"). A CSV with a cluster column gives its clusters; one
+    without is this one member's nodes, every row, named for `cluster` (sim deals such rows into clusters of its own
+    naming, which no --cluster would know). FleetError naming the file, the row and the column. The simulator's
+    reader is imported for a CSV only: an agent of a fleet YAML starts as before."""
+    from federator.backends.sim import ClusterSpec, FleetError, load_fleet
+
+    if path.suffix.lower() != ".csv":
+        return load_fleet(path)
+    from federator.simulate.traces import TraceError, load_fleet_file
+
+    try:
+        fleet = load_fleet_file(path, clusters=1)
+    except TraceError as exc:
+        raise FleetError(str(exc)) from exc
+    if "cluster" in _csv_header(path):
+        return fleet
+    dealt = next(iter(fleet.values()), None)
+    if dealt is None:
+        return {}
+    nodes = tuple(replace(n, name=f"{cluster}-{n.name.removeprefix(dealt.name + '-')}") for n in dealt.nodes)
+    return {cluster: ClusterSpec(cluster, cluster, (), nodes)}
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first line (read by load_fleet_file already, so it is readable)."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        return [h.strip() for h in next(csv.reader(f), [])]
 
 
 def maintenance_problem(reason: str) -> str:

@@ -66,8 +66,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    from federator.backends.sim.pool_names import unknown_models
     from federator.catalog import CatalogError, use_catalog_file
     from federator.catalog.model_names import quota_model_problem
+    from federator.cli.problem_lines import problem_lines
     from federator.scheduler import PolicyError, Scheduler, load_policy
     from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
     from federator.simulate.outcomes import JOBS_SUFFIXES, jobs_format, write_jobs
@@ -97,8 +99,11 @@ def _sim(args: argparse.Namespace) -> int:
         sim = Simulation(fleet, jobs, scheduler=Scheduler(config), fit=args.fit, seed=args.seed,
                          batch=args.batch, cycle_interval=args.cycle_interval)
     except (PolicyError, TraceError, ValueError) as exc:
-        print(f"federator sim: {exc}", file=sys.stderr)
+        first, *more = problem_lines(exc)  # a workload of 262 bad documents: the first few and the count
+        print(f"federator sim: {first}", *more, sep="\n", file=sys.stderr)
         return 2
+    for warning in unknown_models(fleet.values()):  # a typo'd model: said, not refused (backends/sim/pool_names.py)
+        print(f"federator sim: warning: {warning}", file=sys.stderr)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(sys.stderr, "jobs" if args.mode == "fill" else "s") if show else None
     total = len(sim.jobs)

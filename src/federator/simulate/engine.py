@@ -32,6 +32,7 @@ from federator.backends.sim.fgd import DemandLearner
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId, Reason, ReasonCode
+from federator.model.cluster import held_milli
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
 from federator.scheduler.demand import DemandMemory
 from federator.scheduler.reservation import Reservation
@@ -280,7 +281,7 @@ class Simulation:
                 self.pending_reasons[job.job_id] = ReasonCode.REFUSED_BY_CLUSTER.value
                 self.pending_why[job.job_id] = Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{a.cluster} refused it: {why}")  # type: ignore[attr-defined]
                 return False
-            milli = res.accelerator_milli * a.replicas  # type: ignore[attr-defined]
+            milli = held_milli(res.accelerator_milli, a.unit_milli) * a.replicas  # type: ignore[attr-defined]
             job.placed.append((a.cluster, key, milli, a.accelerator_model))  # type: ignore[attr-defined]
             self.by_region.add(cluster.spec.region, milli)
             self.by_model.add(a.accelerator_model, milli)  # type: ignore[attr-defined]

@@ -66,8 +66,9 @@ def test_a_pool_that_says_nothing_is_reported_as_before() -> None:
      "clusters[0].nodes[0].sharing: only for nodes with accelerators"),
     ([group(sharing="TimeSlicing"), group()], "clusters[0].nodes[1].sharing: the nodes of NVIDIA-L40S in this "
                                               "cluster share as TimeSlicing in nodes[0], these as not said"),
-    ([group(shared="yes")], "clusters[0].nodes[0].shared: is not a known field (known: count, vendor, model, "
-                            "accelerators, busy, cpu, memory, memoryMiB, sharing, unitMilli)"),
+    ([group(shared="yes")], "clusters[0].nodes[0].shared: is not a known field (did you mean sharing?) (known: "
+                            "count, vendor, model (or gpuModel), accelerators (or gpus), busy (or busyGpus), cpu, "
+                            "memory, memoryMiB, sharing, unitMilli)"),
 ], ids=["unknown-value", "not-a-string", "mig-without-unit", "unit-zero", "unit-text", "unit-without-mig",
         "cpu-only-node", "one-model-two-ways", "unknown-field"])
 def test_a_bad_sharing_is_refused_naming_the_field(groups: list[dict[str, Any]], error: str) -> None:

@@ -12,7 +12,8 @@ The project's YAML shape::
           - {count: 2, model: A100, accelerators: 8, cpu: 64, memory: 512Gi, memoryMiB: 81920}
 
 `vendor` is a name of the accelerator catalog (nvidia, amd, huawei, cambricon,
-hygon, intel, ...); without one, the catalog's vendor of the model, else nvidia.
+hygon, intel, ...); without one, the catalog's vendor of the model, else nvidia. A model the
+catalog does not know is taken, and `sim` / `agent --sim` warn of it (pool_names.unknown_models).
 `busy` marks accelerators already taken by work the federator does not manage
 (a busy region). The names from before vendors (`gpuModel`, `gpus`, `busyGpus`)
 keep working.
@@ -35,7 +36,9 @@ and the simulated member binds the same way):
   device (1..1000: 125 for a 1g.10gb of an 80 GB GPU; required with MIG, refused
   without); a replica of at most `unitMilli` takes one partition, a whole ask one
   partition per accelerator asked. Name the pool as a member does, after its profile
-  (`NVIDIA-A100-80GB-MIG-1g.10gb`).
+  (`NVIDIA-A100-80GB-MIG-1g.10gb`), or an Ascend vNPU pool `<chip>-vNPU-<template>`
+  (`Ascend310P3-vNPU-2c`, unitMilli 250: the template's resource, huawei.com/Ascend310P-2c, is
+  reported; pool_names.py). A partition counts its `unitMilli` of a device in every total, as live.
 
 Every node group of one model in a cluster shares the same way (a pool is one model).
 Spelling is forgiving (`time-slicing` reads as TimeSlicing); the pool says the name above.
@@ -51,11 +54,13 @@ Spelling is forgiving (`time-slicing` reads as TimeSlicing); the pool says the n
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from federator.backends.sim.pool_names import vnpu_problem
 from federator.catalog import catalog
 from federator.model import MILLI, QuantityError, to_bytes, to_milli
 from federator.model.cluster import SHARING_MIG
@@ -80,6 +85,8 @@ class NodeSpec:
     sharing: str = ""  # AcceleratorPool.sharing ("" = not said: whole devices and fractions both)
     unit_milli: int = 0  # MIG: what one partition is worth of a whole device; 0 otherwise
     accelerator_memory_mib: int = 0  # memory of one accelerator (memoryMiB); 0 = the catalog's, where sure
+    # Where the fleet file names the model ("fleet.yaml: clusters[0].nodes[1].gpuModel"), for a warning; "" unknown
+    origin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,10 @@ def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
         where = f"{source}: clusters[{i}]"
         if not isinstance(c, Mapping):
             raise FleetError(f"{where}: must be a mapping")
+        for key in c:
+            if key not in _CLUSTER_KEYS:
+                raise FleetError(f"{where}.{key}: is not a known field{_did_you_mean(key, _CLUSTER_KEYS)} "
+                                 f"(known: {', '.join(_CLUSTER_KEYS)})")
         name, region = c.get("name"), c.get("region")
         if not isinstance(name, str) or not name:
             raise FleetError(f"{where}.name: must be a non-empty string")
@@ -143,9 +154,18 @@ def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
     return out
 
 
+_CLUSTER_KEYS = ("name", "region", "labels", "nodes")
 _KNOWN_KEYS = ("count", "vendor", "model", "accelerators", "busy", "cpu", "memory", "memoryMiB", "sharing",
                "unitMilli")
-_GROUP_KEYS = (*_KNOWN_KEYS, "gpuModel", "gpus", "busyGpus")  # the names from before vendors too
+_OLD_NAMES = {"model": "gpuModel", "accelerators": "gpus", "busy": "busyGpus"}  # the names from before vendors
+_GROUP_KEYS = (*_KNOWN_KEYS, *_OLD_NAMES.values())
+_KNOWN_TEXT = ", ".join(f"{k} (or {_OLD_NAMES[k]})" if k in _OLD_NAMES else k for k in _KNOWN_KEYS)
+
+
+def _did_you_mean(key: object, known: tuple[str, ...]) -> str:
+    """' (did you mean region?)' for a key close to a known one (case aside), else ''."""
+    close = difflib.get_close_matches(str(key).lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {next(k for k in known if k.lower() == close[0])}?)" if close else ""
 SHARINGS = ("None", "TimeSlicing", "MPS", "HAMi", "MIG")
 """The values of a node group's `sharing`: AcceleratorPool.sharing's (agent.proto), but "" (not said)."""
 
@@ -185,7 +205,8 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
         raise FleetError(f"{where}: must be a mapping")
     for key in group:
         if key not in _GROUP_KEYS:
-            raise FleetError(f"{where}.{key}: is not a known field (known: {', '.join(_KNOWN_KEYS)})")
+            raise FleetError(f"{where}.{key}: is not a known field{_did_you_mean(key, _GROUP_KEYS)} "
+                             f"(known: {_KNOWN_TEXT})")
     model_key = "gpuModel" if "gpuModel" in group or "gpus" in group else "model"
     count_key = "gpus" if "gpus" in group else "accelerators"
     busy_key = "busyGpus" if "busyGpus" in group else "busy"
@@ -201,8 +222,10 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
     vendor = str(group.get("vendor", "")) if devices else ""
     if count < 1:
         raise FleetError(f"{where}.count: must be at least 1")
-    if devices < 0 or not 0 <= busy <= devices:
-        raise FleetError(f"{where}.{busy_key}: must be between 0 and {count_key} ({devices})")
+    if devices < 0:
+        raise FleetError(f"{where}.{count_key}: must be 0 or more (accelerators on each node), got {devices}")
+    if not 0 <= busy <= devices:
+        raise FleetError(f"{where}.{busy_key}: must be between 0 and {count_key} ({devices}), got {busy}")
     if devices and not model:
         raise FleetError(f"{where}.{model_key}: required when {count_key} > 0")
     sharing, unit_milli = _sharing(group, where, devices)
@@ -217,10 +240,14 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
     if vendor and known.vendor(vendor) is None:
         raise FleetError(f"{where}.vendor: unknown vendor {vendor!r} (the catalog has: "
                          f"{', '.join(known.vendor_names)}; add one with --accelerator-catalog)")
+    vnpu = vnpu_problem(model, vendor, sharing, unit_milli, known) if devices else None
+    if vnpu:
+        raise FleetError(f"{where}.{model_key if vnpu[0] == 'model' else vnpu[0]}: {vnpu[1]}")
     busy_cpu = cpu * busy // devices if devices else 0
     busy_mem = memory * busy // devices if devices else 0
+    origin = f"{where}.{model_key}"
     return [
         NodeSpec(f"{cluster}-n{offset + k}", model, devices, cpu, memory, busy, busy_cpu, busy_mem, vendor,
-                 sharing, unit_milli, memory_mib)
+                 sharing, unit_milli, memory_mib, origin)
         for k in range(count)
     ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
-from federator.catalog import catalog
+from federator.backends.sim.pool_names import pool_kind
 from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
 from federator.model.cluster import SHARING_MIG, one_node_room, room_classes, sharing_serves
 from federator.model.node_room import node_room_of
@@ -378,11 +378,15 @@ class NodeSet:
     # -- reporting --------------------------------------------------------
 
     def accelerator_milli_used(self) -> int:
-        """Milli-devices allocated (busy accelerators included): the simulator's ground truth."""
-        return sum(sum(n.used) for n in self.nodes)
+        """Milli whole devices allocated (busy accelerators included): the simulator's ground truth, in the live
+        federator's unit (`model.cluster.accelerator_milli_of`): a taken MIG partition or vNPU counts its worth
+        (`unitMilli`), not a whole device, so a full pool of 1g.10gb partitions is full, not 12.5 % used."""
+        return sum(sum(n.used) * _worth(n.spec) // MILLI for n in self.nodes)
 
     def accelerator_milli_total(self) -> int:
-        return sum(n.spec.accelerators for n in self.nodes) * MILLI
+        """Milli whole devices installed, a partition at its worth: 56 1g.10gb partitions are 7 devices, as
+        `get clusters`, federator_cluster_accelerators and `federator usage` count them."""
+        return sum(n.spec.accelerators * _worth(n.spec) for n in self.nodes)
 
     def _room(self, node: int) -> tuple[int, int]:
         n = self.nodes[node]
@@ -402,7 +406,7 @@ class NodeSet:
             classes = room_classes(
                 ((free, *self._room(i)) for free, bucket in enumerate(self._by_free[model]) for i in bucket),
                 ((f, *self._room(i)) for f, spots in self._shared.get(model, {}).items() for i, _ in spots))
-            kind = catalog().describe_model(model, self.nodes[idx[0]].spec.vendor if idx else "")
+            kind = pool_kind(model, self.nodes[idx[0]].spec.vendor if idx else "")  # a vNPU pool as a member says it
             sharing, unit_milli = self._sharing.get(model, ("", 0))
             pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
                                          vendor=kind.vendor,
@@ -427,6 +431,12 @@ class NodeSet:
             workload_kinds=WORKLOAD_KINDS,  # a simulated cluster runs any kind's pod sets
             node_room=node_room_of((n.free_cpu_milli, n.free_memory_bytes) for n in self.nodes),
         )
+
+
+def _worth(spec: NodeSpec) -> int:
+    """What one of a node's accelerators is worth in milli whole devices: a partition (sharing MIG) its
+    `unitMilli`, any other device 1000. A partition's slot is taken whole (MILLI used), never in part."""
+    return spec.unit_milli if spec.sharing == SHARING_MIG and spec.unit_milli > 0 else MILLI
 
 
 def _serves_only(sharing: str, unit_milli: int) -> str:
