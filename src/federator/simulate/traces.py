@@ -6,17 +6,23 @@ Fleets:
     `node_name,gpu_model,gpu_capacity_num,cpu_num` (the 2026 spot GPU fleet; memory
     is not given and is taken as MEMORY_PER_CPU per vCPU). Columns may come in any
     order. With `cluster` (and `region`) columns nodes go where they say; without,
-    they are dealt round-robin into N clusters in N regions.
+    they are dealt round-robin into N clusters in N regions;
+  - the live federator's view, `federator get clusters -o yaml|json` (simulate/live_fleet.py).
 
 Workloads:
-  - the project's job YAML (`federator.io/sim-arrival` and `federator.io/sim-duration`
-    annotations give arrival time and run time);
+  - the project's job YAML, and the job lists `federator get jobs -o yaml|json` writes: the
+    `federator.io/sim-arrival` and `federator.io/sim-duration` annotations give arrival time and
+    run time, else the recorded status times (simulate/job_records.py);
   - pod CSVs `name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,
     creation_time,deletion_time,scheduled_time`: one pod is a one-replica job;
-    `gpu_spec` like `V100M16|V100M32` is a GPU-model constraint, `gpu_milli` < 1000
-    a fractional GPU; qos `BE` (best effort) marks the job preemptible.
+    `gpu_spec` like `V100M16|V100M32` is a model constraint (models of any vendor the fleet
+    or the catalog knows: simulate/pod_asks.py), `gpu_milli` < 1000 a fractional GPU; qos `BE`
+    (best effort) marks the job preemptible.
 
-Every problem names the file, the row and the column.
+Every problem names the file, the row and the column. A blank value is read only where the layout has a
+default for it (`federator sim --help`; the table in docs/operators.md): a count left blank, a value that is
+not a whole number (8.9 devices), a row short of a field or a pod deleted before it was created or scheduled
+are refused, never read as something else (outside QA, planners P12).
 """
 
 from __future__ import annotations
@@ -43,18 +49,6 @@ SPOT_NODES = ("node_name", "gpu_model", "gpu_capacity_num", "cpu_num")
 POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase",
                "creation_time", "deletion_time", "scheduled_time")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-BLANK_DEFAULTS = {
-    "sn / node_name": "node-N (the row's place)",
-    "gpu / gpu_capacity_num": "0, on a row naming no GPU model (a CPU-only node)",
-    "cluster / region": "dealt round-robin / the cluster's name",
-    "gpu_milli": "the pod's GPUs whole",
-    "gpu_spec": "any accelerator model, of any vendor",
-    "qos, pod_phase": "not preemptible / unread",
-    "creation_time": "the row's place in the file, in seconds",
-    "scheduled_time": "creation_time",
-    "deletion_time": "runs past the end of the simulation",
-}
-"""The CSV columns a blank value may be left in, and what it then means; every other blank is refused."""
 
 
 class TraceError(ValueError):
