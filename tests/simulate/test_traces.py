@@ -239,6 +239,9 @@ def test_nvidia_only_asks_keep_the_one_count_form(tmp_path: Path, examples: Path
     mixed = load_fleet_file(examples / "fleet.yaml")
     (h800,) = load_workload(pods_asking(tmp_path, "H800|A100-SXM4-80GB"), fleet=mixed)
     assert h800.spec.accelerators == () and h800.spec.accelerator_models == ("H800", "A100-SXM4-80GB")
+    (any_nvidia,) = load_workload(pods_asking(tmp_path, "nvidia"), fleet=mixed)  # a vendor: any of its models
+    assert any_nvidia.spec.accelerators == () and any_nvidia.spec.accelerator_models == ()
+    assert Simulation(mixed, [any_nvidia]).run("fill").jobs_placed == 1
 
 
 def test_a_model_nothing_knows_is_refused_naming_row_and_column(tmp_path: Path, examples: Path) -> None:

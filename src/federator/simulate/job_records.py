@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from federator.backends.sim.runtime import ARRIVAL_ANNOTATION, DURATION_ANNOTATION, parse_duration
-from federator.jobfile import MAX_FILE_BYTES, FieldProblem, JobFileError, job_paths, load_job_files, parse_job
+from federator.jobfile import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_VALUES,
+    FieldProblem,
+    JobFileError,
+    job_paths,
+    load_job_files,
+    parse_job,
+)
 from federator.jobsource import read_job_text, source_name
 from federator.model import JobPhase, JobSpec
 from federator.simulate.traces import SimJob
@@ -79,7 +88,7 @@ def _file(f: Path) -> tuple[list[JobSpec], Sequence[Any] | None]:
     text = read_job_text(f, limit=MAX_FILE_BYTES)
     if "submittedAt" not in text:  # a hand-written job file: no second reading
         return specs, None
-    docs = load_documents(text, max_depth=64, max_values=10**7)
+    docs = load_documents(text, max_depth=MAX_DEPTH, max_values=MAX_VALUES)  # as load_job_files read it
     return specs, docs if len(docs) == len(specs) else None
 
 

@@ -16,7 +16,7 @@ asks for any model of that vendor.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from federator.backends.sim.fleet import ClusterSpec
 from federator.catalog import catalog
@@ -32,6 +32,9 @@ class FleetModels:
     """The (vendor, model, family) of every accelerator pool of a fleet, as the simulated clusters name them."""
 
     pools: frozenset[tuple[str, str, str]]
+    # answers by (names, milli): a trace of 100,000 pods repeats a few dozen asks
+    _asked: dict[tuple[tuple[str, ...], int], tuple[tuple[str, ...], tuple[AcceleratorAlternative, ...]]] = \
+        field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, fleet: Mapping[str, ClusterSpec]) -> FleetModels:
@@ -61,6 +64,12 @@ class FleetModels:
     def ask(self, names: tuple[str, ...], milli: int) -> tuple[tuple[str, ...], tuple[AcceleratorAlternative, ...]]:
         """(models for the one-count form, alternatives) for a pod of `milli` per replica asking `names` (() =
         any): one of the two is empty. AskError for a name nothing knows."""
+        key = (names, milli)
+        if key not in self._asked:
+            self._asked[key] = self._ask(names, milli)
+        return self._asked[key]
+
+    def _ask(self, names: tuple[str, ...], milli: int) -> tuple[tuple[str, ...], tuple[AcceleratorAlternative, ...]]:
         vendors: set[str] = set()
         for name in names:
             got = self.vendors_of(name)
@@ -71,9 +80,9 @@ class FleetModels:
             vendors |= got
         if not names:
             vendors = {v for v, _, _ in self.pools}
-        if vendors <= {DEFAULT_VENDOR}:
-            return names, ()
         cat = catalog()
+        if vendors <= {DEFAULT_VENDOR}:  # `nvidia` among them: any NVIDIA model
+            return ((), ()) if any(cat.vendor(n) is not None for n in names) else (names, ())
         alts = tuple(AcceleratorAlternative(milli, vendor=name) if cat.vendor(name) is not None
                      else AcceleratorAlternative(milli, model=name) for name in names)
         return (), alts or (AcceleratorAlternative(milli),)
