@@ -89,6 +89,7 @@ def test_the_live_fleet_and_job_list_replay_in_sim(federation: LocalFederation, 
     assert [(n.vendor, n.accelerator_model, n.accelerators) for n in fleet["asc"].nodes] == [
         ("huawei", "Ascend910B", 8)]
     assert ("federator.io/provider", "prov-a") in fleet["nv"].labels
+    assert [(n.cpu_milli, n.memory_bytes) for n in fleet["nv"].nodes] == [(64_000, 512 * 2**30)]  # one node: its own
 
     replay = {j.spec.name: j for j in load_workload(tmp_path / "recorded.yaml")}
     recorded = {d["metadata"]["name"]: d["status"] for d in docs}
