@@ -63,6 +63,14 @@ def test_a_cluster_column_wins_over_dealing(tmp_path: Path) -> None:
     assert {(c.name, c.region) for c in fleet.values()} == {("c1", "east"), ("c2", "west")}
 
 
+def test_a_blank_region_is_its_clusters(tmp_path: Path) -> None:
+    """A cluster's region said on one row holds for its rows that leave it blank: keyed by (cluster, region), the
+    cluster was two, and the one built last replaced the other (its nodes lost without a word)."""
+    text = "cluster,region,sn,cpu_milli,memory_mib,gpu,model\nc1,,a,1,1,1,T4\nc1,east,b,1,1,1,T4\nc2,,c,1,1,1,T4\n"
+    fleet = load_fleet_file(write(tmp_path, "nodes.csv", text))
+    assert {(c.name, c.region, len(c.nodes)) for c in fleet.values()} == {("c1", "east", 2), ("c2", "c2", 1)}
+
+
 def test_the_real_fleet_loads() -> None:
     path = Path(__file__).resolve().parents[3] / "shared" / "data" / "alibaba-spot-gpu-fleet-2026.csv"
     if not path.exists():
@@ -174,9 +182,13 @@ def test_a_binary_pod_trace_names_the_file(tmp_path: Path) -> None:
         ("gpu_model,gpu_capacity_num,cpu_num,node_name\nH800,8,,n1\n", "f.csv:2: column cpu_num: is blank"),
         ("gpu_model,gpu_capacity_num,cpu_num,node_name\nH800,inf,96,n1\n", "column gpu_capacity_num: must be a whole"),
         ("sn,cpu_milli,memory_mib,gpu,model\nx,96000,,8,T4\n", "f.csv:2: column memory_mib: is blank"),
+        ("cluster,region,sn,cpu_milli,memory_mib,gpu,model\nc1,east,a,1,1,1,T4\nc1,west,b,1,1,1,T4\n",
+         "f.csv:3: column region: cluster c1 is in region east (line 2), this row says west"),
+        ("cluster,region,sn,cpu_milli,memory_mib,gpu,model\n,east,a,1,1,1,T4\n",
+         "f.csv:2: column cluster: is blank, but the row names the region east"),
     ],
     ids=["blank-count-with-model", "fraction-of-a-device", "short-row", "long-row", "blank-cpu", "infinite",
-         "blank-memory"],
+         "blank-memory", "two-regions-of-a-cluster", "region-without-cluster"],
 )
 def test_fleet_csv_values_are_never_read_as_something_else(tmp_path: Path, text: str, words: str) -> None:
     with pytest.raises(TraceError) as caught:

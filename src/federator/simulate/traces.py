@@ -91,7 +91,8 @@ def load_fleet_file(path: Path, *, clusters: int | None = None) -> dict[str, Clu
     n = clusters if clusters is not None else 4
     if n < 1:
         raise TraceError("--clusters: must be at least 1")
-    nodes: dict[tuple[str, str], list[NodeSpec]] = {}
+    nodes: dict[str, list[NodeSpec]] = {}
+    regions: dict[str, tuple[str, str]] = {}  # cluster -> (region, the row that said it first)
     for i, (line, row) in enumerate(rows):
         where = f"{path}:{line}"
         if layout == "openb":
@@ -109,13 +110,21 @@ def load_fleet_file(path: Path, *, clusters: int | None = None) -> dict[str, Clu
         if gpus and not _MODEL.match(model):
             raise TraceError(f"{where}: column {'model' if layout == 'openb' else 'gpu_model'}: "
                              f"a node with GPUs needs a GPU model name, got {model!r}")
-        if row.get("cluster"):
-            key = (row["cluster"], row.get("region") or row["cluster"])
-        else:
+        cluster, region = row.get("cluster", ""), row.get("region", "")
+        if not cluster:
+            if region:  # dealt into cluster-NNN in region-NNN, the region said would be lost
+                raise TraceError(f"{where}: column cluster: is blank, but the row names the region {region}: say "
+                                 "which cluster the node is in (a blank cluster is dealt round-robin, in a region of "
+                                 "its own)")
             k = i % n
-            key = (f"cluster-{k:03d}", f"region-{k:03d}")
-        nodes.setdefault(key, []).append(NodeSpec(f"{key[0]}-{name}", model, gpus, cpu, memory))
-    return {c: ClusterSpec(c, r, (), tuple(ns)) for (c, r), ns in sorted(nodes.items())}
+            cluster, region = f"cluster-{k:03d}", f"region-{k:03d}"
+        if region:
+            said = regions.setdefault(cluster, (region, f"line {line}"))
+            if said[0] != region:  # one cluster, one region: the later rows' nodes would be lost
+                raise TraceError(f"{where}: column region: cluster {cluster} is in region {said[0]} ({said[1]}), "
+                                 f"this row says {region}")
+        nodes.setdefault(cluster, []).append(NodeSpec(f"{cluster}-{name}", model, gpus, cpu, memory))
+    return {c: ClusterSpec(c, regions.get(c, (c, ""))[0], (), tuple(ns)) for c, ns in sorted(nodes.items())}
 
 
 def load_workload(path: Path, *, fleet: Mapping[str, ClusterSpec] | None = None,
