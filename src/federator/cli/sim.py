@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "shapes approximated: docs/operators.md); or node CSV (sn,cpu_milli,memory_mib,gpu,model or "
                         "node_name,gpu_model,gpu_capacity_num,cpu_num, with optional cluster,region). A blank is "
                         "read only as: sn/node_name node-N, gpu/gpu_capacity_num 0 on a row naming no model, "
-                        "cluster dealt, region the cluster's name; every other blank, a count that is not whole "
-                        "or a short row is refused")
+                        "cluster dealt (not beside a region), region the cluster's; every other blank, a count "
+                        "that is not whole or a short row is refused")
     p.add_argument("--workload", type=Path, required=True,
                    help="job YAML (a file, or a folder of them as for submit -f; a `federator get jobs -o "
                         "yaml|json` list replays its recorded submit and run times unless the sim-arrival / "
