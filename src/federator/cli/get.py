@@ -136,6 +136,9 @@ def capacity_document(cap: Any) -> Any:
                 # The counts above are the pool's own units: a MIG pool's partitions, each worth unit_milli.
                 "sharing": p.sharing,
                 "unit_milli": p.unit_milli,
+                # what `sim --fleet` reads of today's fleet (simulate/live_fleet.py): 0 = not said
+                "memory_mib": p.memory_mib,
+                "largest_node_accelerators": p.largest_node_accelerators,
             }
             for p in cap.accelerator_pools
         ],

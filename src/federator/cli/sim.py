@@ -23,12 +23,21 @@ Clock = Callable[[], float]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sim", help="simulate the scheduler over a fleet and a workload (YAML or trace CSVs)")
     p.add_argument("--fleet", type=Path, required=True,
-                   help="fleet YAML, or node CSV (sn,cpu_milli,memory_mib,gpu,model or "
-                        "node_name,gpu_model,gpu_capacity_num,cpu_num; optional cluster and region columns say "
-                        "where each node is, else --clusters deals them)")
+                   help="fleet YAML; today's fleet as `federator get clusters -o yaml|json` wrote it (node "
+                        "shapes approximated: docs/operators.md); or node CSV (sn,cpu_milli,memory_mib,gpu,model or "
+                        "node_name,gpu_model,gpu_capacity_num,cpu_num, with optional cluster,region). A blank is "
+                        "read only as: sn/node_name node-N, gpu/gpu_capacity_num 0 on a row naming no model, "
+                        "cluster dealt (not beside a region), region the cluster's; every other blank, a count "
+                        "that is not whole or a short row is refused")
     p.add_argument("--workload", type=Path, required=True,
-                   help="job YAML (a file, or a folder of them as for submit -f), or pod CSV "
-                        "(name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,...)")
+                   help="job YAML (a file, or a folder of them as for submit -f; a `federator get jobs -o "
+                        "yaml|json` list replays its recorded submit and run times unless the sim-arrival / "
+                        "sim-duration annotations say otherwise), or pod CSV (name,cpu_milli,memory_mib,num_gpu,"
+                        "gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time; gpu_spec: "
+                        "models of any vendor the fleet or the catalog knows, or a vendor, '|' between; a blank is "
+                        "read only as: name pod-N, gpu_milli whole GPUs, gpu_spec any accelerator, qos not "
+                        "preemptible, creation_time the row's place, scheduled_time creation_time, deletion_time "
+                        "runs to the end)")
     p.add_argument("--clusters", type=int, help="deal a node CSV without a cluster column into N clusters "
                                                 "in N regions (default 4)")
     p.add_argument("--mode", choices=["fill", "replay"], default="fill",
@@ -95,7 +104,8 @@ def _sim(args: argparse.Namespace) -> int:
     try:
         config = load_policy(args.policy, models=quota_model_problem) if args.policy else None
         fleet = load_fleet_file(args.fleet, clusters=args.clusters)
-        jobs = load_workload(args.workload)
+        jobs = load_workload(args.workload, fleet=fleet,
+                             note=lambda said: print(f"federator sim: {said}", file=sys.stderr))
         sim = Simulation(fleet, jobs, scheduler=Scheduler(config), fit=args.fit, seed=args.seed,
                          batch=args.batch, cycle_interval=args.cycle_interval)
     except (PolicyError, TraceError, ValueError) as exc:
