@@ -19,6 +19,15 @@ asking whether any record names a cluster (server/usage_names.py, asked for a ty
 whole table. The index is made when a store opens a file without it (IF NOT EXISTS, within schema version 3: a
 release before 0.11.0 keeps it up to date on its inserts and deletes like any index, and never needs it), once,
 about a second per million records (docs/benchmarks.md).
+
+Each record's region and vendor (0.14.0: `federator usage --by region|vendor`) are a table of their own,
+`usage_where` (placement_id, region, vendor), written with the record and read with it (a LEFT JOIN on the
+primary key), not columns of `usage`: 0.13.0 and older insert a record's values without naming the columns, so
+on a `usage` table with two more columns every insert of a rolled-back federator failed and its usage was not
+recorded. They never read `usage_where`, and run on a 0.14.0 file unharmed: their records read without a region
+and vendor (as those of before the upgrade do; `records.known_where`), and the rows of the records their
+retention deleted stay until a 0.14.0 retention pass deletes them (`prune`). The table is made when a store opens
+a file without it, empty: nothing to migrate, so an upgrade is instant whatever the records.
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ from federator.store.sqlite import close_sqlite, open_sqlite
 
 _COLUMNS = ("placement_id", "job_id", "queue", "user", "namespace", "cluster", "provider", "model",
             "accelerators_milli", "start", "end_time")
+_SELECT = (f"SELECT {', '.join('usage.' + c for c in _COLUMNS)}, coalesce(w.region, ''), coalesce(w.vendor, '') "
+           "FROM usage LEFT JOIN usage_where AS w ON w.placement_id = usage.placement_id")
+"""A record with its region and vendor ("" for a record written without: before 0.14.0, or by a rollback)."""
 
 SEGMENT_MARK = "#"
 """A record id past this mark is a segment of the placement named before it (`PID#resized-<t>`, meter.py)."""
@@ -45,7 +57,7 @@ _PLACEMENT_ENDED = (
     f"THEN substr(seg.placement_id, 1, instr(seg.placement_id, '{SEGMENT_MARK}') - 1) "
     "ELSE seg.placement_id END AND (cur.end_time IS NULL OR cur.end_time >= ?))")
 PRUNE_SQL = ("DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage AS seg WHERE start < ? AND end_time IS NOT "
-             f"NULL AND end_time < ? AND {_PLACEMENT_ENDED} LIMIT ?)")
+             f"NULL AND end_time < ? AND {_PLACEMENT_ENDED} LIMIT ?) RETURNING placement_id")
 """Parameters: the cutoff three times, the batch."""
 
 
@@ -62,6 +74,8 @@ class SqliteUsageStore:
             "start REAL NOT NULL, end_time REAL)")
         self._db.execute("CREATE INDEX IF NOT EXISTS usage_window ON usage (start, end_time)")
         self._db.execute("CREATE INDEX IF NOT EXISTS usage_cluster ON usage (cluster, start)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS usage_where (placement_id TEXT PRIMARY KEY, "
+                         "region TEXT NOT NULL, vendor TEXT NOT NULL)")
         # Records stop (kept by the meter) if the path stops naming this file: store/identity.py. Quiet: the job
         # store says it, and the meter's warning carries the cause in Kubernetes mode, where --db is usage only.
         self.file = identity(path, what="usage records", say=False)
@@ -72,8 +86,18 @@ class SqliteUsageStore:
         with self._lock:
             if self.file is not None:
                 self.file.check()
-            self._db.executemany(f"INSERT OR REPLACE INTO usage VALUES ({', '.join('?' * len(_COLUMNS))})",
-                                 [astuple(r) for r in records])
+            rows = [astuple(r) for r in records]
+            n = len(_COLUMNS)
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES "
+                                     f"({', '.join('?' * n)})", [row[:n] for row in rows])
+                self._db.executemany("INSERT OR REPLACE INTO usage_where VALUES (?, ?, ?)",
+                                     [(r.placement_id, r.region, r.vendor) for r in records])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def prune(self, *, ended_before: float, batch: int) -> int:
         """Delete at most `batch` closed records of placements that ended before `ended_before`; how many went.
@@ -91,12 +115,21 @@ class SqliteUsageStore:
             # start < cutoff walks the usage_window index (start, end_time): a record that ended before the
             # cutoff started before it too. The placement's record is one look-up of the primary key per
             # candidate (test_usage_retention checks the plan), none for a placement never resized.
-            cur = self._db.execute(PRUNE_SQL, (ended_before, ended_before, ended_before, batch))
-            return cur.rowcount
+            gone = [pid for (pid,) in self._db.execute(PRUNE_SQL, (ended_before, ended_before, ended_before,
+                                                                     batch)).fetchall()]
+            for i in range(0, len(gone), 500):
+                part = gone[i:i + 500]
+                self._db.execute(f"DELETE FROM usage_where WHERE placement_id IN ({', '.join('?' * len(part))})",
+                                 part)
+            if len(gone) < batch:  # the rows of records a rolled-back release's retention deleted (module docstring)
+                self._db.execute("DELETE FROM usage_where WHERE rowid IN (SELECT w.rowid FROM usage_where AS w "
+                                 "LEFT JOIN usage ON usage.placement_id = w.placement_id "
+                                 "WHERE usage.placement_id IS NULL LIMIT ?)", (batch,))
+            return len(gone)
 
     def open_records(self) -> list[UsageRecord]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE end_time IS NULL").fetchall()
+            rows = self._db.execute(f"{_SELECT} WHERE end_time IS NULL").fetchall()
         return [UsageRecord(*row) for row in rows]
 
     def closed_records(self, placement_ids: Iterable[str]) -> list[UsageRecord]:
@@ -106,7 +139,7 @@ class SqliteUsageStore:
             for i in range(0, len(ids), 500):
                 part = ids[i:i + 500]
                 rows += self._db.execute(
-                    f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE end_time IS NOT NULL AND placement_id IN "
+                    f"{_SELECT} WHERE end_time IS NOT NULL AND usage.placement_id IN "
                     f"({', '.join('?' * len(part))})", part).fetchall()
         return [UsageRecord(*row) for row in rows]
 
@@ -126,7 +159,7 @@ class SqliteUsageStore:
         if cluster:
             where, args = "cluster = ? AND " + where, [cluster, until, since]
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE {where} ORDER BY start",
+            rows = self._db.execute(f"{_SELECT} WHERE {where} ORDER BY start",
                                     args).fetchall()
         return [UsageRecord(*row) for row in rows]
 
