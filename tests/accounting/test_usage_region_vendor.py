@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from federator.accounting import SqliteUsageStore, UsageMeter, UsageRecord, attach
+from federator.accounting import SqliteUsageStore, UsageMeter, UsageRecord, attach, store
 from federator.api.v1 import usage_pb2, usage_pb2_grpc
 from federator.cli import build_parser
 from federator.cli.usage import older_server, render
@@ -199,7 +199,7 @@ def test_a_store_of_0_13_upgrades_in_place_and_a_rolled_back_0_13_still_writes_t
     rolled.close()
 
 
-def test_retention_deletes_a_records_region_with_it(tmp_path: Path) -> None:
+def test_retention_deletes_a_records_region_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     usage = SqliteUsageStore(tmp_path / "usage.db")
     usage.put([UsageRecord(f"p{i}", "j", "q", "u", "ns", "c", "", H100, 1_000, 0.0, 10.0, region="r",
                            vendor="nvidia") for i in range(3)])
@@ -207,11 +207,15 @@ def test_retention_deletes_a_records_region_with_it(tmp_path: Path) -> None:
     assert usage.prune(ended_before=100.0, batch=2) == 1
     db = sqlite3.connect(tmp_path / "usage.db")
     assert db.execute("SELECT count(*) FROM usage_where").fetchone() == (0,)
-    # a row left by a rolled-back release's retention (its record gone, its region not) goes too
-    db.execute("INSERT INTO usage_where VALUES ('orphan', 'r', 'nvidia')")
+    # rows left by a rolled-back release's retention (their records gone, their regions not) go too, a slice of
+    # the table a pass (here 2 rows), round and round, the rows of records kept staying
+    usage.put([UsageRecord("kept", "j", "q", "u", "ns", "c", "", H100, 1_000, 0.0, None, region="r", vendor="v")])
+    db.executemany("INSERT INTO usage_where VALUES (?, 'r', 'nvidia')", [(f"orphan-{i}",) for i in range(5)])
     db.commit()
-    assert usage.prune(ended_before=100.0, batch=2) == 0
-    assert db.execute("SELECT count(*) FROM usage_where").fetchone() == (0,)
+    monkeypatch.setattr(store, "ORPHAN_SLICE", 2)
+    for _ in range(4):
+        assert usage.prune(ended_before=100.0, batch=2) == 0
+    assert db.execute("SELECT placement_id FROM usage_where").fetchall() == [("kept",)]
     db.close()
     usage.close()
 
