@@ -179,7 +179,7 @@ def test_a_store_of_0_13_upgrades_in_place_and_a_rolled_back_0_13_still_writes_t
     old.close()
     clock = Clock(1_100.0)
     fed, usage = start(db, clock)
-    records = {r.placement_id: r for r in usage.query(since=0, until=2_000)}
+    records = {r.placement_id: r for r in usage.query(since=0, until=2_000, places=True)}
     assert [(r.region, r.vendor) for r in records.values()] == [("", ""), ("", "")]  # nothing invented in the store
     join(fed, "gd-nv", "guangdong", "provA")
     # an old record: its cluster's region and its model's vendor as known now; a cluster gone, and a model the

@@ -157,7 +157,8 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         # naming a window not over (outside billing QA F5: an invoice exported mid-month read as the whole month).
         incomplete = until > now
         until = max(since, min(until, now))
-        records = self.usage.query(since=since, until=until, cluster=request.cluster)  # by its index, store.py
+        places = bool({Dimension.REGION, Dimension.VENDOR} & set(by))  # a look-up a record (store.py `query`)
+        records = self.usage.query(since=since, until=until, cluster=request.cluster, places=places)  # by its index
         unknown = unknown_cluster(request.cluster, members=self.fed.clusters, window=records, store=self.usage)
         if unknown is not None:  # a typo'd cluster must not read as zero spend either (server/usage_names.py)
             await context.abort_with_status(bad_request(str(unknown), [unknown]))
@@ -170,7 +171,7 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
             records = [r for r in records if billed_to(provider, r)]
         incomplete = incomplete or unvouched(records, until, self.fed.clusters, self.fed.report_interval,
                                              self.fed.silent_cancels)
-        if {Dimension.REGION, Dimension.VENDOR} & set(by):  # a record of 0.13.0 or older kept neither
+        if places:  # a record of 0.13.0 or older kept neither
             records = known_where(records, region_of=region_now(self.fed.clusters),
                                   vendor_of=vendor_now(self.fed.clusters))
         report = summarize(records, since=since, until=until, now=now, by=by)
