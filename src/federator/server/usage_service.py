@@ -56,6 +56,9 @@ def dimensions(request: usage_pb2.UsageRequest) -> tuple[tuple[Dimension, ...], 
     """The dimensions asked for, `by` (one, as before 0.14.0) or `group_by` (several), and what is wrong with them."""
     if request.by and request.group_by:
         return (), [FieldProblem("group_by", "give by or group_by, not both (group_by of one dimension is by)")]
+    if len(request.group_by) > len(Dimension):  # each at most once: a longer list is junk, not named item by item
+        return (), [FieldProblem("group_by", f"at most {len(Dimension)} dimensions, each once, got "
+                                             f"{len(request.group_by)}")]
     field, names = ("group_by", list(request.group_by)) if request.group_by else ("by", [request.by] if request.by
                                                                                    else [])
     dims: list[Dimension] = []
