@@ -75,7 +75,7 @@ def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() ->
         metrics.jobs_finished.labels(q, "Succeeded").inc()
         metrics.submit_to_placement.labels(q).observe(1.0)
         metrics.preemptions.labels(q).inc()
-        metrics.accelerator_seconds.labels(q, "c", "p", "m").inc(1.0)
+        metrics.accelerator_seconds.labels(q, "c", "p", "m", "r", "v").inc(1.0)
     seen = _queues(metrics.registry)
     expected = {"federator_jobs_submitted", "federator_jobs_finished", "federator_job_submit_to_placement_seconds",
                 "federator_preemptions", "federator_accelerator_seconds", "federator_jobs", "federator_pending_jobs",
@@ -147,9 +147,9 @@ def test_accelerator_seconds_has_no_user_or_namespace_and_a_bounded_number_of_se
             for i in range(12)]
     _run_ten_seconds(fed, jobs, now)
     series = _accelerator_series(metrics.registry)
-    assert {frozenset(s) for s in series} == {frozenset({"queue", "cluster", "provider", "model"})}
+    assert {frozenset(s) for s in series} == {frozenset({"queue", "cluster", "provider", "model", "region", "vendor"})}
     assert len(series) == 6  # the first 5 label sets, and the rest as one
-    folded = {"queue": OTHER, "cluster": OTHER, "provider": OTHER, "model": OTHER}
+    folded = {"queue": OTHER, "cluster": OTHER, "provider": OTHER, "model": OTHER, "region": OTHER, "vendor": OTHER}
     assert metrics.registry.get_sample_value("federator_accelerator_seconds_total", folded) == 70.0  # 7 x 1 x 10 s
     assert sum(metrics.registry.get_sample_value("federator_accelerator_seconds_total", s) or 0 for s in series) \
         == 120.0  # nothing lost

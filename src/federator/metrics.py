@@ -551,8 +551,9 @@ class Metrics:
         self.accelerator_seconds = BoundedMetric(Counter(
             "federator_accelerator_seconds_total",
             "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, member "
-            "cluster, provider and accelerator model (by user or namespace: federator usage).",
-            ["queue", "cluster", "provider", "model"], registry=r), self.queue_label)
+            "cluster, provider, accelerator model, region (the cluster's when used) and vendor (by user or "
+            "namespace: federator usage).",
+            ["queue", "cluster", "provider", "model", "region", "vendor"], registry=r), self.queue_label)
         # accounting/retention.py: records deleted past --usage-retention (a flat line with a growing --db file:
         # the retention is 0, or longer than the volume was sized for).
         self.usage_records_pruned = Counter(

@@ -124,7 +124,8 @@ def test_usage_matches_a_scripted_run_exactly_and_survives_a_restart(tmp_path: P
     assert table(before) == {"bob": 640.0, "alice": 480.0, "TOTAL": 1120.0}
     assert fed.metrics.registry.get_sample_value(
         "federator_accelerator_seconds_total",
-        {"queue": "research", "cluster": "east-1", "provider": "acme", "model": H100}) == 480.0
+        {"queue": "research", "cluster": "east-1", "provider": "acme", "model": H100, "region": "r",
+         "vendor": "nvidia"}) == 480.0
 
     # the federator restarts (its process gone: a new one on the same files); b keeps running meanwhile
     fed.store.close()

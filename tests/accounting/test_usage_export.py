@@ -141,7 +141,7 @@ def test_usage_by_job_gives_a_line_per_job_over_the_wire(tmp_path: Path) -> None
     resp = asyncio.run(ask(fed, usage, by="job"))
     assert [(r.key, r.accelerator_seconds) for r in resp.rows] == [(b.job_id, 40.0), (a.job_id, 20.0)]
     assert render(resp, output="csv", by="job").splitlines()[0].startswith("job,")
-    assert build_parser().parse_args(["usage", "--by", "job"]).by == "job"
+    assert build_parser().parse_args(["usage", "--by", "job"]).by == ["job"]
 
 
 def test_by_job_shows_a_caller_the_jobs_of_the_usage_it_may_see_and_no_other() -> None:
@@ -157,7 +157,7 @@ def test_by_job_shows_a_caller_the_jobs_of_the_usage_it_may_see_and_no_other() -
 
 @pytest.mark.parametrize("by", [d.value for d in Dimension])
 def test_the_cli_offers_every_dimension_the_api_groups_by(by: str) -> None:
-    assert build_parser().parse_args(["usage", "--by", by]).by == by
+    assert build_parser().parse_args(["usage", "--by", by]).by == [by]
 
 
 @settings(max_examples=300, deadline=None)

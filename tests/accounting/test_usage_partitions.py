@@ -72,7 +72,8 @@ def test_partitions_are_billed_at_their_worth_and_a_restart_bills_the_same(tmp_p
         H100: 200.0, MIG_1G: 100.0, MIG_3G: 100.0, "TOTAL": 400.0}
     assert fed.metrics.registry.get_sample_value(
         "federator_accelerator_seconds_total",
-        {"queue": "research", "cluster": "mig-1", "provider": "acme", "model": MIG_1G}) == 100.0
+        {"queue": "research", "cluster": "mig-1", "provider": "acme", "model": MIG_1G, "region": "r",
+         "vendor": "nvidia"}) == 100.0
 
     # The federator restarts on the same files; the jobs run on. The stored placements keep their worth: their
     # records carry on at it (a changed count would have closed them and opened others).

@@ -188,3 +188,31 @@ def test_the_check_catches_a_metric_that_is_not_exported(live_metrics: set[str])
     assert "federator_agent_launch_duration_seconds_bucket" in live_metrics  # an agent's, from its endpoint
     assert metric_names("federator_agent_launches") - live_metrics == {"federator_agent_launches"}
     assert metric_names("sum(federator_gpus_total)") - live_metrics == {"federator_gpus_total"}
+
+
+def _labels_of_metrics() -> dict[str, set[str]]:
+    """Each metric the federator defines (its sample names: a counter's `_total` too) -> its label names."""
+    from federator.metrics import Metrics
+
+    out: dict[str, set[str]] = {}
+    for value in vars(Metrics()).values():
+        metric = getattr(value, "metric", value)
+        name, labels = getattr(metric, "_name", None), getattr(metric, "_labelnames", None)
+        if isinstance(name, str) and labels is not None:
+            out[name] = out[f"{name}_total"] = set(labels)
+    return out
+
+
+def test_the_accounting_row_takes_the_region_and_model_variables() -> None:
+    """Capacity planners QA P9: picking a province or a model left the "Accounting" row showing the whole network,
+    as federator_accelerator_seconds_total had no region label and its queries took neither variable."""
+    labels = _labels_of_metrics()["federator_accelerator_seconds_total"]
+    assert {"region", "vendor", "model"} <= labels
+    queries = [(t, e) for t, e in dashboard_exprs(DASHBOARD) if "federator_accelerator_seconds_total" in e]
+    assert len(queries) >= 4
+    for title, expr in queries:
+        for selector in _SELECTOR.finditer(expr):
+            if selector.group(1) != "federator_accelerator_seconds_total":
+                continue
+            matchers = {label: value for label, _op, value in _MATCHER.findall(selector.group(2))}
+            assert (matchers.get("region"), matchers.get("model")) == ("$region", "$model"), title

@@ -175,3 +175,22 @@ def test_every_dashboard_query_runs_on_prometheus(prometheus: Prometheus) -> Non
     by_region = prometheus.query(grafana_to_promql(next(
         e for t, e in dashboard_exprs(DASHBOARD) if t == "Accelerator capacity vs allocation by region")))
     assert {r["metric"]["region"] for r in by_region} == {"east", "central", "west"}
+
+
+def test_usage_sums_by_region_and_vendor_and_the_accounting_row_follows_the_region_variable(
+        prometheus: Prometheus) -> None:
+    """Capacity planners QA P9: usage by province needed a join on `cluster` (and a forgotten cluster's lost its
+    region), and picking a region left the Accounting row showing the whole network."""
+    rows = eventually(lambda: prometheus.query(
+        f'sum by (region, vendor) (federator_accelerator_seconds_total{{queue="{E2E_QUEUE}"}})'), timeout=60,
+        what="the e2e job's accelerator-seconds by region and vendor")
+    ((region, vendor),) = {(r["metric"]["region"], r["metric"]["vendor"]) for r in rows}
+    assert region in {"east", "central", "west"} and vendor == "nvidia"
+    panel = next(e for t, e in dashboard_exprs(DASHBOARD) if t == "Accelerators in use by queue")
+
+    def in_use(picked: str) -> set[str]:  # a rate: from the counter's second sample on
+        got = prometheus.query(grafana_to_promql(panel.replace("$region", picked)))
+        return {r["metric"]["queue"] for r in got if float(r["value"][1]) > 0} & {E2E_QUEUE}
+
+    eventually(lambda: in_use(region), timeout=60, what=f"the e2e job in use in the panel with region {region}")
+    assert in_use("nowhere") == set()

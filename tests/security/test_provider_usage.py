@@ -29,9 +29,9 @@ NOW = 2_000.0
 
 
 def record(job: str, queue: str, cluster: str, provider: str, model: str, milli: int) -> UsageRecord:
-    """`milli` thousandths of accelerators for 10 s, from 1000."""
+    """`milli` thousandths of accelerators for 10 s, from 1000, in region r<the cluster's digit>."""
     return UsageRecord(f"{job}.g1.{cluster}", job, queue, f"user-of-{queue}", queue, cluster, provider, model,
-                       milli, 1_000.0, 1_010.0)
+                       milli, 1_000.0, 1_010.0, region=f"r{cluster[-1]}", vendor="nvidia")
 
 
 RECORDS = [record("a", "org-a", "acme-1", "acme", H100, 8_000),     # 80
@@ -94,6 +94,10 @@ def test_a_provider_reads_its_own_clusters_usage_and_no_other(certs: CertsDir, t
             assert rows(await get(target, acme, by="model")) == {H100: 80.0, L40S: 40.0, "TOTAL": 120.0}
             assert rows(await get(target, acme, by="provider")) == {"acme": 120.0, "TOTAL": 120.0}
             assert rows(await get(target, acme)) == {"TOTAL": 120.0}
+            # its own by region and vendor too, alone or combined (capacity planners QA P9): nothing of a tenant's
+            assert rows(await get(target, acme, by="vendor")) == {"nvidia": 120.0, "TOTAL": 120.0}
+            assert rows(await get(target, acme, group_by=["cluster", "region"])) == {
+                "acme-1 / r1": 80.0, "acme-2 / r2": 40.0, "TOTAL": 120.0}
             assert rows(await get(target, acme, by="cluster", cluster="acme-2")) == {"acme-2": 40.0, "TOTAL": 40.0}
             beta = provider_files(certs, "beta", "beta-1")
             assert rows(await get(target, beta, by="cluster")) == {"beta-1": 160.0, "TOTAL": 160.0}
@@ -114,8 +118,9 @@ def test_a_provider_reads_its_own_clusters_usage_and_no_other(certs: CertsDir, t
                  id="another-providers-cluster"),
     pytest.param({"cluster": "east-1", "by": "cluster"}, "not of 'east-1': no provider claims it (rule: provider)",
                  id="the-federations-cluster"),
-    pytest.param({"by": "queue"}, "may read usage by cluster, model or provider only, not by 'queue': queues, "
-                 "users, namespaces and jobs are the tenants' (rule: provider)", id="by-queue"),
+    pytest.param({"by": "queue"}, "may read usage by cluster, model, provider, region or vendor only, not by "
+                 "'queue': queues, users, namespaces and jobs are the tenants' (rule: provider)", id="by-queue"),
+    pytest.param({"group_by": ["region", "queue"]}, "not by 'queue'", id="group-by-region-and-queue"),
     pytest.param({"by": "user"}, "not by 'user'", id="by-user"),
     pytest.param({"by": "namespace"}, "not by 'namespace'", id="by-namespace"),
     pytest.param({"by": "job"}, "not by 'job'", id="by-job"),

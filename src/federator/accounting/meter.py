@@ -36,7 +36,7 @@ then an agent has re-synced, or its cluster is Lost and its placements
 re-placed); a record that closes meanwhile is counted to its own end, and
 what is still open after the hold is counted through the pause (outside
 billing QA F1: one 120 accelerator-second job counted 278.6 after a 30 s
-pause). Its labels are queue, cluster, provider and model
+pause). Its labels are queue, cluster, provider, model, region and vendor
 (records.METRIC_DIMENSIONS; by user and namespace: the usage API). Every label
 keeps at most LABEL_LIMIT distinct values (the first seen), and the counter at
 most SERIES_LIMIT label sets; later ones are counted under "other", so a
@@ -51,7 +51,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from federator.accounting.records import METRIC_DIMENSIONS, Dimension, UsageRecord
+from federator.accounting.records import METRIC_DIMENSIONS, Dimension, UsageRecord, known_where
 from federator.accounting.store import SqliteUsageStore
 from federator.metrics import Metrics
 from federator.model import MILLI, Job, JobPhase, Placement, placement_held_milli
@@ -105,12 +105,17 @@ class _BoundedLabels:
 
 class UsageMeter:
     def __init__(self, store: SqliteUsageStore, *, metrics: Metrics, clock: Callable[[], float],
-                 provider_of: Callable[[str], str] = lambda _cluster: "", label_limit: int = LABEL_LIMIT,
+                 provider_of: Callable[[str], str] = lambda _cluster: "",
+                 region_of: Callable[[str], str] = lambda _cluster: "",
+                 vendor_of: Callable[[str, str], str] = lambda _cluster, _model: "", label_limit: int = LABEL_LIMIT,
                  series_limit: int = SERIES_LIMIT, gap_seconds: float = 15.0, hold_seconds: float = 120.0) -> None:
         self.store = store
         self.metrics = metrics
         self.clock = clock
         self.provider_of = provider_of
+        # A record's region and vendor where it has none: one written before 0.14.0 and read back open (known_where)
+        self.region_of = region_of
+        self.vendor_of = vendor_of
         self._labels = _BoundedLabels(label_limit, series_limit=series_limit)
         self._open: dict[str, UsageRecord] = {}
         self._counted: dict[str, float] = {}  # counter is current up to here
@@ -217,7 +222,8 @@ class UsageMeter:
         user, _ = owner_of(job.spec)
         rec = UsageRecord(placement_id=p.placement_id, job_id=job.job_id, queue=job.spec.queue, user=user,
                           namespace=job.spec.namespace, cluster=p.cluster, provider=self.provider_of(p.cluster),
-                          model=model, accelerators_milli=milli, start=now)
+                          model=model, accelerators_milli=milli, start=now, region=p.region,
+                          vendor=p.accelerator_vendor or self.vendor_of(p.cluster, model))
         self._track(rec, now)
         return rec
 
@@ -253,6 +259,8 @@ class UsageMeter:
         if now <= since:
             return
         self._counted[rec.placement_id] = now
+        if not (rec.region and rec.vendor):
+            rec = known_where([rec], region_of=self.region_of, vendor_of=self.vendor_of)[0]
         # The queue is bounded by the metrics' queue label, shared with every other metric that has one.
         labels = tuple(self.metrics.queue_label(rec.key(d)) if d is Dimension.QUEUE
                        else self._labels.value(d, rec.key(d)) for d in METRIC_DIMENSIONS)

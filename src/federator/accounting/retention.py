@@ -2,7 +2,8 @@
 
 Nothing else bounded the `usage` table: finished jobs are removed (server/retention.py), but each placement
 that ran left a record for ever, about 420 bytes of the --db file per job (outside SRE soak: 0.2 MB to
-15.2 MB over 41k records while the job list stayed flat; the chart's 1 Gi volume full in ~3.3 days).
+15.2 MB over 41k records while the job list stayed flat; the chart's 1 Gi volume full in ~3.3 days). About
+540 bytes since 0.14.0 keeps each record's region and vendor (accounting/store.py).
 
 A record is deleted once its *placement* ended longer ago than the retention; every record of a running
 placement stays however old it is, the sizes it had before an in-place resize included (store.py `prune`;

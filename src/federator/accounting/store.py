@@ -19,6 +19,17 @@ asking whether any record names a cluster (server/usage_names.py, asked for a ty
 whole table. The index is made when a store opens a file without it (IF NOT EXISTS, within schema version 3: a
 release before 0.11.0 keeps it up to date on its inserts and deletes like any index, and never needs it), once,
 about a second per million records (docs/benchmarks.md).
+
+Each record's region and vendor (0.14.0: `federator usage --by region|vendor`) are a table of their own,
+`usage_where` (placement_id, region, vendor), written with the record and read with it (a LEFT JOIN on the
+primary key), not columns of `usage`: 0.13.0 and older insert a record's values without naming the columns, so
+on a `usage` table with two more columns every insert of a rolled-back federator failed and its usage was not
+recorded. They never read `usage_where`, and run on a 0.14.0 file unharmed: their records read without a region
+and vendor (as those of before the upgrade do; `records.known_where`), and the rows of the records their
+retention deleted stay until 0.14.0's retention finds them (`prune`, a slice of the table a pass). The table is
+made when a store opens a file without it, empty: nothing to migrate, so an upgrade is instant whatever the
+records. WITHOUT ROWID: the id is kept once, not in the row and again in its index; a record takes about 285
+bytes of the file where it took 225 (docs/operators.md, "Sizing the volume and pruning usage").
 """
 
 from __future__ import annotations
@@ -34,6 +45,9 @@ from federator.store.sqlite import close_sqlite, open_sqlite
 
 _COLUMNS = ("placement_id", "job_id", "queue", "user", "namespace", "cluster", "provider", "model",
             "accelerators_milli", "start", "end_time")
+_SELECT = (f"SELECT {', '.join('usage.' + c for c in _COLUMNS)}, coalesce(w.region, ''), coalesce(w.vendor, '') "
+           "FROM usage LEFT JOIN usage_where AS w ON w.placement_id = usage.placement_id")
+"""A record with its region and vendor ("" for a record written without: before 0.14.0, or by a rollback)."""
 
 SEGMENT_MARK = "#"
 """A record id past this mark is a segment of the placement named before it (`PID#resized-<t>`, meter.py)."""
@@ -45,8 +59,12 @@ _PLACEMENT_ENDED = (
     f"THEN substr(seg.placement_id, 1, instr(seg.placement_id, '{SEGMENT_MARK}') - 1) "
     "ELSE seg.placement_id END AND (cur.end_time IS NULL OR cur.end_time >= ?))")
 PRUNE_SQL = ("DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage AS seg WHERE start < ? AND end_time IS NOT "
-             f"NULL AND end_time < ? AND {_PLACEMENT_ENDED} LIMIT ?)")
+             f"NULL AND end_time < ? AND {_PLACEMENT_ENDED} LIMIT ?) RETURNING placement_id")
 """Parameters: the cutoff three times, the batch."""
+
+
+ORPHAN_SLICE = 5_000
+"""Region rows a retention pass looks at for records gone (`_sweep_orphans`)."""
 
 
 class SqliteUsageStore:
@@ -62,9 +80,12 @@ class SqliteUsageStore:
             "start REAL NOT NULL, end_time REAL)")
         self._db.execute("CREATE INDEX IF NOT EXISTS usage_window ON usage (start, end_time)")
         self._db.execute("CREATE INDEX IF NOT EXISTS usage_cluster ON usage (cluster, start)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS usage_where (placement_id TEXT PRIMARY KEY, "
+                         "region TEXT NOT NULL, vendor TEXT NOT NULL) WITHOUT ROWID")
         # Records stop (kept by the meter) if the path stops naming this file: store/identity.py. Quiet: the job
         # store says it, and the meter's warning carries the cause in Kubernetes mode, where --db is usage only.
         self.file = identity(path, what="usage records", say=False)
+        self._orphans_after = ""  # `_sweep_orphans` looks at the region rows after this id next
 
     def put(self, records: list[UsageRecord]) -> None:
         if not records:
@@ -72,8 +93,18 @@ class SqliteUsageStore:
         with self._lock:
             if self.file is not None:
                 self.file.check()
-            self._db.executemany(f"INSERT OR REPLACE INTO usage VALUES ({', '.join('?' * len(_COLUMNS))})",
-                                 [astuple(r) for r in records])
+            rows = [astuple(r) for r in records]
+            n = len(_COLUMNS)
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES "
+                                     f"({', '.join('?' * n)})", [row[:n] for row in rows])
+                self._db.executemany("INSERT OR REPLACE INTO usage_where VALUES (?, ?, ?)",
+                                     [(r.placement_id, r.region, r.vendor) for r in records])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def prune(self, *, ended_before: float, batch: int) -> int:
         """Delete at most `batch` closed records of placements that ended before `ended_before`; how many went.
@@ -91,12 +122,33 @@ class SqliteUsageStore:
             # start < cutoff walks the usage_window index (start, end_time): a record that ended before the
             # cutoff started before it too. The placement's record is one look-up of the primary key per
             # candidate (test_usage_retention checks the plan), none for a placement never resized.
-            cur = self._db.execute(PRUNE_SQL, (ended_before, ended_before, ended_before, batch))
-            return cur.rowcount
+            gone = [pid for (pid,) in self._db.execute(PRUNE_SQL, (ended_before, ended_before, ended_before,
+                                                                     batch)).fetchall()]
+            for i in range(0, len(gone), 500):
+                part = gone[i:i + 500]
+                self._db.execute(f"DELETE FROM usage_where WHERE placement_id IN ({', '.join('?' * len(part))})",
+                                 part)
+            if len(gone) < batch:  # the end of a sweep: a slice of the region rows looked at for records gone
+                self._sweep_orphans()
+            return len(gone)
+
+    def _sweep_orphans(self) -> None:
+        """Delete the region rows of records a rolled-back release's retention deleted (module docstring), looking
+        at ORPHAN_SLICE of them a call, in id order, round and round: a few milliseconds under the lock, where one
+        look at the whole table held it a second per million records."""
+        rows = self._db.execute(
+            "SELECT w.placement_id, usage.placement_id IS NULL FROM usage_where AS w LEFT JOIN usage ON "
+            "usage.placement_id = w.placement_id WHERE w.placement_id > ? ORDER BY w.placement_id LIMIT ?",
+            (self._orphans_after, ORPHAN_SLICE)).fetchall()
+        orphans = [pid for pid, orphan in rows if orphan]
+        for i in range(0, len(orphans), 500):
+            part = orphans[i:i + 500]
+            self._db.execute(f"DELETE FROM usage_where WHERE placement_id IN ({', '.join('?' * len(part))})", part)
+        self._orphans_after = rows[-1][0] if len(rows) == ORPHAN_SLICE else ""
 
     def open_records(self) -> list[UsageRecord]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE end_time IS NULL").fetchall()
+            rows = self._db.execute(f"{_SELECT} WHERE end_time IS NULL").fetchall()
         return [UsageRecord(*row) for row in rows]
 
     def closed_records(self, placement_ids: Iterable[str]) -> list[UsageRecord]:
@@ -106,7 +158,7 @@ class SqliteUsageStore:
             for i in range(0, len(ids), 500):
                 part = ids[i:i + 500]
                 rows += self._db.execute(
-                    f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE end_time IS NOT NULL AND placement_id IN "
+                    f"{_SELECT} WHERE end_time IS NOT NULL AND usage.placement_id IN "
                     f"({', '.join('?' * len(part))})", part).fetchall()
         return [UsageRecord(*row) for row in rows]
 
@@ -119,15 +171,18 @@ class SqliteUsageStore:
         with self._lock:
             return self._db.execute(sql + " LIMIT 1", args).fetchone() is not None
 
-    def query(self, *, since: float, until: float, cluster: str = "") -> list[UsageRecord]:
-        """Records that overlap [since, until); of `cluster` alone, when given (read from `usage_cluster`)."""
+    def query(self, *, since: float, until: float, cluster: str = "", places: bool = False) -> list[UsageRecord]:
+        """Records that overlap [since, until); of `cluster` alone, when given (read from `usage_cluster`). With
+        `places`, their region and vendor too (else ""): a look-up of `usage_where` per record, which made one
+        cluster's year of 4,000 records 39.6 ms where it is 16.6 (bench/usage_cluster.py, 200,000 records), so
+        only a grouping by region or vendor asks for it."""
         args: list[object]
         where, args = "start < ? AND (end_time IS NULL OR end_time > ?)", [until, since]
         if cluster:
             where, args = "cluster = ? AND " + where, [cluster, until, since]
+        select = _SELECT if places else f"SELECT {', '.join(_COLUMNS)}, '', '' FROM usage"
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE {where} ORDER BY start",
-                                    args).fetchall()
+            rows = self._db.execute(f"{select} WHERE {where} ORDER BY start", args).fetchall()
         return [UsageRecord(*row) for row in rows]
 
     def close(self) -> None:
@@ -135,4 +190,4 @@ class SqliteUsageStore:
             close_sqlite(self._db, self.file)
 
 
-__all__ = ["PRUNE_SQL", "SEGMENT_MARK", "SqliteUsageStore"]
+__all__ = ["ORPHAN_SLICE", "PRUNE_SQL", "SEGMENT_MARK", "SqliteUsageStore"]

@@ -53,7 +53,7 @@ from federator.server.services import AgentService, ClusterService, JobService, 
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
-from federator.server.usage_service import UsageService
+from federator.server.usage_service import UsageService, region_now, vendor_now
 from federator.steady_clock import SteadyClock
 from federator.store import SqliteJobStore, StoreError
 from federator.store.cordons import SqliteCordonStore
@@ -333,6 +333,7 @@ async def serve(opts: ServeOptions) -> None:
     clock = SteadyClock()  # a step of the host's clock moves no lease and dates no order wrong (steady_clock.py)
     metrics.clock_offset.set_function(clock.offset)
     meter = UsageMeter(usage, metrics=metrics, clock=clock, provider_of=lambda name: provider_of(clusters.get(name)),
+                       region_of=region_now(clusters), vendor_of=vendor_now(clusters),
                        gap_seconds=3 * TICK_SECONDS, hold_seconds=opts.lost_after_seconds)
     try:  # loads every job: a row that is not one stops the start, named (store/sqlite.py)
         fed = Federator(store=store, scheduler=scheduler, metrics=metrics, clock=clock,

@@ -8,12 +8,13 @@ report after a restart includes everything used before it.
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 
 import grpc
 
-from federator.accounting import Dimension, SqliteUsageStore, UsageRecord, UsageRow, summarize
+from federator.accounting import Dimension, SqliteUsageStore, UsageRecord, UsageRow, known_where, summarize
 from federator.api.v1 import usage_pb2, usage_pb2_grpc
+from federator.catalog import catalog
 from federator.jobfile import FieldProblem, queue_problem, shown
 from federator.model import Job, JobId
 from federator.security.authz import Authorizer, Principal, owner_of
@@ -29,7 +30,51 @@ from federator.timestamps import utc_exact
 
 def _row(row: UsageRow) -> usage_pb2.UsageRow:
     return usage_pb2.UsageRow(key=row.key, accelerator_seconds=row.accelerator_seconds,
-                              micro_accelerator_seconds=row.micro, placements=row.placements)
+                              micro_accelerator_seconds=row.micro, placements=row.placements, keys=row.keys)
+
+
+def region_now(clusters: Mapping[str, ClusterRecord]) -> Callable[[str], str]:
+    """A cluster's region as the federator knows it now ("" for one it no longer knows): what a usage record
+    written before 0.14.0, which kept none, is grouped under (accounting.known_where)."""
+    return lambda name: rec.region if (rec := clusters.get(name)) is not None else ""
+
+
+def vendor_now(clusters: Mapping[str, ClusterRecord]) -> Callable[[str, str], str]:
+    """A model's vendor: the cluster's pool of that model as reported now, else the accelerator catalog's entry,
+    else "" (a record of 0.13.0 or older, or a placement that named none)."""
+    def vendor(name: str, model: str) -> str:
+        rec = clusters.get(name)
+        for pool in (rec.capacity.accelerator_pools if rec is not None and rec.capacity is not None else ()):
+            if pool.accelerator_model == model:
+                return pool.vendor
+        entry = catalog().find_model(model) if model else None
+        return entry.vendor if entry is not None else ""
+    return vendor
+
+
+def dimensions(request: usage_pb2.UsageRequest) -> tuple[tuple[Dimension, ...], list[FieldProblem]]:
+    """The dimensions asked for, `by` (one, as before 0.14.0) or `group_by` (several), and what is wrong with them."""
+    if request.by and request.group_by:
+        return (), [FieldProblem("group_by", "give by or group_by, not both (group_by of one dimension is by)")]
+    if len(request.group_by) > len(Dimension):  # each at most once: a longer list is junk, not named item by item
+        return (), [FieldProblem("group_by", f"at most {len(Dimension)} dimensions, each once, got "
+                                             f"{len(request.group_by)}")]
+    field, names = ("group_by", list(request.group_by)) if request.group_by else ("by", [request.by] if request.by
+                                                                                   else [])
+    dims: list[Dimension] = []
+    problems = []
+    for i, name in enumerate(names):
+        where = f"{field}[{i}]" if field == "group_by" else field
+        try:
+            dim = Dimension(name)
+        except ValueError:
+            problems.append(FieldProblem(where, f"must be one of {', '.join(d.value for d in Dimension)}, "
+                                                f"got {shown(name)}"))
+            continue
+        if dim in dims:
+            problems.append(FieldProblem(where, f"{dim.value} is given twice"))
+        dims.append(dim)
+    return tuple(dims), problems
 
 
 def visible_records(authz: Authorizer, who: Principal, records: Sequence[UsageRecord],
@@ -87,13 +132,8 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         if provider is not None:
             await self.cluster_acts_for_no_user(context, provider.cluster)
         who = await self.principal(context) if provider is None else None
-        problems: list[FieldProblem] = []  # every bad field at once, as List names them (outside QA, portal m3)
-        try:
-            by = Dimension(request.by) if request.by else None
-        except ValueError:
-            by = None
-            problems.append(FieldProblem("by", f"must be one of {', '.join(d.value for d in Dimension)}, "
-                                               f"got {shown(request.by)}"))
+        # every bad field at once, as List names them (outside QA, portal m3)
+        by, problems = dimensions(request)
         if request.queue and queue_problem(request.queue):  # a typo'd queue must not read as zero spend
             problems.append(FieldProblem("queue", queue_problem(request.queue)))
         if request.cluster and not valid_cluster_name(request.cluster):
@@ -111,7 +151,7 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
             await context.abort_with_status(bad_request("; ".join(str(p) for p in problems), problems))
         if provider is not None:
             payee = provider.provider  # a cluster moved from it answers what was billed to it (usage_names.py)
-            refusal = usage_refusal(provider, by=request.by, queue=request.queue, cluster=request.cluster,
+            refusal = usage_refusal(provider, by=[d.value for d in by], queue=request.queue, cluster=request.cluster,
                                     trust=self.auth.trust,
                                     billed_there=lambda name: billed_there(self.usage, payee, name))
             if refusal:
@@ -120,7 +160,8 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         # naming a window not over (outside billing QA F5: an invoice exported mid-month read as the whole month).
         incomplete = until > now
         until = max(since, min(until, now))
-        records = self.usage.query(since=since, until=until, cluster=request.cluster)  # by its index, store.py
+        places = bool({Dimension.REGION, Dimension.VENDOR} & set(by))  # a look-up a record (store.py `query`)
+        records = self.usage.query(since=since, until=until, cluster=request.cluster, places=places)  # by its index
         unknown = unknown_cluster(request.cluster, members=self.fed.clusters, window=records, store=self.usage)
         if unknown is not None:  # a typo'd cluster must not read as zero spend either (server/usage_names.py)
             await context.abort_with_status(bad_request(str(unknown), [unknown]))
@@ -133,9 +174,13 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
             records = [r for r in records if billed_to(provider, r)]
         incomplete = incomplete or unvouched(records, until, self.fed.clusters, self.fed.report_interval,
                                              self.fed.silent_cancels)
+        if places:  # a record of 0.13.0 or older kept neither
+            records = known_where(records, region_of=region_now(self.fed.clusters),
+                                  vendor_of=vendor_now(self.fed.clusters))
         report = summarize(records, since=since, until=until, now=now, by=by)
         return usage_pb2.UsageResponse(since=since, until=until, by=request.by, rows=[_row(r) for r in report.rows],
-                                       total=_row(report.total), incomplete=incomplete)
+                                       total=_row(report.total), incomplete=incomplete,
+                                       group_by=list(request.group_by))
 
 
-__all__ = ["UsageService", "unvouched", "visible_records"]
+__all__ = ["UsageService", "dimensions", "region_now", "unvouched", "vendor_now", "visible_records"]

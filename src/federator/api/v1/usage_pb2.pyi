@@ -8,43 +8,49 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UsageRequest(_message.Message):
-    __slots__ = ("since", "until", "by", "queue", "cluster")
+    __slots__ = ("since", "until", "by", "queue", "cluster", "group_by")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     since: float
     until: float
     by: str
     queue: str
     cluster: str
-    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., queue: _Optional[str] = ..., cluster: _Optional[str] = ...) -> None: ...
+    group_by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., queue: _Optional[str] = ..., cluster: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UsageRow(_message.Message):
-    __slots__ = ("key", "accelerator_seconds", "micro_accelerator_seconds", "placements")
+    __slots__ = ("key", "accelerator_seconds", "micro_accelerator_seconds", "placements", "keys")
     KEY_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MICRO_ACCELERATOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
     key: str
     accelerator_seconds: float
     micro_accelerator_seconds: int
     placements: int
-    def __init__(self, key: _Optional[str] = ..., accelerator_seconds: _Optional[float] = ..., micro_accelerator_seconds: _Optional[int] = ..., placements: _Optional[int] = ...) -> None: ...
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., accelerator_seconds: _Optional[float] = ..., micro_accelerator_seconds: _Optional[int] = ..., placements: _Optional[int] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UsageResponse(_message.Message):
-    __slots__ = ("since", "until", "by", "rows", "total", "incomplete")
+    __slots__ = ("since", "until", "by", "group_by", "rows", "total", "incomplete")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
     since: float
     until: float
     by: str
+    group_by: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
     total: UsageRow
     incomplete: bool
-    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ..., incomplete: _Optional[bool] = ...) -> None: ...
+    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ..., incomplete: _Optional[bool] = ...) -> None: ...

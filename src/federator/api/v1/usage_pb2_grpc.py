@@ -76,7 +76,8 @@ class UsageServiceServicer:
     """
 
     def Get(self, request, context):
-        """Usage inside [since, until), in total and grouped by one dimension.
+        """Usage inside [since, until), in total and grouped by one dimension
+        (`by`) or by several at once (`group_by`, since 0.14.0).
         An admin (tenancy.admins in the policy) sees every job's usage; any other
         caller sees the usage of the jobs JobService.List shows them: their own,
         and those of users they share a group of tenancy.groups with (jobs: view
@@ -85,8 +86,9 @@ class UsageServiceServicer:
         `provider`, docs/security.md): it sees the usage of its own clusters only
         (the cluster the certificate names and every cluster the federator's trust
         file binds to the provider whose CA signed it; a certificate of the
-        federation's CA, its one cluster), with `by` "", cluster, model or
-        provider. Anything naming tenants (`by` queue, user, namespace or job, a
+        federation's CA, its one cluster), grouped by none or any of cluster,
+        model, provider, region and vendor (in `by` or `group_by`). Anything
+        naming tenants (queue, user, namespace or job in `by` or `group_by`, a
         `queue`) and a `cluster` not its own (not bound to it today, and with no
         usage record billed to it: a cluster the trust file moved away from it
         may still be named, and answers the records billed to it alone) are
@@ -94,8 +96,8 @@ class UsageServiceServicer:
         google.rpc.ErrorInfo (metadata `rule`: provider) and a message saying why;
         the call may not act on behalf of a user either (rule `delegate`).
         Errors: INVALID_ARGUMENT with a google.rpc.BadRequest whose
-        field_violations name each bad field (`by`, `queue`, `cluster`, `since`,
-        `until`) and say what is wrong, as JobService.List's do; they are checked
+        field_violations name each bad field (`by`, `group_by[i]`, `group_by`,
+        `queue`, `cluster`, `since`, `until`) and say what is wrong, as JobService.List's do; they are checked
         before PERMISSION_DENIED, except a `cluster` nothing has (UsageRequest.
         cluster), looked up after it. Retry: safe (a read).
         """
