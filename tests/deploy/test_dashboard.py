@@ -21,6 +21,7 @@ from deploy_support import ALERTS, DASHBOARD, scrape
 from prometheus_client.parser import text_string_to_metric_families
 from promql_support import dashboard_exprs, exported_names, metric_names
 
+from federator.backends.kube.namespace_claim import ClaimState
 from federator.local import LocalFederation
 from federator.metrics import CLUSTER_STATES
 from federator.model import JobPhase, ReasonCode
@@ -125,6 +126,8 @@ DEFINED_VALUES: dict[tuple[str, str], set[str]] = {
     ("federator_placement_moves_total", "result"): {"moved", "kept"},
     ("federator_grpc_server_handled_total", "grpc_code"): {code.name for code in grpc.StatusCode},
     ("federator_never_runnable_jobs", "reason"): {n.value for n in NeverRunnable},
+    # the Kubernetes backend's namespace claim: the simulated agents of the live federation claim none
+    ("federator_agent_namespace_claim", "state"): {s.value for s in ClaimState},
 }
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*(=~|=)\s*"([^"]*)"')
