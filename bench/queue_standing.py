@@ -6,7 +6,9 @@ Builds the real server state (Federator over an in-memory SQLite store, `--jobs`
 `--queues` declared queues of `--owners` owners, recorded as Submit records them) and the real QueueService, and
 times the code a List call runs on the event loop (the state sample a scrape of /metrics makes, the walk for the
 caller's standing, the protobuf), without the transport: an administrator's first page (500 queues), every page,
-and a tenant who may use one queue. Beside it, the state sample alone: what one scrape of /metrics costs.
+and a tenant who may use one queue, each taking its own state sample (the first call of a second); then a crowd:
+`--crowd` tenants' calls back to back, as users polling together make them (the calls of one second share one
+sample: server/shared_sample.py). Beside it, the state sample alone: what one scrape of /metrics costs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,6 +54,7 @@ def main() -> int:
     p.add_argument("--queues", type=int, default=1_000)
     p.add_argument("--owners", type=int, default=1_000)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--crowd", type=int, default=100, help="tenants' calls made back to back (one second's crowd)")
     args = p.parse_args()
     logging.disable(logging.WARNING)
     names = [f"org-{i:04d}" for i in range(args.queues)]
@@ -71,6 +75,21 @@ def main() -> int:
     admin = Principal("admin", frozenset(), "certificate", admin=True)
     tenant = Principal("user7", frozenset({names[7 % args.queues]}), "certificate")
 
+    def fresh(call: Callable[[], object]) -> Callable[[], object]:
+        """`call` as the first of its second: no sample to share (a federator before the shared sample has none)."""
+        def run() -> object:
+            if hasattr(service, "samples"):
+                service.samples.taken = None
+            return call()
+        return run
+
+    tenants = [Principal(f"user{i}", frozenset({names[i % args.queues]}), "certificate") for i in range(args.crowd)]
+
+    def crowd() -> None:
+        fresh(lambda: None)()
+        for who in tenants:
+            service.answer(who, queue="", size=500, after="")
+
     def every_page(who: Principal) -> int:
         after, pages = "", 0
         while True:
@@ -84,9 +103,10 @@ def main() -> int:
     print(json.dumps({
         "jobs": args.jobs, "queues": args.queues, "owners": args.owners,
         "scrape_state_sample_ms": timed(lambda: state_sample(fed), args.repeat),
-        "admin_first_page_ms": timed(lambda: service.answer(admin, queue="", size=500, after=""), args.repeat),
-        "admin_every_page_ms": timed(lambda: every_page(admin), args.repeat),
-        "tenant_ms": timed(lambda: service.answer(tenant, queue="", size=500, after=""), args.repeat),
+        "admin_first_page_ms": timed(fresh(lambda: service.answer(admin, queue="", size=500, after="")), args.repeat),
+        "admin_every_page_ms": timed(fresh(lambda: every_page(admin)), args.repeat),
+        "tenant_ms": timed(fresh(lambda: service.answer(tenant, queue="", size=500, after="")), args.repeat),
+        "crowd": args.crowd, "crowd_ms": timed(crowd, max(1, args.repeat // 3)),
     }))
     return 0
 

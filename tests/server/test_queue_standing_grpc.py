@@ -33,7 +33,7 @@ from federator.scheduler import Scheduler
 from federator.scheduler.policy import policy_from_document
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
-from federator.security.authz import Authorizer, Principal, tenancy_from_document
+from federator.security.authz import Authorizer, Principal, recorded_owner, tenancy_from_document
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import cluster_files, server_files, user_files
 from federator.server.federator import Federator
@@ -322,3 +322,34 @@ def test_a_queue_the_tenancy_declares_before_the_scheduler_knows_it_gets_its_sha
     # defaultQueue's weight, 1), as globex's metric says
     assert shares == {"acme": 24.0, "globex": 6.0, "newcomer": 6.0}
     assert fed.sample().queue_fair_share["globex"] == 6.0 and "newcomer" not in fed.sample().queue_fair_share
+
+
+def test_the_calls_of_one_second_share_a_sample_and_each_says_when_it_was_taken() -> None:
+    """A crowd polling `get queues` together paid a state sample (a scrape's cost) per call; the calls of the same
+    second now share one. sampled_at is the sample's time, the figures are that sample's, and what is the caller's
+    own (the queues they may see, their standing) is read at each call."""
+    clock = Clock()
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0, clock=clock,
+                    scheduler=Scheduler(policy_from_document(yaml.safe_load(POLICY))))
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.report(rec, cluster("east-1", "east", pool(H100, nodes=3)).capacity)
+    authz = Authorizer(tenancy_from_document(yaml.safe_load(POLICY)))
+    service = QueueService(ClusterService(fed, Authenticator(), authz=authz))
+    root = Principal("root", frozenset(), "certificate", admin=True)
+    alice = Principal("alice", frozenset({"acme"}), "certificate")
+    fed.submit(recorded_owner(job("a-0", gpus=8, models=(H100,), queue="acme"), "alice"))
+
+    def acme(who: Principal) -> tuple[float, int, int]:
+        answer = service.answer(who, queue="acme", size=10, after="")
+        return answer.sampled_at, answer.queues[0].pending_jobs, answer.queues[0].own.pending_jobs
+
+    assert acme(root) == (1_000.0, 1, 0)
+    clock.now = 1_000.5
+    fed.submit(recorded_owner(job("a-1", gpus=8, models=(H100,), queue="acme"), "alice"))
+    # The same second: the first call's sample (its time, its one pending job); alice's own jobs are read now.
+    assert acme(alice) == (1_000.0, 1, 2)
+    assert [q.name for q in service.answer(alice, queue="", size=10, after="").queues] == ["acme"]  # hers alone
+    assert service.samples.samples == 1
+    clock.now = 1_001.0  # a second on: a new sample
+    assert acme(root) == (1_001.0, 2, 0)
+    assert service.samples.samples == 2

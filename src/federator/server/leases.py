@@ -77,7 +77,7 @@ def why_not_forgettable(fed: Federator, name: str) -> str:
 
 def forgotten_by_kubectl(name: str) -> str:
     """Why `federator forget` is refused in Kubernetes mode, and what forgets a cluster there: deleting its
-    MemberCluster (backends/kube/controller.py, write_members). The objects are the record of the members there:
+    MemberCluster (backends/kube/member_clusters.py). The objects are the record of the members there:
     a forget over gRPC drops the cluster from the registry, and its object goes only where the federator's Role
     may delete it (an older one may not); left, a restart or a new leader reads it back as a Lost member. One
     way, too, so who may forget a member is the host cluster's RBAC, and its audit log says who did, as for

@@ -237,7 +237,7 @@ class Orphans:
     def heard(self, rec: ClusterRecord, placement_id: str, phase: JobPhase) -> None:
         """A JobUpdate: one of a placement whose cancel is recorded confirms it if it ended, and what a finished one
         left in its member (a Job kept until its TTL) is deleted, as for a FederatedJob deleted while its agent
-        was connected (backends/kube/controller.py)."""
+        was connected (backends/kube/deletions.py)."""
         recorded = self.cancels.heard(rec.name, placement_id, ended=phase.is_terminal, session=rec.session)
         if recorded and phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
             self.fed.send(rec.name, CancelOrder(placement_id, self._kept_reason(rec.name, placement_id)))

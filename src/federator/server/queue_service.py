@@ -10,9 +10,10 @@ against the queue's other owners, how many waiting jobs go before theirs) is `sc
 walk of the jobs. Who sees what is Submit's rule (`Authorizer.submit`, as WhoAmI lists the queues): an admin every
 queue, a user those they may submit to, never another organisation's; a provider's certificate none.
 
-Cost: a call takes one state sample, as a scrape does, and walks the jobs once more for the page's queues, building
-the waiting line only where the caller waits: about a scrape's cost (docs/benchmarks.md, bench/queue_standing.py:
-70 ms for a tenant, 107 ms for an administrator's page of 500 queues, at 100,000 jobs).
+Cost: the calls of the same second share one state sample (server/shared_sample.py: a crowd polling `get queues`
+pays one sample, not one each; `sampled_at` says when it was taken), and each walks the jobs once more for the
+page's queues, building the waiting line only where the caller waits (docs/benchmarks.md,
+bench/queue_standing.py).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from federator.metrics import StateSample
 from federator.model import MILLI, Job, JobPhase, placement_held_milli, placement_resources
 from federator.scheduler.owner_share import Held
 from federator.scheduler.owner_standing import NOTHING, Waiting, holding_less, jobs_ahead
-from federator.scheduler.standing import fair_shares, fleet_of
+from federator.scheduler.standing import fair_shares
 from federator.security.authz import Allowed, Principal, Submitter
 from federator.security.provider_rights import RULE
 from federator.server import submit_room
 from federator.server.edge import Edge
 from federator.server.errors import bad_request
 from federator.server.paging import TOKEN_PROBLEM, PageTokenError, decode_token, encode_token
-from federator.server.state_sample import state_sample
+from federator.server.shared_sample import SharedSample
 
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1_000
@@ -124,6 +125,7 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
 
     def __init__(self, edge: Edge) -> None:
         super().__init__(edge.fed, edge.auth, authz=edge.authz, audit=edge.audit)
+        self.samples = SharedSample(edge.fed)  # one for the calls of the same second (shared_sample.py)
 
     async def List(self, request: queues_pb2.ListQueuesRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> queues_pb2.ListQueuesResponse:
@@ -141,15 +143,15 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
         return self.answer(who, queue=request.queue, size=size, after=after)
 
     def answer(self, who: Principal, *, queue: str, size: int, after: str) -> queues_pb2.ListQueuesResponse:
-        """One page of the queues `who` may see, read now (on the loop: the state is the loop's)."""
+        """One page of the queues `who` may see: the queue figures from the sample of this second (taken now if
+        none is), the caller's own read now (on the loop: the state is the loop's)."""
         fed = self.fed
-        now = fed.clock()
-        sample = state_sample(fed)
+        taken = self.samples.read()
+        sample, fleet = taken.sample, taken.fleet
         owner = f"user {who.user}"
         names = sorted(q for q in self.visible(who, sample) if (not queue or q == queue) and q > after)
         page, more = names[:size], len(names) > size
         tallies = _tallies(fed.jobs.values(), set(page), owner)
-        fleet = fleet_of(fed.snapshot())
         shares = sample.queue_fair_share
         missing = [q for q in page if q not in shares]  # declared, with no series yet: their share by the same rule
         if missing:
@@ -159,7 +161,7 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
         rows = [self.standing(q, sample, tallies[q], owner, shares[q]) for q in page]
         return queues_pb2.ListQueuesResponse(
             queues=rows, next_page_token=encode_token("q", page[-1], queue, bound=bound(who.user)) if more else "",
-            sampled_at=now, fleet_accelerators=fleet,
+            sampled_at=taken.at, fleet_accelerators=fleet,
             user_pending_jobs=_limit(submit_room.user_pending(fed, Submitter(user=who.user))))
 
     def visible(self, who: Principal, sample: StateSample) -> set[str]:

@@ -162,7 +162,7 @@ class Retention:
 def forget_job(fed: Federator, job: Job) -> None:
     """Drop a finished job from memory and every index: its id, its placements, its name and request id. The
     caller has removed it from the store (retention), or the store's object is gone (Kubernetes mode: its
-    FederatedJob deleted, backends/kube/controller.py)."""
+    FederatedJob deleted, backends/kube/deletions.py)."""
     fed.jobs.pop(job.job_id, None)
     for p in job.placements:
         if fed.placement_index.get(p.placement_id) == job.job_id:

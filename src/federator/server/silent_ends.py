@@ -17,7 +17,7 @@ given up on and placed again elsewhere.
 Across a restart the report time is the one kept: in standalone mode the members store keeps each member's
 (store/members.py), written when it has moved on by 30 s with the members' write the loop makes each turn (a
 write per report per member was too dear); in Kubernetes mode a MemberCluster's status.lastReportTime, rewritten
-at least every 30 s (backends/kube/controller.py `write_members`). So a member that never comes back after a
+at least every 30 s (backends/kube/member_clusters.py `MemberClusters.write`). So a member that never comes back after a
 restart is billed to its last report as kept, at most about 30 s short of the real one, never to the restart
 (billed there before 0.10.0 in standalone mode). A placement that started after the time kept is billed from its
 start (the meter's clamp): its Running report is the last the federator knew of it. Where no time is known (a

@@ -150,7 +150,7 @@ class Simulation:
         for h in history:
             self.memory.add(Arrival.of(h.spec))
             if self.learner is not None:
-                self.learner.observe(h.spec.resources, h.spec.accelerator_models)
+                self.learner.observe_job(h.spec)  # its alternatives' counts too (fgd.shapes_of)
         self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i, learner=self.learner))
                          for i, (name, spec) in enumerate(sorted(fleet.items()))}
         # Submit's policy checks first: a job the server refuses never reaches its scheduler
@@ -225,7 +225,7 @@ class Simulation:
             for j in pending:
                 if not j.offered:
                     j.offered = True
-                    self.learner.observe(j.job.spec.resources, j.job.spec.accelerator_models)
+                    self.learner.observe_job(j.job.spec)
         # Fill offers in list order with no clock (now 0: no wait reaches a reservation's threshold); a replay's
         # waits are its clock's, which reservations read (scheduler/reservation.py).
         requests = [PlacementRequest(j.job_id, j.job.spec, j.job.spec.replicas,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from federator.backends.sim.fgd import DemandLearner, Workload, class_fragment
 from federator.backends.sim.fleet import ClusterSpec, NodeSpec
 from federator.backends.sim.nodes import NodeSet
-from federator.model import Resources
+from federator.model import AcceleratorAlternative, Resources
 from federator.scheduler.framework import model_matches
 from federator.simulate import SimJob, Simulation
 
@@ -91,3 +93,28 @@ def test_the_simulator_feeds_every_cluster_one_learner_of_the_offered_work() -> 
     sim.run("fill")
     assert sim.learner is not None and sim.learner.count == len(jobs)
     assert all(c.nodes._learner is sim.learner for c in sim.clusters.values())
+
+
+def test_the_simulator_learns_the_counts_of_jobs_with_alternatives() -> None:
+    """A job asking by alternatives (`spec.accelerators`, or a trace pod that may run on several vendors) has its
+    count in each alternative and CPU and memory alone in its resources: read as the one-count form, the learner
+    saw CPU-only work, and FGD bound on a mixed fleet for a workload without it. Alternatives of one count are one
+    shape on any of their models; of different counts, one shape per count at a share of the job."""
+    fleet = {"nv": ClusterSpec("nv", "r0", (), (node("h0", "H100", 8),)),
+             "hw": ClusterSpec("hw", "r1", (), (NodeSpec("a0", "Ascend910B", 16, 64_000, 512 * GiB,
+                                                         vendor="huawei"),))}
+    base = job("either", cpu=4)
+    same = replace(base, accelerators=(AcceleratorAlternative(8000, model="H100", vendor="nvidia"),
+                                       AcceleratorAlternative(8000, model="Ascend910B", vendor="huawei")))
+    split = replace(base, name="split", accelerators=(AcceleratorAlternative(8000, model="H100", vendor="nvidia"),
+                                                      AcceleratorAlternative(16000, model="Ascend910B",
+                                                                             vendor="huawei")))
+    sim = Simulation(fleet, [SimJob(same, 0.0, None), SimJob(split, 1.0, None)])
+    sim.run("fill")
+    assert sim.learner is not None
+    load = sim.learner.workload(["H100", "Ascend910B"], model_matches)
+    # From H100: the first job whole (8 on either), the second's 8-device half; from Ascend910B: the first job,
+    # and the second's 16-device half. CPU-only, each model's classes were empty and all of it "cannot".
+    assert [(c.gpus, c.weight) for c in load.classes["H100"]] == [(8, 0.75)]
+    assert [(c.gpus, c.weight) for c in load.classes["Ascend910B"]] == [(8, 0.5), (16, 0.25)]
+    assert load.cannot == {"H100": 0.25, "Ascend910B": 0.25}

@@ -98,12 +98,17 @@ class QueueServiceServicer:
     def List(self, request, context):
         """The queues the caller may see (above), a page at a time, by name.
 
-        Freshness: every figure is read from the federator's state when the call
-        is answered (ListQueuesResponse.sampled_at), by the same computation a
+        Freshness: every queue figure is read from the federator's state at
+        ListQueuesResponse.sampled_at, at most one second before the call is
+        answered (the calls of the same second share one reading, so a crowd of
+        callers costs the federator one), by the same computation a
         Prometheus scrape of /metrics makes (federator_queue_weight,
         federator_queue_fair_share, federator_queue_accelerators, federator_jobs,
         federator_oldest_pending_job_age_seconds, federator_never_runnable_jobs):
-        what a user reads here and what an SRE graphs agree at the same instant.
+        what a user reads here and what an SRE graphs agree at the same instant;
+        fleet_accelerators is read with them. What is the caller's own
+        (which queues they see, QueueStanding.own, the caps and their use) is
+        read when the call is answered, never from another caller's reading.
         That state follows the member clusters' agents: a job's placement is
         counted from when the federator places it until its agent reports its
         end, so a held figure may lag a member by up to one report interval
@@ -115,8 +120,8 @@ class QueueServiceServicer:
         Paging: at most page_size queues (default 500, at most 1000) in name
         order; next_page_token continues after the last. Queues made or dropped
         between pages are seen or not by their name's place, never twice. Each
-        page is read afresh (its own sampled_at): a page's figures are not those
-        of the page before.
+        page is read as a call (its own sampled_at): pages asked within one
+        second may share a reading, later ones do not.
 
         Errors: INVALID_ARGUMENT with a google.rpc.BadRequest whose
         field_violations name each bad field (`page_size` negative, `page_token`

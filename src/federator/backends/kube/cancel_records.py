@@ -10,7 +10,7 @@ would prune it without a word; an annotation holds on any CRD. It goes with the 
 object deleted) takes its record along.
 
 When: a FederatedJob being deleted keeps its finalizer until its job's placements are in the record
-(backends/kube/controller.py), so `kubectl delete` returns at once, however long the agent is away, and no
+(backends/kube/deletions.py), so `kubectl delete` returns at once, however long the agent is away, and no
 federator restart loses the cancel. Confirmations are written by the controller's MemberCluster loop. Writes of one
 cluster are serialized and coalesced (one write carries every change made before it), each writes the whole
 record, and none is made before the records were read (it would replace what they hold).

@@ -5,7 +5,7 @@ saying why, who and when. `federator cordon` (gRPC) writes them; an operator may
 
     kubectl patch mc east-1 --type merge -p '{"spec":{"cordoned":true,"cordonReason":"driver upgrade"}}'
 
-and the federator reads them back every few seconds (backends/kube/controller.py). A cordon written by hand
+and the federator reads them back every few seconds (backends/kube/member_clusters.py). A cordon written by hand
 without `cordonedBy` is shown as by "kubectl".
 
 A drain (server/drains.py) is `spec.drain: true`, with `drainReason`, `drainedBy` and `drainedAt`, written by

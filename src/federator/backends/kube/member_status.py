@@ -14,7 +14,7 @@ certificate expired cannot connect to say it again, and FederatorClusterCertific
 `resizesOwed` (Resizes its agent has not acknowledged: an agent back without the resize feature has those parts
 replaced) and `lostAt` (--forget-lost-after counts from it, not from the restart). Before, these were memory
 only in Kubernetes mode. `restore_member` reads them back into a record made for a MemberCluster whose agent has not
-connected to this federator yet (backends/kube/controller.py `adopt_members`).
+connected to this federator yet (backends/kube/member_clusters.py `MemberClusters.adopt`).
 """
 
 from __future__ import annotations

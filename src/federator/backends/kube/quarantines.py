@@ -8,7 +8,7 @@ no new RBAC), holding `{"until": "<RFC 3339>", "reason": "..."}`:
 
 An annotation rather than a status or spec field, as the record of cancels (cancel_records.py): Helm never
 upgrades CRDs, and a MemberCluster CRD older than the field would prune it without a word. The federator reads it
-at start only, from the listing that adopts the members (controller.py), before the first cycle; to end a
+at start only, from the listing that adopts the members (member_clusters.py), before the first cycle; to end a
 quarantine early, `federator uncordon` (which removes the annotation), not kubectl. `until` is written rounded up
 to the second: a kept quarantine never ends early for it.
 """

@@ -15,7 +15,7 @@ neither holds nor rests.
 
 Writes are buffered (`put` keeps each gang's newest change and returns at once: it is called from a scheduling
 cycle, which must not wait for an API server) and written by `flush`, which the FederatedJob controller's
-MemberCluster loop calls every `member_interval` (backends/kube/controller.py) and KubeMode.stop once more while
+MemberCluster loop calls every `member_interval` (backends/kube/member_clusters.py) and KubeMode.stop once more while
 this replica still leads. A clock changes when a hold begins, moves or ends, so a write is one small status patch
 per such change, never one per cycle per gang. A change not written when the process dies is lost: the next leader
 then holds on the clocks last written (at worst one hold's length off, never a job). The changes due (`due`) are

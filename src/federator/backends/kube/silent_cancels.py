@@ -27,7 +27,7 @@ server refuses is said once and tried again at the next flush. The record of one
 (`MAX_RECORD_CHARS`; the annotations of an object share 256 KiB): past it the oldest entries go, said in a WARNING.
 
 Read back from the listing of MemberClusters the controller makes at start (`loaded_from`, before the members it
-restores are attached: backends/kube/controller.py `adopt_members`). gRPC serves before that listing (the Queues
+restores are attached: member_clusters.py `MemberClusters.adopt`). gRPC serves before that listing (the Queues
 are listed first: 18 ms on the test bed, longer on a big host): the word of an agent that re-synced with the new
 process before it goes unheard, and its record stays at the cancel.
 """

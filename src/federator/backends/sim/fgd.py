@@ -29,12 +29,11 @@ signature, and one task looks at groups, not nodes.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from federator.model import MILLI, Resources
+from federator.model import MILLI, JobSpec, Resources
 
 
 class NodeView(Protocol):
@@ -234,7 +233,7 @@ class DemandLearner:
     federation), and each rebuilds its index when the version moves.
     """
 
-    seen: Counter[tuple[Resources, tuple[str, ...]]] = field(default_factory=Counter)
+    seen: dict[tuple[Resources, tuple[str, ...]], float] = field(default_factory=dict)  # shapes' weights, summed
     count: int = 0
     next_rebuild: int = 1
     version: int = 0
@@ -242,7 +241,16 @@ class DemandLearner:
 
     def observe(self, r: Resources, wanted: tuple[str, ...]) -> bool:
         """Count one request; True (and a new version) when the workload should be rebuilt."""
-        self.seen[(r, wanted)] += 1
+        self.seen[(r, wanted)] = self.seen.get((r, wanted), 0.0) + 1.0
+        return self._counted()
+
+    def observe_job(self, spec: JobSpec) -> bool:
+        """Count one job at its shapes (`shapes_of`, each at its share of the job); True as `observe`."""
+        for r, wanted, weight in shapes_of(spec):
+            self.seen[(r, wanted)] = self.seen.get((r, wanted), 0.0) + weight
+        return self._counted()
+
+    def _counted(self) -> bool:
         self.count += 1
         if self.count >= self.next_rebuild:
             self.next_rebuild = self.next_rebuild * 2 if self.next_rebuild < 1024 else self.next_rebuild + 1024
@@ -251,7 +259,7 @@ class DemandLearner:
         return False
 
     def samples(self) -> list[tuple[Resources, tuple[str, ...], float]]:
-        return [(r, wanted, float(n)) for (r, wanted), n in self.seen.items()]
+        return [(r, wanted, n) for (r, wanted), n in self.seen.items()]
 
     def workload(self, models: Sequence[str], accepts: AcceptsFn) -> Workload:
         """The target workload over `models` at the current version (built once per version and model list)."""
@@ -260,3 +268,32 @@ class DemandLearner:
         if got is None or got[0] != self.version:
             got = self._built[key] = (self.version, Workload.of(self.samples(), key, accepts))
         return got[1]
+
+
+def shapes_of(spec: JobSpec) -> tuple[tuple[Resources, tuple[str, ...], float], ...]:
+    """A job's per-replica shapes as FGD's target workload counts them: (resources, accepted models, weight).
+
+    The one-count form is one shape: its count on any of its models. A job with alternatives
+    (`spec.accelerators`, a trace pod that may run on several vendors: simulate/pod_asks.py) has its count in
+    each alternative, not in `resources` (which holds CPU and memory alone): read as the one-count form it was
+    CPU-only work, and FGD bound for a workload without it. Alternatives of one count are one shape, on any of
+    their models, as the one-count form of those models would be; alternatives of different counts (8 x H100 or
+    16 x Ascend910B) are one shape per count, the job's weight split evenly between them: which one it runs on
+    is the scheduler's choice, not known when the work is offered. An alternative that names no model (a
+    vendor's any model, a capability) makes its shape accept any model: the learner's models are names, and a
+    vendor is none of them.
+    """
+    alternatives = spec.accelerators
+    if not alternatives:
+        return ((spec.resources, spec.accelerator_models, 1.0),)
+    by_count: dict[int, list[str]] = {}
+    open_counts: set[int] = set()
+    for alt in alternatives:
+        models = by_count.setdefault(alt.milli, [])
+        if not alt.model:
+            open_counts.add(alt.milli)
+        elif alt.model not in models:
+            models.append(alt.model)
+    weight = 1.0 / len(by_count)
+    return tuple((Resources(spec.resources.cpu_milli, spec.resources.memory_bytes, milli),
+                  () if milli in open_counts else tuple(models), weight) for milli, models in by_count.items())
