@@ -14,10 +14,11 @@ copytruncate (or send stdout to your collector).
 
 Why a writer thread: placements come by the thousand a minute on a national
 federation, on the event loop; a write and flush per line there would stall it
-behind the disk. `record` only encodes the line and queues it; the writer
-thread writes what is queued in batches, each batch flushed, in the order
-recorded. `seq` numbers the lines of one run from 1, so a line deleted from the
-file leaves a gap (a restart starts again at 1, after the server's start line
+behind the disk (or a collector's full pipe on stdout). `record` only encodes
+the line and queues it; the writer thread writes what is queued in batches,
+each batch flushed, in the order recorded (bench/audit_burst.py). `seq`
+numbers the lines of one run from 1, so a line deleted from the file leaves a
+gap (a restart starts again at 1, after the server's start line
 in its log). `close` writes what is queued before it returns.
 
 Fields of a line (docs/security.md has the table)::
@@ -120,8 +121,8 @@ class AuditLog:
         with self._done:  # numbered and queued under one lock: the file holds the lines in `seq` order
             self._seq += 1
             line["seq"] = self._seq
-            if self._out is not None:
-                text = json.dumps(line, separators=(",", ":"), sort_keys=False) + "\n"
+            if self._out is not None:  # encoded here: the writer thread holding the GIL to encode slowed the caller
+                text = json.dumps(line, separators=(",", ":")) + "\n"
                 if self._writer is not None:
                     self._queued += 1
                     self._queue.put(text)
