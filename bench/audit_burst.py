@@ -8,7 +8,9 @@ once: each placement made or ended is an audit line (server/audit_trail.py), rec
 written and flushed by the caller, as before 0.14.0) and with the writer thread (`background=True`, as `federator
 serve` opens it), and prints the caller's time per line and the time until the whole burst is in the file.
 `--stall-ms` makes each write of the file wait that long first: a disk or a collector's pipe (`--audit-log -`)
-that is slow to take it.
+that is slow to take it. Then the audit trail itself (server/audit_trail.py) over `--lines` jobs, as the journal
+hands them on the loop: each placed, all re-queued at once (a drain of their cluster), placed again, and ended;
+the loop's time per job for each step.
 """
 
 from __future__ import annotations
@@ -20,7 +22,20 @@ import time
 from pathlib import Path
 from typing import IO
 
+from federator.model import (
+    Job,
+    JobId,
+    JobKind,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+    Resources,
+)
 from federator.security.audit import AuditLog
+from federator.server.audit_trail import AuditTrail
 
 
 class Stalling:
@@ -58,6 +73,40 @@ def burst(path: Path, lines: int, *, background: bool, stall: float) -> dict[str
     return {"caller_us_per_line": recorded / lines * 1e6, "caller_ms": recorded * 1e3, "in_file_ms": written * 1e3}
 
 
+def trail(path: Path, n: int) -> dict[str, float]:
+    """The loop's microseconds per job of each step of `n` jobs' lives through the audit trail."""
+    audit = AuditLog(path, background=True)
+    t = AuditTrail(audit, provider_of=lambda name: "acme")
+    jobs = [Job(JobId(f"train-{i}"), JobSpec(name=f"train-{i}", kind=JobKind.TRAINING, replicas=1,
+                                             queue=f"org-{i % 400:04d}", resources=Resources(8000, 64 << 30, 8000)),
+                submitted_at=0.0) for i in range(n)]
+
+    def place(job: Job, generation: int) -> None:
+        job.placements = [Placement(PlacementId(f"{job.job_id}.g{generation}.c-{generation}"), job.job_id,
+                                    f"c-{generation}", "east", 1, "H100", generation)]
+        job.phase = JobPhase.PLACED
+
+    def requeue(job: Job) -> None:
+        job.placements, job.phase = [], JobPhase.PENDING
+        job.pending_reason = Reason(ReasonCode.DRAINED, "cluster c-1 drained by admin: swap")
+
+    def finish(job: Job) -> None:
+        job.placements[0].phase = job.phase = JobPhase.SUCCEEDED
+
+    out: dict[str, float] = {}
+    t.observe(jobs)  # submitted
+    for step, change in (("place", lambda j: place(j, 1)), ("requeue", requeue), ("place again", lambda j: place(j, 2)),
+                         ("finish", finish)):
+        for job in jobs:
+            change(job)
+        began = time.perf_counter()
+        for job in jobs:
+            t.observe([job])
+        out[f"{step}_us_per_job"] = (time.perf_counter() - began) / n * 1e6
+    audit.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=20_000)
@@ -73,6 +122,8 @@ def main() -> None:
             print(json.dumps({"writer": "thread" if background else "caller", "lines": args.lines,
                               "stall_ms": args.stall_ms,
                               **{k: round(v, 2) for k, v in best.items()}}))
+        steps = trail(Path(tmp) / "trail.jsonl", args.lines)
+        print(json.dumps({"trail": args.lines, **{k: round(v, 2) for k, v in steps.items()}}))
 
 
 if __name__ == "__main__":
