@@ -185,3 +185,17 @@ def test_a_past_window_is_incomplete_while_a_placement_in_it_runs_on_a_member_no
     vouch(fed, 1_100.0, clock)  # it reports again, listing the placement: it ran through the window
     past = asyncio.run(ask(fed, usage, since=1_000.0, until=1_050.0))  # type: ignore[arg-type]
     assert (past.total.accelerator_seconds, past.incomplete) == (400.0, False)
+
+
+def test_usage_by_placement_says_each_time_a_job_was_placed_where_it_ran_after_its_record_forgot_it() -> None:
+    """Outside compliance QA C3: a job re-queued off west-1 ran again on east-1; `get job` shows only the second
+    placement, `usage --by job --by placement --by region` both, each with its own accelerator-seconds."""
+    records = [UsageRecord("train-1a.g1.west-1", "train-1a", "q", "alice", "default", "west-1", "p", H100, 8000,
+                           0.0, 10.0, region="west"),
+               UsageRecord("train-1a.g2.east-1", "train-1a", "q", "alice", "default", "east-1", "p", H100, 8000,
+                           12.0, 17.0, region="east")]
+    report = summarize(records, since=0, until=20, now=20,
+                       by=(Dimension.JOB, Dimension.PLACEMENT, Dimension.REGION))
+    assert [(r.keys, r.micro) for r in report.rows] == [
+        (("train-1a", "train-1a.g1.west-1", "west"), 80_000_000),
+        (("train-1a", "train-1a.g2.east-1", "east"), 40_000_000)]

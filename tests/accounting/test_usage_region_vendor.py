@@ -223,9 +223,9 @@ def test_retention_deletes_a_records_region_with_it(tmp_path: Path, monkeypatch:
 @pytest.mark.parametrize(("asked", "field", "words"), [
     ({"by": "region", "group_by": ["region", "model"]}, "group_by", "give by or group_by, not both"),
     ({"group_by": ["model", "provnce"]}, "group_by[1]", "must be one of queue, user, namespace, cluster, provider, "
-                                                        "model, job, region, vendor, got 'provnce'"),
+                                                        "model, job, region, vendor, placement, got 'provnce'"),
     ({"group_by": ["model", "model"]}, "group_by[1]", "model is given twice"),
-    ({"group_by": ["x"] * 10_000}, "group_by", "at most 9 dimensions, each once, got 10000"),
+    ({"group_by": ["x"] * 10_000}, "group_by", "at most 10 dimensions, each once, got 10000"),
 ])
 def test_a_bad_grouping_is_invalid_argument_naming_the_field(tmp_path: Path, asked: dict[str, object], field: str,
                                                             words: str) -> None:

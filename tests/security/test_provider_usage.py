@@ -124,6 +124,7 @@ def test_a_provider_reads_its_own_clusters_usage_and_no_other(certs: CertsDir, t
     pytest.param({"by": "user"}, "not by 'user'", id="by-user"),
     pytest.param({"by": "namespace"}, "not by 'namespace'", id="by-namespace"),
     pytest.param({"by": "job"}, "not by 'job'", id="by-job"),
+    pytest.param({"by": "placement"}, "not by 'placement'", id="by-placement"),  # it names the job
     pytest.param({"queue": "org-a", "by": "cluster"}, "may not ask for one queue's usage ('org-a'): queues are the "
                  "tenants' (rule: provider)", id="one-queue"),
 ])

@@ -22,6 +22,7 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from federator.jobfile import parse_job
 from federator.model import JobPhase
+from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList
 from federator.security.limits import Limits
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
@@ -46,8 +47,9 @@ class Served:
 @asynccontextmanager
 async def served(*, certs: CertsDir | None = None, limits: Limits | None = None,
                  tokens: tuple[str, ...] = (), store: JobStore | None = None,
-                 trust: Trust | None = None) -> AsyncIterator[Served]:
-    """`trust`: provider CAs, as `federator serve --trust` loads them (their clusters' certificates accepted)."""
+                 trust: Trust | None = None, audit: AuditLog | None = None) -> AsyncIterator[Served]:
+    """`trust`: provider CAs, as `federator serve --trust` loads them (their clusters' certificates accepted);
+    `audit`: the job and cluster services' audit log."""
     fed = Federator(store=store or SqliteJobStore(Path(":memory:")), limits=limits, report_interval=60.0)
     auth = Authenticator(insecure=certs is None, tokens=tokens, trust=trust,
                          revocations=RevocationList(certs.revoked if certs else None, interval=0.0))
@@ -55,8 +57,8 @@ async def served(*, certs: CertsDir | None = None, limits: Limits | None = None,
     server = grpc.aio.server(interceptors=[decode_guard(fed)],
                              options=[("grpc.max_receive_message_length", max_bytes)])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
-    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, audit=audit), server)
+    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth, audit=audit), server)
     token_port = 0
     if certs is None:
         port = server.add_insecure_port("127.0.0.1:0")

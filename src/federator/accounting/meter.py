@@ -305,13 +305,16 @@ class MeteredGroupCommit(GroupCommit):
 
     def handed(self, jobs: list[Job]) -> None:  # commit, write and write_or_owe: an agent's update included
         self.meter.observe(jobs)
+        super().handed(jobs)  # the observers: the audit trail (server/audit_trail.py)
 
 
 def attach(fed: Federator, meter: UsageMeter) -> None:
     """Meter a federator from now on (call it before it serves). Its jobs as loaded are observed first: after a
     restart, records of placements that ended while it was away are closed, and running ones carry on."""
     meter.load(fed.jobs.values())
+    observers = fed.journal.observers
     fed.journal = MeteredGroupCommit(fed.store, meter)
+    fed.journal.observers = observers
     fed.on_superseded = meter.superseded
     fed.silent_cancels.on_end = meter.shorten
 

@@ -34,6 +34,9 @@ class Dimension(StrEnum):
     JOB = "job"
     REGION = "region"  # the cluster's region when the accelerators were used (the placement's), since 0.14.0
     VENDOR = "vendor"  # the model's vendor (nvidia, huawei, ...), since 0.14.0
+    # one placement (its id: the job's id, generation and cluster), since 0.14.0: where a job re-queued or moved ran
+    # each time, which the job's own record forgets (outside compliance QA, C3)
+    PLACEMENT = "placement"
 
 
 METRIC_DIMENSIONS = (Dimension.QUEUE, Dimension.CLUSTER, Dimension.PROVIDER, Dimension.MODEL, Dimension.REGION,
@@ -70,7 +73,9 @@ class UsageRecord:
     vendor: str = ""
 
     def key(self, by: Dimension) -> str:
-        return self.job_id if by is Dimension.JOB else str(getattr(self, by.value))
+        if by is Dimension.JOB:
+            return self.job_id
+        return self.placement_id if by is Dimension.PLACEMENT else str(getattr(self, by.value))
 
     def micro_seconds(self, *, since: float, until: float, now: float) -> int:
         """Micro-accelerator-seconds inside [since, until) (an open record runs to `now`)."""

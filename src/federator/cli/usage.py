@@ -42,7 +42,7 @@ from federator.timestamps import utc_exact
 if TYPE_CHECKING:
     from federator.security.tls import ClientOptions
 
-BY = ("queue", "user", "namespace", "cluster", "provider", "model", "job", "region", "vendor")
+BY = ("queue", "user", "namespace", "cluster", "provider", "model", "job", "region", "vendor", "placement")
 MIXED = frozenset({"model", "vendor"})
 """Grouped by one of these, the TOTAL adds seconds of different devices: the table says so."""
 
@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("--by", choices=BY, action="append", default=[],
                    help="group by this (default: the total only); again to group by several at once, a row per "
                         "combination (--by provider --by model). region: the cluster's when the accelerators were "
-                        "used; vendor: the model's (a federator before 0.14.0 has neither, and one --by only)")
+                        "used; vendor: the model's; placement: each time a job was placed, where it ran then (a "
+                        "federator before 0.14.0 has none of these three, and one --by only)")
     u.add_argument("--queue", default="", help="only this queue's usage (within the jobs you may see)")
     u.add_argument("--cluster", default="", help="only this member cluster's usage (a provider, with one of its "
                                                  "clusters' certificates: one of its own clusters)")

@@ -3,17 +3,32 @@
 `federator serve --audit-log PATH` (or `-` for stdout) writes a line for every
 Submit, Cancel and Scale over the job API, every change to a Queue object it sees
 (Kubernetes mode), every certificate revocation it loads from a revocation
-list, and every FederatedJob it refuses. The file is opened for appending and
-each line is flushed when written, so `tail -f` and log shippers see it at
-once; rotate it with copytruncate (or send stdout to your collector).
+list, and every FederatedJob it refuses; and, with no identity (the federator's
+own doing), where each job ran: every placement made (`place`), every one that
+ended while its job went on (`unplace`: re-queued, preempted, drained, moved),
+and every job's end (`finish`), written by server/audit_trail.py. The file is
+created mode 0600 (its lines name users and their jobs: personal data; an
+existing file keeps its mode) and opened for appending; each line is flushed
+when written, so `tail -f` and log shippers see it at once; rotate it with
+copytruncate (or send stdout to your collector).
+
+Why a writer thread: placements come by the thousand a minute on a national
+federation, on the event loop; a write and flush per line there would stall it
+behind the disk (or a collector's full pipe on stdout). `record` only encodes
+the line and queues it; the writer thread writes what is queued in batches,
+each batch flushed, in the order recorded (bench/audit_burst.py). `seq`
+numbers the lines of one run from 1, so a line deleted from the file leaves a
+gap (a restart starts again at 1, after the server's start line
+in its log). `close` writes what is queued before it returns.
 
 Fields of a line (docs/security.md has the table)::
 
     {"time": "2026-11-30T18:40:01.123456Z",  RFC 3339, UTC
+     "seq": 17,                               this line's number since the federator started (1, 2, ...)
      "action": "submit",                      submit | cancel | cancel.bulk | scale | hold | ... (ACTIONS)
      "identity": {"user": "alice", "groups": ["team-a"], "via": "certificate", "admin": false},
      "object": {"kind": "Job", "namespace": "default", "name": "train", "queue": "research", "job_id": "train-1a2b3c"},
-     "result": "accepted",                    accepted | refused | failed
+     "result": "accepted",                    accepted | refused | failed | unchanged (nothing to do)
      "code": "OK",                            the gRPC status code name the caller got
      "rule": "queue-access",                  the tenancy rule that decided ("" when none applied)
      "message": "...",                        why, for a refusal
@@ -30,6 +45,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
 import sys
 import threading
 import time
@@ -44,21 +61,31 @@ from federator.timestamps import utc_micro
 log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "hold", "release", "cordon", "uncordon", "drain", "forget",
-           "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs")
-RESULTS = ("accepted", "refused", "failed")
+           "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs",
+           "place", "unplace", "finish")
+FILE_MODE = 0o600  # a new audit file's mode: its lines are personal data (user and job names)
+BATCH_LINES = 512  # the writer thread writes at most this many lines per write and flush
+# unchanged: allowed, and there was nothing to do (a Cancel of a job that had already ended)
+RESULTS = ("accepted", "refused", "failed", "unchanged")
 
 
 class AuditLog:
     """Appends audit lines to a file, stdout (`-`), or nowhere (None: lines are only counted)."""
 
     def __init__(self, target: str | Path | None, *, clock: Callable[[], float] = time.time,
-                 on_line: Callable[[str, str], None] | None = None) -> None:
+                 on_line: Callable[[str, str], None] | None = None, background: bool = False) -> None:
+        """`background`: lines written by a thread of their own (`federator serve`), never on the caller's; else on
+        the caller's, each flushed before `record` returns (a tool, a test)."""
         self.clock = clock
         self.on_line = on_line  # (action, result): the metrics counter
-        self._lock = threading.Lock()
         self._out: IO[str] | None = None
         self._owned = False
         self._last_error = float("-inf")
+        self._seq = 0
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._done = threading.Condition()
+        self._queued = self._written = 0
+        self._writer: threading.Thread | None = None
         if target is None:
             return
         if str(target) == "-":
@@ -66,15 +93,19 @@ class AuditLog:
         else:
             path = Path(target)
             make_parent(path)
-            self._out = path.open("a", encoding="utf-8")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            self._out = os.fdopen(fd, "a", encoding="utf-8")
             self._owned = True
+        if background:
+            self._writer = threading.Thread(target=self._write_queued, name="audit-writer", daemon=True)
+            self._writer.start()
 
     def record(self, action: str, *, identity: Principal | None, obj: Mapping[str, Any], result: str,
                code: str = "OK", rule: str = "", message: str = "", request_id: str = "",
                operation: str = "") -> dict[str, Any]:
         assert action in ACTIONS and result in RESULTS, (action, result)
         line: dict[str, Any] = {
-            "time": utc_micro(self.clock()), "action": action,
+            "time": utc_micro(self.clock()), "seq": 0, "action": action,
             "identity": identity.to_json() if identity is not None else None,
             "object": dict(obj), "result": result, "code": code, "rule": rule, "message": message[:2000],
         }
@@ -87,24 +118,66 @@ class AuditLog:
             line["on_behalf_of"] = identity.user
         if self.on_line is not None:
             self.on_line(action, result)
-        if self._out is not None:
-            text = json.dumps(line, separators=(",", ":"), sort_keys=False) + "\n"
-            with self._lock:
-                try:
-                    self._out.write(text)
-                    self._out.flush()
-                except (OSError, ValueError) as exc:
-                    now = time.monotonic()
-                    if now - self._last_error > 60:
-                        self._last_error = now
-                        log.error("the audit log cannot be written: %s", exc)
+        with self._done:  # numbered and queued under one lock: the file holds the lines in `seq` order
+            self._seq += 1
+            line["seq"] = self._seq
+            if self._out is not None:  # encoded here: the writer thread holding the GIL to encode slowed the caller
+                text = json.dumps(line, separators=(",", ":")) + "\n"
+                if self._writer is not None:
+                    self._queued += 1
+                    self._queue.put(text)
+                else:
+                    self._put([text])
         return line
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every line recorded so far is written (tests, `close`); False if `timeout` passed first."""
+        with self._done:
+            return self._done.wait_for(lambda: self._written >= self._queued, timeout)
+
+    def _write_queued(self) -> None:
+        """The writer thread: writes what is queued, a batch at a time, each flushed; ends at `close`'s None."""
+        while True:
+            first = self._queue.get()
+            batch = [first] if first is not None else []
+            while first is not None and len(batch) < BATCH_LINES:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    first = None
+                    break
+                batch.append(more)
+            self._put(batch)
+            with self._done:
+                self._written += len(batch)
+                self._done.notify_all()
+            if first is None:
+                return
+
+    def _put(self, lines: list[str]) -> None:
+        """Write and flush lines; an error is logged (once a minute), never raised."""
+        if not lines or self._out is None:
+            return
+        try:
+            self._out.write("".join(lines))
+            self._out.flush()
+        except (OSError, ValueError) as exc:
+            now = time.monotonic()
+            if now - self._last_error > 60:
+                self._last_error = now
+                log.error("the audit log cannot be written: %s", exc)
+
     def close(self) -> None:
-        with self._lock:
-            if self._owned and self._out is not None:
-                self._out.close()
-            self._out = None
+        """Write what is queued, then close the file (stdout is left open)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
+        if self._owned and self._out is not None:
+            self._out.close()
+        self._out = None
 
 
-__all__ = ["ACTIONS", "RESULTS", "AuditLog"]
+__all__ = ["ACTIONS", "FILE_MODE", "RESULTS", "AuditLog"]

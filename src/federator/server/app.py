@@ -33,6 +33,7 @@ from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
 from federator.security.trust_reload import TrustFile
 from federator.server import paging, store_health
+from federator.server.audit_trail import AuditTrail, attach_trail
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
@@ -301,7 +302,7 @@ async def serve(opts: ServeOptions) -> None:
     if (sizing := KeptRoom.of(opts.limits.max_pending_jobs, len(scheduler.config.queues)).sizing_problem()):
         log.warning("%s", sizing)
     try:
-        audit = AuditLog(opts.audit_log,
+        audit = AuditLog(opts.audit_log, background=True,  # written by a thread of its own, not the loop
                          on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
     except OSError as exc:
         raise SystemExit(f"--audit-log: cannot open {opts.audit_log}: {exc.strerror or exc}") from exc
@@ -366,6 +367,8 @@ async def serve(opts: ServeOptions) -> None:
                     "(RESOURCE_EXHAUSTED) until fewer are pending", fed.cycles.pending_count,
                     opts.limits.max_pending_jobs)
     attach(fed, meter)
+    # Where each job ran, in the audit log: placements made and ended, and ends (server/audit_trail.py)
+    attach_trail(fed, AuditTrail(audit, provider_of=lambda name: provider_of(clusters.get(name))))
     # Placements cancelled on a silent member, their end awaited for their usage (server/silent_cancels.py): after the
     # meter, which dates what a member Lost meanwhile ran; kube: the MemberClusters (backends/kube/silent_cancels.py)
     silent_store = None if kube else SqliteSilentCancelStore(opts.db)

@@ -294,6 +294,10 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                      context: grpc.aio.ServicerContext) -> types_pb2.Job:
         who = await self.principal(context)
         job, rule = await self._to_manage(who, request.job_id, "cancel", context)
+        if job.phase.is_terminal:  # nothing stopped: an auditor must not read that the caller ended it (QA C5)
+            self.audit.record("cancel", identity=who, obj=_job_object(job), result="unchanged", rule=rule,
+                              message=f"already {job.phase.value}: nothing to cancel")
+            return convert.job_to_pb(job)
         try:
             job = await self.fed.cancel_async(job.job_id)
         except StoreUnavailable as exc:  # nothing changed: the job runs on as before, and a retry may succeed

@@ -108,6 +108,8 @@ class GroupCommit:
         self.jobs_written = 0
         # Told of every write the store refused (a full disk), on the writing thread: the metric of them.
         self.on_error: Callable[[BaseException], None] | None = None
+        # Shown every job state handed, after the meter (`handed`): the audit trail (server/audit_trail.py).
+        self.observers: list[Callable[[list[Job]], None]] = []
 
     @property
     def queued(self) -> int:
@@ -123,7 +125,9 @@ class GroupCommit:
 
     def handed(self, jobs: list[Job]) -> None:
         """Every job state handed to `commit`, `write` and `write_or_owe`, on the caller's thread, in the order
-        handed, before any batch coalesces it: nothing here; the usage meter's hook (accounting/meter.py)."""
+        handed, before any batch coalesces it: shown to `observers`; the usage meter's hook (accounting/meter.py)."""
+        for observe in self.observers:
+            observe(jobs)
 
     async def commit(self, jobs: Iterable[Job]) -> None:
         """Queue these jobs' current state; return once the batch holding them is durable."""

@@ -88,7 +88,7 @@ class UsageServiceServicer:
         file binds to the provider whose CA signed it; a certificate of the
         federation's CA, its one cluster), grouped by none or any of cluster,
         model, provider, region and vendor (in `by` or `group_by`). Anything
-        naming tenants (queue, user, namespace or job in `by` or `group_by`, a
+        naming tenants (queue, user, namespace, job or placement in `by` or `group_by`, a
         `queue`) and a `cluster` not its own (not bound to it today, and with no
         usage record billed to it: a cluster the trust file moved away from it
         may still be named, and answers the records billed to it alone) are
