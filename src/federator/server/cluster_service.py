@@ -169,9 +169,6 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
     try:
         cluster, reason = cordons.checked(cluster, reason)
         window = checked_window(*window, edge.fed.clock())
-        if edge.kube and any(window):  # the MemberCluster keeps no window yet: it would be a cordon now
-            raise cordons.CordonError("window_from", "a maintenance window is not kept in Kubernetes mode yet; "
-                                                     "cordon at its start instead")
     except cordons.CordonError as exc:
         edge.audit.record(action, identity=who, obj=obj, result="failed",
                           code=grpc.StatusCode.INVALID_ARGUMENT.name, message=str(exc))
