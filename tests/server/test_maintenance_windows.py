@@ -7,6 +7,11 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from server_support import Clock, join
+from test_drains import federator
+from test_rebalancing import chat
+
+from federator.model import JobPhase
 from federator.model.cordon import Cordon, Drain
 from federator.server.cordons import Cordons
 from federator.store.cordons import SqliteCordonStore
@@ -82,3 +87,27 @@ def test_a_drain_makes_a_window_a_cordon_now_with_no_end() -> None:
     drain = Drain("ops", 60.0, "now")
     changed, held = asyncio.run(cordons.drain("a", drain))
     assert changed and held == Cordon("ops", 60.0, "now", drain) and cordons.names() == frozenset({"a"})
+
+
+def test_a_drains_surge_does_not_go_to_a_cluster_whose_window_the_job_would_cross(tmp_path: Path) -> None:
+    """The surge (server/drain_surge.py) asks the scheduler besides the cycle: it too is told the windows ahead, so
+    a serving job with no run bound is not surged onto east-1 the day before its maintenance."""
+    clock = Clock()
+    fed, store = federator(tmp_path / "fed.db", clock)
+    west = join(fed, "west-1", region="west")
+    job = fed.submit(chat(replicas=1, preferred=("west",)))
+    fed.schedule_once()
+    [old] = job.placements
+    fed.acked(west, old.placement_id)
+    fed.job_update(west, old.placement_id, JobPhase.RUNNING, "1 of 1 replicas running")
+    join(fed, "east-1", region="east")
+    window = Cordon("admin", clock.now, "switch", window_from=clock.now + 86_400, window_until=clock.now + 90_000)
+    assert asyncio.run(fed.cordons.cordon("east-1", window))
+    asyncio.run(fed.cordons.drain("west-1", Drain("admin", clock.now, "hardware swap")))
+    fed.drains.turn()
+    assert [p.cluster for p in job.placements] == ["west-1"]  # no surge to east-1: it serves on where it is
+    assert asyncio.run(fed.cordons.uncordon("east-1")) is not None  # the window cancelled: the surge goes there
+    fed.drains.turn()
+    assert sorted(p.cluster for p in job.placements) == ["east-1", "west-1"]
+    store.close()
+    fed.store.close()

@@ -14,13 +14,18 @@ cycle caches its verdicts by).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from federator.model import Job
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.framework import PlacementRequest
 from federator.server.cordons import CordonError
 from federator.timestamps import utc_seconds
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
 
 
 def checked_window(window_from: float, window_until: float, now: float) -> tuple[float, float]:
@@ -48,4 +53,16 @@ def bounded(request: PlacementRequest, seconds: int) -> PlacementRequest:
     return request if request.run_seconds == seconds else replace(request, run_seconds=seconds)
 
 
-__all__ = ["bounded", "checked_window", "run_bound"]
+def windowed(fed: Federator, requests: Sequence[PlacementRequest]) -> tuple[list[PlacementRequest], dict[str, float]]:
+    """`requests` as a scheduler call besides the cycle's takes them (a rebalancing move, a drain's surge), with
+    the windows ahead to pass it: else a running job's new part could be put on a cluster whose window it would
+    cross. A running job's bound is counted whole, not what is left of it: never later than it may end."""
+    ahead = fed.cordons.ahead()
+    if not ahead:
+        return list(requests), {}
+    config = fed.scheduler.config
+    return [bounded(r, run_bound(config, job)) if (job := fed.jobs.get(r.job_id)) is not None else r
+            for r in requests], ahead
+
+
+__all__ = ["bounded", "checked_window", "run_bound", "windowed"]
