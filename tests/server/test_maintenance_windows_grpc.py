@@ -9,6 +9,7 @@ restart keeps it; a window in the past or ending before it begins is refused nam
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from federator.jobfile import parse_job
 from federator.model import JobPhase
+from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList
 from federator.server.federator import Federator
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
@@ -46,7 +48,8 @@ async def served(clock: Clock, db: Path) -> AsyncIterator[tuple[Federator, str]]
     server = grpc.aio.server(interceptors=[decode_guard(fed)])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
-    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth), server)
+    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(
+        ClusterService(fed, auth, audit=AuditLog(db.with_name("audit.jsonl"))), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -121,6 +124,9 @@ def test_a_window_takes_the_jobs_done_before_it_begins_cordons_at_its_start_and_
                 assert (row.cordoned, row.window_from, row.window_until, row.cordon_reason) == \
                     (False, start, end, "switch firmware")
                 assert cordoned_metric(fed, "east-1") == "0.0"  # a window to come is not a cordon
+                [line] = [json.loads(ln) for ln in (tmp_path / "audit.jsonl").read_text().splitlines()]
+                assert (line["action"], line["object"]["window_from"], line["object"]["window_until"]) == \
+                    ("cordon", start, end)
 
                 short = (await api.Submit(submit("short", int(HOUR)), timeout=5)).job.job_id
                 await until(lambda: fed.jobs[short].phase is JobPhase.RUNNING, "short runs")

@@ -199,6 +199,8 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
     reply.cordoned_by, reply.cordoned_at, reply.reason = held.by, held.at, held.reason
     reply.window_from, reply.window_until = held.window_from, held.window_until
     took = f"took over the cordon of {before.by}" if action == "cordon" and before is not None else ""
-    edge.audit.record(action, identity=who, obj={**obj, "reason": reason} if reason else obj, result="accepted",
+    said = {**obj, **({"reason": reason} if reason else {}),  # a maintenance window's times too (Unix seconds)
+            **({"window_from": window[0], "window_until": window[1]} if any(window) else {})}
+    edge.audit.record(action, identity=who, obj=said, result="accepted",
                       rule="admin", message=took if reply.changed else f"already {action}ed")
     return reply
