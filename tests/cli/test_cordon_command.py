@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 from cli_support import serving
 
 from federator.cli import main
+from federator.cli.times import local_text
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -122,3 +125,35 @@ def test_uncordon_says_a_providers_maintenance_still_holds(capsys: pytest.Captur
         assert main(["get", "clusters", "-o", "wide", *server]) == 0
         out = capsys.readouterr().out.splitlines()
         assert "Ready,Cordoned" in out[1] and out[1].rstrip().endswith("provider maintenance: driver upgrade")
+
+
+def test_cordon_from_until_is_a_maintenance_window_get_clusters_shows_ahead(capsys: pytest.CaptureFixture[str]) -> None:
+    """`federator cordon --from --until` (server/maintenance_windows.py): the times as cli/times.py reads them,
+    said back in the local zone; get clusters says MaintenanceAhead until it begins, -o wide and -o json its times."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    fed.report(fed.connect(cluster="east-1", region="east", labels={}),
+               cluster("east-1", "east", pool("NVIDIA-H100", nodes=1)).capacity)
+    start, end = time.time() + 86_400, time.time() + 90_000
+    with serving(fed) as address:
+        server = ["--server", address, "--insecure"]
+        assert main(["cordon", "east-1", "--from", f"{start:.0f}", "--until", f"{end:.0f}", "--reason", "switch",
+                     *server]) == 0
+        out = capsys.readouterr().out
+        assert f"; a maintenance window from {local_text(round(start))} until {local_text(round(end))})" in out
+        assert main(["get", "clusters", *server]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[2] == "Ready,MaintenanceAhead"
+        assert main(["get", "clusters", "-o", "wide", *server]) == 0
+        assert f"anonymous: switch (window {local_text(round(start))} to {local_text(round(end))})" in \
+            capsys.readouterr().out
+        assert main(["get", "clusters", "-o", "json", *server]) == 0
+        [doc] = json.loads(capsys.readouterr().out)
+        assert (doc["cordoned"], doc["window_from"], doc["window_until"]) == (False, round(start), round(end))
+
+        assert main(["cordon", "east-1", "--from", "1h", *server]) == 1  # an age: an hour ago, refused
+        assert capsys.readouterr().err.startswith("error: window_from: ")  # the server's words, naming the field
+        assert main(["cordon", "east-1", "--until", "next tuesday", *server]) == 2
+        assert capsys.readouterr().err.startswith("error: --until: expected an ISO 8601 date or time")
+        assert main(["uncordon", "east-1", *server]) == 0
+        assert capsys.readouterr().out == "cluster east-1 uncordoned (cordon ended); it takes new work\n"
+        assert main(["get", "clusters", *server]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[2] == "Ready"

@@ -66,6 +66,30 @@ def test_kubectl_and_federator_cordon_agree_on_the_membercluster(host: Testbed) 
 
 
 
+def test_the_crd_keeps_a_maintenance_window_and_federator_reads_it_back(host: Testbed) -> None:
+    """spec.cordonFrom and spec.cordonUntil survive the CRD's structural schema (a CRD that pruned them would make
+    a window a cordon now, with no end), and the State column says MaintenanceAhead before it begins."""
+    async def main() -> None:
+        with in_process(host, NAMESPACE) as here:
+            fed, ctl = here.fed, here.ctl
+            here.join("west-1")
+            await ctl.write_members()
+            now = fed.clock()
+            window = Cordon("admin", 1_700_000_000.0, "switch", window_from=float(int(now) + 3600),
+                            window_until=float(int(now) + 7200))
+            assert await fed.cordons.cordon("west-1", window)
+            await ctl.read_cordons(every=0)
+            assert fed.cordons.get("west-1") == window
+            assert fed.cordons.ahead() == {"west-1": window.window_from}
+            await ctl.write_members()
+            state = host.kubectl("host", "get", "mc", "west-1", "-o", "jsonpath={.status.stateSummary}").stdout
+            assert state == "Ready,MaintenanceAhead"
+            assert await fed.cordons.uncordon("west-1") is not None
+            assert host.kubectl("host", "get", "mc", "west-1", "-o", "jsonpath={.spec}").stdout.count("cordon") == 0
+
+    asyncio.run(main())
+
+
 def test_kubectl_get_mc_shows_a_providers_maintenance_and_a_clamped_report(host: Testbed) -> None:
     """The API server keeps the new status fields (a structural schema prunes what it does not list, without a
     word) and `kubectl get mc` shows them: State as `federator get clusters` says it, Maintenance in -o wide."""

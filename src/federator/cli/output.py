@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from federator.cli.cluster_view import CapacitySummary
+from federator.cli.times import local_text
 from federator.model import (
     BUILTIN_WORKLOAD_KINDS,
     ClusterCapacity,
@@ -127,7 +128,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
                             unreachable=bool(c.get("member_unreachable")),
                             duplicate_agent=bool(c.get("duplicate_agent")), over_bound=bool(c.get("over_bound")),
                             reports_refused=bool(c.get("reports_refused")),
-                            drain_jobs_left=int(c.get("drain_jobs_left") or 0) if c.get("draining") else None)
+                            drain_jobs_left=int(c.get("drain_jobs_left") or 0) if c.get("draining") else None,
+                            maintenance_ahead=bool(c.get("window_from")) and not c.get("cordoned"))
         row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
                if c["last_report_at"] else "-"]
@@ -153,14 +155,23 @@ def cordoned_by(c: dict[str, Any]) -> str:
     """Who keeps a cluster's new work off and why: an admin's cordon, its provider's maintenance, or both
     (either holds it: server/maintenance.py); "" when neither does."""
     said = []
-    if c.get("cordoned"):
+    if c.get("cordoned") or c.get("window_from"):  # a maintenance window too, before it begins
         said.append(f"{c.get('cordoned_by') or 'an admin'}" + (f": {c['cordon_reason']}" if c.get("cordon_reason")
-                                                                 else ""))
+                                                                 else "") + window_text(c))
     if c.get("maintenance"):
         said.append(f"provider maintenance: {c['maintenance']}")
     if c.get("draining"):  # server/drains.py: its words name who drained it, and why
         said.append(f"{c['draining']} ({int(c.get('drain_jobs_left') or 0)} job(s) left)")
     return "; ".join(said)
+
+
+def window_text(c: dict[str, Any]) -> str:
+    """A cluster's maintenance window as -o wide says it (" (window 2026-12-08T08:00:00+01:00 to ...)"), in the
+    local zone as the CLI's times are; "" when it has none."""
+    if not c.get("window_from"):
+        return ""
+    until = local_text(c["window_until"]) if c.get("window_until") else "uncordon"
+    return f" (window {local_text(c['window_from'])} to {until})"
 
 
 def dump(doc: Any, fmt: str, *, stream: bool = False) -> str:

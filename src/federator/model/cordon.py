@@ -43,12 +43,35 @@ class Drain:
 class Cordon:
     """Why a cluster takes no new work: who said so, when (seconds since the epoch), and their words; `drain`
     while an admin's drain holds too. A drain is part of the cordon because it cannot hold without one (work
-    moved off a cluster that takes new work would come back) and one Uncordon ends both."""
+    moved off a cluster that takes new work would come back) and one Uncordon ends both.
+
+    A maintenance window (`window_from`, `window_until`, Unix seconds; 0: not given) is a cordon that holds only
+    from `window_from` until `window_until` (server/maintenance_windows.py): before it, the cluster takes only the
+    jobs whose run bound ends by `window_from`; after it, the cordon is over. A drain never has one."""
 
     by: str
     at: float
     reason: str = ""
     drain: Drain | None = None
+    window_from: float = 0.0
+    window_until: float = 0.0
+
+    def ahead(self, now: float) -> bool:
+        """Whether this is a maintenance window that has not begun at `now`."""
+        return self.window_from > now
+
+    def over(self, now: float) -> bool:
+        """Whether this is a maintenance window that has ended at `now`."""
+        return 0.0 < self.window_until <= now
+
+    def in_force(self, now: float) -> bool:
+        """Whether the cluster takes no new work for this cordon at `now`: always, but for a window's before and
+        after."""
+        return not self.ahead(now) and not self.over(now)
+
+    def began(self) -> float:
+        """When the cordon holds from: its window's start, else when it was asked."""
+        return self.window_from or self.at
 
     def describe(self) -> str:
         return f"cordoned by {self.by}" + (f": {self.reason}" if self.reason else "")

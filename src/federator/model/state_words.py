@@ -12,7 +12,7 @@ from __future__ import annotations
 
 def state_words(state: str, *, cordoned: bool = False, quarantined: bool = False, unreachable: bool = False,
                 duplicate_agent: bool = False, over_bound: bool = False, reports_refused: bool = False,
-                drain_jobs_left: int | None = None) -> str:
+                drain_jobs_left: int | None = None, maintenance_ahead: bool = False) -> str:
     """"Ready,Cordoned,OverBound": `state` (Ready, Partitioned, Lost) and each that holds, in this order.
 
     `cordoned`: an admin's cordon or its provider's maintenance (server/maintenance.py: the same word, the reason
@@ -21,8 +21,11 @@ def state_words(state: str, *, cordoned: bool = False, quarantined: bool = False
     (server/duplicates.py), a fault to fix rather than a state; `over_bound`: its report was taken clamped to its
     provider's maxAccelerators (server/over_bound.py); `reports_refused`: its capacity reports are refused since
     the last one taken (server/refused_reports.py), also a fault to fix; `drain_jobs_left`: an admin's drain holds
-    (server/drains.py), "Draining" while it has jobs left to move, "Drained" once it has none (None: no drain)."""
-    held = (("Cordoned", cordoned), ("Draining", bool(drain_jobs_left)), ("Drained", drain_jobs_left == 0),
+    (server/drains.py), "Draining" while it has jobs left to move, "Drained" once it has none (None: no drain);
+    `maintenance_ahead`: an admin's maintenance window not begun (server/maintenance_windows.py),
+    "MaintenanceAhead": until it begins the cluster takes only the jobs whose run bound ends by its start."""
+    held = (("Cordoned", cordoned), ("MaintenanceAhead", maintenance_ahead), ("Draining", bool(drain_jobs_left)),
+            ("Drained", drain_jobs_left == 0),
             ("Quarantined", quarantined), ("APIUnreachable", unreachable),
             ("DuplicateAgent", duplicate_agent), ("OverBound", over_bound), ("ReportsRefused", reports_refused))
     return ",".join([state, *(word for word, holds in held if holds)])

@@ -106,7 +106,8 @@ _IN_LINE = _CAPACITY | {ReasonCode.QUOTA_EXCEEDED}
 
 def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
              requests: Sequence[PlacementRequest] = (), running: Sequence[Allocation] = (),
-             recent: Sequence[Arrival] = (), scarcity_scale: float | None = None) -> CycleContext:
+             recent: Sequence[Arrival] = (), scarcity_scale: float | None = None,
+             maintenance: Mapping[str, float] | None = None, now: float = 0.0) -> CycleContext:
     prices = [p for c in snapshot.clusters if (p := c.price_per_accelerator_hour) is not None]
     latency = dict(config.region_latency_ms) if config else {}
     if scarcity_scale is None:
@@ -114,7 +115,8 @@ def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
     demand = demand_of(snapshot.ready(), requests, running, recent, scarcity_scale=scarcity_scale) \
         if requests or running or recent else None
     return CycleContext(max_price=max(prices, default=0.0), regions=RegionUse(snapshot.ready(), MAX_SCORE),
-                        region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
+                        region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand,
+                        maintenance=dict(maintenance or {}), now=now)
 
 
 class Scheduler:
@@ -143,21 +145,24 @@ class Scheduler:
         scarcity_scale: float | None = None,
         reservations: Sequence[Reservation] = (),
         resting: Mapping[JobId, float] | None = None,
+        maintenance: Mapping[str, float] | None = None,
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
         (for queue usage and preemption), `now` the time lost accelerator-seconds (and gangs' waits) are
         measured at, `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py),
         `scarcity_scale` the one of the configured scales a rollout chose (scheduler/tuning.py;
         None: the first), `reservations` and `resting` the last cycle's, kept while they can
-        (scheduler/reservation.py)."""
+        (scheduler/reservation.py), `maintenance` each cluster's maintenance window still ahead: when it begins,
+        which no job placed there may run past (scheduler/maintenance_window.py; judged at `now`)."""
         with few_full_collections():
             return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale, reservations,
-                                  resting)
+                                  resting, maintenance)
 
     def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
                   now: float, clock: Callable[[], float], recent: Sequence[Arrival] = (),
                   scarcity_scale: float | None = None, reservations: Sequence[Reservation] = (),
-                  resting: Mapping[JobId, float] | None = None) -> CycleResult:
+                  resting: Mapping[JobId, float] | None = None,
+                  maintenance: Mapping[str, float] | None = None) -> CycleResult:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
@@ -165,7 +170,7 @@ class Scheduler:
         order = FairOrder(usage, requests, running)
         t1 = clock()
         phases["order"] = t1 - t0
-        ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale)
+        ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale, maintenance, now)
         t2 = clock()
         phases["prescore"] = t2 - t1
         holds, rests = hold_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now,

@@ -68,6 +68,10 @@ class PlacementRequest:
     # The gangs whose reserved room this request must leave alone this cycle (reservation.py): () in a cycle
     # without reservations, and for a job of higher priority than every reserved gang.
     respects: tuple[JobId, ...] = ()
+    # How long the job may run once started, in seconds (its spec.maxRunSeconds, else its queue's bound:
+    # `SchedulerConfig.run_limit`); 0: no bound. Read only by MaintenanceWindow (maintenance_window.py), so a
+    # caller may leave it 0 while no cluster has a window ahead: the shapes of jobs that differ only in it stay one.
+    run_seconds: int = 0
 
     @property
     def pod_security_need(self) -> PodSecurityNeed:
@@ -103,7 +107,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.resource_name,
                 self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps,
-                self.respects)
+                self.respects, self.run_seconds)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -115,7 +119,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
                 self.resource_name, self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps,
-                self.respects)
+                self.respects, self.run_seconds)
 
 
 def may_spread(spec: JobSpec) -> bool:
@@ -164,6 +168,10 @@ class CycleContext:
     region_latency_ms: Mapping[tuple[str, str], int] = field(default_factory=dict)
     max_latency_ms: int = 0
     demand: Demand | None = None  # what waiting and recent work asks for (demand.py)
+    # Per cluster, the instant (Unix seconds) its maintenance window begins, for a window still ahead: no job
+    # whose run bound ends after it goes there (maintenance_window.py). `now` is the cycle's, which it is read at.
+    maintenance: Mapping[str, float] = field(default_factory=dict)
+    now: float = 0.0
 
     def latency_ms(self, a: str, b: str) -> int | None:
         if a == b:

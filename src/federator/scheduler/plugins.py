@@ -30,6 +30,7 @@ from federator.scheduler.framework import (
     matching_models,
     model_accepted,
 )
+from federator.scheduler.maintenance_window import MaintenanceWindow
 from federator.security.podsecurity import PodSecurity, describe, policy_of_labels
 
 # -- filters ------------------------------------------------------------------
@@ -545,6 +546,7 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "NotRecentlyRefused": NotRecentlyRefused,
+    "MaintenanceWindow": MaintenanceWindow,
     "PodSecurity": PodSecurityFilter,
     "AcceleratorModel": AcceleratorModelFilter,
     "AcceleratorSharing": AcceleratorSharing,
@@ -553,13 +555,13 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "CpuMemoryFit": CpuMemoryFit,
 }
 
-CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "NotRecentlyRefused", "PodSecurity",
-                                    "AcceleratorModel", "AcceleratorSharing", "RegionLatency"})
+CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "NotRecentlyRefused", "MaintenanceWindow",
+                                    "PodSecurity", "AcceleratorModel", "AcceleratorSharing", "RegionLatency"})
 """Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
-state, the workload kinds it runs, its labels, the clusters the job avoids, the kinds of its pools: vendor, model,
-memory, sharing; the latency matrix), not on free capacity: a cluster they reject for a shape stays
-rejected for the whole cycle, so the cycle need not look at it again for that shape however often its
-capacity changes."""
+state, the workload kinds it runs, its labels, the clusters the job avoids, its maintenance window against the
+job's run bound, the kinds of its pools: vendor, model, memory, sharing; the latency matrix), not on free capacity:
+a cluster they reject for a shape stays rejected for the whole cycle, so the cycle need not look at it again for
+that shape however often its capacity changes."""
 CYCLE_CONSTANT_SCORES = frozenset({"Price", "Locality"})
 """Scores that read only the request's shape, a cluster's labels and region, and per-cycle values of the
 context: a cycle computes them once per shape and cluster. Not RegionLoad: a region's use grows as the

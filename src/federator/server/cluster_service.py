@@ -22,6 +22,7 @@ from federator.server.edge import Edge
 from federator.server.errors import bad_request, cut
 from federator.server.federator import Federator
 from federator.server.leases import forgotten_by_kubectl, why_not_forgettable
+from federator.server.maintenance_windows import checked_window
 from federator.store.errors import StoreRefused, StoreUnavailable
 
 
@@ -64,9 +65,10 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
                                                 report_age_seconds=max(0.0, fed.clock() - rec.last_report_at)
                                                 if rec.last_report_at else 0.0)
                 cordon = fed.cordons.get(rec.name)  # server/cordons.py
-                if cordon is not None:
+                if cordon is not None:  # a maintenance window is not in force before its start (maintenance_windows)
                     status.cordoned, status.cordoned_by, status.cordoned_at, status.cordon_reason = \
-                        True, cordon.by, cordon.at, cordon.reason
+                        cordon.in_force(fed.clock()), cordon.by, cordon.at, cordon.reason
+                    status.window_from, status.window_until = cordon.window_from, cordon.window_until
                     if cordon.drain is not None:  # server/drains.py
                         status.draining = cordon.drain.describe()
                         left = draining[rec.name] if rec.name in draining else fed.drains.left(rec.name)
@@ -100,8 +102,10 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
 
     async def Cordon(self, request: jobs_pb2.CordonClusterRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
-        """No new work on the cluster until Uncordon (server/cordons.py)."""
-        return await _cordon_call(self, "cordon", request.cluster, request.reason, context)
+        """No new work on the cluster until Uncordon (server/cordons.py), or in its maintenance window alone
+        (server/maintenance_windows.py)."""
+        return await _cordon_call(self, "cordon", request.cluster, request.reason, context,
+                                  window=(request.window_from, request.window_until))
 
     async def Uncordon(self, request: jobs_pb2.UncordonClusterRequest,  # noqa: N802
                        context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
@@ -147,7 +151,8 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
 
 
 async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: str,
-                       context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
+                       context: grpc.aio.ServicerContext, *,
+                       window: tuple[float, float] = (0.0, 0.0)) -> jobs_pb2.CordonClusterResponse:
     """Cordon or Uncordon (`action`): admins only (and a provider's Uncordon of its own drain), the arguments
     checked, the store written first, audited."""
     obj = {"kind": "MemberCluster", "name": cluster[:80]}
@@ -163,6 +168,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
         await edge.refuse(context, "admin", message, action=action, cluster=cluster[:80])
     try:
         cluster, reason = cordons.checked(cluster, reason)
+        window = checked_window(*window, edge.fed.clock())
     except cordons.CordonError as exc:
         edge.audit.record(action, identity=who, obj=obj, result="failed",
                           code=grpc.StatusCode.INVALID_ARGUMENT.name, message=str(exc))
@@ -173,7 +179,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
     before = fed.cordons.get(cluster)  # a provider's, which an admin's cordon takes over (server/cordons.py)
     try:
         if action == "cordon":
-            held = Cordon(who.user, fed.clock(), reason)
+            held = Cordon(who.user, fed.clock(), reason, window_from=window[0], window_until=window[1])
             reply.changed = await fed.cordons.cordon(cluster, held)
             reply.cordoned = True
             held = fed.cordons.get(cluster) or held
@@ -191,7 +197,10 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
         await context.abort(grpc.StatusCode.UNAVAILABLE, cut(message))
         raise AssertionError("unreachable") from exc
     reply.cordoned_by, reply.cordoned_at, reply.reason = held.by, held.at, held.reason
+    reply.window_from, reply.window_until = held.window_from, held.window_until
     took = f"took over the cordon of {before.by}" if action == "cordon" and before is not None else ""
-    edge.audit.record(action, identity=who, obj={**obj, "reason": reason} if reason else obj, result="accepted",
+    said = {**obj, **({"reason": reason} if reason else {}),  # a maintenance window's times too (Unix seconds)
+            **({"window_from": window[0], "window_until": window[1]} if any(window) else {})}
+    edge.audit.record(action, identity=who, obj=said, result="accepted",
                       rule="admin", message=took if reply.changed else f"already {action}ed")
     return reply

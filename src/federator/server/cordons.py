@@ -16,6 +16,10 @@ Admins only (security/authz.py `admin`), audited. A cordon is kept in the store,
 a cluster may be cordoned before its agent has connected to this federator: "never place on the new provider's
 cluster until we have looked at it". It names who, when and why, shown by `federator get clusters`.
 
+A maintenance window (`federator cordon CLUSTER --from T --until T`, server/maintenance_windows.py) is a cordon
+held here too, in force only from its start until its end: `names` and `since` speak of cordons in force,
+`ahead` of windows still to come (the scheduler's MaintenanceWindow filter), and `end_windows` forgets those over.
+
 A drain (`federator drain`, server/drains.py) is held here too, as part of the cordon it needs: stored with it,
 ended by the same Uncordon.
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
@@ -37,6 +42,7 @@ from federator.model.cordon import Cordon, Drain
 from federator.security.limits import valid_cluster_name
 from federator.security.provider_rights import provider_made
 from federator.server.maintenance import Maintenance
+from federator.timestamps import utc_seconds
 
 log = logging.getLogger("federator.server")
 
@@ -75,6 +81,15 @@ def checked(cluster: str, reason: str = "") -> tuple[str, str]:
     return cluster, reason.strip()
 
 
+def window_words(cordon: Cordon) -> str:
+    """When `cordon` keeps new work off its cluster, as a log line ends."""
+    if not (cordon.window_from or cordon.window_until):
+        return "it takes no new work until uncordoned"
+    until = f"until {utc_seconds(cordon.window_until)}" if cordon.window_until else "until uncordoned"
+    return (f"a maintenance window from {utc_seconds(cordon.began())} {until}: before it, only jobs whose run bound "
+            "ends by its start are placed there")
+
+
 def takes_over(held: Cordon, by: str) -> bool:
     """Whether a cordon or drain asked for by `by` replaces the cordon `held` rather than finding it in place: an
     admin's over a provider's (security/provider_rights.py). Else a provider could Uncordon, and so end, the hold
@@ -89,16 +104,17 @@ class Cordons:
     `maintenance` holds the providers' own cordons, asked for by their agents (server/maintenance.py): `names`
     is every cluster either keeps out; `get` is an admin's cordon alone, which `uncordon` ends."""
 
-    __slots__ = ("_held", "changes", "maintenance", "on_release", "store")
+    __slots__ = ("_held", "changes", "clock", "maintenance", "on_release", "store")
 
-    def __init__(self, store: CordonStore | None = None, *,
-                 on_release: Callable[[str], None] = lambda cluster: None) -> None:
+    def __init__(self, store: CordonStore | None = None, *, on_release: Callable[[str], None] = lambda cluster: None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store: CordonStore | None = None
+        self.clock = clock  # the federator's: when a maintenance window is in force
         self._held: dict[str, Cordon] = {}
         self.changes = 0  # this federator's own changes, so that a `sync` read before one does not undo it
         self.on_release = on_release  # a cluster takes work again: jobs parked for want of room come back
         self.maintenance = Maintenance(on_release=lambda cluster: self.on_release(cluster),
-                                       cordoned_by_admin=lambda cluster: cluster in self._held)
+                                       cordoned_by_admin=self._in_force)
         if store is not None:
             self.attach(store)
 
@@ -108,7 +124,11 @@ class Cordons:
         if load:
             self._held = dict(store.load())
             for name, cordon in sorted(self._held.items()):
-                log.warning("cluster %s is %s; it takes no new work until uncordoned", name, cordon.describe())
+                log.warning("cluster %s is %s; %s", name, cordon.describe(), window_words(cordon))
+
+    def _in_force(self, cluster: str) -> bool:
+        held = self._held.get(cluster)
+        return held is not None and held.in_force(self.clock())
 
     def held(self) -> dict[str, Cordon]:
         return dict(self._held)
@@ -118,13 +138,21 @@ class Cordons:
 
     def names(self) -> frozenset[str]:
         """Every cluster that takes no new work for a cordon: an admin's, or its provider's maintenance."""
-        return frozenset(self._held) | self.maintenance.names()
+        now = self.clock()
+        return frozenset(name for name, cordon in self._held.items() if cordon.in_force(now)) | \
+            self.maintenance.names()
+
+    def ahead(self) -> dict[str, float]:
+        """Each cluster's maintenance window still to come: when it begins (the MaintenanceWindow filter's T)."""
+        now = self.clock()
+        return {name: cordon.window_from for name, cordon in self._held.items() if cordon.ahead(now)}
 
     def since(self) -> dict[str, float]:
         """When each cordoned cluster's cordon began (the earlier of an admin's and its provider's): an admin's is
         stored, so the time outlives a restart (FederatorClusterCordonedLong counts from it, not from the last
         restart: a `for: 24h` restarted with every federator restart, SRE re-test F7)."""
-        out = {name: cordon.at for name, cordon in self._held.items()}
+        now = self.clock()  # a window counts from its start, not from when it was asked
+        out = {name: cordon.began() for name, cordon in self._held.items() if cordon.in_force(now)}
         for name in self.maintenance.names():
             held = self.maintenance.get(name)
             if held is not None:
@@ -135,12 +163,16 @@ class Cordons:
         """Cordon `cluster`, stored first (off the event loop: a SQLite fsync, or a MemberCluster patch); False
         when it was cordoned already (the first cordon's words stay, so a retried call changes nothing), unless
         `cordon` takes the one held over (`takes_over`): then its words replace the provider's, and the
-        provider's drain, if any, goes on under them."""
+        provider's drain, if any, goes on under them (a drain holds now: no window). A maintenance window held is
+        replaced by a cordon with another window, or none (the maintenance moved, or is now); a cordon in force
+        with no window stays, whatever window is asked (uncordon it first)."""
         held = self._held.get(cluster)
-        if held is not None and not takes_over(held, cordon.by):
+        if held is not None and not takes_over(held, cordon.by) and (
+                not (held.window_from or held.window_until) or
+                (held.window_from, held.window_until) == (cordon.window_from, cordon.window_until)):
             return False
-        if held is not None:
-            cordon = replace(cordon, drain=held.drain)
+        if held is not None and held.drain is not None:
+            cordon = replace(cordon, drain=held.drain, window_from=0.0, window_until=0.0)
         if self.store is not None:
             await asyncio.to_thread(self.store.put, cluster, cordon)
         now = self._held.get(cluster)
@@ -148,8 +180,8 @@ class Cordons:
             return False
         self._held[cluster] = cordon
         self.changes += 1
-        log.warning("cluster %s %s%s; it takes no new work until uncordoned", cluster, cordon.describe(),
-                    f" (taking over the cordon of {held.by})" if held is not None else "")
+        log.warning("cluster %s %s%s; %s", cluster, cordon.describe(),
+                    f" (taking over the cordon of {held.by})" if held is not None else "", window_words(cordon))
         return True
 
     def draining(self) -> dict[str, Drain]:
@@ -165,7 +197,8 @@ class Cordons:
         over = held is not None and takes_over(held, drain.by)
         if held is not None and held.drain is not None and not over:
             return False, held
-        if held is None or over:  # the cordon is the drain's words; a provider's drain taken over goes on
+        if held is None or over or held.window_from or held.window_until:  # the cordon is the drain's words (a
+            # provider's drain taken over goes on; a maintenance window held becomes a cordon now, with no end)
             cordon = Cordon(drain.by, drain.at, drain.reason, (held.drain if held is not None else None) or drain)
         else:
             cordon = replace(held, drain=drain)
@@ -200,6 +233,28 @@ class Cordons:
         if still is None:
             self.on_release(cluster)
         return held
+
+    async def end_windows(self) -> list[str]:
+        """Forget the maintenance windows that are over, each stored first: their clusters take new work again
+        (`on_release`), unless their provider has them in maintenance. The clusters, in order."""
+        now, ended = self.clock(), []
+        for name, cordon in sorted(self._held.items()):
+            if not cordon.over(now):
+                continue
+            if self.store is not None:
+                await asyncio.to_thread(self.store.put, name, None)
+            if self._held.get(name) is not cordon:  # changed meanwhile (a new window, an uncordon)
+                continue
+            del self._held[name]
+            self.changes += 1
+            ended.append(name)
+            still = self.maintenance.get(name)
+            log.warning("cluster %s: its maintenance window ended at %s (%s); %s", name,
+                        utc_seconds(cordon.window_until), cordon.describe(), "it takes new work again"
+                        if still is None else "its provider still has it in maintenance: no new work until that ends")
+            if still is None:
+                self.on_release(name)
+        return ended
 
     def sync(self, current: Mapping[str, Cordon], *, read_at: int) -> bool:
         """The store's cordons as someone else left them (a MemberCluster's spec edited with kubectl), read when

@@ -43,6 +43,7 @@ from federator.model import Job, JobId, JobKind, Placement
 from federator.model.cordon import SURGE_SECONDS, Drain
 from federator.scheduler import Assignment, PlacementRequest
 from federator.server.job_message import job_message, placements_message
+from federator.server.maintenance_windows import windowed
 from federator.server.orders import LaunchOrder, Order
 from federator.server.partial import supersede_part
 from federator.server.rebalance import serving
@@ -148,8 +149,9 @@ class Surges:
         running = [a for a in fed.cycles.running() if not (a.job_id in leaving and a.cluster == cluster)]
         held = fed.cycles.reserved
         scheduler = fed.cycles.rebalancer.scheduler(fed.scheduler.config)  # no preemption: a surge evicts nobody
-        result = scheduler.schedule(fed.cycles.snapshot(), requests, running=running, now=now,
-                                    reservations=held.current(), resting=held.resting())
+        asked, ahead = windowed(fed, requests)  # a maintenance window ahead (server/maintenance_windows.py)
+        result = scheduler.schedule(fed.cycles.snapshot(), asked, running=running, now=now,
+                                    reservations=held.current(), resting=held.resting(), maintenance=ahead)
         decided = {d.job_id: d for d in result.decisions}
         started = 0
         for job, request in zip(jobs, requests, strict=True):

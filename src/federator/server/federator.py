@@ -135,7 +135,7 @@ class Federator:
         self.early = EarlyFailures(self, early_failures)  # failed soon after starting: once more; quarantine
         self.silent_cancels = SilentCancels(self)  # cancelled while their member was silent (usage: its end)
         self.orphans = Orphans(self, grace=orphan_grace)  # placements of jobs the store never knew (server/orphans.py)
-        self.cordons = Cordons(on_release=self.early.released)  # operators' (server/cordons.py); store: `attach`
+        self.cordons = Cordons(on_release=self.early.released, clock=lambda: self.clock())  # server/cordons.py
         self.drains = Drains(self)  # admins' drains, held with the cordons: their jobs moved off (server/drains.py)
         self._sessions = 0
         self._wake = asyncio.Event()
@@ -458,6 +458,7 @@ class Federator:
             self.run_limits.check()  # off the cycle: a few heap entries a turn (server/run_limits.py)
             self.drains.turn()  # a batch of the drained clusters' jobs requeued, for this turn's cycle to place
             self.membership.flush()
+            await self.cordons.end_windows()  # maintenance windows over: their clusters take work (cordons.py)
         except Exception:  # neither may stop the loop: leases are checked again next turn
             log.exception("checking leases failed")
         if self.settling.holding(self.clock(), lambda: unreported(self.clusters)):

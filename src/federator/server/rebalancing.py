@@ -42,6 +42,7 @@ from federator.model import ClusterState, Job, JobId, JobKind, Placement, Reason
 from federator.scheduler import Decision, Scheduler, SchedulerConfig, may_spread
 from federator.server import nearness, rebalance, shrink
 from federator.server.job_message import job_message, placements_message
+from federator.server.maintenance_windows import windowed
 from federator.server.orders import LaunchOrder, Order
 from federator.server.partial import owes, rest_request, supersede_part
 from federator.server.rebalance import Candidate, Why
@@ -195,17 +196,18 @@ class Rebalancer:
         scheduler = self.scheduler(fed.scheduler.config)
         snapshot, running = fed.cycles.snapshot(), fed.cycles.running()
         if waiting:  # a job still waiting that could be placed now wins: the moves wait for a later turn
-            first = scheduler.schedule(snapshot, [*waiting, *holders], running=running, now=now,
-                                       reservations=reservations, resting=resting)
+            asked, ahead = windowed(fed, [*waiting, *holders])  # maintenance windows (maintenance_windows.py)
+            first = scheduler.schedule(snapshot, asked, running=running, now=now,
+                                       reservations=reservations, resting=resting, maintenance=ahead)
             ids = {r.job_id for r in waiting}
             if any(d.job_id in ids for d in first.decisions):
                 fed.wake()
                 return
         moves = sorted(moves, key=lambda c: (c.request.submitted_at, c.job_id))[:budget]
         ids = {c.job_id for c in moves}
-        result = scheduler.schedule(snapshot, [*(c.request for c in moves),
-                                               *(r for r in holders if r.job_id not in ids)],
-                                    running=running, now=now, reservations=reservations, resting=resting)
+        asked, ahead = windowed(fed, [*(c.request for c in moves), *(r for r in holders if r.job_id not in ids)])
+        result = scheduler.schedule(snapshot, asked, running=running, now=now, reservations=reservations,
+                                    resting=resting, maintenance=ahead)
         decided = {d.job_id: d for d in result.decisions}
         for c in moves:
             d = decided.get(c.job_id)

@@ -84,6 +84,7 @@ from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
 from federator.server.giving_up import give_up
 from federator.server.job_message import job_message, keep_interruption, placements_message, preempted_message
+from federator.server.maintenance_windows import bounded, run_bound
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
@@ -149,6 +150,7 @@ class CyclePlan:
     tuner: Tuner | None = None  # Scarcity's scale; the worker runs its rollout when one is due (scheduler/tuning.py)
     reservations: tuple[Reservation, ...] = ()  # the last cycle's, which this one keeps where it can (reservations.py)
     resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose hold ended: none until then
+    maintenance: Mapping[str, float] = field(default_factory=dict)  # windows ahead (server/maintenance_windows.py)
 
 
 @dataclass(slots=True)
@@ -167,11 +169,12 @@ def compute(plan: CyclePlan) -> CycleResult:
     tuner = plan.tuner
     if tuner is None:
         return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                       recent=plan.recent, reservations=plan.reservations, resting=plan.resting)
+                                       recent=plan.recent, reservations=plan.reservations, resting=plan.resting,
+                                       maintenance=plan.maintenance)
     rollout = _roll_out(plan, tuner) if tuner.due() else 0.0
     result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
                                      recent=plan.recent, scarcity_scale=tuner.scale, reservations=plan.reservations,
-                                     resting=plan.resting)
+                                     resting=plan.resting, maintenance=plan.maintenance)
     tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
     if rollout:  # the cycle waited for it: a phase of its own on the phase histogram
         result = replace(result, phase_seconds={**result.phase_seconds, "rollout": rollout})
@@ -492,6 +495,8 @@ class Cycles:
         for job_id in self.refresh.ask(now, self.parked):  # one of each group a report may have made untrue
             self.parked.unpark(job_id)
             self._candidates[job_id] = None
+        ahead = self.fed.cordons.ahead()  # maintenance windows to come: each request carries its run bound then
+        config = self.fed.scheduler.config
         for job_id in list(self._candidates):
             job = jobs.get(job_id)
             if job is None or not owes(job) or (
@@ -505,6 +510,8 @@ class Cycles:
             if request is None or request.spec is not job.spec or request.avoid_clusters != avoid or \
                     request.replicas != missing(job) or request.kept_regions != kept_regions(job):
                 request = cache[job_id] = rest_request(job, avoid)  # the whole job, or the rest of a short one
+            if ahead or request.run_seconds:
+                request = cache[job_id] = bounded(request, run_bound(config, job) if ahead else 0)
             requests.append(request)
             generations[job.job_id] = job.generation
         for job in self.active_jobs():
@@ -518,7 +525,7 @@ class Cycles:
                 self.tuner = Tuner(scheduler.config)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), scheduler,
                          generations, self.memory.arrivals(), self.tuner, self.reserved.current(),
-                         self.reserved.resting())
+                         self.reserved.resting(), ahead)
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
         """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the

@@ -98,12 +98,16 @@ class ForgetClusterResponse(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., lost_at: _Optional[float] = ...) -> None: ...
 
 class CordonClusterRequest(_message.Message):
-    __slots__ = ("cluster", "reason")
+    __slots__ = ("cluster", "reason", "window_from", "window_until")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FROM_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_UNTIL_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     reason: str
-    def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    window_from: float
+    window_until: float
+    def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ..., window_from: _Optional[float] = ..., window_until: _Optional[float] = ...) -> None: ...
 
 class UncordonClusterRequest(_message.Message):
     __slots__ = ("cluster",)
@@ -112,7 +116,7 @@ class UncordonClusterRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ...) -> None: ...
 
 class CordonClusterResponse(_message.Message):
-    __slots__ = ("cluster", "cordoned", "changed", "cordoned_by", "cordoned_at", "reason", "quarantine_lifted", "known", "drain_ended")
+    __slots__ = ("cluster", "cordoned", "changed", "cordoned_by", "cordoned_at", "reason", "quarantine_lifted", "known", "drain_ended", "window_from", "window_until")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CORDONED_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +126,8 @@ class CordonClusterResponse(_message.Message):
     QUARANTINE_LIFTED_FIELD_NUMBER: _ClassVar[int]
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     DRAIN_ENDED_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FROM_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_UNTIL_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     cordoned: bool
     changed: bool
@@ -131,7 +137,9 @@ class CordonClusterResponse(_message.Message):
     quarantine_lifted: bool
     known: bool
     drain_ended: bool
-    def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ..., drain_ended: _Optional[bool] = ...) -> None: ...
+    window_from: float
+    window_until: float
+    def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ..., drain_ended: _Optional[bool] = ..., window_from: _Optional[float] = ..., window_until: _Optional[float] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("spec", "request_id", "run_again", "hold")
@@ -334,7 +342,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., send_bookmarks: _Optional[bool] = ..., since_revision: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting", "reports_refused", "reports_refused_since")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting", "reports_refused", "reports_refused_since", "window_from", "window_until")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +377,8 @@ class ClusterStatus(_message.Message):
     DRAIN_WAITING_FIELD_NUMBER: _ClassVar[int]
     REPORTS_REFUSED_FIELD_NUMBER: _ClassVar[int]
     REPORTS_REFUSED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FROM_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_UNTIL_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -396,7 +406,9 @@ class ClusterStatus(_message.Message):
     drain_waiting: str
     reports_refused: str
     reports_refused_since: float
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ..., reports_refused: _Optional[str] = ..., reports_refused_since: _Optional[float] = ...) -> None: ...
+    window_from: float
+    window_until: float
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ..., reports_refused: _Optional[str] = ..., reports_refused_since: _Optional[float] = ..., window_from: _Optional[float] = ..., window_until: _Optional[float] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

@@ -16,6 +16,12 @@ A drain (server/drains.py) is `spec.drain: true`, with `drainReason`, `drainedBy
 `spec.drainSurgeSeconds` (1 to 86400) is the drain's surge bound (server/drain_surge.py) when its operator set one
 (`federator drain --surge-seconds`); absent, the default (10 minutes).
 
+A maintenance window (server/maintenance_windows.py) is a cordon with `spec.cordonFrom` and `spec.cordonUntil`
+(RFC 3339; either may be left out: from now, until uncordoned), written by `federator cordon --from --until` or by
+hand; the cordon holds only between them, and the federator removes it at cordonUntil. A cordonFrom or cordonUntil
+that is not a time, or a cordonUntil not after cordonFrom, is left out (said in the log): the cordon holds from
+now, or until uncordoned, never less than asked.
+
 A drain cordons the cluster: `spec.drain: true` without `spec.cordoned` holds a cordon of the drain's words, and
 `federator uncordon` removes both. The federator's own MemberCluster writes patch spec.region and
 spec.labels only, so they never clear a cordon.
@@ -47,7 +53,26 @@ def cordon_of(spec: Mapping[str, Any], *, known: Cordon | None, now: float) -> C
     if spec.get("cordoned") is not True:
         return None if drain is None else Cordon(drain.by, drain.at, drain.reason, drain)
     at = parse_timestamp(spec.get("cordonedAt")) or (known.at if known is not None else now)
-    return Cordon(str(spec.get("cordonedBy") or BY_HAND)[:253], at, str(spec.get("cordonReason") or "")[:256], drain)
+    window_from, window_until = window_of(spec) if drain is None else (0.0, 0.0)  # a drain holds now
+    return Cordon(str(spec.get("cordonedBy") or BY_HAND)[:253], at, str(spec.get("cordonReason") or "")[:256], drain,
+                  window_from, window_until)
+
+
+def window_of(spec: Mapping[str, Any]) -> tuple[float, float]:
+    """A cordon's maintenance window from spec.cordonFrom and spec.cordonUntil (0: none); what is not a time, or an
+    end not after the start, is left out, said in the log (module docstring)."""
+    out = []
+    for field in ("cordonFrom", "cordonUntil"):
+        value = spec.get(field)
+        seconds = parse_timestamp(value)
+        if value not in (None, "") and not seconds:
+            log.warning("MemberCluster spec.%s %r: not an RFC 3339 time; left out", field, str(value)[:80])
+        out.append(seconds)
+    if out[0] and out[1] and out[1] <= out[0]:
+        log.warning("MemberCluster spec.cordonUntil %s is not after spec.cordonFrom %s; the cordon holds until "
+                    "uncordoned", utc_seconds(out[1]), utc_seconds(out[0]))
+        out[1] = 0.0
+    return out[0], out[1]
 
 
 def drain_of(spec: Mapping[str, Any], *, known: Drain | None, now: float) -> Drain | None:
@@ -77,11 +102,13 @@ def surge_of(spec: Mapping[str, Any], *, known: Drain | None) -> float:
 def spec_of(cordon: Cordon | None) -> dict[str, Any]:
     """The spec fields of `cordon` (and its drain) as a merge patch: None removes a field."""
     spec: dict[str, Any] = {"cordoned": None, "cordonReason": None, "cordonedBy": None, "cordonedAt": None,
-                            "drain": None, "drainReason": None, "drainedBy": None, "drainedAt": None,
-                            "drainSurgeSeconds": None}
+                            "cordonFrom": None, "cordonUntil": None, "drain": None, "drainReason": None,
+                            "drainedBy": None, "drainedAt": None, "drainSurgeSeconds": None}
     if cordon is not None:
         spec.update({"cordoned": True, "cordonReason": cordon.reason or None, "cordonedBy": cordon.by,
-                     "cordonedAt": utc_seconds(cordon.at)})
+                     "cordonedAt": utc_seconds(cordon.at),
+                     "cordonFrom": utc_seconds(cordon.window_from) if cordon.window_from else None,
+                     "cordonUntil": utc_seconds(cordon.window_until) if cordon.window_until else None})
     if cordon is not None and cordon.drain is not None:
         spec.update({"drain": True, "drainReason": cordon.drain.reason or None, "drainedBy": cordon.drain.by,
                      "drainedAt": utc_seconds(cordon.drain.at),
@@ -119,6 +146,16 @@ class KubeCordonStore:
             raise StoreUnavailable(f"MemberCluster {cluster}: spec.drain was not kept, as the MemberCluster CRD "
                                    f"predates it (apply the chart's crds/memberclusters.yaml); the cluster's "
                                    f"cordon was written")
+        kept = written.get("spec") or {}
+        if any(spec[k] is not None and kept.get(k) is None for k in ("cordonFrom", "cordonUntil")):
+            # The same for a window: a CRD older than it would make it a cordon now, with no end.
+            try:  # the cordon it did write is taken back: the caller is told nothing changed
+                self.api.patch(MEMBER_CLUSTERS, cluster, {"spec": spec_of(None)})
+            except KubeError as exc:
+                log.warning("MemberCluster %s: taking back the cordon its window was not kept with: %s", cluster, exc)
+            raise StoreUnavailable(f"MemberCluster {cluster}: spec.cordonFrom and spec.cordonUntil were not kept, as "
+                                   "the MemberCluster CRD predates them (apply the chart's crds/memberclusters.yaml); "
+                                   "the cluster was not cordoned")
         if spec["drainSurgeSeconds"] is not None and (written.get("spec") or {}).get("drainSurgeSeconds") is None:
             log.warning("MemberCluster %s: spec.drainSurgeSeconds was not kept, as the MemberCluster CRD predates it "
                         "(apply the chart's crds/memberclusters.yaml): this federator keeps the drain's surge bound "
@@ -143,4 +180,4 @@ class KubeCordonStore:
                 held[name] = cordon
         return held
 
-__all__ = ["BY_HAND", "KubeCordonStore", "cordon_of", "drain_of", "spec_of", "surge_of"]
+__all__ = ["BY_HAND", "KubeCordonStore", "cordon_of", "drain_of", "spec_of", "surge_of", "window_of"]

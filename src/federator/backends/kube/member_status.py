@@ -39,7 +39,9 @@ def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
     upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
     cordon = fed.cordons.get(rec.name)
     left = len(fed.drains.left(rec.name)) if cordon is not None and cordon.drain is not None else None  # drains.py
-    summary = state_words(rec.state.value, cordoned=cordon is not None or upkeep is not None, drain_jobs_left=left,
+    ahead = cordon is not None and cordon.ahead(now)  # a maintenance window to come (server/maintenance_windows.py)
+    summary = state_words(rec.state.value, cordoned=(cordon is not None and cordon.in_force(now)) or upkeep is not None,
+                          maintenance_ahead=ahead, drain_jobs_left=left,
                           quarantined=fed.early.quarantine.holding(rec.name, now) is not None,
                           unreachable=bool(rec.unreachable), duplicate_agent=bool(duplicates.shown(rec, now)),
                           over_bound=bool(rec.over_bound), reports_refused=bool(rec.reports_refused))
