@@ -44,7 +44,8 @@ from federator.timestamps import utc_micro
 log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "hold", "release", "cordon", "uncordon", "drain", "forget",
-           "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs")
+           "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs",
+           "cluster.register", "cluster.region-change")
 RESULTS = ("accepted", "refused", "failed")
 
 

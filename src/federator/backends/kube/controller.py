@@ -116,6 +116,7 @@ from federator.jobfile import JobFileError, held_of
 from federator.model import ClusterState, Job, JobId, JobPhase
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
+from federator.server.cluster_regions import admin_record
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
 from federator.server.orders import CancelOrder
@@ -705,6 +706,7 @@ class FederatedJobController:
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             if name in self.fed.clusters:  # its agent connected first (gRPC serves before this): the Resizes owed
                 restore_member(self.fed.clusters[name], status)
+                admin_record(self.fed, self.fed.clusters[name], str(spec.get("region", "")))  # the record's wins
                 continue
             if not name or (not spec.get("region") and not status):  # made by a cordon before its agent connected
                 continue
