@@ -223,3 +223,29 @@ def test_an_admin_re_regions_a_cluster_by_forgetting_it_once_lost_then_it_rejoin
             assert s.refused() == 0
 
     asyncio.run(go())
+
+
+def test_work_placed_under_another_region_is_named_when_the_record_overrules_the_agent(caplog: object) -> None:
+    """Kubernetes mode: the MemberCluster's region overrules an agent that connected first claiming another
+    (cluster_regions.admin_record); the jobs already placed there under the claimed region are named in a WARNING
+    (their region fences were checked against it), and go on: another change decides what to do with them."""
+    import logging
+
+    from server_support import Clock, MemoryStore, join, make, spec
+
+    from federator.server import cluster_regions
+    from federator.server.outbox import EndCode
+
+    fed = make(MemoryStore(), Clock())
+    rec = join(fed, "acme-1", region="east")
+    job = fed.submit(spec("serve"))
+    fed.schedule_once()
+    assert [p.region for p in job.placements] == ["east"]
+    with caplog.at_level(logging.WARNING, logger="federator.server"):  # type: ignore[attr-defined]
+        cluster_regions.admin_record(fed, rec, "west")
+    assert rec.region == "west"
+    assert rec.outbox.ending is not None and rec.outbox.ending.code is EndCode.PERMISSION_DENIED
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]  # type: ignore[attr-defined]
+    assert any(str(job.job_id) in m and "federator drain acme-1" in m for m in warned), warned
+    assert cluster_regions.placed_elsewhere(fed, "acme-1", "east") == []  # the region it was placed in: nothing
+    fed.cycles.close()

@@ -107,6 +107,23 @@ def admin_record(fed: Federator, rec: ClusterRecord, region: str) -> None:
     rec.region = region
     if rec.connected:
         fed.close_stream(rec, Ending(EndCode.PERMISSION_DENIED, message))
+    placed_elsewhere(fed, rec.name, region)
 
 
-__all__ = ["RegionClaim", "admin_record", "claim", "refused", "registered"]
+def placed_elsewhere(fed: Federator, cluster: str, region: str) -> list[str]:
+    """The unfinished jobs with a live placement on `cluster` placed while it was in another region than `region`
+    (an admin re-regioned its MemberCluster while the federator was away, or an agent's claim was overruled): said
+    in a WARNING naming them, since their region fences were checked against the region they were placed in. Their
+    placements go on; what to do with them is the admin's call (cancel, drain). Returns their ids."""
+    jobs = sorted(str(job.job_id) for job in fed.jobs.values() if not job.phase.is_terminal and any(
+        p.cluster == cluster and not p.phase.is_terminal and p.region and p.region != region for p in job.placements))
+    if jobs:
+        more = f" and {len(jobs) - 5} more" if len(jobs) > 5 else ""
+        log.warning("cluster %s is in region %r by its record, but %d unfinished job(s) were placed there while it "
+                    "was in another region, whose region fences were checked against that one: %s%s; drain the "
+                    "cluster (federator drain %s) to place them again by its region", cluster, region, len(jobs),
+                    ", ".join(jobs[:5]), more, cluster)
+    return jobs
+
+
+__all__ = ["RegionClaim", "admin_record", "claim", "placed_elsewhere", "refused", "registered"]

@@ -116,7 +116,7 @@ from federator.jobfile import JobFileError, held_of
 from federator.model import ClusterState, Job, JobId, JobPhase
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
-from federator.server.cluster_regions import admin_record
+from federator.server.cluster_regions import admin_record, placed_elsewhere
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
 from federator.server.orders import CancelOrder
@@ -715,6 +715,7 @@ class FederatedJobController:
                                     labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
                                     lost=lost, last_report_at=parse_timestamp(status.get("lastReportTime")))
             restore_member(self.fed.clusters[name], status)  # features, notAfter, Resizes owed, Lost time
+            placed_elsewhere(self.fed, name, str(spec.get("region", "")))  # re-regioned while this was away: said
             log.info("MemberCluster %s: its agent has not connected to this federator yet; %s", name,
                      "Lost" if lost else "Partitioned until it does")
         if self.silent is not None:  # after the members: an entry of a member Lost meanwhile ends at its last report
