@@ -239,8 +239,8 @@ def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clust
                    what="p2-east's agent told why")
         lines = [json.loads(x) for x in audit.read_text().splitlines()]
         # p2-east alone registered (server/cluster_regions.py), then the revocation, audited
-        assert [(x["action"], x["object"]["name"]) for x in lines if x["action"] == "cluster.register"] == \
-            [("cluster.register", "p2-east")]
+        assert [x["object"] for x in lines if x["action"] == "cluster.register"] == \
+            [{"kind": "MemberCluster", "name": "p2-east", "region": "east", "provider": "p2"}]
         [line] = [x for x in lines if x["action"] != "cluster.register"]
         assert (line["action"], line["result"], line["object"]) == (
             "certificate.revoke", "accepted", {"kind": "Certificate", "revoked": "cluster p2-east", "provider": "p2"})

@@ -196,14 +196,15 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         moved = cluster_regions.claim(current, hello.cluster, hello.region)  # the region it has, not each Hello's
         if moved is not None:
             message = cluster_regions.refused(self.fed, self.audit, moved, via=peer.via,
-                                              peer_address=context.peer() or "", kube=self.kube)
+                                              peer_address=context.peer() or "", kube=self.kube,
+                                              provider=peer.issuer)
             self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
             return
         taken = duplicates.takeovers(current, instance=hello.instance, **when)
         before = current.region if current is not None else ""
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
-        cluster_regions.registered(self.audit, rec, via=peer.via, before=before)
+        cluster_regions.registered(self.audit, rec, via=peer.via, before=before, provider=peer.issuer)
         rec.takeovers = taken
         rec.instance, rec.peer_address = hello.instance, context.peer() or ""
         rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0

@@ -70,26 +70,28 @@ def claim(known: ClusterRecord | None, cluster: str, region: str) -> RegionClaim
 
 
 def refused(fed: Federator, audit: AuditLog, found: RegionClaim, *, via: str, peer_address: str,
-            kube: bool = False) -> str:
+            kube: bool = False, provider: str = "") -> str:
     """Say a refused claim: a WARNING (each refusal: a retrying agent backs off to minutes, agent/refusal.py), an
-    audit line and the counter. Returns the message the agent is answered with."""
+    audit line and the counter. `provider`: whose CA certified the agent ("" the federation's, or none). Returns
+    the message the agent is answered with."""
     message = found.message(kube=kube)
     log.warning("refused the agent of cluster %s from %s: %s", found.cluster, peer_address or "an unknown peer",
                 message)
     audit.record("cluster.region-change", identity=Principal(f"cluster {found.cluster}", via=via),
                  obj={"kind": "MemberCluster", "name": found.cluster, "region": found.kept,
-                      "claimed": found.claimed[:80]},
+                      "claimed": found.claimed[:80], **({"provider": provider} if provider else {})},
                  result="refused", code="PERMISSION_DENIED", rule="region", message=message)
     fed.metrics.region_changes_refused.labels(found.cluster).inc()
     return message
 
 
-def registered(audit: AuditLog, rec: ClusterRecord, *, via: str, before: str) -> None:
+def registered(audit: AuditLog, rec: ClusterRecord, *, via: str, before: str, provider: str = "") -> None:
     """A cluster took its region: its first registration (`before` ""), audited with the region it now has."""
     if before:
         return
     audit.record("cluster.register", identity=Principal(f"cluster {rec.name}", via=via),
-                 obj={"kind": "MemberCluster", "name": rec.name, "region": rec.region}, result="accepted",
+                 obj={"kind": "MemberCluster", "name": rec.name, "region": rec.region,
+                      **({"provider": provider} if provider else {})}, result="accepted",
                  rule="first-registration", message=f"cluster {rec.name!r} registered in region {rec.region!r}")
 
 
