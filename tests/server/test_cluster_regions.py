@@ -19,7 +19,7 @@ import grpc
 from agent_stream import AgentStream
 
 from federator.agent.agent import Agent, AgentConfig
-from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from federator.backends.sim.fleet import parse_fleet
 from federator.backends.sim.runtime import SimBackend
 from federator.jobfile import parse_job
@@ -59,7 +59,6 @@ async def served(tmp: Path, *, fed: Federator | None = None) -> AsyncIterator[Se
     audit = AuditLog(tmp / "audit.log")
     server = grpc.aio.server()
     auth = Authenticator(insecure=True)
-    from federator.api.v1 import agent_pb2_grpc
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth, audit=audit), server)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth, audit=audit), server)
     port = server.add_insecure_port("127.0.0.1:0")
