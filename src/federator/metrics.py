@@ -451,6 +451,12 @@ class Metrics:
             "federator_agent_duplicates_refused_total",
             "Agent streams refused (ALREADY_EXISTS) because another agent instance with the same cluster name holds "
             "the cluster and was heard within its lease: two agents run for one cluster.", ["cluster"], registry=r)
+        # Hellos claiming another region than the cluster's recorded one, refused (server/cluster_regions.py).
+        self.region_changes_refused = Counter(
+            "federator_agent_region_changes_refused_total",
+            "Agent streams refused (PERMISSION_DENIED) because the Hello claimed another region than the one the "
+            "cluster registered with (or an admin's MemberCluster names); the cluster keeps its region and its work.",
+            ["cluster"], registry=r)
         # Placements a cluster took and did not start within --start-timeout (server/start_deadline.py).
         self.placement_start_timeouts = Counter(
             "federator_placement_start_timeouts_total",
@@ -671,7 +677,8 @@ class Metrics:
         """A cluster's event counters exist from 0 once it connects: increase() sees its first event."""
         for counter in (self.placement_start_timeouts, self.placement_early_failures, self.placements_lost,
                         self.cluster_quarantines,
-                        self.cluster_quarantines_capped, self.agent_duplicates_refused, self.reports_clamped):
+                        self.cluster_quarantines_capped, self.agent_duplicates_refused, self.reports_clamped,
+                        self.region_changes_refused):
             counter.labels(cluster)
 
     def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:

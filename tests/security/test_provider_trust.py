@@ -237,7 +237,11 @@ def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clust
         eventually(lambda: list_clusters(fed.client)[0]["state"] == "Partitioned", what="p2-east cut off")
         eventually(lambda: "provider 'p2' revoked" in (fed.workdir / "agent-p2-east.log").read_text(),
                    what="p2-east's agent told why")
-        [line] = [json.loads(x) for x in audit.read_text().splitlines()]  # the revocation, audited
+        lines = [json.loads(x) for x in audit.read_text().splitlines()]
+        # p2-east alone registered (server/cluster_regions.py), then the revocation, audited
+        assert [x["object"] for x in lines if x["action"] == "cluster.register"] == \
+            [{"kind": "MemberCluster", "name": "p2-east", "region": "east", "provider": "p2"}]
+        [line] = [x for x in lines if x["action"] != "cluster.register"]
         assert (line["action"], line["result"], line["object"]) == (
             "certificate.revoke", "accepted", {"kind": "Certificate", "revoked": "cluster p2-east", "provider": "p2"})
     finally:

@@ -24,7 +24,7 @@ from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Authorizer, recorded_owner
 from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import duplicates, over_bound, refused_reports, shrink
+from federator.server import cluster_regions, duplicates, over_bound, refused_reports, shrink
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.edge import Edge, Malformed
@@ -84,8 +84,9 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
 
     def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
                  authz: Authorizer | None = None, audit: AuditLog | None = None,
-                 terms: StreamTerms | None = None) -> None:
+                 terms: StreamTerms | None = None, kube: bool = False) -> None:
         super().__init__(federator, auth, authz=authz, audit=audit)
+        self.kube = kube  # the MemberCluster objects are the members' record: a refusal names `kubectl delete mc`
         self.terms = terms or StreamTerms(
             report_interval=federator.report_interval, lease_seconds=federator.lease_seconds,
             lost_after=federator.lost_after_seconds,
@@ -192,8 +193,18 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             duplicates.refuse(self.fed, current, peer_address=context.peer() or "", message=twin, log=self.refusals)
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, twin)
             return
+        moved = cluster_regions.claim(current, hello.cluster, hello.region)  # the region it has, not each Hello's
+        if moved is not None:
+            message = cluster_regions.refused(self.fed, self.audit, moved, via=peer.via,
+                                              peer_address=context.peer() or "", kube=self.kube,
+                                              provider=peer.issuer)
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+            return
         taken = duplicates.takeovers(current, instance=hello.instance, **when)
+        before = current.region if current is not None else ""
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
+        cluster_regions.registered(self.audit, rec, via=peer.via, before=before, provider=peer.issuer)
         rec.takeovers = taken
         rec.instance, rec.peer_address = hello.instance, context.peer() or ""
         rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0

@@ -409,7 +409,7 @@ async def serve(opts: ServeOptions) -> None:
                           order_max_age=terms.order_max_age)
     if problem is not None:
         raise SystemExit(f"serve: {problem}")
-    agent_service = AgentService(fed, auth, authz=authz, audit=audit, terms=terms)
+    agent_service = AgentService(fed, auth, authz=authz, audit=audit, terms=terms, kube=kube is not None)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
     served, serving = _served(opts, trust)
     if served is not None:  # page tokens outlive a restart and a failover to a replica of the same key (paging.py)

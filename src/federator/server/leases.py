@@ -40,7 +40,8 @@ DEFAULT_FORGET_LOST_AFTER_SECONDS = 86_400.0
 """A day: longer than an outage a provider repairs, and a retired cluster's alert ends the next day."""
 PER_CLUSTER_COUNTERS = ("agent_reports", "agent_connects", "placement_start_timeouts", "placement_early_failures",
                         "placements_lost", "cluster_quarantines", "cluster_quarantines_capped", "inconsistent_reports",
-                        "job_updates_limited", "agent_duplicates_refused", "reports_clamped", "drained_placements")
+                        "job_updates_limited", "agent_duplicates_refused", "reports_clamped", "drained_placements",
+                        "region_changes_refused")
 """Metrics labelled by the cluster alone, whose series a forgotten cluster leaves (placement_moves has a result)."""
 
 

@@ -146,19 +146,71 @@ def test_an_operator_may_delete_a_lost_clusters_object(tmp_path: Path, now: list
     assert ("old" in api.objects) == recreated
 
 
-def test_a_member_clusters_region_is_the_one_its_agent_was_allowed_to_claim(tmp_path: Path,
-                                                                            now: list[float]) -> None:
-    """spec.region is the federator's mirror, not an operator's grant: the region a connected cluster is
-    scheduled by is its Hello's, which the edge held to its provider's regions (security/trust.py), and the
-    object is rewritten to say so. A region written by hand only names a cluster no one schedules on yet."""
+def test_a_member_clusters_region_is_the_record_and_an_agent_claiming_another_is_refused(tmp_path: Path,
+                                                                                          now: list[float]) -> None:
+    """spec.region is the cluster's recorded region (server/cluster_regions.py; outside compliance QA C2): written
+    by an admin before the agent first connects, it binds; an agent claiming another is refused over real gRPC,
+    told to delete the object (no `federator forget` in Kubernetes mode), and the object keeps its region."""
+    import grpc
+
+    from federator.api.v1 import agent_pb2, agent_pb2_grpc
+    from federator.security.auth import Authenticator
+    from federator.server.services import AgentService
+
     api = FakeApi([member("acme-1", "Lost", region="west")])
     fed, ctl = controller(tmp_path, api, now)
     asyncio.run(ctl.adopt_members())
-    assert fed.clusters["acme-1"].state is ClusterState.LOST  # west: never Ready, so never placed on by it
+
+    async def claim(region: str) -> grpc.aio.AioRpcError | None:
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True), kube=True),
+                                                          server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                hello = agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="acme-1", region=region))
+                call = agent_pb2_grpc.AgentServiceStub(ch).Connect(iter([hello]))
+                try:
+                    await call.read()
+                    return None
+                except grpc.aio.AioRpcError as err:
+                    return err
+                finally:
+                    call.cancel()
+        finally:
+            await server.stop(0)
+            fed.cycles.close()
+
+    refused = asyncio.run(claim("east"))
+    assert refused is not None and refused.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "registered in region 'west'" in (refused.details() or "")
+    assert "kubectl delete mc acme-1" in (refused.details() or "")
+    asyncio.run(ctl.write_members())
+    assert fed.clusters["acme-1"].region == "west" and api.objects["acme-1"]["spec"]["region"] == "west"
+    assert asyncio.run(claim("west")) is None  # its recorded region: welcomed
+
+
+def test_the_objects_region_wins_over_an_agent_that_connected_before_the_objects_were_read(
+        tmp_path: Path, now: list[float]) -> None:
+    """gRPC serves before a new federator reads the MemberClusters: an agent that connected in between claiming
+    another region has its stream ended (PERMISSION_DENIED, the words its next Hello gets) and the record takes the
+    object's region, which is written back, not the agent's."""
+    from federator.server.outbox import EndCode
+
+    api = FakeApi([member("acme-1", "Ready", region="west")])
+    fed, ctl = controller(tmp_path, api, now)
     rec = fed.connect(cluster="acme-1", region="east", labels={})
+    asyncio.run(ctl.adopt_members())
+    assert rec.region == "west"
+    ending = rec.outbox.ending
+    assert ending is not None and ending.code is EndCode.PERMISSION_DENIED
+    assert "registered in region 'west', and its agent claims 'east'" in ending.message
+    assert fed.metrics.registry.get_sample_value("federator_agent_region_changes_refused_total",
+                                                 {"cluster": "acme-1"}) == 1.0
     fed.report(rec, ClusterCapacity())
     asyncio.run(ctl.write_members())
-    assert fed.clusters["acme-1"].region == "east" and api.objects["acme-1"]["spec"]["region"] == "east"
+    assert api.objects["acme-1"]["spec"]["region"] == "west"
 
 
 def test_deleting_a_lost_clusters_object_forgets_the_cluster(tmp_path: Path, now: list[float]) -> None:

@@ -28,6 +28,7 @@ from federator.backends.kube.reservation_clocks import KubeHoldStore
 from federator.backends.kube.resources import member_cluster, parse_timestamp
 from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.model import ClusterState
+from federator.server.cluster_regions import admin_record, placed_elsewhere
 from federator.server.orders import CancelOrder
 from federator.server.orphans import DELETED_REASON
 from federator.store.errors import StoreUnavailable
@@ -125,6 +126,7 @@ class MemberClusters:
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             if name in self.fed.clusters:  # its agent connected first (gRPC serves before this): the Resizes owed
                 restore_member(self.fed.clusters[name], status)
+                admin_record(self.fed, self.fed.clusters[name], str(spec.get("region", "")))  # the record's wins
                 continue
             if not name or (not spec.get("region") and not status):  # made by a cordon before its agent connected
                 continue
@@ -133,6 +135,7 @@ class MemberClusters:
                                     labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
                                     lost=lost, last_report_at=parse_timestamp(status.get("lastReportTime")))
             restore_member(self.fed.clusters[name], status)  # features, notAfter, Resizes owed, Lost time
+            placed_elsewhere(self.fed, name, str(spec.get("region", "")))  # re-regioned while this was away: said
             log.info("MemberCluster %s: its agent has not connected to this federator yet; %s", name,
                      "Lost" if lost else "Partitioned until it does")
         if self.silent is not None:  # after the members: an entry of a member Lost meanwhile ends at its last report
