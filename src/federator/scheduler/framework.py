@@ -68,6 +68,8 @@ class PlacementRequest:
     # The gangs whose reserved room this request must leave alone this cycle (reservation.py): () in a cycle
     # without reservations, and for a job of higher priority than every reserved gang.
     respects: tuple[JobId, ...] = ()
+    # Its queue's allowedRegions (scheduler/residency.py `fenced`, at the start of each cycle): () = any region.
+    queue_fence: tuple[str, ...] = ()
 
     @property
     def pod_security_need(self) -> PodSecurityNeed:
@@ -103,7 +105,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.resource_name,
                 self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps,
-                self.respects)
+                self.respects, s.allowed_regions, self.queue_fence)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -115,7 +117,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
                 self.resource_name, self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps,
-                self.respects)
+                self.respects, s.allowed_regions, self.queue_fence)
 
 
 def may_spread(spec: JobSpec) -> bool:

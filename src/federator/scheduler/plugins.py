@@ -30,6 +30,7 @@ from federator.scheduler.framework import (
     matching_models,
     model_accepted,
 )
+from federator.scheduler.residency import AllowedRegions
 from federator.security.podsecurity import PodSecurity, describe, policy_of_labels
 
 # -- filters ------------------------------------------------------------------
@@ -542,6 +543,7 @@ class RandomFit:
 
 
 FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
+    "AllowedRegions": AllowedRegions,  # always on (Scheduler): a hard bound, data residency
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "NotRecentlyRefused": NotRecentlyRefused,
@@ -553,8 +555,8 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "CpuMemoryFit": CpuMemoryFit,
 }
 
-CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "NotRecentlyRefused", "PodSecurity",
-                                    "AcceleratorModel", "AcceleratorSharing", "RegionLatency"})
+CYCLE_CONSTANT_FILTERS = frozenset({"AllowedRegions", "ClusterReady", "WorkloadKind", "NotRecentlyRefused",
+                                    "PodSecurity", "AcceleratorModel", "AcceleratorSharing", "RegionLatency"})
 """Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
 state, the workload kinds it runs, its labels, the clusters the job avoids, the kinds of its pools: vendor, model,
 memory, sharing; the latency matrix), not on free capacity: a cluster they reject for a shape stays

@@ -294,7 +294,8 @@ class Intake:
             raise SubmitError(f"metadata.annotations[{EARLY_FAILURE_ANNOTATION}]: must be one of "
                               f"{', '.join(EARLY_FAILURE_POLICIES)}, got {on_early[:80]!r}")
         problem = fed.limits.check_job(spec) or self._priority_problem(spec) or \
-            fed.scheduler.config.run_limit_problem(spec.queue, spec.max_run_seconds)  # its queue's maxRunSeconds
+            fed.scheduler.config.run_limit_problem(spec.queue, spec.max_run_seconds) or \
+            fed.scheduler.config.region_problem(spec.queue, spec.allowed_regions)  # its queue's allowedRegions
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)
