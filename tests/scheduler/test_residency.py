@@ -91,14 +91,15 @@ def test_the_filter_stays_on_when_the_policy_lists_filters_without_it() -> None:
 
 
 def test_preemption_makes_room_only_inside_the_allowed_regions() -> None:
-    held_east = cluster("east-1", "east", pool(H100, nodes=0, extra={0: 1}))
-    held_west = cluster("west-1", "west", pool(H100, nodes=0, extra={0: 1}))
+    # a-west sorts first: with victims alike, preemption would stop the job there (it did without the filter)
+    held_east = cluster("z-east", "east", pool(H100, nodes=0, extra={0: 1}))
+    held_west = cluster("a-west", "west", pool(H100, nodes=0, extra={0: 1}))
     low_e = spec("low-e", gpus=8, preemptible=True, priority=-5)
     low_w = spec("low-w", gpus=8, preemptible=True, priority=-5)
     urgent = allowed("urgent", "east", gpus=8, priority=10)
     result = cycle([held_west, held_east], [urgent],
-                   allocations=[running(low_w, "west-1", placed_at=5.0), running(low_e, "east-1", placed_at=1.0)])
-    assert [p.job_id for p in result.preemptions] == ["low-e"]
+                   allocations=[running(low_w, "a-west", placed_at=1.0), running(low_e, "z-east", placed_at=1.0)])
+    assert [(p.job_id, p.cluster) for p in result.preemptions] == [("low-e", "z-east")]
 
 
 def test_shapes_in_two_queues_with_two_fences_are_judged_apart() -> None:
