@@ -15,7 +15,7 @@ from federator.model import JobId, JobKind, JobSpec, ReasonCode
 from federator.scheduler import QueueConfig, SchedulerConfig
 from federator.scheduler.framework import CycleContext, PlacementRequest
 from federator.scheduler.policy import PolicyError, policy_from_document
-from federator.scheduler.residency import AllowedRegions, fenced, permitted
+from federator.scheduler.residency import AllowedRegions, fenced, permitted, submit_warnings
 
 from builders import cluster, pool
 
@@ -129,3 +129,13 @@ def test_submit_check_refuses_a_job_asking_outside_its_queue_fence() -> None:
     assert cfg.region_problem("hosp-a", ("east",)) is None
     assert cfg.region_problem("hosp-a", ()) is None
     assert cfg.region_problem("other", ("west",)) is None
+
+
+def test_submit_warns_of_a_preferred_region_outside_and_an_allowed_region_without_a_cluster() -> None:
+    said = submit_warnings(("east", "esat"), ("west", "east"), (), {"east", "west"})
+    assert said == ["spec.regions.preferred[0]: 'west' is not among the regions the job may run in (east, esat): it "
+                    "is never used",
+                    "spec.regions.allowed[1]: no member cluster is in region 'esat'; check the name"]
+    assert submit_warnings((), ("west",), ("east",), set()) == [
+        "spec.regions.preferred[0]: 'west' is not among the regions the job may run in (east): it is never used"]
+    assert submit_warnings((), ("west",), (), {"east"}) == []

@@ -71,6 +71,23 @@ def refusal(region: str, job_allowed: Sequence[str], fence: Sequence[str]) -> st
             f"({', '.join(sorted(fence))}): the queue's {QUEUE_FIELD}")
 
 
+def submit_warnings(allowed: Sequence[str], preferred: Sequence[str], fence: Sequence[str],
+                    regions: set[str]) -> list[str]:
+    """What Submit warns of a valid job's region fields (server/intake.py): a preferred region it may not run in
+    (never used), and an allowed region no member cluster is in (a typo: the job waits for ever there), once
+    some cluster is known."""
+    out: list[str] = []
+    inside = permitted(allowed, fence)
+    if inside is not None:
+        shown = ", ".join(sorted(inside)) or "none"
+        out += [f"spec.regions.preferred[{i}]: {r!r} is not among the regions the job may run in ({shown}): it is "
+                f"never used" for i, r in enumerate(preferred) if r not in inside]
+    if regions:
+        out += [f"{FIELD}[{i}]: no member cluster is in region {r!r}; check the name"
+                for i, r in enumerate(allowed) if r not in regions]
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class AllowedRegions:
     """A Filter: only clusters in a region the job (spec.regions.allowed) and its queue (allowedRegions) allow."""
