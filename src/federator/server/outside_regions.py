@@ -6,7 +6,8 @@ reload, a Queue object edited. A reload changes nothing already accepted (server
 an organisation's running work on an operator's edit (a typo included) would be worse than the edit; so the
 placements outside are reported, not stopped (outside compliance QA, C1):
 
-- a WARNING per job when the fence changes (`say_outside`, from server/policy_use.py and the Queue controller),
+- a WARNING per job when the fence changes (`say_outside`, from server/policy_use.py and the Queue controller)
+  and when the federator starts (server/app.py: a fence narrowed while it was down),
   naming the job, its clusters and regions, and the fence, with what to do (`federator cancel`, or a drain of
   the cluster: the job is placed again inside);
 - the gauge `federator_jobs_outside_allowed_regions{queue}` (server/state_sample.py), for an alert;
