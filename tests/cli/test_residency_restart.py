@@ -1,6 +1,7 @@
-"""A real `federator serve` restarted with a queue's allowedRegions narrowed while it was down: the job left running
-outside is named in a WARNING at start and counted in federator_jobs_outside_allowed_regions (server/outside_regions.py),
-and a job of the queue submitted after waits rather than run outside (outside compliance QA, C1)."""
+"""A real `federator serve` restarted with a queue's allowedRegions narrowed while it was down: the job left
+running outside is named in a WARNING at start and counted in federator_jobs_outside_allowed_regions
+(server/outside_regions.py), and a job of the queue submitted after waits rather than run outside (outside
+compliance QA, C1)."""
 
 from __future__ import annotations
 
