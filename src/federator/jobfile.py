@@ -400,6 +400,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
                                                 f"63 characters, as agents' Hellos give), got {shown(region)}")
         if not wrong:
             regions = tuple(preferred)
+    allowed = _region_list(region_spec.get("allowed", []), "spec.regions.allowed", bad)
     min_regions = region_spec.get("minRegions", 1)
     if isinstance(min_regions, bool) or not isinstance(min_regions, int) or not 1 <= min_regions <= 100:
         bad("spec.regions.minRegions", f"must be an integer from 1 to 100, got {shown(min_regions)}")
@@ -420,9 +421,9 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     elif max_latency and not user_region:
         bad("spec.regions.maxLatencyMs", "needs spec.regions.user (the region the latency is measured from)")
     for key in region_spec:
-        if key not in ("preferred", "minRegions", "user", "maxLatencyMs"):
+        if key not in ("allowed", "preferred", "minRegions", "user", "maxLatencyMs"):
             bad(f"spec.regions.{str(key)[:63]}",
-                "is not a known field (known: maxLatencyMs, minRegions, preferred, user)")
+                "is not a known field (known: allowed, maxLatencyMs, minRegions, preferred, user)")
     preemptible = spec.get("preemptible", False)
     if not isinstance(preemptible, bool):
         bad("spec.preemptible", f"must be true or false, got {shown(preemptible)}")
@@ -481,6 +482,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         group_size=brought.group_size if brought is not None else 1,
         accelerators=alternatives,
         max_run_seconds=max_run,
+        allowed_regions=allowed,
     )
 
 
@@ -543,6 +545,21 @@ def queue_problem(queue: object) -> str:
     if isinstance(queue, str) and _NAME.match(queue):
         return ""
     return f"must be a lower-case DNS name, got {shown(queue)}"
+
+
+def _region_list(value: object, field: str, bad: Any) -> tuple[str, ...]:
+    """A list of region names (spec.regions.allowed), each checked by its index; () for a bad one."""
+    if not isinstance(value, list):
+        bad(field, f"must be a list of region names, got {shown(value)}")
+        return ()
+    if len(value) > MAX_PREFERRED_REGIONS:
+        bad(field, f"at most {MAX_PREFERRED_REGIONS} regions, got {len(value)}")
+        return ()
+    wrong = [(i, r) for i, r in enumerate(value) if not isinstance(r, str) or not _REGION.match(r)]
+    for i, region in wrong:
+        bad(f"{field}[{i}]", f"must be a region name (a lower-case DNS label of at most 63 characters, as agents' "
+                             f"Hellos give), got {shown(region)}")
+    return () if wrong else tuple(dict.fromkeys(value))
 
 
 def _mapping(value: object, field: str, bad: Any) -> Mapping[str, Any]:
@@ -851,6 +868,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
     elif spec.accelerators:
         body["accelerators"] = [_alternative_document(a) for a in spec.accelerators]
     regions: dict[str, Any] = {}
+    if spec.allowed_regions:
+        regions["allowed"] = list(spec.allowed_regions)
     if spec.preferred_regions:
         regions["preferred"] = list(spec.preferred_regions)
     if spec.min_regions != 1:

@@ -170,6 +170,9 @@ class StateSample:
     # (vendor, model) -> accelerators the pending jobs ask for, whole-device equivalents (server/pending_demand.py;
     # outside planners' QA, P3): demand in the unit and labels of federator_cluster_accelerators' supply
     pending_accelerators: dict[tuple[str, str], float] = field(default_factory=dict)
+    # queue -> its unfinished jobs with a live placement outside the regions its allowedRegions (narrowed since)
+    # and their spec.regions.allowed allow (server/outside_regions.py; outside compliance QA, C1)
+    outside_regions: dict[str, int] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -350,6 +353,16 @@ class StateCollector(Collector):
         for key, n in sorted(_fold(self._queue, dict(s.never_runnable)).items()):
             never.add_metric(list(key), n)
         yield never
+        outside = GaugeMetricFamily(
+            "federator_jobs_outside_allowed_regions",
+            "Unfinished jobs of each queue with a replica running in a region its queue's allowedRegions no longer "
+            "allows (the fence narrowed while they ran: they run on, and are never placed there again). Queues "
+            "with such jobs only.",
+            labels=["queue"],
+        )
+        for key, n in sorted(_fold(self._queue, {(q,): n for q, n in s.outside_regions.items()}).items()):
+            outside.add_metric(list(key), n)
+        yield outside
         wanted = GaugeMetricFamily(
             "federator_pending_accelerators",
             "Accelerators the pending jobs ask for (replicas x per replica), by vendor and model, in whole-device "

@@ -54,7 +54,7 @@ tenancy:
     globex: {users: [carol]}
 queues:
   acme: {weight: 3, access: {groups: [acme]}, namespaces: [acme-jobs], maxPendingJobs: 50,
-         quota: {accelerators: {H100: 20}, cpu: 100}}
+         quota: {accelerators: {H100: 20}, cpu: 100}, allowedRegions: [east]}
   globex: {weight: 1, access: {groups: [globex]}, namespaces: [globex-jobs], ownerShare: false}
 """
 
@@ -202,6 +202,7 @@ def test_two_queues_under_load_read_as_the_metrics_do_and_each_user_sees_their_o
     assert acme.quota.cpu_cores == 100.0 and not acme.quota.HasField("memory_bytes")
     assert (acme.pending_limit.limit, acme.pending_limit.used) == (50, 2)
     assert acme.owner_share and not globex.owner_share
+    assert list(acme.allowed_regions) == ["east"] and not globex.allowed_regions  # the residency fence
     assert not globex.quota.accelerators and not globex.quota.HasField("cpu_cores")
 
     # the same figures /metrics exports, at the same state
@@ -299,6 +300,7 @@ def test_the_cli_shows_the_table_and_says_plainly_when_the_federator_is_older(
     assert "hold 16 of 16; 1 waiting, 1 ahead" in row
     bob = json.loads("{" + doc)
     assert (bob["name"], bob["own"]["owner"], bob["own"]["othersHeldAccelerators"]) == ("acme", "user bob", 16.0)
+    assert bob["allowedRegions"] == ["east"]
     assert "no queue 'globex' you may see" in err
 
     assert asyncio.run(main(queues=False)) == (1, 1, 1)  # a federator before 0.14.0

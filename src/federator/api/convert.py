@@ -91,6 +91,7 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
             model=a.model, vendor=a.vendor, milli=a.milli, min_memory_mib=a.min_memory_mib,
             pod_template_json=a.pod_template_json, resource_name=a.resource_name) for a in spec.accelerators],
         max_run_seconds=spec.max_run_seconds,
+        allowed_regions=list(spec.allowed_regions),
     )
 
 
@@ -126,6 +127,7 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         accelerators=tuple(AcceleratorAlternative(a.milli, a.model, a.vendor, a.min_memory_mib, a.pod_template_json,
                                                   a.resource_name) for a in pb.accelerators),
         max_run_seconds=pb.max_run_seconds,
+        allowed_regions=tuple(pb.allowed_regions),
     )
 
 

@@ -82,6 +82,7 @@ def document(q: Any, *, fleet: float, sampled_at: float) -> dict[str, Any]:
             "pendingLimit": {"limit": q.pending_limit.limit, "used": q.pending_limit.used,
                              "source": q.pending_limit.source},
             "maxPriority": q.max_priority, "maxRunSeconds": q.max_run_seconds, "ownerShare": q.owner_share,
+            "allowedRegions": list(q.allowed_regions),
             "own": {"owner": o.owner, "heldAccelerators": o.held_accelerators, "heldCpuCores": o.held_cpu_cores,
                     "pendingJobs": o.pending_jobs, "placedJobs": o.placed_jobs, "runningJobs": o.running_jobs,
                     "othersHeldAccelerators": o.others_held_accelerators, "owners": o.owners,
@@ -134,7 +135,7 @@ def rows(docs: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list
     """The table: one line per queue, what a Slurm user reads of `sshare` at a glance."""
     headers = ["QUEUE", "WEIGHT", "HELD", "FAIR-SHARE", "SHARE", "PENDING", "RUNNING", "OLDEST-WAIT", "QUOTA", "YOU"]
     if wide:
-        headers += ["PLACED", "CPU", "PENDING-CAP", "MAX-PRIORITY", "MAX-RUN", "ORDER", "OWNERS"]
+        headers += ["PLACED", "CPU", "PENDING-CAP", "MAX-PRIORITY", "MAX-RUN", "ORDER", "OWNERS", "REGIONS"]
     out = []
     for d in docs:
         pending = str(d["pendingJobs"]) + (f" ({d['neverRunnableJobs']} never)" if d["neverRunnableJobs"] else "")
@@ -144,7 +145,8 @@ def rows(docs: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list
             cap = d["pendingLimit"]
             row += [str(d["placedJobs"]), _n(d["heldCpuCores"]), f"{cap['used']}/{cap['limit']}", str(d["maxPriority"]),
                     f"{d['maxRunSeconds']}s" if d["maxRunSeconds"] else "-",
-                    "owner-share" if d["ownerShare"] else "submission", str(d["own"]["owners"])]
+                    "owner-share" if d["ownerShare"] else "submission", str(d["own"]["owners"]),
+                    ",".join(d["allowedRegions"]) or "any"]
         out.append(row)
     return headers, out
 

@@ -142,6 +142,9 @@ class JobSpec:
     # The most seconds the job may run, over all its attempts (spec.maxRunSeconds); 0 = no limit. The federator
     # enforces it (server/run_limits.py): past it, every placement is cancelled and the job fails.
     max_run_seconds: int = 0
+    # The only regions the job's replicas may run in (spec.regions.allowed); () = any. A hard bound, on every path
+    # that places (scheduler/residency.py), narrowed further by its queue's allowedRegions.
+    allowed_regions: tuple[str, ...] = ()
 
     @property
     def workload_kind(self) -> str:

@@ -61,7 +61,12 @@ class QueueConfig:
 
     `owner_share` (policy `ownerShare`, default on): within a priority, the jobs of the owner who holds the fewest of
     the queue's accelerators go first, then submission time (scheduler/owner_share.py). Off: submission time alone,
-    as before 0.13.0, for a queue whose order its users agreed on (one pipeline's stages, say)."""
+    as before 0.13.0, for a queue whose order its users agreed on (one pipeline's stages, say).
+
+    `allowed_regions` (policy `allowedRegions`; a Queue's spec.allowedRegions): the only regions any job of the queue
+    may run in, a fence the operator sets for an organisation (data residency). () = any. A job's own
+    spec.regions.allowed may only narrow it (Submit refuses one naming a region outside it); the scheduler's
+    AllowedRegions filter (scheduler/residency.py) holds every placement of the queue's jobs inside it."""
 
     weight: float = 1.0
     quota: Quota = field(default_factory=Quota)
@@ -69,6 +74,7 @@ class QueueConfig:
     max_priority: int | None = None
     max_run_seconds: int | None = None
     owner_share: bool = True
+    allowed_regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.owner_share, bool):
@@ -219,6 +225,18 @@ class SchedulerConfig:
             return None
         return (f"spec.maxRunSeconds: {asked} is above the longest queue {queue!r} allows, {bound} ({source}); "
                 f"ask {bound} or less, or leave it out to run up to it")
+
+    def region_problem(self, queue: str, allowed: tuple[str, ...]) -> str | None:
+        """Submit's refusal of a spec.regions.allowed naming a region outside its queue's allowedRegions (policy
+        file, Queue object), or None: a job may narrow its organisation's fence, never widen it
+        (scheduler/residency.py). A job that names none runs within the fence."""
+        fence = self.queue(queue).allowed_regions
+        outside = [r for r in allowed if fence and r not in fence]
+        if not outside:
+            return None
+        return (f"spec.regions.allowed: {', '.join(outside)} {'is' if len(outside) == 1 else 'are'} outside the "
+                f"regions queue {queue!r} may run in ({', '.join(fence)}, its allowedRegions); name only those, or "
+                f"leave spec.regions.allowed out to run anywhere among them")
 
     def outranks(self, priority: int, queue: str) -> bool:
         """Whether a job of `priority` (of another queue) ranks above the work of queue `queue` by priority

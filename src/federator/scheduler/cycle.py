@@ -69,6 +69,7 @@ from federator.scheduler.preemption import (
 )
 from federator.scheduler.regionload import RegionUse
 from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
+from federator.scheduler.residency import ALWAYS_FILTERS, fenced
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 from federator.scheduler.spread import is_rest, spread_counts
 from federator.scheduler.standing import with_standing
@@ -124,7 +125,8 @@ class Scheduler:
 
     def __init__(self, config: SchedulerConfig | None = None) -> None:
         self.config = config or SchedulerConfig()
-        self.filters: list[FilterPlugin] = [FILTERS[n]() for n in self.config.filters]
+        names = (*(n for n in ALWAYS_FILTERS if n not in self.config.filters), *self.config.filters)
+        self.filters: list[FilterPlugin] = [FILTERS[n]() for n in names]
         weighted = [(SCORES[n](), w) for n, w in self.config.score_weights.items() if w]
         self.scores: list[tuple[ScorePlugin, int]] = [(s, w) for s, w in weighted if s.name not in POOL_SCORES]
         self.pool_scores: list[tuple[PoolScorePlugin, int]] = [(cast(PoolScorePlugin, s), w) for s, w in weighted
@@ -164,6 +166,7 @@ class Scheduler:
                   resting: Mapping[JobId, float] | None = None,
                   maintenance: Mapping[str, float] | None = None) -> CycleResult:
         cfg = self.config
+        requests = fenced(requests, cfg)  # each queue's allowedRegions on its requests (scheduler/residency.py)
         phases: dict[str, float] = {}
         t0 = clock()
         usage = QueueUsage(cfg, snapshot, running, fleet=self.fleet_pools(snapshot))

@@ -72,6 +72,8 @@ class PlacementRequest:
     # `SchedulerConfig.run_limit`); 0: no bound. Read only by MaintenanceWindow (maintenance_window.py), so a
     # caller may leave it 0 while no cluster has a window ahead: the shapes of jobs that differ only in it stay one.
     run_seconds: int = 0
+    # Its queue's allowedRegions (scheduler/residency.py `fenced`, at the start of each cycle): () = any region.
+    queue_fence: tuple[str, ...] = ()
 
     @property
     def pod_security_need(self) -> PodSecurityNeed:
@@ -107,7 +109,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.resource_name,
                 self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps,
-                self.respects, self.run_seconds)
+                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -119,7 +121,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
                 self.resource_name, self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps,
-                self.respects, self.run_seconds)
+                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence)
 
 
 def may_spread(spec: JobSpec) -> bool:

@@ -31,6 +31,7 @@ from federator.scheduler.framework import (
     model_accepted,
 )
 from federator.scheduler.maintenance_window import MaintenanceWindow
+from federator.scheduler.residency import AllowedRegions, RegionLatency
 from federator.security.podsecurity import PodSecurity, describe, policy_of_labels
 
 # -- filters ------------------------------------------------------------------
@@ -184,27 +185,6 @@ class AcceleratorSharing:
                           f"{cluster.name} offers no shared or MIG device for a {m}m replica: {shown}")
         return Reason(ReasonCode.SHARING_UNAVAILABLE,
                       f"{cluster.name} offers only shares, not whole devices, for {m // MILLI}: {shown}")
-
-
-@dataclass(frozen=True, slots=True)
-class RegionLatency:
-    """With a latency budget, only regions within it of the users' region (the policy's matrix)."""
-
-    name: str = "RegionLatency"
-
-    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
-        spec = request.spec
-        if not spec.max_latency_ms:
-            return None
-        ms = ctx.latency_ms(spec.user_region, cluster.region)
-        if ms is None:
-            return Reason(ReasonCode.LATENCY_BUDGET,
-                          f"{cluster.name}: no latency known from {spec.user_region} to {cluster.region}")
-        if ms > spec.max_latency_ms:
-            return Reason(ReasonCode.LATENCY_BUDGET,
-                          f"{cluster.name}: {cluster.region} is {ms}ms from {spec.user_region}, "
-                          f"budget {spec.max_latency_ms}ms")
-        return None
 
 
 def _count_text(milli: int) -> str:
@@ -543,6 +523,7 @@ class RandomFit:
 
 
 FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
+    "AllowedRegions": AllowedRegions,  # always on (Scheduler): a hard bound, data residency
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "NotRecentlyRefused": NotRecentlyRefused,
@@ -555,8 +536,9 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "CpuMemoryFit": CpuMemoryFit,
 }
 
-CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "NotRecentlyRefused", "MaintenanceWindow",
-                                    "PodSecurity", "AcceleratorModel", "AcceleratorSharing", "RegionLatency"})
+CYCLE_CONSTANT_FILTERS = frozenset({"AllowedRegions", "ClusterReady", "WorkloadKind", "NotRecentlyRefused",
+                                    "MaintenanceWindow", "PodSecurity", "AcceleratorModel", "AcceleratorSharing",
+                                    "RegionLatency"})
 """Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
 state, the workload kinds it runs, its labels, the clusters the job avoids, its maintenance window against the
 job's run bound, the kinds of its pools: vendor, model, memory, sharing; the latency matrix), not on free capacity:

@@ -26,6 +26,7 @@ field at fault, all of them at once::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -278,8 +279,8 @@ def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) ->
         return None
     for key in body:
         if key not in ("weight", "quota", "maxPendingJobs", "maxPriority", "maxRunSeconds", "ownerShare",
-                       *_ACCESS_FIELDS):
-            bad(f"{where}.{key}", "is not a known field (known: access, maxPendingJobs, maxPriority, "
+                       "allowedRegions", *_ACCESS_FIELDS):
+            bad(f"{where}.{key}", "is not a known field (known: access, allowedRegions, maxPendingJobs, maxPriority, "
                 "maxRunSeconds, namespaceSelector, namespaces, ownerShare, quota, weight)")
     weight = body.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
@@ -305,8 +306,23 @@ def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) ->
         bad(f"{where}.ownerShare", f"must be true (within a priority, the user holding least goes first) or false "
                                    f"(submission order), got {share!r}")
         share = True
+    fence = _allowed_regions(body.get("allowedRegions", []), f"{where}.allowedRegions", bad)
     return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap, max_priority=top,
-                       max_run_seconds=run, owner_share=share)
+                       max_run_seconds=run, owner_share=share, allowed_regions=fence)
+
+
+_REGION_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _allowed_regions(value: Any, where: str, bad: Any) -> tuple[str, ...]:
+    """A queue's fence (`allowedRegions`): region names, as agents' Hellos give them; () = any region."""
+    if not isinstance(value, list) or not all(isinstance(r, str) and _REGION_NAME.match(r) for r in value):
+        bad(where, f"must be a list of region names (lower-case DNS labels, as agents' Hellos give), got {value!r}")
+        return ()
+    if len(value) > 64:
+        bad(where, f"at most 64 regions, got {len(value)}")
+        return ()
+    return tuple(dict.fromkeys(value))
 
 
 def _quota(body: Any, where: str, bad: Any, models: ModelCheck | None) -> Quota:

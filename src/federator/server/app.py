@@ -44,6 +44,7 @@ from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.metrics_endpoint import MetricsEndpoint
 from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
+from federator.server.outside_regions import say_outside
 from federator.server.policy_file import PolicyFile, PolicyFileError
 from federator.server.policy_use import use_policy
 from federator.server.queue_service import QueueService
@@ -441,6 +442,7 @@ async def serve(opts: ServeOptions) -> None:
              ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs),
              jobs_from,
              "compiled" if COMPILED else "interpreted (see setup.py: about half the placements per second)")
+    say_outside(fed.jobs.values(), fed.scheduler.config)  # a fence narrowed while it was down (outside_regions.py)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -36,6 +36,7 @@ _PROTO_NAMES: tuple[tuple[str, str], ...] = (
     ("spec.acceleratorModels", "spec.accelerator_models"),
     ("spec.gpuModels", "spec.accelerator_models"),  # the old name of acceleratorModels, kept working
     ("spec.regions.preferred", "spec.preferred_regions"),
+    ("spec.regions.allowed", "spec.allowed_regions"),
     ("spec.regions.minRegions", "spec.min_regions"),
     ("spec.regions.user", "spec.user_region"),
     ("spec.regions.maxLatencyMs", "spec.max_latency_ms"),

@@ -43,6 +43,7 @@ from federator.jobfile import (
 from federator.jsontext import JsonTextError, load_json
 from federator.model import Job, JobHold, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
 from federator.scheduler import SchedulerConfig
+from federator.scheduler.residency import queue_fence, submit_warnings
 from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
 from federator.security.delegates import Budget, Delegate, budget
 from federator.security.limits import BACK_PRESSURE, RejectReason
@@ -208,7 +209,8 @@ class Intake:
         return early + template_key_warnings(spec) + accelerator_warnings(spec) + rendezvous_warnings(spec) \
             + self.fleet.warnings(spec, legacy) + self.fleet.fit_warnings(spec, members, legacy) \
             + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config) \
-            + region_warnings(spec, regions, config)
+            + region_warnings(spec, regions, config) \
+            + submit_warnings(spec.allowed_regions, spec.preferred_regions, queue_fence(config, spec.queue), regions)
 
     def fleet_settled(self) -> bool:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a
@@ -294,7 +296,8 @@ class Intake:
             raise SubmitError(f"metadata.annotations[{EARLY_FAILURE_ANNOTATION}]: must be one of "
                               f"{', '.join(EARLY_FAILURE_POLICIES)}, got {on_early[:80]!r}")
         problem = fed.limits.check_job(spec) or self._priority_problem(spec) or \
-            fed.scheduler.config.run_limit_problem(spec.queue, spec.max_run_seconds)  # its queue's maxRunSeconds
+            fed.scheduler.config.run_limit_problem(spec.queue, spec.max_run_seconds) or \
+            fed.scheduler.config.region_problem(spec.queue, spec.allowed_regions)  # its queue's allowedRegions
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from federator.security.authz import Authorizer
 from federator.server.federator import Federator
 from federator.server.kept_room import KeptRoom
+from federator.server.outside_regions import say_outside
 from federator.server.policy_file import LoadedPolicy
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def use_policy(old: LoadedPolicy, new: LoadedPolicy, *, fed: Federator, authz: A
             authz.policy = new.tenancy
             fed.set_scheduler_config(new.config)
         _say_removed(old, new, fed)
+        say_outside(fed.jobs.values(), fed.scheduler.config)  # a narrowed allowedRegions (server/outside_regions.py)
         sizing = KeptRoom.of(fed.limits.max_pending_jobs, len(fed.scheduler.config.queues)).sizing_problem()
     except BaseException:
         authz.base, authz.policy, fed.scheduler = kept[0], kept[1], kept[2]

@@ -206,7 +206,7 @@ class QueueService(Edge, queues_pb2_grpc.QueueServiceServicer):
             oldest_pending_seconds=sample.oldest_pending.get(q, 0.0), quota=quota,
             pending_limit=_limit(submit_room.queue_pending(self.fed, q)),
             max_priority=config.max_priority(q)[0], max_run_seconds=config.max_run_seconds(q)[0],
-            owner_share=qc.owner_share, own=own)
+            owner_share=qc.owner_share, own=own, allowed_regions=list(qc.allowed_regions))
 
 
 def _limit(held: submit_room.Held) -> identity_pb2.SubmitLimit:

@@ -15,6 +15,7 @@ from federator.metrics import ClusterSample, StateSample
 from federator.model import MILLI, JobKind, JobPhase, ReasonCode, placement_held_milli
 from federator.scheduler import Snapshot
 from federator.scheduler.standing import fair_shares, fleet_of
+from federator.server.outside_regions import counts as outside_counts
 from federator.server.pending_demand import pending_accelerators
 
 if TYPE_CHECKING:
@@ -109,7 +110,8 @@ def state_sample(fed: Federator) -> StateSample:
     wanted = pending_accelerators(everything, (p for rec in fed.clusters.values() if rec.capacity is not None
                                                for p in rec.capacity.accelerator_pools)) if pending else {}
     return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest, dict(replicas_waiting),
-                       dict(replicas_short), weights, fair, dict(never), wanted)
+                       dict(replicas_short), weights, fair, dict(never), wanted,
+                       outside_counts(everything, fed.scheduler.config) if holding else {})
 
 
 def _shares(fed: Federator, jobs: Mapping[tuple[str, str], int], snap: Snapshot

@@ -158,7 +158,8 @@ class Simulation:
         admitted = []
         for j in jobs:
             problem = self.scheduler.config.priority_problem(j.spec.queue, j.spec.priority) or \
-                self.scheduler.config.run_limit_problem(j.spec.queue, j.spec.max_run_seconds)
+                self.scheduler.config.run_limit_problem(j.spec.queue, j.spec.max_run_seconds) or \
+                self.scheduler.config.region_problem(j.spec.queue, j.spec.allowed_regions)
             if problem is None:
                 admitted.append(j)
             else:

@@ -87,6 +87,8 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
     }
     if s.max_run_seconds:  # only when set: a spec without one is the document (and the byte count) it was
         doc["max_run_seconds"] = s.max_run_seconds
+    if s.allowed_regions:  # only when set, as max_run_seconds
+        doc["allowed_regions"] = list(s.allowed_regions)
     return doc
 
 
@@ -112,6 +114,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         min_regions=s.get("min_regions", 1), user_region=s.get("user_region", ""),
         max_latency_ms=s.get("max_latency_ms", 0), workload_json=s.get("workload_json", ""),
         group_size=s.get("group_size", 1), max_run_seconds=s.get("max_run_seconds", 0),
+        allowed_regions=tuple(s.get("allowed_regions", ())),
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),

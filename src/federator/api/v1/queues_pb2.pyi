@@ -61,7 +61,7 @@ class OwnStanding(_message.Message):
     def __init__(self, owner: _Optional[str] = ..., held_accelerators: _Optional[float] = ..., held_cpu_cores: _Optional[float] = ..., pending_jobs: _Optional[int] = ..., placed_jobs: _Optional[int] = ..., running_jobs: _Optional[int] = ..., others_held_accelerators: _Optional[float] = ..., owners: _Optional[int] = ..., owners_holding_less: _Optional[int] = ..., jobs_ahead: _Optional[int] = ...) -> None: ...
 
 class QueueStanding(_message.Message):
-    __slots__ = ("name", "declared", "weight", "held_accelerators", "held_cpu_cores", "fair_share_accelerators", "pending_jobs", "placed_jobs", "running_jobs", "never_runnable_jobs", "oldest_pending_seconds", "quota", "pending_limit", "max_priority", "max_run_seconds", "owner_share", "own")
+    __slots__ = ("name", "declared", "weight", "held_accelerators", "held_cpu_cores", "fair_share_accelerators", "pending_jobs", "placed_jobs", "running_jobs", "never_runnable_jobs", "oldest_pending_seconds", "quota", "pending_limit", "max_priority", "max_run_seconds", "owner_share", "own", "allowed_regions")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class QueueStanding(_message.Message):
     MAX_RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OWNER_SHARE_FIELD_NUMBER: _ClassVar[int]
     OWN_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_REGIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     declared: bool
     weight: float
@@ -96,7 +97,8 @@ class QueueStanding(_message.Message):
     max_run_seconds: int
     owner_share: bool
     own: OwnStanding
-    def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., weight: _Optional[float] = ..., held_accelerators: _Optional[float] = ..., held_cpu_cores: _Optional[float] = ..., fair_share_accelerators: _Optional[float] = ..., pending_jobs: _Optional[int] = ..., placed_jobs: _Optional[int] = ..., running_jobs: _Optional[int] = ..., never_runnable_jobs: _Optional[int] = ..., oldest_pending_seconds: _Optional[float] = ..., quota: _Optional[_Union[QueueQuota, _Mapping]] = ..., pending_limit: _Optional[_Union[_identity_pb2.SubmitLimit, _Mapping]] = ..., max_priority: _Optional[int] = ..., max_run_seconds: _Optional[int] = ..., owner_share: _Optional[bool] = ..., own: _Optional[_Union[OwnStanding, _Mapping]] = ...) -> None: ...
+    allowed_regions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., weight: _Optional[float] = ..., held_accelerators: _Optional[float] = ..., held_cpu_cores: _Optional[float] = ..., fair_share_accelerators: _Optional[float] = ..., pending_jobs: _Optional[int] = ..., placed_jobs: _Optional[int] = ..., running_jobs: _Optional[int] = ..., never_runnable_jobs: _Optional[int] = ..., oldest_pending_seconds: _Optional[float] = ..., quota: _Optional[_Union[QueueQuota, _Mapping]] = ..., pending_limit: _Optional[_Union[_identity_pb2.SubmitLimit, _Mapping]] = ..., max_priority: _Optional[int] = ..., max_run_seconds: _Optional[int] = ..., owner_share: _Optional[bool] = ..., own: _Optional[_Union[OwnStanding, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListQueuesResponse(_message.Message):
     __slots__ = ("queues", "next_page_token", "sampled_at", "fleet_accelerators", "user_pending_jobs")

@@ -53,6 +53,7 @@ from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
 from federator.security.audit import AuditLog
 from federator.security.authz import Access, Authorizer, LabelSelector, queue_tenancy
 from federator.server.federator import Federator
+from federator.server.outside_regions import say_outside
 
 log = logging.getLogger("federator.kube.queues")
 
@@ -156,6 +157,7 @@ class QueueController:
             changed = sorted(n for n in set(queues) | set(self.queues) if queues.get(n) != self.queues.get(n))
             log.info("queues from Queue objects changed: %s", ", ".join(changed) or "(policy file)")
             self.fed.set_scheduler_config(config)
+            say_outside(self.fed.jobs.values(), config)  # a narrowed allowedRegions (server/outside_regions.py)
         self.queues, self.problems, self._valid = queues, problems, valid
         self._dirty.set()
 
