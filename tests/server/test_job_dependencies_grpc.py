@@ -28,7 +28,6 @@ from federator.store import SqliteJobStore
 
 from builders import job
 
-
 DEPENDS_ON = "federator.io/depends-on"
 FAIL_AT_ONCE = {"federator.io/early-failure": "fail"}  # a failure soon after starting is not placed once more
 

@@ -18,9 +18,9 @@ stored spec and each waiting job is judged again on start against its dependenci
   fails the dependent at once ("DependencyNeverSatisfied: ..."), which fails its own dependents in turn; when all
   succeeded (afterany: all ended) the job becomes a candidate of the next cycle. While it waits, its message
   follows its dependencies' phases.
-- A dependent is released on its dependency's end as memory holds it, before that end is durable (the end's
-  write is on its way): a crash in that gap restarts the dependency's last stored phase, and a job already
-  released keeps running. Releasing is what a Slurm controller does on the same in-memory event.
+- Dependents are judged when a job's change is announced (`Federator.notify`, what Watch hears), which for an
+  agent's report of an end and for a Cancel is once that end is stored: a restart never finds a dependent placed
+  behind a dependency whose end the store lost.
 """
 
 from __future__ import annotations
