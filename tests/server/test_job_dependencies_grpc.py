@@ -240,3 +240,27 @@ def test_a_waiting_job_is_counted_under_dependency_and_left_out_of_the_oldest_pe
     fed.cancel(first.job_id)  # afterok: the second fails with it, and nothing waits
     assert _samples(metrics, "federator_oldest_pending_job_age_seconds") == {}
     assert [j.phase for j in fed.jobs.values()] == [JobPhase.CANCELLED, JobPhase.FAILED]
+
+
+def test_a_waiting_job_held_and_released_waits_on_with_its_reason(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            await agent.send(report())
+            a = (await jobs.Submit(after("prep"))).job
+            a_id, a_pid = await placed(agent)
+            request = after("train", "prep")
+            request.hold = True
+            b = (await jobs.Submit(request)).job
+            assert b.pending_reason.code == "Held" and b.HasField("hold")
+            released = await jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=b.job_id))
+            assert released.pending_reason.code == "Dependency"  # not "waiting for the next scheduling cycle"
+            assert released.pending_reason.message == f"waiting for afterok: {a.job_id} (Placed)"
+            await quiet(fed)
+            assert fed.jobs[b.job_id].phase is JobPhase.PENDING
+            await ends(fed, agent, a_id, a_pid, JobPhase.SUCCEEDED)
+            assert (await placed(agent))[0] == b.job_id
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())

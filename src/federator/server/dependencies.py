@@ -119,6 +119,13 @@ class Dependencies:
             self._after.setdefault(JobId(key), set()).add(job.job_id)
         self._judge(job, dep, tell=tell)
 
+    def released(self, job: Job) -> None:
+        """A hold of `job` was let go (server/job_holds.py): while it still waits on others, its reason is theirs
+        (Dependency), not "waiting for the next scheduling cycle"."""
+        dep = job.spec.depends_on
+        if job.waiting_on and dep is not None:
+            self._judge(job, dep, tell=False)
+
     def changed(self, jobs: Iterable[Job]) -> None:
         """Jobs changed (Federator.notify): the dependents of each are judged again. Re-entrant calls (a failed
         dependent's own notify) are queued and worked here, so a long chain never recurses."""
