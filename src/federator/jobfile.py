@@ -44,6 +44,7 @@ from federator.model import (
     to_bytes,
     to_milli,
 )
+from federator.model.dependency import DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
 from federator.yamltext import YamlShapeError, load_documents, yaml_problem
 
 API_VERSION = "federator.io/v1alpha1"
@@ -239,6 +240,31 @@ def _more_documents(text: str) -> bool:
     return "\n---" in text
 
 
+def _depends_on(raw: object, bad: Any) -> JobDependency | None:
+    """spec.dependsOn: {condition: afterok|afterany (afterok if left out), jobs: [job ids or names]}, the jobs this
+    one waits on (server/dependencies.py); None, with the problem said, when it does not read."""
+    if not isinstance(raw, Mapping):
+        bad("spec.dependsOn", f"must be a mapping with jobs (and condition), got {shown(raw)}")
+        return None
+    for key in raw:
+        if key not in ("condition", "jobs"):
+            bad("spec.dependsOn", f"unknown field {shown(key)}; it takes condition and jobs")
+            return None
+    condition = raw.get("condition", Condition.AFTER_OK.value)
+    if condition not in [c.value for c in Condition]:
+        bad("spec.dependsOn.condition", f"must be afterok or afterany, got {shown(condition)}")
+        return None
+    jobs = raw.get("jobs")
+    if not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs):
+        bad("spec.dependsOn.jobs", f"must be a list of job ids or names, got {shown(jobs)}")
+        return None
+    dependency = checked(Condition(condition), tuple(jobs))
+    if isinstance(dependency, str):
+        bad("spec.dependsOn.jobs", dependency.removeprefix("jobs: "))
+        return None
+    return dependency
+
+
 def held_of(doc: object) -> bool:
     """Whether a job document asks to be held (spec.held: true, server/job_holds.py): not part of the JobSpec, since
     a hold is the job's state, not what it asks to run; `federator submit` sends it as SubmitRequest.hold, and in
@@ -431,6 +457,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     if not isinstance(spec.get("held", False), bool):  # read by held_of (the job itself is no different held)
         bad("spec.held", f"must be true or false, got {shown(spec.get('held'))}")
+    if "dependsOn" in spec:  # kept as its annotation, as the store keeps it (model/dependency.py)
+        dependency = _depends_on(spec["dependsOn"], bad)
+        if dependency is not None:
+            annotations[DEPENDS_ON_ANNOTATION] = dependency.annotation()
 
     max_run = spec.get("maxRunSeconds", 0)
     if "maxRunSeconds" in spec and (isinstance(max_run, bool) or not isinstance(max_run, int)
@@ -448,7 +478,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             template_json = json.dumps(template, sort_keys=True)
 
     known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
-             "template", "preemptible", "workload", "maxRunSeconds", "held"}
+             "template", "preemptible", "workload", "maxRunSeconds", "held", "dependsOn"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
@@ -889,6 +919,11 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}
     if spec.labels:
         meta["labels"] = dict(spec.labels)
-    if spec.annotations:
-        meta["annotations"] = dict(spec.annotations)
+    annotations = dict(spec.annotations)
+    dependency = spec.depends_on
+    if dependency is not None:  # said as the field it is written as, not as its stored form
+        del annotations[DEPENDS_ON_ANNOTATION]
+        body["dependsOn"] = {"condition": dependency.condition.value, "jobs": list(dependency.jobs)}
+    if annotations:
+        meta["annotations"] = annotations
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body}

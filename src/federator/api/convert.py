@@ -29,6 +29,7 @@ from federator.model import (
     Resources,
 )
 from federator.model.cluster import RoomClass, shared_bucket, whole_bucket
+from federator.model.dependency import DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
 from federator.model.node_room import NodeRoom
 
 _KIND_TO_PB = {JobKind.TRAINING: types_pb2.JOB_KIND_TRAINING, JobKind.INFERENCE: types_pb2.JOB_KIND_INFERENCE}
@@ -79,7 +80,7 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         priority=spec.priority,
         preferred_regions=list(spec.preferred_regions),
         labels=dict(spec.labels),
-        annotations=dict(spec.annotations),
+        annotations={k: v for k, v in spec.annotations if k != DEPENDS_ON_ANNOTATION or spec.depends_on is None},
         pod_template_json=spec.pod_template_json,
         preemptible=spec.preemptible,
         min_regions=spec.min_regions,
@@ -92,7 +93,31 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
             pod_template_json=a.pod_template_json, resource_name=a.resource_name) for a in spec.accelerators],
         max_run_seconds=spec.max_run_seconds,
         allowed_regions=list(spec.allowed_regions),
+        depends_on=_dependency_to_pb(spec.depends_on),
     )
+
+
+def _dependency_to_pb(dep: JobDependency | None) -> types_pb2.JobDependency | None:
+    """The wire's field of what the spec keeps as an annotation (model/dependency.py); the annotation is not sent
+    beside it, so a federator before 0.14.0 sees no dependency at all, and its reply lacks the field."""
+    return None if dep is None else types_pb2.JobDependency(condition=dep.condition.value, jobs=list(dep.jobs))
+
+
+def _annotations_from_pb(pb: types_pb2.JobSpec) -> tuple[tuple[str, str], ...]:
+    """The spec's annotations, with depends_on kept as its annotation (model/dependency.py); WireError naming
+    spec.dependsOn when it does not read."""
+    out = dict(pb.annotations)
+    if pb.HasField("depends_on"):
+        try:
+            condition = Condition(pb.depends_on.condition or Condition.AFTER_OK.value)
+        except ValueError:
+            raise WireError(f"spec.dependsOn.condition: must be afterok or afterany, got "
+                            f"{pb.depends_on.condition[:40]!r}") from None
+        dep = checked(condition, tuple(pb.depends_on.jobs))
+        if isinstance(dep, str):
+            raise WireError(f"spec.dependsOn.{dep}")
+        out[DEPENDS_ON_ANNOTATION] = dep.annotation()
+    return tuple(sorted(out.items()))
 
 
 def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
@@ -116,7 +141,7 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         priority=pb.priority,
         preferred_regions=tuple(pb.preferred_regions),
         labels=tuple(sorted(pb.labels.items())),
-        annotations=tuple(sorted(pb.annotations.items())),
+        annotations=_annotations_from_pb(pb),
         pod_template_json=pb.pod_template_json,
         preemptible=pb.preemptible,
         min_regions=pb.min_regions or 1,

@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--hold", action="store_true",
                    help="submit the jobs held: each waits, never placed, until `federator release` (a job file's "
                         "spec.held: true does the same for its job; cli/hold.py)")
+    s.add_argument("--after", action="append", default=[], metavar="JOB",
+                   help="each job waits until JOB (a job id, namespace/name or name) has Succeeded, and fails if it "
+                        "fails (sbatch --dependency=afterok); repeatable; the federator keeps the chain "
+                        "(spec.dependsOn in a job file does the same)")
+    s.add_argument("--after-any", action="append", default=[], metavar="JOB",
+                   help="each job waits until JOB has ended, however (sbatch --dependency=afterany); repeatable")
     s.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="the federator operator's accelerator catalog file, so job files may name the resources of "
                         "vendors it adds; without it the CLI leaves vendors it does not know to the federator")

@@ -3,11 +3,13 @@ that surely share a name, sends none (half a submission, for a mistake visible i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from federator.jobfile import FieldProblem, JobFileError, job_paths, load_job_files
 from federator.jobsource import source_name
-from federator.model import JobSpec
+from federator.model import DEPENDS_ON_ANNOTATION, Condition, JobSpec
+from federator.model.dependency import checked
 from federator.security.namespaces import DEFAULT_NAMESPACE
 
 
@@ -50,3 +52,28 @@ def read_sources(paths: list[Path], *, held: list[bool] | None = None) -> list[t
 
 
 __all__ = ["read_sources", "read_specs"]
+
+
+def with_dependency(sources: list[tuple[JobSpec, str]], after: list[str],
+                    after_any: list[str]) -> list[tuple[JobSpec, str]]:
+    """Each job waiting on the jobs `submit --after JOB` (afterok) or `--after-any JOB` (afterany) names, kept as
+    spec.dependsOn is (model/dependency.py); JobFileError for both flags, a bad list, or a job file's own
+    spec.dependsOn beside them (which of the two was meant is not guessed)."""
+    if not after and not after_any:
+        return sources
+    if after and after_any:
+        raise JobFileError([FieldProblem("--after", "--after and --after-any may not be given together: a job "
+                                                    "waits under one condition")])
+    condition = Condition.AFTER_OK if after else Condition.AFTER_ANY
+    flag = "--after" if after else "--after-any"
+    dependency = checked(condition, tuple(after or after_any))
+    if isinstance(dependency, str):
+        raise JobFileError([FieldProblem(flag, dependency.removeprefix("jobs: "))])
+    out = []
+    for spec, where in sources:
+        if spec.depends_on is not None:
+            raise JobFileError([FieldProblem("spec.dependsOn", f"{flag} was given too; give one or the other")],
+                               where)
+        kept = tuple(sorted({**dict(spec.annotations), DEPENDS_ON_ANNOTATION: dependency.annotation()}.items()))
+        out.append((replace(spec, annotations=kept), where))
+    return out

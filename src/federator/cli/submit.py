@@ -18,7 +18,7 @@ from federator.cli import calls
 from federator.cli.arg_types import whole
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
-from federator.cli.job_files import read_sources
+from federator.cli.job_files import read_sources, with_dependency
 from federator.cli.request_ids import RequestIdError
 from federator.cli.submit_calls import NoAnswer, iter_submit, submit_requests
 from federator.cli.written_form import as_written, written_resources
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     held: list[bool] = []
     try:
         with client_view(view):
-            sources = read_sources(args.filename, held=held)
+            sources = with_dependency(read_sources(args.filename, held=held), args.after, args.after_any)
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
         for request, hold in zip(requests, held, strict=True):
             request.hold = args.hold or hold
@@ -94,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not hold it (one older than "
                       f"0.14.0 does not know holds), so it is not kept: {_take_back(args, job.job_id)}",
                       file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
+            elif requests[done].spec.HasField("depends_on") and not job.spec.depends_on:  # before 0.14.0: no wait
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its dependency "
+                      f"(one older than 0.14.0 does not know spec.dependsOn), so it is not kept: "
+                      f"{_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
             elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused

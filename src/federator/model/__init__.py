@@ -17,6 +17,7 @@ from federator.model.cluster import (
     partition_worth,
     pool_unit,
 )
+from federator.model.dependency import DEPENDS_ON_ANNOTATION, MAX_DEPENDENCIES, Condition, JobDependency
 from federator.model.job import (
     Job,
     JobHold,
@@ -50,6 +51,10 @@ from federator.model.resources import (
 )
 
 __all__ = [
+    "DEPENDS_ON_ANNOTATION",
+    "MAX_DEPENDENCIES",
+    "Condition",
+    "JobDependency",
     "BUILTIN_WORKLOAD_KINDS",
     "DEFAULT_VENDOR",
     "AcceleratorAlternative",

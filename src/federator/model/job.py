@@ -16,6 +16,7 @@ from typing import NewType
 
 from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorAlternative
 from federator.model.cluster import held_milli
+from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
 from federator.model.resources import Resources, format_accelerators
 
 JobId = NewType("JobId", str)
@@ -77,6 +78,9 @@ class ReasonCode(StrEnum):
     # its owner or an admin held it (JobService.Hold, `submit --hold`, a FederatedJob's spec.held): it is never placed
     # until released; the message names who held it and when (server/job_holds.py)
     HELD = "Held"
+    # it waits on the jobs its spec names (JobSpec.depends_on, a FederatedJob's spec.dependsOn): never placed until
+    # they end as its condition asks; the message names each and its phase (server/dependencies.py)
+    DEPENDENCY = "Dependency"
     WAITING = "Waiting"
 
 
@@ -171,6 +175,16 @@ class JobSpec:
 
     def annotation(self, key: str, default: str = "") -> str:
         return dict(self.annotations).get(key, default)
+
+    @property
+    def depends_on(self) -> JobDependency | None:
+        """The jobs it waits on (model/dependency.py: kept as an annotation, so stored as the spec is); None when it
+        waits on none, or when the annotation does not read (Submit refuses such a spec)."""
+        value = self.annotation(DEPENDS_ON_ANNOTATION)
+        if not value:
+            return None
+        dep = parse_dependency(value)
+        return dep if isinstance(dep, JobDependency) else None
 
     @property
     def recorded_user(self) -> str:
@@ -301,6 +315,9 @@ class Job:
     waiting_since: float = 0.0
     # Held from placement until released (None: not held); only a Pending job is ever held. Stored with the job.
     hold: JobHold | None = None
+    # The jobs it still waits on (spec.depends_on, server/dependencies.py): while any, never placed. Not stored: a
+    # restart judges it again from the spec and the stored phases of those jobs.
+    waiting_on: tuple[JobId, ...] = ()
 
     @property
     def clusters(self) -> list[str]:

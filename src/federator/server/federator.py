@@ -44,6 +44,7 @@ from federator.server.clusters import (
     report_gate,
 )
 from federator.server.cordons import Cordons
+from federator.server.dependencies import Dependencies
 from federator.server.drains import Drains
 from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
 from federator.server.end_times import ClampLog, latest_end, placement_end
@@ -123,6 +124,7 @@ class Federator:
         self.on_superseded: Callable[[Iterable[Placement]], None] = lambda gone: None
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
+        self.dependencies = Dependencies(self)  # jobs waiting on others' ends (server/dependencies.py)
         self.cancels = UserCancels(self)  # a user's Cancel: stored first, awaited off the loop (server/cancelling.py)
         self.scalings = Scalings()  # one awaited Scale of a job at a time (server/scaling.py)
         self.stored_first = StoredFirst(self)  # moves' and surges' changes, stored first off the loop (stored_first.py)
@@ -148,6 +150,7 @@ class Federator:
         self.clusters.update(expected_back(self.jobs.values(), known=self.clusters, now=self.clock()))
         # The loop's first placements wait for the clusters expected back (server/settle.py); 0: never.
         self.settling = Settling(self.clock(), settle_seconds)
+        self.dependencies.start()  # each waiting job judged against what the store holds
 
     # -- the job API ------------------------------------------------------
 
@@ -521,7 +524,9 @@ class Federator:
 
     def notify(self, jobs: Iterable[Job]) -> None:
         """Jobs changed, or were removed (gone from `jobs`): numbered for every Watch (server/watch_history.py)."""
+        jobs = list(jobs)
         self.history.record(jobs, self.jobs)
+        self.dependencies.changed(jobs)  # a job's end releases or fails those waiting on it
 
     def sample(self) -> StateSample:
         """What a scrape reports (server/state_sample.py)."""

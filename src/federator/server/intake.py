@@ -48,6 +48,7 @@ from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_o
 from federator.security.delegates import Budget, Delegate, budget
 from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
+from federator.server.dependencies import Visible, resolved, same_namespace
 from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EARLY_FAILURE_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
@@ -220,16 +221,18 @@ class Intake:
 
     # -- submit ---------------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None) -> Job:
+    def submit(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None,
+               visible: Visible | None = None) -> Job:
         """Accept a job: stored before this returns.
 
         With a request id (or a spec carrying the request-id annotation), a
         submission the federator has seen returns the job it created then,
         whatever its phase, so a client that lost the reply can retry safely;
         the same id with a different spec raises RequestIdConflict. With `hold`, the job is held from its first
-        write (server/job_holds.py); a replay answers the job as it is.
+        write (server/job_holds.py); a replay answers the job as it is. `visible`: the jobs the submitter may see, of
+        those a spec.dependsOn key names (server/dependencies.py); None: those of the spec's own namespace.
         """
-        job, new = self._admit(spec, request_id, hold)
+        job, new = self._admit(spec, request_id, hold, visible)
         if new:
             try:
                 self.fed.journal.write([job])
@@ -239,7 +242,8 @@ class Intake:
             self._accepted(job)
         return job
 
-    async def submit_async(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None) -> Job:
+    async def submit_async(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None,
+                           visible: Visible | None = None) -> Job:
         """`submit` for the gRPC edge: the write joins a group commit, and the loop serves others meanwhile.
 
         The job is reserved (its name and request id taken) before the write,
@@ -249,7 +253,7 @@ class Intake:
         The write is shielded from the caller: a client killed while its job is on its way to the
         disk cancels this call, not the write. Cancelled, the call used to forget a job the disk then
         held, so the client's retry made a second job and a restart brought back the first."""
-        job, new = self._admit(spec, request_id, hold)
+        job, new = self._admit(spec, request_id, hold, visible)
         if new:
             key = (job.spec.namespace, job.spec.name)
             write = asyncio.ensure_future(self._commit(job))
@@ -276,7 +280,8 @@ class Intake:
         if not write.cancelled() and write.exception() is not None and not isinstance(write.exception(), StoreError):
             log.warning("a submitted job's write failed: %s", write.exception())
 
-    def _admit(self, spec: JobSpec, request_id: str, hold: JobHold | None = None) -> tuple[Job, bool]:
+    def _admit(self, spec: JobSpec, request_id: str, hold: JobHold | None = None,
+               visible: Visible | None = None) -> tuple[Job, bool]:
         """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
         fed = self.fed
         spec = self._with_request_id(spec, request_id)
@@ -315,6 +320,12 @@ class Intake:
         request_id = spec.annotation(REQUEST_ID_ANNOTATION)
         owner = submitter_of(spec)
         seen = self.job_for_request(owner, request_id)
+        try:  # its keys as job ids (server/dependencies.py), before a replay compares the spec it kept
+            spec = resolved(fed.jobs, spec, visible or same_namespace(spec))
+        except SubmitError:
+            if seen is None:
+                self._reject(RejectReason.INVALID_JOB)
+                raise
         if seen is not None:
             if seen.spec != spec and not rescaled(seen.spec, spec):
                 fed.metrics.jobs_rejected.inc()
@@ -366,6 +377,7 @@ class Intake:
         self.arriving += 1
         self.bytes.enter(job.job_id, owner, size, delegate=delegate)
         fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
+        fed.dependencies.admitted(job)  # waits on the jobs its spec names, or not (server/dependencies.py)
         return job, True
 
     def _check_kept_room(self, queue: str, owner: Submitter, pending: int) -> None:

@@ -21,6 +21,7 @@ from federator.security.limits import RejectReason
 from federator.server import logs, watch_stream
 from federator.server.admission import name_taken
 from federator.server.cancel_jobs import cancel_jobs
+from federator.server.dependencies import DependencyEnded, DependencyNotFound
 from federator.server.edge import Edge
 from federator.server.errors import Exhausted, PressedLimit, bad_request, cut, exhausted, problems_of
 from federator.server.federator import Federator
@@ -167,7 +168,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                 replayed = self.fed.intake.job_for_request(
                     submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
                 held = hold_at_submit(self.fed, who.user) if request.hold else None  # server/job_holds.py
-                job = await self.fed.intake.submit_async(owned, request_id=request.request_id, hold=held)
+                job = await self.fed.intake.submit_async(owned, request_id=request.request_id, hold=held,
+                                                         visible=lambda named: self.authz.visible(who, named))
         except QueueFull as exc:
             code, message, pressed = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc
         except (AlreadyExists, RequestIdConflict) as exc:  # the audit keeps the whole message; the caller, its own
@@ -181,6 +183,10 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             told = _holder_told(exc, lambda other: bool(self.authz.visible(who, [other])), self.fed)
         except StoreRefused as exc:  # not retryable as it stands (a namespace the host cluster lacks, say)
             code, message = grpc.StatusCode.FAILED_PRECONDITION, f"{exc}; the job was not accepted"
+        except DependencyNotFound as exc:  # another tenant's job is answered as no job (server/dependencies.py)
+            code, message = grpc.StatusCode.NOT_FOUND, str(exc)
+        except DependencyEnded as exc:
+            code, message = grpc.StatusCode.FAILED_PRECONDITION, str(exc)
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
                 self.rejected(RejectReason.MALFORMED)

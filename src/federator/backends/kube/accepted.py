@@ -30,7 +30,7 @@ from typing import Any
 
 from federator.backends.kube.resources import condition, job_document, timestamp
 from federator.jobfile import JobFileError, parse_job
-from federator.model import JobSpec
+from federator.model import DEPENDS_ON_ANNOTATION, JobSpec
 from federator.security.authz import DELEGATE_ANNOTATION, GROUPS_ANNOTATION, USER_ANNOTATION
 
 ACCEPTED = "Accepted"  # the condition's type
@@ -38,7 +38,9 @@ SCALE_REFUSED = "ScaleRefused"  # its reasons when False, as the Warning Events 
 METADATA_IGNORED = "MetadataIgnored"
 PREFIX = "federator.io/"
 # The owner is the federator's record (status.owner), never what the object's annotations claim (security/authz.py)
-_OWNER_KEYS = frozenset({USER_ANNOTATION, GROUPS_ANNOTATION, DELEGATE_ANNOTATION})
+# and the dependency is spec.dependsOn's stored form (model/dependency.py), resolved to job ids at submission: the
+# object's spec says it, immutable (the CRD), never its metadata
+_OWNER_KEYS = frozenset({USER_ANNOTATION, GROUPS_ANNOTATION, DELEGATE_ANNOTATION, DEPENDS_ON_ANNOTATION})
 
 
 def ignored(status: dict[str, Any], notes: Mapping[str, str] | None, *, generation: int, now: float,
