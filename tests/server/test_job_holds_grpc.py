@@ -8,37 +8,19 @@ costs it nothing; a cycle that was already deciding when the hold came does not 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
 import pytest
 from agent_stream import agent_stream
-from server_support import capacity, spec
+from server_support import capacity, job_api, spec
 from test_cycle_off_loop import A_WHILE, HeldScheduler
 
 from federator.api import convert
-from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.model import JobPhase, ReasonCode
-from federator.security.auth import Authenticator
 from federator.server.federator import Federator
-from federator.server.services import JobService
 from federator.store import SqliteJobStore
-
-
-@asynccontextmanager
-async def job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    """`fed`'s JobService on a loopback port (insecure: the caller is the admin `anonymous`)."""
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            yield jobs_pb2_grpc.JobServiceStub(ch)
-    finally:
-        await server.stop(0)
 
 
 def submit(name: str, *, hold: bool = False) -> jobs_pb2.SubmitRequest:
