@@ -20,7 +20,7 @@ import yaml
 from federator.backends.kube.api import LEASES, KubeApi
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.namespace_claim import ClaimState, NamespaceClaim, NamespaceTaken, lease_name
-from federator.cli.client import list_jobs
+from federator.cli.get import list_jobs
 from federator.model import Job, JobPhase
 
 from kube_support import WORKLOADS, KubeFederation, Testbed, own_bed, service_account_kubeconfig

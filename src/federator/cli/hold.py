@@ -18,8 +18,9 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli import calls
+from federator.cli.calls import connect, fail, server_arguments
 from federator.cli.certs import client_options
-from federator.cli.client import CALL_TIMEOUT, _fail, _server, connect
 from federator.model import Job
 from federator.security.tls import TlsError
 from federator.timestamps import utc_seconds
@@ -32,13 +33,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "running one is refused: cancel it to stop it). An admin's hold of another "
                                    "user's job only an admin releases. Holding a held job changes nothing.")
     h.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name")
-    _server(h)
+    server_arguments(h)
     h.set_defaults(func=_hold)
     r = sub.add_parser("release", help="let held jobs be placed again",
                        description="Release held jobs: each is placed when room comes, in its place in its queue. "
                                    "Releasing a job that is not held changes nothing.")
     r.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name")
-    _server(r)
+    server_arguments(r)
     r.set_defaults(func=_release)
 
 
@@ -66,7 +67,7 @@ def _each(args: argparse.Namespace, action: str) -> int:
                 try:
                     job = _call(jobs, action, key)
                 except grpc.RpcError as err:
-                    code = _fail(err, args, prefix=f"{key}: ")
+                    code = fail(err, args, prefix=f"{key}: ")
                     first_failure = first_failure or code
                     continue
                 if action == "hold":
@@ -75,14 +76,14 @@ def _each(args: argparse.Namespace, action: str) -> int:
                     print(f"job {job.job_id} {job.phase}, " + ("released" if job.hold is None else held_words(job)),
                           flush=True)
     except TlsError as err:
-        return _fail(err, args)
+        return fail(err, args)
     return first_failure
 
 
 def _call(jobs: jobs_pb2_grpc.JobServiceStub, action: str, key: str) -> Job:
     if action == "hold":
-        return convert.job_from_pb(jobs.Hold(jobs_pb2.HoldJobRequest(job_id=key), timeout=CALL_TIMEOUT))
-    return convert.job_from_pb(jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=key), timeout=CALL_TIMEOUT))
+        return convert.job_from_pb(jobs.Hold(jobs_pb2.HoldJobRequest(job_id=key), timeout=calls.CALL_TIMEOUT))
+    return convert.job_from_pb(jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=key), timeout=calls.CALL_TIMEOUT))
 
 
 __all__ = ["held_words", "register"]
