@@ -39,7 +39,7 @@ def rejected(fed: Federator, reason: str) -> float:
 def placed_on_west(fed: Federator) -> tuple[Job, ClusterRecord, ClusterRecord]:
     """A job placed on west-1 (the only cluster with GPUs) while east-1, with none, is connected too."""
     west = join(fed, "west-1")
-    east = fed.connect(cluster="east-1", region="r", labels={})
+    east = fed.connect(cluster="east-1", region="east", labels={})  # the region its agent's Hello says below
     job = fed.submit(spec("victim"))
     fed.schedule_once()
     assert job.placements and job.placements[0].cluster == "west-1"
