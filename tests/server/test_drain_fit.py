@@ -10,6 +10,7 @@ from test_services_edge import channel, served
 
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.model import JobKind
+from federator.model.cordon import Cordon
 from federator.server.drain_fit import NoRoom, no_room_elsewhere
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
@@ -53,6 +54,18 @@ def test_the_jobs_no_other_cluster_has_room_for_are_named_a_serving_job_placed_i
     assert got.count == 1 and got.job_ids[0] in ids(fed, "train", "serve")  # room for two of the three asked
     fed = fleet(west_nodes=1)
     assert ids(fed, "serve")[0] in named(fed).job_ids  # one replica of two fits: still left short, so named
+
+
+def test_a_cluster_whose_maintenance_window_a_job_would_cross_is_no_room_for_it() -> None:
+    """west-1 has room for both jobs, but its maintenance begins tomorrow and neither job has a run bound: the cycle
+    would place neither there (scheduler/maintenance_window.py), so the drain's what-if names both, as it does when
+    west-1 has no room at all. Before, the what-if was not told of windows and said they had somewhere to go."""
+    fed = fleet(west_nodes=3)
+    assert named(fed) == NoRoom()
+    now = fed.clock()
+    window = Cordon("admin", now, "switch firmware", window_from=now + 86_400, window_until=now + 90_000)
+    assert asyncio.run(fed.cordons.cordon("west-1", window))
+    assert named(fed) == NoRoom(2, tuple(str(j.job_id) for j in fed.drains.left("east-1")))
 
 
 def test_a_dry_run_changes_nothing_and_says_which_jobs_would_be_left_pending() -> None:

@@ -4,12 +4,15 @@ deleted it, and a job whose only member held it went back to the end of that mem
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from server_support import H100, Clock, MemoryStore, capacity, join, make, spec
 
 from federator.api.v1 import agent_pb2, types_pb2
 from federator.jobfile import parse_job
 from federator.model import JobPhase, JobSpec, ReasonCode
+from federator.model.cordon import Cordon
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.validation import check_update
@@ -89,6 +92,24 @@ def test_a_held_placement_moves_when_another_cluster_can_run_it_now(clock: Clock
     assert p.cluster == "west-1" and p.generation == 2  # east-1 is avoided for a while, as after a refusal
     assert moves(fed) == {("east-1", "moved"): 1.0}
     assert any(isinstance(o, LaunchOrder) for o in drain(west))
+
+
+def test_a_held_placement_is_not_moved_onto_a_cluster_whose_maintenance_window_it_would_cross(clock: Clock) -> None:
+    """west-1 has room, but its maintenance begins tomorrow and the job has no run bound: the cycle would never
+    start it there (scheduler/maintenance_window.py), so the move's what-if must not either. Before, it was not
+    told of windows: the job was moved off its place in east-1's queue to west-1, then waited."""
+    fed = make(MemoryStore(), clock)
+    join(fed, "east-1")
+    pid, east = held_on_east(fed)
+    join(fed, "west-1")
+    window = Cordon("admin", clock.now, "switch", window_from=clock.now + 86_400, window_until=clock.now + 90_000)
+    assert asyncio.run(fed.cordons.cordon("west-1", window))
+    fed.job_update(east, pid, JobPhase.PLACED, HELD, admission_overdue=True)
+    fed.schedule_once()
+    (job,) = fed.jobs.values()
+    assert job.phase is JobPhase.PLACED and [p.placement_id for p in job.placements] == [pid]
+    assert job.placements[0].message.endswith("so it keeps its place in east-1's queue")
+    assert moves(fed) == {("east-1", "kept"): 1.0}
 
 
 def test_a_held_placement_stays_while_the_other_cluster_is_full_and_moves_once_it_has_room(clock: Clock) -> None:

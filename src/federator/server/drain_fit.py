@@ -13,7 +13,8 @@ over the fleet as it is now less the drained cluster:
   cluster's own work left out (it is what leaves), and the gangs' held room elsewhere kept;
 - every job on the drained cluster asked together, in the cycle's order, each for what the drain ends of it: a
   training gang whole, a serving job the replicas of its part there (its parts elsewhere counting toward its
-  minRegions), with the clusters it avoids (server/refusals.py);
+  minRegions), with the clusters it avoids (server/refusals.py) and its run bound where a maintenance window is
+  ahead (server/maintenance_windows.py: a cluster whose window it would cross is no room for it);
 - the policy's own scheduler (a new instance of its config, so no cache is shared with a cycle in flight),
   preemption as the policy allows it: a job that would preempt its way in is placed, not left pending.
 
@@ -35,6 +36,7 @@ from federator.model import Job
 from federator.scheduler import PlacementRequest, Scheduler
 from federator.scheduler.snapshot import Snapshot
 from federator.server.drain_surge import split, surges
+from federator.server.maintenance_windows import windowed
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -79,10 +81,11 @@ async def no_room_elsewhere(fed: Federator, cluster: str, left: Sequence[Job]) -
     held = fed.cycles.reserved
     reservations = tuple(r for r in held.current() if r.cluster != cluster)
     resting, now, config = held.resting(), fed.clock(), fed.scheduler.config
+    asked_for, ahead = windowed(fed, requests)  # a cluster whose maintenance window a job would cross is no room
 
     def ask() -> set[str]:
-        result = Scheduler(config).schedule(snapshot, requests, running=running, now=now,
-                                            reservations=reservations, resting=resting)
+        result = Scheduler(config).schedule(snapshot, asked_for, running=running, now=now,
+                                            reservations=reservations, resting=resting, maintenance=ahead)
         asked = {r.job_id: r.replicas for r in requests}
         return {str(d.job_id) for d in result.decisions
                 if sum(a.replicas for a in d.assignments) >= asked.get(d.job_id, 0)}

@@ -32,6 +32,9 @@ from federator.scheduler import Allocation, Scheduler, SchedulerConfig, Snapshot
 from federator.scheduler.framework import PlacementRequest
 from federator.scheduler.reservation import Reservation
 
+Windowed = Callable[[Sequence[PlacementRequest]], tuple[list[PlacementRequest], dict[str, float]]]
+"""Requests given their run bounds, and the maintenance windows ahead to pass the scheduler with them."""
+
 
 @dataclass(frozen=True, slots=True)
 class Ask:
@@ -79,14 +82,17 @@ class Moves:
 def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocation], held: Sequence[tuple[Job, Ask]],
              avoided: Callable[[JobId], tuple[str, ...]], now: float, *,
              holders: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = (),
-             resting: Mapping[JobId, float] | None = None) -> dict[JobId, str]:
+             resting: Mapping[JobId, float] | None = None,
+             windowed: Windowed | None = None) -> dict[JobId, str]:
     """For each held job a cycle would place whole elsewhere now, the cluster(s) it would go to.
 
     A job runs on more than its holding cluster (spread) is left out; each request avoids its holding cluster
     and those `avoided` names. `holders` are the requests of the gangs that hold `reservations` (the live
     cycle's, server/reservations.py): they compete here too, so their room stays theirs. Without them a held job
     was moved into room held for a gang, lost its place in its member's queue, and then waited `Reserved` in the
-    same turn's cycle, which keeps that room."""
+    same turn's cycle, which keeps that room. `windowed` gives the requests their run bounds and the maintenance
+    windows ahead (server/maintenance_windows.py): without it a held job was moved onto a cluster whose window it
+    would cross, where the cycle itself would never have placed it."""
     requests = []
     for job, ask in held:
         active = [p for p in job.placements if p.phase.is_active]
@@ -98,8 +104,9 @@ def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocat
     ids = {r.job_id for r in requests}
     wanted = {r.job_id: r.replicas for r in requests}
     requests += [r for r in holders if r.job_id not in ids]
+    requests, ahead = windowed(requests) if windowed is not None else (requests, {})
     result = scheduler.schedule(snapshot, requests, running=[a for a in running if a.job_id not in ids], now=now,
-                                reservations=reservations, resting=resting)
+                                reservations=reservations, resting=resting, maintenance=ahead)
     return {d.job_id: ",".join(sorted({a.cluster for a in d.assignments})) for d in result.decisions
             if d.job_id in wanted and sum(a.replicas for a in d.assignments) >= wanted[d.job_id]}
 

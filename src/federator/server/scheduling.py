@@ -84,7 +84,7 @@ from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
 from federator.server.giving_up import give_up
 from federator.server.job_message import job_message, keep_interruption, placements_message, preempted_message
-from federator.server.maintenance_windows import bounded, run_bound
+from federator.server.maintenance_windows import bounded, run_bound, windowed
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
@@ -426,7 +426,8 @@ class Cycles:
                    if (job := fed.jobs.get(job_id)) is not None and owes(job)]
         targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), held,
                            lambda job_id: fed.refusals.avoided(job_id, now), now,
-                           holders=holders, reservations=self.reserved.current(), resting=self.reserved.resting())
+                           holders=holders, reservations=self.reserved.current(), resting=self.reserved.resting(),
+                           windowed=lambda asked: windowed(fed, asked))
         for job, ask in held:
             fed.answer_move(job, ask, targets.get(job.job_id, ""))
 
