@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +30,6 @@ from federator.backends.kube.admission import (
     DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
     SUSPEND_FIELD,
     GangAdmission,
-    gang_size,
     group_kind,
 )
 from federator.backends.kube.agent_identity import AgentIdentity
@@ -75,6 +74,7 @@ from federator.backends.kube.left_out import left_out_of
 from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
+from federator.backends.kube.placement_state import PlacementState, key_name, names_of, serves
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas, replica_pods
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
@@ -86,10 +86,7 @@ from federator.backends.kube.unsupported import UnsupportedAccelerators
 from federator.backends.kube.workload_ends import workload_ended_at
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
-    PLACEMENT_LABEL,
     SELECTOR,
-    TRAINJOB_KEY,
-    TRAINJOB_POD_LABEL,
     RenderOptions,
     WorkloadAdapter,
     WorkloadError,
@@ -97,12 +94,9 @@ from federator.backends.kube.workloads import (
     adapter_of,
     build_workload,
     needs_rendezvous,
-    placement_label,
     placement_of,
     rendezvous_service,
-    trainjob_of_pod,
     workload_counts,
-    workload_name,
     workload_phase,
 )
 from federator.backends.kube.workloads.common import templates_at
@@ -159,7 +153,7 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: 
     return out
 
 
-class KubeBackend:
+class KubeBackend(PlacementState):
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
     member cluster, or in one per queue (`namespace_per_queue`)."""
 
@@ -268,11 +262,6 @@ class KubeBackend:
                 await self.discover()
             except KubeError as exc:
                 log.warning("API discovery failed (%s); the kinds found so far stay", exc)
-
-    @property
-    def identity(self) -> AgentIdentity:
-        """Who this agent is, as written on every workload and pod it makes (agent_identity.py)."""
-        return AgentIdentity(self.cluster, self.namespace, self.federator)
 
     def count_stops(self, on_stopped: Callable[[str], None]) -> None:
         """The agent's count of each stop of this backend's own (agent/backend.py, `CountsStops`)."""
@@ -557,7 +546,7 @@ class KubeBackend:
         for adapter in list(self.served.values()):
             if (adapter.api_version, adapter.kind) not in RESIZABLE:
                 continue
-            for name in _names(adapter, placement_id):
+            for name in names_of(adapter, placement_id):
                 try:
                     return await asyncio.to_thread(self.api.get, resource_of(adapter), name, namespace)
                 except NotFoundError:
@@ -622,10 +611,10 @@ class KubeBackend:
     async def _delete(self, placement_id: str) -> None:
         namespace = self.tenants.namespace_of(placement_id)  # read once: the watch may forget it meanwhile
         for adapter in list(self.served.values()):
-            for name in _names(adapter, placement_id):
+            for name in names_of(adapter, placement_id):
                 await asyncio.to_thread(self.api.delete, resource_of(adapter), name, namespace,
                                         propagation="Background")
-        for name in _names(BATCH_JOB, placement_id):  # a batch Job's rendezvous Service has the Job's name
+        for name in names_of(BATCH_JOB, placement_id):  # a batch Job's rendezvous Service has the Job's name
             await asyncio.to_thread(self.api.delete, SERVICES, name, namespace, propagation="Background")
         await self.dra.delete_template(placement_id, namespace)
 
@@ -690,59 +679,6 @@ class KubeBackend:
                 bound[pid] = bound.get(pid, 0) + 1
         finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
         return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
-
-    def _replicas(self, pid: str) -> int:
-        """Pods the placement runs here (all its pod sets), as its workload says."""
-        workload = self._workload(pid)
-        if workload is not None:
-            return gang_size(workload)
-        placement = self._launched.get(pid)
-        return placement.replicas if placement else 1
-
-    def _workload(self, pid: str) -> Obj | None:
-        namespace = self.tenants.namespace_of(pid)
-        for key, informer in self.workloads.items():
-            for name in _names(self.served[key], pid):
-                if (obj := informer.cache.get(f"{namespace}/{name}")) is not None:
-                    return obj
-        return None
-
-    def _pods_of(self, pid: str) -> list[Mapping[str, Any]]:
-        return [p for p in self.pods.cache.values() if self._placement_of_pod(p) == pid]
-
-    def _pods_selector(self, pid: str) -> str:
-        """The label selector of a placement's pods: its placement label, or for a TrainJob (whose pods carry none:
-        Trainer v2 puts `spec.labels` on the JobSet only) the JobSet controller's label naming the TrainJob. Before,
-        a TrainJob's pods were never found: `federator logs` said "no pods", and a failed one's exit codes went
-        unread."""
-        informer, adapter = self.workloads.get(TRAINJOB_KEY), self.served.get(TRAINJOB_KEY)
-        if informer is not None and adapter is not None:
-            namespace = self.tenants.namespace_of(pid)
-            for name in _names(adapter, pid):
-                if f"{namespace}/{name}" in informer.cache:
-                    return f"{TRAINJOB_POD_LABEL}={name}"
-        return f"{PLACEMENT_LABEL}={placement_label(pid)}"
-
-    def _identity_bearer(self, pod: Mapping[str, Any]) -> Mapping[str, Any]:
-        """What says whose a pod is: the pod, or for a TrainJob's pod (which carries no identity) its TrainJob."""
-        name, informer = trainjob_of_pod(pod), self.workloads.get(TRAINJOB_KEY)
-        if name and not placement_of(pod) and informer is not None:
-            return informer.cache.get(f"{(pod.get('metadata') or {}).get('namespace')}/{name}") or pod
-        return pod
-
-    def _placement_of_pod(self, pod: Mapping[str, Any]) -> str:
-        """The placement a pod runs: its annotation, or for a TrainJob's pods (which carry none) their TrainJob's;
-        "" for a pod outside this agent's namespaces (`TenantNamespaces.holds`): another agent's on this member,
-        whose placements this one must neither report, nor follow, nor have fenced (outside provider QA)."""
-        if pid := placement_of(pod):
-            return pid if self.tenants.holds(str((pod.get("metadata") or {}).get("namespace") or "")) \
-                and self.tenants.mine(pod) else ""
-        name = trainjob_of_pod(pod)
-        informer = self.workloads.get(TRAINJOB_KEY)
-        if not name or informer is None:
-            return ""
-        trainjob = informer.cache.get(f"{(pod.get('metadata') or {}).get('namespace')}/{name}")  # ours only
-        return placement_of(trainjob) if trainjob is not None else ""
 
     def _workload_event(self, kind: str, obj: Obj) -> None:
         pid = placement_of(obj)
@@ -865,7 +801,7 @@ class KubeBackend:
         """Why the member refuses to create the pods of a gang still Placed and not whole, in its words
         (create_refusals.py); "" when it does not. A kind that serves keeps its ReplicaFailure words instead."""
         phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if phase is not JobPhase.PLACED or pid in self._cancelled or _serves(workload) \
+        if phase is not JobPhase.PLACED or pid in self._cancelled or serves(workload) \
                 or group_kind(workload) not in SUSPEND_FIELD \
                 or sum(1 for p in pods if (p.get("spec") or {}).get("nodeName")) >= self._replicas(pid):
             return ""
@@ -931,13 +867,6 @@ class KubeBackend:
             log.warning("deleting the workload of %s failed (%s); retrying in the background", pid, exc)
             self._background(self._delete_until_done(pid))
 
-    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """A task kept until done (`stop` cancels it)."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._retries.add(task)
-        task.add_done_callback(self._retries.discard)
-        return task
-
     def _refresh(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]] | None = None) -> None:
         """Report the placement's phase as its workload and pods (`pods`: found already, else looked up) say.
 
@@ -958,7 +887,7 @@ class KubeBackend:
         if (workload.get("spec") or {}).get("suspend") and (f := self._faults.get(pid)) is not None and f.deleted:
             del self._faults[pid]  # suspended (Kueue preempted it): that deleted its pods, and it may run again
         phase, message = workload_phase(workload, pods)
-        if phase is JobPhase.FAILED and pid not in self._cancelled and not _serves(workload):
+        if phase is JobPhase.FAILED and pid not in self._cancelled and not serves(workload):
             fault = self._faults.get(pid)
             if fault is not None and fault.deleted and ended_by_its_own_rule(workload):
                 fault = None  # its own deadline deleted its pods: the workload's words say so
@@ -1015,7 +944,7 @@ class KubeBackend:
         """End a gang (a kind that runs to completion) the member disrupted, whatever its controller does next:
         a pod of it with a DisruptionTarget, a node deleted under it, or, once it ran whole, not whole for the gang
         timeout (gang_health.py, `GangGuard.broken`). True when it was ended now."""
-        if pid in self._cancelled or _serves(workload) or group_kind(workload) not in SUSPEND_FIELD:
+        if pid in self._cancelled or serves(workload) or group_kind(workload) not in SUSPEND_FIELD:
             return False
         fault = self._faults.get(pid)
         why, reason = "", StopReason.EVICTED
@@ -1088,38 +1017,10 @@ class KubeBackend:
 
         self._background(read())
 
-    def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None,
-                nodes: NodeList = (), *, ended_at: float | None = None) -> None:
-        """Tell the agent; `counts` (running, ready) of a serving placement ride along (JobUpdate.replicas_running
-        and replicas_ready), a kind that does not serve says none; `nodes`, where its bound replicas run
-        (JobUpdate.nodes), () when none is bound (the agent keeps what was said); `ended_at`, when a final phase
-        was reached on the member's clock (None: now, or unknown)."""
-        self._phases[pid] = (phase, message)
-        if counts is None:
-            self._counts.pop(pid, None)
-        else:
-            self._counts[pid] = counts
-        if phase.is_terminal:
-            self.pod_nodes.forget(pid)
-        else:
-            self.pod_nodes.said(pid, nodes)
-        if self._started:
-            if counts is None:
-                self._on_update(pid, phase, message, nodes=nodes, ended_at=ended_at)
-            else:
-                self._on_update(pid, phase, message, running=counts[0], ready=counts[1], nodes=nodes)
-
     def nodes_of(self, placement_id: str) -> NodeList:
         """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
         restarted, whose own copy of what was said went with it (agent/backend.py, `SaysNodes`)."""
         return self.pod_nodes.of(placement_id)
-
-
-def _serves(workload: Mapping[str, Any]) -> bool:
-    """An inference kind: it never finishes, so fewer replicas running than asked is a shortfall to tell the
-    federator of, not replicas finishing one by one."""
-    adapter = adapter_of(workload)
-    return adapter is not None and adapter.job_kind is JobKind.INFERENCE
 
 
 def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
@@ -1133,18 +1034,6 @@ def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
         template = merged_over(template, json.loads(alt.pod_template_json))
     return replace(spec, resources=replace(spec.resources, accelerator_milli=alt.milli),
                    pod_template_json=json.dumps(template) if template else spec.pod_template_json)
-
-
-def _names(adapter: WorkloadAdapter, pid: str) -> tuple[str, ...]:
-    """The names a placement's object of this kind may have: its kind's, and the one every kind had before
-    kinds had budgets of their own (an object an older agent made, still running)."""
-    name, before = adapter.member_name(pid), workload_name(pid)
-    return (name,) if name == before else (name, before)
-
-
-def key_name(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 __all__ = ["KubeBackend"]
