@@ -74,7 +74,8 @@ from federator.backends.kube.left_out import left_out_of
 from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
-from federator.backends.kube.placement_state import PlacementState, key_name, names_of, serves
+from federator.backends.kube.placement_state import key_name, names_of, serves
+from federator.backends.kube.placement_stops import PlacementStops
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas, replica_pods
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
@@ -100,7 +101,6 @@ from federator.backends.kube.workloads import (
     workload_phase,
 )
 from federator.backends.kube.workloads.common import templates_at
-from federator.backends.kube.workloads.registry import BATCH_JOB
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
 from federator.podtemplates import merged_over, shape_problems
 from federator.security import isolation
@@ -153,7 +153,7 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: 
     return out
 
 
-class KubeBackend(PlacementState):
+class KubeBackend(PlacementStops):
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
     member cluster, or in one per queue (`namespace_per_queue`)."""
 
@@ -588,48 +588,6 @@ class KubeBackend(PlacementState):
         return await pod_logs.read_logs(self.api, namespace, pods, replica=replica, container=container,
                                         tail_lines=tail_lines, limit_bytes=limit_bytes)
 
-    async def cancel(self, placement_id: str) -> None:
-        known = placement_id in self._phases or placement_id in self._launched
-        phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
-        if known and not phase.is_terminal and placement_id not in self._cancelled:
-            self._notice(StopReason.CANCELLED, placement_id, "cancelled by the federator: deleting its workload")
-        self._cancelled.add(placement_id)
-        self._launched.pop(placement_id, None)
-        self._faults.pop(placement_id, None)
-        self._pods_read.pop(placement_id, None)
-        self.gang.forget(placement_id)
-        try:
-            await self._delete(placement_id)
-        except KubeError as exc:  # keep the stream alive; delete in the background until it works
-            log.warning("deleting the workload of %s failed (%s); retrying in the background", placement_id, exc)
-            task = asyncio.get_running_loop().create_task(self._delete_until_done(placement_id))
-            self._retries.add(task)
-            task.add_done_callback(self._retries.discard)
-        if known and not phase.is_terminal:
-            self._report(placement_id, JobPhase.CANCELLED, "cancelled: workload deleted")
-
-    async def _delete(self, placement_id: str) -> None:
-        namespace = self.tenants.namespace_of(placement_id)  # read once: the watch may forget it meanwhile
-        for adapter in list(self.served.values()):
-            for name in names_of(adapter, placement_id):
-                await asyncio.to_thread(self.api.delete, resource_of(adapter), name, namespace,
-                                        propagation="Background")
-        for name in names_of(BATCH_JOB, placement_id):  # a batch Job's rendezvous Service has the Job's name
-            await asyncio.to_thread(self.api.delete, SERVICES, name, namespace, propagation="Background")
-        await self.dra.delete_template(placement_id, namespace)
-
-    async def _delete_until_done(self, placement_id: str) -> None:
-        delay = 1.0
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self._delete(placement_id)
-                log.info("deleted the workload of cancelled placement %s", placement_id)
-                return
-            except KubeError as exc:
-                delay = min(delay * 2, 30.0)
-                log.warning("deleting the workload of %s failed again (%s)", placement_id, exc)
-
     # -- internals ------------------------------------------------------------
 
     def _fit(self, placement: Placement, spec: JobSpec) -> str:
@@ -841,32 +799,6 @@ class KubeBackend(PlacementState):
             self._pod_relists = self.pods.relists
             self.gang.watch_broke()
 
-    def _refuse(self, pid: str, why: str, reason: StopReason = StopReason.GANG_TIMEOUT) -> asyncio.Task[None]:
-        """Report a placement stopped here, saying why, now, and delete its objects (its pods go with them)
-        in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
-        `cancel` does)."""
-        log.warning("placement %s: %s", pid, why)
-        return self._stop(pid, f"refused: {why}", reason)
-
-    def _stop(self, pid: str, why: str, reason: StopReason) -> asyncio.Task[None]:
-        """Report a placement stopped by this cluster (Cancelled: the federator queues the job again), and delete
-        its objects in a task (`_refuse`), after its Event and count (stops.py)."""
-        self._notice(reason, pid, why)
-        self._cancelled.add(pid)
-        self._launched.pop(pid, None)
-        self._faults.pop(pid, None)
-        self._pods_read.pop(pid, None)
-        self.gang.forget(pid)
-        self._report(pid, JobPhase.CANCELLED, why)
-        return self._background(self._delete_or_retry(pid))
-
-    async def _delete_or_retry(self, pid: str) -> None:
-        try:
-            await self._delete(pid)
-        except KubeError as exc:  # keep going; delete in the background until it works
-            log.warning("deleting the workload of %s failed (%s); retrying in the background", pid, exc)
-            self._background(self._delete_until_done(pid))
-
     def _refresh(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]] | None = None) -> None:
         """Report the placement's phase as its workload and pods (`pods`: found already, else looked up) say.
 
@@ -960,10 +892,6 @@ class KubeBackend(PlacementState):
         log.warning("placement %s: stopped by the cluster: %s", pid, why)
         self._stop(pid, why, reason)
         return True
-
-    def _notice(self, reason: StopReason, pid: str, why: str) -> None:
-        """The Event and the count of a stop of the agent's own (stops.py), before its workload is deleted."""
-        self.stops.stopped(reason, pid, why, workload=self._workload(pid), namespace=self.tenants.namespace_of(pid))
 
     def _node_event(self, kind: str, node: Obj) -> None:
         """A node changed: deleted (its pods are lost), NotReady, Ready again. Every live placement with a pod on
