@@ -58,6 +58,7 @@ from federator.backends.kube.drift import DriftGuard, record
 from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.gang_health import node_unready
+from federator.backends.kube.gang_watch import GangWatch
 from federator.backends.kube.informer import ADDED, DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
@@ -65,7 +66,6 @@ from federator.backends.kube.left_out import left_out_of
 from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
-from federator.backends.kube.placement_phases import PlacementPhases
 from federator.backends.kube.placement_state import key_name, names_of
 from federator.backends.kube.pod_faults import PodFault, pod_fault
 from federator.backends.kube.pod_nodes import NodeList, PodNodes
@@ -139,7 +139,7 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: 
     return out
 
 
-class KubeBackend(PlacementPhases):
+class KubeBackend(GangWatch):
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
     member cluster, or in one per queue (`namespace_per_queue`)."""
 
@@ -700,34 +700,6 @@ class KubeBackend(PlacementPhases):
                 if (workload.get("metadata") or {}).get("uid") == owner_uid and (pid := placement_of(workload)):
                     self._refresh(pid, workload)
 
-    async def _watch_gangs(self) -> None:
-        """Without a gang admitter: refuse every gang not wholly bound to nodes within the gang timeout.
-        In Kueue mode: ask the federator to move every placement Kueue has held longer than the Kueue admission
-        timeout (`_ask_to_move`).
-
-        The tick finds gangs whose pods went quiet; a gang whose pods or workload change after its
-        deadline is judged by that change first (`_refresh`), so a late tick cannot let it finish."""
-        while True:
-            await asyncio.sleep(self.gang.tick)
-            await self._check_gangs()
-
-    async def _check_gangs(self) -> None:
-        """One pass of the gang watch over every placement not finished here."""
-        self._note_pod_relists()
-        broken = set(self.gang.broken_clocks())
-        for pid in list(self._phases):
-            try:
-                workload = self._workload(pid)
-                why = self._gang_overdue(pid, workload, self._pods_of(pid)) if workload is not None else ""
-                if why:
-                    await self._refuse(pid, why)
-                elif workload is not None:
-                    self._ask_to_move(pid, workload)
-                    if pid in broken:  # a broken gang's pods may not change again: its timeout is judged here
-                        self._refresh(pid, workload)
-            except Exception:  # one placement's trouble must not end the watch over every gang
-                log.exception("gang timeout check of placement %s failed", pid)
-
     def _refusal_event(self, kind: str, event: Obj) -> None:
         """A FailedCreate Event on a Job: the placement whose pods it refuses is judged again (`_refresh`)."""
         involved = event.get("involvedObject") or {}
@@ -740,25 +712,6 @@ class KubeBackend(PlacementPhases):
                 if name and meta.get("namespace") == involved.get("namespace") \
                         and str(involved.get("name") or "").startswith(name) and (pid := placement_of(workload)):
                     self._refresh(pid, workload)  # its Job, or a child Job of it: `_create_refused` tells which
-
-    def _ask_to_move(self, pid: str, workload: Obj) -> None:
-        """Kueue mode: Kueue has held the placement past the admission timeout; ask the federator to move the
-        job where it can run now (JobUpdate.admission_overdue). Only the federator knows whether any other
-        cluster can: deleting it here, as the agent once did, sent the job back to the end of this queue
-        whenever no other could."""
-        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if phase is not JobPhase.PLACED or pid in self._cancelled:
-            return
-        why = self.gang.hold_overdue(pid, workload)
-        if why and self._started:
-            log.info("placement %s: %s; asking the federator to move it", pid, why)
-            self._on_update(pid, JobPhase.PLACED, why, admission_overdue=True)
-
-    def _note_pod_relists(self) -> None:
-        """A re-listed pod watch skipped changes: no gang counts as watched from its launch any more."""
-        if self.pods.relists != self._pod_relists:
-            self._pod_relists = self.pods.relists
-            self.gang.watch_broke()
 
     def _node_event(self, kind: str, node: Obj) -> None:
         """A node changed: deleted (its pods are lost), NotReady, Ready again. Every live placement with a pod on
