@@ -51,15 +51,14 @@ from federator.backends.kube.capacity import (
     pod_holds_resources,
 )
 from federator.backends.kube.claims import DraClaims, claim_template_name
-from federator.backends.kube.create_refusals import CreateRefusals, refusing
+from federator.backends.kube.create_refusals import CreateRefusals
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.drift import DriftGuard, record
 from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.gang import GangGuard
-from federator.backends.kube.gang_health import node_unready
-from federator.backends.kube.gang_watch import GangWatch
-from federator.backends.kube.informer import ADDED, DELETED, Informer
+from federator.backends.kube.informer import ADDED, Informer
+from federator.backends.kube.informer_events import InformerEvents
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.left_out import left_out_of
@@ -67,7 +66,7 @@ from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.placement_state import key_name, names_of
-from federator.backends.kube.pod_faults import PodFault, pod_fault
+from federator.backends.kube.pod_faults import PodFault
 from federator.backends.kube.pod_nodes import NodeList, PodNodes
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.resource_quotas import ResourceQuotas
@@ -139,7 +138,7 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: 
     return out
 
 
-class KubeBackend(GangWatch):
+class KubeBackend(InformerEvents):
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
     member cluster, or in one per queue (`namespace_per_queue`)."""
 
@@ -623,115 +622,6 @@ class KubeBackend(GangWatch):
                 bound[pid] = bound.get(pid, 0) + 1
         finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
         return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
-
-    def _workload_event(self, kind: str, obj: Obj) -> None:
-        pid = placement_of(obj)
-        if not pid:
-            return
-        if kind == DELETED:
-            self._launched.pop(pid, None)
-            self._faults.pop(pid, None)
-            self._pods_read.pop(pid, None)
-            self.gang.forget(pid)
-            self.tenants.forget(pid)
-            self.drift.forget(pid)
-            last = self._phases.pop(pid, None)
-            self._counts.pop(pid, None)
-            self.pod_nodes.forget(pid)
-            if pid not in self._cancelled and last is not None and not last[0].is_terminal:
-                # The member's operator (or a controller of theirs) deleted it, not the user's code: stopped by the
-                # cluster, so the federator queues the job again. Reported Failed, it was over for good.
-                self._cancelled.add(pid)
-                self._on_update(pid, JobPhase.CANCELLED, f"{obj.get('kind')} {key_name(obj)} was deleted in the "
-                                                         "member cluster")
-            return
-        self._launched.pop(pid, None)
-        self.tenants.seen(pid, obj)
-        self._restore(pid, obj)
-        self._refresh(pid, obj)
-
-    def _restore(self, pid: str, obj: Obj) -> None:
-        """The agent owns what it made: an object of a running placement changed on the member behind its back
-        (`kubectl scale`, `kubectl set image`, a node selector removed) is changed back as the agent rendered it,
-        with a warning naming the fields (drift.py says what is compared and what is not). Outside QA: a scaled
-        Deployment read "1 of 3 replicas running" for good while 3 accelerators stayed booked; F4: an image edit
-        or the model pin removed ran, unreported, on what the federator bills."""
-        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if not pid or not self._started or pid in self._cancelled or phase.is_terminal \
-                or (adapter := adapter_of(obj)) is None or (patch := self.drift.check(pid, obj)) is None:
-            return
-        meta = obj.get("metadata") or {}
-
-        async def revert() -> None:
-            try:
-                await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
-                                        str(meta.get("namespace", "")))
-            except KubeError as exc:
-                rbac = "; the agent needs patch on its workload kinds (deploy/kubernetes/rbac-agent.yaml)" \
-                    if isinstance(exc, ForbiddenError) else ""
-                log.warning("placement %s: changing %s %s back failed (%s)%s", pid, obj.get("kind"), key_name(obj),
-                            exc, rbac)
-
-        self._background(revert())
-
-    def _pod_event(self, _kind: str, pod: Obj) -> None:
-        pid = self._placement_of_pod(pod)
-        if not pid:
-            return
-        self._note_pod_relists()
-        workload, watched = self._workload(pid), self.gang.watched(pid)
-        if workload is None and not watched:
-            return
-        if pid not in self._faults and (fault := pod_fault(pod)):  # its final state too, as it leaves the watch
-            self._faults[pid] = fault
-        pods = self._pods_of(pid)
-        if watched:  # every change, in order: a gang is whole only if some moment saw it so
-            if self._started and workload is not None and (why := self._gang_overdue(pid, workload)):
-                self._refuse(pid, why)  # its deadline passed before this change: judged on what came before
-                return
-            self.gang.observe(pid, pods, self._replicas(pid))
-        if workload is not None:
-            self._refresh(pid, workload, pods)
-
-    def _kueue_event(self, owner_uid: str) -> None:
-        """Kueue changed the Workload it keeps for one of ours: its admission state may have changed."""
-        for informer in list(self.workloads.values()):
-            for workload in list(informer.cache.values()):
-                if (workload.get("metadata") or {}).get("uid") == owner_uid and (pid := placement_of(workload)):
-                    self._refresh(pid, workload)
-
-    def _refusal_event(self, kind: str, event: Obj) -> None:
-        """A FailedCreate Event on a Job: the placement whose pods it refuses is judged again (`_refresh`)."""
-        involved = event.get("involvedObject") or {}
-        if kind == DELETED or not self._started or not refusing(event):
-            return
-        for informer in list(self.workloads.values()):
-            for workload in list(informer.cache.values()):
-                meta = workload.get("metadata") or {}
-                name = str(meta.get("name") or "")
-                if name and meta.get("namespace") == involved.get("namespace") \
-                        and str(involved.get("name") or "").startswith(name) and (pid := placement_of(workload)):
-                    self._refresh(pid, workload)  # its Job, or a child Job of it: `_create_refused` tells which
-
-    def _node_event(self, kind: str, node: Obj) -> None:
-        """A node changed: deleted (its pods are lost), NotReady, Ready again. Every live placement with a pod on
-        it is judged again: pods bound to a node do not change when the node goes."""
-        name = str((node.get("metadata") or {}).get("name", ""))
-        was_gone, before = name in self._nodes_gone, self._node_unready.get(name)
-        if kind == DELETED:
-            self._nodes_gone.add(name)
-            self._node_unready.pop(name, None)
-        else:
-            self._nodes_gone.discard(name)
-            self._node_unready[name] = node_unready(node)[0]
-            if self._node_unready[name] == before and not was_gone:
-                return  # a heartbeat, a label: nothing its pods' placements say changes (one pod scan per change)
-        if not self._started:
-            return  # the first list: each placement is judged as its own objects come in
-        for pid in {self._placement_of_pod(p) for p in self.pods.cache.values()
-                    if (p.get("spec") or {}).get("nodeName") == name} - {""}:
-            if (workload := self._workload(pid)) is not None:
-                self._refresh(pid, workload)
 
     def nodes_of(self, placement_id: str) -> NodeList:
         """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
