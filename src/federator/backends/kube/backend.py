@@ -18,9 +18,8 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from federator.agent.backend import Invalid, ReplicaOutput, UpdateCallback, no_update
 from federator.backends.kube import accelerators, pod_logs, stranded
@@ -44,15 +43,10 @@ from federator.backends.kube.api import (
     NotFoundError,
     Obj,
 )
-from federator.backends.kube.capacity import (
-    DEFAULT_TOLERATED_TAINTS,
-    cluster_capacity,
-    node_usable,
-    pod_holds_resources,
-)
+from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS
+from federator.backends.kube.capacity_report import CapacityReport
 from federator.backends.kube.claims import DraClaims, claim_template_name
 from federator.backends.kube.create_refusals import CreateRefusals
-from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.drift import DriftGuard, record
 from federator.backends.kube.events import EventRecorder
@@ -60,8 +54,6 @@ from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import ADDED, Informer
 from federator.backends.kube.informer_events import InformerEvents
 from federator.backends.kube.kinds import resource_of, served_kinds
-from federator.backends.kube.kueue_quota import within_quota
-from federator.backends.kube.left_out import left_out_of
 from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
@@ -88,7 +80,7 @@ from federator.backends.kube.workloads import (
     rendezvous_service,
 )
 from federator.backends.kube.workloads.common import templates_at
-from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
+from federator.model import JobKind, JobPhase, JobSpec, Placement
 from federator.podtemplates import merged_over, shape_problems
 from federator.security import isolation
 from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, check_object, member_refusal, needed_by_object
@@ -138,7 +130,7 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: 
     return out
 
 
-class KubeBackend(InformerEvents):
+class KubeBackend(CapacityReport, InformerEvents):
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
     member cluster, or in one per queue (`namespace_per_queue`)."""
 
@@ -330,42 +322,6 @@ class KubeBackend(InformerEvents):
             task.cancel()
         await asyncio.to_thread(self.stops.close)
 
-    def capacity(self, *, leaving: Collection[str] = ()) -> ClusterCapacity:
-        """The member's capacity now; `leaving`: placements whose pods count as gone already (cancelled here, their
-        pods still terminating)."""
-        self._sequence += 1
-        pods = [p for p in self.pods.cache.values() if not leaving or self._placement_of_pod(p) not in leaving]
-        groups = self.device_groups(pods)
-        self.unlabelled.seen(self.discovery.unlabelled(self.nodes.cache.values()))  # not offered: said, counted
-        self.unsupported.seen(self.discovery.unsupported(self.nodes.cache.values()))  # the same
-        resources = {g.resource for g in groups if g.resource}
-        left = self.gang.quota_left(resources)
-        namespace_room = self.quotas.room(resources)
-        usable = self._usable_nodes() if left is not None or namespace_room else set()
-        if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
-            # run work and that one of its flavors runs on
-            nodes = list(self.nodes.cache.values())
-            groups = within_quota(groups, left, usable, self.gang.quota_nodes(resources, nodes),
-                                  self.gang.quota_flavors(resources, nodes))
-        if namespace_room:  # a ResourceQuota's room, held the same way (on top of Kueue's, where both apply)
-            groups = within_quota(groups, namespace_room, usable)
-        cap = cluster_capacity(self.nodes.cache.values(), pods,
-                               tolerated_taints=self.tolerated_taints, sequence=self._sequence,
-                               placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
-        left_out = left_out_of({"unlabelled": dict(self.unlabelled.by_resource),  # shown at the federator too
-                                "unsupported": dict(self.unsupported.by_resource)})
-        return replace(cap, workload_kinds=frozenset(self.served), left_out=left_out)
-
-    @property
-    def unlabelled_accelerators(self) -> Mapping[str, int]:
-        """Per resource, the devices left out of the last report because no label names their model."""
-        return self.unlabelled.by_resource
-
-    @property
-    def unsupported_accelerators(self) -> Mapping[str, int]:
-        """Per resource, the devices left out of the last report because their units are not chips (vNPU)."""
-        return self.unsupported.by_resource
-
     @property
     def shared_namespace_agents(self) -> frozenset[AgentIdentity]:
         """The other agents whose active pods run in this agent's namespaces (a shared --namespace)."""
@@ -384,17 +340,6 @@ class KubeBackend(InformerEvents):
             words = " ".join(str(exc).split())  # /readyz lists its checks a line each
             return words if words.startswith("GET /readyz") else f"GET /readyz: {words}"
         return None
-
-    def device_groups(self, pods: Sequence[dict[str, Any]] | None = None) -> list[DeviceGroup]:
-        """The accelerators of every node now: what the capacity report counts and a launch renders."""
-        return self.dra.groups(self.discovery, list(self.nodes.cache.values()),
-                               list(self.pods.cache.values()) if pods is None else list(pods))
-
-    def _usable_nodes(self) -> set[str]:
-        """The nodes a replica can land on now (Ready, not cordoned, no taint the agent does not tolerate)."""
-        taints = self.tolerated_taints | self.discovery.resources
-        return {str((n.get("metadata") or {}).get("name", "")) for n in self.nodes.cache.values()
-                if not node_usable(n, taints)}
 
     def _accelerator(self, placement: Placement, spec: JobSpec) -> AcceleratorRequest | str:
         """How this member gives the placed pool's devices to one replica, or why it cannot."""
@@ -603,25 +548,6 @@ class KubeBackend(InformerEvents):
             if why:
                 return f"{why}: the job cannot run on {self.cluster or 'this member'}"
         return ""
-
-    def _accounted(self, pods: Iterable[Obj]) -> frozenset[str]:
-        """Active placements whose pods all hold node resources already, of `pods`: those the report counts.
-
-        The capacity report counts these; the federator reserves the others itself,
-        and fences (cancels) any listed placement it does not consider current. A pod
-        counts as the report's resources do (`pod_holds_resources`: bound, and not
-        Succeeded or Failed; not on a node seen deleted, which the report no longer has:
-        outside provider QA F2), and only among the pods the report counts (not those of
-        placements leaving): a placement listed while its pods hold nothing contradicts
-        the report, and the federator says so (server/consistency.py).
-        """
-        bound: dict[str, int] = {}
-        for pod in pods:
-            pid = self._placement_of_pod(pod)
-            if pid and pod_holds_resources(pod) and (pod.get("spec") or {}).get("nodeName") not in self._nodes_gone:
-                bound[pid] = bound.get(pid, 0) + 1
-        finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
-        return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
 
     def nodes_of(self, placement_id: str) -> NodeList:
         """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
