@@ -10,6 +10,12 @@ are installed: `kinds.served_kinds`, checked again every `discovery_interval`),
 for placements and their phases.
 Blocking API calls run in threads (`asyncio.to_thread`); informer events arrive
 on the event loop, where every piece of state here lives.
+
+`KubeBackend` is made of one class per concern, each in a module of its own: the state they share and the lookups
+over it (placement_state.py), launching a placement (placement_launch.py), the capacity report (capacity_report.py),
+what each informer event does (informer_events.py), judging a placement's phase (placement_phases.py), the gang
+watch's tick (gang_watch.py) and stopping a placement (placement_stops.py). This module builds the backend, starts
+and stops its informers, and keeps the rest of the `Backend` protocol (resize, logs, the member probe, the claim).
 """
 
 from __future__ import annotations
@@ -284,6 +290,11 @@ class KubeBackend(PlacementLaunch, InformerEvents):
             out.setdefault(pid, JobPhase.PLACED)
         return out
 
+    def nodes_of(self, placement_id: str) -> NodeList:
+        """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
+        restarted, whose own copy of what was said went with it (agent/backend.py, `SaysNodes`)."""
+        return self.pod_nodes.of(placement_id)
+
     async def resize(self, placement_id: str, generation: int, replicas: int) -> str | None:
         """Shrink a placement's Deployment (or StatefulSet) in place: one merge patch of its replicas (resizing.py).
         An unknown, cancelled or ended placement, another generation or a count not smaller: nothing to do."""
@@ -342,13 +353,6 @@ class KubeBackend(PlacementLaunch, InformerEvents):
                  " (not started yet, or deleted: a finished Job's pods stay only until its TTL)")
         return await pod_logs.read_logs(self.api, namespace, pods, replica=replica, container=container,
                                         tail_lines=tail_lines, limit_bytes=limit_bytes)
-
-    # -- internals ------------------------------------------------------------
-
-    def nodes_of(self, placement_id: str) -> NodeList:
-        """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
-        restarted, whose own copy of what was said went with it (agent/backend.py, `SaysNodes`)."""
-        return self.pod_nodes.of(placement_id)
 
 
 __all__ = ["KubeBackend"]
