@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from federator.backends.kube.accelerators import render
-from federator.backends.kube.backend import chosen_alternative
 from federator.backends.kube.devices import DeviceGroup, Sharing
+from federator.backends.kube.placement_launch import chosen_alternative
 from federator.backends.kube.workloads import RenderOptions, build_workload
 from federator.model import AcceleratorAlternative, JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 from federator.template_accelerators import ACCELERATOR_CONTAINER_ANNOTATION

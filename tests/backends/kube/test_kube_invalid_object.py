@@ -12,7 +12,7 @@ from test_kube_backend import SPEC, RefusingApi, backend, placement
 
 from federator.agent.backend import Invalid
 from federator.backends.kube.api import ForbiddenError, InvalidError, KubeError, NotFoundError
-from federator.backends.kube.backend import invalid_object
+from federator.backends.kube.placement_launch import invalid_object
 from federator.backends.kube.workloads import build_workload
 
 CAUSE = ('spec.template.spec.containers[0].ports[0].name: Invalid value: "metrics-exporter-port": must be no more '

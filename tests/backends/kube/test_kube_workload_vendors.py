@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from federator.backends.kube import accelerators
-from federator.backends.kube.backend import chosen_alternative
 from federator.backends.kube.discovery import default_discovery
+from federator.backends.kube.placement_launch import chosen_alternative
 from federator.backends.kube.workloads import RenderOptions, build_workload
 from federator.backends.kube.workloads.common import templates_at
 from federator.jobfile import JobFileError, parse_job, spec_to_document

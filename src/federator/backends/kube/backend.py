@@ -10,156 +10,70 @@ are installed: `kinds.served_kinds`, checked again every `discovery_interval`),
 for placements and their phases.
 Blocking API calls run in threads (`asyncio.to_thread`); informer events arrive
 on the event loop, where every piece of state here lives.
+
+`KubeBackend` is made of one class per concern, each in a module of its own: the state they share and the lookups
+over it (placement_state.py), launching a placement (placement_launch.py), the capacity report (capacity_report.py),
+what each informer event does (informer_events.py), judging a placement's phase (placement_phases.py), the gang
+watch's tick (gang_watch.py) and stopping a placement (placement_stops.py). This module builds the backend, starts
+and stops its informers, and keeps the rest of the `Backend` protocol (resize, logs, the member probe, the claim).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
-from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
-from federator.agent.backend import Invalid, ReplicaOutput, UpdateCallback, no_update
-from federator.backends.kube import accelerators, pod_logs, stranded
-from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
+from federator.agent.backend import ReplicaOutput, UpdateCallback, no_update
+from federator.backends.kube import pod_logs, stranded
 from federator.backends.kube.admission import (
     DEFAULT_GANG_TIMEOUT_SECONDS,
     DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
-    SUSPEND_FIELD,
     GangAdmission,
-    gang_size,
-    group_kind,
 )
 from federator.backends.kube.agent_identity import AgentIdentity
-from federator.backends.kube.api import (
-    JOBS,
-    NODES,
-    PODS,
-    SERVICES,
-    ConflictError,
-    ForbiddenError,
-    InvalidError,
-    KubeApi,
-    KubeError,
-    NotFoundError,
-    Obj,
-)
-from federator.backends.kube.capacity import (
-    DEFAULT_TOLERATED_TAINTS,
-    cluster_capacity,
-    node_usable,
-    pod_holds_resources,
-)
-from federator.backends.kube.claims import DraClaims, claim_template_name
-from federator.backends.kube.create_refusals import CreateRefusals, refusing
-from federator.backends.kube.devices import DeviceGroup
+from federator.backends.kube.api import NODES, PODS, KubeApi, KubeError, NotFoundError, Obj
+from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS
+from federator.backends.kube.claims import DraClaims
+from federator.backends.kube.create_refusals import CreateRefusals
 from federator.backends.kube.discovery import Discovery, default_discovery
-from federator.backends.kube.drift import DriftGuard, record
+from federator.backends.kube.drift import DriftGuard
 from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.gang import GangGuard
-from federator.backends.kube.gang_health import (
-    ReplicaHealth,
-    gang_broken,
-    node_lost,
-    node_unready,
-    replica_health,
-    unready_note,
-)
-from federator.backends.kube.informer import ADDED, DELETED, Informer
+from federator.backends.kube.informer import ADDED, Informer
+from federator.backends.kube.informer_events import InformerEvents
 from federator.backends.kube.kinds import resource_of, served_kinds
-from federator.backends.kube.kueue_quota import within_quota
-from federator.backends.kube.left_out import left_out_of
 from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
-from federator.backends.kube.node_selectors import no_node_for
-from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
-from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas, replica_pods
+from federator.backends.kube.placement_launch import PlacementLaunch
+from federator.backends.kube.placement_state import key_name, names_of
+from federator.backends.kube.pod_faults import PodFault
+from federator.backends.kube.pod_nodes import NodeList, PodNodes
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.resource_quotas import ResourceQuotas
-from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
-from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
+from federator.backends.kube.stops import StopNotices
+from federator.backends.kube.tenant_namespaces import TenantNamespaces
 from federator.backends.kube.unlabelled import UnlabelledAccelerators
 from federator.backends.kube.unsupported import UnsupportedAccelerators
-from federator.backends.kube.workload_ends import workload_ended_at
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
-    PLACEMENT_LABEL,
     SELECTOR,
-    TRAINJOB_KEY,
-    TRAINJOB_POD_LABEL,
-    RenderOptions,
     WorkloadAdapter,
-    WorkloadError,
     adapter_for,
     adapter_of,
-    build_workload,
-    needs_rendezvous,
-    placement_label,
     placement_of,
-    rendezvous_service,
-    trainjob_of_pod,
-    workload_counts,
-    workload_name,
-    workload_phase,
 )
-from federator.backends.kube.workloads.common import templates_at
-from federator.backends.kube.workloads.registry import BATCH_JOB
-from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
-from federator.podtemplates import merged_over, shape_problems
-from federator.security import isolation
-from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, check_object, member_refusal, needed_by_object
+from federator.model import JobPhase, Placement
+from federator.security.podsecurity import PodSecurity
 
 log = logging.getLogger("federator.agent.kube")
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 PROBE_TIMEOUT_SECONDS = 5.0
 """How long the probe of the member's API server waits for its answer (`probe_member`)."""
-_RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.SUCCEEDED: 3, JobPhase.FAILED: 3,
-         JobPhase.CANCELLED: 3}
 
 
-def invalid_object(exc: KubeError) -> bool:
-    """The API server refused the object itself as invalid (Ack.invalid, agent.proto): 422 only. Not 400, which
-    is also what an admission webhook's denial answers unless it says otherwise (a member's own policy), and
-    which a malformed body (the agent's rendering, not the user's spec) answers; not 403/404/409/5xx, which are
-    the cluster's (RBAC, quota, a missing namespace, a name race, an API that is down)."""
-    return isinstance(exc, InvalidError) and exc.status == 422
-
-
-def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: bool = False) -> str:
-    """Why the member would not create a placement's object, in the API server's words, and what to do
-    when the cause is the agent's own set-up: a member without the workloads namespace, or without the
-    agent's RBAC in it, refuses every placement alike, and the API server's words alone (`namespaces
-    "federator-workloads" not found`) do not say that a file was not applied.
-
-    The cause comes first, the object's name and the HTTP status after it: the job's pending reason keeps
-    only the first 160 characters of a refusal (server/refusals.py), and the name of a placement's object is
-    long, so `ns/name: ... HTTP 422 Invalid: Job.batch "name" is invalid: ...` was cut before the field
-    was named. The API server's own `Job.batch "name" is invalid: ` is dropped: it names the object again.
-
-    `per_queue`: the namespace is a tenant's, which the agent makes (`--namespace-per-queue`), so a missing one
-    was deleted since, and the RBAC to apply is the cluster-wide one."""
-    cause = exc.message or str(exc)
-    redundant = re.match(r'[\w.-]+ "' + re.escape(name) + r'" is invalid: ', cause)
-    if redundant:
-        cause = cause[redundant.end():]
-    status = f"HTTP {exc.status} {exc.reason}".rstrip() if exc.status else "no answer"
-    out = f"the member cluster refused the {what}: {cause} ({status}; {namespace}/{name})"
-    fix = ("apply deploy/kubernetes/rbac-agent.yaml in this cluster (or install the federator-agent chart), "
-           "or start the agent with the --namespace its placements should run in")
-    if per_queue:
-        fix = RBAC_FIX
-    if isinstance(exc, NotFoundError) and f'namespaces "{namespace}" not found' in str(exc):
-        out += (f" (tenant namespace {namespace} was deleted after the agent made it ready; the next launch makes "
-                "it again)" if per_queue else f" (the agent's namespace {namespace} does not exist here: {fix})")
-    elif isinstance(exc, ForbiddenError) and "cannot create resource" in str(exc):
-        out += f" (the agent may not create it in {namespace}: {fix})"
-    return out
-
-
-class KubeBackend:
+class KubeBackend(PlacementLaunch, InformerEvents):
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
     member cluster, or in one per queue (`namespace_per_queue`)."""
 
@@ -269,11 +183,6 @@ class KubeBackend:
             except KubeError as exc:
                 log.warning("API discovery failed (%s); the kinds found so far stay", exc)
 
-    @property
-    def identity(self) -> AgentIdentity:
-        """Who this agent is, as written on every workload and pod it makes (agent_identity.py)."""
-        return AgentIdentity(self.cluster, self.namespace, self.federator)
-
     def count_stops(self, on_stopped: Callable[[str], None]) -> None:
         """The agent's count of each stop of this backend's own (agent/backend.py, `CountsStops`)."""
         self.stops.on_stopped = on_stopped
@@ -356,42 +265,6 @@ class KubeBackend:
             task.cancel()
         await asyncio.to_thread(self.stops.close)
 
-    def capacity(self, *, leaving: Collection[str] = ()) -> ClusterCapacity:
-        """The member's capacity now; `leaving`: placements whose pods count as gone already (cancelled here, their
-        pods still terminating)."""
-        self._sequence += 1
-        pods = [p for p in self.pods.cache.values() if not leaving or self._placement_of_pod(p) not in leaving]
-        groups = self.device_groups(pods)
-        self.unlabelled.seen(self.discovery.unlabelled(self.nodes.cache.values()))  # not offered: said, counted
-        self.unsupported.seen(self.discovery.unsupported(self.nodes.cache.values()))  # the same
-        resources = {g.resource for g in groups if g.resource}
-        left = self.gang.quota_left(resources)
-        namespace_room = self.quotas.room(resources)
-        usable = self._usable_nodes() if left is not None or namespace_room else set()
-        if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
-            # run work and that one of its flavors runs on
-            nodes = list(self.nodes.cache.values())
-            groups = within_quota(groups, left, usable, self.gang.quota_nodes(resources, nodes),
-                                  self.gang.quota_flavors(resources, nodes))
-        if namespace_room:  # a ResourceQuota's room, held the same way (on top of Kueue's, where both apply)
-            groups = within_quota(groups, namespace_room, usable)
-        cap = cluster_capacity(self.nodes.cache.values(), pods,
-                               tolerated_taints=self.tolerated_taints, sequence=self._sequence,
-                               placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
-        left_out = left_out_of({"unlabelled": dict(self.unlabelled.by_resource),  # shown at the federator too
-                                "unsupported": dict(self.unsupported.by_resource)})
-        return replace(cap, workload_kinds=frozenset(self.served), left_out=left_out)
-
-    @property
-    def unlabelled_accelerators(self) -> Mapping[str, int]:
-        """Per resource, the devices left out of the last report because no label names their model."""
-        return self.unlabelled.by_resource
-
-    @property
-    def unsupported_accelerators(self) -> Mapping[str, int]:
-        """Per resource, the devices left out of the last report because their units are not chips (vNPU)."""
-        return self.unsupported.by_resource
-
     @property
     def shared_namespace_agents(self) -> frozenset[AgentIdentity]:
         """The other agents whose active pods run in this agent's namespaces (a shared --namespace)."""
@@ -411,118 +284,16 @@ class KubeBackend:
             return words if words.startswith("GET /readyz") else f"GET /readyz: {words}"
         return None
 
-    def device_groups(self, pods: Sequence[dict[str, Any]] | None = None) -> list[DeviceGroup]:
-        """The accelerators of every node now: what the capacity report counts and a launch renders."""
-        return self.dra.groups(self.discovery, list(self.nodes.cache.values()),
-                               list(self.pods.cache.values()) if pods is None else list(pods))
-
-    def _usable_nodes(self) -> set[str]:
-        """The nodes a replica can land on now (Ready, not cordoned, no taint the agent does not tolerate)."""
-        taints = self.tolerated_taints | self.discovery.resources
-        return {str((n.get("metadata") or {}).get("name", "")) for n in self.nodes.cache.values()
-                if not node_usable(n, taints)}
-
-    def _accelerator(self, placement: Placement, spec: JobSpec) -> AcceleratorRequest | str:
-        """How this member gives the placed pool's devices to one replica, or why it cannot."""
-        milli = spec.resources.accelerator_milli
-        if not milli:
-            return AcceleratorRequest()
-        usable = self._usable_nodes()
-        groups = [g for g in self.device_groups() if g.node in usable]
-        group = accelerators.find_group(groups, model=placement.accelerator_model,
-                                        vendor=placement.accelerator_vendor)
-        if group is None:
-            return f"no usable node of {placement.accelerator_model or 'any accelerator'} in this member cluster"
-        try:
-            request = accelerators.render(group, milli)
-        except RenderError as exc:
-            return str(exc)
-        if request.uses_dra:
-            request = replace(request, claim_template_name=claim_template_name(placement.placement_id))
-        return request
-
     def placements(self) -> dict[str, JobPhase]:
         out = {pid: phase for pid, (phase, _) in self._phases.items()}
         for pid in self._launched:
             out.setdefault(pid, JobPhase.PLACED)
         return out
 
-    async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
-        pid = placement.placement_id
-        if pid in self._phases or pid in self._launched:
-            return None  # idempotent: this placement runs here already
-        spec = chosen_alternative(placement, spec)
-        accelerator = self._accelerator(placement, spec)
-        if isinstance(accelerator, str):
-            return accelerator
-        namespace = self.tenants.of(spec.queue)
-        try:
-            manifest = build_workload(placement, spec, namespace=namespace,
-                                      options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
-                                                            annotations=self.identity.annotations(),
-                                                            accelerator=accelerator if spec.resources.accelerator_milli
-                                                            else None))
-        except WorkloadError as exc:
-            return str(exc)
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:
-            # A template of a shape the agent cannot render into: a job a federator stored before it checked
-            # shapes at submit (podtemplates.shape_problems). Refused naming the field, not with a traceback.
-            shape = shape_problems(json.loads(spec.pod_template_json or "{}"), "spec.template")
-            return "the job's pod template cannot be rendered here: " + (
-                "; ".join(f"{field}: {problem}" for field, problem in shape) or f"{type(exc).__name__}: {exc}")
-        adapter = adapter_for(manifest)
-        if adapter.key not in self.served:
-            return f"this cluster does not serve {adapter.key} (is its controller installed?)"
-        why = self._fit(placement, spec) or self._no_node(manifest, adapter)
-        if why:
-            return why
-        crossing = isolation.problems(manifest, "")  # before the agent's own Kueue label goes on
-        if crossing:
-            return (f"{self.cluster or 'this member'} refuses what no pod security level allows: "
-                    + "; ".join(f"{field}: {problem}" for field, problem in crossing))
-        manifest = self.gang.prepare(manifest, pid)  # Kueue mode: the LocalQueue label, suspended
-        found = check_object(manifest, policy=self.pod_security, allowed_by=AGENT_FLAGS)
-        if found:  # what this member would create, as rendered: nothing of it is created
-            return member_refusal(self.cluster, self.pod_security, found, needed_by_object(manifest))
-        unready = await asyncio.to_thread(self.tenants.ensure, namespace, spec.queue)
-        if unready:
-            self.gang.forget(pid)
-            return unready
-        manifest = record(self.tenants.label(manifest, spec.queue))  # what it renders, kept on the object too
-        self.tenants.place(pid, namespace)
-        res = resource_of(adapter)
-        name = manifest["metadata"]["name"]
-        creating = False  # the error is the answer to the workload object's own create, not to what goes with it
-        try:
-            if accelerator.uses_dra:
-                await self.dra.create_template(placement, accelerator, namespace)
-            creating = True
-            created = await asyncio.to_thread(self.api.create, res, manifest, namespace)
-            creating = False
-            self.drift.launched(pid, manifest)
-            self.gang.created(pid)
-            if accelerator.uses_dra:
-                await self.dra.own_template(placement, created, namespace)
-        except ConflictError:
-            log.info("%s %s exists already: placement %s is running here", manifest["kind"], name, pid)
-            created = await asyncio.to_thread(self.api.get, res, name, namespace)
-        except (InvalidError, ForbiddenError, NotFoundError) as exc:
-            self.gang.forget(pid)
-            self.tenants.forget(pid)
-            if isinstance(exc, NotFoundError):
-                self.tenants.gone(namespace)  # deleted since it was made ready: made again next time
-            why = refusal(namespace, name, str(manifest["kind"]), exc, per_queue=self.tenants.per_queue)
-            return Invalid(why) if creating and invalid_object(exc) else why
-        if created.get("kind") == "Job" and needs_rendezvous(created):
-            refused = await self._rendezvous(placement, created, namespace)
-            if refused:
-                self.gang.forget(pid)
-                return refused
-        self._launched[pid] = placement
-        self._cancelled.discard(pid)
-        log.info("launched placement %s as %s %s/%s", pid, manifest["kind"], namespace,
-                 manifest["metadata"]["name"])
-        return None
+    def nodes_of(self, placement_id: str) -> NodeList:
+        """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
+        restarted, whose own copy of what was said went with it (agent/backend.py, `SaysNodes`)."""
+        return self.pod_nodes.of(placement_id)
 
     async def resize(self, placement_id: str, generation: int, replicas: int) -> str | None:
         """Shrink a placement's Deployment (or StatefulSet) in place: one merge patch of its replicas (resizing.py).
@@ -557,27 +328,11 @@ class KubeBackend:
         for adapter in list(self.served.values()):
             if (adapter.api_version, adapter.kind) not in RESIZABLE:
                 continue
-            for name in _names(adapter, placement_id):
+            for name in names_of(adapter, placement_id):
                 try:
                     return await asyncio.to_thread(self.api.get, resource_of(adapter), name, namespace)
                 except NotFoundError:
                     continue
-        return None
-
-    async def _rendezvous(self, placement: Placement, job: Obj, namespace: str) -> str | None:
-        """The headless Service that names a gang's pods, owned by its Job; refuse the placement (and
-        delete the Job) when the member will not take it."""
-        port = int(next((e.get("value") for c in job["spec"]["template"]["spec"].get("containers") or []
-                         for e in c.get("env") or [] if e.get("name") == "MASTER_PORT"), None) or 29500)
-        service = rendezvous_service(job, placement, port=port)
-        try:
-            await asyncio.to_thread(self.api.create, SERVICES, service, namespace)
-        except ConflictError:
-            pass  # made by an earlier launch of this placement
-        except (InvalidError, ForbiddenError, NotFoundError) as exc:
-            await asyncio.to_thread(self.api.delete, JOBS, job["metadata"]["name"], namespace)
-            return refusal(namespace, job["metadata"]["name"], "rendezvous Service", exc,
-                           per_queue=self.tenants.per_queue)
         return None
 
     async def logs(self, placement_id: str, replica: int, container: str, tail_lines: int,
@@ -598,553 +353,6 @@ class KubeBackend:
                  " (not started yet, or deleted: a finished Job's pods stay only until its TTL)")
         return await pod_logs.read_logs(self.api, namespace, pods, replica=replica, container=container,
                                         tail_lines=tail_lines, limit_bytes=limit_bytes)
-
-    async def cancel(self, placement_id: str) -> None:
-        known = placement_id in self._phases or placement_id in self._launched
-        phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
-        if known and not phase.is_terminal and placement_id not in self._cancelled:
-            self._notice(StopReason.CANCELLED, placement_id, "cancelled by the federator: deleting its workload")
-        self._cancelled.add(placement_id)
-        self._launched.pop(placement_id, None)
-        self._faults.pop(placement_id, None)
-        self._pods_read.pop(placement_id, None)
-        self.gang.forget(placement_id)
-        try:
-            await self._delete(placement_id)
-        except KubeError as exc:  # keep the stream alive; delete in the background until it works
-            log.warning("deleting the workload of %s failed (%s); retrying in the background", placement_id, exc)
-            task = asyncio.get_running_loop().create_task(self._delete_until_done(placement_id))
-            self._retries.add(task)
-            task.add_done_callback(self._retries.discard)
-        if known and not phase.is_terminal:
-            self._report(placement_id, JobPhase.CANCELLED, "cancelled: workload deleted")
-
-    async def _delete(self, placement_id: str) -> None:
-        namespace = self.tenants.namespace_of(placement_id)  # read once: the watch may forget it meanwhile
-        for adapter in list(self.served.values()):
-            for name in _names(adapter, placement_id):
-                await asyncio.to_thread(self.api.delete, resource_of(adapter), name, namespace,
-                                        propagation="Background")
-        for name in _names(BATCH_JOB, placement_id):  # a batch Job's rendezvous Service has the Job's name
-            await asyncio.to_thread(self.api.delete, SERVICES, name, namespace, propagation="Background")
-        await self.dra.delete_template(placement_id, namespace)
-
-    async def _delete_until_done(self, placement_id: str) -> None:
-        delay = 1.0
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self._delete(placement_id)
-                log.info("deleted the workload of cancelled placement %s", placement_id)
-                return
-            except KubeError as exc:
-                delay = min(delay * 2, 30.0)
-                log.warning("deleting the workload of %s failed again (%s)", placement_id, exc)
-
-    # -- internals ------------------------------------------------------------
-
-    def _fit(self, placement: Placement, spec: JobSpec) -> str:
-        """Refuse a gang the cluster plainly cannot hold now, so the federator places it elsewhere."""
-        gpus = spec.resources.whole_accelerators
-        if not gpus or spec.kind is not JobKind.TRAINING:
-            return ""
-        # The pods of placements cancelled here are going: the federator preempted them for this gang, and
-        # counting them refused the gang 2 ms after their workload was deleted, while the victim was placed
-        # again in the room it had just freed, and again at every retry (outside QA: a preemption loop).
-        # kube-scheduler binds the gang's pods as the victims' terminate.
-        pool = self.capacity(leaving=self._cancelled).pool(placement.accelerator_model)
-        fits = pool.gang_capacity(gpus) if pool else 0
-        if fits < placement.replicas:
-            return (f"{placement.replicas} x {gpus} {placement.accelerator_model} accelerators do not fit: "
-                    f"{fits} replicas fit on the usable nodes now")
-        return ""
-
-    def _no_node(self, manifest: Obj, adapter: WorkloadAdapter) -> str:
-        """Refuse a workload no node of this member could ever take: a pod set whose nodeSelector or required node
-        affinity matches no node's labels (node_selectors.py)."""
-        nodes = list(self.nodes.cache.values())
-        if not nodes:  # no node seen yet (the watch not synced): that says nothing of "never"
-            return ""
-        sets = adapter.pod_sets(manifest)
-        for pod_set, template in zip(sets, templates_at(manifest, [p.path for p in sets]), strict=True):
-            why = no_node_for(template.get("spec") or {}, nodes, pod_set.path)
-            if why:
-                return f"{why}: the job cannot run on {self.cluster or 'this member'}"
-        return ""
-
-    def _accounted(self, pods: Iterable[Obj]) -> frozenset[str]:
-        """Active placements whose pods all hold node resources already, of `pods`: those the report counts.
-
-        The capacity report counts these; the federator reserves the others itself,
-        and fences (cancels) any listed placement it does not consider current. A pod
-        counts as the report's resources do (`pod_holds_resources`: bound, and not
-        Succeeded or Failed; not on a node seen deleted, which the report no longer has:
-        outside provider QA F2), and only among the pods the report counts (not those of
-        placements leaving): a placement listed while its pods hold nothing contradicts
-        the report, and the federator says so (server/consistency.py).
-        """
-        bound: dict[str, int] = {}
-        for pod in pods:
-            pid = self._placement_of_pod(pod)
-            if pid and pod_holds_resources(pod) and (pod.get("spec") or {}).get("nodeName") not in self._nodes_gone:
-                bound[pid] = bound.get(pid, 0) + 1
-        finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
-        return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
-
-    def _replicas(self, pid: str) -> int:
-        """Pods the placement runs here (all its pod sets), as its workload says."""
-        workload = self._workload(pid)
-        if workload is not None:
-            return gang_size(workload)
-        placement = self._launched.get(pid)
-        return placement.replicas if placement else 1
-
-    def _workload(self, pid: str) -> Obj | None:
-        namespace = self.tenants.namespace_of(pid)
-        for key, informer in self.workloads.items():
-            for name in _names(self.served[key], pid):
-                if (obj := informer.cache.get(f"{namespace}/{name}")) is not None:
-                    return obj
-        return None
-
-    def _pods_of(self, pid: str) -> list[Mapping[str, Any]]:
-        return [p for p in self.pods.cache.values() if self._placement_of_pod(p) == pid]
-
-    def _pods_selector(self, pid: str) -> str:
-        """The label selector of a placement's pods: its placement label, or for a TrainJob (whose pods carry none:
-        Trainer v2 puts `spec.labels` on the JobSet only) the JobSet controller's label naming the TrainJob. Before,
-        a TrainJob's pods were never found: `federator logs` said "no pods", and a failed one's exit codes went
-        unread."""
-        informer, adapter = self.workloads.get(TRAINJOB_KEY), self.served.get(TRAINJOB_KEY)
-        if informer is not None and adapter is not None:
-            namespace = self.tenants.namespace_of(pid)
-            for name in _names(adapter, pid):
-                if f"{namespace}/{name}" in informer.cache:
-                    return f"{TRAINJOB_POD_LABEL}={name}"
-        return f"{PLACEMENT_LABEL}={placement_label(pid)}"
-
-    def _identity_bearer(self, pod: Mapping[str, Any]) -> Mapping[str, Any]:
-        """What says whose a pod is: the pod, or for a TrainJob's pod (which carries no identity) its TrainJob."""
-        name, informer = trainjob_of_pod(pod), self.workloads.get(TRAINJOB_KEY)
-        if name and not placement_of(pod) and informer is not None:
-            return informer.cache.get(f"{(pod.get('metadata') or {}).get('namespace')}/{name}") or pod
-        return pod
-
-    def _placement_of_pod(self, pod: Mapping[str, Any]) -> str:
-        """The placement a pod runs: its annotation, or for a TrainJob's pods (which carry none) their TrainJob's;
-        "" for a pod outside this agent's namespaces (`TenantNamespaces.holds`): another agent's on this member,
-        whose placements this one must neither report, nor follow, nor have fenced (outside provider QA)."""
-        if pid := placement_of(pod):
-            return pid if self.tenants.holds(str((pod.get("metadata") or {}).get("namespace") or "")) \
-                and self.tenants.mine(pod) else ""
-        name = trainjob_of_pod(pod)
-        informer = self.workloads.get(TRAINJOB_KEY)
-        if not name or informer is None:
-            return ""
-        trainjob = informer.cache.get(f"{(pod.get('metadata') or {}).get('namespace')}/{name}")  # ours only
-        return placement_of(trainjob) if trainjob is not None else ""
-
-    def _workload_event(self, kind: str, obj: Obj) -> None:
-        pid = placement_of(obj)
-        if not pid:
-            return
-        if kind == DELETED:
-            self._launched.pop(pid, None)
-            self._faults.pop(pid, None)
-            self._pods_read.pop(pid, None)
-            self.gang.forget(pid)
-            self.tenants.forget(pid)
-            self.drift.forget(pid)
-            last = self._phases.pop(pid, None)
-            self._counts.pop(pid, None)
-            self.pod_nodes.forget(pid)
-            if pid not in self._cancelled and last is not None and not last[0].is_terminal:
-                # The member's operator (or a controller of theirs) deleted it, not the user's code: stopped by the
-                # cluster, so the federator queues the job again. Reported Failed, it was over for good.
-                self._cancelled.add(pid)
-                self._on_update(pid, JobPhase.CANCELLED, f"{obj.get('kind')} {key_name(obj)} was deleted in the "
-                                                         "member cluster")
-            return
-        self._launched.pop(pid, None)
-        self.tenants.seen(pid, obj)
-        self._restore(pid, obj)
-        self._refresh(pid, obj)
-
-    def _restore(self, pid: str, obj: Obj) -> None:
-        """The agent owns what it made: an object of a running placement changed on the member behind its back
-        (`kubectl scale`, `kubectl set image`, a node selector removed) is changed back as the agent rendered it,
-        with a warning naming the fields (drift.py says what is compared and what is not). Outside QA: a scaled
-        Deployment read "1 of 3 replicas running" for good while 3 accelerators stayed booked; F4: an image edit
-        or the model pin removed ran, unreported, on what the federator bills."""
-        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if not pid or not self._started or pid in self._cancelled or phase.is_terminal \
-                or (adapter := adapter_of(obj)) is None or (patch := self.drift.check(pid, obj)) is None:
-            return
-        meta = obj.get("metadata") or {}
-
-        async def revert() -> None:
-            try:
-                await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
-                                        str(meta.get("namespace", "")))
-            except KubeError as exc:
-                rbac = "; the agent needs patch on its workload kinds (deploy/kubernetes/rbac-agent.yaml)" \
-                    if isinstance(exc, ForbiddenError) else ""
-                log.warning("placement %s: changing %s %s back failed (%s)%s", pid, obj.get("kind"), key_name(obj),
-                            exc, rbac)
-
-        self._background(revert())
-
-    def _pod_event(self, _kind: str, pod: Obj) -> None:
-        pid = self._placement_of_pod(pod)
-        if not pid:
-            return
-        self._note_pod_relists()
-        workload, watched = self._workload(pid), self.gang.watched(pid)
-        if workload is None and not watched:
-            return
-        if pid not in self._faults and (fault := pod_fault(pod)):  # its final state too, as it leaves the watch
-            self._faults[pid] = fault
-        pods = self._pods_of(pid)
-        if watched:  # every change, in order: a gang is whole only if some moment saw it so
-            if self._started and workload is not None and (why := self._gang_overdue(pid, workload)):
-                self._refuse(pid, why)  # its deadline passed before this change: judged on what came before
-                return
-            self.gang.observe(pid, pods, self._replicas(pid))
-        if workload is not None:
-            self._refresh(pid, workload, pods)
-
-    def _kueue_event(self, owner_uid: str) -> None:
-        """Kueue changed the Workload it keeps for one of ours: its admission state may have changed."""
-        for informer in list(self.workloads.values()):
-            for workload in list(informer.cache.values()):
-                if (workload.get("metadata") or {}).get("uid") == owner_uid and (pid := placement_of(workload)):
-                    self._refresh(pid, workload)
-
-    async def _watch_gangs(self) -> None:
-        """Without a gang admitter: refuse every gang not wholly bound to nodes within the gang timeout.
-        In Kueue mode: ask the federator to move every placement Kueue has held longer than the Kueue admission
-        timeout (`_ask_to_move`).
-
-        The tick finds gangs whose pods went quiet; a gang whose pods or workload change after its
-        deadline is judged by that change first (`_refresh`), so a late tick cannot let it finish."""
-        while True:
-            await asyncio.sleep(self.gang.tick)
-            await self._check_gangs()
-
-    async def _check_gangs(self) -> None:
-        """One pass of the gang watch over every placement not finished here."""
-        self._note_pod_relists()
-        broken = set(self.gang.broken_clocks())
-        for pid in list(self._phases):
-            try:
-                workload = self._workload(pid)
-                why = self._gang_overdue(pid, workload, self._pods_of(pid)) if workload is not None else ""
-                if why:
-                    await self._refuse(pid, why)
-                elif workload is not None:
-                    self._ask_to_move(pid, workload)
-                    if pid in broken:  # a broken gang's pods may not change again: its timeout is judged here
-                        self._refresh(pid, workload)
-            except Exception:  # one placement's trouble must not end the watch over every gang
-                log.exception("gang timeout check of placement %s failed", pid)
-
-    def _gang_overdue(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]] | None = None) -> str:
-        """Why the placement's gang is refused now, by the gang timeout ("" when it is not): on `pods`,
-        or without them on the pods seen before the change being handled (`GangGuard.expired`)."""
-        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if not self.gang.times_out or phase.is_terminal or pid in self._cancelled \
-                or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
-            return ""
-        if phase is not JobPhase.PLACED and not self.gang.watched(pid):
-            return ""  # past Placed in a stretch this process did not watch: trust the member
-        if pods is None:
-            return self.gang.expired(pid)
-        return self.gang.overdue(pid, pods, self._replicas(pid))
-
-    def _create_refused(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]]) -> str:
-        """Why the member refuses to create the pods of a gang still Placed and not whole, in its words
-        (create_refusals.py); "" when it does not. A kind that serves keeps its ReplicaFailure words instead."""
-        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if phase is not JobPhase.PLACED or pid in self._cancelled or _serves(workload) \
-                or group_kind(workload) not in SUSPEND_FIELD \
-                or sum(1 for p in pods if (p.get("spec") or {}).get("nodeName")) >= self._replicas(pid):
-            return ""
-        meta = workload.get("metadata") or {}
-        return self.refusals.refusal(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
-                                     own_job=group_kind(workload) == ("batch", "Job"), uid=str(meta.get("uid") or ""))
-
-    def _refusal_event(self, kind: str, event: Obj) -> None:
-        """A FailedCreate Event on a Job: the placement whose pods it refuses is judged again (`_refresh`)."""
-        involved = event.get("involvedObject") or {}
-        if kind == DELETED or not self._started or not refusing(event):
-            return
-        for informer in list(self.workloads.values()):
-            for workload in list(informer.cache.values()):
-                meta = workload.get("metadata") or {}
-                name = str(meta.get("name") or "")
-                if name and meta.get("namespace") == involved.get("namespace") \
-                        and str(involved.get("name") or "").startswith(name) and (pid := placement_of(workload)):
-                    self._refresh(pid, workload)  # its Job, or a child Job of it: `_create_refused` tells which
-
-    def _ask_to_move(self, pid: str, workload: Obj) -> None:
-        """Kueue mode: Kueue has held the placement past the admission timeout; ask the federator to move the
-        job where it can run now (JobUpdate.admission_overdue). Only the federator knows whether any other
-        cluster can: deleting it here, as the agent once did, sent the job back to the end of this queue
-        whenever no other could."""
-        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if phase is not JobPhase.PLACED or pid in self._cancelled:
-            return
-        why = self.gang.hold_overdue(pid, workload)
-        if why and self._started:
-            log.info("placement %s: %s; asking the federator to move it", pid, why)
-            self._on_update(pid, JobPhase.PLACED, why, admission_overdue=True)
-
-    def _note_pod_relists(self) -> None:
-        """A re-listed pod watch skipped changes: no gang counts as watched from its launch any more."""
-        if self.pods.relists != self._pod_relists:
-            self._pod_relists = self.pods.relists
-            self.gang.watch_broke()
-
-    def _refuse(self, pid: str, why: str, reason: StopReason = StopReason.GANG_TIMEOUT) -> asyncio.Task[None]:
-        """Report a placement stopped here, saying why, now, and delete its objects (its pods go with them)
-        in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
-        `cancel` does)."""
-        log.warning("placement %s: %s", pid, why)
-        return self._stop(pid, f"refused: {why}", reason)
-
-    def _stop(self, pid: str, why: str, reason: StopReason) -> asyncio.Task[None]:
-        """Report a placement stopped by this cluster (Cancelled: the federator queues the job again), and delete
-        its objects in a task (`_refuse`), after its Event and count (stops.py)."""
-        self._notice(reason, pid, why)
-        self._cancelled.add(pid)
-        self._launched.pop(pid, None)
-        self._faults.pop(pid, None)
-        self._pods_read.pop(pid, None)
-        self.gang.forget(pid)
-        self._report(pid, JobPhase.CANCELLED, why)
-        return self._background(self._delete_or_retry(pid))
-
-    async def _delete_or_retry(self, pid: str) -> None:
-        try:
-            await self._delete(pid)
-        except KubeError as exc:  # keep going; delete in the background until it works
-            log.warning("deleting the workload of %s failed (%s); retrying in the background", pid, exc)
-            self._background(self._delete_until_done(pid))
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """A task kept until done (`stop` cancels it)."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._retries.add(task)
-        task.add_done_callback(self._retries.discard)
-        return task
-
-    def _refresh(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]] | None = None) -> None:
-        """Report the placement's phase as its workload and pods (`pods`: found already, else looked up) say.
-
-        A gang past its timeout and never whole is refused first, whatever phase the change brings."""
-        pods = self._pods_of(pid) if pods is None else pods
-        last = self._phases.get(pid)
-        if last is not None and last[0].is_terminal:
-            return  # a finished placement stays finished
-        if self._started and (why := self._gang_overdue(pid, workload, pods)):
-            self._refuse(pid, why)
-            return
-        if self._started and (why := self._create_refused(pid, workload, pods)):
-            self._refuse(pid, why, StopReason.CREATE_FORBIDDEN)
-            return
-        health = replica_health(pods, self.nodes.cache, gone=self._nodes_gone)  # a node's key is its name
-        if self._started and self._gang_ended(pid, workload, health, last):
-            return
-        if (workload.get("spec") or {}).get("suspend") and (f := self._faults.get(pid)) is not None and f.deleted:
-            del self._faults[pid]  # suspended (Kueue preempted it): that deleted its pods, and it may run again
-        phase, message = workload_phase(workload, pods)
-        if phase is JobPhase.FAILED and pid not in self._cancelled and not _serves(workload):
-            fault = self._faults.get(pid)
-            if fault is not None and fault.deleted and ended_by_its_own_rule(workload):
-                fault = None  # its own deadline deleted its pods: the workload's words say so
-            elif (fault is None or fault.deleted) and not disrupted_job(workload) \
-                    and not self._pods_read.get(pid) and not ended_by_its_own_rule(workload):
-                self._read_pods(pid)  # a replica's exit may have left the pod watch unseen: judged once read
-                return
-            if disrupted_job(workload) or (fault is not None and fault.disruption):
-                # The member stopped it (a drain, a preemption, a node lost), not the user's code: re-queued.
-                why = fault.message if fault is not None and fault.disruption else disrupted_job(workload)
-                log.warning("placement %s: stopped by the cluster: %s", pid, why)
-                self._stop(pid, why, fault_reason(fault) if fault is not None and fault.disruption
-                           else StopReason.EVICTED)
-                return
-            if fault is not None:
-                message = fault.message  # the pod and its exit code, not a backoff limit the user never set
-        waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
-        if waiting:
-            message = waiting  # Kueue holds it: say why, in Kueue's words
-        if pid in self._cancelled:
-            phase, message = JobPhase.CANCELLED, "cancelled"
-        elif last is not None and _RANK[phase] < _RANK[last[0]]:
-            # A placement only moves forward: a service that ran whole and lost a replica (a drained node) stays
-            # Running, and so does a gang whose replica finished early or restarts; the message says how many run
-            # and why the others wait (a gang that stays broken is ended: `_gang_ended`).
-            phase = last[0]
-        counts = self._counts_of(pid, workload, pods, health) if phase.is_active else None
-        nodes = node_replicas(replica_pods(pods), self._replicas(pid), gone=self._nodes_gone) \
-            if phase.is_active and pid not in self._cancelled else ()
-        if phase.is_active and pid not in self._cancelled:
-            message += unready_note(health)
-        if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)) \
-                or self.pod_nodes.changed(pid, nodes):
-            # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count,
-            # and a replica bound or moved to another node (JobUpdate.nodes). A final phase says when the member
-            # says it ended (workload_ends.py), not when this agent noticed: it may have been paused meanwhile.
-            ended_at = workload_ended_at(workload, pods, self._faults.get(pid) if phase is JobPhase.FAILED else None) \
-                if phase.is_terminal and pid not in self._cancelled else None
-            self._report(pid, phase, message, counts, nodes, ended_at=ended_at)
-
-    def _counts_of(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]],
-                   health: ReplicaHealth) -> tuple[int, int]:
-        """(running, ready) of an active placement, from its pods: a serving kind's as its adapter counts them, a
-        gang's its pods in phase Running; ready only on a node that is there and Ready (gang_health.py). A gang
-        said nothing and read "2/2 ready" from its launch while half of it was Pending (F13) or on dead nodes
-        (F10)."""
-        counts = workload_counts(workload, pods)
-        if counts is None:
-            want = self._replicas(pid)
-            return min(health.running, want), min(health.ready, want)
-        return counts[0], min(counts[1], health.ready)
-
-    def _gang_ended(self, pid: str, workload: Obj, health: ReplicaHealth, last: tuple[JobPhase, str] | None) -> bool:
-        """End a gang (a kind that runs to completion) the member disrupted, whatever its controller does next:
-        a pod of it with a DisruptionTarget, a node deleted under it, or, once it ran whole, not whole for the gang
-        timeout (gang_health.py, `GangGuard.broken`). True when it was ended now."""
-        if pid in self._cancelled or _serves(workload) or group_kind(workload) not in SUSPEND_FIELD:
-            return False
-        fault = self._faults.get(pid)
-        why, reason = "", StopReason.EVICTED
-        if fault is not None and fault.disruption and not fault.deleted:
-            why, reason = fault.message, fault_reason(fault)
-        elif lost := node_lost(health, self._nodes_gone):
-            why, reason = lost, StopReason.NODE_LOST
-        elif (last is not None and last[0] is JobPhase.RUNNING) or self.gang.was_whole(pid):
-            why = self.gang.broken(pid, gang_broken(health, self._replicas(pid)))
-            reason = StopReason.GANG_BROKEN
-        if not why:
-            return False
-        log.warning("placement %s: stopped by the cluster: %s", pid, why)
-        self._stop(pid, why, reason)
-        return True
-
-    def _notice(self, reason: StopReason, pid: str, why: str) -> None:
-        """The Event and the count of a stop of the agent's own (stops.py), before its workload is deleted."""
-        self.stops.stopped(reason, pid, why, workload=self._workload(pid), namespace=self.tenants.namespace_of(pid))
-
-    def _node_event(self, kind: str, node: Obj) -> None:
-        """A node changed: deleted (its pods are lost), NotReady, Ready again. Every live placement with a pod on
-        it is judged again: pods bound to a node do not change when the node goes."""
-        name = str((node.get("metadata") or {}).get("name", ""))
-        was_gone, before = name in self._nodes_gone, self._node_unready.get(name)
-        if kind == DELETED:
-            self._nodes_gone.add(name)
-            self._node_unready.pop(name, None)
-        else:
-            self._nodes_gone.discard(name)
-            self._node_unready[name] = node_unready(node)[0]
-            if self._node_unready[name] == before and not was_gone:
-                return  # a heartbeat, a label: nothing its pods' placements say changes (one pod scan per change)
-        if not self._started:
-            return  # the first list: each placement is judged as its own objects come in
-        for pid in {self._placement_of_pod(p) for p in self.pods.cache.values()
-                    if (p.get("spec") or {}).get("nodeName") == name} - {""}:
-            if (workload := self._workload(pid)) is not None:
-                self._refresh(pid, workload)
-
-    def _read_pods(self, pid: str) -> None:
-        """Read a failed workload's pods once, in a task, and judge it again on what they say (`cause_among`).
-
-        The pod watch keeps only active pods (`ACTIVE_PODS`): a member may run thousands, and finished ones hold
-        nothing the capacity report counts, so the watch neither lists nor caches them. A pod that turns Failed
-        leaves it with its state before (Running), so its exit code went unseen and the Job controller deleting
-        the rest of the gang read as the member's doing. One list by the placement's label, when the workload
-        has failed and only then, costs one request per failed placement, where a watch of finished pods would
-        cost every finished pod of the member."""
-        if pid in self._pods_read:
-            return  # being read
-        self._pods_read[pid] = False
-        namespace = self.tenants.namespace_of(pid)
-
-        async def read() -> None:
-            try:
-                listed = await asyncio.to_thread(self.api.list, PODS, namespace,
-                                                 label_selector=self._pods_selector(pid))
-                pods = [p for p in listed.get("items") or [] if self._placement_of_pod(p) == pid]
-            except KubeError as exc:
-                log.warning("placement %s: reading its pods failed (%s); judged on what the watch saw", pid, exc)
-                pods = []
-            if pid not in self._pods_read:
-                return  # cancelled or gone meanwhile
-            self._pods_read[pid] = True
-            if (cause := cause_among(self._faults.get(pid), pods)) is not None:
-                self._faults[pid] = cause
-            if (workload := self._workload(pid)) is not None:
-                self._refresh(pid, workload)
-
-        self._background(read())
-
-    def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None,
-                nodes: NodeList = (), *, ended_at: float | None = None) -> None:
-        """Tell the agent; `counts` (running, ready) of a serving placement ride along (JobUpdate.replicas_running
-        and replicas_ready), a kind that does not serve says none; `nodes`, where its bound replicas run
-        (JobUpdate.nodes), () when none is bound (the agent keeps what was said); `ended_at`, when a final phase
-        was reached on the member's clock (None: now, or unknown)."""
-        self._phases[pid] = (phase, message)
-        if counts is None:
-            self._counts.pop(pid, None)
-        else:
-            self._counts[pid] = counts
-        if phase.is_terminal:
-            self.pod_nodes.forget(pid)
-        else:
-            self.pod_nodes.said(pid, nodes)
-        if self._started:
-            if counts is None:
-                self._on_update(pid, phase, message, nodes=nodes, ended_at=ended_at)
-            else:
-                self._on_update(pid, phase, message, running=counts[0], ready=counts[1], nodes=nodes)
-
-    def nodes_of(self, placement_id: str) -> NodeList:
-        """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
-        restarted, whose own copy of what was said went with it (agent/backend.py, `SaysNodes`)."""
-        return self.pod_nodes.of(placement_id)
-
-
-def _serves(workload: Mapping[str, Any]) -> bool:
-    """An inference kind: it never finishes, so fewer replicas running than asked is a shortfall to tell the
-    federator of, not replicas finishing one by one."""
-    adapter = adapter_of(workload)
-    return adapter is not None and adapter.job_kind is JobKind.INFERENCE
-
-
-def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
-    """The job as this placement runs it: the chosen alternative's count per replica and its pod-template
-    override (a CANN or ROCm image instead of the CUDA one) merged over the job's template."""
-    if not spec.accelerators or not 0 <= placement.alternative < len(spec.accelerators):
-        return spec
-    alt = spec.accelerators[placement.alternative]
-    template = json.loads(spec.pod_template_json) if spec.pod_template_json else {}
-    if alt.pod_template_json:
-        template = merged_over(template, json.loads(alt.pod_template_json))
-    return replace(spec, resources=replace(spec.resources, accelerator_milli=alt.milli),
-                   pod_template_json=json.dumps(template) if template else spec.pod_template_json)
-
-
-def _names(adapter: WorkloadAdapter, pid: str) -> tuple[str, ...]:
-    """The names a placement's object of this kind may have: its kind's, and the one every kind had before
-    kinds had budgets of their own (an object an older agent made, still running)."""
-    name, before = adapter.member_name(pid), workload_name(pid)
-    return (name,) if name == before else (name, before)
-
-
-def key_name(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 __all__ = ["KubeBackend"]
