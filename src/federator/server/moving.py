@@ -78,12 +78,12 @@ class Moves:
 
 def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocation], held: Sequence[tuple[Job, Ask]],
              avoided: Callable[[JobId], tuple[str, ...]], now: float, *,
-             holders: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = (),
+             reserving: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = (),
              resting: Mapping[JobId, float] | None = None) -> dict[JobId, str]:
     """For each held job a cycle would place whole elsewhere now, the cluster(s) it would go to.
 
     A job runs on more than its holding cluster (spread) is left out; each request avoids its holding cluster
-    and those `avoided` names. `holders` are the requests of the gangs that hold `reservations` (the live
+    and those `avoided` names. `reserving` are the requests of the gangs that have `reservations` (the live
     cycle's, server/reservations.py): they compete here too, so their room stays theirs. Without them a held job
     was moved into room held for a gang, lost its place in its member's queue, and then waited `Reserved` in the
     same turn's cycle, which keeps that room."""
@@ -97,7 +97,7 @@ def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocat
         return {}
     ids = {r.job_id for r in requests}
     wanted = {r.job_id: r.replicas for r in requests}
-    requests += [r for r in holders if r.job_id not in ids]
+    requests += [r for r in reserving if r.job_id not in ids]
     result = scheduler.schedule(snapshot, requests, running=[a for a in running if a.job_id not in ids], now=now,
                                 reservations=reservations, resting=resting)
     return {d.job_id: ",".join(sorted({a.cluster for a in d.assignments})) for d in result.decisions

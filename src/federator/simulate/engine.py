@@ -186,7 +186,7 @@ class Simulation:
         self._running: dict[JobId, _Job] = {}
         self.replaying = False
         self.reservations: tuple[Reservation, ...] = ()  # the last cycle's, handed to the next
-        self.resting: Mapping[JobId, float] = {}  # gangs whose hold ran out, until when: handed on too
+        self.resting: Mapping[JobId, float] = {}  # gangs whose reservation ran out, until when: handed on
 
     def _held(self) -> tuple[Held, Held]:
         """Capacity and what is held from the start, per region and per model, read through the nodes' own calls

@@ -32,7 +32,7 @@ from federator.backends.kube.namespace_gate import HostNamespaces
 from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.quarantines import KubeQuarantineStore
 from federator.backends.kube.queue_controller import QueueController
-from federator.backends.kube.reservation_clocks import KubeHoldStore
+from federator.backends.kube.reservation_clocks import KubeReservationClockStore
 from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.backends.kube.store import KubeJobStore
 from federator.security.audit import AuditLog
@@ -48,7 +48,7 @@ class KubeMode:
         self.api = api
         self.elector = elector
         self.store = KubeJobStore(api, namespace=opts.namespace, events=EventRecorder(api, instance=opts.identity))
-        self.holds = KubeHoldStore(self.store)  # the reservations' clocks, in the gangs' FederatedJob status
+        self.reservation_clocks = KubeReservationClockStore(self.store)  # in the gangs' FederatedJob status
         self.moves = KubeMoveStore(self.store)  # when each job last moved, in its FederatedJob status
         # The ends awaited of placements cancelled on a silent member, on its MemberCluster (silent_cancels.py):
         # attached by the controller once it restored the members from its listing at start.
@@ -120,7 +120,7 @@ class KubeMode:
         if self.queues is not None:
             await self.queues.stop()
         await asyncio.to_thread(self.store.flush)
-        await asyncio.to_thread(self.holds.flush)  # while this replica still leads
+        await asyncio.to_thread(self.reservation_clocks.flush)  # while this replica still leads
         await asyncio.to_thread(self.moves.flush)
         if self.controller is not None:
             await asyncio.to_thread(self.silent.flush, self.controller.recreate())
