@@ -418,16 +418,16 @@ class Cycles:
         fed = self.fed
         if not len(fed.moves):
             return
-        held = fed.moves.take(fed.jobs)
-        if not held:
+        overdue = fed.moves.take(fed.jobs)
+        if not overdue:
             return
         now = fed.clock()
         gangs = [rest_request(job, fed.refusals.avoided(job.job_id, now)) for job_id in self.reserved.gangs()
                  if (job := fed.jobs.get(job_id)) is not None and owes(job)]
-        targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), held,
+        targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), overdue,
                            lambda job_id: fed.refusals.avoided(job_id, now), now,
                            reserving=gangs, reservations=self.reserved.current(), resting=self.reserved.resting())
-        for job, ask in held:
+        for job, ask in overdue:
             fed.answer_move(job, ask, targets.get(job.job_id, ""))
 
     def rebalance(self) -> None:

@@ -56,7 +56,7 @@ class KubeMode:
         self.controller: FederatedJobController | None = None
         self.queues: QueueController | None = None
         self.lost = False
-        self._hold: asyncio.Task[None] | None = None
+        self._renewals: asyncio.Task[None] | None = None
 
     @classmethod
     async def prepare(cls, opts: KubeOptions) -> KubeMode:
@@ -76,7 +76,7 @@ class KubeMode:
             await elector.acquire()
         mode = cls(opts, api, elector)
         if elector is not None:  # renewed while the federator starts (module docstring); `start` watches it
-            mode._hold = asyncio.get_running_loop().create_task(elector.hold())
+            mode._renewals = asyncio.get_running_loop().create_task(elector.renew())
         return mode
 
     def namespace_gate(self, authz: Authorizer) -> HostNamespaces:
@@ -100,11 +100,11 @@ class KubeMode:
                                                  member_interval=fed.report_interval, authz=authz, audit=audit,
                                                  clock=fed.clock, silent=self.silent)
         await self.controller.start()
-        if self._hold is not None:  # lost already while starting: the callback comes at once
-            self._hold.add_done_callback(lambda task: self._lease_ended(task, on_lost))
+        if self._renewals is not None:  # lost already while starting: the callback comes at once
+            self._renewals.add_done_callback(lambda task: self._lease_ended(task, on_lost))
 
     def _lease_ended(self, task: asyncio.Task[None], on_lost: Callable[[], None]) -> None:
-        """The renewals ended: the Lease is lost (`hold` returned, or failed), unless `stop` cancelled them."""
+        """The renewals ended: the Lease is lost (`renew` returned, or failed), unless `stop` cancelled them."""
         if task.cancelled():
             return
         if (exc := task.exception()) is not None:
@@ -113,8 +113,8 @@ class KubeMode:
         on_lost()
 
     async def stop(self) -> None:
-        if self._hold is not None:
-            self._hold.cancel()
+        if self._renewals is not None:
+            self._renewals.cancel()
         if self.controller is not None:
             await self.controller.stop()
         if self.queues is not None:
