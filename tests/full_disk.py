@@ -13,7 +13,7 @@ import sqlite3
 from typing import Any
 
 from federator.store import SqliteJobStore
-from federator.store.holds import SqliteHoldStore
+from federator.store.reservation_clocks import SqliteReservationClockStore
 from federator.store.silent_cancels import SqliteSilentCancelStore
 
 
@@ -21,7 +21,7 @@ class FullDisk:
     """Wraps a SqliteJobStore's connection (or a store's beside it: the reservations' clocks', the awaited usage
     ends'); while `full`, a write fails at `at` ("COMMIT" or the rows' insert)."""
 
-    def __init__(self, store: SqliteJobStore | SqliteHoldStore | SqliteSilentCancelStore, *,
+    def __init__(self, store: SqliteJobStore | SqliteReservationClockStore | SqliteSilentCancelStore, *,
                  at: str = "COMMIT") -> None:
         self.db: sqlite3.Connection = store._db
         self.at = at

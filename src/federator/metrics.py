@@ -727,16 +727,17 @@ class Metrics:
     def watch_reservations(self, count: Callable[[], int], held: Callable[[], int],
                            unwritten: Callable[[], int] = lambda: 0) -> None:
         """Reservations of room for gangs that waited (scheduler/reservation.py): how many, and the free
-        accelerators they keep idle. A held count that stays up is the price of landing big gangs. `unwritten`:
+        accelerators they keep idle. An idle count that stays up is the price of landing big gangs. `unwritten`:
         their clocks' changes not written yet (server/reservations.py), which nothing else showed."""
-        Gauge("federator_reservations", "Training gangs holding reserved room on a cluster after waiting past the "
+        Gauge("federator_reservations", "Training gangs with reserved room on a cluster after waiting past the "
               "policy's reservations.afterSeconds (at most reservations.maxReservations).",
               registry=self.registry).set_function(count)
         Gauge("federator_reservation_held_accelerators", "Free accelerators that reservations keep idle for the "
-              "gangs they hold room for, as the last cycle began.", registry=self.registry).set_function(held)
-        Gauge("federator_reservation_unwritten_clocks", "Changes of the reservations' clocks (a hold begun, moved or "
-              "ended; a rest) not written to their store yet: Kubernetes mode, FederatedJob status.reservation "
-              "patches due; standalone, those the --db file refused.", registry=self.registry).set_function(unwritten)
+              "gangs they reserve room for, as the last cycle began.", registry=self.registry).set_function(held)
+        Gauge("federator_reservation_unwritten_clocks", "Changes of the reservations' clocks (a reservation begun, "
+              "moved or ended; a rest) not written to their store yet: Kubernetes mode, FederatedJob "
+              "status.reservation patches due; standalone, those the --db file refused.",
+              registry=self.registry).set_function(unwritten)
 
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
         self.registry.register(StateCollector(sample, lambda: self.state_loop, queue_label=self.queue_label))

@@ -18,7 +18,7 @@ import yaml
 from federator.backends.kube.api import FEDERATED_JOBS
 from federator.jobfile import parse_job
 from federator.model import JobHold, JobPhase, ReasonCode
-from federator.server.job_holds import Actor, hold
+from federator.server.job_holds import Actor, hold_async
 
 from kube_support import Testbed, controller_running, host_bed
 from support import until
@@ -79,7 +79,7 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
             kubectl("apply", "-f", "-", stdin=document("step-3"))
             await until(lambda: fx.fed.jobs.named("step-3"))
             later = fx.fed.get("step-3")
-            hold(fx.fed, later, Actor("admin", admin=True))
+            await hold_async(fx.fed, later, Actor("admin", admin=True))  # what JobService.Hold runs
             assert fx.api.get(FEDERATED_JOBS, "step-3", NAMESPACE)["spec"]["held"] is True
             patch_held("step-3", False)  # kubectl does not release an admin's hold
             await until(lambda: observed(fx, "step-3"))

@@ -1,11 +1,12 @@
 """A Kubernetes-mode restart keeps the clocks of the gangs' reservations, in their FederatedJob status, on a real
 API server.
 
-The standalone store keeps them in its SQLite file (store/holds.py; tests/server/test_reservation_clocks_restart.py).
-In Kubernetes mode they were memory only, so each restart or new leader gave a holding gang a new
-reservations.maxHoldSeconds and a resting gang its room back at once. Now they are `status.reservation` of the
-gang's FederatedJob (backends/kube/reservation_clocks.py): buffered by the cycle, written by the controller's
-MemberCluster loop, read back by the next federator from the listing it loads the jobs from. Here the status is the
+The standalone store keeps them in its SQLite file (store/reservation_clocks.py;
+tests/server/test_reservation_clocks_restart.py). In Kubernetes mode they were memory only, so each restart or new
+leader gave a reserving gang a new reservations.maxHoldSeconds and a resting gang its room back at once. Now they
+are `status.reservation` of the gang's FederatedJob (backends/kube/reservation_clocks.py): buffered by the cycle,
+written by the controller's MemberCluster loop, read back by the next federator from the listing it loads the jobs
+from. Here the status is the
 one the real kube-apiserver stored through the chart's CRD (a field the schema lacks is pruned without a word), and
 the second federator is a new one on the same objects, as after a restart or a change of leader.
 """
@@ -23,7 +24,7 @@ import yaml
 
 from federator.backends.kube.api import FEDERATED_JOBS, KubeApi
 from federator.backends.kube.controller import FederatedJobController
-from federator.backends.kube.reservation_clocks import KubeHoldStore
+from federator.backends.kube.reservation_clocks import KubeReservationClockStore
 from federator.backends.kube.resources import timestamp
 from federator.backends.kube.store import KubeJobStore
 from federator.model import ClusterCapacity, Job, JobPhase, ReasonCode
@@ -63,18 +64,18 @@ def capacity() -> ClusterCapacity:
                            node_cpu_milli_free_max=10**5, node_memory_bytes_free_max=2**42)
 
 
-async def start(api: KubeApi, clock: Clock) -> tuple[Federator, FederatedJobController, KubeHoldStore]:
+async def start(api: KubeApi, clock: Clock) -> tuple[Federator, FederatedJobController, KubeReservationClockStore]:
     """A federator on the host's FederatedJobs as `serve --kubeconfig` makes one (host.py, app.py): the jobs loaded
     from their status, the clocks' store attached, the controller running; east-1's agent reporting."""
     store = KubeJobStore(api, namespace=NAMESPACE, clock=clock)
     fed = Federator(store=store, scheduler=Scheduler(parse_policy(POLICY)), clock=clock)
-    holds = KubeHoldStore(store)
-    fed.cycles.reserved.attach(holds, now=clock())
+    clocks = KubeReservationClockStore(store)
+    fed.cycles.reserved.attach(clocks, now=clock())
     ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE, member_interval=0.05, clock=clock)
     await ctl.start()
     rec = fed.connect(cluster="east-1", region="east", labels={})
     fed.report(rec, capacity())
-    return fed, ctl, holds
+    return fed, ctl, clocks
 
 
 async def stop(fed: Federator, ctl: FederatedJobController) -> None:
@@ -111,41 +112,41 @@ def test_a_hold_ends_max_hold_seconds_after_it_began_though_the_federator_restar
     async def main() -> None:
         api = KubeApi.connect(host.host.kubeconfig)
         clock = Clock(T0)
-        fed, ctl, holds = await start(api, clock)
+        fed, ctl, clocks = await start(api, clock)
         gang = fed.submit(replace(job("gang", gpus=8, queue="train"), namespace=NAMESPACE))
         clock.now += 601
         fed.submit(replace(job("small", gpus=1, queue="flood"), namespace=NAMESPACE))
         fed.schedule_once()
-        assert fed.cycles.reserved.holds(gang.job_id) and reserved(fed, "small")
+        assert gang.job_id in fed.cycles.reserved and reserved(fed, "small")
         began = clock.now
         await until_kept(api, "gang", {"cluster": "east-1", "since": timestamp(began), "began": timestamp(began)})
         for _ in range(5):  # cycles that change no clock write nothing: a write per change, not per cycle
             clock.now += 1
             fed.schedule_once()
             await asyncio.sleep(0.1)
-        assert (holds.writes, holds.due) == (1, 0)
+        assert (clocks.writes, clocks.due) == (1, 0)
         clock.now += 900 - 5
         await stop(fed, ctl)
 
         clock.now += 50  # 950 s held: 50 left
-        fed, ctl, holds = await start(api, clock)
-        fed.schedule_once()  # chosen again, holding since it first held
+        fed, ctl, clocks = await start(api, clock)
+        fed.schedule_once()  # chosen again, its clocks those it first had
         (held,) = fed.cycles.reserved.current()
-        assert (held.since, held.first_held) == (began, began)
+        assert (held.since, held.first_reserved) == (began, began)
         assert reserved(fed, "small")
-        clock.now += 60  # 1,010 s since it first held: the hold ends, whatever the restart
+        clock.now += 60  # 1,010 s since its first reservation: it ends, whatever the restart
         fed.schedule_once()
         fed.schedule_once()
-        assert not fed.cycles.reserved.holds(gang.job_id)
+        assert gang.job_id not in fed.cycles.reserved
         assert named(fed, "small").phase is JobPhase.PLACED
         rests = fed.cycles.reserved.resting()[gang.job_id]
-        await until_kept(api, "gang", {"restsUntil": timestamp(rests)})  # the hold's fields gone, not merged
+        await until_kept(api, "gang", {"restsUntil": timestamp(rests)})  # the reservation's fields gone, not merged
         await stop(fed, ctl)
 
         clock.now += 100  # a third start, while the gang rests: it rests on
-        fed, ctl, holds = await start(api, clock)
+        fed, ctl, clocks = await start(api, clock)
         fed.schedule_once()
-        assert not fed.cycles.reserved.holds(gang.job_id)
+        assert gang.job_id not in fed.cycles.reserved
         assert fed.cycles.reserved.resting() == {gang.job_id: pytest.approx(rests, abs=1e-6)}
         await stop(fed, ctl)
 
@@ -168,7 +169,7 @@ def unwritten(fed: Federator) -> float | None:
 
 
 def test_a_clock_the_host_refuses_is_counted_unwritten_until_a_write_works(host: Testbed, tmp_path: Path) -> None:
-    """`federator_reservation_unwritten_clocks` (server/reservations.py): the clock of a hold that began stays due
+    """`federator_reservation_unwritten_clocks` (server/reservations.py): a new reservation's clock stays due
     while the API server refuses its patch (the service account may not write federatedjobs/status, as with the
     RBAC of a chart older than the status field's writes), and the count falls when the write is allowed."""
     host.kubectl("host", "create", "serviceaccount", "clocks-writer", "-n", NAMESPACE)
@@ -183,30 +184,30 @@ def test_a_clock_the_host_refuses_is_counted_unwritten_until_a_write_works(host:
         clock = Clock(T0)
         store = KubeJobStore(api, namespace=NAMESPACE, clock=clock)
         fed = Federator(store=store, scheduler=Scheduler(parse_policy(POLICY)), clock=clock)
-        holds = KubeHoldStore(store)
-        fed.cycles.reserved.attach(holds, now=clock())  # no controller: this test does what its loop does
+        clocks = KubeReservationClockStore(store)
+        fed.cycles.reserved.attach(clocks, now=clock())  # no controller: this test does what its loop does
         fed.report(fed.connect(cluster="east-1", region="east", labels={}), capacity())
         assert unwritten(fed) == 0.0
         gang = fed.submit(replace(job("refused-gang", gpus=8, queue="train"), namespace=NAMESPACE))
         clock.now += 601
         fed.submit(replace(job("refused-small", gpus=1, queue="flood"), namespace=NAMESPACE))
         fed.schedule_once()
-        assert fed.cycles.reserved.holds(gang.job_id)
+        assert gang.job_id in fed.cycles.reserved
         assert unwritten(fed) == 1.0  # due: the controller's loop writes it within a --report-interval
         for _ in range(200):  # the job store makes the FederatedJob (its status write refused, retried)
             if store.owner_of(gang.job_id) is not None:
                 break
             await asyncio.sleep(0.05)
-        assert await asyncio.to_thread(holds.flush) == 1  # forbidden: still due
-        assert unwritten(fed) == 1.0 and holds.writes == 0
+        assert await asyncio.to_thread(clocks.flush) == 1  # forbidden: still due
+        assert unwritten(fed) == 1.0 and clocks.writes == 0
         assert await asyncio.to_thread(kept, api, "refused-gang") is None
 
         await asyncio.to_thread(host.kubectl, "host", "apply", "-f", "-", input=_role(status=True))
         for _ in range(200):  # RBAC takes the new rule within moments
-            if await asyncio.to_thread(holds.flush) == 0:
+            if await asyncio.to_thread(clocks.flush) == 0:
                 break
             await asyncio.sleep(0.05)
-        assert unwritten(fed) == 0.0 and holds.writes == 1
+        assert unwritten(fed) == 0.0 and clocks.writes == 1
         began = timestamp(clock.now)
         assert await asyncio.to_thread(kept, api, "refused-gang") == {"cluster": "east-1", "since": began,
                                                                       "began": began}

@@ -1,5 +1,5 @@
-"""The bounds on reservations (scheduler/reservation.py; security finding S3): a gang does not hold room its
-own queue's work keeps it from, a hold ends after `maxHoldSeconds` and its gang rests as long, and each
+"""The bounds on reservations (scheduler/reservation.py; security finding S3): a gang does not reserve room its
+own queue's work keeps it from, a reservation ends after `maxHoldSeconds` and its gang rests as long, and each
 queue gets one slot before any gets a second. The attack: a tenant ran one job of its own on a 16-GPU
 cluster and a 16-GPU gang at the top priority, and 15 accelerators sat idle for ever."""
 
@@ -13,13 +13,13 @@ from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Schedu
 from federator.scheduler.framework import Allocation
 from federator.scheduler.policy import PolicyError, parse_policy
 from federator.scheduler.reservation import Reservation, ReservationPolicy
-from federator.server.reservations import HeldRoom
+from federator.server.reservations import KeptReservations
 
 from builders import cluster, pool, request
 
 LATE = 10_000.0
-HOLD = 3_600.0
-ON = SchedulerConfig(reservations=ReservationPolicy(after_seconds=600, max_reservations=3, max_hold_seconds=HOLD))
+MAX_HOLD = 3_600.0
+ON = SchedulerConfig(reservations=ReservationPolicy(after_seconds=600, max_reservations=3, max_hold_seconds=MAX_HOLD))
 TOP = 1_000_000
 
 
@@ -80,22 +80,22 @@ def test_a_hold_ends_after_max_hold_seconds_and_the_gang_rests_as_long() -> None
     first = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),))
     assert [r.since for r in first.reservations] == [LATE]
 
-    kept = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),), now=LATE + HOLD - 1,
+    kept = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),), now=LATE + MAX_HOLD - 1,
                  held=first.reservations)
     assert [r.job_id for r in kept.reservations] == ["g"]
 
     ended = cycle([solo()], [gang("g", "train"), one("s", "flood")], allocations=(holding("flood"),),
-                  now=LATE + HOLD, held=kept.reservations)
+                  now=LATE + MAX_HOLD, held=kept.reservations)
     assert not ended.reservations
     assert [d.job_id for d in ended.decisions] == ["s"]
-    assert ended.resting == {JobId("g"): LATE + 2 * HOLD}
+    assert ended.resting == {JobId("g"): LATE + 2 * MAX_HOLD}
     assert "reservations.maxHoldSeconds" in ended.pending[JobId("g")].message
 
-    resting = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),), now=LATE + 2 * HOLD - 1,
+    resting = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),), now=LATE + 2 * MAX_HOLD - 1,
                     held=ended.reservations, resting=dict(ended.resting))
     assert not resting.reservations and JobId("g") in resting.resting
 
-    again = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),), now=LATE + 2 * HOLD,
+    again = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),), now=LATE + 2 * MAX_HOLD,
                   held=resting.reservations, resting=dict(resting.resting))
     assert [r.job_id for r in again.reservations] == ["g"] and not again.resting
 
@@ -106,11 +106,11 @@ def test_moving_to_another_cluster_does_not_restart_the_hold() -> None:
     moved = Reservation(r.job_id, "gone", r.accelerator_model, r.priority, r.since, r.needed, r.short)
     second = cycle([solo()], [gang("g", "train")], allocations=(holding("flood"),), now=LATE + 10, held=(moved,))
     (r2,) = second.reservations
-    assert r2.since == LATE + 10 and r2.first_held == LATE  # a new cluster, the same hold
+    assert r2.since == LATE + 10 and r2.first_reserved == LATE  # a new cluster, the same reservation
 
 
 def test_the_server_hands_the_resting_gangs_to_the_next_cycle_and_brings_each_back_when_its_rest_ends() -> None:
-    room = HeldRoom()
+    room = KeptReservations()
     room.update((), {JobId("g"): 5.0})
     room.update((), {JobId("g"): 5.0})  # the same rest, handed on: brought back once
     assert room.resting() == {JobId("g"): 5.0}

@@ -6,12 +6,14 @@ left out of a cycle's plan made room for one more, so a tenant could keep any nu
 
 from __future__ import annotations
 
-import pytest
-from server_support import Clock, MemoryStore, make
+import asyncio
 
+import pytest
+from server_support import Clock, MemoryStore, job_api, make
+
+from federator.api.v1 import jobs_pb2
 from federator.security.limits import Limits
 from federator.server.intake import QueueFull
-from federator.server.job_holds import Actor, hold
 
 from builders import job
 
@@ -19,8 +21,15 @@ from builders import job
 def test_held_jobs_count_toward_the_federators_pending_cap() -> None:
     fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs=2, max_pending_jobs_per_queue=10,
                                                     max_pending_jobs_per_user=10))
-    for name in ("a", "b"):
-        hold(fed, fed.submit(job(name, gpus=8, models=("H100",))), Actor("alice"))
+
+    async def hold_both() -> None:
+        async with job_api(fed) as jobs:  # held as a user holds them: `federator hold`, JobService.Hold
+            for name in ("a", "b"):
+                submitted = fed.submit(job(name, gpus=8, models=("H100",)))
+                await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=submitted.job_id))
+
+    asyncio.run(hold_both())
+    assert all(j.hold is not None for j in fed.jobs.values())
     fed.schedule_once()  # the held jobs leave the candidates
     assert fed.cycles.pending_count == 0
     with pytest.raises(QueueFull, match="2 jobs are pending, its limit is 2"):

@@ -7,10 +7,12 @@ runbook's advice (add capacity, shrink the job) does not apply to it.
 
 from __future__ import annotations
 
-from server_support import Clock, MemoryStore, make
+import asyncio
 
+from server_support import Clock, MemoryStore, job_api, make
+
+from federator.api.v1 import jobs_pb2
 from federator.metrics import Metrics
-from federator.server.job_holds import Actor, hold, release
 from federator.server.state_sample import state_sample
 
 from builders import job
@@ -28,11 +30,16 @@ def test_a_held_job_is_counted_as_held_and_left_out_of_the_oldest_pending_age() 
     held = fed.submit(job("held", gpus=8, models=("H100",)))  # no cluster: both wait
     clock.now += 600
     fed.submit(job("waits", gpus=8, models=("H100",)))
-    hold(fed, fed.jobs[held.job_id], Actor("alice"))
-    fed.schedule_once()
-    clock.now += 100
-    assert _samples(metrics, "federator_oldest_pending_job_age_seconds") == {("default",): 100.0}  # not 700 s
-    pending = _samples(metrics, "federator_pending_jobs")
-    assert pending[("default", "Held")] == 1.0
-    release(fed, fed.jobs[held.job_id], Actor("alice"))
-    assert _samples(metrics, "federator_oldest_pending_job_age_seconds") == {("default",): 700.0}
+
+    async def scenario() -> None:
+        async with job_api(fed) as jobs:  # held and released as a user does: `federator hold` / `release`
+            await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=held.job_id))
+            fed.schedule_once()
+            clock.now += 100
+            assert _samples(metrics, "federator_oldest_pending_job_age_seconds") == {("default",): 100.0}  # not 700
+            pending = _samples(metrics, "federator_pending_jobs")
+            assert pending[("default", "Held")] == 1.0
+            await jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=held.job_id))
+            assert _samples(metrics, "federator_oldest_pending_job_age_seconds") == {("default",): 700.0}
+
+    asyncio.run(scenario())

@@ -230,7 +230,7 @@ def test_a_held_job_is_not_moved_into_room_held_for_a_gang(clock: Clock) -> None
     fed.schedule_once()
     clock.now += 601  # the default policy's reservations.afterSeconds
     fed.schedule_once()
-    assert fed.cycles.reserved.holds(gang.job_id) and gang.phase is JobPhase.PENDING
+    assert gang.job_id in fed.cycles.reserved and gang.phase is JobPhase.PENDING
     fed.acked(east, p.placement_id)
     fed.job_update(east, p.placement_id, JobPhase.PLACED, HELD, admission_overdue=True)
     fed.schedule_once()

@@ -1,9 +1,10 @@
-"""A restart keeps the clocks of the gangs' reservations (store/holds.py), so maxHoldSeconds bounds a hold across it.
+"""A restart keeps the clocks of gangs' reservations (store/reservation_clocks.py): maxHoldSeconds bounds one across it.
 
 The reservations themselves are chosen again by the first cycle after a restart (the SIGKILL test is
-tests/reliability/test_crash_memory.py); how long a gang has held room, and until when a gang whose hold ran out
-rests, nothing else says. Forgotten, a restart gave a holding gang a new maxHoldSeconds and a resting one its
-room back at once: the room a tenant's gang keeps idle went back to no one (security finding S3's bound).
+tests/reliability/test_crash_memory.py); how long a gang has had its reservation, and until when a gang whose
+reservation ran out rests, nothing else says. Forgotten, a restart gave a reserving gang a new maxHoldSeconds and a
+resting one its room back at once: the room a tenant's gang keeps idle went back to no one (security finding S3's
+bound).
 
 A federator on a real SQLite file (jobs and clocks in one, as `serve --db`), closed as after SIGKILL (its last
 cycle wrote the clocks), and a second one on the same file; a fake clock.
@@ -19,7 +20,7 @@ from federator.model import JobPhase, ReasonCode
 from federator.scheduler import Scheduler, parse_policy
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
-from federator.store.holds import HoldClock, SqliteHoldStore
+from federator.store.reservation_clocks import ReservationClock, SqliteReservationClockStore
 from federator.timestamps import utc_seconds
 
 from builders import job
@@ -31,7 +32,7 @@ def start(db: Path, clock: Clock) -> Federator:
     """A federator on `db`, as `serve` makes one: the clocks' store attached, east-1's agent reporting one node
     with 5 free of 8 (the gang needs 8) and one full."""
     fed = Federator(store=SqliteJobStore(db), scheduler=Scheduler(parse_policy(POLICY)), clock=clock)
-    fed.cycles.reserved.attach(SqliteHoldStore(db), now=clock())
+    fed.cycles.reserved.attach(SqliteReservationClockStore(db), now=clock())
     rec = fed.connect(cluster="east-1", region="east", labels={})
     fed.report(rec, capacity({5: 1, 0: 1}))
     return fed
@@ -56,26 +57,26 @@ def test_a_hold_ends_max_hold_seconds_after_it_began_though_the_federator_restar
     clock.now += 601
     fed.submit(job("small", gpus=1, queue="flood"))
     fed.schedule_once()
-    assert fed.cycles.reserved.holds(gang.job_id) and reserved(fed, "small")
+    assert gang.job_id in fed.cycles.reserved and reserved(fed, "small")
     began = clock.now
-    assert SqliteHoldStore(db).load() == [HoldClock(gang.job_id, "east-1", began, began)]
+    assert SqliteReservationClockStore(db).load() == [ReservationClock(gang.job_id, "east-1", began, began)]
     clock.now += 900
     stop(fed)
 
     clock.now += 50  # 950 s held: 50 left
     fed = start(db, clock)
-    fed.schedule_once()  # chosen again, holding since it first held
+    fed.schedule_once()  # chosen again, its clocks those it first had
     (held,) = fed.cycles.reserved.current()
-    assert (held.since, held.first_held) == (began, began)
+    assert (held.since, held.first_reserved) == (began, began)
     assert reserved(fed, "small")
     clock.now += 10
     fed.schedule_once()  # from the next cycle on, the gang's reason says so too
     reason = fed.jobs[gang.job_id].pending_reason
     assert reason is not None and f"held for it since {utc_seconds(began)};" in reason.message
-    clock.now += 50  # 1,010 s since it first held: the hold ends, whatever the restart
+    clock.now += 50  # 1,010 s since its first reservation: it ends, whatever the restart
     fed.schedule_once()
     fed.schedule_once()
-    assert not fed.cycles.reserved.holds(gang.job_id)
+    assert gang.job_id not in fed.cycles.reserved
     small = next(j for j in fed.jobs.values() if j.spec.name == "small")
     assert small.phase is JobPhase.PLACED
     stop(fed)
@@ -87,22 +88,22 @@ def test_a_gang_resting_after_its_hold_rests_on_after_a_restart(tmp_path: Path) 
     gang = fed.submit(job("gang", gpus=8, queue="train"))
     clock.now += 601
     fed.schedule_once()
-    assert fed.cycles.reserved.holds(gang.job_id)
+    assert gang.job_id in fed.cycles.reserved
     clock.now += 1001
-    fed.schedule_once()  # the hold ran out: the gang rests as long
+    fed.schedule_once()  # the reservation ran out: the gang rests as long
     rests = fed.cycles.reserved.resting()
-    assert not fed.cycles.reserved.holds(gang.job_id) and gang.job_id in rests
+    assert gang.job_id not in fed.cycles.reserved and gang.job_id in rests
     stop(fed)
 
     clock.now += 100  # still resting
     fed = start(db, clock)
     fed.submit(job("small", gpus=1, queue="flood"))
     fed.schedule_once()
-    assert not fed.cycles.reserved.holds(gang.job_id)  # its room stays everyone's while it rests
+    assert gang.job_id not in fed.cycles.reserved  # its room stays everyone's while it rests
     assert fed.cycles.reserved.resting() == rests
     assert next(j for j in fed.jobs.values() if j.spec.name == "small").phase is JobPhase.PLACED
-    clock.now = rests[gang.job_id] + 1  # its rest over, it may hold room again
+    clock.now = rests[gang.job_id] + 1  # its rest over, it may reserve room again
     fed.schedule_once()
     fed.schedule_once()
-    assert fed.cycles.reserved.holds(gang.job_id)
+    assert gang.job_id in fed.cycles.reserved
     stop(fed)

@@ -60,7 +60,7 @@ def test_a_parked_gang_comes_back_when_due_and_holds_room_against_the_flood(tmp_
     assert gauge(fed, "federator_reservations") == 1.0
     assert gauge(fed, "federator_reservation_held_accelerators") == 5.0
     fed.schedule_once()  # a later cycle: still held, the gang still a candidate
-    assert fed.cycles.reserved.holds(gang.job_id) and gang.job_id not in fed.cycles.parked
+    assert gang.job_id in fed.cycles.reserved and gang.job_id not in fed.cycles.parked
     urgent = fed.submit(job("urgent", gpus=1, queue="flood", priority=10))
     fed.schedule_once()
     assert urgent.phase is JobPhase.PLACED  # higher priority passes

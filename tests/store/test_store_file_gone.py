@@ -20,8 +20,8 @@ from federator.accounting.records import UsageRecord
 from federator.model import Job, JobId
 from federator.store import SqliteJobStore
 from federator.store.errors import StoreFileGone, StoreUnavailable
-from federator.store.holds import HoldClock, SqliteHoldStore
 from federator.store.members import Member, SqliteMemberStore
+from federator.store.reservation_clocks import ReservationClock, SqliteReservationClockStore
 
 from builders import job
 
@@ -115,15 +115,16 @@ def test_the_member_and_usage_stores_of_the_file_refuse_too(tmp_path: Path) -> N
     """They share the file (the reservations' clocks too): a write of theirs would land in the lost one, and keep
     it changing under an operator copying it out of the running process (docs/operators.md)."""
     db = tmp_path / "fed.db"
-    jobs, members, usage, holds = SqliteJobStore(db), SqliteMemberStore(db), SqliteUsageStore(db), SqliteHoldStore(db)
+    jobs, members, usage = SqliteJobStore(db), SqliteMemberStore(db), SqliteUsageStore(db)
+    clocks = SqliteReservationClockStore(db)
     db.unlink()
     with pytest.raises(StoreFileGone, match="member store file"):
         members.put([Member("c", "r")])
     with pytest.raises(StoreFileGone, match="usage records file"):
         usage.put([UsageRecord("p", "j", "q", "u", "ns", "c", "", "H100", 1000, 1.0, None)])
     with pytest.raises(StoreFileGone, match="reservation store file"):
-        holds.put([HoldClock(JobId("gang"), rests_until=1.0)])
-    for s in (members, usage, holds, jobs):
+        clocks.put([ReservationClock(JobId("gang"), rests_until=1.0)])
+    for s in (members, usage, clocks, jobs):
         s.close()
 
 

@@ -69,7 +69,7 @@ class ReasonCode(StrEnum):
     # a member's API refused the job's object as invalid (Ack.invalid): tried on another provider's cluster to
     # confirm; the code a Failed job keeps when a second provider's did too (server/invalid_specs.py)
     INVALID_SPEC = "InvalidSpec"
-    RESERVED = "Reserved"  # it would fit, but the room is held for a gang that has waited long (reservation.py)
+    RESERVED = "Reserved"  # it would fit, but the room is reserved for a gang that has waited long (reservation.py)
     # it ran past its spec.max_run_seconds: the federator cancelled every placement; the code a Failed job keeps
     # (server/run_limits.py)
     DEADLINE_EXCEEDED = "DeadlineExceeded"

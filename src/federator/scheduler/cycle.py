@@ -9,7 +9,7 @@ numbered phases, each timed:
    priority, then the owner's share (who holds least first: `owner_share.py`), then submission time;
 2. prescore: per-cycle values every plugin reads (max price, demand, region use,
    which the place phase moves as it reserves);
-   reserve: gangs waiting past the policy's threshold hold room on one cluster each (`reservation.py`);
+   reserve: gangs waiting past the policy's threshold reserve room on one cluster each (`reservation.py`);
 3. place: each job checked against its queue's quota, then placed in a
    transaction committed only if the whole job fits; a training gang goes to
    one cluster, inference replicas spread (at least `minRegions` regions, nearest tiers first), and the rest
@@ -68,7 +68,7 @@ from federator.scheduler.preemption import (
     within_quota,
 )
 from federator.scheduler.regionload import RegionUse
-from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
+from federator.scheduler.reservation import Reservation, guarded, reserve_room, respected, still_reserved
 from federator.scheduler.residency import ALWAYS_FILTERS, fenced
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 from federator.scheduler.spread import is_rest, spread_counts
@@ -93,8 +93,8 @@ class CycleResult:
     snapshot: Snapshot  # after the cycle's reservations
     preemptions: tuple[Preemption, ...] = ()
     decision_seconds: tuple[float, ...] = ()  # time spent deciding each of `decisions`, same order
-    reservations: tuple[Reservation, ...] = ()  # the gangs still waiting on room held for them (reservation.py)
-    resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose hold ended, until when (`expired`)
+    reservations: tuple[Reservation, ...] = ()  # the gangs still waiting on room reserved for them (reservation.py)
+    resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose reservation ran out: until when
 
 
 # Reasons more room could cure: only these jobs may preempt. REGION_UNAVAILABLE comes only from a
@@ -176,12 +176,12 @@ class Scheduler:
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale, maintenance, now)
         t2 = clock()
         phases["prescore"] = t2 - t1
-        holds, rests = hold_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now,
+        reserved, rests = reserve_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now,
                                  ctx=ctx, running=running, resting=resting)
         t, t2 = t2, clock()
         phases["reserve"] = t2 - t
 
-        board = Board(guarded(self.filters, holds), self.scores, ctx, self.pool_scores)
+        board = Board(guarded(self.filters, reserved), self.scores, ctx, self.pool_scores)
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
@@ -196,7 +196,7 @@ class Scheduler:
                 pending[request.job_id] = Reason(ReasonCode.WAITING, "placement limit of this cycle reached")
                 continue
             started = clock()
-            if holds and (bound := respected(request, holds)):
+            if reserved and (bound := respected(request, reserved)):
                 request = replace(request, respects=bound)
             asked, (request, outcome) = request, first_that_fits(
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
@@ -237,7 +237,7 @@ class Scheduler:
         order.explain(pending)  # outside QA, HPC H1: the jobs of its own queue that go before its owner's
         phases["preempt"] = clock() - t3
         return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
-                           still_held(holds, pending, rests), rests)
+                           still_reserved(reserved, pending, rests), rests)
 
     # -- placement --------------------------------------------------------
 

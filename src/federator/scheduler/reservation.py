@@ -21,7 +21,7 @@ node, so what the gang needs is counted, not named.
 A reservation keeps its cluster while that cluster could still hold the gang: room gathered on
 one cluster is wasted if the next cycle picks another. It ends when the gang is placed (anywhere),
 leaves the cycle's requests (cancelled), or its cluster is gone or cannot hold it any more (then
-the gang picks again). At most `max_reservations` hold at once, highest priority then oldest
+the gang picks again). At most `max_reservations` are kept at once, highest priority then oldest
 first, so reservations cannot idle the fleet.
 
 Three bounds keep a reservation from being a way to keep others off a cluster (security finding S3: a
@@ -32,9 +32,9 @@ tenant ran one job of its own on a cluster and reserved it for a gang that could
   nobody. The queue, not the user, is the party: it is what the operator grants (access, weight, quota,
   maxPriority), and in a single-user federator every job has the same user, so a per-user rule would end
   reservations there;
-- it ends after `max_hold_seconds` held (counted from the gang's first hold, whatever cluster it moved
-  to), and that gang then rests as long before it may hold room again (`expired`): whatever keeps the gang
-  from fitting, the room it held goes back to everyone at least half the time;
+- it ends after `max_hold_seconds` (counted from the gang's first reservation, whatever cluster it moved
+  to), and that gang then rests as long before it may reserve room again (`expired`): whatever keeps the gang
+  from fitting, the room it kept goes back to everyone at least half the time;
 - one per queue first (`choose`): each queue's best-ranked due gang gets a slot before any queue a
   second, so one tenant's gangs, whatever priority they claim, cannot take every slot from another's.
 
@@ -67,11 +67,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class ReservationPolicy:
     """When a waiting gang starts to gather room, how many may gather at once (0: never), and how long one
-    may hold room before it ends (and its gang rests as long: the bound of what a reservation can idle).
+    may keep room before it ends (and its gang rests as long: the bound of what a reservation can idle).
 
     `max_hold_seconds` defaults to an hour, six times `after_seconds`: room frees as running work ends, and
     a node's work mostly ends within that (bench/starvation.py's gangs, 10-30 minute flood jobs, were placed
-    within 59 minutes of their first hold); a gang still short after it is waiting on work that does not end,
+    within 59 minutes of their first reservation); a gang still short after it is waiting on work that does not end,
     and the idle room is better given back."""
 
     after_seconds: float = 600.0
@@ -92,7 +92,7 @@ class ReservationPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """A gang's hold on one pool of one cluster, as a cycle began: it needs `needed` accelerators of
+    """A gang's reservation of one pool of one cluster, as a cycle began: it needs `needed` accelerators of
     `accelerator_model` there, and `short` of them must still free."""
 
     job_id: JobId
@@ -102,10 +102,10 @@ class Reservation:
     since: float
     needed: int
     short: int
-    began: float | None = None  # the gang's first hold (None: `since`), kept when it moves: maxHold counts from it
+    began: float | None = None  # its first reservation's start (None: `since`), kept when it moves: maxHoldSeconds
 
     @property
-    def first_held(self) -> float:
+    def first_reserved(self) -> float:
         return self.since if self.began is None else self.began
 
     @property
@@ -130,15 +130,15 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
-class Hold:
-    """A reservation with the request it holds for (the alternative it was chosen for)."""
+class GangReservation:
+    """A gang's reservation with the request it was chosen for (the gang's alternative that reserves the room)."""
 
     reservation: Reservation
     request: PlacementRequest
 
 
 def due(request: PlacementRequest, policy: ReservationPolicy, now: float) -> bool:
-    """Whether a request may hold a reservation: a gang of whole accelerators, more than one in all, that has
+    """Whether a request may have a reservation: a gang of whole accelerators, more than one in all, that has
     waited long enough. A one-accelerator job is never starved by its size (any accelerator that frees fits
     it): it waits for its queue's turn, which a reservation would not change, and it would take a slot."""
     milli = request.accelerator_milli
@@ -146,8 +146,8 @@ def due(request: PlacementRequest, policy: ReservationPolicy, now: float) -> boo
             and now - request.submitted_at >= policy.after_seconds)
 
 
-def may_hold(spec: JobSpec) -> bool:
-    """Whether a job could ever hold a reservation (`due` but for its wait): the server's cheap test of
+def may_reserve(spec: JobSpec) -> bool:
+    """Whether a job could ever have a reservation (`due` but for its wait): the server's cheap test of
     which pending jobs to bring back to a cycle when their wait passes the threshold."""
     return spec.kind is JobKind.TRAINING and any(
         a.milli % MILLI == 0 and a.milli * spec.replicas >= 2 * MILLI for a in spec.alternatives())
@@ -209,9 +209,9 @@ def progress(request: PlacementRequest, cluster: ClusterInfo, model: str) -> tup
             max(0, res.memory_bytes * replicas - cap.memory_bytes_free))
 
 
-def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo,
+def worsens(gang: GangReservation, request: PlacementRequest, cluster: ClusterInfo,
             memo: dict[JobId, tuple[ClusterInfo, tuple[int, int, int, int]]] | None = None) -> bool:
-    """Whether placing `request` on `cluster` leaves the held-for gang further from fitting there.
+    """Whether placing `request` on `cluster` leaves the reserving gang further from fitting there.
 
     A job that accepts the reserved model is tried on that pool (the worst case: the cycle may bind
     it there); one that does not takes only its own pool, and the cluster's CPU and memory. A spread
@@ -219,7 +219,7 @@ def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo,
     spreading then binds up to that many). A job that does not fit is not this filter's to refuse
     (GangFit and CpuMemoryFit say why). `memo` keeps the gang's progress on the cluster object last asked
     about: a cycle asks again for every shape until the cluster changes."""
-    r = hold.reservation
+    r = gang.reservation
     n = request.replicas if request.is_gang else request.spec.replicas
     res, cap = request.spec.resources, cluster.capacity
     if not request.is_gang:
@@ -240,9 +240,9 @@ def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo,
     if n < 1:
         return False
     if model != r.accelerator_model:  # another pool, or none: only the cluster's free CPU and memory move
-        g = hold.request.spec.resources
-        return (_takes(g.cpu_milli * hold.request.replicas, cap.cpu_milli_free, n * res.cpu_milli)
-                or _takes(g.memory_bytes * hold.request.replicas, cap.memory_bytes_free, n * res.memory_bytes))
+        g = gang.request.spec.resources
+        return (_takes(g.cpu_milli * gang.request.replicas, cap.cpu_milli_free, n * res.cpu_milli)
+                or _takes(g.memory_bytes * gang.request.replicas, cap.memory_bytes_free, n * res.memory_bytes))
     try:
         after = reserve(cluster, resources=res, replicas=n, accelerator_model=model)
     except ValueError:
@@ -251,10 +251,10 @@ def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo,
     if kept is not None and kept[0] is cluster:
         before = kept[1]
     else:
-        before = progress(hold.request, cluster, r.accelerator_model)
+        before = progress(gang.request, cluster, r.accelerator_model)
         if memo is not None:
             memo[r.job_id] = (cluster, before)
-    now = progress(hold.request, after, r.accelerator_model)
+    now = progress(gang.request, after, r.accelerator_model)
     return now[0] > before[0] or now[1] > before[1] or now[2] > before[2] or now[3] > before[3]
 
 
@@ -268,27 +268,27 @@ class ReservedRoom:
     """The filter a cycle with reservations adds: a reserved cluster refuses a job that must respect the
     reservation (`PlacementRequest.respects`) if it would take what the gang needs there."""
 
-    holds: Mapping[str, tuple[Hold, ...]]  # cluster -> the holds on it
+    gangs: Mapping[str, tuple[GangReservation, ...]]  # cluster -> the gangs reserving room on it
     name: str = "ReservedRoom"
     memo: dict[JobId, tuple[ClusterInfo, tuple[int, int, int, int]]] = field(default_factory=dict)  # see worsens
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         if not request.respects:
             return None
-        for hold in self.holds.get(cluster.name, ()):
-            if hold.reservation.job_id in request.respects and worsens(hold, request, cluster, self.memo):
-                return Reason(ReasonCode.RESERVED, hold.reservation.kept_off(
-                    same_queue=hold.request.spec.queue == request.spec.queue))
+        for gang in self.gangs.get(cluster.name, ()):
+            if gang.reservation.job_id in request.respects and worsens(gang, request, cluster, self.memo):
+                return Reason(ReasonCode.RESERVED, gang.reservation.kept_off(
+                    same_queue=gang.request.spec.queue == request.spec.queue))
         return None
 
 
-def respected(request: PlacementRequest, holds: Sequence[Hold]) -> tuple[JobId, ...]:
+def respected(request: PlacementRequest, reserved: Sequence[GangReservation]) -> tuple[JobId, ...]:
     """The reservations a request must keep clear of: those of gangs of its priority or higher, and for a
-    gang that holds one itself only those ranked before its own (`holds` is in rank order), so that two
-    gangs holding room on one cluster never keep each other off it."""
+    gang that has one itself only those ranked before its own (`reserved` is in rank order), so that two
+    gangs reserving room on one cluster never keep each other off it."""
     p = request.spec.priority
     out: list[JobId] = []
-    for h in holds:
+    for h in reserved:
         if h.reservation.job_id == request.job_id:
             break
         if p <= h.reservation.priority:
@@ -303,34 +303,34 @@ Own = Callable[[str, str, str], int]  # (queue, cluster, model) -> accelerators 
 
 def self_blocked(request: PlacementRequest, pool: AcceleratorPool, own: int) -> bool:
     """Whether the gang could not fit `pool` even were all work there but its own queue's (`own`
-    accelerators) to end: what it waits for only its own queue can free, so it may not hold room there
+    accelerators) to end: what it waits for only its own queue can free, so it may not reserve room there
     (module docstring; finding S3: one job of a tenant's kept the other 15 of 16 H100 idle for its gang)."""
     return own > 0 and pool.allocatable_accelerators - own < request.replicas * request.accelerators_per_replica
 
 
-def expired(held: Mapping[JobId, Reservation], resting: Mapping[JobId, float], policy: ReservationPolicy,
+def expired(last: Mapping[JobId, Reservation], resting: Mapping[JobId, float], policy: ReservationPolicy,
             now: float) -> dict[JobId, float]:
-    """The gangs that may not hold room this cycle, and until when: those still resting, and those whose
-    reservation has been held `max_hold_seconds`, which end now and rest as long (the room goes back to
+    """The gangs that may not reserve room this cycle, and until when: those still resting, and those whose
+    reservation has lasted `max_hold_seconds`, which end now and rest as long (the room goes back to
     everyone at least half the time, whatever keeps the gang from fitting)."""
     out = {j: until for j, until in resting.items() if until > now}
-    for r in held.values():
-        if now - r.first_held >= policy.max_hold_seconds:
+    for r in last.values():
+        if now - r.first_reserved >= policy.max_hold_seconds:
             out[r.job_id] = max(out.get(r.job_id, now), now + policy.max_hold_seconds)
     return out
 
 
 def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo],
-           held: Mapping[JobId, Reservation], policy: ReservationPolicy, *, now: float,
+           last: Mapping[JobId, Reservation], policy: ReservationPolicy, *, now: float,
            ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit,
            could: Could, own: Own = lambda queue, cluster, model: 0,
-           resting: Mapping[JobId, float] | None = None) -> tuple[Hold, ...]:
+           resting: Mapping[JobId, float] | None = None) -> tuple[GangReservation, ...]:
     """This cycle's reservations: at most `policy.max_reservations`, for the due gangs by priority, then
     submission, each queue's first before any queue's second (one tenant cannot take every slot). A gang keeps
     its cluster while it could still hold it there; else (or new) it takes the cluster, and pool, where the
     fewest accelerators must free, ties by name, among those its own queue's work does not block
-    (`self_blocked`); a gang that fits somewhere now takes no slot (it places this cycle), but one that holds
-    room keeps it until it is placed. A gang in `resting` (`expired`) takes none. `ways`: a request's
+    (`self_blocked`); a gang that fits somewhere now takes no slot (it places this cycle), but one that has
+    a reservation keeps it until it is placed. A gang in `resting` (`expired`) takes none. `ways`: a request's
     alternatives; `admit`: the request as its queue's quota admits it, or None (no room gathered for a job its
     quota refuses); `could`: whether the cycle-constant filters pass it on a cluster; `own`: the accelerators
     a queue's running work holds on a cluster's pool of a model."""
@@ -344,7 +344,7 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
     rank = {r.job_id: (-r.spec.priority, r.submitted_at, r.job_id) for r in due_now}
     due_now.sort(key=lambda r: rank[r.job_id])
     by_name = {c.name: c for c in clusters}
-    out: list[Hold] = []
+    out: list[GangReservation] = []
     queues: set[str] = set()
     seconds: list[PlacementRequest] = []  # a queue's further gangs: a slot only once every queue had its first
     for request in due_now:
@@ -353,18 +353,18 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
         if request.spec.queue in queues:
             seconds.append(request)
             continue
-        hold = _pick(request, clusters, by_name, held.get(request.job_id), policy, now=now, ways=ways, admit=admit,
+        gang = _pick(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways, admit=admit,
                      could=could, own=own)
-        if hold is not None:
-            out.append(hold)
+        if gang is not None:
+            out.append(gang)
             queues.add(request.spec.queue)
     for request in seconds:
         if len(out) >= policy.max_reservations:
             break
-        hold = _pick(request, clusters, by_name, held.get(request.job_id), policy, now=now, ways=ways, admit=admit,
+        gang = _pick(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways, admit=admit,
                      could=could, own=own)
-        if hold is not None:
-            out.append(hold)
+        if gang is not None:
+            out.append(gang)
     out.sort(key=lambda h: rank[h.reservation.job_id])  # rank order: what `respected` reads
     return tuple(out)
 
@@ -372,7 +372,7 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
 def _pick(request: PlacementRequest, clusters: Sequence[ClusterInfo], by_name: Mapping[str, ClusterInfo],
           before: Reservation | None, policy: ReservationPolicy, *, now: float,
           ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit, could: Could,
-          own: Own) -> Hold | None:
+          own: Own) -> GangReservation | None:
     """One gang's reservation (`choose`), or None."""
     best: tuple[tuple[int, int, str, str], PlacementRequest, ClusterInfo] | None = None
     queue = request.spec.queue
@@ -394,34 +394,35 @@ def _pick(request: PlacementRequest, clusters: Sequence[ClusterInfo], by_name: M
                 if best is None or key < best[0]:
                     best = (key, admitted, cluster)
     if best is None or (before is None and best[0][1] == 0):
-        return None  # nowhere it could fit; or it fits now, and needs no room gathered (one held keeps it)
+        return None  # nowhere it could fit; or it fits now, and needs no room gathered (one it has keeps it)
     (_, short, name, model), chosen, _cluster = best
     since = before.since if before is not None and before.cluster == name else now
-    began = before.first_held if before is not None else now
+    began = before.first_reserved if before is not None else now
     needed = chosen.replicas * chosen.accelerators_per_replica
-    return Hold(Reservation(request.job_id, name, model, request.spec.priority, since, needed, short, began), chosen)
+    reservation = Reservation(request.job_id, name, model, request.spec.priority, since, needed, short, began)
+    return GangReservation(reservation, chosen)
 
 
-def by_cluster(holds: Sequence[Hold]) -> dict[str, tuple[Hold, ...]]:
-    out: dict[str, tuple[Hold, ...]] = {}
-    for h in holds:
+def by_cluster(reserved: Sequence[GangReservation]) -> dict[str, tuple[GangReservation, ...]]:
+    out: dict[str, tuple[GangReservation, ...]] = {}
+    for h in reserved:
         out[h.reservation.cluster] = (*out.get(h.reservation.cluster, ()), h)
     return out
 
 
-def hold_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot: Snapshot,
+def reserve_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot: Snapshot,
               requests: Sequence[PlacementRequest], reservations: Sequence[Reservation],
               quota_check: Callable[[PlacementRequest], QuotaCheck], *, now: float, ctx: CycleContext,
               running: Sequence[Allocation] = (), resting: Mapping[JobId, float] | None = None,
-              ) -> tuple[tuple[Hold, ...], dict[JobId, float]]:
+              ) -> tuple[tuple[GangReservation, ...], dict[JobId, float]]:
     """The cycle's reserve phase: `choose` with the policy's threshold and cap, the queues' quotas as the
     cycle begins (`QueueUsage.quota_check`), the scheduler's filters that a cycle cannot change, and what
     each queue's `running` work holds; and the gangs resting after it (`expired`), to hand to the next."""
     policy = config.reservations
     if policy.max_reservations <= 0:
         return (), {}
-    held = {r.job_id: r for r in reservations}
-    rests = expired(held, resting or {}, policy, now)
+    last = {r.job_id: r for r in reservations}
+    rests = expired(last, resting or {}, policy, now)
     constant = [f for f in filters if f.name in CYCLE_CONSTANT_FILTERS]
     used: dict[tuple[str, str, str], int] = {}
     for a in running:
@@ -435,31 +436,31 @@ def hold_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot
     def could(request: PlacementRequest, cluster: ClusterInfo) -> bool:
         return all(f.filter(request, cluster, ctx) is None for f in constant)
 
-    holds = choose(requests, snapshot.clusters, held, policy, now=now,
+    reserved = choose(requests, snapshot.clusters, last, policy, now=now,
                    ways=lambda r: variants(r, config.legacy_vendor), admit=admit, could=could,
                    own=lambda queue, cluster, model: used.get((queue, cluster, model), 0), resting=rests)
-    return holds, rests
+    return reserved, rests
 
 
-def guarded(filters: Sequence[FilterPlugin], holds: Sequence[Hold]) -> Sequence[FilterPlugin]:
+def guarded(filters: Sequence[FilterPlugin], reserved: Sequence[GangReservation]) -> Sequence[FilterPlugin]:
     """The cycle's filters, and `ReservedRoom` when it has reservations: a cycle without any runs the
     filters it ran before, at the cost it had before."""
-    return [*filters, ReservedRoom(by_cluster(holds))] if holds else filters
+    return [*filters, ReservedRoom(by_cluster(reserved))] if reserved else filters
 
 
-def still_held(holds: Sequence[Hold], pending: dict[JobId, Reason],
+def still_reserved(reserved: Sequence[GangReservation], pending: dict[JobId, Reason],
                resting: Mapping[JobId, float] | None = None) -> tuple[Reservation, ...]:
     """After the cycle: the reservations of gangs still waiting, whose reasons now begin with what they wait
-    for (`pending` is changed); a gang placed this cycle holds nothing more. A gang `resting` after its
+    for (`pending` is changed); a gang placed this cycle reserves nothing more. A gang `resting` after its
     reservation ended is told so, and until when (else it would not know why no room gathers for it)."""
     for job_id, until in (resting or {}).items():
         said = pending.get(job_id)
         if said is not None:
             pending[job_id] = Reason(said.code, f"its reservation ended after reservations.maxHoldSeconds; it may "
-                                                f"hold room again from {utc_seconds(until)}; {said.message}")
+                                                f"reserve room again from {utc_seconds(until)}; {said.message}")
     out: list[Reservation] = []
-    for hold in holds:
-        r = hold.reservation
+    for gang in reserved:
+        r = gang.reservation
         said = pending.get(r.job_id)
         if said is not None:
             out.append(r)
@@ -467,6 +468,6 @@ def still_held(holds: Sequence[Hold], pending: dict[JobId, Reason],
     return tuple(out)
 
 
-__all__ = ["Hold", "Reservation", "ReservationPolicy", "ReservedRoom", "by_cluster", "choose", "due", "expired",
-           "guarded", "hold_room", "may_hold", "progress", "respected", "self_blocked", "shortfall", "still_held",
-           "worsens"]
+__all__ = ["GangReservation", "Reservation", "ReservationPolicy", "ReservedRoom", "by_cluster", "choose", "due",
+           "expired", "guarded", "may_reserve", "progress", "reserve_room", "respected", "self_blocked", "shortfall",
+           "still_reserved", "worsens"]

@@ -13,7 +13,7 @@ from federator.scheduler.framework import ASKED_DEVICES_HAVE, OTHER_VENDORS_ONLY
 
 # Most severe first: the reason we report is the one closest to fitting.
 SEVERITY = [
-    ReasonCode.RESERVED,  # it would fit but for room held for a gang (reservation.py): the nearest to fitting
+    ReasonCode.RESERVED,  # it would fit but for room reserved for a gang (reservation.py): the nearest to fitting
     ReasonCode.GANG_DOES_NOT_FIT,
     ReasonCode.INSUFFICIENT_ACCELERATORS,
     ReasonCode.INSUFFICIENT_CPU,

@@ -59,11 +59,11 @@ from federator.server.usage_service import UsageService, region_now, vendor_now
 from federator.steady_clock import SteadyClock
 from federator.store import SqliteJobStore, StoreError
 from federator.store.cordons import SqliteCordonStore
-from federator.store.holds import HoldStore, SqliteHoldStore
 from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
 from federator.store.moves import MoveStore, SqliteMoveStore
 from federator.store.quarantines import SqliteQuarantineStore
+from federator.store.reservation_clocks import ReservationClockStore, SqliteReservationClockStore
 from federator.store.silent_cancels import SqliteSilentCancelStore
 
 if TYPE_CHECKING:
@@ -358,8 +358,8 @@ async def serve(opts: ServeOptions) -> None:
     if quarantine_store is not None:
         fed.early.quarantine.attach(quarantine_store, now=fed.clock())
     # Reservations' clocks (server/reservations.py); kube: the gangs' FederatedJob status (kube/reservation_clocks.py)
-    hold_store: HoldStore = kube.holds if kube else SqliteHoldStore(opts.db)
-    fed.cycles.reserved.attach(hold_store, now=fed.clock())
+    clock_store: ReservationClockStore = kube.reservation_clocks if kube else SqliteReservationClockStore(opts.db)
+    fed.cycles.reserved.attach(clock_store, now=fed.clock())
     # Each job's last move (store/moves.py); kube: its FederatedJob status (kube/move_times.py)
     move_store: MoveStore = kube.moves if kube else SqliteMoveStore(opts.db)
     fed.cycles.rebalancer.attach(move_store, now=fed.clock())
@@ -499,7 +499,7 @@ async def serve(opts: ServeOptions) -> None:
         cordon_store.close()
     if quarantine_store is not None:
         quarantine_store.close()
-    hold_store.close()
+    clock_store.close()
     if silent_store is not None:
         silent_store.close()
     move_store.close()

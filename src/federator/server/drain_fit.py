@@ -10,7 +10,7 @@ over the fleet as it is now less the drained cluster:
 
 - the snapshot the cycle would read (room free now, what this federator has reserved taken off), without the
   drained cluster; the work placed elsewhere as it is (queue usage, preemption's candidates), the drained
-  cluster's own work left out (it is what leaves), and the gangs' held room elsewhere kept;
+  cluster's own work left out (it is what leaves), and the gangs' reserved room elsewhere kept;
 - every job on the drained cluster asked together, in the cycle's order, each for what the drain ends of it: a
   training gang whole, a serving job the replicas of its part there (its parts elsewhere counting toward its
   minRegions), with the clusters it avoids (server/refusals.py) and its run bound where a maintenance window is
@@ -78,9 +78,9 @@ async def no_room_elsewhere(fed: Federator, cluster: str, left: Sequence[Job]) -
     requests = requests_off(fed, cluster, left)
     snapshot = Snapshot.of(c for c in fed.cycles.snapshot().clusters if c.name != cluster)
     running = tuple(a for a in fed.cycles.running() if a.cluster != cluster)
-    held = fed.cycles.reserved
-    reservations = tuple(r for r in held.current() if r.cluster != cluster)
-    resting, now, config = held.resting(), fed.clock(), fed.scheduler.config
+    reserved = fed.cycles.reserved
+    reservations = tuple(r for r in reserved.current() if r.cluster != cluster)
+    resting, now, config = reserved.resting(), fed.clock(), fed.scheduler.config
     asked_for, ahead = windowed(fed, requests)  # a cluster whose maintenance window a job would cross is no room
 
     def ask() -> set[str]:

@@ -9,7 +9,7 @@ cluster: a surge would hold the accelerators of two gangs, and two writers of on
 For each serving job (`surges`) with a placement on a cluster being drained, each turn (`Surges.step`):
 
 1. Its parts elsewhere hold fewer replicas than it asks: the drained part's replicas are asked of the scheduler
-   (no preemption; the gangs' held room kept clear), off the drained cluster (cordoned, so never back on it),
+   (no preemption; the gangs' reserved room kept clear), off the drained cluster (cordoned, so never back on it),
    the job's other regions counting toward its minRegions and spread as a rest does. All of them or none: a
    surge that fits in part is not started (its drained part could not end until the rest is found). Placed, the
    new parts are stored before any agent hears of them, at the job's next generation. Not placed: tried again
@@ -147,11 +147,11 @@ class Surges:
         # The drained parts' hold on their queue's quota is leaving with them: the surge replaces it, so it is not
         # counted twice (a job at its quota could never surge).
         running = [a for a in fed.cycles.running() if not (a.job_id in leaving and a.cluster == cluster)]
-        held = fed.cycles.reserved
+        reserved = fed.cycles.reserved
         scheduler = fed.cycles.rebalancer.scheduler(fed.scheduler.config)  # no preemption: a surge evicts nobody
         asked, ahead = windowed(fed, requests)  # a maintenance window ahead (server/maintenance_windows.py)
         result = scheduler.schedule(fed.cycles.snapshot(), asked, running=running, now=now,
-                                    reservations=held.current(), resting=held.resting(), maintenance=ahead)
+                                    reservations=reserved.current(), resting=reserved.resting(), maintenance=ahead)
         decided = {d.job_id: d for d in result.decisions}
         started = 0
         for job, request in zip(jobs, requests, strict=True):

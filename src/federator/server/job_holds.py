@@ -86,26 +86,10 @@ def _same_or_stronger(held: JobHold | None, actor: Actor) -> bool:
     return held is not None and (held.admin or not actor.admin)
 
 
-def hold(fed: Federator, job: Job, actor: Actor) -> Job:
-    """Hold `job`, blocking until stored (the Kubernetes controller, scripts, tests). HoldRefused for a job that is
-    not Pending; StoreUnavailable leaves it as it was. A job held already is answered as it is."""
-    problem = refusal(job)
-    if problem is not None:
-        raise problem
-    if _same_or_stronger(job.hold, actor):
-        return job
-    new = JobHold(by=actor.user, at=fed.clock(), admin=actor.admin)
-    was = _take(fed, job, new)
-    try:
-        fed.journal.write([job])
-    except StoreUnavailable:
-        _undo(fed, job, new, was)
-        raise
-    return job
-
-
 async def hold_async(fed: Federator, job: Job, actor: Actor) -> Job:
-    """`hold` with its write awaited off the event loop (the gRPC edge)."""
+    """Hold `job`, its write awaited off the event loop (JobService.Hold: server/hold_calls.py; a FederatedJob's
+    spec.held: backends/kube/holds.py). HoldRefused for a job that is not Pending; StoreUnavailable leaves it as it
+    was. A job held already is answered as it is."""
     problem = refusal(job)
     if problem is not None:
         raise problem
@@ -177,19 +161,9 @@ def _let_go(fed: Federator, job: Job, stored: Job, held: JobHold, *, newest: boo
     return job
 
 
-def release(fed: Federator, job: Job, actor: Actor) -> Job:
-    """Release `job`, blocking until stored. A job not held is answered as it is; StoreUnavailable leaves it held."""
-    stored = _released(fed, job, actor)
-    if stored is None:
-        return job
-    held = job.hold
-    assert held is not None
-    fed.journal.write([stored])
-    return _let_go(fed, job, stored, held, newest=True)
-
-
 async def release_async(fed: Federator, job: Job, actor: Actor) -> Job:
-    """`release` with its write awaited off the event loop (the gRPC edge)."""
+    """Release `job`, its write awaited off the event loop (JobService.Release, spec.held set false). A job not held
+    is answered as it is; StoreUnavailable leaves it held."""
     stored = _released(fed, job, actor)
     if stored is None:
         return job
@@ -205,5 +179,5 @@ def hold_at_submit(fed: Federator, user: str) -> JobHold:
     return JobHold(by=user, at=fed.clock())
 
 
-__all__ = ["Actor", "HoldProblem", "HoldRefused", "held_reason", "hold", "hold_async", "hold_at_submit",
-           "refusal", "release", "release_async"]
+__all__ = ["Actor", "HoldProblem", "HoldRefused", "held_reason", "hold_async", "hold_at_submit", "refusal",
+           "release_async"]

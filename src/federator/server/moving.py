@@ -12,12 +12,12 @@ it moves the job when a cycle would place all of it on another cluster now,
 and otherwise leaves it in the member's queue, where it keeps its place.
 
 The asks are answered together at the start of the next scheduling turn
-(`Cycles`), by one scheduler cycle over the snapshot: the held jobs compete for
+(`Cycles`), by one scheduler cycle over the snapshot: the overdue jobs compete for
 the room elsewhere as in any cycle, so two of them are never both moved to room
 for one. The cycle preempts no one (a move evicts nobody), avoids each job's
-holding cluster and the clusters that refused it lately, keeps clear of the room
-held for waiting gangs (their requests compete in it), and counts the queues'
-usage as it stands, less the held jobs' own. A job moved is queued again at
+queueing cluster and the clusters that refused it lately, keeps clear of the room
+reserved for waiting gangs (their requests compete in it), and counts the queues'
+usage as it stands, less the overdue jobs' own. A job moved is queued again at
 once, and the same turn's cycle places it. Jobs spread over several clusters
 are not moved: their other replicas run, and a share is not a job.
 """
@@ -79,22 +79,22 @@ class Moves:
         return self._scheduler
 
 
-def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocation], held: Sequence[tuple[Job, Ask]],
-             avoided: Callable[[JobId], tuple[str, ...]], now: float, *,
-             holders: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = (),
+def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocation],
+             overdue: Sequence[tuple[Job, Ask]], avoided: Callable[[JobId], tuple[str, ...]], now: float, *,
+             reserving: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = (),
              resting: Mapping[JobId, float] | None = None,
              windowed: Windowed | None = None) -> dict[JobId, str]:
-    """For each held job a cycle would place whole elsewhere now, the cluster(s) it would go to.
+    """For each overdue job a cycle would place whole elsewhere now, the cluster(s) it would go to.
 
-    A job runs on more than its holding cluster (spread) is left out; each request avoids its holding cluster
-    and those `avoided` names. `holders` are the requests of the gangs that hold `reservations` (the live
-    cycle's, server/reservations.py): they compete here too, so their room stays theirs. Without them a held job
-    was moved into room held for a gang, lost its place in its member's queue, and then waited `Reserved` in the
+    A job that runs on more than its queueing cluster (spread) is left out; each request avoids its queueing cluster
+    and those `avoided` names. `reserving` are the requests of the gangs that have `reservations` (the live
+    cycle's, server/reservations.py): they compete here too, so their room stays theirs. Without them an overdue job
+    was moved into room reserved for a gang, lost its place in its member's queue, and then waited `Reserved` in the
     same turn's cycle, which keeps that room. `windowed` gives the requests their run bounds and the maintenance
-    windows ahead (server/maintenance_windows.py): without it a held job was moved onto a cluster whose window it
-    would cross, where the cycle itself would never have placed it."""
+    windows ahead (server/maintenance_windows.py): without it an overdue job was moved onto a cluster whose window
+    it would cross, where the cycle itself would never have placed it."""
     requests = []
-    for job, ask in held:
+    for job, ask in overdue:
         active = [p for p in job.placements if p.phase.is_active]
         if len(active) == 1 and active[0].cluster == ask.cluster:
             requests.append(PlacementRequest(job.job_id, job.spec, job.spec.replicas, job.submitted_at,
@@ -103,7 +103,7 @@ def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocat
         return {}
     ids = {r.job_id for r in requests}
     wanted = {r.job_id: r.replicas for r in requests}
-    requests += [r for r in holders if r.job_id not in ids]
+    requests += [r for r in reserving if r.job_id not in ids]
     requests, ahead = windowed(requests) if windowed is not None else (requests, {})
     result = scheduler.schedule(snapshot, requests, running=[a for a in running if a.job_id not in ids], now=now,
                                 reservations=reservations, resting=resting, maintenance=ahead)
@@ -112,7 +112,7 @@ def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocat
 
 
 def moved_reason(ask: Ask, target: str, chars: int) -> str:
-    """The job's re-queue reason when its held placement moves."""
+    """The job's re-queue reason when its overdue placement moves."""
     return (f"{ask.cluster} held placement {ask.placement_id} unadmitted past its admission timeout "
             f"({ask.message[:chars]}); moved: {target} can run it now")
 
@@ -132,7 +132,7 @@ def is_kept(message: str, cluster: str) -> bool:
 
 
 def still_kept(old: str, new: str, cluster: str) -> str:
-    """A held placement's new message from its agent (Kueue's next reason, "4 more needed" after "8 more"),
+    """An overdue placement's new message from its agent (Kueue's next reason, "4 more needed" after "8 more"),
     with the answer it was given kept on: until the member admits it or the agent asks again, the user must
     still read why the federator leaves it there, not only the member's words."""
     note = _kept_note(cluster)

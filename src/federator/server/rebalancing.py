@@ -46,7 +46,7 @@ from federator.server.maintenance_windows import windowed
 from federator.server.orders import LaunchOrder, Order
 from federator.server.partial import owes, rest_request, supersede_part
 from federator.server.rebalance import Candidate, Why
-from federator.server.reservations import HeldRoom
+from federator.server.reservations import KeptReservations
 from federator.server.scaling import scaled
 from federator.store.errors import StoreUnavailable
 from federator.store.group_commit import freeze
@@ -140,9 +140,10 @@ class Rebalancer:
 
     # -- one turn ---------------------------------------------------------------------------
 
-    def turn(self, active: Sequence[Job], candidates: Sequence[JobId], held: HeldRoom) -> None:
+    def turn(self, active: Sequence[Job], candidates: Sequence[JobId], reserved: KeptReservations) -> None:
         """Follow the moves in flight (and any surplus a restart left), then start what the rate allows.
-        `candidates`: the jobs the cycle still owes a placement and did not park; `held`: the gangs' reservations."""
+        `candidates`: the jobs the cycle still owes a placement and did not park; `reserved`: the gangs'
+        reservations."""
         fed = self.fed
         now = fed.clock()
         jobs = fed.jobs
@@ -187,16 +188,16 @@ class Rebalancer:
             del self.moves[job_id]  # ended or queued again whole: nothing to follow
         if not moves or not may_move:
             return
-        holding = set(held.holders())
-        holders = [rest_request(w, fed.refusals.avoided(job_id, now)) for job_id in holding
-                   if (w := jobs.get(job_id)) is not None and owes(w)]
+        reserving = set(reserved.gangs())
+        gangs = [rest_request(w, fed.refusals.avoided(job_id, now)) for job_id in reserving
+                 if (w := jobs.get(job_id)) is not None and owes(w)]
         waiting = [rest_request(w, fed.refusals.avoided(job_id, now)) for job_id in candidates
-                   if job_id not in holding and (w := jobs.get(job_id)) is not None and owes(w)]
-        reservations, resting = held.current(), held.resting()
+                   if job_id not in reserving and (w := jobs.get(job_id)) is not None and owes(w)]
+        reservations, resting = reserved.current(), reserved.resting()
         scheduler = self.scheduler(fed.scheduler.config)
         snapshot, running = fed.cycles.snapshot(), fed.cycles.running()
         if waiting:  # a job still waiting that could be placed now wins: the moves wait for a later turn
-            asked, ahead = windowed(fed, [*waiting, *holders])  # maintenance windows (maintenance_windows.py)
+            asked, ahead = windowed(fed, [*waiting, *gangs])  # maintenance windows (maintenance_windows.py)
             first = scheduler.schedule(snapshot, asked, running=running, now=now,
                                        reservations=reservations, resting=resting, maintenance=ahead)
             ids = {r.job_id for r in waiting}
@@ -205,7 +206,7 @@ class Rebalancer:
                 return
         moves = sorted(moves, key=lambda c: (c.request.submitted_at, c.job_id))[:budget]
         ids = {c.job_id for c in moves}
-        asked, ahead = windowed(fed, [*(c.request for c in moves), *(r for r in holders if r.job_id not in ids)])
+        asked, ahead = windowed(fed, [*(c.request for c in moves), *(r for r in gangs if r.job_id not in ids)])
         result = scheduler.schedule(snapshot, asked, running=running, now=now, reservations=reservations,
                                     resting=resting, maintenance=ahead)
         decided = {d.job_id: d for d in result.decisions}

@@ -5,22 +5,25 @@ when) must be kept by the server and handed back, or every cycle would pick afre
 one cluster would be lost to another pick. The reservations are kept in memory: after a restart or a change
 of leader the first cycle chooses them again from the stored jobs' submission times and the agents' reports
 (a SIGKILL test shows the room is not given away meanwhile: tests/reliability/test_crash_memory.py). Their
-clocks are stored (`attach`: store/holds.py, or in Kubernetes mode the gangs' FederatedJob status,
-backends/kube/reservation_clocks.py), since nothing else says them: since when a gang has held room
-(maxHoldSeconds counts from its first hold) and until when a gang whose hold ran out rests. Forgotten, each
-restart gave every holding gang a new maxHoldSeconds and every resting gang its room back at once.
+clocks are stored (`attach`: store/reservation_clocks.py, or in Kubernetes mode the gangs' FederatedJob status,
+backends/kube/reservation_clocks.py), since nothing else says them: since when a gang has had its reservation
+(maxHoldSeconds counts from its first) and until when a gang whose reservation ran out rests. Forgotten, each
+restart gave every reserving gang a new maxHoldSeconds and every resting gang its room back at once.
+
+Names: a reservation's words are "reserve" and "reservation" (maxHoldSeconds, the policy key users set, keeps its
+name); a "hold" is a user's hold of a waiting job (server/job_holds.py), which ends any reservation its gang had.
 
 Three duties besides, all about parking (parking.py: a job no cycle could place is left out of cycles until
 an event could change that):
-- a gang that holds a reservation comes to every cycle, parked or not, since only a cycle that sees it
-  keeps its room (`holders`);
+- a gang that has a reservation comes to every cycle, parked or not, since only a cycle that sees it
+  keeps its room (`gangs`);
 - a parked gang whose wait passes the threshold comes back once then (`due`), so it can ask for a
   reservation without waiting for a placement of its model to end (a heap by submission time: each job
   is looked at once, when it is due, not at every cycle);
 - when a reservation ends (the gang placed, cancelled, or its cluster gone) the jobs it kept off may fit
   now, which no capacity event announces: `update` returns the ended ones, whose model's jobs come back;
-- a gang whose hold ran out (reservations.maxHoldSeconds) rests, and comes back once when its rest ends
-  (`due`), so it may hold room again without waiting for an event of its model.
+- a gang whose reservation ran out (reservations.maxHoldSeconds) rests, and comes back once when its rest ends
+  (`due`), so it may reserve room again without waiting for an event of its model.
 """
 
 from __future__ import annotations
@@ -31,29 +34,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from federator.model import Job, JobId
-from federator.scheduler.reservation import Reservation, may_hold
-from federator.store.holds import HoldClock, HoldStore
+from federator.scheduler.reservation import Reservation, may_reserve
+from federator.store.reservation_clocks import ReservationClock, ReservationClockStore
 
 log = logging.getLogger("federator.server")
 
 
-class HeldRoom:
+class KeptReservations:
     """The last committed cycle's reservations, by gang."""
 
     def __init__(self) -> None:
         self._by_job: dict[JobId, Reservation] = {}
         self._waits: list[tuple[float, JobId]] = []  # (submitted at, job): pending gangs not yet due
-        self._resting: dict[JobId, float] = {}  # gangs whose hold ran out (reservations.maxHoldSeconds): until when
+        self._resting: dict[JobId, float] = {}  # gangs whose reservation ran out (maxHoldSeconds): until when
         self._rest_ends: list[tuple[float, JobId]] = []  # (rest ends at, job): brought back then
-        self._store: HoldStore | None = None
-        self._written: dict[JobId, HoldClock] = {}  # what the store holds
-        self._restored: dict[JobId, HoldClock] = {}  # the holds before a restart, until the first cycle's
+        self._store: ReservationClockStore | None = None
+        self._written: dict[JobId, ReservationClock] = {}  # what the store keeps
+        self._restored: dict[JobId, ReservationClock] = {}  # the clocks before a restart, until the first cycle's
         self._failing = False  # the last write failed: not said again until one works
         self._refused = 0  # changes the store did not take at the last write (tried again at the next cycle's)
 
-    def attach(self, store: HoldStore, *, now: float) -> None:
+    def attach(self, store: ReservationClockStore, *, now: float) -> None:
         """Keep the clocks in `store`, and take up those it kept: the resting gangs rest on (brought back when
-        their rest ends), and a gang the first cycle reserves for again holds since it held before."""
+        their rest ends), and a gang the first cycle reserves for again keeps the clocks it had before."""
         self._store = store
         self._written = {c.job_id: c for c in store.load()}
         for c in self._written.values():
@@ -64,13 +67,13 @@ class HeldRoom:
                 heapq.heappush(self._rest_ends, (c.rests_until, c.job_id))
 
     @property
-    def store(self) -> HoldStore | None:
+    def store(self) -> ReservationClockStore | None:
         """Where the clocks are kept (None: nowhere); Kubernetes mode's controller flushes its writes."""
         return self._store
 
     def waiting(self, job: Job) -> None:
-        """A job is Pending: if it is a gang that could hold room, it is brought back when it is due."""
-        if may_hold(job.spec):
+        """A job is Pending: if it is a gang that could reserve room, it is brought back when it is due."""
+        if may_reserve(job.spec):
             heapq.heappush(self._waits, (job.submitted_at, job.job_id))
 
     def due(self, now: float, after: float) -> list[JobId]:
@@ -89,14 +92,15 @@ class HeldRoom:
         return tuple(self._by_job.values())
 
     def resting(self) -> dict[JobId, float]:
-        """The gangs that may not hold room again yet, and until when (`Scheduler.schedule(resting=...)`)."""
+        """The gangs that may not reserve room again yet, and until when (`Scheduler.schedule(resting=...)`)."""
         return dict(self._resting)
 
-    def holders(self) -> list[JobId]:
+    def gangs(self) -> list[JobId]:
+        """The gangs that have a reservation."""
         return list(self._by_job)
 
-    def holds(self, job_id: JobId) -> bool:
-        """Whether the job holds room: it stays a candidate, never parked."""
+    def __contains__(self, job_id: object) -> bool:
+        """Whether the job has a reservation: it stays a candidate, never parked."""
         return job_id in self._by_job
 
     def update(self, reservations: Sequence[Reservation],
@@ -114,12 +118,12 @@ class HeldRoom:
         return ended
 
     def _restore(self, r: Reservation) -> Reservation:
-        """`r` with the clocks its gang held before the restart: its first hold, and its `since` if on the same
-        cluster."""
+        """`r` with the clocks its gang had before the restart: its first reservation's start, and its `since`
+        if on the same cluster."""
         before = self._restored.get(r.job_id)
         if before is None:
             return r
-        return replace(r, began=min(before.began, r.first_held),
+        return replace(r, began=min(before.began, r.first_reserved),
                        since=before.since if before.cluster == r.cluster else r.since)
 
     def _write(self) -> None:
@@ -127,8 +131,9 @@ class HeldRoom:
         cycle): a clock is a bound's memory, and a full disk must not stop the cycles."""
         if self._store is None:
             return
-        want = {job_id: HoldClock(job_id, rests_until=until) for job_id, until in self._resting.items()}
-        want.update({r.job_id: HoldClock(r.job_id, r.cluster, r.since, r.first_held) for r in self._by_job.values()})
+        want = {job_id: ReservationClock(job_id, rests_until=until) for job_id, until in self._resting.items()}
+        want.update({r.job_id: ReservationClock(r.job_id, r.cluster, r.since, r.first_reserved)
+                     for r in self._by_job.values()})
         changed = [c for job_id, c in want.items() if self._written.get(job_id) != c]
         gone = [job_id for job_id in self._written if job_id not in want]
         if not (changed or gone):
@@ -160,4 +165,4 @@ class HeldRoom:
         return sum(r.held for r in self._by_job.values())
 
 
-__all__ = ["HeldRoom"]
+__all__ = ["KeptReservations"]

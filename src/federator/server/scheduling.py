@@ -92,7 +92,7 @@ from federator.server.partial import fits_what_is_missing, kept_regions, missing
 from federator.server.pending_counts import PendingCounts, delegate_of, queue_of, submitter
 from federator.server.reason_refresh import ReasonRefresh, room_changed
 from federator.server.rebalancing import Rebalancer
-from federator.server.reservations import HeldRoom
+from federator.server.reservations import KeptReservations
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class CyclePlan:
     recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, by kind: the demand's memory (DemandMemory)
     tuner: Tuner | None = None  # Scarcity's scale; the worker runs its rollout when one is due (scheduler/tuning.py)
     reservations: tuple[Reservation, ...] = ()  # the last cycle's, which this one keeps where it can (reservations.py)
-    resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose hold ended: none until then
+    resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose reservation ran out: none until then
     maintenance: Mapping[str, float] = field(default_factory=dict)  # windows ahead (server/maintenance_windows.py)
 
 
@@ -230,7 +230,7 @@ class Cycles:
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
         self.memory = DemandMemory()
         self.tuner = Tuner(fed.scheduler.config)
-        self.reserved = HeldRoom()  # gangs' reservations, cycle to cycle (none after a restart: chosen again)
+        self.reserved = KeptReservations()  # gangs' reservations, cycle to cycle (none after a restart: chosen again)
         self.rebalancer = Rebalancer(fed)  # serving replicas moved back near their users (server/rebalancing.py)
         ended = []
         for job in fed.jobs.values():
@@ -418,17 +418,17 @@ class Cycles:
         fed = self.fed
         if not len(fed.moves):
             return
-        held = fed.moves.take(fed.jobs)
-        if not held:
+        overdue = fed.moves.take(fed.jobs)
+        if not overdue:
             return
         now = fed.clock()
-        holders = [rest_request(job, fed.refusals.avoided(job.job_id, now)) for job_id in self.reserved.holders()
-                   if (job := fed.jobs.get(job_id)) is not None and owes(job)]
-        targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), held,
+        gangs = [rest_request(job, fed.refusals.avoided(job.job_id, now)) for job_id in self.reserved.gangs()
+                 if (job := fed.jobs.get(job_id)) is not None and owes(job)]
+        targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), overdue,
                            lambda job_id: fed.refusals.avoided(job_id, now), now,
-                           holders=holders, reservations=self.reserved.current(), resting=self.reserved.resting(),
+                           reserving=gangs, reservations=self.reserved.current(), resting=self.reserved.resting(),
                            windowed=lambda asked: windowed(fed, asked))
-        for job, ask in held:
+        for job, ask in overdue:
             fed.answer_move(job, ask, targets.get(job.job_id, ""))
 
     def rebalance(self) -> None:
@@ -489,7 +489,7 @@ class Cycles:
         policy = self.fed.scheduler.config.reservations
         back = self.reserved.due(now, policy.after_seconds)  # taken off its heap even when reservations are off
         back = back if policy.max_reservations else []
-        for job_id in [*self.reserved.holders(), *back]:  # holding room, or due to ask for it: see reservations.py
+        for job_id in [*self.reserved.gangs(), *back]:  # reserving room, or due to ask for it: reservations.py
             if job_id in self.parked:
                 self.parked.unpark(job_id)
                 self._candidates[job_id] = None
@@ -611,7 +611,7 @@ class Cycles:
             # Time ends an avoidance, not a capacity change: keep trying. (`park` also leaves out a job whose
             # room may have come while this cycle ran: parking.py.)
             if not fed.refusals.remembers(job_id):
-                if not self.reserved.holds(job_id):  # one holding room is a candidate of every cycle
+                if job_id not in self.reserved:  # one reserving room is a candidate of every cycle
                     self.parked.park(job_id, job.spec, reason)
                 if job_id in self.parked and job.phase is JobPhase.PENDING and job_id in self._requests:
                     self.refresh.parked(job_id, self._requests[job_id], reason)

@@ -26,7 +26,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 
 from federator.backends.sim.fgd import DemandLearner
 from federator.backends.sim.fleet import ClusterSpec
@@ -187,11 +186,11 @@ class Simulation:
         self._running: dict[JobId, _Job] = {}
         self.replaying = False
         self.reservations: tuple[Reservation, ...] = ()  # the last cycle's, handed to the next
-        self.resting: Mapping[JobId, float] = {}  # gangs whose hold ran out, until when: handed on too
+        self.resting: Mapping[JobId, float] = {}  # gangs whose reservation ran out, until when: handed on
 
     def _held(self) -> tuple[Held, Held]:
         """Capacity and what is held from the start, per region and per model, read through the nodes' own calls
-        (NodeSet.accelerator_milli_total / accelerator_milli_used over each model's nodes), so they add up to
+        (NodeSet.accelerator_milli_total / accelerator_milli_used, whole and by model), so they add up to
         accelerator_capacity and the busy accelerators the ratio counts."""
         region_cap: dict[str, int] = {}
         model_cap: dict[str, int] = {}
@@ -201,9 +200,8 @@ class Simulation:
             region_cap[r] = region_cap.get(r, 0) + c.nodes.accelerator_milli_total()
             region.add(r, c.nodes.accelerator_milli_used())
             for name in c.nodes.models():
-                view = SimpleNamespace(nodes=[n for n in c.nodes.nodes if n.model == name])
-                model_cap[name] = model_cap.get(name, 0) + NodeSet.accelerator_milli_total(view)  # type: ignore[arg-type]
-                model.add(name, NodeSet.accelerator_milli_used(view))  # type: ignore[arg-type]
+                model_cap[name] = model_cap.get(name, 0) + c.nodes.accelerator_milli_total(model=name)
+                model.add(name, c.nodes.accelerator_milli_used(model=name))
         region.capacity = {k: v for k, v in region_cap.items() if v}
         region.now = {k: v for k, v in region.now.items() if k in region.capacity}
         model.capacity = {k: v for k, v in model_cap.items() if v}

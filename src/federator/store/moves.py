@@ -7,8 +7,8 @@ maxMovesPerMinute more moves on top of those just started. One row per job moved
 is one small transaction per move started or ended, never per turn, run by the job store's writer thread
 (store/group_commit.py `write_beside`), not on the event loop. synchronous=NORMAL: a time written just
 before a power cut may be lost, which costs one quiet time, never a job. The table is made when missing, as
-reservation_holds is (store/holds.py), so the schema stays version 3 (store/schema.py). Kubernetes mode keeps
-them in each job's FederatedJob status instead (backends/kube/move_times.py).
+reservation_holds is (store/reservation_clocks.py), so the schema stays version 3 (store/schema.py). Kubernetes
+mode keeps them in each job's FederatedJob status instead (backends/kube/move_times.py).
 """
 
 from __future__ import annotations

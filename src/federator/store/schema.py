@@ -16,7 +16,7 @@ The versions:
 - 3: 0.8.0. The members table (store/members.py) keeps what a restart lost of each member before: its agent's
   Hello features, the notAfter of the certificate it last presented, when it went Lost, and the Resizes it has
   not acknowledged (`MEMBER_COLUMNS`). 0.7.0 writes four values into a members row and would fail on the new
-  columns, so it refuses the file instead. 0.8.0 also adds a table, reservation_holds (store/holds.py: the
+  columns, so it refuses the file instead. 0.8.0 also adds a table, reservation_holds (store/reservation_clocks.py: the
   clocks of gangs' reservations), which the store that uses it makes when it is missing, as the cordons' is.
   0.10.0 adds a members column, `last_report_at` (each member's last capacity report, kept coarsely: what a
   member that never comes back after a restart is billed to, server/silent_ends.py), and keeps version 3: 0.8.0

@@ -9,9 +9,10 @@ small transaction per cancel on a silent member, which are rare, run by the job 
 (store/group_commit.py `write_beside`), not on the event loop. synchronous=NORMAL: a row lost to a power cut
 leaves that record at the cancel, as before 0.11.0, never a job.
 
-The table is made when missing, as the reservations' clocks' is (store/holds.py), within schema version 3: a
-release before 0.11.0 never reads it and runs on such a file unharmed (store/schema.py). Kubernetes mode keeps the
-wait on the MemberClusters instead (its `--db` is its leader's own, usage only): backends/kube/silent_cancels.py.
+The table is made when missing, as the reservations' clocks' is (store/reservation_clocks.py), within schema version
+3: a release before 0.11.0 never reads it and runs on such a file unharmed (store/schema.py). Kubernetes mode keeps
+the wait on the MemberClusters instead (its `--db` is its leader's own, usage only):
+backends/kube/silent_cancels.py.
 """
 
 from __future__ import annotations

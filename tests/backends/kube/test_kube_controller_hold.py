@@ -8,7 +8,7 @@ import asyncio
 import copy
 
 from federator.model import JobPhase
-from federator.server.job_holds import Actor, hold
+from federator.server.job_holds import Actor, hold_async
 
 from builders import cluster, pool
 from kube_fakes import Events, FlakyApi, controller, federated_job
@@ -55,7 +55,7 @@ def test_an_admins_hold_is_not_released_by_editing_the_object() -> None:
         async with controller(api, events=events) as (fed, ctl):
             await ctl.reconcile("ADDED", federated_job(api, "waits", TRAIN))
             (job,) = fed.jobs.values()
-            hold(fed, job, Actor("admin", admin=True))
+            await hold_async(fed, job, Actor("admin", admin=True))  # what JobService.Hold runs
             assert api.objects[("research", "waits")]["spec"]["held"] is True  # written by the store
             events.posted.clear()
             await ctl.reconcile("MODIFIED", edited(api, "waits", False))

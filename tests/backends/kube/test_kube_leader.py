@@ -118,7 +118,7 @@ def _held_then(fault: str, cfg: LeaseConfig) -> tuple[float, LeaderElector]:
         else:
             api.refuse = True
         try:
-            await asyncio.wait_for(elector.hold(), timeout=5.0)  # the old loop waited out the hung request
+            await asyncio.wait_for(elector.renew(), timeout=5.0)  # the old loop waited out the hung request
         finally:
             if api.hang is not None:
                 api.hang.set()
@@ -152,7 +152,7 @@ def test_a_leader_that_renews_keeps_leading() -> None:
     async def main() -> None:
         await elector.acquire()
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(elector.hold(), timeout=1.5)  # renewing all along: still holding
+            await asyncio.wait_for(elector.renew(), timeout=1.5)  # renewing all along: still holding
         assert api.lease is not None and api.lease["spec"]["holderIdentity"] == "a"
         assert api.version > 5
 

@@ -1,6 +1,6 @@
 """The reservations' clocks in Kubernetes mode (backends/kube/reservation_clocks.py): the status field, read back from
 the job store's listing, and the buffered writer the controller flushes. The real API server's side (the CRD keeps
-the field, a restart holds on) is tests/kube/test_kube_reservation_clocks_testbed.py."""
+the field, a restart goes on from them) is tests/kube/test_kube_reservation_clocks_testbed.py."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from federator.backends.kube.api import KubeError, NotFoundError
-from federator.backends.kube.reservation_clocks import KubeHoldStore, decode, encode
+from federator.backends.kube.reservation_clocks import KubeReservationClockStore, decode, encode
 from federator.backends.kube.store import KubeJobStore, Owner
 from federator.model import JobId
-from federator.store.holds import HoldClock
+from federator.store.reservation_clocks import ReservationClock
 
 T0 = 1_800_000_000.0
 GANG, OTHER = JobId("gang-1"), JobId("gang-2")
@@ -45,14 +45,14 @@ class Api:
         return {"metadata": {"name": name}, "status": shown}
 
 
-def holds(api: Api) -> KubeHoldStore:
+def clock_store(api: Api) -> KubeReservationClockStore:
     store = KubeJobStore(api, namespace="ns")  # type: ignore[arg-type]
     store._own(GANG, Owner("ns", "gang", "uid-1"))
-    return KubeHoldStore(store)
+    return KubeReservationClockStore(store)
 
 
 def test_a_clock_round_trips_through_the_status_field() -> None:
-    for clock in (HoldClock(GANG, "east", T0 + 10.5, T0), HoldClock(GANG, rests_until=T0 + 2000)):
+    for clock in (ReservationClock(GANG, "east", T0 + 10.5, T0), ReservationClock(GANG, rests_until=T0 + 2000)):
         assert decode(GANG, {k: v for k, v in encode(clock).items() if v is not None}) == clock
 
 
@@ -70,10 +70,10 @@ def test_a_field_that_is_not_a_clock_is_refused_naming_it(value: object, said: s
 
 def test_load_takes_the_clocks_of_the_job_stores_listing_and_skips_one_it_cannot_read(
         caplog: pytest.LogCaptureFixture) -> None:
-    store = holds(Api())
-    store.jobs.reservations = {GANG: encode(HoldClock(GANG, "east", T0, T0)), OTHER: {"cluster": "west"}}
+    store = clock_store(Api())
+    store.jobs.reservations = {GANG: encode(ReservationClock(GANG, "east", T0, T0)), OTHER: {"cluster": "west"}}
     with caplog.at_level(logging.WARNING):
-        assert store.load() == [HoldClock(GANG, "east", T0, T0)]
+        assert store.load() == [ReservationClock(GANG, "east", T0, T0)]
     assert "job gang-2: status.reservation.since: must be set with cluster 'west'; its reservation's clocks start " \
            "afresh" in caplog.text
     assert store.jobs.reservations == {}  # read once, not held for the process's life
@@ -81,16 +81,16 @@ def test_load_takes_the_clocks_of_the_job_stores_listing_and_skips_one_it_cannot
 
 def test_put_writes_nothing_until_flushed_and_then_each_gangs_newest_change_once() -> None:
     api = Api()
-    store = holds(api)
-    store.put([HoldClock(GANG, "east", T0, T0)])
-    store.put([HoldClock(GANG, "west", T0 + 5, T0)])  # moved before the flush: the newest alone is written
+    store = clock_store(api)
+    store.put([ReservationClock(GANG, "east", T0, T0)])
+    store.put([ReservationClock(GANG, "west", T0 + 5, T0)])  # moved before the flush: the newest alone is written
     assert api.patches == [] and store.due == 1
     assert store.flush() == 0
     assert api.status["gang"]["reservation"] == {"cluster": "west", "since": "2027-01-15T08:00:05.000000Z",
                                                  "began": "2027-01-15T08:00:00.000000Z"}
     assert store.flush() == 0 and len(api.patches) == 1  # nothing due: no write
-    store.put([HoldClock(GANG, rests_until=T0 + 1000)])
-    store.flush()  # the hold's fields go: a resting gang holds no cluster
+    store.put([ReservationClock(GANG, rests_until=T0 + 1000)])
+    store.flush()  # the reservation's fields go: a resting gang has no cluster
     assert api.status["gang"]["reservation"] == {"restsUntil": "2027-01-15T08:16:40.000000Z"}
     store.put([], forget=[GANG])
     store.flush()
@@ -99,9 +99,9 @@ def test_put_writes_nothing_until_flushed_and_then_each_gangs_newest_change_once
 
 def test_a_write_the_api_server_does_not_take_stays_due_and_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
     api = Api()
-    store = holds(api)
+    store = clock_store(api)
     api.fail = KubeError(503, "unavailable")
-    store.put([HoldClock(GANG, "east", T0, T0)])
+    store.put([ReservationClock(GANG, "east", T0, T0)])
     with caplog.at_level(logging.WARNING):
         assert store.flush() == 1
         assert store.flush() == 1
@@ -112,13 +112,13 @@ def test_a_write_the_api_server_does_not_take_stays_due_and_is_said_once(caplog:
 
 def test_a_gang_whose_federatedjob_is_gone_or_not_made_yet() -> None:
     api = Api()
-    store = holds(api)
-    store.put([HoldClock(OTHER, "east", T0, T0)])  # no FederatedJob known yet: kept for when it is
+    store = clock_store(api)
+    store.put([ReservationClock(OTHER, "east", T0, T0)])  # no FederatedJob known yet: kept for when it is
     assert store.flush() == 1
     store.put([], forget=[OTHER])  # forgotten before it had one: nothing to write
     assert store.flush() == 0
     api.fail = NotFoundError(404, "gone")
-    store.put([HoldClock(GANG, "east", T0, T0)])
+    store.put([ReservationClock(GANG, "east", T0, T0)])
     assert store.flush() == 0  # deleted: nothing left to keep the clock on
     assert api.patches == []
 
@@ -126,10 +126,10 @@ def test_a_gang_whose_federatedjob_is_gone_or_not_made_yet() -> None:
 def test_an_old_crd_that_prunes_the_field_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
     api = Api()
     api.prune = True
-    store = holds(api)
+    store = clock_store(api)
     with caplog.at_level(logging.WARNING):
         for t in (T0, T0 + 1):
-            store.put([HoldClock(GANG, "east", t, T0)])
+            store.put([ReservationClock(GANG, "east", t, T0)])
             store.flush()
     assert caplog.text.count("the FederatedJob CRD does not keep status.reservation") == 1
     assert "Apply deploy/helm/federator/crds/" in caplog.text

@@ -122,3 +122,19 @@ def test_a_simulated_cluster_reports_every_nodes_free_cpu_and_memory_as_node_roo
     assert cap.node_room == ((56_000, 192 * gib, 1), (64_000, 256 * gib, 1), (88_000, 960 * gib, 1))
     assert sum(c * n for c, _, n in cap.node_room) == cap.cpu_milli_free
     assert sum(m * n for _, m, n in cap.node_room) == cap.memory_bytes_free
+
+
+def test_one_models_accelerators_are_summed_from_its_nodes_alone() -> None:
+    fleet = parse_fleet({"clusters": [{"name": "c", "region": "r", "nodes": [
+        {"count": 2, "gpuModel": "H100", "gpus": 8, "busyGpus": 3, "cpu": 64, "memory": "512Gi"},
+        {"count": 1, "gpuModel": "A10", "gpus": 4, "cpu": 32, "memory": "128Gi"},
+        {"count": 1, "cpu": 16, "memory": "64Gi"}]}]})
+    nodes = NodeSet.of(fleet["c"].nodes)
+    assert nodes.bind("p", replicas=1, resources=Resources(1000, 2**30, 2000), accelerator_model="A10") is None
+    assert nodes.accelerator_milli_total(model="H100") == 16_000
+    assert nodes.accelerator_milli_used(model="H100") == 6_000
+    assert nodes.accelerator_milli_total(model="A10") == 4_000
+    assert nodes.accelerator_milli_used(model="A10") == 2_000
+    assert nodes.accelerator_milli_total(model="B200") == nodes.accelerator_milli_used(model="B200") == 0
+    assert nodes.accelerator_milli_total() == sum(nodes.accelerator_milli_total(model=m) for m in nodes.models())
+    assert nodes.accelerator_milli_used() == 8_000

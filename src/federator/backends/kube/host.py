@@ -32,7 +32,7 @@ from federator.backends.kube.namespace_gate import HostNamespaces
 from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.quarantines import KubeQuarantineStore
 from federator.backends.kube.queue_controller import QueueController
-from federator.backends.kube.reservation_clocks import KubeHoldStore
+from federator.backends.kube.reservation_clocks import KubeReservationClockStore
 from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.backends.kube.store import KubeJobStore
 from federator.security.audit import AuditLog
@@ -48,7 +48,7 @@ class KubeMode:
         self.api = api
         self.elector = elector
         self.store = KubeJobStore(api, namespace=opts.namespace, events=EventRecorder(api, instance=opts.identity))
-        self.holds = KubeHoldStore(self.store)  # the reservations' clocks, in the gangs' FederatedJob status
+        self.reservation_clocks = KubeReservationClockStore(self.store)  # in the gangs' FederatedJob status
         self.moves = KubeMoveStore(self.store)  # when each job last moved, in its FederatedJob status
         # The ends awaited of placements cancelled on a silent member, on its MemberCluster (silent_cancels.py):
         # attached by the controller once it restored the members from its listing at start.
@@ -56,7 +56,7 @@ class KubeMode:
         self.controller: FederatedJobController | None = None
         self.queues: QueueController | None = None
         self.lost = False
-        self._hold: asyncio.Task[None] | None = None
+        self._renewals: asyncio.Task[None] | None = None
 
     @classmethod
     async def prepare(cls, opts: KubeOptions) -> KubeMode:
@@ -76,7 +76,7 @@ class KubeMode:
             await elector.acquire()
         mode = cls(opts, api, elector)
         if elector is not None:  # renewed while the federator starts (module docstring); `start` watches it
-            mode._hold = asyncio.get_running_loop().create_task(elector.hold())
+            mode._renewals = asyncio.get_running_loop().create_task(elector.renew())
         return mode
 
     def namespace_gate(self, authz: Authorizer) -> HostNamespaces:
@@ -100,11 +100,11 @@ class KubeMode:
                                                  member_interval=fed.report_interval, authz=authz, audit=audit,
                                                  clock=fed.clock, silent=self.silent)
         await self.controller.start()
-        if self._hold is not None:  # lost already while starting: the callback comes at once
-            self._hold.add_done_callback(lambda task: self._lease_ended(task, on_lost))
+        if self._renewals is not None:  # lost already while starting: the callback comes at once
+            self._renewals.add_done_callback(lambda task: self._lease_ended(task, on_lost))
 
     def _lease_ended(self, task: asyncio.Task[None], on_lost: Callable[[], None]) -> None:
-        """The renewals ended: the Lease is lost (`hold` returned, or failed), unless `stop` cancelled them."""
+        """The renewals ended: the Lease is lost (`renew` returned, or failed), unless `stop` cancelled them."""
         if task.cancelled():
             return
         if (exc := task.exception()) is not None:
@@ -113,14 +113,14 @@ class KubeMode:
         on_lost()
 
     async def stop(self) -> None:
-        if self._hold is not None:
-            self._hold.cancel()
+        if self._renewals is not None:
+            self._renewals.cancel()
         if self.controller is not None:
             await self.controller.stop()
         if self.queues is not None:
             await self.queues.stop()
         await asyncio.to_thread(self.store.flush)
-        await asyncio.to_thread(self.holds.flush)  # while this replica still leads
+        await asyncio.to_thread(self.reservation_clocks.flush)  # while this replica still leads
         await asyncio.to_thread(self.moves.flush)
         if self.controller is not None:
             await asyncio.to_thread(self.silent.flush, self.controller.recreate())

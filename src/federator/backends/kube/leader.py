@@ -158,7 +158,7 @@ class LeaderElector:
                 "--lease-namespace set to the namespace its Role grants Leases in (deploy/kubernetes/"
                 "rbac-federator.yaml: federator-system), or grant it there")
 
-    async def hold(self) -> None:
+    async def renew(self) -> None:
         """Renew until leadership is lost (another holder, or no renewal within renew_deadline); then return.
 
         Each renewal is waited for only until the deadline: one that has not answered by then is left to its

@@ -24,7 +24,7 @@ from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.member_status import member_status, restore_member
 from federator.backends.kube.move_times import KubeMoveStore
 from federator.backends.kube.quarantines import KubeQuarantineStore, held_in
-from federator.backends.kube.reservation_clocks import KubeHoldStore
+from federator.backends.kube.reservation_clocks import KubeReservationClockStore
 from federator.backends.kube.resources import member_cluster, parse_timestamp
 from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.model import ClusterState
@@ -64,8 +64,8 @@ class MemberClusters:
                 if self.silent is not None and self.silent.due:  # ends awaited of silent cancels
                     await asyncio.to_thread(self.silent.flush, self.recreate())
                 await asyncio.to_thread(self.store.flush)
-                if isinstance(holds := self.fed.cycles.reserved.store, KubeHoldStore):  # reservations' clocks
-                    await asyncio.to_thread(holds.flush)
+                if isinstance(clocks := self.fed.cycles.reserved.store, KubeReservationClockStore):
+                    await asyncio.to_thread(clocks.flush)
                 if isinstance(moved := self.fed.cycles.rebalancer.store, KubeMoveStore):  # last move times
                     await asyncio.to_thread(moved.flush)
                 await self.read_cordons()

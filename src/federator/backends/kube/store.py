@@ -209,8 +209,8 @@ class KubeJobStore:
             # as the job is, not as the object says: an edit of spec.held while no federator ran is a change the
             # controller finds when it reads the object (backends/kube/holds.py), not one this store writes over
             self.spec_held[job.job_id] = job.hold is not None
-            if (held := (cr.get("status") or {}).get("reservation")) is not None:
-                self.reservations[job.job_id] = held
+            if (clocks := (cr.get("status") or {}).get("reservation")) is not None:
+                self.reservations[job.job_id] = clocks
             if (moved := (cr.get("status") or {}).get("rebalance")) is not None:
                 self.moves[job.job_id] = moved
             self._seen[job.job_id] = seen(job)  # its Events were recorded by the federator that wrote it

@@ -377,16 +377,24 @@ class NodeSet:
 
     # -- reporting --------------------------------------------------------
 
-    def accelerator_milli_used(self) -> int:
+    def accelerator_milli_used(self, *, model: str | None = None) -> int:
         """Milli whole devices allocated (busy accelerators included): the simulator's ground truth, in the live
         federator's unit (`model.cluster.accelerator_milli_of`): a taken MIG partition or vNPU counts its worth
-        (`unitMilli`), not a whole device, so a full pool of 1g.10gb partitions is full, not 12.5 % used."""
-        return sum(sum(n.used) * _worth(n.spec) // MILLI for n in self.nodes)
+        (`unitMilli`), not a whole device, so a full pool of 1g.10gb partitions is full, not 12.5 % used.
+        `model`: of that accelerator model's nodes only (the simulator's per-model figures)."""
+        return sum(sum(n.used) * _worth(n.spec) // MILLI for n in self._nodes_of(model))
 
-    def accelerator_milli_total(self) -> int:
+    def accelerator_milli_total(self, *, model: str | None = None) -> int:
         """Milli whole devices installed, a partition at its worth: 56 1g.10gb partitions are 7 devices, as
-        `get clusters`, federator_cluster_accelerators and `federator usage` count them."""
-        return sum(n.spec.accelerators * _worth(n.spec) for n in self.nodes)
+        `get clusters`, federator_cluster_accelerators and `federator usage` count them. `model`: of that
+        accelerator model's nodes only."""
+        return sum(n.spec.accelerators * _worth(n.spec) for n in self._nodes_of(model))
+
+    def _nodes_of(self, model: str | None) -> Iterator[_Node]:
+        """Every node (None), or those of one accelerator model (none for a model the set has not)."""
+        if model is None:
+            return iter(self.nodes)
+        return (self.nodes[i] for i in self._of_model.get(model, ()))
 
     def _room(self, node: int) -> tuple[int, int]:
         n = self.nodes[node]
