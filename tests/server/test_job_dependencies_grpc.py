@@ -137,7 +137,8 @@ def test_afternotok_runs_once_its_job_fails_and_fails_when_it_succeeds(tmp_path:
             await ends(fed, agent, good.job_id, good_pid, JobPhase.SUCCEEDED)
             got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=cleanup.job_id))
             assert got.phase == types_pb2.JOB_PHASE_FAILED and not got.placements  # never satisfied: never runs
-            assert got.message == f"DependencyNeverSatisfied: job {good.job_id} ended Succeeded: all placements succeeded"
+            assert got.message == (f"DependencyNeverSatisfied: job {good.job_id} ended Succeeded: all placements "
+                                   "succeeded")
             with pytest.raises(grpc.aio.AioRpcError) as err:  # afternotok on a job that succeeded can never run
                 await jobs.Submit(after("late", good.job_id, condition="afternotok"))
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

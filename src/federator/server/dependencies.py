@@ -9,7 +9,8 @@ stored spec and each waiting job is judged again on start against its dependenci
 
 - Submit resolves each key to the job it names now (`resolved`), and keeps the ids: a key the submitter may not
   see is answered as no job (DependencyNotFound, NOT_FOUND); one that has already ended as the condition can never
-  take (afterok: failed; afternotok: succeeded) is refused (DependencyEnded, FAILED_PRECONDITION). Every named job exists at Submit, so no chain loops.
+  take (afterok: failed; afternotok: succeeded) is refused (DependencyEnded, FAILED_PRECONDITION). Every named job
+  exists at Submit, so no chain loops.
 - A waiting job carries `Job.waiting_on` (not stored: judged again on start). `partial.owes` is False for it, as
   for a held job, so no plan offers it to the pure scheduler; it is counted in the pending caps (it is kept) and
   in federator_pending_jobs{reason="Dependency"}, and left out of the oldest-pending age and the pending demand.
