@@ -64,6 +64,9 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
             assert status["hold"]["by"] == f"namespace {NAMESPACE}" and status["pendingReason"]["code"] == "Held"
             wide = kubectl("get", "fj", "step-2", "-o", "wide").stdout.splitlines()
             assert "Held" in wide[1].split(), wide  # the REASON column
+            plain = kubectl("get", "fj", "step-2").stdout.splitlines()  # held at a glance, without -o wide
+            assert plain[0].split()[:4] == ["NAME", "QUEUE", "PHASE", "HELD"], plain
+            assert plain[1].split()[:5] == ["step-2", "default", "Pending", "namespace", NAMESPACE], plain
 
             patch_held("step-2", False)  # released: placed by the next cycle
             await until(lambda: job.hold is None)
