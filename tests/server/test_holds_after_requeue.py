@@ -5,14 +5,17 @@
   release was the user's word, and the re-queue is the federator's, not the user's.
 - A job re-queued, and held while it waits to be placed again, stays held: its cluster coming back and reporting
   the superseded placement neither places it nor lets it go, and its reason stays Held; a release places it.
+- A Hold refused while the job ran is the caller's answer, not kept: the re-queue holds nothing. (A FederatedJob's
+  spec.held: true refused so is kept, since the object still says it: tests/kube/test_kube_hold_testbed.py.)
 """
 
 from __future__ import annotations
 
+import pytest
 from server_support import LOST_AFTER, Clock, MemoryStore, join, make
 
 from federator.model import JobPhase, ReasonCode
-from federator.server.job_holds import Actor, hold, release
+from federator.server.job_holds import Actor, HoldRefused, hold, release
 
 from builders import job
 
@@ -29,6 +32,8 @@ def test_a_released_job_requeued_runs_again_unheld() -> None:
     release(fed, a, Actor("alice"))
     fed.schedule_once()
     assert a.phase is JobPhase.PLACED and a.placements[0].cluster == "west-1"
+    with pytest.raises(HoldRefused):  # a placed job is not held, and the refusal is not remembered
+        hold(fed, a, Actor("alice"))
     fed.disconnect(west)
     clock.now += LOST_AFTER + 1
     fed.check_leases()  # west-1 Lost: the job is re-queued
