@@ -68,7 +68,8 @@ class DependencyWaits:
         self.missing_seconds = MISSING_SECONDS
         self._waits: dict[str, Wait] = {}  # uid -> its wait
         self._retries: dict[str, asyncio.TimerHandle] = {}  # uid -> its next judgement
-        self._cyclic: dict[str, str] = {}  # namespace/name -> the cycle found it is in, refused when judged
+        self._cyclic: dict[str, str] = {}  # uid -> the cycle found it is in, refused when judged (by uid: an object
+        # made again under that name is not the one found in it)
 
     def missing(self, spec: JobSpec) -> tuple[str, ...]:
         """The keys of spec.dependsOn that name no job of its namespace now (what Submit answers DependencyNotFound
@@ -95,7 +96,7 @@ class DependencyWaits:
         if not names:
             self.requeue(MODIFIED, key_of(obj), obj)
             return
-        cycle = self._cyclic.pop(me, None) or self._cycle(me, names)
+        cycle = self._cyclic.pop(uid, None) or self._cycle(me, names)
         if cycle:
             self.forget(uid)
             await self.refuse(obj, f"spec.dependsOn.jobs: a cycle, {cycle}: none of them could ever run; "
@@ -142,6 +143,7 @@ class DependencyWaits:
     def forget(self, uid: str) -> None:
         """The object of `uid` is submitted, refused or being deleted: no wait of it is kept, nor judged again."""
         self._waits.pop(uid, None)
+        self._cyclic.pop(uid, None)
         if (retry := self._retries.pop(uid, None)) is not None:
             retry.cancel()
 
@@ -149,6 +151,7 @@ class DependencyWaits:
         """The cycle `me` waiting on `names` would close among the waiting objects ("a -> b -> a"), or ""; the others
         of it are marked and judged again, so each is refused too."""
         waiting = {w.key: w for w in self._waits.values() if w.key != me}
+        uids = {w.key: uid for uid, w in self._waits.items()}
         ns = me.split("/", 1)[0]
         path: list[str] = [me]
         seen: set[str] = set()
@@ -171,7 +174,7 @@ class DependencyWaits:
             return ""
         said = " -> ".join(k.split("/", 1)[1] for k in [*path, me])
         for key in path[1:]:
-            self._cyclic[key] = said
+            self._cyclic[uids[key]] = said
             if (obj := self.cache(key)) is not None:
                 self.requeue(MODIFIED, key, obj)
         return said
