@@ -51,8 +51,8 @@ class SpecHolds:
         meta = obj.get("metadata") or {}
         job = self.fed.jobs.get(job_id)
         seen = held_of(obj)
-        if not seen:
-            self.fed.wanted_holds.drop(job_id)  # set back to false: a later re-queue holds nothing
+        if not seen or job is None or job.phase.is_terminal:
+            self.fed.wanted_holds.drop(job_id)  # set back to false, or nothing left to hold: none kept
         if job is None or self.store.spec_held.setdefault(job_id, job.hold is not None) == seen:
             return
         uid, generation = str(meta.get("uid", "")), int(meta.get("generation", 1))
