@@ -44,7 +44,7 @@ from federator.model import (
     to_bytes,
     to_milli,
 )
-from federator.model.dependency import DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
+from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
 from federator.yamltext import YamlShapeError, load_documents, yaml_problem
 
 API_VERSION = "federator.io/v1alpha1"
@@ -241,8 +241,8 @@ def _more_documents(text: str) -> bool:
 
 
 def _depends_on(raw: object, bad: Any) -> JobDependency | None:
-    """spec.dependsOn: {condition: afterok|afterany (afterok if left out), jobs: [job ids or names]}, the jobs this
-    one waits on (server/dependencies.py); None, with the problem said, when it does not read."""
+    """spec.dependsOn: {condition: afterok|afterany|afternotok (afterok if left out), jobs: [job ids or names]},
+    the jobs this one waits on (server/dependencies.py); None, with the problem said, when it does not read."""
     if not isinstance(raw, Mapping):
         bad("spec.dependsOn", f"must be a mapping with jobs (and condition), got {shown(raw)}")
         return None
@@ -252,7 +252,7 @@ def _depends_on(raw: object, bad: Any) -> JobDependency | None:
             return None
     condition = raw.get("condition", Condition.AFTER_OK.value)
     if condition not in [c.value for c in Condition]:
-        bad("spec.dependsOn.condition", f"must be afterok or afterany, got {shown(condition)}")
+        bad("spec.dependsOn.condition", f"must be {CONDITIONS}, got {shown(condition)}")
         return None
     jobs = raw.get("jobs")
     if not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs):

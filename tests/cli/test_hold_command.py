@@ -62,6 +62,13 @@ def test_submit_hold_and_a_files_spec_held_submit_held_jobs(served: tuple[Federa
     status = json.loads(capsys.readouterr().out)["status"]
     assert status["hold"]["by"] == "anonymous" and status["hold"]["admin"] is False
     assert status["pendingReason"]["code"] == "Held"
+    assert main(["get", "jobs", *flags]) == 0  # held at a glance: PHASE, not only the REASON at the end
+    phases = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert phases == {by_flag.job_id: "Pending(Held)", by_file.job_id: "Pending(Held)", plain.job_id: "Pending"}
+    assert main(["release", "by-flag", *flags]) == 0
+    assert main(["get", "jobs", "--phase", "Pending", *flags]) == 0
+    phases = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert phases == {by_flag.job_id: "Pending", by_file.job_id: "Pending(Held)", plain.job_id: "Pending"}
 
 
 def test_hold_and_release_say_what_became_of_each_job_and_exit_with_the_first_failure(

@@ -100,3 +100,40 @@ def test_a_dependency_an_older_federator_did_not_keep_is_taken_back(tmp_path: Pa
     assert capsys.readouterr().err.startswith(
         f"error: {tmp_path / 'train.yaml'}: job {train.job_id}: the federator did not keep its dependency (one older "
         "than 0.14.0 does not know spec.dependsOn), so it is not kept: cancelled")
+
+
+class MisreadingJobService(JobService):
+    """A federator that would read a condition it does not know as afterok: a job after-not-ok would run once what
+    it waits on succeeded, the opposite of what was asked. (0.14.0 refuses it instead: INVALID_ARGUMENT naming
+    spec.dependsOn.condition; this stands for any that does not.)"""
+
+    async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
+        if request.spec.HasField("depends_on"):
+            request.spec.depends_on.condition = "afterok"
+        return await super().Submit(request, context)
+
+
+def test_a_condition_the_federator_did_not_keep_as_sent_has_the_job_taken_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli_support, "JobService", MisreadingJobService)
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    with serving(fed) as address:
+        flags = ["--server", address, "--insecure"]
+        assert main(["submit", "-f", job_file(tmp_path, "prep"), *flags]) == 0
+        assert main(["submit", "-f", job_file(tmp_path, "cleanup"), "--after-not-ok", "prep", *flags]) == 1
+    cleanup = _named(fed, "cleanup")
+    assert cleanup.phase is JobPhase.CANCELLED
+    assert f"job {cleanup.job_id}: the federator did not keep its dependency" in capsys.readouterr().err
+
+
+def test_after_not_ok_makes_a_job_wait_for_a_failure(served: tuple[Federator, list[str]], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    fed, flags = served
+    assert main(["submit", "-f", job_file(tmp_path, "prep"), *flags]) == 0
+    assert main(["submit", "-f", job_file(tmp_path, "rescue"), "--after-not-ok", "prep", *flags]) == 0
+    rescue = _named(fed, "rescue")
+    assert rescue.spec.depends_on is not None and rescue.spec.depends_on.condition is Condition.AFTER_NOT_OK
+    assert rescue.waiting_on == (_named(fed, "prep").job_id,)
+    assert main(["submit", "-f", job_file(tmp_path, "x"), "--after-not-ok", "prep", "--after", "prep", *flags]) == 2
+    assert "--after and --after-not-ok may not be given together" in capsys.readouterr().err

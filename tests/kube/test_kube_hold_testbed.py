@@ -17,7 +17,7 @@ import yaml
 
 from federator.backends.kube.api import FEDERATED_JOBS
 from federator.jobfile import parse_job
-from federator.model import JobHold, JobPhase, ReasonCode
+from federator.model import JobHold, JobPhase, Reason, ReasonCode
 from federator.server.job_holds import Actor, hold_async
 
 from kube_support import Testbed, controller_running, host_bed
@@ -64,6 +64,9 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
             assert status["hold"]["by"] == f"namespace {NAMESPACE}" and status["pendingReason"]["code"] == "Held"
             wide = kubectl("get", "fj", "step-2", "-o", "wide").stdout.splitlines()
             assert "Held" in wide[1].split(), wide  # the REASON column
+            plain = kubectl("get", "fj", "step-2").stdout.splitlines()  # held at a glance, without -o wide
+            assert plain[0].split()[:4] == ["NAME", "QUEUE", "PHASE", "HELD"], plain
+            assert plain[1].split()[:5] == ["step-2", "default", "Pending", "namespace", NAMESPACE], plain
 
             patch_held("step-2", False)  # released: placed by the next cycle
             await until(lambda: job.hold is None)
@@ -74,6 +77,21 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
             await until(lambda: observed(fx, "step-2"))
             assert fx.api.get(FEDERATED_JOBS, "step-2", NAMESPACE)["spec"]["held"] is True
             assert job.phase is JobPhase.PLACED and job.hold is None
+            # ...but the object says held: when the job waits again (a re-queue: its cluster lost, say), it is held
+            # in the re-queue itself, before any cycle (Slurm's requeuehold), until spec.held goes back to false
+            await until(lambda: job.job_id in fx.fed.wanted_holds)
+            fx.fed.requeue(job, Reason(ReasonCode.WAITING, "its cluster was lost"))
+            assert job.phase is JobPhase.PENDING and job.hold is not None
+            assert job.hold.by == f"namespace {NAMESPACE}" and not job.hold.admin
+            fx.fed.schedule_once()
+            assert job.phase is JobPhase.PENDING and job.pending_reason is not None
+            assert job.pending_reason.code is ReasonCode.HELD
+            await until(lambda: ((fx.api.get(FEDERATED_JOBS, "step-2", NAMESPACE).get("status") or {}).get("hold")
+                                 or {}).get("by") == f"namespace {NAMESPACE}")
+            patch_held("step-2", False)
+            await until(lambda: job.hold is None)
+            fx.fed.schedule_once()
+            assert job.phase is JobPhase.PLACED
 
             # A hold over the API (an admin's, of a job no user submitted) reaches the object's spec.held.
             kubectl("apply", "-f", "-", stdin=document("step-3"))

@@ -119,6 +119,38 @@ def test_a_failed_dependency_fails_the_chain_at_once_and_afterany_runs_all_the_s
     asyncio.run(scenario())
 
 
+def test_afternotok_runs_once_its_job_fails_and_fails_when_it_succeeds(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            await agent.send(report())
+            bad = (await jobs.Submit(after("prep", **FAIL_AT_ONCE))).job
+            _, bad_pid = await placed(agent)
+            good = (await jobs.Submit(after("train"))).job
+            _, good_pid = await placed(agent)
+            rescue = (await jobs.Submit(after("rescue", "prep", condition="afternotok"))).job
+            cleanup = (await jobs.Submit(after("cleanup", "train", condition="afternotok"))).job
+            assert rescue.spec.depends_on.condition == "afternotok" and rescue.pending_reason.code == "Dependency"
+            assert rescue.pending_reason.message == f"waiting for afternotok: {bad.job_id} (Placed)"
+            await ends(fed, agent, bad.job_id, bad_pid, JobPhase.FAILED)
+            assert (await placed(agent))[0] == rescue.job_id  # what it waited on failed: it runs
+            await ends(fed, agent, good.job_id, good_pid, JobPhase.SUCCEEDED)
+            got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=cleanup.job_id))
+            assert got.phase == types_pb2.JOB_PHASE_FAILED and not got.placements  # never satisfied: never runs
+            assert got.message == (f"DependencyNeverSatisfied: job {good.job_id} ended Succeeded: all placements "
+                                   "succeeded")
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # afternotok on a job that succeeded can never run
+                await jobs.Submit(after("late", good.job_id, condition="afternotok"))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert err.value.details() == (f"spec.dependsOn.jobs: job {good.job_id} has ended Succeeded, so "
+                                           "afternotok can never be satisfied; name a job that may still fail, or "
+                                           "use afterany")
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_pipeline_of_three_runs_in_order(tmp_path: Path) -> None:
     async def scenario() -> None:
         fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
@@ -205,8 +237,8 @@ def test_bad_dependencies_are_refused_naming_the_field(tmp_path: Path) -> None:
         async with job_api(fed) as jobs:
             cases = [(after("x", "nobody"), grpc.StatusCode.NOT_FOUND,
                       "spec.dependsOn.jobs: no job with id or name 'nobody'"),
-                     (after("x", "a", condition="afternotok"), grpc.StatusCode.INVALID_ARGUMENT,
-                      "spec.dependsOn.condition: must be afterok or afterany, got 'afternotok'"),
+                     (after("x", "a", condition="afterbad"), grpc.StatusCode.INVALID_ARGUMENT,
+                      "spec.dependsOn.condition: must be afterok, afterany, afternotok, got 'afterbad'"),
                      (after("x", condition="afterok"), grpc.StatusCode.INVALID_ARGUMENT,
                       "spec.dependsOn.jobs: names no job; give 1 to 16 job ids or names"),
                      (after("x", *[f"j{i}" for i in range(17)]), grpc.StatusCode.INVALID_ARGUMENT,

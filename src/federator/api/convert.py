@@ -29,7 +29,7 @@ from federator.model import (
     Resources,
 )
 from federator.model.cluster import RoomClass, shared_bucket, whole_bucket
-from federator.model.dependency import DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
+from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
 from federator.model.node_room import NodeRoom
 
 _KIND_TO_PB = {JobKind.TRAINING: types_pb2.JOB_KIND_TRAINING, JobKind.INFERENCE: types_pb2.JOB_KIND_INFERENCE}
@@ -111,7 +111,7 @@ def _annotations_from_pb(pb: types_pb2.JobSpec) -> tuple[tuple[str, str], ...]:
         try:
             condition = Condition(pb.depends_on.condition or Condition.AFTER_OK.value)
         except ValueError:
-            raise WireError(f"spec.dependsOn.condition: must be afterok or afterany, got "
+            raise WireError(f"spec.dependsOn.condition: must be {CONDITIONS}, got "
                             f"{pb.depends_on.condition[:40]!r}") from None
         dep = checked(condition, tuple(pb.depends_on.jobs))
         if isinstance(dep, str):

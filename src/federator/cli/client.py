@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "(spec.dependsOn in a job file does the same)")
     s.add_argument("--after-any", action="append", default=[], metavar="JOB",
                    help="each job waits until JOB has ended, however (sbatch --dependency=afterany); repeatable")
+    s.add_argument("--after-not-ok", action="append", default=[], metavar="JOB",
+                   help="each job waits until JOB has failed or been cancelled, and fails if it succeeds (sbatch "
+                        "--dependency=afternotok: a clean-up or a fallback); repeatable")
     s.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="the federator operator's accelerator catalog file, so job files may name the resources of "
                         "vendors it adds; without it the CLI leaves vendors it does not know to the federator")

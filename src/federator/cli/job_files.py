@@ -55,18 +55,20 @@ __all__ = ["read_sources", "read_specs"]
 
 
 def with_dependency(sources: list[tuple[JobSpec, str]], after: list[str],
-                    after_any: list[str]) -> list[tuple[JobSpec, str]]:
-    """Each job waiting on the jobs `submit --after JOB` (afterok) or `--after-any JOB` (afterany) names, kept as
-    spec.dependsOn is (model/dependency.py); JobFileError for both flags, a bad list, or a job file's own
-    spec.dependsOn beside them (which of the two was meant is not guessed)."""
-    if not after and not after_any:
+                    after_any: list[str], after_not_ok: list[str] | None = None) -> list[tuple[JobSpec, str]]:
+    """Each job waiting on the jobs `submit --after JOB` (afterok), `--after-any JOB` (afterany) or
+    `--after-not-ok JOB` (afternotok) names, kept as spec.dependsOn is (model/dependency.py); JobFileError for two
+    of the flags, a bad list, or a job file's own spec.dependsOn beside them (which was meant is not guessed)."""
+    given = [(flag, condition, keys) for flag, condition, keys in (
+        ("--after", Condition.AFTER_OK, after), ("--after-any", Condition.AFTER_ANY, after_any),
+        ("--after-not-ok", Condition.AFTER_NOT_OK, after_not_ok or [])) if keys]
+    if not given:
         return sources
-    if after and after_any:
-        raise JobFileError([FieldProblem("--after", "--after and --after-any may not be given together: a job "
-                                                    "waits under one condition")])
-    condition = Condition.AFTER_OK if after else Condition.AFTER_ANY
-    flag = "--after" if after else "--after-any"
-    dependency = checked(condition, tuple(after or after_any))
+    if len(given) > 1:
+        raise JobFileError([FieldProblem(given[0][0], f"{given[0][0]} and {given[1][0]} may not be given together: "
+                                                      "a job waits under one condition")])
+    flag, condition, keys = given[0]
+    dependency = checked(condition, tuple(keys))
     if isinstance(dependency, str):
         raise JobFileError([FieldProblem(flag, dependency.removeprefix("jobs: "))])
     out = []

@@ -68,6 +68,12 @@ def run_time(job: Job, now: float) -> str:
     return f"{ran}/{duration(job.spec.max_run_seconds)}" if job.spec.max_run_seconds else ran
 
 
+def phase_shown(job: Job) -> str:
+    """PHASE: the job's phase, "Pending(Held)" while it is held (server/job_holds.py), so a held job shows at a
+    glance, as kubectl's Held column shows it; `--phase Pending` and -o json/yaml still say Pending."""
+    return f"{job.phase.value}(Held)" if job.hold is not None else job.phase.value
+
+
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     now = time.time()
     headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT"]
@@ -83,7 +89,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
         reason = str(j.pending_reason) if j.pending_reason and j.phase.value == "Pending" else shortfall(j)
         if not wide and len(reason) > 110:
             reason = reason[:107] + "..."
-        row = [j.job_id, j.spec.kind.value, j.spec.queue, j.phase.value, clusters, regions, gpus,
+        row = [j.job_id, j.spec.kind.value, j.spec.queue, phase_shown(j), clusters, regions, gpus,
                _age(job_wait(j, now))]
         if wide:
             models = ",".join(dict.fromkeys(f"{p.accelerator_vendor}/{p.accelerator_model}".lstrip("/")

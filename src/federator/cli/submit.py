@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     held: list[bool] = []
     try:
         with client_view(view):
-            sources = with_dependency(read_sources(args.filename, held=held), args.after, args.after_any)
+            sources = with_dependency(read_sources(args.filename, held=held), args.after, args.after_any,
+                                      args.after_not_ok)
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
         for request, hold in zip(requests, held, strict=True):
             request.hold = args.hold or hold
@@ -96,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
-            elif requests[done].spec.HasField("depends_on") and not job.spec.depends_on:  # before 0.14.0: no wait
+            elif requests[done].spec.HasField("depends_on") and (
+                    not job.spec.depends_on or job.spec.depends_on.condition.value
+                    != (requests[done].spec.depends_on.condition or "afterok")):  # before 0.14.0: no wait
                 print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its dependency "
                       f"(one older than 0.14.0 does not know spec.dependsOn), so it is not kept: "
                       f"{_take_back(args, job.job_id)}", file=sys.stderr)

@@ -21,6 +21,10 @@ class Condition(StrEnum):
 
     AFTER_OK = "afterok"  # each named job Succeeded; one Failed or Cancelled fails the dependent at once
     AFTER_ANY = "afterany"  # each named job ended, however
+    AFTER_NOT_OK = "afternotok"  # each named job ended Failed or Cancelled; one Succeeded fails the dependent at once
+
+
+CONDITIONS = ", ".join(c.value for c in Condition)  # what an error message lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,7 @@ def parse_dependency(value: str) -> JobDependency | str:
     try:
         cond = Condition(condition.strip() or Condition.AFTER_OK.value)
     except ValueError:
-        return f"condition must be afterok or afterany, got {condition[:40]!r}"
+        return f"condition must be {CONDITIONS}, got {condition[:40]!r}"
     jobs = tuple(k.strip() for k in keys.split(",")) if keys.strip() else ()
     return checked(cond, jobs)
 
@@ -64,5 +68,5 @@ def checked(condition: Condition, jobs: tuple[str, ...]) -> JobDependency | str:
     return JobDependency(condition, jobs)
 
 
-__all__ = ["DEPENDS_ON_ANNOTATION", "MAX_DEPENDENCIES", "Condition", "JobDependency", "checked",
+__all__ = ["CONDITIONS", "DEPENDS_ON_ANNOTATION", "MAX_DEPENDENCIES", "Condition", "JobDependency", "checked",
            "parse_dependency"]

@@ -8,15 +8,18 @@ JobDependency), and the federator keeps the chain: across a restart too, since t
 stored spec and each waiting job is judged again on start against its dependencies' stored phases.
 
 - Submit resolves each key to the job it names now (`resolved`), and keeps the ids: a key the submitter may not
-  see is answered as no job (DependencyNotFound, NOT_FOUND); under afterok one that has already failed is refused
-  (DependencyEnded, FAILED_PRECONDITION). Every named job exists at Submit, so no chain loops.
+  see is answered as no job (DependencyNotFound, NOT_FOUND); one that has already ended as the condition can never
+  take (afterok: failed; afternotok: succeeded) is refused (DependencyEnded, FAILED_PRECONDITION). Every named job
+  exists at Submit, so no chain loops.
 - A waiting job carries `Job.waiting_on` (not stored: judged again on start). `partial.owes` is False for it, as
   for a held job, so no plan offers it to the pure scheduler; it is counted in the pending caps (it is kept) and
   in federator_pending_jobs{reason="Dependency"}, and left out of the oldest-pending age and the pending demand.
 - Every change of a job is seen through `Federator.notify` (`changed`): when a named job ends, its dependents are
-  judged. Under afterok, one that ended Failed or Cancelled, or was removed by retention before its end was seen,
-  fails the dependent at once ("DependencyNeverSatisfied: ..."), which fails its own dependents in turn; when all
-  succeeded (afterany: all ended) the job becomes a candidate of the next cycle. While it waits, its message
+  judged. One that ended as the condition can never take (NEVER: afterok, Failed or Cancelled; afternotok,
+  Succeeded), or was removed by retention before its end was seen (but under afterany), fails the dependent at once
+  ("DependencyNeverSatisfied: ..."), which fails its own dependents in turn; when all ended as it asks (SATISFIED:
+  afterok, all succeeded; afternotok, all failed or were cancelled; afterany, all ended) the job becomes a
+  candidate of the next cycle. While it waits, its message
   follows its dependencies' phases.
 - Dependents are judged when a job's change is announced (`Federator.notify`, what Watch hears), which for an
   agent's report of an end and for a Cancel is once that end is stored: a restart never finds a dependent placed
@@ -52,6 +55,20 @@ NEVER_SATISFIED = "DependencyNeverSatisfied"  # the first word of the message of
 
 Visible = Callable[[list[Job]], list[Job]]
 
+_FAILED = frozenset({JobPhase.FAILED, JobPhase.CANCELLED})
+# The ends of a named job that let its dependent go (Slurm's afterok, afternotok, afterany), and those after which
+# it never can (the dependent then fails, DependencyNeverSatisfied): a job's dependency waits while neither holds
+SATISFIED: dict[Condition, frozenset[JobPhase]] = {
+    Condition.AFTER_OK: frozenset({JobPhase.SUCCEEDED}),
+    Condition.AFTER_NOT_OK: _FAILED,
+    Condition.AFTER_ANY: frozenset({JobPhase.SUCCEEDED, *_FAILED}),
+}
+NEVER: dict[Condition, frozenset[JobPhase]] = {
+    Condition.AFTER_OK: _FAILED,
+    Condition.AFTER_NOT_OK: frozenset({JobPhase.SUCCEEDED}),
+    Condition.AFTER_ANY: frozenset(),
+}
+
 
 class DependencyNotFound(SubmitError):
     """A key of spec.dependsOn names no job the submitter may see (NOT_FOUND, as Get answers)."""
@@ -84,9 +101,11 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible) -> JobS
             raise SubmitError(f"spec.dependsOn.jobs: {found.message}")
         if found is None or not visible([found]):
             raise DependencyNotFound(f"spec.dependsOn.jobs: no job with id or name {shown(key)}")
-        if dep.condition is Condition.AFTER_OK and found.phase in (JobPhase.FAILED, JobPhase.CANCELLED):
-            raise DependencyEnded(f"spec.dependsOn.jobs: job {found.job_id} has ended {found.phase}, so afterok "
-                                  "can never be satisfied; name a job that may still succeed, or use afterany")
+        if found.phase in NEVER[dep.condition]:
+            raise DependencyEnded(f"spec.dependsOn.jobs: job {found.job_id} has ended {found.phase}, so "
+                                  f"{dep.condition.value} can never be satisfied; name a job that may still "
+                                  f"{'fail' if dep.condition is Condition.AFTER_NOT_OK else 'succeed'}, "
+                                  "or use afterany")
         if found.job_id not in ids:  # two keys of one job (its id and its name) wait on it once
             ids.append(found.job_id)
     kept = JobDependency(dep.condition, tuple(ids)).annotation()
@@ -160,15 +179,13 @@ class Dependencies:
 
     def _judge(self, job: Job, dep: JobDependency, *, tell: bool) -> None:
         named = [(key, self._named(job, key)) for key in dep.jobs]
-        if dep.condition is Condition.AFTER_OK:
-            for key, other in named:
-                if other is None or other.phase in (JobPhase.FAILED, JobPhase.CANCELLED):
-                    self._fail(job, key, other)
-                    return
-            waiting = [(key, other) for key, other in named if other is not None
-                       and other.phase is not JobPhase.SUCCEEDED]
-        else:
-            waiting = [(key, other) for key, other in named if other is not None and not other.phase.is_terminal]
+        for key, other in named:  # a job removed by retention: its end unknown, only afterany takes it as ended
+            if (other is None and dep.condition is not Condition.AFTER_ANY) or \
+                    (other is not None and other.phase in NEVER[dep.condition]):
+                self._fail(job, key, other)
+                return
+        waiting = [(key, other) for key, other in named if other is not None
+                   and other.phase not in SATISFIED[dep.condition]]
         if not waiting:
             if job.waiting_on:
                 self._release(job, dep)
@@ -197,7 +214,8 @@ class Dependencies:
         fed.wake()
 
     def _fail(self, job: Job, key: str, other: Job | None) -> None:
-        """Under afterok a job it waits on failed, was cancelled or is gone: it can never run, so it fails now."""
+        """A job it waits on ended as its condition can never take (afterok: Failed or Cancelled; afternotok:
+        Succeeded), or is gone: it can never run, so it fails now."""
         fed = self.fed
         how = f"was removed (it ended before {job.job_id} could see how)" if other is None else \
             f"ended {other.phase}" + (f": {other.message}" if other.message else "")
@@ -207,5 +225,5 @@ class Dependencies:
         fed.notify([job])  # its own dependents are judged in turn (`changed`)
 
 
-__all__ = ["NEVER_SATISFIED", "Dependencies", "DependencyEnded", "DependencyNotFound", "resolved",
+__all__ = ["NEVER", "NEVER_SATISFIED", "SATISFIED", "Dependencies", "DependencyEnded", "DependencyNotFound", "resolved",
            "same_namespace"]

@@ -49,6 +49,7 @@ from federator.server.drains import Drains
 from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
 from federator.server.end_times import ClampLog, latest_end, placement_end
 from federator.server.intake import Intake
+from federator.server.job_holds import WantedHolds
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.job_table import JobTable
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS, Leases
@@ -125,6 +126,7 @@ class Federator:
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.dependencies = Dependencies(self)  # jobs waiting on others' ends (server/dependencies.py)
+        self.wanted_holds = WantedHolds()  # spec.held: true refused while the job ran: held at its re-queue
         self.cancels = UserCancels(self)  # a user's Cancel: stored first, awaited off the loop (server/cancelling.py)
         self.scalings = Scalings()  # one awaited Scale of a job at a time (server/scaling.py)
         self.stored_first = StoredFirst(self)  # moves' and surges' changes, stored first off the loop (stored_first.py)

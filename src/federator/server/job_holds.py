@@ -28,11 +28,11 @@ a job run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobHold, JobPhase, Reason, ReasonCode
+from federator.model import Job, JobHold, JobId, JobPhase, Reason, ReasonCode
 from federator.store.errors import StoreUnavailable
 from federator.store.group_commit import freeze
 from federator.timestamps import utc_seconds
@@ -173,11 +173,43 @@ async def release_async(fed: Federator, job: Job, actor: Actor) -> Job:
     return _let_go(fed, job, stored, held, newest=newest)
 
 
+class WantedHolds:
+    """Holds asked of a job that was not Pending, and refused, but still declared: a FederatedJob's spec.held: true
+    set on a Placed or Running job (backends/kube/holds.py). The object keeps saying held, so when the job waits
+    again (a re-queue: its cluster lost, a drain) it is held then, in the re-queue itself (server/requeue.py), before
+    any cycle can place it: Slurm's `scontrol requeuehold`. A gRPC Hold refused is the caller's answer, and is not
+    kept: a re-queue of such a job holds nothing, as Slurm's plain requeue. Not stored: a restart's controller reads
+    spec.held again, is refused again, and so keeps it again."""
+
+    def __init__(self) -> None:
+        self._wanted: dict[JobId, JobHold] = {}
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._wanted
+
+    def want(self, job_id: JobId, hold: JobHold) -> None:
+        self._wanted[job_id] = hold
+
+    def drop(self, job_id: JobId) -> None:
+        """spec.held set back to false (or the job gone): a later re-queue holds nothing."""
+        self._wanted.pop(job_id, None)
+
+    def requeued(self, fed: Federator, job: Job) -> None:
+        """`job` waits again after a re-queue (Pending, not yet written): held now if a hold of it is wanted."""
+        wanted = self._wanted.pop(job.job_id, None)
+        if wanted is None or job.hold is not None:
+            return
+        job.hold = replace(wanted, at=fed.clock())
+        job.pending_reason = held_reason(job.hold)
+        fed.cycles.parked.unpark(job.job_id)
+        fed.cycles.refresh.left(job.job_id)
+
+
 def hold_at_submit(fed: Federator, user: str) -> JobHold:
     """The hold a `submit --hold` (SubmitRequest.hold, a FederatedJob made with spec.held) gives its job: its
     owner's, from its first write."""
     return JobHold(by=user, at=fed.clock())
 
 
-__all__ = ["Actor", "HoldProblem", "HoldRefused", "held_reason", "hold_async", "hold_at_submit", "refusal",
-           "release_async"]
+__all__ = ["Actor", "HoldProblem", "HoldRefused", "WantedHolds", "held_reason", "hold_async", "hold_at_submit",
+           "refusal", "release_async"]

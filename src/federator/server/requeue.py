@@ -74,6 +74,7 @@ def supersede(fed: Federator, job: Job, reason: Reason) -> list[tuple[str, Order
     job.waiting_since = fed.clock()  # waiting again, from now (Job.waiting_since)
     job.pending_reason = reason
     fed.cycles.pending(job)
+    fed.wanted_holds.requeued(fed, job)  # a spec.held: true refused while it ran holds it now (server/job_holds.py)
     return cancels
 
 

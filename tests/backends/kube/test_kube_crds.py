@@ -11,7 +11,7 @@ import yaml
 
 from federator.backends.kube.finished_ttl import FIELD as TTL
 from federator.backends.kube.resources import job_status
-from federator.backends.kube.unadmitted import QUEUE_NOT_ALLOWED, open_to_change
+from federator.backends.kube.unadmitted import DEPENDENCY, QUEUE_NOT_ALLOWED, open_to_change
 from federator.backends.kube.workloads.registry import ADAPTERS
 from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
 from federator.model import Job, JobId, JobKind, JobPhase, Placement, PlacementId
@@ -54,7 +54,7 @@ def test_spec_fields_match_the_job_file() -> None:
 def test_kubectl_get_fj_columns() -> None:
     crd = yaml.safe_load((CRDS / "federatedjobs.yaml").read_text())
     columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")]
-    assert [c.upper() for c in columns] == ["QUEUE", "PHASE", "CLUSTER", "ACCELERATORS", "AGE"]
+    assert [c.upper() for c in columns] == ["QUEUE", "PHASE", "HELD", "CLUSTER", "ACCELERATORS", "AGE"]
     assert crd["spec"]["names"]["shortNames"] == ["fj"]
 
 
@@ -150,11 +150,12 @@ def test_only_an_inference_jobs_replicas_may_change() -> None:
     assert not [r for r in _transition_rules() if TTL in r["rule"] or "spec.held" in r["rule"]]
 
 
-#: The old object never became a job, and the federator refused it or it waits for its Queue: its spec may change
-#: (outside QA G1, G3), as backends/kube/unadmitted.py's open_to_change says.
+#: The old object never became a job, and the federator refused it, or it waits for its Queue or for a FederatedJob
+#: its spec.dependsOn names to be accepted: its spec may change (outside QA G1, G3), as backends/kube/unadmitted.py's
+#: open_to_change says.
 OPEN = ("(has(oldSelf.status) && !has(oldSelf.status.jobId) && ((has(oldSelf.status.phase) && oldSelf.status.phase "
         "== 'Failed') || (has(oldSelf.status.pendingReason) && has(oldSelf.status.pendingReason.code) && "
-        "oldSelf.status.pendingReason.code == 'QueueNotAllowed')))")
+        "oldSelf.status.pendingReason.code in ['QueueNotAllowed', 'Dependency'])))")
 SERVING = ("((has(oldSelf.spec.kind) && oldSelf.spec.kind == 'inference') || (has(oldSelf.spec.workload) && "
            "oldSelf.spec.workload.kind in ['Deployment', 'StatefulSet', 'LeaderWorkerSet']))")
 
@@ -179,16 +180,19 @@ def test_a_serving_jobs_changed_spec_is_told_the_blue_green_way() -> None:
 
 def test_the_crd_and_the_controller_agree_on_which_objects_are_open_to_change() -> None:
     """The CRD's test of the old object and the controller's (which reopens such an object before it submits it)
-    are the same: refused (Failed) or waiting for its Queue, and never a job."""
+    are the same: refused (Failed), waiting for its Queue or for a FederatedJob it names, and never a job."""
     refused = {"phase": "Failed", "message": "spec.resources: asks for nothing"}
     waiting = {"phase": "Pending", "pendingReason": {"code": QUEUE_NOT_ALLOWED, "message": "m"}}
+    chained = {"phase": "Pending", "pendingReason": {"code": DEPENDENCY, "message": "m"}}
     assert open_to_change({"status": refused}) and open_to_change({"status": waiting})
+    assert open_to_change({"status": chained})
+    assert not open_to_change({"status": {**chained, "jobId": "j-1"}})  # a job waiting on others: its spec is fixed
     assert not open_to_change({"status": {**refused, "jobId": "j-1"}})  # a job that failed
     assert not open_to_change({"status": {"phase": "Pending", "jobId": "j-1",
                                           "pendingReason": {"code": "QuotaExceeded"}}})
     assert not open_to_change({"status": {"phase": "Pending"}})  # reopened: being judged
     assert not open_to_change({})
-    assert f"oldSelf.status.pendingReason.code == '{QUEUE_NOT_ALLOWED}'" in OPEN
+    assert f"oldSelf.status.pendingReason.code in ['{QUEUE_NOT_ALLOWED}', '{DEPENDENCY}']" in OPEN
 
 
 def test_preemptible_has_its_default_so_writing_it_out_is_no_change() -> None:

@@ -336,6 +336,11 @@ class JobServiceServicer:
         never costs work that runs, and Cancel is how to stop it; a finished job
         has nothing to hold; and for an ambiguous bare name. UNAVAILABLE when
         the store did not take the write: the job is not held. Retry: safe.
+        A hold and a re-queue (since 0.15.0 said): a job the federator queues
+        again (its cluster Lost, a drain) is not held again, as Slurm's plain
+        requeue; a refused Hold is not remembered. Only a FederatedJob's
+        spec.held: true, refused while the job ran, is: the object still says
+        held, so the re-queue holds the job (Slurm's requeuehold).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

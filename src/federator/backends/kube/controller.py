@@ -5,7 +5,8 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
 `Federator.scale`; the status write-back is the job store's (`store.py`).
 
 - A new FederatedJob whose Queue does not admit it (yet), or that meets a full
-  queue, waits and is judged again (queue_waits.py).
+  queue, waits and is judged again (queue_waits.py); so does one whose
+  spec.dependsOn names a FederatedJob not accepted yet (dependency_waits.py).
 - A new FederatedJob gets the finalizer first, then is validated by
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
@@ -48,6 +49,7 @@ from collections.abc import Callable
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError, Obj, key_of
 from federator.backends.kube.deletions import Deletions
+from federator.backends.kube.dependency_waits import DependencyWaits
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.finished_ttl import delete_expired
 from federator.backends.kube.holds import SpecHolds, namespace_hold
@@ -64,6 +66,7 @@ from federator.jobfile import JobFileError, held_of
 from federator.model import JobId
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, recorded_owner
+from federator.server.dependencies import DependencyNotFound
 from federator.server.federator import Federator
 from federator.server.intake import QueueFull, SubmitError
 from federator.store.errors import StoreUnavailable
@@ -104,6 +107,8 @@ class FederatedJobController:
         self.deletions = Deletions(fed, store, self.members, clock=clock)  # a deleted object's job (deletions.py)
         self.waits = QueueWaits(api, self.authz, self.audit, clock=clock, warn=self._warn,
                                 requeue=self._requeue)  # for its Queue, or for room (queue_waits.py)
+        self.chains = DependencyWaits(api, jobs=lambda: fed.jobs, cache=self.informer.cache.get, clock=clock,
+                                      event=self._event, requeue=self._requeue, refuse=self._refuse)
         self.edits = ObjectEdits(fed, store, self._warn)  # a known job's object changed (object_edits.py)
         self.holds = SpecHolds(fed, store, lambda meta, said: self._warn(meta, EventReason.HOLD_REFUSED, said))
         fed.orphans.story = KUBE_ORPHAN_STORY
@@ -180,6 +185,7 @@ class FederatedJobController:
             self.edits.forget_uid(uid)
             self.holds.forget(uid)
             self.waits.forget(uid)
+            self.chains.forget(uid)
             ours = kind != DELETED and FINALIZER in (meta.get("finalizers") or [])
             if job_id:
                 job = self.fed.jobs.get(JobId(job_id))
@@ -222,6 +228,9 @@ class FederatedJobController:
             await self.waits.for_queue(obj, denied)
             return
         self.waits.queue_admitted(uid)
+        if self.chains.missing(spec):  # before a refused or waiting object is reopened: a wait changes no status
+            await self.chains.wait(obj, spec)
+            return
         if refused(obj) and not self.fed.intake.fleet_settled():
             # A corrected spec of a refused object waits for every member's report: so early an unknown model is
             # a mere warning, and a spec refused for one (outside QA F15) would come back as a job for ever Pending.
@@ -243,12 +252,16 @@ class FederatedJobController:
         except QueueFull as exc:
             self.waits.for_room(obj, exc)
             return
+        except DependencyNotFound:  # a name it waits on went since `missing` read it: waits as above
+            await self.chains.wait(obj, spec)
+            return
         except SubmitError as exc:
             await self._refuse(obj, str(exc))
             return
         finally:
             self.store.unexpect(owner)  # not taken by a new job's write (refused, or a request id's replay)
         self.waits.submitted(uid)
+        self.chains.accepted(ns, uid)
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
         warnings = self.fed.intake.warnings(job.spec)
         for warning in warnings:  # what `federator submit` prints on stderr
@@ -334,9 +347,13 @@ class FederatedJobController:
 
     def _warn(self, meta: Obj, reason: EventReason, message: str, *, now: float | None = None) -> None:
         """A Warning Event on the FederatedJob of `meta` (none when the store posts no Events)."""
+        self._event(meta, reason, message, True, now=now)
+
+    def _event(self, meta: Obj, reason: EventReason, message: str, warning: bool, *, now: float | None = None) -> None:
+        """An Event on the FederatedJob of `meta`, Warning or Normal (none when the store posts no Events)."""
         if self.store.events is not None:
             self.store.events.record(event_object(
-                JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
+                JobEvent(reason, message, warning=warning), namespace=meta["namespace"], name=meta["name"],
                 uid=meta["uid"], now=self.clock() if now is None else now, instance=self.store.events.instance))
 
     # -- MemberClusters (member_clusters.py) -------------------------------------------

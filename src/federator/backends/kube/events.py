@@ -1,5 +1,5 @@
 """Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed, SubmitWarning, Invalid, QueueNotAllowed,
-Scaled, ScaleRefused, Moving, Moved, MoveFailed.
+Dependency, Scaled, ScaleRefused, Moving, Moved, MoveFailed.
 
 `kubectl describe fj NAME` and `kubectl get events` then tell a job's story
 the way they do for a Pod. The job store (`store.py`) sees every durable
@@ -41,6 +41,9 @@ class EventReason(StrEnum):
     # not submitted yet: the federator, the job's queue (maxPendingJobs) or its namespace (the owner of a
     # kubectl-made job, --max-pending-jobs-per-user) holds as many pending jobs as it may; retried
     QUEUE_FULL = "QueueFull"
+    # not submitted yet: a FederatedJob its spec.dependsOn names is not accepted yet (a Warning when none of that
+    # name exists); judged again when one is (dependency_waits.py)
+    DEPENDENCY = "Dependency"
     # spec.replicas changed (kubectl scale) and the federator refused it (below minRegions, over its limits, a job
     # that has ended): the job keeps its count; the message names the field (server/scaling.py)
     SCALE_REFUSED = "ScaleRefused"

@@ -11,7 +11,9 @@ sees a change). A FederatedJob whose spec.held differs from that is a user's cha
 rights of its namespace, the tenant in Kubernetes mode (whoever may edit the object may hold it: the API server's
 RBAC decided). An admin's hold (JobHold.admin, set over the gRPC API) is not released this way: a Warning Event
 HoldRefused says so, as it does for spec.held on a job that is not Pending; the object is left as written (never
-set back, as a refused scale is not) and the job keeps its state. Said once per object generation.
+set back, as a refused scale is not) and the job keeps its state. Said once per object generation. A spec.held: true
+refused on a Placed or Running job is kept as wanted (server/job_holds.py WantedHolds): the job runs on, and is held
+when it waits again (a re-queue), as the object says, until spec.held goes back to false.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from federator.jobfile import held_of
 from federator.model import JobHold, JobId
-from federator.server.job_holds import Actor, HoldRefused, hold_async, release_async
+from federator.server.job_holds import Actor, HoldProblem, HoldRefused, hold_async, release_async
 
 if TYPE_CHECKING:
     from federator.backends.kube.store import KubeJobStore
@@ -49,6 +51,8 @@ class SpecHolds:
         meta = obj.get("metadata") or {}
         job = self.fed.jobs.get(job_id)
         seen = held_of(obj)
+        if not seen or job is None or job.phase.is_terminal:
+            self.fed.wanted_holds.drop(job_id)  # set back to false, or nothing left to hold: none kept
         if job is None or self.store.spec_held.setdefault(job_id, job.hold is not None) == seen:
             return
         uid, generation = str(meta.get("uid", "")), int(meta.get("generation", 1))
@@ -64,6 +68,9 @@ class SpecHolds:
         except HoldRefused as exc:
             self.store.spec_held[job_id] = not seen  # as the job is: never written over the user's edit
             self._refused[uid] = generation
+            if seen and exc.problem is HoldProblem.NOT_PENDING and not job.phase.is_terminal:
+                # the object still says held: the job is held when it waits again (a re-queue, requeuehold)
+                self.fed.wanted_holds.want(job_id, namespace_hold(self.fed, job.spec.namespace))
             self.warn(dict(meta), f"spec.held: {'not held' if seen else 'not released'}: {exc}")
         except BaseException:
             self.store.spec_held[job_id] = not seen

@@ -30,33 +30,38 @@ from typing import Any
 
 from federator.backends.kube.api import Obj
 from federator.backends.kube.resources import condition, timestamp
-from federator.model import JobPhase
+from federator.model import JobPhase, ReasonCode
 
 #: pendingReason.code (and the Warning Event's reason) of a FederatedJob waiting for its Queue.
 QUEUE_NOT_ALLOWED = "QueueNotAllowed"
 #: How often a FederatedJob waiting for its Queue is judged again (the Queue or the namespace label appearing).
 QUEUE_WAIT_RETRY_SECONDS = 5.0
+#: pendingReason.code of a FederatedJob not submitted yet: a FederatedJob its spec.dependsOn names is not accepted
+#: (dependency_waits.py); an accepted job waiting on others has the same code, and a jobId.
+DEPENDENCY = ReasonCode.DEPENDENCY.value
 
 
 def open_to_change(cr: Mapping[str, Any]) -> bool:
-    """Whether the CRD lets this object's spec change: never a job (no jobId), and refused (Failed) or waiting
-    for its Queue. The same test as the CRD's rules make of the old object."""
+    """Whether the CRD lets this object's spec change: never a job (no jobId), and refused (Failed), waiting for
+    its Queue, or waiting for a FederatedJob its spec.dependsOn names to be accepted (dependency_waits.py). The
+    same test as the CRD's rules make of the old object."""
     status = cr.get("status") or {}
     if status.get("jobId"):
         return False
     reason = status.get("pendingReason") or {}
-    return status.get("phase") == JobPhase.FAILED.value or reason.get("code") == QUEUE_NOT_ALLOWED
+    return status.get("phase") == JobPhase.FAILED.value or reason.get("code") in (QUEUE_NOT_ALLOWED, DEPENDENCY)
 
 
 def queue_wait_status(message: str, *, generation: int, now: float,
-                      old_conditions: list[Mapping[str, Any]] | None = None) -> Obj:
-    """Pending, not admitted: its Queue does not let it in (yet). The conditions a pending job has, Placed False
-    with the reason, so `kubectl wait --for=condition=Placed` waits on it as on any pending job."""
+                      old_conditions: list[Mapping[str, Any]] | None = None, code: str = QUEUE_NOT_ALLOWED) -> Obj:
+    """Pending, not admitted: its Queue does not let it in (yet), or (`code` DEPENDENCY) a job it names is not
+    accepted yet. The conditions a pending job has, Placed False with the reason, so `kubectl wait
+    --for=condition=Placed` waits on it as on any pending job."""
     stamp = timestamp(now)
     old = {str(c.get("type")): c for c in old_conditions or []}
     return {"phase": JobPhase.PENDING.value, "message": message, "observedGeneration": generation,
-            "pendingReason": {"code": QUEUE_NOT_ALLOWED, "message": message},
-            "conditions": [condition("Placed", False, QUEUE_NOT_ALLOWED, message, stamp, generation, old),
+            "pendingReason": {"code": code, "message": message},
+            "conditions": [condition("Placed", False, code, message, stamp, generation, old),
                            condition("Running", False, JobPhase.PENDING.value, "", stamp, generation, old),
                            condition("Finished", False, JobPhase.PENDING.value, "", stamp, generation, old)]}
 
@@ -72,5 +77,5 @@ def reopened_status(generation: int, *, now: float) -> Obj:
                            for kind in ("Placed", "Running", "Finished")]}
 
 
-__all__ = ["QUEUE_NOT_ALLOWED", "QUEUE_WAIT_RETRY_SECONDS", "open_to_change", "queue_wait_status",
+__all__ = ["DEPENDENCY", "QUEUE_NOT_ALLOWED", "QUEUE_WAIT_RETRY_SECONDS", "open_to_change", "queue_wait_status",
            "reopened_status"]

@@ -1,0 +1,210 @@
+"""New FederatedJobs whose spec.dependsOn names a FederatedJob not accepted yet: they wait to be submitted.
+
+Why: a GitOps tool (Argo CD, Flux) applies a pipeline's directory at once, in any order, so `train` (dependsOn
+prep) may be read before `prep` is accepted. Submit answers such a name as no job (DependencyNotFound), and the
+object was refused as an invalid spec: users had to apply step by step with `kubectl wait` between. Now it waits as
+back-pressure does (queue_waits.py): Pending, pendingReason Dependency, "waiting for FederatedJob prep to be
+accepted", an Event once per generation and message, and it is submitted again when a job of the namespace is
+accepted (`accepted`) and every WAIT_RETRY_SECONDS meanwhile (the named object appearing, or being refused).
+
+- A name no FederatedJob of the namespace has waits too, but says so ("which does not exist"), with a Warning
+  Event: a typo must not wait silently. It is refused (Invalid, as before) once the object has waited
+  `missing_seconds` (MISSING_SECONDS, from its creationTimestamp, so a restart does not start the clock again) and
+  the name still names nothing. A named object that exists but is refused or waits itself is waited on without a
+  bound: its user may still fix it.
+- No loop can form: the waits form a graph (an object -> the names it waits on); a wait that would close a cycle
+  (a -> b -> a, or a -> a) is refused, naming the cycle, and so is every other object of that cycle (requeued,
+  then refused as it is judged).
+- While it waits the object's spec stays open to change (unadmitted.py `open_to_change`, the CRD's rules), so a
+  corrected name applied over it is judged as a new generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, NotFoundError, Obj, key_of
+from federator.backends.kube.events import EventReason
+from federator.backends.kube.informer import MODIFIED
+from federator.backends.kube.resources import parse_timestamp, refused
+from federator.backends.kube.unadmitted import DEPENDENCY, queue_wait_status
+from federator.jobfile import shown
+from federator.model import Job, JobId, JobSpec
+from federator.server.dependencies import same_namespace
+from federator.server.job_keys import resolve
+
+log = logging.getLogger("federator.kube.controller")
+
+WAIT_RETRY_SECONDS = 5.0  # how often a waiting object is judged again, beside each acceptance in its namespace
+MISSING_SECONDS = 600.0  # how long a name that no FederatedJob has may be waited on, from the waiting one's creation
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """What one object waits on (names of its namespace), and the generation and message it was told."""
+
+    key: str  # its namespace/name
+    names: tuple[str, ...]
+    generation: int
+    message: str
+
+
+class DependencyWaits:
+    """The objects waiting for a FederatedJob they name to be accepted, and each one's next judgement."""
+
+    def __init__(self, api: KubeApi, *, jobs: Callable[[], dict[JobId, Job]], cache: Callable[[str], Obj | None],
+                 clock: Callable[[], float], event: Callable[[Obj, EventReason, str, bool], None],
+                 requeue: Callable[[str, str, Obj], None], refuse: Callable[[Obj, str], Awaitable[None]]) -> None:
+        self.api = api
+        self.jobs = jobs  # the federator's jobs, for the names resolved now
+        self.cache = cache  # the informer's object of a namespace/name
+        self.clock = clock
+        self.event = event  # an Event on the object of this metadata (warning or not)
+        self.requeue = requeue  # the object reconciled again (controller.py `_requeue`)
+        self.refuse = refuse  # the object refused (controller.py `_refuse`)
+        self.missing_seconds = MISSING_SECONDS
+        self._waits: dict[str, Wait] = {}  # uid -> its wait
+        self._retries: dict[str, asyncio.TimerHandle] = {}  # uid -> its next judgement
+        self._cyclic: dict[str, str] = {}  # uid -> the cycle found it is in, refused when judged (by uid: an object
+        # made again under that name is not the one found in it)
+
+    def missing(self, spec: JobSpec) -> tuple[str, ...]:
+        """The keys of spec.dependsOn that name no job of its namespace now (what Submit answers DependencyNotFound
+        for)."""
+        dep = spec.depends_on
+        if dep is None:
+            return ()
+        visible = same_namespace(spec)
+        out = []
+        for key in dep.jobs:
+            found = resolve(self.jobs(), key, visible)
+            if found is None or (isinstance(found, Job) and not visible([found])):
+                out.append(key)
+        return tuple(out)
+
+    async def wait(self, obj: Obj, spec: JobSpec) -> None:
+        """Submit found a name of spec.dependsOn no accepted job has: the object waits (said once per generation and
+        message), is refused for a cycle or a name that stayed missing past the bound, or, if all are accepted by
+        now (a race), is judged again at once."""
+        meta = obj["metadata"]
+        uid, ns, generation = meta["uid"], meta["namespace"], int(meta.get("generation", 1))
+        me = f"{ns}/{meta['name']}"
+        names = self.missing(spec)
+        if not names:
+            self.requeue(MODIFIED, key_of(obj), obj)
+            return
+        cycle = self._cyclic.pop(uid, None) or self._cycle(me, names)
+        if cycle:
+            self.forget(uid)
+            await self.refuse(obj, f"spec.dependsOn.jobs: a cycle, {cycle}: none of them could ever run; "
+                                   "take one of the names out")
+            return
+        parts, absent = [], []
+        for name in names:
+            other = self.cache(f"{ns}/{name}")
+            if other is None:
+                absent.append(name)
+                parts.append(f"FederatedJob {name}, which does not exist")
+            elif refused(other):
+                parts.append(f"FederatedJob {name} to be accepted (it was refused: "
+                             f"{str((other.get('status') or {}).get('message', ''))[:200]})")
+            else:
+                parts.append(f"FederatedJob {name} to be accepted")
+        deadline = parse_timestamp(meta.get("creationTimestamp")) + self.missing_seconds
+        if absent and self.clock() >= deadline:
+            self.forget(uid)
+            await self.refuse(obj, f"spec.dependsOn.jobs: no FederatedJob {', '.join(map(shown, absent))} in "
+                                   f"namespace {ns} appeared within {self.missing_seconds:g}s of this one's "
+                                   "creation; fix the name (the spec may change while it waits) or create it, and "
+                                   "apply this one again")
+            return
+        message = "waiting for " + "; ".join(parts)
+        if absent:
+            message += f" (refused if none appears within {self.missing_seconds:g}s of this one's creation)"
+        self._waits[uid] = Wait(me, names, generation, message)
+        if not await self._told(obj, generation, message):
+            return  # deleted, or replaced: its own events follow
+        self._again(uid, obj, WAIT_RETRY_SECONDS if not absent else
+                    max(0.0, min(WAIT_RETRY_SECONDS, deadline - self.clock())))
+
+    def accepted(self, namespace: str, uid: str) -> None:
+        """The object `uid` of `namespace` is a job now: it waits no more, and each object of its namespace waiting
+        on a name is judged again at once."""
+        self.forget(uid)
+        for other, wait in list(self._waits.items()):
+            if wait.key.startswith(f"{namespace}/"):
+                obj = self.cache(wait.key)
+                if obj is not None:
+                    self._again(other, obj, 0.0)
+
+    def forget(self, uid: str) -> None:
+        """The object of `uid` is submitted, refused or being deleted: no wait of it is kept, nor judged again."""
+        self._waits.pop(uid, None)
+        self._cyclic.pop(uid, None)
+        if (retry := self._retries.pop(uid, None)) is not None:
+            retry.cancel()
+
+    def _cycle(self, me: str, names: tuple[str, ...]) -> str:
+        """The cycle `me` waiting on `names` would close among the waiting objects ("a -> b -> a"), or ""; the others
+        of it are marked and judged again, so each is refused too."""
+        waiting = {w.key: w for w in self._waits.values() if w.key != me}
+        uids = {w.key: uid for uid, w in self._waits.items()}
+        ns = me.split("/", 1)[0]
+        path: list[str] = [me]
+        seen: set[str] = set()
+
+        def walk(names: tuple[str, ...]) -> bool:
+            for name in names:
+                key = f"{ns}/{name}"
+                if key == me:
+                    return True
+                if key in seen or key not in waiting:
+                    continue
+                seen.add(key)
+                path.append(key)
+                if walk(waiting[key].names):
+                    return True
+                path.pop()
+            return False
+
+        if not walk(names):
+            return ""
+        said = " -> ".join(k.split("/", 1)[1] for k in [*path, me])
+        for key in path[1:]:
+            self._cyclic[uids[key]] = said
+            if (obj := self.cache(key)) is not None:
+                self.requeue(MODIFIED, key, obj)
+        return said
+
+    async def _told(self, obj: Obj, generation: int, message: str) -> bool:
+        """The wait on the object's status and in an Event, once per generation and message (a Warning when a name
+        names nothing). False: the object is gone or replaced."""
+        meta, status = obj["metadata"], obj.get("status") or {}
+        reason = status.get("pendingReason") or {}
+        if status.get("observedGeneration") == generation and reason.get("code") == DEPENDENCY \
+                and reason.get("message") == message:
+            return True  # said before (by this federator or one before it)
+        body = {"metadata": {"uid": meta["uid"]},
+                "status": queue_wait_status(message, generation=generation, now=self.clock(),
+                                            old_conditions=status.get("conditions"),
+                                            code=DEPENDENCY)}
+        try:
+            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
+                                    subresource="status")
+        except (ConflictError, NotFoundError):
+            return False
+        log.info("FederatedJob %s/%s waits: %s", meta["namespace"], meta["name"], message)
+        self.event(meta, EventReason.DEPENDENCY, message, "which does not exist" in message)
+        return True
+
+    def _again(self, uid: str, obj: Obj, delay: float) -> None:
+        old = self._retries.pop(uid, None)
+        if old is not None:
+            old.cancel()  # one judgement pending per object, however many events it had
+        self._retries[uid] = asyncio.get_running_loop().call_later(delay, self.requeue, MODIFIED, key_of(obj), obj)
+
+
+__all__ = ["MISSING_SECONDS", "WAIT_RETRY_SECONDS", "DependencyWaits"]
