@@ -84,8 +84,8 @@ def _trust_file(tmp_path: Path, acme: str) -> tuple[CertsDir, Path]:
     (", regions: [east, East-2]", "providers.acme.regions[1]: must be a region name as agents give it (a lower-case "
                                   "DNS name of at most 63 characters), got 'East-2'"),
     (", regions: [east, 7]", "providers.acme.regions[1]: must be a region name as agents give it"),
-    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, maxAccelerators, "
-                         "maxCpu, maxMemory} with ca"),
+    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, clusterRegions, "
+                         "maxAccelerators, maxCpu, maxMemory} with ca"),
 ], ids=["not-a-list", "empty", "not-a-region-name", "not-text", "misspelt-field"])
 def test_a_bad_regions_value_is_refused_naming_the_field(tmp_path: Path, regions: str, problem: str) -> None:
     certs, path = _trust_file(tmp_path, regions)
@@ -240,7 +240,8 @@ def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clust
         lines = [json.loads(x) for x in audit.read_text().splitlines()]
         # p2-east alone registered (server/cluster_regions.py), then the revocation, audited
         assert [x["object"] for x in lines if x["action"] == "cluster.register"] == \
-            [{"kind": "MemberCluster", "name": "p2-east", "region": "east", "provider": "p2"}]
+            [{"kind": "MemberCluster", "name": "p2-east", "region": "east", "bound_by": "",
+              "provider": "p2"}]
         [line] = [x for x in lines if x["action"] != "cluster.register"]
         assert (line["action"], line["result"], line["object"]) == (
             "certificate.revoke", "accepted", {"kind": "Certificate", "revoked": "cluster p2-east", "provider": "p2"})

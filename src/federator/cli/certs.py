@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--outside-trust", action="store_true",
                    help="with --provider: issue even when trust.yaml in --dir does not bind the cluster to the "
                         "provider (the federator refuses such an agent until trust.yaml is changed to bind it)")
+    s.add_argument("--region", default="", metavar="REGION",
+                   help="with --cluster: bind the cluster to this region in its certificate (a "
+                        "federator://region/REGION SAN URI); the federator refuses its agent's Hello claiming "
+                        "another region. Without it the region is what the agent first declares (docs/security.md)")
     s.add_argument("--group", action="append", default=[], metavar="GROUP",
                    help="a group the user is in (the subject's O; repeatable); the policy's tenancy section "
                         "grants queues and job sharing to groups")
@@ -135,6 +139,9 @@ def _issue(args: argparse.Namespace) -> int:
         return 2
     identity = Identity(IdentityKind.CLUSTER, args.cluster) if args.cluster else Identity(IdentityKind.USER, args.user)
     certs = CertsDir(args.dir)
+    if args.region and not args.cluster:
+        print("federator certs issue: --region: only a cluster certificate binds a region", file=sys.stderr)
+        return 2
     if args.provider:
         if not args.cluster:
             print("federator certs issue: --provider: a provider's CA certifies clusters only", file=sys.stderr)
@@ -151,16 +158,22 @@ def _issue(args: argparse.Namespace) -> int:
                   f"first (federator certs provider --name {args.provider} --clusters PATTERN, every pattern "
                   "again), or pass --outside-trust to issue it anyway", file=sys.stderr)
             return 1
+        outside = _outside_regions(CertsDir(args.dir), args.provider, args.region)
+        if outside:
+            print(f"federator certs issue: --region: {outside}; the federator would refuse its agent",
+                  file=sys.stderr)
+            return 1
     elif args.outside_trust:
         print("federator certs issue: --outside-trust: goes with --provider", file=sys.stderr)
         return 2
     try:
-        path = issue(certs, identity, days=args.days, groups=tuple(args.group))
+        path = issue(certs, identity, days=args.days, groups=tuple(args.group), region=args.region)
     except PkiError as exc:
         print(f"federator certs issue: {exc}", file=sys.stderr)
         return 1
     groups = f" in groups {', '.join(args.group)}" if args.group else ""
-    print(f"issued {path} and {certs.key(identity)} for {identity}{groups} ({identity.uri})")
+    bound = f", bound to region {args.region}" if args.region else ""
+    print(f"issued {path} and {certs.key(identity)} for {identity}{groups}{bound} ({identity.uri})")
     return 0
 
 
@@ -229,6 +242,24 @@ def _unbound(certs: CertsDir, provider: str, cluster: str) -> str:
         return ""
     return (f"{cluster!r} matches none of the patterns provider {provider!r} is bound to in {certs.trust} "
             f"({', '.join(patterns) or 'none'})")
+
+
+def _outside_regions(certs: CertsDir, provider: str, region: str) -> str:
+    """Why trust.yaml in the same folder would refuse a cluster of `provider` bound to `region` ("" when it would
+    not, or there is no trust.yaml, or no region): a region outside the provider's `regions`."""
+    from federator.security.trust import TrustError, read_trust_document
+
+    if not region:
+        return ""
+    try:
+        doc = read_trust_document(certs.trust)
+    except TrustError as exc:
+        return str(exc)
+    raw = (doc.get(provider) or {}).get("regions")
+    regions = [str(r) for r in raw] if isinstance(raw, list) else []
+    if not regions or region in regions:
+        return ""
+    return f"{region!r} is not a region of provider {provider!r} in {certs.trust} ({', '.join(regions)})"
 
 
 def _issue_server(args: argparse.Namespace) -> int:
