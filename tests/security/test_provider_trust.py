@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from federator.model.cluster import AcceleratorPool
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue, load_cert
 from federator.security.trust import TrustError, load_trust
 
-from support import eventually
+from support import audit_lines, eventually
 
 FAST = ["--report-interval", "0.3", "--cycle-interval", "0.2", "--lease-seconds", "2"]
 FLEET = """
@@ -237,7 +236,7 @@ def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clust
         eventually(lambda: list_clusters(fed.client)[0]["state"] == "Partitioned", what="p2-east cut off")
         eventually(lambda: "provider 'p2' revoked" in (fed.workdir / "agent-p2-east.log").read_text(),
                    what="p2-east's agent told why")
-        lines = [json.loads(x) for x in audit.read_text().splitlines()]
+        lines = audit_lines(audit)
         # p2-east alone registered (server/cluster_regions.py), then the revocation, audited
         assert [x["object"] for x in lines if x["action"] == "cluster.register"] == \
             [{"kind": "MemberCluster", "name": "p2-east", "region": "east", "bound_by": "",
