@@ -247,3 +247,24 @@ def test_certs_issue_region_binds_a_cluster_certificate_and_is_refused_elsewhere
     assert outside.returncode == 1
     assert "--region: 'west' is not a region of provider 'acme'" in outside.stderr
     assert not certs.provider("acme").cert(cluster("acme-9")).exists()
+
+
+def test_certs_provider_cluster_region_binds_clusters_keeps_them_on_a_rerun_and_refuses_a_bad_one(
+        certs: CertsDir) -> None:
+    def provider(*extra: str) -> subprocess.CompletedProcess[str]:
+        return cli("provider", "--dir", str(certs.root), "--name", "acme", "--clusters", "acme-*", *extra)
+
+    done = provider("--cluster-region", "acme-2=east")
+    assert done.returncode == 0, done.stderr
+    assert "  bound: acme-1 in north, acme-2 in east" in done.stdout  # the fixture's entry kept, the new one added
+    again = provider()  # re-run without the flag (new patterns, an imported CA): the bindings stay
+    assert again.returncode == 0, again.stderr
+    assert load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"].cluster_regions == {
+        "acme-1": "north", "acme-2": "east"}
+    before = certs.trust.read_text()
+    for flag, problem in (("acme-2", "--cluster-region: must be CLUSTER=REGION, got 'acme-2'"),
+                          ("acme-2=west", "providers.acme.clusterRegions.acme-2: 'west' is not one of the "
+                                          "provider's regions (east, north)")):
+        bad = provider("--cluster-region", flag)
+        assert bad.returncode == 1 and problem in bad.stderr, bad.stderr
+        assert certs.trust.read_text() == before  # refused whole: the file as it was
