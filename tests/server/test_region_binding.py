@@ -268,3 +268,11 @@ def test_certs_provider_cluster_region_binds_clusters_keeps_them_on_a_rerun_and_
         bad = provider("--cluster-region", flag)
         assert bad.returncode == 1 and problem in bad.stderr, bad.stderr
         assert certs.trust.read_text() == before  # refused whole: the file as it was
+
+
+def test_a_reload_that_only_binds_a_cluster_is_said_a_change_of_its_provider(certs: CertsDir) -> None:
+    from federator.security.trust_reload import describe_change
+
+    old = load_trust(certs.trust, federation_ca=certs.ca_cert)
+    certs.trust.write_text("providers:\n" + ACME % ", clusterRegions: {acme-1: north, acme-2: east}")
+    assert describe_change(old, load_trust(certs.trust, federation_ca=certs.ca_cert)) == "changed acme"
