@@ -37,6 +37,14 @@ def eventually(fn: Callable[[], T], *, timeout: float = 30.0, what: str | Callab
     raise AssertionError(f"timed out after {timeout}s waiting for {describe(what)}; last: {last!r}")
 
 
+def audit_lines(path: Path) -> list[dict[str, Any]]:
+    """An audit log's lines as JSON, without the line a new file's chain starts with (security/audit_chain.py)."""
+    import json
+
+    lines = [json.loads(raw) for raw in path.read_text().splitlines()]
+    return [line for line in lines if line["action"] != "audit.chain-start"]
+
+
 def describe(what: str | Callable[[], str]) -> str:
     """`what` as text: a string as it is, a callable's answer (or why it had none: the dump must not
     hide the timeout it describes)."""

@@ -464,11 +464,12 @@ class Metrics:
             "federator_agent_duplicates_refused_total",
             "Agent streams refused (ALREADY_EXISTS) because another agent instance with the same cluster name holds "
             "the cluster and was heard within its lease: two agents run for one cluster.", ["cluster"], registry=r)
-        # Hellos claiming another region than the cluster's recorded one, refused (server/cluster_regions.py).
+        # Hellos claiming another region than the cluster's recorded or bound one, refused (server/cluster_regions.py).
         self.region_changes_refused = Counter(
             "federator_agent_region_changes_refused_total",
             "Agent streams refused (PERMISSION_DENIED) because the Hello claimed another region than the one the "
-            "cluster registered with (or an admin's MemberCluster names); the cluster keeps its region and its work.",
+            "cluster registered with (or an admin's MemberCluster names, or its certificate or the trust file binds); "
+            "the cluster keeps its region and its work.",
             ["cluster"], registry=r)
         # Placements a cluster took and did not start within --start-timeout (server/start_deadline.py).
         self.placement_start_timeouts = Counter(

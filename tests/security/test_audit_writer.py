@@ -27,11 +27,12 @@ def test_lines_recorded_from_many_threads_are_all_written_in_seq_order_by_close(
     for t in threads:
         t.join()
     audit.close()
-    lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert [x["seq"] for x in lines] == list(range(1, 2001))
+    start, *lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert (start["action"], start["seq"], start["prev"]) == ("audit.chain-start", 1, "")  # a new file's chain
+    assert [x["seq"] for x in lines] == list(range(2, 2002))
     assert len({x["object"]["job_id"] for x in lines}) == 2000
     audit.record("finish", identity=None, obj={"kind": "Job"}, result="accepted")  # after close: dropped, no error
-    assert len(path.read_text().splitlines()) == 2000
+    assert len(path.read_text().splitlines()) == 2001
 
 
 def test_a_new_audit_file_is_created_0600_and_an_existing_one_keeps_its_mode(tmp_path: Path) -> None:

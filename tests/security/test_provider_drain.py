@@ -5,7 +5,6 @@ the federation's; it ends the drains it made and no admin's cordon; every call a
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from federator.security.trust import load_trust
 from federator.server.federator import Federator
 from federator.server.services import ClusterService
 from federator.store.sqlite import SqliteJobStore
+
+from support import audit_lines
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,7 @@ class Served:
 
     def lines(self) -> list[tuple[str, str, str, str]]:
         out = []
-        for raw in self.audit.read_text().splitlines():
-            x = json.loads(raw)
+        for x in audit_lines(self.audit):
             out.append((x["action"], x["object"]["name"], x["result"], x["rule"]))
         return out
 
@@ -178,7 +178,7 @@ def test_an_admins_cordon_or_drain_takes_a_providers_cordon_over_and_the_provide
             assert (ended.changed, ended.drain_ended, ended.cordoned_by) == (True, True, "admin")
             assert s.fed.cordons.get("acme-1") is None and "acme-2" in s.fed.cordons.draining()
 
-            lines = [json.loads(raw) for raw in s.audit.read_text().splitlines()]
+            lines = audit_lines(s.audit)
             said = [(x["action"], x["object"]["name"], x["result"], x["rule"], x["message"]) for x in lines]
             assert said == [
                 ("drain", "acme-1", "accepted", "provider", "0 job(s) to move"),

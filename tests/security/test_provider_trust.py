@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from federator.model.cluster import AcceleratorPool
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue, load_cert
 from federator.security.trust import TrustError, load_trust
 
-from support import eventually
+from support import audit_lines, eventually
 
 FAST = ["--report-interval", "0.3", "--cycle-interval", "0.2", "--lease-seconds", "2"]
 FLEET = """
@@ -84,8 +83,8 @@ def _trust_file(tmp_path: Path, acme: str) -> tuple[CertsDir, Path]:
     (", regions: [east, East-2]", "providers.acme.regions[1]: must be a region name as agents give it (a lower-case "
                                   "DNS name of at most 63 characters), got 'East-2'"),
     (", regions: [east, 7]", "providers.acme.regions[1]: must be a region name as agents give it"),
-    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, maxAccelerators, "
-                         "maxCpu, maxMemory} with ca"),
+    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, clusterRegions, "
+                         "maxAccelerators, maxCpu, maxMemory} with ca"),
 ], ids=["not-a-list", "empty", "not-a-region-name", "not-text", "misspelt-field"])
 def test_a_bad_regions_value_is_refused_naming_the_field(tmp_path: Path, regions: str, problem: str) -> None:
     certs, path = _trust_file(tmp_path, regions)
@@ -237,10 +236,11 @@ def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clust
         eventually(lambda: list_clusters(fed.client)[0]["state"] == "Partitioned", what="p2-east cut off")
         eventually(lambda: "provider 'p2' revoked" in (fed.workdir / "agent-p2-east.log").read_text(),
                    what="p2-east's agent told why")
-        lines = [json.loads(x) for x in audit.read_text().splitlines()]
+        lines = audit_lines(audit)
         # p2-east alone registered (server/cluster_regions.py), then the revocation, audited
         assert [x["object"] for x in lines if x["action"] == "cluster.register"] == \
-            [{"kind": "MemberCluster", "name": "p2-east", "region": "east", "provider": "p2"}]
+            [{"kind": "MemberCluster", "name": "p2-east", "region": "east", "bound_by": "",
+              "provider": "p2"}]
         [line] = [x for x in lines if x["action"] != "cluster.register"]
         assert (line["action"], line["result"], line["object"]) == (
             "certificate.revoke", "accepted", {"kind": "Certificate", "revoked": "cluster p2-east", "provider": "p2"})

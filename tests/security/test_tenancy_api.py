@@ -8,7 +8,6 @@ one a remote client gets, with its status code and message.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -36,6 +35,8 @@ from federator.server.federator import Federator
 from federator.server.services import ClusterService, JobService
 from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
+
+from support import audit_lines
 
 POLICY = """
 tenancy:
@@ -68,7 +69,7 @@ class Served:
     audit_path: Path
 
     def audit(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+        return audit_lines(self.audit_path)
 
 
 @asynccontextmanager
@@ -329,7 +330,8 @@ def test_an_audit_line_for_each_mutating_call(certs: CertsDir, tmp_path: Path) -
             first = lines[0]
             assert first["identity"] == {"user": "bob", "groups": [], "via": "certificate", "admin": False}
             assert first["object"] == {"kind": "Job", "namespace": "open", "name": "a", "queue": "open",
-                                       "job_id": job.job.job_id}
+                                       "job_id": job.job.job_id, "allowed_regions": [], "preferred_regions": [],
+                                       "queue_allowed_regions": []}
             assert first["request_id"] == "r-1" and first["rule"] == "open-queue"
             assert str(first["time"]).endswith("Z")
             assert lines[1]["rule"] == "queue-access" and "research" in str(lines[1]["message"])

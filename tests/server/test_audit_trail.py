@@ -5,13 +5,14 @@ writes nothing more."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from federator.model import Job, JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 from federator.security.audit import AuditLog
 from federator.server.audit_trail import AuditTrail
+
+from support import audit_lines
 
 
 def _job(name: str, *clusters: str) -> Job:
@@ -28,7 +29,7 @@ def _placement(job: Job, cluster: str, generation: int) -> Placement:
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in path.read_text().splitlines()]
+    return audit_lines(path)
 
 
 def test_a_move_in_place_is_an_unplace_with_its_phase_and_the_new_placement_says_where_from(tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ def test_a_move_in_place_is_an_unplace_with_its_phase_and_the_new_placement_says
     trail = AuditTrail(audit, provider_of=lambda name: "")
     job = _job("serve", "central-1", "central-2")
     trail.load([job])  # a restart: what runs now is the baseline
-    assert audit.flush() and not (tmp_path / "a.jsonl").read_text()
+    assert audit.flush() and not _lines(tmp_path / "a.jsonl")
     job.placements.append(_placement(job, "east-1", 2))  # the rebalancer's surge, nearer the users
     trail.observe([job])
     job.placements[0].phase, job.placements[0].message = JobPhase.CANCELLED, "moved to east-1, nearer your users"
@@ -70,4 +71,4 @@ def test_a_job_that_had_ended_when_loaded_writes_nothing(tmp_path: Path) -> None
     job.phase = job.placements[0].phase = JobPhase.SUCCEEDED
     trail.load([job])
     trail.observe([job])
-    assert (tmp_path / "a.jsonl").read_text() == ""
+    assert _lines(tmp_path / "a.jsonl") == []

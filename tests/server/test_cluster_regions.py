@@ -134,7 +134,8 @@ def test_an_agent_claiming_another_region_is_refused_and_the_cluster_keeps_its_r
             assert s.refused() >= 2
 
             (registered,) = s.lines("cluster.register")
-            assert registered["object"] == {"kind": "MemberCluster", "name": "west-1", "region": "west"}
+            assert registered["object"] == {"kind": "MemberCluster", "name": "west-1", "region": "west",
+                                          "bound_by": ""}
             changes = s.lines("cluster.region-change")
             assert len(changes) >= 2 and changes[-1]["result"] == "refused"
             assert changes[-1]["code"] == "PERMISSION_DENIED"

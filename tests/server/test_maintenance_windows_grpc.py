@@ -9,7 +9,6 @@ restart keeps it; a window in the past or ending before it begins is refused nam
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,6 +32,8 @@ from federator.server.federator import Federator
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.store import SqliteJobStore
 from federator.store.cordons import SqliteCordonStore
+
+from support import audit_lines
 
 HOUR = 3600.0
 
@@ -124,7 +125,7 @@ def test_a_window_takes_the_jobs_done_before_it_begins_cordons_at_its_start_and_
                 assert (row.cordoned, row.window_from, row.window_until, row.cordon_reason) == \
                     (False, start, end, "switch firmware")
                 assert cordoned_metric(fed, "east-1") == "0.0"  # a window to come is not a cordon
-                [line] = [json.loads(ln) for ln in (tmp_path / "audit.jsonl").read_text().splitlines()]
+                [line] = audit_lines(tmp_path / "audit.jsonl")
                 assert (line["action"], line["object"]["window_from"], line["object"]["window_until"]) == \
                     ("cordon", start, end)
 

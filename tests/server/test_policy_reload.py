@@ -7,7 +7,6 @@ The wiring is the federator's own (`server/reloads.py` `Reloads`, `server/policy
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +22,8 @@ from federator.server.intake import SubmitError
 from federator.server.policy_file import PolicyFile, read_policy_file
 from federator.server.policy_use import use_policy
 from federator.server.reloads import Reloads
+
+from support import audit_lines
 
 V1 = """
 tenancy: {admins: {users: [root]}}
@@ -48,7 +49,7 @@ class Bed:
         return self.fed.metrics.registry.get_sample_value(name, labels)
 
     def audited(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.audit_file.read_text().splitlines()]
+        return audit_lines(self.audit_file)
 
 
 @pytest.fixture

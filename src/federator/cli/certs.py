@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--outside-trust", action="store_true",
                    help="with --provider: issue even when trust.yaml in --dir does not bind the cluster to the "
                         "provider (the federator refuses such an agent until trust.yaml is changed to bind it)")
+    s.add_argument("--region", default="", metavar="REGION",
+                   help="with --cluster: bind the cluster to this region in its certificate (a "
+                        "federator://region/REGION SAN URI); the federator refuses its agent's Hello claiming "
+                        "another region. Without it the region is what the agent first declares (docs/security.md)")
     s.add_argument("--group", action="append", default=[], metavar="GROUP",
                    help="a group the user is in (the subject's O; repeatable); the policy's tenancy section "
                         "grants queues and job sharing to groups")
@@ -87,6 +91,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pv.add_argument("--region", action="append", dest="regions", metavar="REGION",
                     help="a region its clusters may claim in their Hello (repeatable); without it, a provider "
                          "new to trust.yaml may claim any region and one already there keeps its regions")
+    pv.add_argument("--cluster-region", action="append", dest="cluster_regions", default=[],
+                    metavar="CLUSTER=REGION",
+                    help="bind one of its clusters to a region (trust.yaml clusterRegions; repeatable): its agent's "
+                         "Hello claiming another is refused. Entries already there are kept")
     pv.add_argument("--max-accelerators", type=int, metavar="N",
                     help="the most accelerators one of its clusters may report, over every pool (trust.yaml "
                          "maxAccelerators, in whole-device equivalents); a report claiming more is taken clamped "
@@ -135,6 +143,9 @@ def _issue(args: argparse.Namespace) -> int:
         return 2
     identity = Identity(IdentityKind.CLUSTER, args.cluster) if args.cluster else Identity(IdentityKind.USER, args.user)
     certs = CertsDir(args.dir)
+    if args.region and not args.cluster:
+        print("federator certs issue: --region: only a cluster certificate binds a region", file=sys.stderr)
+        return 2
     if args.provider:
         if not args.cluster:
             print("federator certs issue: --provider: a provider's CA certifies clusters only", file=sys.stderr)
@@ -151,16 +162,22 @@ def _issue(args: argparse.Namespace) -> int:
                   f"first (federator certs provider --name {args.provider} --clusters PATTERN, every pattern "
                   "again), or pass --outside-trust to issue it anyway", file=sys.stderr)
             return 1
+        outside = _outside_regions(CertsDir(args.dir), args.provider, args.region)
+        if outside:
+            print(f"federator certs issue: --region: {outside}; the federator would refuse its agent",
+                  file=sys.stderr)
+            return 1
     elif args.outside_trust:
         print("federator certs issue: --outside-trust: goes with --provider", file=sys.stderr)
         return 2
     try:
-        path = issue(certs, identity, days=args.days, groups=tuple(args.group))
+        path = issue(certs, identity, days=args.days, groups=tuple(args.group), region=args.region)
     except PkiError as exc:
         print(f"federator certs issue: {exc}", file=sys.stderr)
         return 1
     groups = f" in groups {', '.join(args.group)}" if args.group else ""
-    print(f"issued {path} and {certs.key(identity)} for {identity}{groups} ({identity.uri})")
+    bound = f", bound to region {args.region}" if args.region else ""
+    print(f"issued {path} and {certs.key(identity)} for {identity}{groups}{bound} ({identity.uri})")
     return 0
 
 
@@ -231,6 +248,38 @@ def _unbound(certs: CertsDir, provider: str, cluster: str) -> str:
             f"({', '.join(patterns) or 'none'})")
 
 
+def _cluster_regions(given: list[str]) -> dict[str, str]:
+    """`--cluster-region NAME=REGION` flags as a mapping (TrustError naming the flag for one without `=`); the
+    names and regions are checked as trust.yaml's `clusterRegions` are, when the draft is read."""
+    from federator.security.trust import TrustError
+
+    out: dict[str, str] = {}
+    for item in given:
+        name, eq, region = item.partition("=")
+        if not eq or not name or not region:
+            raise TrustError(f"--cluster-region: must be CLUSTER=REGION, got {item!r}")
+        out[name] = region
+    return out
+
+
+def _outside_regions(certs: CertsDir, provider: str, region: str) -> str:
+    """Why trust.yaml in the same folder would refuse a cluster of `provider` bound to `region` ("" when it would
+    not, or there is no trust.yaml, or no region): a region outside the provider's `regions`."""
+    from federator.security.trust import TrustError, read_trust_document
+
+    if not region:
+        return ""
+    try:
+        doc = read_trust_document(certs.trust)
+    except TrustError as exc:
+        return str(exc)
+    raw = (doc.get(provider) or {}).get("regions")
+    regions = [str(r) for r in raw] if isinstance(raw, list) else []
+    if not regions or region in regions:
+        return ""
+    return f"{region!r} is not a region of provider {provider!r} in {certs.trust} ({', '.join(regions)})"
+
+
 def _issue_server(args: argparse.Namespace) -> int:
     """Renew the federator's serving certificate under the federation's CA. `certs init` would refuse (the CA
     exists) or, with --force, replace the CA and with it every agent's and user's certificate; by hand it takes
@@ -298,6 +347,7 @@ def _provider(args: argparse.Namespace) -> int:
     try:
         if args.max_accelerators is not None and args.max_accelerators < 0:
             raise TrustError(f"--max-accelerators: must be a whole number of at least 0, got {args.max_accelerators}")
+        added = _cluster_regions(args.cluster_regions)  # refused before anything is written, as --region is
         for region in args.regions or ():  # refused before trust.yaml is touched, not after it is written
             if not valid_region(region):
                 raise TrustError(f"--region: must be a region name as agents give it (a lower-case DNS name of at "
@@ -320,11 +370,14 @@ def _provider(args: argparse.Namespace) -> int:
         # bound an operator gave the provider: that would let its clusters claim any region, or any room, again.
         before = doc.get(args.name, {})
         regions = args.regions or before.get("regions")
+        kept = before.get("clusterRegions")  # the clusters bound to a region: kept, and --cluster-region added
+        cluster_regions = {**(dict(kept) if isinstance(kept, dict) else {}), **added}
         given = {"maxAccelerators": args.max_accelerators, "maxCpu": args.max_cpu, "maxMemory": args.max_memory}
         bounds = {b: given[b] if given[b] is not None else before.get(b) for b in given}
         doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
                           "revoked": str(mine.revoked.relative_to(certs.root)),
                           **({"regions": regions} if regions is not None else {}),
+                          **({"clusterRegions": cluster_regions} if cluster_regions else {}),
                           **{b: v for b, v in bounds.items() if v is not None}}
         # Written beside it and checked as the federator reads it before it replaces trust.yaml: a bound the
         # federator would refuse (--max-memory lots) must leave the file as it was, not broken.
@@ -347,6 +400,9 @@ def _provider(args: argparse.Namespace) -> int:
           f"{'regions ' + ', '.join(bound) if bound else 'any region'}, with "
           f"{f'at most {most} accelerators' if most is not None else 'any number of accelerators'} a cluster "
           f"({certs.trust})")
+    if provider.cluster_regions:
+        pairs = sorted(provider.cluster_regions.items())
+        print("  bound: " + ", ".join(f"{name} in {region}" for name, region in pairs))
     if provider.max_accelerators is None:
         print(f"warning: provider {args.name}'s clusters may report any room, and a cluster claiming much at a low "
               "price draws every tenant's jobs; bound it with --max-accelerators N", file=sys.stderr)

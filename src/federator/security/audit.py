@@ -16,15 +16,23 @@ Why a writer thread: placements come by the thousand a minute on a national
 federation, on the event loop; a write and flush per line there would stall it
 behind the disk (or a collector's full pipe on stdout). `record` only encodes
 the line and queues it; the writer thread writes what is queued in batches,
-each batch flushed, in the order recorded (bench/audit_burst.py). `seq`
-numbers the lines of one run from 1, so a line deleted from the file leaves a
-gap (a restart starts again at 1, after the server's start line
-in its log). `close` writes what is queued before it returns.
+each batch flushed, in the order recorded (bench/audit_burst.py). `close`
+writes what is queued before it returns.
+
+Tamper evidence (security/audit_chain.py): `seq` numbers the lines and goes
+on across restarts (the file's last line is read at open), and `prev` is the
+SHA-256 of the line before, so a deleted or edited line breaks the chain at
+the line after it (`federator audit verify FILE`). A file with no chain to
+continue (new, empty, stdout, a last line cut short) starts one, with a first
+line `audit.chain-start` saying why. Both are computed where the line is
+encoded, under the lock that orders the lines: a hash of a few hundred bytes
+beside the encoding (bench/audit_burst.py).
 
 Fields of a line (docs/security.md has the table)::
 
     {"time": "2026-11-30T18:40:01.123456Z",  RFC 3339, UTC
-     "seq": 17,                               this line's number since the federator started (1, 2, ...)
+     "seq": 17,                               this line's number in its chain (1, 2, ...; across restarts)
+     "prev": "9f86d0...",                     SHA-256 hex of the line before it ("" on a chain's first line)
      "action": "submit",                      submit | cancel | cancel.bulk | scale | hold | ... (ACTIONS)
      "identity": {"user": "alice", "groups": ["team-a"], "via": "certificate", "admin": false},
      "object": {"kind": "Job", "namespace": "default", "name": "train", "queue": "research", "job_id": "train-1a2b3c"},
@@ -55,6 +63,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from federator.paths import make_parent
+from federator.security.audit_chain import CHAIN_START, Resume, digest, resume
 from federator.security.authz import Principal
 from federator.timestamps import utc_micro
 
@@ -62,7 +71,7 @@ log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "hold", "release", "cordon", "uncordon", "drain", "forget",
            "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs",
-           "place", "unplace", "finish", "cluster.register", "cluster.region-change")
+           "place", "unplace", "finish", "cluster.register", "cluster.region-change", CHAIN_START)
 FILE_MODE = 0o600  # a new audit file's mode: its lines are personal data (user and job names)
 BATCH_LINES = 512  # the writer thread writes at most this many lines per write and flush
 # unchanged: allowed, and there was nothing to do (a Cancel of a job that had already ended)
@@ -82,6 +91,7 @@ class AuditLog:
         self._owned = False
         self._last_error = float("-inf")
         self._seq = 0
+        self._prev = ""  # the hash of the last line encoded: the next line's `prev`
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._done = threading.Condition()
         self._queued = self._written = 0
@@ -90,12 +100,19 @@ class AuditLog:
             return
         if str(target) == "-":
             self._out = sys.stdout
+            at = Resume(reason="stdout: the lines before this start are the collector's to keep")
         else:
             path = Path(target)
             make_parent(path)
+            at = resume(path)  # before opening: a file not there yet is a new chain
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             self._out = os.fdopen(fd, "a", encoding="utf-8")
             self._owned = True
+        self._seq, self._prev = at.seq, at.prev
+        if at.reason:  # written before the writer thread starts: the file's first line of this chain
+            self.record(CHAIN_START, identity=None, result="accepted", message=f"a new chain: {at.reason}",
+                        obj={"kind": "AuditLog", "file": str(target), "reason": at.reason,
+                             **({"torn": True} if at.torn else {})})
         if background:
             self._writer = threading.Thread(target=self._write_queued, name="audit-writer", daemon=True)
             self._writer.start()
@@ -105,7 +122,7 @@ class AuditLog:
                operation: str = "") -> dict[str, Any]:
         assert action in ACTIONS and result in RESULTS, (action, result)
         line: dict[str, Any] = {
-            "time": utc_micro(self.clock()), "seq": 0, "action": action,
+            "time": utc_micro(self.clock()), "seq": 0, "prev": "", "action": action,
             "identity": identity.to_json() if identity is not None else None,
             "object": dict(obj), "result": result, "code": code, "rule": rule, "message": message[:2000],
         }
@@ -122,7 +139,9 @@ class AuditLog:
             self._seq += 1
             line["seq"] = self._seq
             if self._out is not None:  # encoded here: the writer thread holding the GIL to encode slowed the caller
+                line["prev"] = self._prev
                 text = json.dumps(line, separators=(",", ":")) + "\n"
+                self._prev = digest(text.encode())
                 if self._writer is not None:
                     self._queued += 1
                     self._queue.put(text)

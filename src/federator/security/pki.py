@@ -3,7 +3,11 @@
 Identities live in a SAN URI so they cannot be confused with host names:
 `federator://cluster/NAME` for an agent, `federator://user/NAME` for a person
 or a tool using the job API. The federator takes a cluster's identity from its
-certificate, never from what the agent says in its Hello.
+certificate, never from what the agent says in its Hello. A cluster certificate
+may also bind the cluster's region, in a second SAN URI `federator://region/R`
+(`certs issue --cluster NAME --region R`): a Hello claiming another region is
+refused (security/region_binding.py). A separate URI, not a part of the
+identity's, so a federator older than the binding reads the identity as before.
 
 A certs folder (`federator certs init`) holds::
 
@@ -31,7 +35,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from federator.security.limits import valid_region
+
 URI_PREFIX = "federator://"
+REGION_URI = f"{URI_PREFIX}region/"  # a cluster certificate's bound region (region_of)
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
 
@@ -166,6 +173,22 @@ def identity_of(cert: x509.Certificate) -> Identity | None:
     return found[0] if len(found) == 1 else None
 
 
+def region_of(cert: x509.Certificate) -> str:
+    """The region a cluster certificate binds its cluster to (its `federator://region/R` SAN URI), or "" if it binds
+    none (a certificate issued without --region, or before the binding existed: the Hello's region is then the
+    agent's own claim). Two different regions in one certificate bind nothing a Hello could match: "?" is returned,
+    which no valid region equals, so every Hello is refused naming it."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ""
+    found = {uri[len(REGION_URI):] for uri in san.get_values_for_type(x509.UniformResourceIdentifier)
+             if uri.startswith(REGION_URI)}
+    if not found:
+        return ""
+    return found.pop() if len(found) == 1 else "?"
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -239,7 +262,7 @@ def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3
 
 
 def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] = (), days: int = 825,
-          groups: tuple[str, ...] = (), names_flag: str = "--server-name") -> Path:
+          groups: tuple[str, ...] = (), names_flag: str = "--server-name", region: str = "") -> Path:
     """Sign a certificate for a cluster, a user or the federator; returns the certificate's path.
 
     A user's `groups` go in the subject as O attributes (Kubernetes does the
@@ -251,9 +274,16 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     certificate, refuses that pair as not one (security/tls.py) and takes the
     next look's; and once the new certificate is there, which is what says a
     renewal happened, its key is there too. `names_flag` names the flag the
-    server names came from, in an error."""
+    server names came from, in an error. `region`: a cluster certificate's
+    bound region (`region_of`)."""
     if identity.kind is not IdentityKind.SERVER:
         check_name(identity.kind, identity.name)
+    if region:
+        if identity.kind is not IdentityKind.CLUSTER:
+            raise PkiError("--region: only a cluster certificate binds a region")
+        if not valid_region(region):
+            raise PkiError(f"--region: must be a region name as agents give it (a lower-case DNS name of at most "
+                           f"63 characters), got {region!r}")
     for group in groups:
         if identity.kind is not IdentityKind.USER:
             raise PkiError("--group: only a user certificate carries groups")
@@ -270,6 +300,8 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+    if region:
+        names.append(x509.UniformResourceIdentifier(f"{REGION_URI}{region}"))
     for host in server_names:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
@@ -294,5 +326,5 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     return certs.cert(identity)
 
 
-__all__ = ["CertsDir", "Identity", "IdentityKind", "PkiError", "check_group", "check_name", "create_ca",
-           "identity_of", "init_ca", "issue", "load_cert", "server_names_of"]
+__all__ = ["REGION_URI", "CertsDir", "Identity", "IdentityKind", "PkiError", "check_group", "check_name", "create_ca",
+           "identity_of", "init_ca", "issue", "load_cert", "region_of", "server_names_of"]

@@ -16,6 +16,7 @@ The trust file (`trust.yaml` in the certs folder, or `federator serve
         clusters: ["acme-*", "edge-7"]     # names or shell patterns of the clusters it certifies
         revoked: providers/acme/revoked.txt  # its own revocation list (optional)
         regions: [east, north]             # the regions its clusters may claim (optional; default any)
+        clusterRegions: {acme-north-1: north}  # the region each named cluster is in (optional; see below)
         maxAccelerators: 512               # the most accelerators one of its clusters may report (optional)
         maxCpu: 4096                       # the most CPU (allocatable, a quantity) one may report (optional)
         maxMemory: 32Ti                    # the most memory (allocatable, a quantity) one may report (optional)
@@ -24,7 +25,12 @@ A cluster name matching two providers' patterns is refused (ambiguous). The
 region is the agent's claim (its Hello), and the scheduler places
 latency-sensitive jobs by it, so a provider bound to `regions` has a Hello
 claiming any other refused (`Trust.region_problem`): its clusters cannot
-attract the jobs meant for clusters near users elsewhere. A provider bound to
+attract the jobs meant for clusters near users elsewhere. Within its regions a
+cluster is bound to one by `clusterRegions` (its exact name to a region of
+`regions`), or by a provider with a single region (all its clusters are there),
+or by its certificate (`federator://region/R`, security/pki.py `region_of`):
+a Hello claiming another is refused (security/region_binding.py), so a provider's
+north data centre cannot register as east. A provider bound to
 `maxAccelerators` has a capacity report of one of its clusters claiming more
 accelerators in all (total, over every pool, in whole-device equivalents)
 clamped to the bound (`Trust.accelerator_bound`, server/over_bound.py): its
@@ -59,7 +65,7 @@ from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
 from federator.yamltext import YamlFileError, load_yaml_file
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_FIELDS = ("ca", "clusters", "revoked", "regions", "maxAccelerators", "maxCpu", "maxMemory")
+_FIELDS = ("ca", "clusters", "revoked", "regions", "clusterRegions", "maxAccelerators", "maxCpu", "maxMemory")
 FEDERATION = ""  # the issuer name of the federation's own CA
 # A member cluster's provider: the label an agent sets (`federator agent --provider`), overridden by the
 # provider the trust file binds the cluster to. Accounting groups usage by it.
@@ -80,9 +86,15 @@ class Provider:
     max_accelerators: int | None = None  # the most one of its clusters may report in all; None = no bound
     max_cpu_milli: int | None = None  # the most allocatable CPU one of its clusters may report; None = no bound
     max_memory_bytes: int | None = None  # the most allocatable memory one of its clusters may report; None = none
+    cluster_regions: Mapping[str, str] = field(default_factory=dict)  # cluster name -> the region it is in
 
     def claims(self, cluster: str) -> bool:
         return any(fnmatch.fnmatchcase(cluster, pattern) for pattern in self.clusters)
+
+    def region_of(self, cluster: str) -> str:
+        """The region the trust file binds `cluster` to: its `clusterRegions` entry, else the provider's one region
+        if it has exactly one; "" if neither (the cluster may claim any of the provider's regions)."""
+        return self.cluster_regions.get(cluster) or (self.regions[0] if len(self.regions) == 1 else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +167,12 @@ class Trust:
         return (f"hello.region: {region[:80]!r} is not a region of provider {provider.name!r}; the trust file "
                 f"binds its clusters to regions {', '.join(provider.regions)}")
 
+    def bound_region(self, issuer: str, cluster: str) -> str:
+        """The region the trust file binds a cluster certified by `issuer` to ("" none: the federation's own
+        clusters, a provider of several regions without a `clusterRegions` entry for it)."""
+        provider = self.providers.get(issuer) if issuer else None
+        return provider.region_of(cluster) if provider is not None else ""
+
     def accelerator_bound(self, issuer: str) -> tuple[str, int] | None:
         """(provider, maxAccelerators) of the provider that certified a cluster, or None (the federation's own
         clusters, a provider without the bound). A report over it is clamped to it (server/over_bound.py),
@@ -211,7 +229,10 @@ class Trust:
             return issuer, problem
         if self.revoked(issuer, identity, cert.serial_number):
             return issuer, f"provider {issuer!r} revoked the certificate of {identity} (serial {cert.serial_number:x})"
-        return issuer, (self.region_problem(issuer, region) or
+        from federator.security.region_binding import binding_of  # it reads this module's Trust
+
+        bound = binding_of(self, issuer, identity.name, cert)
+        return issuer, (self.region_problem(issuer, region) or bound.problem(identity.name, region) or
                         self.provider_label_problem(issuer, identity.name, labels))
 
     def revoked(self, issuer: str, identity: Identity, serial: int) -> bool:
@@ -282,8 +303,11 @@ def load_trust(path: Path, *, federation_ca: Path,
                 revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook)
         except ValueError as exc:
             raise TrustError(f"{where}.revoked: {exc}") from exc
-        providers[name] = Provider(name, ca, tuple(clusters), revoked,
-                                   regions=_regions(body.get("regions"), where=f"{where}.regions"),
+        regions = _regions(body.get("regions"), where=f"{where}.regions")
+        providers[name] = Provider(name, ca, tuple(clusters), revoked, regions=regions,
+                                   cluster_regions=_cluster_regions(body.get("clusterRegions"), regions=regions,
+                                                                    clusters=tuple(clusters),
+                                                                    where=f"{where}.clusterRegions"),
                                    max_accelerators=_bound(body.get("maxAccelerators"),
                                                            where=f"{where}.maxAccelerators"),
                                    max_cpu_milli=_quantity_bound(body.get("maxCpu"), where=f"{where}.maxCpu",
@@ -306,6 +330,31 @@ def _regions(raw: object, *, where: str) -> tuple[str, ...]:
             raise TrustError(f"{where}[{i}]: must be a region name as agents give it (a lower-case DNS name of at "
                              f"most 63 characters), got {region!r}")
     return tuple(dict.fromkeys(raw))
+
+
+def _cluster_regions(raw: object, *, regions: tuple[str, ...], clusters: tuple[str, ...],
+                     where: str) -> dict[str, str]:
+    """A provider's `clusterRegions`: None (absent) binds no cluster by name; otherwise a mapping of cluster names
+    (each one the provider certifies: an entry for another provider's cluster would bind nothing) to a region (one
+    of the provider's `regions`, when it lists them: the two would contradict)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not raw:
+        raise TrustError(f"{where}: must map cluster names to the region each is in (leave clusterRegions out to "
+                         f"bind none), got {raw!r}")
+    out: dict[str, str] = {}
+    for cluster, region in raw.items():
+        if not isinstance(cluster, str) or not any(fnmatch.fnmatchcase(cluster, p) for p in clusters):
+            raise TrustError(f"{where}.{cluster}: is not a cluster of this provider (its clusters: "
+                             f"{', '.join(clusters)})")
+        if not isinstance(region, str) or not valid_region(region):
+            raise TrustError(f"{where}.{cluster}: must be a region name as agents give it (a lower-case DNS name of "
+                             f"at most 63 characters), got {region!r}")
+        if regions and region not in regions:
+            raise TrustError(f"{where}.{cluster}: {region!r} is not one of the provider's regions "
+                             f"({', '.join(regions)})")
+        out[cluster] = region
+    return out
 
 
 def _bound(raw: object, *, where: str) -> int | None:

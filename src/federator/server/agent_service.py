@@ -23,6 +23,7 @@ from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Authorizer, recorded_owner
 from federator.security.limits import RejectReason, TokenBucket, check_hello
+from federator.security.region_binding import binding_of
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_regions, duplicates, over_bound, refused_reports, shrink
 from federator.server.clusters import over_provider_cap
@@ -171,6 +172,14 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         if region_problem:
             await self._refuse_hello(context, hello.cluster, RejectReason.BAD_HELLO, grpc.StatusCode.INVALID_ARGUMENT,
                                      region_problem)
+        bound = binding_of(self.auth.trust, peer.issuer, hello.cluster, peer.certificate)
+        bound_problem = bound.problem(hello.cluster, hello.region)  # its certificate's or trust file's region
+        if bound_problem:
+            cluster_regions.refused_bound(self.fed, self.audit, hello.cluster, bound, hello.region, bound_problem,
+                                          via=peer.via, peer_address=context.peer() or "", provider=peer.issuer)
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, bound_problem)
+            return
         labels = dict(hello.labels)
         label_problem = self.auth.trust.provider_label_problem(peer.issuer, hello.cluster, labels) \
             if self.auth.trust else ""
@@ -204,7 +213,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         taken = duplicates.takeovers(current, instance=hello.instance, **when)
         before = current.region if current is not None else ""
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
-        cluster_regions.registered(self.audit, rec, via=peer.via, before=before, provider=peer.issuer)
+        cluster_regions.registered(self.audit, rec, via=peer.via, before=before, provider=peer.issuer,
+                                   bound_by=bound.by)
         rec.takeovers = taken
         rec.instance, rec.peer_address = hello.instance, context.peer() or ""
         rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0

@@ -14,6 +14,11 @@ observer compares each job handed with what it last saw of it, as the usage mete
   ended in place, e.g. moved by the rebalancer, its phase) and the message saying why.
 - `finish`: the job ended: its phase, when (`finished_at`) and the message.
 
+The `submit` line (server/job_service.py) carries the promise these lines are read against (`promised`): the job's
+`allowed_regions` and `preferred_regions`, and its queue's fence as resolved when it was submitted
+(`queue_allowed_regions`: the policy's `allowedRegions`, or the Queue object's), with `user_region` and
+`max_latency_ms` when the job sets a latency budget.
+
 Each line has no identity (the federator's own doing: who asked for a cancel is on the `cancel` line) and
 result `accepted`. The cost is a dict lookup per job written and an encoded line per placement made or ended;
 the AuditLog's writer thread does the writing (security/audit.py), never the event loop. Memory: the placement
@@ -28,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from federator.model import Job, JobId, Placement, PlacementId
+from federator.model import Job, JobId, JobSpec, Placement, PlacementId
 from federator.security.audit import AuditLog
 from federator.security.authz import owner_of
 from federator.timestamps import utc_micro
@@ -117,6 +122,16 @@ class AuditTrail:
         self.audit.record("finish", identity=None, obj=obj, result="accepted", message=job.message)
 
 
+def promised(spec: JobSpec, fence: tuple[str, ...]) -> dict[str, Any]:
+    """The regions a job was promised at submit, for its `submit` audit line: its own hard and preferred regions,
+    its queue's fence (`fence`, residency.queue_fence), and its latency budget if it has one. [] = none given."""
+    out: dict[str, Any] = {"allowed_regions": list(spec.allowed_regions),
+                           "preferred_regions": list(spec.preferred_regions), "queue_allowed_regions": list(fence)}
+    if spec.max_latency_ms:
+        out |= {"user_region": spec.user_region, "max_latency_ms": spec.max_latency_ms}
+    return out
+
+
 def _seen(p: Placement) -> _Seen:
     return _Seen(p.cluster, p.region, p.replicas, p.phase.is_terminal)
 
@@ -127,4 +142,4 @@ def attach_trail(fed: Federator, trail: AuditTrail) -> None:
     fed.journal.observers.append(trail.observe)
 
 
-__all__ = ["AuditTrail", "attach_trail"]
+__all__ = ["AuditTrail", "attach_trail", "promised"]

@@ -20,6 +20,10 @@ a `forget` audit line) or `kubectl delete mc` (Kubernetes mode; the host cluster
 with its new region. A cluster can be forgotten only once no unfinished job has a placement there
 (server/leases.py), so no running job is left in a region it did not ask for. A first registration is audited
 (`cluster.register`, with the region), so the audit log says which region each cluster took, and when.
+
+Who decides a new cluster's region: its certificate or the trust file, when they bind it (outside compliance QA,
+C2b; security/region_binding.py): a Hello claiming another is refused here as a change is (`refused_bound`).
+Unbound, the first Hello's claim is taken, self-declared: a WARNING and the `cluster.register` line say so.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from federator.security.audit import AuditLog
 from federator.security.authz import Principal
+from federator.security.region_binding import Binding
 from federator.server.outbox import EndCode, Ending
 
 if TYPE_CHECKING:
@@ -75,24 +80,47 @@ def refused(fed: Federator, audit: AuditLog, found: RegionClaim, *, via: str, pe
     audit line and the counter. `provider`: whose CA certified the agent ("" the federation's, or none). Returns
     the message the agent is answered with."""
     message = found.message(kube=kube)
-    log.warning("refused the agent of cluster %s from %s: %s", found.cluster, peer_address or "an unknown peer",
-                message)
-    audit.record("cluster.region-change", identity=Principal(f"cluster {found.cluster}", via=via),
-                 obj={"kind": "MemberCluster", "name": found.cluster, "region": found.kept,
-                      "claimed": found.claimed[:80], **({"provider": provider} if provider else {})},
-                 result="refused", code="PERMISSION_DENIED", rule="region", message=message)
-    fed.metrics.region_changes_refused.labels(found.cluster).inc()
+    _say(fed, audit, found.cluster, found.kept, found.claimed, message, via=via, peer_address=peer_address,
+         provider=provider, rule="region")
     return message
 
 
-def registered(audit: AuditLog, rec: ClusterRecord, *, via: str, before: str, provider: str = "") -> None:
-    """A cluster took its region: its first registration (`before` ""), audited with the region it now has."""
+def refused_bound(fed: Federator, audit: AuditLog, cluster: str, binding: Binding, claimed: str, message: str, *,
+                  via: str, peer_address: str, provider: str = "") -> None:
+    """Say a Hello refused for claiming another region than its certificate or the trust file binds
+    (security/region_binding.py), as `refused` says a change: a WARNING, a `cluster.region-change` line (rule
+    `region-binding`, with `bound_by`) and the counter."""
+    _say(fed, audit, cluster, binding.region, claimed, message, via=via, peer_address=peer_address, provider=provider,
+         rule="region-binding", bound_by=binding.by)
+
+
+def _say(fed: Federator, audit: AuditLog, cluster: str, kept: str, claimed: str, message: str, *, via: str,
+         peer_address: str, provider: str, rule: str, bound_by: str | None = None) -> None:
+    log.warning("refused the agent of cluster %s from %s: %s", cluster, peer_address or "an unknown peer", message)
+    audit.record("cluster.region-change", identity=Principal(f"cluster {cluster}", via=via),
+                 obj={"kind": "MemberCluster", "name": cluster, "region": kept, "claimed": claimed[:80],
+                      **({"bound_by": bound_by} if bound_by is not None else {}),
+                      **({"provider": provider} if provider else {})},
+                 result="refused", code="PERMISSION_DENIED", rule=rule, message=message)
+    fed.metrics.region_changes_refused.labels(cluster).inc()
+
+
+def registered(audit: AuditLog, rec: ClusterRecord, *, via: str, before: str, provider: str = "",
+               bound_by: str = "") -> None:
+    """A cluster took its region: its first registration (`before` ""), audited with the region it now has and
+    what bound it (`bound_by`: security/region_binding.py; "" self-declared, said in a WARNING when the agent came
+    with a certificate, which could have bound it)."""
     if before:
         return
+    if not bound_by and via == "certificate":
+        log.warning("cluster %s registered in region %r as its agent declared it: neither its certificate nor the "
+                    "trust file binds its region (bind it: federator certs issue --cluster %s --region %s, or the "
+                    "trust file's clusterRegions; docs/security.md)", rec.name, rec.region, rec.name, rec.region)
     audit.record("cluster.register", identity=Principal(f"cluster {rec.name}", via=via),
-                 obj={"kind": "MemberCluster", "name": rec.name, "region": rec.region,
+                 obj={"kind": "MemberCluster", "name": rec.name, "region": rec.region, "bound_by": bound_by,
                       **({"provider": provider} if provider else {})}, result="accepted",
-                 rule="first-registration", message=f"cluster {rec.name!r} registered in region {rec.region!r}")
+                 rule="first-registration", message=f"cluster {rec.name!r} registered in region {rec.region!r}"
+                 + ("" if bound_by else " (self-declared by its agent)"))
 
 
 def admin_record(fed: Federator, rec: ClusterRecord, region: str) -> None:
@@ -128,4 +156,4 @@ def placed_elsewhere(fed: Federator, cluster: str, region: str) -> list[str]:
     return jobs
 
 
-__all__ = ["RegionClaim", "admin_record", "claim", "placed_elsewhere", "refused", "registered"]
+__all__ = ["RegionClaim", "admin_record", "claim", "placed_elsewhere", "refused", "refused_bound", "registered"]

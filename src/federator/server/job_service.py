@@ -14,12 +14,14 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
 from federator.model import Job, JobId, JobSpec
+from federator.scheduler.residency import queue_fence
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner, submitter_of
 from federator.security.limits import RejectReason
 from federator.server import logs, watch_stream
 from federator.server.admission import name_taken
+from federator.server.audit_trail import promised
 from federator.server.cancel_jobs import cancel_jobs
 from federator.server.dependencies import DependencyEnded, DependencyNotFound
 from federator.server.edge import Edge
@@ -194,7 +196,10 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             problems = problems_of(exc)
         result = "accepted" if code is grpc.StatusCode.OK else \
             "refused" if code is grpc.StatusCode.PERMISSION_DENIED else "failed"
-        self.audit.record("submit", identity=who, obj=_job_object(job, spec), result=result, code=code.name,
+        obj: dict[str, object] = dict(_job_object(job, spec))
+        if spec is not None:  # what it was promised, beside where the trail says it ran (server/audit_trail.py)
+            obj |= promised(spec, queue_fence(self.fed.scheduler.config, spec.queue))
+        self.audit.record("submit", identity=who, obj=obj, result=result, code=code.name,
                           rule=rule, message=message, request_id=request.request_id)
         if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data

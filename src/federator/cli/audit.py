@@ -1,0 +1,54 @@
+"""`federator audit verify FILE...`: check an audit log's hash chain and name the first line that breaks it.
+
+Why a command of the CLI (not a script in scripts/): the auditor who checks the log is not the operator who runs
+the federator; the one tool they both install is `federator`. It reads files only (no federator, no certificates)
+and checks them with security/audit_chain.py: oldest file first, as one chain (a file rotated by copytruncate is
+continued by the next one).
+
+Exit codes: 0 the chain holds (and what it says: lines, seq, chains started and why, the last line's hash to note
+down); 1 a line breaks it (named: file, line number, seq, what is wrong); 2 a file cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("audit", help="check an audit log (--audit-log) for deleted or edited lines")
+    asub = p.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    v = asub.add_parser("verify", help="check the hash chain of audit log files (each line's seq and prev) and "
+                                       "name the first line that breaks it")
+    v.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="audit log files, oldest first (a rotated file, then the one after it): checked as one chain")
+    v.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from federator.security.audit_chain import verify
+
+    try:
+        found = verify(args.files)
+    except OSError as exc:
+        print(f"federator audit verify: {exc.filename or 'FILE'}: cannot read it: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    if found.problem:
+        print(f"federator audit verify: the chain is broken at {found.problem}", file=sys.stderr)
+        return 1
+    if not found.lines:
+        print("no lines: nothing to verify")
+        return 0
+    names = ", ".join(str(f) for f in args.files)
+    print(f"{names}: {found.lines} lines, seq {found.first_seq} to {found.last_seq}: the chain holds")
+    if found.unchained:
+        print(f"  {found.unchained} lines before the first chained one have no prev (written before 0.15.0): "
+              "not checked")
+    if found.continued:
+        print(f"  {found.continued}: give the file before it too to check that link")
+    for start in found.starts:
+        print(f"  a chain starts at {start}")
+    print(f"  the last line's hash: {found.last_digest} (note it down: a later edit of the lines up to it shows)")
+    return 0

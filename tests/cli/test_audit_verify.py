@@ -1,0 +1,46 @@
+"""`federator audit verify FILE...` (cli/audit.py): an auditor's check of the audit log's hash chain, naming the
+first line that breaks it (outside compliance QA C4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from federator.security.audit import AuditLog
+
+from support import federator_cli
+
+
+def _log(path: Path, lines: int) -> None:
+    audit = AuditLog(path)
+    for n in range(lines):
+        audit.record("submit", identity=None, obj={"kind": "Job", "name": f"j{n}"}, result="accepted")
+    audit.close()
+
+
+def test_an_intact_log_passes_and_says_what_it_checked(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _log(path, 3)
+    out = federator_cli("audit", "verify", str(path))
+    assert out.returncode == 0, out.stderr
+    said = out.stdout.splitlines()
+    assert said[0] == f"{path}: 4 lines, seq 1 to 4: the chain holds"
+    assert said[1] == f"  a chain starts at {path}:1: a new file"
+    assert said[2].startswith("  the last line's hash: ") and len(said[2].split()[4]) == 64
+
+
+def test_a_deleted_line_fails_naming_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _log(path, 3)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:1] + lines[2:]))
+    out = federator_cli("audit", "verify", str(path))
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr.strip() == (f"federator audit verify: the chain is broken at {path}:2 (seq 3): follows seq 1: "
+                                  "a line is missing before it")
+
+
+def test_an_unreadable_file_is_exit_2_naming_it(tmp_path: Path) -> None:
+    out = federator_cli("audit", "verify", str(tmp_path / "nope.jsonl"))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"federator audit verify: {tmp_path / 'nope.jsonl'}: cannot read it: No such file "
+                                  "or directory")
