@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from federator.api.v1 import jobs_pb2
+from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.model import Job, JobHold, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, parse_indices
 from federator.security.authz import submitter_of
@@ -82,6 +83,12 @@ async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, 
                        taken: Callable[[JobSpec, str], SubmitError | None]) -> Submitted:
     """Every task of the array accepted and stored, or none (see the module). `spec` is the owned spec of the
     request; `taken(task_spec, task_request_id)` is Submit's check of a task's name (server/admission.py)."""
+    carried = spec.annotation(REQUEST_ID_ANNOTATION)  # a job file's own id: the array's, as request_id is
+    if request_id and carried and carried != request_id:
+        raise SubmitError(f"request_id: {request_id!r} differs from the spec's annotation "
+                          f"{REQUEST_ID_ANNOTATION}={carried[:130]!r}")
+    request_id = request_id or carried
+    spec = replace(spec, annotations=tuple((k, v) for k, v in spec.annotations if k != REQUEST_ID_ANNOTATION))
     if len(request_id) > MAX_ARRAY_REQUEST_ID:
         raise SubmitError(f"request_id: at most {MAX_ARRAY_REQUEST_ID} characters with an array (each task keeps "
                           f"'<request_id>.<index>'), got {len(request_id)}")
