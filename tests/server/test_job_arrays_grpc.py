@@ -63,6 +63,7 @@ def test_an_array_makes_a_task_per_index_named_by_it_with_the_index_in_its_env(t
             listed = await jobs.List(jobs_pb2.ListJobsRequest())
             assert len(listed.jobs) == 4
         task = fed.jobs[reply.array_jobs[2].job_id]
+        assert convert.spec_from_pb(convert.spec_to_pb(task.spec)) == task.spec  # as a Launch carries it
         workload = build_workload(Placement(PlacementId("p-1"), task.job_id, "x", "r", 1, "H100", 1), task.spec,
                                   namespace="default")
         env = {e["name"]: e["value"] for e in workload["spec"]["template"]["spec"]["containers"][0]["env"]}
