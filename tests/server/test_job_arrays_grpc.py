@@ -23,9 +23,10 @@ from test_job_dependencies_grpc import FAIL_AT_ONCE, ends, placed, quiet, report
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.backends.kube.workloads.registry import build_workload
-from federator.model import JobPhase, Placement, PlacementId, ReasonCode
+from federator.model import JobPhase, JobSpec, Placement, PlacementId, ReasonCode
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
+from federator.security.authz import Denied
 from federator.security.limits import Limits
 from federator.server.federator import Federator
 from federator.server.job_service import JobService
@@ -213,5 +214,51 @@ def test_cancel_jobs_by_array_id_cancels_every_task_and_nothing_else_audited_onc
         bulk = [line for line in lines if line.get("action") == "cancel.bulk" and line.get("result") == "accepted"]
         assert len(bulk) == 1 and bulk[0]["object"]["array_id"] == one.array_id and bulk[0]["object"]["matched"] == "4"
         assert sum(1 for line in lines if line.get("action") == "cancel" and line.get("result") == "accepted") == 4
+
+    asyncio.run(scenario())
+
+
+def test_a_held_task_released_past_the_throttle_says_so(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fed = fed_at(tmp_path / "jobs.db")
+        async with job_api(fed) as jobs:
+            request = array("sweep", "0-2%1")
+            request.hold = True
+            ids = [t.job_id for t in (await jobs.Submit(request)).array_jobs]
+            assert {fed.jobs[i].pending_reason.code for i in ids} == {ReasonCode.HELD}  # type: ignore[union-attr]
+            for i in ids:
+                await jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=i))
+            reasons = [(await jobs.Get(jobs_pb2.GetJobRequest(job_id=i))).pending_reason.code for i in ids]
+            assert reasons == ["Waiting", "ArrayThrottle", "ArrayThrottle"]
+        close(fed)
+
+    asyncio.run(scenario())
+
+
+class EveryNamespace:
+    """The Kubernetes mode's namespace gate (server/namespace_gate.py), letting every namespace through."""
+
+    async def refusal(self, spec: JobSpec) -> Denied | None:
+        return None
+
+
+def test_kubernetes_mode_refuses_an_array_naming_the_field(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fed = fed_at(tmp_path / "jobs.db")
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(fed, Authenticator(insecure=True), namespaces=EveryNamespace()), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await jobs_pb2_grpc.JobServiceStub(ch).Submit(array("sweep", "0-3"))
+        finally:
+            await server.stop(0)
+        assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert err.value.details().startswith("array: job arrays are served in store mode only (0.15.0)")
+        assert not fed.jobs
+        close(fed)
 
     asyncio.run(scenario())

@@ -255,11 +255,16 @@ class Arrays:
         self.fed.cycles.parked.unpark(job.job_id)  # no longer a candidate (partial.owes), nor asked for its reason
         self.fed.cycles.refresh.left(job.job_id)
         if job.hold is None and not job.waiting_on:
-            job.pending_reason = Reason(ReasonCode.ARRAY_THROTTLE, (
-                f"array {task.array_id} runs at most {task.max_running} tasks at once (%{task.max_running}); "
-                "this one is let go when one of them ends"))
+            job.pending_reason = _throttled(task)
             if tell:
                 self.fed.notify([job])
+
+    def released(self, job: Job) -> None:
+        """A hold of `job` was let go (server/job_holds.py): while its array's throttle still holds it back, its reason
+        is the throttle (ArrayThrottle), not "waiting for the next scheduling cycle"."""
+        task = job.spec.array
+        if job.throttled and task is not None and job.hold is None and not job.waiting_on:
+            job.pending_reason = _throttled(task)
 
     def _release(self, job: Job) -> None:
         fed = self.fed
@@ -271,6 +276,11 @@ class Arrays:
         fed.cycles.pending(job)
         fed.notify([job])
         fed.wake()
+
+
+def _throttled(task: ArrayTask) -> Reason:
+    return Reason(ReasonCode.ARRAY_THROTTLE, f"array {task.array_id} runs at most {task.max_running} tasks at once "
+                                             f"(%{task.max_running}); this one is let go when one of them ends")
 
 
 def _index(job: Job) -> int:
