@@ -11,6 +11,7 @@ from pathlib import Path
 import cli_support
 import grpc
 import pytest
+import yaml
 from cli_support import serving
 
 from federator.api.v1 import jobs_pb2
@@ -63,6 +64,10 @@ def test_submit_array_makes_the_tasks_once_and_cancel_of_its_id_cancels_them(
     rows = {line.split()[0]: line.split()[1] for line in table[1:]}
     assert rows[tasks[3].job_id] == f"{array_id}[3]" and rows[_named(fed, "lone")] == "-"
     assert "ArrayThrottle" in next(line for line in table if line.startswith(tasks[3].job_id))
+    assert main(["get", "job", "sweep-3", "-o", "yaml", *flags]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    assert doc["status"]["array"] == {"arrayId": array_id, "taskId": 3, "maxRunning": 2}
+    assert "annotations" not in doc["metadata"]  # the federator's: a document submitted again is a job of its own
     assert main(["cancel", "sweep-1", *flags]) == 0  # one task by its name (scancel 1234_1)
     assert fed.jobs[tasks[1].job_id].phase is JobPhase.CANCELLED and not fed.jobs[tasks[2].job_id].throttled
     capsys.readouterr()
