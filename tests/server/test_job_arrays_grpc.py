@@ -214,6 +214,8 @@ def test_cancel_jobs_by_array_id_cancels_every_task_and_nothing_else_audited_onc
         bulk = [line for line in lines if line.get("action") == "cancel.bulk" and line.get("result") == "accepted"]
         assert len(bulk) == 1 and bulk[0]["object"]["array_id"] == one.array_id and bulk[0]["object"]["matched"] == "4"
         assert sum(1 for line in lines if line.get("action") == "cancel" and line.get("result") == "accepted") == 4
+        (submit,) = [line for line in lines if line.get("action") == "submit" and "array_id" in line["object"]]
+        assert (submit["object"]["array_id"], submit["object"]["tasks"]) == (one.array_id, "4")  # one line an array
 
     asyncio.run(scenario())
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from federator.server.federator import Federator
 
 MAX_ARRAY_REQUEST_ID = 122  # a task's request id "<id>.<index>" stays within the 128 a request id may have
-_ARRAY_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+_ARRAY_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,259}$")  # "<name>-<6 hex>": a job name's 253, and 7
 
 
 class ArrayUnsupported(SubmitError):
@@ -75,7 +75,7 @@ def array_id_problem(array_id: str) -> str | None:
     """What is wrong with an array id a request names (CancelJobsRequest.array_id), or None."""
     if _ARRAY_ID.match(array_id):
         return None
-    return "must be an array id (a-z 0-9 . -, at most 64 characters, as types.proto ArrayTask.array_id)"
+    return "must be an array id (a-z 0-9 . -, at most 260 characters, as types.proto ArrayTask.array_id)"
 
 
 async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, request_id: str,

@@ -203,8 +203,9 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             problems = problems_of(exc)
         result = "accepted" if code is grpc.StatusCode.OK else \
             "refused" if code is grpc.StatusCode.PERMISSION_DENIED else "failed"
-        self.audit.record("submit", identity=who, obj=_job_object(job, spec), result=result, code=code.name,
-                          rule=rule, message=message, request_id=request.request_id)
+        arrayed = {"array_id": array.array_id, "tasks": str(len(array.tasks))} if array else {}  # one line an array
+        self.audit.record("submit", identity=who, obj=_job_object(job, spec) | arrayed, result=result,
+                          code=code.name, rule=rule, message=message, request_id=request.request_id)
         if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
         if job is None and pressed is not None:
