@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
                     if not array_id_problem(args.job) else (0, 0, "")
                 if not matched:
                     raise err from None
-                print(f"array {args.job}: cancelled {cancelled} of {matched} task{'s' if matched != 1 else ''} "
-                      f"(the others had ended or are not yours; audit operation {operation})")
+                rest = "; the others had ended or are not yours" if cancelled < matched else ""
+                print(f"array {args.job}: cancelled {cancelled} of {matched} task{'s' if matched != 1 else ''}{rest} "
+                      f"(audit operation {operation})")
                 return 0
     except (grpc.RpcError, TlsError) as err:
         return calls.fail(err, args)

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from federator.api.v1 import jobs_pb2
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.model import Job, JobHold, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, parse_indices
@@ -35,6 +36,7 @@ from federator.server.submit_errors import SubmitError
 if TYPE_CHECKING:
     from federator.server.federator import Federator
 
+YIELD_EVERY = 10  # tasks admitted (or accepted) between yields to the event loop: ~1 ms each
 MAX_ARRAY_REQUEST_ID = 122  # a task's request id "<id>.<index>" stays within the 128 a request id may have
 _ARRAY_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,259}$")  # "<name>-<6 hex>": a job name's 253, and 7
 
@@ -100,7 +102,9 @@ async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, 
     made: list[Job] = []
     kept: list[Job] = []
     try:
-        for i in request.indices:
+        for n, i in enumerate(request.indices):
+            if n and n % YIELD_EVERY == 0:  # agent streams and other calls are served between the tasks' checks
+                await asyncio.sleep(0)
             task = ArrayTask(array_id, i, request.max_running)
             task_spec = replace(spec, name=f"{spec.name}-{i}",
                                 annotations=tuple(sorted({**dict(spec.annotations), **task.annotations()}.items())))
@@ -130,9 +134,22 @@ async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, 
             raise
         _forget(fed, made)
         raise
-    for job in made:
+    for n, job in enumerate(made):
+        if n and n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         intake._accepted(job)
     return Submitted(array_id, made, False)
+
+
+async def answered(tasks: list[Job]) -> list[types_pb2.Job]:
+    """The tasks as SubmitResponse.array_jobs, converted a few at a time between yields to the event loop (1000 in
+    one piece held it some 50 ms)."""
+    out: list[types_pb2.Job] = []
+    for n, job in enumerate(tasks):
+        if n and n % (10 * YIELD_EVERY) == 0:
+            await asyncio.sleep(0)
+        out.append(convert.job_to_pb(job))
+    return out
 
 
 def _settle(fed: Federator, made: list[Job], write: asyncio.Future[None]) -> None:
@@ -294,4 +311,4 @@ def _throttle(job: Job) -> int:
 
 
 __all__ = ["MAX_ARRAY_REQUEST_ID", "ArrayUnsupported", "Arrays", "Submitted", "array_id_problem", "array_request",
-           "forged", "submit_array"]
+           "answered", "forged", "submit_array"]

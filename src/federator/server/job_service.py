@@ -20,7 +20,7 @@ from federator.security.authz import Allowed, Authorizer, Denied, Principal, sta
 from federator.security.limits import RejectReason
 from federator.server import logs, watch_stream
 from federator.server.admission import name_taken
-from federator.server.arrays import ArrayUnsupported, Submitted, array_request, submit_array
+from federator.server.arrays import ArrayUnsupported, Submitted, answered, array_request, submit_array
 from federator.server.cancel_jobs import cancel_jobs
 from federator.server.dependencies import DependencyEnded, DependencyNotFound
 from federator.server.edge import Edge
@@ -219,7 +219,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None,
                                        warnings=self.fed.intake.warnings(job.spec),
                                        array_id=array.array_id if array else "",
-                                       array_jobs=[convert.job_to_pb(t) for t in array.tasks] if array else [])
+                                       array_jobs=await answered(array.tasks) if array else [])
 
     async def _array(self, request: jobs_pb2.SubmitRequest, owned: JobSpec, held: JobHold | None, who: Principal,
                      taken: Callable[[JobSpec, str], SubmitError | None]) -> Submitted:
