@@ -24,10 +24,12 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.backends.kube.workloads.registry import build_workload
 from federator.model import JobPhase, JobSpec, Placement, PlacementId, ReasonCode
+from federator.model.array import ArrayRequest
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.security.authz import Denied
 from federator.security.limits import Limits
+from federator.server.arrays import submit_array
 from federator.server.federator import Federator
 from federator.server.job_service import JobService
 from federator.store import SqliteJobStore
@@ -261,6 +263,29 @@ def test_kubernetes_mode_refuses_an_array_naming_the_field(tmp_path: Path) -> No
         assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
         assert err.value.details().startswith("array: job arrays are served in store mode only (0.15.0)")
         assert not fed.jobs
+        close(fed)
+
+    asyncio.run(scenario())
+
+
+def test_a_caller_gone_while_the_tasks_are_checked_leaves_no_task(tmp_path: Path) -> None:
+    """The tasks are admitted a few at a time between yields to the event loop: a Submit cancelled at one of them
+    (its client went away) forgets every task it reserved, names and pending counts included."""
+    async def scenario() -> None:
+        fed = fed_at(tmp_path / "jobs.db")
+        call = asyncio.ensure_future(submit_array(
+            fed, spec("sweep"), ArrayRequest(tuple(range(100)), 5), request_id="r", hold=None,
+            visible=lambda named: named, taken=lambda task, rid: None))
+        while len(fed.jobs) < 10:  # it has reserved the first tasks and yielded
+            await asyncio.sleep(0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert not fed.jobs and fed.cycles.pending_count == 0 and fed.intake.arriving == 0
+        assert fed.intake.latest_named("default", "sweep-3") is None
+        again = await submit_array(fed, spec("sweep"), ArrayRequest(tuple(range(100)), 5), request_id="r", hold=None,
+                                   visible=lambda named: named, taken=lambda task, rid: None)
+        assert not again.replayed and len(again.tasks) == 100 and len(fed.jobs) == 100
         close(fed)
 
     asyncio.run(scenario())
