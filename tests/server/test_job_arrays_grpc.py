@@ -144,12 +144,18 @@ def test_all_tasks_or_none_and_a_retry_makes_no_second_array(tmp_path: Path) -> 
             with pytest.raises(grpc.aio.AioRpcError) as err:  # 1 pending + 5 > the user's 5: no task is kept
                 await jobs.Submit(array("other", "0-4"))
             assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert err.value.details().endswith("array task 4 (other-4): no task of the array was kept")
             assert list(fed.jobs) == [lone.job_id] and fed.cycles.pending_count == 1
             first = await jobs.Submit(array("ok", "0-3", request_id="sweep-1"))
             again = await jobs.Submit(array("ok", "0-3", request_id="sweep-1"))  # a lost answer's retry
             assert again.replayed and not first.replayed and again.array_id == first.array_id
             assert [t.job_id for t in again.array_jobs] == [t.job_id for t in first.array_jobs]
             assert len(fed.jobs) == 5
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # larger than the cap: no wait would help
+                await jobs.Submit(array("big", "0-5"))
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert err.value.details().startswith("array.indices: 6 tasks, more than the 5 pending jobs "
+                                                  "--max-pending-jobs-per-user allows at once")
         close(fed)
 
     asyncio.run(scenario())

@@ -32,6 +32,7 @@ from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, pa
 from federator.security.authz import submitter_of
 from federator.server.dependencies import Visible
 from federator.server.submit_errors import SubmitError
+from federator.server.submit_room import queue_pending, user_pending
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -95,6 +96,10 @@ async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, 
         raise SubmitError(f"request_id: at most {MAX_ARRAY_REQUEST_ID} characters with an array (each task keeps "
                           f"'<request_id>.<index>'), got {len(request_id)}")
     intake, owner = fed.intake, submitter_of(spec)
+    for cap in (queue_pending(fed, spec.queue), user_pending(fed, owner)):  # caps no wait could make room under
+        if len(request.indices) > cap.limit:
+            raise SubmitError(f"array.indices: {len(request.indices)} tasks, more than the {cap.limit} pending jobs "
+                              f"{cap.source} allows at once, so no wait would let the array in; split it")
     rids = {i: f"{request_id}.{i}" if request_id else "" for i in request.indices}
     seen = [job for i in request.indices if (job := intake.job_for_request(owner, rids[i])) is not None]
     earlier = seen[0].spec.array if seen else None
