@@ -28,6 +28,7 @@ from federator.model import (
     ReasonCode,
     Resources,
 )
+from federator.model.array import ARRAY_ANNOTATIONS, ArrayTask
 from federator.model.cluster import RoomClass, shared_bucket, whole_bucket
 from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
 from federator.model.node_room import NodeRoom
@@ -80,7 +81,8 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         priority=spec.priority,
         preferred_regions=list(spec.preferred_regions),
         labels=dict(spec.labels),
-        annotations={k: v for k, v in spec.annotations if k != DEPENDS_ON_ANNOTATION or spec.depends_on is None},
+        annotations={k: v for k, v in spec.annotations if (k != DEPENDS_ON_ANNOTATION or spec.depends_on is None)
+                     and (k not in ARRAY_ANNOTATIONS or spec.array is None)},
         pod_template_json=spec.pod_template_json,
         preemptible=spec.preemptible,
         min_regions=spec.min_regions,
@@ -94,7 +96,14 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         max_run_seconds=spec.max_run_seconds,
         allowed_regions=list(spec.allowed_regions),
         depends_on=_dependency_to_pb(spec.depends_on),
+        array=_array_to_pb(spec.array),
     )
+
+
+def _array_to_pb(task: ArrayTask | None) -> types_pb2.ArrayTask | None:
+    """The wire's field of the array annotations a task's spec keeps (model/array.py), sent instead of them."""
+    return None if task is None else types_pb2.ArrayTask(array_id=task.array_id, task_id=task.task_id,
+                                                         max_running=task.max_running)
 
 
 def _dependency_to_pb(dep: JobDependency | None) -> types_pb2.JobDependency | None:
@@ -117,6 +126,8 @@ def _annotations_from_pb(pb: types_pb2.JobSpec) -> tuple[tuple[str, str], ...]:
         if isinstance(dep, str):
             raise WireError(f"spec.dependsOn.{dep}")
         out[DEPENDS_ON_ANNOTATION] = dep.annotation()
+    if pb.HasField("array"):  # kept as its annotations; Submit refuses a spec that sets it (server/arrays.py)
+        out.update(ArrayTask(pb.array.array_id, pb.array.task_id, pb.array.max_running).annotations())
     return tuple(sorted(out.items()))
 
 

@@ -12,7 +12,9 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.cli import bulk_cancel, calls
 from federator.cli.certs import client_options
+from federator.cli.submit_array import cancel_array
 from federator.security.tls import TlsError
+from federator.server.arrays import array_id_problem
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +27,19 @@ def run(args: argparse.Namespace) -> int:
             if args.queue or args.all_queues:  # every matching job over this one channel (cli/bulk_cancel.py)
                 return bulk_cancel.run(jobs, args, timeout=calls.CALL_TIMEOUT)
             request = jobs_pb2.CancelJobRequest(job_id=args.job)
-            job = convert.job_from_pb(jobs.Cancel(request, timeout=calls.CALL_TIMEOUT))
+            try:
+                job = convert.job_from_pb(jobs.Cancel(request, timeout=calls.CALL_TIMEOUT))
+            except grpc.RpcError as err:  # no such job: an array's id names every task (cli/submit_array.py)
+                if getattr(err, "code", lambda: None)() is not grpc.StatusCode.NOT_FOUND:
+                    raise
+                matched, cancelled, operation = cancel_array(jobs, args.job, timeout=calls.CALL_TIMEOUT) \
+                    if not array_id_problem(args.job) else (0, 0, "")
+                if not matched:
+                    raise err from None
+                rest = "; the others had ended or are not yours" if cancelled < matched else ""
+                print(f"array {args.job}: cancelled {cancelled} of {matched} task{'s' if matched != 1 else ''}{rest} "
+                      f"(audit operation {operation})")
+                return 0
     except (grpc.RpcError, TlsError) as err:
         return calls.fail(err, args)
     print(f"job {job.job_id} {job.phase}")

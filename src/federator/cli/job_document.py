@@ -11,7 +11,9 @@ FederatedJob status the Kubernetes store writes (`resources.job_status`: camelCa
 
 The annotations the federator sets on a job are left out of its metadata: the owner (`federator.io/user`,
 `federator.io/groups`) is in `status.owner`, and the request id (`federator.io/request-id`) names one submission:
-a document submitted again with it would be answered "unchanged", its edits ignored.
+a document submitted again with it would be answered "unchanged", its edits ignored. So is an array task's
+membership (`federator.io/array-*`, server/arrays.py), which only an array Submit may set: it is said as
+`status.array` (arrayId, taskId, maxRunning), and the document submitted again is a job of its own.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from federator.backends.kube.resources import job_status
 from federator.cli.output import cores
 from federator.jobfile import REQUEST_ID_ANNOTATION, spec_to_document
 from federator.model import Job, JobSpec, format_bytes
+from federator.model.array import ARRAY_ANNOTATIONS
 from federator.security.authz import DELEGATE_ANNOTATION, GROUPS_ANNOTATION, USER_ANNOTATION
 
-SET_BY_THE_FEDERATOR = frozenset({REQUEST_ID_ANNOTATION, USER_ANNOTATION, GROUPS_ANNOTATION, DELEGATE_ANNOTATION})
+SET_BY_THE_FEDERATOR = frozenset({REQUEST_ID_ANNOTATION, USER_ANNOTATION, GROUPS_ANNOTATION, DELEGATE_ANNOTATION,
+                                  *ARRAY_ANNOTATIONS})
 """Job annotations the federator writes, whatever a submitted job said (security/authz.py, server/intake.py)."""
 
 KUBERNETES_OBJECT_STATUS = ("conditions", "observedGeneration")
@@ -54,6 +58,9 @@ def job_document(job: Job, *, now: float | None = None) -> dict[str, Any]:
     status = job_status(job, now=time.time() if now is None else now)
     for key in KUBERNETES_OBJECT_STATUS:
         status.pop(key, None)
+    task = job.spec.array
+    if task is not None:  # a task of an array (types.proto ArrayTask)
+        status["array"] = {"arrayId": task.array_id, "taskId": task.task_id, "maxRunning": task.max_running}
     return {**request_document(job.spec), "status": status}
 
 

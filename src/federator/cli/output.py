@@ -80,6 +80,9 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
     if wide:
         headers += ["READY", "RUN", "USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
+    arrays = any(j.spec.array is not None for j in jobs)  # an ARRAY column only where some job is a task of one
+    if arrays:
+        headers.insert(1, "ARRAY")
     rows = []
     for j in jobs:
         clusters = ",".join(dict.fromkeys(p.cluster for p in j.placements)) or "-"
@@ -104,6 +107,9 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
             row += [ready, run_time(j, now), owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements,
                     j.message or "-"]
         row.append(reason)
+        if arrays:  # Slurm's JOBID column of a task, 1234_7: the array's id and the task's index
+            task = j.spec.array
+            row.insert(1, f"{task.array_id}[{task.task_id}]" if task is not None else "-")
         rows.append(row)
     return headers, rows
 

@@ -20,6 +20,7 @@ from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
 from federator.cli.job_files import read_sources, with_dependency
 from federator.cli.request_ids import RequestIdError
+from federator.cli.submit_array import arrayed, summary
 from federator.cli.submit_calls import NoAnswer, iter_submit, submit_requests
 from federator.cli.written_form import as_written, written_resources
 from federator.jobfile import JobFileError
@@ -72,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         if len(args.filename) > 1 or any(p.is_dir() for p in args.filename):
             print("error: nothing submitted: every file is checked before any job is sent", file=sys.stderr)
         return 2
+    if args.array and (problem := arrayed(requests, args.array)):  # job arrays (cli/submit_array.py)
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True)
                if (why := oversized(r, args.max_request_bytes))]
     if too_big:
@@ -88,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
             for warning in reply.warnings:  # the job is accepted; these are advice (SubmitResponse.warnings)
                 print(f"warning: job {job.job_id} ({job.spec.namespace}/{job.spec.name}): {warning}",
                       file=sys.stderr)
-            if reply.replayed:  # this file's request was answered before: the same job
+            if args.array:  # an array's one Submit: its tasks, or a federator before 0.15.0 that made one job
+                if not reply.array_id:
+                    print(f"error: job {job.job_id}: the federator made one job, not an array (one older than 0.15.0 "
+                          f"does not know --array), so it is not kept: {_take_back(args, job.job_id)}",
+                          file=sys.stderr)
+                    return Exit.FAILED
+                print(summary(reply.array_id, reply.array_jobs, replayed=reply.replayed,
+                              max_running=requests[0].array.max_running), flush=True)
+            elif reply.replayed:  # this file's request was answered before: the same job
                 hint = "; --run-again runs it again" if job.phase.is_terminal else ""
                 print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}", flush=True)
             elif requests[done].hold and job.hold is None:  # a federator before 0.14.0 knows no hold: it would run

@@ -50,6 +50,8 @@ class Submitted:
     job: Job
     replayed: bool = False
     warnings: tuple[str, ...] = ()
+    array_id: str = ""  # an array's Submit (SubmitResponse.array_id, cli/submit_array.py): its id and every task
+    array_jobs: tuple[Job, ...] = ()
 
 
 class NoAnswer(grpc.RpcError):
@@ -128,7 +130,8 @@ def iter_submit(target: Target, requests: Iterable[jobs_pb2.SubmitRequest], *, a
                 if transient(err) and last is not None:
                     raise NoAnswer(opts.server, time.monotonic() - start, tries, err) from err
                 raise
-            yield Submitted(convert.job_from_pb(reply.job), reply.replayed, tuple(reply.warnings))
+            yield Submitted(convert.job_from_pb(reply.job), reply.replayed, tuple(reply.warnings), reply.array_id,
+                            tuple(convert.job_from_pb(t) for t in reply.array_jobs))
     finally:
         channel.close()
 

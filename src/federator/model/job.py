@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import NewType
 
 from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorAlternative
+from federator.model.array import ArrayTask, array_of
 from federator.model.cluster import held_milli
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
 from federator.model.resources import Resources, format_accelerators
@@ -81,6 +82,9 @@ class ReasonCode(StrEnum):
     # it waits on the jobs its spec names (JobSpec.depends_on, a FederatedJob's spec.dependsOn): never placed until
     # they end as its condition asks; the message names each and its phase (server/dependencies.py)
     DEPENDENCY = "Dependency"
+    # a task of an array at its throttle (`submit --array 0-99%10`): never placed until one of its array's running
+    # tasks ends; the message says how many run of how many may (server/arrays.py)
+    ARRAY_THROTTLE = "ArrayThrottle"
     WAITING = "Waiting"
 
 
@@ -185,6 +189,11 @@ class JobSpec:
             return None
         dep = parse_dependency(value)
         return dep if isinstance(dep, JobDependency) else None
+
+    @property
+    def array(self) -> ArrayTask | None:
+        """The array it is a task of (model/array.py: kept as annotations, so stored as the spec is); None for none."""
+        return array_of(dict(self.annotations)) if self.annotations else None
 
     @property
     def recorded_user(self) -> str:
@@ -318,6 +327,9 @@ class Job:
     # The jobs it still waits on (spec.depends_on, server/dependencies.py): while any, never placed. Not stored: a
     # restart judges it again from the spec and the stored phases of those jobs.
     waiting_on: tuple[JobId, ...] = ()
+    # A task of an array past its throttle (server/arrays.py): never placed until let go. Not stored: a restart
+    # judges the array again from its tasks' stored phases.
+    throttled: bool = False
 
     @property
     def clusters(self) -> list[str]:

@@ -38,6 +38,7 @@ from federator.api.v1 import jobs_pb2
 from federator.jobfile import FieldProblem, queue_problem
 from federator.model import Job, JobPhase
 from federator.security.authz import Allowed, Principal
+from federator.server.arrays import array_id_problem
 from federator.server.errors import bad_request
 from federator.server.paging import PageTokenError, decode_token, encode_token
 from federator.store.errors import StoreUnavailable
@@ -56,23 +57,28 @@ OUTCOME = jobs_pb2.CancelOutcome
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which jobs a CancelJobs takes: of `queue`, in one of `phases`, submitted by `owner` ("" = anyone)."""
+    """Which jobs a CancelJobs takes: of `queue` ("" with an array: any), in one of `phases`, submitted by `owner`
+    ("" = anyone), the tasks of `array_id` only when set (server/arrays.py)."""
 
     queue: str
     phases: frozenset[JobPhase]
     owner: str
+    array_id: str = ""
 
     def takes(self, job: Job) -> bool:
-        return job.spec.queue == self.queue and job.phase in self.phases and \
-            (not self.owner or job.spec.recorded_user == self.owner)
+        return (not self.queue or job.spec.queue == self.queue) and job.phase in self.phases and \
+            (not self.owner or job.spec.recorded_user == self.owner) and \
+            (not self.array_id or job.spec.array is not None and job.spec.array.array_id == self.array_id)
 
     def key(self) -> list[object]:
         """The filter as a token holds it."""
-        return [self.queue, sorted(p.value for p in self.phases), self.owner]
+        key: list[object] = [self.queue, sorted(p.value for p in self.phases), self.owner]
+        return key + [self.array_id] if self.array_id else key
 
     def audited(self) -> dict[str, str]:
-        return {"kind": "JobSelection", "queue": self.queue, "phases": ",".join(sorted(p.value for p in self.phases)),
-                "owner": self.owner}
+        out = {"kind": "JobSelection", "queue": self.queue, "phases": ",".join(sorted(p.value for p in self.phases)),
+               "owner": self.owner}
+        return {**out, "array_id": self.array_id} if self.array_id else out
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +93,12 @@ class Position:
 def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, list[FieldProblem]]:
     """The request's filter, or the problems of its fields."""
     problems: list[FieldProblem] = []
-    if not request.queue:
-        problems.append(FieldProblem("queue", "must not be empty: CancelJobs cancels the jobs of one queue"))
-    elif queue_problem(request.queue):
+    if request.array_id and array_id_problem(request.array_id):
+        problems.append(FieldProblem("array_id", array_id_problem(request.array_id) or ""))
+    if not request.queue and not request.array_id:
+        problems.append(FieldProblem("queue", "must not be empty: CancelJobs cancels the jobs of one queue (or of "
+                                              "one array, array_id)"))
+    elif request.queue and queue_problem(request.queue):
         problems.append(FieldProblem("queue", queue_problem(request.queue)))
     phases: set[JobPhase] = set()
     for value in request.phases:
@@ -107,7 +116,7 @@ def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, li
         problems.append(FieldProblem("max_jobs", f"must not be negative, got {request.max_jobs}"))
     if problems:
         return None, problems
-    return Selection(request.queue, frozenset(phases or ACTIVE), request.owner), []
+    return Selection(request.queue, frozenset(phases or ACTIVE), request.owner, request.array_id), []
 
 
 def _bound(user: str) -> str:

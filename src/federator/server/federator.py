@@ -33,6 +33,7 @@ from federator.model import (
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits
 from federator.server import member_health, shrink
+from federator.server.arrays import Arrays
 from federator.server.cancelling import UserCancels
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -127,6 +128,7 @@ class Federator:
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.dependencies = Dependencies(self)  # jobs waiting on others' ends (server/dependencies.py)
         self.wanted_holds = WantedHolds()  # spec.held: true refused while the job ran: held at its re-queue
+        self.arrays = Arrays(self)  # arrays' tasks past their throttle (server/arrays.py)
         self.cancels = UserCancels(self)  # a user's Cancel: stored first, awaited off the loop (server/cancelling.py)
         self.scalings = Scalings()  # one awaited Scale of a job at a time (server/scaling.py)
         self.stored_first = StoredFirst(self)  # moves' and surges' changes, stored first off the loop (stored_first.py)
@@ -153,6 +155,7 @@ class Federator:
         # The loop's first placements wait for the clusters expected back (server/settle.py); 0: never.
         self.settling = Settling(self.clock(), settle_seconds)
         self.dependencies.start()  # each waiting job judged against what the store holds
+        self.arrays.start()  # each array's throttle judged again from its tasks' stored phases
 
     # -- the job API ------------------------------------------------------
 
@@ -529,6 +532,7 @@ class Federator:
         jobs = list(jobs)
         self.history.record(jobs, self.jobs)
         self.dependencies.changed(jobs)  # a job's end releases or fails those waiting on it
+        self.arrays.changed(jobs)  # an array task's end lets the next one go
 
     def sample(self) -> StateSample:
         """What a scrape reports (server/state_sample.py)."""

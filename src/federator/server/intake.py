@@ -47,6 +47,7 @@ from federator.scheduler.residency import queue_fence, submit_warnings
 from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
 from federator.security.delegates import Budget, Delegate, budget
 from federator.security.limits import BACK_PRESSURE, RejectReason
+from federator.server.arrays import forged
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.dependencies import Visible, resolved, same_namespace
 from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EARLY_FAILURE_POLICIES
@@ -281,10 +282,14 @@ class Intake:
             log.warning("a submitted job's write failed: %s", write.exception())
 
     def _admit(self, spec: JobSpec, request_id: str, hold: JobHold | None = None,
-               visible: Visible | None = None) -> tuple[Job, bool]:
-        """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
+               visible: Visible | None = None, *, array: bool = False) -> tuple[Job, bool]:
+        """Validate a submission and reserve its job; (the job, True) or (the job seen before, False). `array`: a
+        task of an array Submit (server/arrays.py), the only spec that may carry the array annotations."""
         fed = self.fed
         spec = self._with_request_id(spec, request_id)
+        if not array and forged(spec):
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(forged(spec) or "")
         try:
             spec = checked(spec)
         except JobFileError as exc:

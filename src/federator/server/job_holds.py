@@ -152,6 +152,7 @@ def _let_go(fed: Federator, job: Job, stored: Job, held: JobHold, *, newest: boo
     job.hold = None
     job.pending_reason = stored.pending_reason
     fed.dependencies.released(job)  # still waiting on other jobs: its reason says so (server/dependencies.py)
+    fed.arrays.released(job)  # still past its array's throttle: its reason says so (server/arrays.py)
     if job.phase is JobPhase.PENDING:
         fed.cycles.pending(job)
     if not newest:  # a write of the held job landed after the release's: the store holds what memory does again

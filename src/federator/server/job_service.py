@@ -13,7 +13,7 @@ import grpc
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
-from federator.model import Job, JobId, JobSpec
+from federator.model import Job, JobHold, JobId, JobSpec
 from federator.scheduler.residency import queue_fence
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
@@ -21,6 +21,7 @@ from federator.security.authz import Allowed, Authorizer, Denied, Principal, sta
 from federator.security.limits import RejectReason
 from federator.server import logs, watch_stream
 from federator.server.admission import name_taken
+from federator.server.arrays import ArrayUnsupported, Submitted, answered, array_request, submit_array
 from federator.server.audit_trail import promised
 from federator.server.cancel_jobs import cancel_jobs
 from federator.server.dependencies import DependencyEnded, DependencyNotFound
@@ -149,6 +150,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         told = ""  # what the caller hears, where the audit line holds more (SubmitError.told)
         pressed: QueueFull | None = None  # back-pressure: answered with its ErrorInfo and RetryInfo
         replayed: Job | None = None
+        array: Submitted | None = None
         problems: list[FieldProblem] = []
         try:
             spec = _spec_of(request.spec)
@@ -163,15 +165,22 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
             else:
                 owned = stamp_owner(spec, who)  # a request id is its owner's own (intake.py)
-                taken = name_taken(self.fed, owned, request_id=request.request_id, run_again=request.run_again,
-                                   may_manage=lambda last: isinstance(self.authz.job(who, last, manage=True), Allowed))
-                if taken is not None:
-                    raise taken
-                replayed = self.fed.intake.job_for_request(
-                    submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
+
+                def taken_by(task: JobSpec, rid: str) -> SubmitError | None:
+                    return name_taken(self.fed, task, request_id=rid, run_again=request.run_again, may_manage=lambda
+                                      last: isinstance(self.authz.job(who, last, manage=True), Allowed))
                 held = hold_at_submit(self.fed, who.user) if request.hold else None  # server/job_holds.py
-                job = await self.fed.intake.submit_async(owned, request_id=request.request_id, hold=held,
-                                                         visible=lambda named: self.authz.visible(who, named))
+                if request.HasField("array"):  # N tasks, all or none (server/arrays.py)
+                    array = await self._array(request, owned, held, who, taken_by)
+                    job, replayed = array.tasks[0], array.tasks[0] if array.replayed else None
+                else:
+                    taken = taken_by(owned, request.request_id)
+                    if taken is not None:
+                        raise taken
+                    replayed = self.fed.intake.job_for_request(
+                        submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
+                    job = await self.fed.intake.submit_async(owned, request_id=request.request_id, hold=held,
+                                                             visible=lambda named: self.authz.visible(who, named))
         except QueueFull as exc:
             code, message, pressed = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc
         except (AlreadyExists, RequestIdConflict) as exc:  # the audit keeps the whole message; the caller, its own
@@ -187,7 +196,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             code, message = grpc.StatusCode.FAILED_PRECONDITION, f"{exc}; the job was not accepted"
         except DependencyNotFound as exc:  # another tenant's job is answered as no job (server/dependencies.py)
             code, message = grpc.StatusCode.NOT_FOUND, str(exc)
-        except DependencyEnded as exc:
+        except (DependencyEnded, ArrayUnsupported) as exc:
             code, message = grpc.StatusCode.FAILED_PRECONDITION, str(exc)
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
@@ -199,6 +208,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         obj: dict[str, object] = dict(_job_object(job, spec))
         if spec is not None:  # what it was promised, beside where the trail says it ran (server/audit_trail.py)
             obj |= promised(spec, queue_fence(self.fed.scheduler.config, spec.queue))
+        if array:  # one line an array
+            obj |= {"array_id": array.array_id, "tasks": str(len(array.tasks))}
         self.audit.record("submit", identity=who, obj=obj, result=result, code=code.name,
                           rule=rule, message=message, request_id=request.request_id)
         if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
@@ -212,7 +223,19 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")
         return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None,
-                                       warnings=self.fed.intake.warnings(job.spec))
+                                       warnings=self.fed.intake.warnings(job.spec),
+                                       array_id=array.array_id if array else "",
+                                       array_jobs=await answered(array.tasks) if array else [])
+
+    async def _array(self, request: jobs_pb2.SubmitRequest, owned: JobSpec, held: JobHold | None, who: Principal,
+                     taken: Callable[[JobSpec, str], SubmitError | None]) -> Submitted:
+        """An array Submit's tasks (server/arrays.py); in Kubernetes mode, refused (arrays are not FederatedJobs
+        in 0.15.0: docs/kubernetes.md)."""
+        if self.namespaces is not None:
+            raise ArrayUnsupported("array: job arrays are served in store mode only (0.15.0); in Kubernetes mode make "
+                                   "one FederatedJob per index")
+        return await submit_array(self.fed, owned, array_request(request.array), request_id=request.request_id,
+                                  hold=held, visible=lambda named: self.authz.visible(who, named), taken=taken)
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
                     manage: bool = False, verb: str = "") -> tuple[Job | None, Denied | None]:

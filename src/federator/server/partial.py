@@ -51,8 +51,10 @@ if TYPE_CHECKING:
 def owes(job: Job) -> bool:
     """Whether the cycle should place (part of) a job: Pending and not held (server/job_holds.py: a held job asks for
     nothing, so no plan offers it and no cycle's decision for it is taken; nor is a job that waits on others,
-    server/dependencies.py), or Placed/Running short of replicas."""
-    return (job.phase is JobPhase.PENDING and job.hold is None and not job.waiting_on) or job.replicas_waiting > 0
+    server/dependencies.py, nor an array's task past its throttle, server/arrays.py), or Placed/Running short of
+    replicas."""
+    return (job.phase is JobPhase.PENDING and job.hold is None and not job.waiting_on and not job.throttled) or \
+        job.replicas_waiting > 0
 
 
 def missing(job: Job) -> int:

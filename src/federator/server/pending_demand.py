@@ -11,7 +11,8 @@ as a member reports it, else by its catalog entry's name (a model wanted that no
 else `other` (a name a tenant could otherwise mint as label values); a job open to several models, or to any, is
 `any` (its vendor the one its alternatives share, else `any`). A job counts its
 preferred alternative only, so the sum over models is the accelerators the waiting jobs want, each once. A held job
-(reason `Held`) asks for nothing until it is released, nor does one waiting on other jobs (`Dependency`).
+(reason `Held`) asks for nothing until it is released, nor does one waiting on other jobs (`Dependency`) or an
+array's task past its throttle (`ArrayThrottle`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def pending_accelerators(jobs: Iterable[Job], pools: Iterable[AcceleratorPool]) 
     # the event loop.
     asks = Counter((job.spec.accelerators, job.spec.resources.accelerator_milli, job.spec.accelerator_models,
                     job.spec.replicas) for job in jobs if job.phase is pending and job.hold is None
-                    and not job.waiting_on)
+                    and not job.waiting_on and not job.throttled)
     demand: dict[tuple[str, str], float] = {}
     for (accelerators, milli, models, replicas), n in asks.items():
         alternatives = accelerators or _legacy(milli, models)

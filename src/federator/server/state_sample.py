@@ -95,11 +95,12 @@ def state_sample(fed: Federator) -> StateSample:
     # even empty) is counted apart: one such job kept the alert firing for its queue for good, hiding the
     # starvation of the queue's other jobs (outside QA, ops F9; outside SRE QA, F11). A held job (server/job_holds.py)
     # waits because its owner or an admin said so, for as long as they like: it is left out too (the pending gauge
-    # counts it under its reason, Held), as is a job waiting on others to end (Dependency, server/dependencies.py).
+    # counts it under its reason, Held), as is a job waiting on others to end (Dependency, server/dependencies.py),
+    # and an array's task past its throttle (ArrayThrottle, server/arrays.py).
     first: dict[str, float] = {}
     never: Counter[tuple[str, str]] = Counter()
     for job in everything if pending else ():
-        if job.phase is pending_phase and job.hold is None and not job.waiting_on:
+        if job.phase is pending_phase and job.hold is None and not job.waiting_on and not job.throttled:
             queue = job.spec.queue
             if job.pending_reason is not None and job.pending_reason.never is not None:
                 never[queue, job.pending_reason.never.value] += 1  # quota or fleet (NeverRunnable)

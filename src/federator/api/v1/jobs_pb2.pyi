@@ -142,26 +142,40 @@ class CordonClusterResponse(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ..., drain_ended: _Optional[bool] = ..., window_from: _Optional[float] = ..., window_until: _Optional[float] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("spec", "request_id", "run_again", "hold")
+    __slots__ = ("spec", "request_id", "run_again", "hold", "array")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_AGAIN_FIELD_NUMBER: _ClassVar[int]
     HOLD_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_FIELD_NUMBER: _ClassVar[int]
     spec: _types_pb2.JobSpec
     request_id: str
     run_again: bool
     hold: bool
-    def __init__(self, spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., request_id: _Optional[str] = ..., run_again: _Optional[bool] = ..., hold: _Optional[bool] = ...) -> None: ...
+    array: JobArray
+    def __init__(self, spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., request_id: _Optional[str] = ..., run_again: _Optional[bool] = ..., hold: _Optional[bool] = ..., array: _Optional[_Union[JobArray, _Mapping]] = ...) -> None: ...
+
+class JobArray(_message.Message):
+    __slots__ = ("indices", "max_running")
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    indices: str
+    max_running: int
+    def __init__(self, indices: _Optional[str] = ..., max_running: _Optional[int] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
-    __slots__ = ("job", "replayed", "warnings")
+    __slots__ = ("job", "replayed", "warnings", "array_id", "array_jobs")
     JOB_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_JOBS_FIELD_NUMBER: _ClassVar[int]
     job: _types_pb2.Job
     replayed: bool
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job: _Optional[_Union[_types_pb2.Job, _Mapping]] = ..., replayed: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    array_id: str
+    array_jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Job]
+    def __init__(self, job: _Optional[_Union[_types_pb2.Job, _Mapping]] = ..., replayed: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., array_id: _Optional[str] = ..., array_jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -216,18 +230,20 @@ class CancelJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class CancelJobsRequest(_message.Message):
-    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token")
+    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token", "array_id")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PHASES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
     queue: str
     phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
     owner: str
     max_jobs: int
     page_token: str
-    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    array_id: str
+    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ..., array_id: _Optional[str] = ...) -> None: ...
 
 class CancelJobResult(_message.Message):
     __slots__ = ("job_id", "namespace", "name", "outcome", "message")

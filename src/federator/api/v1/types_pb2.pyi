@@ -45,7 +45,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., accelerator_milli: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions")
+    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class JobSpec(_message.Message):
     MAX_RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: JobKind
@@ -104,7 +105,8 @@ class JobSpec(_message.Message):
     max_run_seconds: int
     depends_on: JobDependency
     allowed_regions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ...) -> None: ...
+    array: ArrayTask
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ...) -> None: ...
 
 class JobDependency(_message.Message):
     __slots__ = ("condition", "jobs")
@@ -227,3 +229,13 @@ class JobHold(_message.Message):
     at: float
     admin: bool
     def __init__(self, by: _Optional[str] = ..., at: _Optional[float] = ..., admin: _Optional[bool] = ...) -> None: ...
+
+class ArrayTask(_message.Message):
+    __slots__ = ("array_id", "task_id", "max_running")
+    ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    array_id: str
+    task_id: int
+    max_running: int
+    def __init__(self, array_id: _Optional[str] = ..., task_id: _Optional[int] = ..., max_running: _Optional[int] = ...) -> None: ...

@@ -140,7 +140,7 @@ class TemplatedAdapter:
         placement_metadata(out, placement, namespace, pods=pods, name=self.member_name(placement.placement_id))
         out["metadata"]["labels"].update(options.labels)
         out["metadata"]["annotations"].update(options.annotations)
-        env = federator_env(placement, pods)
+        env = federator_env(placement, pods) + [{"name": k, "value": v} for k, v in options.env]
         for pod_set, template in zip(sets, templates_at(out, [p.path for p in sets]), strict=True):
             stamp_template(template, placement, env=env,
                            model=placement.accelerator_model if pod_set.resources.accelerator_milli else "",

@@ -21,7 +21,7 @@ from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from federator.catalog import catalog
-from federator.model import Placement, QuantityError, Resources, format_bytes, to_bytes, to_milli
+from federator.model import JobSpec, Placement, QuantityError, Resources, format_bytes, to_bytes, to_milli
 from federator.podtemplates import (  # the agent's marks on a placement's objects, shared with the submit check
     GENERATION_LABEL,
     JOB_ANNOTATION,
@@ -38,6 +38,7 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "federator"
 SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 FEDERATOR_ENV = ("FEDERATOR_PLACEMENT_ID", "FEDERATOR_JOB_ID", "FEDERATOR_REPLICAS")
+ARRAY_ENV = ("FEDERATOR_ARRAY_JOB_ID", "FEDERATOR_ARRAY_TASK_ID")  # an array's tasks only (array_env)
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
@@ -81,6 +82,8 @@ class RenderOptions:
     finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs: ours, and brought ones without one
     # How this member gives the placed pool's devices (accelerators.render); None: whole nvidia.com/gpu.
     accelerator: AcceleratorRequest | None = None
+    # More env for every container, after the federator's own (an array task's index: array_env)
+    env: tuple[tuple[str, str], ...] = ()
 
 
 DEFAULT_OPTIONS = RenderOptions()
@@ -445,6 +448,15 @@ def federator_env(placement: Placement, pods: int) -> list[Obj]:
             {"name": "FEDERATOR_REPLICAS", "value": str(pods)}]
 
 
+def array_env(spec: JobSpec) -> tuple[tuple[str, str], ...]:
+    """An array task's FEDERATOR_ARRAY_JOB_ID and FEDERATOR_ARRAY_TASK_ID (types.proto ArrayTask, Slurm's
+    SLURM_ARRAY_*), for every container as FEDERATOR_JOB_ID is; none for a job of no array."""
+    task = spec.array
+    if task is None:
+        return ()
+    return (("FEDERATOR_ARRAY_JOB_ID", task.array_id), ("FEDERATOR_ARRAY_TASK_ID", str(task.task_id)))
+
+
 def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model: str,
                    resources: Resources | None = None, restart_policy: str | None = None,
                    accelerator: AcceleratorRequest | None = None,
@@ -468,10 +480,11 @@ def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model
 
 
 __all__ = [
-    "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS", "FEDERATOR_ENV", "GENERATION_LABEL",
-    "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "NAME_BUDGET", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
+    "ARRAY_ENV", "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS", "FEDERATOR_ENV",
+    "GENERATION_LABEL", "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "NAME_BUDGET", "PLACEMENT_ANNOTATION",
+    "PLACEMENT_LABEL",
     "REPLICAS_ANNOTATION", "SELECTOR", "Obj", "PodSet", "RenderOptions", "WorkloadError", "accelerator_ask",
-    "accelerator_milli", "accelerator_resource", "container_ask", "container_resources", "count_at",
+    "accelerator_milli", "accelerator_resource", "array_env", "container_ask", "container_resources", "count_at",
     "federator_env", "mapping_at", "member_name", "needs", "placement_label", "placement_metadata", "placement_of",
     "pod_ask", "pod_resources", "render_accelerators", "resource_amounts", "set_env", "stamp_template",
     "template_pod_set", "templates_at", "workload_labels", "workload_name",

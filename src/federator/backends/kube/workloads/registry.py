@@ -23,6 +23,7 @@ from federator.backends.kube.workloads.common import (
     Obj,
     RenderOptions,
     WorkloadError,
+    array_env,
     render_accelerators,
 )
 from federator.backends.kube.workloads.jobset import JobSetAdapter
@@ -122,7 +123,7 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
     options = RenderOptions(labels=options.labels, annotations=options.annotations,
                             finished_ttl_seconds=options.finished_ttl_seconds,
                             master_port=master_port(dict(spec.annotations), options.master_port),
-                            accelerator=options.accelerator)
+                            accelerator=options.accelerator, env=options.env + array_env(spec))
     if spec.workload_json:
         try:
             obj = json.loads(spec.workload_json)
