@@ -490,6 +490,9 @@ class JobServiceServicer:
         RESOURCE_EXHAUSTED LOG_FOLLOWS_FULL (the caller's or the federator's
         follows at their cap; see "Calling this API"). An older federator
         answers UNIMPLEMENTED: call Logs again instead (at most every 2 s).
+        Retry: safe (a read): follow again after UNAVAILABLE (with backoff) and
+        after LOG_FOLLOWS_FULL (after the RetryInfo's delay); a new follow
+        begins with its tail, so lines near the cut may come twice.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
