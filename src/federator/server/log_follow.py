@@ -237,7 +237,8 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
         await context.abort_with_status(bad_request(str(exc), [problem]))
         raise AssertionError("unreachable") from exc
     job, obj = await service.logs_job(who, request.job_id, context, follow=True)
-    refusal = service.log_follows.take(who.user)
+    user = who.user
+    refusal = service.log_follows.take(user)
     if refusal is not None:
         service.audit.record("logs", identity=who, obj=obj,
                              result="refused", code=grpc.StatusCode.RESOURCE_EXHAUSTED.name,
@@ -261,6 +262,7 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                 yield jobs_pb2.FollowLogsMessage(ended="the federator is stopping; follow again (its standby, or "
                                                        "it once restarted)")
                 return
+            who = await service.principal(context)  # as of now: a revoked credential ends the follow
             if isinstance(service.authz.job(who, job, manage=False), Denied):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                     f"logs --follow: you may no longer read job {job.job_id}'s logs")
@@ -277,7 +279,7 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                 return
             await asyncio.sleep(FOLLOW_POLL_SECONDS)
     finally:
-        service.log_follows.give_back(who.user)
+        service.log_follows.give_back(user)
 
 
 __all__ = ["DEFAULT_FOLLOW_TAIL", "FOLLOW_BOUND_SECONDS", "FOLLOW_POLL_SECONDS", "LOGS_BURST", "LOGS_EVERY_SECONDS",
