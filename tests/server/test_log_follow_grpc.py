@@ -241,3 +241,31 @@ def test_rate_and_seats_alone() -> None:
     seats.give_back("a")
     seats.give_back("a")  # never held twice: nothing more freed
     assert seats.total == 1 and seats.take("c") is None
+
+
+def test_a_follow_ends_at_its_bound_saying_so_and_how_to_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_follow, "FOLLOW_BOUND_SECONDS", 0.0)  # 24 h, reached at the first read
+
+    async def go() -> list[jobs_pb2.FollowLogsMessage]:
+        fed = Federator(store=SqliteJobStore(Path(":memory:")), lease_seconds=10.0, cycle_interval=0.05)
+        fed.submit(spec("a", gpus=8))
+        async with job_api(fed) as jobs, agent_stream(fed, features=("logs", "logs-since")) as agent:
+            await _placed(fed, agent)
+            stream = jobs.FollowLogs(jobs_pb2.FollowLogsRequest(job_id="a"), timeout=A_WHILE)
+            asked = (await agent.read()).logs
+            await agent.send(agent_pb2.AgentMessage(logs=agent_pb2.LogsReply(request_id=asked.request_id, logs=[
+                agent_pb2.ReplicaLog(replica=0, text=_dated(("2026-12-06T10:00:00Z", "last words")))])))
+            got = [m async for m in stream]
+            assert await stream.code() == grpc.StatusCode.OK  # ended, not failed
+            await until(lambda: _follows(fed) == 0.0)
+            return got
+
+    got: list[jobs_pb2.FollowLogsMessage] = []
+
+    async def kept() -> None:
+        got.extend(await go())
+
+    run(kept)  # the guard's runner wants a coroutine function returning None
+    (only,) = got
+    assert only.logs[0].text == "last words\n"  # the lines of the last read come with the end
+    assert only.ended == "the follow's bound of 0s passed: follow again to go on"
