@@ -622,6 +622,12 @@ class Metrics:
             "federator_watch_streams",
             "JobService.Watch streams open, every user's; at --max-watches one more is refused RESOURCE_EXHAUSTED "
             "(WATCHES_FULL), and in its last tenth a user already holding one is.", registry=r)
+        # `federator logs --follow` streams open (server/log_follow.py), read against --max-log-follows.
+        self.log_follows = Gauge(
+            "federator_log_follows",
+            "JobService.FollowLogs streams open, every user's; each asks the agents of its job's clusters for new "
+            "output every 2 s. At --max-log-follows one more is refused RESOURCE_EXHAUSTED (LOG_FOLLOWS_FULL).",
+            registry=r)
         # Cancels of removed jobs a member has not confirmed (server/unconfirmed_cancels.py).
         self.unconfirmed_cancels = Gauge(
             "federator_unconfirmed_cancels",

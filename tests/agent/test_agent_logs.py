@@ -90,3 +90,38 @@ def test_bounded_keeps_each_texts_end_within_an_even_share() -> None:
     logs = bounded([ReplicaOutput(0, "a", "c", "old\n" * 100 + "new\n"), ReplicaOutput(1, "b", "c", "short\n")], 40)
     assert [len(x.text.encode()) <= 20 for x in logs] == [True, True]
     assert logs[0].text.endswith("new\n") and logs[0].truncated and not logs[1].truncated
+
+
+class TailsOnly:
+    """A backend that reads tails but does not date its lines (a third party's): no "logs-since"."""
+
+    async def logs(self, placement_id: str, replica: int, container: str, tail_lines: int,
+                   limit_bytes: int) -> list[ReplicaOutput] | str:
+        return []
+
+
+def test_a_follows_read_needs_a_backend_that_dates_lines_and_a_since_time_that_parses() -> None:
+    from federator.agent.logs import follows_logs, since_of
+
+    assert follows_logs(SimBackend(FLEET["east-1"]), True) and not follows_logs(SimBackend(FLEET["east-1"]), False)
+    assert not follows_logs(TailsOnly(), True)  # type: ignore[arg-type]
+    assert since_of("") is None and since_of("2026-12-06T10:00:05Z") == 1796551205.0
+    assert since_of("2026-12-06T10:00:05.9+00:00") == 1796551205.0  # whole seconds, as Kubernetes' sinceTime
+
+    async def go() -> list[agent_pb2.LogsReply]:
+        outbox = Outbox()
+        LogAnswers(TailsOnly(), outbox, serve=True).take(  # type: ignore[arg-type]
+            agent_pb2.LogsRequest(request_id="r1", placement_id="p", timestamps=True))
+        LogAnswers(SimBackend(FLEET["east-1"]), outbox, serve=True).take(
+            agent_pb2.LogsRequest(request_id="r2", placement_id="p", timestamps=True, since_time="yesterday"))
+        LogAnswers(SimBackend(FLEET["east-1"]), outbox, serve=True).take(
+            agent_pb2.LogsRequest(request_id="r3", placement_id="p", timestamps=True, since_time="2026-12-06T10:00"))
+        while outbox.queue.qsize() < 3:
+            await asyncio.sleep(0.01)
+        return _answers(outbox)
+
+    cannot, bad, zoneless = asyncio.run(go())
+    assert cannot.error.startswith('this agent cannot follow logs (its backend does not date its lines: it lists no '
+                                   '"logs-since" feature)')
+    assert bad.error == "since_time: not an RFC 3339 time: 'yesterday'"
+    assert zoneless.error == "since_time: an RFC 3339 time needs its zone (Z), got '2026-12-06T10:00'"

@@ -106,3 +106,109 @@ def test_a_federator_older_than_the_logs_call_is_said_so(capsys: pytest.CaptureF
 
     assert asyncio.run(go()) == 1
     assert capsys.readouterr().err.startswith("error: the federator at 127.0.0.1:")
+
+
+def test_follow_prints_each_new_line_once_prefixed_and_exits_0_when_the_job_ends(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from federator.server import log_follow
+    monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.02)
+    talker = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                        "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s",
+                                                                  "federator.io/sim-duration": "0.5s",
+                                                                  "federator.io/sim-output-every": "50ms"}},
+                        "spec": {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+    codes: list[int] = []
+    pid = ""
+
+    async def go() -> None:
+        nonlocal pid
+        async with served() as s:
+            backend = SimBackend(FLEET["east-1"])
+            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
+                                                         max_backoff=0.2), backend).run())
+            try:
+                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
+                job = s.fed.submit(talker)
+                s.fed.schedule_once()
+                await _until(lambda: job.phase is JobPhase.RUNNING)
+                pid = job.placements[0].placement_id
+                codes.append(await asyncio.to_thread(main, ["logs", "t", "-f", "--server", s.target, "--insecure"]))
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await backend.stop()
+
+    run(go)
+    captured = capsys.readouterr()
+    assert codes == [0]
+    assert captured.err.startswith("logs: job ") and captured.err.endswith(" Succeeded\n")  # the phase, last
+    lines = captured.out.splitlines()
+    for replica in (0, 1):
+        prefix = f"[east-1/{pid} replica {replica}] "
+        mine = [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
+        assert "launched on simulated cluster east-1" in mine[0]
+        assert mine[-1].endswith("federator sim: Succeeded: finished after 0.5s")
+        assert len(mine) == len(set(mine))  # each line once
+    assert all(line.startswith("[east-1/") for line in lines)
+
+
+def test_follow_refuses_limit_bytes_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["logs", "t", "-f", "--limit-bytes", "10", "--server", "127.0.0.1:1", "--insecure"]) == 2
+    assert capsys.readouterr().err.startswith("error: --limit-bytes: not with --follow")
+
+
+def test_ctrl_c_ends_a_follow_with_exit_130_and_frees_its_seat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's own Ctrl-C, as a terminal sends it: SIGINT to a real `federator logs -f` process."""
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    from federator.server import log_follow
+    monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.05)
+    talker = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                        "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s",
+                                                                  "federator.io/sim-duration": "1h",
+                                                                  "federator.io/sim-output-every": "50ms"}},
+                        "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    got: list[object] = []
+
+    async def go() -> None:
+        async with served() as s:
+            backend = SimBackend(FLEET["east-1"])
+            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
+                                                         max_backoff=0.2), backend).run())
+            try:
+                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
+                job = s.fed.submit(talker)
+                s.fed.schedule_once()
+                await _until(lambda: job.phase is JobPhase.RUNNING)
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "federator", "logs", "t", "-f", "--server", s.target, "--insecure",
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                    env={**os.environ, "PYTHONPATH": src})
+                try:
+                    assert proc.stdout is not None
+                    first = await asyncio.wait_for(proc.stdout.readline(), 30.0)
+                    while b"step " not in first:  # a line written after the follow began
+                        first = await asyncio.wait_for(proc.stdout.readline(), 30.0)
+                    got.append(first.decode())
+                    following = s.fed.metrics.registry.get_sample_value("federator_log_follows")
+                    proc.send_signal(signal.SIGINT)
+                    got.append(await asyncio.wait_for(proc.wait(), 30.0))
+                    got.append(following)
+                    await _until(lambda: s.fed.metrics.registry.get_sample_value("federator_log_follows") == 0.0)
+                finally:
+                    if proc.returncode is None:
+                        proc.kill()
+                        await proc.wait()
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await backend.stop()
+
+    run(go)
+    line, code, following = got
+    assert isinstance(line, str) and "federator sim: step " in line and "Traceback" not in line
+    assert (code, following) == (130, 1.0)

@@ -9,6 +9,12 @@ service account), the selection (the placement's pods, this agent's, numbered by
 the pod lacks) and the request the API server took and passed on (container, tailLines, limitBytes: in its
 error). The bounds on real log text are tests/backends/kube/test_kube_pod_logs.py's, against the API's
 documented semantics.
+
+A follow (`federator logs -f`: agent.proto LogsRequest.timestamps and since_time) is the same read with the API's
+sinceTime and timestamps=true: what the API server passed on to the kubelet is checked the same way. A pod that
+prints lines over time needs a kubelet; the cutting of real dated lines is tests/server/test_log_follow_grpc.py's
+(a real agent whose simulated placement prints a line every 50 ms, and a scripted one that dates lines to the
+nanosecond as the kubelet does).
 """
 
 from __future__ import annotations
@@ -77,11 +83,12 @@ def test_the_agent_reads_its_own_pods_of_the_placement_through_the_real_api_serv
             got.append(await backend.logs(PID, -1, "", 10, 1000))
             got.append(await backend.logs(PID, 1, "", 10, 1000))
             got.append(await backend.logs(PID, 0, "no-such", 10, 1000))
+            got.append(await backend.logs_since(PID, 1, "", 10_000, 1000, since=1_765_000_000.0))
         finally:
             await backend.stop()
 
     asyncio.run(main())
-    nothing, every, one, unknown = got
+    nothing, every, one, unknown, followed = got
     assert isinstance(nothing, str) and nothing.startswith(f"placement {PID}: no pods of this agent's in namespace "
                                                            f"{WORKLOADS} (not started yet")
     assert isinstance(every, list) and [(o.replica, o.pod.startswith("talk-abc"), o.text) for o in every] == \
@@ -95,3 +102,8 @@ def test_the_agent_reads_its_own_pods_of_the_placement_through_the_real_api_serv
         assert f"/containerLogs/{WORKLOADS}/{out.pod}/main?limitBytes=2000&tailLines=10" in out.error, out.error
     assert isinstance(one, list) and [o.replica for o in one] == [1]
     assert isinstance(unknown, list) and unknown[0].error.startswith("container 'no-such': not in this pod")
+    assert isinstance(followed, list) and [o.replica for o in followed] == [1]
+    # the follow's read as it left for the kubelet: from the second asked (2025-12-06T05:46:40Z), each line dated
+    assert followed[0].error.startswith("reading its log: HTTP 500"), followed[0].error
+    assert "sinceTime=2025-12-06T05%3A46%3A40Z" in followed[0].error, followed[0].error
+    assert "tailLines=10000&timestamps=true" in followed[0].error, followed[0].error

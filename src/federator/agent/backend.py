@@ -133,3 +133,15 @@ class ReadsLogs(Protocol):
                    limit_bytes: int) -> list[ReplicaOutput] | str:
         """The last `tail_lines` lines of each replica's output (`replica` -1: every one), `limit_bytes` bytes of
         text at most in all, each text's end kept; or why nothing could be read (a str: "not held here")."""
+
+
+@runtime_checkable
+class ReadsLogsSince(Protocol):
+    """A backend that reads a placement's output with each line's time, from a time on (agent.proto,
+    LogsRequest.timestamps and since_time): what `federator logs --follow` needs. The agent lists the "logs-since"
+    feature for one (with "logs"); a backend that only reads tails is never asked."""
+
+    async def logs_since(self, placement_id: str, replica: int, container: str, tail_lines: int, limit_bytes: int,
+                         *, since: float | None) -> list[ReplicaOutput] | str:
+        """As `ReadsLogs.logs`, each line begun with its RFC 3339 time and a space (Kubernetes' timestamps=true),
+        and only the lines written at or after `since` (Unix seconds, whole; None: every line)."""

@@ -11,14 +11,19 @@ the byte share, the whole within limit_bytes, the bounds clamped to the contract
 within READ_SECONDS so it reaches the federator before its deadline (LOGS_REPLY_SECONDS, 10 s). The operator
 may keep output in the member: --no-logs drops the "logs" feature from the Hello (Session.hello), and a request
 that came anyway is answered with an error saying so.
+
+A follow's request (`timestamps`, `since_time`: agent.proto, "logs-since") is read by a backend that dates its
+lines (ReadsLogsSince); the Hello lists "logs-since" only for one, and a request that came anyway is answered
+with an error saying the agent cannot follow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
-from federator.agent.backend import Backend, ReadsLogs, ReplicaOutput
+from federator.agent.backend import Backend, ReadsLogs, ReadsLogsSince, ReplicaOutput
 from federator.agent.outbox import Outbox
 from federator.api.v1 import agent_pb2
 from federator.logtail import ERROR_CHARS, MAX_LIMIT_BYTES, MAX_REPLICA_LOGS, MAX_TAIL_LINES, NAME_CHARS, tail_bytes
@@ -33,6 +38,24 @@ WAITING_AT_MOST = 64
 def serves_logs(backend: Backend, serve: bool) -> bool:
     """Whether the Hello lists "logs": a backend that reads output, and an operator that did not say --no-logs."""
     return serve and isinstance(backend, ReadsLogs)
+
+
+def follows_logs(backend: Backend, serve: bool) -> bool:
+    """Whether the Hello lists "logs-since": a backend that also dates its lines, and logs served at all."""
+    return serves_logs(backend, serve) and isinstance(backend, ReadsLogsSince)
+
+
+def since_of(text: str) -> float | None | str:
+    """LogsRequest.since_time as Unix seconds (whole: Kubernetes' sinceTime is), None when empty, or why not."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return f"since_time: not an RFC 3339 time: {text[:64]!r}"
+    if when.tzinfo is None:
+        return f"since_time: an RFC 3339 time needs its zone (Z), got {text[:64]!r}"
+    return float(int(when.timestamp()))
 
 
 def bounded(outputs: list[ReplicaOutput], limit_bytes: int) -> list[agent_pb2.ReplicaLog]:
@@ -64,6 +87,11 @@ class LogAnswers:
         if not serves_logs(self.backend, self.serve):
             self._answer(request, error="this agent does not serve logs (its operator runs it with --no-logs)")
             return
+        following = request.timestamps or bool(request.since_time)
+        if following and not follows_logs(self.backend, self.serve):
+            self._answer(request, error="this agent cannot follow logs (its backend does not date its lines: it "
+                                        "lists no \"logs-since\" feature)")
+            return
         if len(self._tasks) >= WAITING_AT_MOST:
             self._answer(request, error=f"busy: {WAITING_AT_MOST} logs requests are being read; ask again")
             return
@@ -75,10 +103,19 @@ class LogAnswers:
         assert isinstance(self.backend, ReadsLogs)
         tail = min(max(request.tail_lines, 1), MAX_TAIL_LINES)
         limit = min(max(request.limit_bytes, 1), MAX_LIMIT_BYTES)
+        since = since_of(request.since_time)
+        if isinstance(since, str):
+            self._answer(request, error=since)
+            return
         try:
             async with self._reads:
-                got = await asyncio.wait_for(self.backend.logs(request.placement_id, request.replica,
-                                                               request.container, tail, limit), READ_SECONDS)
+                if request.timestamps or since is not None:
+                    assert isinstance(self.backend, ReadsLogsSince)
+                    read = self.backend.logs_since(request.placement_id, request.replica, request.container, tail,
+                                                   limit, since=since)
+                else:
+                    read = self.backend.logs(request.placement_id, request.replica, request.container, tail, limit)
+                got = await asyncio.wait_for(read, READ_SECONDS)
         except TimeoutError:
             got = f"reading the output of placement {request.placement_id} took over {READ_SECONDS:g}s"
         except Exception as exc:  # noqa: BLE001 - the member's API failing: said to the user, never fatal here
@@ -95,4 +132,4 @@ class LogAnswers:
                                                                         logs=logs or [], error=error[:ERROR_CHARS])))
 
 
-__all__ = ["READ_SECONDS", "LogAnswers", "bounded", "serves_logs"]
+__all__ = ["READ_SECONDS", "LogAnswers", "bounded", "follows_logs", "serves_logs", "since_of"]

@@ -26,7 +26,7 @@ from federator.agent.config import AgentConfig
 from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.final_updates import FinalPhases
-from federator.agent.logs import LogAnswers, serves_logs
+from federator.agent.logs import LogAnswers, follows_logs, serves_logs
 from federator.agent.member_health import MemberHealth
 from federator.agent.metrics import AgentMetrics
 from federator.agent.orders import Orders
@@ -132,7 +132,9 @@ class Session:
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
             features=[AgentFeature.LOST.value, *([AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer)
                                                  else []),
-                      *([AgentFeature.LOGS.value] if serves_logs(self.backend, self.config.serve_logs) else [])],
+                      *([AgentFeature.LOGS.value] if serves_logs(self.backend, self.config.serve_logs) else []),
+                      *([AgentFeature.LOGS_SINCE.value] if follows_logs(self.backend, self.config.serve_logs)
+                        else [])],
             instance=self.instance))
 
     def federator_error(self, error: agent_pb2.Error) -> None:

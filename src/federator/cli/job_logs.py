@@ -5,6 +5,11 @@ not theirs to run; the federator asks each member's agent (server/logs.py) and t
 per replica (`==> cluster/pod (replica N) <==`, as `tail` does for several files) when there is more than one,
 each cluster that said nothing on stderr, and exits non-zero when nothing could be read.
 
+With -f/--follow it prints the last lines and then each new line as it is written (jobs.proto FollowLogs: the
+federator reads the members every 2 s, and sends each line once), every line begun `[cluster/pod replica N]`
+unless one replica was asked for, until the job ends (exit 0, the phase on stderr), Ctrl-C (exit 130, as
+`federator wait`), or the follow's bound of 24 h.
+
 The text is the job's own output as a member's agent sent it: control characters other than a line break or a
 tab are written as escapes (termtext.visible), so an agent cannot drive the user's terminal.
 """
@@ -31,17 +36,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lg = sub.add_parser("logs", help="print the last lines of a job's output, read from the clusters it ran on",
                         description="Print the tail of a job's output: each replica's last lines, read by the "
                                     "agent of each member cluster the job ran on (live or finished, while the "
-                                    "member keeps its pods). Who may see the job may read it. Not a follow: run it "
-                                    "again for newer lines.")
+                                    "member keeps its pods). Who may see the job may read it. With -f, follow it: "
+                                    "print each new line as it is written until the job ends or Ctrl-C.")
     lg.add_argument("job", help="job id, namespace/name, or name")
     lg.add_argument("--replica", type=_count("a replica index", 0), default=None, metavar="N",
                     help="only replica N of each placement (its index within the placement; default: every one)")
     lg.add_argument("--container", default="", metavar="C", help="the container to read (default: each pod's first)")
-    lg.add_argument("--tail", type=_count("a number of lines", 1, 10_000), default=100, metavar="N",
-                    help="the last N lines of each replica, at most 10000 (default %(default)s)")
-    lg.add_argument("--limit-bytes", type=_count("bytes", 1, 512 * 1024), default=64 * 1024, metavar="B",
+    lg.add_argument("-f", "--follow", action="store_true",
+                    help="after the last lines, print each new line as it is written, prefixed [cluster/pod "
+                         "replica N], until the job ends (exit 0) or Ctrl-C (exit 130); at most 24 h")
+    lg.add_argument("--tail", type=_count("a number of lines", 1, 10_000), default=None, metavar="N",
+                    help="the last N lines of each replica, at most 10000 (default 100; with --follow 10)")
+    lg.add_argument("--limit-bytes", type=_count("bytes", 1, 512 * 1024), default=None, metavar="B",
                     help="at most B bytes of text in all, shared among the replicas, at most 524288 "
-                         "(default %(default)s)")
+                         "(default 65536; not with --follow, which reads as much as a read holds)")
     server_arguments(lg)
     lg.set_defaults(func=_logs)
 
@@ -67,8 +75,10 @@ def shown(text: str) -> str:
 def _logs(args: argparse.Namespace) -> int:
     from federator.api.v1 import jobs_pb2
 
-    request = jobs_pb2.JobLogsRequest(job_id=args.job, container=args.container, tail_lines=args.tail,
-                                      limit_bytes=args.limit_bytes)
+    if args.follow:
+        return _follow(args)
+    request = jobs_pb2.JobLogsRequest(job_id=args.job, container=args.container, tail_lines=args.tail or 100,
+                                      limit_bytes=args.limit_bytes or 64 * 1024)
     if args.replica is not None:
         request.replica = args.replica
     try:
@@ -81,6 +91,57 @@ def _logs(args: argparse.Namespace) -> int:
             return 1
         return fail(err, args, seconds=LOGS_TIMEOUT)
     return print_logs(got)
+
+
+def _follow(args: argparse.Namespace) -> int:
+    """`federator logs -f`: the FollowLogs stream printed as it comes; 130 on Ctrl-C."""
+    from federator.api.v1 import jobs_pb2
+
+    if args.limit_bytes is not None:
+        print("error: --limit-bytes: not with --follow (a follow reads as much as one read holds)", file=sys.stderr)
+        return 2
+    request = jobs_pb2.FollowLogsRequest(job_id=args.job, container=args.container, tail_lines=args.tail or 0)
+    if args.replica is not None:
+        request.replica = args.replica
+    call = None
+    try:
+        with connect(client_options(args)) as (jobs, _):
+            call = jobs.FollowLogs(request)
+            for message in call:
+                print_follow(message, prefixed=args.replica is None)
+                if message.ended:
+                    print(f"logs: {shown(message.ended)}", file=sys.stderr)
+            return 0
+    except KeyboardInterrupt:
+        if call is not None:
+            call.cancel()
+        return 130
+    except (grpc.RpcError, TlsError) as err:
+        if isinstance(err, grpc.RpcError) and hasattr(err, "code") and err.code() is grpc.StatusCode.UNIMPLEMENTED:
+            print(f"error: the federator at {args.server} cannot follow logs: it is older than 0.15.0 "
+                  "(UNIMPLEMENTED); run federator logs without --follow", file=sys.stderr)
+            return 1
+        return fail(err, args)
+
+
+def print_follow(message: object, *, prefixed: bool) -> None:
+    """Print one FollowLogsMessage: each line `[cluster/pod replica N] ` first when `prefixed`, errors on stderr."""
+    from federator.api.v1 import jobs_pb2
+
+    assert isinstance(message, jobs_pb2.FollowLogsMessage)
+    for entry in message.logs:
+        where = f"{entry.cluster}/{entry.pod or entry.placement_id}"
+        if entry.error:
+            print(f"error: {where} (replica {entry.replica}): {shown(entry.error)}", file=sys.stderr)
+            continue
+        prefix = f"[{where} replica {entry.replica}] " if prefixed else ""
+        if entry.truncated:
+            print(f"{prefix}... (lines were lost here: more came between two reads than one read holds)")
+        for line in shown(entry.text).splitlines():
+            sys.stdout.write(f"{prefix}{line}\n")
+    for error in message.errors:
+        print(f"error: {shown(error.message)} (placement {error.placement_id})", file=sys.stderr)
+    sys.stdout.flush()
 
 
 def print_logs(got: object) -> int:
@@ -106,4 +167,4 @@ def print_logs(got: object) -> int:
     return 0 if read else 1
 
 
-__all__ = ["LOGS_TIMEOUT", "print_logs", "register", "shown"]
+__all__ = ["LOGS_TIMEOUT", "print_follow", "print_logs", "register", "shown"]

@@ -154,6 +154,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="Watch streams open at once in all, every user's; one more answers RESOURCE_EXHAUSTED "
                           "(WATCHES_FULL) with a retry-after, and the last tenth is kept for users holding none "
                           "(0: no cap; default %(default)s: ~0.2 GiB of streams)")
+    lim.add_argument("--max-log-follows-per-user", type=int, default=4, metavar="N",
+                     help="`federator logs --follow` streams one user may hold open at once; one more answers "
+                          "RESOURCE_EXHAUSTED (LOG_FOLLOWS_FULL) with a retry-after (0: no cap; default %(default)s)")
+    lim.add_argument("--max-log-follows", type=int, default=200, metavar="N",
+                     help="`federator logs --follow` streams open at once in all, every user's; each has the "
+                          "members' agents read its job's logs every 2 s; one more answers RESOURCE_EXHAUSTED "
+                          "(LOG_FOLLOWS_FULL) with a retry-after (0: no cap; default %(default)s)")
     lim.add_argument("--max-unfinished-bytes", type=int, default=4 << 30, metavar="BYTES",
                      help="bytes of the specs (as stored) of every job not finished (pending, placed, running) at "
                           "most; past it Submit answers RESOURCE_EXHAUSTED with a retry-after "
@@ -225,6 +232,8 @@ _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_jo
                 "max_pending_jobs_per_user": "--max-pending-jobs-per-user",
                 "max_watches_per_user": "--max-watches-per-user",
                 "max_watches": "--max-watches",
+                "max_log_follows_per_user": "--max-log-follows-per-user",
+                "max_log_follows": "--max-log-follows",
                 "max_unfinished_bytes": "--max-unfinished-bytes",
                 "max_unfinished_bytes_per_user": "--max-unfinished-bytes-per-user",
                 "max_clusters_per_provider": "--max-clusters-per-provider",

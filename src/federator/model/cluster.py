@@ -54,6 +54,7 @@ class AgentFeature(StrEnum):
     RESIZE = "resize"  # it shrinks a placement in place on a Resize order
     LOST = "lost"  # it marks a placement it lost with JobUpdate.lost, not only in its message's words
     LOGS = "logs"  # it answers a LogsRequest with the tail of a placement's output (server/logs.py)
+    LOGS_SINCE = "logs-since"  # it honours LogsRequest.timestamps and since_time: a follow (server/log_follow.py)
 
     @classmethod
     def parse(cls, names: Iterable[str]) -> frozenset[AgentFeature]:

@@ -133,6 +133,12 @@ class Limits:
     # backlog, and a change costs the loop one read per stream. 1,000 is a portal's Watch for each of a thousand
     # organisations, or the CLI watches of as many people at once; a bigger host raises it.
     max_watches: int = 1_000
+    # `federator logs --follow` streams (JobService.FollowLogs) one user may hold open, and all users together
+    # (0: no cap; server/log_follow.py). Each asks every cluster its job ran on for new output every 2 s: a
+    # member's API server reads each replica's log for it, so the cap bounds what users make members do, not
+    # the federator's memory (a follow holds a cursor per replica).
+    max_log_follows_per_user: int = 4
+    max_log_follows: int = 200
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "job_update_burst", "max_replicas_per_job",
@@ -149,6 +155,9 @@ class Limits:
                              f"got {self.report_bytes_per_second!r}")
         if self.max_watches < 0:
             raise ValueError(f"limits.max_watches: must be 0 (no cap) or more, got {self.max_watches!r}")
+        for name in ("max_log_follows", "max_log_follows_per_user"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"limits.{name}: must be 0 (no cap) or more, got {getattr(self, name)!r}")
         if self.max_watches_per_user < 0:
             raise ValueError("limits.max_watches_per_user: must be 0 (no cap) or more, "
                              f"got {self.max_watches_per_user!r}")

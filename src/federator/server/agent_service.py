@@ -60,7 +60,8 @@ def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage
     if isinstance(order, LogsOrder):
         return agent_pb2.FederatorMessage(logs=agent_pb2.LogsRequest(
             request_id=order.request_id, placement_id=order.placement_id, replica=order.replica,
-            container=order.container, tail_lines=order.tail_lines, limit_bytes=order.limit_bytes))
+            container=order.container, tail_lines=order.tail_lines, limit_bytes=order.limit_bytes,
+            timestamps=order.timestamps, since_time=order.since_time))
     if isinstance(order, ErrorNotice):
         return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
                                                                 placement_id=order.placement_id))

@@ -163,6 +163,8 @@ class Exhausted(StrEnum):
     WATCH_FELL_BEHIND = "WATCH_FELL_BEHIND"  # the stream was ended: watch again now
     WATCH_LIMIT = "WATCH_LIMIT"  # the caller holds --max-watches-per-user streams: end one first
     WATCHES_FULL = "WATCHES_FULL"  # the federator holds --max-watches streams (watch_seats.py): retry after RetryInfo
+    LOGS_RATE = "LOGS_RATE"  # Logs more often than one user may (server/log_follow.py): retry after RetryInfo
+    LOG_FOLLOWS_FULL = "LOG_FOLLOWS_FULL"  # --max-log-follows(-per-user) follows open: retry after RetryInfo
 
 
 class PressedLimit(StrEnum):

@@ -19,7 +19,7 @@ from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner, submitter_of
 from federator.security.limits import RejectReason
-from federator.server import logs, watch_stream
+from federator.server import log_follow, logs, watch_stream
 from federator.server.admission import name_taken
 from federator.server.arrays import ArrayUnsupported, Submitted, answered, array_request, submit_array
 from federator.server.audit_trail import promised
@@ -63,6 +63,11 @@ def _job_object(job: Job | None, spec: JobSpec | None = None, key: str = "") -> 
     elif key:
         obj["job_id"] = key
     return obj
+
+
+def _follow(follow: bool) -> dict[str, str]:
+    """What an audit line of `logs` adds for a follow (jobs.proto FollowLogs: audited once per follow)."""
+    return {"follow": "true"} if follow else {}
 
 
 def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator) -> str:
@@ -138,6 +143,9 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         self.namespaces = namespaces
         self.watch_seats = Seats(federator.limits.max_watches_per_user, federator.limits.max_watches,
                                  federator.metrics.watch_streams)  # per user and in all (watch_seats.py)
+        self.log_follows = log_follow.FollowSeats(federator.limits.max_log_follows_per_user,
+                                                  federator.limits.max_log_follows, federator.metrics.log_follows)
+        self.logs_rate = log_follow.LogsRate()  # the unary Logs, per user (log_follow.py)
         self.watch_encodings = JobEncodings(federator.history.newest)  # shared by the streams (watch_encodings.py)
         # A delegate's budget is read from the live policy's entry (a reload changes it from the next Submit)
         federator.intake.delegates = lambda name: self.authz.policy.delegates.get(name)
@@ -390,6 +398,11 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         the job may read it; every call is audited, as a Cancel is."""
         who = await self.principal(context)
         await self._need_job_id(request.job_id, context)
+        pace = self.logs_rate.take(who.user)
+        if pace is not None:
+            self.audit.record("logs", identity=who, obj=_job_object(None, key=request.job_id), result="refused",
+                              code=grpc.StatusCode.RESOURCE_EXHAUSTED.name, message=str(pace.details))
+            await context.abort_with_status(pace)
         try:
             want = logs.bounds(replica=request.replica if request.HasField("replica") else None,
                                container=request.container, tail_lines=request.tail_lines,
@@ -398,25 +411,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             problem = FieldProblem(exc.field, str(exc).removeprefix(f"{exc.field}: "))
             await context.abort_with_status(bad_request(str(exc), [problem]))
             raise AssertionError("unreachable") from exc
-        job, denied = await self._find(who, request.job_id, context)
-        if job is None or denied is not None:
-            code = grpc.StatusCode.NOT_FOUND if job is None else grpc.StatusCode.PERMISSION_DENIED
-            self.audit.record("logs", identity=who, obj=_job_object(job, key=request.job_id),
-                              result="failed" if job is None else "refused", code=code.name,
-                              rule=denied.rule.value if denied else "",
-                              message=denied.message if denied else "no such job")
-            if job is None:
-                await context.abort(code, f"no job with id or name {shown(request.job_id)}")
-            assert denied is not None and job is not None
-            await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id)
-            raise AssertionError("unreachable")
-        if not job.placements:  # a job put back to Pending keeps no placement: where it ran before is not known
-            message = f"job {job.job_id} has never been placed: no logs yet" if not job.ran_seconds else \
-                f"job {job.job_id} has no placement now: it ran before and waits to be placed again (the federator " \
-                "keeps no record of where its earlier attempts ran); no logs until it is placed again"
-            self.audit.record("logs", identity=who, obj=_job_object(job), result="failed",
-                              code=grpc.StatusCode.FAILED_PRECONDITION.name, message=message)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)
+        job, _ = await self.logs_job(who, request.job_id, context)
         got = await logs.gather(self.fed, job, want)
         decision = self.authz.job(who, job, manage=False)
         self.audit.record("logs", identity=who, obj={**_job_object(job), "replicas_read": str(len(got.logs))},
@@ -428,6 +423,38 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             errors=[jobs_pb2.JobLogsError(cluster=u.cluster, placement_id=u.placement_id, message=u.message)
                     for u in got.unread],
             tail_lines=want.tail_lines, limit_bytes=want.limit_bytes)
+
+    async def FollowLogs(self, request: jobs_pb2.FollowLogsRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext) -> AsyncIterator[jobs_pb2.FollowLogsMessage]:
+        """A job's output as it is written, bounded (server/log_follow.py)."""
+        async for message in log_follow.follow(self, request, context):
+            yield message
+
+    async def logs_job(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
+                       follow: bool = False) -> tuple[Job, dict[str, str]]:
+        """The job whose logs `who` asks for, and what its audit line says it is; a job not found, refused or
+        never placed ends the call (audited `logs`, as every call is)."""
+        await self._need_job_id(key, context)
+        job, denied = await self._find(who, key, context)
+        if job is None or denied is not None:
+            code = grpc.StatusCode.NOT_FOUND if job is None else grpc.StatusCode.PERMISSION_DENIED
+            self.audit.record("logs", identity=who, obj=_job_object(job, key=key) | _follow(follow),
+                              result="failed" if job is None else "refused", code=code.name,
+                              rule=denied.rule.value if denied else "",
+                              message=denied.message if denied else "no such job")
+            if job is None:
+                await context.abort(code, f"no job with id or name {shown(key)}")
+            assert denied is not None and job is not None
+            await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id)
+            raise AssertionError("unreachable")
+        if not job.placements:  # a job put back to Pending keeps no placement: where it ran before is not known
+            message = f"job {job.job_id} has never been placed: no logs yet" if not job.ran_seconds else \
+                f"job {job.job_id} has no placement now: it ran before and waits to be placed again (the federator " \
+                "keeps no record of where its earlier attempts ran); no logs until it is placed again"
+            self.audit.record("logs", identity=who, obj=_job_object(job) | _follow(follow), result="failed",
+                              code=grpc.StatusCode.FAILED_PRECONDITION.name, message=message)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)
+        return job, _job_object(job) | _follow(follow)
 
     async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:

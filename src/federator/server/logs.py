@@ -22,7 +22,7 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -167,9 +167,12 @@ def taken(cluster: str, order: LogsOrder, reply: agent_pb2.LogsReply) -> tuple[l
     return texts, visible(reply.error[:ERROR_CHARS])
 
 
-async def gather(fed: Federator, job: Job, want: Bounds, *, deadline: float | None = None) -> Gathered:
+async def gather(fed: Federator, job: Job, want: Bounds, *, deadline: float | None = None,
+                 follow: Callable[[Placement], tuple[int, str]] | None = None) -> Gathered:
     """Ask each cluster that ran `job` for its placements' output (`want`), wait `deadline` seconds at most
-    (LOGS_REPLY_SECONDS), and answer what came and which clusters said nothing, and why."""
+    (LOGS_REPLY_SECONDS), and answer what came and which clusters said nothing, and why. A follow's read
+    (server/log_follow.py) gives `follow`: each placement's (tail_lines, since_time); its lines come dated, and
+    only from agents that list "logs-since"."""
     deadline = LOGS_REPLY_SECONDS if deadline is None else deadline
     placements: Sequence[Placement] = job.placements  # every one that was sent to a cluster, live or ended
     share = max(1, want.limit_bytes // max(1, len(placements)))
@@ -185,7 +188,15 @@ async def gather(fed: Federator, job: Job, want: Bounds, *, deadline: float | No
                                  f"cluster {p.cluster} does not serve logs (its agent lists no \"logs\" feature: "
                                  "an agent older than 0.13.0, or one run with --no-logs)"))
             continue
-        order = LogsOrder(str(uuid.uuid4()), p.placement_id, want.replica, want.container, want.tail_lines, share)
+        if follow is not None and AgentFeature.LOGS_SINCE not in rec.features:
+            unread.append(Unread(p.cluster, p.placement_id,
+                                 f"cluster {p.cluster} cannot follow logs (its agent lists no \"logs-since\" "
+                                 "feature: an agent older than 0.15.0, or a third party's); `federator logs` "
+                                 "without --follow reads it"))
+            continue
+        tail, since = follow(p) if follow is not None else (want.tail_lines, "")
+        order = LogsOrder(str(uuid.uuid4()), p.placement_id, want.replica, want.container, tail, share,
+                          timestamps=follow is not None, since_time=since)
         waiting = rec.logs
         asked.append((p, order, waiting, waiting.ask(order)))
         fed.send(p.cluster, order)

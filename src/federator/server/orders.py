@@ -40,6 +40,8 @@ class LogsOrder:
     container: str
     tail_lines: int
     limit_bytes: int
+    timestamps: bool = False  # a follow's (server/log_follow.py): only to an agent listing "logs-since"
+    since_time: str = ""  # RFC 3339, whole seconds; "" no bound
 
 
 @dataclass(frozen=True, slots=True)

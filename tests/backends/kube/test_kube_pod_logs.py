@@ -114,3 +114,29 @@ def test_bytes_that_are_not_utf8_are_replaced() -> None:
     (out,) = asyncio.run(read_logs(Raw({}), "ns", [pod("j-0", index=0)], replica=-1, container="",  # type: ignore[arg-type]
                                    tail_lines=10, limit_bytes=100))
     assert out.text == "ok \ufffd\ufffd done\n"
+
+
+def test_a_follows_read_asks_the_api_server_from_its_second_with_each_line_dated() -> None:
+    """sinceTime and timestamps=true (agent.proto LogsRequest.since_time/timestamps) as the API server documents
+    them: only the lines from that second on, each begun with its RFC 3339 time."""
+    class Dated(LogServer):
+        def __init__(self) -> None:
+            super().__init__({})
+            self.asked: list[tuple[str, bool]] = []
+
+        def pod_log(self, namespace: str, name: str, *, container: str, tail_lines: int, limit_bytes: int,
+                    since_time: str = "", timestamps: bool = False) -> bytes:
+            self.asked.append((since_time, timestamps))
+            lines = [("2026-12-06T10:00:04.5Z", "a"), ("2026-12-06T10:00:05.1Z", "b"), ("2026-12-06T10:00:06Z", "c")]
+            kept = [(t, x) for t, x in lines if not since_time or t[:19] >= since_time[:19]]
+            return "".join(f"{t + ' ' if timestamps else ''}{x}\n" for t, x in kept).encode()[:limit_bytes]
+
+    server = Dated()
+    (got,) = asyncio.run(read_logs(server, "ns", [pod("j-0", index=0)], replica=0, container="",  # type: ignore[arg-type]
+                                   tail_lines=10_000, limit_bytes=1000, since_time="2026-12-06T10:00:05Z",
+                                   timestamps=True))
+    assert got.text == "2026-12-06T10:00:05.1Z b\n2026-12-06T10:00:06Z c\n"
+    assert server.asked == [("2026-12-06T10:00:05Z", True)]
+    asyncio.run(read_logs(server, "ns", [pod("j-0", index=0)], replica=0, container="", tail_lines=1,  # type: ignore[arg-type]
+                          limit_bytes=1000))
+    assert server.asked[-1] == ("", False)  # a plain tail asks neither

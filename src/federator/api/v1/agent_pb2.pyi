@@ -326,20 +326,24 @@ class Error(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., placement_id: _Optional[str] = ...) -> None: ...
 
 class LogsRequest(_message.Message):
-    __slots__ = ("request_id", "placement_id", "replica", "container", "tail_lines", "limit_bytes")
+    __slots__ = ("request_id", "placement_id", "replica", "container", "tail_lines", "limit_bytes", "timestamps", "since_time")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
     LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_TIME_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     placement_id: str
     replica: int
     container: str
     tail_lines: int
     limit_bytes: int
-    def __init__(self, request_id: _Optional[str] = ..., placement_id: _Optional[str] = ..., replica: _Optional[int] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ..., limit_bytes: _Optional[int] = ...) -> None: ...
+    timestamps: bool
+    since_time: str
+    def __init__(self, request_id: _Optional[str] = ..., placement_id: _Optional[str] = ..., replica: _Optional[int] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ..., limit_bytes: _Optional[int] = ..., timestamps: _Optional[bool] = ..., since_time: _Optional[str] = ...) -> None: ...
 
 class LogsReply(_message.Message):
     __slots__ = ("request_id", "logs", "error")

@@ -347,6 +347,28 @@ class JobLogsError(_message.Message):
     message: str
     def __init__(self, cluster: _Optional[str] = ..., placement_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
+class FollowLogsRequest(_message.Message):
+    __slots__ = ("job_id", "replica", "container", "tail_lines")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    replica: int
+    container: str
+    tail_lines: int
+    def __init__(self, job_id: _Optional[str] = ..., replica: _Optional[int] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ...) -> None: ...
+
+class FollowLogsMessage(_message.Message):
+    __slots__ = ("logs", "errors", "ended")
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    logs: _containers.RepeatedCompositeFieldContainer[JobLog]
+    errors: _containers.RepeatedCompositeFieldContainer[JobLogsError]
+    ended: str
+    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ...) -> None: ...
+
 class WatchJobsRequest(_message.Message):
     __slots__ = ("job_id", "send_bookmarks", "since_revision")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

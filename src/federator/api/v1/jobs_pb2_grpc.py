@@ -135,6 +135,11 @@ class JobServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.JobLogsRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_jobs__pb2.JobLogsResponse.FromString,
                 _registered_method=True)
+        self.FollowLogs = channel.unary_stream(
+                '/federator.v1.JobService/FollowLogs',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.FollowLogsRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.FollowLogsMessage.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -461,6 +466,43 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FollowLogs(self, request, context):
+        """--- FollowLogs (since 0.15.0) ---
+        A job's output as it is written (`federator logs -f`, as `kubectl logs
+        -f`): first the last tail_lines lines of each replica, then every ~2 s
+        the lines written since, only new ones. The federator, not the client,
+        polls each member's agent (agent.proto, LogsRequest with timestamps and
+        since_time) and cuts the lines at the last one it passed on, so a line is
+        sent once, neither twice nor skipped, unless more came in 2 s than
+        the bounds of one read (10000 lines, 512 KiB in all): then the next
+        JobLog of that replica has truncated set. A replica that restarts (a
+        new pod, a new placement after a failover) is followed on: its JobLog
+        names the new pod or placement. Who may: as Logs. Audited once per
+        follow (`logs`, with follow: true), not per poll.
+
+        Ends: after the job finishes (its last lines read once more after its
+        final phase; the last message's `ended` says the phase), after 24 h
+        (`ended` says so: follow again to go on), when the federator stops
+        (`ended` says so; UNAVAILABLE if the connection is cut), or when the
+        client cancels. The stream then ends with OK. A placement whose cluster
+        cannot be read is named in errors (once, and again when why changes):
+        its agent away, it does not serve logs, or it cannot follow (an agent
+        that lists no "logs-since" in Hello.features: older than 0.15.0, or a
+        third party's); the others are followed still.
+
+        Errors: as Logs (INVALID_ARGUMENT naming the field, NOT_FOUND,
+        PERMISSION_DENIED, FAILED_PRECONDITION for a job never placed), and
+        RESOURCE_EXHAUSTED LOG_FOLLOWS_FULL (the caller's or the federator's
+        follows at their cap; see "Calling this API"). An older federator
+        answers UNIMPLEMENTED: call Logs again instead (at most every 2 s).
+        Retry: safe (a read): follow again after UNAVAILABLE (with backoff) and
+        after LOG_FOLLOWS_FULL (after the RetryInfo's delay); a new follow
+        begins with its tail, so lines near the cut may come twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -513,6 +555,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.JobLogsRequest.FromString,
                     response_serializer=federator_dot_v1_dot_jobs__pb2.JobLogsResponse.SerializeToString,
+            ),
+            'FollowLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.FollowLogs,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.FollowLogsRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.FollowLogsMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -834,6 +881,33 @@ class JobService:
             '/federator.v1.JobService/Logs',
             federator_dot_v1_dot_jobs__pb2.JobLogsRequest.SerializeToString,
             federator_dot_v1_dot_jobs__pb2.JobLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/federator.v1.JobService/FollowLogs',
+            federator_dot_v1_dot_jobs__pb2.FollowLogsRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.FollowLogsMessage.FromString,
             options,
             channel_credentials,
             insecure,

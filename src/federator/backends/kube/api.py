@@ -215,12 +215,18 @@ class KubeApi:
             raise error_for(resp.status, resp.data.decode(errors="replace")[:600])
 
     def pod_log(self, namespace: str, name: str, *, container: str, tail_lines: int, limit_bytes: int,
-                timeout: float = 8.0) -> bytes:
+                timeout: float = 8.0, since_time: str = "", timestamps: bool = False) -> bytes:
         """The last `tail_lines` lines of a pod's container log, at most `limit_bytes` of them from their start
-        (the API server's limitBytes), as it sends them: bytes, not JSON, and not necessarily UTF-8."""
+        (the API server's limitBytes), as it sends them: bytes, not JSON, and not necessarily UTF-8. With
+        `since_time` (RFC 3339) only the lines written from then on; with `timestamps` each line begun with its
+        time (a follow: agent.proto, LogsRequest.since_time)."""
         path = PODS.path(namespace, name, "log")
-        resp = self._send("GET", path, query={"container": container, "tailLines": tail_lines,
-                                              "limitBytes": limit_bytes}, timeout=timeout, accept="text/plain, */*")
+        query: dict[str, object] = {"container": container, "tailLines": tail_lines, "limitBytes": limit_bytes}
+        if since_time:
+            query["sinceTime"] = since_time
+        if timestamps:
+            query["timestamps"] = "true"
+        resp = self._send("GET", path, query=query, timeout=timeout, accept="text/plain, */*")
         try:
             raw: bytes = resp.read()
         except Exception as exc:

@@ -66,6 +66,7 @@ from federator.backends.kube.workloads import (
 )
 from federator.model import JobPhase, Placement
 from federator.security.podsecurity import PodSecurity
+from federator.timestamps import utc_seconds
 
 log = logging.getLogger("federator.agent.kube")
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -339,6 +340,16 @@ class KubeBackend(PlacementLaunch, InformerEvents):
                    limit_bytes: int) -> list[ReplicaOutput] | str:
         """The tail of the output of this agent's pods of a placement (agent.proto, LogsRequest;
         backends/kube/pod_logs.py): listed by the placement's label in its namespace, each read off the loop."""
+        return await self._pod_logs(placement_id, replica, container, tail_lines, limit_bytes)
+
+    async def logs_since(self, placement_id: str, replica: int, container: str, tail_lines: int, limit_bytes: int,
+                         *, since: float | None) -> list[ReplicaOutput] | str:
+        """As `logs`, each line dated by the kubelet (timestamps=true), from `since` on (sinceTime): a follow's."""
+        return await self._pod_logs(placement_id, replica, container, tail_lines, limit_bytes,
+                                    since_time="" if since is None else utc_seconds(since), timestamps=True)
+
+    async def _pod_logs(self, placement_id: str, replica: int, container: str, tail_lines: int, limit_bytes: int,
+                        *, since_time: str = "", timestamps: bool = False) -> list[ReplicaOutput] | str:
         namespace = self.tenants.namespace_of(placement_id)
         try:
             listed = await asyncio.to_thread(self.api.list, PODS, namespace,
@@ -352,7 +363,8 @@ class KubeBackend(PlacementLaunch, InformerEvents):
                 (f" ({others} carry another agent's identity, or none: not read)" if others else
                  " (not started yet, or deleted: a finished Job's pods stay only until its TTL)")
         return await pod_logs.read_logs(self.api, namespace, pods, replica=replica, container=container,
-                                        tail_lines=tail_lines, limit_bytes=limit_bytes)
+                                        tail_lines=tail_lines, limit_bytes=limit_bytes, since_time=since_time,
+                                        timestamps=timestamps)
 
 
 __all__ = ["KubeBackend"]

@@ -14,6 +14,8 @@ Which pods, and how much, is decided here:
   off), it is read again with as few lines as should fit the share, and its end is kept. The reply never holds
   more than the share (agent/logs.py holds the whole reply to limit_bytes again).
 * Bytes that are not UTF-8 are written U+FFFD.
+* A follow (agent.proto, LogsRequest.timestamps and since_time) reads with the API's timestamps=true and
+  sinceTime: the kubelet dates each line and keeps only those from that second on; the federator cuts them.
 """
 
 from __future__ import annotations
@@ -92,19 +94,21 @@ def _tail(raw: bytes, limit: int) -> tuple[bytes, bool]:
 
 
 def read_one(api: KubeApi, namespace: str, replica: int, pod: Pod, container: str, tail_lines: int,
-             share: int) -> ReplicaOutput:
-    """One pod's tail within `share` bytes (blocking: run in a thread)."""
+             share: int, dated: tuple[str, bool] = ("", False)) -> ReplicaOutput:
+    """One pod's tail within `share` bytes (blocking: run in a thread); `dated`: (sinceTime, timestamps)."""
     name = str(_meta(pod).get("name") or "")
     read, why = container_of(pod, container)
     if why:
         return ReplicaOutput(replica, name, container, "", error=why)
     limit = max(1, min(share * READ_FACTOR, MAX_READ_BYTES))
     try:
-        raw = api.pod_log(namespace, name, container=read, tail_lines=tail_lines, limit_bytes=limit)
+        since_time, timestamps = dated
+        extra: dict[str, Any] = {"since_time": since_time, "timestamps": timestamps} if any(dated) else {}
+        raw = api.pod_log(namespace, name, container=read, tail_lines=tail_lines, limit_bytes=limit, **extra)
         cut = len(raw) >= limit
         if cut:  # the server kept the start of the tail: ask for as few lines as should fit, keep their end
             fewer = max(1, min(tail_lines - 1, raw.count(b"\n") * share // max(1, len(raw))))
-            raw = api.pod_log(namespace, name, container=read, tail_lines=fewer, limit_bytes=limit)
+            raw = api.pod_log(namespace, name, container=read, tail_lines=fewer, limit_bytes=limit, **extra)
     except KubeError as exc:
         return ReplicaOutput(replica, name, read, "", error=f"reading its log: {exc}")
     kept, over = _tail(raw, share)
@@ -116,8 +120,10 @@ def read_one(api: KubeApi, namespace: str, replica: int, pod: Pod, container: st
 
 
 async def read_logs(api: KubeApi, namespace: str, pods: Sequence[Pod], *, replica: int, container: str,
-                    tail_lines: int, limit_bytes: int) -> list[ReplicaOutput] | str:
-    """Each asked replica's tail, `limit_bytes` shared evenly among them, read in threads (READS_AT_ONCE)."""
+                    tail_lines: int, limit_bytes: int, since_time: str = "",
+                    timestamps: bool = False) -> list[ReplicaOutput] | str:
+    """Each asked replica's tail, `limit_bytes` shared evenly among them, read in threads (READS_AT_ONCE); a
+    follow's with `since_time` (RFC 3339) and `timestamps`."""
     chosen = [(i, p) for i, p in numbered(pods) if replica in (-1, i)]
     if not chosen:
         return f"no pod of replica {replica}" if replica >= 0 else "no pods (not started yet, or deleted)"
@@ -126,7 +132,8 @@ async def read_logs(api: KubeApi, namespace: str, pods: Sequence[Pod], *, replic
 
     async def one(i: int, pod: Pod) -> ReplicaOutput:
         async with slots:
-            return await asyncio.to_thread(read_one, api, namespace, i, pod, container, tail_lines, share)
+            return await asyncio.to_thread(read_one, api, namespace, i, pod, container, tail_lines, share,
+                                           (since_time, timestamps))
 
     return list(await asyncio.gather(*(one(i, p) for i, p in chosen)))
 

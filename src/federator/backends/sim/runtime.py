@@ -4,7 +4,8 @@ A job's simulated run time comes from its annotations, so the same job file
 works on a real cluster (where the pod template decides):
 `federator.io/sim-duration` (default 30s for training; an inference job without
 it serves until cancelled) and `federator.io/sim-startup` (time from launch to
-Running, default 0.5s).
+Running, default 0.5s). `federator.io/sim-output-every` (a duration; none by default) has a running placement
+say a line that often, so its output grows as a training run's does (`federator logs --follow`).
 
 It holds a job's pod templates to the agent's pod security level as a real
 member's agent does (`federator agent --sim ... --pod-security`): it creates no
@@ -30,13 +31,15 @@ from dataclasses import dataclass, field, replace
 from federator.agent.backend import ReplicaOutput, UpdateCallback, no_update
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
-from federator.logtail import tail_bytes
+from federator.logtail import MAX_TAIL_LINES, tail_bytes
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement, placement_resources
 from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, member_refusal, needed_by_texts
+from federator.timestamps import utc_seconds
 
 DURATION_ANNOTATION = "federator.io/sim-duration"
 STARTUP_ANNOTATION = "federator.io/sim-startup"
 OUTCOME_ANNOTATION = "federator.io/sim-outcome"  # "Succeeded" (default) or "Failed"
+OUTPUT_EVERY_ANNOTATION = "federator.io/sim-output-every"  # a running placement says a line this often
 ARRIVAL_ANNOTATION = "federator.io/sim-arrival"  # when `federator sim` offers the job (simulate/traces.py)
 FINISHED_TTL_SECONDS = 60.0
 """How long a finished placement stays in `placements()` (real seconds, not scaled by --time-scale: what it
@@ -82,11 +85,26 @@ class _Run:
     phase: JobPhase
     task: asyncio.Task[None] | None = None
     forget: asyncio.TimerHandle | None = None  # set once finished: drops it from the backend
-    events: list[str] = field(default_factory=list)  # what happened to it, dated: its "output" (`logs`)
+    # what happened to it, when (Unix seconds): its "output" (`logs`); the last MAX_TAIL_LINES kept
+    events: list[tuple[float, str]] = field(default_factory=list)
 
     def said(self, what: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.events.append(f"{stamp} federator sim: {what}")
+        self.events.append((time.time(), what))
+        if len(self.events) > 2 * MAX_TAIL_LINES:
+            del self.events[:-MAX_TAIL_LINES]
+
+    def lines(self, *, timestamps: bool, since: float | None) -> list[str]:
+        """Its events as lines of output: each dated to the second, and with `timestamps` first dated to the
+        nanosecond as Kubernetes' timestamps=true dates a line; only those at or after `since`."""
+        return [(f"{_nano(t)} " if timestamps else "") + f"{utc_seconds(t)} federator sim: {what}"
+                for t, what in self.events if since is None or t >= since]
+
+
+def _nano(t: float) -> str:
+    """`t` as RFC 3339 to the nanosecond, as the kubelet dates a line of a pod's log."""
+    whole = int(t)
+    return f"{utc_seconds(whole)[:-1]}.{round((t - whole) * 1e9):09d}Z" if t - whole < 1 - 5e-10 else \
+        utc_seconds(whole + 1)[:-1] + ".000000000Z"
 
 
 class SimBackend:
@@ -163,12 +181,23 @@ class SimBackend:
         """What the simulation did with a placement, as each replica's "output" (agent.proto, LogsRequest): a
         simulated cluster runs no container, so it says so rather than pretend to be one. Kept until the
         placement is forgotten (FINISHED_TTL_SECONDS after it ended), as a member keeps a finished Job's pods."""
+        return self._output(placement_id, replica, container, tail_lines, limit_bytes, timestamps=False, since=None)
+
+    async def logs_since(self, placement_id: str, replica: int, container: str, tail_lines: int, limit_bytes: int,
+                         *, since: float | None) -> list[ReplicaOutput] | str:
+        """As `logs`, each line dated first to the nanosecond, only those at or after `since` (agent.proto,
+        LogsRequest.timestamps and since_time): what a follow reads."""
+        return self._output(placement_id, replica, container, tail_lines, limit_bytes, timestamps=True, since=since)
+
+    def _output(self, placement_id: str, replica: int, container: str, tail_lines: int, limit_bytes: int, *,
+                timestamps: bool, since: float | None) -> list[ReplicaOutput] | str:
         run = self._runs.get(placement_id)
         if run is None:
             return f"placement {placement_id}: not held on simulated cluster {self.cluster.name}"
         if container:
             return f"container {container!r}: a simulated cluster runs no containers"
-        lines = run.events[-tail_lines:]
+        every = run.lines(timestamps=timestamps, since=since)
+        lines = every[-tail_lines:]
         text = "".join(f"{line}\n" for line in lines)
         replicas = range(run.placement.replicas) if replica < 0 else [replica] \
             if replica < run.placement.replicas else []
@@ -176,7 +205,7 @@ class SimBackend:
             return f"placement {placement_id} has no replica {replica} (it runs {_replicas(run.placement.replicas)})"
         share = max(1, limit_bytes // len(replicas))
         cut = tail_bytes(text, share)
-        return [ReplicaOutput(i, "", "", cut, truncated=len(lines) < len(run.events) or cut != text)
+        return [ReplicaOutput(i, "", "", cut, truncated=len(lines) < len(every) or cut != text)
                 for i in replicas]
 
     async def cancel(self, placement_id: str) -> None:
@@ -196,17 +225,34 @@ class SimBackend:
         self._on_update(run.placement.placement_id, JobPhase.RUNNING,
                         f"{_replicas(run.placement.replicas)} running on {self.cluster.name}",
                         nodes=self.nodes.nodes_of(run.placement.placement_id))
-        if duration is None:  # a service: it serves until cancelled
+        every = parse_duration(spec.annotation(OUTPUT_EVERY_ANNOTATION), 0.0) * self.time_scale
+        if duration is None:  # a service: it serves until cancelled (talking, if it was told to)
+            if every > 0:
+                await self._talk(run, every)
             return
         loop = asyncio.get_running_loop()
         due = loop.time() + duration
-        await asyncio.sleep(duration)
+        talk = loop.create_task(self._talk(run, every)) if every > 0 else None
+        try:
+            await asyncio.sleep(duration)
+        finally:
+            if talk is not None:
+                talk.cancel()
         outcome = spec.annotation(OUTCOME_ANNOTATION, "Succeeded")
         phase = JobPhase.FAILED if outcome == "Failed" else JobPhase.SUCCEEDED
         # The run ended when it was due, however late this wakes (the agent paused: agent/ended.py): its scheduled
         # end on the wall clock, as a member's pod says its finishedAt.
         self._finish(run, phase, f"failed after {duration:g}s (exit code 1)" if phase is JobPhase.FAILED
                      else f"finished after {duration:g}s", ended_at=time.time() - max(0.0, loop.time() - due))
+
+    @staticmethod
+    async def _talk(run: _Run, every: float) -> None:
+        """A line of output every `every` seconds while it runs (OUTPUT_EVERY_ANNOTATION)."""
+        step = 0
+        while True:
+            await asyncio.sleep(every)
+            step += 1
+            run.said(f"step {step}")
 
     def _finish(self, run: _Run, phase: JobPhase, message: str, *, ended_at: float | None = None) -> None:
         """End a run: `ended_at` when the workload ended (wall clock), None for now (a cancel, said as it happens)."""

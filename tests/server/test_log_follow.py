@@ -1,0 +1,59 @@
+"""A follow's cursor and reads, alone (server/log_follow.py): which lines are new, from when the next read asks,
+and what the user is told once. Over gRPC with real agents: test_log_follow_grpc.py."""
+
+from __future__ import annotations
+
+from federator.model import JobId, Placement, PlacementId
+from federator.server.log_follow import Cursor, Follow, cut, stamped
+from federator.server.logs import Gathered, ReplicaText, Unread
+
+
+def _placement(pid: str) -> Placement:
+    return Placement(PlacementId(pid), JobId("j"), "east-1", "east", 2, "", 1)
+
+
+def _text(pid: str, replica: int, text: str, *, truncated: bool = False, error: str = "") -> ReplicaText:
+    return ReplicaText("east-1", pid, replica, f"{pid}-{replica}", "main", text, truncated, error)
+
+
+def test_a_dated_line_parses_to_the_nanosecond_in_any_zone_and_an_undated_one_does_not() -> None:
+    assert stamped("2026-12-06T10:00:05.123456789Z loss 0.8") == (1796551205123456789, "loss 0.8")
+    assert stamped("2026-12-06T11:00:05.5+01:00 x") == (1796551205500000000, "x")
+    assert stamped("2026-12-06T10:00:05Z ") == (1796551205000000000, "")
+    assert stamped("loss 0.8") is None and stamped("2026-12-06 10:00:05Z x") is None
+
+
+def test_cut_passes_only_what_follows_the_cursor_and_says_when_lines_were_lost() -> None:
+    text = "2026-12-06T10:00:05Z a\n2026-12-06T10:00:05Z b\n2026-12-06T10:00:06Z c\n"
+    assert cut(text, None, truncated=True) == (["a", "b", "c"], Cursor(1796551206000000000, 1), False)
+    at5 = Cursor(1796551205000000000, 1)  # "a" passed, not "b": same nanosecond, told apart by count
+    assert cut(text, at5, truncated=False) == (["b", "c"], Cursor(1796551206000000000, 1), False)
+    assert cut("", at5, truncated=False) == ([], at5, False)  # nothing new: the cursor stays
+    assert cut("2026-12-06T10:00:09Z z\n", at5, truncated=True)[2]  # cut by the agent past the cursor: lost
+    assert not cut("2026-12-06T10:00:09Z z\n", at5, truncated=False)[2]
+
+
+def test_the_next_read_asks_from_the_oldest_replicas_second_a_new_placement_from_its_start() -> None:
+    first, moved = _placement("j.g1.east-1"), _placement("j.g2.west-1")
+    follow = Follow(10, [first])
+    assert follow.ask(first) == (10, "")  # the user's tail
+    follow.message(Gathered((_text(first.placement_id, 0, "2026-12-06T10:00:07.9Z a\n"),
+                             _text(first.placement_id, 1, "2026-12-06T10:00:05.2Z b\n")), ()))
+    assert follow.ask(first) == (10_000, "2026-12-06T10:00:05Z")
+    follow.message(Gathered((_text(first.placement_id, 0, ""),), ()))  # a replica with no line yet
+    follow.replicas[first.placement_id].add(2)
+    assert follow.ask(first) == (10_000, "2026-12-06T10:00:04Z")  # a second's slack for its node's clock
+    assert follow.ask(moved) == (10_000, "")  # a placement made after the follow began: read from its start
+
+
+def test_an_error_is_told_once_and_again_only_when_it_changes() -> None:
+    pid = "j.g1.east-1"
+    follow = Follow(10, [_placement(pid)])
+    away = Gathered((), (Unread("east-1", pid, "cluster east-1: its agent is not connected"),))
+    assert len(follow.message(away).errors) == 1
+    assert len(follow.message(away).errors) == 0
+    follow.message(Gathered((_text(pid, 0, "2026-12-06T10:00:05Z back\n"),), ()))
+    assert len(follow.message(away).errors) == 1  # after a read, the same words are news again
+    broken = Gathered((_text(pid, 0, "", error="container 'gpu': not in this pod"),), ())
+    assert [x.error for x in follow.message(broken).logs] == ["container 'gpu': not in this pod"]
+    assert list(follow.message(broken).logs) == []
