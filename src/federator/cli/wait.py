@@ -90,8 +90,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "message); 3 for a job not found, or gone before it finished (a federator that came back on a "
                     "store restored from an older backup does not know it: submit it again); 4 when the federator "
                     "cannot be reached (for --reconnect-for once the wait began); 5 when --timeout passes first. "
-                    "A job already in the state answers at once. Chain jobs with it: federator wait prep --for Succeeded && federator submit -f "
-                    "train.yaml.")
+                    "A job already in the state answers at once. Chain jobs with it: federator wait prep --for "
+                    "Succeeded && federator submit -f train.yaml.")
     w.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name (its newest job)")
     w.add_argument("--for", dest="condition", type=Condition, choices=list(Condition), default=Condition.FINISHED,
                    metavar="CONDITION",
