@@ -62,8 +62,9 @@ def test_a_backup_onto_a_full_disk_leaves_nothing_and_the_next_run_writes_it(
     to = tmp_path / "full" / "b.db"
     to.parent.mkdir()
     connect = sqlite3.connect
-    monkeypatch.setattr(backup_cli.sqlite3, "connect",
-                        lambda path, *a, **k: _FullDisk(connect(path)) if Path(path) == db else connect(path, *a, **k))
+    monkeypatch.setattr(backup_cli.sqlite3, "connect",  # --db is read through a URI (read-only): "file:...s.db?mode=ro"
+                        lambda path, *a, **k: (_FullDisk(connect(path, *a, **k)) if str(db) in str(path)
+                                               else connect(path, *a, **k)))
     with pytest.raises(backup_cli.BackupFailed) as got:
         backup_cli.backup(db, to)
     assert str(got.value) == (f"--to: writing the copy in {to.parent} failed: database or disk is full; nothing "

@@ -56,7 +56,7 @@ def test_a_database_of_the_first_schema_loads_and_request_ids_survive_reopen(tmp
         assert reopened.jobs[new.job_id].spec.annotation(REQUEST_ID_ANNOTATION) == "req-1"
         assert reopened.submit(job("new"), request_id="req-1").job_id == new.job_id
         store.close()
-    assert sqlite3.connect(db).execute("SELECT value FROM meta").fetchall() == [("3",)]  # taken forward
+    assert sqlite3.connect(db).execute("SELECT value FROM meta").fetchall() == [("4",)]  # taken forward
 
 
 def test_a_brought_workload_survives_reopen(tmp_path: Path) -> None:

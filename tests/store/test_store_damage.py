@@ -24,6 +24,7 @@ def test_a_damaged_store_is_refused_at_open_naming_the_file_and_the_recovery(tmp
     assert said.startswith(f"job store {db} is damaged (")
     assert "\n" not in said
     assert "federator backup --db COPY" in said and f"sqlite3 {db} .recover" in said
+    assert f"`federator restore --from COPY --db {db}`" in said
     assert 'docs/reliability.md, "A corrupted store"' in said
     store = SqliteJobStore(good)  # the refusal released the damaged file's lock; a sound copy put there opens
     store.close()

@@ -126,7 +126,7 @@ def test_a_newer_schema_version_is_refused_naming_both_versions(tmp_path: Path) 
     db = _stored(tmp_path, _job("a"))
     _edit(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreUnreadable, match=rf"^job store {db}: schema version '99' found, this federator "
-                                              "reads versions up to 3"):
+                                              "reads versions up to 4"):
         SqliteJobStore(db)
     _edit(db, "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     store = SqliteJobStore(db)  # and the lock went with the refusal

@@ -17,6 +17,7 @@ import pytest
 
 from federator.accounting import SqliteUsageStore
 from federator.accounting.records import UsageRecord
+from federator.cli import backup as backup_cli
 from federator.model import Job, JobId
 from federator.store import SqliteJobStore
 from federator.store.errors import StoreFileGone, StoreUnavailable
@@ -82,7 +83,7 @@ def test_the_error_says_to_keep_the_federator_running_and_which_descriptor_to_co
     assert f"Keep the federator (pid {os.getpid()}) running" in said
     assert "docs/operators.md, 'The store file was deleted or replaced'" in said
     copy = re.search(r"`mkdir -p SAFE && cp (/proc/\d+/fd/\d+) SAFE/fed.db && cp (\S+) SAFE/fed.db-wal && "
-                     r"federator backup --db SAFE/fed.db --to SAFE/restored.db`", said)
+                     r"federator backup --db SAFE/fed.db --own-wal --to SAFE/restored.db`", said)
     assert copy is not None, said
     assert copy[1].startswith(f"/proc/{os.getpid()}/fd/") and copy[2].startswith(f"/proc/{os.getpid()}/fd/")
     assert f"{copy[1]} -> {db} (deleted)" in said
@@ -90,7 +91,9 @@ def test_the_error_says_to_keep_the_federator_running_and_which_descriptor_to_co
     safe.mkdir()
     shutil.copyfile(copy[1], safe / "fed.db")
     shutil.copyfile(copy[2], safe / "fed.db-wal")
-    saved = SqliteJobStore(safe / "fed.db")
+    # the command as said: the -wal beside SAFE/fed.db is its own (no federator holds that copy: --own-wal)
+    assert backup_cli.backup(safe / "fed.db", safe / "restored.db", own_wal=True) == 2
+    saved = SqliteJobStore(safe / "restored.db")
     assert sorted(j.job_id for j in saved.load()) == ["after", "before"]
     saved.close()
     store.close()

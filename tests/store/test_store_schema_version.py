@@ -42,11 +42,11 @@ def _released_store(db: Path, version: str) -> None:
     c.close()
 
 
-def test_a_store_this_code_writes_carries_version_3_which_0_7_refuses(tmp_path: Path) -> None:
+def test_a_store_this_code_writes_carries_version_4_which_0_14_refuses(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
     SqliteJobStore(db).close()
-    # 0.7.0 refuses any value above "2": "schema version '3' found, this federator reads versions up to 2"
-    assert _version(db) == "3"
+    # 0.14.0 down to 0.8.0 refuse any value above "3": "schema version '4' found, this federator reads versions up to 3"
+    assert _version(db) == "4"
 
 
 def test_a_store_of_0_6_is_taken_forward_at_open_with_its_jobs(tmp_path: Path) -> None:
@@ -54,21 +54,21 @@ def test_a_store_of_0_6_is_taken_forward_at_open_with_its_jobs(tmp_path: Path) -
     _released_store(db, "1")
     store = SqliteJobStore(db)
     assert [(j.job_id, j.phase, j.generation) for j in store.load()] == [("old-1", JobPhase.RUNNING, 2)]
-    assert _version(db) == "3"  # at open, before any job is written: the file now says 0.6 must not open it
+    assert _version(db) == "4"  # at open, before any job is written: the file now says 0.6 must not open it
     store.close()
     again = SqliteJobStore(db)  # and a second open changes nothing
-    assert [j.job_id for j in again.load()] == ["old-1"] and _version(db) == "3"
+    assert [j.job_id for j in again.load()] == ["old-1"] and _version(db) == "4"
     again.close()
 
 
 def test_a_store_of_a_later_release_is_refused_naming_both_versions(tmp_path: Path) -> None:
     db = tmp_path / "future.db"
-    _released_store(db, "4")
+    _released_store(db, "5")
     with pytest.raises(StoreUnreadable) as got:
         SqliteJobStore(db)
-    assert str(got.value) == (f"job store {db}: schema version '4' found, this federator reads versions up to 3: use "
+    assert str(got.value) == (f"job store {db}: schema version '5' found, this federator reads versions up to 4: use "
                               "the federator that wrote it")
-    assert _version(db) == "4"  # untouched
+    assert _version(db) == "5"  # untouched
     SqliteJobStore(tmp_path / "other.db").close()  # the refusal released its lock
 
 
@@ -98,9 +98,9 @@ def test_a_store_of_0_7_is_taken_forward_with_its_members_in_one_step(tmp_path: 
     _store_of_0_7(db)
     with caplog.at_level("INFO", logger="federator.store"):
         SqliteJobStore(db).close()
-    assert _version(db) == "3"
+    assert _version(db) == "4"
     said = [r.getMessage() for r in caplog.records if "taken forward" in r.getMessage()]
-    assert len(said) == 1 and "schema version 2 taken forward to 3" in said[0] and "older than 0.8.0" in said[0]
+    assert len(said) == 1 and "schema version 2 taken forward to 4" in said[0] and "older than 0.15.0" in said[0]
     members = SqliteMemberStore(db)
     # 0.7.0's members, nothing known of their new facts yet
     assert members.load() == [Member("east-1", "east", {"tier": "a"}), Member("west-1", "west", {}, lost=True)]
@@ -144,10 +144,12 @@ def _store_of_0_9(db: Path) -> None:
     c.close()
 
 
-def test_a_store_of_0_9_gets_the_last_report_column_and_stays_version_3_for_a_rollback(tmp_path: Path) -> None:
+def test_a_store_of_0_9_gets_the_last_report_column_and_a_row_written_as_0_9_does_takes_its_default(
+        tmp_path: Path) -> None:
     """0.10.0 keeps each member's last report time (store/members.py) in a column of its own, within version 3:
-    0.8.0 and 0.9.0 name the columns they read and write, so they still run on the file (a rollback), and a row they
-    write takes the column's default, nothing known."""
+    0.8.0 and 0.9.0 name the columns they read and write, so they ran on such a file (a rollback to them from 0.10
+    to 0.14), and a row they write takes the column's default, nothing known. From 0.15.0 the file is version 4,
+    which they refuse; the column and its default stand."""
     db = tmp_path / "nine.db"
     _store_of_0_9(db)
     SqliteJobStore(db).close()
@@ -156,7 +158,7 @@ def test_a_store_of_0_9_gets_the_last_report_column_and_stays_version_3_for_a_ro
     members.put([Member("east-1", "east", {}, features=frozenset({"resize"}), certificate_not_after=1.9e9,
                         last_report_at=1_796_520_000.0)])
     members.close()
-    assert _version(db) == "3"  # 0.9.0 reads versions up to 3: it opens the file
+    assert _version(db) == "4"  # 0.15.0 took it forward: 0.9.0 (up to 3) now refuses it
     assert SqliteMemberStore(db).load()[0].last_report_at == 1_796_520_000.0
     c = sqlite3.connect(db)  # what 0.9.0 does with the members table: its own columns, by name
     assert c.execute(f"SELECT {_COLUMNS_0_9} FROM members").fetchall() == [

@@ -30,6 +30,7 @@ from federator.cli import (  # noqa: E402
     hold,
     job_logs,
     policy,
+    restore,
     serve,
     sim,
     usage,
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = (serve, agent, client, hold, job_logs, wait, cordon, drain, usage, whoami, demo, certs, policy, sim,
-                backup, audit)
+                backup, audit, restore)
     for module in commands:
         module.register(sub)
     return parser

@@ -13,6 +13,14 @@ Why the copy is checked: the online backup copies pages as they are, damaged one
 past them, so a rotting store's nightly backups all said "a consistent copy" (outside operator QA F6). The copy
 passes SQLite's `integrity_check` or is deleted and the command fails, naming whether the store itself is damaged.
 
+Why `--db` is only ever read (outside operator DR QA D3): it is opened read-only, so a check of a copy
+(`federator backup --db COPY --to CHECK.db`) leaves COPY byte for byte as it was; it used to open it read-write,
+and SQLite applied a stale `-wal` beside it (another store's) into the copy, deleted it, and called the result
+good. A `-wal` beside a `--db` no federator holds is refused, named, unless `--own-wal` says it is the store's own
+(a crash's last commits, copied too). The copy's `meta` says when its snapshot was taken (store/restore_checks.py:
+the mark by which a start tells a restored copy's stale neighbour). A copy holding no job is said on stderr (D9):
+a `cp`-made file, or the wrong `--db`, looked like any good backup.
+
 Why a temporary name: the copy is written beside `--to` and renamed to it once checked, so a failed run (a full
 disk: QA F12 found a 0-byte `--to` left behind, which the next cron run refused as existing) leaves nothing at
 `--to`, and a file at `--to` is always a whole, checked copy.
@@ -26,9 +34,12 @@ import os
 import sqlite3
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from federator.store import integrity
+from federator.store.lock import held
+from federator.store.restore_checks import BACKUP_MARK, hot_wal, read_only
 
 DAMAGED = "{db} itself is damaged: keep your last good backup, and see docs/reliability.md, \"A corrupted store\""
 
@@ -42,14 +53,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                       "check the copy")
     p.add_argument("--db", type=Path, default=Path("federator.db"), help="the store (default %(default)s)")
     p.add_argument("--to", type=Path, required=True, metavar="FILE", help="the copy to write (must not exist)")
+    p.add_argument("--own-wal", action="store_true",
+                   help="the -wal beside --db is its own (the federator on it crashed): copy its commits too. Without "
+                        "it, a -wal beside a --db no federator runs on is refused (it may be another store's: a "
+                        "restored copy's stale neighbour). --db and its -wal are only read, either way")
     p.set_defaults(func=_backup)
 
 
-def backup(db: Path, to: Path) -> int:
-    """Copy `db` to `to` (which must not exist), check the copy, and return the number of jobs in it.
-    ValueError for bad arguments, BackupFailed for a copy that could not be written or is damaged."""
+def backup(db: Path, to: Path, *, own_wal: bool = False) -> int:
+    """Copy `db` to `to` (which must not exist), check the copy, and return the number of jobs in it; `db` is only
+    read. ValueError for bad arguments (a -wal beside an unheld `db` without `own_wal`), BackupFailed for a copy that
+    could not be written or is damaged."""
     if not db.is_file():
         raise ValueError(f"--db: {db} is not a file")
+    wal = hot_wal(db)
+    if wal is not None and not own_wal and not held(db):
+        raise ValueError(f"--db: {wal} is beside {db} and no federator runs on it: a crashed store's last commits, or "
+                         f"another store's -wal left beside a restored copy. If it is {db.name}'s own, pass --own-wal "
+                         f"(both are only read); if {db} is a backup copy, move {wal.name} and {db.name}-shm aside")
     if to.exists():
         raise ValueError(f"--to: {to} exists; give a new file (a backup never overwrites one)")
     if not to.parent.is_dir():
@@ -81,13 +102,18 @@ def backup(db: Path, to: Path) -> int:
 
 
 def _copy(db: Path, partial: Path) -> None:
-    """SQLite's online backup of `db` into `partial`."""
+    """SQLite's online backup of `db` (read-only) into `partial`, marked with the snapshot's time."""
     try:
-        source = sqlite3.connect(db)
+        source = read_only(db)
         try:
             target = sqlite3.connect(partial)
             try:
+                taken = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the backup reads at one moment: now
                 source.backup(target)
+                if target.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+                    # a copy of a copy keeps the first's time: it is that snapshot
+                    target.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (BACKUP_MARK, taken))
+                    target.commit()
             finally:
                 target.close()
         finally:
@@ -124,7 +150,7 @@ def _check(db: Path, partial: Path) -> None:
 
 def _problems(path: Path, *, full: bool) -> list[str]:
     try:
-        db = sqlite3.connect(path)
+        db = read_only(path)
     except sqlite3.Error as exc:
         return [str(exc)]
     try:
@@ -151,11 +177,14 @@ def _remove(partial: Path) -> None:
 
 def _backup(args: argparse.Namespace) -> int:
     try:
-        jobs = backup(args.db, args.to)
+        jobs = backup(args.db, args.to, own_wal=args.own_wal)
     except (ValueError, BackupFailed) as exc:
         print(f"federator backup: {exc}", file=sys.stderr)
         return 1
     print(f"{args.to}: {jobs} jobs (a consistent copy of {args.db}, integrity_check ok)")
+    if not jobs:
+        print(f"federator backup: WARNING: the copy holds no job. If the federator on {args.db} has jobs, this is not "
+              "its store (the wrong --db, or a `cp` of the file without its -wal)", file=sys.stderr)
     return 0
 
 

@@ -87,10 +87,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Wait until every job named is in the state --for names, as kubectl wait does. Exit 0 when "
                     "all are; 1 as soon as one cannot be any more (it failed or was cancelled while waiting for "
                     "Succeeded, or ended without running while waiting for Running: the line says its phase and "
-                    "message); 3 for a job not found; 4 when the federator cannot be reached (for --reconnect-for "
-                    "once the wait began); 5 when --timeout passes first. A job already in the state answers at "
-                    "once. Chain jobs with it: federator wait prep --for Succeeded && federator submit -f "
-                    "train.yaml.")
+                    "message); 3 for a job not found, or gone before it finished (a federator that came back on a "
+                    "store restored from an older backup does not know it: submit it again); 4 when the federator "
+                    "cannot be reached (for --reconnect-for once the wait began); 5 when --timeout passes first. "
+                    "A job already in the state answers at once. Chain jobs with it: federator wait prep --for "
+                    "Succeeded && federator submit -f train.yaml.")
     w.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name (its newest job)")
     w.add_argument("--for", dest="condition", type=Condition, choices=list(Condition), default=Condition.FINISHED,
                    metavar="CONDITION",
@@ -163,6 +164,7 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
     """Wait on one job's Watch until `condition` holds, can no longer hold, or `deadline` (a `clock` time) passes."""
     job_id, last = key, None
     lost_at = 0.0  # when the stream broke (0: it has not)
+    came_back = False  # the federator went away and came back since the job was seen: a restore may have lost it
     delay = 0.5
     given: float | None = None  # the last Watch's deadline, for "no answer in N s"
     while True:
@@ -176,7 +178,7 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
                         timeout=max(0.1, min(5.0, lost_at + reconnect_for - clock())))
                     print(f"wait: the federator at {opts.server} is back after {clock() - lost_at:.0f} s",
                           file=sys.stderr, flush=True)
-                    lost_at, delay = 0.0, 0.5
+                    lost_at, delay, came_back = 0.0, 0.5, last is not None
                 request = jobs_pb2.WatchJobsRequest(job_id=job_id, send_bookmarks=True)
                 given = left if 0 < left < math.inf else None if left > 0 else LOOK_ONCE_SECONDS
                 call = jobs_pb2_grpc.JobServiceStub(channel).Watch(request, timeout=given)
@@ -184,7 +186,7 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
                 try:
                     for pb in call:
                         if pb.removed:
-                            return _removed(job_id, condition)
+                            return _removed(job_id, condition, last, came_back, opts.server)
                         if not pb.job_id:
                             continue  # a bookmark
                         last = convert.job_from_pb(pb)
@@ -194,7 +196,8 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
                             return Outcome(Exit.OK if verdict.holds else Exit.FAILED, verdict.line)
                         if clock() >= deadline:
                             return _timed_out(last, key, condition)
-                    return _removed(job_id, condition)  # a Watch with bookmarks ends OK only after a removal
+                    # a Watch with bookmarks ends OK only after a removal
+                    return _removed(job_id, condition, last, came_back, opts.server)
                 finally:
                     streams.drop(call)
                     call.cancel()
@@ -207,7 +210,8 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
             if code is grpc.StatusCode.DEADLINE_EXCEEDED and clock() >= deadline and last is not None:
                 return _timed_out(last, key, condition)
             if code is grpc.StatusCode.NOT_FOUND and last is not None:
-                return _removed(job_id, condition)  # a federator before Watch's removals ends the stream so
+                # a federator before Watch's removals ends the stream so; one whose store was restored knows no such job
+                return _removed(job_id, condition, last, came_back, opts.server)
             if not (last is not None or lost_at) or not watch.can_resume(err):
                 return Outcome(fail(err, args, prefix=f"{key}: ", seconds=given))
             if not lost_at:
@@ -223,9 +227,18 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
         delay = min(delay * 2, 5.0)
 
 
-def _removed(job_id: str, condition: Condition) -> Outcome:
-    return Outcome(Exit.FAILED, f"job {job_id} was removed (its finished record expired): whether it is {condition} "
-                      "cannot be told")
+def _removed(job_id: str, condition: Condition, last: Job | None, came_back: bool, server: str) -> Outcome:
+    """The job is gone. Only a finished job's record expires (--finished-job-ttl): an unfinished one is unknown to a
+    federator that came back on a restored store (outside operator DR QA D2: this said "finished and its record
+    expired" of a job last seen Running), or was deleted (Kubernetes mode: its FederatedJob). Exit 3, not found:
+    the job may be submitted again."""
+    if last is None or last.phase.is_terminal:
+        return Outcome(Exit.FAILED, f"job {job_id} was removed (its finished record expired): whether it is "
+                                    f"{condition} cannot be told")
+    if came_back:
+        return Outcome(Exit.NOT_FOUND, watch.lost_line(job_id, last.phase, server))
+    return Outcome(Exit.NOT_FOUND, f"job {job_id} (last seen {last.phase}) was removed before it finished (deleted: "
+                                   "in Kubernetes mode, its FederatedJob)")
 
 
 def _timed_out(job: Job, key: str, condition: Condition) -> Outcome:

@@ -1,6 +1,12 @@
 """`federator watch [JOB]`: print job changes until interrupted, each line saying something new, reconnecting
 to a federator that went away (a restart) for --reconnect-for seconds (`can_resume`; `federator wait` resumes
-its streams by the same rule)."""
+its streams by the same rule).
+
+Why a reconnect asks for bookmarks (outside operator DR QA D2): a federator that comes back on a store restored
+from a backup does not know the jobs accepted after the backup. Its Watch lists the jobs it knows and says nothing
+of the others, so a watcher never learnt they vanished. After a cut the Watch sets send_bookmarks: the first
+bookmark closes the snapshot, and each unfinished job seen before it and not in it is said once, plainly
+(`lost_line`; `federator wait` says the same of the job it waits on)."""
 
 from __future__ import annotations
 
@@ -12,11 +18,11 @@ from collections.abc import Iterable, Iterator
 import grpc
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.cli import calls
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
-from federator.model import Job
+from federator.model import Job, JobPhase
 from federator.security.tls import TlsError
 from federator.termtext import cell
 
@@ -42,6 +48,35 @@ def watch_lines(jobs: Iterable[Job], last: dict[str, str] | None = None) -> Iter
             yield line
 
 
+def lost_line(job_id: str, phase: JobPhase, server: str) -> str:
+    """What a client says of an unfinished job the federator it reconnected to does not know."""
+    return (f"job {job_id} (last seen {phase}) is not known to the federator at {server} since it came back: it was "
+            "lost, most likely in a restore of the federator's store from a backup taken before it was accepted; "
+            "submit it again (what a member still runs of it is cancelled after the federator's --orphan-grace)")
+
+
+def _lines(pbs: Iterable[types_pb2.Job], last: dict[str, str], phases: dict[str, JobPhase], *, after_cut: bool,
+           server: str) -> Iterator[str]:
+    """`watch_lines` of a Watch's messages; after a cut (a Watch with bookmarks), at the first bookmark, a line for
+    each unfinished job seen before the cut that the new snapshot did not hold (`lost_line`)."""
+    seen: set[str] | None = set() if after_cut else None
+    for pb in pbs:
+        if not pb.job_id:  # a bookmark: the first one closes the snapshot
+            if seen is not None:
+                for job_id in [j for j, phase in phases.items() if j not in seen and not phase.is_terminal]:
+                    yield cell(f"{job_id} Gone - {lost_line(job_id, phases.pop(job_id), server)}")
+                seen = None
+            continue
+        if pb.removed:  # a finished job's record expired (or a FederatedJob deleted): nothing more will change
+            phases.pop(pb.job_id, None)
+            continue
+        job = convert.job_from_pb(pb)
+        if seen is not None:
+            seen.add(job.job_id)
+        phases[job.job_id] = job.phase
+        yield from watch_lines([job], last)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print job changes until interrupted. A federator that goes away after the watch began (a restart; the
     stream breaks with UNAVAILABLE) is waited for, with backoff, for --reconnect-for seconds: the watch says it
@@ -52,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     except TlsError as err:
         return calls.fail(err, args)
     last: dict[str, str] = {}
+    phases: dict[str, JobPhase] = {}  # each job's last phase seen: what a restored store's loss is told by
     lost_at = 0.0  # when the federator went away (0: it has not)
+    cut = False  # a Watch broke once: the next ones ask for bookmarks
     delay = 0.5
     while True:
         try:
@@ -64,14 +101,20 @@ def run(args: argparse.Namespace) -> int:
                           "watching again (jobs that changed meanwhile follow)", file=sys.stderr, flush=True)
                     lost_at, delay = 0.0, 0.5
                 stub = jobs_pb2_grpc.JobServiceStub(channel)
-                stream = (convert.job_from_pb(pb) for pb in stub.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)))
+                stream = stub.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job, send_bookmarks=cut))
                 try:
-                    for line in watch_lines(stream, last):
+                    for line in _lines(stream, last, phases, after_cut=cut, server=opts.server):
                         print(line, flush=True)
                 except grpc.RpcError as err:
                     connected = ready.done() and not ready.cancelled() and ready.exception() is None
+                    if cut and args.job and err.code() is grpc.StatusCode.NOT_FOUND and phases:
+                        job_id, phase = next(iter(phases.items()))  # the one job watched, unknown since the cut
+                        if not phase.is_terminal:
+                            print(f"error: {lost_line(job_id, phase, opts.server)}", file=sys.stderr, flush=True)
+                            return Exit.NOT_FOUND
                     if not (connected and can_resume(err)):
                         raise
+                    cut = True
                     lost_at = time.monotonic()
                     print(f"watch: lost the federator at {opts.server} ({err.details()}); reconnecting for up to "  # type: ignore[attr-defined]
                           f"{args.reconnect_for:.0f} s", file=sys.stderr, flush=True)
@@ -101,4 +144,4 @@ def can_resume(err: grpc.RpcError) -> bool:
     return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
-__all__ = ["WATCH_PATIENCE", "can_resume", "run", "watch_lines"]
+__all__ = ["WATCH_PATIENCE", "can_resume", "lost_line", "run", "watch_lines"]

@@ -132,8 +132,8 @@ class FileIdentity:
         wal = open_descriptor(self._wal_id) if self._wal_id is not None else None
         wal_from = f"/proc/{pid}/fd/{wal[0]}" if wal is not None else f"{self.path}-wal"
         return (f"{head} (it holds it as /proc/{pid}/fd/{db[0]} -> {db[1]}): `mkdir -p SAFE && cp /proc/{pid}/fd/"
-                f"{db[0]} SAFE/{name} && cp {wal_from} SAFE/{name}-wal && federator backup --db SAFE/{name} --to "
-                f"SAFE/restored.db`; only then put SAFE/restored.db at --db, with no -wal or -shm beside it, and "
+                f"{db[0]} SAFE/{name} && cp {wal_from} SAFE/{name}-wal && federator backup --db SAFE/{name} --own-wal "
+                f"--to SAFE/restored.db`; only then put SAFE/restored.db at --db, with no -wal or -shm beside it, and "
                 f"restart the federator ({RUNBOOK})")
 
     def check(self) -> None:

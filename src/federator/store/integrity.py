@@ -37,9 +37,10 @@ def summary(found: list[str]) -> str:
 
 def recovery(path: Path) -> str:
     """What to do about a damaged store at `path`: docs/reliability.md, "A corrupted store"."""
-    return (f"stop here and restore: put the newest `federator backup` copy at {path} with no -wal or -shm beside it "
-            "(check the copy first: `federator backup --db COPY --to CHECK.db` succeeds only on a sound one) and start "
-            f"again; with no sound copy, `sqlite3 {path} .recover | sqlite3 recovered.db` salvages what it can "
+    return (f"stop here and restore: `federator restore --from COPY --db {path}` puts the newest `federator backup` "
+            f"copy there, checked, this file and its -wal kept aside (by hand: the copy at {path} with no -wal or -shm "
+            "beside it; check it first: `federator backup --db COPY --to CHECK.db` succeeds only on a sound one) and "
+            f"start again; with no sound copy, `sqlite3 {path} .recover | sqlite3 recovered.db` salvages what it can "
             "(docs/reliability.md, \"A corrupted store\")")
 
 

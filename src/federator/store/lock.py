@@ -50,6 +50,22 @@ class StoreLock:
             self._fd = None
 
 
+def held(db: Path) -> bool:
+    """Whether a federator holds `db`'s lock now: a look that writes nothing (no `<db>.lock` is made, none is
+    taken), for a reader such as `federator backup` that must tell a live store's `-wal` from a stale one."""
+    try:
+        fd = os.open(db.with_name(db.name + ".lock"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file: no federator ran on it here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock, if taken
+    return False
+
+
 def _holder(fd: int) -> str:
     """The pid the holder wrote, or "" (it may be writing it right now)."""
     try:
@@ -59,4 +75,4 @@ def _holder(fd: int) -> str:
     return text if text.isdigit() else ""
 
 
-__all__ = ["StoreLock"]
+__all__ = ["StoreLock", "held"]

@@ -28,6 +28,13 @@ The versions:
   (store/moves.py: when each job last moved), made the same way, and an index of the usage table, usage_cluster
   (accounting/store.py), made IF NOT EXISTS. 0.10.0 never reads the tables and keeps the index up to date as any,
   so it runs on such a file unharmed.
+- 4: 0.15.0. Nothing in the file's layout changed; the bump is the refusal of 0.14.0 down to 0.8.0. 0.14.0 added
+  job fields and kept version 3 (outside operator DR QA D7): 0.13.0 on a 0.14 file stripped `spec.regions.allowed`
+  and holds from every job it rewrote, for good (a job allowed only in east ran in west, unflagged ever after) and
+  ignored `dependsOn`. 0.14.0 itself carries the fields 0.15.0 does, but refusing it is the only way to make the
+  older ones refuse: they read "up to 3" each. The rule from here on, held by tests/store/test_job_fields_pinned.py:
+  a field added to a stored Job or JobSpec raises the version in the release that adds it, unless the release
+  before reads and keeps it.
 
 A file of an older version is taken forward when it is opened (`upgrade`), in one transaction: an upgrade needs
 no step of the operator's, and the file says from then on which releases may open it.
@@ -41,7 +48,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger("federator.store")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The members table (store/members.py), created here too so that the upgrade can take an older one forward.
 MEMBERS_TABLE = ("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
                  "labels TEXT NOT NULL, lost INTEGER NOT NULL, features TEXT NOT NULL DEFAULT '[]', "
@@ -58,7 +65,8 @@ MEMBER_COLUMNS_0_10 = {"last_report_at": "REAL NOT NULL DEFAULT 0"}
 
 
 def _same_layout(_db: sqlite3.Connection) -> None:
-    """1 -> 2: the jobs table and its documents are unchanged (the documents' new fields are optional)."""
+    """1 -> 2 and 3 -> 4: the tables and the documents are unchanged (the documents' new fields are optional); the
+    new number is the refusal of the releases before (module docstring)."""
 
 
 def _member_facts(db: sqlite3.Connection) -> None:
@@ -85,7 +93,9 @@ def _members_columns(db: sqlite3.Connection, columns: Mapping[str, str]) -> bool
 
 
 # from version N to N + 1, run inside the upgrade's transaction
-STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {1: _same_layout, 2: _member_facts}
+STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {1: _same_layout, 2: _member_facts, 3: _same_layout}
+# The oldest release that reads SCHEMA_VERSION: what the upgrade's log line names.
+READ_FROM = "0.15.0"
 
 
 def upgrade(db: sqlite3.Connection, path: Path, found: int) -> None:
@@ -101,9 +111,10 @@ def upgrade(db: sqlite3.Connection, path: Path, found: int) -> None:
             db.execute("ROLLBACK")
         raise
     if str(path) != ":memory:":
-        log.info("job store %s: schema version %d taken forward to %d; a federator older than 0.8.0 refuses it from "
-                 "now on (to roll back, restore the backup taken before the upgrade)", path, found, SCHEMA_VERSION)
+        log.info("job store %s: schema version %d taken forward to %d; a federator older than %s refuses it from "
+                 "now on (to roll back, restore the backup taken before the upgrade)", path, found, SCHEMA_VERSION,
+                 READ_FROM)
 
 
-__all__ = ["MEMBERS_TABLE", "MEMBER_COLUMNS", "MEMBER_COLUMNS_0_10", "SCHEMA_VERSION", "STEPS", "add_member_columns",
-           "upgrade"]
+__all__ = ["MEMBERS_TABLE", "MEMBER_COLUMNS", "MEMBER_COLUMNS_0_10", "READ_FROM", "SCHEMA_VERSION", "STEPS",
+           "add_member_columns", "upgrade"]

@@ -6,7 +6,9 @@ placement it had handed out (the fencing generations included).
 
 One federator owns a file at a time (`lock.py`). What cannot be loaded stops
 the start with one line naming the file and what is wrong (`StoreUnreadable`):
-a schema version newer than this code (store/schema.py; an older one is taken
+a file that holds no store, or a restored backup copy with another store's
+`-wal` beside it (store/restore_checks.py, looked at read-only first), a
+schema version newer than this code (store/schema.py; an older one is taken
 forward), a file SQLite's quick_check finds damaged (store/integrity.py), a
 `jobs` table of another layout, a row whose document is not a job. A single
 bad row stops it too, by choice:
@@ -27,7 +29,7 @@ from typing import Protocol, runtime_checkable
 
 from federator.model import Job, JobId
 from federator.paths import make_parent
-from federator.store import integrity
+from federator.store import integrity, restore_checks
 from federator.store.codec import job_from_dict, job_to_dict
 from federator.store.errors import StoreDamaged, StoreFileGone, StoreUnavailable, StoreUnreadable
 from federator.store.identity import FileIdentity, FileState, identity
@@ -120,6 +122,8 @@ class SqliteJobStore:
         # starts with no job, and its agents' placements are orphans to it (server/orphans.py). Said loudly.
         self.created = self._owner is not None and not path.exists()
         try:
+            if self._owner is not None and not self.created:  # read-only looks first (store/restore_checks.py)
+                restore_checks.refuse_unfit(path)
             self._db = self._connect()
             try:
                 self._open_schema()
@@ -174,6 +178,7 @@ class SqliteJobStore:
                                   f"(they start at 1): restore the store from a backup")
         if version < SCHEMA_VERSION:
             upgrade(db, self.path, version)
+        restore_checks.first_open(db, self.path)
 
     def rescue(self) -> bool:
         """If the file's -wal was deleted or replaced (store/identity.py), copy what the lost one holds into the

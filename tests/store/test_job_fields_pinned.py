@@ -1,0 +1,183 @@
+"""Every field a job carries survives the store, and a new one cannot slip in without the schema version being
+looked at (outside operator DR QA D7).
+
+0.14.0 added `spec.regions.allowed` and holds and kept schema version 3, so 0.13.0, which reads version 3, ran on
+a 0.14 file and rewrote its jobs without them: a job allowed only in east ran in west, for good. 0.15.0 writes
+version 4 (store/schema.py), which every older release refuses. These tests hold the rule for the next field:
+
+- a job with every field set (none at its default) comes back equal from the store, the few fields kept out of
+  the store on purpose (`NOT_STORED`) aside;
+- the fields of a stored job are pinned, with the schema version they were pinned at (`PINNED`): a field added to
+  Job, JobSpec or what they hold fails here, and the failure says what to decide (raise SCHEMA_VERSION unless the
+  previous release reads and keeps the field; then pin the new list at the version the file says);
+- a file written by this build is refused by a reader of the previous version (its check, as shipped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from federator.model import (
+    AcceleratorAlternative,
+    Job,
+    JobHold,
+    JobId,
+    JobKind,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+    Resources,
+)
+from federator.model.job import NeverRunnable
+from federator.store import SqliteJobStore, StoreUnreadable, schema
+from federator.store import sqlite as sqlite_store
+
+# The fields of a stored job, pinned at a schema version. A change here is a change of what the store holds: if the
+# release before reads a version-N file and would drop (or ignore) the new field, the version must go up.
+PINNED_AT = 4
+PINNED = frozenset({
+    "Job.job_id", "Job.spec", "Job.submitted_at", "Job.phase", "Job.pending_reason", "Job.placements",
+    "Job.placed_at", "Job.finished_at", "Job.message", "Job.generation", "Job.early_failure", "Job.started_at",
+    "Job.ran_seconds", "Job.waiting_since", "Job.hold", "Job.waiting_on",
+    "JobSpec.name", "JobSpec.kind", "JobSpec.replicas", "JobSpec.resources", "JobSpec.accelerator_models",
+    "JobSpec.queue", "JobSpec.priority", "JobSpec.preferred_regions", "JobSpec.namespace", "JobSpec.labels",
+    "JobSpec.annotations", "JobSpec.pod_template_json", "JobSpec.preemptible", "JobSpec.min_regions",
+    "JobSpec.user_region", "JobSpec.max_latency_ms", "JobSpec.workload_json", "JobSpec.group_size",
+    "JobSpec.accelerators", "JobSpec.max_run_seconds", "JobSpec.allowed_regions",
+    "Resources.cpu_milli", "Resources.memory_bytes", "Resources.accelerator_milli",
+    "AcceleratorAlternative.milli", "AcceleratorAlternative.model", "AcceleratorAlternative.vendor",
+    "AcceleratorAlternative.min_memory_mib", "AcceleratorAlternative.pod_template_json",
+    "AcceleratorAlternative.resource_name",
+    "Reason.code", "Reason.message", "Reason.never",
+    "Placement.placement_id", "Placement.job_id", "Placement.cluster", "Placement.region", "Placement.replicas",
+    "Placement.accelerator_model", "Placement.generation", "Placement.phase", "Placement.message",
+    "Placement.accelerator_vendor", "Placement.accelerator_resource", "Placement.accelerator_milli",
+    "Placement.alternative", "Placement.unit_milli", "Placement.replicas_running", "Placement.replicas_ready",
+    "Placement.nodes", "Placement.ended_at",
+    "JobHold.by", "JobHold.at", "JobHold.admin",
+})
+# Kept out of the store on purpose (model/job.py says why for each): judged again, or said again, after a restart.
+NOT_STORED = frozenset({"Reason.never", "Placement.nodes", "Job.waiting_on"})
+SHIPPED_0_14 = 3  # the version 0.8.0 to 0.14.0 write and read up to
+
+
+def _fields(cls: type, seen: set[type] | None = None) -> set[str]:
+    """"Class.field" of `cls` and of every dataclass its fields hold (in a list, a tuple, an Optional)."""
+    seen = set() if seen is None else seen
+    if cls in seen:
+        return set()
+    seen.add(cls)
+    out: set[str] = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        out.add(f"{cls.__name__}.{f.name}")
+        for inner in _dataclasses_in(hints[f.name]):
+            out |= _fields(inner, seen)
+    return out
+
+
+def _dataclasses_in(hint: Any) -> list[type]:
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return [hint]
+    return [c for arg in typing.get_args(hint) for c in _dataclasses_in(arg)]
+
+
+def _every_field_set() -> Job:
+    """A job with no field at its default, so that a field the store drops cannot compare equal by chance."""
+    spec = JobSpec(
+        name="train", kind=JobKind.INFERENCE, replicas=4, resources=Resources(2000, 8 << 30, 8000),
+        accelerator_models=("H100",), queue="research", priority=7, preferred_regions=("west",), namespace="team-a",
+        labels=(("app", "llm"), ("tier", "a")), annotations=(("federator.io/depends-on", "afterok:prep-3f9a1c"),
+                                                             ("federator.io/user", "alice")),
+        pod_template_json='{"spec":{}}', preemptible=True, min_regions=2, user_region="east", max_latency_ms=40,
+        workload_json='{"apiVersion":"apps/v1","kind":"Deployment"}', group_size=2,
+        accelerators=(AcceleratorAlternative(8000, model="H100", vendor="nvidia", min_memory_mib=81920,
+                                             pod_template_json='{"a":1}', resource_name="nvidia.com/gpu"),),
+        max_run_seconds=3600, allowed_regions=("east", "west"))
+    placement = Placement(
+        placement_id=PlacementId("train-1.g3.east-1"), job_id=JobId("train-1"), cluster="east-1", region="east",
+        replicas=2, accelerator_model="H100", generation=3, phase=JobPhase.RUNNING, message="2/2 running",
+        accelerator_vendor="nvidia", accelerator_resource="nvidia.com/gpu", accelerator_milli=8000, alternative=1,
+        unit_milli=1000, replicas_running=2, replicas_ready=1, nodes=(("node-1", 2),), ended_at=1_796_520_100.0)
+    return Job(
+        job_id=JobId("train-1"), spec=spec, submitted_at=1_796_520_000.0, phase=JobPhase.RUNNING,
+        pending_reason=Reason(ReasonCode.INSUFFICIENT_CPU, "needs 4 x 64", never=NeverRunnable.QUOTA),
+        placements=[placement], placed_at=1_796_520_010.0, finished_at=1_796_520_200.0, message="placed",
+        generation=3, early_failure="east-2 after 4s: ImagePullBackOff", started_at=1_796_520_020.0,
+        ran_seconds=12.5, waiting_since=1_796_520_005.0, hold=JobHold(by="admin", at=1_796_519_990.0, admin=True),
+        waiting_on=(JobId("prep-3f9a1c"),))
+
+
+def _at_defaults(obj: Any, name: str) -> list[str]:
+    """Fields of `obj` (and of the dataclasses it holds) left at their default: the sample must set each."""
+    out = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        default = (f.default if f.default is not dataclasses.MISSING
+                   else f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        if value == default:
+            out.append(f"{name}.{f.name}")
+        for inner in (value if isinstance(value, list | tuple) else [value]):
+            if dataclasses.is_dataclass(inner) and not isinstance(inner, type):
+                out += _at_defaults(inner, type(inner).__name__)
+    return out
+
+
+def _without_unstored(job: Job) -> Job:
+    return dataclasses.replace(
+        job, waiting_on=(),
+        pending_reason=dataclasses.replace(job.pending_reason, never=None) if job.pending_reason else None,
+        placements=[dataclasses.replace(p, nodes=()) for p in job.placements])
+
+
+def test_the_fields_of_a_stored_job_are_pinned_at_the_schema_version() -> None:
+    now = _fields(Job)
+    assert now == PINNED and PINNED_AT == schema.SCHEMA_VERSION, (
+        f"the fields of a stored job changed (added: {sorted(now - PINNED)}, gone: {sorted(PINNED - now)}) or the "
+        f"schema version did ({PINNED_AT} -> {schema.SCHEMA_VERSION}). If the release before this one reads a file "
+        "of this version and would drop or ignore the new field (it rewrites each job with the fields it knows: "
+        "0.13.0 stripped 0.14.0's regions.allowed and holds), raise SCHEMA_VERSION in store/schema.py with a step; "
+        "then set PINNED to the new fields and PINNED_AT to the version, and set the field in _every_field_set")
+
+
+def test_every_field_of_a_job_survives_the_store(tmp_path: Path) -> None:
+    sample = _every_field_set()
+    assert _at_defaults(sample, "Job") == []  # a field at its default would pass below even if dropped
+    assert {f for f in PINNED if f in NOT_STORED} == NOT_STORED
+    store = SqliteJobStore(tmp_path / "db")
+    store.put([sample])
+    store.close()
+    again = SqliteJobStore(tmp_path / "db")
+    try:
+        assert again.load() == [_without_unstored(sample)]
+    finally:
+        again.close()
+
+
+def test_a_file_this_build_wrote_is_refused_by_a_reader_of_the_previous_version(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The previous release's check, as shipped (0.8.0 to 0.14.0 read "up to 3"): it stops at start, one line, and
+    writes nothing; 0.13.0 on a 0.15 file is refused, not a silent strip of regions.allowed and holds."""
+    db = tmp_path / "db"
+    store = SqliteJobStore(db)
+    store.put([_every_field_set()])
+    store.close()
+    before = db.read_bytes()
+    monkeypatch.setattr(sqlite_store, "SCHEMA_VERSION", SHIPPED_0_14)
+    with pytest.raises(StoreUnreadable) as got:
+        SqliteJobStore(db)
+    assert str(got.value) == (f"job store {db}: schema version '{schema.SCHEMA_VERSION}' found, this federator reads "
+                              f"versions up to {SHIPPED_0_14}: use the federator that wrote it")
+    assert db.read_bytes() == before
+    c = sqlite3.connect(db)
+    assert c.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
+    c.close()
