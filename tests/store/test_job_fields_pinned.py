@@ -63,10 +63,10 @@ PINNED = frozenset({
     "Placement.accelerator_vendor", "Placement.accelerator_resource", "Placement.accelerator_milli",
     "Placement.alternative", "Placement.unit_milli", "Placement.replicas_running", "Placement.replicas_ready",
     "Placement.nodes", "Placement.ended_at",
-    "JobHold.by", "JobHold.at", "JobHold.admin",
+    "JobHold.by", "JobHold.at", "JobHold.admin", "Job.throttled",
 })
 # Kept out of the store on purpose (model/job.py says why for each): judged again, or said again, after a restart.
-NOT_STORED = frozenset({"Reason.never", "Placement.nodes", "Job.waiting_on"})
+NOT_STORED = frozenset({"Reason.never", "Placement.nodes", "Job.waiting_on", "Job.throttled"})
 SHIPPED_0_14 = 3  # the version 0.8.0 to 0.14.0 write and read up to
 
 
@@ -114,7 +114,7 @@ def _every_field_set() -> Job:
         placements=[placement], placed_at=1_796_520_010.0, finished_at=1_796_520_200.0, message="placed",
         generation=3, early_failure="east-2 after 4s: ImagePullBackOff", started_at=1_796_520_020.0,
         ran_seconds=12.5, waiting_since=1_796_520_005.0, hold=JobHold(by="admin", at=1_796_519_990.0, admin=True),
-        waiting_on=(JobId("prep-3f9a1c"),))
+        waiting_on=(JobId("prep-3f9a1c"),), throttled=True)
 
 
 def _at_defaults(obj: Any, name: str) -> list[str]:
@@ -134,7 +134,7 @@ def _at_defaults(obj: Any, name: str) -> list[str]:
 
 def _without_unstored(job: Job) -> Job:
     return dataclasses.replace(
-        job, waiting_on=(),
+        job, waiting_on=(), throttled=False,
         pending_reason=dataclasses.replace(job.pending_reason, never=None) if job.pending_reason else None,
         placements=[dataclasses.replace(p, nodes=()) for p in job.placements])
 
