@@ -133,3 +133,19 @@ def test_issue_without_the_ca_key_never_suggests_init_over_an_existing_ca(certs:
         assert "run `federator certs init` first" not in out.stderr
     else:
         assert "run `federator certs init` first" in out.stderr
+
+
+def test_a_batch_of_users_with_one_revoked_by_name_is_refused_whole(certs: CertsDir, tmp_path: Path) -> None:
+    assert cli("certs", "revoke", "--dir", str(certs.root), "--user", "bob").returncode == 0
+    users = tmp_path / "users.txt"
+    users.write_text("alice\nbob,ml\n")
+    out = cli("certs", "issue", "--dir", str(certs.root), "--users-from", str(users))
+    assert out.returncode == 1
+    assert "users.txt:2: user 'bob' is revoked by name" in out.stderr and "certs reinstate" in out.stderr
+    assert not (certs.root / "users" / "alice.crt").exists()
+
+
+def test_a_revocation_list_that_does_not_parse_stops_issue_naming_its_line(certs: CertsDir) -> None:
+    certs.revoked.write_text("cluster east-1\nbogus line\n")
+    out = cli("certs", "issue", "--dir", str(certs.root), "--cluster", "north-1")
+    assert out.returncode == 1 and "revoked.txt:2:" in out.stderr and "Traceback" not in out.stderr

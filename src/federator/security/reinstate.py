@@ -43,13 +43,20 @@ class Reinstated:
     lifted: int
 
 
-def revoked_by_name(certs: CertsDir, identity: Identity) -> bool:
-    """Whether the folder's revocation list refuses `identity` by name (a list that does not parse: PkiError)."""
+def revoked_names(certs: CertsDir) -> frozenset[Identity]:
+    """The identities the folder's revocation list refuses by name (a list that does not parse: PkiError)."""
     try:
         text = certs.revoked.read_text() if certs.revoked.exists() else ""
-        return identity in parse_revocations(text, source=str(certs.revoked)).identities
-    except (OSError, ValueError) as exc:
+        return parse_revocations(text, source=str(certs.revoked)).identities
+    except OSError as exc:
         raise PkiError(f"{certs.revoked}: {exc}") from exc
+    except ValueError as exc:  # names the file and line already
+        raise PkiError(str(exc)) from exc
+
+
+def revoked_by_name(certs: CertsDir, identity: Identity) -> bool:
+    """Whether the folder's revocation list refuses `identity` by name (a list that does not parse: PkiError)."""
+    return identity in revoked_names(certs)
 
 
 def _now() -> str:
@@ -94,4 +101,4 @@ def reinstate(certs: CertsDir, identity: Identity, *, days: int = 825, groups: t
     return Reinstated(old, new_path, new_serial, lifted)
 
 
-__all__ = ["Reinstated", "reinstate", "revoked_by_name"]
+__all__ = ["Reinstated", "reinstate", "revoked_by_name", "revoked_names"]
