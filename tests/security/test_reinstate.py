@@ -149,3 +149,25 @@ def test_a_revocation_list_that_does_not_parse_stops_issue_naming_its_line(certs
     certs.revoked.write_text("cluster east-1\nbogus line\n")
     out = cli("certs", "issue", "--dir", str(certs.root), "--cluster", "north-1")
     assert out.returncode == 1 and "revoked.txt:2:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_provider_cluster_is_reinstated_on_its_providers_list_and_ca(certs: CertsDir) -> None:
+    d = str(certs.root)
+    assert cli("certs", "provider", "--dir", d, "--name", "acme", "--clusters", "acme-*",
+               "--max-accelerators", "8").returncode == 0
+    assert cli("certs", "issue", "--dir", d, "--provider", "acme", "--cluster", "acme-east").returncode == 0
+    acme = certs.provider("acme")
+    old = load_cert(acme.cert(Identity(IdentityKind.CLUSTER, "acme-east"))).serial_number
+    assert cli("certs", "revoke", "--dir", d, "--provider", "acme", "--cluster", "acme-east").returncode == 0
+    refused = cli("certs", "issue", "--dir", d, "--provider", "acme", "--cluster", "acme-east")
+    assert refused.returncode == 1
+    assert f"federator certs reinstate --dir {d} --provider acme --cluster acme-east" in refused.stderr
+    out = cli("certs", "reinstate", "--dir", d, "--provider", "acme", "--cluster", "acme-east")
+    assert out.returncode == 0, out.stderr
+    from federator.security.auth import parse_revocations
+
+    listed = parse_revocations(acme.revoked.read_text())
+    assert old in listed.serials and Identity(IdentityKind.CLUSTER, "acme-east") not in listed.identities
+    new = load_cert(acme.cert(Identity(IdentityKind.CLUSTER, "acme-east")))
+    assert new.issuer == load_cert(acme.ca_cert).subject  # signed by the provider's CA, not the federation's
+    assert not certs.revoked.exists() or "acme-east" not in certs.revoked.read_text()
