@@ -71,9 +71,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "this often (default %(default)s)")
     a.add_argument("--fence-after", type=float, default=0.0, metavar="SECONDS",
                    help="stop every placement after this long without a message from the federator (a cut, a "
-                        "silent link or a pause); at most the federator's --lost-after minus its --order-max-age, "
-                        "else the agent refuses to run (default: off while running; on resume from a pause the "
-                        "agent still fences past that bound)")
+                        "silent link or a pause, and the federator itself down: set it above the longest "
+                        "federator outage you plan to recover from); at most the federator's --lost-after minus "
+                        "its --order-max-age, else the agent refuses to run (default: off while running; on resume "
+                        "from a pause the agent still fences past that bound)")
     a.add_argument("--metrics-listen", default="", metavar="HOST:PORT",
                    help="serve the agent's /metrics, /healthz (alive) and /readyz (connected and reporting) "
                         "here; port 0 picks a free one (default: off)")

@@ -1,4 +1,4 @@
-"""`federator certs init | issue | revoke | provider | bundle`, and the TLS flags every other command shares.
+"""`federator certs init | issue | revoke | reinstate | provider | bundle`, and the TLS flags the others share.
 
 A federation's certificates live in one folder (`--dir`, default
 $FEDERATOR_CERTS_DIR or ./federator-certs): see `federator.security.pki`.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from federator.security.pki import CertsDir
+    from federator.security.pki import CertsDir, Identity
     from federator.security.tls import ClientOptions, TlsFiles
 
 DEFAULT_DIR = Path(os.environ.get("FEDERATOR_CERTS_DIR", "federator-certs"))
@@ -82,6 +82,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="write to this provider's revocation list (providers/NAME/revoked.txt): it applies to the "
                         "certificates its CA signed")
     r.set_defaults(func=_revoke)
+
+    rs = csub.add_parser("reinstate", help="re-admit a cluster or user revoked by name under a new key: revoke its "
+                                           "old certificate by serial, issue a new one, lift the name")
+    rs.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
+    whom = rs.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--cluster", help="member cluster name")
+    whom.add_argument("--user", help="user name")
+    rs.add_argument("--provider", metavar="NAME",
+                    help="a cluster its provider certifies: its folder, CA and revocation list (providers/NAME/)")
+    rs.add_argument("--group", action="append", default=[], metavar="GROUP",
+                    help="with --user: its groups (default: the groups of the certificate it replaces)")
+    rs.add_argument("--days", type=int, default=825, help="validity of the new certificate (default %(default)s)")
+    rs.set_defaults(func=_reinstate)
 
     pv = csub.add_parser("provider", help="create (or import) a provider's CA and bind clusters to it in trust.yaml")
     pv.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
@@ -170,6 +183,10 @@ def _issue(args: argparse.Namespace) -> int:
     elif args.outside_trust:
         print("federator certs issue: --outside-trust: goes with --provider", file=sys.stderr)
         return 2
+    banned = _banned(CertsDir(args.dir), certs, identity)
+    if banned:
+        print(f"federator certs issue: --{identity.kind.value}: {banned}", file=sys.stderr)
+        return 1
     try:
         path = issue(certs, identity, days=args.days, groups=tuple(args.group), region=args.region)
     except PkiError as exc:
@@ -218,6 +235,60 @@ def _issue_users(args: argparse.Namespace) -> int:
         return 1
     print(f"issued {done} user certificate{'' if done == 1 else 's'} in {certs.root / 'users'} "
           f"({users[0].name}, ...): hand each user NAME.crt, NAME.key and {certs.ca_cert.name}")
+    return 0
+
+
+def _banned(federation: CertsDir, certs: CertsDir, identity: Identity) -> str:
+    """Why a new certificate for `identity` would be refused by name ("" when it would not).
+
+    Why: `certs issue` after `certs revoke --cluster` issued without a word, the federator refused the new
+    certificate for ever, and nothing said how to re-admit the member (outside DR QA, D5). Replacing the revoked
+    certificate would also lose its serial, which reinstating revokes."""
+    from federator.security.pki import PkiError
+    from federator.security.reinstate import revoked_by_name
+
+    for folder in dict.fromkeys([federation, certs]):
+        try:
+            if not revoked_by_name(folder, identity):
+                continue
+        except PkiError as exc:
+            return str(exc)
+        provider = f" --provider {certs.root.name}" if certs != federation else ""
+        return (f"{identity} is revoked by name in {folder.revoked}, so the federator would refuse a new certificate "
+                f"too. To re-admit it under a new key (its old certificate stays refused by serial): federator "
+                f"certs reinstate --dir {federation.root}{provider} --{identity.kind.value} {identity.name}")
+    return ""
+
+
+def _reinstate(args: argparse.Namespace) -> int:
+    from federator.security.pki import CertsDir, Identity, IdentityKind, PkiError, check_name
+    from federator.security.reinstate import reinstate, revoked_by_name
+
+    kind = IdentityKind.CLUSTER if args.cluster else IdentityKind.USER
+    identity = Identity(kind, args.cluster or args.user)
+    certs = CertsDir(args.dir)
+    try:
+        check_name(kind, identity.name)
+        if args.provider:
+            if kind is not IdentityKind.CLUSTER:
+                raise PkiError("--provider: a provider's CA certifies clusters only")
+            if revoked_by_name(certs, identity):  # the federation's ban applies to a provider's clusters too
+                raise PkiError(f"{identity} is revoked by name in {certs.revoked}, the federation's list: lift "
+                               f"that with `federator certs reinstate --dir {certs.root} --{kind.value} "
+                               f"{identity.name}` (without --provider)")
+            certs = certs.provider(args.provider)
+        if args.group and kind is not IdentityKind.USER:
+            raise PkiError("--group: only a user certificate carries groups")
+        done = reinstate(certs, identity, days=args.days, groups=tuple(args.group))
+    except PkiError as exc:
+        print(f"federator certs reinstate: {exc}", file=sys.stderr)
+        return 1
+    old = f"revoked its old certificate by serial {done.old_serial:x}, " if done.old_serial is not None else \
+        f"no old certificate of it in {certs.root} (revoke any you know by --serial), "
+    print(f"reinstated {identity}: {old}issued {done.cert} and {certs.key(identity)} (serial {done.new_serial:x}), "
+          f"lifted `{identity}` in {certs.revoked}; a federator using this list admits the new certificate within "
+          "seconds. Give it to its agent (or user) and restart it; revoke by --serial any other copy of an older "
+          "certificate of it")
     return 0
 
 
@@ -334,6 +405,11 @@ def _revoke(args: argparse.Namespace) -> int:
     with certs.revoked.open("a") as f:
         f.write(f"{line}  # revoked {stamp}\n")
     print(f"revoked {line} in {certs.revoked}; a federator using this list refuses it within seconds")
+    if not args.serial:  # a leaked key must not lose the member for good (outside DR QA, D5)
+        kind = "cluster" if args.cluster else "user"
+        provider = f" --provider {args.provider}" if args.provider else ""
+        print(f"to re-admit it later under a new key: federator certs reinstate --dir {args.dir}{provider} "
+              f"--{kind} {args.cluster or args.user}")
     return 0
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from federator.security.pki import CertsDir, Identity, IdentityKind, PkiError, check_group, check_name
+from federator.security.reinstate import revoked_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +99,14 @@ def read_users(path: Path, *, extra_groups: Sequence[str] = ()) -> list[UserLine
 
 def problems_of(users: Sequence[UserLine], certs: CertsDir, *, renew: bool) -> list[str]:
     """Every reason to refuse the batch, each naming its line: a bad name or group, a user named twice, a user
-    who already has a certificate here (unless `renew`)."""
+    revoked by name (or a revocation list that does not parse), a user who already has a certificate here
+    (unless `renew`)."""
     problems: list[str] = []
     seen: dict[str, str] = {}
+    try:
+        revoked = revoked_names(certs)
+    except PkiError as exc:
+        return [str(exc)]
     for user in users:
         try:
             check_name(IdentityKind.USER, user.name)
@@ -113,7 +119,13 @@ def problems_of(users: Sequence[UserLine], certs: CertsDir, *, renew: bool) -> l
             problems.append(f"{user.where}: user {user.name!r} again (first at {seen[user.name]})")
             continue
         seen[user.name] = user.where
-        cert = certs.cert(Identity(IdentityKind.USER, user.name))
+        identity = Identity(IdentityKind.USER, user.name)
+        if identity in revoked:  # its new certificate would be refused too (outside DR QA, D5)
+            problems.append(f"{user.where}: user {user.name!r} is revoked by name in {certs.revoked}; re-admit "
+                            f"them under a new key with `federator certs reinstate --dir {certs.root} --user "
+                            f"{user.name}`, not in a batch")
+            continue
+        cert = certs.cert(identity)
         if not renew and cert.exists():
             problems.append(f"{user.where}: user {user.name!r} already has a certificate ({cert}); pass --renew to "
                             "issue it again (the old one stays valid until it expires or is revoked)")

@@ -261,6 +261,17 @@ def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3
     issue(certs, Identity(IdentityKind.USER, "admin"), days=days)
 
 
+def _ca_key_hint(certs: CertsDir) -> str:
+    """What to do about a CA key `issue` cannot read. Where a CA certificate is there, agents and users trust it:
+    `certs init` (the hint for a new folder) would refuse, and with --force would cut every one of them off at its
+    next handshake (outside DR QA, D6). The key is restored from its offline copy, or the CA is rolled."""
+    if not certs.ca_cert.exists():
+        return "run `federator certs init` first"
+    return (f"{certs.ca_cert} is there and every agent and user trusts it: restore ca.key from its offline copy, "
+            "or if it is lost roll to a new CA (docs/security.md, \"Rolling the federation CA\"); do not run "
+            "`certs init --force` here, which replaces the CA and cuts every agent and user off at once")
+
+
 def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] = (), days: int = 825,
           groups: tuple[str, ...] = (), names_flag: str = "--server-name", region: str = "") -> Path:
     """Sign a certificate for a cluster, a user or the federator; returns the certificate's path.
@@ -293,7 +304,7 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     try:
         ca_key = serialization.load_pem_private_key(certs.ca_key.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
-        raise PkiError(f"{certs.ca_key}: cannot read the CA key (run `federator certs init` first): {exc}") from exc
+        raise PkiError(f"{certs.ca_key}: cannot read the CA key ({_ca_key_hint(certs)}): {exc}") from exc
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise PkiError(f"{certs.ca_key}: not an EC private key")
     ca = load_cert(certs.ca_cert)
