@@ -26,11 +26,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from federator.security.auth import parse_revocations
-from federator.security.pki import CertsDir, Identity, PkiError, issue, load_cert
+from federator.security.pki import REGION_URI, CertsDir, Identity, PkiError, issue, load_cert, region_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +59,6 @@ def revoked_by_name(certs: CertsDir, identity: Identity) -> bool:
     return identity in revoked_names(certs)
 
 
-REGION_URI = "federator://region/"  # a cluster certificate's bound region, in releases that write one
-
-
-def _bound_regions(cert: x509.Certificate | None) -> list[str]:
-    """The regions a certificate binds its cluster to (its federator://region/R SAN URIs)."""
-    if cert is None:
-        return []
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return sorted(uri[len(REGION_URI):] for uri in san.get_values_for_type(x509.UniformResourceIdentifier)
-                  if uri.startswith(REGION_URI))
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -98,17 +82,19 @@ def reinstate(certs: CertsDir, identity: Identity, *, days: int = 825, groups: t
     path = certs.cert(identity)
     before = load_cert(path) if path.exists() else None
     old = before.serial_number if before is not None else None
-    bound = _bound_regions(before)
-    if bound:  # fail closed: a new certificate without the binding would let the agent claim any region
-        raise PkiError(f"{path} binds {identity} to region {', '.join(bound)} ({REGION_URI}...), which reinstate "
-                       "does not carry over yet: nothing was changed")
+    region = region_of(before) if before is not None else ""
+    if region == "?":  # two regions bind nothing a Hello could match: no new certificate is made to carry that on
+        raise PkiError(f"{path} binds {identity} to more than one region ({REGION_URI}...): issue its new "
+                       "certificate with `certs issue --region R` after lifting the name's line by hand; nothing was "
+                       "changed")
     if before is not None and not groups:  # a user keeps the groups the tenancy policy grants by
         groups = tuple(str(a.value) for a in before.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
     known = parse_revocations(certs.revoked.read_text(), source=str(certs.revoked)).serials
     if old is not None and old not in known:
         with certs.revoked.open("a") as f:  # 1: the leaked certificate by serial, the name ban still in force
             f.write(f"serial {old:x}  # {identity}'s certificate, revoked when it was reinstated {_now()}\n")
-    new_path = issue(certs, identity, days=days, groups=groups)  # 2
+    # 2: the new certificate binds the region the old one did (C2b): without it the agent could claim any region
+    new_path = issue(certs, identity, days=days, groups=groups, region=region)
     new_serial = load_cert(new_path).serial_number
     lines = certs.revoked.read_text().splitlines(keepends=True)
     lifted = 0
