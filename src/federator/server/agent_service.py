@@ -38,6 +38,7 @@ from federator.server.refusal_log import RefusalLog
 from federator.server.refused_messages import RefusedMessages
 from federator.server.replica_counts import counts_of
 from federator.server.report_lane import Examined, ReportLane, examine
+from federator.server.reports import charged
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, agent_text, check_hello_fields
 
@@ -423,7 +424,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         if refusal is not None or cap is None:
             assert refusal is not None
             self.fed.heard(rec)
-            self._refuse(rec, refusal, report=True)
+            self._refuse(rec, charged(rec.reports, refusal, report.ByteSize()), report=True)
             return refusal.reason
         rec.checks.accepted_report(cap.sequence)
         refused_reports.taken(rec)
