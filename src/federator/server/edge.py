@@ -21,6 +21,7 @@ from federator.security.authz import Authorizer, Denied, Principal
 from federator.security.delegation import ON_BEHALF_OF, ON_BEHALF_OF_GROUPS, on_behalf, requested
 from federator.security.limits import RejectReason
 from federator.security.pki import Identity, IdentityKind
+from federator.server import vanished_peers
 from federator.server.errors import Exhausted, Refused, bad_request, denied, exhausted, refused_for
 from federator.server.federator import Federator
 
@@ -163,4 +164,7 @@ class Edge:
 
 
 def decode_guard(federator: Federator) -> DecodeGuard:
+    """The DecodeGuard of a federator's gRPC server; with it, grpc's ERROR for a peer gone mid-write is one INFO
+    line (server/vanished_peers.py)."""
+    vanished_peers.install()
     return DecodeGuard(lambda: federator.metrics.messages_rejected.labels(RejectReason.MALFORMED.value).inc())
