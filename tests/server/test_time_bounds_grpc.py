@@ -154,3 +154,18 @@ def test_list_and_usage_times_past_9999_are_refused_naming_the_field(tmp_path: P
                 await server.stop(0)
 
     asyncio.run(go())
+
+
+def test_the_cli_writes_a_window_past_9999_in_a_zone_ahead_of_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`get clusters -o wide` / `cordon` print a window in the local zone: the clamped 9999-12-31T23:59:59Z is year
+    10000 at UTC+14, which datetime cannot hold; it is written as the federator writes it, not raised."""
+    from federator.cli.times import local_text
+
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14
+    time.tzset()
+    try:
+        assert local_text(LATEST) == "9999-12-31T23:59:59Z"
+        assert local_text(MS_TYPO) == "t=1800000000000.0 (not a date)"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
