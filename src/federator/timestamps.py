@@ -27,7 +27,7 @@ def time_problem(t: float) -> str | None:
     if not math.isfinite(t) or t < 0:
         return f"must be a finite unix time >= 0, got {t!r}"
     if t > LATEST:
-        hint = " (a time in milliseconds? send seconds)" if t / 1000 <= LATEST else ""
+        hint = " (a time in milliseconds? send seconds)" if 1e9 <= t / 1000 <= LATEST else ""  # 2001 to 9999
         return f"must be at most {LATEST:.0f} (9999-12-31T23:59:59Z), got {t!r}{hint}"
     return None
 
