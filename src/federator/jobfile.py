@@ -544,6 +544,10 @@ def _workload(value: object, bad: Any) -> _Brought | None:
     except WorkloadError as exc:
         bad(f"spec.workload.{exc.field}" if exc.field else "spec.workload", exc.problem)
         return None
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:  # an adapter's miss: a refusal, not UNKNOWN
+        bad("spec.workload", f"a field has the wrong type ({type(exc).__name__}: {str(exc)[:80]}); see the kind's "
+                             "API reference")  # tests/test_workload_shapes.py finds these in the adapters
+        return None
     if resources.accelerator_milli == 0 and resources.cpu_milli == 0 and resources.memory_bytes == 0:
         bad("spec.workload", "its pods ask for nothing; set resources.requests (cpu, memory or nvidia.com/gpu) "
                              "on the containers")

@@ -457,6 +457,12 @@ class Metrics:
             "Capacity reports of a member's agent refused (not taken), by reason (a RejectReason: malformed, "
             "implausible_report, stale_report, oversized); the agent was sent an Error naming the field.",
             ["cluster", "reason"], registry=r)
+        self.agent_messages_refused = Counter(
+            "federator_agent_messages_refused_total",
+            "Messages of a member's agent other than capacity reports refused, by reason (a RejectReason: "
+            "empty_message, malformed, unexpected, second_hello, ...); each answered with an Error. The log says "
+            "the first ones of each minute, then sums up (server/refused_messages.py).",
+            ["cluster", "reason"], registry=r)
         self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
                                       ["cluster"], registry=r)
         # A second agent with a cluster's name, refused while the first is live (server/duplicates.py).

@@ -12,6 +12,8 @@ import datetime as dt
 import math
 import re
 
+from federator.timestamps import utc_exact
+
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FORMS = "an ISO 8601 date or time (2026-12-05, 2026-12-05T09:00, 2026-12-05T09:00Z), unix seconds or an age (90m, " \
@@ -42,7 +44,10 @@ def parse_time(value: str, *, now: float) -> float:
 def local_text(t: float) -> str:
     """`t` in the local zone, RFC 3339 with its offset (`2026-12-07T00:00:00+14:00`), `Z` where that is UTC; to
     the microsecond only when it has one, as timestamps.utc_exact writes a time."""
-    local = dt.datetime.fromtimestamp(t).astimezone()
+    try:
+        local = dt.datetime.fromtimestamp(t).astimezone()
+    except (ValueError, OverflowError, OSError):  # past 9999 here (a window stored in ms by 0.14.0: fuzz QA F1)
+        return utc_exact(t)  # as the federator writes it, or `t=... (not a date)`: never a traceback
     text = local.isoformat(timespec="seconds")
     if local.microsecond:  # 2026-12-06T01:16:40.5Z, as timestamps.utc_exact writes it
         text = text[:19] + f".{local.microsecond:06d}".rstrip("0") + text[19:]

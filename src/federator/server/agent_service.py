@@ -36,8 +36,10 @@ from federator.server.orders import ErrorNotice, LaunchOrder, LogsOrder, Order, 
 from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.refusal_log import RefusalLog
+from federator.server.refused_messages import RefusedMessages
 from federator.server.replica_counts import counts_of
 from federator.server.report_lane import Examined, ReportLane, examine
+from federator.server.reports import charged
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, agent_text, check_hello_fields
 
@@ -95,6 +97,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             order_max_age=default_order_max_age(federator.lost_after_seconds), clock=federator.clock)
         self._streams: dict[int, _Stream] = {}  # by session: the streams a reloaded trust file judges again
         self.refusals = RefusalLog(log)  # a refused agent retries for ever: a WARNING per identity and reason
+        self.refused_messages = RefusedMessages(federator.metrics.agent_messages_refused, federator.clock)
 
     def retrust(self, trust: Trust) -> list[str]:
         """A reloaded trust file: end each live stream it no longer admits (its provider removed, its cluster
@@ -254,6 +257,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 held = rec.reports.closing()
                 if held is not None and self.fed.clusters.get(rec.name) is rec:
                     stream.lane.submit(held)  # after any report of the stream still in flight
+            self.refused_messages.ended(rec)  # its last window of unlogged refusals summed up
             self.fed.disconnect(rec)
 
     async def _refuse_hello(self, context: grpc.aio.ServicerContext, cluster: str, reason: RejectReason,
@@ -431,7 +435,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         if refusal is not None or cap is None:
             assert refusal is not None
             self.fed.heard(rec)
-            self._refuse(rec, refusal, report=True)
+            self._refuse(rec, charged(rec.reports, refusal, report.ByteSize()), report=True)
             return refusal.reason
         rec.checks.accepted_report(cap.sequence)
         refused_reports.taken(rec)
@@ -527,7 +531,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         self.rejected(refusal.reason)
         if report:  # logged there: once per distinct refusal, not per report
             refused_reports.refused(self.fed, rec, refusal)
-        else:
-            log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
+        else:  # within a budget per stream, counted per cluster (outside fuzz QA F2)
+            self.refused_messages.refused(rec, refusal)
         if rec.connected and not rec.closing:  # Errors beyond the outbox's ERROR_LIMIT waiting are dropped
             rec.outbox.put(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))

@@ -42,7 +42,7 @@ from federator.model.cordon import Cordon, Drain
 from federator.security.limits import valid_cluster_name
 from federator.security.provider_rights import provider_made
 from federator.server.maintenance import Maintenance
-from federator.timestamps import utc_seconds
+from federator.timestamps import LATEST, time_problem, utc_seconds
 
 log = logging.getLogger("federator.server")
 
@@ -90,6 +90,21 @@ def window_words(cordon: Cordon) -> str:
             "ends by its start are placed there")
 
 
+def loaded(cluster: str, cordon: Cordon) -> Cordon:
+    """`cordon` as the store held it, with a window time no request may send now (past 9999-12-31, not finite,
+    negative: a 0.14.0 federator stored one, outside fuzz QA F1) read as 9999-12-31T23:59:59Z, said at ERROR with
+    the fix. Decided: clamped, not dropped (the admin did ask for a cordon; a window from year 59009 reads as a
+    window never begun, one until then as a cordon until uncordoned), so a restart comes up and every cycle runs."""
+    times = {"window_from": cordon.window_from, "window_until": cordon.window_until}
+    for field, value in list(times.items()):
+        if (problem := time_problem(value)) is not None:
+            times[field] = LATEST
+            log.error("cluster %s: the stored cordon's %s %s; read as %s. Fix: `federator uncordon %s`, then cordon "
+                      "it again with the window meant (Unix seconds)", cluster, field, problem, utc_seconds(LATEST),
+                      cluster)
+    return replace(cordon, window_from=times["window_from"], window_until=times["window_until"])
+
+
 def takes_over(held: Cordon, by: str) -> bool:
     """Whether a cordon or drain asked for by `by` replaces the cordon `held` rather than finding it in place: an
     admin's over a provider's (security/provider_rights.py). Else a provider could Uncordon, and so end, the hold
@@ -122,7 +137,7 @@ class Cordons:
         """Keep cordons in `store` from now on, and (`load`) hold what it holds."""
         self.store = store
         if load:
-            self._held = dict(store.load())
+            self._held = {name: loaded(name, cordon) for name, cordon in store.load().items()}
             for name, cordon in sorted(self._held.items()):
                 log.warning("cluster %s is %s; %s", name, cordon.describe(), window_words(cordon))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import FieldProblem, queue_problem, shown
 from federator.model import Job, JobPhase
+from federator.timestamps import time_problem
 
 MAX_OWNER_CHARS = 256
 MAX_PREFIX_CHARS = 253  # a job name's own limit: a longer prefix can match nothing
@@ -103,8 +103,8 @@ def query_of(request: jobs_pb2.ListJobsRequest) -> Query:
         problems.append(FieldProblem("filter.name_prefix", "must hold only what a job name may: lower-case letters, "
                                                            f"digits, '-' and '.', got {shown(f.name_prefix)}"))
     since = f.submitted_since
-    if not math.isfinite(since) or since < 0:
-        problems.append(FieldProblem("filter.submitted_since", f"must be a finite unix time >= 0, got {since!r}"))
+    if (problem := time_problem(since)) is not None:  # past 9999 too (outside fuzz QA F1)
+        problems.append(FieldProblem("filter.submitted_since", problem))
     if request.order not in jobs_pb2.ListOrder.values():
         problems.append(FieldProblem("order", f"{request.order} is not a ListOrder (0 to "
                                               f"{max(jobs_pb2.ListOrder.values())})"))

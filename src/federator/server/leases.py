@@ -164,6 +164,7 @@ class Leases:
             _remove(fed.metrics.placement_moves, name, result)
         for reason in RejectReason:
             _remove(fed.metrics.agent_reports_refused, name, reason.value)
+            _remove(fed.metrics.agent_messages_refused, name, reason.value)
         fed.metrics.clusters_forgotten.inc()
         log.warning("cluster %s forgotten: %s; an agent that connects as %s later joins as a new member",
                     name, why, name)

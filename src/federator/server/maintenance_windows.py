@@ -22,7 +22,11 @@ from federator.model import Job
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.framework import PlacementRequest
 from federator.server.cordons import CordonError
-from federator.timestamps import utc_seconds
+from federator.timestamps import time_problem, utc_seconds
+
+MAX_AHEAD_SECONDS = 10 * 366 * 86400.0
+"""How far ahead of the federator's now a window may end (about 10 years): further is a typo (a time in
+milliseconds, year 59009: outside fuzz QA F1), refused naming the field before anything is stored."""
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -33,6 +37,11 @@ def checked_window(window_from: float, window_until: float, now: float) -> tuple
     for field, value in (("window_from", window_from), ("window_until", window_until)):
         if not math.isfinite(value) or value < 0:
             raise CordonError(field, f"must be a time in Unix seconds (0: not given), got {value!r}")
+        if (problem := time_problem(value)) is not None:
+            raise CordonError(field, problem)
+        if value > now + MAX_AHEAD_SECONDS:
+            raise CordonError(field, f"{utc_seconds(value)} is more than 10 years after now ({utc_seconds(now)}); "
+                                     "send Unix seconds (not milliseconds)")
     if window_from and window_from < now:
         raise CordonError("window_from", f"{utc_seconds(window_from)} is in the past (now {utc_seconds(now)}); "
                                          "leave it out to cordon now")
@@ -65,4 +74,4 @@ def windowed(fed: Federator, requests: Sequence[PlacementRequest]) -> tuple[list
             for r in requests], ahead
 
 
-__all__ = ["bounded", "checked_window", "run_bound", "windowed"]
+__all__ = ["MAX_AHEAD_SECONDS", "bounded", "checked_window", "run_bound", "windowed"]

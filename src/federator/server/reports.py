@@ -12,6 +12,10 @@ free, unless a newer report was applied first. So no report is applied out of
 sequence order, and the newest always wins. Each report replaced unapplied is
 counted as `rate_limited`.
 
+A refused report is charged too (decided, outside fuzz QA F6): its size was spent decoding and checking it, the CPU
+the budget bounds, so a hostile agent's 1 MB malformed reports must not be free. But its Error says so, with when
+the next report will be applied (`charged`): a corrected report held silently for a minute read as acceptance.
+
 What waits is the report as it came (the wire message): it is decoded and
 checked only when it is applied, so a flood of reports over the rate costs the
 event loop a token and a sequence check each, as dropping them did.
@@ -20,10 +24,11 @@ event loop a token and a sequence check each, as dropping them did.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from federator.api.v1 import agent_pb2
 from federator.security.limits import TokenBucket
+from federator.server.validation import Refusal
 
 Report = agent_pb2.CapacityReport
 
@@ -96,4 +101,19 @@ class ReportGate:
             self.timer = None
 
 
-__all__ = ["ReportGate"]
+NOTE_WAIT_SECONDS = 1.0
+"""A refused report's Error names the byte budget's wait from this long on (shorter: a conforming agent's)."""
+
+
+def charged(gate: ReportGate | None, refusal: Refusal, size: int) -> Refusal:
+    """`refusal` of a report of `size` bytes, saying, when the cluster's byte budget holds its next report a while,
+    that this one was charged and when the next is applied (agent.proto, "Byte budget")."""
+    wait = gate.volume.wait() if gate is not None and gate.volume is not None else 0.0
+    if wait < NOTE_WAIT_SECONDS:
+        return refusal
+    return replace(refusal, message=f"{refusal.message} (this refused report's {size} bytes are charged to the "
+                                    f"byte budget as any report's: the next report is applied in {wait:.0f}s, "
+                                    "the newest one sent by then)")
+
+
+__all__ = ["NOTE_WAIT_SECONDS", "ReportGate", "charged"]

@@ -993,7 +993,8 @@ class ClusterServiceServicer:
         PERMISSION_DENIED otherwise, naming the rule. Audited ("cordon").
         A cluster its agent has not connected with (yet) may be cordoned: it is
         cordoned from its first connection (CordonClusterResponse.known says
-        whether the federator knows it, for a client to warn of a typo).
+        whether the federator knows it, for a client to warn of a typo: a
+        typo'd name is accepted, stored, and cordons nothing until Uncordon).
         Idempotent: cordoning a cordoned cluster changes nothing (changed=false;
         the first cordon's who, when and reason stay), but for a cordon a
         provider's drain made (see Drain): an admin's Cordon takes it over

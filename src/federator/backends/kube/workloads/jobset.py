@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, items, pods_phase, said
-from federator.backends.kube.workloads.common import PodSet, WorkloadError, count_at, template_pod_set
+from federator.backends.kube.workloads.common import PodSet, WorkloadError, count_at, mapping_at, template_pod_set
 from federator.model import JobKind, JobPhase
 
 DNS_LABEL = 63
@@ -57,7 +57,8 @@ class JobSetAdapter(TemplatedAdapter):
     def check_names(self, obj: Mapping[str, Any]) -> None:
         """Refuse a JobSet whose replicated Jobs' names make pod names JobSet refuses, with a copy's name of
         `NAME_BUDGET` characters (the member would refuse it at every placement)."""
-        for i, rjob in enumerate(items((obj.get("spec") or {}).get("replicatedJobs"), "spec.replicatedJobs")):
+        jobs = mapping_at(obj, "spec", required=False).get("replicatedJobs")
+        for i, rjob in enumerate(items(jobs, "spec.replicatedJobs")):
             at = f"spec.replicatedJobs[{i}]"
             longest = max(_longest_names(rjob, at, obj, "x" * NAME_BUDGET), key=len)
             if len(longest) > DNS_LABEL:
@@ -71,7 +72,8 @@ class JobSetAdapter(TemplatedAdapter):
 
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
         out = []
-        for i, rjob in enumerate(items((obj.get("spec") or {}).get("replicatedJobs"), "spec.replicatedJobs")):
+        jobs = mapping_at(obj, "spec", required=False).get("replicatedJobs")
+        for i, rjob in enumerate(items(jobs, "spec.replicatedJobs")):
             at = f"spec.replicatedJobs[{i}]"
             replicas = count_at(obj, f"{at}.replicas", 1)
             parallelism = count_at(obj, f"{at}.template.spec.parallelism", 1)

@@ -40,6 +40,7 @@ from federator.backends.kube.workloads.common import (
     WorkloadError,
     container_ask,
     count_at,
+    mapping_at,
     member_name,
     placement_metadata,
     render_accelerators,
@@ -67,7 +68,7 @@ class PyTorchJobAdapter(TemplatedAdapter):
     dns1035: ClassVar[bool] = True  # the training operator's webhook: NameIsDNS1035Label
 
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
-        specs = require((obj.get("spec") or {}).get("pytorchReplicaSpecs"), "spec.pytorchReplicaSpecs")
+        specs = require(mapping_at(obj, "spec", required=False).get("pytorchReplicaSpecs"), "spec.pytorchReplicaSpecs")
         if not specs:
             raise WorkloadError("spec.pytorchReplicaSpecs", "must have at least one replica type (Master, Worker)")
         out = []
@@ -101,7 +102,7 @@ class TrainJobAdapter:
         return f"{self.kind}.{self.group}"
 
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
-        trainer = require((obj.get("spec") or {}).get("trainer"), "spec.trainer")
+        trainer = require(mapping_at(obj, "spec", required=False).get("trainer"), "spec.trainer")
         if trainer.get("numNodes") is None:
             raise WorkloadError("spec.trainer.numNodes", "is required: the federator cannot read the runtime's "
                                                          "default from here")

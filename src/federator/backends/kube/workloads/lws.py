@@ -24,7 +24,15 @@ from federator.backends.kube.workloads.adapter import (
     pods_phase,
     replica_counts,
 )
-from federator.backends.kube.workloads.common import Obj, PodSet, WorkloadError, count_at, needs, template_pod_set
+from federator.backends.kube.workloads.common import (
+    Obj,
+    PodSet,
+    WorkloadError,
+    count_at,
+    mapping_at,
+    needs,
+    template_pod_set,
+)
 from federator.model import JobKind, JobPhase, Placement
 
 _LWT = "spec.leaderWorkerTemplate"
@@ -62,7 +70,7 @@ class LeaderWorkerSetAdapter(TemplatedAdapter):
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
         groups = count_at(obj, "spec.replicas", 1)
         size = count_at(obj, f"{_LWT}.size", 1, minimum=1)
-        lwt = (obj.get("spec") or {}).get("leaderWorkerTemplate")
+        lwt = mapping_at(obj, "spec", required=False).get("leaderWorkerTemplate")
         if not isinstance(lwt, Mapping):
             raise WorkloadError(_LWT, "is required (a mapping)")
         leader_path = f"{_LWT}.leaderTemplate" if lwt.get("leaderTemplate") is not None else f"{_LWT}.workerTemplate"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, pods_phase, require
-from federator.backends.kube.workloads.common import Obj, PodSet, RenderOptions, count_at, template_pod_set
+from federator.backends.kube.workloads.common import Obj, PodSet, RenderOptions, count_at, mapping_at, template_pod_set
 from federator.model import JobKind, JobPhase, Placement
 
 _CLUSTER = "spec.rayClusterSpec"
@@ -42,7 +42,7 @@ class RayJobAdapter(TemplatedAdapter):
     dns1035: ClassVar[bool] = True
 
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
-        cluster = require((obj.get("spec") or {}).get("rayClusterSpec"), _CLUSTER)
+        cluster = require(mapping_at(obj, "spec", required=False).get("rayClusterSpec"), _CLUSTER)
         out = [template_pod_set(obj, f"{_CLUSTER}.headGroupSpec.template", name="head", count=1)]
         groups = cluster.get("workerGroupSpecs") or []
         for i, group in enumerate(groups if isinstance(groups, list) else []):
