@@ -230,20 +230,24 @@ class CancelJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class CancelJobsRequest(_message.Message):
-    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token", "array_id")
+    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token", "array_id", "name_prefix", "all_queues")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PHASES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ALL_QUEUES_FIELD_NUMBER: _ClassVar[int]
     queue: str
     phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
     owner: str
     max_jobs: int
     page_token: str
     array_id: str
-    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ..., array_id: _Optional[str] = ...) -> None: ...
+    name_prefix: str
+    all_queues: bool
+    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ..., array_id: _Optional[str] = ..., name_prefix: _Optional[str] = ..., all_queues: _Optional[bool] = ...) -> None: ...
 
 class CancelJobResult(_message.Message):
     __slots__ = ("job_id", "namespace", "name", "outcome", "message")
