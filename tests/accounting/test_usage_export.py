@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from test_usage import Clock, ask, join, running, spec, start
 
 from federator.accounting import Dimension, UsageRecord, summarize
-from federator.api.v1 import usage_pb2
+from federator.api.v1 import types_pb2, usage_pb2
 from federator.cli import build_parser
 from federator.cli.usage import render, shares
 from federator.model import JobPhase
 from federator.security.auth import Peer
 from federator.security.authz import Authorizer, tenancy_from_document
+from federator.server.retention import forget_job
 from federator.server.usage_service import visible_records
 
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -199,3 +200,41 @@ def test_usage_by_placement_says_each_time_a_job_was_placed_where_it_ran_after_i
     assert [(r.keys, r.micro) for r in report.rows] == [
         (("train-1a", "train-1a.g1.west-1", "west"), 80_000_000),
         (("train-1a", "train-1a.g2.east-1", "east"), 40_000_000)]
+
+
+def test_by_job_each_row_says_the_jobs_phase_now_or_that_it_is_no_longer_known(tmp_path: Path) -> None:
+    """Outside QA HPC (stop 56): a user reconciling their month could not tell which rows succeeded, failed, were
+    cancelled or still ran. Usage records keep no phase: each row is joined to the job the federator keeps now,
+    and one removed since (retention) is unknown: `-` in the table and CSV, null in JSON."""
+    clock = Clock(1_000.0)
+    fed, _meter, usage = start(tmp_path / "federator.db", clock)
+    join(fed, "east-1", H100, "acme")
+    jobs = {name: fed.submit(spec(name, gpus=gpus, replicas=1, queue="org-a", user="alice"))
+            for name, gpus in (("ok", 1), ("bad", 2), ("stopped", 3), ("gone", 4), ("runs", 5))}
+    fed.schedule_once()
+    for j in jobs.values():
+        running(fed, j.job_id, JobPhase.RUNNING)
+    vouch(fed, 1_400.0, clock)  # past --early-failure-seconds: a failure is the job's end, not a retry
+    running(fed, jobs["ok"].job_id, JobPhase.SUCCEEDED)
+    running(fed, jobs["bad"].job_id, JobPhase.FAILED)
+    running(fed, jobs["gone"].job_id, JobPhase.SUCCEEDED)
+    fed.cancel(jobs["stopped"].job_id)
+    forget_job(fed, fed.jobs[jobs["gone"].job_id])  # as retention removes a finished job
+    resp = asyncio.run(ask(fed, usage, by="job"))
+    by_name = {r.key.rsplit("-", 1)[0]: r.phase for r in resp.rows}
+    assert by_name == {"ok": types_pb2.JOB_PHASE_SUCCEEDED, "bad": types_pb2.JOB_PHASE_FAILED,
+                       "stopped": types_pb2.JOB_PHASE_CANCELLED, "gone": types_pb2.JOB_PHASE_UNSPECIFIED,
+                       "runs": types_pb2.JOB_PHASE_RUNNING}
+    assert resp.total.phase == types_pb2.JOB_PHASE_UNSPECIFIED
+    assert all(r.phase == types_pb2.JOB_PHASE_UNSPECIFIED for r in asyncio.run(ask(fed, usage, by="queue")).rows)
+
+    shown = render(resp, output="table", by="job").splitlines()
+    assert shown[1].split()[:2] == ["JOB", "PHASE"]
+    assert [line.split()[1] for line in shown[2:-1]] == ["Running", "-", "Cancelled", "Failed", "Succeeded"]
+    assert shown[-1].split()[0] == "TOTAL"
+    rows = list(csv.DictReader(render(resp, output="csv", by="job").splitlines()))
+    assert [r["phase"] for r in rows] == ["Running", "-", "Cancelled", "Failed", "Succeeded", ""]
+    doc = json.loads(render(resp, output="json", by="job"))
+    assert [r["phase"] for r in doc["rows"]] == ["Running", None, "Cancelled", "Failed", "Succeeded"]
+    assert "phase" not in json.loads(render(asyncio.run(ask(fed, usage, by="queue")), output="json",
+                                            by="queue"))["rows"][0]

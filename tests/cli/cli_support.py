@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from federator.api.v1 import jobs_pb2_grpc
+from federator.api.v1 import identity_pb2_grpc, jobs_pb2_grpc
+from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.server.federator import Federator
+from federator.server.identity_service import IdentityService
 from federator.server.services import ClusterService, JobService
 
 
@@ -27,15 +29,18 @@ class Served:
 
 
 @contextmanager
-def serving(fed: Federator, *, kube: bool = False) -> Iterator[str]:
+def serving(fed: Federator, *, kube: bool = False, identity: bool = False,
+            audit: AuditLog | None = None) -> Iterator[str]:
     """JobService and ClusterService of `fed`, plaintext (every caller the admin); yields their address. `kube`:
-    as `federator serve --kubeconfig` makes them (Kubernetes mode)."""
-    with served(fed, kube=kube) as there:
+    as `federator serve --kubeconfig` makes them (Kubernetes mode); `identity`: IdentityService too (WhoAmI and
+    its features: without it the CLI takes the federator for one that lists none); `audit`: their audit log."""
+    with served(fed, kube=kube, identity=identity, audit=audit) as there:
         yield there.address
 
 
 @contextmanager
-def served(fed: Federator, *, kube: bool = False) -> Iterator[Served]:
+def served(fed: Federator, *, kube: bool = False, identity: bool = False,
+           audit: AuditLog | None = None) -> Iterator[Served]:
     """As `serving`, with the loop and the JobService."""
     loop = asyncio.new_event_loop()
     holder: dict[str, grpc.aio.Server] = {}
@@ -43,8 +48,10 @@ def served(fed: Federator, *, kube: bool = False) -> Iterator[Served]:
     async def serve() -> tuple[int, JobService]:
         server = grpc.aio.server()
         auth = Authenticator(insecure=True)
-        jobs = JobService(fed, auth)
+        jobs = JobService(fed, auth, audit=audit)
         jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
+        if identity:
+            identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityService(jobs), server)
         jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth, kube=kube), server)
         port = server.add_insecure_port("127.0.0.1:0")
         holder["server"] = server

@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.api.features import FEATURES, JOBS_CANCEL_BULK_SELECT
+from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from federator.cli import main
 from federator.jobfile import parse_job
 from federator.model import JobPhase
@@ -32,6 +33,7 @@ from federator.security.authz import Authorizer, tenancy_from_document
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import server_files, user_files
 from federator.server.federator import Federator
+from federator.server.identity_service import IdentityService
 from federator.server.services import JobService
 from federator.store import SqliteJobStore
 
@@ -58,11 +60,28 @@ class _Before07(JobService):
     CancelJobs = jobs_pb2_grpc.JobServiceServicer.CancelJobs  # type: ignore[assignment]
 
 
+class _Listing(IdentityService):
+    """WhoAmI as this federator answers it, but listing only `features`: a federator of an older release."""
+
+    def __init__(self, edge: JobService, features: tuple[str, ...]) -> None:
+        super().__init__(edge)
+        self.features = features
+
+    async def WhoAmI(self, request: identity_pb2.WhoAmIRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> identity_pb2.WhoAmIResponse:
+        reply = await super().WhoAmI(request, context)
+        del reply.features[:]
+        reply.features.extend(self.features)
+        return reply
+
+
 def _session(tmp_path: Path, capsys: pytest.CaptureFixture[str],
              steps: Callable[[Callable[..., tuple[int, str, str]]], None], *,
-             service: type[JobService] = JobService) -> Federator:
+             service: type[JobService] = JobService, features: tuple[str, ...] | None = None) -> Federator:
     """A federator serving the job API over mTLS; `steps(cli)` runs `federator ...` commands against it (in a
-    thread, as a user would from a shell) and gets (exit code, stdout, stderr)."""
+    thread, as a user would from a shell) and gets (exit code, stdout, stderr). With `features`, IdentityService
+    too, its WhoAmI listing those (a federator before 0.15.0 lists no "jobs.cancel_bulk_select"); without, none
+    (WhoAmI UNIMPLEMENTED: the CLI assumes no feature)."""
     certs = CertsDir(tmp_path / "certs")
     init_ca(certs)
     for user in ("admin", "alice", "dave"):
@@ -73,9 +92,11 @@ def _session(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     async def scenario() -> None:
         audit = AuditLog(tmp_path / "audit.jsonl")
         server = grpc.aio.server()
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(
-            service(fed, Authenticator(revocations=RevocationList(None, interval=0.0)),
-                       authz=Authorizer(tenancy_from_document(yaml.safe_load(POLICY))), audit=audit), server)
+        edge = service(fed, Authenticator(revocations=RevocationList(None, interval=0.0)),
+                       authz=Authorizer(tenancy_from_document(yaml.safe_load(POLICY))), audit=audit)
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(edge, server)
+        if features is not None:
+            identity_pb2_grpc.add_IdentityServiceServicer_to_server(_Listing(edge, features), server)
         port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
         await server.start()
         try:
@@ -168,6 +189,63 @@ def test_all_queues_and_a_name_prefix_select_across_queues(tmp_path: Path,
     assert set(_phases(fed).values()) == {JobPhase.CANCELLED}
     audit = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))
     assert [b["object"]["queue"] for b in audit if b["action"] == "cancel.bulk"] == ["org-a", "org-b"]
+
+
+def test_all_queues_and_a_name_prefix_are_one_audited_operation(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA HPC (stop 56): `--name-prefix` was one Cancel per job and `--all-queues` one CancelJobs per queue,
+    so an auditor saw N `cancel` lines and no `cancel.bulk` saying who chose which jobs. A federator that lists
+    "jobs.cancel_bulk_select" selects them itself: one operation, one `cancel.bulk` line, each job's `cancel`
+    line carrying its id."""
+    said: dict[str, tuple[int, str, str]] = {}
+
+    def steps(cli: Callable[..., tuple[int, str, str]]) -> None:
+        said["prefix"] = cli("--all-queues", "--name-prefix", "a-", "--yes", user="alice")
+        said["queue-prefix"] = cli("--queue", "org-a", "--name-prefix", "zz", "--yes", user="admin")
+        said["rest"] = cli("--all-queues", "--yes", user="admin")
+
+    fed = _session(tmp_path, capsys, steps, features=FEATURES)
+    rc, out, _ = said["prefix"]  # alice also sees dave's d-0 (viewers): not taken, its name does not start a-
+    first = re.fullmatch(r"cancelled 3 of 3 jobs of every queue, names starting 'a-' \(audit operation "
+                         r"(bulk-[0-9a-f]+)\)", out)
+    assert rc == 0 and first is not None, out
+    assert said["queue-prefix"][:2] == (0, "no job you may see matches queue 'org-a', names starting 'zz'; "
+                                           "nothing cancelled")
+    rc, out, _ = said["rest"]  # d-0 in org-a and b-0 in org-b: one operation over both queues
+    rest = re.fullmatch(r"cancelled 2 of 2 jobs of every queue \(audit operation (bulk-[0-9a-f]+)\)", out)
+    assert rc == 0 and rest is not None, out
+    assert set(_phases(fed).values()) == {JobPhase.CANCELLED}
+    audit = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))
+    bulk = [line for line in audit if line["action"] == "cancel.bulk"]
+    assert [b["object"] for b in bulk] == [
+        {"kind": "JobSelection", "queue": "", "phases": "Pending,Placed,Running", "owner": "", "name_prefix": "a-",
+         "all_queues": "true", "matched": "3"},
+        {"kind": "JobSelection", "queue": "org-a", "phases": "Pending,Placed,Running", "owner": "",
+         "name_prefix": "zz", "matched": "0"},
+        {"kind": "JobSelection", "queue": "", "phases": "Pending,Placed,Running", "owner": "", "all_queues": "true",
+         "matched": "2"}]
+    cancels = [line for line in audit if line["action"] == "cancel"]
+    assert [(c["object"]["name"], c["operation"]) for c in cancels] == [
+        ("a-0", first.group(1)), ("a-1", first.group(1)), ("a-2", first.group(1)),
+        ("d-0", rest.group(1)), ("b-0", rest.group(1))]
+
+
+def test_a_federator_without_the_selection_feature_gets_no_field_it_would_ignore(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 0.14 federator ignores CancelJobsRequest.name_prefix: sent to it, `--queue org-a --name-prefix a-` would
+    cancel dave's d-0 too. Its WhoAmI lists no "jobs.cancel_bulk_select", so the CLI lists and cancels one by
+    one, as before."""
+    said: dict[str, tuple[int, str, str]] = {}
+
+    def steps(cli: Callable[..., tuple[int, str, str]]) -> None:
+        said["prefix"] = cli("--queue", "org-a", "--name-prefix", "a-", "--yes", user="admin")
+
+    older = tuple(f for f in FEATURES if f != JOBS_CANCEL_BULK_SELECT)
+    fed = _session(tmp_path, capsys, steps, features=older)
+    assert said["prefix"][:2] == (0, "cancelled 3 of 3 jobs of queue 'org-a', names starting 'a-'")
+    assert _phases(fed)["d-0"] is JobPhase.PENDING and _phases(fed)["a-0"] is JobPhase.CANCELLED
+    audit = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))
+    assert [line["action"] for line in audit if line["action"].startswith("cancel")] == ["cancel"] * 3
 
 
 def test_one_matching_job_needs_no_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

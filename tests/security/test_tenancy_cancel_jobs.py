@@ -123,7 +123,11 @@ def test_an_admin_filters_by_owner_and_phase(certs: CertsDir, tmp_path: Path) ->
     ({"queue": "open", "phases": [0]}, "phases", "phases: "),
     ({"queue": "open", "max_jobs": -1}, "max_jobs", "max_jobs: must not be negative, got -1"),
     ({"queue": "open", "page_token": "not-a-token"}, "page_token", "page_token: not a token"),
-], ids=["no-queue", "bad-queue", "ended-phase", "unspecified-phase", "negative-max", "bad-token"])
+    ({"queue": "open", "all_queues": True}, "queue", "queue: must be empty with all_queues"),
+    ({"all_queues": True, "name_prefix": "A_"}, "name_prefix", "name_prefix: must hold only what a job name may"),
+    ({"queue": "open", "name_prefix": "a" * 254}, "name_prefix", "name_prefix: must be at most 253 characters"),
+], ids=["no-queue", "bad-queue", "ended-phase", "unspecified-phase", "negative-max", "bad-token",
+        "queue-and-all-queues", "bad-prefix", "long-prefix"])
 def test_bad_input_is_invalid_argument_naming_the_field(certs: CertsDir, tmp_path: Path,
                                                         request_fields: dict[str, object], field: str,
                                                         said: str) -> None:
@@ -158,6 +162,30 @@ def test_a_page_token_is_refused_with_another_filter(certs: CertsDir, tmp_path: 
             rest = await alice.CancelJobs(jobs_pb2.CancelJobsRequest(queue="open", max_jobs=1,
                                                                      page_token=first.next_page_token))
             assert [r.name for r in rest.results] == ["a2"] and rest.operation_id == first.operation_id
+
+    asyncio.run(main())
+
+
+def test_a_name_prefix_pages_over_every_queue_and_its_token_keeps_the_filter(certs: CertsDir,
+                                                                             tmp_path: Path) -> None:
+    """CancelJobsRequest.name_prefix and all_queues (since 0.15.0): the server selects by name over every queue,
+    page after page; a token made with a prefix does not go on without it (it would take other jobs)."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "alice") as alice:
+            for name in ("run-1", "keep-1", "run-2", "run-3"):
+                await alice.Submit(spec(name))
+            first = await alice.CancelJobs(jobs_pb2.CancelJobsRequest(all_queues=True, name_prefix="run-",
+                                                                      max_jobs=1))
+            assert [r.name for r in first.results] == ["run-1"] and first.matched == 3 and first.next_page_token
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await alice.CancelJobs(jobs_pb2.CancelJobsRequest(all_queues=True, max_jobs=1,
+                                                                  page_token=first.next_page_token))
+            assert "page_token: not a token of a CancelJobs with this filter" in (err.value.details() or "")
+            rest = await alice.CancelJobs(jobs_pb2.CancelJobsRequest(all_queues=True, name_prefix="run-",
+                                                                     page_token=first.next_page_token))
+            assert [r.name for r in rest.results] == ["run-2", "run-3"] and not rest.next_page_token
+            kept = await alice.Get(jobs_pb2.GetJobRequest(job_id="keep-1"))
+            assert kept.phase == convert.phase_to_pb(JobPhase.PENDING)
 
     asyncio.run(main())
 

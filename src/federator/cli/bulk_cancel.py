@@ -10,9 +10,12 @@ filter, how many) beside each job's own `cancel` line, so an auditor sees one ac
 federator older than 0.7.0 answers UNIMPLEMENTED: the command then does what it did before, a List and one Cancel
 per job over one channel (each audited as a single cancel; no `cancel.bulk` line).
 
-`--all-queues` (with `--owner`: `scancel -u`) and `--name-prefix` (outside QA HPC H8) select what one CancelJobs
-cannot (it takes one queue and no name): the jobs are listed, then cancelled by one CancelJobs per queue, or, with a
-name prefix, one Cancel per job; CancelJobsRequest is unchanged, so any federator since 0.7.0 serves them.
+`--all-queues` (with `--owner`: `scancel -u`) and `--name-prefix` (outside QA HPC H8) are one CancelJobs too, with
+CancelJobsRequest's all_queues and name_prefix (since 0.15.0), so every bulk form is one server-side selection and
+one `cancel.bulk` line (who, the filter, how many matched). The command sends them only to a federator whose WhoAmI
+lists "jobs.cancel_bulk_select": an older one would ignore name_prefix and cancel the whole queue. Against such a
+federator (0.7.0 to 0.14.x) the jobs are listed, then cancelled by one CancelJobs per queue, or, with a name
+prefix, one Cancel per job (each audited alone), as before.
 
 More than one job is cancelled only with `--yes`; without it the jobs are counted (List) and nothing is done, so
 a mistyped queue costs nothing; one matching job is cancelled as `federator cancel JOB` would.
@@ -25,12 +28,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
 
 from federator.api import convert
+from federator.api.features import JOBS_CANCEL_BULK_SELECT
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.exit_codes import Exit
 from federator.cli.job_list import list_matching
@@ -56,10 +60,11 @@ class Selection:
             (not self.user or job.spec.recorded_user == self.user) and \
             job.spec.name.startswith(self.name_prefix)
 
-    @property
-    def one_call(self) -> bool:
-        """Whether JobService.CancelJobs can select these jobs itself: it takes one queue, phases and an owner."""
-        return bool(self.queue) and not self.name_prefix
+    def one_call(self, served: Callable[[], frozenset[str]]) -> bool:
+        """Whether JobService.CancelJobs can select these jobs itself: one queue, phases and an owner anywhere
+        since 0.7.0; every queue and a name prefix where the federator lists "jobs.cancel_bulk_select"
+        (`served()` is asked only then)."""
+        return bool(self.queue) and not self.name_prefix or JOBS_CANCEL_BULK_SELECT in served()
 
     def __str__(self) -> str:
         said = f"queue {self.queue!r}" if self.queue else "every queue"
@@ -135,7 +140,8 @@ def cancel_in_bulk(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *,
                    timeout: float) -> tuple[str, int, Tally]:
     """JobService.CancelJobs, page after page: (operation id, jobs matched, tally). Raises Stopped (with the tally
     so far noted) at a FAILED job, and an RpcError (UNIMPLEMENTED from an older federator) as it comes."""
-    request = jobs_pb2.CancelJobsRequest(queue=chosen.queue, owner=chosen.user,
+    request = jobs_pb2.CancelJobsRequest(queue=chosen.queue, owner=chosen.user, name_prefix=chosen.name_prefix,
+                                         all_queues=not chosen.queue,
                                          phases=[convert.phase_to_pb(p) for p in sorted(chosen.phases)])
     tally, operation, matched = Tally(), "", 0
     while True:
@@ -161,12 +167,18 @@ def cancel_in_bulk(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *,
         request.page_token = reply.next_page_token
 
 
-def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout: float) -> int:
+def _none() -> frozenset[str]:
+    return frozenset()
+
+
+def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout: float,
+        served: Callable[[], frozenset[str]] = _none) -> int:
     """The command's body on a connected stub: 0 done (refusals counted), 2 more than one job without --yes,
-    4 stopped by the federator's store (cli/exit_codes.py);
+    4 stopped by the federator's store (cli/exit_codes.py); `served()` says the federator's API features (WhoAmI,
+    asked only for a selection an older CancelJobs cannot make);
     an RpcError other than a refusal is raised to the caller, which says it."""
     chosen = selection(args)
-    if args.yes and not chosen.one_call:
+    if args.yes and not chosen.one_call(served):
         return _queue_by_queue(stub, chosen, args, timeout=timeout)
     if args.yes:
         try:
@@ -196,7 +208,8 @@ def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout
 
 def _queue_by_queue(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, args: argparse.Namespace, *,
                     timeout: float) -> int:
-    """What CancelJobs cannot select in one call (it takes one queue and no name): the matching jobs are listed
+    """What a CancelJobs before 0.15.0 cannot select in one call (it takes one queue and no name): the matching jobs
+    are listed
     (the federator filters by owner, phase and name prefix over every queue), then each queue's are cancelled by
     one CancelJobs, audited as one operation per queue, when the queue's matching jobs are all its selection
     would take (no name prefix); else, and against a federator before 0.7.0, one Cancel per job."""
@@ -262,7 +275,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "scancel -u); more than one only with --yes")
     c.add_argument("--name-prefix", default="", metavar="PREFIX",
                    help="with --queue or --all-queues: only jobs whose name starts with PREFIX (as get jobs "
-                        "--name-prefix); cancelled one Cancel per job, each audited alone")
+                        "--name-prefix)")
     c.add_argument("--yes", action="store_true", help="with --queue or --all-queues: cancel more than one job")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from federator.api.v1 import jobs_pb2_grpc
+from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.exit_codes import Exit, for_rpc
 from federator.listen import server_address
@@ -61,6 +61,18 @@ def connect(target: Target) -> Iterator[tuple[jobs_pb2_grpc.JobServiceStub, jobs
         yield jobs_pb2_grpc.JobServiceStub(channel), jobs_pb2_grpc.ClusterServiceStub(channel)
 
 
+def features(channel: grpc.Channel) -> frozenset[str]:
+    """The federator's API features (IdentityService.WhoAmI, api/features.py); none when it cannot say (a federator
+    before WhoAmI, or one that refuses it): a client then uses only what every federator serves."""
+    try:
+        me = identity_pb2_grpc.IdentityServiceStub(channel).WhoAmI(identity_pb2.WhoAmIRequest(), timeout=CALL_TIMEOUT)
+    except grpc.RpcError as err:
+        if err.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED):
+            return frozenset()
+        raise
+    return frozenset(me.features)
+
+
 def setup_hint(err: grpc.RpcError, args: argparse.Namespace | None) -> str:
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
@@ -97,5 +109,5 @@ def fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, 
     return Exit.FAILED if hint else for_rpc(err)  # a hint names a setup mistake (plaintext, a name): no retry cures it
 
 
-__all__ = ["CALL_TIMEOUT", "DEFAULT_SERVER", "Target", "connect", "fail", "options", "options_from_env",
+__all__ = ["CALL_TIMEOUT", "DEFAULT_SERVER", "Target", "connect", "fail", "features", "options", "options_from_env",
            "server_arguments", "setup_hint"]

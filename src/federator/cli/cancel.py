@@ -9,7 +9,7 @@ import sys
 import grpc
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli import bulk_cancel, calls
 from federator.cli.certs import client_options
 from federator.cli.submit_array import cancel_array
@@ -23,9 +23,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"federator cancel: {problem}", file=sys.stderr)
         return 2
     try:
-        with calls.connect(client_options(args)) as (jobs, _):
+        with client_options(args).channel() as channel:
+            jobs = jobs_pb2_grpc.JobServiceStub(channel)
             if args.queue or args.all_queues:  # every matching job over this one channel (cli/bulk_cancel.py)
-                return bulk_cancel.run(jobs, args, timeout=calls.CALL_TIMEOUT)
+                return bulk_cancel.run(jobs, args, timeout=calls.CALL_TIMEOUT, served=lambda: calls.features(channel))
             request = jobs_pb2.CancelJobRequest(job_id=args.job)
             try:
                 job = convert.job_from_pb(jobs.Cancel(request, timeout=calls.CALL_TIMEOUT))

@@ -33,9 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="run a job whose earlier run has finished again, under the same name (a new job; without "
                         "it, submitting the same file again returns the job it made)")
     s.add_argument("--strict", action="store_true",
-                   help="a warning is an error: a job the federator warns about (it can never run as the fleet "
-                        "stands, a model no member has, an unknown template key) is cancelled at once and the "
-                        "submit stops there with exit 1, as at a refusal; the jobs before it stay submitted")
+                   help="a warning is an error: the federator checks every job first (it can never run as the "
+                        "fleet stands, a model no member has, an unknown template key) and none is submitted unless "
+                        "none draws a warning (exit 1); a federator before 0.15.0 cannot check without submitting: "
+                        "a job that draws one is then cancelled at once, the jobs before it staying submitted")
     s.add_argument("--max-request-bytes", type=submit.request_bytes, default=submit.MAX_REQUEST_BYTES, metavar="BYTES",
                    help="the largest job the CLI sends: the federator's --max-message-bytes, if its operator "
                         "raised it (default %(default)s)")

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import grpc
 
 from federator.api.features import CLUSTERS_DRAIN_DRY_RUN, CLUSTERS_DRAIN_SURGE_SECONDS
-from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2, jobs_pb2_grpc
-from federator.cli.calls import CALL_TIMEOUT, fail, server_arguments
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.calls import CALL_TIMEOUT, fail, features, server_arguments
 from federator.cli.certs import client_options
 from federator.model.cordon import surge_problem
 from federator.security.tls import TlsError
@@ -74,14 +74,14 @@ def _drain(args: argparse.Namespace) -> int:
         opts = client_options(args)
         with opts.channel() as channel:
             clusters = jobs_pb2_grpc.ClusterServiceStub(channel)
-            features = _features(channel)
-            if args.surge_seconds and CLUSTERS_DRAIN_SURGE_SECONDS not in features:
+            served = features(channel)
+            if args.surge_seconds and CLUSTERS_DRAIN_SURGE_SECONDS not in served:
                 print(f"federator drain: this federator does not take --surge-seconds (no WhoAmI feature "
                       f"{CLUSTERS_DRAIN_SURGE_SECONDS}); nothing drained: drop the flag, or upgrade the federator",
                       file=sys.stderr)
                 return 2
             if not args.yes:
-                if CLUSTERS_DRAIN_DRY_RUN in features:  # the federator says, for every cluster the caller may drain
+                if CLUSTERS_DRAIN_DRY_RUN in served:  # the federator says, for every cluster the caller may drain
                     dry = jobs_pb2.DrainClusterRequest()
                     dry.CopyFrom(request)
                     dry.dry_run = True
@@ -130,18 +130,6 @@ def _say_no_room(reply: jobs_pb2.DrainClusterResponse, *, dry_run: bool) -> None
     print(f"warning: {reply.no_room_elsewhere} of them fit on no other cluster as the fleet is now and {will} "
           f"pending until room comes: {_named(reply.no_room_elsewhere_job_ids, reply.no_room_elsewhere)}",
           file=sys.stderr)
-
-
-def _features(channel: grpc.Channel) -> frozenset[str]:
-    """The federator's API features (IdentityService.WhoAmI); none when it cannot say (an older federator)."""
-    try:
-        me = identity_pb2_grpc.IdentityServiceStub(channel).WhoAmI(identity_pb2.WhoAmIRequest(),
-                                                                  timeout=CALL_TIMEOUT)
-    except grpc.RpcError as err:
-        if err.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED):
-            return frozenset()
-        raise
-    return frozenset(me.features)
 
 
 def _placements(clusters: jobs_pb2_grpc.ClusterServiceStub, name: str) -> int:

@@ -3,6 +3,12 @@
 Everything is checked before anything is sent (cli/job_files.py: the files and names; cli/request_ids.py: the
 request ids; `oversized`: the sizes); then each job is sent in order (cli/submit_calls.py). The first refusal stops
 the submit, and submitting the fixed file again is safe: the jobs already in return unchanged.
+
+`--strict` (a warning is an error) asks the federator to check every job first (SubmitRequest.validate_only,
+server/submit_check.py) and submits none unless all pass: no job is accepted and then cancelled, so no watcher,
+auditor or member ever sees one. A federator before 0.15.0 (no WhoAmI feature "jobs.submit_validate_only")
+cannot check without submitting: the command says so once and does what it did before, taking back (cancelling)
+a job that drew a warning.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import sys
 
 import grpc
 
+from federator.api.features import JOBS_SUBMIT_VALIDATE_ONLY
 from federator.api.v1 import jobs_pb2
 from federator.catalog import CatalogError, client_catalog, client_view
 from federator.cli import calls
@@ -21,9 +28,10 @@ from federator.cli.exit_codes import Exit
 from federator.cli.job_files import read_sources, with_dependency
 from federator.cli.request_ids import RequestIdError
 from federator.cli.submit_array import arrayed, summary
-from federator.cli.submit_calls import NoAnswer, iter_submit, submit_requests
+from federator.cli.submit_calls import NoAnswer, Submitted, iter_submit, submit_requests
 from federator.cli.written_form import as_written, written_resources
 from federator.jobfile import JobFileError
+from federator.model import JobSpec
 from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
 from federator.security.tls import TlsError
 
@@ -84,8 +92,14 @@ def run(args: argparse.Namespace) -> int:
         more = f" ({len(too_big) - 20} more not shown)" if len(too_big) > 20 else ""
         print(f"error: nothing submitted: {len(too_big)} job(s) too big to send{more}", file=sys.stderr)
         return 2
-    done = 0
+    done, checking = 0, False
     try:
+        if args.strict and not args.array and _can_check(args):
+            checking = True
+            refused = _check_first(args, sources, requests)
+            if refused is not None:
+                return refused
+            checking = False
         for reply in iter_submit(client_options(args), requests, patience=args.timeout):
             job = reply.job
             what = f"{job.spec.namespace}/{job.spec.name}, queue {job.spec.queue}"
@@ -128,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     except (grpc.RpcError, TlsError) as err:
         if isinstance(err, TlsError):
             return calls.fail(err, args)
+        done = getattr(err, "at", done) if checking else done
         where = sources[done][1] if done < len(sources) else ""
         if isinstance(err, NoAnswer):
             hint = calls.setup_hint(err.last, args)
@@ -138,9 +153,64 @@ def run(args: argparse.Namespace) -> int:
             resource = written[done] if done < len(written) else ""
             code = calls.fail(err, args, prefix=f"{where}: ", said=lambda detail: as_written(
                 detail, resource, own_catalog=args.accelerator_catalog is not None))
-        _not_all(done, len(sources))
+        if checking:
+            print("error: nothing submitted: --strict checks every job before any is sent", file=sys.stderr)
+        else:
+            _not_all(done, len(sources))
         return code
     return 0
+
+
+def _can_check(args: argparse.Namespace) -> bool:
+    """Whether the federator checks a Submit without making the job (WhoAmI feature "jobs.submit_validate_only");
+    when it does not, `--strict` says once that it falls back to submitting and taking back."""
+    with client_options(args).channel() as channel:
+        if JOBS_SUBMIT_VALIDATE_ONLY in calls.features(channel):
+            return True
+    print(f"warning: --strict: this federator cannot check a job without submitting it (older than 0.15.0: its "
+          f"WhoAmI lists no {JOBS_SUBMIT_VALIDATE_ONLY}); a job that draws a warning is submitted, then cancelled",
+          file=sys.stderr)
+    return False
+
+
+def _check_first(args: argparse.Namespace, sources: list[tuple[JobSpec, str]],
+                 requests: list[jobs_pb2.SubmitRequest]) -> int | None:
+    """Every job checked by the federator (SubmitRequest.validate_only), nothing made: None when none drew a
+    warning, else the exit status, nothing submitted. A refusal is raised (an RpcError), as a Submit's."""
+    checks = []
+    for request in requests:
+        check = jobs_pb2.SubmitRequest()
+        check.CopyFrom(request)
+        check.validate_only = True
+        checks.append(check)
+    warned: list[str] = []
+    replies = iter_submit(client_options(args), checks, patience=args.timeout)
+    at = 0
+    try:
+        for at, reply in enumerate(replies):
+            _judged(args, sources[at][1], reply, warned)
+    except grpc.RpcError as err:
+        err.at = at  # type: ignore[attr-defined]  # which job's check was refused: the error names its file
+        raise
+    if warned:
+        print(f"error: --strict: {len(warned)} of {len(requests)} job(s) drew warnings (above): "
+              f"{', '.join(warned[:5])}{' ...' if len(warned) > 5 else ''}; nothing submitted", file=sys.stderr)
+        return Exit.FAILED
+    return None
+
+
+def _judged(args: argparse.Namespace, where: str, reply: Submitted, warned: list[str]) -> None:
+    """One job's check: its warnings said, and `where` added to `warned` if it drew any."""
+    job = reply.job
+    if job.job_id and not reply.replayed:  # not checked but made: a federator that ignored validate_only
+        print(f"error: {where}: --strict: the federator made job {job.job_id} instead of checking it, so it is "
+              f"not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+        warned.append(where)
+        return
+    for warning in reply.warnings:
+        print(f"warning: {where}: {warning}", file=sys.stderr)
+    if reply.warnings and not reply.replayed:  # a replayed job was accepted before: a Submit makes nothing
+        warned.append(where)
 
 
 def _not_all(done: int, total: int) -> None:

@@ -11,7 +11,10 @@ window in the local zone. Rows are
 the groups, biggest first, and a TOTAL line; the rows add up to the total
 exactly. `--by` again groups by each (`--by provider --by model`: a row per
 provider and model, a column each); region is the cluster's when the
-accelerators were used, vendor the model's (since 0.14.0). An admin sees
+accelerators were used, vendor the model's (since 0.14.0). Grouped by job, a
+PHASE column (JSON and CSV: `phase`) says each job's phase now (Succeeded,
+Failed, Cancelled, or still Pending/Placed/Running), `-` (JSON null) where the
+federator no longer keeps the job (since 0.15.0: UsageRow.phase). An admin sees
 everyone's usage, anyone else their own and their groups'; a provider, with one of its clusters' certificates,
 its own clusters' usage by cluster, model, provider, region or vendor (docs/security.md).
 
@@ -44,6 +47,20 @@ if TYPE_CHECKING:
 
 BY = ("queue", "user", "namespace", "cluster", "provider", "model", "job", "region", "vendor", "placement")
 MIXED = frozenset({"model", "vendor"})
+UNKNOWN_PHASE = "-"
+"""A job's PHASE when the federator no longer keeps the job (or is older than 0.15.0): usage records keep none."""
+
+
+def phase_of(value: int) -> str | None:
+    """UsageRow.phase as the user reads it; None when unknown (UNSPECIFIED), a newer server's value raw."""
+    from federator.api import convert
+
+    if not value:
+        return None
+    try:
+        return convert.phase_from_pb(value).value
+    except convert.WireError:
+        return str(value)
 """Grouped by one of these, the TOTAL adds seconds of different devices: the table says so."""
 
 
@@ -60,7 +77,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="group by this (default: the total only); again to group by several at once, a row per "
                         "combination (--by provider --by model). region: the cluster's when the accelerators were "
                         "used; vendor: the model's; placement: each time a job was placed, where it ran then (a "
-                        "federator before 0.14.0 has none of these three, and one --by only)")
+                        "federator before 0.14.0 has none of these three, and one --by only); job: with a PHASE "
+                        "column, the job's phase now ('-' once the federator no longer keeps the job, or before "
+                        "0.15.0)")
     u.add_argument("--queue", default="", help="only this queue's usage (within the jobs you may see)")
     u.add_argument("--cluster", default="", help="only this member cluster's usage (a provider, with one of its "
                                                  "clusters' certificates: one of its own clusters)")
@@ -122,10 +141,15 @@ def render(resp: object, *, output: str, by: str | Sequence[str]) -> str:
     # each row's value in each dimension ("" shown "-"): its keys, or its key from a server before 0.14.0
     values = [list(r.keys) if len(r.keys) == len(dims) else [r.key] for r in resp.rows] if dims else []
     rows = [(r.key, r.micro_accelerator_seconds, r.placements) for r in resp.rows] if dims else []
+    phases = [phase_of(r.phase) for r in resp.rows] if "job" in dims else None  # the job's now (UsageRow.phase)
     micros, total_micro = [m for _k, m, _n in rows], resp.total.micro_accelerator_seconds
     counts = [n for _k, _m, n in rows] + [resp.total.placements]
     ncol = max(1, len(dims))
     cells = [[v or "-" for v in vals] for vals in values] + [["TOTAL"] + [""] * (ncol - 1)]
+    heads = [*(dims or ["total"])]
+    if phases is not None:  # a PHASE column after the dimensions: the job's phase now, "-" unknown
+        cells = [[*ks, p or UNKNOWN_PHASE] for ks, p in zip(cells, phases, strict=False)] + [[*cells[-1], ""]]
+        heads.append("phase")
     start = utc_exact(resp.since) if resp.since > 0 else None  # None: from the first record
     unfinished = (f"incomplete: counted up to {utc_exact(resp.until)}, and not final: the window asked for ends "
                   "after the time of the call, or a placement in it still runs on a member cluster not heard from "
@@ -142,8 +166,9 @@ def render(resp: object, *, output: str, by: str | Sequence[str]) -> str:
             doc["note"] = unfinished
         # "by": "" for the total only, as the API's UsageResponse.by (was null); several: joined by ","
         doc |= {"by": ",".join(dims), "groupBy": dims,
-                "rows": [{"key": k, "keys": vals, **amounts(m, h, n)}
-                         for vals, (k, m, n), h in zip(values, rows, row_hours, strict=True)],
+                "rows": [{"key": k, "keys": vals, **({"phase": phases[i]} if phases is not None else {}),
+                          **amounts(m, h, n)}
+                         for i, (vals, (k, m, n), h) in enumerate(zip(values, rows, row_hours, strict=True))],
                 "total": amounts(total_micro, total_hours, resp.total.placements)}
         return json.dumps(doc, indent=2)
     if output == "csv":
@@ -151,8 +176,8 @@ def render(resp: object, *, output: str, by: str | Sequence[str]) -> str:
         w = csv.writer(buf, lineterminator="\n")
         if resp.incomplete:
             buf.write(f"# {unfinished}\n")
-        w.writerow([*(dims or ["total"]), "accelerator_seconds", "accelerator_hours", "placements",
-                    "micro_accelerator_seconds"])  # a column per dimension grouped by
+        w.writerow([*heads, "accelerator_seconds", "accelerator_hours", "placements",
+                    "micro_accelerator_seconds"])  # a column per dimension grouped by (and phase, by job)
         hours = _column(micros, total_micro, unit=HOUR_MICROS, places=6)
         for ks, m, h, n in zip(cells, [*micros, total_micro], hours, counts, strict=True):
             w.writerow([*ks, fixed(m, 6), h, n, m])
@@ -165,7 +190,7 @@ def render(resp: object, *, output: str, by: str | Sequence[str]) -> str:
     header = f"usage from {begun} to {times.local_text(resp.until)}"
     if resp.incomplete:
         header += f" ({unfinished})"
-    out = header + "\n" + table([*(d.upper() for d in dims or ["total"]), "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS",
+    out = header + "\n" + table([*(d.upper() for d in heads), "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS",
                                   "PLACEMENTS"], body)
     if MIXED & set(dims) and len({tuple(v[i] for i, d in enumerate(dims) if d in MIXED) for v in values}) > 1:
         out += ("\nthe TOTAL adds accelerator-seconds of different models: an hour of one is not an hour of "

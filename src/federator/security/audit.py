@@ -69,8 +69,8 @@ from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
-ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "hold", "release", "cordon", "uncordon", "drain", "forget",
-           "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs",
+ACTIONS = ("submit", "submit.check", "cancel", "cancel.bulk", "scale", "hold", "release", "cordon", "uncordon", "drain",
+           "forget", "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs",
            "place", "unplace", "finish", "cluster.register", "cluster.region-change", CHAIN_START)
 FILE_MODE = 0o600  # a new audit file's mode: its lines are personal data (user and job names)
 BATCH_LINES = 512  # the writer thread writes at most this many lines per write and flush

@@ -21,6 +21,10 @@ Design (jobs.proto says it to clients):
   was left. No request id to remember.
 - The loop yields to the event loop between jobs and during each job's write, so agent streams are served during a
   long page; a job that ends meanwhile (before its cancel is stored) is ENDED.
+- Every bulk form the CLI has is one selection here (since 0.15.0, feature "jobs.cancel_bulk_select"): a name
+  prefix and every queue (`all_queues`) too, so `federator cancel --all-queues --name-prefix P --yes` is one
+  operation with one `cancel.bulk` line, not N single cancels an auditor cannot tie together (outside QA HPC).
+  `all_queues` is a flag of its own, not an empty queue: a client that forgot its queue still cancels nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from federator.model import Job, JobPhase
 from federator.security.authz import Allowed, Principal
 from federator.server.arrays import array_id_problem
 from federator.server.errors import bad_request
+from federator.server.job_listing import name_prefix_problem
 from federator.server.paging import PageTokenError, decode_token, encode_token
 from federator.store.errors import StoreUnavailable
 
@@ -57,28 +62,36 @@ OUTCOME = jobs_pb2.CancelOutcome
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which jobs a CancelJobs takes: of `queue` ("" with an array: any), in one of `phases`, submitted by `owner`
-    ("" = anyone), the tasks of `array_id` only when set (server/arrays.py)."""
+    """Which jobs a CancelJobs takes: of `queue` ("" with an array or `all_queues`: any), in one of `phases`,
+    submitted by `owner` ("" = anyone), the tasks of `array_id` only when set (server/arrays.py), named starting
+    with `name_prefix`."""
 
     queue: str
     phases: frozenset[JobPhase]
     owner: str
     array_id: str = ""
+    name_prefix: str = ""
+    all_queues: bool = False
 
     def takes(self, job: Job) -> bool:
         return (not self.queue or job.spec.queue == self.queue) and job.phase in self.phases and \
             (not self.owner or job.spec.recorded_user == self.owner) and \
-            (not self.array_id or job.spec.array is not None and job.spec.array.array_id == self.array_id)
+            (not self.array_id or job.spec.array is not None and job.spec.array.array_id == self.array_id) and \
+            job.spec.name.startswith(self.name_prefix)
 
     def key(self) -> list[object]:
-        """The filter as a token holds it."""
+        """The filter as a token holds it (a filter of an older release's fields keeps that release's key, so its
+        tokens still open after an upgrade)."""
         key: list[object] = [self.queue, sorted(p.value for p in self.phases), self.owner]
-        return key + [self.array_id] if self.array_id else key
+        key += [self.array_id] if self.array_id else []
+        return key + [["select", self.name_prefix, self.all_queues]] if self.name_prefix or self.all_queues else key
 
     def audited(self) -> dict[str, str]:
         out = {"kind": "JobSelection", "queue": self.queue, "phases": ",".join(sorted(p.value for p in self.phases)),
                "owner": self.owner}
-        return {**out, "array_id": self.array_id} if self.array_id else out
+        out.update({"array_id": self.array_id} if self.array_id else {})
+        out.update({"name_prefix": self.name_prefix} if self.name_prefix else {})
+        return {**out, "all_queues": "true"} if self.all_queues else out
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +108,11 @@ def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, li
     problems: list[FieldProblem] = []
     if request.array_id and array_id_problem(request.array_id):
         problems.append(FieldProblem("array_id", array_id_problem(request.array_id) or ""))
-    if not request.queue and not request.array_id:
+    if request.queue and request.all_queues:
+        problems.append(FieldProblem("queue", "must be empty with all_queues (every queue): give one or the other"))
+    elif not request.queue and not request.array_id and not request.all_queues:
         problems.append(FieldProblem("queue", "must not be empty: CancelJobs cancels the jobs of one queue (or of "
-                                              "one array, array_id)"))
+                                              "one array, array_id, or of every queue, all_queues)"))
     elif request.queue and queue_problem(request.queue):
         problems.append(FieldProblem("queue", queue_problem(request.queue)))
     phases: set[JobPhase] = set()
@@ -112,11 +127,14 @@ def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, li
                                                    f"(one of {', '.join(sorted(p.value for p in ACTIVE))})"))
         else:
             phases.add(phase)
+    if name_prefix_problem(request.name_prefix):
+        problems.append(FieldProblem("name_prefix", name_prefix_problem(request.name_prefix)))
     if request.max_jobs < 0:
         problems.append(FieldProblem("max_jobs", f"must not be negative, got {request.max_jobs}"))
     if problems:
         return None, problems
-    return Selection(request.queue, frozenset(phases or ACTIVE), request.owner, request.array_id), []
+    return Selection(request.queue, frozenset(phases or ACTIVE), request.owner, request.array_id,
+                     request.name_prefix, request.all_queues), []
 
 
 def _bound(user: str) -> str:
@@ -132,7 +150,8 @@ def position(token: str, chosen: Selection, user: str) -> Position:
     filter."""
     values = decode_token(token, bound=_bound(user))
     problem = "page_token: not a token of a CancelJobs with this filter; use next_page_token of the previous page " \
-              "with the same queue, phases and owner, or leave it empty to start"
+              "with the same filter (queue, phases, owner, array_id, name_prefix, all_queues), or leave it empty to " \
+              "start"
     try:
         operation, matched, key, at, job_id = values
         if not (isinstance(operation, str) and isinstance(matched, int) and isinstance(at, int | float)

@@ -281,10 +281,18 @@ class Intake:
         if not write.cancelled() and write.exception() is not None and not isinstance(write.exception(), StoreError):
             log.warning("a submitted job's write failed: %s", write.exception())
 
+    def check(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None,
+              visible: Visible | None = None) -> tuple[Job, bool]:
+        """Every check `submit` makes, nothing reserved nor stored (SubmitRequest.validate_only:
+        server/submit_check.py): (the job as it would be, its job_id empty, True) or (the job the request id made
+        before, False); a refusal raises as `submit`'s does."""
+        return self._admit(spec, request_id, hold, visible, reserve=False)
+
     def _admit(self, spec: JobSpec, request_id: str, hold: JobHold | None = None,
-               visible: Visible | None = None, *, array: bool = False) -> tuple[Job, bool]:
+               visible: Visible | None = None, *, array: bool = False, reserve: bool = True) -> tuple[Job, bool]:
         """Validate a submission and reserve its job; (the job, True) or (the job seen before, False). `array`: a
-        task of an array Submit (server/arrays.py), the only spec that may carry the array annotations."""
+        task of an array Submit (server/arrays.py), the only spec that may carry the array annotations. Without
+        `reserve`, the checks only: the new job is made but not kept, with no id."""
         fed = self.fed
         spec = self._with_request_id(spec, request_id)
         if not array and forged(spec):
@@ -375,6 +383,8 @@ class Intake:
                   pending_reason=held_reason(hold) if hold is not None else Reason(
                       ReasonCode.WAITING, fed.settling.waiting(fed.clock()) or "waiting for the next scheduling cycle"),
                   hold=hold)
+        if not reserve:
+            return replace(job, job_id=JobId("")), True
         fed.jobs[job.job_id] = job
         self._by_name[(spec.namespace, spec.name)] = job.job_id
         if request_id:

@@ -27,6 +27,16 @@ MAX_PREFIX_CHARS = 253  # a job name's own limit: a longer prefix can match noth
 _PREFIX = re.compile(r"^[a-z0-9.-]*$")
 
 
+def name_prefix_problem(prefix: str) -> str:
+    """What is wrong with a job name prefix (ListJobs' filter.name_prefix, CancelJobs' name_prefix); "" if
+    nothing."""
+    if len(prefix) > MAX_PREFIX_CHARS:
+        return f"must be at most {MAX_PREFIX_CHARS} characters (a job name's limit), got {len(prefix)}"
+    if not _PREFIX.match(prefix):
+        return f"must hold only what a job name may: lower-case letters, digits, '-' and '.', got {shown(prefix)}"
+    return ""
+
+
 class QueryError(ValueError):
     """A ListJobsRequest that asks for something malformed; `problems` name each bad field."""
 
@@ -96,12 +106,8 @@ def query_of(request: jobs_pb2.ListJobsRequest) -> Query:
                                                      f"characters, got {shown(f.owner)}"))
     if f.namespace and queue_problem(f.namespace):
         problems.append(FieldProblem("filter.namespace", queue_problem(f.namespace)))
-    if len(f.name_prefix) > MAX_PREFIX_CHARS:
-        problems.append(FieldProblem("filter.name_prefix", f"must be at most {MAX_PREFIX_CHARS} characters (a job "
-                                                           f"name's limit), got {len(f.name_prefix)}"))
-    elif not _PREFIX.match(f.name_prefix):
-        problems.append(FieldProblem("filter.name_prefix", "must hold only what a job name may: lower-case letters, "
-                                                           f"digits, '-' and '.', got {shown(f.name_prefix)}"))
+    if name_prefix_problem(f.name_prefix):
+        problems.append(FieldProblem("filter.name_prefix", name_prefix_problem(f.name_prefix)))
     since = f.submitted_since
     if (problem := time_problem(since)) is not None:  # past 9999 too (outside fuzz QA F1)
         problems.append(FieldProblem("filter.submitted_since", problem))
@@ -127,4 +133,5 @@ def _not_a_phase(value: int) -> str:
     return f"must be one of {names}, got {types_pb2.JobPhase.Name(value) if value == 0 else value}"
 
 
-__all__ = ["MAX_OWNER_CHARS", "MAX_PREFIX_CHARS", "Query", "QueryError", "query_of", "token_problem"]
+__all__ = ["MAX_OWNER_CHARS", "MAX_PREFIX_CHARS", "Query", "QueryError", "name_prefix_problem", "query_of",
+           "token_problem"]

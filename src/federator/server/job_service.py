@@ -47,6 +47,8 @@ from federator.server.job_table import View
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.paging import PageTokenError, page
 from federator.server.scaling import ScaleProblem, ScaleRefused
+from federator.server.submit_check import ACTION as CHECK
+from federator.server.submit_check import check_submit
 from federator.server.watch_encodings import JobEncodings
 from federator.server.watch_seats import Seats
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
@@ -178,7 +180,10 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                     return name_taken(self.fed, task, request_id=rid, run_again=request.run_again, may_manage=lambda
                                       last: isinstance(self.authz.job(who, last, manage=True), Allowed))
                 held = hold_at_submit(self.fed, who.user) if request.hold else None  # server/job_holds.py
-                if request.HasField("array"):  # N tasks, all or none (server/arrays.py)
+                if request.validate_only:  # checked, nothing kept (server/submit_check.py)
+                    job, replayed = check_submit(self.fed, request, owned, held,
+                                                 lambda named: self.authz.visible(who, named), taken_by)
+                elif request.HasField("array"):  # N tasks, all or none (server/arrays.py)
                     array = await self._array(request, owned, held, who, taken_by)
                     job, replayed = array.tasks[0], array.tasks[0] if array.replayed else None
                 else:
@@ -218,8 +223,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             obj |= promised(spec, queue_fence(self.fed.scheduler.config, spec.queue))
         if array:  # one line an array
             obj |= {"array_id": array.array_id, "tasks": str(len(array.tasks))}
-        self.audit.record("submit", identity=who, obj=obj, result=result, code=code.name,
-                          rule=rule, message=message, request_id=request.request_id)
+        self.audit.record(CHECK if request.validate_only else "submit", identity=who, obj=obj, result=result,
+                          code=code.name, rule=rule, message=message, request_id=request.request_id)
         if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
         if job is None and pressed is not None:

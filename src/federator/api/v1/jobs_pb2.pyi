@@ -142,18 +142,20 @@ class CordonClusterResponse(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ..., drain_ended: _Optional[bool] = ..., window_from: _Optional[float] = ..., window_until: _Optional[float] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("spec", "request_id", "run_again", "hold", "array")
+    __slots__ = ("spec", "request_id", "run_again", "hold", "array", "validate_only")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_AGAIN_FIELD_NUMBER: _ClassVar[int]
     HOLD_FIELD_NUMBER: _ClassVar[int]
     ARRAY_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     spec: _types_pb2.JobSpec
     request_id: str
     run_again: bool
     hold: bool
     array: JobArray
-    def __init__(self, spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., request_id: _Optional[str] = ..., run_again: _Optional[bool] = ..., hold: _Optional[bool] = ..., array: _Optional[_Union[JobArray, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., request_id: _Optional[str] = ..., run_again: _Optional[bool] = ..., hold: _Optional[bool] = ..., array: _Optional[_Union[JobArray, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class JobArray(_message.Message):
     __slots__ = ("indices", "max_running")
@@ -230,20 +232,24 @@ class CancelJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class CancelJobsRequest(_message.Message):
-    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token", "array_id")
+    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token", "array_id", "name_prefix", "all_queues")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PHASES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ALL_QUEUES_FIELD_NUMBER: _ClassVar[int]
     queue: str
     phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
     owner: str
     max_jobs: int
     page_token: str
     array_id: str
-    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ..., array_id: _Optional[str] = ...) -> None: ...
+    name_prefix: str
+    all_queues: bool
+    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ..., array_id: _Optional[str] = ..., name_prefix: _Optional[str] = ..., all_queues: _Optional[bool] = ...) -> None: ...
 
 class CancelJobResult(_message.Message):
     __slots__ = ("job_id", "namespace", "name", "outcome", "message")

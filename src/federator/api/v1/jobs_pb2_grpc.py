@@ -400,8 +400,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelJobs(self, request, context):
-        """CancelJobs cancels every job of one queue that a filter takes (its
-        phases, its owner) and the caller may see, selected by the federator
+        """CancelJobs cancels every job of one queue (or of every queue:
+        all_queues) that a filter takes (its phases, its owner, its name prefix,
+        its array) and the caller may see, selected by the federator
         under the caller's visibility, as List would show them: a portal or CLI
         offboarding an organisation makes one call per page, not a List and one
         Cancel per job. Each job is decided and audited exactly as a Cancel of it
@@ -429,8 +430,9 @@ class JobServiceServicer:
         neither cancelled nor counted again; the retry answers only what was left.
 
         Errors: INVALID_ARGUMENT with a google.rpc.BadRequest naming the field:
-        an empty or malformed queue ("queue"), an ended or unspecified phase
-        ("phases"), a negative max_jobs ("max_jobs"), a page_token this server did
+        an empty or malformed queue ("queue"; a queue with all_queues too), an
+        ended or unspecified phase ("phases"), a malformed name_prefix
+        ("name_prefix"), a negative max_jobs ("max_jobs"), a page_token this server did
         not make or made for another filter ("page_token"). An older federator
         answers UNIMPLEMENTED: fall back to List and Cancel per job.
         """

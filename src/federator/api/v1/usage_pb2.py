@@ -23,9 +23,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from federator.api.v1 import types_pb2 as federator_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64\x65rator/v1/usage.proto\x12\x0c\x66\x65\x64\x65rator.v1\"j\n\x0cUsageRequest\x12\r\n\x05since\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\x01\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\r\n\x05queue\x18\x04 \x01(\t\x12\x0f\n\x07\x63luster\x18\x05 \x01(\t\x12\x10\n\x08group_by\x18\x06 \x03(\t\"y\n\x08UsageRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65lerator_seconds\x18\x02 \x01(\x01\x12!\n\x19micro_accelerator_seconds\x18\x03 \x01(\x03\x12\x12\n\nplacements\x18\x04 \x01(\x05\x12\x0c\n\x04keys\x18\x05 \x03(\t\"\xac\x01\n\rUsageResponse\x12\r\n\x05since\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\x01\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x07 \x03(\t\x12$\n\x04rows\x18\x04 \x03(\x0b\x32\x16.federator.v1.UsageRow\x12%\n\x05total\x18\x05 \x01(\x0b\x32\x16.federator.v1.UsageRow\x12\x12\n\nincomplete\x18\x06 \x01(\x08\x32N\n\x0cUsageService\x12>\n\x03Get\x12\x1a.federator.v1.UsageRequest\x1a\x1b.federator.v1.UsageResponseB@Z>github.com/federator/federator/gen/go/federator/v1;federatorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64\x65rator/v1/usage.proto\x12\x0c\x66\x65\x64\x65rator.v1\x1a\x18\x66\x65\x64\x65rator/v1/types.proto\"j\n\x0cUsageRequest\x12\r\n\x05since\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\x01\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\r\n\x05queue\x18\x04 \x01(\t\x12\x0f\n\x07\x63luster\x18\x05 \x01(\t\x12\x10\n\x08group_by\x18\x06 \x03(\t\"\xa0\x01\n\x08UsageRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65lerator_seconds\x18\x02 \x01(\x01\x12!\n\x19micro_accelerator_seconds\x18\x03 \x01(\x03\x12\x12\n\nplacements\x18\x04 \x01(\x05\x12\x0c\n\x04keys\x18\x05 \x03(\t\x12%\n\x05phase\x18\x06 \x01(\x0e\x32\x16.federator.v1.JobPhase\"\xac\x01\n\rUsageResponse\x12\r\n\x05since\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\x01\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x07 \x03(\t\x12$\n\x04rows\x18\x04 \x03(\x0b\x32\x16.federator.v1.UsageRow\x12%\n\x05total\x18\x05 \x01(\x0b\x32\x16.federator.v1.UsageRow\x12\x12\n\nincomplete\x18\x06 \x01(\x08\x32N\n\x0cUsageService\x12>\n\x03Get\x12\x1a.federator.v1.UsageRequest\x1a\x1b.federator.v1.UsageResponseB@Z>github.com/federator/federator/gen/go/federator/v1;federatorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +34,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'federator.v1.usage_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z>github.com/federator/federator/gen/go/federator/v1;federatorv1'
-  _globals['_USAGEREQUEST']._serialized_start=42
-  _globals['_USAGEREQUEST']._serialized_end=148
-  _globals['_USAGEROW']._serialized_start=150
-  _globals['_USAGEROW']._serialized_end=271
-  _globals['_USAGERESPONSE']._serialized_start=274
-  _globals['_USAGERESPONSE']._serialized_end=446
-  _globals['_USAGESERVICE']._serialized_start=448
-  _globals['_USAGESERVICE']._serialized_end=526
+  _globals['_USAGEREQUEST']._serialized_start=68
+  _globals['_USAGEREQUEST']._serialized_end=174
+  _globals['_USAGEROW']._serialized_start=177
+  _globals['_USAGEROW']._serialized_end=337
+  _globals['_USAGERESPONSE']._serialized_start=340
+  _globals['_USAGERESPONSE']._serialized_end=512
+  _globals['_USAGESERVICE']._serialized_start=514
+  _globals['_USAGESERVICE']._serialized_end=592
 # @@protoc_insertion_point(module_scope)
