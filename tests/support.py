@@ -45,6 +45,24 @@ def audit_lines(path: Path) -> list[dict[str, Any]]:
     return [line for line in lines if line["action"] != "audit.chain-start"]
 
 
+def sha1_of(path: Path) -> str:
+    """A file's bytes as a digest: that a copy, a backup or a store was left as it was."""
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def stored_ids(db: Path) -> list[str]:
+    """The job ids a SQLite store file holds, sorted (opened and closed here)."""
+    from federator.store import SqliteJobStore
+
+    store = SqliteJobStore(db)
+    try:
+        return sorted(j.job_id for j in store.load())
+    finally:
+        store.close()
+
+
 def describe(what: str | Callable[[], str]) -> str:
     """`what` as text: a string as it is, a callable's answer (or why it had none: the dump must not
     hide the timeout it describes)."""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,20 +15,11 @@ from federator.model import Job, JobId
 from federator.store import SqliteJobStore
 
 from builders import job as job_spec
+from support import sha1_of, stored_ids
 
 NOW = datetime(2026, 12, 6, 21, 43, 0, tzinfo=UTC)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def _ids(db: Path) -> list[str]:
-    store = SqliteJobStore(db)
-    try:
-        return sorted(j.job_id for j in store.load())
-    finally:
-        store.close()
 
 
 @pytest.fixture
@@ -51,7 +41,7 @@ def crashed(tmp_path: Path) -> tuple[Path, Path]:
 def test_restore_keeps_the_crashed_store_aside_and_the_copy_as_it_was(
         crashed: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     backup, db = crashed
-    before = _sha(backup)
+    before = sha1_of(backup)
     wal = Path(f"{db}-wal").read_bytes()
     assert main(["restore", "--from", str(backup), "--db", str(db)]) == 0
     out = capsys.readouterr().out
@@ -60,9 +50,9 @@ def test_restore_keeps_the_crashed_store_aside_and_the_copy_as_it_was(
     assert sorted(p.name for p in aside.iterdir()) == ["federator.db", "federator.db-wal"]
     assert (aside / "federator.db-wal").read_bytes() == wal
     assert not Path(f"{db}-wal").exists()
-    assert _sha(backup) == before  # copied, never moved nor written
-    assert _ids(db) == ["j1", "j2"]  # the backup's jobs, not the crashed store's four
-    assert _ids(aside / "federator.db") == ["j1", "j2", "j3", "j4"]  # and those kept, with their -wal
+    assert sha1_of(backup) == before  # copied, never moved nor written
+    assert stored_ids(db) == ["j1", "j2"]  # the backup's jobs, not the crashed store's four
+    assert stored_ids(aside / "federator.db") == ["j1", "j2", "j3", "j4"]  # and those kept, with their -wal
 
 
 def test_restore_refuses_while_a_federator_runs_on_the_store(crashed: tuple[Path, Path],
@@ -84,8 +74,8 @@ def test_a_copy_that_fails_its_check_changes_nothing(crashed: tuple[Path, Path],
     _, db = crashed
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"")  # a copy that died on a full disk
-    before = _sha(db), _sha(Path(f"{db}-wal"))
+    before = sha1_of(db), sha1_of(Path(f"{db}-wal"))
     assert main(["restore", "--from", str(bad), "--db", str(db)]) == 1
     assert "is not a federator job store" in capsys.readouterr().err
     assert sorted(p.name for p in db.parent.iterdir()) == ["federator.db", "federator.db-wal", "federator.db.lock"]
-    assert (_sha(db), _sha(Path(f"{db}-wal"))) == before
+    assert (sha1_of(db), sha1_of(Path(f"{db}-wal"))) == before

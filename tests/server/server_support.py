@@ -88,10 +88,11 @@ def placed_on(fed: Federator, prefix: str) -> dict[str, int]:
 
 
 @asynccontextmanager
-async def job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    """The real job service of `fed` over loopback (insecure: the caller is the admin), and a client of it."""
+async def job_api(fed: Federator, audit: AuditLog | None = None) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    """The real job service of `fed` over loopback (insecure: the caller is the admin), writing `audit` if given,
+    and a client of it."""
     server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True), audit=audit), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

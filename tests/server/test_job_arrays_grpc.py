@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -188,25 +186,12 @@ def test_bad_arrays_are_refused_naming_the_field(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@asynccontextmanager
-async def audited_api(fed: Federator, audit: AuditLog) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True), audit=audit), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            yield jobs_pb2_grpc.JobServiceStub(ch)
-    finally:
-        await server.stop(0)
-
-
 def test_cancel_jobs_by_array_id_cancels_every_task_and_nothing_else_audited_once(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
 
     async def scenario() -> None:
         fed = fed_at(tmp_path / "jobs.db")
-        async with audited_api(fed, AuditLog(path)) as jobs:
+        async with job_api(fed, AuditLog(path)) as jobs:
             one = await jobs.Submit(array("sweep", "0-3%1"))
             lone = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("sweep-x"))))).job
             reply = await jobs.CancelJobs(jobs_pb2.CancelJobsRequest(array_id=one.array_id))

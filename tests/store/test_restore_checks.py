@@ -6,7 +6,6 @@ A crash is simulated as SQLite leaves one: the file and its -wal copied while th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from federator.store import SqliteJobStore, StoreUnreadable
 from federator.store.restore_checks import backup_mark
 
 from builders import job as job_spec
+from support import sha1_of, stored_ids
 
 
 def _jobs(*names: str) -> list[Job]:
@@ -32,16 +32,6 @@ def _crash_copy(db: Path, to: Path) -> None:
     shutil.copy(f"{db}-wal", f"{to}-wal")
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def _ids(db: Path) -> list[str]:
-    store = SqliteJobStore(db)
-    try:
-        return sorted(j.job_id for j in store.load())
-    finally:
-        store.close()
 
 
 @pytest.fixture
@@ -63,16 +53,16 @@ def test_a_restored_copy_with_the_crashed_stores_wal_beside_it_is_refused_with_e
     backup, db = crashed_after_a_backup
     shutil.copy(backup, db)  # the restore, the crashed db-wal forgotten beside it
     wal = Path(f"{db}-wal")
-    wal_sha = _sha(wal)
+    wal_sha = sha1_of(wal)
     with pytest.raises(StoreUnreadable) as got:
         SqliteJobStore(db)
     assert "is a `federator backup` copy (taken 20" in str(got.value)
     assert "Move db-wal and db-shm aside" in str(got.value)
     # it was: "6 jobs loaded" (the crashed store back), or the copy damaged and the -wal merged into it and gone
-    assert _sha(db) == _sha(backup) and _sha(wal) == wal_sha
+    assert sha1_of(db) == sha1_of(backup) and sha1_of(wal) == wal_sha
 
     wal.rename(db.parent / "aside.db-wal")  # the runbook's step
-    assert _ids(db) == ["j1", "j2", "j3"]
+    assert stored_ids(db) == ["j1", "j2", "j3"]
     assert backup_mark(db) is None  # run on once: a -wal beside it from now on is its own
 
 
@@ -89,7 +79,7 @@ def test_after_its_first_start_a_restored_copy_takes_its_own_wal_back_after_a_cr
     restored.put(_jobs("j2"))  # accepted after the restore: only in db-wal until a checkpoint
     _crash_copy(db, tmp_path / "c" / "db")
     restored.close()
-    assert _ids(tmp_path / "c" / "db") == ["j1", "j2"]
+    assert stored_ids(tmp_path / "c" / "db") == ["j1", "j2"]
 
 
 def test_checking_a_copy_with_another_stores_wal_beside_it_refuses_and_changes_nothing(
@@ -97,24 +87,24 @@ def test_checking_a_copy_with_another_stores_wal_beside_it_refuses_and_changes_n
     backup, db = crashed_after_a_backup
     shutil.copy(backup, db)
     wal = Path(f"{db}-wal")
-    before = (_sha(db), _sha(wal))
+    before = (sha1_of(db), sha1_of(wal))
     with pytest.raises(ValueError, match=r"--db: .*db-wal is beside .*db and no federator runs on it"):
         backup_cli.backup(db, tmp_path / "check.db")  # it was "6 jobs ... integrity_check ok", the copy rewritten
-    assert (_sha(db), _sha(wal)) == before and not (tmp_path / "check.db").exists()
+    assert (sha1_of(db), sha1_of(wal)) == before and not (tmp_path / "check.db").exists()
 
     wal.rename(db.parent / "aside.db-wal")
     assert backup_cli.backup(db, tmp_path / "check.db") == 3
-    assert _sha(db) == _sha(backup)  # only read
+    assert sha1_of(db) == sha1_of(backup)  # only read
 
 
 def test_a_crashed_stores_own_wal_is_copied_with_own_wal_and_left_where_it_was(
         crashed_after_a_backup: tuple[Path, Path], tmp_path: Path) -> None:
     _, db = crashed_after_a_backup
     wal = Path(f"{db}-wal")
-    before = (_sha(db), _sha(wal))
+    before = (sha1_of(db), sha1_of(wal))
     assert backup_cli.backup(db, tmp_path / "saved.db", own_wal=True) == 6
-    assert (_sha(db), _sha(wal)) == before
-    assert _ids(db) == [f"j{i}" for i in range(1, 7)]  # and the crashed store itself still starts with all six
+    assert (sha1_of(db), sha1_of(wal)) == before
+    assert stored_ids(db) == [f"j{i}" for i in range(1, 7)]  # and the crashed store itself still starts with all six
 
 
 def test_a_zero_byte_db_stops_the_start_and_stays_zero_bytes(tmp_path: Path) -> None:
@@ -135,11 +125,11 @@ def test_the_file_of_a_store_copied_without_its_wal_stops_the_start(tmp_path: Pa
     nowal.parent.mkdir()
     shutil.copy(live, nowal)  # a volume snapshot, a backup agent: the file only
     store.close()
-    before = _sha(nowal)
+    before = sha1_of(nowal)
     with pytest.raises(StoreUnreadable, match=r"exists but holds no job store \(no -wal beside it: a copy of the "
                                               r"file taken without its db-wal"):
         SqliteJobStore(nowal)
-    assert _sha(nowal) == before
+    assert sha1_of(nowal) == before
 
 
 def test_a_store_that_crashed_before_its_first_checkpoint_starts_with_every_job(tmp_path: Path) -> None:
@@ -149,7 +139,7 @@ def test_a_store_that_crashed_before_its_first_checkpoint_starts_with_every_job(
     store.put(_jobs("j1", "j2"))
     _crash_copy(live, tmp_path / "b" / "db")
     store.close()
-    assert _ids(tmp_path / "b" / "db") == ["j1", "j2"]
+    assert stored_ids(tmp_path / "b" / "db") == ["j1", "j2"]
 
 
 def test_a_backup_of_a_store_with_no_job_says_so_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
