@@ -366,14 +366,28 @@ class FollowLogsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., replica: _Optional[int] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ...) -> None: ...
 
 class FollowLogsMessage(_message.Message):
-    __slots__ = ("logs", "errors", "ended")
+    __slots__ = ("logs", "errors", "ended", "end")
+    class End(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        END_UNSPECIFIED: _ClassVar[FollowLogsMessage.End]
+        JOB_ENDED: _ClassVar[FollowLogsMessage.End]
+        FOLLOW_BOUND: _ClassVar[FollowLogsMessage.End]
+        FEDERATOR_STOPPING: _ClassVar[FollowLogsMessage.End]
+        JOB_REMOVED: _ClassVar[FollowLogsMessage.End]
+    END_UNSPECIFIED: FollowLogsMessage.End
+    JOB_ENDED: FollowLogsMessage.End
+    FOLLOW_BOUND: FollowLogsMessage.End
+    FEDERATOR_STOPPING: FollowLogsMessage.End
+    JOB_REMOVED: FollowLogsMessage.End
     LOGS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     logs: _containers.RepeatedCompositeFieldContainer[JobLog]
     errors: _containers.RepeatedCompositeFieldContainer[JobLogsError]
     ended: str
-    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ...) -> None: ...
+    end: FollowLogsMessage.End
+    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ..., end: _Optional[_Union[FollowLogsMessage.End, str]] = ...) -> None: ...
 
 class WatchJobsRequest(_message.Message):
     __slots__ = ("job_id", "send_bookmarks", "since_revision")
