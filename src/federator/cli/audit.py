@@ -6,7 +6,8 @@ and checks them with security/audit_chain.py: oldest file first, as one chain (a
 continued by the next one).
 
 Exit codes: 0 the chain holds (and what it says: lines, seq, chains started and why, the last line's hash to note
-down; over several chains, each one's seq range, lines, first and last line, and how it begins); 1 a line breaks it (named: file, line number, seq, what is wrong); 2 a file cannot be read.
+down; over several chains, each one's seq range, lines, first and last line, and how it begins); 1 a line breaks
+it (named: file, line number, seq, what is wrong); 2 a file cannot be read.
 """
 
 from __future__ import annotations

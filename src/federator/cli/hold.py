@@ -7,8 +7,9 @@ commands call JobService.Hold and Release (server/job_holds.py says what a hold 
 (or a job file's spec.held: true) submits a job held (cli/client.py), and takes back one the federator did not hold.
 
 Each job named is held (or released) in turn, and each outcome printed ("released" only when a hold was let go:
-`not held, unchanged`, or `not held (it has ended), unchanged`, as Slurm's "Job has already finished"); one that fails does not stop the others,
-and the exit status is the first failure's (cli/exit_codes.py), 0 when every job is held (or released).
+`not held, unchanged`, or `not held (it has ended), unchanged`, as Slurm's "Job has already finished"); one that
+fails does not stop the others, and the exit status is the first failure's (cli/exit_codes.py), 0 when every job
+is held (or released).
 """
 
 from __future__ import annotations
