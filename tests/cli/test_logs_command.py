@@ -263,15 +263,15 @@ def test_a_follow_that_ends_before_the_job_does_not_exit_0(
     run(go)
     assert codes == [code]
     assert said in capsys.readouterr().err
-    assert ends == [jobs_pb2.FollowLogsMessage.FEDERATOR_STOPPING if how == "stop"
-                    else jobs_pb2.FollowLogsMessage.FOLLOW_BOUND]
+    assert ends == [jobs_pb2.FOLLOW_END_FEDERATOR_STOPPING if how == "stop"
+                    else jobs_pb2.FOLLOW_END_BOUND]
 
 
 def test_each_end_of_a_follow_has_its_documented_exit_status() -> None:
     from federator.cli.job_logs import FOLLOW_EXIT, follow_exit
-    end = jobs_pb2.FollowLogsMessage
-    assert set(FOLLOW_EXIT) == set(end.End.keys())  # every end the proto names has its status
-    said = {name: follow_exit(end(ended="x", end=value)) for name, value in end.End.items()}
-    assert said == {"END_UNSPECIFIED": 0, "JOB_ENDED": 0, "FOLLOW_BOUND": 5, "FEDERATOR_STOPPING": 4,
-                    "JOB_REMOVED": 3}
-    assert follow_exit(end(ended="x", end=99)) == 4  # a newer federator's end: not the job's
+    last = jobs_pb2.FollowLogsMessage
+    assert set(FOLLOW_EXIT) == set(jobs_pb2.FollowEnd.keys())  # every end the proto names has its status
+    said = {name: follow_exit(last(ended="x", end=value)) for name, value in jobs_pb2.FollowEnd.items()}
+    assert said == {"FOLLOW_END_UNSPECIFIED": 0, "FOLLOW_END_JOB_ENDED": 0, "FOLLOW_END_BOUND": 5,
+                    "FOLLOW_END_FEDERATOR_STOPPING": 4, "FOLLOW_END_JOB_REMOVED": 3}
+    assert follow_exit(last(ended="x", end=99)) == 4  # type: ignore[arg-type]  # a newer federator's end

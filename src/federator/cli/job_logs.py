@@ -10,8 +10,8 @@ federator reads the members every 2 s, and sends each line once), every line beg
 unless one replica was asked for, until the job ends (exit 0, the phase on stderr), Ctrl-C (exit 130, as
 `federator wait`), or the follow ends while the job may still run: the federator stopping (exit 4, "try again"),
 the follow's bound of 24 h (exit 5, as `wait --timeout`), the job removed (exit 3). The server says which end it
-is in FollowLogsMessage.end, never only in words (`FOLLOW_EXIT`), so `logs -f JOB > out && next` runs `next` only
-after the job ended.
+is in FollowLogsMessage.end (a FollowEnd), never only in words (`FOLLOW_EXIT`), so `logs -f JOB > out && next`
+runs `next` only after the job ended.
 
 The text is the job's own output as a member's agent sent it: control characters other than a line break or a
 tab are written as escapes (termtext.visible), so an agent cannot drive the user's terminal.
@@ -32,10 +32,11 @@ from federator.termtext import visible
 
 LOGS_TIMEOUT = 30.0
 """Seconds a logs call may take: the federator waits 10 s at most for a member's agent."""
-FOLLOW_EXIT = {"END_UNSPECIFIED": 0, "JOB_ENDED": 0, "FOLLOW_BOUND": 5, "FEDERATOR_STOPPING": 4, "JOB_REMOVED": 3}
-"""The exit status of `logs -f` per FollowLogsMessage.End (users.md, "Exit status"): 0 only when the job ended;
-unspecified is a federator before the field, whose every end was read as the job's; an end this CLI does not know
-(a newer federator's) is 4: it is not the job's."""
+FOLLOW_EXIT = {"FOLLOW_END_UNSPECIFIED": 0, "FOLLOW_END_JOB_ENDED": 0, "FOLLOW_END_BOUND": 5,
+               "FOLLOW_END_FEDERATOR_STOPPING": 4, "FOLLOW_END_JOB_REMOVED": 3}
+"""The exit status of `logs -f` per FollowLogsMessage.end, a FollowEnd (users.md, "Exit status"): 0 only when the
+job ended; unspecified is a federator before the field, whose every end was read as the job's; an end this CLI does
+not know (a newer federator's) is 4: it is not the job's."""
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -138,7 +139,7 @@ def follow_exit(message: object) -> int:
     from federator.api.v1 import jobs_pb2
 
     assert isinstance(message, jobs_pb2.FollowLogsMessage)
-    known = {int(v): k for k, v in jobs_pb2.FollowLogsMessage.End.items()}
+    known = {int(v): k for k, v in jobs_pb2.FollowEnd.items()}
     return FOLLOW_EXIT.get(known.get(int(message.end), ""), 4)  # an end newer than this CLI: not the job's: retry
 
 

@@ -24,6 +24,14 @@ class CancelOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANCEL_OUTCOME_ENDED: _ClassVar[CancelOutcome]
     CANCEL_OUTCOME_FAILED: _ClassVar[CancelOutcome]
 
+class FollowEnd(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FOLLOW_END_UNSPECIFIED: _ClassVar[FollowEnd]
+    FOLLOW_END_JOB_ENDED: _ClassVar[FollowEnd]
+    FOLLOW_END_BOUND: _ClassVar[FollowEnd]
+    FOLLOW_END_FEDERATOR_STOPPING: _ClassVar[FollowEnd]
+    FOLLOW_END_JOB_REMOVED: _ClassVar[FollowEnd]
+
 class ClusterView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CLUSTER_VIEW_UNSPECIFIED: _ClassVar[ClusterView]
@@ -37,6 +45,11 @@ CANCEL_OUTCOME_CANCELLED: CancelOutcome
 CANCEL_OUTCOME_REFUSED: CancelOutcome
 CANCEL_OUTCOME_ENDED: CancelOutcome
 CANCEL_OUTCOME_FAILED: CancelOutcome
+FOLLOW_END_UNSPECIFIED: FollowEnd
+FOLLOW_END_JOB_ENDED: FollowEnd
+FOLLOW_END_BOUND: FollowEnd
+FOLLOW_END_FEDERATOR_STOPPING: FollowEnd
+FOLLOW_END_JOB_REMOVED: FollowEnd
 CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
@@ -367,18 +380,6 @@ class FollowLogsRequest(_message.Message):
 
 class FollowLogsMessage(_message.Message):
     __slots__ = ("logs", "errors", "ended", "end")
-    class End(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-        __slots__ = ()
-        END_UNSPECIFIED: _ClassVar[FollowLogsMessage.End]
-        JOB_ENDED: _ClassVar[FollowLogsMessage.End]
-        FOLLOW_BOUND: _ClassVar[FollowLogsMessage.End]
-        FEDERATOR_STOPPING: _ClassVar[FollowLogsMessage.End]
-        JOB_REMOVED: _ClassVar[FollowLogsMessage.End]
-    END_UNSPECIFIED: FollowLogsMessage.End
-    JOB_ENDED: FollowLogsMessage.End
-    FOLLOW_BOUND: FollowLogsMessage.End
-    FEDERATOR_STOPPING: FollowLogsMessage.End
-    JOB_REMOVED: FollowLogsMessage.End
     LOGS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
@@ -386,8 +387,8 @@ class FollowLogsMessage(_message.Message):
     logs: _containers.RepeatedCompositeFieldContainer[JobLog]
     errors: _containers.RepeatedCompositeFieldContainer[JobLogsError]
     ended: str
-    end: FollowLogsMessage.End
-    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ..., end: _Optional[_Union[FollowLogsMessage.End, str]] = ...) -> None: ...
+    end: FollowEnd
+    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ..., end: _Optional[_Union[FollowEnd, str]] = ...) -> None: ...
 
 class WatchJobsRequest(_message.Message):
     __slots__ = ("job_id", "send_bookmarks", "since_revision")
