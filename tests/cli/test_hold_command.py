@@ -151,3 +151,5 @@ def test_release_says_released_only_when_it_let_go_of_a_hold_and_an_ended_job_sh
     assert phases[held.job_id] == "Cancelled"
     assert main(["release", "held", *flags]) == 0
     assert capsys.readouterr().out == f"job {held.job_id} Cancelled, not held (it has ended), unchanged\n"
+    assert main(["release", "nobody", *flags]) == 3  # the Release's own refusal, said once (and audited as one)
+    assert capsys.readouterr().err == "error: nobody: no job with id or name 'nobody' (NOT_FOUND)\n"

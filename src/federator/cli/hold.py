@@ -53,14 +53,15 @@ def held_words(job: Job) -> str:
     return f"held by {who} at {utc_seconds(job.hold.at)}"
 
 
-def released_words(before: Job, after: Job) -> str:
-    """What a release did, from the job before it and the Release answer: "released" only when it let go of a hold;
-    a job not held, or one that ended (a hold is of a waiting job), is "not held, unchanged", as users.md says."""
+def released_words(before: Job | None, after: Job) -> str:
+    """What a release did, from the job before it (None: unknown) and the Release answer: "released" only when it
+    let go of a hold; a job not held, or one that ended (a hold is of a waiting job), is "not held, unchanged", as
+    users.md says."""
     if after.phase.is_terminal:  # even one cancelled while held: its status.hold is a record, no longer a hold
         return "not held (it has ended), unchanged"
     if after.hold is not None:
         return held_words(after)
-    return "released" if before.hold is not None else "not held, unchanged"
+    return "released" if before is None or before.hold is not None else "not held, unchanged"
 
 
 def _hold(args: argparse.Namespace) -> int:
@@ -77,13 +78,13 @@ def _each(args: argparse.Namespace, action: str) -> int:
         with connect(client_options(args)) as (jobs, _):
             for key in args.jobs:
                 try:
-                    before = _get(jobs, key) if action == "release" else None
+                    before = _before(jobs, key) if action == "release" else None
                     job = _call(jobs, action, key)
                 except grpc.RpcError as err:
                     code = fail(err, args, prefix=f"{key}: ")
                     first_failure = first_failure or code
                     continue
-                if before is None:
+                if action == "hold":
                     print(f"job {job.job_id} {job.phase}, {held_words(job)}", flush=True)
                 else:
                     print(f"job {job.job_id} {job.phase}, {released_words(before, job)}", flush=True)
@@ -92,9 +93,13 @@ def _each(args: argparse.Namespace, action: str) -> int:
     return first_failure
 
 
-def _get(jobs: jobs_pb2_grpc.JobServiceStub, key: str) -> Job:
-    """The job as it is before a release: the Release answer alone cannot say whether it let go of a hold."""
-    return convert.job_from_pb(jobs.Get(jobs_pb2.GetJobRequest(job_id=key), timeout=calls.CALL_TIMEOUT))
+def _before(jobs: jobs_pb2_grpc.JobServiceStub, key: str) -> Job | None:
+    """The job as it is before a release (the Release answer alone cannot say whether it let go of a hold); None
+    when the Get fails: the Release is made all the same, so its refusal is the one said, and audited."""
+    try:
+        return convert.job_from_pb(jobs.Get(jobs_pb2.GetJobRequest(job_id=key), timeout=calls.CALL_TIMEOUT))
+    except grpc.RpcError:
+        return None
 
 
 def _call(jobs: jobs_pb2_grpc.JobServiceStub, action: str, key: str) -> Job:
