@@ -94,3 +94,15 @@ def test_a_wrong_command_would_be_caught(command: str) -> None:
 def test_a_wrong_command_in_prose_would_be_caught() -> None:
     flags = {s for a in _subparsers()["get"]._actions for s in a.option_strings}
     assert "-o" in flags and "--wide" not in flags and "bogus" not in _subparsers()
+
+
+def test_every_annotation_the_simulated_clusters_read_is_in_the_guides_table() -> None:
+    """QA new56 N3: a user of the demo learns each `federator.io/sim-*` annotation where the others are listed
+    (sim-output-every was missing: without it a simulated job's `logs -f` shows nothing new for its whole run)."""
+    from federator.backends.sim import runtime
+
+    read = {v for k, v in vars(runtime).items() if k.endswith("_ANNOTATION") and isinstance(v, str)}
+    assert "federator.io/sim-output-every" in read
+    table = GUIDE.read_text().split("Annotations a user may set on the job", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"`(federator\.io/[a-z-]+)`", table))
+    assert read - listed == set()

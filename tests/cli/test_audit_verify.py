@@ -28,6 +28,21 @@ def test_an_intact_log_passes_and_says_what_it_checked(tmp_path: Path) -> None:
     assert said[2].startswith("  the last line's hash: ") and len(said[2].split()[4]) == 64
 
 
+def test_several_chains_are_each_said_with_their_own_seq_range(tmp_path: Path) -> None:
+    """QA new56 N5: a log moved aside and a new file begun (the federator restarted on a new --audit-log) are two
+    chains: the headline says so, and each chain its seq range, not the last one's for the lines of both."""
+    old, new = tmp_path / "audit.log.1", tmp_path / "audit.log"
+    _log(old, 7)
+    _log(new, 2)
+    out = federator_cli("audit", "verify", str(old), str(new))
+    assert out.returncode == 0, out.stderr
+    said = out.stdout.splitlines()
+    assert said[0] == f"{old}, {new}: 11 lines in 2 chains: each holds"
+    assert said[1] == f"  chain 1: seq 1 to 8 (8 lines), {old}:1 to {old}:8; it begins: a new file"
+    assert said[2] == f"  chain 2: seq 1 to 3 (3 lines), {new}:1 to {new}:3; it begins: a new file"
+    assert said[3].startswith("  the last line's hash: ") and len(said) == 4
+
+
 def test_a_deleted_line_fails_naming_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     _log(path, 3)

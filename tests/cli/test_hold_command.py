@@ -127,3 +127,29 @@ def test_a_spec_held_that_is_not_true_or_false_is_refused_naming_it(tmp_path: Pa
     path.write_text(JOB_FILE.replace("NAME", "bad").replace("HELD", ", held: \"yes\""))
     assert main(["submit", "-f", str(path), "--server", "127.0.0.1:1", "--insecure"]) == 2  # nothing sent
     assert "spec.held: must be true or false, got 'yes'" in capsys.readouterr().err
+
+
+def test_release_says_released_only_when_it_let_go_of_a_hold_and_an_ended_job_shows_no_hold(
+        served: tuple[Federator, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    """QA new56 N6: `release` of a job never held, or ended, says it changed nothing (users.md: "changes nothing");
+    a job cancelled while held is `Cancelled` in `get jobs`, not `Cancelled(Held)`: a hold is of a waiting job."""
+    fed, flags = served
+    held, plain, done = fed.submit(job("held", gpus=1)), fed.submit(job("plain", gpus=1)), fed.submit(job("done"))
+    done.phase = JobPhase.SUCCEEDED  # as its agent would have said
+    assert main(["hold", "held", *flags]) == 0
+    capsys.readouterr()
+    assert main(["release", "held", "plain", "done", *flags]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"job {held.job_id} Pending, released",
+                                                    f"job {plain.job_id} Pending, not held, unchanged",
+                                                    f"job {done.job_id} Succeeded, not held (it has ended), unchanged"]
+    assert main(["hold", "held", *flags]) == 0
+    assert main(["cancel", "held", *flags]) == 0
+    capsys.readouterr()
+    assert fed.jobs[held.job_id].hold is not None  # the record of who held it stays (-o yaml status.hold)
+    assert main(["get", "jobs", *flags]) == 0
+    phases = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert phases[held.job_id] == "Cancelled"
+    assert main(["release", "held", *flags]) == 0
+    assert capsys.readouterr().out == f"job {held.job_id} Cancelled, not held (it has ended), unchanged\n"
+    assert main(["release", "nobody", *flags]) == 3  # the Release's own refusal, said once (and audited as one)
+    assert capsys.readouterr().err == "error: nobody: no job with id or name 'nobody' (NOT_FOUND)\n"

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from federator.agent.agent import Agent, AgentConfig
-from federator.api.v1 import jobs_pb2
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.backends.sim.fleet import parse_fleet
 from federator.backends.sim.runtime import SimBackend
 from federator.cli import main
@@ -212,3 +212,66 @@ def test_ctrl_c_ends_a_follow_with_exit_130_and_frees_its_seat(monkeypatch: pyte
     line, code, following = got
     assert isinstance(line, str) and "federator sim: step " in line and "Traceback" not in line
     assert (code, following) == (130, 1.0)
+
+
+@pytest.mark.parametrize(("how", "code", "said"), [
+    ("stop", 4, "logs: the federator is stopping; follow again"),
+    ("bound", 5, "logs: the follow's bound of 0s passed: follow again to go on"),
+])
+def test_a_follow_that_ends_before_the_job_does_not_exit_0(
+        how: str, code: int, said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA new56 N4: `logs -f JOB > out && next` must not run `next` when the federator stopped (4: try again) or
+    the follow's 24 h passed (5: as `wait --timeout`) while the job runs on; the server says which in `end`."""
+    from federator.server import log_follow
+    monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.02)
+    if how == "bound":
+        monkeypatch.setattr(log_follow, "FOLLOW_BOUND_SECONDS", 0.0)
+    talker = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                        "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s",
+                                                                  "federator.io/sim-duration": "1h",
+                                                                  "federator.io/sim-output-every": "50ms"}},
+                        "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+    codes: list[int] = []
+    ends: list[int] = []
+
+    async def go() -> None:
+        async with served() as s:
+            backend = SimBackend(FLEET["east-1"])
+            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
+                                                         max_backoff=0.2), backend).run())
+            try:
+                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
+                job = s.fed.submit(talker)
+                s.fed.schedule_once()
+                await _until(lambda: job.phase is JobPhase.RUNNING)
+                following = asyncio.create_task(asyncio.to_thread(
+                    main, ["logs", "t", "-f", "--server", s.target, "--insecure"]))
+                async with grpc.aio.insecure_channel(s.target) as ch:  # a program's view: the same end, as an enum
+                    stream = jobs_pb2_grpc.JobServiceStub(ch).FollowLogs(jobs_pb2.FollowLogsRequest(job_id="t"),
+                                                                         timeout=20.0)
+                    if how == "stop":
+                        await _until(lambda: s.fed.metrics.registry.get_sample_value("federator_log_follows") == 2.0)
+                        s.fed.history.end()  # as `serve` does on SIGTERM
+                    ends.extend([m.end async for m in stream if m.ended])
+                codes.append(await asyncio.wait_for(following, 20.0))
+                assert job.phase is JobPhase.RUNNING  # the job runs on: only the follow ended
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await backend.stop()
+
+    run(go)
+    assert codes == [code]
+    assert said in capsys.readouterr().err
+    assert ends == [jobs_pb2.FOLLOW_END_FEDERATOR_STOPPING if how == "stop"
+                    else jobs_pb2.FOLLOW_END_BOUND]
+
+
+def test_each_end_of_a_follow_has_its_documented_exit_status() -> None:
+    from federator.cli.job_logs import FOLLOW_EXIT, follow_exit
+    last = jobs_pb2.FollowLogsMessage
+    assert set(FOLLOW_EXIT) == set(jobs_pb2.FollowEnd.keys())  # every end the proto names has its status
+    said = {name: follow_exit(last(ended="x", end=value)) for name, value in jobs_pb2.FollowEnd.items()}
+    assert said == {"FOLLOW_END_UNSPECIFIED": 0, "FOLLOW_END_JOB_ENDED": 0, "FOLLOW_END_BOUND": 5,
+                    "FOLLOW_END_FEDERATOR_STOPPING": 4, "FOLLOW_END_JOB_REMOVED": 3}
+    assert follow_exit(last(ended="x", end=99)) == 4  # type: ignore[arg-type]  # a newer federator's end

@@ -90,6 +90,7 @@ def test_a_running_jobs_lines_come_once_each_in_order_and_the_follow_ends_with_t
                 await backend.stop()
             assert len(got) > 2  # lines came while it ran, not only at its end
             assert got[-1].ended == f"job {job.job_id} Succeeded"
+            assert got[-1].end == jobs_pb2.FOLLOW_END_JOB_ENDED  # the job's end, for a program
             assert all(not m.ended for m in got[:-1]) and all(not m.errors for m in got)
             for replica in (0, 1):
                 text = "".join(x.text for m in got for x in m.logs if x.replica == replica)
@@ -269,3 +270,4 @@ def test_a_follow_ends_at_its_bound_saying_so_and_how_to_go_on(monkeypatch: pyte
     (only,) = got
     assert only.logs[0].text == "last words\n"  # the lines of the last read come with the end
     assert only.ended == "the follow's bound of 0s passed: follow again to go on"
+    assert only.end == jobs_pb2.FOLLOW_END_BOUND  # not the job's end

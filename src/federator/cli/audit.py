@@ -6,7 +6,8 @@ and checks them with security/audit_chain.py: oldest file first, as one chain (a
 continued by the next one).
 
 Exit codes: 0 the chain holds (and what it says: lines, seq, chains started and why, the last line's hash to note
-down); 1 a line breaks it (named: file, line number, seq, what is wrong); 2 a file cannot be read.
+down; over several chains, each one's seq range, lines, first and last line, and how it begins); 1 a line breaks
+it (named: file, line number, seq, what is wrong); 2 a file cannot be read.
 """
 
 from __future__ import annotations
@@ -42,13 +43,20 @@ def _verify(args: argparse.Namespace) -> int:
         print("no lines: nothing to verify")
         return 0
     names = ", ".join(str(f) for f in args.files)
-    print(f"{names}: {found.lines} lines, seq {found.first_seq} to {found.last_seq}: the chain holds")
+    if len(found.chains) > 1:  # one seq range would read as a contradiction of the line count: one per chain
+        print(f"{names}: {found.lines} lines in {len(found.chains)} chains: each holds")
+        for n, chain in enumerate(found.chains, start=1):
+            print(f"  chain {n}: seq {chain.first_seq} to {chain.last_seq} ({chain.lines} lines), {chain.begins} to "
+                  f"{chain.ends}; it begins: {chain.why}")
+    else:
+        print(f"{names}: {found.lines} lines, seq {found.first_seq} to {found.last_seq}: the chain holds")
     if found.unchained:
         print(f"  {found.unchained} lines before the first chained one have no prev (written before 0.15.0): "
               "not checked")
     if found.continued:
         print(f"  {found.continued}: give the file before it too to check that link")
-    for start in found.starts:
-        print(f"  a chain starts at {start}")
+    if len(found.chains) <= 1:
+        for start in found.starts:
+            print(f"  a chain starts at {start}")
     print(f"  the last line's hash: {found.last_digest} (note it down: a later edit of the lines up to it shows)")
     return 0

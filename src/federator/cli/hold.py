@@ -6,8 +6,10 @@ incident (outside QA, HPC H8). Cancel and resubmit lost the job's place in its q
 commands call JobService.Hold and Release (server/job_holds.py says what a hold is); `federator submit --hold`
 (or a job file's spec.held: true) submits a job held (cli/client.py), and takes back one the federator did not hold.
 
-Each job named is held (or released) in turn, and each outcome printed; one that fails does not stop the others,
-and the exit status is the first failure's (cli/exit_codes.py), 0 when every job is held (or released).
+Each job named is held (or released) in turn, and each outcome printed ("released" only when a hold was let go:
+`not held, unchanged`, or `not held (it has ended), unchanged`, as Slurm's "Job has already finished"); one that
+fails does not stop the others, and the exit status is the first failure's (cli/exit_codes.py), 0 when every job
+is held (or released).
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ def held_words(job: Job) -> str:
     return f"held by {who} at {utc_seconds(job.hold.at)}"
 
 
+def released_words(before: Job | None, after: Job) -> str:
+    """What a release did, from the job before it (None: unknown) and the Release answer: "released" only when it
+    let go of a hold; a job not held, or one that ended (a hold is of a waiting job), is "not held, unchanged", as
+    users.md says."""
+    if after.phase.is_terminal:  # even one cancelled while held: its status.hold is a record, no longer a hold
+        return "not held (it has ended), unchanged"
+    if after.hold is not None:
+        return held_words(after)
+    return "released" if before is None or before.hold is not None else "not held, unchanged"
+
+
 def _hold(args: argparse.Namespace) -> int:
     return _each(args, "hold")
 
@@ -65,6 +78,7 @@ def _each(args: argparse.Namespace, action: str) -> int:
         with connect(client_options(args)) as (jobs, _):
             for key in args.jobs:
                 try:
+                    before = _before(jobs, key) if action == "release" else None
                     job = _call(jobs, action, key)
                 except grpc.RpcError as err:
                     code = fail(err, args, prefix=f"{key}: ")
@@ -73,11 +87,19 @@ def _each(args: argparse.Namespace, action: str) -> int:
                 if action == "hold":
                     print(f"job {job.job_id} {job.phase}, {held_words(job)}", flush=True)
                 else:
-                    print(f"job {job.job_id} {job.phase}, " + ("released" if job.hold is None else held_words(job)),
-                          flush=True)
+                    print(f"job {job.job_id} {job.phase}, {released_words(before, job)}", flush=True)
     except TlsError as err:
         return fail(err, args)
     return first_failure
+
+
+def _before(jobs: jobs_pb2_grpc.JobServiceStub, key: str) -> Job | None:
+    """The job as it is before a release (the Release answer alone cannot say whether it let go of a hold); None
+    when the Get fails: the Release is made all the same, so its refusal is the one said, and audited."""
+    try:
+        return convert.job_from_pb(jobs.Get(jobs_pb2.GetJobRequest(job_id=key), timeout=calls.CALL_TIMEOUT))
+    except grpc.RpcError:
+        return None
 
 
 def _call(jobs: jobs_pb2_grpc.JobServiceStub, action: str, key: str) -> Job:
@@ -86,4 +108,4 @@ def _call(jobs: jobs_pb2_grpc.JobServiceStub, action: str, key: str) -> Job:
     return convert.job_from_pb(jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=key), timeout=calls.CALL_TIMEOUT))
 
 
-__all__ = ["held_words", "register"]
+__all__ = ["held_words", "register", "released_words"]

@@ -8,7 +8,10 @@ each cluster that said nothing on stderr, and exits non-zero when nothing could 
 With -f/--follow it prints the last lines and then each new line as it is written (jobs.proto FollowLogs: the
 federator reads the members every 2 s, and sends each line once), every line begun `[cluster/pod replica N]`
 unless one replica was asked for, until the job ends (exit 0, the phase on stderr), Ctrl-C (exit 130, as
-`federator wait`), or the follow's bound of 24 h.
+`federator wait`), or the follow ends while the job may still run: the federator stopping (exit 4, "try again"),
+the follow's bound of 24 h (exit 5, as `wait --timeout`), the job removed (exit 3). The server says which end it
+is in FollowLogsMessage.end (a FollowEnd), never only in words (`FOLLOW_EXIT`), so `logs -f JOB > out && next`
+runs `next` only after the job ended.
 
 The text is the job's own output as a member's agent sent it: control characters other than a line break or a
 tab are written as escapes (termtext.visible), so an agent cannot drive the user's terminal.
@@ -29,6 +32,11 @@ from federator.termtext import visible
 
 LOGS_TIMEOUT = 30.0
 """Seconds a logs call may take: the federator waits 10 s at most for a member's agent."""
+FOLLOW_EXIT = {"FOLLOW_END_UNSPECIFIED": 0, "FOLLOW_END_JOB_ENDED": 0, "FOLLOW_END_BOUND": 5,
+               "FOLLOW_END_FEDERATOR_STOPPING": 4, "FOLLOW_END_JOB_REMOVED": 3}
+"""The exit status of `logs -f` per FollowLogsMessage.end, a FollowEnd (users.md, "Exit status"): 0 only when the
+job ended; unspecified is a federator before the field, whose every end was read as the job's; an end this CLI does
+not know (a newer federator's) is 4: it is not the job's."""
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -44,7 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lg.add_argument("--container", default="", metavar="C", help="the container to read (default: each pod's first)")
     lg.add_argument("-f", "--follow", action="store_true",
                     help="after the last lines, print each new line as it is written, prefixed [cluster/pod "
-                         "replica N], until the job ends (exit 0) or Ctrl-C (exit 130); at most 24 h")
+                         "replica N], until the job ends (exit 0) or Ctrl-C (exit 130); at most 24 h (then exit "
+                         "5); the federator stopping: exit 4, follow again")
     lg.add_argument("--tail", type=_count("a number of lines", 1, 10_000), default=None, metavar="N",
                     help="the last N lines of each replica, at most 10000 (default 100; with --follow 10)")
     lg.add_argument("--limit-bytes", type=_count("bytes", 1, 512 * 1024), default=None, metavar="B",
@@ -111,6 +120,7 @@ def _follow(args: argparse.Namespace) -> int:
                 print_follow(message, prefixed=args.replica is None)
                 if message.ended:
                     print(f"logs: {shown(message.ended)}", file=sys.stderr)
+                    return follow_exit(message)
             return 0
     except KeyboardInterrupt:
         if call is not None:
@@ -122,6 +132,15 @@ def _follow(args: argparse.Namespace) -> int:
                   "(UNIMPLEMENTED); run federator logs without --follow", file=sys.stderr)
             return 1
         return fail(err, args)
+
+
+def follow_exit(message: object) -> int:
+    """The exit status of a follow that `message` (its last, `ended` set) ends: see FOLLOW_EXIT."""
+    from federator.api.v1 import jobs_pb2
+
+    assert isinstance(message, jobs_pb2.FollowLogsMessage)
+    known = {int(v): k for k, v in jobs_pb2.FollowEnd.items()}
+    return FOLLOW_EXIT.get(known.get(int(message.end), ""), 4)  # an end newer than this CLI: not the job's: retry
 
 
 def print_follow(message: object, *, prefixed: bool) -> None:
@@ -167,4 +186,4 @@ def print_logs(got: object) -> int:
     return 0 if read else 1
 
 
-__all__ = ["LOGS_TIMEOUT", "print_follow", "print_logs", "register", "shown"]
+__all__ = ["FOLLOW_EXIT", "LOGS_TIMEOUT", "follow_exit", "print_follow", "print_logs", "register", "shown"]

@@ -70,8 +70,10 @@ def run_time(job: Job, now: float) -> str:
 
 def phase_shown(job: Job) -> str:
     """PHASE: the job's phase, "Pending(Held)" while it is held (server/job_holds.py), so a held job shows at a
-    glance, as kubectl's Held column shows it; `--phase Pending` and -o json/yaml still say Pending."""
-    return f"{job.phase.value}(Held)" if job.hold is not None else job.phase.value
+    glance, as kubectl's Held column shows it; `--phase Pending` and -o json/yaml still say Pending. A job that
+    ended while held (cancelled) shows its phase alone: a hold is of a waiting job, and an ended one waits for
+    nothing; its status.hold (-o yaml) stays, as the record of who held it (QA new56 N6)."""
+    return f"{job.phase.value}(Held)" if job.hold is not None and not job.phase.is_terminal else job.phase.value
 
 
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:

@@ -90,6 +90,19 @@ def _last_line(path: Path, size: int) -> bytes:
 
 
 @dataclass(slots=True)
+class Chain:
+    """One chain of the files: where its first and last lines are (FILE:LINE), their seqs, how many lines, and how
+    it begins: a chain start's reason, or that it continues one from before the files given."""
+
+    begins: str
+    first_seq: int
+    last_seq: int
+    ends: str
+    lines: int = 1
+    why: str = ""
+
+
+@dataclass(slots=True)
 class Verdict:
     """What `verify` found: lines read, the chains started (where and why), and the first break ("" none)."""
 
@@ -102,6 +115,7 @@ class Verdict:
     last_seq: int | None = None
     last_digest: str = ""
     problem: str = ""
+    chains: list[Chain] = field(default_factory=list)  # in file order: a chain start begins the next
 
 
 def _lines(paths: Iterable[Path]) -> Iterator[tuple[str, int, bytes]]:
@@ -135,6 +149,15 @@ def verify(paths: Iterable[Path]) -> Verdict:
             return out
         out.first_seq = seq if out.first_seq is None else out.first_seq
         out.last_seq, out.last_digest = seq, digest(raw)
+        if not out.chains or doc.get("action") == CHAIN_START and "prev" in doc:
+            obj = doc.get("object")
+            why = ((obj.get("reason", "") if isinstance(obj, dict) else "") if doc.get("action") == CHAIN_START
+                   else "continues a chain from before the files given" if "prev" in doc
+                   else "lines of a federator before 0.15.0 (no prev) first")
+            out.chains.append(Chain(begins=at, first_seq=seq, last_seq=seq, ends=at, why=str(why)))
+        else:
+            out.chains[-1].last_seq, out.chains[-1].ends = seq, at
+            out.chains[-1].lines += 1
         if "prev" not in doc:
             if out.chained:
                 out.problem = f"{at} (seq {seq}): has no prev, after chained lines: a line was edited or replaced"
@@ -181,4 +204,4 @@ def _is_torn_before_start(where: str, number: int) -> bool:
     return False
 
 
-__all__ = ["CHAIN_START", "Resume", "Verdict", "digest", "resume", "verify"]
+__all__ = ["CHAIN_START", "Chain", "Resume", "Verdict", "digest", "resume", "verify"]

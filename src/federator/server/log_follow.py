@@ -222,7 +222,8 @@ class Follow:
 async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                  context: grpc.aio.ServicerContext) -> AsyncIterator[jobs_pb2.FollowLogsMessage]:
     """JobService.FollowLogs (see the module): checked, seated and audited once, then a read every
-    FOLLOW_POLL_SECONDS until the job ends (read once more after), the bound, or the federator stops."""
+    FOLLOW_POLL_SECONDS until the job ends (read once more after), the bound, or the federator stops; the last
+    message says which in `end` (FollowEnd), so a client tells the job's end from the follow's."""
     fed = service.fed
     who = await service.principal(context)
     try:
@@ -255,12 +256,14 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
         while True:
             now = fed.jobs.get(job.job_id)
             if now is None:
-                yield jobs_pb2.FollowLogsMessage(ended=f"job {job.job_id} was removed")
+                yield jobs_pb2.FollowLogsMessage(ended=f"job {job.job_id} was removed",
+                                                 end=jobs_pb2.FOLLOW_END_JOB_REMOVED)
                 return
             job = now
             if fed.history.ended:
                 yield jobs_pb2.FollowLogsMessage(ended="the federator is stopping; follow again (its standby, or "
-                                                       "it once restarted)")
+                                                       "it once restarted)",
+                                                 end=jobs_pb2.FOLLOW_END_FEDERATOR_STOPPING)
                 return
             who = await service.principal(context)  # as of now: a revoked credential ends the follow
             if isinstance(service.authz.job(who, job, manage=False), Denied):
@@ -270,9 +273,11 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
             message = state.message(await logs.gather(fed, job, want, follow=state.ask))
             if final:
                 message.ended = f"job {job.job_id} {job.phase.value}"
+                message.end = jobs_pb2.FOLLOW_END_JOB_ENDED
             elif loop.time() - began >= FOLLOW_BOUND_SECONDS:
                 message.ended = (f"the follow's bound of {duration(FOLLOW_BOUND_SECONDS)} passed: follow again "
                                  "to go on")
+                message.end = jobs_pb2.FOLLOW_END_BOUND
             if message.logs or message.errors or message.ended:
                 yield message
             if message.ended:

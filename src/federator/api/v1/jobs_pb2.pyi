@@ -24,6 +24,14 @@ class CancelOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANCEL_OUTCOME_ENDED: _ClassVar[CancelOutcome]
     CANCEL_OUTCOME_FAILED: _ClassVar[CancelOutcome]
 
+class FollowEnd(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FOLLOW_END_UNSPECIFIED: _ClassVar[FollowEnd]
+    FOLLOW_END_JOB_ENDED: _ClassVar[FollowEnd]
+    FOLLOW_END_BOUND: _ClassVar[FollowEnd]
+    FOLLOW_END_FEDERATOR_STOPPING: _ClassVar[FollowEnd]
+    FOLLOW_END_JOB_REMOVED: _ClassVar[FollowEnd]
+
 class ClusterView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CLUSTER_VIEW_UNSPECIFIED: _ClassVar[ClusterView]
@@ -37,6 +45,11 @@ CANCEL_OUTCOME_CANCELLED: CancelOutcome
 CANCEL_OUTCOME_REFUSED: CancelOutcome
 CANCEL_OUTCOME_ENDED: CancelOutcome
 CANCEL_OUTCOME_FAILED: CancelOutcome
+FOLLOW_END_UNSPECIFIED: FollowEnd
+FOLLOW_END_JOB_ENDED: FollowEnd
+FOLLOW_END_BOUND: FollowEnd
+FOLLOW_END_FEDERATOR_STOPPING: FollowEnd
+FOLLOW_END_JOB_REMOVED: FollowEnd
 CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
@@ -366,14 +379,16 @@ class FollowLogsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., replica: _Optional[int] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ...) -> None: ...
 
 class FollowLogsMessage(_message.Message):
-    __slots__ = ("logs", "errors", "ended")
+    __slots__ = ("logs", "errors", "ended", "end")
     LOGS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     logs: _containers.RepeatedCompositeFieldContainer[JobLog]
     errors: _containers.RepeatedCompositeFieldContainer[JobLogsError]
     ended: str
-    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ...) -> None: ...
+    end: FollowEnd
+    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ..., end: _Optional[_Union[FollowEnd, str]] = ...) -> None: ...
 
 class WatchJobsRequest(_message.Message):
     __slots__ = ("job_id", "send_bookmarks", "since_revision")

@@ -483,10 +483,13 @@ class JobServiceServicer:
         follow (`logs`, with follow: true), not per poll.
 
         Ends: after the job finishes (its last lines read once more after its
-        final phase; the last message's `ended` says the phase), after 24 h
-        (`ended` says so: follow again to go on), when the federator stops
-        (`ended` says so; UNAVAILABLE if the connection is cut), or when the
-        client cancels. The stream then ends with OK. A placement whose cluster
+        final phase; the last message's `ended` says the phase, `end`
+        FOLLOW_END_JOB_ENDED), after 24 h (FOLLOW_END_BOUND: follow again to go
+        on), when the federator stops (FOLLOW_END_FEDERATOR_STOPPING; UNAVAILABLE
+        if the connection is cut), when the job is removed
+        (FOLLOW_END_JOB_REMOVED), or when the client cancels. The stream then
+        ends with OK whichever it is: tell them apart by the last message's
+        `end` (FollowEnd), not by the status. A placement whose cluster
         cannot be read is named in errors (once, and again when why changes):
         its agent away, it does not serve logs, or it cannot follow (an agent
         that lists no "logs-since" in Hello.features: older than 0.15.0, or a
