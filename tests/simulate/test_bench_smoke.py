@@ -39,10 +39,11 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
         ("starvation.py", ["--nodes", "1", "--gangs", "1", "--hours", "1", "--backlog", "4"], "gang_placed_minutes"),
         ("usage_cluster.py", ["--records", "2000", "--clusters", "5", "--repeat", "1"], "plans"),
         ("kube_controller_loop.py", ["--jobs", "2", "--latency", "0"], "lag_max_ms"),
+        ("replay_national.py", ["--clusters", "4", "--pods", "200", "--until", "2500"], "cpu_ms_per_cycle"),
     ],
     ids=["throughput", "scaling", "five-vendor", "room-classes", "quality", "fairness", "memory", "fgd",
          "fgd-small-cycles", "fgd-warm", "fgd-misled", "fgd-orders", "starvation", "usage-cluster",
-         "kube-controller-loop"],
+         "kube-controller-loop", "replay-national"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"

@@ -57,6 +57,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--batch", type=int, default=1000, help="fill mode: jobs offered per cycle (default %(default)s)")
     p.add_argument("--cycle-interval", type=float, default=10.0,
                    help="replay mode: simulated seconds between cycles (default %(default)s)")
+    p.add_argument("--from", dest="start", type=float, metavar="SECONDS",
+                   help="offer only the jobs arriving at or after SECONDS of the workload's clock (each runs to "
+                        "its end; work that arrived before is not running): one stretch of a long replay")
+    p.add_argument("--until", type=float, metavar="SECONDS",
+                   help="offer only the jobs arriving before SECONDS of the workload's clock (with --from: a "
+                        "window [from, until))")
     p.add_argument("--seed", type=int, default=0, help="seed for random-fit nodes (default %(default)s)")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text",
                    help="the report (every key is in docs/operators.md, 'Reading the sim report'); json also "
@@ -82,6 +88,7 @@ def _sim(args: argparse.Namespace) -> int:
     from federator.scheduler import PolicyError, Scheduler, load_policy
     from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
     from federator.simulate.outcomes import JOBS_SUFFIXES, jobs_format, write_jobs
+    from federator.simulate.time_window import in_window, window_problem
 
     problem = output_problem("--plot", args.plot) or output_problem("--jobs-out", args.jobs_out)
     if problem is None and args.jobs_out is not None and jobs_format(args.jobs_out) is None:
@@ -96,6 +103,10 @@ def _sim(args: argparse.Namespace) -> int:
         print(f"federator sim: --cycle-interval: must be a positive number of seconds, got {args.cycle_interval:g}",
               file=sys.stderr)
         return 2
+    problem = window_problem(args.start, args.until)
+    if problem:
+        print(f"federator sim: {problem}", file=sys.stderr)
+        return 2
     try:  # first: the fleet and the workload are read with it
         use_catalog_file(args.accelerator_catalog)
     except CatalogError as exc:
@@ -106,6 +117,7 @@ def _sim(args: argparse.Namespace) -> int:
         fleet = load_fleet_file(args.fleet, clusters=args.clusters)
         jobs = load_workload(args.workload, fleet=fleet,
                              note=lambda said: print(f"federator sim: {said}", file=sys.stderr))
+        jobs = in_window(jobs, args.start, args.until)
         sim = Simulation(fleet, jobs, scheduler=Scheduler(config), fit=args.fit, seed=args.seed,
                          batch=args.batch, cycle_interval=args.cycle_interval)
     except (PolicyError, TraceError, ValueError) as exc:

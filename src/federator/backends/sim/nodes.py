@@ -79,6 +79,10 @@ class NodeSet:
     _learner: DemandLearner | None = None
     _learns: bool = True  # False: the learner is shared and fed by its owner (the simulator), not by binds
     _learned: int = 0  # the learner version the FGD index was built at
+    # capacity()'s pool per model, dropped when a replica comes or goes on a node of that model: a bind moves
+    # one model's pool, so a cluster of four models rebuilds one, not four (a national replay asks every
+    # changed cluster's capacity each cycle: outside planners' QA P13)
+    _pools: dict[str, AcceleratorPool] = field(default_factory=dict)
 
     @classmethod
     def of(cls, specs: Iterable[NodeSpec], *, fit: str = "fgd", seed: int = 0,
@@ -347,6 +351,7 @@ class NodeSet:
 
     def _take(self, b: _Bound) -> None:
         n = self.nodes[b.node]
+        self._pools.pop(n.spec.accelerator_model, None)
         before = n.whole_free
         for s in b.slots:
             if n.used[s] == 0:
@@ -362,6 +367,7 @@ class NodeSet:
 
     def _give(self, b: _Bound) -> None:
         n = self.nodes[b.node]
+        self._pools.pop(n.spec.accelerator_model, None)
         before = n.whole_free
         for s in b.slots:
             self._set_used(b.node, s, n.used[s] - b.milli)
@@ -403,6 +409,10 @@ class NodeSet:
     def capacity(self, *, sequence: int = 0) -> ClusterCapacity:
         pools = []
         for model in sorted(self._by_free):
+            cached = self._pools.get(model)
+            if cached is not None:
+                pools.append(cached)
+                continue
             idx = self._of_model.get(model, [])
             total = sum(self.nodes[i].spec.accelerators for i in idx)
             hist = [len(b) for b in self._by_free[model]]
@@ -424,6 +434,7 @@ class NodeSet:
                                          sharing=sharing, unit_milli=unit_milli, room_classes=classes,
                                          largest_node_accelerators=max(
                                              (self.nodes[i].spec.accelerators for i in idx), default=0)))
+            self._pools[model] = pools[-1]
         return ClusterCapacity(
             accelerator_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),

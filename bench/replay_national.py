@@ -1,0 +1,73 @@
+"""A national replay's cost: `federator sim --mode replay` over the planners' national inputs (outside
+planners' QA P13), or a stretch of them.
+
+    python bench/replay_national.py --until 86400          # the first simulated day (docs/benchmarks.md)
+    python bench/replay_national.py                        # all 29 days: tens of minutes on 2 shared CPUs
+
+Writes the inputs the planners' QA built (their mknat.py: 1,000 clusters x 10 nodes x 8 accelerators of four
+models in 31 provinces; 100,000 pods, one every 25 s, 1-8 GPUs, 600-40,000 s each, seed 5) into a temporary
+folder, replays the jobs arriving before --until at --cycle-interval, and prints wall and CPU seconds, the
+share the scheduler's cycles took, cycles and placements as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from federator.simulate import Simulation, load_fleet_file, load_workload
+from federator.simulate.time_window import in_window
+
+MODELS = ["H800", "A100-SXM4-80GB", "A10", "Ascend910B"]
+
+
+def write_inputs(folder: Path, clusters: int, pods: int) -> tuple[Path, Path]:
+    rnd = random.Random(5)
+    fleet, work = folder / "nat_fleet.csv", folder / "nat_pods.csv"
+    with fleet.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["gpu_model", "gpu_capacity_num", "cpu_num", "node_name", "cluster", "region"])
+        for c in range(clusters):
+            for k in range(10):
+                w.writerow([rnd.choice(MODELS), 8, 128, f"n{c * 10 + k}", f"c{c:04d}", f"prov{c % 31:02d}"])
+    with work.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,"
+                   "deletion_time,scheduled_time".split(","))
+        for i in range(pods):
+            g, t = rnd.choice([1, 1, 1, 2, 4, 8]), i * 25
+            w.writerow([f"p{i}", 4000, 16384, g, 1000, rnd.choice(["H800", "A100-SXM4-80GB", "A10", ""]), "LS",
+                        "Succeeded", t, t + rnd.randint(600, 40000), t])
+    return fleet, work
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--pods", type=int, default=100_000)
+    ap.add_argument("--until", type=float, help="replay only the pods arriving before this simulated second")
+    ap.add_argument("--cycle-interval", type=float, default=300.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        fleet_file, work_file = write_inputs(Path(d), args.clusters, args.pods)
+        fleet = load_fleet_file(fleet_file)
+        jobs = in_window(load_workload(work_file, fleet=fleet), None, args.until)
+    sim = Simulation(fleet, jobs, cycle_interval=args.cycle_interval)
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = sim.run("replay")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(json.dumps({
+        "clusters": report.clusters, "jobs": report.jobs_total, "jobs_placed": report.jobs_placed,
+        "cycles": report.cycles, "placements": report.placements, "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1), "scheduler_share": round(report.scheduler_seconds / wall, 3) if wall else 0.0,
+        "cpu_ms_per_cycle": round(1000 * cpu / report.cycles, 1) if report.cycles else 0.0,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

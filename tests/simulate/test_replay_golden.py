@@ -1,0 +1,84 @@
+"""A replay's whole report, pinned: a change made to speed replays up (outside planners' QA P13) must leave
+every placement and every figure as it was.
+
+The goldens were written by the code before any such change (`python tests/simulate/test_replay_golden.py`
+rewrites them: only ever on purpose, when a change of answers is meant). Each is the report `federator sim
+--mode replay -o json` prints, its timings left out, and every job's record (`--jobs-out`): where it ran,
+when, for how long, and why a job never ran. Two inputs: the shipped example (3 clusters, 500 pods, a
+backlog that never fits) and a small national-shaped one (40 clusters in 31 provinces, 1,500 pods arriving
+every 25 s, mnat() below: the layout of the planners' nat_fleet.csv / nat_pods.csv at 1/25 scale).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from federator.simulate import Simulation, load_fleet_file, load_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).with_name("golden")
+TIMINGS = ("placements_per_second", "decision_latency_p50_seconds", "decision_latency_p99_seconds",
+           "scheduler_seconds", "wall_seconds", "rollout_seconds")
+
+
+def mnat(folder: Path, clusters: int = 40, pods: int = 1500) -> tuple[Path, Path]:
+    """The planners' national inputs (QA mknat.py) at a small scale, from a fixed seed."""
+    rnd = random.Random(5)
+    models = ["H800", "A100-SXM4-80GB", "A10", "Ascend910B"]
+    fleet, work = folder / "mnat_fleet.csv", folder / "mnat_pods.csv"
+    with fleet.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["gpu_model", "gpu_capacity_num", "cpu_num", "node_name", "cluster", "region"])
+        for c in range(clusters):
+            for k in range(10):
+                w.writerow([rnd.choice(models), 8, 128, f"n{c * 10 + k}", f"c{c:04d}", f"prov{c % 31:02d}"])
+    with work.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,"
+                   "deletion_time,scheduled_time".split(","))
+        for i in range(pods):
+            g, t = rnd.choice([1, 1, 1, 2, 4, 8]), i * 25
+            w.writerow([f"p{i}", 4000, 16384, g, 1000, rnd.choice(["H800", "A100-SXM4-80GB", "A10", ""]), "LS",
+                        "Succeeded", t, t + rnd.randint(600, 40000), t])
+    return fleet, work
+
+
+def replayed(fleet: Path, workload: Path, interval: float) -> dict[str, object]:
+    """The report as `-o json` has it, timings out, and the job records, through JSON (so floats compare as printed)."""
+    spec = load_fleet_file(fleet)
+    report = Simulation(spec, load_workload(workload, fleet=spec), cycle_interval=interval).run("replay")
+    out = {k: v for k, v in report.to_json().items() if k not in TIMINGS}
+    out["jobs"] = [dataclasses.asdict(r) for r in report.jobs]
+    return json.loads(json.dumps(out))
+
+
+def cases(folder: Path) -> dict[str, tuple[Path, Path, float]]:
+    return {
+        "example": (ROOT / "examples" / "fleet.yaml", ROOT / "examples" / "workloads" / "pods-sample.csv", 60.0),
+        "mnat": (*mnat(folder), 300.0),
+    }
+
+
+@pytest.mark.parametrize("name", ["example", "mnat"])
+def test_a_replay_places_and_reports_as_before(tmp_path: Path, name: str) -> None:
+    got = replayed(*cases(tmp_path)[name])
+    want = json.loads((GOLDEN / f"replay_{name}.json").read_text())
+    assert set(got) == set(want)
+    for key in want:  # one key at a time: a failure names the figure that moved
+        assert got[key] == want[key], key
+
+
+if __name__ == "__main__":  # rewrite the goldens (on purpose only: see the docstring)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        for name, args in cases(Path(d)).items():
+            (GOLDEN / f"replay_{name}.json").write_text(json.dumps(replayed(*args), indent=1) + "\n")
+            print(name, file=sys.stderr)
