@@ -209,6 +209,7 @@ class Dependencies:
         if job.hold is None:
             job.pending_reason = Reason(ReasonCode.WAITING, f"{dep.condition.value} satisfied ("
                                         f"{', '.join(dep.jobs)}); waiting for the next scheduling cycle")
+        fed.arrays.released(job)  # an array's task: it competes for a slot of its throttle (server/arrays.py)
         fed.cycles.pending(job)
         fed.notify([job])
         fed.wake()
