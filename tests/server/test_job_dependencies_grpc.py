@@ -236,7 +236,7 @@ def test_bad_dependencies_are_refused_naming_the_field(tmp_path: Path) -> None:
         fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
         async with job_api(fed) as jobs:
             cases = [(after("x", "nobody"), grpc.StatusCode.NOT_FOUND,
-                      "spec.dependsOn.jobs: no job with id or name 'nobody'"),
+                      "spec.dependsOn.jobs: no job or array with id or name 'nobody'"),
                      (after("x", "a", condition="afterbad"), grpc.StatusCode.INVALID_ARGUMENT,
                       "spec.dependsOn.condition: must be afterok, afterany, afternotok, got 'afterbad'"),
                      (after("x", condition="afterok"), grpc.StatusCode.INVALID_ARGUMENT,
@@ -292,6 +292,42 @@ def test_a_waiting_job_held_and_released_waits_on_with_its_reason(tmp_path: Path
             assert fed.jobs[b.job_id].phase is JobPhase.PENDING
             await ends(fed, agent, a_id, a_pid, JobPhase.SUCCEEDED)
             assert (await placed(agent))[0] == b.job_id
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())
+
+
+def test_after_an_array_id_waits_on_every_task_of_the_array(tmp_path: Path) -> None:
+    """Slurm's `--dependency=afterok:ARRAY`: all tasks; afternotok: all ended and any failed (QA new56 N2)."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            pb = convert.spec_to_pb(spec("sweep", gpus=8, **FAIL_AT_ONCE))
+            sweep = await jobs.Submit(jobs_pb2.SubmitRequest(spec=pb, array=jobs_pb2.JobArray(indices="0-2")))
+            ids = [t.job_id for t in sweep.array_jobs]
+            await agent.send(report())
+            pids = dict([await placed(agent) for _ in ids])
+            ok, notok, any_ = [(await jobs.Submit(after(name, sweep.array_id, condition=c))).job
+                               for name, c in (("merge", "afterok"), ("clean", "afternotok"), ("tidy", "afterany"))]
+            assert list(ok.spec.depends_on.jobs) == [sweep.array_id]  # kept as the array, not 3 task ids
+            assert ok.pending_reason.code == "Dependency"
+            assert ok.pending_reason.message == f"waiting for afterok: array {sweep.array_id} (0 of 3 tasks ended)"
+            for i in ids[:2]:
+                await ends(fed, agent, i, pids[i], JobPhase.SUCCEEDED)
+            await quiet(fed)
+            assert [fed.jobs[j.job_id].phase for j in (ok, notok, any_)] == [JobPhase.PENDING] * 3
+            got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=ok.job_id))
+            assert got.pending_reason.message == f"waiting for afterok: array {sweep.array_id} (2 of 3 tasks ended)"
+            await ends(fed, agent, ids[2], pids[ids[2]], JobPhase.FAILED)
+            assert sorted([(await placed(agent))[0] for _ in range(2)]) == sorted([notok.job_id, any_.job_id])
+            failed = fed.jobs[ok.job_id]
+            assert failed.phase is JobPhase.FAILED and failed.message.startswith(
+                f"DependencyNeverSatisfied: array {sweep.array_id}: task {ids[2]} ended Failed")
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # afterok on an array with a failed task: never
+                await jobs.Submit(after("late", sweep.array_id))
+            assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert sweep.array_id in (err.value.details() or "")
         fed.cycles.close()
         fed.store.close()
 
