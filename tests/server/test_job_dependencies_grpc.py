@@ -21,7 +21,7 @@ from test_job_holds_grpc import job_api
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.metrics import Metrics
-from federator.model import JobPhase, ReasonCode
+from federator.model import JobId, JobPhase, ReasonCode
 from federator.server.federator import Federator
 from federator.server.state_sample import state_sample
 from federator.store import SqliteJobStore
@@ -332,3 +332,40 @@ def test_after_an_array_id_waits_on_every_task_of_the_array(tmp_path: Path) -> N
         fed.store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_job_after_a_throttled_array_waits_across_a_restart_and_runs_after_its_last_task(tmp_path: Path) -> None:
+    """The array id is stored as the key and judged again on start against the tasks' stored phases; the array's
+    own throttle passes a task waiting on a dependency over (QA new56 N1, N2)."""
+    db = tmp_path / "jobs.db"
+
+    async def before() -> tuple[list[str], str]:
+        fed = Federator(store=SqliteJobStore(db), cycle_interval=0.05)
+        async with job_api(fed) as jobs:
+            pb = convert.spec_to_pb(spec("sweep", gpus=8))
+            sweep = await jobs.Submit(jobs_pb2.SubmitRequest(spec=pb, array=jobs_pb2.JobArray(indices="0-1%1")))
+            post = (await jobs.Submit(after("merge", sweep.array_id, condition="afterany"))).job
+        fed.cycles.close()
+        fed.store.close()
+        return [t.job_id for t in sweep.array_jobs], post.job_id
+
+    async def then(ids: list[str], post_id: str) -> None:
+        fed = Federator(store=SqliteJobStore(db), cycle_interval=0.05)
+        live = fed.jobs[JobId(post_id)]
+        assert set(live.waiting_on) == set(ids) and live.pending_reason is not None
+        assert live.pending_reason.code is ReasonCode.DEPENDENCY
+        assert live.pending_reason.message.endswith("(0 of 2 tasks ended)")
+        async with job_api(fed), agent_stream(fed) as agent:
+            await agent.send(report())
+            for job_id in ids:  # one at a time (%1), then the merge
+                got, pid = await placed(agent)
+                assert got == job_id
+                await quiet(fed)
+                assert fed.jobs[JobId(post_id)].phase is JobPhase.PENDING
+                await ends(fed, agent, job_id, pid, JobPhase.SUCCEEDED)
+            assert (await placed(agent))[0] == post_id
+        fed.cycles.close()
+        fed.store.close()
+
+    ids, post_id = asyncio.run(before())
+    asyncio.run(then(ids, post_id))
