@@ -50,6 +50,7 @@ from federator.model import (
     Reason,
     ReasonCode,
 )
+from federator.model.array import ARRAY_ID_ANNOTATION
 from federator.model.dependency import parse_dependency
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.submit_errors import SubmitError
@@ -112,22 +113,22 @@ def _array_key(array_id: str, cond: Condition, tasks: list[tuple[JobId, Job | No
     ended, and under afterok as never satisfied, as a job key's does."""
     failed = [t for _, t in tasks if t is not None and t.phase in _FAILED]
     removed = [i for i, t in tasks if t is None]
-    running = [t.job_id for _, t in tasks if t is not None and not t.phase.is_terminal]
+    running = any(t is not None and not t.phase.is_terminal for _, t in tasks)
     if cond is Condition.AFTER_OK and (failed or removed):
         how = f"task {failed[0].job_id} ended {failed[0].phase}" + (
             f": {failed[0].message}" if failed[0].message else "") if failed else f"task {removed[0]} was removed"
         return _Key(never=f"array {array_id}: {how}")
     if running:
-        return _Key(waiting=f"array {array_id} ({len(tasks) - len(running)} of {len(tasks)} tasks ended)",
-                    ids=tuple(running))
+        return _Key(waiting=f"every task of array {array_id} ({len(tasks)} tasks)", ids=(JobId(array_id),))
     if cond is Condition.AFTER_NOT_OK and not failed:
         return _Key(never=f"array {array_id}: every task of it ended, none Failed or Cancelled")
     return _Key()
 
 
 def _tasks(jobs: Mapping[JobId, Job], array_id: str) -> tuple[JobId, ...]:
-    """The ids of an array's tasks the federator holds, in index order (one scan of every job)."""
-    found = [j for j in jobs.values() if j.spec.array is not None and j.spec.array.array_id == array_id]
+    """The ids of an array's tasks the federator holds, in index order (one scan of every job's annotations)."""
+    mark = (ARRAY_ID_ANNOTATION, array_id)
+    found = [j for j in jobs.values() if mark in j.spec.annotations]
     return tuple(j.job_id for j in sorted(found, key=lambda j: j.spec.array.task_id))  # type: ignore[union-attr]
 
 
@@ -136,10 +137,14 @@ def same_namespace(spec: JobSpec) -> Visible:
     return lambda jobs: [j for j in jobs if j.spec.namespace == spec.namespace]
 
 
-def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible) -> JobSpec:
-    """`spec` with its dependency's keys resolved to job ids (server/job_keys.py), or a SubmitError naming
-    spec.dependsOn: a malformed one, an ambiguous name, a key naming no job `visible` lets the submitter see
-    (DependencyNotFound), under afterok a job already Failed or Cancelled (DependencyEnded)."""
+def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
+             tasks_of: Callable[[str], tuple[JobId, ...]] | None = None) -> JobSpec:
+    """`spec` with its dependency's keys resolved to job ids (server/job_keys.py) or array ids, or a SubmitError
+    naming spec.dependsOn: a malformed one, an ambiguous name, a key naming no job or array `visible` lets the
+    submitter see (DependencyNotFound), under afterok a job already Failed or Cancelled (DependencyEnded).
+    `tasks_of`: an array's tasks (Dependencies.tasks_of, which remembers them: each of an array's thousand tasks
+    submitted after another array resolves the same key); None: a scan of `jobs`."""
+    tasks_of = tasks_of or (lambda key: _tasks(jobs, key))
     value = spec.annotation(DEPENDS_ON_ANNOTATION)
     if not value:
         return spec
@@ -151,7 +156,8 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible) -> JobS
         found = resolve(jobs, key, visible)
         if isinstance(found, Ambiguous):
             raise SubmitError(f"spec.dependsOn.jobs: {found.message}")
-        if found is None and (tasks := _tasks(jobs, key)) and visible([jobs[t] for t in tasks]):
+        if found is None and (tasks := tuple(t for t in tasks_of(key) if t in jobs)) and \
+                visible([jobs[t] for t in tasks]):
             judged = _array_key(key, dep.condition, [(t, jobs[t]) for t in tasks])  # an array: every task of it
             if judged.never is not None:
                 raise DependencyEnded(f"spec.dependsOn.jobs: {judged.never}, so {dep.condition.value} can never be "
@@ -180,6 +186,9 @@ class Dependencies:
         self.fed = fed
         self._after: dict[JobId, set[JobId]] = {}  # a job -> the jobs that wait on it
         self._arrays: dict[str, tuple[JobId, ...]] = {}  # a key no job has -> its array's tasks (none: not an array)
+        # (array id, condition) -> its judgement, while no job changed: the thousand tasks of an array after another
+        # are judged against it once a change, not once each (`changed` clears it)
+        self._judged: dict[tuple[str, Condition], _Key] = {}
         self._queue: list[Job] = []
         self._busy = False
 
@@ -201,11 +210,22 @@ class Dependencies:
         self._judge(job, dep, tell=tell)
 
     def _members(self, key: str) -> tuple[JobId, ...]:
-        """The tasks of the array `key` names, or () when it names none; looked up once (an array's tasks are all
-        made by its Submit; one removed since is judged as removed)."""
+        """The tasks of the array `key` (a kept dependency's key) names, or () when it names none; looked up once
+        (an array's tasks are all made by its Submit; one removed since is judged as removed)."""
         found = self._arrays.get(key)
         if found is None:
             found = self._arrays[key] = _tasks(self.fed.jobs, key)
+        return found
+
+    def tasks_of(self, key: str) -> tuple[JobId, ...]:
+        """`_members` for a key Submit resolves: an array found is remembered, a key naming none is not (a
+        submitter's typos would grow the map)."""
+        found = self._arrays.get(key)
+        if found:
+            return found
+        found = _tasks(self.fed.jobs, key)
+        if found:
+            self._arrays[key] = found
         return found
 
     def released(self, job: Job) -> None:
@@ -219,12 +239,14 @@ class Dependencies:
         """Jobs changed (Federator.notify): the dependents of each are judged again. Re-entrant calls (a failed
         dependent's own notify) are queued and worked here, so a long chain never recurses."""
         self._queue.extend(jobs)
+        self._judged.clear()
         if self._busy:
             return
         self._busy = True
         try:
             while self._queue:
                 job = self._queue.pop()
+                self._judged.clear()
                 if job.job_id not in self._after:
                     continue
                 ended = job.phase.is_terminal or self.fed.jobs.get(job.job_id) is not job
@@ -250,9 +272,12 @@ class Dependencies:
     def _key(self, job: Job, key: str, cond: Condition) -> _Key:
         other = self._named(job, key)
         tasks = self._members(key) if other is None else ()
-        if tasks:
-            return _array_key(key, cond, [(t, self.fed.jobs.get(t)) for t in tasks])
-        return _job_key(key, job.job_id, cond, other)
+        if not tasks:
+            return _job_key(key, job.job_id, cond, other)
+        judged = self._judged.get((key, cond))
+        if judged is None:
+            judged = self._judged[(key, cond)] = _array_key(key, cond, [(t, self.fed.jobs.get(t)) for t in tasks])
+        return judged
 
     def _judge(self, job: Job, dep: JobDependency, *, tell: bool) -> None:
         judged = [self._key(job, key, dep.condition) for key in dep.jobs]
