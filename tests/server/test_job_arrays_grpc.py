@@ -328,3 +328,19 @@ def test_a_held_task_takes_no_slot_and_competes_again_once_released(tmp_path: Pa
         close(fed)
 
     asyncio.run(scenario())
+
+
+def test_a_let_go_task_held_before_it_is_placed_gives_its_slot_to_the_next(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fed = fed_at(tmp_path / "jobs.db")
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            ids = [t.job_id for t in (await jobs.Submit(array("sweep", "0-4%2"))).array_jobs]
+            held = await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=ids[0]))  # let go, not placed yet: no cluster
+            assert held.pending_reason.code == "Held"
+            await agent.send(report())
+            assert sorted([(await placed(agent))[0] for _ in range(2)]) == [ids[1], ids[2]]
+            await quiet(fed)
+            assert [fed.jobs[i].phase for i in (ids[0], ids[3], ids[4])] == [JobPhase.PENDING] * 3
+        close(fed)
+
+    asyncio.run(scenario())
