@@ -36,9 +36,9 @@ def test_a_dependency_on_a_job_the_submitter_may_not_see_is_not_found(certs: Cer
             job = (await alice.Submit(spec("alices"))).job
             for key in (job.job_id, "alices", f"{job.spec.namespace}/alices"):
                 said = await absent(bob.Submit(after("bobs", key)))
-                assert said == f"spec.dependsOn.jobs: no job with id or name {key!r}"
+                assert said == f"spec.dependsOn.jobs: no job or array with id or name {key!r}"
             assert await absent(bob.Submit(after("bobs", "nobody"))) == \
-                "spec.dependsOn.jobs: no job with id or name 'nobody'"  # the same words: nothing learnt
+                "spec.dependsOn.jobs: no job or array with id or name 'nobody'"  # the same words: nothing learnt
             assert [j.spec.name for j in s.fed.jobs.values()] == ["alices"]
             mine = (await alice.Submit(after("alices-next", "alices"))).job  # her own: kept as its id
             assert list(mine.spec.depends_on.jobs) == [job.job_id]

@@ -280,3 +280,52 @@ def test_a_caller_gone_while_the_tasks_are_checked_leaves_no_task(tmp_path: Path
         close(fed)
 
     asyncio.run(scenario())
+
+
+def test_a_held_task_takes_no_slot_and_competes_again_once_released(tmp_path: Path) -> None:
+    """Slurm's `%N` bounds running tasks: `scontrol hold 1234_3` leaves the others to fill the slots (QA new56 N1)."""
+    async def scenario() -> None:
+        fed = fed_at(tmp_path / "jobs.db")
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            ids = [t.job_id for t in (await jobs.Submit(array("sweep", "0-9%3"))).array_jobs]  # room for 4
+            for i in (3, 4):
+                await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=ids[i]))
+            await agent.send(report())
+            first = dict([await placed(agent) for _ in range(3)])
+            assert sorted(first) == ids[:3]
+            for job_id in ids[:3]:
+                await ends(fed, agent, job_id, first[job_id], JobPhase.SUCCEEDED)
+            second = dict([await placed(agent) for _ in range(3)])
+            assert sorted(second) == ids[5:8]  # the held 3 and 4 are passed over, not given the slots
+            await quiet(fed)
+            assert [fed.jobs[i].phase for i in ids[3:5] + ids[8:]] == [JobPhase.PENDING] * 4
+            got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=ids[8]))
+            assert got.pending_reason.code == "ArrayThrottle" and "held" in got.pending_reason.message
+            released = await jobs.Release(jobs_pb2.ReleaseJobRequest(job_id=ids[3]))  # 3 running: it waits its turn
+            assert released.pending_reason.code == "ArrayThrottle"
+            await quiet(fed)
+            assert fed.jobs[ids[3]].phase is JobPhase.PENDING
+            await ends(fed, agent, ids[5], second[ids[5]], JobPhase.SUCCEEDED)
+            assert (await placed(agent))[0] == ids[3]  # released, it is the lowest index waiting
+            await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=ids[8]))  # the next in line held: passed over too
+            await ends(fed, agent, ids[6], second[ids[6]], JobPhase.SUCCEEDED)
+            assert (await placed(agent))[0] == ids[9]  # its slot goes to the next runnable one
+        close(fed)
+
+    asyncio.run(scenario())
+
+
+def test_a_let_go_task_held_before_it_is_placed_gives_its_slot_to_the_next(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fed = fed_at(tmp_path / "jobs.db")
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            ids = [t.job_id for t in (await jobs.Submit(array("sweep", "0-4%2"))).array_jobs]
+            held = await jobs.Hold(jobs_pb2.HoldJobRequest(job_id=ids[0]))  # let go, not placed yet: no cluster
+            assert held.pending_reason.code == "Held"
+            await agent.send(report())
+            assert sorted([(await placed(agent))[0] for _ in range(2)]) == [ids[1], ids[2]]
+            await quiet(fed)
+            assert [fed.jobs[i].phase for i in (ids[0], ids[3], ids[4])] == [JobPhase.PENDING] * 3
+        close(fed)
+
+    asyncio.run(scenario())

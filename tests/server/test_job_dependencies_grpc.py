@@ -21,7 +21,7 @@ from test_job_holds_grpc import job_api
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.metrics import Metrics
-from federator.model import JobPhase, ReasonCode
+from federator.model import JobId, JobPhase, ReasonCode
 from federator.server.federator import Federator
 from federator.server.state_sample import state_sample
 from federator.store import SqliteJobStore
@@ -236,7 +236,7 @@ def test_bad_dependencies_are_refused_naming_the_field(tmp_path: Path) -> None:
         fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
         async with job_api(fed) as jobs:
             cases = [(after("x", "nobody"), grpc.StatusCode.NOT_FOUND,
-                      "spec.dependsOn.jobs: no job with id or name 'nobody'"),
+                      "spec.dependsOn.jobs: no job or array with id or name 'nobody'"),
                      (after("x", "a", condition="afterbad"), grpc.StatusCode.INVALID_ARGUMENT,
                       "spec.dependsOn.condition: must be afterok, afterany, afternotok, got 'afterbad'"),
                      (after("x", condition="afterok"), grpc.StatusCode.INVALID_ARGUMENT,
@@ -296,3 +296,73 @@ def test_a_waiting_job_held_and_released_waits_on_with_its_reason(tmp_path: Path
         fed.store.close()
 
     asyncio.run(scenario())
+
+
+def test_after_an_array_id_waits_on_every_task_of_the_array(tmp_path: Path) -> None:
+    """Slurm's `--dependency=afterok:ARRAY`: all tasks; afternotok: all ended and any failed (QA new56 N2)."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            pb = convert.spec_to_pb(spec("sweep", gpus=8, **FAIL_AT_ONCE))
+            sweep = await jobs.Submit(jobs_pb2.SubmitRequest(spec=pb, array=jobs_pb2.JobArray(indices="0-2")))
+            ids = [t.job_id for t in sweep.array_jobs]
+            await agent.send(report())
+            pids = dict([await placed(agent) for _ in ids])
+            ok, notok, any_ = [(await jobs.Submit(after(name, sweep.array_id, condition=c))).job
+                               for name, c in (("merge", "afterok"), ("clean", "afternotok"), ("tidy", "afterany"))]
+            assert list(ok.spec.depends_on.jobs) == [sweep.array_id]  # kept as the array, not 3 task ids
+            assert ok.pending_reason.code == "Dependency"
+            assert ok.pending_reason.message == f"waiting for afterok: every task of array {sweep.array_id} (3 tasks)"
+            for i in ids[:2]:
+                await ends(fed, agent, i, pids[i], JobPhase.SUCCEEDED)
+            await quiet(fed)
+            assert [fed.jobs[j.job_id].phase for j in (ok, notok, any_)] == [JobPhase.PENDING] * 3
+            await ends(fed, agent, ids[2], pids[ids[2]], JobPhase.FAILED)
+            assert sorted([(await placed(agent))[0] for _ in range(2)]) == sorted([notok.job_id, any_.job_id])
+            failed = fed.jobs[ok.job_id]
+            assert failed.phase is JobPhase.FAILED and failed.message.startswith(
+                f"DependencyNeverSatisfied: array {sweep.array_id}: task {ids[2]} ended Failed")
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # afterok on an array with a failed task: never
+                await jobs.Submit(after("late", sweep.array_id))
+            assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert sweep.array_id in (err.value.details() or "")
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_after_a_throttled_array_waits_across_a_restart_and_runs_after_its_last_task(tmp_path: Path) -> None:
+    """The array id is stored as the key and judged again on start against the tasks' stored phases; the array's
+    own throttle passes a task waiting on a dependency over (QA new56 N1, N2)."""
+    db = tmp_path / "jobs.db"
+
+    async def before() -> tuple[list[str], str, str]:
+        fed = Federator(store=SqliteJobStore(db), cycle_interval=0.05)
+        async with job_api(fed) as jobs:
+            pb = convert.spec_to_pb(spec("sweep", gpus=8))
+            sweep = await jobs.Submit(jobs_pb2.SubmitRequest(spec=pb, array=jobs_pb2.JobArray(indices="0-1%1")))
+            post = (await jobs.Submit(after("merge", sweep.array_id, condition="afterany"))).job
+        fed.cycles.close()
+        fed.store.close()
+        return [t.job_id for t in sweep.array_jobs], post.job_id, sweep.array_id
+
+    async def then(ids: list[str], post_id: str, array_id: str) -> None:
+        fed = Federator(store=SqliteJobStore(db), cycle_interval=0.05)
+        live = fed.jobs[JobId(post_id)]
+        assert live.waiting_on and live.pending_reason is not None  # judged again from the stored array id
+        assert live.pending_reason.code is ReasonCode.DEPENDENCY
+        assert live.pending_reason.message == f"waiting for afterany: every task of array {array_id} (2 tasks)"
+        async with job_api(fed), agent_stream(fed) as agent:
+            await agent.send(report())
+            for job_id in ids:  # one at a time (%1), then the merge
+                got, pid = await placed(agent)
+                assert got == job_id
+                await quiet(fed)
+                assert fed.jobs[JobId(post_id)].phase is JobPhase.PENDING
+                await ends(fed, agent, job_id, pid, JobPhase.SUCCEEDED)
+            assert (await placed(agent))[0] == post_id
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(then(*asyncio.run(before())))

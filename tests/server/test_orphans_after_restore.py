@@ -4,11 +4,12 @@ record of" (outside operator QA F3: the WARNING said so of bk-0002, which `get j
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 from server_support import Clock, MemoryStore, capacity, join, make, spec
 
-from federator.model import JobId
+from federator.model import JobHold, JobId
 from federator.server.federator import Federator
 
 from support import cancels_sent
@@ -67,3 +68,23 @@ def test_placed_again_on_the_same_cluster_the_job_takes_the_orphans_very_id_and_
     assert [p.placement_id for p in job.placements] == [a]
     fed.report(rec, capacity(a))
     assert a not in cancels_sent(rec)
+
+
+def test_the_warning_says_when_the_restored_job_is_held(caplog: pytest.LogCaptureFixture) -> None:
+    """A job released after the backup is held again in the restored store while its work runs (QA new56 N7): the
+    WARNING names it and says so, since its owner's `get jobs` shows only Held."""
+    clock = Clock()
+    live, backup = MemoryStore(), MemoryStore()
+    first = make(live, clock)
+    a = first.submit(spec("a"))
+    backup.put([replace(a, hold=JobHold("admin", clock.now, admin=True))])  # the backup: a held; then released
+    join(first, "c")
+    first.schedule_once()
+    pid = a.placements[0].placement_id
+    fed = make(backup, clock, orphan_grace=GRACE)
+    with caplog.at_level(logging.WARNING, logger="federator.server"):
+        rec = join(fed, "c", pid)
+    assert cancels_sent(rec) == {}
+    (said,) = [r.getMessage() for r in caplog.records if "newer than" in r.getMessage()]
+    assert f"whose job {a.job_id} the store holds as Pending at generation 0 and held (a release since the " \
+           "backup is undone; its owner sees only Held: release it only once this placement is cancelled" in said

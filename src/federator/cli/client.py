@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "spec.held: true does the same for its job; cli/hold.py)")
     s.add_argument("--after", action="append", default=[], metavar="JOB",
                    help="each job waits until JOB (a job id, namespace/name or name) has Succeeded, and fails if it "
-                        "fails (sbatch --dependency=afterok); repeatable; the federator keeps the chain "
+                        "fails (sbatch --dependency=afterok); an array id (submit --array printed it) waits for "
+                        "every task of the array; repeatable; the federator keeps the chain "
                         "(spec.dependsOn in a job file does the same)")
     s.add_argument("--after-any", action="append", default=[], metavar="JOB",
                    help="each job waits until JOB has ended, however (sbatch --dependency=afterany); repeatable")

@@ -4,7 +4,8 @@ Why an annotation: a dependency is part of the spec, never changed once submitte
 the spec does. The spec's annotations are stored with it (store/codec.py) and carried by a FederatedJob, so the
 dependency is kept as one, `federator.io/depends-on: "afterok:prep-3f9a1c,tok-77aa01"`, and read back through
 `JobSpec.depends_on`; the wire (JobSpec.depends_on), the job file and the CRD (spec.dependsOn) each give it as a
-field of its own. Before Submit resolves them the keys may be names; after, they are job ids.
+field of its own. Before Submit resolves them the keys may be names; after, they are job ids, or array ids (an
+array named as a whole: every task of it, server/dependencies.py), so one key may stand for up to 1000 tasks.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ CONDITIONS = ", ".join(c.value for c in Condition)  # what an error message list
 
 @dataclass(frozen=True, slots=True)
 class JobDependency:
-    """The jobs (ids, or keys before Submit resolves them) a job waits on, and on what."""
+    """The jobs (ids or array ids, or keys before Submit resolves them) a job waits on, and on what."""
 
     condition: Condition
     jobs: tuple[str, ...]

@@ -11,8 +11,10 @@ types.proto ArrayTask; the task's annotations, model/array.py.
   same request_id answers the tasks made before and never makes a second array.
 - `Arrays`: the throttle. At most `max_running` tasks of an array are let go (candidates, placed or running); the
   others are Pending with `Job.throttled` set (reason ArrayThrottle): `partial.owes` is False for them, as for a
-  held job, so no cycle places them. When a let-go task ends, or is removed, the throttled task of the lowest index
-  is let go. Not stored: on start each array is judged again from its tasks' stored phases.
+  held job, so no cycle places them. A held task, or one waiting on a dependency, takes no slot (Slurm's `%N`
+  bounds running tasks): it is kept throttled and passed over, and once released (or its dependency met) it
+  competes for a slot like the others. When a let-go task ends, is removed or held, the runnable throttled task of
+  the lowest index is let go. Not stored: on start each array is judged again from its tasks' stored phases.
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ class Arrays:
             running = sum(1 for job in jobs if job.phase is not JobPhase.PENDING)
             for job in jobs:
                 if job.phase is JobPhase.PENDING:
-                    if running < _throttle(job):
+                    if running < _throttle(job) and _runnable(job):
                         running += 1
                     else:
                         self._throttle(job, tell=True)
@@ -215,7 +217,7 @@ class Arrays:
         if task is None or not task.max_running:
             return
         self._track(job)
-        if self.let_go(task.array_id) > task.max_running:
+        if not _runnable(job) or self.let_go(task.array_id) > task.max_running:
             self._throttle(job, tell=False)
 
     def let_go(self, array_id: str) -> int:
@@ -223,6 +225,24 @@ class Arrays:
         jobs = self.fed.jobs
         return sum(1 for job_id in self._tasks.get(array_id, ()) if (job := jobs.get(job_id)) is not None
                    and not job.phase.is_terminal and not job.throttled)
+
+    def _passed_over(self, array_id: str) -> bool:
+        """Whether any of the array's throttled tasks could not run if let go: held, or waiting on a dependency."""
+        jobs = self.fed.jobs
+        return any((job := jobs.get(job_id)) is not None and job.throttled and job.phase is JobPhase.PENDING
+                   and not _runnable(job) for job_id in self._tasks.get(array_id, ()))
+
+    def _room(self, array_id: str, limit: int) -> bool:
+        """Whether fewer than `limit` of the array's tasks are let go; stops counting at `limit` (the let-go ones are
+        mostly the lowest indices, so a release into a full array costs a few steps, not one per task)."""
+        jobs, n = self.fed.jobs, 0
+        for job_id in self._tasks.get(array_id, ()):
+            job = jobs.get(job_id)
+            if job is not None and not job.phase.is_terminal and not job.throttled:
+                n += 1
+                if n >= limit:
+                    return False
+        return True
 
     def changed(self, jobs: Iterable[Job]) -> None:
         """Jobs changed (Federator.notify): a let-go task that ended or was removed lets the next one go. Re-entrant
@@ -239,6 +259,9 @@ class Arrays:
                 gone = job.phase.is_terminal or self.fed.jobs.get(job.job_id) is not job
                 if gone:
                     self._next(self.untrack(job.job_id))
+                elif job.phase is JobPhase.PENDING and not job.throttled and not _runnable(job):
+                    self._throttle(job, tell=False)  # a let-go task held: its slot goes to the next runnable one
+                    self._next(self._array_of[job.job_id])
         finally:
             self._busy = False
 
@@ -261,12 +284,18 @@ class Arrays:
         """Let go the throttled tasks of the lowest indices while the array is under its throttle."""
         jobs = self.fed.jobs
         waiting = [job for job_id in self._tasks.get(array_id, ()) if (job := jobs.get(job_id)) is not None
-                   and job.throttled and job.phase is JobPhase.PENDING]
+                   and job.throttled and job.phase is JobPhase.PENDING and _runnable(job)]
         if not waiting:
             return
         room = _throttle(waiting[0]) - self.let_go(array_id)
         for job in waiting[:max(room, 0)]:
             self._release(job)
+        passed = self._passed_over(array_id)
+        for job in waiting[max(room, 0):]:  # the reason of those left says whether held ones are passed over
+            reason = _throttled(job.spec.array, passed)  # type: ignore[arg-type]
+            if job.pending_reason != reason:
+                job.pending_reason = reason
+                self.fed.notify([job])
 
     def _throttle(self, job: Job, *, tell: bool) -> None:
         task = job.spec.array
@@ -274,17 +303,21 @@ class Arrays:
         job.throttled = True
         self.fed.cycles.parked.unpark(job.job_id)  # no longer a candidate (partial.owes), nor asked for its reason
         self.fed.cycles.refresh.left(job.job_id)
-        if job.hold is None and not job.waiting_on:
-            job.pending_reason = _throttled(task)
+        if _runnable(job):
+            job.pending_reason = _throttled(task, self._passed_over(task.array_id))
             if tell:
                 self.fed.notify([job])
 
     def released(self, job: Job) -> None:
-        """A hold of `job` was let go (server/job_holds.py): while its array's throttle still holds it back, its reason
-        is the throttle (ArrayThrottle), not "waiting for the next scheduling cycle"."""
+        """A hold of `job` was let go (server/job_holds.py), or its dependency met (server/dependencies.py): it
+        competes for a slot; while its array's throttle still holds it back, its reason is the throttle
+        (ArrayThrottle), not "waiting for the next scheduling cycle"."""
         task = job.spec.array
-        if job.throttled and task is not None and job.hold is None and not job.waiting_on:
-            job.pending_reason = _throttled(task)
+        if job.throttled and task is not None and _runnable(job) and job.job_id in self._array_of:
+            passed = self._passed_over(task.array_id)
+            job.pending_reason = _throttled(task, passed)
+            if not passed or self._room(task.array_id, task.max_running):  # the others' reasons said it was passed
+                self._next(task.array_id)
 
     def _release(self, job: Job) -> None:
         fed = self.fed
@@ -298,9 +331,19 @@ class Arrays:
         fed.wake()
 
 
-def _throttled(task: ArrayTask) -> Reason:
+def _throttled(task: ArrayTask, passed: bool) -> Reason:
+    """ArrayThrottle's reason; while some tasks are held or wait on a dependency, it says they take no slot (a user
+    who held some sees they are not what holds the others back). No indices: one task's release would change every
+    other task's reason."""
     return Reason(ReasonCode.ARRAY_THROTTLE, f"array {task.array_id} runs at most {task.max_running} tasks at once "
-                                             f"(%{task.max_running}); this one is let go when one of them ends")
+                                             f"(%{task.max_running}); this one is let go when one of them ends"
+                                             + ("; its held tasks, and those waiting on a dependency, take no slot "
+                                                "and are passed over" if passed else ""))
+
+
+def _runnable(job: Job) -> bool:
+    """Whether a Pending task could run if let go: not held, not waiting on a dependency."""
+    return job.hold is None and not job.waiting_on
 
 
 def _index(job: Job) -> int:

@@ -21,6 +21,12 @@ stored spec and each waiting job is judged again on start against its dependenci
   afterok, all succeeded; afternotok, all failed or were cancelled; afterany, all ended) the job becomes a
   candidate of the next cycle. While it waits, its message
   follows its dependencies' phases.
+- A key may name an array (the id `submit --array` printed, types.proto ArrayTask.array_id): the dependency is on
+  every task of it, as Slurm's `afterok:ARRAY` (its job_array.html: judged on the highest exit code of any task).
+  The array id itself is kept, not its tasks' ids (an array may have 1000 tasks; the 16 keys bound what is named),
+  and judged against its tasks' phases (`_array_key`): afterok, every task Succeeded (one Failed or Cancelled fails
+  the dependent at once); afterany, every task ended; afternotok, every task ended and at least one Failed or was
+  Cancelled (all Succeeded fails the dependent).
 - Dependents are judged when a job's change is announced (`Federator.notify`, what Watch hears), which for an
   agent's report of an end and for a Cancel is once that end is stored: a restart never finds a dependent placed
   behind a dependency whose end the store lost.
@@ -29,7 +35,7 @@ stored spec and each waiting job is judged again on start against its dependenci
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from federator.jobfile import shown
@@ -44,6 +50,7 @@ from federator.model import (
     Reason,
     ReasonCode,
 )
+from federator.model.array import ARRAY_ID_ANNOTATION
 from federator.model.dependency import parse_dependency
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.submit_errors import SubmitError
@@ -79,15 +86,65 @@ class DependencyEnded(SubmitError):
     (FAILED_PRECONDITION)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """One key of a dependency judged now: why it can never be satisfied (None: it may yet be), what its part of
+    the waiting message says (None: satisfied), and the jobs still waited on."""
+
+    never: str | None = None
+    waiting: str | None = None
+    ids: tuple[JobId, ...] = ()
+
+
+def _job_key(job_id: str, dependent: JobId, cond: Condition, other: Job | None) -> _Key:
+    if other is None:  # removed by retention: its end unknown, only afterany takes it as ended
+        if cond is Condition.AFTER_ANY:
+            return _Key()
+        return _Key(never=f"job {job_id} was removed (it ended before {dependent} could see how)")
+    if other.phase in NEVER[cond]:
+        return _Key(never=f"job {job_id} ended {other.phase}" + (f": {other.message}" if other.message else ""))
+    if other.phase in SATISFIED[cond]:
+        return _Key()
+    return _Key(waiting=f"{other.job_id} ({other.phase})", ids=(other.job_id,))
+
+
+def _array_key(array_id: str, cond: Condition, tasks: list[tuple[JobId, Job | None]]) -> _Key:
+    """An array named as a key, judged against its tasks (see the module). A task removed by retention counts as
+    ended, and under afterok as never satisfied, as a job key's does."""
+    failed = [t for _, t in tasks if t is not None and t.phase in _FAILED]
+    removed = [i for i, t in tasks if t is None]
+    running = any(t is not None and not t.phase.is_terminal for _, t in tasks)
+    if cond is Condition.AFTER_OK and (failed or removed):
+        how = f"task {failed[0].job_id} ended {failed[0].phase}" + (
+            f": {failed[0].message}" if failed[0].message else "") if failed else f"task {removed[0]} was removed"
+        return _Key(never=f"array {array_id}: {how}")
+    if running:
+        return _Key(waiting=f"every task of array {array_id} ({len(tasks)} tasks)", ids=(JobId(array_id),))
+    if cond is Condition.AFTER_NOT_OK and not failed:
+        return _Key(never=f"array {array_id}: every task of it ended, none Failed or Cancelled")
+    return _Key()
+
+
+def _tasks(jobs: Mapping[JobId, Job], array_id: str) -> tuple[JobId, ...]:
+    """The ids of an array's tasks the federator holds, in index order (one scan of every job's annotations)."""
+    mark = (ARRAY_ID_ANNOTATION, array_id)
+    found = [j for j in jobs.values() if mark in j.spec.annotations]
+    return tuple(j.job_id for j in sorted(found, key=lambda j: j.spec.array.task_id))  # type: ignore[union-attr]
+
+
 def same_namespace(spec: JobSpec) -> Visible:
     """What a FederatedJob's spec.dependsOn may name: jobs of its own namespace (Kubernetes mode)."""
     return lambda jobs: [j for j in jobs if j.spec.namespace == spec.namespace]
 
 
-def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible) -> JobSpec:
-    """`spec` with its dependency's keys resolved to job ids (server/job_keys.py), or a SubmitError naming
-    spec.dependsOn: a malformed one, an ambiguous name, a key naming no job `visible` lets the submitter see
-    (DependencyNotFound), under afterok a job already Failed or Cancelled (DependencyEnded)."""
+def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
+             tasks_of: Callable[[str], tuple[JobId, ...]] | None = None) -> JobSpec:
+    """`spec` with its dependency's keys resolved to job ids (server/job_keys.py) or array ids, or a SubmitError
+    naming spec.dependsOn: a malformed one, an ambiguous name, a key naming no job or array `visible` lets the
+    submitter see (DependencyNotFound), under afterok a job already Failed or Cancelled (DependencyEnded).
+    `tasks_of`: an array's tasks (Dependencies.tasks_of, which remembers them: each of an array's thousand tasks
+    submitted after another array resolves the same key); None: a scan of `jobs`."""
+    tasks_of = tasks_of or (lambda key: _tasks(jobs, key))
     value = spec.annotation(DEPENDS_ON_ANNOTATION)
     if not value:
         return spec
@@ -99,8 +156,17 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible) -> JobS
         found = resolve(jobs, key, visible)
         if isinstance(found, Ambiguous):
             raise SubmitError(f"spec.dependsOn.jobs: {found.message}")
+        if found is None and (tasks := tuple(t for t in tasks_of(key) if t in jobs)) and \
+                visible([jobs[t] for t in tasks]):
+            judged = _array_key(key, dep.condition, [(t, jobs[t]) for t in tasks])  # an array: every task of it
+            if judged.never is not None:
+                raise DependencyEnded(f"spec.dependsOn.jobs: {judged.never}, so {dep.condition.value} can never be "
+                                      "satisfied; name an array that may still satisfy it, or use afterany")
+            if key not in ids:
+                ids.append(key)
+            continue
         if found is None or not visible([found]):
-            raise DependencyNotFound(f"spec.dependsOn.jobs: no job with id or name {shown(key)}")
+            raise DependencyNotFound(f"spec.dependsOn.jobs: no job or array with id or name {shown(key)}")
         if found.phase in NEVER[dep.condition]:
             raise DependencyEnded(f"spec.dependsOn.jobs: job {found.job_id} has ended {found.phase}, so "
                                   f"{dep.condition.value} can never be satisfied; name a job that may still "
@@ -119,6 +185,10 @@ class Dependencies:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self._after: dict[JobId, set[JobId]] = {}  # a job -> the jobs that wait on it
+        self._arrays: dict[str, tuple[JobId, ...]] = {}  # a key no job has -> its array's tasks (none: not an array)
+        # (array id, condition) -> its judgement, while no job changed: the thousand tasks of an array after another
+        # are judged against it once a change, not once each (`changed` clears it)
+        self._judged: dict[tuple[str, Condition], _Key] = {}
         self._queue: list[Job] = []
         self._busy = False
 
@@ -135,8 +205,28 @@ class Dependencies:
         if dep is None:
             return
         for key in dep.jobs:
-            self._after.setdefault(JobId(key), set()).add(job.job_id)
+            for job_id in self._members(key) if JobId(key) not in self.fed.jobs else (JobId(key),):
+                self._after.setdefault(job_id, set()).add(job.job_id)
         self._judge(job, dep, tell=tell)
+
+    def _members(self, key: str) -> tuple[JobId, ...]:
+        """The tasks of the array `key` (a kept dependency's key) names, or () when it names none; looked up once
+        (an array's tasks are all made by its Submit; one removed since is judged as removed)."""
+        found = self._arrays.get(key)
+        if found is None:
+            found = self._arrays[key] = _tasks(self.fed.jobs, key)
+        return found
+
+    def tasks_of(self, key: str) -> tuple[JobId, ...]:
+        """`_members` for a key Submit resolves: an array found is remembered, a key naming none is not (a
+        submitter's typos would grow the map)."""
+        found = self._arrays.get(key)
+        if found:
+            return found
+        found = _tasks(self.fed.jobs, key)
+        if found:
+            self._arrays[key] = found
+        return found
 
     def released(self, job: Job) -> None:
         """A hold of `job` was let go (server/job_holds.py): while it still waits on others, its reason is theirs
@@ -149,12 +239,14 @@ class Dependencies:
         """Jobs changed (Federator.notify): the dependents of each are judged again. Re-entrant calls (a failed
         dependent's own notify) are queued and worked here, so a long chain never recurses."""
         self._queue.extend(jobs)
+        self._judged.clear()
         if self._busy:
             return
         self._busy = True
         try:
             while self._queue:
                 job = self._queue.pop()
+                self._judged.clear()
                 if job.job_id not in self._after:
                     continue
                 ended = job.phase.is_terminal or self.fed.jobs.get(job.job_id) is not job
@@ -177,23 +269,31 @@ class Dependencies:
         named = resolve(self.fed.jobs, key, same_namespace(job.spec))
         return named if isinstance(named, Job) and named.spec.namespace == job.spec.namespace else None
 
+    def _key(self, job: Job, key: str, cond: Condition) -> _Key:
+        other = self._named(job, key)
+        tasks = self._members(key) if other is None else ()
+        if not tasks:
+            return _job_key(key, job.job_id, cond, other)
+        judged = self._judged.get((key, cond))
+        if judged is None:
+            judged = self._judged[(key, cond)] = _array_key(key, cond, [(t, self.fed.jobs.get(t)) for t in tasks])
+        return judged
+
     def _judge(self, job: Job, dep: JobDependency, *, tell: bool) -> None:
-        named = [(key, self._named(job, key)) for key in dep.jobs]
-        for key, other in named:  # a job removed by retention: its end unknown, only afterany takes it as ended
-            if (other is None and dep.condition is not Condition.AFTER_ANY) or \
-                    (other is not None and other.phase in NEVER[dep.condition]):
-                self._fail(job, key, other)
+        judged = [self._key(job, key, dep.condition) for key in dep.jobs]
+        for key in judged:
+            if key.never is not None:
+                self._fail(job, key.never)
                 return
-        waiting = [(key, other) for key, other in named if other is not None
-                   and other.phase not in SATISFIED[dep.condition]]
+        waiting = [key for key in judged if key.waiting is not None]
         if not waiting:
             if job.waiting_on:
                 self._release(job, dep)
             return
         reason = Reason(ReasonCode.DEPENDENCY, f"waiting for {dep.condition.value}: " + ", ".join(
-            f"{other.job_id} ({other.phase})" for _, other in waiting if other is not None))
+            str(key.waiting) for key in waiting))
         first = not job.waiting_on
-        job.waiting_on = tuple(other.job_id for _, other in waiting if other is not None)
+        job.waiting_on = tuple(i for key in waiting for i in key.ids)
         if first:  # no longer a candidate (partial.owes), nor parked, nor asked for its reason group
             self.fed.cycles.parked.unpark(job.job_id)
             self.fed.cycles.refresh.left(job.job_id)
@@ -209,18 +309,17 @@ class Dependencies:
         if job.hold is None:
             job.pending_reason = Reason(ReasonCode.WAITING, f"{dep.condition.value} satisfied ("
                                         f"{', '.join(dep.jobs)}); waiting for the next scheduling cycle")
+        fed.arrays.released(job)  # an array's task: it competes for a slot of its throttle (server/arrays.py)
         fed.cycles.pending(job)
         fed.notify([job])
         fed.wake()
 
-    def _fail(self, job: Job, key: str, other: Job | None) -> None:
+    def _fail(self, job: Job, why: str) -> None:
         """A job it waits on ended as its condition can never take (afterok: Failed or Cancelled; afternotok:
         Succeeded), or is gone: it can never run, so it fails now."""
         fed = self.fed
-        how = f"was removed (it ended before {job.job_id} could see how)" if other is None else \
-            f"ended {other.phase}" + (f": {other.message}" if other.message else "")
         job.waiting_on = ()
-        fed._finish(job, JobPhase.FAILED, f"{NEVER_SATISFIED}: job {key} {how}"[:1024])
+        fed._finish(job, JobPhase.FAILED, f"{NEVER_SATISFIED}: {why}"[:1024])
         fed.journal.write_or_owe([job])
         fed.notify([job])  # its own dependents are judged in turn (`changed`)
 

@@ -334,7 +334,7 @@ class Intake:
         owner = submitter_of(spec)
         seen = self.job_for_request(owner, request_id)
         try:  # its keys as job ids (server/dependencies.py), before a replay compares the spec it kept
-            spec = resolved(fed.jobs, spec, visible or same_namespace(spec))
+            spec = resolved(fed.jobs, spec, visible or same_namespace(spec), fed.dependencies.tasks_of)
         except SubmitError:
             if seen is None:
                 self._reject(RejectReason.INVALID_JOB)

@@ -323,6 +323,9 @@ class Orphans:
             job = older.get(pid)
             example = (f"{pid}, whose job {job.job_id} the store holds as {job.phase.value} at generation "
                        f"{job.generation}" if job is not None else f"{pid}, of a job the store has no record of")
+            if job is not None and job.hold is not None:  # released since the backup: its owner sees only Held
+                example += (" and held (a release since the backup is undone; its owner sees only Held: release it "
+                            "only once this placement is cancelled, or cancel it if its work is done)")
             log.warning("cluster %s runs %d placement(s) newer than this federator's store (it holds %d jobs), %s; "
                         "e.g. %s: %s", cluster, len(held), len(self.fed.jobs), which, example, what)
 
