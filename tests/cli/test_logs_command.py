@@ -187,7 +187,12 @@ def test_ctrl_c_ends_a_follow_with_exit_130_and_frees_its_seat(monkeypatch: pyte
                 s.fed.schedule_once()
                 await _until(lambda: job.phase is JobPhase.RUNNING)
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "federator", "logs", "t", "-f", "--server", s.target, "--insecure",
+                    # `python -m federator`, with SIGINT taken as a terminal's foreground job takes it: a test run
+                    # started in the background (`&` in a script: CI) passes it on ignored, and Python then never
+                    # raises KeyboardInterrupt (no preexec_fn: a fork of this threaded process may not run Python)
+                    sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, "
+                    "signal.default_int_handler); runpy.run_module('federator', run_name='__main__', alter_sys=True)",
+                    "logs", "t", "-f", "--server", s.target, "--insecure",
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                     env={**os.environ, "PYTHONPATH": src})
                 try:

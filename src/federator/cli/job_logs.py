@@ -20,12 +20,8 @@ tab are written as escapes (termtext.visible), so an agent cannot drive the user
 from __future__ import annotations
 
 import argparse
-import queue
 import re
 import sys
-import threading
-from collections.abc import Iterator
-from typing import Any
 
 import grpc
 
@@ -120,7 +116,7 @@ def _follow(args: argparse.Namespace) -> int:
     try:
         with connect(client_options(args)) as (jobs, _):
             call = jobs.FollowLogs(request)
-            for message in _messages(call):
+            for message in call:
                 print_follow(message, prefixed=args.replica is None)
                 if message.ended:
                     print(f"logs: {shown(message.ended)}", file=sys.stderr)
@@ -136,37 +132,6 @@ def _follow(args: argparse.Namespace) -> int:
                   "(UNIMPLEMENTED); run federator logs without --follow", file=sys.stderr)
             return 1
         return fail(err, args)
-
-
-_DONE = object()
-
-
-def _messages(call: Iterator[Any]) -> Iterator[Any]:
-    """The stream's messages, read on a thread of their own and handed over through a queue.
-
-    Why: Ctrl-C raises KeyboardInterrupt in the main thread wherever it stands; inside grpc's own wait for the next
-    message it could leave the call's lock taken (a Condition interrupted while it takes its lock back), and the
-    `call.cancel()` that follows then waited for ever: `logs -f` hung on Ctrl-C under load (CI19). Here the main
-    thread waits only on the queue, so the interrupt never lands inside grpc, and the cancel ends the reader."""
-    handed: queue.Queue[Any] = queue.Queue()
-
-    def read() -> None:
-        try:
-            for message in call:
-                handed.put(message)
-        except grpc.RpcError as err:
-            handed.put(err)
-        finally:
-            handed.put(_DONE)
-
-    threading.Thread(target=read, name="follow-reader", daemon=True).start()
-    while True:
-        item = handed.get()
-        if item is _DONE:
-            return
-        if isinstance(item, grpc.RpcError):
-            raise item
-        yield item
 
 
 def follow_exit(message: object) -> int:
