@@ -5,6 +5,8 @@ exit 1 when nothing could be read, and an agent's control characters never reach
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -16,8 +18,8 @@ from federator.backends.sim.runtime import SimBackend
 from federator.cli import main
 from federator.cli.job_logs import print_logs
 from federator.jobfile import parse_job
-from federator.model import JobPhase
-from tests.server.test_services_edge import run, served
+from federator.model import Job, JobPhase, JobSpec
+from tests.server.test_services_edge import Served, run, served
 
 FLEET = parse_fleet({"clusters": [{"name": "east-1", "region": "east", "nodes": [
     {"count": 1, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "256Gi"}]}]})
@@ -34,6 +36,35 @@ async def _until(cond: object) -> None:
     await asyncio.wait_for(wait(), 20.0)
 
 
+def talker(duration: str, replicas: int) -> JobSpec:
+    """A job whose simulated replicas print a line every 50 ms (federator.io/sim-output-every) for `duration`."""
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                      "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s",
+                                                                "federator.io/sim-duration": duration,
+                                                                "federator.io/sim-output-every": "50ms"}},
+                      "spec": {"kind": "training", "replicas": replicas,
+                               "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+
+
+@asynccontextmanager
+async def running_on_east(s: Served, spec: JobSpec) -> AsyncIterator[Job]:
+    """A real simulated agent of east-1 connected to the served federator, and `spec` submitted, placed there and
+    Running; the agent stopped on the way out."""
+    backend = SimBackend(FLEET["east-1"])
+    task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
+                                                 max_backoff=0.2), backend).run())
+    try:
+        await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
+        job = s.fed.submit(spec)
+        s.fed.schedule_once()
+        await _until(lambda: job.phase is JobPhase.RUNNING)
+        yield job
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await backend.stop()
+
+
 def test_logs_prints_a_header_per_replica_then_one_replica_bare(capsys: pytest.CaptureFixture[str]) -> None:
     codes: list[int] = []
     outs: list[str] = []
@@ -42,24 +73,13 @@ def test_logs_prints_a_header_per_replica_then_one_replica_bare(capsys: pytest.C
     async def go() -> None:
         nonlocal pid
         async with served() as s:
-            backend = SimBackend(FLEET["east-1"])
-            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
-                                                         max_backoff=0.2), backend).run())
-            try:
-                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
-                job = s.fed.submit(JOB)
-                s.fed.schedule_once()
-                await _until(lambda: job.phase is JobPhase.RUNNING)
+            async with running_on_east(s, JOB) as job:
                 codes.append(await asyncio.to_thread(main, ["logs", "t", "--server", s.target, "--insecure"]))
                 outs.append(capsys.readouterr().out)
                 codes.append(await asyncio.to_thread(main, ["logs", "t", "--replica", "1", "--tail", "1",
                                                             "--server", s.target, "--insecure"]))
                 outs.append(capsys.readouterr().out)
                 pid = job.placements[0].placement_id
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await backend.stop()
 
     run(go)
     assert codes == [0, 0]
@@ -112,31 +132,16 @@ def test_follow_prints_each_new_line_once_prefixed_and_exits_0_when_the_job_ends
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from federator.server import log_follow
     monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.02)
-    talker = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                        "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s",
-                                                                  "federator.io/sim-duration": "0.5s",
-                                                                  "federator.io/sim-output-every": "50ms"}},
-                        "spec": {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+    spec = talker("0.5s", 2)
     codes: list[int] = []
     pid = ""
 
     async def go() -> None:
         nonlocal pid
         async with served() as s:
-            backend = SimBackend(FLEET["east-1"])
-            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
-                                                         max_backoff=0.2), backend).run())
-            try:
-                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
-                job = s.fed.submit(talker)
-                s.fed.schedule_once()
-                await _until(lambda: job.phase is JobPhase.RUNNING)
+            async with running_on_east(s, spec) as job:
                 pid = job.placements[0].placement_id
                 codes.append(await asyncio.to_thread(main, ["logs", "t", "-f", "--server", s.target, "--insecure"]))
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await backend.stop()
 
     run(go)
     captured = capsys.readouterr()
@@ -168,24 +173,13 @@ def test_ctrl_c_ends_a_follow_with_exit_130_and_frees_its_seat(monkeypatch: pyte
 
     from federator.server import log_follow
     monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.05)
-    talker = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                        "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s",
-                                                                  "federator.io/sim-duration": "1h",
-                                                                  "federator.io/sim-output-every": "50ms"}},
-                        "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+    spec = talker("1h", 1)
     src = str(Path(__file__).resolve().parents[2] / "src")
     got: list[object] = []
 
     async def go() -> None:
         async with served() as s:
-            backend = SimBackend(FLEET["east-1"])
-            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
-                                                         max_backoff=0.2), backend).run())
-            try:
-                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
-                job = s.fed.submit(talker)
-                s.fed.schedule_once()
-                await _until(lambda: job.phase is JobPhase.RUNNING)
+            async with running_on_east(s, spec):
                 proc = await asyncio.create_subprocess_exec(
                     # `python -m federator`, with SIGINT taken as a terminal's foreground job takes it: a test run
                     # started in the background (`&` in a script: CI) passes it on ignored, and Python then never
@@ -210,10 +204,6 @@ def test_ctrl_c_ends_a_follow_with_exit_130_and_frees_its_seat(monkeypatch: pyte
                     if proc.returncode is None:
                         proc.kill()
                         await proc.wait()
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await backend.stop()
 
     run(go)
     line, code, following = got
@@ -233,24 +223,13 @@ def test_a_follow_that_ends_before_the_job_does_not_exit_0(
     monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.02)
     if how == "bound":
         monkeypatch.setattr(log_follow, "FOLLOW_BOUND_SECONDS", 0.0)
-    talker = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                        "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s",
-                                                                  "federator.io/sim-duration": "1h",
-                                                                  "federator.io/sim-output-every": "50ms"}},
-                        "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+    spec = talker("1h", 1)
     codes: list[int] = []
     ends: list[int] = []
 
     async def go() -> None:
         async with served() as s:
-            backend = SimBackend(FLEET["east-1"])
-            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
-                                                         max_backoff=0.2), backend).run())
-            try:
-                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
-                job = s.fed.submit(talker)
-                s.fed.schedule_once()
-                await _until(lambda: job.phase is JobPhase.RUNNING)
+            async with running_on_east(s, spec) as job:
                 following = asyncio.create_task(asyncio.to_thread(
                     main, ["logs", "t", "-f", "--server", s.target, "--insecure"]))
                 async with grpc.aio.insecure_channel(s.target) as ch:  # a program's view: the same end, as an enum
@@ -262,10 +241,6 @@ def test_a_follow_that_ends_before_the_job_does_not_exit_0(
                     ends.extend([m.end async for m in stream if m.ended])
                 codes.append(await asyncio.wait_for(following, 20.0))
                 assert job.phase is JobPhase.RUNNING  # the job runs on: only the follow ended
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await backend.stop()
 
     run(go)
     assert codes == [code]
