@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import grpc
-from prometheus_client import Gauge
 
 from federator.api.v1 import jobs_pb2
 from federator.jobfile import FieldProblem, shown
@@ -39,6 +38,7 @@ from federator.model import Placement
 from federator.security.authz import Allowed, Denied
 from federator.server import logs
 from federator.server.errors import Exhausted, bad_request, exhausted
+from federator.server.watch_seats import SeatCounts
 from federator.timestamps import duration, utc_seconds
 
 if TYPE_CHECKING:
@@ -84,18 +84,11 @@ class LogsRate:
         return None
 
 
-class FollowSeats:
+class FollowSeats(SeatCounts):
     """Open follows, per user (--max-log-follows-per-user) and in all (--max-log-follows); 0 is no cap."""
 
-    def __init__(self, per_user: int, in_all: int, gauge: Gauge | None = None) -> None:
-        self.per_user, self.in_all = per_user, in_all
-        self._open: dict[str, int] = {}
-        self.total = 0
-        if gauge is not None:
-            gauge.set_function(lambda: float(self.total))
-
     def take(self, user: str) -> grpc.Status | None:
-        held = self._open.get(user, 0)
+        held = self.held(user)
         if self.per_user and held >= self.per_user:
             why, limit = (f"user {shown(user)} follows {held} jobs' logs, the most one user may "
                           f"({self.per_user}, --max-log-follows-per-user); end one first"), "user"
@@ -103,21 +96,10 @@ class FollowSeats:
             why, limit = (f"the federator holds {self.total} log follows open, its limit is {self.in_all} "
                           "(--max-log-follows)"), "federator"
         else:
-            self._open[user] = held + 1
-            self.total += 1
+            self.seat(user)
             return None
         return exhausted(f"logs --follow: {why}; retry after {FOLLOWS_FULL_RETRY_SECONDS:g}s",
                          Exhausted.LOG_FOLLOWS_FULL, retry_after=FOLLOWS_FULL_RETRY_SECONDS, metadata={"limit": limit})
-
-    def give_back(self, user: str) -> None:
-        held = self._open.get(user, 0)
-        if held <= 0:
-            return
-        self.total -= 1
-        if held > 1:
-            self._open[user] = held - 1
-        else:
-            del self._open[user]
 
 
 def stamped(line: str) -> tuple[int, str] | None:

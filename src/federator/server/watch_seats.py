@@ -26,23 +26,50 @@ WATCHES_FULL_RETRY_SECONDS = 10.0
 seat frees only when one of them ends, so sooner would mostly meet the same refusal."""
 
 
-class Seats:
-    """Open Watch streams, per identity (`per_user`, --max-watches-per-user) and in all (`in_all`, --max-watches);
-    0 is no cap. `take` answers the refusal, `give_back` frees a seat; `gauge` shows the streams open."""
+class SeatCounts:
+    """Long calls open, per identity and in all, shown on `gauge`: the counting a cap of streams needs, shared by
+    Watch's seats here and `federator logs --follow`'s (server/log_follow.py FollowSeats), each with its own rule
+    and words for a refusal."""
 
     def __init__(self, per_user: int, in_all: int = 0, gauge: Gauge | None = None) -> None:
         self.per_user = per_user
         self.in_all = in_all
-        self.kept = in_all // 10  # the last tenth: only for users holding no stream
         self._open: dict[str, int] = {}
         self.total = 0
-        self._gauge = gauge
         if gauge is not None:
             gauge.set_function(lambda: float(self.total))
 
+    def held(self, user: str) -> int:
+        """The seats `user` holds."""
+        return self._open.get(user, 0)
+
+    def seat(self, user: str) -> None:
+        """Count one more seat of `user` (its cap checked by the caller)."""
+        self._open[user] = self._open.get(user, 0) + 1
+        self.total += 1
+
+    def give_back(self, user: str) -> None:
+        held = self._open.get(user, 0) - 1
+        if held < 0:
+            return  # never taken: nothing to free
+        self.total -= 1
+        if held > 0:
+            self._open[user] = held
+        else:
+            self._open.pop(user, None)
+
+
+class Seats(SeatCounts):
+    """Open Watch streams, per identity (`per_user`, --max-watches-per-user) and in all (`in_all`, --max-watches);
+    0 is no cap. `take` answers the refusal, `give_back` frees a seat; `gauge` shows the streams open."""
+
+    def __init__(self, per_user: int, in_all: int = 0, gauge: Gauge | None = None) -> None:
+        super().__init__(per_user, in_all, gauge)
+        self.kept = in_all // 10  # the last tenth: only for users holding no stream
+
     def take(self, user: str) -> grpc.Status | None:
         """None when `user` took a seat, else the RESOURCE_EXHAUSTED status to end the call with, naming the limit."""
-        held = self._open.get(user, 0)
+        held = self.held(user)
         if self.per_user and held >= self.per_user:
             return exhausted(
                 f"watch: user {shown(user)} has {held} Watch streams open, the most one user may hold "
@@ -52,8 +79,7 @@ class Seats:
         if refusal:
             return exhausted(f"{refusal}; retry after {WATCHES_FULL_RETRY_SECONDS:g}s", Exhausted.WATCHES_FULL,
                              retry_after=WATCHES_FULL_RETRY_SECONDS)
-        self._open[user] = held + 1
-        self.total += 1
+        self.seat(user)
         return None
 
     def _full(self, held: int) -> str:
@@ -69,15 +95,5 @@ class Seats:
                     f"{held}")
         return ""
 
-    def give_back(self, user: str) -> None:
-        held = self._open.get(user, 0) - 1
-        if held < 0:
-            return  # never taken: nothing to free
-        self.total -= 1
-        if held > 0:
-            self._open[user] = held
-        else:
-            self._open.pop(user, None)
 
-
-__all__ = ["WATCHES_FULL_RETRY_SECONDS", "Seats"]
+__all__ = ["WATCHES_FULL_RETRY_SECONDS", "SeatCounts", "Seats"]
