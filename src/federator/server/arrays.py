@@ -20,7 +20,6 @@ types.proto ArrayTask; the task's annotations, model/array.py.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.model import Job, JobHold, JobId, JobPhase, JobSpec, Reason, ReasonCode
-from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, parse_indices
+from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, array_id_problem, parse_indices
 from federator.security.authz import submitter_of
 from federator.server.dependencies import Visible
 from federator.server.submit_errors import SubmitError
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
 YIELD_EVERY = 10  # tasks admitted between yields to the event loop: ~1 ms each
 MAX_ARRAY_REQUEST_ID = 122  # a task's request id "<id>.<index>" stays within the 128 a request id may have
-_ARRAY_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,259}$")  # "<name>-<6 hex>": a job name's 253, and 7
 
 
 class ArrayUnsupported(SubmitError):
@@ -74,13 +72,6 @@ def forged(spec: JobSpec) -> str | None:
         return None
     return (f"spec.array: is set by the federator on the tasks of an array, not by a submitter (the spec carries "
             f"{keys[0]}); submit an array with SubmitRequest.array (federator submit --array)")
-
-
-def array_id_problem(array_id: str) -> str | None:
-    """What is wrong with an array id a request names (CancelJobsRequest.array_id), or None."""
-    if _ARRAY_ID.match(array_id):
-        return None
-    return "must be an array id (a-z 0-9 . -, at most 260 characters, as types.proto ArrayTask.array_id)"
 
 
 async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, request_id: str,
