@@ -146,6 +146,8 @@ def test_release_says_released_only_when_it_let_go_of_a_hold_and_an_ended_job_sh
     assert main(["cancel", "held", *flags]) == 0
     capsys.readouterr()
     assert fed.jobs[held.job_id].hold is not None  # the record of who held it stays (-o yaml status.hold)
+    assert main(["get", "job", "held", "-o", "json", *flags]) == 0  # though a FederatedJob's status drops it
+    assert json.loads(capsys.readouterr().out)["status"]["hold"]["by"] == fed.jobs[held.job_id].hold.by
     assert main(["get", "jobs", *flags]) == 0
     phases = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
     assert phases[held.job_id] == "Cancelled"
