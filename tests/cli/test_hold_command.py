@@ -146,6 +146,8 @@ def test_release_says_released_only_when_it_let_go_of_a_hold_and_an_ended_job_sh
     assert main(["cancel", "held", *flags]) == 0
     capsys.readouterr()
     assert fed.jobs[held.job_id].hold is not None  # the record of who held it stays (-o yaml status.hold)
+    assert main(["get", "job", "held", "-o", "json", *flags]) == 0  # though a FederatedJob's status drops it
+    assert json.loads(capsys.readouterr().out)["status"]["hold"]["by"] == fed.jobs[held.job_id].hold.by
     assert main(["get", "jobs", *flags]) == 0
     phases = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
     assert phases[held.job_id] == "Cancelled"
@@ -153,3 +155,23 @@ def test_release_says_released_only_when_it_let_go_of_a_hold_and_an_ended_job_sh
     assert capsys.readouterr().out == f"job {held.job_id} Cancelled, not held (it has ended), unchanged\n"
     assert main(["release", "nobody", *flags]) == 3  # the Release's own refusal, said once (and audited as one)
     assert capsys.readouterr().err == "error: nobody: no job with id or name 'nobody' (NOT_FOUND)\n"
+
+
+def test_hold_and_release_of_an_array_id_take_its_pending_tasks(served: tuple[Federator, list[str]], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`federator hold ARRAY_ID` (Slurm's `scontrol hold 1234` of an array): no job has the id, so every Pending task
+    of the array is held, each by its own Hold; an ended one is passed over, and `release` lets them go again."""
+    fed, flags = served
+    assert main(["submit", "-f", job_file(tmp_path, "sweep"), "--array", "0-4%2", *flags]) == 0
+    array_id = capsys.readouterr().out.split()[1]
+    fed.cancel(_named(fed, "sweep-4").job_id)
+    assert main(["hold", array_id, *flags]) == 0
+    assert capsys.readouterr().out == f"array {array_id}: held 4 of 5 tasks (passed over: 1 ended)\n"
+    assert sorted(j.spec.name for j in fed.jobs.values() if j.hold is not None) == [f"sweep-{i}" for i in range(4)]
+    assert main(["hold", array_id, *flags]) == 0  # again: nothing to do, said so
+    assert capsys.readouterr().out.endswith("held 0 of 5 tasks (passed over: 1 ended, 4 held already)\n")
+    assert main(["release", array_id, *flags]) == 0
+    assert capsys.readouterr().out == f"array {array_id}: released 4 of 5 tasks (passed over: 1 ended)\n"
+    assert not [j for j in fed.jobs.values() if j.hold is not None and not j.phase.is_terminal]
+    assert main(["hold", "sweep-000000", *flags]) == 3  # no job, no array: the Hold's own NOT_FOUND
+    assert "no job with id or name 'sweep-000000'" in capsys.readouterr().err

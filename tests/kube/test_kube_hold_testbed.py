@@ -125,3 +125,29 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
 
     asyncio.run(first())
     asyncio.run(after_restart())
+
+
+def test_a_federatedjob_cancelled_while_held_shows_no_hold_in_kubectl(host: Testbed) -> None:
+    """A hold ends with its job: once a held job is cancelled, its status.hold is cleared, so `kubectl get fj` shows
+    `Cancelled` with an empty HELD column (it showed who had held it, as if the ended job still were)."""
+    def kubectl(*args: str) -> Any:
+        return host.kubectl("host", *args, "-n", NAMESPACE)
+
+    async def scenario() -> None:
+        async with controller_running(host, NAMESPACE) as fx:
+            fx.join("east-1")
+            host.kubectl("host", "apply", "-n", NAMESPACE, "-f", "-", input=document("held-end", held=True))
+            await until(lambda: fx.fed.jobs.named("held-end"))
+            job = fx.fed.get("held-end")
+            await until(lambda: bool((fx.api.get(FEDERATED_JOBS, "held-end", NAMESPACE).get("status") or {})
+                                     .get("hold")))
+            fx.fed.cancel(job.job_id)  # what JobService.Cancel runs
+            await until(lambda: (fx.api.get(FEDERATED_JOBS, "held-end", NAMESPACE).get("status") or {})
+                        .get("phase") == "Cancelled")
+            status = fx.api.get(FEDERATED_JOBS, "held-end", NAMESPACE)["status"]
+            assert status.get("hold") is None, status
+            row = kubectl("get", "fj", "held-end").stdout.splitlines()[1].split()
+            assert row[:3] == ["held-end", "default", "Cancelled"] and "namespace" not in row, row
+            assert job.hold is not None  # the federator's record of who held it (federator get job -o yaml)
+
+    asyncio.run(scenario())

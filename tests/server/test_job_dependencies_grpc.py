@@ -23,6 +23,7 @@ from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.metrics import Metrics
 from federator.model import JobId, JobPhase, ReasonCode
 from federator.server.federator import Federator
+from federator.server.retention import Retention, RetentionPolicy
 from federator.server.state_sample import state_sample
 from federator.store import SqliteJobStore
 
@@ -366,3 +367,34 @@ def test_a_job_after_a_throttled_array_waits_across_a_restart_and_runs_after_its
         fed.store.close()
 
     asyncio.run(then(*asyncio.run(before())))
+
+
+def test_an_array_a_dependency_named_is_forgotten_once_retention_removed_its_tasks(tmp_path: Path) -> None:
+    """Dependencies remembers an array a key names (its tasks, not scanned again for each of a thousand waiters);
+    once retention removed every task, and the waiter, the entry goes: months of arrays do not grow the map."""
+    clock = Clock()
+    fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), clock=clock)
+    retention = Retention(fed, RetentionPolicy(ttl_seconds=60, max_per_owner=0))
+
+    async def scenario() -> None:
+        async with job_api(fed) as jobs:
+            pb = convert.spec_to_pb(spec("sweep", gpus=64))  # no member: the tasks wait
+            sweep = await jobs.Submit(jobs_pb2.SubmitRequest(spec=pb, array=jobs_pb2.JobArray(indices="0-1")))
+            merge = (await jobs.Submit(after("merge", sweep.array_id, condition="afterany"))).job
+            other = convert.spec_to_pb(spec("other", gpus=64))
+            kept = await jobs.Submit(jobs_pb2.SubmitRequest(spec=other, array=jobs_pb2.JobArray(indices="0")))
+            await jobs.Submit(after("later", kept.array_id, condition="afterany"))
+            remembered = fed.dependencies._arrays
+            assert remembered[sweep.array_id] == tuple(t.job_id for t in sweep.array_jobs)
+            assert kept.array_id in remembered
+            await jobs.CancelJobs(jobs_pb2.CancelJobsRequest(array_id=sweep.array_id))
+            await jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=merge.job_id))
+            clock.now += 61
+            removed = await retention.sweep()
+            assert sorted(removed) == sorted([merge.job_id, *(t.job_id for t in sweep.array_jobs)])
+            assert sweep.array_id not in remembered  # every task gone: forgotten
+            assert kept.array_id in remembered  # an array still held is kept
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())

@@ -13,6 +13,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.cli import calls, job_list
 from federator.cli.arg_types import whole
+from federator.cli.array_tasks import counts_line
 from federator.cli.calls import Target
 from federator.cli.certs import client_options
 from federator.cli.cluster_view import summary_from_pb
@@ -82,7 +83,7 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
 
 def run(args: argparse.Namespace) -> int:
     if (args.what == "clusters" or args.name) and job_list.filtered(args):
-        print("error: --phase, --owner, --namespace, --name-prefix, --since and --sort go with `get jobs` "
+        print("error: --phase, --owner, --namespace, --name-prefix, --since, --array and --sort go with `get jobs` "
               "without a job name", file=sys.stderr)
         return 2
     try:
@@ -112,6 +113,11 @@ def run(args: argparse.Namespace) -> int:
             jobs = list_jobs(client_options(args), page_size=args.page_size, query=job_list.query_of_args(args))
     except (grpc.RpcError, TlsError) as err:
         return calls.fail(err, args)
+    narrowed = bool(args.phase or args.owner or args.namespace or args.name_prefix or args.since or args.queue)
+    if args.array and not jobs and not narrowed:  # squeue's "Invalid job id specified"
+        print(f"error: no task of array {args.array!r} that you may see (its id as `submit --array` printed it; "
+              "tasks removed after they ended are not listed)", file=sys.stderr)
+        return Exit.NOT_FOUND
     if args.output in ("json", "yaml"):
         # FederatedJob documents (cli/job_document.py): one job's may be edited and submitted again as it is;
         # several are a YAML stream (`submit -f` takes it too) or a JSON list
@@ -119,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         print(dump(docs[0] if args.name else docs, args.output, stream=not args.name))
     else:
         print(table(*job_rows(jobs, wide=args.output == "wide")))
+        if args.array:  # how far along the array is (cli/array_tasks.py)
+            print(counts_line(args.array, jobs, filtered=narrowed))
     return 0
 
 

@@ -21,6 +21,7 @@ import grpc
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli import calls
+from federator.cli.array_holds import hold_array, tasks_of
 from federator.cli.calls import connect, fail, server_arguments
 from federator.cli.certs import client_options
 from federator.model import Job
@@ -34,13 +35,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "never placed until `federator release`. Only a Pending job may be held (a "
                                    "running one is refused: cancel it to stop it). An admin's hold of another "
                                    "user's job only an admin releases. Holding a held job changes nothing.")
-    h.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name")
+    h.add_argument("jobs", nargs="+", metavar="JOB",
+                   help="job id, namespace/name, or name; or an array's id: its Pending tasks")
     server_arguments(h)
     h.set_defaults(func=_hold)
     r = sub.add_parser("release", help="let held jobs be placed again",
                        description="Release held jobs: each is placed when room comes, in its place in its queue. "
                                    "Releasing a job that is not held changes nothing.")
-    r.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name")
+    r.add_argument("jobs", nargs="+", metavar="JOB",
+                   help="job id, namespace/name, or name; or an array's id: its held tasks")
     server_arguments(r)
     r.set_defaults(func=_release)
 
@@ -74,6 +77,7 @@ def _release(args: argparse.Namespace) -> int:
 
 def _each(args: argparse.Namespace, action: str) -> int:
     first_failure = 0
+    failed: list[int] = []  # the exit status of each task of an array refused
     try:
         with connect(client_options(args)) as (jobs, _):
             for key in args.jobs:
@@ -81,6 +85,12 @@ def _each(args: argparse.Namespace, action: str) -> int:
                     before = _before(jobs, key) if action == "release" else None
                     job = _call(jobs, action, key)
                 except grpc.RpcError as err:
+                    tasks = tasks_of(jobs, key) if err.code() is grpc.StatusCode.NOT_FOUND else []
+                    if tasks:  # no job has the key: an array's id names its tasks (cli/array_holds.py)
+                        print(hold_array(jobs, key, tasks, action, lambda task, e: failed.append(
+                            fail(e, args, prefix=f"task {task}: "))), flush=True)
+                        first_failure = first_failure or (failed[0] if failed else 0)
+                        continue
                     code = fail(err, args, prefix=f"{key}: ")
                     first_failure = first_failure or code
                     continue

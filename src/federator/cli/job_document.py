@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from federator.backends.kube.resources import job_status
+from federator.backends.kube.resources import hold_status, job_status
 from federator.cli.output import cores
 from federator.jobfile import REQUEST_ID_ANNOTATION, spec_to_document
 from federator.model import Job, JobSpec, format_bytes
@@ -58,6 +58,8 @@ def job_document(job: Job, *, now: float | None = None) -> dict[str, Any]:
     status = job_status(job, now=time.time() if now is None else now)
     for key in KUBERNETES_OBJECT_STATUS:
         status.pop(key, None)
+    if job.hold is not None and job.phase.is_terminal:  # the record of who held a job that ended held (types.proto
+        status["hold"] = hold_status(job.hold)  # Job.hold), which a FederatedJob's status drops (kubectl's Held column)
     task = job.spec.array
     if task is not None:  # a task of an array (types.proto ArrayTask)
         status["array"] = {"arrayId": task.array_id, "taskId": task.task_id, "maxRunning": task.max_running}

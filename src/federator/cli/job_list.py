@@ -1,10 +1,13 @@
-"""`federator get jobs --phase --owner --namespace --name-prefix --since --sort`: List filtered by the federator.
+"""`federator get jobs --phase --owner --namespace --name-prefix --since --array --sort`: List filtered by the
+federator.
 
 The CLI filtered client-side (and `cancel --queue --phase --owner` still does), fetching every job the caller may
 see; the federator filters and orders now (ListJobsFilter, server/job_listing.py). Against a federator before
 0.7.0, which ignores fields it does not know, the answer says so: such a server sets no applied_order, and a
 filter field it does not know is missing from applied_filter. The CLI then filters and orders the pages itself,
-so the same command gives the same jobs from either server (the older one slower).
+so the same command gives the same jobs from either server (the older one slower). `--array` (filter.array_id,
+0.16.0) is such a field: a federator of 0.15.0 lists every job, each with its spec.array, and the CLI keeps the
+array's tasks (a federator before 0.15.0 has no arrays: none is kept).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.cli.times import FORMS, parse_time
 from federator.model import Job, JobPhase
+from federator.model.array import array_id_problem
 from federator.server.job_listing import Query
 
 PHASES = tuple(p.value for p in JobPhase)
@@ -28,7 +32,7 @@ def request_for(query: Query, *, page_size: int = 0, page_token: str = "") -> jo
         queue=query.queue, page_size=page_size, page_token=page_token,
         filter=jobs_pb2.ListJobsFilter(phases=[convert.phase_to_pb(p) for p in sorted(query.phases, key=PHASES.index)],
                                        owner=query.owner, namespace=query.namespace, name_prefix=query.name_prefix,
-                                       submitted_since=query.submitted_since),
+                                       submitted_since=query.submitted_since, array_id=query.array_id),
         order=jobs_pb2.LIST_ORDER_NEWEST_FIRST if query.newest_first else jobs_pb2.LIST_ORDER_UNSPECIFIED)
 
 
@@ -66,6 +70,14 @@ def _since(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def array_id(text: str) -> str:
+    """An array id --array takes, checked as the federator checks it (ListJobsFilter.array_id)."""
+    problem = array_id_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r}: {problem}")
+    return text
+
+
 def add_arguments(g: argparse.ArgumentParser) -> None:
     """`get jobs`' filters and order (--queue is `get`'s own)."""
     g.add_argument("--phase", action="append", choices=PHASES, default=[],
@@ -77,6 +89,9 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
     g.add_argument("--since", type=_since, default=0.0, metavar="TIME",
                    help=f"only jobs submitted at or after TIME: {FORMS}; in the local zone unless the time "
                         "names one (2026-12-05 is local midnight), as usage reads it")
+    g.add_argument("--array", default=None, metavar="ARRAY_ID", type=array_id,
+                   help="only the tasks of this array (the id `submit --array` printed), with a line counting them "
+                        "by state under the table (Slurm's squeue -r -j ARRAY_ID)")
     g.add_argument("--sort", choices=["oldest", "newest"], default="oldest",
                    help="submission order, oldest first (default) or newest first. The federator filters and "
                         "orders; a federator before 0.7.0 does not, and the CLI then does it itself")
@@ -84,13 +99,15 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
 
 def filtered(args: argparse.Namespace) -> bool:
     """Whether any of these flags was given (they go with a list of jobs only)."""
-    return bool(args.phase or args.owner or args.namespace or args.name_prefix or args.since or args.sort != "oldest")
+    return bool(args.phase or args.owner or args.namespace or args.name_prefix or args.since or args.array
+                or args.sort != "oldest")
 
 
 def query_of_args(args: argparse.Namespace) -> Query:
     return Query(queue=args.queue, phases=frozenset(JobPhase(p) for p in args.phase), owner=args.owner,
                  namespace=args.namespace, name_prefix=args.name_prefix, submitted_since=args.since,
-                 newest_first=args.sort == "newest")
+                 newest_first=args.sort == "newest", array_id=args.array or "")
 
 
-__all__ = ["PHASES", "add_arguments", "applied", "filtered", "list_matching", "query_of_args", "request_for"]
+__all__ = ["PHASES", "add_arguments", "applied", "array_id", "filtered", "list_matching", "query_of_args",
+           "request_for"]

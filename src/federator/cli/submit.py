@@ -8,7 +8,9 @@ the submit, and submitting the fixed file again is safe: the jobs already in ret
 server/submit_check.py) and submits none unless all pass: no job is accepted and then cancelled, so no watcher,
 auditor or member ever sees one. A federator before 0.15.0 (no WhoAmI feature "jobs.submit_validate_only")
 cannot check without submitting: the command says so once and does what it did before, taking back (cancelling)
-a job that drew a warning.
+a job that drew a warning. With `--array` the check is of the array (its first task standing for all, since
+0.16.0: feature "jobs.submit_validate_only_array"); against 0.15.0 the array is submitted and, at a warning, every
+task of it cancelled.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 
 import grpc
 
-from federator.api.features import JOBS_SUBMIT_VALIDATE_ONLY
+from federator.api.features import JOBS_SUBMIT_VALIDATE_ONLY, JOBS_SUBMIT_VALIDATE_ONLY_ARRAY
 from federator.api.v1 import jobs_pb2
 from federator.catalog import CatalogError, client_catalog, client_view
 from federator.cli import calls
@@ -27,7 +29,7 @@ from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
 from federator.cli.job_files import read_sources, with_dependency
 from federator.cli.request_ids import RequestIdError
-from federator.cli.submit_array import arrayed, summary
+from federator.cli.submit_array import arrayed, cancel_array, summary
 from federator.cli.submit_calls import NoAnswer, Submitted, iter_submit, submit_requests
 from federator.cli.written_form import as_written, written_resources
 from federator.jobfile import JobFileError
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     done, checking = 0, False
     try:
-        if args.strict and not args.array and _can_check(args):
+        if args.strict and _can_check(args, array=bool(args.array)):
             checking = True
             refused = _check_first(args, sources, requests)
             if refused is not None:
@@ -111,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
                     print(f"error: job {job.job_id}: the federator made one job, not an array (one older than 0.15.0 "
                           f"does not know --array), so it is not kept: {_take_back(args, job.job_id)}",
                           file=sys.stderr)
+                    return Exit.FAILED
+                if args.strict and reply.warnings and not reply.replayed:  # not checked first: a 0.15.0 federator
+                    print(f"error: --strict: array {reply.array_id} drew {len(reply.warnings)} warning(s) (above), "
+                          f"so it is not kept: {_take_back_array(args, reply.array_id)}", file=sys.stderr)
                     return Exit.FAILED
                 print(summary(reply.array_id, reply.array_jobs, replayed=reply.replayed,
                               max_running=requests[0].array.max_running), flush=True)
@@ -161,15 +167,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _can_check(args: argparse.Namespace) -> bool:
-    """Whether the federator checks a Submit without making the job (WhoAmI feature "jobs.submit_validate_only");
-    when it does not, `--strict` says once that it falls back to submitting and taking back."""
+def _can_check(args: argparse.Namespace, *, array: bool) -> bool:
+    """Whether the federator checks a Submit without making the job (WhoAmI feature "jobs.submit_validate_only";
+    for an array, "jobs.submit_validate_only_array", 0.16.0); when it does not, `--strict` says once that it falls
+    back to submitting and taking back."""
+    feature = JOBS_SUBMIT_VALIDATE_ONLY_ARRAY if array else JOBS_SUBMIT_VALIDATE_ONLY
     with client_options(args).channel() as channel:
-        if JOBS_SUBMIT_VALIDATE_ONLY in calls.features(channel):
+        if feature in calls.features(channel):
             return True
-    print(f"warning: --strict: this federator cannot check a job without submitting it (older than 0.15.0: its "
-          f"WhoAmI lists no {JOBS_SUBMIT_VALIDATE_ONLY}); a job that draws a warning is submitted, then cancelled",
-          file=sys.stderr)
+    if array:
+        print(f"warning: --strict: this federator cannot check an array without submitting it (older than 0.16.0: "
+              f"its WhoAmI lists no {feature}); an array that draws a warning is submitted, then every task of it "
+              "cancelled", file=sys.stderr)
+    else:
+        print(f"warning: --strict: this federator cannot check a job without submitting it (older than 0.15.0: its "
+              f"WhoAmI lists no {feature}); a job that draws a warning is submitted, then cancelled", file=sys.stderr)
     return False
 
 
@@ -192,6 +204,10 @@ def _check_first(args: argparse.Namespace, sources: list[tuple[JobSpec, str]],
     except grpc.RpcError as err:
         err.at = at  # type: ignore[attr-defined]  # which job's check was refused: the error names its file
         raise
+    if warned and requests[0].HasField("array"):  # one task was checked for all: they differ only by index
+        print("error: --strict: the array drew warnings (above: its first task's, which stand for every task's); "
+              "no task submitted", file=sys.stderr)
+        return Exit.FAILED
     if warned:
         print(f"error: --strict: {len(warned)} of {len(requests)} job(s) drew warnings (above): "
               f"{', '.join(warned[:5])}{' ...' if len(warned) > 5 else ''}; nothing submitted", file=sys.stderr)
@@ -211,6 +227,17 @@ def _judged(args: argparse.Namespace, where: str, reply: Submitted, warned: list
         print(f"warning: {where}: {warning}", file=sys.stderr)
     if reply.warnings and not reply.replayed:  # a replayed job was accepted before: a Submit makes nothing
         warned.append(where)
+
+
+def _take_back_array(args: argparse.Namespace, array_id: str) -> str:
+    """Cancel every task of an array `submit --strict` does not keep; what became of them, in words."""
+    try:
+        with calls.connect(client_options(args)) as (jobs, _):
+            _, cancelled, _ = cancel_array(jobs, array_id, timeout=calls.CALL_TIMEOUT)
+    except grpc.RpcError as err:
+        return (f"its cancel failed ({err.details() if hasattr(err, 'details') else err}): "
+                f"federator cancel {array_id}")
+    return f"{cancelled} task(s) cancelled (fix the file and submit it again)"
 
 
 def _not_all(done: int, total: int) -> None:

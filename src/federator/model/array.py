@@ -24,6 +24,7 @@ written in one store commit, and a user's pending cap (--max-pending-jobs-per-us
 MAX_ARRAY_INDEX = 99999
 """The largest index: a task's name is `<name>-<index>`, so an index adds at most six characters to it."""
 
+_ARRAY_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,259}$")  # "<name>-<6 hex>": a job name's 253, and 7
 _RANGE = re.compile(r"^(\d{1,6})(?:-(\d{1,6})(?::(\d{1,6}))?)?$")
 
 
@@ -88,6 +89,14 @@ def parse_indices(text: str, max_running: int = 0) -> ArrayRequest | str:
             "(split it, or submit a multi-document job file)")
 
 
+def array_id_problem(array_id: str) -> str | None:
+    """What is wrong with an array id a request names (CancelJobsRequest.array_id, ListJobsFilter.array_id), or
+    None."""
+    if _ARRAY_ID.match(array_id):
+        return None
+    return "must be an array id (a-z 0-9 . -, at most 260 characters, as types.proto ArrayTask.array_id)"
+
+
 def array_of(annotations: dict[str, str]) -> ArrayTask | None:
     """The array a spec's annotations say its job is a task of; None for a job of no array (or annotations that do
     not read: Submit refuses a spec that carries them itself)."""
@@ -99,4 +108,5 @@ def array_of(annotations: dict[str, str]) -> ArrayTask | None:
 
 
 __all__ = ["ARRAY_ANNOTATIONS", "ARRAY_ID_ANNOTATION", "ARRAY_MAX_RUNNING_ANNOTATION", "ARRAY_TASK_ANNOTATION",
-           "MAX_ARRAY_INDEX", "MAX_ARRAY_TASKS", "ArrayRequest", "ArrayTask", "array_of", "parse_indices"]
+           "MAX_ARRAY_INDEX", "MAX_ARRAY_TASKS", "ArrayRequest", "ArrayTask", "array_id_problem", "array_of",
+           "parse_indices"]

@@ -20,7 +20,6 @@ types.proto ArrayTask; the task's annotations, model/array.py.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.model import Job, JobHold, JobId, JobPhase, JobSpec, Reason, ReasonCode
-from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, parse_indices
+from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, array_id_problem, parse_indices
 from federator.security.authz import submitter_of
 from federator.server.dependencies import Visible
 from federator.server.submit_errors import SubmitError
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
 YIELD_EVERY = 10  # tasks admitted between yields to the event loop: ~1 ms each
 MAX_ARRAY_REQUEST_ID = 122  # a task's request id "<id>.<index>" stays within the 128 a request id may have
-_ARRAY_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,259}$")  # "<name>-<6 hex>": a job name's 253, and 7
 
 
 class ArrayUnsupported(SubmitError):
@@ -76,34 +74,13 @@ def forged(spec: JobSpec) -> str | None:
             f"{keys[0]}); submit an array with SubmitRequest.array (federator submit --array)")
 
 
-def array_id_problem(array_id: str) -> str | None:
-    """What is wrong with an array id a request names (CancelJobsRequest.array_id), or None."""
-    if _ARRAY_ID.match(array_id):
-        return None
-    return "must be an array id (a-z 0-9 . -, at most 260 characters, as types.proto ArrayTask.array_id)"
-
-
 async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, request_id: str,
                        hold: JobHold | None, visible: Visible,
                        taken: Callable[[JobSpec, str], SubmitError | None]) -> Submitted:
     """Every task of the array accepted and stored, or none (see the module). `spec` is the owned spec of the
     request; `taken(task_spec, task_request_id)` is Submit's check of a task's name (server/admission.py)."""
-    carried = spec.annotation(REQUEST_ID_ANNOTATION)  # a job file's own id: the array's, as request_id is
-    if request_id and carried and carried != request_id:
-        raise SubmitError(f"request_id: {request_id!r} differs from the spec's annotation "
-                          f"{REQUEST_ID_ANNOTATION}={carried[:130]!r}")
-    request_id = request_id or carried
-    spec = replace(spec, annotations=tuple((k, v) for k, v in spec.annotations if k != REQUEST_ID_ANNOTATION))
-    if len(request_id) > MAX_ARRAY_REQUEST_ID:
-        raise SubmitError(f"request_id: at most {MAX_ARRAY_REQUEST_ID} characters with an array (each task keeps "
-                          f"'<request_id>.<index>'), got {len(request_id)}")
-    intake, owner = fed.intake, submitter_of(spec)
-    for cap in (queue_pending(fed, spec.queue), user_pending(fed, owner)):  # caps no wait could make room under
-        if len(request.indices) > cap.limit:
-            raise SubmitError(f"array.indices: {len(request.indices)} tasks, more than the {cap.limit} pending jobs "
-                              f"{cap.source} allows at once, so no wait would let the array in; split it")
-    rids = {i: f"{request_id}.{i}" if request_id else "" for i in request.indices}
-    seen = [job for i in request.indices if (job := intake.job_for_request(owner, rids[i])) is not None]
+    spec, rids, seen = _asked(fed, spec, request, request_id)
+    intake = fed.intake
     earlier = seen[0].spec.array if seen else None
     array_id = earlier.array_id if earlier is not None else fed.arrays.new_id(spec.name)
     made: list[Job] = []
@@ -112,9 +89,7 @@ async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, 
         for n, i in enumerate(request.indices):
             if n and n % YIELD_EVERY == 0:  # agent streams and other calls are served between the tasks' checks
                 await asyncio.sleep(0)
-            task = ArrayTask(array_id, i, request.max_running)
-            task_spec = replace(spec, name=f"{spec.name}-{i}",
-                                annotations=tuple(sorted({**dict(spec.annotations), **task.annotations()}.items())))
+            task_spec = _task_spec(spec, ArrayTask(array_id, i, request.max_running))
             refusal = taken(task_spec, rids[i])
             if refusal is not None:
                 raise refusal
@@ -144,6 +119,68 @@ async def submit_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, 
     for job in made:  # no yield here: a caller gone at one would leave stored tasks never made candidates
         intake._accepted(job)
     return Submitted(array_id, made, False)
+
+
+def check_array(fed: Federator, spec: JobSpec, request: ArrayRequest, *, request_id: str, hold: JobHold | None,
+                visible: Visible, taken: Callable[[JobSpec, str], SubmitError | None]) -> tuple[Job, Job | None]:
+    """An array Submit's check (SubmitRequest.validate_only, server/submit_check.py): the array's own checks, every
+    task's name and request id, and every check of the first index's task, which stands for all (the tasks differ
+    only by name and index, and no check or warning reads either). Nothing made. (that task as it would be, None),
+    or (the first task a request id made before, that task) for an array made before; a refusal raises as
+    `submit_array`'s would, naming the task. The pending caps over all the tasks are the Submit's to judge (all or
+    none): checking them here would count as pending tasks that do not exist."""
+    spec, rids, seen = _asked(fed, spec, request, request_id)
+    if seen:
+        return seen[0], seen[0]
+    array_id = fed.arrays.new_id(spec.name)  # not kept: the Submit draws its own
+    first: JobSpec | None = None
+    for i in request.indices:
+        task_spec = _task_spec(spec, ArrayTask(array_id, i, request.max_running))
+        first = first or task_spec
+        refusal = taken(task_spec, rids[i])
+        if refusal is None and (refusal := fed.intake.in_use(task_spec)) is not None:
+            fed.metrics.jobs_rejected.inc()  # as the Submit's _admit counts it
+        if refusal is not None:
+            refusal.args = (f"{refusal}; array task {i} ({task_spec.name}): no task of the array would be kept",)
+            raise refusal
+    assert first is not None  # parse_indices gives at least one index
+    i = request.indices[0]
+    try:
+        job, _ = fed.intake.check(first, request_id=rids[i], hold=hold, visible=visible, array=True)
+    except SubmitError as exc:
+        exc.args = (f"{exc}; array task {i} ({first.name}): no task of the array would be kept",)
+        raise
+    return job, None
+
+
+def _asked(fed: Federator, spec: JobSpec, request: ArrayRequest,
+           request_id: str) -> tuple[JobSpec, dict[int, str], list[Job]]:
+    """What an array Submit or its check reads first: the spec less its request-id annotation, each task's request
+    id by index, and the tasks those ids made before (a retry); a SubmitError for a request id that cannot be an
+    array's, or an array no wait could let in."""
+    carried = spec.annotation(REQUEST_ID_ANNOTATION)  # a job file's own id: the array's, as request_id is
+    if request_id and carried and carried != request_id:
+        raise SubmitError(f"request_id: {request_id!r} differs from the spec's annotation "
+                          f"{REQUEST_ID_ANNOTATION}={carried[:130]!r}")
+    request_id = request_id or carried
+    spec = replace(spec, annotations=tuple((k, v) for k, v in spec.annotations if k != REQUEST_ID_ANNOTATION))
+    if len(request_id) > MAX_ARRAY_REQUEST_ID:
+        raise SubmitError(f"request_id: at most {MAX_ARRAY_REQUEST_ID} characters with an array (each task keeps "
+                          f"'<request_id>.<index>'), got {len(request_id)}")
+    owner = submitter_of(spec)
+    for cap in (queue_pending(fed, spec.queue), user_pending(fed, owner)):  # caps no wait could make room under
+        if len(request.indices) > cap.limit:
+            raise SubmitError(f"array.indices: {len(request.indices)} tasks, more than the {cap.limit} pending jobs "
+                              f"{cap.source} allows at once, so no wait would let the array in; split it")
+    rids = {i: f"{request_id}.{i}" if request_id else "" for i in request.indices}
+    seen = [job for i in request.indices if (job := fed.intake.job_for_request(owner, rids[i])) is not None]
+    return spec, rids, seen
+
+
+def _task_spec(spec: JobSpec, task: ArrayTask) -> JobSpec:
+    """The spec of one task: named `<name>-<index>`, carrying its array (model/array.py)."""
+    return replace(spec, name=f"{spec.name}-{task.task_id}",
+                   annotations=tuple(sorted({**dict(spec.annotations), **task.annotations()}.items())))
 
 
 async def answered(tasks: list[Job]) -> list[types_pb2.Job]:
@@ -357,4 +394,4 @@ def _throttle(job: Job) -> int:
 
 
 __all__ = ["MAX_ARRAY_REQUEST_ID", "ArrayUnsupported", "Arrays", "Submitted", "array_id_problem", "array_request",
-           "answered", "forged", "submit_array"]
+           "answered", "check_array", "forged", "submit_array"]

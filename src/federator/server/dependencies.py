@@ -185,7 +185,8 @@ class Dependencies:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self._after: dict[JobId, set[JobId]] = {}  # a job -> the jobs that wait on it
-        self._arrays: dict[str, tuple[JobId, ...]] = {}  # a key no job has -> its array's tasks (none: not an array)
+        # a key no job has -> its array's tasks (none: not an array); dropped when none is left (`_prune`)
+        self._arrays: dict[str, tuple[JobId, ...]] = {}
         # (array id, condition) -> its judgement, while no job changed: the thousand tasks of an array after another
         # are judged against it once a change, not once each (`changed` clears it)
         self._judged: dict[tuple[str, Condition], _Key] = {}
@@ -247,6 +248,8 @@ class Dependencies:
             while self._queue:
                 job = self._queue.pop()
                 self._judged.clear()
+                if self._arrays and self.fed.jobs.get(job.job_id) is not job:
+                    self._prune(job)
                 if job.job_id not in self._after:
                     continue
                 ended = job.phase.is_terminal or self.fed.jobs.get(job.job_id) is not job
@@ -259,6 +262,20 @@ class Dependencies:
                             self._judge(waiter, dep, tell=True)
         finally:
             self._busy = False
+
+    def _prune(self, gone: Job) -> None:
+        """A job left the store (retention; its FederatedJob deleted): a remembered key that names it, or whose
+        waiter it was, is dropped once none of its tasks is left, so the map never outgrows the arrays the store
+        holds (a busy federator's months of arrays named by dependencies grew it for ever). Only a memory: a key
+        named again is looked up again by one scan."""
+        task = gone.spec.array
+        dep = gone.spec.depends_on
+        keys = ([task.array_id] if task is not None else []) + (list(dep.jobs) if dep is not None else [])
+        jobs = self.fed.jobs
+        for key in keys:
+            tasks = self._arrays.get(key)
+            if tasks is not None and not any(t in jobs for t in tasks):
+                del self._arrays[key]
 
     def _named(self, job: Job, key: str) -> Job | None:
         """The job `key` names: its id, else (a FederatedJob's spec.dependsOn read again after a restart) a name

@@ -282,11 +282,12 @@ class Intake:
             log.warning("a submitted job's write failed: %s", write.exception())
 
     def check(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None,
-              visible: Visible | None = None) -> tuple[Job, bool]:
+              visible: Visible | None = None, array: bool = False) -> tuple[Job, bool]:
         """Every check `submit` makes, nothing reserved nor stored (SubmitRequest.validate_only:
         server/submit_check.py): (the job as it would be, its job_id empty, True) or (the job the request id made
-        before, False); a refusal raises as `submit`'s does."""
-        return self._admit(spec, request_id, hold, visible, reserve=False)
+        before, False); a refusal raises as `submit`'s does. `array`: a task of an array's check (server/arrays.py
+        `check_array`)."""
+        return self._admit(spec, request_id, hold, visible, array=array, reserve=False)
 
     def _admit(self, spec: JobSpec, request_id: str, hold: JobHold | None = None,
                visible: Visible | None = None, *, array: bool = False, reserve: bool = True) -> tuple[Job, bool]:
@@ -349,17 +350,10 @@ class Intake:
                                               "use a new request id for a new job")
             log.info("submit with request id %s again: returning job %s (%s)", request_id, seen.job_id, seen.phase)
             return seen, False
-        same = self.latest_named(spec.namespace, spec.name)
-        if same is not None and not same.phase.is_terminal:
+        in_use = self.in_use(spec)
+        if in_use is not None:
             fed.metrics.jobs_rejected.inc()
-            # what to do, as for a finished job's name (admission.py): a job is not changed in place (outside QA HPC
-            # H8: a pending job's file resubmitted with a new priority got this with no hint)
-            raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                f"({same.job_id}, {same.phase}) and has not ended; a job is not changed by "
-                                f"submitting it again: to run the changed file, cancel it (federator cancel "
-                                f"{spec.namespace}/{spec.name}; a pending job loses its place in the queue) and "
-                                "submit again, or submit it under another name (--run-again is for a job that has "
-                                "ended)", about=same, vague=taken(spec.namespace, spec.name))
+            raise in_use
         unknown = self.fleet.unknown(spec)
         if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)
@@ -394,6 +388,20 @@ class Intake:
         fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
         fed.dependencies.admitted(job)  # waits on the jobs its spec names, or not (server/dependencies.py)
         return job, True
+
+    def in_use(self, spec: JobSpec) -> AlreadyExists | None:
+        """The refusal of a name a job that has not ended holds (each task's, in an array's check), or None."""
+        same = self.latest_named(spec.namespace, spec.name)
+        if same is None or same.phase.is_terminal:
+            return None
+        # what to do, as for a finished job's name (admission.py): a job is not changed in place (outside QA HPC
+        # H8: a pending job's file resubmitted with a new priority got this with no hint)
+        return AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
+                             f"({same.job_id}, {same.phase}) and has not ended; a job is not changed by "
+                             f"submitting it again: to run the changed file, cancel it (federator cancel "
+                             f"{spec.namespace}/{spec.name}; a pending job loses its place in the queue) and "
+                             "submit again, or submit it under another name (--run-again is for a job that has "
+                             "ended)", about=same, vague=taken(spec.namespace, spec.name))
 
     def _check_kept_room(self, queue: str, owner: Submitter, pending: int) -> None:
         """The last tenth of `--max-pending-jobs` is kept for the queues and owners holding little

@@ -181,6 +181,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                                       last: isinstance(self.authz.job(who, last, manage=True), Allowed))
                 held = hold_at_submit(self.fed, who.user) if request.hold else None  # server/job_holds.py
                 if request.validate_only:  # checked, nothing kept (server/submit_check.py)
+                    if request.HasField("array"):
+                        self._arrays_served()
                     job, replayed = check_submit(self.fed, request, owned, held,
                                                  lambda named: self.authz.visible(who, named), taken_by)
                 elif request.HasField("array"):  # N tasks, all or none (server/arrays.py)
@@ -242,13 +244,16 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
 
     async def _array(self, request: jobs_pb2.SubmitRequest, owned: JobSpec, held: JobHold | None, who: Principal,
                      taken: Callable[[JobSpec, str], SubmitError | None]) -> Submitted:
-        """An array Submit's tasks (server/arrays.py); in Kubernetes mode, refused (arrays are not FederatedJobs
-        in 0.15.0: docs/kubernetes.md)."""
+        """An array Submit's tasks (server/arrays.py)."""
+        self._arrays_served()
+        return await submit_array(self.fed, owned, array_request(request.array), request_id=request.request_id,
+                                  hold=held, visible=lambda named: self.authz.visible(who, named), taken=taken)
+
+    def _arrays_served(self) -> None:
+        """Refuse an array Submit, or its check, in Kubernetes mode (no FederatedJob is an array: kubernetes.md)."""
         if self.namespaces is not None:
             raise ArrayUnsupported("array: job arrays are served in store mode only (0.15.0); in Kubernetes mode make "
                                    "one FederatedJob per index")
-        return await submit_array(self.fed, owned, array_request(request.array), request_id=request.request_id,
-                                  hold=held, visible=lambda named: self.authz.visible(who, named), taken=taken)
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
                     manage: bool = False, verb: str = "") -> tuple[Job | None, Denied | None]:

@@ -13,8 +13,11 @@ Decided here:
 - The answer's job has an empty job_id: nothing was made (a reply with an id is a Submit that was not a check:
   a federator older than 0.15.0 ignores validate_only; the CLI asks WhoAmI for "jobs.submit_validate_only" first).
 - A request id seen before answers that job, replayed, as a Submit would: the Submit after it makes nothing new.
-- Not with an array in 0.15.0 (INVALID_ARGUMENT naming validate_only): an array's tasks are checked together,
-  counting each other against the caps, and that path (server/arrays.py) has no check-only form yet.
+- With an array (since 0.16.0; 0.15.0 refused it, INVALID_ARGUMENT naming validate_only): `arrays.check_array`
+  runs the array's own checks, every task's name, and every check of the first index's task, which stands for all
+  (the tasks differ only by name and index; no check or warning reads either), so `submit --strict --array` refuses
+  the whole array at a warning before any task is made. The pending caps over all the tasks stay the Submit's (all
+  or none): a check cannot count tasks that do not exist as pending.
 - A refused check counts in federator_jobs_rejected_total as the refused Submit would have; the Submit is then not
   sent, so nothing is counted twice.
 """
@@ -25,6 +28,7 @@ from collections.abc import Callable
 
 from federator.api.v1 import jobs_pb2
 from federator.model import Job, JobHold, JobSpec
+from federator.server.arrays import array_request, check_array
 from federator.server.dependencies import Visible
 from federator.server.federator import Federator
 from federator.server.intake import SubmitError
@@ -38,8 +42,8 @@ def check_submit(fed: Federator, request: jobs_pb2.SubmitRequest, owned: JobSpec
     """A validate-only Submit of `owned` (authorized, its owner stamped): (the job as it would be accepted, the job
     its request id made before or None); a refusal raises as the Submit's would."""
     if request.HasField("array"):
-        raise SubmitError("validate_only: an array Submit cannot be checked alone in 0.15.0; submit it without "
-                          "validate_only (federator submit --array without --strict)")
+        return check_array(fed, owned, array_request(request.array), request_id=request.request_id, hold=hold,
+                           visible=visible, taken=taken)
     refused = taken(owned, request.request_id)
     if refused is not None:
         raise refused

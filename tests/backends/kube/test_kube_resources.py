@@ -8,7 +8,7 @@ import pytest
 
 from federator.backends.kube.resources import invalid_status, job_document, job_from_resource, job_status, spec_of
 from federator.jobfile import JobFileError
-from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
+from federator.model import Job, JobHold, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
 
 
 def federated_job(spec: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -185,3 +185,20 @@ def test_total_run_seconds_is_every_attempt_as_the_run_column_counts(
               started_at=started, ran_seconds=ran, finished_at=finished)
     status = job_status(job, now=now)
     assert (status["totalRunSeconds"], status["ranSeconds"]) == (total, ran)
+
+
+@pytest.mark.parametrize("end", [JobPhase.CANCELLED, JobPhase.FAILED])
+def test_a_hold_ends_with_its_job_so_kubectls_held_column_is_empty(end: JobPhase) -> None:
+    """status.hold (kubectl's Held column, .status.hold.by) while a job is held; cleared once it ended however
+    (cancelled, its FederatedJob deleted, a dependency failed it): a hold is of a waiting job."""
+    spec = spec_of(federated_job())
+    job = Job(job_id=JobId("llm-abc123"), spec=spec, submitted_at=1_700_000_000.0,
+              pending_reason=Reason(ReasonCode.HELD, "Held: held by namespace team"),
+              hold=JobHold(by="namespace team", at=1_700_000_001.0))
+    status = job_status(job, now=1_700_000_002.0)
+    assert status["hold"] == {"by": "namespace team", "at": "2023-11-14T22:13:21.000000Z", "admin": False}
+    assert job_from_resource({**federated_job(), "status": status}).hold == job.hold  # a restart keeps the hold
+    job.phase, job.finished_at, job.message = end, 1_700_000_003.0, "cancelled by alice"
+    ended = job_status(job, now=1_700_000_004.0)
+    assert ended["hold"] is None and ended["phase"] == end.value
+    assert job_from_resource({**federated_job(), "status": ended}).hold is None

@@ -213,18 +213,20 @@ class ListJobsRequest(_message.Message):
     def __init__(self, queue: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[ListJobsFilter, _Mapping]] = ..., order: _Optional[_Union[ListOrder, str]] = ...) -> None: ...
 
 class ListJobsFilter(_message.Message):
-    __slots__ = ("phases", "owner", "namespace", "name_prefix", "submitted_since")
+    __slots__ = ("phases", "owner", "namespace", "name_prefix", "submitted_since", "array_id")
     PHASES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
     phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
     owner: str
     namespace: str
     name_prefix: str
     submitted_since: float
-    def __init__(self, phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., namespace: _Optional[str] = ..., name_prefix: _Optional[str] = ..., submitted_since: _Optional[float] = ...) -> None: ...
+    array_id: str
+    def __init__(self, phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., namespace: _Optional[str] = ..., name_prefix: _Optional[str] = ..., submitted_since: _Optional[float] = ..., array_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token", "applied_filter", "applied_order")

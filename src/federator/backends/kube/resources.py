@@ -194,8 +194,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # When its current (or latest) wait began, if not at submission: a scale-up, a lost part (Job.waiting_since)
         "waitingSince": timestamp(job.waiting_since),
         # Who held it and when, while it is held (Job.hold, server/job_holds.py): never placed until released.
-        # Read back by a restart; null when not held.
-        "hold": {"by": job.hold.by, "at": timestamp(job.hold.at), "admin": job.hold.admin} if job.hold else None,
+        # Read back by a restart; null when not held, and once the job ended: a hold is of a waiting job and ends
+        # with it, so kubectl's Held column (status.hold.by) is empty for a job cancelled (or deleted) while held.
+        "hold": hold_status(job.hold) if job.hold and not phase.is_terminal else None,
         "placements": [
             {
                 "placementId": p.placement_id,
@@ -337,6 +338,11 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
     )
 
 
+def hold_status(hold: JobHold) -> Obj:
+    """A hold as status.hold writes it (`by`, `at`, `admin`)."""
+    return {"by": hold.by, "at": timestamp(hold.at), "admin": hold.admin}
+
+
 def _hold(raw: object) -> JobHold | None:
     """A status's hold (Job.hold); None where there is none (not held, or a status from before 0.14.0)."""
     if not isinstance(raw, Mapping):
@@ -468,6 +474,6 @@ def _strings(raw: object) -> frozenset[str]:
 
 __all__ = [
     "FINALIZER", "MemberFacts", "accepted_of", "as_accepted", "available", "condition", "end_conditions",
-    "invalid_status", "job_document", "job_from_resource", "job_status", "kinds_text", "member_cluster",
+    "hold_status", "invalid_status", "job_document", "job_from_resource", "job_status", "kinds_text", "member_cluster",
     "member_cluster_status", "member_facts", "parse_timestamp", "read_member_facts", "refused", "spec_of", "timestamp",
 ]
