@@ -53,6 +53,7 @@ def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
                                  message=unreachable_note(rec),  # server/member_health.py
                                  summary=summary, maintenance=upkeep, over_bound=rec.over_bound, drain_jobs_left=left,
                                  conditions=region_conditions(rec, kube=True),
+                                 orphans=fed.orphans.count(rec.name),  # as get clusters' ORPHANS (orphans.py)
                                  kept=member_facts(features=(f.value for f in rec.features),
                                                    certificate_not_after=rec.certificate_not_after,
                                                    resizes_owed=rec.resizes_owed,

@@ -395,7 +395,7 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                           capacity: ClusterCapacity | None, gang_admission: str = "", message: str = "",
                           summary: str = "", maintenance: Cordon | None = None, over_bound: str = "",
                           drain_jobs_left: int | None = None, kept: Obj | None = None,
-                          conditions: list[Obj] | None = None) -> Obj:
+                          conditions: list[Obj] | None = None, orphans: int = 0) -> Obj:
     """`message`: why the cluster is not Ready when the federator knows more than its state (its agent cannot
     reach the member's API server: server/member_health.py); None otherwise, which the status merge patch
     reads as "remove it", so a cluster Ready again does not keep the last one. Likewise `maintenance` (its
@@ -405,13 +405,14 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
     when not given), while `state` stays the lease's state a restart reads back. `drain_jobs_left`: while an
     admin's drain holds (spec.drain, server/drains.py), the jobs it has yet to move (ClusterStatus.drain_jobs_left);
     None otherwise, removed. `kept`: what a restart must read back of the member (`member_facts`). `conditions`:
-    what holds that an admin must fix (a `RegionMismatch`: server/region_mismatch.py); removed when none."""
+    what holds that an admin must fix (a `RegionMismatch`: server/region_mismatch.py); removed when none.
+    `orphans`: ClusterStatus.orphan_placements (server/orphans.py); removed when 0."""
     status: Obj = {**(kept or {}), "state": state.value, "stateSummary": summary or state.value, "connected": connected,
                    "lastReportTime": timestamp(last_report_at), "message": message or None,
                    "maintenance": maintenance.reason if maintenance is not None else None,
                    "maintenanceSince": timestamp(maintenance.at) or None if maintenance is not None else None,
                    "overBound": over_bound or None, "drainJobsLeft": drain_jobs_left,
-                   "conditions": conditions or None}
+                   "conditions": conditions or None, "orphanPlacements": orphans or None}
     if gang_admission:
         status["gangAdmission"] = gang_admission
     if capacity is not None:
