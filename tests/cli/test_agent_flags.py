@@ -84,3 +84,38 @@ def test_an_agent_without_its_certificate_is_told_how_to_issue_one(tmp_path: Pat
     assert out.stderr.strip().startswith("federator agent: --cert: cannot read ")
     assert out.stderr.strip().endswith(f"No such file or directory; issue one with `federator certs issue --dir "
                                        f"{certs.root} --cluster east-1`")
+
+
+@pytest.fixture
+def bound(tmp_path: Path) -> CertsDir:
+    """A federation whose east-1 certificate binds region north (`certs issue --region north`); west-1's none."""
+    from federator.security.pki import Identity, IdentityKind, issue
+
+    certs = CertsDir(tmp_path / "certs")
+    init_ca(certs)
+    issue(certs, Identity(IdentityKind.CLUSTER, "east-1"), region="north")
+    issue(certs, Identity(IdentityKind.CLUSTER, "west-1"))
+    return certs
+
+
+@pytest.mark.parametrize("backend", [["--sim", str(EXAMPLES / "fleet.yaml")], ["--kubeconfig", "/nonexistent"]],
+                         ids=["sim", "kubernetes"])
+def test_a_region_the_agents_certificate_contradicts_stops_it_at_start_naming_both(
+        bound: CertsDir, backend: list[str]) -> None:
+    """0.16.0: the federator refused such an agent at every reconnect, for ever; it now stops at once, one line."""
+    out = federator_cli("agent", "--cluster", "east-1", "--region", "east", *backend, "--certs-dir",
+                        str(bound.root), "--server", "127.0.0.1:1")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"federator agent: --region: 'east' is not the region 'north' the agent's certificate "
+        f"{bound.root}/clusters/east-1.crt binds, and the federator would refuse every Hello; leave --region out (the "
+        "certificate's is taken), or if the cluster really is in 'east', issue it a certificate with --region east")
+
+
+def test_a_kubernetes_agent_needs_a_region_only_when_its_certificate_binds_none(bound: CertsDir) -> None:
+    out = federator_cli("agent", "--cluster", "west-1", "--kubeconfig", "/nonexistent", "--certs-dir",
+                        str(bound.root), "--server", "127.0.0.1:1")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "federator agent: --region is required with the Kubernetes backend, unless the agent's certificate binds "
+        "its region (`federator certs issue --cluster NAME --region R`)")

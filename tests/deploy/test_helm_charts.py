@@ -394,6 +394,14 @@ def test_agent_args_carry_cluster_identity(h: Helm) -> None:
     assert "--label=federator.io/price-per-accelerator-hour=2.10" in c["args"]
 
 
+def test_agent_region_may_be_left_to_the_certificate_in_its_secret(h: Helm) -> None:
+    """0.16.0: a certificate issued with `certs issue --region` binds the region, and the agent takes it: the chart
+    passes no --region when cluster.region is empty and the certificate is the operator's Secret."""
+    c = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "cluster.region="))[0]
+    assert c["args"][:3] == ["agent", "--cluster=west-1", "--server=federator.federator-system.svc:7070"]
+    assert not [a for a in c["args"] if a.startswith("--region")]
+
+
 def test_agent_sim_backend_mounts_the_fleet_it_was_given(h: Helm, tmp_path: Path) -> None:
     docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "-f", _sim_fleet_values(tmp_path))
     fleet = yaml.safe_load(one(docs, "ConfigMap", "-fleet")["data"]["fleet.yaml"])
@@ -542,8 +550,11 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
                  id="metrics-port-is-grpc-port"),
     pytest.param(AGENT, [], "federator.address", id="agent-needs-address"),
     pytest.param(AGENT, ["--set", "federator.address=f:7070"], "cluster.name", id="agent-needs-name"),
-    pytest.param(AGENT, ["--set", "federator.address=f:7070", "--set", "cluster.name=w"], "cluster.region",
-                 id="agent-needs-region"),
+    pytest.param(AGENT, ["--set", "federator.address=f:7070", "--set", "cluster.name=w", "--set", "tls.enabled=false"],
+                 "cluster.region", id="agent-needs-region"),
+    pytest.param(AGENT, ["--set", "federator.address=f:7070", "--set", "cluster.name=w", "--set",
+                         "tls.certManager.enabled=true", "--set", "tls.certManager.issuerRef.name=ca"],
+                 "cluster.region: set this member cluster's region", id="agent-with-cert-manager-needs-region"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "cluster.name=West_1"], "/cluster/name",
                  id="agent-name-not-dns"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "cluster.region=West_1"], "/cluster/region",

@@ -276,3 +276,37 @@ def test_a_reload_that_only_binds_a_cluster_is_said_a_change_of_its_provider(cer
     old = load_trust(certs.trust, federation_ca=certs.ca_cert)
     certs.trust.write_text("providers:\n" + ACME % ", clusterRegions: {acme-1: north, acme-2: east}")
     assert describe_change(old, load_trust(certs.trust, federation_ca=certs.ca_cert)) == "changed acme"
+
+
+def test_an_agent_without_region_takes_the_one_its_certificate_binds(certs: CertsDir, tmp_path: Path) -> None:
+    """0.16.0: `federator agent` with a certificate bound to north and no --region registers its cluster in north,
+    over real mTLS from its own process, where its fleet file says east (the certificate wins over that default):
+    before, it gave the fleet file's east and was refused at every reconnect."""
+    import asyncio
+    import os
+
+    from support import until
+
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("clusters:\n  - name: north-1\n    region: east\n    nodes:\n"
+                     "      - {count: 1, gpuModel: NVIDIA-L40S, gpus: 4, cpu: 32, memory: 256Gi}\n")
+
+    async def go() -> None:
+        async with served(certs, tmp_path) as s:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+            agent = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "federator", "agent", "--cluster", "north-1", "--sim", str(fleet),
+                "--certs-dir", str(certs.root), "--server", s.target, env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            try:
+                await until(lambda: "north-1" in s.fed.clusters or agent.returncode is not None, timeout=120)
+                assert agent.returncode is None, agent.returncode
+            finally:
+                if agent.returncode is None:
+                    agent.terminate()
+                await agent.wait()
+            assert s.fed.clusters["north-1"].region == "north"
+            assert s.lines("cluster.register")[0]["object"]["bound_by"] == "certificate"
+            assert not s.lines("cluster.region-change")
+
+    run(go)

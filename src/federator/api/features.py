@@ -32,6 +32,7 @@ CLUSTERS_DRAIN = "clusters.drain"  # ClusterService.Drain
 CLUSTERS_DRAIN_DRY_RUN = "clusters.drain_dry_run"  # DrainClusterRequest.dry_run, and no_room_elsewhere in the reply
 CLUSTERS_DRAIN_SURGE_SECONDS = "clusters.drain_surge_seconds"  # DrainClusterRequest.surge_seconds, per drain
 CLUSTERS_FORGET = "clusters.forget"  # ClusterService.Forget
+CLUSTERS_CANCEL_ORPHANS = "clusters.cancel_orphans"  # ClusterService.CancelOrphans, since 0.16.0
 USAGE = "usage.get"  # UsageService.Get
 QUEUES_LIST = "queues.list"  # QueueService.List: each queue's standing (federator get queues), since 0.14.0
 IDENTITY_WHOAMI = "identity.whoami"  # IdentityService.WhoAmI
@@ -42,13 +43,13 @@ FEATURES: tuple[str, ...] = (
     JOBS_CANCEL_BULK, JOBS_CANCEL_BULK_SELECT, JOBS_SUBMIT_VALIDATE_ONLY, JOBS_LOGS, JOBS_LOGS_FOLLOW,
     JOBS_SUBMIT_VALIDATE_ONLY_ARRAY,
     CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET, CLUSTERS_DRAIN_DRY_RUN,
-    CLUSTERS_DRAIN_SURGE_SECONDS,
+    CLUSTERS_DRAIN_SURGE_SECONDS, CLUSTERS_CANCEL_ORPHANS,
     USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION, QUEUES_LIST,
 )
 """Every feature served, in the order WhoAmI lists them."""
 
-__all__ = ["CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_DRAIN_DRY_RUN", "CLUSTERS_DRAIN_SURGE_SECONDS",
-           "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
+__all__ = ["CLUSTERS_CANCEL_ORPHANS", "CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_DRAIN_DRY_RUN",
+           "CLUSTERS_DRAIN_SURGE_SECONDS", "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
            "IDENTITY_DELEGATION",
            "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_CANCEL_BULK_SELECT", "JOBS_LIST_FILTERS", "JOBS_LOGS",
            "JOBS_LOGS_FOLLOW",

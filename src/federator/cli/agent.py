@@ -29,7 +29,9 @@ DEFAULT_KUEUE_ADMISSION_TIMEOUT = 600.0  # = backends.kube.admission.DEFAULT_KUE
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = sub.add_parser("agent", help="run an agent for one member cluster")
     a.add_argument("--cluster", required=True, help="member cluster name")
-    a.add_argument("--region", help="region (default: from the fleet file)")
+    a.add_argument("--region", help="the cluster's region (default: the one its certificate binds, `federator certs "
+                                    "issue --region`; else, with --sim, the fleet file's); one contradicting the "
+                                    "certificate's stops the agent")
     a.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
                    help="federator gRPC address (default %(default)s)")
     a.add_argument("--sim", type=Path, metavar="FLEET_FILE",
@@ -111,7 +113,8 @@ def agent_config(args: argparse.Namespace, labels: dict[str, str], *, region: st
     cluster and Kubernetes alike get --fence-after and the /metrics endpoint)."""
     from federator.agent.agent import AgentConfig
 
-    return AgentConfig(cluster=args.cluster, region=region or args.region, target=args.server, labels=labels,
+    return AgentConfig(cluster=args.cluster, region=region if region is not None else args.region or "",
+                       target=args.server, labels=labels,
                        tls=tls, fence_after=args.fence_after, metrics_listen=args.metrics_listen,
                        metrics_token_file=getattr(args, "metrics_token_file", None),
                        ready_file=args.ready_file, maintenance=getattr(args, "maintenance", "").strip(),
@@ -120,6 +123,7 @@ def agent_config(args: argparse.Namespace, labels: dict[str, str], *, region: st
 
 def _agent(args: argparse.Namespace) -> int:
     from federator.agent.agent import Agent
+    from federator.agent.bound_region import agent_region
     from federator.agent.endpoint import ListenError, parse_listen
     from federator.agent.runner import run
     from federator.backends.sim import FleetError
@@ -193,6 +197,7 @@ def _agent(args: argparse.Namespace) -> int:
     except (ListenError, MetricsTokenError, TlsError) as exc:
         print(f"federator agent: {exc}{_issue_hint(args, exc)}", file=sys.stderr)
         return 2
+    cert = tls.cert if tls is not None else None
     if args.kubeconfig is not None or args.in_cluster:
         from federator.backends.kube.main import run_agent
         from federator.backends.kube.scheduler_config import SCORING_LABEL, check_scheduler_config
@@ -210,11 +215,13 @@ def _agent(args: argparse.Namespace) -> int:
                 print(f"federator agent: warning: {problem}", file=sys.stderr)
             labels.setdefault(SCORING_LABEL, check.scoring)
 
-        refused = _hello_problem(args.cluster, args.region or "", labels)
+        bound = agent_region(flag=args.region or "", cert=cert)
+        refused = bound.problem or _hello_problem(args.cluster, bound.region, labels)
         if refused:
             print(f"federator agent: {refused}", file=sys.stderr)
             return 2
-        return run_agent(args, agent_config(args, labels, tls=tls), pod_security=pod_security)
+        return run_agent(args, agent_config(args, labels, region=bound.region, tls=tls), pod_security=pod_security,
+                         region_from=bound.source)
     if args.sim is None:
         print("federator agent: --sim FLEET_FILE, --kubeconfig PATH or --in-cluster is required",
               file=sys.stderr)
@@ -235,8 +242,9 @@ def _agent(args: argparse.Namespace) -> int:
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
     fleet_labels = {k: v for k, v in spec.labels if k not in POLICY_LABELS}  # the flags say the level, not the file
-    config = agent_config(args, {**fleet_labels, **labels}, region=args.region or spec.region, tls=tls)
-    refused = _hello_problem(config.cluster, config.region, config.labels)
+    bound = agent_region(flag=args.region or "", cert=cert, fallback=spec.region, fallback_source="fleet file")
+    config = agent_config(args, {**fleet_labels, **labels}, region=bound.region, tls=tls)
+    refused = bound.problem or _hello_problem(config.cluster, config.region, config.labels)
     if refused:
         print(f"federator agent: {refused}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
 """`federator cancel JOB`, or a queue's jobs (`--queue`, `--all-queues`: cli/bulk_cancel.py): one Cancel, the job's
-phase after it printed."""
+phase after it printed; or an admin's `--orphans` (cli/orphan_cancel.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.cli import bulk_cancel, calls
+from federator.cli import bulk_cancel, calls, orphan_cancel
 from federator.cli.certs import client_options
 from federator.cli.submit_array import cancel_array
 from federator.security.tls import TlsError
@@ -18,12 +18,14 @@ from federator.server.arrays import array_id_problem
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = bulk_cancel.usage_problem(args)
+    problem = orphan_cancel.usage_problem(args) or ("" if args.orphans else bulk_cancel.usage_problem(args))
     if problem:
         print(f"federator cancel: {problem}", file=sys.stderr)
         return 2
     try:
         with client_options(args).channel() as channel:
+            if args.orphans:  # an admin's call about the store, not about jobs (cli/orphan_cancel.py)
+                return orphan_cancel.run(channel, args, timeout=calls.CALL_TIMEOUT)
             jobs = jobs_pb2_grpc.JobServiceStub(channel)
             if args.queue or args.all_queues:  # every matching job over this one channel (cli/bulk_cancel.py)
                 return bulk_cancel.run(jobs, args, timeout=calls.CALL_TIMEOUT, served=lambda: calls.features(channel))

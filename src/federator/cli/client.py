@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from federator.cli import bulk_cancel, calls, cancel, get, job_list, queue_view, scale, submit, watch
+from federator.cli import bulk_cancel, calls, cancel, get, job_list, orphan_cancel, queue_view, scale, submit, watch
 from federator.cli.arg_types import seconds
 from federator.cli.calls import CALL_TIMEOUT, DEFAULT_SERVER, connect, server_arguments
 
@@ -77,10 +77,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.set_defaults(func=get.run)
     queue_view.within_get(g)  # `get queues` (cli/queue_view.py)
 
-    c = sub.add_parser("cancel", help="cancel a job, or a queue's jobs (--queue)")
+    c = sub.add_parser("cancel", help="cancel a job, or a queue's jobs (--queue), or orphans (--orphans, admins)")
     c.add_argument("job", nargs="?", default="", help="job id, namespace/name, or name (a name in several "
                                                        "namespaces is refused, listing them)")
     bulk_cancel.add_arguments(c)
+    orphan_cancel.add_arguments(c)
     server_arguments(c)
     c.set_defaults(func=cancel.run)
 

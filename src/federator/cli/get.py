@@ -75,7 +75,8 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                             "maintenance": c.maintenance, "maintenance_since": c.maintenance_since,
                             "reports_refused": c.reports_refused,
                             "reports_refused_since": c.reports_refused_since,
-                            "window_from": c.window_from, "window_until": c.window_until})
+                            "window_from": c.window_from, "window_until": c.window_until,
+                            "orphan_placements": c.orphan_placements})
             token = resp.next_page_token
             if not token:
                 return out

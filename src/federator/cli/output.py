@@ -117,7 +117,8 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
 
 
 def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
-    headers = ["CLUSTER", "REGION", "STATE", "ACCELERATORS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
+    headers = ["CLUSTER", "REGION", "STATE", "ACCELERATORS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "ORPHANS",
+               "REPORT AGE"]
     if wide:
         headers += ["GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS", "LEFT OUT",
                     "CORDONED BY"]
@@ -144,7 +145,9 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
                             reports_refused=bool(c.get("reports_refused")),
                             drain_jobs_left=int(c.get("drain_jobs_left") or 0) if c.get("draining") else None,
                             maintenance_ahead=bool(c.get("window_from")) and not c.get("cordoned"))
-        row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
+        # placements of jobs the store has no record of, held for --orphan-grace (server/orphans.py): `federator
+        # cancel --orphans` ends them now
+        row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]), str(c.get("orphan_placements") or 0),
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
                if c["last_report_at"] else "-"]
         if wide:

@@ -71,7 +71,7 @@ log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "submit.check", "cancel", "cancel.bulk", "scale", "hold", "release", "cordon", "uncordon", "drain",
            "forget", "queue.change", "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs",
-           "place", "unplace", "finish", "cluster.register", "cluster.region-change", CHAIN_START)
+           "place", "unplace", "finish", "cluster.register", "cluster.region-change", "cancel.orphans", CHAIN_START)
 FILE_MODE = 0o600  # a new audit file's mode: its lines are personal data (user and job names)
 BATCH_LINES = 512  # the writer thread writes at most this many lines per write and flush
 # unchanged: allowed, and there was nothing to do (a Cancel of a job that had already ended)

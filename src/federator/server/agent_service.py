@@ -25,7 +25,7 @@ from federator.security.authz import Authorizer, recorded_owner
 from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.region_binding import binding_of
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import cluster_regions, duplicates, over_bound, refused_reports, shrink
+from federator.server import cluster_regions, duplicates, over_bound, refused_reports, region_mismatch, shrink
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.edge import Edge, Malformed
@@ -177,6 +177,15 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             await self._refuse_hello(context, hello.cluster, RejectReason.BAD_HELLO, grpc.StatusCode.INVALID_ARGUMENT,
                                      region_problem)
         bound = binding_of(self.auth.trust, peer.issuer, hello.cluster, peer.certificate)
+        known = self.fed.clusters.get(hello.cluster)
+        mismatch = region_mismatch.found(known, bound, now=self.fed.clock())
+        if mismatch is not None and known is not None:  # its record and its binding disagree: said once, shown
+            message = region_mismatch.refused(self.fed, self.audit, known, mismatch, kube=self.kube,
+                                              claimed=hello.region, via=peer.via, peer_address=context.peer() or "",
+                                              provider=peer.issuer)
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+            return
         bound_problem = bound.problem(hello.cluster, hello.region)  # its certificate's or trust file's region
         if bound_problem:
             cluster_regions.refused_bound(self.fed, self.audit, hello.cluster, bound, hello.region, bound_problem,
@@ -217,6 +226,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         taken = duplicates.takeovers(current, instance=hello.instance, **when)
         before = current.region if current is not None else ""
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
+        rec.region_mismatch = None  # admitted: its region and its binding agree (server/region_mismatch.py)
         cluster_regions.registered(self.audit, rec, via=peer.via, before=before, provider=peer.issuer,
                                    bound_by=bound.by)
         rec.takeovers = taken

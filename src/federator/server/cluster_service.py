@@ -1,6 +1,6 @@
 """ClusterService: member clusters as the API shows them (proto/federator/v1/jobs.proto).
 
-List, a page at a time; Cordon, Uncordon, Drain and Forget, each authorised and audited at this edge.
+List, a page at a time; Cordon, Uncordon, Drain, Forget and CancelOrphans, each authorised and audited at this edge.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from federator.server.errors import bad_request, cut
 from federator.server.federator import Federator
 from federator.server.leases import forgotten_by_kubectl, why_not_forgettable
 from federator.server.maintenance_windows import checked_window
+from federator.server.orphan_cancel import cancel_orphans_call
 from federator.store.errors import StoreRefused, StoreUnavailable
 
 
@@ -87,6 +88,7 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 status.over_bound = rec.over_bound  # its report clamped to its provider's bound (over_bound.py)
                 status.reports_refused, status.reports_refused_since = \
                     rec.reports_refused, rec.reports_refused_since  # server/refused_reports.py
+                status.orphan_placements = fed.orphans.count(rec.name)  # server/orphans.py
                 out.append(cluster_list.Row(status, info.capacity if info is not None else None))
             return out
 
@@ -116,6 +118,11 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
                     context: grpc.aio.ServicerContext) -> jobs_pb2.DrainClusterResponse:
         """Cordon the cluster and move its federated work elsewhere (server/drains.py, server/drain_call.py)."""
         return await drain_call(self, request, context)
+
+    async def CancelOrphans(self, request: jobs_pb2.CancelOrphansRequest,  # noqa: N802
+                            context: grpc.aio.ServicerContext) -> jobs_pb2.CancelOrphansResponse:
+        """A cluster's orphans (or every cluster's) cancelled now, not after --orphan-grace (orphan_cancel.py)."""
+        return await cancel_orphans_call(self, request, context)
 
     async def Forget(self, request: jobs_pb2.ForgetClusterRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.ForgetClusterResponse:

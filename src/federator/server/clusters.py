@@ -23,6 +23,7 @@ from federator.server.validation import StreamChecks
 
 if TYPE_CHECKING:
     from federator.server.duplicates import Duplicate
+    from federator.server.region_mismatch import RegionMismatch
 
 FAILOVER_ANNOTATION = "federator.io/failover"
 """A job's failover policy when its cluster is Lost: `replace` (the default) re-places it, `keep` waits."""
@@ -88,6 +89,9 @@ class ClusterRecord:
     # (server/refused_reports.py: once per distinct refusal, then every REPEAT_SECONDS while it lasts)
     reports_refused_logged: float = 0.0
     reports_refused_unlogged: int = 0
+    # Its record's region and the one its certificate or the trust file binds disagree, so every Hello is refused
+    # (server/region_mismatch.py); None once a Hello is admitted. A MemberCluster says it as a condition.
+    region_mismatch: RegionMismatch | None = None
 
     @property
     def can_resize(self) -> bool:

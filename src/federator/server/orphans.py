@@ -276,6 +276,35 @@ class Orphans:
         job = self.fed.jobs.get(named[0])
         return job if job is not None and job.generation < named[1] else None
 
+    def count(self, cluster: str) -> int:
+        """How many orphans the cluster's last report listed (ClusterStatus.orphan_placements, the metric)."""
+        return len(self._held.get(cluster, {}))
+
+    def clusters_holding(self) -> list[str]:
+        """The clusters with orphans, in name order."""
+        return sorted(name for name, held in self._held.items() if held)
+
+    def cancel_now(self, cluster: str, *, by: str) -> list[str]:
+        """An admin's cancel of the cluster's orphans before their grace is over (server/orphan_cancel.py): each is
+        sent a Cancel now and recorded in `cancels`, so a later report naming it (or the agent's re-sync, if it is
+        away) is answered at once, until the member confirms; it leaves the orphans, and the count, now. Returns
+        the placement ids cancelled, in id order."""
+        held = self._held.get(cluster, {})
+        pids = sorted(held)
+        if not pids:
+            return []
+        reason = f"orphan: cancelled by {by} (federator cancel --orphans)"
+        self.cancels.record(cluster, pids, now=self.fed.clock())
+        for pid in pids:
+            self._why[(cluster, pid)] = reason
+            self.fed.send(cluster, CancelOrder(pid, reason))
+        self._held[cluster] = {}
+        self._due.pop(cluster, None)
+        self.fed.metrics.orphan_placements.labels(cluster).set(0)
+        log.warning("cluster %s: %d orphan placement(s) cancelled by %s before --orphan-grace, e.g. %s", cluster,
+                    len(pids), by, pids[0])
+        return pids
+
     def forget(self, cluster: str) -> None:
         """A cluster forgotten (server/leases.py): its series goes with it."""
         self._held.pop(cluster, None)

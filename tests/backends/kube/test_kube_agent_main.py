@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from federator.agent.agent import Agent
@@ -76,3 +78,17 @@ def test_namespace_per_queue_is_off_unless_asked(ran: list[Agent]) -> None:
     assert default.backend.tenants.of("research") == "federator-workloads"  # type: ignore[attr-defined]
     assert per_queue.backend.tenants.of("research") == "gpu-jobs-research"  # type: ignore[attr-defined]
     assert per_queue.backend.jobs.namespace is None  # type: ignore[attr-defined]
+
+
+def test_the_kube_agent_takes_its_region_from_its_certificate(ran: list[Agent], tmp_path: Path) -> None:
+    """0.16.0: no --region, a certificate bound to north (`certs issue --region north`): the Hello says north."""
+    from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
+
+    certs = CertsDir(tmp_path / "certs")
+    init_ca(certs)
+    issue(certs, Identity(IdentityKind.CLUSTER, "member-a"), region="north")
+    assert main(["agent", "--cluster", "member-a", "--kubeconfig", "member.kubeconfig", "--certs-dir",
+                 str(certs.root)]) == 0
+    assert main(["agent", "--cluster", "member-a", "--region", "north", "--kubeconfig", "member.kubeconfig",
+                 "--certs-dir", str(certs.root)]) == 0
+    assert [agent.config.region for agent in ran] == ["north", "north"]

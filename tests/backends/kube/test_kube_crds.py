@@ -346,3 +346,35 @@ def test_kubectl_get_mc_columns_read_the_status_the_federator_writes() -> None:
     assert (status["state"], status["maintenanceSince"]) == ("Ready", "1970-01-01T00:00:02.000000Z")
     assert [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")] == [
         "Region", "State", "Cordoned", "Accelerators-Free", "Accelerators-Total", "Age"]
+
+
+def test_a_members_orphans_and_region_mismatch_are_in_the_status_the_schema_keeps() -> None:
+    """0.16.0: the orphan count (`federator get clusters`' ORPHANS) and the RegionMismatch condition
+    (server/region_mismatch.py) as the federator writes them, each a field the schema keeps (a pruned one is dropped
+    without a word), the count read by the Orphans column; both removed when nothing holds."""
+    from dataclasses import replace as changed
+
+    from federator.backends.kube.member_status import member_status
+    from federator.server.federator import Federator
+    from federator.server.region_mismatch import RegionMismatch
+    from federator.store import SqliteJobStore
+
+    from builders import cluster, pool
+
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), orphan_grace=1800.0)
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.report(rec, cluster("east-1", "east", pool("NVIDIA-H100", nodes=1)).capacity)
+    assert (member_status(fed, rec)["orphanPlacements"], member_status(fed, rec)["conditions"]) == (None, None)
+    fed.report(rec, changed(cluster("east-1", "east", pool("NVIDIA-H100", nodes=1)).capacity,
+                            placement_ids=frozenset({"gone-1.g1.east-1", "gone-2.g1.east-1"})))
+    rec.region_mismatch = RegionMismatch("east-1", "east", "north", "certificate", since=1.0)
+    status = member_status(fed, rec)
+    assert status["orphanPlacements"] == 2
+    (condition,) = status["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == ("RegionMismatch", "True",
+                                                                              "BoundElsewhere")
+    crd = yaml.safe_load((CRDS / "memberclusters.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    assert _unknown_keys(status, version["schema"]["openAPIV3Schema"]["properties"]["status"]) == []
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["Orphans"] == ".status.orphanPlacements"

@@ -93,7 +93,9 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
 {{- define "agent.validate" -}}
 {{- $_ := required "federator.address: set the federator's gRPC address as host:port, e.g. --set federator.address=federator.example.net:7070" .Values.federator.address }}
 {{- $_ := required "cluster.name: set this member cluster's name, e.g. --set cluster.name=west-1" .Values.cluster.name }}
-{{- $_ := required "cluster.region: set this member cluster's region, e.g. --set cluster.region=west" .Values.cluster.region }}
+{{- if and (not .Values.cluster.region) (or (not .Values.tls.enabled) .Values.tls.certManager.enabled) }}
+{{- fail "cluster.region: set this member cluster's region, e.g. --set cluster.region=west (it may be left empty only when the certificate in tls.secretName binds it: federator certs issue --cluster NAME --region R)" }}
+{{- end }}
 {{- if eq (include "agent.workloadNamespace" .) .Release.Namespace }}
 {{- fail (printf "workloadNamespace: %s is the release namespace; placements are other organisations' workloads and must not run beside the agent's certificate and ServiceAccount. Choose another namespace (default federator-workloads), or install the agent in another namespace" .Release.Namespace) }}
 {{- end }}

@@ -54,6 +54,30 @@ CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
 
+class CancelOrphansRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class CancelOrphansResponse(_message.Message):
+    __slots__ = ("cancelled", "clusters")
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    cancelled: int
+    clusters: _containers.RepeatedCompositeFieldContainer[ClusterOrphans]
+    def __init__(self, cancelled: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterOrphans, _Mapping]]] = ...) -> None: ...
+
+class ClusterOrphans(_message.Message):
+    __slots__ = ("cluster", "cancelled", "placement_ids")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    cancelled: int
+    placement_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., cancelled: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class DrainClusterRequest(_message.Message):
     __slots__ = ("cluster", "reason", "dry_run", "surge_seconds")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -403,7 +427,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., send_bookmarks: _Optional[bool] = ..., since_revision: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting", "reports_refused", "reports_refused_since", "window_from", "window_until")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting", "reports_refused", "reports_refused_since", "window_from", "window_until", "orphan_placements")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -440,6 +464,7 @@ class ClusterStatus(_message.Message):
     REPORTS_REFUSED_SINCE_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FROM_FIELD_NUMBER: _ClassVar[int]
     WINDOW_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    ORPHAN_PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -469,7 +494,8 @@ class ClusterStatus(_message.Message):
     reports_refused_since: float
     window_from: float
     window_until: float
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ..., reports_refused: _Optional[str] = ..., reports_refused_since: _Optional[float] = ..., window_from: _Optional[float] = ..., window_until: _Optional[float] = ...) -> None: ...
+    orphan_placements: int
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ..., reports_refused: _Optional[str] = ..., reports_refused_since: _Optional[float] = ..., window_from: _Optional[float] = ..., window_until: _Optional[float] = ..., orphan_placements: _Optional[int] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

@@ -960,6 +960,11 @@ class ClusterServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.DrainClusterRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_jobs__pb2.DrainClusterResponse.FromString,
                 _registered_method=True)
+        self.CancelOrphans = channel.unary_unary(
+                '/federator.v1.ClusterService/CancelOrphans',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.CancelOrphansRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.CancelOrphansResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -1133,6 +1138,41 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelOrphans(self, request, context):
+        """Cancel a cluster's orphans now (ClusterStatus.orphan_placements), or
+        every cluster's, rather than wait out the federator's --orphan-grace:
+        once an admin has decided the store is the right one (nothing to
+        restore), the placements of jobs it has no record of only take the
+        members' accelerators. `federator cancel --orphans [--cluster C]`.
+        What it does: each placement the cluster's last capacity report listed
+        as an orphan at the time of the call is sent a Cancel (reason "orphan:
+        cancelled by ADMIN (federator cancel --orphans)"), and leaves the
+        orphan count at once. Its cancel is recorded as a cancel the member has
+        not confirmed (federator_unconfirmed_cancels, as for a job deleted
+        while its member was away; durable in Kubernetes mode): a later report
+        still naming it, or the agent's next connection if it is away now, is
+        answered with the Cancel again, until the member confirms (a final
+        JobUpdate, or a re-sync that does not name it). A placement first
+        reported after the call is not touched: it is an orphan of its own,
+        held for --orphan-grace. No other placement is touched: one of a job
+        the store holds at its generation or a later one is no orphan (current,
+        it runs on; superseded, it was cancelled already).
+        Admins only (the tenancy policy's admins; with --insecure every
+        caller): PERMISSION_DENIED otherwise, naming the rule (admin). Audited
+        ("cancel.orphans": the object names the cluster, "" for every one, and
+        how many it cancelled; refused calls too).
+        INVALID_ARGUMENT (with field_violations) for a bad cluster name;
+        NOT_FOUND for a cluster the federator does not know. Served in both
+        modes.
+        Retry: safe (idempotent: a retry finds the orphans already cancelled
+        gone from the count and answers cancelled 0 for them).
+        Since 0.16.0 (WhoAmI feature "clusters.cancel_orphans"); an older
+        federator answers UNIMPLEMENTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1160,6 +1200,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.Drain,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.DrainClusterRequest.FromString,
                     response_serializer=federator_dot_v1_dot_jobs__pb2.DrainClusterResponse.SerializeToString,
+            ),
+            'CancelOrphans': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrphans,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.CancelOrphansRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.CancelOrphansResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1299,6 +1344,33 @@ class ClusterService:
             '/federator.v1.ClusterService/Drain',
             federator_dot_v1_dot_jobs__pb2.DrainClusterRequest.SerializeToString,
             federator_dot_v1_dot_jobs__pb2.DrainClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrphans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.ClusterService/CancelOrphans',
+            federator_dot_v1_dot_jobs__pb2.CancelOrphansRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.CancelOrphansResponse.FromString,
             options,
             channel_credentials,
             insecure,

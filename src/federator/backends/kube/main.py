@@ -21,8 +21,10 @@ log = logging.getLogger("federator.agent.kube")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: PodSecurity) -> int:
-    """`federator agent --kubeconfig PATH | --in-cluster`: the agent with the Kubernetes backend."""
+def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: PodSecurity,
+              region_from: str = "--region") -> int:
+    """`federator agent --kubeconfig PATH | --in-cluster`: the agent with the Kubernetes backend, in the region of
+    `config` (`region_from`: what gave it, --region or the agent's certificate; agent/bound_region.py)."""
     from federator.agent.agent import Agent
     from federator.agent.runner import run
     from federator.backends.kube.api import AGENT_FIELD_MANAGER, KubeApi, KubeError
@@ -31,8 +33,9 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
     from federator.backends.kube.options import default_lease_namespace
     from federator.security.podsecurity import describe
 
-    if not args.region:
-        print("federator agent: --region is required with the Kubernetes backend", file=sys.stderr)
+    if not config.region:
+        print("federator agent: --region is required with the Kubernetes backend, unless the agent's certificate "
+              "binds its region (`federator certs issue --cluster NAME --region R`)", file=sys.stderr)
         return 2
     if args.sim is not None:
         print("federator agent: --sim and --kubeconfig/--in-cluster exclude each other", file=sys.stderr)
@@ -68,8 +71,8 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
                           # The namespace is this federation's while this agent runs there (namespace_claim.py)
                           claim=NamespaceClaim(api, namespace=args.namespace, cluster=args.cluster,
                                                federation=args.server))
-    log.info("agent for %s (%s) on %s, workloads in namespace %s at pod security %s, fence after %s, gangs "
-             "admitted by %s", args.cluster, args.region, api.server,
+    log.info("agent for %s (region %s, from %s) on %s, workloads in namespace %s at pod security %s, fence after "
+             "%s, gangs admitted by %s", args.cluster, config.region, region_from, api.server,
              f"{args.namespace}-<queue> (--namespace-per-queue)" if args.namespace_per_queue else args.namespace,
              describe(pod_security),
              f"{args.fence_after:g}s" if args.fence_after > 0 else "never",

@@ -25,16 +25,18 @@ from federator.backends.kube.member_status import member_status, restore_member
 from federator.backends.kube.move_times import KubeMoveStore
 from federator.backends.kube.quarantines import KubeQuarantineStore, held_in
 from federator.backends.kube.reservation_clocks import KubeReservationClockStore
-from federator.backends.kube.resources import member_cluster, parse_timestamp
+from federator.backends.kube.resources import member_cluster, member_event, parse_timestamp
 from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.model import ClusterState
 from federator.server.cluster_regions import admin_record, placed_elsewhere
 from federator.server.orders import CancelOrder
 from federator.server.orphans import DELETED_REASON
+from federator.server.region_mismatch import CONDITION, RegionMismatch
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from federator.backends.kube.store import KubeJobStore
+    from federator.server.clusters import ClusterRecord
     from federator.server.federator import Federator
 
 log = logging.getLogger("federator.kube.controller")
@@ -55,6 +57,7 @@ class MemberClusters:
         self.silent = silent  # ends awaited of placements cancelled on a silent member, on MemberClusters
         self._written: dict[str, tuple[Obj, float]] = {}
         self._cordons_read = float("-inf")  # when the MemberClusters' cordons were last read (read_cordons)
+        self._mismatch_said: dict[str, RegionMismatch] = {}  # the RegionMismatch each cluster's Event said
 
     async def run(self) -> None:
         while True:
@@ -173,6 +176,7 @@ class MemberClusters:
                 self._written.pop(rec.name, None)
                 continue
             self._written[rec.name] = (comparable, now)
+            self._say_mismatch(rec, there)
         for name in [n for n in self._written if n not in self.fed.clusters]:
             try:
                 await asyncio.to_thread(self.api.delete, MEMBER_CLUSTERS, name)
@@ -182,23 +186,37 @@ class MemberClusters:
                             "object (%s); delete it by hand: kubectl delete mc %s", name, exc, name)
             del self._written[name]
 
+    def _say_mismatch(self, rec: ClusterRecord, uid: str) -> None:
+        """One Warning Event (reason RegionMismatch) on the cluster's MemberCluster when its spec.region and the
+        region its certificate or trust file binds start to disagree (server/region_mismatch.py); the condition
+        holds meanwhile, and the agent's refusals say nothing more here."""
+        found = rec.region_mismatch
+        if found is None:
+            self._mismatch_said.pop(rec.name, None)
+            return
+        if self._mismatch_said.get(rec.name) == found or self.store.events is None or not uid:
+            return
+        self._mismatch_said[rec.name] = found
+        self.store.events.record(member_event(rec.name, uid, reason=CONDITION, message=found.message(kube=True),
+                                              now=self.clock(), instance=self.store.events.instance))
+
     def _write_member(self, name: str, region: str, labels: dict[str, str], status: dict[str, Any],
-                      recreate: bool = True) -> bool:
-        """Write the object and its status; False when it is gone and `recreate` is False."""
+                      recreate: bool = True) -> str:
+        """Write the object and its status: its uid ("" when it is gone and `recreate` is False)."""
         try:
-            self.api.patch(MEMBER_CLUSTERS, name, {"spec": {"region": region, "labels": labels}})
+            written = self.api.patch(MEMBER_CLUSTERS, name, {"spec": {"region": region, "labels": labels}})
         except NotFoundError:
             if not recreate:
-                return False
+                return ""
             try:
-                self.api.create(MEMBER_CLUSTERS, member_cluster(name, region=region, labels=labels))
+                written = self.api.create(MEMBER_CLUSTERS, member_cluster(name, region=region, labels=labels))
             except ConflictError:
-                pass
+                written = self.api.get(MEMBER_CLUSTERS, name)
         try:
             self.api.patch(MEMBER_CLUSTERS, name, {"status": status}, subresource="status")
         except KubeError as exc:
             log.warning("MemberCluster %s: status not written: %s", name, exc)
-        return True
+        return str((written.get("metadata") or {}).get("uid") or "?")
 
 
 __all__ = ["CORDON_READ_SECONDS", "MemberClusters"]

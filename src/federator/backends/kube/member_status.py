@@ -22,13 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from federator.backends.kube.resources import Obj, member_cluster_status, member_facts, read_member_facts
+from federator.backends.kube.resources import Obj, member_cluster_status, member_facts, read_member_facts, timestamp
 from federator.model import AgentFeature, ClusterState
 from federator.model.state_words import state_words
 from federator.server import duplicates
 from federator.server.clusters import ClusterRecord
 from federator.server.federator import Federator
 from federator.server.member_health import unreachable_note
+from federator.server.region_mismatch import CONDITION
+
+REASON = "BoundElsewhere"  # the RegionMismatch condition's reason: the binding names another region than spec.region
 
 
 def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
@@ -49,10 +52,22 @@ def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
                                  capacity=rec.capacity, gang_admission=rec.gang_admission.value,
                                  message=unreachable_note(rec),  # server/member_health.py
                                  summary=summary, maintenance=upkeep, over_bound=rec.over_bound, drain_jobs_left=left,
+                                 conditions=region_conditions(rec, kube=True),
+                                 orphans=fed.orphans.count(rec.name),  # as get clusters' ORPHANS (orphans.py)
                                  kept=member_facts(features=(f.value for f in rec.features),
                                                    certificate_not_after=rec.certificate_not_after,
                                                    resizes_owed=rec.resizes_owed,
                                                    lost_at=rec.lost_at if rec.state is ClusterState.LOST else 0.0))
+
+
+def region_conditions(rec: ClusterRecord, *, kube: bool) -> list[Obj]:
+    """The MemberCluster's `RegionMismatch` condition while its spec.region and the region its certificate or the
+    trust file binds disagree (server/region_mismatch.py): `kubectl describe mc` names both and the fixes."""
+    found = rec.region_mismatch
+    if found is None:
+        return []
+    return [{"type": CONDITION, "status": "True", "reason": REASON, "message": found.message(kube=kube)[:1024],
+             "lastTransitionTime": timestamp(found.since)}]
 
 
 def restore_member(rec: ClusterRecord, status: Mapping[str, Any]) -> None:
@@ -75,4 +90,4 @@ def restore_member(rec: ClusterRecord, status: Mapping[str, Any]) -> None:
         rec.lost_at = facts.lost_at
 
 
-__all__ = ["member_status", "restore_member"]
+__all__ = ["REASON", "member_status", "region_conditions", "restore_member"]

@@ -381,10 +381,27 @@ def devices(accelerator_milli: int) -> int | float:
     return whole if not rest else accelerator_milli / MILLI
 
 
+def member_event(name: str, uid: str, *, reason: str, message: str, now: float, instance: str,
+                 warning: bool = True) -> Obj:
+    """A core v1 Event about MemberCluster `name` (cluster-scoped: the Event lives in `default`, as a Node's do),
+    which `kubectl describe mc NAME` lists."""
+    stamp = timestamp(now)
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{name}.", "namespace": "default",
+                     "labels": {"app.kubernetes.io/managed-by": "federator"}},
+        "involvedObject": {"apiVersion": API_VERSION, "kind": "MemberCluster", "name": name, "uid": uid},
+        "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
+        "source": {"component": "federator"}, "reportingComponent": "federator", "reportingInstance": instance[:128],
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+    }
+
+
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
                           capacity: ClusterCapacity | None, gang_admission: str = "", message: str = "",
                           summary: str = "", maintenance: Cordon | None = None, over_bound: str = "",
-                          drain_jobs_left: int | None = None, kept: Obj | None = None) -> Obj:
+                          drain_jobs_left: int | None = None, kept: Obj | None = None,
+                          conditions: list[Obj] | None = None, orphans: int = 0) -> Obj:
     """`message`: why the cluster is not Ready when the federator knows more than its state (its agent cannot
     reach the member's API server: server/member_health.py); None otherwise, which the status merge patch
     reads as "remove it", so a cluster Ready again does not keep the last one. Likewise `maintenance` (its
@@ -393,12 +410,15 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
     `state` and what else holds as `federator get clusters` says it (model/state_words.py; `state` alone
     when not given), while `state` stays the lease's state a restart reads back. `drain_jobs_left`: while an
     admin's drain holds (spec.drain, server/drains.py), the jobs it has yet to move (ClusterStatus.drain_jobs_left);
-    None otherwise, removed. `kept`: what a restart must read back of the member (`member_facts`)."""
+    None otherwise, removed. `kept`: what a restart must read back of the member (`member_facts`). `conditions`:
+    what holds that an admin must fix (a `RegionMismatch`: server/region_mismatch.py); removed when none.
+    `orphans`: ClusterStatus.orphan_placements (server/orphans.py); removed when 0."""
     status: Obj = {**(kept or {}), "state": state.value, "stateSummary": summary or state.value, "connected": connected,
                    "lastReportTime": timestamp(last_report_at), "message": message or None,
                    "maintenance": maintenance.reason if maintenance is not None else None,
                    "maintenanceSince": timestamp(maintenance.at) or None if maintenance is not None else None,
-                   "overBound": over_bound or None, "drainJobsLeft": drain_jobs_left}
+                   "overBound": over_bound or None, "drainJobsLeft": drain_jobs_left,
+                   "conditions": conditions or None, "orphanPlacements": orphans or None}
     if gang_admission:
         status["gangAdmission"] = gang_admission
     if capacity is not None:
@@ -475,5 +495,6 @@ def _strings(raw: object) -> frozenset[str]:
 __all__ = [
     "FINALIZER", "MemberFacts", "accepted_of", "as_accepted", "available", "condition", "end_conditions",
     "hold_status", "invalid_status", "job_document", "job_from_resource", "job_status", "kinds_text", "member_cluster",
-    "member_cluster_status", "member_facts", "parse_timestamp", "read_member_facts", "refused", "spec_of", "timestamp",
+    "member_cluster_status", "member_event", "member_facts", "parse_timestamp", "read_member_facts", "refused",
+    "spec_of", "timestamp",
 ]
