@@ -1,0 +1,190 @@
+"""The reads behind `federator logs --follow`: one poll a beat per followed output, and a budget per cluster.
+
+Why a module of its own: each follow used to poll on its own (server/log_follow.py), so a class of students
+following their jobs, or a dashboard tailing every replica, had the agent of their one cluster asked a LogsRequest
+per follow every beat, and its member's API server a log read each; past the agent's own bound (agent/logs.py:
+64 waiting) they were answered "busy" and the follows told so. Two things hold that here:
+
+* Followers of the same output (job, replica, container) share one poll (`SharedPoll`): a beat serves every
+  follower waiting at its start with one read of each placement, asked from the oldest cursor among them (the
+  longest tail, the earliest since_time), and each follower cuts that read at its own cursors (log_follow.Follow),
+  so each still gets every line once, from where it started. A follow's first read (its own tail) is its own.
+* A cluster's follow reads are paced by a budget (`ClusterBudget`): at most FOLLOW_READS_PER_CLUSTER LogsRequests
+  of follows in flight to one cluster at once; a read waits for room, so beats stretch when a member's API is
+  slow, and its agent's "busy" is not the throttle. A job with more placements on one cluster is read in turns.
+
+A "busy" answer that still comes (another federator's, unary Logs filling the agent) skips a beat for that
+placement: its cursor stays, so the next beat asks from the last line seen (log_follow.Follow.message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from federator.model import Job, JobId, Placement
+from federator.server import logs
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+FOLLOW_READS_PER_CLUSTER = 8
+"""Follow LogsRequests in flight to one cluster at once: twice the reference agent's READS_AT_ONCE (4), so its
+readers never idle for want of a request, and an eighth of its WAITING_AT_MOST (64), so follows alone never make
+it answer "busy" and the rest is left for the unary Logs."""
+
+Ask = Callable[[Placement], tuple[int, str]]
+
+
+class ClusterBudget:
+    """The follow reads in flight per cluster, at most `per_cluster` each: `take` waits until a read's every
+    cluster has room (all at once, so two reads never hold part of each other's), `give` frees it."""
+
+    def __init__(self, per_cluster: int = FOLLOW_READS_PER_CLUSTER) -> None:
+        self.per_cluster = per_cluster
+        self.held: Counter[str] = Counter()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def _fits(self, need: Mapping[str, int]) -> bool:
+        return all(self.held[c] + n <= self.per_cluster for c, n in need.items())
+
+    async def take(self, need: Mapping[str, int]) -> None:
+        while not self._fits(need):
+            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(woken)
+            try:
+                await woken
+            finally:
+                if woken in self._waiters:
+                    self._waiters.remove(woken)
+        self.held.update(need)
+
+    def give(self, need: Mapping[str, int]) -> None:
+        self.held.subtract(need)
+        self.held = +self.held  # drop the clusters at 0
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+
+def turns(placements: Sequence[Placement], per_cluster: int) -> list[list[Placement]]:
+    """`placements` in turns of at most `per_cluster` on any one cluster, in order."""
+    out: list[tuple[list[Placement], Counter[str]]] = []
+    for p in placements:
+        for chunk, counts in out:
+            if counts[p.cluster] < per_cluster:
+                chunk.append(p)
+                counts[p.cluster] += 1
+                break
+        else:
+            out.append(([p], Counter({p.cluster: 1})))
+    return [chunk for chunk, _ in out]
+
+
+def widest(asks: Sequence[tuple[int, str]]) -> tuple[int, str]:
+    """One read that holds what each of `asks` would: the longest tail, the earliest since_time (none when one
+    has none). since_time is RFC 3339 in whole seconds, UTC: its strings order as its times."""
+    tail = max(t for t, _ in asks)
+    sinces = [s for _, s in asks]
+    return tail, "" if "" in sinces else min(sinces)
+
+
+def together(asks: Sequence[Ask]) -> Ask:
+    """The ask of one read for followers whose own are `asks` (`widest` of theirs, per placement)."""
+    return lambda p: widest([a(p) for a in asks])
+
+
+class SharedPoll:
+    """One followed output's beats: `beat` waits for the next read begun after it was called, at most one
+    every log_follow.FOLLOW_POLL_SECONDS, whoever asks."""
+
+    def __init__(self, polls: LogPolls, job_id: JobId, want: logs.Bounds, every: Callable[[], float]) -> None:
+        self.polls, self.job_id, self.want, self.every = polls, job_id, want, every
+        self.members = 0
+        self.beats = 0  # reads made, for tests and the bench
+        self._waiting: list[tuple[Ask, asyncio.Future[logs.Gathered]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._last = float("-inf")
+
+    async def beat(self, ask: Ask) -> logs.Gathered:
+        got: asyncio.Future[logs.Gathered] = asyncio.get_running_loop().create_future()
+        entry = (ask, got)
+        self._waiting.append(entry)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        try:
+            return await got
+        finally:
+            if entry in self._waiting:
+                self._waiting.remove(entry)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            wait = self._last + self.every() - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            batch, self._waiting = [w for w in self._waiting if not w[1].done()], []
+            if not batch:
+                continue
+            job = self.polls.fed.jobs.get(self.job_id)
+            try:
+                got = (logs.Gathered((), ()) if job is None else
+                       await self.polls.read(job, self.want, together([a for a, _ in batch])))
+            except Exception as exc:  # noqa: BLE001 - said to each follower's stream, never lost in this task
+                for _, f in batch:
+                    if not f.done():
+                        f.set_exception(exc)
+                continue
+            finally:
+                self._last = loop.time()
+            self.beats += 1
+            for _, f in batch:
+                if not f.done():
+                    f.set_result(got)
+
+
+class LogPolls:
+    """The federator's shared polls, by followed output, and its budget of reads per cluster."""
+
+    def __init__(self, fed: Federator, every: Callable[[], float],
+                 per_cluster: int = FOLLOW_READS_PER_CLUSTER) -> None:
+        self.fed, self.every = fed, every
+        self.budget = ClusterBudget(per_cluster)
+        self.polls: dict[tuple[JobId, int, str], SharedPoll] = {}
+
+    def join(self, job_id: JobId, want: logs.Bounds) -> SharedPoll:
+        key = (job_id, want.replica, want.container)
+        poll = self.polls.get(key)
+        if poll is None:
+            poll = self.polls[key] = SharedPoll(self, job_id, want, self.every)
+        poll.members += 1
+        return poll
+
+    def leave(self, poll: SharedPoll) -> None:
+        poll.members -= 1
+        if poll.members <= 0:
+            key = (poll.job_id, poll.want.replica, poll.want.container)
+            if self.polls.get(key) is poll:
+                del self.polls[key]
+
+    async def read(self, job: Job, want: logs.Bounds, ask: Ask) -> logs.Gathered:
+        """`job`'s placements read for a follow (logs.gather), in turns that each fit the clusters' budget."""
+        texts: list[logs.ReplicaText] = []
+        unread: list[logs.Unread] = []
+        for chunk in turns(job.placements, self.budget.per_cluster):
+            need = Counter(p.cluster for p in chunk)
+            await self.budget.take(need)
+            try:
+                got = await logs.gather(self.fed, job, want, follow=ask, placements=chunk)
+            finally:
+                self.budget.give(need)
+            texts.extend(got.logs)
+            unread.extend(got.unread)
+        return logs.Gathered(tuple(texts), tuple(unread))
+
+
+__all__ = ["FOLLOW_READS_PER_CLUSTER", "ClusterBudget", "LogPolls", "SharedPoll", "together", "turns", "widest"]
