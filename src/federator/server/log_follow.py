@@ -277,6 +277,8 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
             final = job.phase.is_terminal  # its last lines, read once more after its final phase
             # the first read, its own tail, alone; then the beats shared with the output's other followers
             got = await (poll.beat(state.ask) if read else service.log_polls.read(job, want, state.ask))
+            if not read:
+                poll.first_read()
             read += 1
             message = state.message(got)
             if final:
@@ -290,8 +292,6 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                 yield message
             if message.ended:
                 return
-            if read == 1:
-                await asyncio.sleep(FOLLOW_POLL_SECONDS)  # then the shared beats keep the pace
     finally:
         service.log_polls.leave(poll)
         service.log_follows.give_back(user)

@@ -42,7 +42,7 @@ class ClusterBudget:
     """The follow reads in flight per cluster, at most `per_cluster` each: `take` waits until a read's every
     cluster has room (all at once, so two reads never hold part of each other's), `give` frees it."""
 
-    def __init__(self, per_cluster: int = FOLLOW_READS_PER_CLUSTER) -> None:
+    def __init__(self, per_cluster: int) -> None:
         self.per_cluster = per_cluster
         self.held: Counter[str] = Counter()
         self._waiters: list[asyncio.Future[None]] = []
@@ -109,6 +109,12 @@ class SharedPoll:
         self._task: asyncio.Task[None] | None = None
         self._last = float("-inf")
 
+    def first_read(self) -> None:
+        """A follower's first read is done: on a poll with no beat yet, it counts as one (the next is a beat
+        away, and every follower whose first read ends before then shares it)."""
+        if self._last == float("-inf"):
+            self._last = asyncio.get_running_loop().time()
+
     async def beat(self, ask: Ask) -> logs.Gathered:
         got: asyncio.Future[logs.Gathered] = asyncio.get_running_loop().create_future()
         entry = (ask, got)
@@ -150,10 +156,9 @@ class SharedPoll:
 class LogPolls:
     """The federator's shared polls, by followed output, and its budget of reads per cluster."""
 
-    def __init__(self, fed: Federator, every: Callable[[], float],
-                 per_cluster: int = FOLLOW_READS_PER_CLUSTER) -> None:
+    def __init__(self, fed: Federator, every: Callable[[], float], per_cluster: int | None = None) -> None:
         self.fed, self.every = fed, every
-        self.budget = ClusterBudget(per_cluster)
+        self.budget = ClusterBudget(FOLLOW_READS_PER_CLUSTER if per_cluster is None else per_cluster)
         self.polls: dict[tuple[JobId, int, str], SharedPoll] = {}
 
     def join(self, job_id: JobId, want: logs.Bounds) -> SharedPoll:
