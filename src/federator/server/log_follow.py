@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from federator.server.job_service import JobService
 
 FOLLOW_POLL_SECONDS = 2.0
-"""How often a follow asks the agents for new lines."""
+"""How often a followed output is read for new lines: one read a beat, however many follow it (log_polls.py)."""
 FOLLOW_BOUND_SECONDS = 24 * 3600.0
 """A follow ends after this, saying so: the client follows again to go on."""
 DEFAULT_FOLLOW_TAIL = 10
