@@ -78,29 +78,32 @@ def test_reads_of_many_followers_are_one_read_in_turns_that_fit_the_clusters_bud
     asks = [(10, ""), (10_000, "2026-12-06T10:00:05Z"), (10_000, "2026-12-06T10:00:04Z")]
     assert widest(asks) == (10_000, "")  # one has no cursor yet: from its start
     assert widest(asks[1:]) == (10_000, "2026-12-06T10:00:04Z")  # the oldest cursor
-    many = [Placement(PlacementId(f"j.g{i}.{c}"), JobId("j"), c, "east", 1, "", 1)
-            for i, c in enumerate(["east-1", "east-1", "west-1", "east-1", "west-1"])]
-    chunks = turns(many, 2)
-    assert [[p.placement_id for p in c] for c in chunks] == [["j.g0.east-1", "j.g1.east-1", "j.g2.west-1",
-                                                              "j.g4.west-1"], ["j.g3.east-1"]]
+    many = [_placement(f"j.g{i}.east-1") for i in range(5)]
+    assert [[p.placement_id for p in c] for c in turns(many, 2)] == [
+        ["j.g0.east-1", "j.g1.east-1"], ["j.g2.east-1", "j.g3.east-1"], ["j.g4.east-1"]]
 
 
-def test_the_budget_holds_a_clusters_reads_and_takes_a_reads_clusters_all_at_once() -> None:
+def test_the_budget_holds_each_clusters_reads_first_come_first_served() -> None:
     async def go() -> None:
         budget = ClusterBudget(2)
-        await budget.take({"east-1": 2})
-        both = asyncio.create_task(budget.take({"east-1": 1, "west-1": 1}))
-        west = asyncio.create_task(budget.take({"west-1": 2}))
+        await budget.take("east-1", 1)
+        big = asyncio.create_task(budget.take("east-1", 2))
+        await asyncio.sleep(0)
+        small = asyncio.create_task(budget.take("east-1", 1))  # would fit, but comes after the big one
+        west = asyncio.create_task(budget.take("west-1", 2))
+        gone = asyncio.create_task(budget.take("east-1", 1))
         for _ in range(5):
             await asyncio.sleep(0)
-        assert not both.done() and west.done()  # east-1 full; west-1 had room, taken whole
-        budget.give({"east-1": 2})
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert not both.done()  # east-1 has room now, west-1 not: nothing held of either meanwhile
-        assert budget.held == {"west-1": 2}
-        budget.give({"west-1": 2})
-        await asyncio.wait_for(both, 5.0)
-        assert budget.held == {"east-1": 1, "west-1": 1}
+        assert (big.done(), small.done(), west.done()) == (False, False, True)  # west-1 is not held back
+        gone.cancel()  # a follower that left while waiting: its place given up
+        await asyncio.gather(gone, return_exceptions=True)
+        budget.give("east-1", 1)
+        await asyncio.wait_for(big, 5.0)
+        assert not small.done() and budget.held == {"east-1": 2, "west-1": 2}
+        budget.give("east-1", 2)
+        await asyncio.wait_for(small, 5.0)
+        budget.give("east-1", 1)
+        budget.give("west-1", 2)
+        assert budget.held == {}
 
     asyncio.run(go())

@@ -11,7 +11,8 @@ per follow every beat, and its member's API server a log read each; past the age
   so each still gets every line once, from where it started. A follow's first read (its own tail) is its own.
 * A cluster's follow reads are paced by a budget (`ClusterBudget`): at most FOLLOW_READS_PER_CLUSTER LogsRequests
   of follows in flight to one cluster at once; a read waits for room, so beats stretch when a member's API is
-  slow, and its agent's "busy" is not the throttle. A job with more placements on one cluster is read in turns.
+  slow, and its agent's "busy" is not the throttle. A job with more placements on one cluster is read in turns;
+  its clusters side by side, each under its own budget, first come first served.
 
 A "busy" answer that still comes (another federator's, unary Logs filling the agent) skips a beat for that
 placement: its cursor stays, so the next beat asks from the last line seen (log_follow.Follow.message).
@@ -20,8 +21,8 @@ placement: its cursor stays, so the next beat asks from the last line seen (log_
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, Placement
@@ -39,49 +40,55 @@ Ask = Callable[[Placement], tuple[int, str]]
 
 
 class ClusterBudget:
-    """The follow reads in flight per cluster, at most `per_cluster` each: `take` waits until a read's every
-    cluster has room (all at once, so two reads never hold part of each other's), `give` frees it."""
+    """The follow reads in flight per cluster, at most `per_cluster` each. `take` waits for room in that cluster
+    alone (a slow member never holds another's reads back), first come first served (a read of many placements is
+    not starved by a stream of small ones); `give` frees it and lets the next in."""
 
     def __init__(self, per_cluster: int) -> None:
         self.per_cluster = per_cluster
         self.held: Counter[str] = Counter()
-        self._waiters: list[asyncio.Future[None]] = []
+        self._queued: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
 
-    def _fits(self, need: Mapping[str, int]) -> bool:
-        return all(self.held[c] + n <= self.per_cluster for c, n in need.items())
+    async def take(self, cluster: str, n: int) -> None:
+        n = min(n, self.per_cluster)
+        queue = self._queued.setdefault(cluster, deque())
+        if not queue and self.held[cluster] + n <= self.per_cluster:
+            self.held[cluster] += n
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append((n, granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.give(cluster, n)  # let in just as it was cancelled: passed on
+            elif (n, granted) in queue:
+                queue.remove((n, granted))
+                self._admit(cluster)
+            raise
 
-    async def take(self, need: Mapping[str, int]) -> None:
-        while not self._fits(need):
-            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(woken)
-            try:
-                await woken
-            finally:
-                if woken in self._waiters:
-                    self._waiters.remove(woken)
-        self.held.update(need)
+    def give(self, cluster: str, n: int) -> None:
+        self.held[cluster] -= min(n, self.per_cluster)
+        if self.held[cluster] <= 0:
+            del self.held[cluster]
+        self._admit(cluster)
 
-    def give(self, need: Mapping[str, int]) -> None:
-        self.held.subtract(need)
-        self.held = +self.held  # drop the clusters at 0
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
+    def _admit(self, cluster: str) -> None:
+        queue = self._queued.get(cluster)
+        while queue and self.held[cluster] + queue[0][0] <= self.per_cluster:
+            n, granted = queue.popleft()
+            if not granted.done():
+                self.held[cluster] += n
+                granted.set_result(None)
+        if not queue:
+            self._queued.pop(cluster, None)
+        if not self.held[cluster]:
+            del self.held[cluster]
 
 
 def turns(placements: Sequence[Placement], per_cluster: int) -> list[list[Placement]]:
-    """`placements` in turns of at most `per_cluster` on any one cluster, in order."""
-    out: list[tuple[list[Placement], Counter[str]]] = []
-    for p in placements:
-        for chunk, counts in out:
-            if counts[p.cluster] < per_cluster:
-                chunk.append(p)
-                counts[p.cluster] += 1
-                break
-        else:
-            out.append(([p], Counter({p.cluster: 1})))
-    return [chunk for chunk, _ in out]
+    """`placements` of one cluster in turns of at most `per_cluster`, in order."""
+    return [list(placements[i:i + per_cluster]) for i in range(0, len(placements), per_cluster)]
 
 
 def widest(asks: Sequence[tuple[int, str]]) -> tuple[int, str]:
@@ -177,18 +184,26 @@ class LogPolls:
                 del self.polls[key]
 
     async def read(self, job: Job, want: logs.Bounds, ask: Ask) -> logs.Gathered:
-        """`job`'s placements read for a follow (logs.gather), in turns that each fit the clusters' budget."""
-        texts: list[logs.ReplicaText] = []
-        unread: list[logs.Unread] = []
-        for chunk in turns(job.placements, self.budget.per_cluster):
-            need = Counter(p.cluster for p in chunk)
-            await self.budget.take(need)
-            try:
-                got = await logs.gather(self.fed, job, want, follow=ask, placements=chunk)
-            finally:
-                self.budget.give(need)
-            texts.extend(got.logs)
-            unread.extend(got.unread)
+        """`job`'s placements read for a follow (logs.gather): each cluster's in turns that fit its budget, the
+        clusters side by side; the answer in the job's order of placements."""
+        clusters: dict[str, list[Placement]] = {}
+        for p in job.placements:
+            clusters.setdefault(p.cluster, []).append(p)
+
+        async def of(cluster: str, placements: list[Placement]) -> list[logs.Gathered]:
+            got = []
+            for chunk in turns(placements, self.budget.per_cluster):
+                await self.budget.take(cluster, len(chunk))
+                try:
+                    got.append(await logs.gather(self.fed, job, want, follow=ask, placements=chunk))
+                finally:
+                    self.budget.give(cluster, len(chunk))
+            return got
+
+        every = [g for gs in await asyncio.gather(*(of(c, ps) for c, ps in clusters.items())) for g in gs]
+        order: dict[str, int] = {p.placement_id: i for i, p in enumerate(job.placements)}
+        texts = sorted((t for g in every for t in g.logs), key=lambda t: order.get(t.placement_id, 0))
+        unread = sorted((u for g in every for u in g.unread), key=lambda u: order.get(u.placement_id, 0))
         return logs.Gathered(tuple(texts), tuple(unread))
 
 
