@@ -19,6 +19,9 @@ NAME_CHARS = 253
 """A pod's or container's name at most (a Kubernetes object name)."""
 ERROR_CHARS = 4096
 """An error's words at most."""
+BUSY = "busy"
+"""How LogsReply.error begins when an agent has more LogsRequests than it reads at once (agent.proto): the
+federator's follow skips that beat (server/log_follow.py) rather than telling the user."""
 
 
 def tail_bytes(text: str, limit: int) -> str:
@@ -27,4 +30,4 @@ def tail_bytes(text: str, limit: int) -> str:
     return text if len(raw) <= limit else raw[len(raw) - limit:].decode(errors="ignore")
 
 
-__all__ = ["ERROR_CHARS", "MAX_LIMIT_BYTES", "MAX_REPLICA_LOGS", "MAX_TAIL_LINES", "NAME_CHARS", "tail_bytes"]
+__all__ = ["BUSY", "ERROR_CHARS", "MAX_LIMIT_BYTES", "MAX_REPLICA_LOGS", "MAX_TAIL_LINES", "NAME_CHARS", "tail_bytes"]

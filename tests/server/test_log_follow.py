@@ -1,10 +1,14 @@
 """A follow's cursor and reads, alone (server/log_follow.py): which lines are new, from when the next read asks,
-and what the user is told once. Over gRPC with real agents: test_log_follow_grpc.py."""
+and what the user is told once; the shared reads' parts (server/log_polls.py). Over gRPC with real agents:
+test_log_follow_grpc.py."""
 
 from __future__ import annotations
 
+import asyncio
+
 from federator.model import JobId, Placement, PlacementId
 from federator.server.log_follow import Cursor, Follow, cut, stamped
+from federator.server.log_polls import ClusterBudget, turns, widest
 from federator.server.logs import Gathered, ReplicaText, Unread
 
 
@@ -57,3 +61,49 @@ def test_an_error_is_told_once_and_again_only_when_it_changes() -> None:
     broken = Gathered((_text(pid, 0, "", error="container 'gpu': not in this pod"),), ())
     assert [x.error for x in follow.message(broken).logs] == ["container 'gpu': not in this pod"]
     assert list(follow.message(broken).logs) == []
+
+
+def test_a_first_read_that_came_wider_is_held_to_the_followers_tail() -> None:
+    """A shared read may bring more of a placement than a follower's tail (another follower asked from earlier):
+    its first lines of that placement are still its last `tail_lines`."""
+    pid = "j.g1.east-1"
+    follow = Follow(2, [_placement(pid)])
+    text = "".join(f"2026-12-06T10:00:0{i}Z line {i}\n" for i in range(1, 6))
+    assert follow.message(Gathered((_text(pid, 0, text),), ())).logs[0].text == "line 4\nline 5\n"
+    more = text + "2026-12-06T10:00:06Z line 6\n2026-12-06T10:00:07Z line 7\n2026-12-06T10:00:08Z line 8\n"
+    assert follow.message(Gathered((_text(pid, 0, more),), ())).logs[0].text == "line 6\nline 7\nline 8\n"
+
+
+def test_reads_of_many_followers_are_one_read_in_turns_that_fit_the_clusters_budget() -> None:
+    asks = [(10, ""), (10_000, "2026-12-06T10:00:05Z"), (10_000, "2026-12-06T10:00:04Z")]
+    assert widest(asks) == (10_000, "")  # one has no cursor yet: from its start
+    assert widest(asks[1:]) == (10_000, "2026-12-06T10:00:04Z")  # the oldest cursor
+    many = [_placement(f"j.g{i}.east-1") for i in range(5)]
+    assert [[p.placement_id for p in c] for c in turns(many, 2)] == [
+        ["j.g0.east-1", "j.g1.east-1"], ["j.g2.east-1", "j.g3.east-1"], ["j.g4.east-1"]]
+
+
+def test_the_budget_holds_each_clusters_reads_first_come_first_served() -> None:
+    async def go() -> None:
+        budget = ClusterBudget(2)
+        await budget.take("east-1", 1)
+        big = asyncio.create_task(budget.take("east-1", 2))
+        await asyncio.sleep(0)
+        small = asyncio.create_task(budget.take("east-1", 1))  # would fit, but comes after the big one
+        west = asyncio.create_task(budget.take("west-1", 2))
+        gone = asyncio.create_task(budget.take("east-1", 1))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert (big.done(), small.done(), west.done()) == (False, False, True)  # west-1 is not held back
+        gone.cancel()  # a follower that left while waiting: its place given up
+        await asyncio.gather(gone, return_exceptions=True)
+        budget.give("east-1", 1)
+        await asyncio.wait_for(big, 5.0)
+        assert not small.done() and budget.held == {"east-1": 2, "west-1": 2}
+        budget.give("east-1", 2)
+        await asyncio.wait_for(small, 5.0)
+        budget.give("east-1", 1)
+        budget.give("west-1", 2)
+        assert budget.held == {}
+
+    asyncio.run(go())

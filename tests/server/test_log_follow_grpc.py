@@ -5,7 +5,9 @@ gets each line once, in order, none skipped, and the follow ends after the job w
 A scripted agent then plays the member to the byte: lines of the very same nanosecond across two reads are cut
 exactly; an agent that lists no "logs-since" is named and never asked a dated read. And the bounds: a user's
 follows are seated (RESOURCE_EXHAUSTED LOG_FOLLOWS_FULL with a RetryInfo, the gauge federator_log_follows), and
-the unary Logs is held to a per-user rate (LOGS_RATE). Polls are sped up; nothing is timed.
+the unary Logs is held to a per-user rate (LOGS_RATE). At scale (server/log_polls.py): two followers of one
+output share one read a beat, and an agent's "busy" skips a beat, losing no line. Polls are sped up; nothing is
+timed.
 """
 
 from __future__ import annotations
@@ -271,3 +273,89 @@ def test_a_follow_ends_at_its_bound_saying_so_and_how_to_go_on(monkeypatch: pyte
     assert only.logs[0].text == "last words\n"  # the lines of the last read come with the end
     assert only.ended == "the follow's bound of 0s passed: follow again to go on"
     assert only.end == jobs_pb2.FOLLOW_END_BOUND  # not the job's end
+
+
+async def _answer(agent: object, request: agent_pb2.LogsRequest, *lines: tuple[str, str], error: str = "") -> None:
+    logs = [agent_pb2.ReplicaLog(replica=0, pod="a-0", container="main", text=_dated(*lines))] if lines else []
+    await agent.send(agent_pb2.AgentMessage(logs=agent_pb2.LogsReply(  # type: ignore[attr-defined]
+        request_id=request.request_id, logs=logs, error=error)))
+
+
+def _texts(message: jobs_pb2.FollowLogsMessage) -> str:
+    return "".join(x.text for x in message.logs)
+
+
+LINES = [(f"2026-12-06T10:00:0{i}.5Z", f"step {i}") for i in range(1, 10)]
+
+
+def test_two_followers_of_one_job_share_one_read_a_beat_each_getting_every_line_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After their first reads (each its own tail), two follows of one job's replica make one LogsRequest a beat
+    between them, asked from the older cursor, and both get its new line. Were each polling on its own, the
+    scripted agent, answering one request a beat, would leave the other follower without the line: a hang,
+    caught by the guard."""
+    monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.3)  # room for both to wait for one beat
+
+    async def go() -> None:
+        fed = Federator(store=SqliteJobStore(Path(":memory:")), lease_seconds=10.0, cycle_interval=0.05)
+        fed.submit(spec("a", gpus=8))
+        async with job_api(fed) as jobs, agent_stream(fed, features=("logs", "logs-since")) as agent:
+            pid, _ = await _placed(fed, agent)
+            one = jobs.FollowLogs(jobs_pb2.FollowLogsRequest(job_id="a", replica=0), timeout=A_WHILE)
+            two = jobs.FollowLogs(jobs_pb2.FollowLogsRequest(job_id="a", replica=0, tail_lines=1), timeout=A_WHILE)
+            firsts = [(await agent.read()).logs for _ in range(2)]  # each follow's own first read, its own tail
+            assert sorted(r.tail_lines for r in firsts) == [1, 10] and {r.since_time for r in firsts} == {""}
+            for r in firsts:
+                await _answer(agent, r, LINES[0])
+            assert [_texts(await one.read()), _texts(await two.read())] == ["step 1\n", "step 1\n"]
+            for i in range(1, 4):
+                beat = (await agent.read()).logs
+                assert (beat.placement_id, beat.replica, beat.since_time) == (pid, 0, f"2026-12-06T10:00:0{i}Z")
+                await _answer(agent, beat, *LINES[i - 1:i + 1])  # as sinceTime does: from the cursor's second on
+                got = await asyncio.wait_for(asyncio.gather(one.read(), two.read()), A_WHILE)
+                assert [_texts(m) for m in got] == [f"step {i + 1}\n"] * 2
+                assert not any(m.errors for m in got)
+            one.cancel()
+            two.cancel()
+        await until(lambda: _follows(fed) == 0.0)
+
+    run(go)
+
+
+def test_a_busy_agent_skips_a_beat_and_the_follower_still_gets_every_line_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent answering "busy" (its waiting room full) is not news to the user: the beat is skipped, the cursor
+    stays, and the next read asks from the last line seen, so the lines of the skipped beat come next, once.
+    Busy beats in a row past FOLLOW_BUSY_TOLD_AFTER are told, once, and the follow goes on."""
+    monkeypatch.setattr(log_follow, "FOLLOW_BUSY_TOLD_AFTER", 3)
+    busy = "busy: 64 logs requests are being read; ask again"
+
+    async def go() -> None:
+        fed = Federator(store=SqliteJobStore(Path(":memory:")), lease_seconds=10.0, cycle_interval=0.05)
+        fed.submit(spec("a", gpus=8))
+        async with job_api(fed) as jobs, agent_stream(fed, features=("logs", "logs-since")) as agent:
+            pid, _ = await _placed(fed, agent)
+            stream = jobs.FollowLogs(jobs_pb2.FollowLogsRequest(job_id="a", replica=0), timeout=A_WHILE)
+            await _answer(agent, (await agent.read()).logs, LINES[0])
+            assert _texts(await stream.read()) == "step 1\n"
+            await _answer(agent, (await agent.read()).logs, error=busy)  # a beat skipped
+            again = (await agent.read()).logs
+            assert again.since_time == "2026-12-06T10:00:01Z"  # from the last line seen
+            await _answer(agent, again, *LINES[:3])
+            told = await stream.read()  # the next message: the skipped beat's line and this one's, no error
+            assert (_texts(told), list(told.errors)) == ("step 2\nstep 3\n", [])
+            for _ in range(3):  # busy for FOLLOW_BUSY_TOLD_AFTER beats in a row: said once
+                await _answer(agent, (await agent.read()).logs, error=busy)
+            told = await stream.read()
+            assert [(e.placement_id, e.message) for e in told.errors] == [(pid, f"cluster east-1: {busy}")]
+            assert not told.logs and not told.ended  # the follow goes on
+            await _answer(agent, (await agent.read()).logs, error=busy)  # said already: not again
+            last = (await agent.read()).logs
+            assert last.since_time == "2026-12-06T10:00:03Z"
+            await _answer(agent, last, *LINES[2:5])
+            told = await stream.read()
+            assert (_texts(told), list(told.errors)) == ("step 4\nstep 5\n", [])
+            stream.cancel()
+        await until(lambda: _follows(fed) == 0.0)
+
+    run(go)

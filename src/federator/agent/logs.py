@@ -26,7 +26,15 @@ from datetime import datetime
 from federator.agent.backend import Backend, ReadsLogs, ReadsLogsSince, ReplicaOutput
 from federator.agent.outbox import Outbox
 from federator.api.v1 import agent_pb2
-from federator.logtail import ERROR_CHARS, MAX_LIMIT_BYTES, MAX_REPLICA_LOGS, MAX_TAIL_LINES, NAME_CHARS, tail_bytes
+from federator.logtail import (
+    BUSY,
+    ERROR_CHARS,
+    MAX_LIMIT_BYTES,
+    MAX_REPLICA_LOGS,
+    MAX_TAIL_LINES,
+    NAME_CHARS,
+    tail_bytes,
+)
 
 log = logging.getLogger("federator.agent")
 READ_SECONDS = 8.0
@@ -93,7 +101,7 @@ class LogAnswers:
                                         "lists no \"logs-since\" feature)")
             return
         if len(self._tasks) >= WAITING_AT_MOST:
-            self._answer(request, error=f"busy: {WAITING_AT_MOST} logs requests are being read; ask again")
+            self._answer(request, error=f"{BUSY}: {WAITING_AT_MOST} logs requests are being read; ask again")
             return
         task = asyncio.get_running_loop().create_task(self._read(request))
         self._tasks.add(task)

@@ -44,6 +44,7 @@ from federator.server.job_holds import hold_at_submit
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_listing import Query, QueryError, query_of, token_problem
 from federator.server.job_table import View
+from federator.server.log_polls import LogPolls
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.paging import PageTokenError, page
 from federator.server.scaling import ScaleProblem, ScaleRefused
@@ -147,6 +148,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                                  federator.metrics.watch_streams)  # per user and in all (watch_seats.py)
         self.log_follows = log_follow.FollowSeats(federator.limits.max_log_follows_per_user,
                                                   federator.limits.max_log_follows, federator.metrics.log_follows)
+        self.log_polls = LogPolls(federator, lambda: log_follow.FOLLOW_POLL_SECONDS)  # shared, paced (log_polls.py)
         self.logs_rate = log_follow.LogsRate()  # the unary Logs, per user (log_follow.py)
         self.watch_encodings = JobEncodings(federator.history.newest)  # shared by the streams (watch_encodings.py)
         # A delegate's budget is read from the live policy's entry (a reload changes it from the next Submit)

@@ -14,6 +14,13 @@ truncated). A replica with no line yet has no cursor; the read then asks from a 
 node clock up to a second behind loses nothing. A new pod of a replica dates its lines after the old one's; a new
 placement (a failover) is read from its start.
 
+At scale (server/log_polls.py): a follow's first read (its tail) is its own; after it, followers of the same
+output (job, replica, container) share one read a beat, asked from the oldest of their cursors, and each cuts it
+at its own (`Follow.message`), so one line reaches each once. A cluster's follow reads are paced by a budget
+(log_polls.FOLLOW_READS_PER_CLUSTER in flight). An agent answering "busy" skips that beat for the placement: the
+cursor stays, the next beat asks from the last line seen, and the user is told only after FOLLOW_BUSY_TOLD_AFTER
+busy beats in a row.
+
 Bounds: at most --max-log-follows-per-user follows per user and --max-log-follows in all (`FollowSeats`), each
 ending after FOLLOW_BOUND_SECONDS; the unary Logs is held to a per-user rate (`LogsRate`: a burst of LOGS_BURST,
 then one every LOGS_EVERY_SECONDS, the follow's own pace). Both refusals are RESOURCE_EXHAUSTED with a RetryInfo.
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
     from federator.server.job_service import JobService
 
 FOLLOW_POLL_SECONDS = 2.0
-"""How often a follow asks the agents for new lines."""
+"""How often a followed output is read for new lines: one read a beat, however many follow it (log_polls.py)."""
 FOLLOW_BOUND_SECONDS = 24 * 3600.0
 """A follow ends after this, saying so: the client follows again to go on."""
 DEFAULT_FOLLOW_TAIL = 10
@@ -53,6 +60,9 @@ DEFAULT_FOLLOW_TAIL = 10
 LOGS_BURST = 10
 LOGS_EVERY_SECONDS = 2.0
 """One user's Logs calls: LOGS_BURST at once, then one every LOGS_EVERY_SECONDS (a follow's pace)."""
+FOLLOW_BUSY_TOLD_AFTER = 5
+"""Busy answers of one placement in a row a follow skips before it tells the user (JobLogsError) that its cluster
+is busy; it follows on either way."""
 FOLLOWS_FULL_RETRY_SECONDS = 10.0
 """A follow refused for a cap is retried after this: a seat frees only when a follow ends."""
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
@@ -156,6 +166,7 @@ class Follow:
         self.cursors: dict[tuple[str, int], Cursor] = {}
         self.replicas: dict[str, set[int]] = {}  # per placement, the replicas read
         self.said: dict[tuple[str, int], str] = {}  # the last error told per placement (-1) and replica
+        self.busy: dict[str, int] = {}  # per placement, the busy answers in a row (beats skipped)
 
     def ask(self, placement: Placement) -> tuple[int, str]:
         """(tail_lines, since_time) of the next read of `placement` (see the module)."""
@@ -172,8 +183,10 @@ class Follow:
     def message(self, got: logs.Gathered) -> jobs_pb2.FollowLogsMessage:
         """What a read brought that the user has not been told: new lines, and errors that are new or changed."""
         out = jobs_pb2.FollowLogsMessage()
+        first = {t.placement_id for t in got.logs if t.placement_id in self.initial} - self.replicas.keys()
         for t in got.logs:
             key = (t.placement_id, t.replica)
+            self.busy.pop(t.placement_id, None)
             self.replicas.setdefault(t.placement_id, set()).add(t.replica)
             if t.error:
                 if self.said.get(key) != t.error:
@@ -184,6 +197,8 @@ class Follow:
                 continue
             self.said.pop(key, None)
             lines, cursor, lost = cut(t.text, self.cursors.get(key), truncated=t.truncated)
+            if t.placement_id in first:  # its tail only, even when a shared read brought more
+                lines = lines[len(lines) - self.tail_lines:] if len(lines) > self.tail_lines else lines
             if cursor is not None:
                 self.cursors[key] = cursor
             if lines or lost:
@@ -192,6 +207,12 @@ class Follow:
                                                 text="".join(f"{line}\n" for line in lines), truncated=lost))
         for u in got.unread:
             key = (u.placement_id, -1)
+            if u.busy:
+                self.busy[u.placement_id] = self.busy.get(u.placement_id, 0) + 1
+                if self.busy[u.placement_id] < FOLLOW_BUSY_TOLD_AFTER:
+                    continue  # a beat skipped: its cursor stays, the next read asks from the last line seen
+            else:
+                self.busy.pop(u.placement_id, None)
             if self.said.get(key) != u.message:
                 self.said[key] = u.message
                 out.errors.append(jobs_pb2.JobLogsError(cluster=u.cluster, placement_id=u.placement_id,
@@ -228,11 +249,13 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                              message=str(refusal.details))
         await context.abort_with_status(refusal)
         raise AssertionError("unreachable")
+    poll = service.log_polls.join(job.job_id, want)
     try:
         decision = service.authz.job(who, job, manage=False)
         service.audit.record("logs", identity=who, obj=obj, result="accepted",
                              rule=decision.rule.value if isinstance(decision, Allowed) else "")
         state = Follow(want.tail_lines, job.placements)
+        read = 0
         loop = asyncio.get_running_loop()
         began = loop.time()
         while True:
@@ -252,7 +275,12 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                     f"logs --follow: you may no longer read job {job.job_id}'s logs")
             final = job.phase.is_terminal  # its last lines, read once more after its final phase
-            message = state.message(await logs.gather(fed, job, want, follow=state.ask))
+            # the first read, its own tail, alone; then the beats shared with the output's other followers
+            got = await (poll.beat(state.ask) if read else service.log_polls.read(job, want, state.ask))
+            if not read:
+                poll.first_read()
+            read += 1
+            message = state.message(got)
             if final:
                 message.ended = f"job {job.job_id} {job.phase.value}"
                 message.end = jobs_pb2.FOLLOW_END_JOB_ENDED
@@ -264,10 +292,11 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                 yield message
             if message.ended:
                 return
-            await asyncio.sleep(FOLLOW_POLL_SECONDS)
     finally:
+        service.log_polls.leave(poll)
         service.log_follows.give_back(user)
 
 
-__all__ = ["DEFAULT_FOLLOW_TAIL", "FOLLOW_BOUND_SECONDS", "FOLLOW_POLL_SECONDS", "LOGS_BURST", "LOGS_EVERY_SECONDS",
+__all__ = ["DEFAULT_FOLLOW_TAIL", "FOLLOW_BUSY_TOLD_AFTER", "FOLLOW_BOUND_SECONDS",
+           "FOLLOW_POLL_SECONDS", "LOGS_BURST", "LOGS_EVERY_SECONDS",
            "Cursor", "Follow", "FollowSeats", "LogsRate", "cut", "follow", "stamped"]

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from federator.api.v1 import agent_pb2
-from federator.logtail import ERROR_CHARS, MAX_LIMIT_BYTES, MAX_REPLICA_LOGS, MAX_TAIL_LINES, NAME_CHARS, tail_bytes
+from federator.logtail import (
+    BUSY,
+    ERROR_CHARS,
+    MAX_LIMIT_BYTES,
+    MAX_REPLICA_LOGS,
+    MAX_TAIL_LINES,
+    NAME_CHARS,
+    tail_bytes,
+)
 from federator.model import AgentFeature, Job, Placement
 from federator.server.orders import LogsOrder
 from federator.termtext import visible
@@ -98,11 +106,13 @@ class ReplicaText:
 
 @dataclass(frozen=True, slots=True)
 class Unread:
-    """A placement whose cluster said nothing, and why."""
+    """A placement whose cluster said nothing, and why; `busy` when its agent said it was (agent.proto,
+    LogsReply.error beginning "busy"): a follow skips that beat (server/log_follow.py)."""
 
     cluster: str
     placement_id: str
     message: str
+    busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +178,16 @@ def taken(cluster: str, order: LogsOrder, reply: agent_pb2.LogsReply) -> tuple[l
 
 
 async def gather(fed: Federator, job: Job, want: Bounds, *, deadline: float | None = None,
-                 follow: Callable[[Placement], tuple[int, str]] | None = None) -> Gathered:
+                 follow: Callable[[Placement], tuple[int, str]] | None = None,
+                 placements: Sequence[Placement] | None = None) -> Gathered:
     """Ask each cluster that ran `job` for its placements' output (`want`), wait `deadline` seconds at most
     (LOGS_REPLY_SECONDS), and answer what came and which clusters said nothing, and why. A follow's read
     (server/log_follow.py) gives `follow`: each placement's (tail_lines, since_time); its lines come dated, and
-    only from agents that list "logs-since"."""
+    only from agents that list "logs-since". `placements`: only these of the job's (a follow's read in turns,
+    server/log_polls.py); the byte bound is still shared among all of them."""
     deadline = LOGS_REPLY_SECONDS if deadline is None else deadline
-    placements: Sequence[Placement] = job.placements  # every one that was sent to a cluster, live or ended
-    share = max(1, want.limit_bytes // max(1, len(placements)))
+    share = max(1, want.limit_bytes // max(1, len(job.placements)))  # every one sent to a cluster, live or ended
+    placements = job.placements if placements is None else placements
     asked: list[tuple[Placement, LogsOrder, Waiting, asyncio.Future[agent_pb2.LogsReply | str]]] = []
     unread: list[Unread] = []
     for p in placements:
@@ -216,7 +228,8 @@ async def gather(fed: Federator, job: Job, want: Bounds, *, deadline: float | No
         texts, error = taken(p.cluster, order, got)
         logs.extend(texts)
         if error:
-            unread.append(Unread(p.cluster, p.placement_id, f"cluster {p.cluster}: {error}"))
+            unread.append(Unread(p.cluster, p.placement_id, f"cluster {p.cluster}: {error}",
+                                 busy=error.startswith(BUSY)))
     return Gathered(tuple(logs), tuple(unread))
 
 

@@ -482,6 +482,15 @@ class JobServiceServicer:
         names the new pod or placement. Who may: as Logs. Audited once per
         follow (`logs`, with follow: true), not per poll.
 
+        Many followers (since 0.16.0): follows of the same job, replica and
+        container share one read a beat (each follow's first read, its tail, is
+        its own), and each is cut at that follow's own last line, so every
+        follower gets every line once from where it began. A cluster's reads are
+        held to a budget (8 in flight), and a cluster whose agent answers "busy"
+        skips a beat: a slow or busy member makes lines come late, never lost or
+        twice. Such a cluster is named in errors only after 5 busy answers in a
+        row (its words, beginning "cluster X: busy"), and followed on.
+
         Ends: after the job finishes (its last lines read once more after its
         final phase; the last message's `ended` says the phase, `end`
         FOLLOW_END_JOB_ENDED), after 24 h (FOLLOW_END_BOUND: follow again to go
