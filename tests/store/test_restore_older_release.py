@@ -156,3 +156,21 @@ def test_restoring_a_schema_3_copy_0_15_marked_leaves_no_mark_and_says_its_time(
     assert main(["restore", "--from", str(copy), "--db", str(db)]) == 0
     assert "(1 jobs, a snapshot taken 2026-12-07T01:39:12Z)" in capsys.readouterr().out
     assert backup_mark(db) is None and backup_mark(copy) == "2026-12-07T01:39:12Z"  # the copy only read
+
+
+def test_a_0_14_stores_wal_older_than_the_marked_copy_put_over_it_is_still_refused(tmp_path: Path) -> None:
+    """D3 on 0.14.0's own stores: its crashed -wal (schema 3, as the copy) was written before the copy was `cp`ed
+    over the file, which no run on the copy could have done."""
+    marked = tmp_path / "copy.db"
+    _store_0_14(marked, tmp_path, "quick")
+    raw = sqlite3.connect(marked)
+    raw.execute("INSERT INTO meta VALUES ('backup_taken_at', '2026-12-07T01:39:12Z')")
+    raw.commit()
+    raw.close()
+    live = tmp_path / "live" / "federator.db"
+    _store_0_14(live, tmp_path, "quick")
+    db = tmp_path / "host" / "federator.db"
+    _0_14_runs_and_crashes(live, _rows(tmp_path, "lost"), db)  # 0.14.0 crashed on the host's store
+    shutil.copy(marked, db)  # then the copy put over it, its -wal forgotten
+    with pytest.raises(StoreUnreadable, match="beside it is another store's"):
+        SqliteJobStore(db)
