@@ -59,3 +59,18 @@ def test_an_unreadable_file_is_exit_2_naming_it(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.strip() == (f"federator audit verify: {tmp_path / 'nope.jsonl'}: cannot read it: No such file "
                                   "or directory")
+
+
+def test_lines_of_a_rollback_to_a_federator_before_0_15_are_exit_3_named_not_tampering(tmp_path: Path) -> None:
+    """Outside upgrade QA U4: after the documented rollback to 0.14.0 on the same --audit-log, verify said "a line
+    was edited or replaced" (exit 1) for as long as the file was kept."""
+    path = tmp_path / "audit.jsonl"
+    _log(path, 2)  # 0.15.0 or later: a chain start and two lines
+    path.write_text(path.read_text() + '{"time":"t","seq":1,"action":"release","identity":null,"object":{},'
+                    '"result":"accepted","code":"OK","rule":"","message":""}\n')  # 0.14.0's first line
+    out = federator_cli("audit", "verify", str(path))
+    assert out.returncode == 3, out.stderr
+    assert out.stdout.splitlines()[0] == f"{path}: 4 lines: the chain holds over its 3 chained lines"
+    assert f"  1 lines at {path}:4 to {path}:4 have no prev, after chained lines, from seq 1: written by a " \
+           "federator before 0.15.0 (a rollback to it on this file?): not checked" in out.stdout.splitlines()
+    assert "edited or replaced" not in out.stderr and "(exit 3)" in out.stderr

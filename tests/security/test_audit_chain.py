@@ -134,9 +134,37 @@ def test_lines_of_a_federator_before_the_chain_are_not_checked_and_the_chain_con
     assert [x["seq"] for x in lines] == [1, 2, 3] and lines[2]["action"] == "submit"
     found = verify([path])
     assert (found.problem, found.unchained, found.chained) == ("", 2, 1)
-    path.write_text(path.read_text() + json.dumps(old[0], separators=(",", ":")) + "\n")
-    assert verify([path]).problem == (f"{path}:4 (seq 1): has no prev, after chained lines: a line was edited or "
+    edited = dict(old[0], seq=4)  # the chained line seq 3 would precede: its prev taken off
+    path.write_text(path.read_text() + json.dumps(edited, separators=(",", ":")) + "\n")
+    assert verify([path]).problem == (f"{path}:4 (seq 4): has no prev, after chained lines: a line was edited or "
                                       "replaced")
+
+
+def _old_lines(*seqs: int) -> str:
+    """Lines as a federator before 0.15.0 writes them: a seq counted from 1 at each start, no prev."""
+    return "".join(json.dumps({"time": "t", "seq": n, "action": "release", "identity": None, "object": {},
+                               "result": "accepted", "code": "OK", "rule": "", "message": ""},
+                              separators=(",", ":")) + "\n" for n in seqs)
+
+
+def test_a_rollback_to_a_federator_before_0_15_on_the_file_is_named_not_called_an_edit(tmp_path: Path) -> None:
+    """Outside upgrade QA U4: 0.14.0 on the file after a chained run appends lines from seq 1 with no prev; verify
+    called the first an edit. They are an older release's run, unchecked; the chain after them is checked."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text(_old_lines(1, 2))  # 0.14.0
+    run(path, "a")  # the upgrade: seq 3, chained
+    path.write_text(path.read_text() + _old_lines(1, 2, 1))  # the rollback: 0.14.0 started twice
+    found = verify([path])
+    assert found.problem == ""
+    assert [(r.begins, r.ends, r.lines) for r in found.older] == [(f"{path}:4", f"{path}:6", 3)]
+    run(path, "b")  # upgraded again: continues from 0.14.0's last line
+    lines = [json.loads(x) for x in raw_lines(path)]
+    assert lines[-1]["seq"] == 2 and lines[-1]["prev"] == hashlib.sha256(raw_lines(path)[5].rstrip(b"\n")).hexdigest()
+    assert verify([path]).problem == "" and len(verify([path]).older) == 1
+    text = raw_lines(path)
+    text[5] = text[5].replace(b'"release"', b'"cancel"')  # an older line edited: the chained line after it tells
+    path.write_bytes(b"".join(text))
+    assert verify([path]).problem.startswith(f"{path}:7 (seq 2): its prev does not match the line before it")
 
 
 @pytest.mark.parametrize("background", [True, False], ids=["writer-thread", "caller"])

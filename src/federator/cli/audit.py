@@ -7,7 +7,10 @@ continued by the next one).
 
 Exit codes: 0 the chain holds (and what it says: lines, seq, chains started and why, the last line's hash to note
 down; over several chains, each one's seq range, lines, first and last line, and how it begins); 1 a line breaks
-it (named: file, line number, seq, what is wrong); 2 a file cannot be read.
+it (named: file, line number, seq, what is wrong); 2 a file cannot be read; 3 the chain holds where it is checked,
+but lines after chained ones have no `prev`, from seq 1: a federator before 0.15.0 wrote them (a rollback on the
+same --audit-log, outside upgrade QA U4), and they are not checked (each run named). It was 1, "a line was edited
+or replaced", which a SIEM job reads as tampering; a script that wants no unchecked lines treats 3 as a failure.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def _verify(args: argparse.Namespace) -> int:
         for n, chain in enumerate(found.chains, start=1):
             print(f"  chain {n}: seq {chain.first_seq} to {chain.last_seq} ({chain.lines} lines), {chain.begins} to "
                   f"{chain.ends}; it begins: {chain.why}")
+    elif found.older:  # its seq starts again at 1: a range would read as a contradiction of the line count
+        print(f"{names}: {found.lines} lines: the chain holds over its {found.chained} chained lines")
     else:
         print(f"{names}: {found.lines} lines, seq {found.first_seq} to {found.last_seq}: the chain holds")
     if found.unchained:
@@ -59,4 +64,11 @@ def _verify(args: argparse.Namespace) -> int:
         for start in found.starts:
             print(f"  a chain starts at {start}")
     print(f"  the last line's hash: {found.last_digest} (note it down: a later edit of the lines up to it shows)")
+    for run in found.older:
+        print(f"  {run.lines} lines at {run.begins} to {run.ends} have no prev, after chained lines, from seq 1: "
+              "written by a federator before 0.15.0 (a rollback to it on this file?): not checked")
+    if found.older:
+        print(f"federator audit verify: {sum(r.lines for r in found.older)} lines after chained ones have no prev "
+              "(a federator before 0.15.0 wrote them): not checked (exit 3)", file=sys.stderr)
+        return 3
     return 0

@@ -18,8 +18,11 @@ Why `--db` is only ever read (outside operator DR QA D3): it is opened read-only
 and SQLite applied a stale `-wal` beside it (another store's) into the copy, deleted it, and called the result
 good. A `-wal` beside a `--db` no federator holds is refused, named, unless `--own-wal` says it is the store's own
 (a crash's last commits, copied too). The copy's `meta` says when its snapshot was taken (store/restore_checks.py:
-the mark by which a start tells a restored copy's stale neighbour). A copy holding no job is said on stderr (D9):
-a `cp`-made file, or the wrong `--db`, looked like any good backup.
+the mark by which a start tells a restored copy's stale neighbour), on a store of schema version 4 or later only:
+0.14.0 (version 3) would run on a marked copy and keep the mark, which then named its own `-wal` another store's
+(outside upgrade QA U3). A copy of a copy keeps the first's mark, or its lack of one: `federator restore` copies
+through here and must not stamp its own time on a copy taken at a time no one recorded. A copy holding no job is
+said on stderr (D9): a `cp`-made file, or the wrong `--db`, looked like any good backup.
 
 Why a temporary name: the copy is written beside `--to` and renamed to it once checked, so a failed run (a full
 disk: QA F12 found a 0-byte `--to` left behind, which the next cron run refused as existing) leaves nothing at
@@ -39,7 +42,7 @@ from pathlib import Path
 
 from federator.store import integrity
 from federator.store.lock import held
-from federator.store.restore_checks import BACKUP_MARK, hot_wal, read_only
+from federator.store.restore_checks import BACKUP_MARK, MARK_CLEARED_FROM, hot_wal, read_only
 
 DAMAGED = "{db} itself is damaged: keep your last good backup, and see docs/reliability.md, \"A corrupted store\""
 
@@ -60,10 +63,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_backup)
 
 
-def backup(db: Path, to: Path, *, own_wal: bool = False) -> int:
+def backup(db: Path, to: Path, *, own_wal: bool = False, mark: bool = True) -> int:
     """Copy `db` to `to` (which must not exist), check the copy, and return the number of jobs in it; `db` is only
-    read. ValueError for bad arguments (a -wal beside an unheld `db` without `own_wal`), BackupFailed for a copy that
-    could not be written or is damaged."""
+    read. `mark=False` (a restore: `db` is itself a copy) adds no snapshot time where `db` has none. ValueError for
+    bad arguments (a -wal beside an unheld `db` without `own_wal`), BackupFailed for a copy that could not be written
+    or is damaged."""
     if not db.is_file():
         raise ValueError(f"--db: {db} is not a file")
     wal = hot_wal(db)
@@ -82,7 +86,7 @@ def backup(db: Path, to: Path, *, own_wal: bool = False) -> int:
     os.close(fd)
     partial = Path(name)
     try:
-        _copy(db, partial)
+        _copy(db, partial, mark=mark)
         _check(db, partial)
         jobs = _count(db, partial)
         try:  # a link, not a rename: it fails if --to was made meanwhile (someone's, not ours to replace)
@@ -101,8 +105,10 @@ def backup(db: Path, to: Path, *, own_wal: bool = False) -> int:
     return jobs
 
 
-def _copy(db: Path, partial: Path) -> None:
-    """SQLite's online backup of `db` (read-only) into `partial`, marked with the snapshot's time."""
+def _copy(db: Path, partial: Path, *, mark: bool) -> None:
+    """SQLite's online backup of `db` (read-only) into `partial`, marked with the snapshot's time (`mark`) unless `db`
+    carries a mark already; a copy of a schema version below MARK_CLEARED_FROM carries no mark (0.14.0 runs it and
+    would keep one: store/restore_checks.py)."""
     try:
         source = read_only(db)
         try:
@@ -110,10 +116,15 @@ def _copy(db: Path, partial: Path) -> None:
             try:
                 taken = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the backup reads at one moment: now
                 source.backup(target)
-                if target.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
-                    # a copy of a copy keeps the first's time: it is that snapshot
-                    target.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (BACKUP_MARK, taken))
-                    target.commit()
+                version = target.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if (
+                    target.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+                ) else None
+                if version is not None and str(version[0]).isdigit() and int(version[0]) >= MARK_CLEARED_FROM:
+                    if mark:  # a copy of a copy keeps the first's time: it is that snapshot
+                        target.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (BACKUP_MARK, taken))
+                elif version is not None:  # 0.14.0 would run on it, keeping a mark (0.15.0's backup put one on)
+                    target.execute("DELETE FROM meta WHERE key = ?", (BACKUP_MARK,))
+                target.commit()
             finally:
                 target.close()
         finally:

@@ -9,7 +9,10 @@ start), and no check of the copy before the old store was gone. This does them i
 
 1. refuse while a federator holds DB (its lock, store/lock.py), and hold that lock meanwhile so none starts;
 2. copy COPY beside DB with `federator backup` (cli/backup.py): COPY is only read, the copy is checked
-   (integrity_check) and keeps COPY's snapshot time; a bad COPY stops here, with nothing at DB moved;
+   (integrity_check) and keeps COPY's snapshot time, or its lack of one (a `cp`, or a 0.14.0 `federator backup`,
+   records none: the restore's own time is no snapshot's); a copy 0.14.0 can run (schema version 3) is left with
+   no mark, since 0.14.0 keeps one and the next upgrade then took its own `-wal` for another store's (outside
+   upgrade QA U3); a bad COPY stops here, with nothing at DB moved;
 3. move DB, DB-wal and DB-shm into `DB.replaced-STAMP/` (kept, never deleted: they may hold the only record of
    what the crashed store acknowledged), then rename the checked copy to DB. A failure moves them back.
 """
@@ -51,7 +54,7 @@ def restore(source: Path, db: Path, *, now: datetime | None = None) -> tuple[int
     lock.acquire()  # StoreInUse while a federator runs on it; held, no federator starts on it meanwhile
     try:
         checked = db.with_name(f".{db.name}.restore-{stamp}")
-        jobs = backup(source, checked)  # source only read; checked written, checked, or nothing left
+        jobs = backup(source, checked, mark=False)  # source only read; checked written, checked, or nothing left
         try:
             aside = _move_aside(db, db.with_name(f"{db.name}.replaced-{stamp}"))
             try:
@@ -95,7 +98,8 @@ def _restore(args: argparse.Namespace) -> int:
             "--to: ") else said
         print(f"federator restore: {said}; nothing was changed", file=sys.stderr)
         return 1
-    taken = backup_mark(args.db) or "at an unknown time"
+    taken = backup_mark(args.source) or (f"at an unknown time: {args.source} records none (a `cp` of a store, "
+                                         "or a copy by a federator before 0.15.0)")
     kept = (f"; the replaced store is in {aside}/ (keep it until the restore is known good)" if aside else
             "; nothing was there before")
     print(f"{args.db}: restored from {args.source} ({jobs} jobs, a snapshot taken {taken}){kept}. Start the federator: "

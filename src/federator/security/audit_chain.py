@@ -16,6 +16,13 @@ A file rotated by copytruncate while the federator runs goes on with the same ch
 names the last line of the rotated file. `federator audit verify FILE...` (cli/audit.py) checks files oldest first
 as one chain (`verify`), and names the first line that breaks it.
 
+A rollback to a release before 0.15.0 on the same file (outside upgrade QA U4): that release appends lines with
+no `prev` and `seq` from 1 at each start, after the chained ones. `verify` used to call the first of them an edit;
+it is not one it can tell from an older release's run, so it names them (`older`: where, seq from 1, and that they
+are not checked) and goes on: the chain of the federator that ran on after them continues from the last of them
+(its `prev` names that line), and is checked. A line with no `prev` after chained ones whose `seq` is not 1 (where
+such a run begins) is still a break. `audit verify` exits 3 for it, neither "holds" nor "broken".
+
 What it proves: whoever holds a later line (a log shipper's copy, a hash noted from `verify`'s output) can tell
 that the lines before it are the ones that were written. It is not a signature: someone who may rewrite the whole
 file can compute a new chain, so ship the lines off the host (docs/security.md).
@@ -103,12 +110,23 @@ class Chain:
 
 
 @dataclass(slots=True)
+class OlderRun:
+    """Lines with no `prev` after chained ones, the first of seq 1: a federator before 0.15.0 wrote them (a
+    rollback on the same file); not checked. FILE:LINE of the first and last, and how many."""
+
+    begins: str
+    ends: str
+    lines: int = 1
+
+
+@dataclass(slots=True)
 class Verdict:
     """What `verify` found: lines read, the chains started (where and why), and the first break ("" none)."""
 
     lines: int = 0
     chained: int = 0  # lines with a `prev`
     unchained: int = 0  # lines of a federator before 0.15.0 (no `prev`), before the first chained line
+    older: list[OlderRun] = field(default_factory=list)  # such lines after chained ones: a rollback's
     starts: list[str] = field(default_factory=list)
     continued: str = ""  # the first line continues a chain from before the files given
     first_seq: int | None = None
@@ -130,6 +148,7 @@ def verify(paths: Iterable[Path]) -> Verdict:
     out = Verdict()
     prev_raw: bytes | None = None
     prev_seq: int | None = None
+    in_older = False  # the line before was one of an older release's run after chained lines
     for where, number, raw in _lines(paths):
         at = f"{where}:{number}"
         out.lines += 1
@@ -159,6 +178,9 @@ def verify(paths: Iterable[Path]) -> Verdict:
             out.chains[-1].last_seq, out.chains[-1].ends = seq, at
             out.chains[-1].lines += 1
         if "prev" not in doc:
+            if out.chained and older_run(out, at, seq, prev_seq, within=in_older):
+                prev_raw, prev_seq, in_older = raw, seq, True
+                continue
             if out.chained:
                 out.problem = f"{at} (seq {seq}): has no prev, after chained lines: a line was edited or replaced"
                 return out
@@ -166,6 +188,7 @@ def verify(paths: Iterable[Path]) -> Verdict:
             prev_raw, prev_seq = raw, seq
             continue
         out.chained += 1
+        in_older = False
         if doc.get("action") == CHAIN_START:
             if doc["prev"] != "" or seq != 1:
                 out.problem = f"{at}: a chain start with seq {seq} and prev {doc['prev']!r} (it must be 1 and '')"
@@ -190,6 +213,20 @@ def verify(paths: Iterable[Path]) -> Verdict:
     return out
 
 
+def older_run(out: Verdict, at: str, seq: int, prev_seq: int | None, *, within: bool) -> bool:
+    """Is a line with no `prev` after chained ones (at `at`, `seq`) one of an older release's run (added to
+    `out.older`)? `within`: the line before it was. Its first line has seq 1 (each start of such a release counts
+    from 1); the next, seq + 1, or 1 at its next start. Any other is an edit."""
+    if within and prev_seq is not None and seq in (prev_seq + 1, 1):
+        out.older[-1].ends = at
+        out.older[-1].lines += 1
+        return True
+    if seq != 1:
+        return False
+    out.older.append(OlderRun(begins=at, ends=at))
+    return True
+
+
 def _is_torn_before_start(where: str, number: int) -> bool:
     """Is line `number` of `where` followed by a chain start saying the file's last line was cut short?"""
     with open(where, "rb") as f:
@@ -204,4 +241,4 @@ def _is_torn_before_start(where: str, number: int) -> bool:
     return False
 
 
-__all__ = ["CHAIN_START", "Chain", "Resume", "Verdict", "digest", "resume", "verify"]
+__all__ = ["CHAIN_START", "Chain", "OlderRun", "Resume", "Verdict", "digest", "older_run", "resume", "verify"]

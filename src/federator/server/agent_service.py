@@ -21,7 +21,7 @@ from federator.model import ClusterCapacity, JobId
 from federator.model.cluster import AgentFeature, GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
-from federator.security.authz import Authorizer, recorded_owner
+from federator.security.authz import Authorizer
 from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.region_binding import binding_of
 from federator.security.trust import PROVIDER_LABEL, Trust
@@ -32,6 +32,7 @@ from federator.server.edge import Edge, Malformed
 from federator.server.errors import cut
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.invalid_specs import found_invalid
+from federator.server.launch_spec import launched_spec
 from federator.server.orders import ErrorNotice, LaunchOrder, LogsOrder, Order, ResizeOrder
 from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
@@ -49,10 +50,9 @@ HELLO_TIMEOUT_SECONDS = 10.0
 
 def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage:
     if isinstance(order, LaunchOrder):
-        # Without its owner: a provider runs an organisation's work, and learns its queue (its tenant), never which
-        # of the organisation's people submitted it; who did is the federator's to account and authorise.
+        # Without its owner nor its dependency: the federator's alone (server/launch_spec.py)
         launch = agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
-                                  spec=convert.spec_to_pb(recorded_owner(order.spec, "")))
+                                  spec=convert.spec_to_pb(launched_spec(order.spec)))
         terms.stamp(launch)  # dated as it leaves: the agent refuses it once it is older than its bound
         return agent_pb2.FederatorMessage(launch=launch)
     if isinstance(order, ResizeOrder):

@@ -10,6 +10,13 @@ last connection closes; and it makes any file it is given into a database. Outsi
   (`BACKUP_MARK`, the time its snapshot was taken), which the first federator to open it removes: a file that still
   carries it was never run on, so a `-wal` beside it cannot be its own, and the start stops, leaving every file as
   it is (`refuse_unfit`). The mark is read from the file alone (`immutable=1`, which never looks at the `-wal`).
+  That holds only where every release that can run the file removes the mark: 0.14.0 (schema version 3) does not
+  know it and keeps it (outside upgrade QA U3: after a rollback to 0.14.0 on a marked copy and a crash of 0.14.0,
+  the next upgrade was refused with advice to move the store's own `-wal` aside, which dropped every job 0.14.0
+  took). So a copy is marked only at a schema version from `MARK_CLEARED_FROM` on (cli/backup.py), and a mark
+  found on a file below it (put there by 0.15.0's `federator backup`) says when the copy was taken, not that
+  nothing ran on it since: its `-wal` is refused only when it cannot be one an older release wrote there (it holds
+  a newer schema version than the file, or was last written before the file was put there).
 - D9: a `--db` of zero bytes (a copy that died on a full disk, a `> db` slip) or a copy of the file without its
   `-wal` (every commit of a store that never checkpointed lives there: the file alone holds no table) started as a
   new, empty store without the WARNING a new path gets, and every running job of the federation became an orphan.
@@ -32,6 +39,9 @@ from federator.store.errors import StoreUnreadable
 log = logging.getLogger("federator.store")
 # In the meta table of a copy `federator backup` wrote (cli/backup.py): when its snapshot was taken, UTC ISO 8601.
 BACKUP_MARK = "backup_taken_at"
+# The first schema version whose releases (0.15.0 on) remove BACKUP_MARK when they first run on a copy. A release
+# that runs an older version (0.14.0 and before: 3) keeps the mark while it writes the file.
+MARK_CLEARED_FROM = 4
 
 
 def read_only(path: Path, *, with_wal: bool = True) -> sqlite3.Connection:
@@ -63,12 +73,45 @@ def backup_mark(path: Path) -> str | None:
     return str(row[0]) if row else None
 
 
+def schema_version(path: Path, *, with_wal: bool) -> int | None:
+    """The store's meta.schema_version, read from the file alone or with its `-wal`'s commits; None when there is
+    none or it cannot be read (no meta table, not a number, not SQLite's)."""
+    try:
+        db = read_only(path, with_wal=with_wal)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row and str(row[0]).strip().isdigit() else None
+
+
+def _wal_may_be_its_own(path: Path, wal: Path) -> bool:
+    """A marked file of a schema version below MARK_CLEARED_FROM: a release that keeps the mark (0.14.0) may have
+    run on it since the copy was put there, so its `-wal` may be that run's (U3). It is not when the store read with
+    the `-wal` is of another schema version than the file alone (a newer release's store wrote that -wal), nor when
+    the `-wal` was last written before the file was put there or last written (its inode's change time: a `cp`, a
+    rename or a checkpoint sets it, and no tool sets it back): a run on the file writes its -wal after both."""
+    found = schema_version(path, with_wal=False)
+    if found is None or found >= MARK_CLEARED_FROM:
+        return False  # every release that runs this file removes the mark first: nothing ran on it
+    if schema_version(path, with_wal=True) != found:
+        return False
+    return wal.stat().st_mtime_ns >= path.stat().st_ctime_ns
+
+
 def refuse_unfit(path: Path) -> None:
     """StoreUnreadable, every file left as it is, if the existing file at `path` holds no store (D9) or is a backup
     copy never run on with a `-wal` beside it (D3). Called before the store's read-write open."""
     wal = hot_wal(path)
     mark = backup_mark(path)
-    if mark is not None and wal is not None:
+    if mark is not None and wal is not None and _wal_may_be_its_own(path, wal):
+        log.warning("job store %s: a `federator backup` copy taken %s, of schema version %s, which a release before "
+                    "0.15.0 runs without removing that mark: %s beside it is taken as the store's own (a run of "
+                    "such a release since the copy was put there)", path, mark,
+                    schema_version(path, with_wal=False), wal)
+    elif mark is not None and wal is not None:
         raise StoreUnreadable(
             f"job store {path} is a `federator backup` copy (taken {mark}) that no federator has run on, and {wal} "
             f"beside it is another store's (the one it replaces): started, SQLite would apply that -wal to the copy. "
@@ -97,17 +140,26 @@ def refuse_unfit(path: Path) -> None:
             f"{path} (a path with no file starts one)")
 
 
-def first_open(db: sqlite3.Connection, path: Path) -> None:
+def first_open(db: sqlite3.Connection, path: Path, found: int = MARK_CLEARED_FROM) -> None:
     """On a file that carries BACKUP_MARK (a restored copy's first start), remove the mark and checkpoint at once, so
-    that from now on a `-wal` beside the file is its own (a crash's, applied as ever), and say which snapshot it is."""
+    that from now on a `-wal` beside the file is its own (a crash's, applied as ever), and say which snapshot it is.
+    `found` is the schema version the file had before this start took it forward: below MARK_CLEARED_FROM, a release
+    that keeps the mark may have run on the copy, and the start says it cannot tell."""
     row = db.execute("SELECT value FROM meta WHERE key = ?", (BACKUP_MARK,)).fetchone()
     if row is None:
         return
     db.execute("DELETE FROM meta WHERE key = ?", (BACKUP_MARK,))
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if found < MARK_CLEARED_FROM:
+        log.warning("job store %s: a `federator backup` copy taken %s, of schema version %d: a release before 0.15.0 "
+                    "may have run on it since (it keeps that mark), so it may hold jobs accepted after that moment, "
+                    "or not; jobs it has no record of that its agents run are orphaned (see --orphan-grace)",
+                    path, row[0], found)
+        return
     log.warning("job store %s: a `federator backup` copy taken %s, run on for the first time: what the federator "
                 "accepted after that moment is not in it (jobs submitted since are unknown here; what its agents "
                 "run of them is orphaned, see --orphan-grace)", path, row[0])
 
 
-__all__ = ["BACKUP_MARK", "backup_mark", "first_open", "hot_wal", "read_only", "refuse_unfit"]
+__all__ = ["BACKUP_MARK", "MARK_CLEARED_FROM", "backup_mark", "first_open", "hot_wal", "read_only", "refuse_unfit",
+           "schema_version"]

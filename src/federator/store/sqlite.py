@@ -178,7 +178,7 @@ class SqliteJobStore:
                                   f"(they start at 1): restore the store from a backup")
         if version < SCHEMA_VERSION:
             upgrade(db, self.path, version)
-        restore_checks.first_open(db, self.path)
+        restore_checks.first_open(db, self.path, version)
 
     def rescue(self) -> bool:
         """If the file's -wal was deleted or replaced (store/identity.py), copy what the lost one holds into the
