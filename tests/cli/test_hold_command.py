@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +176,23 @@ def test_hold_and_release_of_an_array_id_take_its_pending_tasks(served: tuple[Fe
     assert not [j for j in fed.jobs.values() if j.hold is not None and not j.phase.is_terminal]
     assert main(["hold", "sweep-000000", *flags]) == 3  # no job, no array: the Hold's own NOT_FOUND
     assert "no job with id or name 'sweep-000000'" in capsys.readouterr().err
+
+
+def test_a_failure_to_list_an_array_id_is_said_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`hold KEY` where no job has the key lists the array the key may name: a List that fails then (the federator
+    stopping between the two calls) is said as an error naming the key, and the next key is still tried."""
+    async def unavailable(self: JobService, request: jobs_pb2.ListJobsRequest,
+                          context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is unavailable")
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(JobService, "List", unavailable)
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    fed.submit(job("plain"))
+    with serving(fed) as address:
+        rc = main(["hold", "sweep-3f9a1c", "plain", "--server", address, "--insecure"])
+    out = capsys.readouterr()
+    assert rc != 0
+    assert "error: sweep-3f9a1c: the store is unavailable" in out.err
+    assert re.match(r"job plain-[0-9a-f]+ Pending, held", out.out), out.out  # the next key still tried

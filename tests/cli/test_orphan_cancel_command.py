@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from cli_support import serving
 
+from federator.api.v1 import jobs_pb2_grpc
 from federator.cli import main
+from federator.cli.exit_codes import Exit
 from federator.model import ClusterCapacity
+from federator.server.cluster_service import ClusterService
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -63,3 +66,16 @@ def test_orphans_flags_that_make_no_command_are_refused(flags: list[str], said: 
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cancel", *flags, "--server", "127.0.0.1:1", "--insecure"]) == 2
     assert capsys.readouterr().err == f"federator cancel: {said}\n"
+
+
+def test_cancel_orphans_against_a_federator_before_0_16_says_what_does_the_same_there(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A federator of 0.15.0 has no ClusterService.CancelOrphans (the generated base answers UNIMPLEMENTED): the
+    command names the version and the restart that does the same there, not a bare UNIMPLEMENTED status."""
+    monkeypatch.setattr(ClusterService, "CancelOrphans", jobs_pb2_grpc.ClusterServiceServicer.CancelOrphans)
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), orphan_grace=1800.0)
+    with serving(fed) as address:
+        assert main(["cancel", "--orphans", "--server", address, "--insecure"]) == Exit.FAILED
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the federator at {address} cannot cancel orphans: it is older than 0.16.0"), err
+    assert "--orphan-grace 0" in err

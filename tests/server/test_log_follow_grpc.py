@@ -359,3 +359,43 @@ def test_a_busy_agent_skips_a_beat_and_the_follower_still_gets_every_line_once(
         await until(lambda: _follows(fed) == 0.0)
 
     run(go)
+
+
+def test_a_busy_answer_to_the_read_after_the_jobs_end_is_read_again_not_the_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read after a job's end is its last lines' only chance: a "busy" answer to it does not end the follow
+    with them unread (there is no next beat to bring them); it is read again, and the follow ends with them."""
+    monkeypatch.setattr(log_follow, "FOLLOW_BUSY_TOLD_AFTER", 3)
+    busy = "busy: 64 logs requests are being read; ask again"
+
+    async def go() -> None:
+        fed = Federator(store=SqliteJobStore(Path(":memory:")), lease_seconds=10.0, cycle_interval=0.05)
+        fed.submit(spec("a", gpus=8))
+        async with job_api(fed) as jobs, agent_stream(fed, features=("logs", "logs-since")) as agent:
+            await _placed(fed, agent)
+
+            async def asked() -> agent_pb2.LogsRequest:
+                while (message := await agent.read()).WhichOneof("body") != "logs":  # a Cancel, once it ended
+                    pass
+                return message.logs
+
+            stream = jobs.FollowLogs(jobs_pb2.FollowLogsRequest(job_id="a", replica=0), timeout=A_WHILE)
+            await _answer(agent, await asked(), LINES[0])
+            assert _texts(await stream.read()) == "step 1\n"
+            beat = await asked()  # asked while the job ran
+            (job_id,) = fed.jobs
+            fed.cancel(job_id)
+            await _answer(agent, beat, error=busy)
+            await _answer(agent, await asked(), error=busy)  # the read after its end: busy, skipped
+            ending, again = asyncio.ensure_future(stream.read()), asyncio.ensure_future(asked())
+            await asyncio.wait({ending, again}, timeout=A_WHILE, return_when=asyncio.FIRST_COMPLETED)
+            assert again.done() and not ending.done()  # read again, not ended without its last lines
+            last = again.result()
+            assert last.since_time == "2026-12-06T10:00:01Z"  # from the last line passed on
+            await _answer(agent, last, *LINES[:3])
+            told = await asyncio.wait_for(ending, A_WHILE)
+            assert (_texts(told), told.end, list(told.errors)) == ("step 2\nstep 3\n", jobs_pb2.FOLLOW_END_JOB_ENDED,
+                                                                   [])
+        await until(lambda: _follows(fed) == 0.0)
+
+    run(go)

@@ -85,7 +85,11 @@ def _each(args: argparse.Namespace, action: str) -> int:
                     before = _before(jobs, key) if action == "release" else None
                     job = _call(jobs, action, key)
                 except grpc.RpcError as err:
-                    tasks = tasks_of(jobs, key) if err.code() is grpc.StatusCode.NOT_FOUND else []
+                    try:
+                        tasks = tasks_of(jobs, key) if err.code() is grpc.StatusCode.NOT_FOUND else []
+                    except grpc.RpcError as listed:  # whether it is an array is unknown: that failure is said
+                        first_failure = first_failure or fail(listed, args, prefix=f"{key}: ")
+                        continue
                     if tasks:  # no job has the key: an array's id names its tasks (cli/array_holds.py)
                         print(hold_array(jobs, key, tasks, action, lambda task, e: failed.append(
                             fail(e, args, prefix=f"task {task}: "))), flush=True)

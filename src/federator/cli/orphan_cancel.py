@@ -7,10 +7,12 @@ is an admin's decision about a store (server/orphan_cancel.py, ClusterService.Ca
 from __future__ import annotations
 
 import argparse
+import sys
 
 import grpc
 
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.exit_codes import Exit
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
@@ -30,9 +32,18 @@ def usage_problem(args: argparse.Namespace) -> str:
 
 
 def run(channel: grpc.Channel, args: argparse.Namespace, *, timeout: float) -> int:
-    """One CancelOrphans call; a line per cluster it cancelled orphans on, or why none."""
-    reply = jobs_pb2_grpc.ClusterServiceStub(channel).CancelOrphans(
-        jobs_pb2.CancelOrphansRequest(cluster=args.cluster), timeout=timeout)
+    """One CancelOrphans call; a line per cluster it cancelled orphans on, or why none. A federator before 0.16.0
+    has no such call: said so, with what does the same there, rather than a bare "Method not found!"."""
+    try:
+        reply = jobs_pb2_grpc.ClusterServiceStub(channel).CancelOrphans(
+            jobs_pb2.CancelOrphansRequest(cluster=args.cluster), timeout=timeout)
+    except grpc.RpcError as err:
+        if getattr(err, "code", lambda: None)() is not grpc.StatusCode.UNIMPLEMENTED:
+            raise
+        print(f"error: the federator at {args.server} cannot cancel orphans: it is older than 0.16.0 "
+              "(UNIMPLEMENTED); there, restart it with --orphan-grace 0 (every orphan is cancelled at its member's "
+              "next report), then once more with your usual --orphan-grace", file=sys.stderr)
+        return Exit.FAILED
     where = f"cluster {args.cluster}" if args.cluster else "any cluster"
     if not reply.cancelled:
         print(f"no orphans on {where}: nothing cancelled")

@@ -19,7 +19,8 @@ output (job, replica, container) share one read a beat, asked from the oldest of
 at its own (`Follow.message`), so one line reaches each once. A cluster's follow reads are paced by a budget
 (log_polls.FOLLOW_READS_PER_CLUSTER in flight). An agent answering "busy" skips that beat for the placement: the
 cursor stays, the next beat asks from the last line seen, and the user is told only after FOLLOW_BUSY_TOLD_AFTER
-busy beats in a row.
+busy beats in a row. The read after the job's end is no exception: a busy answer then does not end the follow
+without its last lines (there is no next beat to bring them), it is read again, until told.
 
 Bounds: at most --max-log-follows-per-user follows per user and --max-log-follows in all (`FollowSeats`), each
 ending after FOLLOW_BOUND_SECONDS; the unary Logs is held to a per-user rate (`LogsRate`: a burst of LOGS_BURST,
@@ -167,6 +168,7 @@ class Follow:
         self.replicas: dict[str, set[int]] = {}  # per placement, the replicas read
         self.said: dict[tuple[str, int], str] = {}  # the last error told per placement (-1) and replica
         self.busy: dict[str, int] = {}  # per placement, the busy answers in a row (beats skipped)
+        self.skipped: set[str] = set()  # the placements whose beat the last read skipped (busy, not told)
 
     def ask(self, placement: Placement) -> tuple[int, str]:
         """(tail_lines, since_time) of the next read of `placement` (see the module)."""
@@ -183,6 +185,7 @@ class Follow:
     def message(self, got: logs.Gathered) -> jobs_pb2.FollowLogsMessage:
         """What a read brought that the user has not been told: new lines, and errors that are new or changed."""
         out = jobs_pb2.FollowLogsMessage()
+        self.skipped = set()
         first = {t.placement_id for t in got.logs if t.placement_id in self.initial} - self.replicas.keys()
         for t in got.logs:
             key = (t.placement_id, t.replica)
@@ -210,6 +213,7 @@ class Follow:
             if u.busy:
                 self.busy[u.placement_id] = self.busy.get(u.placement_id, 0) + 1
                 if self.busy[u.placement_id] < FOLLOW_BUSY_TOLD_AFTER:
+                    self.skipped.add(u.placement_id)
                     continue  # a beat skipped: its cursor stays, the next read asks from the last line seen
             else:
                 self.busy.pop(u.placement_id, None)
@@ -281,7 +285,7 @@ async def follow(service: JobService, request: jobs_pb2.FollowLogsRequest,
                 poll.first_read()
             read += 1
             message = state.message(got)
-            if final:
+            if final and not state.skipped:  # a final read answered busy is read again: its last lines come
                 message.ended = f"job {job.job_id} {job.phase.value}"
                 message.end = jobs_pb2.FOLLOW_END_JOB_ENDED
             elif loop.time() - began >= FOLLOW_BOUND_SECONDS:
