@@ -489,7 +489,10 @@ class JobServiceServicer:
         held to a budget (8 in flight), and a cluster whose agent answers "busy"
         skips a beat: a slow or busy member makes lines come late, never lost or
         twice. Such a cluster is named in errors only after 5 busy answers in a
-        row (its words, beginning "cluster X: busy"), and followed on.
+        row (its words, beginning "cluster X: busy"), and followed on. The read
+        after the job's end is no exception: answered "busy", it is made again
+        (the follow does not end without those last lines) until they come or
+        the 5th busy answer is told.
 
         Ends: after the job finishes (its last lines read once more after its
         final phase; the last message's `ended` says the phase, `end`
