@@ -74,6 +74,7 @@ from federator.scheduler.snapshot import Snapshot, Txn, reserve
 from federator.scheduler.spread import is_rest, spread_counts
 from federator.scheduler.standing import with_standing
 from federator.scheduler.summary import summarize
+from federator.scheduler.verdicts import Verdicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class Scheduler:
         # Whether a reservation's region use is to move scores (RegionLoad weighs in): else none is counted.
         self.reads_regions = any(s.name == "RegionLoad" for s, _ in self.scores)
         self.fleet_pools = FleetPoolsMemo()  # what QueueUsage reads of the fleet's pools, kept across cycles
+        self.verdicts = Verdicts()  # the filters' verdicts per fit shape and cluster, kept across cycles
 
     def schedule(
         self,
@@ -181,7 +183,7 @@ class Scheduler:
         t, t2 = t2, clock()
         phases["reserve"] = t2 - t
 
-        board = Board(guarded(self.filters, reserved), self.scores, ctx, self.pool_scores)
+        board = Board(guarded(self.filters, reserved), self.scores, ctx, self.pool_scores, self.verdicts)
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
