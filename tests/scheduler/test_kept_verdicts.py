@@ -1,11 +1,15 @@
-"""The filters' verdicts kept across cycles (scheduler/verdicts.py): used only for the very cluster object and
-context they were made for, so the next cycle's verdict follows every change a cycle must see."""
+"""The filters' verdicts kept across cycles (scheduler/verdicts.py): used only for a cluster equal to the one and
+the context they were made for, so the next cycle's verdict follows every change a cycle must see."""
 
 from __future__ import annotations
 
-from scenarios import H100, spec
+from dataclasses import replace
 
-from federator.model import ClusterInfo, ReasonCode
+from hypothesis import HealthCheck, given, settings
+from scenarios import H100, spec
+from test_properties import scenarios
+
+from federator.model import ClusterInfo, ClusterState, ReasonCode
 from federator.scheduler import PlacementRequest, Scheduler, SchedulerConfig, Snapshot
 from federator.scheduler.framework import CycleContext
 from federator.scheduler.plugins import FILTERS
@@ -59,6 +63,22 @@ def test_a_maintenance_window_announced_between_cycles_reaches_a_cluster_whose_r
     # and when the window is called off, x takes the job again
     third = scheduler.schedule(Snapshot.of([x]), [eight("c", at=2.0)], now=NOW + 600)
     assert [d.assignments[0].cluster for d in third.decisions] == ["x"]
+
+
+def test_a_cluster_rebuilt_equal_keeps_its_verdict_and_a_cordoned_one_does_not() -> None:
+    """The server builds every cluster anew each cycle around its last report: an equal one keeps the verdicts,
+    one an operator cordoned (the same report, another state) is judged anew."""
+    scheduler = Scheduler()
+    x = cluster("x", "r", pool(H100, nodes=2, free=8))
+    scheduler.schedule(Snapshot.of([x]), [eight("a")], now=NOW)
+    hits = scheduler.verdicts.hits
+    again = scheduler.schedule(Snapshot.of([replace(x)]), [eight("b", at=1.0)], now=NOW + 300)
+    assert [d.assignments[0].cluster for d in again.decisions] == ["x"]
+    assert scheduler.verdicts.hits == hits + 1
+    cordoned = scheduler.schedule(Snapshot.of([replace(x, state=ClusterState.CORDONED)]), [eight("c", at=2.0)],
+                                  now=NOW + 600)
+    assert not cordoned.decisions
+    assert cordoned.pending["c"].code is ReasonCode.CLUSTER_NOT_READY  # type: ignore[index]
 
 
 def test_a_reservation_that_appears_between_cycles_holds_room_the_last_cycle_judged_free() -> None:
@@ -117,3 +137,22 @@ def test_a_filter_that_does_not_say_what_it_reads_turns_keeping_off() -> None:
 
 def test_every_built_in_filter_says_what_it_reads() -> None:
     assert set(FILTERS) <= set(FILTER_READS)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenarios())
+def test_three_cycles_with_kept_verdicts_decide_as_three_fresh_schedulers(scenario: tuple) -> None:  # type: ignore[type-arg]
+    """The scheduler properties' fleets and jobs (vendors, MIG, sharing, quotas, spreads), offered over three
+    cycles, each over the last one's snapshot (the second rebuilt equal, as the server rebuilds it): the same
+    decisions, reasons and snapshots as a scheduler that keeps nothing."""
+    snap, reqs, cfg = scenario
+    kept, parts = Scheduler(cfg), (reqs[0::3], reqs[1::3], reqs[2::3])
+    a = b = snap
+    for k, part in enumerate(parts):
+        now = NOW + 300 * k
+        one, two = kept.schedule(a, part, now=now), Scheduler(cfg).schedule(b, part, now=now)
+        assert one.decisions == two.decisions
+        assert dict(one.pending) == dict(two.pending)
+        assert one.snapshot == two.snapshot
+        a = Snapshot.of([replace(c) for c in one.snapshot.clusters]) if k == 0 else one.snapshot
+        b = two.snapshot

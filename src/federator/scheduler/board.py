@@ -152,8 +152,10 @@ class Board:
                 return reason, ADMITTED if admitted or i > self.last_fixed else 0
         return self._scored(request, cluster, current, steady), ADMITTED
 
-    def _scored(self, request: PlacementRequest, cluster: ClusterInfo, current: bool, steady: bool) -> float:
-        """The weighted scores of a cluster the filters passed (`check`'s second half)."""
+    def _scored(self, request: PlacementRequest, cluster: ClusterInfo, current: bool, steady: bool,
+                accepted: Sequence[AcceleratorPool] | None = None) -> float:
+        """The weighted scores of a cluster the filters passed (`check`'s second half); `accepted`: the pools the
+        request accepts there, when known (`pools.best_pool`)."""
         ctx = self.ctx
         total: float = 0.0
         for s, w in self.scores if steady else self.moving_scores:
@@ -177,7 +179,7 @@ class Board:
                 got = self.pool_values.get(key)
                 if got is not None:
                     return total + got
-            pool = best_pool(request, cluster, ctx, self.pool_scores, replicas)
+            pool = best_pool(request, cluster, ctx, self.pool_scores, replicas, accepted)
             value: float = pool[0] if pool is not None else 0.0
             if key is not None:
                 self.pool_values[key] = value
@@ -280,19 +282,22 @@ class Board:
     def _kept_check(self, request: PlacementRequest, cluster: ClusterInfo, fit: Fit,
                     kept: dict[str, Verdict]) -> tuple[Reason | float, int]:
         """`check` of a cluster the fit shape has not looked at this cycle, with the filters' verdict kept from
-        an earlier cycle when it was made for this very cluster object over the same context (verdicts.py),
+        an earlier cycle when it was made for this cluster as it is now, over the same context (verdicts.py),
         else made and kept; the scores are computed afresh either way, as `check` computes them."""
         assert self.verdicts is not None
         name, inputs = cluster.name, self.verdicts.inputs(cluster.name)
         got = kept.get(name)
-        if got is not None and got[0] is cluster and got[1] == inputs:
+        if got is not None and (got[0] is cluster or got[0] == cluster) and got[1] == inputs:
             self.verdicts.hits += 1
             _, _, reason, holds, used = got
             if used is not None:
                 fit.used[name] = used
             if reason is not None:
                 return reason, holds
-            return self._scored(request, cluster, True, False), holds
+            # the pools it accepts, from the kept indices: the filters that would have found them did not run
+            pools = cluster.capacity.accelerator_pools
+            accepted = None if used is None else [pools[i] for i in used[1]]
+            return self._scored(request, cluster, True, False, accepted), holds
         self.verdicts.misses += 1
         ctx = self.ctx
         reason, holds = None, ADMITTED

@@ -14,9 +14,12 @@ A filter's verdict is a function of the request's fit shape, the cluster and wha
 cycle's context. A kept verdict is used only when all three are the same:
 
 - the fit shape: the key (`board.fit_key`, or the shape's when fits are not shared), as within a cycle;
-- the cluster: the very `ClusterInfo` object the verdict was made for (kept, and compared with `is`: a report
-  that arrives between cycles, a cordon, a quarantine or a placement makes a new object, frozen as they all
-  are, even when it is equal), so no version number has to be kept right by anyone;
+- the cluster: the `ClusterInfo` the verdict was made for (kept), the same object or an equal one. It is frozen
+  and compares every field (state, labels, capacity: every pool's histogram and room), so a report that says
+  anything new, a cordon, a quarantine or a placement between cycles is a cluster judged anew, and no version
+  number has to be kept right by anyone. The simulator keeps a cluster's object while its nodes do not change;
+  the server makes a new one each cycle around the last report's capacity, which compares equal at once while
+  no report came;
 - the context: what `FILTER_READS` says each filter reads of it, for that cluster (a maintenance window, with
   the clock it is judged at), and the cycle's setup (the filters, the latency matrix), whose change drops
   everything kept.
