@@ -15,6 +15,9 @@ without a latency budget) pass the same filters and get the same other scores, s
 *fit shape* (`PlacementRequest.fit_shape`): a changed cluster is evaluated once for all of them, and
 each shape adds its own constant scores when it re-ranks. A national backlog has a preference per
 job; without this every preferred region multiplied the evaluations (twice the work in bench/).
+
+A fit shape's first look at a cluster in a cycle asks the scheduler's kept verdicts (`verdicts.py`) first: what
+the filters said of that cluster, as it is now, in an earlier cycle. Only the scores are computed again then.
 """
 
 from __future__ import annotations

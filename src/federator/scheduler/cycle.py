@@ -21,7 +21,10 @@ Speed: filter and score results are cached per request *shape* for the
 cycle (`board.py`) and refreshed only for clusters that changed since, and a
 shape that fits nowhere stays unplaceable for the rest of the place phase
 (capacity only shrinks in it). So the cost of a cycle grows with jobs plus
-shapes x clusters, not jobs x clusters.
+shapes x clusters, not jobs x clusters. The filters' verdicts outlive the
+cycle (`verdicts.py`): a shape's first look at a cluster in a cycle reuses
+what the filters said of it last time while the cluster and what they read
+of the cycle are the same; only the scores are computed afresh.
 """
 
 from __future__ import annotations
