@@ -65,14 +65,13 @@ Verdict = tuple[ClusterInfo, object, Reason | None, int, tuple[int, tuple[int, .
 class Verdicts:
     """Filter verdicts per fit shape and cluster, kept across the cycles of one scheduler."""
 
-    __slots__ = ("by_fit", "cycle", "hits", "maintenance", "misses", "now", "on", "seen", "setup")
+    __slots__ = ("by_fit", "cycle", "hits", "maintenance", "misses", "now", "seen", "setup")
 
     def __init__(self) -> None:
         self.by_fit: dict[tuple[object, ...], dict[str, Verdict]] = {}
         self.seen: dict[tuple[object, ...], int] = {}  # per fit shape, the last cycle that asked about it
         self.setup: object = None
         self.cycle = 0
-        self.on = False
         self.maintenance: Mapping[str, float] = {}
         self.now = 0.0
         self.hits = self.misses = 0  # for tests and benchmarks: how often a kept verdict served
@@ -81,8 +80,7 @@ class Verdicts:
         """A new cycle with these filters over this context: whether verdicts are kept in it. A change of
         setup drops every kept verdict; a filter that is not declared turns keeping off for the cycle."""
         self.cycle += 1
-        self.on = all(f.name in FILTER_READS for f in filters)
-        if not self.on:
+        if not all(f.name in FILTER_READS for f in filters):
             return False
         setup = (tuple(f.name for f in filters), tuple(sorted(ctx.region_latency_ms.items())), ctx.max_latency_ms)
         if setup != self.setup:
