@@ -46,6 +46,16 @@ def write_inputs(folder: Path, clusters: int, pods: int) -> tuple[Path, Path]:
     return fleet, work
 
 
+def kept(scheduler: object) -> dict[str, float] | None:
+    """The scheduler's kept filter verdicts: how often one served (None before scheduler/verdicts.py)."""
+    verdicts = getattr(scheduler, "verdicts", None)
+    if verdicts is None:
+        return None
+    looks = verdicts.hits + verdicts.misses
+    share = round(verdicts.hits / looks, 3) if looks else 0.0
+    return {"served": verdicts.hits, "judged": verdicts.misses, "share": share}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clusters", type=int, default=1000)
@@ -66,6 +76,8 @@ def main() -> None:
         "cycles": report.cycles, "placements": report.placements, "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1), "scheduler_share": round(report.scheduler_seconds / wall, 3) if wall else 0.0,
         "cpu_ms_per_cycle": round(1000 * cpu / report.cycles, 1) if report.cycles else 0.0,
+        # first looks of a cycle at a cluster for a shape that a kept filter verdict served (scheduler/verdicts.py)
+        "kept_verdicts": kept(sim.scheduler),
     }, indent=2))
 
 

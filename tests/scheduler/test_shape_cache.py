@@ -134,7 +134,7 @@ def test_jobs_that_differ_only_in_their_preferred_region_share_one_evaluation_of
     clusters = [cluster(f"c{i}", f"r{i}", pool(H100, nodes=4, free=8)) for i in range(3)]
     reqs = [request(job(f"j{i}", gpus=8, cpu=1, regions=(f"r{i}",) if i < 3 else ()), at=i) for i in range(4)]
     checked: list[str] = []
-    check, recheck = board.Board.check, board.Board._recheck
+    check, recheck, kept = board.Board.check, board.Board._recheck, board.Board._kept_check
 
     def counting(self: board.Board, req: object, c: object, **kw: object) -> object:
         checked.append(c.name)  # type: ignore[attr-defined]
@@ -144,8 +144,13 @@ def test_jobs_that_differ_only_in_their_preferred_region_share_one_evaluation_of
         checked.append(c.name)  # type: ignore[attr-defined]
         return recheck(self, req, c, fit)  # type: ignore[arg-type]
 
+    def first_counting(self: board.Board, req: object, c: object, fit: object, verdicts: object) -> object:
+        checked.append(c.name)  # type: ignore[attr-defined]
+        return kept(self, req, c, fit, verdicts)  # type: ignore[arg-type]
+
     monkeypatch.setattr(board.Board, "check", counting)
     monkeypatch.setattr(board.Board, "_recheck", recounting)
+    monkeypatch.setattr(board.Board, "_kept_check", first_counting)  # a first look that keeps the verdicts
     result = Scheduler().schedule(Snapshot.of(clusters), reqs)
     placed = {d.job_id: d.assignments[0].cluster for d in result.decisions}
     assert [placed[f"j{i}"] for i in range(3)] == ["c0", "c1", "c2"]  # each still goes where it would rather run

@@ -15,6 +15,9 @@ without a latency budget) pass the same filters and get the same other scores, s
 *fit shape* (`PlacementRequest.fit_shape`): a changed cluster is evaluated once for all of them, and
 each shape adds its own constant scores when it re-ranks. A national backlog has a preference per
 job; without this every preferred region multiplied the evaluations (twice the work in bench/).
+
+A fit shape's first look at a cluster in a cycle asks the scheduler's kept verdicts (`verdicts.py`) first: what
+the filters said of that cluster, as it is now, in an earlier cycle. Only the scores are computed again then.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementR
 from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, POOL_FILTERS, PREFERENCE_SCORES
 from federator.scheduler.pools import PoolScores, best_pool, tie_key
 from federator.scheduler.snapshot import Txn
+from federator.scheduler.verdicts import Verdict, Verdicts
 
 FIXED, ADMITTED = 1, 2  # what a cluster's evaluation for a shape says of the rest of the cycle (Board.check)
 
@@ -47,9 +51,10 @@ class Fit:
     """What the board knows of one fit shape (`PlacementRequest.fit_shape`): per cluster, the filters'
     verdict and the scores that move in a cycle (a Reason, or their weighted sum with the pool scores)."""
 
-    __slots__ = ("admitted", "cursor", "epoch", "fixed", "pools", "rejected", "rev", "used", "value", "ver")
+    __slots__ = ("admitted", "cursor", "epoch", "fixed", "kept", "pools", "rejected", "rev", "used", "value", "ver")
 
-    def __init__(self) -> None:
+    def __init__(self, kept: dict[str, Verdict] | None = None) -> None:
+        self.kept = kept  # the filters' verdicts kept across cycles for this fit shape (verdicts.py), if any
         # Per admitted cluster: how many pools it has and which of them the fit shape accepts (which never
         # changes in a cycle), and per accepted pool the last (pool, replicas it holds, weighted pool score).
         self.used: dict[str, tuple[int, tuple[int, ...]]] = {}
@@ -86,8 +91,10 @@ class Board:
     """
 
     def __init__(self, filters: Sequence[FilterPlugin], scores: Sequence[tuple[ScorePlugin, int]],
-                 ctx: CycleContext, pool_scores: PoolScores = ()) -> None:
+                 ctx: CycleContext, pool_scores: PoolScores = (), verdicts: Verdicts | None = None) -> None:
         self.filters = filters
+        # The filters' verdicts of earlier cycles (verdicts.py), when this cycle's filters allow keeping them.
+        self.verdicts = verdicts if verdicts is not None and verdicts.begin(filters, ctx) else None
         # Per filter: whether its rejection holds for the whole cycle (it is cycle-constant, and so is
         # every filter before it), so a shape can skip that cluster after.
         # A cluster that passed them once for a shape passes them again: re-evaluations run only the `rest`.
@@ -146,6 +153,13 @@ class Board:
                 if fixed:
                     return reason, FIXED
                 return reason, ADMITTED if admitted or i > self.last_fixed else 0
+        return self._scored(request, cluster, current, steady), ADMITTED
+
+    def _scored(self, request: PlacementRequest, cluster: ClusterInfo, current: bool, steady: bool,
+                accepted: Sequence[AcceleratorPool] | None = None) -> float:
+        """The weighted scores of a cluster the filters passed (`check`'s second half); `accepted`: the pools the
+        request accepts there, when known (`pools.best_pool`)."""
+        ctx = self.ctx
         total: float = 0.0
         for s, w in self.scores if steady else self.moving_scores:
             total += w * s.score(request, cluster, ctx)
@@ -167,13 +181,13 @@ class Board:
                 )
                 got = self.pool_values.get(key)
                 if got is not None:
-                    return total + got, ADMITTED
-            pool = best_pool(request, cluster, ctx, self.pool_scores, replicas)
+                    return total + got
+            pool = best_pool(request, cluster, ctx, self.pool_scores, replicas, accepted)
             value: float = pool[0] if pool is not None else 0.0
             if key is not None:
                 self.pool_values[key] = value
             total += value
-        return total, ADMITTED
+        return total
 
     def _sync(self, request: PlacementRequest, key: tuple[object, ...]) -> Shape:
         assert self.txn is not None
@@ -182,7 +196,7 @@ class Board:
             fk = fit_key(request) if self.share_fits else key
             fit = self.fits.get(fk)
             if fit is None:
-                fit = self.fits[fk] = Fit()
+                fit = self.fits[fk] = Fit(self.verdicts.of(fk) if self.verdicts is not None else None)
             shape = self.shapes[key] = Shape(fit)
         elif shape.cursor == len(self.log):
             return shape
@@ -240,12 +254,12 @@ class Board:
             cluster = self.txn.get(name)
             if name in fit.used and self.pool_filter is not None:
                 out, holds = self._recheck(request, cluster, fit), ADMITTED
+            elif fit.kept is not None and name not in admitted:
+                out, holds = self._kept_check(request, cluster, fit, fit.kept)
             else:
                 out, holds = self.check(request, cluster, current=True, admitted=name in admitted, steady=False)
                 if holds == ADMITTED and self.pool_filter is not None and request.accelerator_milli:
-                    pools = cluster.capacity.accelerator_pools
-                    mine = accepted_pools(request, cluster)
-                    fit.used[name] = (len(pools), tuple(i for i, p in enumerate(pools) if any(p is q for q in mine)))
+                    fit.used[name] = self._used(request, cluster)
             if holds == FIXED:
                 fixed.add(name)
             elif holds == ADMITTED:
@@ -261,6 +275,47 @@ class Board:
                     rev[name] = rev.get(name, 0) + 1
                 rejected.pop(name, None)
                 value[name] = out
+
+    def _used(self, request: PlacementRequest, cluster: ClusterInfo) -> tuple[int, tuple[int, ...]]:
+        """How many pools the cluster has, and the indices of those the request accepts (`Fit.used`)."""
+        pools = cluster.capacity.accelerator_pools
+        mine = accepted_pools(request, cluster)
+        return len(pools), tuple(i for i, p in enumerate(pools) if any(p is q for q in mine))
+
+    def _kept_check(self, request: PlacementRequest, cluster: ClusterInfo, fit: Fit,
+                    kept: dict[str, Verdict]) -> tuple[Reason | float, int]:
+        """`check` of a cluster the fit shape has not looked at this cycle, with the filters' verdict kept from
+        an earlier cycle when it was made for this cluster as it is now, over the same context (verdicts.py),
+        else made and kept; the scores are computed afresh either way, as `check` computes them."""
+        assert self.verdicts is not None
+        name, inputs = cluster.name, self.verdicts.inputs(cluster.name)
+        got = kept.get(name)
+        if got is not None and (got[0] is cluster or got[0] == cluster) and got[1] == inputs:
+            self.verdicts.hits += 1
+            _, _, reason, holds, used = got
+            if used is not None:
+                fit.used[name] = used
+            if reason is not None:
+                return reason, holds
+            # the pools it accepts, from the kept indices: the filters that would have found them did not run
+            pools = cluster.capacity.accelerator_pools
+            accepted = None if used is None else [pools[i] for i in used[1]]
+            return self._scored(request, cluster, True, False, accepted), holds
+        self.verdicts.misses += 1
+        ctx = self.ctx
+        reason, holds = None, ADMITTED
+        for i, (f, fixed) in enumerate(self.fixed):
+            reason = f.filter(request, cluster, ctx)
+            if reason is not None:
+                holds = FIXED if fixed else ADMITTED if i > self.last_fixed else 0
+                break
+        used = None
+        if holds == ADMITTED and self.pool_filter is not None and request.accelerator_milli:
+            used = fit.used[name] = self._used(request, cluster)
+        kept[name] = (cluster, inputs, reason, holds, used)
+        if reason is not None:
+            return reason, holds
+        return self._scored(request, cluster, True, False), holds
 
     def _recheck(self, request: PlacementRequest, cluster: ClusterInfo, fit: Fit) -> Reason | float:
         """`check` of a cluster the fit shape's cycle-constant filters passed before, without the constant

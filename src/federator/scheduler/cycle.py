@@ -21,7 +21,10 @@ Speed: filter and score results are cached per request *shape* for the
 cycle (`board.py`) and refreshed only for clusters that changed since, and a
 shape that fits nowhere stays unplaceable for the rest of the place phase
 (capacity only shrinks in it). So the cost of a cycle grows with jobs plus
-shapes x clusters, not jobs x clusters.
+shapes x clusters, not jobs x clusters. The filters' verdicts outlive the
+cycle (`verdicts.py`): a shape's first look at a cluster in a cycle reuses
+what the filters said of it last time while the cluster and what they read
+of the cycle are the same; only the scores are computed afresh.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ from federator.scheduler.snapshot import Snapshot, Txn, reserve
 from federator.scheduler.spread import is_rest, spread_counts
 from federator.scheduler.standing import with_standing
 from federator.scheduler.summary import summarize
+from federator.scheduler.verdicts import Verdicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,7 @@ class Scheduler:
         # Whether a reservation's region use is to move scores (RegionLoad weighs in): else none is counted.
         self.reads_regions = any(s.name == "RegionLoad" for s, _ in self.scores)
         self.fleet_pools = FleetPoolsMemo()  # what QueueUsage reads of the fleet's pools, kept across cycles
+        self.verdicts = Verdicts()  # the filters' verdicts per fit shape and cluster, kept across cycles
 
     def schedule(
         self,
@@ -181,7 +186,7 @@ class Scheduler:
         t, t2 = t2, clock()
         phases["reserve"] = t2 - t
 
-        board = Board(guarded(self.filters, reserved), self.scores, ctx, self.pool_scores)
+        board = Board(guarded(self.filters, reserved), self.scores, ctx, self.pool_scores, self.verdicts)
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}

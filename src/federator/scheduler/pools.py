@@ -29,18 +29,19 @@ PoolScores = Sequence[tuple[PoolScorePlugin, int]]
 
 
 def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext, scores: PoolScores,
-              replicas: int) -> tuple[float, str] | None:
+              replicas: int, accepted: Sequence[AcceleratorPool] | None = None) -> tuple[float, str] | None:
     """(weighted pool score, model) of the best pool holding `replicas` replicas; None if none does.
 
     CPU-only work has no pool: every pool plugin counts half. Ties go to the pool the replica fits
-    most tightly, then to the one with the most room.
+    most tightly, then to the one with the most room. `accepted`: `accepted_pools(request, cluster)` when the
+    caller knows it already (the board's kept verdicts, verdicts.py), in its order.
     """
     m = request.accelerator_milli
     if m == 0:
         return sum(w for _, w in scores) * (MAX_SCORE // 2), ""
     best: tuple[float, str] | None = None
     best_pool_: object = None
-    for pool in accepted_pools(request, cluster):
+    for pool in accepted_pools(request, cluster) if accepted is None else accepted:
         n = request.capacity_in(pool)
         if n < replicas:
             continue
