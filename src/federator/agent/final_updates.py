@@ -22,9 +22,14 @@ from federator.api.v1 import agent_pb2
 from federator.lost_placements import marked_lost
 from federator.model import JobPhase
 
-ENDED_KEPT_SECONDS = 120.0
+ENDED_KEPT_SECONDS = 86_400.0
 """How long, of time with a stream up, a re-sync repeats the final phase of a placement the cluster no longer
-holds, until a Welcome gives lost_after_seconds (the federator's default): by then the federator has had it."""
+holds: a day, or the federator's lost_after_seconds if longer. Until 0.16.0 it was that lost-after time only (120 s
+by default: by then a running federator has had the end), but a federator whose store is restored from an older
+snapshot (a host cluster's etcd, a --db backup) holds such a placement Running again, takes it as lost, and ran the
+job again from the start: every job that finished and was cleaned up since the snapshot (a CI object's
+ttlSecondsAfterFinished), unless the restore came within 2 minutes of its end (outside QA, Kubernetes DR, K1). Told
+the end, it marks the job as it ended. A day covers a restore decided within hours; the count is bounded below."""
 ENDED_KEPT_AT_MOST = 10_000
 """Final phases kept at most, oldest forgotten first (as many as the outbox holds: agent/outbox.py)."""
 
@@ -42,7 +47,7 @@ class FinalPhases:
         self.contact = contact
         self.ended: dict[str, Ended] = {}
         self.live_since: float | None = None  # when the current stream was welcomed (None: no stream)
-        self.kept = ENDED_KEPT_SECONDS  # the current federator's lost-after time (`stream_up`)
+        self.kept = ENDED_KEPT_SECONDS  # a day, or the current federator's lost-after time if longer (`stream_up`)
         # Each live placement: (when this agent saw it run, or first heard of it, on the contact clock; seen Running).
         self.since: dict[str, tuple[float, bool]] = {}
         self.born = contact.clock()  # what a placement no update of which came yet ran since at the latest
@@ -75,7 +80,7 @@ class FinalPhases:
 
     def stream_up(self, lost_after_seconds: float) -> None:
         """A stream was welcomed, with the federator's lost-after time: ends age from now on (`prune`)."""
-        self.kept = lost_after_seconds if lost_after_seconds > 0 else ENDED_KEPT_SECONDS
+        self.kept = max(lost_after_seconds, ENDED_KEPT_SECONDS)
         self.live_since = self.contact.clock()
 
     def stream_down(self) -> None:
@@ -84,7 +89,7 @@ class FinalPhases:
         self.live_since = None
 
     def recently_ended(self, held: dict[str, JobPhase]) -> dict[str, Ended]:
-        """Placements that ended within the federator's lost-after time and that the cluster no longer holds.
+        """Placements that ended within the day (`ENDED_KEPT_SECONDS`) and that the cluster no longer holds.
 
         Their final update may have died with the last stream: a gang refused, or a Job deleted in the member,
         while the agent was reconnecting. Without it the federator sees only that the placement is gone: it
@@ -95,8 +100,8 @@ class FinalPhases:
         return {pid: e for pid, e in self.ended.items() if pid not in held}
 
     def prune(self) -> None:
-        """Forget a final phase once a stream has been up for the federator's lost-after time since it ended (by
-        then the federator has had it, or re-placed the job anyway); keep at most ENDED_KEPT_AT_MOST.
+        """Forget a final phase once a stream has been up for a day (`ENDED_KEPT_SECONDS`) since it ended (by then
+        the federator has had it, and a restore of its store is a day old); keep at most ENDED_KEPT_AT_MOST.
 
         Counted only while a stream is up: a final phase sent on a stream into a federator that was down or
         paused is not known there, and a federator that comes back after more than lost-after took a placement
