@@ -51,13 +51,22 @@ class FinalPhases:
         # Each live placement: (when this agent saw it run, or first heard of it, on the contact clock; seen Running).
         self.since: dict[str, tuple[float, bool]] = {}
         self.born = contact.clock()  # what a placement no update of which came yet ran since at the latest
+        # Placements a Cancel stopped that ended their job (Cancel.job_ended): their Cancelled updates say so, so a
+        # federator restored from an older snapshot ends that job rather than running it again (outside QA,
+        # Kubernetes DR, K1). Each is forgotten with its end (`prune`); only a held placement's Cancel adds one.
+        self._jobs_ended: set[str] = set()
 
     def update(self, placement_id: str, phase: JobPhase, message: str, *, resync: bool) -> agent_pb2.JobUpdate:
         """The JobUpdate of a placement in its final phase `phase`, whichever path says it (see module); its
         ended_at is the end noted here (0 if none is: it ended before this agent started)."""
         return agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message, resync=resync,
-            lost=lost(phase, message), ended_at=on_federator_clock(self.contact, self.ended.get(placement_id)))
+            lost=lost(phase, message), ended_at=on_federator_clock(self.contact, self.ended.get(placement_id)),
+            job_ended=phase is JobPhase.CANCELLED and placement_id in self._jobs_ended)
+
+    def job_ended(self, placement_id: str) -> None:
+        """A Cancel of a placement the cluster holds ended its job (Cancel.job_ended): its Cancelled update says so."""
+        self._jobs_ended.add(placement_id)
 
     def seen(self, placement_id: str, phase: JobPhase) -> None:
         """A live placement's update: the earliest its end may be dated is when this agent first saw it Running (else
@@ -115,7 +124,9 @@ class FinalPhases:
             oldest = next(iter(self.ended.values()))
             if len(self.ended) <= ENDED_KEPT_AT_MOST and (since is None or now - max(oldest.at, since) <= self.kept):
                 return
-            del self.ended[next(iter(self.ended))]
+            gone = next(iter(self.ended))
+            del self.ended[gone]
+            self._jobs_ended.discard(gone)
 
 
 __all__ = ["ENDED_KEPT_AT_MOST", "ENDED_KEPT_SECONDS", "FinalPhases", "lost"]
