@@ -432,7 +432,7 @@ class Metrics:
                                      "queue_full|queue_pending_limit|user_pending_limit|delegate_pending_limit}).",
                                      registry=r)
         self.placements = Counter("federator_placements_total",
-                                  "Placement decisions by result (placed, unschedulable, refused).",
+                                  "Placement decisions by result (placed, unschedulable, refused, adopted).",
                                   ["result"], registry=r)
         self.jobs_finished = BoundedMetric(Counter("federator_jobs_finished_total", "Jobs that reached a final phase.",
                                                    ["queue", "phase"], registry=r), self.queue_label)

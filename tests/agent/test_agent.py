@@ -180,7 +180,7 @@ def test_a_placement_held_past_the_admission_timeout_is_sent_to_the_federator_as
     asyncio.run(with_agent(fed, body, backend=backend))
 
 
-def test_a_placement_that_ended_longer_ago_than_the_lost_after_time_is_not_re_synced() -> None:
+def test_a_placement_that_ended_longer_ago_than_the_kept_window_is_not_re_synced() -> None:
     fed = ScriptedFederator([[launch("j.g1.c-1"), launch("k.g1.c-1")], []])
     backend = ForgettingBackend(FLEET["c-1"])
 

@@ -2,16 +2,19 @@
 
 Outside SRE soak (finding 3): a sim agent re-sent every placement it had ever run on every reconnect. The
 contract (agent.proto, step 3) asks for the placements the cluster holds and the final phase of those that
-ended within lost_after_seconds; no more.
+ended within a day of stream time (or lost_after_seconds if longer); no more. A day, not lost_after_seconds only:
+a federator whose store was restored from an older snapshot (a host cluster's etcd) holds such a placement Running
+again, and without its end ran the job again (outside QA, Kubernetes DR, K1).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from agent_support import FLEET, ScriptedFederator, kinds, launch, with_agent
 
-from federator.agent.agent import Agent
+from federator.agent.agent import ENDED_KEPT_SECONDS, Agent
 from federator.api import convert
 from federator.api.v1 import agent_pb2
 from federator.backends.sim.fleet import parse_fleet
@@ -39,7 +42,7 @@ def ended(msgs: list[agent_pb2.AgentMessage]) -> set[str]:
 
 def test_a_reconnect_re_syncs_the_live_placements_and_only_the_recent_ends() -> None:
     script = [launch("live.g1.c-1", 1)] + [launch(f"s{i}.g1.c-1", 1, spec=SHORT) for i in range(N)]
-    fed = ScriptedFederator([script, [], []], lost_after=1.0)
+    fed = ScriptedFederator([script, [], [], []], lost_after=1.0)
     backend = SimBackend(BIG["c-1"], finished_ttl=0.05)
 
     async def body(agent: Agent) -> None:
@@ -53,10 +56,17 @@ def test_a_reconnect_re_syncs_the_live_placements_and_only_the_recent_ends() -> 
         assert second[0].placement_id == "live.g1.c-1"  # what it holds, then what ended lately (step 3)
         assert {u.placement_id for u in second[1:]} == {f"s{i}.g1.c-1" for i in range(N)}
 
-        await asyncio.sleep(1.0)  # past lost_after: the federator has re-placed anything it missed by now
+        await asyncio.sleep(1.0)  # past lost_after: a federator restored from an older store still needs the ends
         agent._outbox.put_nowait(None)  # noqa: SLF001
         await fed.until(lambda: len(fed.sessions) == 3 and "capacity" in kinds(fed.sessions[2]))
-        assert [(u.placement_id, u.phase) for u in updates(fed.sessions[2])] == [
+        assert {u.placement_id for u in updates(fed.sessions[2])[1:]} == {f"s{i}.g1.c-1" for i in range(N)}
+
+        for pid, end in list(agent._ended.items()):  # noqa: SLF001 - each ended a day of stream time ago
+            agent._ended[pid] = replace(end, at=end.at - ENDED_KEPT_SECONDS - 1)  # noqa: SLF001
+        agent._live_since = agent._live_since - ENDED_KEPT_SECONDS - 1  # type: ignore[operator]  # noqa: SLF001
+        agent._outbox.put_nowait(None)  # noqa: SLF001
+        await fed.until(lambda: len(fed.sessions) == 4 and "capacity" in kinds(fed.sessions[3]))
+        assert [(u.placement_id, u.phase) for u in updates(fed.sessions[3])] == [
             ("live.g1.c-1", convert.phase_to_pb(JobPhase.RUNNING))]
         assert len(agent._ended) == 0  # noqa: SLF001
 

@@ -87,4 +87,4 @@ def test_the_warning_says_when_the_restored_job_is_held(caplog: pytest.LogCaptur
     assert cancels_sent(rec) == {}
     (said,) = [r.getMessage() for r in caplog.records if "newer than" in r.getMessage()]
     assert f"whose job {a.job_id} the store holds as Pending at generation 0 and held (a release since the " \
-           "backup is undone; its owner sees only Held: release it only once this placement is cancelled" in said
+           "backup is undone; its owner sees only Held: a release adopts this placement, a cancel stops it)" in said

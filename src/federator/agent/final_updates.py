@@ -22,9 +22,14 @@ from federator.api.v1 import agent_pb2
 from federator.lost_placements import marked_lost
 from federator.model import JobPhase
 
-ENDED_KEPT_SECONDS = 120.0
+ENDED_KEPT_SECONDS = 86_400.0
 """How long, of time with a stream up, a re-sync repeats the final phase of a placement the cluster no longer
-holds, until a Welcome gives lost_after_seconds (the federator's default): by then the federator has had it."""
+holds: a day, or the federator's lost_after_seconds if longer. Until 0.16.0 it was that lost-after time only (120 s
+by default: by then a running federator has had the end), but a federator whose store is restored from an older
+snapshot (a host cluster's etcd, a --db backup) holds such a placement Running again, takes it as lost, and ran the
+job again from the start: every job that finished and was cleaned up since the snapshot (a CI object's
+ttlSecondsAfterFinished), unless the restore came within 2 minutes of its end (outside QA, Kubernetes DR, K1). Told
+the end, it marks the job as it ended. A day covers a restore decided within hours; the count is bounded below."""
 ENDED_KEPT_AT_MOST = 10_000
 """Final phases kept at most, oldest forgotten first (as many as the outbox holds: agent/outbox.py)."""
 
@@ -42,17 +47,26 @@ class FinalPhases:
         self.contact = contact
         self.ended: dict[str, Ended] = {}
         self.live_since: float | None = None  # when the current stream was welcomed (None: no stream)
-        self.kept = ENDED_KEPT_SECONDS  # the current federator's lost-after time (`stream_up`)
+        self.kept = ENDED_KEPT_SECONDS  # a day, or the current federator's lost-after time if longer (`stream_up`)
         # Each live placement: (when this agent saw it run, or first heard of it, on the contact clock; seen Running).
         self.since: dict[str, tuple[float, bool]] = {}
         self.born = contact.clock()  # what a placement no update of which came yet ran since at the latest
+        # Placements a Cancel stopped that ended their job (Cancel.job_ended): their Cancelled updates say so, so a
+        # federator restored from an older snapshot ends that job rather than running it again (outside QA,
+        # Kubernetes DR, K1). Each is forgotten with its end (`prune`); only a held placement's Cancel adds one.
+        self._jobs_ended: set[str] = set()
 
     def update(self, placement_id: str, phase: JobPhase, message: str, *, resync: bool) -> agent_pb2.JobUpdate:
         """The JobUpdate of a placement in its final phase `phase`, whichever path says it (see module); its
         ended_at is the end noted here (0 if none is: it ended before this agent started)."""
         return agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message, resync=resync,
-            lost=lost(phase, message), ended_at=on_federator_clock(self.contact, self.ended.get(placement_id)))
+            lost=lost(phase, message), ended_at=on_federator_clock(self.contact, self.ended.get(placement_id)),
+            job_ended=phase is JobPhase.CANCELLED and placement_id in self._jobs_ended)
+
+    def job_ended(self, placement_id: str) -> None:
+        """A Cancel of a placement the cluster holds ended its job (Cancel.job_ended): its Cancelled update says so."""
+        self._jobs_ended.add(placement_id)
 
     def seen(self, placement_id: str, phase: JobPhase) -> None:
         """A live placement's update: the earliest its end may be dated is when this agent first saw it Running (else
@@ -75,7 +89,7 @@ class FinalPhases:
 
     def stream_up(self, lost_after_seconds: float) -> None:
         """A stream was welcomed, with the federator's lost-after time: ends age from now on (`prune`)."""
-        self.kept = lost_after_seconds if lost_after_seconds > 0 else ENDED_KEPT_SECONDS
+        self.kept = max(lost_after_seconds, ENDED_KEPT_SECONDS)
         self.live_since = self.contact.clock()
 
     def stream_down(self) -> None:
@@ -84,7 +98,7 @@ class FinalPhases:
         self.live_since = None
 
     def recently_ended(self, held: dict[str, JobPhase]) -> dict[str, Ended]:
-        """Placements that ended within the federator's lost-after time and that the cluster no longer holds.
+        """Placements that ended within the day (`ENDED_KEPT_SECONDS`) and that the cluster no longer holds.
 
         Their final update may have died with the last stream: a gang refused, or a Job deleted in the member,
         while the agent was reconnecting. Without it the federator sees only that the placement is gone: it
@@ -95,8 +109,8 @@ class FinalPhases:
         return {pid: e for pid, e in self.ended.items() if pid not in held}
 
     def prune(self) -> None:
-        """Forget a final phase once a stream has been up for the federator's lost-after time since it ended (by
-        then the federator has had it, or re-placed the job anyway); keep at most ENDED_KEPT_AT_MOST.
+        """Forget a final phase once a stream has been up for a day (`ENDED_KEPT_SECONDS`) since it ended (by then
+        the federator has had it, and a restore of its store is a day old); keep at most ENDED_KEPT_AT_MOST.
 
         Counted only while a stream is up: a final phase sent on a stream into a federator that was down or
         paused is not known there, and a federator that comes back after more than lost-after took a placement
@@ -110,7 +124,9 @@ class FinalPhases:
             oldest = next(iter(self.ended.values()))
             if len(self.ended) <= ENDED_KEPT_AT_MOST and (since is None or now - max(oldest.at, since) <= self.kept):
                 return
-            del self.ended[next(iter(self.ended))]
+            gone = next(iter(self.ended))
+            del self.ended[gone]
+            self._jobs_ended.discard(gone)
 
 
 __all__ = ["ENDED_KEPT_AT_MOST", "ENDED_KEPT_SECONDS", "FinalPhases", "lost"]

@@ -103,6 +103,8 @@ class Orders:
     async def cancel(self, cancel: agent_pb2.Cancel) -> None:
         if cancel.placement_id in self.backend.placements():
             log.info("cancel placement %s: %s", cancel.placement_id, cancel.reason)
+            if cancel.job_ended:  # said back on its Cancelled update (JobUpdate.job_ended)
+                self.finals.job_ended(cancel.placement_id)
         self.metrics.cancelled("federator")
         await self.backend.cancel(cancel.placement_id)
 

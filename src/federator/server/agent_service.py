@@ -67,7 +67,8 @@ def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage
     if isinstance(order, ErrorNotice):
         return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
                                                                 placement_id=order.placement_id))
-    return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=order.placement_id, reason=order.reason))
+    return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=order.placement_id, reason=order.reason,
+                                                              job_ended=order.job_ended))
 
 
 
@@ -340,7 +341,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     return RejectReason.UNEXPECTED
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
-                                    ended_at=u.ended_at)
+                                    ended_at=u.ended_at, job_ended=u.job_ended)
             elif kind == "ack":
                 if msg.ack.resize:  # the answer to a Resize: owed no more; a refusal replaces it (server/shrink.py)
                     if not msg.ack.ok:

@@ -123,7 +123,7 @@ class UserCancels:
         fed.silent_cancels.cancelled(job, done.finished_at)  # on a silent member: billed to what it vouched for
         for p in job.placements:
             if not p.phase.is_terminal:
-                fed.send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
+                fed.send(p.cluster, CancelOrder(p.placement_id, "job cancelled", job_ended=True))
                 p.phase = JobPhase.CANCELLED
         fed._finish(job, JobPhase.CANCELLED, done.message, at=done.finished_at)
         fed.notify([job])

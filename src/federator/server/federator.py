@@ -62,6 +62,7 @@ from federator.server.outbox import Ending, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.replica_counts import UNSAID, ReplicaCounts
 from federator.server.requeue import requeue, supersede
+from federator.server.restored_ends import end_restored
 from federator.server.run_limits import RunLimits
 from federator.server.scaling import Scalings, scale, scale_async
 from federator.server.scheduling import Cycles
@@ -278,8 +279,9 @@ class Federator:
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str, *,
                    admission_overdue: bool = False, counts: ReplicaCounts = UNSAID, lost: bool = False,
-                   ended_at: float = 0.0) -> None:
-        """`ended_at`: JobUpdate.ended_at, when a final phase was reached (0: not said), checked in end_times.py."""
+                   ended_at: float = 0.0, job_ended: bool = False) -> None:
+        """`ended_at`: JobUpdate.ended_at, when a final phase was reached (0: not said), checked in end_times.py;
+        `job_ended`: JobUpdate.job_ended (server/restored_ends.py)."""
         rec.last_seen_at = self.clock()
         self.orphans.heard(rec, placement_id, phase)  # a cancel kept for this cluster: confirmed if it ended
         self.silent_cancels.heard(rec, placement_id, phase, ended_at)  # cancelled on a silent member: its end
@@ -300,6 +302,8 @@ class Federator:
             placement.ended_at = placement_end(job, ended_at, learned=self.clock(), cluster=rec.name,
                                                placement_id=placement_id, metrics=self.metrics,
                                                clamps=self.end_clamps)  # re-queued too
+        if phase is JobPhase.CANCELLED and job_ended:  # a federator ended the job: a store older than that
+            return end_restored(self, rec, job, placement, message)
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
             self.refusals.note(job.job_id, rec.name, self.clock(), message, counted=True)

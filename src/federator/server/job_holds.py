@@ -155,6 +155,7 @@ def _let_go(fed: Federator, job: Job, stored: Job, held: JobHold, *, newest: boo
     fed.arrays.released(job)  # still past its array's throttle: its reason says so (server/arrays.py)
     if job.phase is JobPhase.PENDING:
         fed.cycles.pending(job)
+        fed.orphans.adoption.release(job)  # a placement of it runs (a release undone by a restore): adopted
     if not newest:  # a write of the held job landed after the release's: the store holds what memory does again
         fed.journal.write_or_owe([job])
     fed.notify([job])

@@ -17,6 +17,9 @@ class LaunchOrder:
 class CancelOrder:
     placement_id: str
     reason: str
+    # The cancel ends the job, not only the placement (a cancel, a deleted FederatedJob): Cancel.job_ended, which
+    # the agent says back on the placement's Cancelled update (server/restored_ends.py).
+    job_ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)

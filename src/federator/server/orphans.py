@@ -17,8 +17,9 @@ The rule (proto/federator/v1/agent.proto, CapacityReport.placement_ids):
   it always ends, so a workload whose job is really gone (a FederatedJob whose finalizer was removed by hand
   while no federator ran) is stopped all the same. An orphan of a job the store does hold, at an older
   generation, is said as such (`_say_older`): "no record of" it read false to an operator looking at that job
-  in `get jobs` after a restore (outside operator QA F3). It is not adopted as such (the store has no record
-  of that placement's shape, and the grace leaves the operator the choice of a newer backup); the job, Pending,
+  in `get jobs` after a restore (outside operator QA F3). A training job held Pending and not held takes it
+  back (server/adoption.py: the id proves whose it is; outside QA, Kubernetes DR, K8); a held one at its
+  release. Any other (an inference job's share, an agent that said no phase) stays an orphan; its job, Pending,
   is placed again, and placed on the same cluster its placement takes the very id, which the agent already runs.
 
 A cluster's capacity report lists every placement it holds, so each report replaces its orphans (keeping when
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobPhase
 from federator.security.limits import RejectReason
+from federator.server.adoption import Adoption
 from federator.server.orders import CancelOrder, ErrorNotice, Order, ResizeOrder, stray_reason
 from federator.server.unconfirmed_cancels import UnconfirmedCancels
 
@@ -95,6 +97,7 @@ class Orphans:
         # In memory only, bounded by `cancels`: after a restart the store says what it can (`_kept_reason`).
         self._why: dict[tuple[str, str], str] = {}
         self.story = SQLITE_STORY  # what an orphan most likely means with this store (said in the WARNING)
+        self.adoption = Adoption(fed)  # one of a job the store holds Pending at an older generation: its own again
 
     def removed(self, job: Job) -> None:
         """This federator removed a job (retention, a deleted FederatedJob): a placement of it is not an orphan."""
@@ -145,7 +148,11 @@ class Orphans:
         """A cluster holding a placement that is not current there is told to stop it (fencing); one of a job the
         store has no record of, only after --orphan-grace."""
         fed = self.fed
+        placement_ids = list(placement_ids)
         self.cancels.resynced(rec.name, session=rec.session, listed=placement_ids)
+        for pid in placement_ids:  # a placement newer than the store, of a job it holds Pending: adopted first
+            if pid not in fed.placement_index and (named := job_of(pid, rec.name)) is not None:
+                self.adoption.adopt(rec, pid, *named)
         self._why = {k: why for k, why in self._why.items() if self.cancels.holds(*k)}
         strays: dict[str, Job | None] = {}
         for pid in placement_ids:
@@ -238,6 +245,8 @@ class Orphans:
         """A JobUpdate: one of a placement whose cancel is recorded confirms it if it ended, and what a finished one
         left in its member (a Job kept until its TTL) is deleted, as for a FederatedJob deleted while its agent
         was connected (backends/kube/deletions.py)."""
+        if placement_id not in self.fed.placement_index and (named := job_of(placement_id, rec.name)) is not None:
+            self.adoption.heard(rec.name, placement_id, phase, self.fed.jobs.get(named[0]), named[1])
         recorded = self.cancels.heard(rec.name, placement_id, ended=phase.is_terminal, session=rec.session)
         if recorded and phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
             self.fed.send(rec.name, CancelOrder(placement_id, self._kept_reason(rec.name, placement_id)))
@@ -276,6 +285,20 @@ class Orphans:
         job = self.fed.jobs.get(named[0])
         return job if job is not None and job.generation < named[1] else None
 
+    def held_of(self, cluster: str) -> dict[str, tuple[JobId, int]]:
+        """The cluster's orphans of a job the store holds, each with the job id and generation its id names."""
+        out = {}
+        for pid in self._held.get(cluster, {}):
+            if (named := job_of(pid, cluster)) is not None and named[0] in self.fed.jobs:
+                out[pid] = named
+        return out
+
+    def adopted(self, cluster: str, placement_id: str) -> None:
+        """An orphan adopted by its job (server/adoption.py) between two reports: no longer one."""
+        held = self._held.get(cluster, {})
+        held.pop(placement_id, None)
+        self.fed.metrics.orphan_placements.labels(cluster).set(len(held))
+
     def count(self, cluster: str) -> int:
         """How many orphans the cluster's last report listed (ClusterStatus.orphan_placements, the metric)."""
         return len(self._held.get(cluster, {}))
@@ -310,6 +333,7 @@ class Orphans:
         self._held.pop(cluster, None)
         self._due.pop(cluster, None)
         self._foreign.pop(cluster, None)
+        self.adoption.forget(cluster)
         self.cancels.forget(cluster)
         for gauge in (self.fed.metrics.orphan_placements, self.fed.metrics.unconfirmed_cancels):
             try:
@@ -353,8 +377,8 @@ class Orphans:
             example = (f"{pid}, whose job {job.job_id} the store holds as {job.phase.value} at generation "
                        f"{job.generation}" if job is not None else f"{pid}, of a job the store has no record of")
             if job is not None and job.hold is not None:  # released since the backup: its owner sees only Held
-                example += (" and held (a release since the backup is undone; its owner sees only Held: release it "
-                            "only once this placement is cancelled, or cancel it if its work is done)")
+                example += (" and held (a release since the backup is undone; its owner sees only Held: a release "
+                            "adopts this placement, a cancel stops it)")
             log.warning("cluster %s runs %d placement(s) newer than this federator's store (it holds %d jobs), %s; "
                         "e.g. %s: %s", cluster, len(held), len(self.fed.jobs), which, example, what)
 

@@ -260,6 +260,17 @@ class Cycles:
         self.count_pending(job)
         self.reserved.waiting(job)
 
+    def adopted(self, job: Job) -> None:
+        """A Pending job took a placement its member already runs (server/adoption.py): no longer a candidate, as
+        after a cycle's commit."""
+        self.parked.unpark(job.job_id)
+        self._candidates.pop(job.job_id, None)
+        self._requests.pop(job.job_id, None)
+        self.uncount_pending(job.job_id)
+        self.refresh.left(job.job_id)
+        self._active[job.job_id] = None
+        self._held(job)
+
     def rest(self, job: Job) -> None:
         """A placed job lost a part and owes its replicas (server/partial.py): a candidate for them. Not a Pending
         job: the pending counts Submit's caps read leave it out."""

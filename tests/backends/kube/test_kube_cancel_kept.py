@@ -190,6 +190,9 @@ def test_an_orphan_in_kubernetes_mode_is_told_as_a_federatedjob_deleted_not_a_re
     said = " ".join(r.getMessage() for r in caplog.records if "no record of" in r.getMessage())
     assert "a FederatedJob was deleted while no federator was running" in said
     assert "--db" not in said.replace("no --db was replaced", "")
+    # after a host etcd restore, creating it again runs a second copy beside the orphan (outside QA, kube DR, K2)
+    assert "the host's etcd was restored from a snapshot older than the job" in said
+    assert "a FederatedJob created again is a new job, which starts from the beginning beside it" in said
 
 
 def test_a_federatedjob_whose_finalizer_was_removed_while_the_leader_ran_is_recorded_too() -> None:

@@ -202,7 +202,7 @@ class NodeRoom(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
-    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at")
+    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at", "job_ended")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +214,7 @@ class JobUpdate(_message.Message):
     NODES_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ENDED_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     phase: _types_pb2.JobPhase
     message: str
@@ -225,7 +226,8 @@ class JobUpdate(_message.Message):
     nodes: _containers.RepeatedCompositeFieldContainer[NodeReplicas]
     lost: bool
     ended_at: float
-    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ...) -> None: ...
+    job_ended: bool
+    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ..., job_ended: _Optional[bool] = ...) -> None: ...
 
 class NodeReplicas(_message.Message):
     __slots__ = ("node", "replicas")
@@ -248,12 +250,14 @@ class Launch(_message.Message):
     def __init__(self, placement: _Optional[_Union[_types_pb2.Placement, _Mapping]] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., issued_at: _Optional[float] = ..., max_age_seconds: _Optional[float] = ...) -> None: ...
 
 class Cancel(_message.Message):
-    __slots__ = ("placement_id", "reason")
+    __slots__ = ("placement_id", "reason", "job_ended")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    JOB_ENDED_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     reason: str
-    def __init__(self, placement_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    job_ended: bool
+    def __init__(self, placement_id: _Optional[str] = ..., reason: _Optional[str] = ..., job_ended: _Optional[bool] = ...) -> None: ...
 
 class Resize(_message.Message):
     __slots__ = ("placement_id", "generation", "replicas", "reason")

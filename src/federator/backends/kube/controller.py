@@ -77,8 +77,11 @@ RETRY_SECONDS = 2.0  # a FederatedJob the job store could not take is reconciled
 KUBE_ORPHAN_STORY = (
     "In Kubernetes mode the store is the FederatedJobs, and no --db was replaced: most likely a FederatedJob was "
     "deleted while no federator was running (its finalizer removed by hand), or while its member was away with "
-    "more cancels kept for that cluster than its record holds (said in a WARNING then). Its workload is stopped "
-    "after the grace; to keep the work, create the FederatedJob again (docs/operators.md, Orphan placements)")
+    "more cancels kept for that cluster than its record holds (said in a WARNING then), or the host's etcd was "
+    "restored from a snapshot older than the job (docs/kubernetes.md, Disaster recovery). Its workload is stopped "
+    "after the grace; a FederatedJob created again is a new job, which starts from the beginning beside it until "
+    "then: cancel the orphans first (federator cancel --orphans --cluster NAME; docs/operators.md, Orphan "
+    "placements)")
 
 
 class FederatedJobController:

@@ -67,7 +67,7 @@ class Deletions:
             # member until their TTL, if any; the FederatedJob going means the user is done with them.
             # Best effort: a member whose agent is away keeps them (a Job until its TTL).
             for p in job.placements:
-                self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted"))
+                self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted", job_ended=True))
         log.info("FederatedJob %s deleted: job %s is %s", what, job_id, job.phase)
 
     def record(self, job: Job, live: set[str]) -> list[str]:

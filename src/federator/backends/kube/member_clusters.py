@@ -154,7 +154,7 @@ class MemberClusters:
             rec = self.fed.clusters.get(name)
             if rec is not None and rec.connected:
                 for pid in book.entries(name):
-                    self.fed.send(name, CancelOrder(pid, DELETED_REASON))
+                    self.fed.send(name, CancelOrder(pid, DELETED_REASON, job_ended=True))
 
     async def write(self, *, refresh_after: float = 30.0) -> None:
         """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after.

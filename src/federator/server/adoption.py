@@ -1,0 +1,128 @@
+"""A running placement of a job the store holds Pending at an older generation becomes that job's placement again.
+
+Why: after a restore of the job store (a host cluster's etcd restored from a snapshot, a `--db` from a backup), a
+job that started after the snapshot comes back Pending at the generation it had then, while its member still runs
+the placement it got since. That placement was held as an orphan for `--orphan-grace` and then cancelled: the job
+waited for room its own running gang held ("waiting for 16 of 16 H100 to free"), and after the grace its run was
+thrown away and started over (outside QA, Kubernetes DR, K8). The placement's id proves whose it is: JOB.gGEN.CLUSTER
+names the job (in Kubernetes mode the job id carries the FederatedJob's uid, so a deleted and re-created object of
+the same name is another job) and a generation the store had not given yet. Nobody but this job's federator made
+it, so it is adopted: the job takes that generation and the placement, in the phase its agent reports, and reads
+Placed or Running, is billed, and runs on; nothing is cancelled or launched.
+
+Only what can be told for sure is adopted, the rest stays an orphan (server/orphans.py):
+
+- the job is Pending, not held, and has no active placement (a job placed anew meanwhile keeps its placement; the
+  orphan is then fenced as before once its grace ends);
+- a training job (a gang, placed whole on one cluster), with an id of one placement on its cluster (no `:N`):
+  an inference job may be spread over several clusters, whose shares the store cannot rebuild from one id;
+- its agent has said the placement's phase (Placed or Running: a JobUpdate, which a re-sync sends for every
+  placement before its CapacityReport) and the cluster's report has a pool the job accepts, whose model the
+  placement is billed on (the first the job accepts, in its alternatives' order).
+
+A held job (a release since the snapshot undone by the restore: K3) is not adopted while held: its restored object
+says held, and an owner or a pipeline may hold it on purpose. Its release adopts the running placement (`release`)
+before any cycle can place it a second time elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from federator.model import JobKind, JobPhase, partition_worth
+from federator.scheduler.alternatives import Assignment, variants
+from federator.scheduler.framework import PlacementRequest, accepts_pool
+from federator.server.scheduling import new_placements
+
+if TYPE_CHECKING:
+    from federator.model import ClusterCapacity, Job, JobId, Placement
+    from federator.server.clusters import ClusterRecord
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+PHASES_KEPT = 20_000  # orphans' phases remembered (each of a job the store holds at an older generation)
+
+
+class Adoption:
+    """The phases agents report of placements newer than the store, and their adoption; see the module docstring."""
+
+    def __init__(self, fed: Federator) -> None:
+        self.fed = fed
+        self._phase: dict[tuple[str, str], JobPhase] = {}  # (cluster, placement id) -> the phase its agent said
+
+    def heard(self, cluster: str, placement_id: str, phase: JobPhase, job: Job | None, generation: int) -> None:
+        """A JobUpdate of a placement the store does not hold, of `job` (None: unknown) at `generation`: its phase
+        is kept for `adopt` while it may be adopted (a job held at an older generation); an end forgets it."""
+        key = (cluster, placement_id)
+        if phase.is_terminal or job is None or job.generation >= generation:
+            self._phase.pop(key, None)
+            return
+        if key in self._phase or len(self._phase) < PHASES_KEPT:
+            self._phase[key] = phase
+
+    def adopt(self, rec: ClusterRecord, placement_id: str, job_id: JobId, generation: int) -> bool:
+        """Adopt `placement_id` (of `job_id` at `generation`, on `rec`'s cluster) if it may be; whether it was."""
+        fed = self.fed
+        job = fed.jobs.get(job_id)
+        phase = self._phase.get((rec.name, placement_id))
+        if (job is None or phase is None or rec.capacity is None or job.phase is not JobPhase.PENDING
+                or job.hold is not None or job.generation >= generation or job.spec.kind is not JobKind.TRAINING
+                or any(p.phase.is_active for p in job.placements)):
+            return False
+        placement = self._shape(job, rec, rec.capacity, generation)
+        if placement is None or placement.placement_id != placement_id:
+            return False
+        del self._phase[(rec.name, placement_id)]
+        older = job.generation
+        placement.phase = phase
+        job.generation = generation
+        job.placements = [*job.placements, placement]
+        job.pending_reason = None
+        job.placed_at = fed.clock()
+        fed.placement_index[placement_id] = job.job_id
+        rec.acked.add(placement_id)
+        rec.seen.add(placement_id)
+        fed.cycles.adopted(job)
+        fed.run_limits.started(job, phase)
+        fed._derive_phase(job)
+        fed.metrics.placements.labels("adopted").inc()
+        log.warning("cluster %s runs placement %s of job %s, which the store held Pending at generation %d (a store "
+                    "restored from an older state, e.g. the host cluster's etcd): adopted as the job's placement (%s), "
+                    "not held as an orphan", rec.name, placement_id, job.job_id, older, phase.value)
+        fed.journal.write_or_owe([job], then=fed.notify)
+        return True
+
+    def release(self, job: Job) -> None:
+        """A held job released: a placement of it an agent runs, held as an orphan, is adopted now (K3), before a
+        cycle places the job a second time."""
+        for cluster in self.fed.orphans.clusters_holding():
+            rec = self.fed.clusters.get(cluster)
+            if rec is None:
+                continue
+            for pid, (job_id, generation) in self.fed.orphans.held_of(cluster).items():
+                if job_id == job.job_id and self.adopt(rec, pid, job_id, generation):
+                    self.fed.orphans.adopted(cluster, pid)
+                    return
+
+    def forget(self, cluster: str) -> None:
+        """A cluster forgotten, or its agent re-syncing: what it said before is said again."""
+        self._phase = {k: v for k, v in self._phase.items() if k[0] != cluster}
+
+    def _shape(self, job: Job, rec: ClusterRecord, capacity: ClusterCapacity, generation: int) -> Placement | None:
+        """The placement the scheduler would have made of the whole job on this cluster, at `generation`: its first
+        alternative with a pool here the job accepts; None if none."""
+        request = PlacementRequest(job.job_id, job.spec, job.spec.replicas)
+        for v in variants(request, self.fed.scheduler.config.legacy_vendor):
+            if not v.accelerator_milli:
+                a = Assignment(rec.name, rec.region, job.spec.replicas, "", alternative=v.alternative)
+                return new_placements(job.job_id, generation, [a])[0]
+            for pool in capacity.accelerator_pools:
+                if accepts_pool(v, pool):
+                    a = Assignment(rec.name, rec.region, job.spec.replicas, pool.accelerator_model, pool.vendor,
+                                   pool.resource_name, v.accelerator_milli, v.alternative, partition_worth(pool))
+                    return new_placements(job.job_id, generation, [a])[0]
+        return None
+
+
+__all__ = ["Adoption"]
