@@ -225,9 +225,9 @@ class UsageMeter:
         for job in jobs:  # running placements this file has no record of: from their start, not from now
             for p in job.placements:
                 if p.phase is JobPhase.RUNNING and p.placement_id not in self._open:
-                    rec = self._record(job, p, now, start=_started(job, now))
-                    if rec is not None:
-                        self._write([rec])
+                    opened = self._record(job, p, now, start=_started(job, now))
+                    if opened is not None:
+                        self._write([opened])
         self.observe(jobs)
 
     def _close_gone(self, jobs: list[Job], now: float) -> list[UsageRecord]:
@@ -236,14 +236,14 @@ class UsageMeter:
         `ended_at` if its job still says it, else the job's `finished_at`, else the last moment this file's meter
         counted (`SqliteUsageStore.seen`: the end of its last term; now if it never said). Left open, such a
         record was billed up to every later now, without end (outside QA kubedr K5)."""
-        by_id = {job.job_id: job for job in jobs}
+        by_id: dict[str, Job] = {job.job_id: job for job in jobs}
         running = {p.placement_id for job in jobs for p in job.placements if p.phase is JobPhase.RUNNING}
         closed: list[UsageRecord] = []
         for pid, rec in sorted(self._open.items()):
             if pid in running:
                 continue
             job = by_id.get(rec.job_id)
-            ends = {p.placement_id: p.ended_at for p in job.placements if p.ended_at} if job else {}
+            ends: dict[str, float] = {p.placement_id: p.ended_at for p in job.placements if p.ended_at} if job else {}
             end = ends.get(pid) or (job.finished_at if job is not None and job.phase.is_terminal else 0.0)
             closed.append(self._close(pid, min(end or self._seen or now, now)))
         if closed:
