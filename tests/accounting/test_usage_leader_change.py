@@ -105,3 +105,22 @@ def test_a_placement_that_ended_while_standing_by_ends_at_its_end_not_at_the_tak
     meter, usage, _ = term(ra_db, clock, [a])
     spans = {r.placement_id: (r.start, r.end) for r in usage.query(since=0, until=400.0)}
     assert spans == {g1.placement_id: (100.0, 300.0), g2.placement_id: (305.0, None)}
+
+
+def test_a_term_too_short_to_tick_ends_its_gone_records_at_the_last_change_it_metered(tmp_path: Path) -> None:
+    """A term that ended before its first tick (the meter ticks every 5 s) still left its last moment: the record of
+    a job gone since ends there, not at the next term's start."""
+    clock = Clock(100.0)
+    ra_db = tmp_path / "usage-ra.db"
+    h = running("s1-h", gpus=1, started=100.0)
+    _, usage, _ = term(ra_db, clock, [])
+    clock.now = 103.0
+    meter_ra = UsageMeter(usage, metrics=Metrics(), clock=clock)  # the same term's meter: h starts running at 103
+    h.started_at = 103.0
+    meter_ra.observe([h])
+    usage.close()  # SIGKILLed at 104, before any tick
+    clock.now = 400.0
+    meter, usage, _ = term(ra_db, clock, [])
+    assert meter.open == {}
+    [rec] = usage.query(since=0, until=400.0)
+    assert (rec.start, rec.end) == (103.0, 103.0)  # known running no further: billed nothing more, not to 400

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +54,18 @@ class Replica:
     args: list[str]
     ready: Path
     db: Path
+    metrics: str
     proc: Process | None = None
+
+    def probe(self, path: str) -> int:
+        """The HTTP status of `path` on this replica's metrics port (0: no answer), as the kubelet's probe asks."""
+        try:
+            with urllib.request.urlopen(f"http://{self.metrics}{path}", timeout=3) as resp:  # noqa: S310 - loopback
+                return int(resp.status)
+        except urllib.error.HTTPError as err:
+            return err.code
+        except OSError:
+            return 0
 
     def leads(self) -> bool:
         return self.ready.exists()
@@ -110,12 +123,13 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         replicas = {}
         for identity in ("replica-a", "replica-b"):
             ready, db = work / f"ready-{identity}.json", work / f"usage-{identity}.db"
+            metrics = f"127.0.0.1:{free_listen_port()}"
             replicas[identity] = Replica(identity, [
                 "serve", "--insecure", "--listen", fed.grpc_target,
-                "--metrics-listen", f"127.0.0.1:{free_listen_port()}", "--ready-file", str(ready), "--db", str(db),
+                "--metrics-listen", metrics, "--ready-file", str(ready), "--db", str(db),
                 "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", LEASE_NAMESPACE,
                 "--identity", identity, *LEASE_TIMES, "--report-interval", "0.5", "--cycle-interval", "0.2"],
-                ready, db)
+                ready, db, metrics)
         p = Pair(bed, fed, replicas)
         try:
             p.start(replicas["replica-a"])  # replica-a alone first: it leads
@@ -143,6 +157,9 @@ def _job(name: str) -> str:
 def test_usage_is_right_across_leader_changes_and_a_deletion_while_standing_by(pair: Pair) -> None:
     a, b = pair.replicas["replica-a"], pair.replicas["replica-b"]
     assert pair.holder() == "replica-a"
+    # the chart's readiness probe (/readyz, outside QA kubedr K6): the leader Ready, the standby alive but not Ready
+    eventually(lambda: b.probe("/healthz") == 200, timeout=60, what="the standby's metrics port")
+    assert (a.probe("/readyz"), b.probe("/readyz")) == (200, 503)
     pair.kubectl("apply", "-f", "-", input=_job("h"))
     eventually(lambda: pair.status("h").get("phase") == "Running", timeout=120,
                what=lambda: f"h Running\n{pair.logs()}")
@@ -155,6 +172,7 @@ def test_usage_is_right_across_leader_changes_and_a_deletion_while_standing_by(p
     assert a.proc is not None
     a.proc.stop(signal.SIGKILL)
     eventually(b.leads, timeout=90, what=lambda: f"replica-b to take over\n{pair.logs()}")
+    assert b.probe("/readyz") == 200
     pair.start(a)  # back as a standby
     eventually(lambda: b.record(pid), timeout=60, what=lambda: f"replica-b's record of h\n{pair.logs()}")
     assert b.record(pid) == (pytest.approx(started, abs=1e-3), None)

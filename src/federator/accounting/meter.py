@@ -157,6 +157,8 @@ class UsageMeter:
                     if rec is not None:
                         writes.append(rec)
         self._write(writes)
+        if writes:
+            self._saw(now)
 
     def superseded(self, placements: Iterable[Placement]) -> None:
         """Placements a re-queue drops from their job: each open record closed at its placement's `ended_at` (0, or
@@ -229,6 +231,7 @@ class UsageMeter:
                     if opened is not None:
                         self._write([opened])
         self.observe(jobs)
+        self._saw(now)
 
     def _close_gone(self, jobs: list[Job], now: float) -> list[UsageRecord]:
         """Close every record read back open whose placement no loaded job has Running (Kubernetes mode: this
@@ -322,7 +325,12 @@ class UsageMeter:
             for rec in list(self._open.values()):
                 self._count(rec, now)
         self._write([])  # records a full disk refused, once it has room
-        try:  # the last moment this term knew its open records running (`_close_gone` at a later start)
+        self._saw(now)
+
+    def _saw(self, now: float) -> None:
+        """Keep `now` as the last moment this term knew its open records running (`_close_gone` at a later start):
+        at its start, at each tick and each change it metered."""
+        try:
             self.store.see(now)
         except (sqlite3.Error, StoreError) as exc:  # accounting never stops the federator
             log.debug("usage store did not take the meter's time: %s", exc)
