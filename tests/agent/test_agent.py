@@ -67,6 +67,35 @@ def test_a_launch_of_a_placement_already_running_here_says_it_runs_after_its_ack
     asyncio.run(with_agent(fed, body))
 
 
+def test_a_launch_of_a_placement_that_ended_here_and_is_still_held_says_its_end_after_its_ack() -> None:
+    """The other way: the placement the federator launches again has ended here and its cluster still holds it (the
+    member's finished Job, before its TTL): its final phase and end follow the Ack, as a re-sync would say them."""
+    short = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                       "metadata": {"name": "j", "annotations": {"federator.io/sim-duration": "0.1s"}},
+                       "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 4}}})
+    fed = ScriptedFederator([[launch("j.g1.c-1", spec=short)]])
+    succeeded = convert.phase_to_pb(JobPhase.SUCCEEDED)
+
+    def ends(msgs: list[agent_pb2.AgentMessage]) -> list[agent_pb2.JobUpdate]:
+        return [m.job_update for m in msgs if m.WhichOneof("body") == "job_update"
+                and m.job_update.phase == succeeded and not m.job_update.resync]
+
+    async def body(agent: Agent) -> None:
+        got = fed.sessions
+        await fed.until(lambda: ends(got[0]))
+        n = len(got[0])
+        assert agent.backend.placements() == {"j.g1.c-1": JobPhase.SUCCEEDED}  # ended, still held
+        await agent._launch(launch("j.g1.c-1", spec=short).launch)
+        await fed.until(lambda: len(kinds(got[0][n:])) > 1 + kinds(got[0][n:]).index("ack")
+                        if "ack" in kinds(got[0][n:]) else False)
+        after = got[0][n:]
+        assert kinds(after)[kinds(after).index("ack") + 1] == "job_update", kinds(after)
+        [again] = ends(after)
+        assert again.placement_id == "j.g1.c-1" and again.ended_at == ends(got[0][:n])[0].ended_at
+
+    asyncio.run(with_agent(fed, body))
+
+
 def test_a_launch_that_does_not_fit_is_refused_saying_why(caplog: pytest.LogCaptureFixture) -> None:
     """To the federator, and in the agent's log, where the member's operator looks."""
     fed = ScriptedFederator([[launch("big.g1.c-1", gpus_replicas=3)]])  # 3 x 4 accelerators on one 8-accelerator node
