@@ -21,6 +21,8 @@ from federator.backends.sim.runtime import SimBackend
 from federator.jobfile import parse_job
 from federator.model import JobPhase, JobSpec, Placement
 
+RUNNING_PB = convert.phase_to_pb(JobPhase.RUNNING)
+
 
 def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.LogCaptureFixture) -> None:
     fed = ScriptedFederator([[launch("j.g1.c-1"), launch("j.g1.c-1")]])
@@ -36,6 +38,62 @@ def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.
         asyncio.run(with_agent(fed, body))
     assert sum("launched placement j.g1.c-1" in r.message for r in caplog.records) == 1
     assert any("already here" in r.message for r in caplog.records)
+
+
+def test_a_launch_of_a_placement_already_running_here_says_it_runs_after_its_ack() -> None:
+    """Adopted by id (a federator placed it again: after a host restore, a release while it ran on): the Ack alone
+    left the federator's placement at Placed, unbilled, and placed again after --start-timeout, for nothing here
+    changed and the backend's updates come on a change only (outside QA kubedr K7). Its phase follows the Ack."""
+    fed = ScriptedFederator([[launch("j.g1.c-1")]])
+
+    def said(msgs: list[agent_pb2.AgentMessage], phase: int) -> list[agent_pb2.JobUpdate]:
+        return [m.job_update for m in msgs if m.WhichOneof("body") == "job_update" and m.job_update.phase == phase
+                and not m.job_update.resync]
+
+    async def body(agent: Agent) -> None:
+        got = fed.sessions
+        await fed.until(lambda: said(got[0], RUNNING_PB))
+        n = len(got[0])
+        await agent._launch(launch("j.g1.c-1").launch)  # the same placement id again: already here
+        # what the outbox holds after the Ack goes out with it: the update, or else the capacity report it asks for
+        await fed.until(lambda: len(kinds(got[0][n:])) > 1 + kinds(got[0][n:]).index("ack")
+                        if "ack" in kinds(got[0][n:]) else False)
+        after = got[0][n:]
+        assert kinds(after)[kinds(after).index("ack") + 1] == "job_update", kinds(after)
+        [update] = said(after, RUNNING_PB)
+        assert update.placement_id == "j.g1.c-1"
+        assert list(agent.backend.placements()) == ["j.g1.c-1"]  # nothing new started
+
+    asyncio.run(with_agent(fed, body))
+
+
+def test_a_launch_of_a_placement_that_ended_here_and_is_still_held_says_its_end_after_its_ack() -> None:
+    """The other way: the placement the federator launches again has ended here and its cluster still holds it (the
+    member's finished Job, before its TTL): its final phase and end follow the Ack, as a re-sync would say them."""
+    short = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                       "metadata": {"name": "j", "annotations": {"federator.io/sim-duration": "0.1s"}},
+                       "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 4}}})
+    fed = ScriptedFederator([[launch("j.g1.c-1", spec=short)]])
+    succeeded = convert.phase_to_pb(JobPhase.SUCCEEDED)
+
+    def ends(msgs: list[agent_pb2.AgentMessage]) -> list[agent_pb2.JobUpdate]:
+        return [m.job_update for m in msgs if m.WhichOneof("body") == "job_update"
+                and m.job_update.phase == succeeded and not m.job_update.resync]
+
+    async def body(agent: Agent) -> None:
+        got = fed.sessions
+        await fed.until(lambda: ends(got[0]))
+        n = len(got[0])
+        assert agent.backend.placements() == {"j.g1.c-1": JobPhase.SUCCEEDED}  # ended, still held
+        await agent._launch(launch("j.g1.c-1", spec=short).launch)
+        await fed.until(lambda: len(kinds(got[0][n:])) > 1 + kinds(got[0][n:]).index("ack")
+                        if "ack" in kinds(got[0][n:]) else False)
+        after = got[0][n:]
+        assert kinds(after)[kinds(after).index("ack") + 1] == "job_update", kinds(after)
+        [again] = ends(after)
+        assert again.placement_id == "j.g1.c-1" and again.ended_at == ends(got[0][:n])[0].ended_at
+
+    asyncio.run(with_agent(fed, body))
 
 
 def test_a_launch_that_does_not_fit_is_refused_saying_why(caplog: pytest.LogCaptureFixture) -> None:

@@ -215,7 +215,9 @@ def test_federator_defaults_are_highly_available(h: Helm) -> None:
     c = containers(docs)[0]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 7070, "metrics": 9090}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}  # open with a metrics token too
-    assert c["readinessProbe"]["tcpSocket"] == {"port": "grpc"}  # mTLS: the kubelet cannot do the gRPC probe
+    # mTLS: not a TCP connect, which a frozen leader passes (outside QA kubedr K6), but /readyz, the leader's alone
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert "tcpSocket" not in c["readinessProbe"]
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["FEDERATOR_CERT"] == "/etc/federator/tls/tls.crt"
     tls_volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
@@ -232,7 +234,7 @@ def test_standalone_plaintext_federator(h: Helm) -> None:
     c = containers(docs)[0]
     assert "--db=/var/lib/federator/federator.db" in c["args"] and "--in-cluster" not in c["args"]
     assert by_kind(docs, "ClusterRole") == [] and by_kind(docs, "Role") == []  # no Kubernetes API use
-    assert c["readinessProbe"]["grpc"] == {"port": 7070}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}  # as with TLS
     assert {"name": "FEDERATOR_INSECURE", "value": "1"} in c["env"]
     assert by_kind(docs, "PodDisruptionBudget") == []  # one replica: a PDB would block every drain
     claim = one(docs, "PersistentVolumeClaim")

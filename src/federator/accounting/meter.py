@@ -22,8 +22,13 @@ One whose placement shrank in place (server/shrink.py) is closed and a
 record of the new size opened. One closed at a user's cancel while its member
 was silent is ended earlier once the member's word comes (`shorten`,
 server/silent_cancels.py). After a restart the open
-records are read back and carry on; a job found finished on load closes its
-records then.
+records are read back and carry on; one whose placement the loaded jobs no
+longer have Running closes at its end if they say it, else at the last tick
+before the restart (`SqliteUsageStore.seen`); a Running placement without a
+record opens one from its job's `started_at`. In Kubernetes mode each term
+as leader is such a start, on the replica's own --db: a job deleted while it
+stood by is not billed on, and a new leader bills a running placement from
+its start, not its takeover (outside QA kubedr K5).
 
 `federator_accelerator_seconds_total` grows by accelerators x seconds: when a
 record closes, and every `tick` for the open ones, so a long job shows its
@@ -125,6 +130,9 @@ class UsageMeter:
         self.hold_seconds = hold_seconds  # after a pause, how long ticks wait for the ends it hid (module docstring)
         self._last_tick: float | None = None
         self._held_until = 0.0
+        # The last moment this file's meter counted (its last tick, before this start): where a record ends whose
+        # placement this start no longer finds, and whose end nothing else says (`load`)
+        self._seen = store.seen()
         for rec in store.open_records():
             self._track(rec, clock())
 
@@ -149,6 +157,8 @@ class UsageMeter:
                     if rec is not None:
                         writes.append(rec)
         self._write(writes)
+        if writes:
+            self._saw(now)
 
     def superseded(self, placements: Iterable[Placement]) -> None:
         """Placements a re-queue drops from their job: each open record closed at its placement's `ended_at` (0, or
@@ -213,16 +223,47 @@ class UsageMeter:
                      "running, and their agents' re-syncs say how they ended (%s)", len(reopened),
                      ", ".join(sorted(r.placement_id for r in reopened)[:5]))
         self._write(reopened)
+        self._write(self._close_gone(jobs, now))
+        for job in jobs:  # running placements this file has no record of: from their start, not from now
+            for p in job.placements:
+                if p.phase is JobPhase.RUNNING and p.placement_id not in self._open:
+                    opened = self._record(job, p, now, start=_started(job, now))
+                    if opened is not None:
+                        self._write([opened])
         self.observe(jobs)
+        self._saw(now)
 
-    def _record(self, job: Job, p: Placement, now: float) -> UsageRecord | None:
+    def _close_gone(self, jobs: list[Job], now: float) -> list[UsageRecord]:
+        """Close every record read back open whose placement no loaded job has Running (Kubernetes mode: this
+        replica led, stood by while it ended or its FederatedJob was deleted, and leads again): at the placement's
+        `ended_at` if its job still says it, else the job's `finished_at`, else the last moment this file's meter
+        counted (`SqliteUsageStore.seen`: the end of its last term; now if it never said). Left open, such a
+        record was billed up to every later now, without end (outside QA kubedr K5)."""
+        by_id: dict[str, Job] = {job.job_id: job for job in jobs}
+        running = {p.placement_id for job in jobs for p in job.placements if p.phase is JobPhase.RUNNING}
+        closed: list[UsageRecord] = []
+        for pid, rec in sorted(self._open.items()):
+            if pid in running:
+                continue
+            job = by_id.get(rec.job_id)
+            ends: dict[str, float] = {p.placement_id: p.ended_at for p in job.placements if p.ended_at} if job else {}
+            end = ends.get(pid) or (job.finished_at if job is not None and job.phase.is_terminal else 0.0)
+            closed.append(self._close(pid, min(end or self._seen or now, now)))
+        if closed:
+            log.info("%d usage records whose placements ended or went while this federator did not lead closed at "
+                     "their ends (%s)", len(closed), ", ".join(r.placement_id for r in closed[:5]))
+        return closed
+
+    def _record(self, job: Job, p: Placement, now: float, *, start: float | None = None) -> UsageRecord | None:
+        """A record of `p` opened (from `start`, else now), its usage counted from now on."""
         model, milli = held(job, p)
         if milli <= 0:
             return None
         user, _ = owner_of(job.spec)
         rec = UsageRecord(placement_id=p.placement_id, job_id=job.job_id, queue=job.spec.queue, user=user,
                           namespace=job.spec.namespace, cluster=p.cluster, provider=self.provider_of(p.cluster),
-                          model=model, accelerators_milli=milli, start=now, region=p.region,
+                          model=model, accelerators_milli=milli, start=now if start is None else start,
+                          region=p.region,
                           vendor=p.accelerator_vendor or self.vendor_of(p.cluster, model))
         self._track(rec, now)
         return rec
@@ -284,6 +325,23 @@ class UsageMeter:
             for rec in list(self._open.values()):
                 self._count(rec, now)
         self._write([])  # records a full disk refused, once it has room
+        self._saw(now)
+
+    def _saw(self, now: float) -> None:
+        """Keep `now` as the last moment this term knew its open records running (`_close_gone` at a later start):
+        at its start, at each tick and each change it metered."""
+        try:
+            self.store.see(now)
+        except (sqlite3.Error, StoreError) as exc:  # accounting never stops the federator
+            log.debug("usage store did not take the meter's time: %s", exc)
+
+
+def _started(job: Job, now: float) -> float:
+    """When a placement `job` has Running began, as far as its job says: its attempt's first Running report
+    (`Job.started_at`, in the FederatedJob's status in Kubernetes mode), never later than now. A new leader bills a
+    placement from there, not from its takeover (outside QA kubedr K5); a spread job's later parts from the first's
+    start, the job keeping no start per placement."""
+    return min(job.started_at, now) if job.started_at > 0 else now
 
 
 def _fields(rec: UsageRecord) -> dict[str, Any]:

@@ -82,6 +82,10 @@ class SqliteUsageStore:
         self._db.execute("CREATE INDEX IF NOT EXISTS usage_cluster ON usage (cluster, start)")
         self._db.execute("CREATE TABLE IF NOT EXISTS usage_where (placement_id TEXT PRIMARY KEY, "
                          "region TEXT NOT NULL, vendor TEXT NOT NULL) WITHOUT ROWID")
+        # The last moment the meter counted on this file (`seen`): in Kubernetes mode a replica's records of a
+        # term as leader end there when it leads again and their placements are gone (accounting/meter.py `load`).
+        self._db.execute("CREATE TABLE IF NOT EXISTS meter_seen (id INTEGER PRIMARY KEY CHECK (id = 0), "
+                         "at REAL NOT NULL)")
         # Records stop (kept by the meter) if the path stops naming this file: store/identity.py. Quiet: the job
         # store says it, and the meter's warning carries the cause in Kubernetes mode, where --db is usage only.
         self.file = identity(path, what="usage records", say=False)
@@ -105,6 +109,17 @@ class SqliteUsageStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def see(self, at: float) -> None:
+        """The meter counted up to `at` (its tick): kept as the last moment it knew its open records running."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meter_seen VALUES (0, ?)", (at,))
+
+    def seen(self) -> float:
+        """The last `see` (0: none, a file written before 0.16.0 or never ticked)."""
+        with self._lock:
+            row = self._db.execute("SELECT at FROM meter_seen WHERE id = 0").fetchone()
+        return float(row[0]) if row else 0.0
 
     def prune(self, *, ended_before: float, batch: int) -> int:
         """Delete at most `batch` closed records of placements that ended before `ended_before`; how many went.

@@ -89,6 +89,7 @@ class Agent:
         self._orders = Orders(config, backend, contact=self.contact, metrics=self.metrics, member=self.member,
                               outbox=outbox, finals=self._finals)
         self._updates = PlacementUpdates(outbox, self._finals, fencing=self._orders.fencing)
+        self._orders.said_again = self._updates.again
         self._session = Session(config, backend, contact=self.contact, metrics=self.metrics, member=self.member,
                                 certificates=self.certificates, instance=self.instance, outbox=outbox,
                                 orders=self._orders, updates=self._updates, finals=self._finals)

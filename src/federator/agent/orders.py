@@ -25,6 +25,7 @@ from federator.agent.metrics import AgentMetrics
 from federator.agent.outbox import Outbox
 from federator.api import convert
 from federator.api.v1 import agent_pb2
+from federator.model import JobPhase
 
 log = logging.getLogger("federator.agent")
 ORDERS_AT_ONCE = 16  # launches and cancels carried out at once (each placement's in order: Orders.in_order)
@@ -49,6 +50,9 @@ class Orders:
         # placements' do not wait for each other, and the stream is read meanwhile (`in_order`).
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(ORDERS_AT_ONCE)
+        # Says a placement's phase now (agent/updates.py `PlacementUpdates.again`): set by the agent, after the Ack
+        # of a launch of a placement already here
+        self.said_again: Callable[[str, JobPhase], None] = lambda _pid, _phase: None
 
     def take(self, msg: agent_pb2.FederatorMessage) -> None:
         """An order as it arrives on the stream: carried out in its placement's turn, the stream read on."""
@@ -211,6 +215,8 @@ class Orders:
         self.outbox.put(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
             placement_id=placement.placement_id, ok=why is None, message=why or "launched",
             invalid=isinstance(why, Invalid))))
+        if why is None and again and (phase := self.backend.placements().get(placement.placement_id)) is not None:
+            self.said_again(placement.placement_id, phase)  # nothing changed here: no update would follow the Ack
         if why is None:
             self.outbox.put_report()
 

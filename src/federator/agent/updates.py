@@ -57,6 +57,20 @@ class PlacementUpdates:
             self.finals.update(placement_id, phase, message, resync=False))))
         self.outbox.put_report()  # its resources are free now: waiting jobs need not wait for the next tick
 
+    def again(self, placement_id: str, phase: JobPhase) -> None:
+        """A launch of a placement already here (adopted by id: the federator placed it again, e.g. after a restore
+        or a release while it ran on): its phase as the backend has it now, said at once as an update would, with
+        what was said of it before. The backend's own updates come on a change only, and it has none to make, so
+        the federator's placement stayed at the Placed its Ack gives, unbilled, and was placed again after
+        --start-timeout (outside QA kubedr K7)."""
+        message = self._messages.get(placement_id, "")
+        if phase.is_terminal:
+            update = self.finals.update(placement_id, phase, message, resync=False)
+        else:
+            self.finals.seen(placement_id, phase)
+            update = agent_pb2.JobUpdate(placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message)
+        self.outbox.put(agent_pb2.AgentMessage(job_update=self._counted(update)))
+
     def resync(self, backend: Backend) -> Iterator[agent_pb2.JobUpdate]:
         """A new stream's re-sync: every placement the cluster holds, then the final phase of those that ended
         lately and are gone (agent/final_updates.py `FinalPhases.recently_ended`)."""

@@ -455,6 +455,7 @@ async def serve(opts: ServeOptions) -> None:
         if reloads.watched and opts.trust_poll_seconds > 0 else None
     if opts.ready_file:  # once the signals are handled: whoever reads it may send one
         write_ready_file(opts.ready_file, ready)
+    httpd.serving = True  # /readyz (the chart's readiness probe): ready once serving, as the ready file says
     if kube:  # who is expected back is known once kube.start has listed the MemberClusters
         fed.settling.known = False
     runner = loop.create_task(fed.run())
@@ -471,6 +472,7 @@ async def serve(opts: ServeOptions) -> None:
         fed.wake()
     await stop.wait()
     log.info("federator stopping")
+    httpd.serving = False  # /readyz: out of the Service while it drains
     runner.cancel()
     ticker.cancel()
     if watching is not None:
