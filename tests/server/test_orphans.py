@@ -179,3 +179,41 @@ def test_a_cancel_kept_for_a_cluster_that_was_away_says_why_it_was_queued_not_th
     again = join(restarted, "c", old)
     assert cancels_sent(again) == {old: "superseded: not a current placement (the cancel was kept until its "
                                         "cluster confirmed it)"}
+
+
+def _cancels(rec: object) -> dict[str, bool]:
+    """The Cancel orders waiting in a cluster's outbox, by placement id: their job_ended."""
+    from federator.server.orders import CancelOrder
+
+    out = {}
+    while not rec.outbox.empty():  # type: ignore[attr-defined]
+        order = rec.outbox.get_nowait()  # type: ignore[attr-defined]
+        if isinstance(order, CancelOrder):
+            out[order.placement_id] = order.job_ended
+    return out
+
+
+def test_a_kept_cancel_says_job_ended_only_of_a_job_that_ended() -> None:
+    """Cancel.job_ended of a cancel kept while its agent was away (orphans.unsent), sent at the re-sync or re-sent
+    after a restart (orphans.resend_kept, Kubernetes mode): true for a job its owner cancelled meanwhile (an agent
+    repeats it a day, so a store restored to before that cancel ends the job, not runs it again), false for a job
+    moved elsewhere and running there (such a restore ended that running job Cancelled)."""
+    clock = Clock()
+    store = MemoryStore()
+    fed = make(store, clock, orphan_grace=GRACE)
+    moved, ended = fed.submit(spec("moved")), fed.submit(spec("ended"))
+    rec = join(fed, "c")
+    fed.schedule_once()
+    old = {job.spec.name: job.placements[0].placement_id for job in (moved, ended)}
+    for pid in old.values():
+        fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    fed.disconnect(rec)
+    fed.requeue(moved, Reason(ReasonCode.CLUSTER_NOT_READY, "c was Lost at 16:30:00"))  # kept, unsent
+    fed.cancel(ended.job_id)  # kept, unsent
+    back = join(fed, "c", *old.values())  # its re-sync lists both old copies, which still run
+    assert _cancels(back) == {old["moved"]: False, old["ended"]: True}
+    restarted = make(store, clock, orphan_grace=GRACE)  # Kubernetes mode: the kept cancels read back at a start
+    again = restarted.connect(cluster="c", region="r", labels={})
+    restarted.orphans.cancels.record("c", list(old.values()), now=0.0)
+    restarted.orphans.resend_kept()
+    assert _cancels(again) == {old["moved"]: False, old["ended"]: True}
