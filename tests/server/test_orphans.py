@@ -217,3 +217,23 @@ def test_a_kept_cancel_says_job_ended_only_of_a_job_that_ended() -> None:
     restarted.orphans.cancels.record("c", list(old.values()), now=0.0)
     restarted.orphans.resend_kept()
     assert _cancels(again) == {old["moved"]: False, old["ended"]: True}
+
+
+def test_a_job_cancelled_while_its_agent_was_away_is_cancelled_as_ended_at_the_re_sync() -> None:
+    """The re-sync's update of a placement the store holds current of a job that ended meanwhile: its Cancel says
+    job_ended (the agent repeats that end for a day: a store restored to before the cancel ends the job, not runs
+    it again), however the re-sync meets it first (its JobUpdate, then its report)."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock, orphan_grace=GRACE)
+    job = fed.submit(spec("a"))
+    rec = join(fed, "c")
+    fed.schedule_once()
+    pid = job.placements[0].placement_id
+    fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    fed.disconnect(rec)
+    fed.cancel(job.job_id)
+    back = fed.connect(cluster="c", region="r", labels={})
+    fed.job_update(back, pid, JobPhase.RUNNING, "still running")  # the re-sync's update comes before its report
+    assert _cancels(back) == {pid: True}
+    fed.report(back, capacity(pid))
+    assert set(_cancels(back).values()) <= {True}
