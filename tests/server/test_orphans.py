@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from server_support import Clock, MemoryStore, capacity, join, make, spec
 
-from federator.model import JobPhase, Reason, ReasonCode
+from federator.model import Job, JobPhase, Reason, ReasonCode
 from federator.server.federator import Federator
 from federator.server.orphans import job_of
 from federator.server.retention import forget_job
@@ -127,16 +127,24 @@ def test_a_newer_generation_than_the_store_holds_is_an_orphan() -> None:
     assert _gauge(restored, "c") == 1
 
 
-def test_a_job_this_federator_removed_is_fenced_at_once_not_held() -> None:
-    """Retention, or a FederatedJob deleted while its agent was away: the store knew it, and removed it."""
-    clock = Clock()
-    fed = make(MemoryStore(), clock, orphan_grace=GRACE)
+def _cancelled_while_away(*, running: bool) -> tuple[Federator, Job, str]:
+    """A federator whose job, placed on cluster c (and said Running there, if `running`), was cancelled while c's
+    agent was away: the federator, the job and its placement's id."""
+    fed = make(MemoryStore(), Clock(), orphan_grace=GRACE)
     job = fed.submit(spec("a"))
     rec = join(fed, "c")
     fed.schedule_once()
     pid = job.placements[0].placement_id
+    if running:
+        fed.job_update(rec, pid, JobPhase.RUNNING, "running")
     fed.disconnect(rec)
     fed.cancel(job.job_id)  # the agent is away and hears nothing
+    return fed, job, pid
+
+
+def test_a_job_this_federator_removed_is_fenced_at_once_not_held() -> None:
+    """Retention, or a FederatedJob deleted while its agent was away: the store knew it, and removed it."""
+    fed, job, pid = _cancelled_while_away(running=False)
     forget_job(fed, job)
     rec = join(fed, "c", pid)
     assert list(cancels_sent(rec)) == [pid]
@@ -223,15 +231,7 @@ def test_a_job_cancelled_while_its_agent_was_away_is_cancelled_as_ended_at_the_r
     """The re-sync's update of a placement the store holds current of a job that ended meanwhile: its Cancel says
     job_ended (the agent repeats that end for a day: a store restored to before the cancel ends the job, not runs
     it again), however the re-sync meets it first (its JobUpdate, then its report)."""
-    clock = Clock()
-    fed = make(MemoryStore(), clock, orphan_grace=GRACE)
-    job = fed.submit(spec("a"))
-    rec = join(fed, "c")
-    fed.schedule_once()
-    pid = job.placements[0].placement_id
-    fed.job_update(rec, pid, JobPhase.RUNNING, "running")
-    fed.disconnect(rec)
-    fed.cancel(job.job_id)
+    fed, _, pid = _cancelled_while_away(running=True)
     back = fed.connect(cluster="c", region="r", labels={})
     fed.job_update(back, pid, JobPhase.RUNNING, "still running")  # the re-sync's update comes before its report
     assert _cancels(back) == {pid: True}
