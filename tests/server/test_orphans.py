@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from server_support import Clock, MemoryStore, capacity, join, make, spec
 
-from federator.model import JobPhase, Reason, ReasonCode
+from federator.model import Job, JobPhase, Reason, ReasonCode
 from federator.server.federator import Federator
 from federator.server.orphans import job_of
 from federator.server.retention import forget_job
@@ -127,16 +127,24 @@ def test_a_newer_generation_than_the_store_holds_is_an_orphan() -> None:
     assert _gauge(restored, "c") == 1
 
 
-def test_a_job_this_federator_removed_is_fenced_at_once_not_held() -> None:
-    """Retention, or a FederatedJob deleted while its agent was away: the store knew it, and removed it."""
-    clock = Clock()
-    fed = make(MemoryStore(), clock, orphan_grace=GRACE)
+def _cancelled_while_away(*, running: bool) -> tuple[Federator, Job, str]:
+    """A federator whose job, placed on cluster c (and said Running there, if `running`), was cancelled while c's
+    agent was away: the federator, the job and its placement's id."""
+    fed = make(MemoryStore(), Clock(), orphan_grace=GRACE)
     job = fed.submit(spec("a"))
     rec = join(fed, "c")
     fed.schedule_once()
     pid = job.placements[0].placement_id
+    if running:
+        fed.job_update(rec, pid, JobPhase.RUNNING, "running")
     fed.disconnect(rec)
     fed.cancel(job.job_id)  # the agent is away and hears nothing
+    return fed, job, pid
+
+
+def test_a_job_this_federator_removed_is_fenced_at_once_not_held() -> None:
+    """Retention, or a FederatedJob deleted while its agent was away: the store knew it, and removed it."""
+    fed, job, pid = _cancelled_while_away(running=False)
     forget_job(fed, job)
     rec = join(fed, "c", pid)
     assert list(cancels_sent(rec)) == [pid]
@@ -179,3 +187,53 @@ def test_a_cancel_kept_for_a_cluster_that_was_away_says_why_it_was_queued_not_th
     again = join(restarted, "c", old)
     assert cancels_sent(again) == {old: "superseded: not a current placement (the cancel was kept until its "
                                         "cluster confirmed it)"}
+
+
+def _cancels(rec: object) -> dict[str, bool]:
+    """The Cancel orders waiting in a cluster's outbox, by placement id: their job_ended."""
+    from federator.server.orders import CancelOrder
+
+    out = {}
+    while not rec.outbox.empty():  # type: ignore[attr-defined]
+        order = rec.outbox.get_nowait()  # type: ignore[attr-defined]
+        if isinstance(order, CancelOrder):
+            out[order.placement_id] = order.job_ended
+    return out
+
+
+def test_a_kept_cancel_says_job_ended_only_of_a_job_that_ended() -> None:
+    """Cancel.job_ended of a cancel kept while its agent was away (orphans.unsent), sent at the re-sync or re-sent
+    after a restart (orphans.resend_kept, Kubernetes mode): true for a job its owner cancelled meanwhile (an agent
+    repeats it a day, so a store restored to before that cancel ends the job, not runs it again), false for a job
+    moved elsewhere and running there (such a restore ended that running job Cancelled)."""
+    clock = Clock()
+    store = MemoryStore()
+    fed = make(store, clock, orphan_grace=GRACE)
+    moved, ended = fed.submit(spec("moved")), fed.submit(spec("ended"))
+    rec = join(fed, "c")
+    fed.schedule_once()
+    old = {job.spec.name: job.placements[0].placement_id for job in (moved, ended)}
+    for pid in old.values():
+        fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    fed.disconnect(rec)
+    fed.requeue(moved, Reason(ReasonCode.CLUSTER_NOT_READY, "c was Lost at 16:30:00"))  # kept, unsent
+    fed.cancel(ended.job_id)  # kept, unsent
+    back = join(fed, "c", *old.values())  # its re-sync lists both old copies, which still run
+    assert _cancels(back) == {old["moved"]: False, old["ended"]: True}
+    restarted = make(store, clock, orphan_grace=GRACE)  # Kubernetes mode: the kept cancels read back at a start
+    again = restarted.connect(cluster="c", region="r", labels={})
+    restarted.orphans.cancels.record("c", list(old.values()), now=0.0)
+    restarted.orphans.resend_kept()
+    assert _cancels(again) == {old["moved"]: False, old["ended"]: True}
+
+
+def test_a_job_cancelled_while_its_agent_was_away_is_cancelled_as_ended_at_the_re_sync() -> None:
+    """The re-sync's update of a placement the store holds current of a job that ended meanwhile: its Cancel says
+    job_ended (the agent repeats that end for a day: a store restored to before the cancel ends the job, not runs
+    it again), however the re-sync meets it first (its JobUpdate, then its report)."""
+    fed, _, pid = _cancelled_while_away(running=True)
+    back = fed.connect(cluster="c", region="r", labels={})
+    fed.job_update(back, pid, JobPhase.RUNNING, "still running")  # the re-sync's update comes before its report
+    assert _cancels(back) == {pid: True}
+    fed.report(back, capacity(pid))
+    assert set(_cancels(back).values()) <= {True}

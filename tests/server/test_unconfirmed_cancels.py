@@ -75,7 +75,9 @@ def test_a_recorded_placement_is_cancelled_at_once_and_what_a_finished_one_left_
     fed.job_update(rec, "gone-2.g1.a", JobPhase.SUCCEEDED, "")  # a finished Job kept in the member: deleted too
     fed.job_update(rec, "unknown.g1.a", JobPhase.RUNNING, "")  # an orphan: held, not cancelled
     orders = [rec.outbox.get_nowait() for _ in range(rec.outbox.qsize())]
-    assert orders == [CancelOrder("gone-1.g1.a", DELETED_REASON), CancelOrder("gone-2.g1.a", DELETED_REASON)]
+    # its job gone, the cancel ends it (Cancel.job_ended, said back on the Cancelled update: server/restored_ends.py)
+    assert orders == [CancelOrder("gone-1.g1.a", DELETED_REASON, job_ended=True),
+                      CancelOrder("gone-2.g1.a", DELETED_REASON)]
     assert fed.orphans.cancels.entries("a").keys() == {"gone-1.g1.a"}  # the finished one is confirmed
     fed.report(rec, ClusterCapacity(placement_ids=frozenset({"gone-1.g1.a", "unknown.g1.a"})))
     assert [o.placement_id for o in [rec.outbox.get_nowait() for _ in range(rec.outbox.qsize())]

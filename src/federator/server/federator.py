@@ -296,7 +296,7 @@ class Federator:
         rec.seen.add(placement_id)  # only ours: the re-sync reads it, and made-up ids must not fill memory
         if job.phase.is_terminal or placement.phase.is_terminal:
             if not phase.is_terminal:
-                self.send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
+                self.send(rec.name, CancelOrder(placement_id, f"job is {job.phase}", job_ended=job.phase.is_terminal))
             return
         if phase.is_terminal:  # its end as its agent says, within [start, now]: an end heard late is not billed late
             placement.ended_at = placement_end(job, ended_at, learned=self.clock(), cluster=rec.name,

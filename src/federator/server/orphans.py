@@ -252,9 +252,32 @@ class Orphans:
             self.fed.send(rec.name, CancelOrder(placement_id, self._kept_reason(rec.name, placement_id)))
 
     def _fence_order(self, cluster: str, placement_id: str, job: Job | None) -> CancelOrder:
+        ended = self._job_ended(cluster, placement_id, job)
         if self.cancels.holds(cluster, placement_id):
-            return CancelOrder(placement_id, self._kept_reason(cluster, placement_id, job))
-        return CancelOrder(placement_id, stray_reason(job, placement_id))
+            return CancelOrder(placement_id, self._kept_reason(cluster, placement_id, job), job_ended=ended)
+        return CancelOrder(placement_id, stray_reason(job, placement_id), job_ended=ended)
+
+    def _job_ended(self, cluster: str, placement_id: str, job: Job | None) -> bool:
+        """Cancel.job_ended for a placement that is not current: whether its job has ended (gone from the store:
+        deleted, or a finished one removed; or held ended). Said of what the store holds now, not of why the
+        cancel was first queued: a cancel kept while its agent was away (`unsent`) of a job its owner cancelled
+        then ends the job as the live one would have (an agent repeats it for a day: a store restored to before
+        that cancel ends the job, not runs it again), and one of a job moved elsewhere and running there does not
+        (it said job_ended at every restart's re-send, and such a restore ended a running job Cancelled)."""
+        if job is None and (named := job_of(placement_id, cluster)) is not None:
+            job = self.fed.jobs.get(named[0])
+        return job is None or job.phase.is_terminal
+
+    def resend_kept(self) -> None:
+        """The kept cancels (`cancels`, just read back from the store) sent at once to each agent already
+        connected: gRPC serves before the records are read, and an agent that re-synced meanwhile named its
+        placements to a federator that did not know them yet (held as orphans then). A Cancel of a placement the
+        agent does not hold is a no-op there."""
+        for name in self.cancels.clusters():
+            rec = self.fed.clusters.get(name)
+            if rec is not None and rec.connected:
+                for pid in self.cancels.entries(name):
+                    self.fed.send(name, self._fence_order(name, pid, None))
 
     def _kept_reason(self, cluster: str, placement_id: str, job: Job | None = None) -> str:
         """Why a recorded cancel (`unsent`) is sent now: the reason it was queued with ("superseded: member-b is

@@ -29,8 +29,6 @@ from federator.backends.kube.resources import member_cluster, member_event, pars
 from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.model import ClusterState
 from federator.server.cluster_regions import admin_record, placed_elsewhere
-from federator.server.orders import CancelOrder
-from federator.server.orphans import DELETED_REASON
 from federator.server.region_mismatch import CONDITION, RegionMismatch
 from federator.store.errors import StoreUnavailable
 
@@ -123,7 +121,7 @@ class MemberClusters:
             self._cordons_read = self.clock()
         if isinstance(self.fed.early.quarantine.store, KubeQuarantineStore):  # in force from the first cycle
             self.fed.early.quarantine.restore(held_in(listed.get("items") or []), self.clock())
-        self._cancel_kept()
+        self.fed.orphans.resend_kept()  # the cancels just read, to the agents already connected
         for obj in listed.get("items") or []:
             name = str((obj.get("metadata") or {}).get("name", ""))
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -144,17 +142,6 @@ class MemberClusters:
         if self.silent is not None:  # after the members: an entry of a member Lost meanwhile ends at its last report
             self.silent.loaded_from(listed.get("items") or [])
             self.fed.silent_cancels.attach(self.silent, now=self.clock())
-
-    def _cancel_kept(self) -> None:
-        """The cancels just read, sent at once to the agents already connected: gRPC serves before the records are
-        read, and an agent that re-synced meanwhile named its placements to a federator that did not know them
-        yet (held as orphans then). A Cancel of a placement the agent does not hold is a no-op there."""
-        book = self.fed.orphans.cancels
-        for name in book.clusters():
-            rec = self.fed.clusters.get(name)
-            if rec is not None and rec.connected:
-                for pid in book.entries(name):
-                    self.fed.send(name, CancelOrder(pid, DELETED_REASON, job_ended=True))
 
     async def write(self, *, refresh_after: float = 30.0) -> None:
         """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after.
