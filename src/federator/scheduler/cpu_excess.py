@@ -10,7 +10,7 @@ not see that the same fraction would have cost a roomier pool nothing. This term
 A replica's CPU excess on a pool is max(0, min(1, c / C) - m / 1000): c its CPU, C the pool's most free
 CPU per free whole device (a node with i whole devices and k cores free: k / i, the best of its room
 classes, else of its host room), m its milli-GPU; what it takes of a device's share of a node's CPU
-beyond the share of the device it takes. Whole-device replicas and CPU-only work score full everywhere.
+beyond the share of the device it takes. Whole-device replicas and CPU-only work score alike everywhere.
 
 The score is `POINTS` x (1 - excess), 0..3 of MAX_SCORE: a tie-break's range, so that at weight 3, as
 `Fragmentation`'s, a full excess costs what 3 of `Fragmentation`'s points do (a growth of 3/50 milli-GPU
