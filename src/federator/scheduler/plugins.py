@@ -17,6 +17,7 @@ from typing import Protocol
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.model.cluster import SHARING_MIG
 from federator.model.node_room import node_room_fits
+from federator.scheduler.cpu_excess import CpuExcess
 from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
     ASKED_DEVICES_HAVE,
@@ -552,7 +553,7 @@ POOL_FILTERS = frozenset({"GangFit"})
 """Filters whose verdict reads only the request and the accelerator pools it accepts, and which pass exactly
 when one of those pools holds the replicas `pools.best_pool` scores over: a cycle re-checks such a filter
 only for the pools that changed (board.py)."""
-POOL_SCORES = frozenset({"LeastFragmentation", "Fragmentation", "Scarcity"})
+POOL_SCORES = frozenset({"LeastFragmentation", "Fragmentation", "Scarcity", "CpuExcess"})
 """The scores that are `PoolScorePlugin`s: the cycle sums them per accelerator pool and binds the job to the
 best pool's model (pools.py). Named here, not found by isinstance, so that the compiled build
 (setup.py) can compile the framework's Protocols, which it cannot make runtime-checkable."""
@@ -564,6 +565,7 @@ summed per shape (`CYCLE_CONSTANT_SCORES`), shapes that differ only in those sha
 SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
     "LeastFragmentation": LeastFragmentation,
     "Fragmentation": Fragmentation,
+    "CpuExcess": CpuExcess,
     "Scarcity": Scarcity,
     "LeastAllocated": LeastAllocated,
     "RegionLoad": RegionLoad,
@@ -574,6 +576,7 @@ SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
 
 DEFAULT_SCORE_WEIGHTS: Mapping[str, int] = {
     "Fragmentation": 3,
+    "CpuExcess": 3,
     "Scarcity": 4,
     "RegionLoad": 1,
     "Price": 1,

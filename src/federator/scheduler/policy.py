@@ -14,7 +14,7 @@ field at fault, all of them at once::
         ownerShare: true               # within a priority, the user holding least goes first (false: FIFO)
       serving: {weight: 2}
     defaultQueue: {weight: 1, maxPendingJobs: 1000, maxPriority: 0}   # queues not listed above
-    scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
+    scoreWeights: {Fragmentation: 3, CpuExcess: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
     preemption: {enabled: true, maxVictimsPerCycle: 10}
     reservations: {enabled: true, afterSeconds: 600, maxReservations: 3, maxHoldSeconds: 3600}   # gangs that waited
     rebalance: {maxMovesPerMinute: 6, quietSeconds: 600}   # serving replicas moved back near their users; 0: off
