@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lg.add_argument("-f", "--follow", action="store_true",
                     help="after the last lines, print each new line as it is written, prefixed [cluster/pod "
                          "replica N], until the job ends (exit 0) or Ctrl-C (exit 130); at most 24 h (then exit "
-                         "5); the federator stopping: exit 4, follow again")
+                         "5); the federator stopping: exit 4, follow again. A job not placed yet is waited for "
+                         "first (submit -f job.yaml && logs JOB -f follows it from its start)")
     lg.add_argument("--tail", type=_count("a number of lines", 1, 10_000), default=None, metavar="N",
                     help="the last N lines of each replica, at most 10000 (default 100; with --follow 10)")
     lg.add_argument("--limit-bytes", type=_count("bytes", 1, 512 * 1024), default=None, metavar="B",
