@@ -17,6 +17,7 @@ import yaml
 
 from federator.cli import _parsed, build_parser
 from federator.jobfile import JobFileError, parse_job
+from federator.security.isolation import problems
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "users.md"
 
@@ -106,3 +107,18 @@ def test_every_annotation_the_simulated_clusters_read_is_in_the_guides_table() -
     table = GUIDE.read_text().split("Annotations a user may set on the job", 1)[1].split("\n\n", 2)[1]
     listed = set(re.findall(r"`(federator\.io/[a-z-]+)`", table))
     assert read - listed == set()
+
+
+def test_the_multikueue_example_runs_as_shown_and_with_its_kueue_labels_back_is_told_where_they_go() -> None:
+    """Outside QA, teams from MultiKueue, M1: the section "Coming from MultiKueue ..." tells a team to move its
+    JobSet's Kueue labels into spec.queue and spec.priority; the federator's refusal of a JobSet that keeps them
+    must say the same, and the guide's JobSet without them must pass the check the federator makes at submit."""
+    doc = next(d for d in _jobs() if d["metadata"]["name"] == "mk-pretrain")
+    workload = doc["spec"]["workload"]
+    assert problems(workload, "spec.workload") == []
+    labelled = {**workload, "metadata": {**workload["metadata"], "labels": {
+        "kueue.x-k8s.io/queue-name": "team-a-lq", "kueue.x-k8s.io/priority-class": "high"}}}
+    said = dict(problems(labelled, "spec.workload"))
+    assert "leave it out: the queue a job counts against is spec.queue" in \
+        said["spec.workload.metadata.labels[kueue.x-k8s.io/queue-name]"]
+    assert "spec.priority" in said["spec.workload.metadata.labels[kueue.x-k8s.io/priority-class]"]

@@ -257,3 +257,57 @@ def test_each_end_of_a_follow_has_its_documented_exit_status() -> None:
     assert said == {"FOLLOW_END_UNSPECIFIED": 0, "FOLLOW_END_JOB_ENDED": 0, "FOLLOW_END_BOUND": 5,
                     "FOLLOW_END_FEDERATOR_STOPPING": 4, "FOLLOW_END_JOB_REMOVED": 3}
     assert follow_exit(last(ended="x", end=99)) == 4  # type: ignore[arg-type]  # a newer federator's end
+
+
+def test_a_follow_of_a_job_not_placed_yet_waits_for_it_then_follows(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside QA, teams from SkyPilot, M13: `federator submit -f task.yaml && federator logs task -f` (what `sky
+    launch` does in one) failed at once, exit 1, "has never been placed: no logs yet": a job just submitted is
+    Pending. The follow now waits on the job's Watch until it runs, then follows it to its end."""
+    from federator.server import log_follow
+    monkeypatch.setattr(log_follow, "FOLLOW_POLL_SECONDS", 0.02)
+    codes: list[int] = []
+
+    async def go() -> None:
+        async with served() as s:
+            backend = SimBackend(FLEET["east-1"])
+            agent = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
+                                                          max_backoff=0.2), backend).run())
+            try:
+                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
+                job = s.fed.submit(talker("0.3s", 1))  # Pending: no cycle has run
+                follow = asyncio.create_task(asyncio.to_thread(
+                    main, ["logs", "t", "-f", "--server", s.target, "--insecure"]))
+                await _until(lambda: (s.fed.metrics.registry.get_sample_value("federator_watch_streams") or 0) >= 1)
+                assert job.phase is JobPhase.PENDING and not follow.done()  # refused before: it waits on the Watch
+                s.fed.schedule_once()
+                codes.append(await asyncio.wait_for(follow, 30.0))
+            finally:
+                agent.cancel()
+                await asyncio.gather(agent, return_exceptions=True)
+                await backend.stop()
+
+    run(go)
+    captured = capsys.readouterr()
+    assert codes == [0]
+    said = [line for line in captured.err.splitlines() if line.startswith("logs: ")]
+    assert said[0] == "logs: job t is not placed now; waiting for it to run (Ctrl-C to stop)"
+    assert said[-1].startswith("logs: job ") and said[-1].endswith(" Succeeded")
+    assert any("federator sim: Succeeded: finished after 0.3s" in line for line in captured.out.splitlines())
+
+
+def test_a_follow_of_a_job_that_ends_without_running_says_so_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    codes: list[int] = []
+
+    async def go() -> None:
+        async with served() as s:
+            job = s.fed.submit(JOB)  # no cluster: it stays Pending
+            follow = asyncio.create_task(asyncio.to_thread(
+                main, ["logs", "t", "-f", "--server", s.target, "--insecure"]))
+            await _until(lambda: (s.fed.metrics.registry.get_sample_value("federator_watch_streams") or 0) >= 1)
+            s.fed.cancel(job.job_id)
+            codes.append(await asyncio.wait_for(follow, 30.0))
+
+    run(go)
+    assert codes == [1]
+    assert "Cancelled" in capsys.readouterr().err

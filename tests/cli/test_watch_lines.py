@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from federator.cli.watch import watch_lines
+import pytest
+
+from federator.api import convert
+from federator.api.v1 import types_pb2
+from federator.cli import build_parser, main
+from federator.cli.exit_codes import Exit
+from federator.cli.watch import _lines, selection, watch_lines
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
 
 from builders import job as spec
@@ -40,3 +46,22 @@ def test_each_line_says_something_new_and_a_placed_job_says_what_it_waits_for() 
 def test_the_same_line_of_another_job_is_printed() -> None:
     other = Job(JobId("serve"), spec("serve"), 0.0)
     assert len(list(watch_lines([_job(JobPhase.PENDING), other]))) == 2
+
+
+def test_a_watch_keeps_the_jobs_of_a_queue_and_name_prefix_only() -> None:
+    """Outside QA, teams from Armada, M3: `armadactl watch QUEUE JOBSET` follows one job set; `federator watch`
+    followed one job or every job. `--queue` and `--name-prefix` keep those `get jobs` and `cancel` would take."""
+    def pb(name: str, queue: str) -> types_pb2.Job:
+        return convert.job_to_pb(Job(JobId(f"{name}-1a2b3c"), spec(name, queue=queue), 0.0))
+
+    args = build_parser().parse_args(["watch", "--queue", "team-b", "--name-prefix", "js1-"])
+    stream = [pb("js1-a", "team-b"), pb("js1-b", "team-a"), pb("js2-a", "team-b"), pb("js1-c", "team-b")]
+    lines = list(_lines(stream, {}, {}, after_cut=False, server="s:1", only=selection(args)))
+    assert [line.split()[0] for line in lines] == ["js1-a-1a2b3c", "js1-c-1a2b3c"]
+    every = build_parser().parse_args(["watch"])
+    assert len(list(_lines(stream, {}, {}, after_cut=False, server="s:1", only=selection(every)))) == 4
+
+
+def test_a_watch_of_one_job_refuses_the_selectors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["watch", "js1-a", "--queue", "team-b", "--server", "127.0.0.1:1", "--insecure"]) == Exit.USAGE
+    assert "go with `watch` of every job, not one job" in capsys.readouterr().err

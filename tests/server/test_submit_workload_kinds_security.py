@@ -140,3 +140,21 @@ def test_what_reaches_into_another_job_is_refused_at_every_level(spec: JobSpec, 
 ], ids=["rayjob-autoscaler", "own-labels-and-topology", "runtime-class"])
 def test_what_an_ordinary_job_sets_is_accepted(spec: JobSpec) -> None:
     _accepted(spec)
+
+
+def test_a_multikueue_jobset_is_told_where_its_queue_and_priority_go() -> None:
+    """Outside QA, teams from MultiKueue, M1: every JobSet of theirs carries Kueue's queue and priority labels; the
+    refusal said only that the labels were Kueue's, so the team learnt that its manifest was wrong, not what to
+    write instead."""
+    said = _refused(_job({**jobset(POD), "metadata": {"labels": {"kueue.x-k8s.io/queue-name": "team-a-lq",
+                                                                 "kueue.x-k8s.io/priority-class": "high"}}}))
+    assert ("spec.workload.metadata.labels[kueue.x-k8s.io/queue-name]: is Kueue's: the queue and priority a member "
+            "admits a workload by are its operator's and its agent's to pick; leave it out: the queue a job counts "
+            "against is spec.queue (`federator get queues` lists yours), and a member's Kueue LocalQueue is its "
+            "agent's (--kueue-queue)") in said
+    assert ("spec.workload.metadata.labels[kueue.x-k8s.io/priority-class]: is Kueue's: the queue and priority a "
+            "member admits a workload by are its operator's and its agent's to pick; leave it out: a job's order and "
+            "what it may preempt are spec.priority and spec.preemptible") in said
+    pod_label = _refused(_job(template=labelled({"kueue.x-k8s.io/pod-group-name": "g"})))
+    assert "labels[kueue.x-k8s.io/pod-group-name]: is Kueue's: the queue and priority" in pod_label
+    assert "pick; leave it out" in pod_label

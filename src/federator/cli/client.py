@@ -102,6 +102,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     w = sub.add_parser("watch", help="stream job changes")
     w.add_argument("job", nargs="?", default="", help="one job (default: every job)")
+    w.add_argument("--queue", default="", help="only jobs of this queue (with --name-prefix: a set of jobs, as "
+                                               "armadactl watch QUEUE JOBSET)")
+    w.add_argument("--namespace", default="", help="only jobs of this namespace")
+    w.add_argument("--name-prefix", default="", metavar="PREFIX", help="only jobs whose name starts with PREFIX")
+    w.add_argument("--owner", default="", metavar="USER", help="only jobs this user submitted")
+    w.add_argument("--array", default=None, metavar="ARRAY_ID", type=job_list.array_id,
+                   help="only the tasks of this array; these five select as `get jobs` does (the CLI keeps them)")
     w.add_argument("--reconnect-for", type=seconds, default=watch.WATCH_PATIENCE, metavar="SECONDS",
                    help="how long to keep trying to reconnect to a federator that went away (a restart) before "
                         "giving up (default %(default)s)")

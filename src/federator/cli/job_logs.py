@@ -13,6 +13,11 @@ the follow's bound of 24 h (exit 5, as `wait --timeout`), the job removed (exit 
 is in FollowLogsMessage.end (a FollowEnd), never only in words (`FOLLOW_EXIT`), so `logs -f JOB > out && next`
 runs `next` only after the job ended.
 
+A follow of a job that has no placement yet (just submitted, or queued again) waits for it to run, on the job's
+Watch as `federator wait --for Running` does, and then follows (outside QA, teams from SkyPilot, M13: `submit &&
+logs -f`, which `sky launch` is, failed at once with "has never been placed"). A job that ends without running
+ends the follow as `wait` would (exit 1, its phase and message).
+
 The text is the job's own output as a member's agent sent it: control characters other than a line break or a
 tab are written as escapes (termtext.visible), so an agent cannot drive the user's terminal.
 """
@@ -22,11 +27,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
+from typing import Any
 
 import grpc
 
 from federator.cli.calls import connect, fail, server_arguments
 from federator.cli.certs import client_options
+from federator.cli.watch import WATCH_PATIENCE
 from federator.security.tls import TlsError
 from federator.termtext import visible
 
@@ -37,6 +45,8 @@ FOLLOW_EXIT = {"FOLLOW_END_UNSPECIFIED": 0, "FOLLOW_END_JOB_ENDED": 0, "FOLLOW_E
 """The exit status of `logs -f` per FollowLogsMessage.end, a FollowEnd (users.md, "Exit status"): 0 only when the
 job ended; unspecified is a federator before the field, whose every end was read as the job's; an end this CLI does
 not know (a newer federator's) is 4: it is not the job's."""
+FOLLOW_BOUND_SECONDS = 24 * 3600.0
+"""How long a follow waits for a job not placed yet: a follow's own bound (the federator ends one after 24 h)."""
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -53,7 +63,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lg.add_argument("-f", "--follow", action="store_true",
                     help="after the last lines, print each new line as it is written, prefixed [cluster/pod "
                          "replica N], until the job ends (exit 0) or Ctrl-C (exit 130); at most 24 h (then exit "
-                         "5); the federator stopping: exit 4, follow again")
+                         "5); the federator stopping: exit 4, follow again. A job not placed yet is waited for "
+                         "first (submit -f job.yaml && logs JOB -f follows it from its start)")
     lg.add_argument("--tail", type=_count("a number of lines", 1, 10_000), default=None, metavar="N",
                     help="the last N lines of each replica, at most 10000 (default 100; with --follow 10)")
     lg.add_argument("--limit-bytes", type=_count("bytes", 1, 512 * 1024), default=None, metavar="B",
@@ -103,7 +114,8 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _follow(args: argparse.Namespace) -> int:
-    """`federator logs -f`: the FollowLogs stream printed as it comes; 130 on Ctrl-C."""
+    """`federator logs -f`: the FollowLogs stream printed as it comes; 130 on Ctrl-C. A job with no placement yet
+    is waited for (`_until_placed`) and then followed."""
     from federator.api.v1 import jobs_pb2
 
     if args.limit_bytes is not None:
@@ -112,6 +124,47 @@ def _follow(args: argparse.Namespace) -> int:
     request = jobs_pb2.FollowLogsRequest(job_id=args.job, container=args.container, tail_lines=args.tail or 0)
     if args.replica is not None:
         request.replica = args.replica
+    ended = False  # the last wait found the job ended: it ran, and has no placement left to read
+    while True:
+        got = _follow_once(args, request)
+        if isinstance(got, int):
+            return got
+        if ended:
+            print(f"error: {got}", file=sys.stderr)
+            return 1
+        code, ended = _until_placed(args)
+        if code is not None:
+            return code
+
+
+def _until_placed(args: argparse.Namespace) -> tuple[int | None, bool]:
+    """Wait on the job's Watch until it runs (None: follow it now) or can no longer (its exit status, the line
+    said), within a follow's own bound (FOLLOW_BOUND_SECONDS) and reconnecting as `watch` does; and whether the
+    job had ended."""
+    from federator.cli import wait
+
+    print(f"logs: job {shown(args.job)} is not placed now; waiting for it to run (Ctrl-C to stop)", file=sys.stderr,
+          flush=True)
+    streams = wait.Streams()
+    try:
+        outcome = wait.follow(client_options(args), args.job, wait.Condition.RUNNING,
+                              deadline=time.monotonic() + FOLLOW_BOUND_SECONDS, reconnect_for=WATCH_PATIENCE,
+                              streams=streams, args=args)
+    except KeyboardInterrupt:
+        return 130, False
+    finally:
+        streams.stop()
+    if outcome.code:
+        if outcome.line:
+            print(f"error: {outcome.line}", file=sys.stderr)
+        return int(outcome.code), outcome.ended
+    print(f"logs: {outcome.line}", file=sys.stderr, flush=True)
+    return None, outcome.ended
+
+
+def _follow_once(args: argparse.Namespace, request: Any) -> int | str:
+    """One FollowLogs stream printed, and its exit status; the federator's words when the job has no placement
+    to read now (FAILED_PRECONDITION)."""
     call = None
     try:
         with connect(client_options(args)) as (jobs, _):
@@ -127,6 +180,9 @@ def _follow(args: argparse.Namespace) -> int:
             call.cancel()
         return 130
     except (grpc.RpcError, TlsError) as err:
+        if isinstance(err, grpc.RpcError) and hasattr(err, "code") and \
+                err.code() is grpc.StatusCode.FAILED_PRECONDITION:
+            return str(err.details())  # type: ignore[attr-defined]  # no placement now (server/job_service.py logs_job)
         if isinstance(err, grpc.RpcError) and hasattr(err, "code") and err.code() is grpc.StatusCode.UNIMPLEMENTED:
             print(f"error: the federator at {args.server} cannot follow logs: it is older than 0.15.0 "
                   "(UNIMPLEMENTED); run federator logs without --follow", file=sys.stderr)

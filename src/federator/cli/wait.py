@@ -132,9 +132,10 @@ class Outcome:
 
     code: int
     line: str = ""
+    ended: bool = False  # the job had ended when the wait ended (a job that ran and ended holds --for Running)
 
 
-class _Streams:
+class Streams:
     """The Watch calls open now, so that the first job that cannot hold ends the others' waits."""
 
     def __init__(self) -> None:
@@ -160,7 +161,7 @@ class _Streams:
 
 
 def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: float, reconnect_for: float,
-           streams: _Streams, args: argparse.Namespace, clock: Callable[[], float] = time.monotonic) -> Outcome:
+           streams: Streams, args: argparse.Namespace, clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Wait on one job's Watch until `condition` holds, can no longer hold, or `deadline` (a `clock` time) passes."""
     job_id, last = key, None
     lost_at = 0.0  # when the stream broke (0: it has not)
@@ -193,7 +194,8 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
                         job_id = last.job_id
                         verdict = judge(last, condition)
                         if verdict is not None:
-                            return Outcome(Exit.OK if verdict.holds else Exit.FAILED, verdict.line)
+                            return Outcome(Exit.OK if verdict.holds else Exit.FAILED, verdict.line,
+                                           last.phase.is_terminal)
                         if clock() >= deadline:
                             return _timed_out(last, key, condition)
                     # a Watch with bookmarks ends OK only after a removal
@@ -253,7 +255,7 @@ def _wait(args: argparse.Namespace) -> int:
     except TlsError as err:
         return fail(err, args)
     deadline = time.monotonic() + args.timeout
-    streams = _Streams()
+    streams = Streams()
     keys = list(dict.fromkeys(args.jobs))
     pool = ThreadPoolExecutor(max_workers=min(len(keys), STREAMS_AT_ONCE), thread_name_prefix="wait")
     waits: dict[Future[Outcome], str] = {
@@ -278,4 +280,4 @@ def _wait(args: argparse.Namespace) -> int:
     return code
 
 
-__all__ = ["Condition", "Verdict", "judge", "register", "timeout_of"]
+__all__ = ["Condition", "Outcome", "Streams", "Verdict", "follow", "judge", "register", "timeout_of"]

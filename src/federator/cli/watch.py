@@ -6,7 +6,12 @@ Why a reconnect asks for bookmarks (outside operator DR QA D2): a federator that
 from a backup does not know the jobs accepted after the backup. Its Watch lists the jobs it knows and says nothing
 of the others, so a watcher never learnt they vanished. After a cut the Watch sets send_bookmarks: the first
 bookmark closes the snapshot, and each unfinished job seen before it and not in it is said once, plainly
-(`lost_line`; `federator wait` says the same of the job it waits on)."""
+(`lost_line`; `federator wait` says the same of the job it waits on).
+
+Why it takes `get jobs`' selectors (outside QA, teams from Armada, M3): a team watches one set of jobs, as
+`armadactl watch QUEUE JOBSET` does, not the whole federation; `--queue`, `--namespace`, `--name-prefix`,
+`--owner` and `--array` keep the jobs `get jobs` and `cancel` would take with them. The CLI keeps them
+(`Query.takes`, the federator's own rule): the stream still brings every job the caller may see."""
 
 from __future__ import annotations
 
@@ -24,7 +29,11 @@ from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
 from federator.model import Job, JobPhase
 from federator.security.tls import TlsError
+from federator.server.job_listing import Query
 from federator.termtext import cell
+
+EVERY_JOB = Query()
+"""No selector: `watch` keeps every job the stream brings."""
 
 WATCH_PATIENCE = 60.0
 """Seconds `federator watch` waits for a federator that went away (a restart) to come back before it gives up."""
@@ -56,9 +65,10 @@ def lost_line(job_id: str, phase: JobPhase, server: str) -> str:
 
 
 def _lines(pbs: Iterable[types_pb2.Job], last: dict[str, str], phases: dict[str, JobPhase], *, after_cut: bool,
-           server: str) -> Iterator[str]:
-    """`watch_lines` of a Watch's messages; after a cut (a Watch with bookmarks), at the first bookmark, a line for
-    each unfinished job seen before the cut that the new snapshot did not hold (`lost_line`)."""
+           server: str, only: Query = EVERY_JOB) -> Iterator[str]:
+    """`watch_lines` of a Watch's messages, of the jobs `only` takes; after a cut (a Watch with bookmarks), at the
+    first bookmark, a line for each unfinished job seen before the cut that the new snapshot did not hold
+    (`lost_line`)."""
     seen: set[str] | None = set() if after_cut else None
     for pb in pbs:
         if not pb.job_id:  # a bookmark: the first one closes the snapshot
@@ -71,6 +81,8 @@ def _lines(pbs: Iterable[types_pb2.Job], last: dict[str, str], phases: dict[str,
             phases.pop(pb.job_id, None)
             continue
         job = convert.job_from_pb(pb)
+        if not only.takes(job):  # queue, namespace, name, owner and array never change: a job is in or out
+            continue
         if seen is not None:
             seen.add(job.job_id)
         phases[job.job_id] = job.phase
@@ -82,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     stream breaks with UNAVAILABLE) is waited for, with backoff, for --reconnect-for seconds: the watch says it
     lost the federator and when it is back, then goes on printing only what changed meanwhile. A federator that
     cannot be reached when the watch starts is an error at once, as for any other command."""
+    only = selection(args)
+    if args.job and only != EVERY_JOB:
+        print("error: --queue, --namespace, --name-prefix, --owner and --array go with `watch` of every job, not "
+              "one job", file=sys.stderr)
+        return Exit.USAGE
     try:
         opts = client_options(args)
     except TlsError as err:
@@ -103,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 stub = jobs_pb2_grpc.JobServiceStub(channel)
                 stream = stub.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job, send_bookmarks=cut))
                 try:
-                    for line in _lines(stream, last, phases, after_cut=cut, server=opts.server):
+                    for line in _lines(stream, last, phases, after_cut=cut, server=opts.server, only=only):
                         print(line, flush=True)
                 except grpc.RpcError as err:
                     connected = ready.done() and not ready.cancelled() and ready.exception() is None
@@ -137,6 +154,12 @@ def run(args: argparse.Namespace) -> int:
         delay = min(delay * 2, 5.0)
 
 
+def selection(args: argparse.Namespace) -> Query:
+    """The jobs `watch` keeps: `get jobs`' selectors as given (none: every job)."""
+    return Query(queue=args.queue, namespace=args.namespace, name_prefix=args.name_prefix, owner=args.owner,
+                 array_id=args.array or "")
+
+
 def can_resume(err: grpc.RpcError) -> bool:
     """A broken stream a new Watch may resume: the federator went away (UNAVAILABLE), or dropped this watch
     for falling behind (RESOURCE_EXHAUSTED; a new Watch starts from every job's state)."""
@@ -144,4 +167,4 @@ def can_resume(err: grpc.RpcError) -> bool:
     return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
-__all__ = ["WATCH_PATIENCE", "can_resume", "lost_line", "run", "watch_lines"]
+__all__ = ["WATCH_PATIENCE", "can_resume", "lost_line", "run", "selection", "watch_lines"]
