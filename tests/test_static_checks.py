@@ -153,3 +153,29 @@ def test_the_cycle_finder_finds_a_deferred_cycle() -> None:
     """The check above is only as good as its finder: a loop of three, closed by a deferred import, is found."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_configuration_dataclass_is_frozen() -> None:
+    """A dataclass named *Config, *Options, *Args, *Settings or *Spec is what a process or a job was given: shared
+    by every part that reads it, so frozen (house style), and mypy then refuses a part that writes to it.
+    AgentConfig was the one that was not (agent/config.py)."""
+    import ast
+
+    def frozen(decorator: ast.expr) -> bool:
+        return isinstance(decorator, ast.Call) and any(
+            k.arg == "frozen" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in decorator.keywords)
+
+    def is_dataclass(decorator: ast.expr) -> bool:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        return isinstance(target, ast.Name) and target.id == "dataclass"
+
+    thawed = []
+    for path in sorted((ROOT / "src/federator").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.ClassDef)
+                    and node.name.endswith(("Config", "Options", "Args", "Settings", "Spec"))
+                    and any(is_dataclass(d) for d in node.decorator_list)
+                    and not any(frozen(d) for d in node.decorator_list)):
+                thawed.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert thawed == []
