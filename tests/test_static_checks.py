@@ -179,3 +179,76 @@ def test_every_configuration_dataclass_is_frozen() -> None:
                     and not any(frozen(d) for d in node.decorator_list)):
                 thawed.append(f"{path.relative_to(ROOT)}: {node.name}")
     assert thawed == []
+
+
+# Public names of src/federator with "gpu" in them that mean NVIDIA's own words (its resource, its node label),
+# or that the simulator's FGD model and trace generator keep from the paper and the Alibaba trace they follow.
+GPU_NAMES_ALLOWED = {
+    "src/federator/backends/kube/capacity.py: GPU_RESOURCE",  # "nvidia.com/gpu"
+    "src/federator/backends/kube/capacity.py: GPU_PRODUCT_LABEL",  # "nvidia.com/gpu.product"
+    "src/federator/backends/kube/devices.py: NVIDIA_GPU",
+    "src/federator/backends/kube/devices.py: NVIDIA_SHARED_GPU",
+    "src/federator/jobfile.py: GPU_RESOURCE",
+    "src/federator/backends/sim/fgd.py: TaskClass.gpus",
+    "src/federator/simulate/synth.py: generate_mix(model_gpus)",
+}
+
+
+def test_no_new_public_name_says_gpu() -> None:
+    """One name per concept: "accelerator", not "GPU", in names (a job may run on an Ascend NPU or an MLU). A
+    public module constant, function, class, dataclass field or function parameter whose name says gpu is
+    refused unless listed above with its reason; NodeView.capacity_gpus, UNKNOWN_GPU_MODEL (a second name for
+    devices.UNKNOWN_MODEL) and node_views(gpu_label) were renamed. Wire and CRD names (gpuModels, gpus) are not
+    Python names and stay, documented as old names."""
+    import ast
+
+    found = set()
+    for path in sorted((ROOT / "src/federator").rglob("*.py")):
+        if path.name.endswith(("_pb2.py", "_pb2_grpc.py")):
+            continue
+        rel = path.relative_to(ROOT)
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AnnAssign) else []
+            found |= {f"{rel}: {t.id}" for t in targets if isinstance(t, ast.Name) and not t.id.startswith("_")
+                      and "gpu" in t.id.lower()}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) or node.name[0] == "_":
+                continue
+            if "gpu" in node.name.lower():
+                found.add(f"{rel}: {node.name}")
+            if isinstance(node, ast.ClassDef):
+                found |= {f"{rel}: {node.name}.{b.target.id}" for b in node.body
+                          if isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)
+                          and "gpu" in b.target.id.lower()}
+            else:
+                arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                found |= {f"{rel}: {node.name}({a.arg})" for a in arguments if "gpu" in a.arg.lower()}
+    assert found - GPU_NAMES_ALLOWED == set()
+
+
+def test_the_scheduler_loads_no_io_library_even_through_what_it_imports() -> None:
+    """tests/scheduler/test_purity.py reads the scheduler's own import lines; this loads every scheduler module in
+    a fresh interpreter and looks at what came with them: a module the scheduler imports (model/, security/
+    podsecurity.py, and whatever their packages' __init__ pull in) must not bring grpc, kubernetes, prometheus
+    or sqlite either, or the simulator and the benchmarks run the scheduler with the server's I/O stack."""
+    probe = ("import importlib, pkgutil, sys, federator.scheduler as s\n"
+             "for m in pkgutil.iter_modules(s.__path__): importlib.import_module('federator.scheduler.' + m.name)\n"
+             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    proc = _run(sys.executable, "-c", probe)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert "federator" in loaded
+    assert loaded & {"grpc", "kubernetes", "prometheus_client", "sqlite3", "_sqlite3"} == set()
+
+
+def test_every_module_says_why_it_exists() -> None:
+    """House style: a module opens with a docstring saying why it exists (the scheduler's are checked in
+    tests/scheduler/test_purity.py; this holds every package to it). __main__.py was the one without."""
+    import ast
+
+    silent = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "src/federator").rglob("*.py"))
+              if not path.name.endswith(("_pb2.py", "_pb2_grpc.py"))
+              and (tree := ast.parse(path.read_text())).body and not ast.get_docstring(tree)]
+    assert silent == []
