@@ -60,6 +60,18 @@ def test_an_unrelated_failure_gets_no_hint() -> None:
     assert dial_hint("Socket closed", "f:7070", tls=False) == ""  # a stream that broke, not a dial
 
 
+def test_a_server_address_grpc_cannot_parse_names_the_flag() -> None:
+    """`--server ::::` passed the flag's check (it is a gRPC target of a kind) and ended in gRPC's words, "errors
+    resolving ::::: [field:hostname lookup error:...] Misformatted domain name", naming no flag; and exited as
+    UNAVAILABLE, which a script retries. No retry resolves it: the hint names --server and the form wanted. A name
+    that does not resolve yet (a Service to come) gets no hint: a retry may cure it."""
+    out = federator_cli("get", "jobs", "--insecure", "--server", "::::")
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "; hint: --server ::::: not an address gRPC can dial; give HOST:PORT" in out.stderr
+    not_yet = "errors resolving f.invalid:7070: [field:hostname lookup error:... Domain name not found]"
+    assert dial_hint(not_yet, "f.invalid:7070", tls=False) == ""
+
+
 @contextmanager
 def _mtls_server(certs: CertsDir) -> Iterator[str]:
     """A gRPC server on loopback with the federation's serving certificate, asking for client certificates (as

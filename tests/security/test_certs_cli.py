@@ -248,3 +248,30 @@ def test_issue_refuses_a_cluster_its_provider_may_not_certify_naming_the_pattern
     assert (d / "providers" / "prov" / "clusters" / "rogue-1.crt").exists()
     alone = federator("certs", "issue", "--dir", str(d), "--cluster", "fed-1", "--outside-trust")
     assert alone.returncode == 2 and "--outside-trust: goes with --provider" in alone.stderr
+
+
+def test_a_certs_folder_that_cannot_be_written_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """`--dir` under a file (or read-only, or full) was a traceback from the first write; now every action says
+    which file it could not write and why, and exits 1."""
+    (tmp_path / "afile").write_text("")
+    out = federator("certs", "init", "--dir", str(tmp_path / "afile" / "certs"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == f"federator certs init: cannot write {tmp_path}/afile/certs/ca.key: Not a directory"
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    (d / "clusters").write_text("")  # where the cluster's files would go
+    out = federator("certs", "issue", "--dir", str(d), "--cluster", "east-1")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"cannot write {d}/clusters/east-1.key" in out.stderr
+
+
+def test_certs_bundle_without_a_ca_or_room_for_the_bundle_is_one_line(tmp_path: Path) -> None:
+    out = federator("certs", "bundle", "--dir", str(tmp_path / "nowhere"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == f"federator certs bundle: {tmp_path}/nowhere/ca.crt: No such file or directory"
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    (d / "trust-bundle.pem").mkdir()
+    out = federator("certs", "bundle", "--dir", str(d))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "trust-bundle.pem: Is a directory" in out.stderr

@@ -12,8 +12,13 @@ from pathlib import Path
 from federator.security.tls import TlsFiles
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
+    """What `federator agent` was started with: the member it speaks for and how it reaches the federator.
+
+    Frozen: the agent, its session and its order handler share one, and none of them may change what the
+    others read (a reconnect reads the same target, TLS files and labels as the first connection did)."""
+
     cluster: str
     region: str
     target: str

@@ -498,7 +498,11 @@ def _bundle(args: argparse.Namespace) -> int:
         print(f"federator certs bundle: {exc}", file=sys.stderr)
         return 1
     out = certs.root / "trust-bundle.pem"
-    out.write_bytes(trust.bundle_pem() if trust.providers else certs.ca_cert.read_bytes())
+    try:  # no CA in --dir, or a bundle that cannot be written: one line, not a traceback
+        out.write_bytes(trust.bundle_pem() if trust.providers else certs.ca_cert.read_bytes())
+    except OSError as exc:
+        print(f"federator certs bundle: {exc.filename or out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {out}: the federation's CA and {len(trust.providers)} provider CA(s)")
     return 0
 

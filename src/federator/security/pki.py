@@ -196,16 +196,25 @@ def _now() -> dt.datetime:
 def _replace(path: Path, data: bytes, mode: int) -> None:
     """Write `path` whole or not at all: a temporary file in the same folder, then os.replace. A process that
     reads these files while they are renewed (the federator polls its own; an agent reads its own at each
-    reconnect) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    reconnect) sees the old file or the new one, never half of one.
+
+    A folder that cannot be made or written (`--dir` under a file, read-only, full) is a PkiError naming the
+    path, which every `federator certs` action prints as one line: it was a traceback."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    except OSError as exc:
+        raise PkiError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PkiError(f"cannot write {path}: {exc.strerror or exc}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -210,6 +210,9 @@ def dial_hint(detail: str, server: str, *, tls: bool, token: bool = False) -> st
     reports a TLS client meeting a plaintext server, a gRPC client meeting an HTTP one, a certificate without the
     name dialed, or a token client at the mTLS listener in words about frames, record versions and sockets.
     `token`: the client sent a bearer token and no certificate."""
+    if "Misformatted domain name" in detail:  # no retry resolves it: the flag is wrong (`::::`, `host name:7070`)
+        return (f"--server {server[:80]}: not an address gRPC can dial; give HOST:PORT (an IPv6 address in "
+                "brackets: [::1]:7070)")
     if "Failed parsing HTTP/2" in detail:
         return f"{server} answers, but not with gRPC: is it the federator's --listen address (not its /metrics)?"
     if tls and "WRONG_VERSION_NUMBER" in detail:

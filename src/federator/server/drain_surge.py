@@ -39,16 +39,16 @@ from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobId, JobKind, Placement
+from federator.model import Job, JobId, JobKind, Placement, Reason, ReasonCode
 from federator.model.cordon import SURGE_SECONDS, Drain
 from federator.scheduler import Assignment, PlacementRequest
 from federator.server.job_message import job_message, placements_message
 from federator.server.maintenance_windows import windowed
+from federator.server.new_placements import new_placements
 from federator.server.orders import LaunchOrder, Order
 from federator.server.partial import supersede_part
 from federator.server.rebalance import serving
 from federator.server.scaling import scaled
-from federator.server.scheduling import new_placements
 from federator.store.errors import StoreUnavailable
 from federator.store.group_commit import freeze
 
@@ -56,6 +56,12 @@ if TYPE_CHECKING:
     from federator.server.federator import Federator
 
 log = logging.getLogger("federator.server")
+
+
+def drained_reason(cluster: str, drain: Drain) -> Reason:
+    """The pending reason of a job a drain requeued, or whose drained part a surge ended:
+    "Drained: cluster east-1 drained by alice: hw swap"."""
+    return Reason(ReasonCode.DRAINED, f"cluster {cluster} {drain.describe()}")
 
 
 
@@ -197,7 +203,6 @@ class Surges:
         """End exactly the job's parts on `cluster`, its replacements elsewhere holding its count (serving, or
         `late`: past the bound): stored first (off the loop: server/stored_first.py), then Cancel; whether it was
         decided (not stored: tried again next turn)."""
-        from federator.server.drains import drained_reason  # drains.py imports this module
 
         fed = self.fed
         here, off = split(job, cluster)
@@ -235,4 +240,4 @@ def _not_stored(job: Job, what: str, error: StoreUnavailable | None) -> None:
         log.warning("job %s: %s not stored (%s): tried again next turn", job.job_id, what, error)
 
 
-__all__ = ["SURGE_SECONDS", "Step", "Surges", "split", "surges"]
+__all__ = ["SURGE_SECONDS", "Step", "Surges", "drained_reason", "split", "surges"]

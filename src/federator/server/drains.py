@@ -39,9 +39,9 @@ import logging
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
-from federator.model import ClusterState, Job, Reason, ReasonCode
+from federator.model import ClusterState, Job
 from federator.model.cordon import Drain
-from federator.server.drain_surge import Step, Surges, surges
+from federator.server.drain_surge import Step, Surges, drained_reason, surges
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -52,11 +52,6 @@ BATCH = 32
 """Jobs a loop turn requeues at most, over every drain: each is a store write on the loop (module docstring)."""
 SHOWN_JOBS = 100
 """Job ids a Drain reply lists at most (DrainClusterResponse.jobs says how many)."""
-
-
-def drained_reason(cluster: str, drain: Drain) -> Reason:
-    """The pending reason of a job a drain requeued: "Drained: cluster east-1 drained by alice: hw swap"."""
-    return Reason(ReasonCode.DRAINED, f"cluster {cluster} {drain.describe()}")
 
 
 class Drains:

@@ -43,6 +43,7 @@ from federator.scheduler import Decision, Scheduler, SchedulerConfig, may_spread
 from federator.server import nearness, rebalance, shrink
 from federator.server.job_message import job_message, placements_message
 from federator.server.maintenance_windows import windowed
+from federator.server.new_placements import new_placements
 from federator.server.orders import LaunchOrder, Order
 from federator.server.partial import owes, rest_request, supersede_part
 from federator.server.rebalance import Candidate, Why
@@ -233,7 +234,6 @@ class Rebalancer:
         n = sum(a.replicas for a in d.assignments)
         to = tuple(sorted({a.region for a in d.assignments}))
         said = rebalance.moving_words(n, c.leaving, to, c.why)
-        from federator.server.scheduling import new_placements  # scheduling.py imports this module
 
         stored = freeze(job)
         stored.generation += 1

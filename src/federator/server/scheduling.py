@@ -63,7 +63,6 @@ from federator.model import (
     JobPhase,
     JobSpec,
     Placement,
-    PlacementId,
     Reason,
     ReasonCode,
     placement_resources,
@@ -72,7 +71,6 @@ from federator.model.node_room import node_room_grew, node_room_take
 from federator.scheduler import (
     Allocation,
     Arrival,
-    Assignment,
     CycleResult,
     PlacementRequest,
     Scheduler,
@@ -86,6 +84,7 @@ from federator.server.giving_up import give_up
 from federator.server.job_message import job_message, keep_interruption, placements_message, preempted_message
 from federator.server.maintenance_windows import bounded, run_bound, windowed
 from federator.server.moving import room_for
+from federator.server.new_placements import new_placements, placement_ids
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.server.partial import fits_what_is_missing, kept_regions, missing, owes, rest_request, supersede_part
@@ -111,29 +110,6 @@ RETRY_MAX_SECONDS = 5.0  # ...up to this: orders go out at most this long after 
 # flood with agents connected, which took half the federator's CPU from the Submits (outside QA, scale F2); an
 # idle federator still places a lone Submit at once (its last cycle began long ago).
 WAKE_GAP_SECONDS = 0.05
-
-
-def placement_ids(job_id: JobId, generation: int, clusters: Sequence[str]) -> list[PlacementId]:
-    """The ids of a decision's placements: JOB.gGEN.CLUSTER, and `:2`, `:3`, ... after it for a second and later
-    placement on the same cluster (an inference job whose replicas one cluster hosts on two accelerator models).
-    One id for both made the agent take the second launch for the first, and that replica never ran. A colon,
-    since a cluster's name never has one: `.2` after cluster `east` would be the id of cluster `east.2`."""
-    seen: dict[str, int] = {}
-    out = []
-    for cluster in clusters:
-        seen[cluster] = n = seen.get(cluster, 0) + 1
-        out.append(PlacementId(f"{job_id}.g{generation}.{cluster}" + (f":{n}" if n > 1 else "")))
-    return out
-
-
-def new_placements(job_id: JobId, generation: int, assignments: Sequence[Assignment]) -> list[Placement]:
-    """The placements a decision's assignments become, at the job's new `generation`."""
-    ids = placement_ids(job_id, generation, [a.cluster for a in assignments])
-    return [Placement(placement_id=pid, job_id=job_id, cluster=a.cluster, region=a.region, replicas=a.replicas,
-                      accelerator_model=a.accelerator_model, generation=generation,
-                      accelerator_vendor=a.accelerator_vendor, accelerator_resource=a.accelerator_resource,
-                      accelerator_milli=a.accelerator_milli, alternative=a.alternative, unit_milli=a.unit_milli)
-            for a, pid in zip(assignments, ids, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -846,4 +822,5 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
         return replace(info, capacity=replace(cap, accelerator_pools=pools))
 
 
-__all__ = ["SWITCH_INTERVAL_SECONDS", "CyclePlan", "Cycles", "compute"]
+# new_placements and placement_ids live in server/new_placements.py; adoption.py and tests import them from here
+__all__ = ["SWITCH_INTERVAL_SECONDS", "CyclePlan", "Cycles", "compute", "new_placements", "placement_ids"]

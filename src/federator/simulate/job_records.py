@@ -36,7 +36,7 @@ from federator.jobfile import (
 )
 from federator.jobsource import read_job_text, source_name
 from federator.model import JobPhase, JobSpec
-from federator.simulate.traces import SimJob
+from federator.simulate.sim_job import SimJob
 from federator.yamltext import load_documents
 
 _ENDED_UNRUN = (JobPhase.CANCELLED.value, JobPhase.FAILED.value, JobPhase.SUCCEEDED.value)

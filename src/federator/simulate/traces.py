@@ -31,14 +31,15 @@ import csv
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from federator.backends.sim.fleet import ClusterSpec, FleetError, NodeSpec, parse_fleet
 from federator.jobfile import JOB_FILE_SUFFIXES, JobFileError
 from federator.model import MILLI, JobKind, JobSpec, Resources
 from federator.model.accelerator import AcceleratorAlternative
+from federator.simulate.job_records import RecordError, load_job_records
 from federator.simulate.pod_asks import AskError, FleetModels
+from federator.simulate.sim_job import SimJob
 from federator.yamltext import YamlFileError, load_yaml_file
 
 MIB = 2**20
@@ -53,15 +54,6 @@ _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 class TraceError(ValueError):
     """A fleet or workload file that cannot be used; names the file, row and column."""
-
-
-@dataclass(frozen=True, slots=True)
-class SimJob:
-    """A job of a workload: what to submit, when it arrives, and how long it runs once placed."""
-
-    spec: JobSpec
-    arrival: float
-    duration: float | None  # None: runs past the end of the simulation
 
 
 def load_fleet_file(path: Path, *, clusters: int | None = None) -> dict[str, ClusterSpec]:
@@ -136,8 +128,6 @@ def load_workload(path: Path, *, fleet: Mapping[str, ClusterSpec] | None = None,
     the one-count form (NVIDIA), as before 0.14.0. `note`: told what was read but not replayed (a recorded job
     that ended without running)."""
     if path.is_dir() or path.suffix.lower() in JOB_FILE_SUFFIXES:
-        from federator.simulate.job_records import RecordError, load_job_records
-
         try:
             jobs = load_job_records(path, note=note)
         except (JobFileError, RecordError) as exc:

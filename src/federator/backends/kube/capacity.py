@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from federator.backends.kube.devices import DeviceGroup
+from federator.backends.kube.devices import UNKNOWN_MODEL, DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.pools import pools
 from federator.model import MILLI, ClusterCapacity, QuantityError, Resources, to_bytes, to_milli
@@ -27,7 +27,6 @@ from federator.model.resources import parse_quantity
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-UNKNOWN_GPU_MODEL = "unknown"
 #: Taints the federator's workloads tolerate (they ask for GPUs, so the GPU taint is expected).
 DEFAULT_TOLERATED_TAINTS: frozenset[str] = frozenset({GPU_RESOURCE})
 
@@ -39,11 +38,11 @@ class NodeView:
     """One node as the resource model sees it."""
 
     name: str
-    accelerator_model: str  # "" for a node without GPUs
+    accelerator_model: str  # "" for a node without accelerators; UNKNOWN_MODEL when no label names it
     usable: bool
     why_not: str  # "" when usable
     allocatable: Resources
-    capacity_gpus: int
+    capacity_accelerators: int  # whole devices in status.capacity, of any vendor (was capacity_gpus)
     used: Resources
 
     @property
@@ -133,7 +132,9 @@ def node_usable(node: Obj, tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_
 
 def node_views(nodes: Iterable[Obj], pods: Iterable[Obj], *,
                tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
-               gpu_label: str = GPU_PRODUCT_LABEL) -> list[NodeView]:
+               model_label: str = GPU_PRODUCT_LABEL) -> list[NodeView]:
+    """Each node with its model (`model_label`'s value), whether the federator's pods may run there and why not,
+    and what its pods hold: the rows the resource model is built from (the one-count accelerator form)."""
     used: dict[str, Resources] = {}
     for pod in pods:
         if pod_holds_resources(pod):
@@ -144,18 +145,19 @@ def node_views(nodes: Iterable[Obj], pods: Iterable[Obj], *,
         meta, status = node.get("metadata") or {}, node.get("status") or {}
         name = str(meta.get("name"))
         allocatable = resources_of(status.get("allocatable"))
-        capacity_gpus = resources_of(status.get("capacity")).accelerator_milli // 1000
+        capacity_accelerators = resources_of(status.get("capacity")).accelerator_milli // 1000
         model = ""
-        if capacity_gpus or allocatable.accelerator_milli:
-            model = str((meta.get("labels") or {}).get(gpu_label) or UNKNOWN_GPU_MODEL)
+        if capacity_accelerators or allocatable.accelerator_milli:
+            model = str((meta.get("labels") or {}).get(model_label) or UNKNOWN_MODEL)
         why = node_usable(node, tolerated_taints)
-        views.append(NodeView(name, model, not why, why, allocatable, capacity_gpus, used.get(name, Resources())))
+        views.append(NodeView(name, model, not why, why, allocatable, capacity_accelerators,
+                              used.get(name, Resources())))
     return views
 
 
 def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
                      tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
-                     gpu_label: str = GPU_PRODUCT_LABEL, sequence: int = 0,
+                     model_label: str = GPU_PRODUCT_LABEL, sequence: int = 0,
                      placement_ids: frozenset[str] = frozenset(), discovery: Discovery | None = None,
                      slices: Iterable[Obj] = (), claims: Iterable[Obj] = (),
                      device_classes: Sequence[str] | None = None,
@@ -170,7 +172,7 @@ def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
     pods = [p for p in pods if pod_holds_resources(p)]
     discovery = discovery or default_discovery()
     tolerated = tolerated_taints | discovery.resources
-    views = node_views(nodes, pods, tolerated_taints=tolerated, gpu_label=gpu_label)
+    views = node_views(nodes, pods, tolerated_taints=tolerated, model_label=model_label)
     usable = [v for v in views if v.usable]
     if groups is None:
         groups = discovery.groups(nodes, pods, slices=slices, claims=claims, device_classes=device_classes)
