@@ -122,6 +122,47 @@ def host_bed(namespace: str) -> Callable[[pytest.TempPathFactory], Iterator[Test
     return host
 
 
+def queue_yaml(name: str, spec: dict[str, Any]) -> str:
+    """A Queue object (`spec` as given), for `kubectl apply -f -`."""
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "Queue", "metadata": {"name": name},
+                           "spec": spec})
+
+
+def h100_job_yaml(name: str, queue: str) -> str:
+    """A FederatedJob in JOBS_NAMESPACE and `queue`: one replica of 8 H100s, whose pod kwok runs 600 s (it holds its
+    accelerators for the test's length), for `kubectl apply -f -`."""
+    return yaml.safe_dump({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+        "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
+        "spec": {"kind": "training", "replicas": 1, "queue": queue, "acceleratorModels": ["H100"],
+                 "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
+                 "template": {"metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}}}},
+    })
+
+
+def member_bed(label: str, member: str, **start: Any) -> Callable[[pytest.TempPathFactory], Iterator[Testbed]]:
+    """A module's `bed` fixture (`bed = member_bed("pod-nodes", MEMBER, controllers=...)`): a test bed of its own
+    with `member` alone (`start`: Testbed.start's nodes, controllers, ...) and WORKLOADS made there, for the tests
+    that run a KubeBackend in their own process against a real member."""
+
+    @pytest.fixture(scope="module")
+    def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+        """A test bed of one member, with WORKLOADS made."""
+        tb = Testbed.start(tmp_path_factory.mktemp(f"{label}-bed"), members=(member,), **start)
+        try:
+            tb.kubectl(member, "create", "namespace", WORKLOADS)
+            yield tb
+        finally:
+            tb.stop()
+
+    return bed
+
+
+def workload_pods(bed: Testbed, member: str) -> list[dict[str, Any]]:
+    """The pods in `member`'s WORKLOADS namespace, as kubectl reads them."""
+    return list(json.loads(bed.kubectl(member, "get", "pods", "-n", WORKLOADS, "-o", "json").stdout)["items"])
+
+
 class Clock:
     """The federator's clock in a test that runs it in its own process: it reads `now`, which the test sets."""
 
