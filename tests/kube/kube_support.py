@@ -144,16 +144,20 @@ def queue_yaml(name: str, spec: dict[str, Any]) -> str:
                            "spec": spec})
 
 
+def fj_yaml(name: str, namespace: str, **spec: Any) -> str:
+    """A FederatedJob in `namespace`, for `kubectl apply -f -`: training, a CPU and an accelerator a replica,
+    `spec`'s fields over that."""
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                           "metadata": {"name": name, "namespace": namespace},
+                           "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+
+
 def h100_job_yaml(name: str, queue: str) -> str:
     """A FederatedJob in JOBS_NAMESPACE and `queue`: one replica of 8 H100s, whose pod kwok runs 600 s (it holds its
     accelerators for the test's length), for `kubectl apply -f -`."""
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": 1, "queue": queue, "acceleratorModels": ["H100"],
-                 "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
-                 "template": {"metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}}}},
-    })
+    return fj_yaml(name, JOBS_NAMESPACE, replicas=1, queue=queue, acceleratorModels=["H100"],
+                   resources={"nvidia.com/gpu": 8, "cpu": "2"},
+                   template={"metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}}})
 
 
 def member_bed(label: str, member: str, **start: Any) -> Callable[[pytest.TempPathFactory], Iterator[Testbed]]:
