@@ -3,9 +3,10 @@
     PYTHONPATH=src .venv/bin/python bench/log_follows_busy.py --follows 10,50,100,200 --seconds 12 --read-ms 50
 
 One process holds a real federator's job and agent services on loopback gRPC, a real agent with a simulated
-cluster whose placements each say a line every second (2 replicas each), and the followers (grpc.aio clients).
-A member's API server takes time to read a pod's log, the simulator none: `--read-ms` has each of the agent's
-reads take that long (a sleep in the backend), so its READS_AT_ONCE and WAITING_AT_MOST bind as on a member.
+cluster whose placements each say a line every second (2 replicas each; follow_bed.py, shared with
+log_follows.py), and the followers (grpc.aio clients). A member's API server takes time to read a pod's log, the
+simulator none: `--read-ms` has each of the agent's reads take that long (a sleep in the backend), so its
+READS_AT_ONCE and WAITING_AT_MOST bind as on a member.
 
 For N follows it submits `--jobs` x N jobs (0.75: 3N/4) and opens N follows, follow i on job i mod jobs (at
 0.75 the first N/4 jobs followed twice: a class following its jobs, a dashboard beside them). Over `--seconds`
@@ -29,29 +30,14 @@ from pathlib import Path
 
 import grpc
 
-from federator.agent import logs as agent_logs
-from federator.agent.agent import Agent, AgentConfig
-from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
-from federator.backends.sim.fleet import parse_fleet
-from federator.backends.sim.runtime import SimBackend
-from federator.jobfile import parse_job
-from federator.model import JobPhase
-from federator.security.auth import Authenticator
-from federator.security.limits import Limits
-from federator.server.agent_service import AgentService
-from federator.server.federator import Federator
-from federator.server.job_service import JobService
-from federator.store import SqliteJobStore
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import follow_bed  # noqa: E402
+
+from federator.agent import logs as agent_logs  # noqa: E402
+from federator.api.v1 import agent_pb2, jobs_pb2  # noqa: E402
 
 STEP = re.compile(r"federator sim: step (\d+)$")
-
-
-def _job(name: str) -> object:
-    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                      "metadata": {"name": name, "annotations": {"federator.io/sim-startup": "0s",
-                                                                 "federator.io/sim-duration": "1h",
-                                                                 "federator.io/sim-output-every": "1s"}},
-                      "spec": {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
 
 
 class Counted:
@@ -66,25 +52,7 @@ class Counted:
 
 
 async def measure(follows: int, seconds: float, read_ms: float, share: float) -> dict[str, float]:
-    fleet = parse_fleet({"clusters": [{"name": "east-1", "region": "east", "nodes": [
-        {"count": max(1, follows // 4 + 1), "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "256Gi"}]}]})
-    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0,
-                    limits=Limits(max_log_follows_per_user=0, max_log_follows=0))
-    auth = Authenticator(insecure=True)
-    server = grpc.aio.server()
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
-    target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    await server.start()
-    backend = SimBackend(fleet["east-1"])
     counted = Counted()
-    since = backend.logs_since
-
-    async def slow_since(*args: object, **kwargs: object) -> object:
-        await asyncio.sleep(read_ms / 1000)
-        return await since(*args, **kwargs)  # type: ignore[arg-type]
-
-    backend.logs_since = slow_since  # type: ignore[method-assign]
     take, answer = agent_logs.LogAnswers.take, agent_logs.LogAnswers._answer
 
     def counting_take(self: agent_logs.LogAnswers, request: agent_pb2.LogsRequest) -> None:
@@ -102,7 +70,6 @@ async def measure(follows: int, seconds: float, read_ms: float, share: float) ->
 
     agent_logs.LogAnswers.take = counting_take  # type: ignore[method-assign]
     agent_logs.LogAnswers._answer = counting_answer  # type: ignore[method-assign]
-    agent = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=target), backend).run())
     jobs = max(1, round(follows * share))
     steps: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(follows)]
     told_busy: set[int] = set()
@@ -110,48 +77,39 @@ async def measure(follows: int, seconds: float, read_ms: float, share: float) ->
     ended: list[str] = []
     readers: list[asyncio.Task[None]] = []
     try:
-        while (rec := fed.clusters.get("east-1")) is None or not rec.resynced:
-            await asyncio.sleep(0.05)
-        made = [fed.submit(_job(f"j{i}")) for i in range(jobs)] if follows else []  # type: ignore[arg-type]
-        fed.schedule_once()
-        while any(j.phase is not JobPhase.RUNNING for j in made):
-            await asyncio.sleep(0.05)
-        channel = grpc.aio.insecure_channel(target)
+        async with follow_bed.running(jobs if follows else 0, nodes=max(1, follows // 4 + 1),
+                                      read_ms=read_ms) as bed:
 
-        async def follow(i: int, name: str) -> None:
+            async def follow(i: int, name: str) -> None:
+                try:
+                    async for message in bed.stub.FollowLogs(jobs_pb2.FollowLogsRequest(job_id=name, tail_lines=1)):
+                        first.add(i)
+                        if any("busy" in e.message for e in message.errors):
+                            told_busy.add(i)
+                        for x in message.logs:
+                            steps[i][x.replica] += [int(m.group(1)) for line in x.text.splitlines()
+                                                    if (m := STEP.search(line))]
+                        if message.ended:
+                            ended.append(message.ended)
+                except grpc.aio.AioRpcError as exc:
+                    ended.append(exc.code().name)
+
             try:
-                async for message in jobs_pb2_grpc.JobServiceStub(channel).FollowLogs(
-                        jobs_pb2.FollowLogsRequest(job_id=name, tail_lines=1)):
-                    first.add(i)
-                    if any("busy" in e.message for e in message.errors):
-                        told_busy.add(i)
-                    for x in message.logs:
-                        steps[i][x.replica] += [int(m.group(1)) for line in x.text.splitlines()
-                                                if (m := STEP.search(line))]
-                    if message.ended:
-                        ended.append(message.ended)
-            except grpc.aio.AioRpcError as exc:
-                ended.append(exc.code().name)
-
-        readers = [asyncio.create_task(follow(i, made[i % jobs].spec.name)) for i in range(follows)]
-        while len(first) < follows:
-            await asyncio.sleep(0.05)
-        counted.start = time.monotonic()
-        for s in steps:  # count the window's lines only: what came before is the tail
-            s.clear()
-        before = time.process_time()
-        await asyncio.sleep(seconds)
-        cpu = (time.process_time() - before) / seconds
-        counted.start = float("inf")
+                readers = [asyncio.create_task(follow(i, bed.jobs[i % jobs].spec.name)) for i in range(follows)]
+                while len(first) < follows:
+                    await asyncio.sleep(0.05)
+                counted.start = time.monotonic()
+                for s in steps:  # count the window's lines only: what came before is the tail
+                    s.clear()
+                before = time.process_time()
+                await asyncio.sleep(seconds)
+                cpu = (time.process_time() - before) / seconds
+                counted.start = float("inf")
+            finally:
+                for task in readers:
+                    task.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
     finally:
-        for task in readers:
-            task.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-        agent.cancel()
-        await asyncio.gather(agent, return_exceptions=True)
-        await backend.stop()
-        await server.stop(0)
-        fed.store.close()
         agent_logs.LogAnswers.take, agent_logs.LogAnswers._answer = take, answer  # type: ignore[method-assign]
     lines = sum(len(v) for s in steps for v in s.values())
     gaps = sum(max(v) - min(v) + 1 - len(set(v)) for s in steps for v in s.values() if v)

@@ -5,45 +5,27 @@ planners' QA P13), or a stretch of them.
     python bench/replay_national.py                        # all 29 days: tens of minutes on 2 shared CPUs
 
 Writes the inputs the planners' QA built (their mknat.py: 1,000 clusters x 10 nodes x 8 accelerators of four
-models in 31 provinces; 100,000 pods, one every 25 s, 1-8 GPUs, 600-40,000 s each, seed 5) into a temporary
-folder, replays the jobs arriving before --until at --cycle-interval, and prints wall and CPU seconds, the
-share the scheduler's cycles took, cycles and placements as JSON.
+models in 31 provinces; 100,000 pods, one every 25 s, 1-8 GPUs, 600-40,000 s each, seed 5; bench/national_inputs.py,
+whose 1/25 scale tests/simulate/test_replay_golden.py pins) into a temporary folder, replays the jobs arriving
+before --until at --cycle-interval, and prints wall and CPU seconds, the share the scheduler's cycles took, cycles
+and placements as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from federator.simulate import Simulation, load_fleet_file, load_workload
-from federator.simulate.time_window import in_window
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MODELS = ["H800", "A100-SXM4-80GB", "A10", "Ascend910B"]
+from national_inputs import write_national  # noqa: E402
 
-
-def write_inputs(folder: Path, clusters: int, pods: int) -> tuple[Path, Path]:
-    rnd = random.Random(5)
-    fleet, work = folder / "nat_fleet.csv", folder / "nat_pods.csv"
-    with fleet.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["gpu_model", "gpu_capacity_num", "cpu_num", "node_name", "cluster", "region"])
-        for c in range(clusters):
-            for k in range(10):
-                w.writerow([rnd.choice(MODELS), 8, 128, f"n{c * 10 + k}", f"c{c:04d}", f"prov{c % 31:02d}"])
-    with work.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,"
-                   "deletion_time,scheduled_time".split(","))
-        for i in range(pods):
-            g, t = rnd.choice([1, 1, 1, 2, 4, 8]), i * 25
-            w.writerow([f"p{i}", 4000, 16384, g, 1000, rnd.choice(["H800", "A100-SXM4-80GB", "A10", ""]), "LS",
-                        "Succeeded", t, t + rnd.randint(600, 40000), t])
-    return fleet, work
+from federator.simulate import Simulation, load_fleet_file, load_workload  # noqa: E402
+from federator.simulate.time_window import in_window  # noqa: E402
 
 
 def kept(scheduler: object) -> dict[str, float] | None:
@@ -64,7 +46,7 @@ def main() -> None:
     ap.add_argument("--cycle-interval", type=float, default=300.0)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        fleet_file, work_file = write_inputs(Path(d), args.clusters, args.pods)
+        fleet_file, work_file = write_national(Path(d), clusters=args.clusters, pods=args.pods)
         fleet = load_fleet_file(fleet_file)
         jobs = in_window(load_workload(work_file, fleet=fleet), None, args.until)
     sim = Simulation(fleet, jobs, cycle_interval=args.cycle_interval)

@@ -149,6 +149,23 @@ async def controller(api: FlakyApi, *, limits: Any = None, events: Any = None,
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def running_on_member_a(api: FlakyApi, fed: Any, ctl: Any, name: str, spec: dict[str, Any],
+                              room: Any) -> tuple[Any, str]:
+    """The start of the controller's deletion tests: the members adopted, member-a connected with `room` (its
+    ClusterCapacity) and its MemberCluster written, and `name`, a FederatedJob of `spec`, created, placed on it and
+    running. (member-a's ClusterRecord, the job's one placement id)."""
+    from federator.model import JobPhase
+    await ctl.adopt_members()
+    rec = fed.connect(cluster="member-a", region="east", labels={})
+    fed.report(rec, room)
+    await ctl.write_members()
+    await ctl.reconcile("ADDED", federated_job(api, name, spec))
+    fed.schedule_once()
+    (pid,) = [p.placement_id for p in fed.get(name).placements]
+    fed.job_update(rec, pid, JobPhase.RUNNING, "")
+    return rec, pid
+
+
 class RecordingApi:
     """A member's API server that creates whatever it is given (each object its own uid) and records it: what a
     launch made, or that it made nothing."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kube_support import Kube, Testbed, federation, prepare
+from kube_support import Kube, Testbed, federation, prepare, ready_members
 from support import eventually
 
 
@@ -31,11 +31,6 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 def kube(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     workdir = tmp_path_factory.mktemp("kube-federation")
     with federation(testbed, workdir, "--audit-log", str(workdir / "audit.jsonl")) as k:
-
-        def all_ready() -> bool:
-            items = k.json("host", "get", "memberclusters")["items"]
-            return sorted(i["metadata"]["name"] for i in items
-                          if (i.get("status") or {}).get("state") == "Ready") == sorted(testbed.members)
-
-        eventually(all_ready, timeout=60, what="both member clusters Ready in MemberCluster objects")
+        eventually(lambda: ready_members(k) == sorted(testbed.members), timeout=60,
+                   what="both member clusters Ready in MemberCluster objects")
         yield k

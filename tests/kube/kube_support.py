@@ -80,19 +80,35 @@ def federation(bed: Testbed, workdir: Path, *serve_args: str) -> Iterator[Kube]:
     its service account with exactly the rules of deploy/kubernetes/rbac-*.yaml; stopped after. The federator
     watches JOBS_NAMESPACE, reports every 0.5 s and cycles every 0.2 s; `serve_args` add to that. The caller waits
     for what its tests need ready (the members, a workload kind)."""
-    host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
-    fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-        "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", LEASE_NAMESPACE,
-        "--report-interval", "0.5", "--cycle-interval", "0.2", *serve_args])
-    try:
-        fed.start_server(timeout=60)
+    with serving(bed, workdir, *serve_args) as fed:
         for member in bed.members:
             kubeconfig = service_account_kubeconfig(bed, member, "federator-agent",
                                                     workdir / f"agent-{member}.kubeconfig")
             fed.start_kube_agent(member, kubeconfig=kubeconfig, region=REGIONS[member])
         yield Kube(bed, fed, workdir)
+
+
+@contextmanager
+def serving(bed: Testbed, workdir: Path, *serve_args: str, watch: str = JOBS_NAMESPACE) -> Iterator[KubeFederation]:
+    """`federator serve` on the host alone, a real process as a user starts it, its service account with exactly
+    the rules of deploy/kubernetes/rbac-federator.yaml; stopped after, with every agent the caller started on it
+    (`federation` starts one per member; a module whose agents take flags of their own starts them itself). It
+    watches `watch`, reports every 0.5 s and cycles every 0.2 s; `serve_args` add to that."""
+    host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
+    fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
+        "--kubeconfig", str(host), "--watch-namespace", watch, "--lease-namespace", LEASE_NAMESPACE,
+        "--report-interval", "0.5", "--cycle-interval", "0.2", *serve_args])
+    try:
+        fed.start_server(timeout=60)
+        yield fed
     finally:
         fed.stop()
+
+
+def ready_members(k: Kube) -> list[str]:
+    """The members whose MemberCluster says Ready, sorted: what a federation's fixture waits for."""
+    return sorted(i["metadata"]["name"] for i in k.json("host", "get", "memberclusters")["items"]
+                  if (i.get("status") or {}).get("state") == "Ready")
 
 
 @contextmanager
@@ -120,6 +136,51 @@ def host_bed(namespace: str) -> Callable[[pytest.TempPathFactory], Iterator[Test
             yield bed
 
     return host
+
+
+def queue_yaml(name: str, spec: dict[str, Any]) -> str:
+    """A Queue object (`spec` as given), for `kubectl apply -f -`."""
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "Queue", "metadata": {"name": name},
+                           "spec": spec})
+
+
+def fj_yaml(name: str, namespace: str, **spec: Any) -> str:
+    """A FederatedJob in `namespace`, for `kubectl apply -f -`: training, a CPU and an accelerator a replica,
+    `spec`'s fields over that."""
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                           "metadata": {"name": name, "namespace": namespace},
+                           "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+
+
+def h100_job_yaml(name: str, queue: str) -> str:
+    """A FederatedJob in JOBS_NAMESPACE and `queue`: one replica of 8 H100s, whose pod kwok runs 600 s (it holds its
+    accelerators for the test's length), for `kubectl apply -f -`."""
+    return fj_yaml(name, JOBS_NAMESPACE, replicas=1, queue=queue, acceleratorModels=["H100"],
+                   resources={"nvidia.com/gpu": 8, "cpu": "2"},
+                   template={"metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}}})
+
+
+def member_bed(label: str, member: str, **start: Any) -> Callable[[pytest.TempPathFactory], Iterator[Testbed]]:
+    """A module's `bed` fixture (`bed = member_bed("pod-nodes", MEMBER, controllers=...)`): a test bed of its own
+    with `member` alone (`start`: Testbed.start's nodes, controllers, ...) and WORKLOADS made there, for the tests
+    that run a KubeBackend in their own process against a real member."""
+
+    @pytest.fixture(scope="module")
+    def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+        """A test bed of one member, with WORKLOADS made."""
+        tb = Testbed.start(tmp_path_factory.mktemp(f"{label}-bed"), members=(member,), **start)
+        try:
+            tb.kubectl(member, "create", "namespace", WORKLOADS)
+            yield tb
+        finally:
+            tb.stop()
+
+    return bed
+
+
+def workload_pods(bed: Testbed, member: str) -> list[dict[str, Any]]:
+    """The pods in `member`'s WORKLOADS namespace, as kubectl reads them."""
+    return list(json.loads(bed.kubectl(member, "get", "pods", "-n", WORKLOADS, "-o", "json").stdout)["items"])
 
 
 class Clock:

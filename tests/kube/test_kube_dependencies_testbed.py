@@ -13,13 +13,12 @@ import json
 from typing import Any
 
 import pytest
-import yaml
 
 from federator.backends.kube.api import FEDERATED_JOBS
 from federator.backends.kube.events import EventRecorder
 from federator.model import JobPhase, ReasonCode
 
-from kube_support import Testbed, controller_running, host_bed
+from kube_support import Testbed, controller_running, fj_yaml, host_bed
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -29,10 +28,7 @@ host = host_bed(NAMESPACE)
 
 
 def document(name: str, **spec: Any) -> str:
-    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                           "metadata": {"name": name, "namespace": NAMESPACE},
-                           "spec": {"kind": "training", "queue": "default",
-                                    "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+    return fj_yaml(name, NAMESPACE, queue="default", **spec)
 
 
 def test_spec_depends_on_keeps_a_federatedjob_waiting_until_the_one_it_names_succeeds(host: Testbed) -> None:

@@ -25,14 +25,14 @@ import pytest
 import yaml
 
 from kube_support import (
-    CRDS,
     JOBS_NAMESPACE,
-    RBAC,
     WORKLOADS,
     Kube,
-    KubeFederation,
     Testbed,
+    own_bed,
+    ready_members,
     service_account_kubeconfig,
+    serving,
 )
 from support import ROOT, eventually
 
@@ -67,47 +67,28 @@ def gang_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, P
     # _fill_member_b_and_starve_member_a)
     nodes = {"member-a": [NodeSpec("member-a-a100-0", A100, 8), NodeSpec("member-a-a100-1", A100, 8, pods=1)],
              "member-b": gpu_nodes("member-b-a100", A100, 3, 8)}
-    tb = Testbed.start(tmp_path_factory.mktemp("gang-testbed"), nodes=nodes, job_pod_duration=10.0,
-                       controllers={"member-b": ("kueue",)})
     workdir = tmp_path_factory.mktemp("gang-federation")
-    fed = proxy = None
-    try:
-        tb.kubectl("host", "apply", "-f", str(CRDS))
-        tb.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        tb.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
-        for member in tb.members:
-            tb.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
+    with own_bed(tmp_path_factory.mktemp("gang-testbed"), nodes=nodes, job_pod_duration=10.0,
+                 controllers={"member-b": ("kueue",)}) as tb:
         _kueue_queues(tb, gpus=16)
-        host = service_account_kubeconfig(tb, "host", "federator", workdir / "federator.kubeconfig")
-        fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-            "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2",
-            "--lease-seconds", str(LEASE), "--lost-after", str(LOST_AFTER)])
-        fed.start_server(timeout=60)
-        proxy = Proxy(fed.grpc_target).start()
-        for member, region in MEMBERS.items():
-            kubeconfig = service_account_kubeconfig(tb, member, "federator-agent", workdir / f"{member}.kubeconfig")
-            extra = ["--gang-timeout", str(GANG_TIMEOUT)] if member == "member-a" else \
-                ["--kueue-queue", QUEUE, "--kueue-admission-timeout", str(KUEUE_TIMEOUT)]
-            server = proxy.address if member == "member-a" else fed.grpc_target
-            args = ["agent", "--cluster", member, "--region", region, "--server", server,
-                    "--kubeconfig", str(kubeconfig), "--namespace", WORKLOADS, *extra, "--insecure"]
-            fed.agents[member] = fed.spawn(f"agent-{member}", args)
-        k = Kube(tb, fed, workdir)
-
-        def all_ready() -> bool:
-            items = k.json("host", "get", "memberclusters")["items"]
-            return sorted(i["metadata"]["name"] for i in items
-                          if (i.get("status") or {}).get("state") == "Ready") == sorted(MEMBERS)
-
-        eventually(all_ready, timeout=60, what=lambda: f"both member clusters Ready\n{k.logs()}")
-        yield k, proxy
-    finally:
-        if fed is not None:
-            fed.stop()
-        if proxy is not None:
-            proxy.stop()
-        tb.stop()
+        with serving(tb, workdir, "--lease-seconds", str(LEASE), "--lost-after", str(LOST_AFTER)) as fed:
+            proxy = Proxy(fed.grpc_target).start()
+            try:
+                for member, region in MEMBERS.items():
+                    kubeconfig = service_account_kubeconfig(tb, member, "federator-agent",
+                                                            workdir / f"{member}.kubeconfig")
+                    extra = ["--gang-timeout", str(GANG_TIMEOUT)] if member == "member-a" else \
+                        ["--kueue-queue", QUEUE, "--kueue-admission-timeout", str(KUEUE_TIMEOUT)]
+                    server = proxy.address if member == "member-a" else fed.grpc_target
+                    args = ["agent", "--cluster", member, "--region", region, "--server", server,
+                            "--kubeconfig", str(kubeconfig), "--namespace", WORKLOADS, *extra, "--insecure"]
+                    fed.agents[member] = fed.spawn(f"agent-{member}", args)
+                k = Kube(tb, fed, workdir)
+                eventually(lambda: ready_members(k) == sorted(MEMBERS), timeout=60,
+                           what=lambda: f"both member clusters Ready\n{k.logs()}")
+                yield k, proxy
+            finally:
+                proxy.stop()
 
 
 @pytest.fixture(scope="module")

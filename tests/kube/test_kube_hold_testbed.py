@@ -20,7 +20,7 @@ from federator.jobfile import parse_job
 from federator.model import JobHold, JobPhase, Reason, ReasonCode
 from federator.server.job_holds import Actor, hold_async
 
-from kube_support import Testbed, controller_running, host_bed
+from kube_support import Testbed, controller_running, fj_yaml, host_bed
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -30,10 +30,7 @@ host = host_bed(NAMESPACE)
 
 
 def document(name: str, **spec: Any) -> str:
-    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                           "metadata": {"name": name, "namespace": NAMESPACE},
-                           "spec": {"kind": "training", "queue": "default",
-                                    "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+    return fj_yaml(name, NAMESPACE, queue="default", **spec)
 
 
 def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_restart(host: Testbed) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -19,7 +17,7 @@ from federator.backends.kube.backend import KubeBackend
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 from federator.server.replica_counts import ReplicaCounts
 
-from kube_support import WORKLOADS, Testbed
+from kube_support import WORKLOADS, Testbed, member_bed, workload_pods
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(900)]
@@ -39,15 +37,7 @@ JOBSET = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata"
 Nodes = tuple[tuple[str, int], ...]
 
 
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    tb = Testbed.start(tmp_path_factory.mktemp("jobset-nodes-bed"), members=(MEMBER,),
-                       controllers={MEMBER: ("jobset",)})
-    try:
-        tb.kubectl(MEMBER, "create", "namespace", WORKLOADS)
-        yield tb
-    finally:
-        tb.stop()
+bed = member_bed("jobset-nodes", MEMBER, controllers={MEMBER: ("jobset",)})
 
 
 def test_a_jobset_with_a_cpu_launcher_says_its_workers_nodes(bed: Testbed) -> None:
@@ -57,12 +47,9 @@ def test_a_jobset_with_a_cpu_launcher_says_its_workers_nodes(bed: Testbed) -> No
         if pid == PID and nodes:
             said.append(nodes)
 
-    def pods() -> list[dict[str, Any]]:
-        return list(json.loads(bed.kubectl(MEMBER, "get", "pods", "-n", WORKLOADS, "-o", "json").stdout)["items"])
-
     def bound_workers() -> Nodes:
         return tuple(sorted(Counter(
-            p["spec"]["nodeName"] for p in pods()
+            p["spec"]["nodeName"] for p in workload_pods(bed, MEMBER)
             if p["spec"].get("nodeName") and p["metadata"]["labels"].get(REPLICATED_JOB) == "workers").items()))
 
     async def main() -> None:
@@ -75,7 +62,7 @@ def test_a_jobset_with_a_cpu_launcher_says_its_workers_nodes(bed: Testbed) -> No
                            workload_json=json.dumps(JOBSET))
             assert await backend.launch(Placement(PID, JobId("mpi-abc"), MEMBER, "east", 2, "", 1), spec) is None
             # The launcher and both workers bound (the workers on the two 8-GPU H100 nodes), and two replicas said.
-            await until(lambda: len([p for p in pods() if p["spec"].get("nodeName")]) == 3
+            await until(lambda: len([p for p in workload_pods(bed, MEMBER) if p["spec"].get("nodeName")]) == 3
                         and sum(r for _, r in backend.nodes_of(PID)) >= 2, timeout=120)
         finally:
             await backend.stop()

@@ -15,14 +15,22 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import CRDS, JOBS_NAMESPACE, RBAC, WORKLOADS, Kube, KubeFederation, service_account_kubeconfig
+from kube_support import (
+    JOBS_NAMESPACE,
+    WORKLOADS,
+    Kube,
+    own_bed,
+    ready_members,
+    service_account_kubeconfig,
+    serving,
+)
 from support import ROOT, eventually
 
 try:
-    from tests.testbed.testbed import A100, DELAY_ANNOTATION, L40S, Testbed, gpu_nodes
+    from tests.testbed.testbed import A100, DELAY_ANNOTATION, L40S, gpu_nodes
 except ImportError:  # pytest's "prepend" import mode puts tests/ on sys.path
     sys.path.insert(0, str(ROOT / "tests" / "testbed"))
-    from testbed import A100, DELAY_ANNOTATION, L40S, Testbed, gpu_nodes  # type: ignore[no-redef]
+    from testbed import A100, DELAY_ANNOTATION, L40S, gpu_nodes  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(900)]
 
@@ -33,15 +41,9 @@ QUEUE = "federated"
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     """member-b alone: 2 x 8 A100 and 2 x 4 L40S behind Kueue, one flavor without nodeLabels, 8 GPUs of quota."""
     nodes = {"member-b": gpu_nodes("member-b-a100", A100, 2, 8) + gpu_nodes("member-b-l40s", L40S, 2, 4)}
-    tb = Testbed.start(tmp_path_factory.mktemp("kueue-pools-testbed"), members=("member-b",), nodes=nodes,
-                       controllers={"member-b": ("kueue",)})
     workdir = tmp_path_factory.mktemp("kueue-pools-federation")
-    fed = None
-    try:
-        tb.kubectl("host", "apply", "-f", str(CRDS))
-        tb.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        tb.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
-        tb.kubectl("member-b", "apply", "-f", str(RBAC / "rbac-agent.yaml"))
+    with own_bed(tmp_path_factory.mktemp("kueue-pools-testbed"), members=("member-b",), nodes=nodes,
+                 controllers={"member-b": ("kueue",)}) as tb:
         tb.apply("member-b", [
             {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": "default"}},
             {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": QUEUE},
@@ -52,25 +54,12 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
             {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue",
              "metadata": {"name": QUEUE, "namespace": WORKLOADS}, "spec": {"clusterQueue": QUEUE}},
         ])
-        host = service_account_kubeconfig(tb, "host", "federator", workdir / "federator.kubeconfig")
-        fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-            "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2"])
-        fed.start_server(timeout=60)
-        kubeconfig = service_account_kubeconfig(tb, "member-b", "federator-agent", workdir / "member-b.kubeconfig")
-        fed.start_kube_agent("member-b", kubeconfig=kubeconfig, region="west", extra_args=["--kueue-queue", QUEUE])
-        k = Kube(tb, fed, workdir)
-
-        def ready() -> bool:
-            return any((i.get("status") or {}).get("state") == "Ready"
-                       for i in k.json("host", "get", "memberclusters")["items"])
-
-        eventually(ready, timeout=60, what=lambda: f"member-b Ready\n{k.logs()}")
-        yield k
-    finally:
-        if fed is not None:
-            fed.stop()
-        tb.stop()
+        with serving(tb, workdir) as fed:
+            kubeconfig = service_account_kubeconfig(tb, "member-b", "federator-agent", workdir / "member-b.kubeconfig")
+            fed.start_kube_agent("member-b", kubeconfig=kubeconfig, region="west", extra_args=["--kueue-queue", QUEUE])
+            k = Kube(tb, fed, workdir)
+            eventually(lambda: ready_members(k) == ["member-b"], timeout=60, what=lambda: f"member-b Ready\n{k.logs()}")
+            yield k
 
 
 def _gang(name: str, model: str, replicas: int, gpus: int) -> str:

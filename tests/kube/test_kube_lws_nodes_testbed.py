@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -18,7 +16,7 @@ from federator.backends.kube.backend import KubeBackend
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 from federator.server.replica_counts import ReplicaCounts
 
-from kube_support import WORKLOADS, Testbed
+from kube_support import WORKLOADS, Testbed, member_bed, workload_pods
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(900)]
@@ -36,14 +34,7 @@ LWS = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "
 Nodes = tuple[tuple[str, int], ...]
 
 
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    tb = Testbed.start(tmp_path_factory.mktemp("lws-nodes-bed"), members=(MEMBER,), controllers={MEMBER: ("lws",)})
-    try:
-        tb.kubectl(MEMBER, "create", "namespace", WORKLOADS)
-        yield tb
-    finally:
-        tb.stop()
+bed = member_bed("lws-nodes", MEMBER, controllers={MEMBER: ("lws",)})
 
 
 def test_a_leaderworkerset_with_a_cpu_leader_says_its_workers_nodes(bed: Testbed) -> None:
@@ -53,12 +44,9 @@ def test_a_leaderworkerset_with_a_cpu_leader_says_its_workers_nodes(bed: Testbed
         if pid == PID and nodes:
             said.append(nodes)
 
-    def pods() -> list[dict[str, Any]]:
-        return list(json.loads(bed.kubectl(MEMBER, "get", "pods", "-n", WORKLOADS, "-o", "json").stdout)["items"])
-
     def bound_workers() -> Nodes:
         return tuple(sorted(Counter(
-            p["spec"]["nodeName"] for p in pods()
+            p["spec"]["nodeName"] for p in workload_pods(bed, MEMBER)
             if p["spec"].get("nodeName") and p["metadata"]["labels"].get(WORKER_INDEX) != "0").items()))
 
     async def main() -> None:
@@ -71,7 +59,7 @@ def test_a_leaderworkerset_with_a_cpu_leader_says_its_workers_nodes(bed: Testbed
                            workload_json=json.dumps(LWS))
             assert await backend.launch(Placement(PID, JobId("llm-abc"), MEMBER, "east", 2, "", 1), spec) is None
             # The leader and both workers bound (the workers on the two 8-GPU H100 nodes), and two replicas said.
-            await until(lambda: len([p for p in pods() if p["spec"].get("nodeName")]) == 3
+            await until(lambda: len([p for p in workload_pods(bed, MEMBER) if p["spec"].get("nodeName")]) == 3
                         and sum(r for _, r in backend.nodes_of(PID)) >= 2, timeout=120)
         finally:
             await backend.stop()

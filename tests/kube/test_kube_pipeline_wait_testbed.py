@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from federator.model import JobPhase
 from federator.server.replica_counts import ReplicaCounts
 
 from builders import cluster, pool
-from kube_support import Testbed, controller_running, host_alone
+from kube_support import Testbed, controller_running, fj_yaml, host_alone
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -36,10 +35,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 
 
 def document(name: str, kind: str = "training", replicas: int = 1, **spec: Any) -> str:
-    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                           "metadata": {"name": name, "namespace": NAMESPACE},
-                           "spec": {"kind": kind, "replicas": replicas,
-                                    "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+    return fj_yaml(name, NAMESPACE, kind=kind, replicas=replicas, **spec)
 
 
 def test_a_pipeline_waits_on_succeeded_or_failed_and_a_ttl_deletes_the_finished_object(host: Testbed) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,7 +14,7 @@ from federator.backends.kube.api import KubeApi
 from federator.backends.kube.backend import KubeBackend
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 
-from kube_support import WORKLOADS, Testbed
+from kube_support import WORKLOADS, Testbed, member_bed, workload_pods
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -30,14 +29,7 @@ SPEC = JobSpec(name="wide", kind=JobKind.TRAINING, replicas=2, resources=Resourc
 Nodes = tuple[tuple[str, int], ...]
 
 
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    tb = Testbed.start(tmp_path_factory.mktemp("pod-nodes-bed"), members=(MEMBER,))
-    try:
-        tb.kubectl(MEMBER, "create", "namespace", WORKLOADS)
-        yield tb
-    finally:
-        tb.stop()
+bed = member_bed("pod-nodes", MEMBER)
 
 
 def test_the_nodes_the_scheduler_bound_the_replicas_to_are_said_and_known_after_a_restart(bed: Testbed) -> None:
@@ -48,8 +40,8 @@ def test_the_nodes_the_scheduler_bound_the_replicas_to_are_said_and_known_after_
             said.append(nodes)
 
     def bound() -> Nodes:
-        pods = json.loads(bed.kubectl(MEMBER, "get", "pods", "-n", WORKLOADS, "-o", "json").stdout)["items"]
-        return tuple(sorted(Counter(p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")).items()))
+        return tuple(sorted(Counter(p["spec"].get("nodeName") for p in workload_pods(bed, MEMBER)
+                                    if p["spec"].get("nodeName")).items()))
 
     async def main() -> None:
         api = KubeApi.connect(bed.cluster(MEMBER).kubeconfig)

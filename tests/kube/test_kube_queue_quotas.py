@@ -5,30 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 
-from kube_support import JOBS_NAMESPACE, Kube
+from kube_support import H100, Kube, h100_job_yaml, queue_yaml
 from support import eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
-
-H100 = "NVIDIA-H100-80GB-HBM3"
-DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
-
-
-def _queue(name: str, spec: dict[str, Any]) -> str:
-    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "Queue", "metadata": {"name": name},
-                           "spec": spec})
-
-
-def _job(name: str, queue: str) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": 1, "queue": queue, "acceleratorModels": ["H100"],
-                 "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
-                 "template": {"metadata": {"annotations": {DELAY: "600s"}}}},
-    })
 
 
 def _valid(kube: Kube, name: str) -> dict[str, Any]:
@@ -54,15 +35,15 @@ def _pending_reason(kube: Kube, name: str) -> dict[str, Any]:
 
 def test_a_queue_quota_holds_the_second_job_until_it_is_raised(kube: Kube) -> None:
     queue = "quota-team"
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 8}}}))
+    kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(queue, {"weight": 1, "quota": {"gpus": {"H100": 8}}}))
     try:
         eventually(lambda: _valid(kube, queue).get("status") == "True", timeout=60,
                    what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
-        kube.kubectl("host", "apply", "-f", "-", input=_job("quota-first", queue))
+        kube.kubectl("host", "apply", "-f", "-", input=h100_job_yaml("quota-first", queue))
         eventually(lambda: kube.phase("quota-first") in ("Placed", "Running"), timeout=120,
                    what=lambda: f"quota-first placed\n{kube.logs()}")
 
-        kube.kubectl("host", "apply", "-f", "-", input=_job("quota-second", queue))
+        kube.kubectl("host", "apply", "-f", "-", input=h100_job_yaml("quota-second", queue))
         eventually(lambda: _pending_reason(kube, "quota-second").get("code") == "QuotaExceeded", timeout=60,
                    what=lambda: f"quota-second held by the quota ({_pending_reason(kube, 'quota-second')})")
         assert kube.phase("quota-second") == "Pending"
@@ -78,7 +59,8 @@ def test_a_queue_quota_holds_the_second_job_until_it_is_raised(kube: Kube) -> No
         eventually(lambda: usage() == ({H100: 8}, 1, 1), timeout=60, what=lambda: f"the Queue's usage ({usage()})")
 
         # Raise the quota with kubectl: the waiting job goes, with no restart.
-        kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 16}}}))
+        raised = queue_yaml(queue, {"weight": 1, "quota": {"gpus": {"H100": 16}}})
+        kube.kubectl("host", "apply", "-f", "-", input=raised)
         eventually(lambda: kube.phase("quota-second") in ("Placed", "Running"), timeout=120,
                    what=lambda: f"quota-second placed after the raise\n{kube.logs()}")
         eventually(lambda: usage() == ({H100: 16}, 0, 2), timeout=60, what=lambda: f"the Queue's usage ({usage()})")
@@ -92,7 +74,7 @@ def test_a_queue_the_validator_refuses_is_reported_and_ignored(kube: Kube) -> No
     """The schema lets `memory: 500m` through; the policy validator refuses it, naming the field, and the
     federator keeps running with the policy file's queue."""
     queue = "bad-quota"
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"quota": {"memory": "500m"}}))
+    kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(queue, {"quota": {"memory": "500m"}}))
     try:
         eventually(lambda: _valid(kube, queue).get("status") == "False", timeout=60,
                    what=lambda: f"Queue {queue} refused\n{kube.logs()}")
@@ -102,12 +84,12 @@ def test_a_queue_the_validator_refuses_is_reported_and_ignored(kube: Kube) -> No
         assert "False" in wide and "spec.quota.memory" in wide
 
         # Ignored, not fatal: a job in that queue is scheduled as if the Queue were not there.
-        kube.kubectl("host", "apply", "-f", "-", input=_job("bad-quota-job", queue))
+        kube.kubectl("host", "apply", "-f", "-", input=h100_job_yaml("bad-quota-job", queue))
         eventually(lambda: kube.phase("bad-quota-job") in ("Placed", "Running"), timeout=120,
                    what=lambda: f"bad-quota-job placed\n{kube.logs()}")
 
         # Fixed in place: accepted, with no restart.
-        kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"quota": {"memory": "64Gi"}}))
+        kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(queue, {"quota": {"memory": "64Gi"}}))
         eventually(lambda: _valid(kube, queue).get("status") == "True", timeout=60, what=f"Queue {queue} accepted")
     finally:
         kube.kubectl("host", "delete", "fj", "bad-quota-job", "--timeout=60s", "--ignore-not-found", check=False)
@@ -119,17 +101,17 @@ def test_a_deleted_queue_holds_its_quota_until_its_unfinished_jobs_end(kube: Kub
     job was placed over it. The finalizer federator.io/queue-in-use holds the deleted Queue, Terminating, its
     quota in force, until the jobs of its queue end; then it goes."""
     queue = "pruned-team"
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 8}}}))
+    kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(queue, {"weight": 1, "quota": {"gpus": {"H100": 8}}}))
     jobs = ("pruned-first", "pruned-second")
     try:
         eventually(lambda: _valid(kube, queue).get("status") == "True", timeout=60,
                    what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
         eventually(lambda: kube.json("host", "get", "queue", queue)["metadata"].get("finalizers") ==
                    ["federator.io/queue-in-use"], timeout=60, what="the Queue's finalizer")
-        kube.kubectl("host", "apply", "-f", "-", input=_job(jobs[0], queue))
+        kube.kubectl("host", "apply", "-f", "-", input=h100_job_yaml(jobs[0], queue))
         eventually(lambda: kube.phase(jobs[0]) in ("Placed", "Running"), timeout=120,
                    what=lambda: f"{jobs[0]} placed\n{kube.logs()}")
-        kube.kubectl("host", "apply", "-f", "-", input=_job(jobs[1], queue))
+        kube.kubectl("host", "apply", "-f", "-", input=h100_job_yaml(jobs[1], queue))
         eventually(lambda: _pending_reason(kube, jobs[1]).get("code") == "QuotaExceeded", timeout=60,
                    what=lambda: f"{jobs[1]} held by the quota")
 

@@ -7,29 +7,11 @@ import json
 from typing import Any
 
 import pytest
-import yaml
 
-from kube_support import JOBS_NAMESPACE, Kube
+from kube_support import Kube, h100_job_yaml, queue_yaml
 from support import eventually, federator_cli, scraped
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
-
-DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
-
-
-def _queue(name: str, spec: dict[str, Any]) -> str:
-    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "Queue", "metadata": {"name": name},
-                           "spec": spec})
-
-
-def _job(name: str, queue: str) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": 1, "queue": queue, "acceleratorModels": ["H100"],
-                 "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
-                 "template": {"metadata": {"annotations": {DELAY: "600s"}}}},
-    })
 
 
 def _standing(kube: Kube, queue: str) -> dict[str, Any]:
@@ -40,10 +22,10 @@ def _standing(kube: Kube, queue: str) -> dict[str, Any]:
 
 def test_a_queue_objects_standing_is_the_metrics_and_its_status(kube: Kube) -> None:
     busy, idle = "standing-busy", "standing-idle"
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(busy, {"weight": 3, "quota": {"gpus": {"H100": 16}}}))
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(idle, {"weight": 1}))
+    kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(busy, {"weight": 3, "quota": {"gpus": {"H100": 16}}}))
+    kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(idle, {"weight": 1}))
     try:
-        kube.kubectl("host", "apply", "-f", "-", input=_job("standing-one", busy))
+        kube.kubectl("host", "apply", "-f", "-", input=h100_job_yaml("standing-one", busy))
         eventually(lambda: _standing(kube, busy).get("runningJobs") == 1, timeout=120,
                    what=lambda: f"standing-one placed, as get queues says ({_standing(kube, busy)})\n{kube.logs()}")
 

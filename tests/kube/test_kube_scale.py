@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from federator.backends.kube.api import FEDERATED_JOBS
 from federator.backends.kube.workloads.common import workload_labels
 from federator.model import JobPhase
 
 from builders import cluster, pool
-from kube_support import Testbed, controller_running, host_alone
+from kube_support import Testbed, controller_running, fj_yaml, host_alone
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -38,10 +37,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 
 
 def document(name: str, kind: str, replicas: int, **spec: Any) -> str:
-    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                           "metadata": {"name": name, "namespace": NAMESPACE},
-                           "spec": {"kind": kind, "replicas": replicas, "queue": "default",
-                                    "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+    return fj_yaml(name, NAMESPACE, kind=kind, replicas=replicas, queue="default", **spec)
 
 
 

@@ -10,15 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import JOBS_NAMESPACE, Kube
+from kube_support import JOBS_NAMESPACE, Kube, queue_yaml
 from support import eventually, federator_cli
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
-
-
-def _queue(name: str, spec: dict[str, Any]) -> str:
-    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "Queue", "metadata": {"name": name},
-                           "spec": spec})
 
 
 def _job(name: str, queue: str) -> str:
@@ -39,7 +34,7 @@ def _valid(kube: Kube, name: str) -> str:
 
 def _team_a_queue(kube: Kube, queue: str) -> str:
     """A Queue for namespaces labelled federator.io/tenant=team-a only, once the federator has accepted it."""
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
+    kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(queue, {
         "weight": 1, "namespaceSelector": {"matchLabels": {"federator.io/tenant": "team-a"}}}))
     eventually(lambda: _valid(kube, queue) == "True", timeout=60,
                what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
@@ -101,7 +96,7 @@ def test_a_federated_job_from_a_namespace_its_queue_does_not_select_waits_with_t
 
 def test_a_queue_with_a_bad_namespace_selector_is_invalid_naming_the_field(kube: Kube) -> None:
     queue = "bad-selector"
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
+    kube.kubectl("host", "apply", "-f", "-", input=queue_yaml(queue, {
         "namespaceSelector": {"matchExpressions": [{"key": "tier", "operator": "In"}]}}))
     try:
         eventually(lambda: _valid(kube, queue) == "False", timeout=60,

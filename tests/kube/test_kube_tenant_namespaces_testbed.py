@@ -18,16 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import (
-    CRDS,
-    JOBS_NAMESPACE,
-    RBAC,
-    WORKLOADS,
-    Kube,
-    KubeFederation,
-    Testbed,
-    service_account_kubeconfig,
-)
+from kube_support import JOBS_NAMESPACE, RBAC, WORKLOADS, Kube, own_bed, service_account_kubeconfig, serving
 from support import eventually
 
 try:
@@ -46,16 +37,10 @@ OURS = f"{WORKLOADS}-research"  # made by the agent
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    tb = Testbed.start(tmp_path_factory.mktemp("tenant-testbed"), members=(MEMBER,),
-                       nodes={MEMBER: gpu_nodes("member-a-a100", A100, 2, 8)}, controllers={MEMBER: ("kueue",)})
     workdir = tmp_path_factory.mktemp("tenant-federation")
-    fed = None
-    try:
-        tb.kubectl("host", "apply", "-f", str(CRDS))
-        tb.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        tb.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
-        tb.kubectl(MEMBER, "apply", "-f", str(RBAC / "rbac-agent.yaml"), "-f",
-                   str(RBAC / "rbac-agent-namespace-per-queue.yaml"))
+    with own_bed(tmp_path_factory.mktemp("tenant-testbed"), members=(MEMBER,),
+                 nodes={MEMBER: gpu_nodes("member-a-a100", A100, 2, 8)}, controllers={MEMBER: ("kueue",)}) as tb:
+        tb.kubectl(MEMBER, "apply", "-f", str(RBAC / "rbac-agent-namespace-per-queue.yaml"))
         tb.apply(MEMBER, [
             {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": "a100"}},
             {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": "gpus"},
@@ -68,19 +53,11 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROVIDERS, "labels": {"tier": "gold",
                                                                                      "federator.io/queue": "ops"}}},
         ])
-        host = service_account_kubeconfig(tb, "host", "federator", workdir / "federator.kubeconfig")
-        fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-            "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2"])
-        fed.start_server(timeout=60)
-        k = Kube(tb, fed, workdir)
-        _start_agent(k)
-        eventually(lambda: _ready(k), timeout=60, what=lambda: f"{MEMBER} Ready\n{k.logs()}")
-        yield k
-    finally:
-        if fed is not None:
-            fed.stop()
-        tb.stop()
+        with serving(tb, workdir) as fed:
+            k = Kube(tb, fed, workdir)
+            _start_agent(k)
+            eventually(lambda: _ready(k), timeout=60, what=lambda: f"{MEMBER} Ready\n{k.logs()}")
+            yield k
 
 
 def _start_agent(k: Kube) -> None:

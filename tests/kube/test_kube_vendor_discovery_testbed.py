@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from federator.backends.kube.discovery import Discovery
 from federator.catalog import builtin_catalog, load_catalog_file, use_catalog_file
 from federator.model import ClusterCapacity, JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 
-from kube_support import WORKLOADS, Testbed
+from kube_support import WORKLOADS, Testbed, member_bed
 from support import ROOT, until
 
 sys.path.insert(0, str(ROOT / "tests" / "testbed"))
@@ -69,14 +68,7 @@ CHIP_CATALOG = ("vendors:\n  huawei:\n    models:\n"
                 "      - {name: Ascend910B4-1, memoryMiB: 65536, family: Ascend910B, aiCores: 20}\n")
 
 
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    tb = Testbed.start(tmp_path_factory.mktemp("vendor-discovery-bed"), members=(MEMBER,), nodes={MEMBER: NODES})
-    try:
-        tb.kubectl(MEMBER, "create", "namespace", WORKLOADS)
-        yield tb
-    finally:
-        tb.stop()
+bed = member_bed("vendor-discovery", MEMBER, nodes={MEMBER: NODES})
 
 
 def _capacity(bed: Testbed, discovery: Discovery | None = None) -> tuple[ClusterCapacity, KubeBackend]:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import CRDS, RBAC, WORKLOADS, Kube, KubeFederation, Testbed, service_account_kubeconfig
+from kube_support import WORKLOADS, Kube, own_bed, ready_members, service_account_kubeconfig, serving
 from support import ROOT, eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(900)]
@@ -82,41 +82,20 @@ def _catalog_from_the_agent_chart(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def vkube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    nodes = _fleet()
-    bed = Testbed.start(tmp_path_factory.mktemp("vendor-testbed"), members=MEMBERS, nodes=nodes)
     workdir = tmp_path_factory.mktemp("vendor-federation")
-    fed = None
-    try:
-        bed.kubectl("host", "apply", "-f", str(CRDS))
-        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
+    with own_bed(tmp_path_factory.mktemp("vendor-testbed"), members=MEMBERS, nodes=_fleet()) as bed:
         bed.kubectl("host", "create", "namespace", NAMESPACE)
-        for member in MEMBERS:
-            bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
-        host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
         catalog = _catalog_from_the_agent_chart(workdir)
-        fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-            "--kubeconfig", str(host), "--watch-namespace", NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2", "--accelerator-catalog", str(catalog)])
-        fed.start_server(timeout=60)
-        for member in MEMBERS:
-            kubeconfig = service_account_kubeconfig(bed, member, "federator-agent", workdir / f"agent-{member}.kc")
-            # Only the acme member's operator installed the chart with the catalog value; the others run built-in.
-            extra = ["--accelerator-catalog", str(catalog)] if member == "acme" else []
-            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=member, extra_args=extra)
-        k = Kube(bed, fed, workdir)
-
-        def all_ready() -> bool:
-            items = k.json("host", "get", "memberclusters")["items"]
-            return sorted(i["metadata"]["name"] for i in items
-                          if (i.get("status") or {}).get("state") == "Ready") == sorted(MEMBERS)
-
-        eventually(all_ready, timeout=90, what=lambda: f"every vendor member Ready\n{k.logs()}")
-        yield k
-    finally:
-        if fed is not None:
-            fed.stop()
-        bed.stop()
+        with serving(bed, workdir, "--accelerator-catalog", str(catalog), watch=NAMESPACE) as fed:
+            for member in MEMBERS:
+                kubeconfig = service_account_kubeconfig(bed, member, "federator-agent", workdir / f"agent-{member}.kc")
+                # Only the acme member's operator installed the chart with the catalog value; the others run built-in.
+                extra = ["--accelerator-catalog", str(catalog)] if member == "acme" else []
+                fed.start_kube_agent(member, kubeconfig=kubeconfig, region=member, extra_args=extra)
+            k = Kube(bed, fed, workdir)
+            eventually(lambda: ready_members(k) == sorted(MEMBERS), timeout=90,
+                       what=lambda: f"every vendor member Ready\n{k.logs()}")
+            yield k
 
 
 def _pools(k: Kube, member: str) -> dict[str, dict[str, Any]]:

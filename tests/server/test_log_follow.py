@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from federator.model import JobId, Placement, PlacementId
 from federator.server.log_follow import Cursor, Follow, cut, stamped
 from federator.server.log_polls import ClusterBudget, turns, widest
@@ -104,6 +106,30 @@ def test_the_budget_holds_each_clusters_reads_first_come_first_served() -> None:
         await asyncio.wait_for(small, 5.0)
         budget.give("east-1", 1)
         budget.give("west-1", 2)
+        assert budget.held == {}
+
+    asyncio.run(go())
+
+
+def test_the_budget_drops_a_cluster_at_zero_once_and_refuses_to_give_back_more_than_it_holds() -> None:
+    async def go() -> None:
+        budget = ClusterBudget(2)
+        await budget.take("east-1", 2)
+        budget.give("east-1", 1)
+        assert budget.held == {"east-1": 1}
+        budget.give("east-1", 1)
+        assert budget.held == {}  # at zero the cluster is gone, not kept as a 0
+        with pytest.raises(ValueError, match="1 reads given back to cluster 'east-1', which holds 0"):
+            budget.give("east-1", 1)  # a read given back twice: a bug, not a count below zero
+        assert budget.held == {}
+        await budget.take("east-1", 2)  # the cluster's whole budget again, no more
+        third = asyncio.create_task(budget.take("east-1", 1))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not third.done() and budget.held == {"east-1": 2}
+        budget.give("east-1", 2)
+        await asyncio.wait_for(third, 5.0)
+        budget.give("east-1", 1)
         assert budget.held == {}
 
     asyncio.run(go())

@@ -6,16 +6,14 @@ rewrites them: only ever on purpose, when a change of answers is meant). Each is
 --mode replay -o json` prints, its timings left out, and every job's record (`--jobs-out`: where it ran,
 when, for how long, and why a job never ran) by its digest. Two inputs: the shipped example (3 clusters, 500 pods, a
 backlog that never fits) and a small national-shaped one (40 clusters in 31 provinces, 1,500 pods arriving
-every 25 s, mnat() below: the layout of the planners' nat_fleet.csv / nat_pods.csv at 1/25 scale).
+every 25 s: bench/national_inputs.py, the generator of bench/replay_national.py, at 1/25 scale).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -24,31 +22,12 @@ import pytest
 from federator.simulate import Simulation, load_fleet_file, load_workload
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from national_inputs import write_national  # noqa: E402  (bench/ is not a package)
+
 GOLDEN = Path(__file__).with_name("golden")
 TIMINGS = ("placements_per_second", "decision_latency_p50_seconds", "decision_latency_p99_seconds",
            "scheduler_seconds", "wall_seconds", "rollout_seconds")
-
-
-def mnat(folder: Path, clusters: int = 40, pods: int = 1500) -> tuple[Path, Path]:
-    """The planners' national inputs (QA mknat.py) at a small scale, from a fixed seed."""
-    rnd = random.Random(5)
-    models = ["H800", "A100-SXM4-80GB", "A10", "Ascend910B"]
-    fleet, work = folder / "mnat_fleet.csv", folder / "mnat_pods.csv"
-    with fleet.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["gpu_model", "gpu_capacity_num", "cpu_num", "node_name", "cluster", "region"])
-        for c in range(clusters):
-            for k in range(10):
-                w.writerow([rnd.choice(models), 8, 128, f"n{c * 10 + k}", f"c{c:04d}", f"prov{c % 31:02d}"])
-    with work.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,"
-                   "deletion_time,scheduled_time".split(","))
-        for i in range(pods):
-            g, t = rnd.choice([1, 1, 1, 2, 4, 8]), i * 25
-            w.writerow([f"p{i}", 4000, 16384, g, 1000, rnd.choice(["H800", "A100-SXM4-80GB", "A10", ""]), "LS",
-                        "Succeeded", t, t + rnd.randint(600, 40000), t])
-    return fleet, work
 
 
 def replayed(fleet: Path, workload: Path, interval: float) -> dict[str, object]:
@@ -66,7 +45,7 @@ def replayed(fleet: Path, workload: Path, interval: float) -> dict[str, object]:
 def cases(folder: Path) -> dict[str, tuple[Path, Path, float]]:
     return {
         "example": (ROOT / "examples" / "fleet.yaml", ROOT / "examples" / "workloads" / "pods-sample.csv", 60.0),
-        "mnat": (*mnat(folder), 300.0),
+        "mnat": (*write_national(folder, clusters=40, pods=1500, prefix="mnat"), 300.0),
     }
 
 

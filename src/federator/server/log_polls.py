@@ -68,12 +68,18 @@ class ClusterBudget:
             raise
 
     def give(self, cluster: str, n: int) -> None:
-        self.held[cluster] -= min(n, self.per_cluster)
-        if self.held[cluster] <= 0:
-            del self.held[cluster]
+        """Free `n` reads `take` let in. Giving back more than `cluster` holds is a bug of the caller's (a read
+        given twice) and raises: left quiet, the count would go below zero and let that many reads past the cap."""
+        n = min(n, self.per_cluster)
+        if n > self.held[cluster]:
+            raise ValueError(f"ClusterBudget.give: {n} reads given back to cluster {cluster!r}, which holds "
+                             f"{self.held[cluster]}")
+        self.held[cluster] -= n
         self._admit(cluster)
 
     def _admit(self, cluster: str) -> None:
+        """Let in the queued reads of `cluster` that fit, in order; a cluster holding none leaves `held` (the one
+        place a count of zero is removed, whether a give or a cancelled wait brought it there)."""
         queue = self._queued.get(cluster)
         while queue and self.held[cluster] + queue[0][0] <= self.per_cluster:
             n, granted = queue.popleft()

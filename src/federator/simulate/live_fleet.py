@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from federator.backends.sim.fleet import ClusterSpec, NodeSpec
+from federator.backends.sim.fleet import ClusterSpec, NodeSpec, cluster_identity
 from federator.catalog import catalog
 
 _CLUSTER_KEYS = ("name", "region", "capacity")
@@ -43,16 +43,7 @@ def fleet_of_cluster_list(doc: list[Any], *, source: str = "clusters") -> dict[s
     out: dict[str, ClusterSpec] = {}
     for i, c in enumerate(doc):
         where = f"{source}: [{i}]"
-        name, region = c.get("name"), c.get("region")
-        if not isinstance(name, str) or not name:
-            raise LiveFleetError(f"{where}.name: must be a non-empty string")
-        if not isinstance(region, str) or not region:
-            raise LiveFleetError(f"{where}.region: must be a non-empty string")
-        if name in out:
-            raise LiveFleetError(f"{where}.name: duplicate cluster {name!r}")
-        labels = c.get("labels") or {}
-        if not isinstance(labels, Mapping):
-            raise LiveFleetError(f"{where}.labels: must be a mapping")
+        name, region, labels = cluster_identity(c, where, taken=out, error=LiveFleetError)
         cap = c.get("capacity") or {}
         if not isinstance(cap, Mapping):
             raise LiveFleetError(f"{where}.capacity: must be a mapping (get clusters -o yaml writes one)")
@@ -91,8 +82,7 @@ def fleet_of_cluster_list(doc: list[Any], *, source: str = "clusters") -> dict[s
                      for k, (vendor, model, devices, sharing, unit, memory) in enumerate(shapes)]
         if not node_list and (cpu or mem):
             node_list = [NodeSpec(f"{name}-n0", "", 0, cpu, mem)]
-        out[name] = ClusterSpec(name, region, tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-                                tuple(node_list))
+        out[name] = ClusterSpec(name, region, labels, tuple(node_list))
     return out
 
 

@@ -22,7 +22,7 @@ from federator.model import ClusterCapacity, JobPhase
 from federator.server.orphans import DELETED_REASON
 
 from builders import cluster, pool
-from kube_fakes import HostApi, controller, federated_job
+from kube_fakes import HostApi, controller, federated_job, running_on_member_a
 from support import cancels_sent
 
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -37,15 +37,7 @@ def _capacity(*placement_ids: str) -> ClusterCapacity:
 async def _delete_while_away(api: HostApi) -> str:
     """A federator places q-train on member-a; the agent goes away; `kubectl delete fj q-train` returns."""
     async with controller(api) as (fed, ctl):
-        await ctl.adopt_members()
-        rec = fed.connect(cluster="member-a", region="east", labels={})
-        fed.report(rec, _capacity())
-        await ctl.write_members()
-        await ctl.reconcile("ADDED", federated_job(api, "q-train", SPEC))
-        job = fed.get("q-train")
-        fed.schedule_once()
-        (pid,) = [p.placement_id for p in job.placements]
-        fed.job_update(rec, pid, JobPhase.RUNNING, "")
+        rec, pid = await running_on_member_a(api, fed, ctl, "q-train", SPEC, _capacity())
         fed.disconnect(rec)  # killed, restarting, its network cut
 
         obj = api.objects[("research", "q-train")]

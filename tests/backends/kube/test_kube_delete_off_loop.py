@@ -18,7 +18,7 @@ from test_kube_cancel_kept import SPEC, _capacity
 
 from federator.model import Job, JobPhase
 
-from kube_fakes import HostApi, controller, federated_job
+from kube_fakes import HostApi, controller, running_on_member_a
 from support import cancels_sent
 
 A_WHILE = 20.0  # a guard against a hang (the old code held the loop until this ran out): no assertion reads time
@@ -28,15 +28,8 @@ def test_a_deleted_federatedjobs_cancel_is_written_off_the_loop_and_its_member_t
     async def main() -> None:
         api = HostApi()
         async with controller(api) as (fed, ctl):
-            await ctl.adopt_members()
-            rec = fed.connect(cluster="member-a", region="east", labels={})
-            fed.report(rec, _capacity())
-            await ctl.write_members()
-            await ctl.reconcile("ADDED", federated_job(api, "q-train", SPEC))
+            rec, pid = await running_on_member_a(api, fed, ctl, "q-train", SPEC, _capacity())
             job = fed.get("q-train")
-            fed.schedule_once()
-            (pid,) = [p.placement_id for p in job.placements]
-            fed.job_update(rec, pid, JobPhase.RUNNING, "")
             await asyncio.to_thread(fed.journal.drain)
 
             entered, release, events = threading.Event(), threading.Event(), []

@@ -22,7 +22,7 @@ from federator.model import ClusterCapacity, JobPhase
 from federator.store.silent_cancels import AwaitedEnd
 
 from builders import cluster, pool
-from kube_fakes import HostApi, controller, federated_job
+from kube_fakes import HostApi, controller, running_on_member_a
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 SPEC = {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}
@@ -43,22 +43,15 @@ async def _deleted_while_silent(api: HostApi) -> tuple[str, float]:
     deleted: (its placement, when it was cancelled)."""
     async with controller(api) as (fed, ctl):
         ctl.silent = KubeSilentCancelStore(api)  # as KubeMode.start makes it
-        await ctl.adopt_members()
-        rec = fed.connect(cluster="member-a", region="east", labels={})
-        fed.report(rec, _capacity())
-        await ctl.write_members()
-        await ctl.reconcile("ADDED", federated_job(api, "train", SPEC))
-        fed.schedule_once()
-        (p,) = fed.get("train").placements
-        fed.job_update(rec, p.placement_id, JobPhase.RUNNING, "")
+        rec, pid = await running_on_member_a(api, fed, ctl, "train", SPEC, _capacity())
         fed.disconnect(rec)  # its stream fell silent: Partitioned
         obj = api.objects[("research", "train")]
         obj["metadata"]["deletionTimestamp"] = "2026-12-06T08:00:00Z"
         await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
-        assert p.placement_id in fed.silent_cancels
+        assert pid in fed.silent_cancels
         kept = _kept(api)  # written before the finalizer went, as the record of cancels is
-        assert list(kept) == [p.placement_id]
-        return p.placement_id, kept[p.placement_id]
+        assert list(kept) == [pid]
+        return pid, kept[pid]
 
 
 def test_the_next_federator_awaits_the_end_and_takes_the_agents_word() -> None:

@@ -131,3 +131,32 @@ def test_sim_warns_of_a_misspelt_model_on_stderr_and_still_runs(tmp_path: Path, 
     assert warning.startswith(f"federator sim: warning: {tmp_path / 'typo.yaml'}: clusters[0].nodes[0].gpuModel: "
                               "'NVIDIA-H100-80GB-HBM4' is not a model the accelerator catalog knows (did you mean "
                               "NVIDIA-H100-80GB-HBM3?)")
+
+
+def _live(**cluster: Any) -> dict[str, Any]:
+    """A cluster as `get clusters -o yaml` writes it (its capacity, CPU only)."""
+    return {"capacity": {"cpu_milli_allocatable": 1000}, **cluster}
+
+
+@pytest.mark.parametrize(("entries", "said"), [
+    ([{"region": "r1"}], "[0].name: must be a non-empty string"),
+    ([{"name": "a", "region": ""}], "[0].region: must be a non-empty string"),
+    ([{"name": "a", "region": "r1"}, {"name": "a", "region": "r2"}], "[1].name: duplicate cluster 'a'"),
+    ([{"name": "a", "region": "r1", "labels": ["tier=gold"]}], "[0].labels: must be a mapping"),
+], ids=["no-name", "empty-region", "duplicate", "labels-list"])
+def test_a_fleet_file_and_the_live_view_check_a_clusters_name_region_and_labels_alike(
+        entries: list[dict[str, Any]], said: str) -> None:
+    """One rule (fleet.cluster_identity) for both readers `federator sim --fleet` takes, each with its own error."""
+    from federator.simulate.live_fleet import LiveFleetError, fleet_of_cluster_list
+    assert f"f.yaml: clusters{said}" in refusal({"clusters": [{**e, "nodes": [group()]} for e in entries]})
+    with pytest.raises(LiveFleetError) as caught:
+        fleet_of_cluster_list([_live(**e) for e in entries], source="live.yaml")
+    assert f"live.yaml: {said}" in str(caught.value)
+
+
+def test_a_clusters_labels_are_kept_as_sorted_text_pairs_by_both_readers() -> None:
+    from federator.simulate.live_fleet import fleet_of_cluster_list
+    labels = {"tier": "gold", "federator.io/price-per-accelerator-hour": 4.1}
+    want = (("federator.io/price-per-accelerator-hour", "4.1"), ("tier", "gold"))
+    assert parse_fleet(fleet(group(), labels=labels))["a"].labels == want
+    assert fleet_of_cluster_list([_live(name="a", region="r1", labels=labels)])["a"].labels == want

@@ -117,16 +117,7 @@ def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
             if key not in _CLUSTER_KEYS:
                 raise FleetError(f"{where}.{key}: is not a known field{_did_you_mean(key, _CLUSTER_KEYS)} "
                                  f"(known: {', '.join(_CLUSTER_KEYS)})")
-        name, region = c.get("name"), c.get("region")
-        if not isinstance(name, str) or not name:
-            raise FleetError(f"{where}.name: must be a non-empty string")
-        if not isinstance(region, str) or not region:
-            raise FleetError(f"{where}.region: must be a non-empty string")
-        if name in out:
-            raise FleetError(f"{where}.name: duplicate cluster {name!r}")
-        labels = c.get("labels") or {}
-        if not isinstance(labels, Mapping):
-            raise FleetError(f"{where}.labels: must be a mapping")
+        name, region, labels = cluster_identity(c, where, taken=out, error=FleetError)
         nodes: list[NodeSpec] = []
         shares: dict[str, tuple[str, int, int]] = {}  # model -> (sharing, unit milli, the first group saying it)
         memories: dict[str, tuple[int, int]] = {}  # model -> (memoryMiB, the first group saying it)
@@ -149,9 +140,26 @@ def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
                         f"{first.accelerator_memory_mib or 'none'}: a pool (one model) has one memory; give one of "
                         "them another model name")
             nodes.extend(made)
-        out[name] = ClusterSpec(name, region, tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-                                tuple(nodes))
+        out[name] = ClusterSpec(name, region, labels, tuple(nodes))
     return out
+
+
+def cluster_identity(c: Mapping[str, Any], where: str, *, taken: Mapping[str, object],
+                     error: type[ValueError]) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """A fleet entry's name, region and labels (sorted pairs, as ClusterSpec keeps them), checked by one rule
+    whether a fleet file or the live view (`get clusters -o yaml`, simulate/live_fleet.py) said them: `error`
+    (the reader's own) names the field when one is missing, not a string, or a name already `taken`."""
+    name, region = c.get("name"), c.get("region")
+    if not isinstance(name, str) or not name:
+        raise error(f"{where}.name: must be a non-empty string")
+    if not isinstance(region, str) or not region:
+        raise error(f"{where}.region: must be a non-empty string")
+    if name in taken:
+        raise error(f"{where}.name: duplicate cluster {name!r}")
+    labels = c.get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise error(f"{where}.labels: must be a mapping")
+    return name, region, tuple(sorted((str(k), str(v)) for k, v in labels.items()))
 
 
 _CLUSTER_KEYS = ("name", "region", "labels", "nodes")
