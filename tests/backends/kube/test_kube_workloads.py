@@ -242,3 +242,12 @@ def test_the_members_accelerator_replaces_nvidia_gpu_in_the_rendered_workload() 
         ),
     )
     assert half["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+
+
+def test_a_kueue_topology_annotation_of_the_template_reaches_the_pods_unchanged() -> None:
+    """docs/kubernetes.md, "Limits": topology inside a member is Kueue TAS's, asked on the pod template; the agent
+    keeps the annotation on the pods it renders (outside pretraining QA, topology)."""
+    tas = {"kueue.x-k8s.io/podset-required-topology": "cloud.provider.com/topology-block"}
+    job = build_workload(placement(), spec(template={"metadata": {"annotations": tas}, "spec": TRAINER["spec"]}),
+                         namespace="work")
+    assert job["spec"]["template"]["metadata"]["annotations"].items() >= tas.items()
