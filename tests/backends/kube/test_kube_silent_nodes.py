@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from test_kube_gang_health import _Api, _backend, _node, _placement, _pod, _settle
+from test_kube_gang_health import PID as JS_PID
+from test_kube_gang_health import _Api, _backend, _node, _placement, _pod, _running_gang, _settle
 
 from federator.backends.kube.informer import ADDED, DELETED, MODIFIED
 from federator.backends.kube.pod_faults import PodFault
@@ -108,3 +109,22 @@ def test_only_a_crash_is_reread_and_only_against_a_silent_or_gone_node() -> None
     gone = blamed_on_a_silent_node(crash, pods, healthy, gone={"n1"})
     assert (gone.disruption, gone.cause) == (True, NODE_SILENT)
     assert gone.message.startswith("node n1 was deleted under pod p-1; then pod p-0")
+
+
+def test_a_jobset_that_would_restart_in_place_is_ended_at_once_too() -> None:
+    """A JobSet with failurePolicy.maxRestarts never fails for the crash: it recreates its Jobs, and the replica of
+    the silent node cannot come back. The crash after the silence ends the placement at once, as a node lost."""
+    api = _Api()
+    b, updates, stopped, _ = _backend(api, events=True)
+
+    async def run() -> None:
+        js = _running_gang(b)  # workers w-0-a on h100-0, w-1-a on h100-1
+        b.nodes._apply_event(MODIFIED, _node("h100-1", ready=False, since=SILENT_SINCE))
+        b.pods._apply_event(MODIFIED, _crashed(js, "w-0-a", "h100-0", "2026-12-05T16:29:43Z"))
+        await _settle(b)
+
+    asyncio.run(run())
+    assert updates[-1][:2] == (JS_PID, JobPhase.CANCELLED)
+    assert updates[-1][2].startswith("node h100-1 stopped answering (NotReady since 2026-12-05T16:27:43Z) under pod "
+                                     "w-1-a; then pod w-0-a on node h100-0")
+    assert stopped == ["node_lost"] and any(d.startswith("jobsets/") for d in api.deleted)
