@@ -46,7 +46,8 @@ AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL,
                         CLUSTER_ANNOTATION, AGENT_NAMESPACE_ANNOTATION, FEDERATOR_ANNOTATION})
 # The environment the agent writes into every container of a training placement's Indexed Job, for the
 # rendezvous (backends/kube/workloads/rendezvous.py), in place of a template's own; Submit warns of those.
-RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK")
+RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK", "PET_MASTER_ADDR",
+                  "PET_MASTER_PORT", "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE")
 MASTER_PORT_ANNOTATION = "federator.io/master-port"  # a job's rendezvous port (MASTER_PORT), 29500 without it
 
 

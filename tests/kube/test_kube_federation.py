@@ -90,6 +90,9 @@ def _assert_rendezvous(kube: Kube, job: dict[str, Any], pods: list[dict[str, Any
         assert env["NODE_RANK"] == {"fieldRef": {"apiVersion": "v1", "fieldPath":
                                                  "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
         assert env["FEDERATOR_PLACEMENT_ID"] == job["metadata"]["annotations"]["federator.io/placement-id"]
+        # torchrun's own (PET_<FLAG>): the replica's 8 accelerators, the same rendezvous (pretraining QA P2)
+        assert (env["PET_NPROC_PER_NODE"], env["PET_NNODES"], env["PET_MASTER_ADDR"], env["PET_NODE_RANK"]) == \
+            ("8", "2", env["MASTER_ADDR"], env["NODE_RANK"])
         assert pod["spec"]["containers"][0]["command"][:2] == ["torchrun", "--nnodes=$(NNODES)"]
 
 

@@ -59,7 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lg.add_argument("job", help="job id, namespace/name, or name")
     lg.add_argument("--replica", type=_count("a replica index", 0), default=None, metavar="N",
                     help="only replica N of each placement (its index within the placement; default: every one)")
-    lg.add_argument("--container", default="", metavar="C", help="the container to read (default: each pod's first)")
+    lg.add_argument("--container", default="", metavar="C",
+                    help="the container to read (default: each pod's accelerator container, as the template's "
+                         "annotation federator.io/accelerator-container names it, else its first)")
     lg.add_argument("-f", "--follow", action="store_true",
                     help="after the last lines, print each new line as it is written, prefixed [cluster/pod "
                          "replica N], until the job ends (exit 0) or Ctrl-C (exit 130); at most 24 h (then exit "

@@ -12,7 +12,7 @@ from typing import Any
 
 from federator.backends.kube.agent_identity import AgentIdentity
 from federator.backends.kube.api import KubeError
-from federator.backends.kube.pod_logs import numbered, own_pods, read_logs
+from federator.backends.kube.pod_logs import container_of, numbered, own_pods, read_logs
 from federator.podtemplates import AGENT_NAMESPACE_ANNOTATION, CLUSTER_ANNOTATION
 
 ME = AgentIdentity("east-1", "federator-workloads", "fed:7070")
@@ -140,3 +140,14 @@ def test_a_follows_read_asks_the_api_server_from_its_second_with_each_line_dated
     asyncio.run(read_logs(server, "ns", [pod("j-0", index=0)], replica=0, container="", tail_lines=1,  # type: ignore[arg-type]
                           limit_bytes=1000))
     assert server.asked[-1] == ("", False)  # a plain tail asks neither
+
+
+def test_by_default_the_accelerator_container_is_read_not_the_first() -> None:
+    """Outside pretraining QA P4: a template `[logshipper, trainer]` annotated federator.io/accelerator-container:
+    trainer (docs/kubernetes.md) printed the log shipper's output; what a failed rank said needed --container."""
+    shipped = {"metadata": {"name": "j-0", "annotations": {"federator.io/accelerator-container": "trainer"}},
+               "spec": {"containers": [{"name": "logshipper"}, {"name": "trainer"}]}}
+    assert container_of(shipped, "") == ("trainer", "")
+    assert container_of(shipped, "logshipper") == ("logshipper", "")
+    stale = {**shipped, "metadata": {"name": "j-0", "annotations": {"federator.io/accelerator-container": "gone"}}}
+    assert container_of(stale, "") == ("logshipper", "")  # an annotation naming no container: the first, as before

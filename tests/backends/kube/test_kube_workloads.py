@@ -66,7 +66,12 @@ def test_training_is_an_indexed_job_with_the_gang_shape() -> None:
                        "WORLD_SIZE": "4", "NNODES": "4", "NODE_RANK": {"fieldRef": {
                            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
                        "RANK": {"fieldRef": {  # one process per pod without torchrun: env:// reads RANK
-                           "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}
+                           "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
+                       # torchrun's own (PET_<FLAG>), as PyTorchJob sets them: a bare `torchrun train.py` is right
+                       "PET_MASTER_ADDR": f"{name}-0.{name}", "PET_MASTER_PORT": "29500", "PET_NNODES": "4",
+                       "PET_NODE_RANK": {"fieldRef": {
+                           "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
+                       "PET_NPROC_PER_NODE": "8"}
     assert pod["subdomain"] == name  # with the headless Service of that name: <name>-<i>.<name>
     assert s["template"]["metadata"]["labels"]["team"] == "llm"
     assert placement_of(s["template"]) == "llm-abc123.g2.member-a"
@@ -84,6 +89,24 @@ def test_a_one_replica_gang_gets_the_rendezvous_env_of_its_own() -> None:
             == {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "1", "NNODES": "1",
                 "NODE_RANK": "0", "RANK": "0"}
     assert "subdomain" not in pod
+
+
+@pytest.mark.parametrize(("placed_milli", "procs"), [(8000, "8"), (16000, "16"), (500, "1"), (0, "8")],
+                         ids=["8-H100", "16-Ascend910B-alternative", "a-fraction", "placed-before-alternatives"])
+def test_each_replica_is_told_how_many_processes_to_start_under_the_alternative_placed(placed_milli: int,
+                                                                                       procs: str) -> None:
+    """Outside pretraining QA P2: nothing said the per-node process count, so `--nproc_per_node=8` was written into
+    every command, wrong on a 16-device alternative. PET_NPROC_PER_NODE is the placed alternative's whole devices
+    per replica (torchrun reads it for --nproc-per-node); a placement stored before alternatives carries no count and
+    takes the spec's."""
+    p = Placement(placement_id=PlacementId("llm-abc123.g2.member-a"), job_id=JobId("llm-abc123"), cluster="member-a",
+                  region="east", replicas=2, accelerator_model="Ascend910B", generation=2,
+                  accelerator_milli=placed_milli)
+    job = build_workload(p, spec(template=TRAINER), namespace="work")
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["PET_NPROC_PER_NODE"] == procs
+        assert (env["PET_NNODES"], env["PET_MASTER_PORT"]) == ("2", "29500")
 
 
 def test_the_spec_template_is_not_modified() -> None:
@@ -219,3 +242,12 @@ def test_the_members_accelerator_replaces_nvidia_gpu_in_the_rendered_workload() 
         ),
     )
     assert half["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+
+
+def test_a_kueue_topology_annotation_of_the_template_reaches_the_pods_unchanged() -> None:
+    """docs/kubernetes.md, "Limits": topology inside a member is Kueue TAS's, asked on the pod template; the agent
+    keeps the annotation on the pods it renders (outside pretraining QA, topology)."""
+    tas = {"kueue.x-k8s.io/podset-required-topology": "cloud.provider.com/topology-block"}
+    job = build_workload(placement(), spec(template={"metadata": {"annotations": tas}, "spec": TRAINER["spec"]}),
+                         namespace="work")
+    assert job["spec"]["template"]["metadata"]["annotations"].items() >= tas.items()

@@ -23,6 +23,7 @@ from federator.backends.kube.informer import DELETED
 from federator.backends.kube.kinds import resource_of
 from federator.backends.kube.placement_state import key_name
 from federator.backends.kube.pod_faults import pod_fault
+from federator.backends.kube.silent_nodes import blamed_on_a_silent_node
 from federator.backends.kube.workloads import adapter_of, placement_of
 from federator.model import JobPhase
 
@@ -90,9 +91,10 @@ class InformerEvents(GangWatch):
         workload, watched = self._workload(pid), self.gang.watched(pid)
         if workload is None and not watched:
             return
-        if pid not in self._faults and (fault := pod_fault(pod)):  # its final state too, as it leaves the watch
-            self._faults[pid] = fault
         pods = self._pods_of(pid)
+        if pid not in self._faults and (fault := pod_fault(pod)):  # its final state too, as it leaves the watch
+            # A crash while a peer's node is silent is that node's doing (silent_nodes.py).
+            self._faults[pid] = blamed_on_a_silent_node(fault, pods, self.nodes.cache, gone=self._nodes_gone)
         if watched:  # every change, in order: a gang is whole only if some moment saw it so
             if self._started and workload is not None and (why := self._gang_overdue(pid, workload)):
                 self._refuse(pid, why)  # its deadline passed before this change: judged on what came before

@@ -24,6 +24,7 @@ from federator.backends.kube.placement_state import serves
 from federator.backends.kube.placement_stops import PlacementStops
 from federator.backends.kube.pod_faults import cause_among, disrupted_job, ended_by_its_own_rule
 from federator.backends.kube.pod_nodes import node_replicas, replica_pods
+from federator.backends.kube.silent_nodes import blamed_on_a_silent_node
 from federator.backends.kube.stops import StopReason, fault_reason
 from federator.backends.kube.workload_ends import workload_ended_at
 from federator.backends.kube.workloads import workload_counts, workload_phase
@@ -182,7 +183,8 @@ class PlacementPhases(PlacementStops):
                 return  # cancelled or gone meanwhile
             self._pods_read[pid] = True
             if (cause := cause_among(self._faults.get(pid), pods)) is not None:
-                self._faults[pid] = cause
+                self._faults[pid] = blamed_on_a_silent_node(cause, [*pods, *self._pods_of(pid)], self.nodes.cache,
+                                                            gone=self._nodes_gone)
             if (workload := self._workload(pid)) is not None:
                 self._refresh(pid, workload)
 

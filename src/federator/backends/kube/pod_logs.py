@@ -28,6 +28,7 @@ from federator.agent.backend import ReplicaOutput
 from federator.backends.kube.agent_identity import AgentIdentity
 from federator.backends.kube.api import KubeApi, KubeError
 from federator.backends.kube.workloads.rendezvous import COMPLETION_INDEX_ANNOTATION
+from federator.template_accelerators import ACCELERATOR_CONTAINER_ANNOTATION
 
 READ_FACTOR = 4
 MAX_READ_BYTES = 2 * 1024 * 1024
@@ -81,11 +82,17 @@ def numbered(pods: Sequence[Pod]) -> list[tuple[int, Pod]]:
 
 
 def container_of(pod: Pod, asked: str) -> tuple[str, str]:
-    """(the container to read, "") or ("", why not): the one asked, or the pod's first."""
+    """(the container to read, "") or ("", why not): the one asked, else the accelerator container (the pod's
+    annotation federator.io/accelerator-container, from the job's template, when it names one of the pod's), else
+    the pod's first. The first of a template `[logshipper, trainer]` is the log shipper: what a failed rank printed
+    needed `--container trainer` (outside pretraining QA, P4)."""
     names = [str(c.get("name") or "") for c in (pod.get("spec") or {}).get("containers") or []]
     if asked:
         return (asked, "") if asked in names else ("", f"container {asked!r}: not in this pod (it has "
                                                        f"{', '.join(names) or 'none'})")
+    main = str(((pod.get("metadata") or {}).get("annotations") or {}).get(ACCELERATOR_CONTAINER_ANNOTATION) or "")
+    if main in names:
+        return main, ""
     return (names[0], "") if names else ("", "the pod has no containers")
 
 

@@ -59,6 +59,7 @@ can select the agent's (`kubectl get events --field-selector reason=FederatorGan
 _BY_DISRUPTION = {
     "PreemptionByScheduler": StopReason.PREEMPTED,
     "DeletionByPodGC": StopReason.NODE_LOST,
+    "NodeNotReady": StopReason.NODE_LOST,  # a crash after a peer's node went silent (silent_nodes.py)
 }
 
 

@@ -39,7 +39,7 @@ class BatchJobAdapter(TemplatedAdapter):
         if pod.get("restartPolicy") not in ("Never", "OnFailure"):
             pod["restartPolicy"] = "Never"  # a Job refuses Always
         if is_indexed(obj):
-            apply_rendezvous(obj, port=options.master_port)
+            apply_rendezvous(obj, port=options.master_port, procs=options.procs_per_replica)
 
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
         status = obj.get("status") or {}

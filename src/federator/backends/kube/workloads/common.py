@@ -79,6 +79,7 @@ class RenderOptions:
     # On the object and every pod template it has: the agent's identity (backends/kube/agent_identity.py)
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     master_port: int = DEFAULT_MASTER_PORT  # rendezvous port of multi-replica training (MASTER_PORT)
+    procs_per_replica: int = 1  # processes a training replica starts: PET_NPROC_PER_NODE (rendezvous.py)
     finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs: ours, and brought ones without one
     # How this member gives the placed pool's devices (accelerators.render); None: whole nvidia.com/gpu.
     accelerator: AcceleratorRequest | None = None

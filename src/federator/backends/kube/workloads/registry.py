@@ -30,7 +30,7 @@ from federator.backends.kube.workloads.jobset import JobSetAdapter
 from federator.backends.kube.workloads.kubeflow import PyTorchJobAdapter, TrainJobAdapter
 from federator.backends.kube.workloads.lws import LeaderWorkerSetAdapter
 from federator.backends.kube.workloads.ray import RayJobAdapter
-from federator.backends.kube.workloads.rendezvous import master_port
+from federator.backends.kube.workloads.rendezvous import master_port, procs_per_replica
 from federator.model import JobKind, JobPhase, JobSpec, Placement
 from federator.template_accelerators import accelerator_container
 
@@ -123,6 +123,7 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
     options = RenderOptions(labels=options.labels, annotations=options.annotations,
                             finished_ttl_seconds=options.finished_ttl_seconds,
                             master_port=master_port(dict(spec.annotations), options.master_port),
+                            procs_per_replica=procs_per_replica(placement, spec),
                             accelerator=options.accelerator, env=options.env + array_env(spec))
     if spec.workload_json:
         try:

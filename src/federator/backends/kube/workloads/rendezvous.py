@@ -14,6 +14,16 @@ name is known before any pod exists. Every container then gets what
                   (torch.distributed's env:// reads RANK and WORLD_SIZE, as
                   PyTorchJob sets them; torchrun sets its own per process)
 
+Every container also gets torchrun's own variables, as Kubeflow's PyTorchJob sets them (torchrun reads each
+flag it is not given from `PET_<FLAG>`), so a bare `torchrun train.py` is right on every shape the job may get:
+
+    PET_NPROC_PER_NODE  the whole accelerators of one replica under the alternative placed (at least 1):
+                        8 on an 8 x H100 alternative, 16 on a 16 x Ascend910B one, where a command that said
+                        --nproc_per_node=8 was wrong on one of them (outside pretraining QA, P2)
+    PET_NNODES, PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT  the same values as above
+
+A flag on the command line still wins over its variable.
+
 The Service carries an ownerReference to the Job, so the member's garbage
 collector deletes it with the Job; the agent deletes it too when it cancels.
 
@@ -33,7 +43,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from federator.backends.kube.workloads.common import Obj, WorkloadError, set_env, workload_labels
-from federator.model import Placement
+from federator.model import MILLI, JobSpec, Placement, placement_resources
 from federator.podtemplates import MASTER_PORT_ANNOTATION, RENDEZVOUS_ENV
 
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -65,7 +75,23 @@ def needs_rendezvous(job: Mapping[str, Any]) -> bool:
     return is_indexed(job) and int((job.get("spec") or {}).get("parallelism") or 1) > 1
 
 
-def rendezvous_env(name: str, *, replicas: int, port: int) -> list[Obj]:
+TORCHRUN_MIRRORS = ("MASTER_ADDR", "MASTER_PORT", "NNODES", "NODE_RANK")
+"""The rendezvous variables torchrun also reads as PET_<name> (its flags --master-addr, ... --node-rank)."""
+
+
+def procs_per_replica(placement: Placement, spec: JobSpec) -> int:
+    """Processes a replica starts (PET_NPROC_PER_NODE): its whole accelerators under the alternative placed, at
+    least 1 (a CPU-only or fractional replica runs one)."""
+    return max(1, placement_resources(placement, spec).accelerator_milli // MILLI)
+
+
+def rendezvous_env(name: str, *, replicas: int, port: int, procs: int = 1) -> list[Obj]:
+    env = _rendezvous_env(name, replicas=replicas, port=port)
+    mirrors = [{**e, "name": f"PET_{e['name']}"} for e in env if e["name"] in TORCHRUN_MIRRORS]
+    return [*env, *mirrors, {"name": "PET_NPROC_PER_NODE", "value": str(max(1, procs))}]
+
+
+def _rendezvous_env(name: str, *, replicas: int, port: int) -> list[Obj]:
     if replicas <= 1:  # its own master: no DNS name, no Service
         return [{"name": "MASTER_ADDR", "value": SINGLE_POD_MASTER}, {"name": "MASTER_PORT", "value": str(port)},
                 {"name": "WORLD_SIZE", "value": "1"}, {"name": "NNODES", "value": "1"},
@@ -82,7 +108,7 @@ def rendezvous_env(name: str, *, replicas: int, port: int) -> list[Obj]:
     ]
 
 
-def apply_rendezvous(job: Obj, *, port: int) -> None:
+def apply_rendezvous(job: Obj, *, port: int, procs: int = 1) -> None:
     """Rendezvous env on an Indexed Job's pod template (in place), and the subdomain its Service names when
     it has more than one pod."""
     name = job["metadata"]["name"]
@@ -90,7 +116,7 @@ def apply_rendezvous(job: Obj, *, port: int) -> None:
     pod = spec["template"].setdefault("spec", {})
     if needs_rendezvous(job):
         pod["subdomain"] = name
-    env = rendezvous_env(name, replicas=int(spec.get("parallelism") or 1), port=port)
+    env = rendezvous_env(name, replicas=int(spec.get("parallelism") or 1), port=port, procs=procs)
     for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
         set_env(container, env)
 
@@ -125,5 +151,6 @@ def rendezvous_service(job: Mapping[str, Any], placement: Placement, *, port: in
 
 
 __all__ = ["COMPLETION_INDEX_ANNOTATION", "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "SINGLE_POD_MASTER",
+           "TORCHRUN_MIRRORS", "procs_per_replica",
            "apply_rendezvous", "is_indexed", "master_port", "needs_rendezvous", "rendezvous_env",
            "rendezvous_service"]
