@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from server_support import Clock, MemoryStore, capacity, make, spec
 
+from federator.jobfile import parse_job
 from federator.model import JobId, JobPhase, JobSpec
 from federator.security.authz import recorded_owner
 from federator.server.federator import Federator
+from federator.server.intake import SubmitError
 from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.reapplied import digest_problem, job_digest
 
@@ -100,3 +103,14 @@ def test_a_job_of_a_recorded_user_has_no_digest_and_the_agent_says_it_back_uncha
     assert digest_problem(digest) is None and digest_problem("") is None
     problem = digest_problem("v1:nothex")
     assert problem is not None and problem.startswith("job_update.job_digest: ")
+
+
+def test_a_job_may_not_carry_the_digest_annotation_the_agent_keeps() -> None:
+    """It could pass its own workload off as another job's at a re-apply: refused at submit, naming the field."""
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "w"},
+           "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1"},
+                    "template": {"metadata": {"annotations": {"federator.io/job-digest": "v1:" + "0" * 64}},
+                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    fed = make(MemoryStore(), Clock())
+    with pytest.raises(SubmitError, match=r"spec\.template\.metadata\.annotations\[federator\.io/job-digest\]"):
+        fed.submit(parse_job(doc))
