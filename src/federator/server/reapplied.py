@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from federator.api import convert
 from federator.model import JobId, JobKind
@@ -51,6 +51,7 @@ def _job_of(placement_id: str, cluster: str) -> tuple[JobId, int] | None:
     return job_of(placement_id, cluster)
 
 
+K = TypeVar("K", str, JobId)
 DIGEST_FORM = re.compile(r"^v1:[0-9a-f]{64}$")
 DIGESTS_KEPT = 20_000  # orphans' digests remembered (each of a placement whose job the store has no record of)
 
@@ -73,21 +74,28 @@ def digest_problem(digest: str) -> str | None:
 
 
 class Reapplied:
-    """The digests agents say of orphans whose job the store has no record of, and the jobs that take them back."""
+    """The digests agents say of orphans whose job the store has no record of, and the jobs that take them back.
+    Indexed by digest and by job, so a submit and an admission cost no walk over a restore's thousands of orphans."""
 
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
-        self._said: dict[tuple[str, str], str] = {}  # (cluster, placement id) -> the digest its agent said
+        self._said: dict[tuple[str, str], tuple[str, JobId]] = {}  # (cluster, placement id) -> (digest, its job)
+        self._by_digest: dict[str, set[tuple[str, str]]] = {}
+        self._by_job: dict[JobId, set[tuple[str, str]]] = {}
 
     def said(self, cluster: str, placement_id: str, digest: str) -> None:
         """A JobUpdate's digest: kept while its placement is of a job the store has no record of."""
         key = (cluster, placement_id)
         named = _job_of(placement_id, cluster)
         if not digest or named is None or named[0] in self.fed.jobs or placement_id in self.fed.placement_index:
-            self._said.pop(key, None)
+            self._drop(key)
             return
-        if key in self._said or len(self._said) < DIGESTS_KEPT:
-            self._said[key] = digest
+        if self._said.get(key, ("", ""))[0] == digest or (key not in self._said and len(self._said) >= DIGESTS_KEPT):
+            return
+        self._drop(key)
+        self._said[key] = (digest, named[0])
+        self._by_digest.setdefault(digest, set()).add(key)
+        self._by_job.setdefault(named[0], set()).add(key)
 
     def knows(self, cluster: str, placement_id: str) -> bool:
         """Whether the placement's agent said a digest of it (a job submitted later may take it)."""
@@ -96,12 +104,12 @@ class Reapplied:
     def reclaim(self, spec: JobSpec) -> JobId | None:
         """The id a job of `spec`, about to be admitted, takes: its earlier self's, whose placement an agent runs
         (the newest generation, if several), when the digests are equal; None if none is."""
-        digest = job_digest(spec)
-        if not digest or spec.kind is not JobKind.TRAINING:
+        if not self._said or spec.kind is not JobKind.TRAINING:
             return None
+        digest = job_digest(spec)
         found: list[tuple[int, JobId]] = []
-        for (cluster, pid), said in self._said.items():
-            named = _job_of(pid, cluster) if said == digest else None
+        for cluster, pid in self._by_digest.get(digest, ()) if digest else ():
+            named = _job_of(pid, cluster)
             if named is not None and named[0].startswith(f"{spec.name}-") and named[0] not in self.fed.jobs:
                 found.append((named[1], named[0]))
         return max(found)[1] if found else None
@@ -109,15 +117,33 @@ class Reapplied:
     def taken_back(self, job: Job) -> None:
         """A job admitted with a reclaimed id is durable: it adopts its running placement now, before any cycle
         can place it a second time (server/adoption.py, as at a release)."""
-        mine = [k for k in self._said if (named := _job_of(k[1], k[0])) is not None and named[0] == job.job_id]
+        mine = self._by_job.get(job.job_id)
         if mine:
-            for key in mine:
-                del self._said[key]
+            for key in list(mine):
+                self._drop(key)
             self.fed.orphans.adoption.release(job)
 
     def forget(self, cluster: str) -> None:
-        """A cluster forgotten, or its agent re-syncing: what it said before is said again."""
-        self._said = {k: v for k, v in self._said.items() if k[0] != cluster}
+        """A cluster forgotten: what its agent said goes with it."""
+        for key in [k for k in self._said if k[0] == cluster]:
+            self._drop(key)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        kept = self._said.pop(key, None)
+        if kept is None:
+            return
+        digest, job_id = kept
+        _discard(self._by_digest, digest, key)
+        _discard(self._by_job, job_id, key)
+
+
+def _discard(index: dict[K, set[tuple[str, str]]], at: K, key: tuple[str, str]) -> None:
+    """`key` out of `index[at]`, and the entry gone once empty."""
+    keys = index.get(at)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[at]
 
 
 __all__ = ["DIGEST_FORM", "Reapplied", "digest_problem", "job_digest"]
