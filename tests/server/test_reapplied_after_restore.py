@@ -9,13 +9,17 @@ from dataclasses import replace
 import pytest
 from server_support import Clock, MemoryStore, capacity, make, spec
 
+from federator.api import convert
+from federator.api.v1 import agent_pb2
 from federator.jobfile import parse_job
 from federator.model import JobId, JobPhase, JobSpec
 from federator.security.authz import recorded_owner
+from federator.security.limits import RejectReason
 from federator.server.federator import Federator
 from federator.server.intake import SubmitError
 from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.reapplied import digest_problem, job_digest
+from federator.server.validation import check_update
 
 GRACE = 1800.0
 
@@ -114,3 +118,12 @@ def test_a_job_may_not_carry_the_digest_annotation_the_agent_keeps() -> None:
     fed = make(MemoryStore(), Clock())
     with pytest.raises(SubmitError, match=r"spec\.template\.metadata\.annotations\[federator\.io/job-digest\]"):
         fed.submit(parse_job(doc))
+
+
+def test_an_agents_digest_not_of_the_launchs_form_is_refused_naming_the_field() -> None:
+    running = convert.phase_to_pb(JobPhase.RUNNING)
+    ok = agent_pb2.JobUpdate(placement_id="a-1.g1.c", phase=running, job_digest=job_digest(_team("team-a")))
+    assert check_update(ok, None) is None
+    refusal = check_update(agent_pb2.JobUpdate(placement_id="a-1.g1.c", phase=running, job_digest="V1:ABC"), None)
+    assert refusal is not None and refusal.reason is RejectReason.MALFORMED
+    assert refusal.message.startswith("job_update.job_digest: must be empty or the placement's Launch.job_digest")
