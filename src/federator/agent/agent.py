@@ -88,7 +88,8 @@ class Agent:
         self._finals = FinalPhases(self.contact)  # the ends the agent says, and keeps for the re-sync
         self._orders = Orders(config, backend, contact=self.contact, metrics=self.metrics, member=self.member,
                               outbox=outbox, finals=self._finals)
-        self._updates = PlacementUpdates(outbox, self._finals, fencing=self._orders.fencing)
+        self._updates = PlacementUpdates(outbox, self._finals, fencing=self._orders.fencing,
+                                         digests=self._orders.digests)
         self._orders.said_again = self._updates.again
         self._session = Session(config, backend, contact=self.contact, metrics=self.metrics, member=self.member,
                                 certificates=self.certificates, instance=self.instance, outbox=outbox,

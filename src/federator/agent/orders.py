@@ -19,6 +19,7 @@ from federator.agent.backend import Backend, Invalid, Resizer
 from federator.agent.config import AgentConfig
 from federator.agent.fencing import Contact
 from federator.agent.final_updates import FinalPhases
+from federator.agent.job_digests import JobDigests
 from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth
 from federator.agent.metrics import AgentMetrics
@@ -46,6 +47,7 @@ class Orders:
         self.finals = finals
         self.fences = 0  # fences so far: a launch that began before one and lands after it is stopped
         self.fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
+        self.digests = JobDigests(backend)  # each placement's Launch.job_digest, said back (agent/job_digests.py)
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
         # placements' do not wait for each other, and the stream is read meanwhile (`in_order`).
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -193,6 +195,7 @@ class Orders:
         again = placement.placement_id in self.backend.placements()
         loop = asyncio.get_running_loop()
         started, fences = loop.time(), self.fences
+        self.digests.launched(placement.placement_id, launch.job_digest)
         try:
             why = await self.backend.launch(placement, spec)
             self.metrics.launched("ok" if why is None else "refused", loop.time() - started)

@@ -13,17 +13,22 @@ from collections.abc import Iterator, Mapping
 
 from federator.agent.backend import Backend, SaysNodes
 from federator.agent.final_updates import FinalPhases
+from federator.agent.job_digests import JobDigests
 from federator.agent.outbox import Outbox
 from federator.api import convert
 from federator.api.v1 import agent_pb2
 from federator.model import JobPhase
 
+_LIVE = frozenset({convert.phase_to_pb(JobPhase.PLACED), convert.phase_to_pb(JobPhase.RUNNING)})
+
 
 class PlacementUpdates:
     """Each placement's latest message, replica counts and nodes; the JobUpdates that say them."""
 
-    def __init__(self, outbox: Outbox, finals: FinalPhases, *, fencing: Mapping[str, str]) -> None:
+    def __init__(self, outbox: Outbox, finals: FinalPhases, *, fencing: Mapping[str, str],
+                 digests: JobDigests | None = None) -> None:
         self.outbox = outbox
+        self.digests = digests or JobDigests(None)  # each placement's Launch.job_digest (agent/job_digests.py)
         self.finals = finals
         self.fencing = fencing  # placements this agent is stopping on its own, with why (agent/orders.py)
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
@@ -79,6 +84,7 @@ class PlacementUpdates:
         self._messages = {pid: m for pid, m in self._messages.items() if pid in held}
         self._counts = {pid: c for pid, c in self._counts.items() if pid in held}
         self._nodes = {pid: n for pid, n in self._nodes.items() if pid in held}
+        self.digests.keep_only(held)
         if isinstance(backend, SaysNodes):  # a restarted agent's copy is empty: the backend's is not
             self._nodes.update({pid: n for pid, phase in held.items()
                                 if not phase.is_terminal and (n := backend.nodes_of(pid))})
@@ -91,7 +97,10 @@ class PlacementUpdates:
             yield self.finals.update(pid, ended.phase, ended.message, resync=True)
 
     def _counted(self, update: agent_pb2.JobUpdate) -> agent_pb2.JobUpdate:
-        """`update` with its placement's last replica counts (none for one its backend does not count)."""
+        """`update` with its placement's last replica counts (none for one its backend does not count), and, Placed
+        or Running, its job digest (JobUpdate.job_digest)."""
+        if update.phase in _LIVE:
+            update.job_digest = self.digests.of(update.placement_id)
         counts = self._counts.get(update.placement_id)
         if counts is not None:
             update.replicas_running, update.replicas_ready = counts

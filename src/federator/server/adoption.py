@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from federator.model import JobKind, JobPhase, partition_worth
 from federator.scheduler.alternatives import Assignment, variants
 from federator.scheduler.framework import PlacementRequest, accepts_pool
+from federator.server.reapplied import Reapplied
 from federator.server.scheduling import new_placements
 
 if TYPE_CHECKING:
@@ -50,12 +51,23 @@ class Adoption:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self._phase: dict[tuple[str, str], JobPhase] = {}  # (cluster, placement id) -> the phase its agent said
+        self.reapplied = Reapplied(fed)  # orphans of jobs the store has no record of, which a job applied again takes
 
     def heard(self, cluster: str, placement_id: str, phase: JobPhase, job: Job | None, generation: int) -> None:
         """A JobUpdate of a placement the store does not hold, of `job` (None: unknown) at `generation`: its phase
-        is kept for `adopt` while it may be adopted (a job held at an older generation); an end forgets it."""
+        is kept for `adopt` while it may be adopted (a job held at an older generation, or one the store has no
+        record of whose agent said its digest: server/reapplied.py); an end forgets it."""
         key = (cluster, placement_id)
-        if phase.is_terminal or job is None or job.generation >= generation:
+        if phase.is_terminal:
+            self.reapplied.said(cluster, placement_id, "")  # ended: no job takes it back
+        if job is None and not phase.is_terminal and self.reapplied.knows(cluster, placement_id):
+            job_generation = -1
+        elif phase.is_terminal or job is None:
+            self._phase.pop(key, None)
+            return
+        else:
+            job_generation = job.generation
+        if job_generation >= generation:
             self._phase.pop(key, None)
             return
         if key in self._phase or len(self._phase) < PHASES_KEPT:
@@ -108,6 +120,7 @@ class Adoption:
     def forget(self, cluster: str) -> None:
         """A cluster forgotten, or its agent re-syncing: what it said before is said again."""
         self._phase = {k: v for k, v in self._phase.items() if k[0] != cluster}
+        self.reapplied.forget(cluster)
 
     def _shape(self, job: Job, rec: ClusterRecord, capacity: ClusterCapacity, generation: int) -> Placement | None:
         """The placement the scheduler would have made of the whole job on this cluster, at `generation`: its first

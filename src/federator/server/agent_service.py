@@ -36,6 +36,7 @@ from federator.server.launch_spec import launched_spec
 from federator.server.orders import ErrorNotice, LaunchOrder, LogsOrder, Order, ResizeOrder
 from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
+from federator.server.reapplied import job_digest
 from federator.server.refusal_log import RefusalLog
 from federator.server.refused_messages import RefusedMessages
 from federator.server.replica_counts import counts_of
@@ -52,7 +53,8 @@ def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage
     if isinstance(order, LaunchOrder):
         # Without its owner nor its dependency: the federator's alone (server/launch_spec.py)
         launch = agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
-                                  spec=convert.spec_to_pb(launched_spec(order.spec)))
+                                  spec=convert.spec_to_pb(launched_spec(order.spec)),
+                                  job_digest=job_digest(order.spec))  # said back at re-syncs (reapplied.py)
         terms.stamp(launch)  # dated as it leaves: the agent refuses it once it is older than its bound
         return agent_pb2.FederatorMessage(launch=launch)
     if isinstance(order, ResizeOrder):
@@ -339,6 +341,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                               f"(its ids are JOB.g<generation>.{rec.name}; a JobUpdate reports a "
                                               "placement sent to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
+                self.fed.orphans.adoption.reapplied.said(rec.name, u.placement_id, u.job_digest)  # reapplied.py
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
                                     ended_at=u.ended_at, job_ended=u.job_ended)

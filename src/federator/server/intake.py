@@ -373,7 +373,8 @@ class Intake:
         delegate = spec.annotation(DELEGATE_ANNOTATION)
         if delegate:
             self._check_delegate_room(delegate, size)
-        job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
+        reclaimed = fed.orphans.adoption.reapplied.reclaim(spec) if reserve else None  # its orphan's id, applied again
+        job = Job(job_id=reclaimed or JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
                   pending_reason=held_reason(hold) if hold is not None else Reason(
                       ReasonCode.WAITING, fed.settling.waiting(fed.clock()) or "waiting for the next scheduling cycle"),
                   hold=hold)
@@ -506,6 +507,7 @@ class Intake:
         if job.phase is JobPhase.PENDING:  # not cancelled while its write was on its way
             fed.cycles.pending(job)
         fed.notify([job])
+        fed.orphans.adoption.reapplied.taken_back(job)  # a job applied again: its running placement is its own
         fed.wake()
 
     def _forget(self, job: Job) -> None:

@@ -20,6 +20,7 @@ from federator.api.v1 import agent_pb2, types_pb2
 from federator.model import ClusterCapacity, JobPhase
 from federator.model.cluster import DRA_SUFFIX
 from federator.security.limits import RejectReason
+from federator.server.reapplied import digest_problem
 from federator.termtext import visible
 
 _NOT_REPORTED = (types_pb2.JOB_PHASE_UNSPECIFIED, types_pb2.JOB_PHASE_PENDING)
@@ -84,6 +85,9 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
     if update.lost and phase is not JobPhase.FAILED:
         return Refusal(RejectReason.MALFORMED,
                        f"job_update.lost: only a Failed placement is reported lost; {pid} is reported {phase}", pid)
+    digest = digest_problem(update.job_digest)  # said back as the Launch said it (server/reapplied.py)
+    if digest is not None:
+        return Refusal(RejectReason.MALFORMED, digest, pid)
     return check_nodes(update, pid)
 
 

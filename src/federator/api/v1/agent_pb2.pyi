@@ -202,7 +202,7 @@ class NodeRoom(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
-    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at", "job_ended")
+    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at", "job_ended", "job_digest")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,7 @@ class JobUpdate(_message.Message):
     LOST_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     JOB_ENDED_FIELD_NUMBER: _ClassVar[int]
+    JOB_DIGEST_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     phase: _types_pb2.JobPhase
     message: str
@@ -227,7 +228,8 @@ class JobUpdate(_message.Message):
     lost: bool
     ended_at: float
     job_ended: bool
-    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ..., job_ended: _Optional[bool] = ...) -> None: ...
+    job_digest: str
+    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ..., job_ended: _Optional[bool] = ..., job_digest: _Optional[str] = ...) -> None: ...
 
 class NodeReplicas(_message.Message):
     __slots__ = ("node", "replicas")
@@ -238,16 +240,18 @@ class NodeReplicas(_message.Message):
     def __init__(self, node: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class Launch(_message.Message):
-    __slots__ = ("placement", "spec", "issued_at", "max_age_seconds")
+    __slots__ = ("placement", "spec", "issued_at", "max_age_seconds", "job_digest")
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JOB_DIGEST_FIELD_NUMBER: _ClassVar[int]
     placement: _types_pb2.Placement
     spec: _types_pb2.JobSpec
     issued_at: float
     max_age_seconds: float
-    def __init__(self, placement: _Optional[_Union[_types_pb2.Placement, _Mapping]] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., issued_at: _Optional[float] = ..., max_age_seconds: _Optional[float] = ...) -> None: ...
+    job_digest: str
+    def __init__(self, placement: _Optional[_Union[_types_pb2.Placement, _Mapping]] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., issued_at: _Optional[float] = ..., max_age_seconds: _Optional[float] = ..., job_digest: _Optional[str] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("placement_id", "reason", "job_ended")

@@ -50,7 +50,7 @@ from federator.backends.kube.workloads import (
 )
 from federator.backends.kube.workloads.common import templates_at
 from federator.model import JobKind, JobSpec, Placement
-from federator.podtemplates import merged_over, shape_problems
+from federator.podtemplates import JOB_DIGEST_ANNOTATION, merged_over, shape_problems
 from federator.security import isolation
 from federator.security.podsecurity import AGENT_FLAGS, check_object, member_refusal, needed_by_object
 
@@ -96,6 +96,11 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: 
     return out
 
 
+def digest_annotation(digest: str) -> dict[str, str]:
+    """The annotation that keeps a placement's job digest on its workload object (none without one)."""
+    return {JOB_DIGEST_ANNOTATION: digest} if digest else {}
+
+
 def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
     """The job as this placement runs it: the chosen alternative's count per replica and its pod-template
     override (a CANN or ROCm image instead of the CUDA one) merged over the job's template."""
@@ -112,8 +117,18 @@ def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
 class PlacementLaunch(CapacityReport):
     """`launch` and the checks before it creates anything."""
 
+    def keep_digest(self, placement_id: str, digest: str) -> None:
+        """The Launch's job digest, written on the workload object the launch creates (agent/job_digests.py)."""
+        self._digests[placement_id] = digest
+
+    def digest_of(self, placement_id: str) -> str:
+        """The job digest the placement's workload object carries ("" if none): a restarted agent's word."""
+        obj = self._workload(placement_id)
+        return str(((obj or {}).get("metadata") or {}).get("annotations", {}).get(JOB_DIGEST_ANNOTATION, ""))
+
     async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
         pid = placement.placement_id
+        digest = self._digests.pop(pid, "")  # kept with the placement on the member (agent/job_digests.py)
         if pid in self._phases or pid in self._launched:
             return None  # idempotent: this placement runs here already
         spec = chosen_alternative(placement, spec)
@@ -124,7 +139,8 @@ class PlacementLaunch(CapacityReport):
         try:
             manifest = build_workload(placement, spec, namespace=namespace,
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
-                                                            annotations=self.identity.annotations(),
+                                                            annotations=self.identity.annotations()
+                                                            | digest_annotation(digest),
                                                             accelerator=accelerator if spec.resources.accelerator_milli
                                                             else None))
         except WorkloadError as exc:

@@ -99,6 +99,7 @@ class PlacementState:
     _faults: dict[str, PodFault]
     _pods_read: dict[str, bool]
     _launched: dict[str, Placement]
+    _digests: dict[str, str]
     _cancelled: set[str]
     _retries: set[asyncio.Task[None]]
     _sequence: int
