@@ -16,7 +16,7 @@ HISTORY_SIZE jobs changed, and a cursor older than that one has lost changes: a 
 behind, a resume is told to list again. Why by jobs: a parked backlog's pending reasons are told again as the
 fleet changes (server/reason_refresh.py, up to 2,000 a second), so a ring of the last 50,000 changes held 25 to 35
 seconds with 3,000 or 30,000 jobs waiting: a snapshot of 30,000 jobs outlasted it and its Watch could never
-resume, nor a client cut for half a minute (outside QA, soak S1). Compaction keeps at most twice HISTORY_SIZE
+resume, nor a client cut for half a minute (outside QA, soak S1). Compaction keeps at most about twice the live
 changes, each dropped once: the cost of a change stays a constant.
 
 Not stored: the store (SQLite, or the host cluster's FederatedJobs) keeps jobs, not their history, so a restart
@@ -119,7 +119,7 @@ class WatchHistory:
             self.floor = gone.revision
             if gone.job_id:
                 del self._latest[gone.job_id]
-        if self._head > self.size or len(self._log) - self._head > 2 * self.size:
+        if self._head > self.size or self.kept > 2 * self._live + min(self.size, 1_024):
             self._log = [c for c in self._log[self._head:] if not self._superseded(c)]
             self._head = 0
 
@@ -128,7 +128,8 @@ class WatchHistory:
 
     @property
     def kept(self) -> int:
-        """Changes held, superseded ones not yet compacted away included: at most twice `size`."""
+        """Changes held, superseded ones not yet compacted away included: at most twice the live ones (one per
+        job changed, at most `size`) and a little: a drained backlog's history shrinks with it."""
         return len(self._log) - self._head
 
     def newest(self, job_id: JobId) -> int:
