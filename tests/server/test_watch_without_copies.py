@@ -102,16 +102,19 @@ def test_a_state_the_snapshot_sent_is_not_sent_again_when_its_change_isread_watc
 
 
 def test_the_newest_revision_of_a_job_is_known_while_its_change_is_held_and_forgotten_after() -> None:
-    """WatchHistory.newest: what a watcher skips by. Shared by every watcher and bounded by the ring: a job whose
-    changes all left the ring is forgotten."""
+    """WatchHistory.newest: what a watcher skips by. Shared by every watcher and bounded by jobs: the newest change
+    of the last `size` jobs to change is held, and a job whose newest change is older than theirs is forgotten."""
     history = WatchHistory(start=100, size=3)
-    jobs = {JobId(n): Job(job_id=JobId(n), spec=spec(n), submitted_at=0.0) for n in ("a", "b", "c", "d")}
+    jobs = {JobId(n): Job(job_id=JobId(n), spec=spec(n), submitted_at=0.0) for n in ("a", "b", "c", "d", "e")}
     history.record([jobs[JobId("a")], jobs[JobId("b")], jobs[JobId("a")]], jobs)
     assert (history.newest(JobId("a")), history.newest(JobId("b")), history.newest(JobId("c"))) == (103, 102, 0)
-    history.record([jobs[JobId("c")], jobs[JobId("d")]], jobs)  # 104, 105: 101 and 102 leave the ring
+    history.record([jobs[JobId("c")], jobs[JobId("d")]], jobs)  # 104, 105: four jobs changed; b's 102 leaves
     assert (history.newest(JobId("a")), history.newest(JobId("b"))) == (103, 0)
-    history.record([jobs[JobId("d")]], jobs)  # 106: 103, a's newest, leaves
-    assert [history.newest(JobId(n)) for n in "abcd"] == [0, 0, 104, 106]
+    assert not history.held(101) and history.held(102)  # b's change after 101 is lost; after 102, a, c and d's held
+    history.record([jobs[JobId("d")]], jobs)  # 106: still three jobs (a, c, d): a's 103 stays
+    assert [history.newest(JobId(n)) for n in "abcd"] == [103, 0, 104, 106]
+    history.record([jobs[JobId("e")]], jobs)  # 107: a fourth job; a's 103, the oldest newest change, leaves
+    assert [history.newest(JobId(n)) for n in "abcde"] == [0, 0, 104, 106, 107]
 
 
 def test_recent_sends_know_the_last_states_sent_and_forget_the_oldest_past_their_size() -> None:

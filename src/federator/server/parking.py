@@ -170,7 +170,11 @@ class ParkingLot:
                 jobs.discard(job_id)
                 if not jobs:
                     del group[need]
-        self._by_queue[queue].discard(job_id)
+        held = self._by_queue.get(queue)
+        if held is not None:
+            held.discard(job_id)
+            if not held:  # a queue name is the user's: an empty set per name ever parked grew for ever (soak S6)
+                del self._by_queue[queue]
 
     def mark(self) -> None:
         """Start hearing anew: a cycle has taken its snapshot, and will park the jobs it finds no room for."""
