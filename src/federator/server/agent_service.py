@@ -34,8 +34,8 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.invalid_specs import found_invalid
 from federator.server.launch_spec import launched_spec
 from federator.server.orders import ErrorNotice, LaunchOrder, LogsOrder, Order, ResizeOrder
-from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
+from federator.server.placement_ids import job_of
 from federator.server.reapplied import job_digest
 from federator.server.refusal_log import RefusalLog
 from federator.server.refused_messages import RefusedMessages

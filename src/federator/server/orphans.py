@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -45,6 +44,8 @@ from federator.model import Job, JobId, JobPhase
 from federator.security.limits import RejectReason
 from federator.server.adoption import Adoption
 from federator.server.orders import CancelOrder, ErrorNotice, Order, ResizeOrder, stray_reason
+from federator.server.placement_ids import head as _head
+from federator.server.placement_ids import job_of
 from federator.server.unconfirmed_cancels import UnconfirmedCancels
 
 if TYPE_CHECKING:
@@ -54,30 +55,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("federator.server")
 DEFAULT_ORPHAN_GRACE_SECONDS = 1800.0  # half an hour: time for an alert, an operator and a restore
 REMOVED_KEPT = 20_000  # jobs removed while running whose stray placements are still fenced at once
-_GENERATION = re.compile(r"^(?P<job>.+)\.g(?P<gen>\d+)$")
 SQLITE_STORY = ("Was --db replaced, deleted or restored from an old backup? Then stop the federator and restore the "
                 "right store before that (docs/operators.md)")
 FULL_SAID_EVERY = 60.0  # seconds between `unsent`'s WARNINGs of one cluster's full record (a Lost cluster's jobs)
 FOREIGN = "not a placement of this cluster"  # the Cancel's words for an id not of its form (agent.proto)
 KEPT = "the cancel was kept until its cluster confirmed it"
 DELETED_REASON = f"its job was deleted ({KEPT})"
-
-
-def _head(placement_id: str) -> str:
-    """A placement id without the `:N` a second placement on one cluster carries: JOB.gGEN.CLUSTER."""
-    head, colon, n = placement_id.rpartition(":")
-    return head if colon and n.isdigit() else placement_id
-
-
-def job_of(placement_id: str, cluster: str) -> tuple[JobId, int] | None:
-    """The job id and generation a placement id of `cluster` names (JOB.gGEN.CLUSTER, and `:N` after it for a
-    second one there); None for an id of another form (made up, or another cluster's)."""
-    head = _head(placement_id)
-    suffix = f".{cluster}"
-    if not head.endswith(suffix):
-        return None
-    m = _GENERATION.match(head[:-len(suffix)])
-    return (JobId(m["job"]), int(m["gen"])) if m else None
 
 
 class Orphans:

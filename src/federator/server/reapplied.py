@@ -39,16 +39,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from federator.api import convert
 from federator.model import JobId, JobKind
+from federator.server.placement_ids import job_of
 
 if TYPE_CHECKING:
     from federator.model import Job, JobSpec
     from federator.server.federator import Federator
-
-
-def _job_of(placement_id: str, cluster: str) -> tuple[JobId, int] | None:
-    """server/orphans.py `job_of`, imported late: orphans.py holds the adoption that holds this."""
-    from federator.server.orphans import job_of
-    return job_of(placement_id, cluster)
 
 
 K = TypeVar("K", str, JobId)
@@ -86,7 +81,7 @@ class Reapplied:
     def said(self, cluster: str, placement_id: str, digest: str) -> None:
         """A JobUpdate's digest: kept while its placement is of a job the store has no record of."""
         key = (cluster, placement_id)
-        named = _job_of(placement_id, cluster)
+        named = job_of(placement_id, cluster)
         if not digest or named is None or named[0] in self.fed.jobs or placement_id in self.fed.placement_index:
             self._drop(key)
             return
@@ -109,7 +104,7 @@ class Reapplied:
         digest = job_digest(spec)
         found: list[tuple[int, JobId]] = []
         for cluster, pid in self._by_digest.get(digest, ()) if digest else ():
-            named = _job_of(pid, cluster)
+            named = job_of(pid, cluster)
             if named is not None and named[0].startswith(f"{spec.name}-") and named[0] not in self.fed.jobs:
                 found.append((named[1], named[0]))
         return max(found)[1] if found else None
