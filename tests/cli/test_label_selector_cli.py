@@ -134,3 +134,12 @@ def test_cancel_l_cancels_the_selectors_jobs_and_refuses_an_old_federator(capsys
             assert not any(j.phase is JobPhase.CANCELLED for j in s.fed.jobs.values())  # nothing cancelled
 
     asyncio.run(main_())
+
+
+def test_l_goes_with_a_queue_not_with_one_job_nor_orphans(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, said in ((["cancel", "train-1", "-l", "app=x"], "-l and --yes go with --queue or --all-queues"),
+                       (["cancel", "--orphans", "-l", "app=x"], "--orphans cancels placements of jobs the store has "
+                                                                "no record of"),
+                       (["watch", "train-1", "-l", "app=x"], "--array and -l go with `watch` of every job")):
+        assert main([*argv, "--insecure", "--server", "127.0.0.1:1"]) == Exit.USAGE
+        assert said in capsys.readouterr().err
