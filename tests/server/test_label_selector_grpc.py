@@ -6,6 +6,8 @@ with another selector than its token's is refused."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import grpc
 import pytest
@@ -14,6 +16,7 @@ from federator.api import convert
 from federator.api.features import FEATURES, JOBS_LABEL_SELECTOR
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.jobfile import parse_job
+from federator.security.audit import AuditLog
 from tests.server.test_services_edge import channel, served
 
 
@@ -69,9 +72,12 @@ def test_list_takes_only_the_jobs_whose_labels_match_and_says_it_did() -> None:
     asyncio.run(main_())
 
 
-def test_cancel_jobs_takes_the_selectors_jobs_page_by_page_and_seals_the_selector_in_its_token() -> None:
+def test_cancel_jobs_takes_the_selectors_jobs_page_by_page_and_seals_the_selector_in_its_token(tmp_path: Path) \
+        -> None:
+    audit = tmp_path / "audit.jsonl"
+
     async def main_() -> None:
-        async with served() as s, channel(s.target) as ch:
+        async with served(audit=AuditLog(audit)) as s, channel(s.target) as ch:
             jobs = jobs_pb2_grpc.JobServiceStub(ch)
             await _fleet(jobs)
             ask = jobs_pb2.CancelJobsRequest(queue="default", label_selector="armada/job-set=js1", max_jobs=1)
@@ -102,6 +108,8 @@ def test_cancel_jobs_takes_the_selectors_jobs_page_by_page_and_seals_the_selecto
                                                            for n in ("a-0", "a-1", "a-2")]
             phases = {j.spec.name: j.phase for j in s.fed.jobs.values()}
             assert phases["b-0"].value == "Pending" and phases["c-0"].value == "Pending"
+            bulk = [x for x in map(json.loads, audit.read_text().splitlines()) if x["action"] == "cancel.bulk"]
+            assert [x["object"].get("label_selector") for x in bulk] == ["armada/job-set=js1"]  # the filter audited
 
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await jobs.CancelJobs(jobs_pb2.CancelJobsRequest(queue="default", label_selector="app=x,,b"))
