@@ -17,6 +17,10 @@ lists "jobs.cancel_bulk_select": an older one would ignore name_prefix and cance
 federator (0.7.0 to 0.14.x) the jobs are listed, then cancelled by one CancelJobs per queue, or, with a name
 prefix, one Cancel per job (each audited alone), as before.
 
+`-l SELECTOR` (kubectl's label selector, CancelJobsRequest.label_selector, 0.17.0) is sent only to a federator whose
+WhoAmI lists "jobs.label_selector": an older one would ignore it and cancel every job the rest of the filter takes.
+Against such a federator the command refuses, naming the version, and cancels nothing.
+
 More than one job is cancelled only with `--yes`; without it the jobs are counted (List) and nothing is done, so
 a mistyped queue costs nothing; one matching job is cancelled as `federator cancel JOB` would.
 
@@ -34,11 +38,12 @@ from dataclasses import dataclass
 import grpc
 
 from federator.api import convert
-from federator.api.features import JOBS_CANCEL_BULK_SELECT
+from federator.api.features import JOBS_CANCEL_BULK_SELECT, JOBS_LABEL_SELECTOR
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.exit_codes import Exit
-from federator.cli.job_list import list_matching
+from federator.cli.job_list import add_selector_argument, list_matching
 from federator.model import Job, JobPhase
+from federator.model.label_selector import Selector
 from federator.server.job_listing import Query
 
 ACTIVE_PHASES = tuple(p.value for p in JobPhase if not p.is_terminal)
@@ -54,11 +59,12 @@ class Selection:
     phases: frozenset[JobPhase]
     user: str = ""  # "" = anyone's
     name_prefix: str = ""
+    labels: Selector = Selector()  # -l (none: any labels)
 
     def takes(self, job: Job) -> bool:
         return (not self.queue or job.spec.queue == self.queue) and job.phase in self.phases and \
             (not self.user or job.spec.recorded_user == self.user) and \
-            job.spec.name.startswith(self.name_prefix)
+            job.spec.name.startswith(self.name_prefix) and self.labels.takes(job.spec.labels)
 
     def one_call(self, served: Callable[[], frozenset[str]]) -> bool:
         """Whether JobService.CancelJobs can select these jobs itself: one queue, phases and an owner anywhere
@@ -72,6 +78,8 @@ class Selection:
             said += f", {' or '.join(sorted(self.phases))}"
         if self.name_prefix:
             said += f", names starting {self.name_prefix!r}"
+        if self.labels.requirements:
+            said += f", labels {str(self.labels)!r}"
         return said + (f", owner {self.user!r}" if self.user else "")
 
 
@@ -86,13 +94,15 @@ class Tally:
 
 def selection(args: argparse.Namespace) -> Selection:
     phases = frozenset(JobPhase(p) for p in (args.phase or ACTIVE_PHASES))
-    return Selection(queue=args.queue, phases=phases, user=args.owner or "", name_prefix=args.name_prefix)
+    return Selection(queue=args.queue, phases=phases, user=args.owner or "", name_prefix=args.name_prefix,
+                     labels=args.selector or Selector())
 
 
 def matching(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *, timeout: float) -> list[Job]:
     """The jobs the caller may see that the selection takes, a List page at a time: filtered by the federator
     (queue, phases, owner), and again here, where a federator before 0.7.0 filtered by queue only."""
-    query = Query(queue=chosen.queue, phases=chosen.phases, owner=chosen.user, name_prefix=chosen.name_prefix)
+    query = Query(queue=chosen.queue, phases=chosen.phases, owner=chosen.user, name_prefix=chosen.name_prefix,
+                  label_selector=str(chosen.labels), labels=chosen.labels)
     jobs = list_matching(lambda request: stub.List(request, timeout=timeout), query, page_size=1000)
     return [j for j in jobs if chosen.takes(j)]
 
@@ -141,6 +151,7 @@ def cancel_in_bulk(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *,
     """JobService.CancelJobs, page after page: (operation id, jobs matched, tally). Raises Stopped (with the tally
     so far noted) at a FAILED job, and an RpcError (UNIMPLEMENTED from an older federator) as it comes."""
     request = jobs_pb2.CancelJobsRequest(queue=chosen.queue, owner=chosen.user, name_prefix=chosen.name_prefix,
+                                         label_selector=str(chosen.labels),
                                          all_queues=not chosen.queue,
                                          phases=[convert.phase_to_pb(p) for p in sorted(chosen.phases)])
     tally, operation, matched = Tally(), "", 0
@@ -178,6 +189,11 @@ def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout
     asked only for a selection an older CancelJobs cannot make);
     an RpcError other than a refusal is raised to the caller, which says it."""
     chosen = selection(args)
+    if chosen.labels.requirements and JOBS_LABEL_SELECTOR not in served():
+        print(f"federator cancel: -l needs a federator of 0.17.0 or later (this one does not list "
+              f"{JOBS_LABEL_SELECTOR} in `federator whoami`, and would cancel every job the rest of the filter "
+              "takes); nothing cancelled", file=sys.stderr)
+        return Exit.USAGE
     if args.yes and not chosen.one_call(served):
         return _queue_by_queue(stub, chosen, args, timeout=timeout)
     if args.yes:
@@ -256,8 +272,8 @@ def usage_problem(args: argparse.Namespace) -> str:
     if not args.job and not many:
         return ("give a job (id, namespace/name or name), or --queue to cancel a queue's jobs, or --all-queues "
                 "(with --owner, --name-prefix, --phase) to cancel the jobs they take in every queue")
-    if args.job and (args.phase or args.owner or args.name_prefix or args.yes):
-        return "--phase, --owner, --name-prefix and --yes go with --queue or --all-queues"
+    if args.job and (args.phase or args.owner or args.name_prefix or args.selector is not None or args.yes):
+        return "--phase, --owner, --name-prefix, -l and --yes go with --queue or --all-queues"
     return ""
 
 
@@ -276,6 +292,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--name-prefix", default="", metavar="PREFIX",
                    help="with --queue or --all-queues: only jobs whose name starts with PREFIX (as get jobs "
                         "--name-prefix)")
+    add_selector_argument(c, "with --queue or --all-queues: only jobs")
     c.add_argument("--yes", action="store_true", help="with --queue or --all-queues: cancel more than one job")
 
 

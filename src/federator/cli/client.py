@@ -108,7 +108,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w.add_argument("--name-prefix", default="", metavar="PREFIX", help="only jobs whose name starts with PREFIX")
     w.add_argument("--owner", default="", metavar="USER", help="only jobs this user submitted")
     w.add_argument("--array", default=None, metavar="ARRAY_ID", type=job_list.array_id,
-                   help="only the tasks of this array; these five select as `get jobs` does (the CLI keeps them)")
+                   help="only the tasks of this array; these select as `get jobs` does (the CLI keeps them)")
+    job_list.add_selector_argument(w, "only jobs")
     w.add_argument("--reconnect-for", type=seconds, default=watch.WATCH_PATIENCE, metavar="SECONDS",
                    help="how long to keep trying to reconnect to a federator that went away (a restart) before "
                         "giving up (default %(default)s)")

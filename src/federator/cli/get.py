@@ -84,7 +84,7 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
 
 def run(args: argparse.Namespace) -> int:
     if (args.what == "clusters" or args.name) and job_list.filtered(args):
-        print("error: --phase, --owner, --namespace, --name-prefix, --since, --array and --sort go with `get jobs` "
+        print("error: --phase, --owner, --namespace, --name-prefix, --since, --array, -l and --sort go with `get jobs` "
               "without a job name", file=sys.stderr)
         return 2
     try:

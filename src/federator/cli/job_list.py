@@ -13,6 +13,7 @@ array's tasks (a federator before 0.15.0 has no arrays: none is kept).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -21,6 +22,7 @@ from federator.api.v1 import jobs_pb2
 from federator.cli.times import FORMS, parse_time
 from federator.model import Job, JobPhase
 from federator.model.array import array_id_problem
+from federator.model.label_selector import Selector, SelectorError, parse
 from federator.server.job_listing import Query
 
 PHASES = tuple(p.value for p in JobPhase)
@@ -32,7 +34,8 @@ def request_for(query: Query, *, page_size: int = 0, page_token: str = "") -> jo
         queue=query.queue, page_size=page_size, page_token=page_token,
         filter=jobs_pb2.ListJobsFilter(phases=[convert.phase_to_pb(p) for p in sorted(query.phases, key=PHASES.index)],
                                        owner=query.owner, namespace=query.namespace, name_prefix=query.name_prefix,
-                                       submitted_since=query.submitted_since, array_id=query.array_id),
+                                       submitted_since=query.submitted_since, array_id=query.array_id,
+                                       label_selector=query.label_selector),
         order=jobs_pb2.LIST_ORDER_NEWEST_FIRST if query.newest_first else jobs_pb2.LIST_ORDER_UNSPECIFIED)
 
 
@@ -78,6 +81,22 @@ def array_id(text: str) -> str:
     return text
 
 
+def label_selector(text: str) -> Selector:
+    """A selector -l takes, checked as the federator checks it (ListJobsFilter.label_selector): kubectl's
+    equality-based form (model/label_selector.py)."""
+    try:
+        return parse(text)
+    except SelectorError as exc:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r}: {exc}") from None
+
+
+def add_selector_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """kubectl's -l, as `get jobs`, `watch` and `cancel` take it."""
+    p.add_argument("-l", "--selector", default=None, metavar="SELECTOR", type=label_selector,
+                   help=f"{what} whose labels (metadata.labels) match, as kubectl's -l: key=value, key!=value, key, "
+                        "!key, joined by commas (all must hold); e.g. -l armada/job-set=js1")
+
+
 def add_arguments(g: argparse.ArgumentParser) -> None:
     """`get jobs`' filters and order (--queue is `get`'s own)."""
     g.add_argument("--phase", action="append", choices=PHASES, default=[],
@@ -92,6 +111,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
     g.add_argument("--array", default=None, metavar="ARRAY_ID", type=array_id,
                    help="only the tasks of this array (the id `submit --array` printed), with a line counting them "
                         "by state under the table (Slurm's squeue -r -j ARRAY_ID)")
+    add_selector_argument(g, "only jobs")
     g.add_argument("--sort", choices=["oldest", "newest"], default="oldest",
                    help="submission order, oldest first (default) or newest first. The federator filters and "
                         "orders; a federator before 0.7.0 does not, and the CLI then does it itself")
@@ -100,14 +120,23 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
 def filtered(args: argparse.Namespace) -> bool:
     """Whether any of these flags was given (they go with a list of jobs only)."""
     return bool(args.phase or args.owner or args.namespace or args.name_prefix or args.since or args.array
-                or args.sort != "oldest")
+                or args.selector is not None or args.sort != "oldest")
 
 
 def query_of_args(args: argparse.Namespace) -> Query:
-    return Query(queue=args.queue, phases=frozenset(JobPhase(p) for p in args.phase), owner=args.owner,
+    query = Query(queue=args.queue, phases=frozenset(JobPhase(p) for p in args.phase), owner=args.owner,
                  namespace=args.namespace, name_prefix=args.name_prefix, submitted_since=args.since,
                  newest_first=args.sort == "newest", array_id=args.array or "")
+    return selected(query, args)
 
 
-__all__ = ["PHASES", "add_arguments", "applied", "array_id", "filtered", "list_matching", "query_of_args",
-           "request_for"]
+def selected(query: Query, args: argparse.Namespace) -> Query:
+    """`query` with -l's selector (none given: any labels)."""
+    chosen: Selector | None = args.selector
+    if chosen is None or not chosen.requirements:
+        return query
+    return dataclasses.replace(query, label_selector=str(chosen), labels=chosen)
+
+
+__all__ = ["PHASES", "add_arguments", "add_selector_argument", "applied", "array_id", "filtered", "label_selector",
+           "list_matching", "query_of_args", "request_for", "selected"]

@@ -10,8 +10,9 @@ bookmark closes the snapshot, and each unfinished job seen before it and not in 
 
 Why it takes `get jobs`' selectors (outside QA, teams from Armada, M3): a team watches one set of jobs, as
 `armadactl watch QUEUE JOBSET` does, not the whole federation; `--queue`, `--namespace`, `--name-prefix`,
-`--owner` and `--array` keep the jobs `get jobs` and `cancel` would take with them. The CLI keeps them
-(`Query.takes`, the federator's own rule): the stream still brings every job the caller may see."""
+`--owner`, `--array` and `-l` (labels, kubectl's selector) keep the jobs `get jobs` and `cancel` would take with
+them. The CLI keeps them (`Query.takes`, the federator's own rule): the stream still brings every job the caller
+may see."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
-from federator.cli import calls
+from federator.cli import calls, job_list
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
 from federator.model import Job, JobPhase
@@ -81,7 +82,7 @@ def _lines(pbs: Iterable[types_pb2.Job], last: dict[str, str], phases: dict[str,
             phases.pop(pb.job_id, None)
             continue
         job = convert.job_from_pb(pb)
-        if not only.takes(job):  # queue, namespace, name, owner and array never change: a job is in or out
+        if not only.takes(job):  # queue, namespace, name, owner, array, accepted labels never change: in or out
             continue
         if seen is not None:
             seen.add(job.job_id)
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     cannot be reached when the watch starts is an error at once, as for any other command."""
     only = selection(args)
     if args.job and only != EVERY_JOB:
-        print("error: --queue, --namespace, --name-prefix, --owner and --array go with `watch` of every job, not "
+        print("error: --queue, --namespace, --name-prefix, --owner, --array and -l go with `watch` of every job, not "
               "one job", file=sys.stderr)
         return Exit.USAGE
     try:
@@ -156,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
 
 def selection(args: argparse.Namespace) -> Query:
     """The jobs `watch` keeps: `get jobs`' selectors as given (none: every job)."""
-    return Query(queue=args.queue, namespace=args.namespace, name_prefix=args.name_prefix, owner=args.owner,
-                 array_id=args.array or "")
+    return job_list.selected(Query(queue=args.queue, namespace=args.namespace, name_prefix=args.name_prefix,
+                                   owner=args.owner, array_id=args.array or ""), args)
 
 
 def can_resume(err: grpc.RpcError) -> bool:

@@ -41,6 +41,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.jobfile import FieldProblem, queue_problem
 from federator.model import Job, JobPhase
+from federator.model.label_selector import Selector, SelectorError, parse
 from federator.security.authz import Allowed, Principal
 from federator.server.arrays import array_id_problem
 from federator.server.errors import bad_request
@@ -72,25 +73,29 @@ class Selection:
     array_id: str = ""
     name_prefix: str = ""
     all_queues: bool = False
+    label_selector: str = ""  # as sent, checked (since 0.17.0); `labels` is it parsed
+    labels: Selector = Selector()
 
     def takes(self, job: Job) -> bool:
         return (not self.queue or job.spec.queue == self.queue) and job.phase in self.phases and \
             (not self.owner or job.spec.recorded_user == self.owner) and \
             (not self.array_id or job.spec.array is not None and job.spec.array.array_id == self.array_id) and \
-            job.spec.name.startswith(self.name_prefix)
+            job.spec.name.startswith(self.name_prefix) and self.labels.takes(job.spec.labels)
 
     def key(self) -> list[object]:
         """The filter as a token holds it (a filter of an older release's fields keeps that release's key, so its
         tokens still open after an upgrade)."""
         key: list[object] = [self.queue, sorted(p.value for p in self.phases), self.owner]
         key += [self.array_id] if self.array_id else []
-        return key + [["select", self.name_prefix, self.all_queues]] if self.name_prefix or self.all_queues else key
+        key += [["select", self.name_prefix, self.all_queues]] if self.name_prefix or self.all_queues else []
+        return key + [["labels", self.label_selector]] if self.label_selector else key
 
     def audited(self) -> dict[str, str]:
         out = {"kind": "JobSelection", "queue": self.queue, "phases": ",".join(sorted(p.value for p in self.phases)),
                "owner": self.owner}
         out.update({"array_id": self.array_id} if self.array_id else {})
         out.update({"name_prefix": self.name_prefix} if self.name_prefix else {})
+        out.update({"label_selector": self.label_selector} if self.label_selector else {})
         return {**out, "all_queues": "true"} if self.all_queues else out
 
 
@@ -129,12 +134,17 @@ def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, li
             phases.add(phase)
     if name_prefix_problem(request.name_prefix):
         problems.append(FieldProblem("name_prefix", name_prefix_problem(request.name_prefix)))
+    labels = Selector()
+    try:
+        labels = parse(request.label_selector)
+    except SelectorError as exc:
+        problems.append(FieldProblem("label_selector", str(exc)))
     if request.max_jobs < 0:
         problems.append(FieldProblem("max_jobs", f"must not be negative, got {request.max_jobs}"))
     if problems:
         return None, problems
     return Selection(request.queue, frozenset(phases or ACTIVE), request.owner, request.array_id,
-                     request.name_prefix, request.all_queues), []
+                     request.name_prefix, request.all_queues, request.label_selector, labels), []
 
 
 def _bound(user: str) -> str:
@@ -150,8 +160,8 @@ def position(token: str, chosen: Selection, user: str) -> Position:
     filter."""
     values = decode_token(token, bound=_bound(user))
     problem = "page_token: not a token of a CancelJobs with this filter; use next_page_token of the previous page " \
-              "with the same filter (queue, phases, owner, array_id, name_prefix, all_queues), or leave it empty to " \
-              "start"
+              "with the same filter (queue, phases, owner, array_id, name_prefix, all_queues, label_selector), or " \
+              "leave it empty to start"
     try:
         operation, matched, key, at, job_id = values
         if not (isinstance(operation, str) and isinstance(matched, int) and isinstance(at, int | float)

@@ -21,6 +21,7 @@ from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import FieldProblem, queue_problem, shown
 from federator.model import Job, JobPhase
 from federator.model.array import array_id_problem
+from federator.model.label_selector import Selector, SelectorError, parse
 from federator.timestamps import time_problem
 
 MAX_OWNER_CHARS = 256
@@ -58,13 +59,16 @@ class Query:
     submitted_since: float = 0.0
     newest_first: bool = False
     array_id: str = ""  # the tasks of one array (filter.array_id, since 0.16.0)
+    label_selector: str = ""  # as sent, checked (filter.label_selector, since 0.17.0); `labels` is it parsed
+    labels: Selector = Selector()
 
     @property
     def fingerprint(self) -> str:
         """A short digest of the query that a page token carries: same query, same fingerprint."""
         canon = json.dumps([self.queue, sorted(self.phases), self.owner, self.namespace, self.name_prefix,
                             self.submitted_since, self.newest_first]
-                           + ([self.array_id] if self.array_id else []),  # a token of 0.15.0 still reads
+                           + ([self.array_id] if self.array_id else [])  # a token of 0.15.0 still reads
+                           + ([["labels", self.label_selector]] if self.label_selector else []),
                            separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
@@ -77,7 +81,8 @@ class Query:
                 and (not self.namespace or spec.namespace == self.namespace)
                 and spec.name.startswith(self.name_prefix)
                 and job.submitted_at >= self.submitted_since
-                and (not self.array_id or (spec.array is not None and spec.array.array_id == self.array_id)))
+                and (not self.array_id or (spec.array is not None and spec.array.array_id == self.array_id))
+                and self.labels.takes(spec.labels))
 
     def matching(self, jobs: Iterable[Job]) -> Iterator[Job]:
         return (job for job in jobs if self.takes(job))
@@ -88,7 +93,7 @@ class Query:
         echo = jobs_pb2.ListJobsFilter(
             phases=[convert.phase_to_pb(p) for p in sorted(self.phases, key=list(JobPhase).index)],
             owner=self.owner, namespace=self.namespace, name_prefix=self.name_prefix,
-            submitted_since=self.submitted_since, array_id=self.array_id)
+            submitted_since=self.submitted_since, array_id=self.array_id, label_selector=self.label_selector)
         order = jobs_pb2.LIST_ORDER_NEWEST_FIRST if self.newest_first else jobs_pb2.LIST_ORDER_OLDEST_FIRST
         return echo, order
 
@@ -115,6 +120,11 @@ def query_of(request: jobs_pb2.ListJobsRequest) -> Query:
         problems.append(FieldProblem("filter.name_prefix", name_prefix_problem(f.name_prefix)))
     if f.array_id and array_id_problem(f.array_id):
         problems.append(FieldProblem("filter.array_id", array_id_problem(f.array_id) or ""))
+    labels = Selector()
+    try:
+        labels = parse(f.label_selector)
+    except SelectorError as exc:
+        problems.append(FieldProblem("filter.label_selector", str(exc)))
     since = f.submitted_since
     if (problem := time_problem(since)) is not None:  # past 9999 too (outside fuzz QA F1)
         problems.append(FieldProblem("filter.submitted_since", problem))
@@ -125,7 +135,8 @@ def query_of(request: jobs_pb2.ListJobsRequest) -> Query:
         raise QueryError(problems)
     return Query(queue=request.queue, phases=frozenset(phases), owner=f.owner, namespace=f.namespace,
                  name_prefix=f.name_prefix, submitted_since=float(since),
-                 newest_first=request.order == jobs_pb2.LIST_ORDER_NEWEST_FIRST, array_id=f.array_id)
+                 newest_first=request.order == jobs_pb2.LIST_ORDER_NEWEST_FIRST, array_id=f.array_id,
+                 label_selector=f.label_selector, labels=labels)
 
 
 def token_problem(text: str) -> FieldProblem:

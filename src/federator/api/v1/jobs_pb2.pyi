@@ -237,20 +237,22 @@ class ListJobsRequest(_message.Message):
     def __init__(self, queue: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[ListJobsFilter, _Mapping]] = ..., order: _Optional[_Union[ListOrder, str]] = ...) -> None: ...
 
 class ListJobsFilter(_message.Message):
-    __slots__ = ("phases", "owner", "namespace", "name_prefix", "submitted_since", "array_id")
+    __slots__ = ("phases", "owner", "namespace", "name_prefix", "submitted_since", "array_id", "label_selector")
     PHASES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_SINCE_FIELD_NUMBER: _ClassVar[int]
     ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
     owner: str
     namespace: str
     name_prefix: str
     submitted_since: float
     array_id: str
-    def __init__(self, phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., namespace: _Optional[str] = ..., name_prefix: _Optional[str] = ..., submitted_since: _Optional[float] = ..., array_id: _Optional[str] = ...) -> None: ...
+    label_selector: str
+    def __init__(self, phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., namespace: _Optional[str] = ..., name_prefix: _Optional[str] = ..., submitted_since: _Optional[float] = ..., array_id: _Optional[str] = ..., label_selector: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token", "applied_filter", "applied_order")
@@ -271,7 +273,7 @@ class CancelJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class CancelJobsRequest(_message.Message):
-    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token", "array_id", "name_prefix", "all_queues")
+    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token", "array_id", "name_prefix", "all_queues", "label_selector")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PHASES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +282,7 @@ class CancelJobsRequest(_message.Message):
     ARRAY_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
     ALL_QUEUES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     queue: str
     phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
     owner: str
@@ -288,7 +291,8 @@ class CancelJobsRequest(_message.Message):
     array_id: str
     name_prefix: str
     all_queues: bool
-    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ..., array_id: _Optional[str] = ..., name_prefix: _Optional[str] = ..., all_queues: _Optional[bool] = ...) -> None: ...
+    label_selector: str
+    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ..., array_id: _Optional[str] = ..., name_prefix: _Optional[str] = ..., all_queues: _Optional[bool] = ..., label_selector: _Optional[str] = ...) -> None: ...
 
 class CancelJobResult(_message.Message):
     __slots__ = ("job_id", "namespace", "name", "outcome", "message")

@@ -1,0 +1,58 @@
+"""kubectl's equality-based label selector (model/label_selector.py): what `-l`, ListJobsFilter.label_selector and
+CancelJobsRequest.label_selector take, and each malformed form refused with the part it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from federator.model.label_selector import MAX_REQUIREMENTS, MAX_SELECTOR_CHARS, SelectorError, parse
+
+LABELS = {"armada/job-set": "js1", "app": "llama", "tier": "train"}
+
+
+@pytest.mark.parametrize(("text", "takes"), [
+    ("", True),
+    ("armada/job-set=js1", True),
+    ("armada/job-set==js1", True),
+    ("armada/job-set=js2", False),
+    ("app=llama, tier=train", True),  # comma = AND, blanks around a part ignored
+    ("app=llama,tier=serve", False),
+    ("app!=mistral", True),
+    ("team!=a", True),  # != holds of a job without the key, as kubectl
+    ("app!=llama", False),
+    ("tier", True),
+    ("team", False),
+    ("!team", True),
+    ("!app", False),
+    ("app=", False),  # an empty value: the key with an empty value only
+])
+def test_a_selector_takes_the_jobs_kubectl_would(text: str, takes: bool) -> None:
+    assert parse(text).takes(LABELS) is takes
+    assert parse(text).takes(tuple(LABELS.items())) is takes
+
+
+def test_a_selector_says_itself_back_in_one_canonical_form() -> None:
+    assert str(parse(" app==llama , !spot,tier ")) == "app=llama,!spot,tier"
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("app in (a,b)", "set-based requirements (in, notin) are not supported"),
+    ("app notin (a)", "set-based requirements (in, notin) are not supported"),
+    ("app=x,,tier", "empty requirement"),
+    ("app=x,", "empty requirement"),
+    ("  ", "only blanks"),
+    ("=x", "no label key before '='"),
+    ("!", "'!' with no label key after it"),
+    ("app=b=c", "label value 'b=c'"),
+    ("app=-x", "label value '-x'"),
+    ("app=" + "v" * 64, "at most 63 characters"),
+    ("Bad_/app=x", "its prefix must be a lower-case DNS subdomain"),
+    ("-app=x", "label key '-app'"),
+    ("a" * 64, "a name must be 1 to 63 characters"),
+    (",".join(["a"] * (MAX_REQUIREMENTS + 1)), f"at most {MAX_REQUIREMENTS} requirements, got 33"),
+    ("a=" + "b" * MAX_SELECTOR_CHARS, f"at most {MAX_SELECTOR_CHARS} characters"),
+])
+def test_each_malformed_selector_is_refused_naming_its_problem(text: str, said: str) -> None:
+    with pytest.raises(SelectorError) as err:
+        parse(text)
+    assert said in str(err.value)
