@@ -378,18 +378,16 @@ class _Shared:
     read only a request's fit shape and what a cycle never changes (plugins.CYCLE_CONSTANT_FILTERS; the board
     shares its verdicts by the same key), and a national backlog's thousands of due gangs come in few shapes."""
 
-    __slots__ = ("asked", "could", "said")
+    __slots__ = ("could", "said")
 
     def __init__(self, could: Could) -> None:
         self.could = could
         self.said: dict[tuple[tuple[object, ...], str], bool] = {}
-        self.asked = 0  # how many times `could` itself was asked (what the test of S2 counts)
 
     def __call__(self, request: PlacementRequest, cluster: ClusterInfo) -> bool:
         key = (fit_key(request), cluster.name)
         got = self.said.get(key)
         if got is None:
-            self.asked += 1
             got = self.said[key] = self.could(request, cluster)
         return got
 
