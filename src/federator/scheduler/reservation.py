@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, ReasonCode
 from federator.scheduler.alternatives import variants
+from federator.scheduler.board import fit_key
 from federator.scheduler.framework import Allocation, CycleContext, FilterPlugin, PlacementRequest, accepted_pools
 from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS
 from federator.scheduler.snapshot import Snapshot, reserve
@@ -344,6 +345,9 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
     rank = {r.job_id: (-r.spec.priority, r.submitted_at, r.job_id) for r in due_now}
     due_now.sort(key=lambda r: rank[r.job_id])
     by_name = {c.name: c for c in clusters}
+    could = _Shared(could)
+    found_none: set[tuple[object, ...]] = set()  # keys (`_nowhere_key`) of new gangs a pick found no room for
+    rooms = _Rooms(clusters, could)
     out: list[GangReservation] = []
     queues: set[str] = set()
     seconds: list[PlacementRequest] = []  # a queue's further gangs: a slot only once every queue had its first
@@ -353,27 +357,125 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
         if request.spec.queue in queues:
             seconds.append(request)
             continue
-        gang = _pick(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways, admit=admit,
-                     could=could, own=own)
+        gang = _pick_once(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways,
+                          admit=admit, could=could, own=own, found_none=found_none, rooms=rooms)
         if gang is not None:
             out.append(gang)
             queues.add(request.spec.queue)
     for request in seconds:
         if len(out) >= policy.max_reservations:
             break
-        gang = _pick(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways, admit=admit,
-                     could=could, own=own)
+        gang = _pick_once(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways,
+                          admit=admit, could=could, own=own, found_none=found_none, rooms=rooms)
         if gang is not None:
             out.append(gang)
     out.sort(key=lambda h: rank[h.reservation.job_id])  # rank order: what `respected` reads
     return tuple(out)
 
 
+class _Shared:
+    """`could`, asked once per fit shape and cluster in a `choose` (soak finding S2): the cycle-constant filters
+    read only a request's fit shape and what a cycle never changes (plugins.CYCLE_CONSTANT_FILTERS; the board
+    shares its verdicts by the same key), and a national backlog's thousands of due gangs come in few shapes."""
+
+    __slots__ = ("could", "said")
+
+    def __init__(self, could: Could) -> None:
+        self.could = could
+        self.said: dict[tuple[tuple[object, ...], str], bool] = {}
+
+    def __call__(self, request: PlacementRequest, cluster: ClusterInfo) -> bool:
+        key = (fit_key(request), cluster.name)
+        got = self.said.get(key)
+        if got is None:
+            got = self.said[key] = self.could(request, cluster)
+        return got
+
+
+def _nowhere_key(request: PlacementRequest, admitted: Sequence[PlacementRequest | None]) -> tuple[object, ...]:
+    """What a new gang's pick (`_pick` with no reservation before) reads of it besides the cycle's clusters: its
+    queue (`own`, and the quota `admit` applied) and each admitted alternative's fit shape (the filters, the
+    pools it accepts, its replicas and their size: `shortfall`, `self_blocked`), in order. Two gangs of one key
+    pick alike, so one that found no room says so of every other (soak finding S2: thousands of due gangs of a
+    backlog, most of them with no pool anywhere, each tried on every cluster every cycle)."""
+    return (request.spec.queue, tuple(None if a is None else fit_key(a) for a in admitted))
+
+
+Candidates = list[tuple[tuple[int, str, str], AcceleratorPool]]  # ((short, cluster, model), pool), best first
+
+
+class _Rooms:
+    """Per fit shape, the pools of the cycle's clusters its gangs could reserve, best first (`_pick`'s order
+    for a gang with no reservation: fewest accelerators to free, then cluster and model by name): computed once
+    per fit shape, which is all a gang's pick reads of it but for its queue's own work (`self_blocked`)."""
+
+    __slots__ = ("clusters", "could", "kept")
+
+    def __init__(self, clusters: Sequence[ClusterInfo], could: Could) -> None:
+        self.clusters = clusters
+        self.could = could
+        self.kept: dict[tuple[object, ...], Candidates] = {}
+
+    def of(self, admitted: PlacementRequest) -> Candidates:
+        key = fit_key(admitted)
+        got = self.kept.get(key)
+        if got is None:
+            got = []
+            for cluster in self.clusters:
+                if self.could(admitted, cluster):
+                    for pool in accepted_pools(admitted, cluster):
+                        short = shortfall(admitted, pool)
+                        if short is not None:
+                            got.append(((short, cluster.name, pool.accelerator_model), pool))
+            got.sort(key=lambda c: c[0])  # stable: of equal keys the first found, as `_pick` keeps
+            self.kept[key] = got
+        return got
+
+
+def _pick_once(request: PlacementRequest, clusters: Sequence[ClusterInfo], by_name: Mapping[str, ClusterInfo],
+               before: Reservation | None, policy: ReservationPolicy, *, now: float,
+               ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit, could: Could,
+               own: Own, found_none: set[tuple[object, ...]], rooms: _Rooms) -> GangReservation | None:
+    """`_pick`, at a cost that does not grow with the due gangs x the clusters (soak finding S2). A gang with a
+    reservation (at most `max_reservations` of them) picks in full: its stickiness is its own. A new gang reads
+    its fit shape's pools (`_Rooms`, once per cycle) and takes the first its queue's own work does not block;
+    and one whose key (`_nowhere_key`) already found no room this cycle is not tried again. The same answers."""
+    if before is not None:
+        return _pick(request, clusters, by_name, before, policy, now=now, ways=ways, admit=admit, could=could,
+                     own=own)
+    admitted: list[PlacementRequest | None] = []
+    for way in ways(request):
+        a = admit(way)
+        admitted.append(a if a is not None and due(a, policy, now) else None)
+    key = _nowhere_key(request, admitted)
+    if key in found_none:
+        return None
+    best: tuple[tuple[int, str, str], PlacementRequest] | None = None
+    queue = request.spec.queue
+    for alternative in admitted:
+        if alternative is None:
+            continue
+        for room, pool in rooms.of(alternative):
+            if best is not None and room >= best[0]:
+                break  # an equal key of a later alternative does not replace the first (`_pick`'s strict <)
+            if not self_blocked(alternative, pool, own(queue, room[1], room[2])):
+                best = (room, alternative)
+                break
+    if best is None or best[0][0] == 0:
+        found_none.add(key)  # nowhere it could fit; or it fits now, and needs no room gathered
+        return None
+    (short, name, model), chosen = best
+    needed = chosen.replicas * chosen.accelerators_per_replica
+    return GangReservation(Reservation(request.job_id, name, model, request.spec.priority, now, needed, short, now),
+                           chosen)
+
+
 def _pick(request: PlacementRequest, clusters: Sequence[ClusterInfo], by_name: Mapping[str, ClusterInfo],
           before: Reservation | None, policy: ReservationPolicy, *, now: float,
           ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit, could: Could,
           own: Own) -> GangReservation | None:
-    """One gang's reservation (`choose`), or None."""
+    """One gang's reservation (`choose`), or None: in full, as a gang that has a reservation picks (`_pick_once`
+    gives a new gang the same answer, cheaper)."""
     best: tuple[tuple[int, int, str, str], PlacementRequest, ClusterInfo] | None = None
     queue = request.spec.queue
     for way in ways(request):
