@@ -34,6 +34,7 @@ from federator.backends.sim.runtime import (
     duration_problem,
 )
 from federator.catalog import catalog, is_client_catalog
+from federator.jobfile_affinity import clusters_document, parse_clusters
 from federator.jobsource import STDIN, TooLarge, is_stdin, read_job_text, source_name
 from federator.model import (
     AcceleratorAlternative,
@@ -450,6 +451,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         if key not in ("allowed", "preferred", "minRegions", "user", "maxLatencyMs"):
             bad(f"spec.regions.{str(key)[:63]}",
                 "is not a known field (known: allowed, maxLatencyMs, minRegions, preferred, user)")
+    clusters = parse_clusters(spec.get("clusters"), bad)  # spec.clusters (jobfile_affinity.py)
     preemptible = spec.get("preemptible", False)
     if not isinstance(preemptible, bool):
         bad("spec.preemptible", f"must be true or false, got {shown(preemptible)}")
@@ -478,7 +480,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             template_json = json.dumps(template, sort_keys=True)
 
     known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
-             "template", "preemptible", "workload", "maxRunSeconds", "held", "dependsOn"}
+             "template", "preemptible", "workload", "maxRunSeconds", "held", "dependsOn", "clusters"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
@@ -513,6 +515,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         accelerators=alternatives,
         max_run_seconds=max_run,
         allowed_regions=allowed,
+        clusters=clusters,
     )
 
 
@@ -914,6 +917,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         regions["maxLatencyMs"] = spec.max_latency_ms
     if regions:
         body["regions"] = regions
+    if spec.clusters.bounds:
+        body["clusters"] = clusters_document(spec.clusters)
     if spec.preemptible:
         body["preemptible"] = True
     if spec.max_run_seconds:

@@ -25,12 +25,15 @@ import pytest
 
 from federator.model import (
     AcceleratorAlternative,
+    ClusterAffinity,
     Job,
     JobHold,
     JobId,
     JobKind,
     JobPhase,
     JobSpec,
+    LabelOperator,
+    LabelRequirement,
     Placement,
     PlacementId,
     Reason,
@@ -53,6 +56,11 @@ PINNED = frozenset({
     "JobSpec.annotations", "JobSpec.pod_template_json", "JobSpec.preemptible", "JobSpec.min_regions",
     "JobSpec.user_region", "JobSpec.max_latency_ms", "JobSpec.workload_json", "JobSpec.group_size",
     "JobSpec.accelerators", "JobSpec.max_run_seconds", "JobSpec.allowed_regions",
+    # 0.17.0's spec.clusters, pinned at 4 for now: 0.16.0 reads a version-4 file and would drop it on rewrite
+    # (a rollback loses the bound; docs/operators.md's "Upgrading to 0.17.0" says so). The lead decides on 5.
+    "JobSpec.clusters",
+    "ClusterAffinity.names", "ClusterAffinity.match_labels", "ClusterAffinity.match_expressions",
+    "LabelRequirement.key", "LabelRequirement.operator", "LabelRequirement.values",
     "Resources.cpu_milli", "Resources.memory_bytes", "Resources.accelerator_milli",
     "AcceleratorAlternative.milli", "AcceleratorAlternative.model", "AcceleratorAlternative.vendor",
     "AcceleratorAlternative.min_memory_mib", "AcceleratorAlternative.pod_template_json",
@@ -102,7 +110,9 @@ def _every_field_set() -> Job:
         workload_json='{"apiVersion":"apps/v1","kind":"Deployment"}', group_size=2,
         accelerators=(AcceleratorAlternative(8000, model="H100", vendor="nvidia", min_memory_mib=81920,
                                              pod_template_json='{"a":1}', resource_name="nvidia.com/gpu"),),
-        max_run_seconds=3600, allowed_regions=("east", "west"))
+        max_run_seconds=3600, allowed_regions=("east", "west"),
+        clusters=ClusterAffinity(names=("east-1",), match_labels=(("federator.io/provider", "oregon-dc"),),
+                                 match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),)))
     placement = Placement(
         placement_id=PlacementId("train-1.g3.east-1"), job_id=JobId("train-1"), cluster="east-1", region="east",
         replicas=2, accelerator_model="H100", generation=3, phase=JobPhase.RUNNING, message="2/2 running",

@@ -15,6 +15,7 @@ from federator.catalog import catalog
 from federator.model import (
     AcceleratorAlternative,
     AcceleratorPool,
+    ClusterAffinity,
     ClusterCapacity,
     Job,
     JobHold,
@@ -22,6 +23,8 @@ from federator.model import (
     JobKind,
     JobPhase,
     JobSpec,
+    LabelOperator,
+    LabelRequirement,
     Placement,
     PlacementId,
     Reason,
@@ -95,9 +98,39 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
             pod_template_json=a.pod_template_json, resource_name=a.resource_name) for a in spec.accelerators],
         max_run_seconds=spec.max_run_seconds,
         allowed_regions=list(spec.allowed_regions),
+        clusters=_affinity_to_pb(spec.clusters),
         depends_on=_dependency_to_pb(spec.depends_on),
         array=_array_to_pb(spec.array),
     )
+
+
+def _affinity_to_pb(affinity: ClusterAffinity) -> types_pb2.ClusterAffinity | None:
+    """JobSpec.clusters; unset when it bounds nothing, so a reply without it from a federator before 0.17.0 tells
+    the client the bound was dropped (cli/submit.py)."""
+    if not affinity.bounds:
+        return None
+    selector = types_pb2.LabelSelector(match_labels=dict(affinity.match_labels), match_expressions=[
+        types_pb2.LabelRequirement(key=r.key, operator=r.operator.value, values=list(r.values))
+        for r in affinity.match_expressions])
+    return types_pb2.ClusterAffinity(names=list(affinity.names), selector=selector)
+
+
+def _affinity_from_pb(pb: types_pb2.JobSpec) -> ClusterAffinity:
+    """JobSpec.clusters, structurally: an operator the model does not know is a WireError naming it (parse_job
+    checks the rest, as it does a job file's)."""
+    if not pb.HasField("clusters"):
+        return ClusterAffinity()
+    sel = pb.clusters.selector
+    requirements: list[LabelRequirement] = []
+    for i, r in enumerate(sel.match_expressions):
+        try:
+            operator = LabelOperator(r.operator)
+        except ValueError:
+            raise WireError(f"spec.clusters.selector.matchExpressions[{i}].operator: must be one of "
+                            f"{', '.join(o.value for o in LabelOperator)}, got {r.operator[:40]!r}") from None
+        requirements.append(LabelRequirement(r.key, operator, tuple(r.values)))
+    return ClusterAffinity(names=tuple(pb.clusters.names), match_labels=tuple(sorted(sel.match_labels.items())),
+                           match_expressions=tuple(requirements))
 
 
 def _array_to_pb(task: ArrayTask | None) -> types_pb2.ArrayTask | None:
@@ -164,6 +197,7 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
                                                   a.resource_name) for a in pb.accelerators),
         max_run_seconds=pb.max_run_seconds,
         allowed_regions=tuple(pb.allowed_regions),
+        clusters=_affinity_from_pb(pb),
     )
 
 

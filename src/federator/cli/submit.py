@@ -137,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
                       f"{_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
+            elif requests[done].spec.HasField("clusters") and not job.spec.clusters.bounds:  # before 0.17.0
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its spec.clusters "
+                      f"(one older than 0.17.0 does not know it, and would place the job on any cluster), so it is "
+                      f"not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
             elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused
                 print(f"error: {sources[done][1]}: --strict: job {job.job_id} drew {len(reply.warnings)} "
                       f"warning(s) (above), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)

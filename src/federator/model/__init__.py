@@ -17,6 +17,7 @@ from federator.model.cluster import (
     partition_worth,
     pool_unit,
 )
+from federator.model.cluster_affinity import ClusterAffinity, LabelOperator, LabelRequirement
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, MAX_DEPENDENCIES, Condition, JobDependency
 from federator.model.job import (
     Job,
@@ -64,7 +65,10 @@ __all__ = [
     "PRICE_LABEL",
     "PRICE_LABELS",
     "WORKLOAD_KINDS",
+    "ClusterAffinity",
     "ClusterCapacity",
+    "LabelOperator",
+    "LabelRequirement",
     "ClusterInfo",
     "ClusterState",
     "parse_price",

@@ -17,6 +17,7 @@ from typing import NewType
 from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorAlternative
 from federator.model.array import ArrayTask, array_of
 from federator.model.cluster import held_milli
+from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
 from federator.model.resources import Resources, format_accelerators
 
@@ -85,6 +86,9 @@ class ReasonCode(StrEnum):
     # a task of an array at its throttle (`submit --array 0-99%10`): never placed until one of its array's running
     # tasks ends; the message says how many run of how many may (server/arrays.py)
     ARRAY_THROTTLE = "ArrayThrottle"
+    # no Ready cluster is one its spec.clusters allows (by name or by the labels its agent reported): the message
+    # names each cluster and what it lacks (scheduler/cluster_affinity.py)
+    CLUSTER_AFFINITY = "ClusterAffinity"
     WAITING = "Waiting"
 
 
@@ -153,6 +157,9 @@ class JobSpec:
     # The only regions the job's replicas may run in (spec.regions.allowed); () = any. A hard bound, on every path
     # that places (scheduler/residency.py), narrowed further by its queue's allowedRegions.
     allowed_regions: tuple[str, ...] = ()
+    # The only member clusters it may run on, by name and by their agents' labels (spec.clusters); the default =
+    # any. A hard bound like allowed_regions, ANDed with it (model/cluster_affinity.py, scheduler/cluster_affinity.py).
+    clusters: ClusterAffinity = ClusterAffinity()
 
     @property
     def workload_kind(self) -> str:

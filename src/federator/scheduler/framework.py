@@ -109,7 +109,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.resource_name,
                 self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps,
-                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence)
+                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence, s.clusters)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -121,7 +121,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
                 self.resource_name, self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps,
-                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence)
+                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence, s.clusters)
 
 
 def may_spread(spec: JobSpec) -> bool:

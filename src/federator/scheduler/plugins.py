@@ -17,6 +17,7 @@ from typing import Protocol
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.model.cluster import SHARING_MIG
 from federator.model.node_room import node_room_fits
+from federator.scheduler.cluster_affinity import ClusterAffinity
 from federator.scheduler.cpu_excess import CpuExcess
 from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
@@ -525,6 +526,7 @@ class RandomFit:
 
 FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "AllowedRegions": AllowedRegions,  # always on (Scheduler): a hard bound, data residency
+    "ClusterAffinity": ClusterAffinity,  # always on too: spec.clusters, a hard bound (cluster_affinity.py)
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "NotRecentlyRefused": NotRecentlyRefused,
@@ -539,7 +541,7 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
 
 CYCLE_CONSTANT_FILTERS = frozenset({"AllowedRegions", "ClusterReady", "WorkloadKind", "NotRecentlyRefused",
                                     "MaintenanceWindow", "PodSecurity", "AcceleratorModel", "AcceleratorSharing",
-                                    "RegionLatency"})
+                                    "RegionLatency", "ClusterAffinity"})
 """Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
 state, the workload kinds it runs, its labels, the clusters the job avoids, its maintenance window against the
 job's run bound, the kinds of its pools: vendor, model, memory, sharing; the latency matrix), not on free capacity:

@@ -21,6 +21,7 @@ SEVERITY = [
     ReasonCode.QUOTA_EXCEEDED,
     ReasonCode.LATENCY_BUDGET,
     ReasonCode.REGION_UNAVAILABLE,
+    ReasonCode.CLUSTER_AFFINITY,  # spec.clusters: a bound the user set, as regions.allowed
     # Before the reasons no wait cures: a cluster that would take the job refused it a moment ago, in its own
     # words (a namespace not marked for the queue, an admission webhook, a name its controller refuses), which the
     # user can act on; "member-b has no H100 nodes" from the others read as the reason (AcceleratorUnavailable).

@@ -41,6 +41,7 @@ from federator.scheduler.framework import CycleContext, FilterPlugin
 MAINTENANCE, LATENCY = "maintenance", "latency"
 FILTER_READS: Mapping[str, frozenset[str]] = {
     "AllowedRegions": frozenset(),
+    "ClusterAffinity": frozenset(),  # spec.clusters against the cluster's name and labels (cluster_affinity.py)
     "ClusterReady": frozenset(),
     "WorkloadKind": frozenset(),
     "NotRecentlyRefused": frozenset(),

@@ -40,6 +40,8 @@ _PROTO_NAMES: tuple[tuple[str, str], ...] = (
     ("spec.regions.minRegions", "spec.min_regions"),
     ("spec.regions.user", "spec.user_region"),
     ("spec.regions.maxLatencyMs", "spec.max_latency_ms"),
+    ("spec.clusters.selector.matchLabels", "spec.clusters.selector.match_labels"),
+    ("spec.clusters.selector.matchExpressions", "spec.clusters.selector.match_expressions"),
     ("spec.maxRunSeconds", "spec.max_run_seconds"),
     ("spec.template", "spec.pod_template_json"),
     ("spec.workload", "spec.workload_json"),

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from federator.jobfile_affinity import clusters_document, parse_clusters
 from federator.model import (
     AcceleratorAlternative,
+    ClusterAffinity,
     Job,
     JobHold,
     JobId,
@@ -89,6 +91,8 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
         doc["max_run_seconds"] = s.max_run_seconds
     if s.allowed_regions:  # only when set, as max_run_seconds
         doc["allowed_regions"] = list(s.allowed_regions)
+    if s.clusters.bounds:  # only when set: spec.clusters as the job file writes it (jobfile_affinity.py)
+        doc["clusters"] = clusters_document(s.clusters)
     return doc
 
 
@@ -98,6 +102,17 @@ def _alternative_dict(a: AcceleratorAlternative) -> dict[str, Any]:
     if a.resource_name:  # only when set: a 0.10.0 job's document (and its byte count) stays what it was
         out["resource_name"] = a.resource_name
     return out
+
+
+def _clusters_of(doc: dict[str, Any] | None) -> ClusterAffinity:
+    """spec.clusters as stored (checked when the job was submitted); a document that no longer reads is a bug."""
+    if not doc:
+        return ClusterAffinity()
+
+    def bad(field: str, problem: str) -> None:
+        raise ValueError(f"stored {field}: {problem}")
+
+    return parse_clusters(doc, bad)
 
 
 def job_from_dict(doc: dict[str, Any]) -> Job:
@@ -115,6 +130,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         max_latency_ms=s.get("max_latency_ms", 0), workload_json=s.get("workload_json", ""),
         group_size=s.get("group_size", 1), max_run_seconds=s.get("max_run_seconds", 0),
         allowed_regions=tuple(s.get("allowed_regions", ())),
+        clusters=_clusters_of(s.get("clusters")),
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),

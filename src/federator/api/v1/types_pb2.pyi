@@ -45,7 +45,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., accelerator_milli: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array")
+    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array", "clusters")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class JobSpec(_message.Message):
     DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_REGIONS_FIELD_NUMBER: _ClassVar[int]
     ARRAY_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: JobKind
@@ -106,7 +107,41 @@ class JobSpec(_message.Message):
     depends_on: JobDependency
     allowed_regions: _containers.RepeatedScalarFieldContainer[str]
     array: ArrayTask
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ...) -> None: ...
+    clusters: ClusterAffinity
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ..., clusters: _Optional[_Union[ClusterAffinity, _Mapping]] = ...) -> None: ...
+
+class ClusterAffinity(_message.Message):
+    __slots__ = ("names", "selector")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    selector: LabelSelector
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[LabelSelector, _Mapping]] = ...) -> None: ...
+
+class LabelSelector(_message.Message):
+    __slots__ = ("match_labels", "match_expressions")
+    class MatchLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MATCH_LABELS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_EXPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    match_labels: _containers.ScalarMap[str, str]
+    match_expressions: _containers.RepeatedCompositeFieldContainer[LabelRequirement]
+    def __init__(self, match_labels: _Optional[_Mapping[str, str]] = ..., match_expressions: _Optional[_Iterable[_Union[LabelRequirement, _Mapping]]] = ...) -> None: ...
+
+class LabelRequirement(_message.Message):
+    __slots__ = ("key", "operator", "values")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    operator: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., operator: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobDependency(_message.Message):
     __slots__ = ("condition", "jobs")

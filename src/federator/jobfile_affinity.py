@@ -1,0 +1,161 @@
+"""`spec.clusters` of a job file (a FederatedJob's too): read and checked, and written back.
+
+Why its own module: jobfile.py is long, and the field is a concern of its own (model/cluster_affinity.py says
+what it means). As the rest of the job file, every bad value is named by its field path, each list is bounded
+(a selector is read at every placement of the job, for every cluster), and nothing is a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from federator.model import ClusterAffinity, LabelOperator, LabelRequirement
+
+MAX_CLUSTER_NAMES = 64
+"""At most this many names in spec.clusters.names (as jobfile.MAX_PREFERRED_REGIONS for regions)."""
+MAX_SELECTOR_TERMS = 32
+"""At most this many entries in each of matchLabels and matchExpressions."""
+MAX_SELECTOR_VALUES = 64
+"""At most this many values in one matchExpressions entry."""
+FIELD = "spec.clusters"
+KEYS = ("names", "selector")
+SELECTOR_KEYS = ("matchExpressions", "matchLabels")
+EXPRESSION_KEYS = ("key", "operator", "values")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")  # as a Hello's cluster name (security/limits.py)
+_LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+Bad = Callable[[str, str], None]
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _unknown(value: Mapping[Any, Any], field: str, known: tuple[str, ...], bad: Bad) -> None:
+    for key in value:
+        if key not in known:
+            bad(f"{field}.{str(key)[:63]}", f"is not a known field (known: {', '.join(known)})")
+
+
+def parse_clusters(value: object, bad: Bad) -> ClusterAffinity:
+    """spec.clusters: `names` and a `selector` (matchLabels, matchExpressions), ANDed; absent or empty = any."""
+    if value is None:
+        return ClusterAffinity()
+    if not isinstance(value, Mapping):
+        bad(FIELD, f"must be a mapping (names, selector), got {_shown(value)}")
+        return ClusterAffinity()
+    _unknown(value, FIELD, KEYS, bad)
+    names = _names(value.get("names", []), bad)
+    selector = value.get("selector")
+    if selector is None:
+        return ClusterAffinity(names=names)
+    if not isinstance(selector, Mapping):
+        bad(f"{FIELD}.selector", f"must be a mapping (matchLabels, matchExpressions), got {_shown(selector)}")
+        return ClusterAffinity(names=names)
+    _unknown(selector, f"{FIELD}.selector", SELECTOR_KEYS, bad)
+    return ClusterAffinity(names=names, match_labels=_match_labels(selector.get("matchLabels", {}), bad),
+                           match_expressions=_expressions(selector.get("matchExpressions", []), bad))
+
+
+def _names(value: object, bad: Bad) -> tuple[str, ...]:
+    field = f"{FIELD}.names"
+    if not isinstance(value, list):
+        bad(field, f"must be a list of cluster names, got {_shown(value)}")
+        return ()
+    if len(value) > MAX_CLUSTER_NAMES:
+        bad(field, f"at most {MAX_CLUSTER_NAMES} clusters, got {len(value)}")
+        return ()
+    wrong = [(i, n) for i, n in enumerate(value) if not isinstance(n, str) or not _NAME.match(n)]
+    for i, name in wrong:
+        bad(f"{field}[{i}]", f"must be a cluster name (a lower-case DNS label of at most 63 characters, as agents' "
+                             f"Hellos give), got {_shown(name)}")
+    return () if wrong else tuple(dict.fromkeys(value))
+
+
+def _match_labels(value: object, bad: Bad) -> tuple[tuple[str, str], ...]:
+    field = f"{FIELD}.selector.matchLabels"
+    if not isinstance(value, Mapping):
+        bad(field, f"must be a mapping of label keys to values, got {_shown(value)}")
+        return ()
+    if len(value) > MAX_SELECTOR_TERMS:
+        bad(field, f"at most {MAX_SELECTOR_TERMS} labels, got {len(value)}")
+        return ()
+    out: list[tuple[str, str]] = []
+    for key, label in value.items():
+        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+            bad(f"{field}[{str(key)[:63]}]", "must be a label key (an optional DNS prefix and '/', then a name of at "
+                                            "most 63 characters)")
+        elif not isinstance(label, str) or not _LABEL_VALUE.match(label):
+            bad(f"{field}[{key}]", f"must be a label value (at most 63 characters; quote a number or true), "
+                                   f"got {_shown(label)}")
+        else:
+            out.append((key, label))
+    return tuple(sorted(out))
+
+
+def _expressions(value: object, bad: Bad) -> tuple[LabelRequirement, ...]:
+    field = f"{FIELD}.selector.matchExpressions"
+    if not isinstance(value, list):
+        bad(field, f"must be a list of {{key, operator, values}}, got {_shown(value)}")
+        return ()
+    if len(value) > MAX_SELECTOR_TERMS:
+        bad(field, f"at most {MAX_SELECTOR_TERMS} expressions, got {len(value)}")
+        return ()
+    out = [_expression(e, f"{field}[{i}]", bad) for i, e in enumerate(value)]
+    return tuple(r for r in out if r is not None)
+
+
+def _expression(value: object, field: str, bad: Bad) -> LabelRequirement | None:
+    if not isinstance(value, Mapping):
+        bad(field, f"must be a mapping (key, operator, values), got {_shown(value)}")
+        return None
+    _unknown(value, field, EXPRESSION_KEYS, bad)
+    key, op, values = value.get("key"), value.get("operator"), value.get("values", [])
+    ok = True
+    if not isinstance(key, str) or not _LABEL_KEY.match(key):
+        bad(f"{field}.key", f"must be a label key, got {_shown(key)}")
+        ok = False
+    if not isinstance(op, str) or op not in {o.value for o in LabelOperator}:
+        bad(f"{field}.operator", f"must be one of {', '.join(o.value for o in LabelOperator)}, got {_shown(op)}")
+        return None
+    operator = LabelOperator(op)
+    if not isinstance(values, list) or len(values) > MAX_SELECTOR_VALUES:
+        bad(f"{field}.values", f"must be a list of at most {MAX_SELECTOR_VALUES} label values, got {_shown(values)}")
+        return None
+    wrong = [(i, v) for i, v in enumerate(values) if not isinstance(v, str) or not _LABEL_VALUE.match(v)]
+    for i, v in wrong:
+        bad(f"{field}.values[{i}]", f"must be a label value (at most 63 characters; quote a number or true), "
+                                    f"got {_shown(v)}")
+    if operator in (LabelOperator.IN, LabelOperator.NOT_IN) and not values:
+        bad(f"{field}.values", f"{operator} needs at least one value")
+        ok = False
+    elif operator in (LabelOperator.EXISTS, LabelOperator.DOES_NOT_EXIST) and values:
+        bad(f"{field}.values", f"{operator} takes no values")
+        ok = False
+    if not ok or wrong:
+        return None
+    return LabelRequirement(str(key), operator, tuple(dict.fromkeys(values)))
+
+
+def clusters_document(affinity: ClusterAffinity) -> dict[str, Any]:
+    """spec.clusters as a job file writes it ({} for none): what parse_clusters reads back to the same value."""
+    out: dict[str, Any] = {}
+    if affinity.names:
+        out["names"] = list(affinity.names)
+    selector: dict[str, Any] = {}
+    if affinity.match_labels:
+        selector["matchLabels"] = dict(affinity.match_labels)
+    if affinity.match_expressions:
+        selector["matchExpressions"] = [
+            {"key": r.key, "operator": r.operator.value, **({"values": list(r.values)} if r.values else {})}
+            for r in affinity.match_expressions]
+    if selector:
+        out["selector"] = selector
+    return out
+
+
+__all__ = ["MAX_CLUSTER_NAMES", "MAX_SELECTOR_TERMS", "MAX_SELECTOR_VALUES", "clusters_document", "parse_clusters"]
