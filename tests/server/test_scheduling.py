@@ -71,6 +71,8 @@ def test_preemption_cancels_the_victim_and_requeues_it(tmp_path: Path) -> None:
     assert victim.phase is JobPhase.PENDING and victim.placements == []
     assert victim.pending_reason is not None and victim.pending_reason.code is ReasonCode.PREEMPTED
     assert urgent.phase is JobPhase.PLACED
+    assert victim.restarts == 1 and victim.last_restart_reason == victim.pending_reason  # a preemption, once
+    assert urgent.restarts == 0
     orders = drain(rec)
     assert isinstance(orders[0], CancelOrder) and orders[0].placement_id == vpid  # room first
     assert isinstance(orders[1], LaunchOrder) and orders[1].placement.job_id == urgent.job_id
@@ -78,6 +80,7 @@ def test_preemption_cancels_the_victim_and_requeues_it(tmp_path: Path) -> None:
     fed.store.close()  # one federator per file (store/lock.py): the next one opens it after this one
     reloaded = {j.job_id: j for j in SqliteJobStore(tmp_path / "db").load()}
     assert reloaded[victim.job_id].phase is JobPhase.PENDING  # durable, not lost
+    assert reloaded[victim.job_id].restarts == 1  # the count is stored with it (server/restarts.py)
 
 
 def test_a_preempted_job_keeps_saying_so_while_it_waits(tmp_path: Path) -> None:

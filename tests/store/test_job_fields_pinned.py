@@ -51,6 +51,11 @@ PINNED = frozenset({
     "Job.job_id", "Job.spec", "Job.submitted_at", "Job.phase", "Job.pending_reason", "Job.placements",
     "Job.placed_at", "Job.finished_at", "Job.message", "Job.generation", "Job.early_failure", "Job.started_at",
     "Job.ran_seconds", "Job.waiting_since", "Job.hold", "Job.waiting_on",
+    # 0.17.0's restart count (server/restarts.py), at 4 still: 0.16.0 reading a 0.17.0 file drops these three keys
+    # when it rewrites a job, and a later 0.17.0 counts that job's restarts from its generation again
+    # (store/codec.restarts_before: exact for a gang), so a downgrade loses no job and no placement, only the last
+    # restart's reason.
+    "Job.restarts", "Job.last_restart_reason", "Job.last_restart_at",
     "JobSpec.name", "JobSpec.kind", "JobSpec.replicas", "JobSpec.resources", "JobSpec.accelerator_models",
     "JobSpec.queue", "JobSpec.priority", "JobSpec.preferred_regions", "JobSpec.namespace", "JobSpec.labels",
     "JobSpec.annotations", "JobSpec.pod_template_json", "JobSpec.preemptible", "JobSpec.min_regions",
@@ -124,6 +129,8 @@ def _every_field_set() -> Job:
         placements=[placement], placed_at=1_796_520_010.0, finished_at=1_796_520_200.0, message="placed",
         generation=3, early_failure="east-2 after 4s: ImagePullBackOff", started_at=1_796_520_020.0,
         ran_seconds=12.5, waiting_since=1_796_520_005.0, hold=JobHold(by="admin", at=1_796_519_990.0, admin=True),
+        restarts=2, last_restart_at=1_796_520_004.0,
+        last_restart_reason=Reason(ReasonCode.CLUSTER_NOT_READY, "east-1 was Lost", never=NeverRunnable.QUOTA),
         waiting_on=(JobId("prep-3f9a1c"),), throttled=True)
 
 
@@ -146,6 +153,8 @@ def _without_unstored(job: Job) -> Job:
     return dataclasses.replace(
         job, waiting_on=(), throttled=False,
         pending_reason=dataclasses.replace(job.pending_reason, never=None) if job.pending_reason else None,
+        last_restart_reason=(dataclasses.replace(job.last_restart_reason, never=None) if job.last_restart_reason
+                             else None),
         placements=[dataclasses.replace(p, nodes=()) for p in job.placements])
 
 

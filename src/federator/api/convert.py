@@ -233,8 +233,11 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         replicas_waiting=job.replicas_waiting,  # derived from spec and placements: job_from_pb needs none
         replicas_running=job.replicas_running, replicas_ready=job.replicas_ready,  # derived too
         started_at=job.started_at, ran_seconds=job.ran_seconds,
-        waiting_since=job.waiting_since,
+        waiting_since=job.waiting_since, restarts=job.restarts, last_restart_at=job.last_restart_at,
     )
+    if job.last_restart_reason is not None:
+        out.last_restart_reason.CopyFrom(types_pb2.Reason(code=job.last_restart_reason.code,
+                                                          message=job.last_restart_reason.message))
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,
                                                      message=job.pending_reason.message))
@@ -243,14 +246,18 @@ def job_to_pb(job: Job) -> types_pb2.Job:
     return out
 
 
+def _reason_from_pb(pb: types_pb2.Reason) -> Reason | None:
+    if not pb.code:
+        return None
+    try:
+        code = ReasonCode(pb.code)
+    except ValueError:
+        code = ReasonCode.WAITING
+    return Reason(code, pb.message)
+
+
 def job_from_pb(pb: types_pb2.Job) -> Job:
-    reason = None
-    if pb.HasField("pending_reason") and pb.pending_reason.code:
-        try:
-            code = ReasonCode(pb.pending_reason.code)
-        except ValueError:
-            code = ReasonCode.WAITING
-        reason = Reason(code, pb.pending_reason.message)
+    reason = _reason_from_pb(pb.pending_reason) if pb.HasField("pending_reason") else None
     return Job(
         job_id=JobId(pb.job_id), spec=spec_from_pb(pb.spec), submitted_at=pb.submitted_at,
         phase=phase_from_pb(pb.phase), pending_reason=reason,
@@ -259,6 +266,8 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         started_at=pb.started_at, ran_seconds=pb.ran_seconds,
         waiting_since=pb.waiting_since,
         hold=JobHold(by=pb.hold.by, at=pb.hold.at, admin=pb.hold.admin) if pb.HasField("hold") else None,
+        restarts=max(0, pb.restarts), last_restart_at=pb.last_restart_at,
+        last_restart_reason=_reason_from_pb(pb.last_restart_reason) if pb.HasField("last_restart_reason") else None,
     )
 
 

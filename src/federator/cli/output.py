@@ -76,9 +76,20 @@ def phase_shown(job: Job) -> str:
     return f"{job.phase.value}(Held)" if job.hold is not None and not job.phase.is_terminal else job.phase.value
 
 
+def restarts_shown(job: Job, now: float) -> str:
+    """RESTARTS: how many times the job was queued to be placed again after a placement ended for a cause not its
+    own (types.proto, Job.restarts), and the last one's code and how long ago, "1 (ClusterNotReady, 5m ago)", as
+    kubectl's RESTARTS says "1 (5m ago)"; "0" for none. A gang placed again said only "4 replicas running on nv-b"
+    (outside pretraining QA, P5)."""
+    last = job.last_restart_reason
+    if not job.restarts or last is None:
+        return str(job.restarts)
+    return f"{job.restarts} ({last.code.value}, {_age(max(0.0, now - job.last_restart_at))} ago)"
+
+
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     now = time.time()
-    headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT"]
+    headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT", "RESTARTS"]
     if wide:
         headers += ["READY", "RUN", "USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
@@ -95,7 +106,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
         if not wide and len(reason) > 110:
             reason = reason[:107] + "..."
         row = [j.job_id, j.spec.kind.value, j.spec.queue, phase_shown(j), clusters, regions, gpus,
-               _age(job_wait(j, now))]
+               _age(job_wait(j, now)), restarts_shown(j, now)]
         if wide:
             models = ",".join(dict.fromkeys(f"{p.accelerator_vendor}/{p.accelerator_model}".lstrip("/")
                                             for p in j.placements if p.accelerator_model))

@@ -337,6 +337,13 @@ class Job:
     # A task of an array past its throttle (server/arrays.py): never placed until let go. Not stored: a restart
     # judges the array again from its tasks' stored phases.
     throttled: bool = False
+    # How many times a placement of it ended for a cause not its own success (its cluster Lost, refused or stopped
+    # it, its node went silent, preempted, drained, failed early, not started in time) and it was queued to be
+    # placed again; the last such end's reason and when (server/restarts.py): `get jobs` RESTARTS, as kubectl's
+    # and Slurm's requeue count. Stored with the job (its document; the schema stays 4).
+    restarts: int = 0
+    last_restart_reason: Reason | None = None
+    last_restart_at: float = 0.0
 
     @property
     def clusters(self) -> list[str]:

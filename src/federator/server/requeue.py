@@ -31,6 +31,7 @@ from federator.model import Job, JobPhase, Reason
 from federator.server.clusters import forget_acks
 from federator.server.orders import CancelOrder, Order
 from federator.server.partial import supersede_part
+from federator.server.restarts import count_restart
 from federator.server.run_limits import paused
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def requeue(fed: Federator, job: Job, reason: Reason, *, ended: Collection[str] 
             stopped: Collection[str] = ()) -> None:
     """Supersede every placement of a job (`ended`: only those, of a spread job with others live:
     server/partial.py), queue it again; `stopped`: reported ended by their agent, sent no Cancel."""
+    count_restart(job, reason, at=fed.clock())  # before the write below stores it (server/restarts.py)
     cancels = supersede_part(fed, job, ended, reason) if ended else None
     if cancels is None:
         cancels = supersede(fed, job, reason)

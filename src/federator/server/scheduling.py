@@ -92,6 +92,7 @@ from federator.server.pending_counts import PendingCounts, delegate_of, queue_of
 from federator.server.reason_refresh import ReasonRefresh, room_changed
 from federator.server.rebalancing import Rebalancer
 from federator.server.reservations import KeptReservations
+from federator.server.restarts import count_restart
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -532,6 +533,7 @@ class Cycles:
                 stale_clusters.add(pre.cluster)  # the room this preemption was to make is not there
                 continue
             reason = Reason(ReasonCode.PREEMPTED, preempted_message(pre.message, now))
+            count_restart(job, reason, at=now)  # a preemption is a restart (server/restarts.py)
             log.info("job %s (queue %s) preempted on %s for job %s", job.job_id, job.spec.queue, pre.cluster,
                      pre.preemptor)  # the operator's record; the victim's reason names the preemptor in-queue only
             part = {p.placement_id for p in job.placements if p.cluster == pre.cluster} if pre.part else set()

@@ -69,6 +69,10 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         # only when held: a job never held is the document (and its row) it was; a federator before 0.14.0 ignores
         # the key, and places the job (docs/operators.md, "Upgrading to 0.14.0")
         **({"hold": {"by": job.hold.by, "at": job.hold.at, "admin": job.hold.admin}} if job.hold else {}),
+        # the restart count (server/restarts.py): a key of the document, so the schema stays 4
+        "restarts": job.restarts, "last_restart_at": job.last_restart_at,
+        "last_restart_reason": ({"code": job.last_restart_reason.code.value,
+                                 "message": job.last_restart_reason.message} if job.last_restart_reason else None),
     }
 
 
@@ -157,7 +161,16 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         generation=doc.get("generation", 0), early_failure=doc.get("early_failure", ""),
         started_at=doc.get("started_at", 0.0), ran_seconds=doc.get("ran_seconds", 0.0),
         waiting_since=doc.get("waiting_since", 0.0), hold=_hold(doc.get("hold")),
+        restarts=doc["restarts"] if "restarts" in doc else restarts_before(doc),
+        last_restart_reason=_reason(doc.get("last_restart_reason")), last_restart_at=doc.get("last_restart_at", 0.0),
     )
+
+
+def restarts_before(doc: dict[str, Any]) -> int:
+    """The restarts of a job stored before 0.17.0 counted them: each placement but the current one had a generation
+    of its own, so its generation less the one it holds now (exact for a gang; a spread job's parts placed apart
+    count too). Why: an upgrade must not show a job placed three times as never restarted."""
+    return max(0, int(doc.get("generation", 0)) - (1 if doc.get("placements") else 0))
 
 
 def _hold(doc: dict[str, Any] | None) -> JobHold | None:

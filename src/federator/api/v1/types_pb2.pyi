@@ -212,7 +212,7 @@ class Placement(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., unit_milli: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready", "started_at", "ran_seconds", "waiting_since", "revision", "bookmark", "removed", "hold")
+    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready", "started_at", "ran_seconds", "waiting_since", "revision", "bookmark", "removed", "hold", "restarts", "last_restart_reason", "last_restart_at")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +233,9 @@ class Job(_message.Message):
     BOOKMARK_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     HOLD_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESTART_REASON_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESTART_AT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     spec: JobSpec
     phase: JobPhase
@@ -253,7 +256,10 @@ class Job(_message.Message):
     bookmark: bool
     removed: bool
     hold: JobHold
-    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., started_at: _Optional[float] = ..., ran_seconds: _Optional[float] = ..., waiting_since: _Optional[float] = ..., revision: _Optional[int] = ..., bookmark: _Optional[bool] = ..., removed: _Optional[bool] = ..., hold: _Optional[_Union[JobHold, _Mapping]] = ...) -> None: ...
+    restarts: int
+    last_restart_reason: Reason
+    last_restart_at: float
+    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., started_at: _Optional[float] = ..., ran_seconds: _Optional[float] = ..., waiting_since: _Optional[float] = ..., revision: _Optional[int] = ..., bookmark: _Optional[bool] = ..., removed: _Optional[bool] = ..., hold: _Optional[_Union[JobHold, _Mapping]] = ..., restarts: _Optional[int] = ..., last_restart_reason: _Optional[_Union[Reason, _Mapping]] = ..., last_restart_at: _Optional[float] = ...) -> None: ...
 
 class JobHold(_message.Message):
     __slots__ = ("by", "at", "admin")

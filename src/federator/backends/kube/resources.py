@@ -181,6 +181,11 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # The early failure the job was placed again after (server/early_failures.py): at most once, so a restart
         # must know it was.
         "earlyFailure": job.early_failure,
+        # How many times a placement ended for a cause not the job's own and it was queued again, and the last
+        # one's reason and time (server/restarts.py): kubectl's Restarts column. A restart reads them back.
+        "restarts": job.restarts,
+        "lastRestart": ({"code": job.last_restart_reason.code.value, "message": job.last_restart_reason.message,
+                         "at": timestamp(job.last_restart_at)} if job.last_restart_reason else None),
         "submittedAt": timestamp(job.submitted_at),
         "placedAt": timestamp(job.placed_at),
         # The run-time clock spec.maxRunSeconds is checked against (server/run_limits.py): a restart reads it back.
@@ -335,7 +340,22 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
         early_failure=str(status.get("earlyFailure") or ""),
         waiting_since=parse_timestamp(status.get("waitingSince")),
         hold=_hold(status.get("hold")),
+        **_restarts(status),
     )
+
+
+def _restarts(status: Obj) -> dict[str, Any]:
+    """The restart count and the last restart read back from a status (a status from before 0.17.0 has none: its
+    placementGeneration less its current placement, as the store's codec reads an old job)."""
+    last = status.get("lastRestart") or {}
+    code = str(last.get("code", ""))
+    reason = Reason(ReasonCode(code), str(last.get("message", ""))) if code in {c.value for c in ReasonCode} \
+        else None
+    count = status.get("restarts")
+    if not isinstance(count, int) or count < 0:
+        count = max(0, int(status.get("placementGeneration", 0) or 0) - (1 if status.get("placements") else 0))
+    return {"restarts": count, "last_restart_reason": reason,
+            "last_restart_at": parse_timestamp(last.get("at")) if reason else 0.0}
 
 
 def hold_status(hold: JobHold) -> Obj:
