@@ -140,6 +140,8 @@ def test_l_goes_with_a_queue_not_with_one_job_nor_orphans(capsys: pytest.Capture
     for argv, said in ((["cancel", "train-1", "-l", "app=x"], "-l and --yes go with --queue or --all-queues"),
                        (["cancel", "--orphans", "-l", "app=x"], "--orphans cancels placements of jobs the store has "
                                                                 "no record of"),
-                       (["watch", "train-1", "-l", "app=x"], "--array and -l go with `watch` of every job")):
+                       (["watch", "train-1", "-l", "app=x"], "--array and -l go with `watch` of every job"),
+                       # -l alone: the hint names -l among what --all-queues takes (outside QA N6: it did not)
+                       (["cancel", "-l", "app=x"], "--all-queues (with --owner, --name-prefix, --phase, -l)")):
         assert main([*argv, "--insecure", "--server", "127.0.0.1:1"]) == Exit.USAGE
         assert said in capsys.readouterr().err

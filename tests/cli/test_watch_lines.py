@@ -65,3 +65,26 @@ def test_a_watch_keeps_the_jobs_of_a_queue_and_name_prefix_only() -> None:
 def test_a_watch_of_one_job_refuses_the_selectors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["watch", "js1-a", "--queue", "team-b", "--server", "127.0.0.1:1", "--insecure"]) == Exit.USAGE
     assert "go with `watch` of every job, not one job" in capsys.readouterr().err
+
+
+def test_a_watch_whose_selectors_get_jobs_would_refuse_says_so_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """`watch --namespace 'Bad NS'` (or a bad --queue, or an array nobody may see) printed nothing and waited for
+    ever: the CLI keeps the Watch's jobs itself, and nothing checked what it keeps them by (outside QA N1). Now the
+    federator checks them as for `get jobs`: the field named, exit as `get jobs` exits; a good selector watches."""
+    import asyncio
+
+    from tests.server.test_services_edge import served
+
+    async def watch(target: str, *flags: str) -> int:
+        return await asyncio.to_thread(main, ["watch", *flags, "--insecure", "--server", target])
+
+    async def main_() -> None:
+        async with served() as s:
+            assert await watch(s.target, "--namespace", "Bad NS") == Exit.FAILED
+            assert "filter.namespace" in capsys.readouterr().err
+            assert await watch(s.target, "--queue", "Bad Q") == Exit.FAILED
+            assert "queue" in capsys.readouterr().err
+            assert await watch(s.target, "--array", "nosuch-000000") == Exit.NOT_FOUND
+            assert "no task of array 'nosuch-000000'" in capsys.readouterr().err
+
+    asyncio.run(main_())

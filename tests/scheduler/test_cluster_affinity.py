@@ -93,6 +93,18 @@ def test_when_the_matching_cluster_is_full_the_reason_is_room_not_affinity() -> 
     assert "gcp-1: is not among spec.clusters.names (oregon-1)" in reason.message
 
 
+def test_when_the_matching_cluster_lacks_the_model_the_reason_is_the_model_not_affinity() -> None:
+    """The cluster spec.clusters allows has no A100: the job waits for the model (AcceleratorUnavailable), its
+    story first; ClusterAffinity, which the clusters left out say, would send the user to widen spec.clusters
+    (outside QA N2: it did, as it ranked before the reasons no wait cures)."""
+    result = cycle(FLEET, [pinned("j", ClusterAffinity(names=("oregon-1",)), models=("A100",))])
+    assert placed(result) == {}
+    reason = result.pending["j"]
+    assert reason.code is ReasonCode.ACCELERATOR_UNAVAILABLE
+    assert reason.message.startswith("0/2 clusters fit: oregon-1"), reason.message
+    assert "gcp-1: is not among spec.clusters.names (oregon-1)" in reason.message
+
+
 def test_a_policy_filters_list_cannot_drop_the_bound() -> None:
     cfg = SchedulerConfig(filters=("ClusterReady", "GangFit", "CpuMemoryFit"), score_weights=PRICE)
     result = cycle(FLEET, [pinned("j", ClusterAffinity(names=("oregon-1",)))], config=cfg)

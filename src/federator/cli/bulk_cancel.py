@@ -271,7 +271,7 @@ def usage_problem(args: argparse.Namespace) -> str:
         return "give a job or --queue/--all-queues, not both"
     if not args.job and not many:
         return ("give a job (id, namespace/name or name), or --queue to cancel a queue's jobs, or --all-queues "
-                "(with --owner, --name-prefix, --phase) to cancel the jobs they take in every queue")
+                "(with --owner, --name-prefix, --phase, -l) to cancel the jobs they take in every queue")
     if args.job and (args.phase or args.owner or args.name_prefix or args.selector is not None or args.yes):
         return "--phase, --owner, --name-prefix, -l and --yes go with --queue or --all-queues"
     return ""

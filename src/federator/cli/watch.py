@@ -29,7 +29,7 @@ from federator.cli import calls, job_list
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
 from federator.model import Job, JobPhase
-from federator.security.tls import TlsError
+from federator.security.tls import ClientOptions, TlsError
 from federator.server.job_listing import Query
 from federator.termtext import cell
 
@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         return Exit.USAGE
     try:
         opts = client_options(args)
-    except TlsError as err:
+        if only != EVERY_JOB and (refused := _refused(opts, only, args)) is not None:
+            return refused
+    except (grpc.RpcError, TlsError) as err:
         return calls.fail(err, args)
     last: dict[str, str] = {}
     phases: dict[str, JobPhase] = {}  # each job's last phase seen: what a restored store's loss is told by
@@ -153,6 +155,22 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             return 0
         delay = min(delay * 2, 5.0)
+
+
+def _refused(opts: ClientOptions, only: Query, args: argparse.Namespace) -> int | None:
+    """The exit of a watch whose selectors `get jobs` would refuse, else None: the federator checks them (one List
+    of one job: a malformed namespace, queue or selector is INVALID_ARGUMENT naming its field), and an array no task
+    of which the caller may see is an error as in `get jobs`. The CLI keeps the Watch's jobs by them itself, so
+    without this a mistyped selector printed nothing and waited for ever (outside QA N1)."""
+    with opts.channel() as channel:
+        reply = jobs_pb2_grpc.JobServiceStub(channel).List(job_list.request_for(only, page_size=1),
+                                                            timeout=calls.CALL_TIMEOUT)
+    narrowed = bool(only.queue or only.namespace or only.name_prefix or only.owner or only.label_selector)
+    if args.array and not reply.jobs and not narrowed:
+        print(f"error: no task of array {args.array!r} that you may see (its id as `submit --array` printed it; "
+              "tasks removed after they ended are not listed)", file=sys.stderr)
+        return Exit.NOT_FOUND
+    return None
 
 
 def selection(args: argparse.Namespace) -> Query:

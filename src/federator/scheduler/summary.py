@@ -21,7 +21,6 @@ SEVERITY = [
     ReasonCode.QUOTA_EXCEEDED,
     ReasonCode.LATENCY_BUDGET,
     ReasonCode.REGION_UNAVAILABLE,
-    ReasonCode.CLUSTER_AFFINITY,  # spec.clusters: a bound the user set, as regions.allowed
     # Before the reasons no wait cures: a cluster that would take the job refused it a moment ago, in its own
     # words (a namespace not marked for the queue, an admission webhook, a name its controller refuses), which the
     # user can act on; "member-b has no H100 nodes" from the others read as the reason (AcceleratorUnavailable).
@@ -32,6 +31,10 @@ SEVERITY = [
     ReasonCode.POD_SECURITY,
     ReasonCode.WORKLOAD_KIND_UNSUPPORTED,
     ReasonCode.CLUSTER_NOT_READY,
+    # Last: spec.clusters is a bound the user set, and the clusters it leaves out say so whatever else they
+    # lack; it is the answer only when no cluster it allows said anything else. An allowed cluster without the
+    # model, or Lost, read as ClusterAffinity, and users.md sent its user to widen spec.clusters (outside QA N2).
+    ReasonCode.CLUSTER_AFFINITY,
 ]
 
 
