@@ -95,7 +95,9 @@ def _many(n: int) -> list[str]:
     ({"selector": {"matchExpressions": [{"key": "k", "operator": "In", "values": ["a", "b c"]}]}},
      "spec.clusters.selector.matchExpressions[0].values[1]: must be a label value"),
     ({"selector": {"matchExpressions": [{"key": "k", "operator": "In", "values": _many(MAX_SELECTOR_VALUES + 1)}]}},
-     "spec.clusters.selector.matchExpressions[0].values: must be a list of at most 64 label values"),
+     "spec.clusters.selector.matchExpressions[0].values: at most 64 label values, got 65"),
+    ({"selector": {"matchExpressions": [{"key": "k", "operator": "In", "values": "a"}]}},
+     "spec.clusters.selector.matchExpressions[0].values: must be a list of at most 64 label values, got 'a'"),
     ({"selector": {"matchExpressions": [{"key": "k", "operator": "In", "values": ["a"], "value": "a"}]}},
      "spec.clusters.selector.matchExpressions[0].value: is not a known field (known: key, operator, values)"),
 ])

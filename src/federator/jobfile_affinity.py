@@ -123,8 +123,11 @@ def _expression(value: object, field: str, bad: Bad) -> LabelRequirement | None:
         bad(f"{field}.operator", f"must be one of {', '.join(o.value for o in LabelOperator)}, got {_shown(op)}")
         return None
     operator = LabelOperator(op)
-    if not isinstance(values, list) or len(values) > MAX_SELECTOR_VALUES:
+    if not isinstance(values, list):
         bad(f"{field}.values", f"must be a list of at most {MAX_SELECTOR_VALUES} label values, got {_shown(values)}")
+        return None
+    if len(values) > MAX_SELECTOR_VALUES:  # the count, as the other limits say it, not the list (outside QA N5)
+        bad(f"{field}.values", f"at most {MAX_SELECTOR_VALUES} label values, got {len(values)}")
         return None
     wrong = [(i, v) for i, v in enumerate(values) if not isinstance(v, str) or not _LABEL_VALUE.match(v)]
     for i, v in wrong:

@@ -76,6 +76,9 @@ def parse(text: str) -> Selector:
         if text:
             raise SelectorError("is only blanks: give requirements such as app=x, or leave it empty for every job")
         return Selector()
+    set_based = re.search(r"[^\s,=!]+\s+(not)?in\s*\([^)]*\)?", text)
+    if set_based:  # before the commas split it: `team in (a,b)` quoted whole, not as `team in (a` (outside QA N7)
+        _requirement(set_based.group(0))
     parts = text.split(",")
     if len(parts) > MAX_REQUIREMENTS:
         raise SelectorError(f"must have at most {MAX_REQUIREMENTS} requirements, got {len(parts)}")
