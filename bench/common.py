@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from federator.model import AcceleratorPool, ClusterCapacity, ClusterInfo, JobId, JobKind, JobSpec, Resources
+from federator.model import (
+    AcceleratorPool,
+    ClusterCapacity,
+    ClusterInfo,
+    Job,
+    JobId,
+    JobKind,
+    JobPhase,
+    JobSpec,
+    Reason,
+    ReasonCode,
+    Resources,
+)
 from federator.model.cluster import one_node_room, room_classes
 from federator.scheduler import PlacementRequest
 from federator.security.authz import USER_ANNOTATION
+from federator.store import SqliteJobStore
 
 GiB = 2**30
 # (model, accelerators per node, share of a cluster's nodes)
@@ -111,3 +126,18 @@ def owned(requests: Sequence[PlacementRequest], owners: int) -> list[PlacementRe
     return [dataclasses.replace(r, spec=dataclasses.replace(r.spec,
                                                             annotations=((USER_ANNOTATION, f"user-{i % owners}"),)))
             for i, r in enumerate(requests)]
+
+
+def backlog(db: Path, n: int) -> None:
+    """`n` pending jobs of the benchmarks' mixed shapes (`jobs`, seed 11), written as a federator would have
+    stored them: the backlog bench/submit_scale.py and bench/soak.py start a federator on."""
+    store = SqliteJobStore(db)
+    batch: list[Job] = []
+    for r in jobs(n, seed=11):
+        batch.append(Job(job_id=r.job_id, spec=r.spec, submitted_at=time.time(), phase=JobPhase.PENDING,
+                         pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle")))
+        if len(batch) == 5_000:
+            store.put(batch)
+            batch = []
+    store.put(batch)
+    store.close()

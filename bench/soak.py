@@ -50,14 +50,12 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from common import jobs as job_mix  # noqa: E402
+from common import backlog  # noqa: E402
 
 from federator.api import convert  # noqa: E402
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc  # noqa: E402
 from federator.jobfile import parse_job  # noqa: E402
 from federator.local import LocalFederation  # noqa: E402
-from federator.model import Job, JobPhase, Reason, ReasonCode  # noqa: E402
-from federator.store import SqliteJobStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -74,20 +72,6 @@ def fleet_doc(n: int) -> dict[str, object]:
                    {"count": 2, "gpuModel": "NVIDIA-L40S", "gpus": 4, "cpu": 32, "memory": "256Gi"},
                    {"count": 2, "cpu": 64, "memory": "256Gi"}]}
         for i in range(n)]}
-
-
-def backlog(db: Path, n: int) -> None:
-    """`n` pending jobs of the benchmarks' mixed shapes (most fit no cluster here), stored as a federator would."""
-    store = SqliteJobStore(db)
-    batch: list[Job] = []
-    for r in job_mix(n, seed=11):
-        batch.append(Job(job_id=r.job_id, spec=r.spec, submitted_at=time.time(), phase=JobPhase.PENDING,
-                         pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle")))
-        if len(batch) == 5_000:
-            store.put(batch)
-            batch = []
-    store.put(batch)
-    store.close()
 
 
 # ---------------------------------------------------------------------------------------------------- the agents

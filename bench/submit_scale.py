@@ -46,17 +46,15 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from common import jobs as job_mix  # noqa: E402
+from common import backlog  # noqa: E402
 from fetch_tools import ghz as ghz_binary  # noqa: E402
 
 from federator.api import convert  # noqa: E402
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc  # noqa: E402
 from federator.jobfile import parse_job  # noqa: E402
 from federator.local import LocalFederation  # noqa: E402
-from federator.model import Job, JobPhase, Reason, ReasonCode  # noqa: E402
 from federator.security.pki import Identity, IdentityKind, issue  # noqa: E402
 from federator.security.tls import cluster_files, user_files  # noqa: E402
-from federator.store import SqliteJobStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,20 +78,6 @@ def labelled(url: str, name: str, label: str) -> float:
     body = urllib.request.urlopen(url, timeout=60).read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
                if line.startswith(name + "{") and label in line.split("}", 1)[0])
-
-
-def backlog(db: Path, n: int) -> None:
-    """`n` pending jobs of the benchmarks' mixed shapes, written as a federator would have stored them."""
-    store = SqliteJobStore(db)
-    batch: list[Job] = []
-    for r in job_mix(n, seed=11):
-        batch.append(Job(job_id=r.job_id, spec=r.spec, submitted_at=time.time(), phase=JobPhase.PENDING,
-                         pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle")))
-        if len(batch) == 5_000:
-            store.put(batch)
-            batch = []
-    store.put(batch)
-    store.close()
 
 
 def spec_request(name: str) -> jobs_pb2.SubmitRequest:
