@@ -7,11 +7,13 @@ what it means). As the rest of the job file, every bad value is named by its fie
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from federator.model import ClusterAffinity, LabelOperator, LabelRequirement
+
+# names and labels as a Hello gives them (security/limits.py): what a job pins to is what a cluster can say
+from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_cluster_name
 
 MAX_CLUSTER_NAMES = 64
 """At most this many names in spec.clusters.names (as jobfile.MAX_PREFERRED_REGIONS for regions)."""
@@ -23,9 +25,6 @@ FIELD = "spec.clusters"
 KEYS = ("names", "selector")
 SELECTOR_KEYS = ("matchExpressions", "matchLabels")
 EXPRESSION_KEYS = ("key", "operator", "values")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")  # as a Hello's cluster name (security/limits.py)
-_LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 Bad = Callable[[str, str], None]
 
@@ -69,7 +68,7 @@ def _names(value: object, bad: Bad) -> tuple[str, ...]:
     if len(value) > MAX_CLUSTER_NAMES:
         bad(field, f"at most {MAX_CLUSTER_NAMES} clusters, got {len(value)}")
         return ()
-    wrong = [(i, n) for i, n in enumerate(value) if not isinstance(n, str) or not _NAME.match(n)]
+    wrong = [(i, n) for i, n in enumerate(value) if not isinstance(n, str) or not valid_cluster_name(n)]
     for i, name in wrong:
         bad(f"{field}[{i}]", f"must be a cluster name (a lower-case DNS label of at most 63 characters, as agents' "
                              f"Hellos give), got {_shown(name)}")
@@ -86,10 +85,10 @@ def _match_labels(value: object, bad: Bad) -> tuple[tuple[str, str], ...]:
         return ()
     out: list[tuple[str, str]] = []
     for key, label in value.items():
-        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+        if not isinstance(key, str) or not LABEL_KEY.match(key):
             bad(f"{field}[{str(key)[:63]}]", "must be a label key (an optional DNS prefix and '/', then a name of at "
                                             "most 63 characters)")
-        elif not isinstance(label, str) or not _LABEL_VALUE.match(label):
+        elif not isinstance(label, str) or not LABEL_VALUE.match(label):
             bad(f"{field}[{key}]", f"must be a label value (at most 63 characters; quote a number or true), "
                                    f"got {_shown(label)}")
         else:
@@ -116,7 +115,7 @@ def _expression(value: object, field: str, bad: Bad) -> LabelRequirement | None:
     _unknown(value, field, EXPRESSION_KEYS, bad)
     key, op, values = value.get("key"), value.get("operator"), value.get("values", [])
     ok = True
-    if not isinstance(key, str) or not _LABEL_KEY.match(key):
+    if not isinstance(key, str) or not LABEL_KEY.match(key):
         bad(f"{field}.key", f"must be a label key, got {_shown(key)}")
         ok = False
     if not isinstance(op, str) or op not in {o.value for o in LabelOperator}:
@@ -129,7 +128,7 @@ def _expression(value: object, field: str, bad: Bad) -> LabelRequirement | None:
     if len(values) > MAX_SELECTOR_VALUES:  # the count, as the other limits say it, not the list (outside QA N5)
         bad(f"{field}.values", f"at most {MAX_SELECTOR_VALUES} label values, got {len(values)}")
         return None
-    wrong = [(i, v) for i, v in enumerate(values) if not isinstance(v, str) or not _LABEL_VALUE.match(v)]
+    wrong = [(i, v) for i, v in enumerate(values) if not isinstance(v, str) or not LABEL_VALUE.match(v)]
     for i, v in wrong:
         bad(f"{field}.values[{i}]", f"must be a label value (at most 63 characters; quote a number or true), "
                                     f"got {_shown(v)}")

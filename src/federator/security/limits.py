@@ -265,7 +265,7 @@ def check_capacity(cap: ClusterCapacity) -> str | None:
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")  # Kubernetes' rule for label values
-_LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")  # Kubernetes' for keys
 
 
 REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region", "federator.io/region")
@@ -294,7 +294,7 @@ def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits:
     if len(labels) > limits.max_labels:
         return f"hello.labels: at most {limits.max_labels} labels, got {len(labels)}"
     for key, value in labels.items():
-        if not _LABEL_KEY.match(key):
+        if not LABEL_KEY.match(key):
             return f"hello.labels: {key[:80]!r} is not a valid label key"
         if len(value) > 253:
             return f"hello.labels[{key}]: value longer than 253 characters"
@@ -351,5 +351,5 @@ class TokenBucket:
         self._at = now
 
 
-__all__ = ["REGION_LABELS", "Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello",
-           "valid_cluster_name", "valid_region"]
+__all__ = ["LABEL_KEY", "LABEL_VALUE", "REGION_LABELS", "Limits", "RejectReason", "TokenBucket", "check_capacity",
+           "check_hello", "valid_cluster_name", "valid_region"]
