@@ -60,8 +60,20 @@ def _parsed(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
             and not extra[0].startswith("-")):
         args.name = extra[0]
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _deepest(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
+
+
+def _deepest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser the arguments chose, so that its usage, not the top level's list of commands,
+    goes with an error about its arguments (`get jobs a b` prints `get`'s usage)."""
+    while True:
+        chosen = next((action.choices[getattr(args, action.dest)] for action in parser._actions
+                       if isinstance(action, argparse._SubParsersAction) and isinstance(action.choices, dict)
+                       and getattr(args, action.dest, None) in action.choices), None)
+        if chosen is None:
+            return parser
+        parser = chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ which no tenant sets, and the request's spec: its verdict is constant for a cycl
 and part of the request's fit shape (framework.PlacementRequest.fit_shape).
 
 A cluster it rejects says so as ClusterAffinity with what the cluster lacks, so that a job no cluster matches
-reads "ClusterAffinity: 0/2 clusters fit: west-1 has no label ..." rather than a want of room. Pure.
+reads "ClusterAffinity: 0/2 clusters fit: west-1: has no label ..." rather than a want of room. Pure.
 """
 
 from __future__ import annotations
