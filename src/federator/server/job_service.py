@@ -254,8 +254,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
     def _arrays_served(self) -> None:
         """Refuse an array Submit, or its check, in Kubernetes mode (no FederatedJob is an array: kubernetes.md)."""
         if self.namespaces is not None:
-            raise ArrayUnsupported("array: job arrays are served in store mode only (0.15.0); in Kubernetes mode make "
-                                   "one FederatedJob per index")
+            raise ArrayUnsupported("array: job arrays are served in store mode only (0.15.0); in Kubernetes mode apply "
+                                   "a FederatedJob with spec.array (docs/kubernetes.md, Job arrays)")
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
                     manage: bool = False, verb: str = "") -> tuple[Job | None, Denied | None]:

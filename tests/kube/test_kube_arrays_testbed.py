@@ -1,0 +1,130 @@
+"""Job arrays in Kubernetes mode against a real API server and its garbage collector (backends/kube/arrays.py):
+`kubectl apply` of a FederatedJob with spec.array makes its tasks NAME-INDEX with ownerReferences, at most
+maxRunning of them are let go, the array's status counts them, a name a user's FederatedJob holds refuses the
+array and overwrites nothing, the CRD keeps spec.array immutable, and `kubectl delete` of the array deletes its
+tasks (kube-controller-manager's garbage collector) and cancels their jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from federator.backends.kube.api import FEDERATED_JOBS, KubeApi, NotFoundError
+from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.events import EventRecorder
+from federator.backends.kube.store import KubeJobStore
+from federator.model import JobPhase
+from federator.server.federator import Federator
+
+from builders import cluster, pool
+from kube_support import CRDS, H100, Testbed
+from support import until
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
+
+NAMESPACE = "sweeps"
+TRAIN = {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 1}}
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    bed = Testbed.start(tmp_path_factory.mktemp("arrays-bed"), members=(), host_controller_manager=True)
+    try:
+        bed.kubectl("host", "apply", "-f", str(CRDS))
+        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        bed.kubectl("host", "create", "namespace", NAMESPACE)
+        yield bed
+    finally:
+        bed.stop()
+
+
+def document(name: str, spec: dict[str, Any]) -> str:
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                           "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec})
+
+
+def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete_cascades(host: Testbed) -> None:
+    api = KubeApi.connect(host.host.kubeconfig)
+
+    def obj(name: str) -> dict[str, Any] | None:
+        try:
+            return api.get(FEDERATED_JOBS, name, NAMESPACE)
+        except NotFoundError:
+            return None
+
+    def status(name: str) -> dict[str, Any]:
+        return (obj(name) or {}).get("status") or {}
+
+    def tasks_of(uid: str) -> list[dict[str, Any]]:
+        return [o for o in api.list(FEDERATED_JOBS, NAMESPACE)["items"]
+                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
+
+    async def main() -> None:
+        store = KubeJobStore(api, namespace=NAMESPACE, events=EventRecorder(api))
+        fed = Federator(store=store)
+        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
+        await ctl.start()
+        try:
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
+            host.kubectl("host", "apply", "-f", "-",
+                         input=document("sweep", {**TRAIN, "array": {"indices": "0-4", "maxRunning": 2}}))
+            array = obj("sweep")
+            assert array is not None
+            uid = array["metadata"]["uid"]
+            await until(lambda: len(fed.jobs) == 5)
+            tasks = tasks_of(uid)
+            assert sorted(t["metadata"]["name"] for t in tasks) == [f"sweep-{i}" for i in range(5)]
+            for task in tasks:
+                (ref,) = task["metadata"]["ownerReferences"]
+                assert (ref["kind"], ref["name"], ref["controller"]) == ("FederatedJob", "sweep", True)
+            assert not fed.jobs.named("sweep")  # the array is no job
+
+            fed.schedule_once()
+            placed = [j for j in fed.jobs.values() if j.phase is JobPhase.PLACED]
+            assert len(placed) == 2, [(j.spec.name, j.phase) for j in fed.jobs.values()]
+            array_id = status("sweep").get("arrayId")
+            assert array_id and all(j.spec.array is not None and j.spec.array.array_id == array_id
+                                    for j in fed.jobs.values())
+            await until(lambda: status("sweep").get("tasks", {}).get("running") == 2)
+            assert status("sweep")["tasks"] == {"total": 5, "pending": 3, "running": 2, "succeeded": 0,
+                                                "failed": 0, "deleted": 0}
+            assert status("sweep")["phase"] == "Running"
+            throttled = [j for j in fed.jobs.values() if j.phase is JobPhase.PENDING]
+            assert all(j.pending_reason is not None and j.pending_reason.code.value == "ArrayThrottle"
+                       for j in throttled)
+
+            # The CRD keeps spec.array as it was made, naming the field.
+            patched = host.kubectl("host", "patch", "fj", "sweep", "-n", NAMESPACE, "--type=merge", "-p",
+                                   '{"spec":{"array":{"indices":"0-4","maxRunning":5}}}', check=False)
+            assert patched.returncode != 0 and "spec.array: is immutable" in patched.stderr, patched.stderr
+
+            # A task's name held by a user's FederatedJob: the array is refused, nothing overwritten.
+            host.kubectl("host", "apply", "-f", "-", input=document("grid-1", TRAIN))
+            await until(lambda: len(fed.jobs.named("grid-1")) == 1)
+            host.kubectl("host", "apply", "-f", "-", input=document("grid", {**TRAIN, "array": {"indices": "0-2"}}))
+            await until(lambda: status("grid").get("phase") == "Failed")
+            assert "grid-1 in namespace sweeps is taken by a FederatedJob this array does not own" in \
+                status("grid")["message"]
+            failed = {c["type"]: c for c in status("grid")["conditions"]}["Failed"]
+            assert failed["reason"] == "NameClash"
+            assert obj("grid-0") is None and obj("grid-2") is None
+            mine = obj("grid-1")
+            assert mine is not None and not mine["metadata"].get("ownerReferences")
+
+            # kubectl delete of the array: the garbage collector deletes its tasks, whose jobs are cancelled.
+            swept = [j for j in fed.jobs.values() if j.spec.array is not None and j.spec.array.array_id == array_id]
+            assert len(swept) == 5
+            host.kubectl("host", "delete", "fj", "sweep", "-n", NAMESPACE, "--wait=false")
+            await until(lambda: not tasks_of(uid), timeout=90)
+            assert all(j.phase is JobPhase.CANCELLED for j in swept), [(j.spec.name, j.phase) for j in swept]
+            assert obj("grid-1") is not None  # a user's object is nobody's task
+        finally:
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())
