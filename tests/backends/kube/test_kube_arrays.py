@@ -214,3 +214,54 @@ def test_the_array_counts_its_tasks_by_phase() -> None:
     assert done.phase is JobPhase.SUCCEEDED
     ended = count(request, [{"status": {"phase": "Succeeded"}}] * 5 + [{"status": {"phase": "Failed"}}])
     assert ended.phase is JobPhase.FAILED
+
+
+def test_a_task_leaves_the_ttl_to_its_array_which_finishes_when_all_its_tasks_ended() -> None:
+    """A task with the array's ttlSecondsAfterFinished would be deleted at its own end and count as deleted,
+    failing an array all of whose tasks succeeded; the array's Finished condition is what its TTL counts from."""
+    from federator.backends.kube.arrays import array_status
+    from federator.backends.kube.finished_ttl import due_at
+    array = {"metadata": {"name": "sweep", "namespace": "research", "uid": "0a1b2c3d", "generation": 1},
+             "spec": {**TRAIN, "ttlSecondsAfterFinished": 60, "array": {"indices": "0-1"}}}
+    request = request_of(array)
+    assert isinstance(request, ArrayRequest)
+    assert "ttlSecondsAfterFinished" not in task_object(array, request, 0)["spec"]
+    running = {**array, "status": array_status(array, request, count(request, [
+        {"status": {"phase": "Succeeded"}}, {"status": {"phase": "Running"}}]), now=1000.0)}
+    assert due_at(running) is None
+    done = {**array, "status": array_status(array, request, count(request, [
+        {"status": {"phase": "Succeeded"}}] * 2), now=2000.0)}
+    assert done["status"]["phase"] == "Succeeded" and due_at(done) == 2060.0
+
+
+def test_a_new_leader_keeps_the_throttle_from_the_tasks_phases_in_their_federatedjobs() -> None:
+    """Nothing of the throttle is kept but the tasks' own status: a federator started on the same objects (a
+    restart, a new leader) lets go no more than maxRunning, the two placed ones counting."""
+    async def main() -> None:
+        api = Api()
+        async with controller(api) as (fed, ctl):
+            array = sweep(api, max_running=2)
+            seen(ctl, api)
+            await ctl.reconcile("ADDED", array)
+            await submit_tasks(ctl, api, ["sweep-0", "sweep-1", "sweep-2", "sweep-3"])
+            fed.report(fed.connect(cluster="east-1", region="east", labels={}),
+                       cluster("east-1", "east", pool("NVIDIA-H100", nodes=4)).capacity)
+            fed.schedule_once()
+
+            def phases() -> list[str]:
+                return sorted((o.get("status") or {}).get("phase", "") for (_, n), o in api.objects.items()
+                              if n != "sweep")
+            while phases() != ["Pending", "Pending", "Placed", "Placed"]:  # the status writes are off the loop
+                await asyncio.sleep(0.01)
+        async with controller(api) as (fed, ctl):  # the next leader, from the objects alone
+            assert len(fed.jobs) == 4
+            fed.report(fed.connect(cluster="east-1", region="east", labels={}),
+                       cluster("east-1", "east", pool("NVIDIA-H100", nodes=4)).capacity)
+            fed.schedule_once()
+            assert sorted(j.phase.value for j in fed.jobs.values()) == ["Pending", "Pending", "Placed", "Placed"]
+            for job in fed.jobs.values():
+                if job.phase is JobPhase.PENDING:
+                    assert job.throttled and job.pending_reason is not None
+                    assert job.pending_reason.code is ReasonCode.ARRAY_THROTTLE
+
+    asyncio.run(main())

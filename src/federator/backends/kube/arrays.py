@@ -32,6 +32,7 @@ from typing import Any
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, NotFoundError, Obj
 from federator.backends.kube.events import EventReason
+from federator.backends.kube.finished_ttl import FIELD as TTL
 from federator.backends.kube.informer import DELETED
 from federator.backends.kube.resources import LAST_APPLIED, condition, end_conditions, spec_of, timestamp
 from federator.jobfile import API_VERSION, REQUEST_ID_ANNOTATION, JobFileError
@@ -85,8 +86,10 @@ def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def task_object(array: Mapping[str, Any], request: ArrayRequest, index: int) -> Obj:
-    """Task `index` of the array: its spec less `array`, its labels and annotations with the task's array
-    annotations (and a request id `<id>.<index>`, as standalone tasks keep), owned by the array."""
+    """Task `index` of the array: its spec less `array` and the TTL (the array's lifetime: a task deleted at its
+    own end would count as deleted, and fail the array; the array's end deletes them all, finished_ttl.py), its
+    labels and annotations with the task's array annotations (and a request id `<id>.<index>`, as standalone tasks
+    keep), owned by the array."""
     meta = array["metadata"]
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
                    if k != LAST_APPLIED and k not in ARRAY_ANNOTATIONS}
@@ -98,7 +101,7 @@ def task_object(array: Mapping[str, Any], request: ArrayRequest, index: int) -> 
     if meta.get("labels"):
         task_meta["labels"] = dict(meta["labels"])
     return {"apiVersion": API_VERSION, "kind": "FederatedJob", "metadata": task_meta,
-            "spec": {k: v for k, v in (array.get("spec") or {}).items() if k != ARRAY_FIELD}}
+            "spec": {k: v for k, v in (array.get("spec") or {}).items() if k not in (ARRAY_FIELD, TTL)}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,8 @@ def array_status(array: Mapping[str, Any], request: ArrayRequest, counts: TaskCo
                                         "deleted": counts.deleted},
             "conditions": [condition(TASKS_CREATED, True, TASKS_CREATED, f"{counts.total} tasks made", stamp,
                                      generation, before),
+                           condition("Finished", phase.is_terminal, phase.value, words if phase.is_terminal else "",
+                                     stamp, generation, before),  # spec.ttlSecondsAfterFinished counts from it
                            *end_conditions(phase, phase.value, words, stamp, generation, before)]}
 
 
@@ -216,6 +221,7 @@ def refused_status(message: str, *, reason: str, generation: int, now: float) ->
     stamp = timestamp(now)
     return {"phase": JobPhase.FAILED.value, "message": message, "observedGeneration": generation,
             "conditions": [condition(TASKS_CREATED, False, reason, message, stamp, generation, {}),
+                           condition("Finished", True, reason, message, stamp, generation, {}),
                            *end_conditions(JobPhase.FAILED, reason, message, stamp, generation, {})]}
 
 
