@@ -128,3 +128,69 @@ def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete
             store.close()
 
     asyncio.run(main())
+
+
+def test_a_grpc_array_submit_makes_the_array_object_and_answers_its_tasks_as_the_callers(host: Testbed) -> None:
+    """`federator submit --array` against a Kubernetes-mode federator (SubmitRequest.array): the same FederatedJob
+    with spec.array kubectl would apply, its tasks the caller's jobs, a retry answered with them, and a task name
+    another object holds refused before any object is made."""
+    import grpc
+
+    from federator.api import convert
+    from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+    from federator.jobfile import parse_job
+    from federator.security.auth import Authenticator
+    from federator.server.job_service import JobService
+
+    api = KubeApi.connect(host.host.kubeconfig)
+
+    class EveryNamespace:
+        async def refusal(self, spec: Any) -> None:
+            return None
+
+    def request(name: str, indices: str, max_running: int, request_id: str) -> jobs_pb2.SubmitRequest:
+        spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                          "metadata": {"name": name, "namespace": NAMESPACE}, "spec": TRAIN})
+        return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec), request_id=request_id,
+                                      array=jobs_pb2.JobArray(indices=indices, max_running=max_running))
+
+    async def main() -> None:
+        store = KubeJobStore(api, namespace=NAMESPACE, events=EventRecorder(api))
+        fed = Federator(store=store)
+        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
+        await ctl.start()
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(fed, Authenticator(insecure=True), namespaces=EveryNamespace()), server)  # type: ignore[arg-type]
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                stub = jobs_pb2_grpc.JobServiceStub(ch)
+                answer = await stub.Submit(request("grid2", "0-2", 1, "r-grid2"))
+                made = api.get(FEDERATED_JOBS, "grid2", NAMESPACE)
+                assert made["spec"]["array"] == {"indices": "0-2", "maxRunning": 1}
+                assert answer.array_id == made["status"]["arrayId"]
+                assert [j.spec.name for j in answer.array_jobs] == ["grid2-0", "grid2-1", "grid2-2"]
+                owners = {fed.jobs[j.job_id].spec.recorded_user for j in answer.array_jobs}  # type: ignore[index]
+                assert len(owners) == 1 and "" not in owners, owners
+                task = api.get(FEDERATED_JOBS, "grid2-1", NAMESPACE)
+                assert task["metadata"]["ownerReferences"][0]["uid"] == made["metadata"]["uid"]
+
+                again = await stub.Submit(request("grid2", "0-2", 1, "r-grid2"))  # a retry
+                assert again.replayed and [j.job_id for j in again.array_jobs] == \
+                    [j.job_id for j in answer.array_jobs]
+
+                host.kubectl("host", "apply", "-f", "-", input=document("lone-1", TRAIN))
+                await until(lambda: len(fed.jobs.named("lone-1")) == 1)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.Submit(request("lone", "0-2", 0, ""))
+                assert "lone-1" in err.value.details(), err.value.details()
+                with pytest.raises(NotFoundError):
+                    api.get(FEDERATED_JOBS, "lone", NAMESPACE)  # refused before any object was made
+        finally:
+            await server.stop(0)
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())

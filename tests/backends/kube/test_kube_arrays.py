@@ -265,3 +265,15 @@ def test_a_new_leader_keeps_the_throttle_from_the_tasks_phases_in_their_federate
                     assert job.pending_reason.code is ReasonCode.ARRAY_THROTTLE
 
     asyncio.run(main())
+
+
+def test_a_submits_indices_are_written_as_runs_the_parser_reads_back() -> None:
+    """A gRPC array Submit writes its checked indices into spec.array.indices (array_submit.py): as runs, so 1000
+    indices stay short, and parsed back to the same tasks."""
+    from federator.backends.kube.array_submit import indices_text
+    from federator.model.array import parse_indices
+    for indices in [(0,), (0, 1, 2, 3), (0, 4, 8, 12), (1, 3, 5, 6, 7), tuple(range(1000)), (5, 99999)]:
+        text = indices_text(indices)
+        assert parse_indices(text, 3) == ArrayRequest(indices, 3), text
+    assert indices_text(tuple(range(1000))) == "0-999"
+    assert indices_text((1, 3, 5, 6, 7)) == "1,3,5-7"

@@ -43,6 +43,7 @@ log = logging.getLogger("federator.kube.arrays")
 ARRAY_FIELD = "array"  # spec.array: {indices, maxRunning}, as SubmitRequest.array's JobArray
 NAME_CLASH = "NameClash"  # the reason of an array refused because a task's name is another object's
 TASKS_CREATED = "TasksCreated"  # the condition of an array whose tasks are made
+SUBMIT_ANNOTATION = "federator.io/array-submit"  # the token of an array a gRPC Submit made (array_submit.py)
 
 
 def is_array(obj: Mapping[str, Any]) -> bool:
@@ -92,7 +93,7 @@ def task_object(array: Mapping[str, Any], request: ArrayRequest, index: int) -> 
     keep), owned by the array."""
     meta = array["metadata"]
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if k != LAST_APPLIED and k not in ARRAY_ANNOTATIONS}
+                   if k not in (LAST_APPLIED, SUBMIT_ANNOTATION) and k not in ARRAY_ANNOTATIONS}
     if rid := annotations.get(REQUEST_ID_ANNOTATION):
         annotations[REQUEST_ID_ANNOTATION] = f"{rid}.{index}"
     annotations |= ArrayTask(array_id_of(array), index, request.max_running).annotations()
@@ -246,11 +247,22 @@ class ArrayTasks:
         self.cache = cache  # the informer's FederatedJobs by namespace/name
         self.warn = warn
         self.clock = clock
+        self.expected: dict[str, tuple[str, str]] = {}  # a gRPC Submit's token -> its caller (user, groups)
+        self._owners: dict[str, tuple[str, str]] = {}  # an array's uid -> the caller whose Submit made it
+
+    def owner(self, array_uid: str) -> tuple[str, str]:
+        """Whose jobs the array's tasks are: the caller of the Submit that made it, known to this federator only
+        (array_submit.py); ("", "") for an array made with kubectl, as for any FederatedJob made so."""
+        return self._owners.get(array_uid, ("", ""))
 
     async def reconcile(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
         if kind == DELETED or meta.get("deletionTimestamp"):
+            self._owners.pop(str(meta.get("uid", "")), None)
             return  # its tasks go with it: the garbage collector follows their ownerReferences
+        token = (meta.get("annotations") or {}).get(SUBMIT_ANNOTATION, "")
+        if token in self.expected:  # made by a Submit of this federator: its tasks are the caller's
+            self._owners[meta["uid"]] = self.expected[token]
         status = obj.get("status") or {}
         generation = int(meta.get("generation", 1))
         if not status.get("arrayId") and status.get("phase") == JobPhase.FAILED.value \
@@ -336,6 +348,6 @@ class ArrayTasks:
         self.warn(meta, EventReason.NAME_CLASH if reason == NAME_CLASH else EventReason.INVALID, message)
 
 
-__all__ = ["ARRAY_FIELD", "NAME_CLASH", "TASKS_CREATED", "ArrayTasks", "Plan", "TaskCounts", "array_id_of",
-           "array_status", "controller_of", "count", "is_array", "plan", "request_of", "task_object",
+__all__ = ["ARRAY_FIELD", "NAME_CLASH", "SUBMIT_ANNOTATION", "TASKS_CREATED", "ArrayTasks", "Plan", "TaskCounts",
+           "array_id_of", "array_status", "controller_of", "count", "is_array", "plan", "request_of", "task_object",
            "task_problem"]

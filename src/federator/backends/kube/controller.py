@@ -52,6 +52,7 @@ import zlib
 from collections.abc import Callable
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError, Obj, key_of
+from federator.backends.kube.array_submit import ArraySubmits
 from federator.backends.kube.arrays import ArrayTasks, controller_of, is_array, task_problem
 from federator.backends.kube.deletions import Deletions
 from federator.backends.kube.dependency_waits import DependencyWaits
@@ -121,6 +122,7 @@ class FederatedJobController:
         self.holds = SpecHolds(fed, store, lambda meta, said: self._warn(meta, EventReason.HOLD_REFUSED, said))
         self.arrays = ArrayTasks(api, lambda: self.informer.cache, warn=self._warn, clock=clock)  # arrays.py
         self._arrays_due: set[str] = set()  # arrays queued to be counted again (a task changed), by key
+        fed.arrays.maker = ArraySubmits(fed, api, self.arrays, lambda: self.informer.cache)  # array_submit.py
         fed.orphans.story = KUBE_ORPHAN_STORY
 
     @property
@@ -243,9 +245,12 @@ class FederatedJobController:
         except JobFileError as exc:
             await self._refuse(obj, str(exc))
             return
-        if spec.array is not None and (problem := await self._task_problem(obj)) is not None:
-            await self._refuse(obj, problem)  # array annotations on an object its array does not control
-            return
+        if spec.array is not None:
+            if (problem := await self._task_problem(obj)) is not None:
+                await self._refuse(obj, problem)  # array annotations on an object its array does not control
+                return
+            user, groups = self.arrays.owner(str((controller_of(obj) or {}).get("uid", "")))
+            spec = recorded_owner(spec, user, groups)  # the caller's, for an array a gRPC Submit made
         denied = await self.waits.denied(ns, spec.queue)
         if denied is not None:
             await self.waits.for_queue(obj, denied)
