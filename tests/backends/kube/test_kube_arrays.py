@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from federator.backends.kube.api import FEDERATED_JOBS, NotFoundError
+from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, NotFoundError
 from federator.backends.kube.arrays import array_id_of, count, plan, request_of, task_object
 from federator.backends.kube.resources import FINALIZER
 from federator.model import JobPhase, ReasonCode
@@ -22,9 +22,15 @@ TRAIN = {"kind": "training", "resources": {"cpu": "1"}}
 class Api(FlakyApi):
     """FlakyApi with deletes (an array undoing the tasks it made)."""
 
-    def delete(self, res: Any, name: str, namespace: str | None = None, **_: Any) -> None:
-        if self.objects.pop((str(namespace), name), None) is None:
+    def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> None:
+        assert method == "DELETE"
+        ns, name = path.split("/namespaces/")[1].split("/")[0], path.rsplit("/", 1)[1]
+        obj = self.objects.get((ns, name))
+        if obj is None:
             raise NotFoundError(404, f"{name} not found")
+        if obj["metadata"]["uid"] != ((body or {}).get("preconditions") or {}).get("uid", obj["metadata"]["uid"]):
+            raise ConflictError(409, "uid precondition failed")
+        del self.objects[(ns, name)]
 
 
 def sweep(api: FlakyApi, name: str = "sweep", indices: str = "0-3", max_running: int = 0) -> dict[str, Any]:
@@ -277,3 +283,26 @@ def test_a_submits_indices_are_written_as_runs_the_parser_reads_back() -> None:
         assert parse_indices(text, 3) == ArrayRequest(indices, 3), text
     assert indices_text(tuple(range(1000))) == "0-999"
     assert indices_text((1, 3, 5, 6, 7)) == "1,3,5-7"
+
+
+def test_an_array_a_submit_made_and_the_controller_refused_is_deleted_all_or_none() -> None:
+    """A clash met after the Submit's checks (an object made in between): the Submit answers the refusal, and
+    the array's FederatedJob it made goes too, so a retry is not met by its own leftover (array_submit.py)."""
+    import pytest
+
+    from federator.server.submit_errors import SubmitError
+
+    async def main() -> None:
+        api = Api()
+        async with controller(api) as (fed, ctl):
+            array = sweep(api)
+            request = request_of(array)
+            assert isinstance(request, ArrayRequest)
+            api.objects[("research", "sweep")]["status"] = {"phase": "Failed", "message": "spec.array: clash"}
+            seen(ctl, api)
+            with pytest.raises(SubmitError) as err:
+                await fed.arrays.maker._accepted(array, request)
+            assert str(err.value) == "spec.array: clash; the array's FederatedJob research/sweep was deleted"
+            assert ("research", "sweep") not in api.objects
+
+    asyncio.run(main())

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, Obj
 from federator.backends.kube.arrays import ARRAY_FIELD, SUBMIT_ANNOTATION, ArrayTasks, array_id_of
+from federator.backends.kube.finished_ttl import delete
 from federator.jobfile import REQUEST_ID_ANNOTATION, spec_to_document
 from federator.model import Job, JobHold, JobPhase, JobSpec
 from federator.model.array import ArrayRequest
@@ -110,7 +111,9 @@ class ArraySubmits:
                 return Submitted(array_id, jobs, False)
             status = (self.cache().get(f"{ns}/{name}") or {}).get("status") or {}
             if status.get("phase") == JobPhase.FAILED.value and not status.get("arrayId"):
-                raise SubmitError(str(status.get("message") or "spec.array: refused"))
+                await asyncio.to_thread(delete, self.api, created)  # all or none: the object goes too
+                raise SubmitError(f"{status.get('message') or 'spec.array: refused'}; the array's FederatedJob "
+                                  f"{ns}/{name} was deleted")
             if time.monotonic() > end:
                 raise StoreUnavailable(f"array {array_id} was made (FederatedJob {ns}/{name}), but {len(jobs)} of "
                                        f"its {len(request.indices)} tasks are accepted so far (kubectl get fj -n "

@@ -33,6 +33,7 @@ from typing import Any
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, NotFoundError, Obj
 from federator.backends.kube.events import EventReason
 from federator.backends.kube.finished_ttl import FIELD as TTL
+from federator.backends.kube.finished_ttl import delete
 from federator.backends.kube.informer import DELETED
 from federator.backends.kube.resources import LAST_APPLIED, condition, end_conditions, spec_of, timestamp
 from federator.jobfile import API_VERSION, REQUEST_ID_ANNOTATION, JobFileError
@@ -306,19 +307,17 @@ class ArrayTasks:
             except ConflictError:  # made meanwhile: ours (a reconcile before this one), or a clash
                 held = await asyncio.to_thread(self.api.get, FEDERATED_JOBS, name, ns)
                 if (controller_of(held) or {}).get("uid") != meta["uid"]:
-                    await self._undo(ns, [m["metadata"]["name"] for m in made])
+                    await self._undo(made)
                     await self._refuse(obj, clash_message([name], ns), NAME_CLASH)
                     return None
                 made.append(held)
         log.info("array %s/%s: %d tasks made", ns, meta["name"], len(made))
         return made
 
-    async def _undo(self, ns: str, names: list[str]) -> None:
-        for name in names:
-            try:
-                await asyncio.to_thread(self.api.delete, FEDERATED_JOBS, name, ns)
-            except NotFoundError:
-                pass
+    async def _undo(self, made: list[Obj]) -> None:
+        """The tasks this pass made, deleted (each by its uid: never another object of its name)."""
+        for task in made:
+            await asyncio.to_thread(delete, self.api, task)
 
     async def _write(self, obj: Obj, request: ArrayRequest, made: list[Obj]) -> None:
         """The array's status from its tasks (the informer's, and those just `made`), written if it changed."""
