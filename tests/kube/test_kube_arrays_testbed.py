@@ -63,14 +63,18 @@ def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete
         return [o for o in api.list(FEDERATED_JOBS, NAMESPACE)["items"]
                 if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
 
-    async def main() -> None:
+    async def federator() -> tuple[KubeJobStore, Federator, FederatedJobController]:
         store = KubeJobStore(api, namespace=NAMESPACE, events=EventRecorder(api))
         fed = Federator(store=store)
         ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
         await ctl.start()
+        rec = fed.connect(cluster="member-a", region="east", labels={})
+        fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
+        return store, fed, ctl
+
+    async def main() -> None:
+        store, fed, ctl = await federator()
         try:
-            rec = fed.connect(cluster="member-a", region="east", labels={})
-            fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
             host.kubectl("host", "apply", "-f", "-",
                          input=document("sweep", {**TRAIN, "array": {"indices": "0-4", "maxRunning": 2}}))
             array = obj("sweep")
@@ -97,6 +101,15 @@ def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete
             throttled = [j for j in fed.jobs.values() if j.phase is JobPhase.PENDING]
             assert all(j.pending_reason is not None and j.pending_reason.code.value == "ArrayThrottle"
                        for j in throttled)
+
+            # A new leader (a restart, a failover) judges the throttle again from the tasks' objects alone.
+            await ctl.stop()
+            store.close()
+            store, fed, ctl = await federator()
+            assert len(fed.jobs) == 5
+            fed.schedule_once()
+            assert sorted(j.phase.value for j in fed.jobs.values()) == ["Pending"] * 3 + ["Placed"] * 2
+            assert all(j.throttled for j in fed.jobs.values() if j.phase is JobPhase.PENDING)
 
             # The CRD keeps spec.array as it was made, naming the field.
             patched = host.kubectl("host", "patch", "fj", "sweep", "-n", NAMESPACE, "--type=merge", "-p",
