@@ -252,7 +252,7 @@ def test_kubernetes_mode_refuses_an_array_naming_the_field(tmp_path: Path) -> No
         finally:
             await server.stop(0)
         assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
-        assert err.value.details().startswith("array: job arrays are served in store mode only (0.15.0)")
+        assert err.value.details().startswith("array: job arrays are served in store mode, or in Kubernetes mode with")
         assert not fed.jobs
         close(fed)
 

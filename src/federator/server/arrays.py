@@ -23,7 +23,7 @@ import asyncio
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
@@ -43,7 +43,8 @@ MAX_ARRAY_REQUEST_ID = 122  # a task's request id "<id>.<index>" stays within th
 
 
 class ArrayUnsupported(SubmitError):
-    """An array Submit where arrays are not served (Kubernetes mode, 0.15.0): FAILED_PRECONDITION naming array."""
+    """An array Submit where arrays are not served (Kubernetes mode without its controller's ArrayMaker):
+    FAILED_PRECONDITION naming array."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,15 @@ class Submitted:
     array_id: str
     tasks: list[Job]
     replayed: bool
+
+
+class ArrayMaker(Protocol):
+    """Where an array is an object of its own (Kubernetes mode: a FederatedJob with spec.array,
+    backends/kube/array_submit.py), an array Submit makes that object and answers its tasks once accepted;
+    `submit_array` is the standalone way. `Arrays.maker` is None where arrays are not objects."""
+
+    async def make(self, spec: JobSpec, request: ArrayRequest, *, request_id: str, hold: JobHold | None,
+                   visible: Visible, taken: Callable[[JobSpec, str], SubmitError | None]) -> Submitted: ...
 
 
 def array_request(pb: jobs_pb2.JobArray) -> ArrayRequest:
@@ -220,6 +230,7 @@ class Arrays:
         self._array_of: dict[JobId, str] = {}
         self._busy = False
         self._queue: list[Job] = []
+        self.maker: ArrayMaker | None = None  # Kubernetes mode's array Submit (ArrayMaker)
 
     def new_id(self, name: str) -> str:
         """A fresh array id, "<name>-<6 hex>": the form of a job id, and the id of no job or array now."""
@@ -393,5 +404,5 @@ def _throttle(job: Job) -> int:
     return task.max_running if task is not None else 0
 
 
-__all__ = ["MAX_ARRAY_REQUEST_ID", "ArrayUnsupported", "Arrays", "Submitted", "array_id_problem", "array_request",
-           "answered", "check_array", "forged", "submit_array"]
+__all__ = ["MAX_ARRAY_REQUEST_ID", "ArrayMaker", "ArrayUnsupported", "Arrays", "Submitted", "array_id_problem",
+           "array_request", "answered", "check_array", "forged", "submit_array"]

@@ -244,7 +244,7 @@ class Intake:
         return job
 
     async def submit_async(self, spec: JobSpec, *, request_id: str = "", hold: JobHold | None = None,
-                           visible: Visible | None = None) -> Job:
+                           visible: Visible | None = None, array: bool = False) -> Job:
         """`submit` for the gRPC edge: the write joins a group commit, and the loop serves others meanwhile.
 
         The job is reserved (its name and request id taken) before the write,
@@ -254,8 +254,10 @@ class Intake:
         The write is shielded from the caller: a client killed while its job is on its way to the
         disk cancels this call, not the write. Cancelled, the call used to forget a job the disk then
         held, so the client's retry made a second job and a restart brought back the first."""
-        job, new = self._admit(spec, request_id, hold, visible)
+        job, new = self._admit(spec, request_id, hold, visible, array=array)
         if new:
+            if array:  # a task of a Kubernetes-mode array (backends/kube/arrays.py): under its throttle before a cycle
+                self.fed.arrays.admitted(job)
             key = (job.spec.namespace, job.spec.name)
             write = asyncio.ensure_future(self._commit(job))
             self._writes.setdefault(key, set()).add(write)
@@ -267,6 +269,7 @@ class Intake:
         try:
             await self.fed.journal.commit([job])
         except BaseException:
+            self.fed.arrays.untrack(job.job_id)  # an array task never accepted (none is let go for it)
             self._forget(job)
             raise
         self._accepted(job)

@@ -7,6 +7,7 @@ ErrorInfo details the contract names; each call is decided by `security.authz` a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 
 import grpc
 
@@ -246,16 +247,18 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
 
     async def _array(self, request: jobs_pb2.SubmitRequest, owned: JobSpec, held: JobHold | None, who: Principal,
                      taken: Callable[[JobSpec, str], SubmitError | None]) -> Submitted:
-        """An array Submit's tasks (server/arrays.py)."""
+        """An array Submit's tasks (server/arrays.py); in Kubernetes mode, the array's FederatedJob's (ArrayMaker)."""
         self._arrays_served()
-        return await submit_array(self.fed, owned, array_request(request.array), request_id=request.request_id,
-                                  hold=held, visible=lambda named: self.authz.visible(who, named), taken=taken)
+        submit = self.fed.arrays.maker.make if self.namespaces is not None and self.fed.arrays.maker else \
+            partial(submit_array, self.fed)
+        return await submit(owned, array_request(request.array), request_id=request.request_id, hold=held,
+                            visible=lambda named: self.authz.visible(who, named), taken=taken)
 
     def _arrays_served(self) -> None:
-        """Refuse an array Submit, or its check, in Kubernetes mode (no FederatedJob is an array: kubernetes.md)."""
-        if self.namespaces is not None:
-            raise ArrayUnsupported("array: job arrays are served in store mode only (0.15.0); in Kubernetes mode make "
-                                   "one FederatedJob per index")
+        """Refuse an array Submit, or its check, in Kubernetes mode with no array maker (kubernetes.md)."""
+        if self.namespaces is not None and self.fed.arrays.maker is None:
+            raise ArrayUnsupported("array: job arrays are served in store mode, or in Kubernetes mode with its "
+                                   "FederatedJob controller (a FederatedJob with spec.array: docs/kubernetes.md)")
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
                     manage: bool = False, verb: str = "") -> tuple[Job | None, Denied | None]:

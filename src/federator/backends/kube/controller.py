@@ -35,6 +35,10 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
 - A known job's FederatedJob that changed (spec.replicas: `kubectl scale`;
   spec.held; a new generation; edited metadata) is read by object_edits.py and
   holds.py: the object's spec is never set back.
+- A FederatedJob with spec.array is an array, never a job: arrays.py makes its
+  tasks (FederatedJobs it owns, NAME-INDEX) and counts them on its status; a
+  task's every event brings its array back. A task is submitted as any
+  FederatedJob, as a task of its array only if the array controls it.
 - MemberCluster objects mirror the federator's cluster registry, on a loop of
   their own (member_clusters.py).
 """
@@ -48,6 +52,8 @@ import zlib
 from collections.abc import Callable
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError, Obj, key_of
+from federator.backends.kube.array_submit import ArraySubmits
+from federator.backends.kube.arrays import ArrayTasks, controller_of, is_array, task_problem
 from federator.backends.kube.deletions import Deletions
 from federator.backends.kube.dependency_waits import DependencyWaits
 from federator.backends.kube.events import EventReason, JobEvent, event_object
@@ -114,6 +120,9 @@ class FederatedJobController:
                                       event=self._event, requeue=self._requeue, refuse=self._refuse)
         self.edits = ObjectEdits(fed, store, self._warn)  # a known job's object changed (object_edits.py)
         self.holds = SpecHolds(fed, store, lambda meta, said: self._warn(meta, EventReason.HOLD_REFUSED, said))
+        self.arrays = ArrayTasks(api, lambda: self.informer.cache, warn=self._warn, clock=clock)  # arrays.py
+        self._arrays_due: set[str] = set()  # arrays queued to be counted again (a task changed), by key
+        fed.arrays.maker = ArraySubmits(fed, api, self.arrays, lambda: self.informer.cache)  # array_submit.py
         fed.orphans.story = KUBE_ORPHAN_STORY
 
     @property
@@ -151,6 +160,11 @@ class FederatedJobController:
         meta = obj.get("metadata") or {}
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         self._queues[zlib.crc32(key.encode()) % WORKERS].put_nowait((kind, obj))
+        if (ref := controller_of(obj)) is not None:  # an array's task changed: the array counts its tasks again
+            owner = f"{meta.get('namespace', '')}/{ref.get('name', '')}"
+            if owner not in self._arrays_due and (array := self.informer.cache.get(owner)) is not None:
+                self._arrays_due.add(owner)  # once however many of its tasks change before it is counted
+                self._queues[zlib.crc32(owner.encode()) % WORKERS].put_nowait((MODIFIED, array))
 
     async def _work(self, queue: asyncio.Queue[tuple[str, Obj]]) -> None:
         while True:
@@ -182,6 +196,11 @@ class FederatedJobController:
     async def reconcile(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
         ns, name, uid = meta.get("namespace", "default"), meta.get("name", ""), meta.get("uid", "")
+        if is_array(obj):  # an array, never a job: its tasks are (arrays.py)
+            self._arrays_due.discard(f"{ns}/{name}")
+            await self.arrays.reconcile(kind, self.informer.cache.get(f"{ns}/{name}", obj) if kind != DELETED
+                                        else obj)
+            return
         job_id = (self.store.job_for_uid(uid) or (obj.get("status") or {}).get("jobId")
                   or await self._settled(ns, name, uid))
         if kind == DELETED or meta.get("deletionTimestamp"):
@@ -226,6 +245,12 @@ class FederatedJobController:
         except JobFileError as exc:
             await self._refuse(obj, str(exc))
             return
+        if spec.array is not None:
+            if (problem := await self._task_problem(obj)) is not None:
+                await self._refuse(obj, problem)  # array annotations on an object its array does not control
+                return
+            user, groups = self.arrays.owner(str((controller_of(obj) or {}).get("uid", "")))
+            spec = recorded_owner(spec, user, groups)  # the caller's, for an array a gRPC Submit made
         denied = await self.waits.denied(ns, spec.queue)
         if denied is not None:
             await self.waits.for_queue(obj, denied)
@@ -251,7 +276,7 @@ class FederatedJobController:
         self.store.expect(owner)
         try:
             held = namespace_hold(self.fed, ns) if held_of(obj) else None  # spec.held: true (kube/holds.py)
-            job = await self.fed.intake.submit_async(spec, hold=held)  # its status write joins a group commit
+            job = await self.fed.intake.submit_async(spec, hold=held, array=spec.array is not None)  # group commit
         except QueueFull as exc:
             self.waits.for_room(obj, exc)
             return
@@ -269,6 +294,20 @@ class FederatedJobController:
         warnings = self.fed.intake.warnings(job.spec)
         for warning in warnings:  # what `federator submit` prints on stderr
             self._warn(meta, EventReason.SUBMIT_WARNING, warning)
+
+    async def _task_problem(self, obj: Obj) -> str | None:
+        """Why an object carrying array annotations is not its array's task (arrays.py `task_problem`), or None.
+        The array is read from the informer, or the API server if the informer has not seen it yet (a start)."""
+        meta, ref = obj["metadata"], controller_of(obj)
+        array = self.informer.cache.get(f"{meta['namespace']}/{ref.get('name', '')}") if ref else None
+        if ref is not None and array is None:
+            try:
+                array = await asyncio.to_thread(self.api.get, FEDERATED_JOBS, ref.get("name", ""), meta["namespace"])
+            except NotFoundError:
+                array = None
+        spec = spec_of(obj)
+        assert spec.array is not None
+        return task_problem(obj, spec.array, array)
 
     def _judged(self, obj: Obj) -> bool:
         """Whether this object, at its generation, was refused already: by this federator, or by one before it (its

@@ -58,6 +58,9 @@ class EventReason(StrEnum):
     MOVING = "Moving"
     MOVED = "Moved"  # the new ones serve, and as many far ones were taken
     MOVE_FAILED = "MoveFailed"  # the new ones ended before they served; nothing was taken
+    # a job array (spec.array) refused: a task's name NAME-INDEX is held by a FederatedJob the array does not own;
+    # no task made, none overwritten (backends/kube/arrays.py)
+    NAME_CLASH = "NameClash"
 
 
 @dataclass(frozen=True, slots=True)
