@@ -8,6 +8,7 @@ Slurm's --requeue place it again.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from server_support import Clock, MemoryStore, join, make
 from federator.api.convert import WireError, job_from_pb, job_to_pb, spec_from_pb, spec_to_pb
 from federator.jobfile import JobFileError, parse_job, spec_to_document
 from federator.model import FailurePolicy, Job, JobPhase, JobSpec, ReasonCode
+from federator.model.array import ArrayRequest
+from federator.server.arrays import submit_array
 from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EarlyFailurePolicy
 from federator.server.federator import Federator
 from federator.server.job_message import THEN
@@ -244,3 +247,47 @@ def test_a_wire_count_out_of_range_is_an_error_naming_the_field() -> None:
     pb.failure_policy.max_restarts = -3
     with pytest.raises(WireError, match=r"^spec.failurePolicy.maxRestarts: must be an integer from 0 to 100"):
         spec_from_pb(pb)
+
+
+def test_a_gang_restarts_whole() -> None:
+    """A gang of 4 replicas, one placement on one cluster: its failure queues all 4 again, placed as one elsewhere."""
+    clock = Clock()
+    fed = fed_of(clock)
+    join(fed, "east-1")
+    join(fed, "west-1")
+    gang = fed.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                 "metadata": {"name": "gang"},
+                                 "spec": {"kind": "training", "replicas": 4, "failurePolicy": {"maxRestarts": 1},
+                                          "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 8}}}))
+    first = fail(fed, gang, clock)
+    assert gang.phase is JobPhase.PENDING and not gang.placements
+    fed.schedule_once()
+    assert [(p.cluster, p.replicas) for p in gang.placements] == [(next(c for c in ("east-1", "west-1")
+                                                                        if c != first), 4)]
+
+
+def test_an_array_task_restarts_alone_keeping_its_slot() -> None:
+    """Each task is a job: one task's failure restarts it; its siblings run on, and no throttled task is let go in
+    its place (it has not ended: server/arrays.py)."""
+    async def scenario() -> None:
+        clock = Clock()
+        fed = fed_of(clock)
+        for name in ("a-1", "b-1", "c-1"):
+            join(fed, name)
+        made = await submit_array(fed, budgeted("sweep", 1), ArrayRequest((0, 1, 2), 2), request_id="r",
+                                  hold=None, visible=lambda named: named, taken=lambda task, rid: None)
+        tasks = [fed.jobs[t.job_id] for t in made.tasks]
+        fed.schedule_once()
+        assert [t.phase for t in tasks] == [JobPhase.PLACED, JobPhase.PLACED, JobPhase.PENDING]
+        (p,) = tasks[0].placements
+        rec = fed.clusters[p.cluster]
+        fed.acked(rec, p.placement_id)
+        fed.job_update(rec, p.placement_id, JobPhase.RUNNING, "")
+        clock.now += HOURS
+        fed.job_update(rec, p.placement_id, JobPhase.FAILED, NCCL)
+        assert tasks[0].phase is JobPhase.PENDING and tasks[0].failure_restarts == 1
+        assert tasks[1].phase is JobPhase.PLACED and tasks[1].restarts == 0  # its sibling untouched
+        fed.schedule_once()
+        assert tasks[0].phase is JobPhase.PLACED
+        assert tasks[2].phase is JobPhase.PENDING and tasks[2].throttled  # the restarting task kept its slot
+    asyncio.run(scenario())
