@@ -16,10 +16,10 @@ DeadlineExceeded, a dependency, an invalid spec): those never reach here.
 A restart is a re-queue as any other (server/requeue.py): the whole job, a gang as one (its other placements
 cancelled), an array's task alone (each task is a job); Job.restarts counts it (server/restarts.py) and
 Job.failure_restarts too, stored by the re-queue's write before any agent hears of it, so a federator restart
-never grants a restart twice. The cluster it failed on is avoided for the refusal cool-down (server/refusals.py):
-elsewhere first, as after an early failure, then anywhere (a node's fault is often gone from the same cluster by
-then, and a job pinned there must still run). It waits with pending reason FailedRestarting, kept until placed
-(server/job_message.py), each run billed as it ran, its run-time clock summed over its runs, a job that waits on
+never grants a restart twice. The cluster it failed on is avoided a while (server/refusals.py: 30 s at first,
+doubling): elsewhere first, as after an early failure, then anywhere (a node's fault is often gone from the same
+cluster by then, and a job pinned there must still run). It waits with pending reason FailedRestarting, kept until
+placed (server/job_message.py), each run billed as it ran, its run-time clock summed over its runs, a job that waits on
 it (afterok) waiting on: it has not ended. Cancelled while it waits, it ends Cancelled.
 """
 
