@@ -35,6 +35,7 @@ from federator.backends.sim.runtime import (
 )
 from federator.catalog import catalog, is_client_catalog
 from federator.jobfile_affinity import clusters_document, parse_clusters
+from federator.jobfile_failure_policy import failure_policy_document, parse_failure_policy
 from federator.jobsource import STDIN, TooLarge, is_stdin, read_job_text, source_name
 from federator.model import (
     AcceleratorAlternative,
@@ -452,6 +453,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             bad(f"spec.regions.{str(key)[:63]}",
                 "is not a known field (known: allowed, maxLatencyMs, minRegions, preferred, user)")
     clusters = parse_clusters(spec.get("clusters"), bad)  # spec.clusters (jobfile_affinity.py)
+    failure_policy = parse_failure_policy(spec.get("failurePolicy"), bad)  # jobfile_failure_policy.py
     preemptible = spec.get("preemptible", False)
     if not isinstance(preemptible, bool):
         bad("spec.preemptible", f"must be true or false, got {shown(preemptible)}")
@@ -480,12 +482,15 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             template_json = json.dumps(template, sort_keys=True)
 
     known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
-             "template", "preemptible", "workload", "maxRunSeconds", "held", "dependsOn", "clusters"}
+             "template", "preemptible", "workload", "maxRunSeconds", "held", "dependsOn", "clusters",
+             "failurePolicy"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
                      "preferredRegions": "regions.preferred", "gpus": "resources", "image": "template",
-                     "activeDeadlineSeconds": "maxRunSeconds", "timeout": "maxRunSeconds"}.get(str(key))
+                     "activeDeadlineSeconds": "maxRunSeconds", "timeout": "maxRunSeconds",
+                     "maxRestarts": "failurePolicy.maxRestarts",
+                     "backoffLimit": "failurePolicy.maxRestarts"}.get(str(key))
             # a misspelling (`replica`, `acceleratorModel`): the nearest known name (outside QA, new user F3)
             moved = moved or next(iter(difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.75)), None)
             bad(f"spec.{str(key)[:63]}", "is not a known field" + (f"; did you mean spec.{moved}?" if moved else "")
@@ -516,6 +521,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         max_run_seconds=max_run,
         allowed_regions=allowed,
         clusters=clusters,
+        failure_policy=failure_policy,
     )
 
 
@@ -923,6 +929,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         body["preemptible"] = True
     if spec.max_run_seconds:
         body["maxRunSeconds"] = spec.max_run_seconds
+    if spec.failure_policy.set:
+        body["failurePolicy"] = failure_policy_document(spec.failure_policy)
     if spec.pod_template_json:
         body["template"] = json.loads(spec.pod_template_json)
     meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}

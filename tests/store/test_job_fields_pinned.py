@@ -26,6 +26,7 @@ import pytest
 from federator.model import (
     AcceleratorAlternative,
     ClusterAffinity,
+    FailurePolicy,
     Job,
     JobHold,
     JobId,
@@ -66,6 +67,11 @@ PINNED = frozenset({
     "JobSpec.clusters",
     "ClusterAffinity.names", "ClusterAffinity.match_labels", "ClusterAffinity.match_expressions",
     "LabelRequirement.key", "LabelRequirement.operator", "LabelRequirement.values",
+    # 0.18.0's spec.failurePolicy and its spent count (server/failure_restarts.py), at 4 as 0.17.0's fields: 0.17.0
+    # reads a version-4 file, ignores both keys and drops them when it rewrites a job (a rollback ends such a job at
+    # its next failure, and the budget is gone from each job 0.17.0 wrote; docs/operators.md's "Upgrading to
+    # 0.18.0" says so). The lead decides on 5.
+    "JobSpec.failure_policy", "FailurePolicy.max_restarts", "Job.failure_restarts",
     "Resources.cpu_milli", "Resources.memory_bytes", "Resources.accelerator_milli",
     "AcceleratorAlternative.milli", "AcceleratorAlternative.model", "AcceleratorAlternative.vendor",
     "AcceleratorAlternative.min_memory_mib", "AcceleratorAlternative.pod_template_json",
@@ -117,7 +123,8 @@ def _every_field_set() -> Job:
                                              pod_template_json='{"a":1}', resource_name="nvidia.com/gpu"),),
         max_run_seconds=3600, allowed_regions=("east", "west"),
         clusters=ClusterAffinity(names=("east-1",), match_labels=(("federator.io/provider", "oregon-dc"),),
-                                 match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),)))
+                                 match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),)),
+        failure_policy=FailurePolicy(max_restarts=3))
     placement = Placement(
         placement_id=PlacementId("train-1.g3.east-1"), job_id=JobId("train-1"), cluster="east-1", region="east",
         replicas=2, accelerator_model="H100", generation=3, phase=JobPhase.RUNNING, message="2/2 running",
@@ -131,7 +138,7 @@ def _every_field_set() -> Job:
         ran_seconds=12.5, waiting_since=1_796_520_005.0, hold=JobHold(by="admin", at=1_796_519_990.0, admin=True),
         restarts=2, last_restart_at=1_796_520_004.0,
         last_restart_reason=Reason(ReasonCode.CLUSTER_NOT_READY, "east-1 was Lost", never=NeverRunnable.QUOTA),
-        waiting_on=(JobId("prep-3f9a1c"),), throttled=True)
+        waiting_on=(JobId("prep-3f9a1c"),), throttled=True, failure_restarts=1)
 
 
 def _at_defaults(obj: Any, name: str) -> list[str]:

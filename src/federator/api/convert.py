@@ -13,10 +13,12 @@ from federator.api.pool_vendor import PoolVendorError, pool_vendor
 from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.catalog import catalog
 from federator.model import (
+    MAX_RESTARTS_LIMIT,
     AcceleratorAlternative,
     AcceleratorPool,
     ClusterAffinity,
     ClusterCapacity,
+    FailurePolicy,
     Job,
     JobHold,
     JobId,
@@ -99,6 +101,8 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         max_run_seconds=spec.max_run_seconds,
         allowed_regions=list(spec.allowed_regions),
         clusters=_affinity_to_pb(spec.clusters),
+        failure_policy=(types_pb2.FailurePolicy(max_restarts=spec.failure_policy.max_restarts)
+                        if spec.failure_policy.set else None),  # unset when none: a reply without it is a 0.17.0's
         depends_on=_dependency_to_pb(spec.depends_on),
         array=_array_to_pb(spec.array),
     )
@@ -198,7 +202,18 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         max_run_seconds=pb.max_run_seconds,
         allowed_regions=tuple(pb.allowed_regions),
         clusters=_affinity_from_pb(pb),
+        failure_policy=_failure_policy_from_pb(pb),
     )
+
+
+def _failure_policy_from_pb(pb: types_pb2.JobSpec) -> FailurePolicy:
+    """JobSpec.failure_policy: a count out of its range is a WireError naming the job file's field, never a
+    traceback (FailurePolicy refuses it)."""
+    count = pb.failure_policy.max_restarts
+    if not 0 <= count <= MAX_RESTARTS_LIMIT:
+        raise WireError(f"spec.failurePolicy.maxRestarts: must be an integer from 0 to {MAX_RESTARTS_LIMIT} (how "
+                        f"many times the job is placed again after it fails; 0: never), got {count}")
+    return FailurePolicy(max_restarts=count)
 
 
 def placement_to_pb(p: Placement) -> types_pb2.Placement:
@@ -234,6 +249,7 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         replicas_running=job.replicas_running, replicas_ready=job.replicas_ready,  # derived too
         started_at=job.started_at, ran_seconds=job.ran_seconds,
         waiting_since=job.waiting_since, restarts=job.restarts, last_restart_at=job.last_restart_at,
+        failure_restarts=job.failure_restarts,
     )
     if job.last_restart_reason is not None:
         out.last_restart_reason.CopyFrom(types_pb2.Reason(code=job.last_restart_reason.code,
@@ -267,6 +283,7 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         waiting_since=pb.waiting_since,
         hold=JobHold(by=pb.hold.by, at=pb.hold.at, admin=pb.hold.admin) if pb.HasField("hold") else None,
         restarts=max(0, pb.restarts), last_restart_at=pb.last_restart_at,
+        failure_restarts=max(0, pb.failure_restarts),
         last_restart_reason=_reason_from_pb(pb.last_restart_reason) if pb.HasField("last_restart_reason") else None,
     )
 

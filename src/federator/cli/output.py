@@ -82,9 +82,11 @@ def restarts_shown(job: Job, now: float) -> str:
     kubectl's RESTARTS says "1 (5m ago)"; "0" for none. A gang placed again said only "4 replicas running on nv-b"
     (outside pretraining QA, P5)."""
     last = job.last_restart_reason
+    budget = job.spec.failure_policy.max_restarts  # spec.failurePolicy: how much of it is spent, "1/2 on failure"
+    spent = f"; {job.failure_restarts}/{budget} on failure" if budget else ""
     if not job.restarts or last is None:
-        return str(job.restarts)
-    return f"{job.restarts} ({last.code.value}, {_age(max(0.0, now - job.last_restart_at))} ago)"
+        return f"{job.restarts} ({spent[2:]})" if budget else str(job.restarts)
+    return f"{job.restarts} ({last.code.value}, {_age(max(0.0, now - job.last_restart_at))} ago{spent})"
 
 
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:

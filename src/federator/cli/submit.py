@@ -143,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
                       f"not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
+            elif requests[done].spec.failure_policy.max_restarts and not job.spec.failure_policy.set:  # < 0.18.0
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its "
+                      f"spec.failurePolicy (one older than 0.18.0 does not know it, and would end the job at its "
+                      f"first failure), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
             elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused
                 print(f"error: {sources[done][1]}: --strict: job {job.job_id} drew {len(reply.warnings)} "
                       f"warning(s) (above), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)

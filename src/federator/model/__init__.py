@@ -19,6 +19,7 @@ from federator.model.cluster import (
 )
 from federator.model.cluster_affinity import ClusterAffinity, LabelOperator, LabelRequirement
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, MAX_DEPENDENCIES, Condition, JobDependency
+from federator.model.failure_policy import MAX_RESTARTS_LIMIT, FailurePolicy
 from federator.model.job import (
     Job,
     JobHold,
@@ -52,6 +53,8 @@ from federator.model.resources import (
 )
 
 __all__ = [
+    "MAX_RESTARTS_LIMIT",
+    "FailurePolicy",
     "DEPENDS_ON_ANNOTATION",
     "MAX_DEPENDENCIES",
     "Condition",

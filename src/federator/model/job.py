@@ -19,6 +19,7 @@ from federator.model.array import ArrayTask, array_of
 from federator.model.cluster import held_milli
 from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
+from federator.model.failure_policy import FailurePolicy
 from federator.model.resources import Resources, format_accelerators
 
 JobId = NewType("JobId", str)
@@ -89,6 +90,9 @@ class ReasonCode(StrEnum):
     # no Ready cluster is one its spec.clusters allows (by name or by the labels its agent reported): the message
     # names each cluster and what it lacks (scheduler/cluster_affinity.py)
     CLUSTER_AFFINITY = "ClusterAffinity"
+    # a member reported it Failed and its spec.failurePolicy.maxRestarts has restarts left: placed again, elsewhere
+    # first; the message says where it failed, its words and the count (server/failure_restarts.py)
+    FAILED_RESTARTING = "FailedRestarting"
     WAITING = "Waiting"
 
 
@@ -160,6 +164,9 @@ class JobSpec:
     # The only member clusters it may run on, by name and by their agents' labels (spec.clusters); the default =
     # any. A hard bound like allowed_regions, ANDed with it (model/cluster_affinity.py, scheduler/cluster_affinity.py).
     clusters: ClusterAffinity = ClusterAffinity()
+    # How many times it is placed again after its member reports it Failed (spec.failurePolicy.maxRestarts); the
+    # default = none (model/failure_policy.py, server/failure_restarts.py).
+    failure_policy: FailurePolicy = FailurePolicy()
 
     @property
     def workload_kind(self) -> str:
@@ -344,6 +351,9 @@ class Job:
     restarts: int = 0
     last_restart_reason: Reason | None = None
     last_restart_at: float = 0.0
+    # Of those restarts, the ones after its member reported it Failed: counted toward spec.failurePolicy.maxRestarts
+    # (server/failure_restarts.py; JobSet's restartsCountTowardsMax). Stored with the job (the schema stays 4).
+    failure_restarts: int = 0
 
     @property
     def clusters(self) -> list[str]:

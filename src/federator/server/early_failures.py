@@ -23,7 +23,8 @@ again (server/partial.py).
 A part of a spread job that fails later, after running (its Deployment deleted on the member, or stuck past its
 progress deadline), is placed again alone, its cluster avoided a while, whatever --early-failure-seconds says:
 the parts serving elsewhere are left alone (they were all deleted, and the job failed, before: outside QA). Any
-other job that fails late fails, as ever.
+other job that fails late fails, unless its spec.failurePolicy.maxRestarts has restarts left
+(server/failure_restarts.py); so does a job whose once-more placement after an early failure fails too.
 
 Every early failure, retried or not, counts in `federator_placement_early_failures_total{cluster}`. Toward the
 cluster's quarantine (server/quarantine.py) counts only a first early failure whose job, placed once more, then
@@ -58,6 +59,7 @@ from federator.scheduler import may_spread
 from federator.security.authz import owner_of, submitter_of
 from federator.security.trust import PROVIDER_LABEL
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.server.failure_restarts import restart_on_failure
 from federator.server.quarantine import Quarantine, QuarantinePolicy
 from federator.server.refusals import FAILED_EARLY, brief
 
@@ -123,13 +125,17 @@ class EarlyFailures:
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
         early = seconds > 0 and took <= seconds
         if early and job.spec.annotation(EARLY_FAILURE_ANNOTATION, "retry") != "fail":
-            return self._failed_early(rec, job, placement, message, took)
+            said = self._failed_early(rec, job, placement, message, took)
+            # its once-more placement spent (or failover: keep): spec.failurePolicy's budget, if any, is next
+            return None if said is None else restart_on_failure(self.fed, rec, job, placement, said, took=took)
         if early:  # its user asked for no retry: counted, taken as any failure, no one blamed
             self.fed.metrics.placement_early_failures.labels(rec.name).inc()
         self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=False, now=now), now)
         said = self._part_failed(rec, job, placement, message, took)
-        if early and said is not None:
+        if early and said is not None:  # no restart on failure either: the annotation says the crash is its own
             said += f" (failed {took:.0f}s after its start; not placed again: {EARLY_FAILURE_ANNOTATION}: fail)"
+        elif said is not None:  # a late failure ends the job, unless its spec.failurePolicy has restarts left
+            said = restart_on_failure(self.fed, rec, job, placement, said, took=took)
         return said
 
     def _lost(self, rec: ClusterRecord, job: Job, placement: Placement, message: str) -> str | None:

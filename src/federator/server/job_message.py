@@ -142,7 +142,7 @@ __all__ = ["INTERRUPTIONS", "THEN", "ClusterNotes", "cluster_note", "job_message
            "placements_message", "preempted_message"]
 
 
-INTERRUPTIONS = (ReasonCode.PREEMPTED, ReasonCode.DRAINED, ReasonCode.FAILED_EARLY)
+INTERRUPTIONS = (ReasonCode.PREEMPTED, ReasonCode.DRAINED, ReasonCode.FAILED_EARLY, ReasonCode.FAILED_RESTARTING)
 """Codes that say what happened to a job that ran, not what it waits for: kept until it is placed again."""
 THEN = "; then: "
 """What joins an interruption to the wait after it: "preempted on west-1 ..., at T; then: InsufficientCpu: ..."."""

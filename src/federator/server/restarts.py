@@ -5,7 +5,8 @@ only "4 replicas running on nv-b"; its generation hinted it, and nothing said wh
 (outside pretraining QA, P5). A user reads kubectl's RESTARTS and Slurm's requeue count at a glance; `federator
 get jobs` RESTARTS, `describe` and a FederatedJob's status.restarts say the same from these fields
 (types.proto, Job.restarts). Counted here, where a job is queued again, and nowhere else, so each end counts once:
-`requeue` (a Lost cluster, a refusal, a stop, an early failure, a drain, a spec found invalid, a start deadline)
+`requeue` (a Lost cluster, a refusal, a stop, an early failure, a failure with spec.failurePolicy restarts left
+(server/failure_restarts.py, which counts Job.failure_restarts beside), a drain, a spec found invalid, a start deadline)
 and a preemption. A scale up or down and a cancel never come here.
 """
 

@@ -17,9 +17,11 @@ import json
 from typing import Any
 
 from federator.jobfile_affinity import clusters_document, parse_clusters
+from federator.jobfile_failure_policy import failure_policy_document, parse_failure_policy
 from federator.model import (
     AcceleratorAlternative,
     ClusterAffinity,
+    FailurePolicy,
     Job,
     JobHold,
     JobId,
@@ -71,6 +73,9 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         **({"hold": {"by": job.hold.by, "at": job.hold.at, "admin": job.hold.admin}} if job.hold else {}),
         # the restart count (server/restarts.py): a key of the document, so the schema stays 4
         "restarts": job.restarts, "last_restart_at": job.last_restart_at,
+        # of them, those after a failure (server/failure_restarts.py): only when any, so a job that never failed is
+        # the document it was; a federator before 0.18.0 ignores the key
+        **({"failure_restarts": job.failure_restarts} if job.failure_restarts else {}),
         "last_restart_reason": ({"code": job.last_restart_reason.code.value,
                                  "message": job.last_restart_reason.message} if job.last_restart_reason else None),
     }
@@ -97,6 +102,8 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
         doc["allowed_regions"] = list(s.allowed_regions)
     if s.clusters.bounds:  # only when set: spec.clusters as the job file writes it (jobfile_affinity.py)
         doc["clusters"] = clusters_document(s.clusters)
+    if s.failure_policy.set:  # only when set: spec.failurePolicy as the job file writes it (jobfile_failure_policy.py)
+        doc["failure_policy"] = failure_policy_document(s.failure_policy)
     return doc
 
 
@@ -119,6 +126,17 @@ def _clusters_of(doc: dict[str, Any] | None) -> ClusterAffinity:
     return parse_clusters(doc, bad)
 
 
+def _failure_policy_of(doc: dict[str, Any] | None) -> FailurePolicy:
+    """spec.failurePolicy as stored (checked when the job was submitted); a document that no longer reads is a bug."""
+    if not doc:
+        return FailurePolicy()
+
+    def bad(field: str, problem: str) -> None:
+        raise ValueError(f"stored {field}: {problem}")
+
+    return parse_failure_policy(doc, bad)
+
+
 def job_from_dict(doc: dict[str, Any]) -> Job:
     s = doc["spec"]
     res = s["resources"]
@@ -135,6 +153,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         group_size=s.get("group_size", 1), max_run_seconds=s.get("max_run_seconds", 0),
         allowed_regions=tuple(s.get("allowed_regions", ())),
         clusters=_clusters_of(s.get("clusters")),
+        failure_policy=_failure_policy_of(s.get("failure_policy")),
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),
@@ -163,6 +182,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         waiting_since=doc.get("waiting_since", 0.0), hold=_hold(doc.get("hold")),
         restarts=doc["restarts"] if "restarts" in doc else restarts_before(doc),
         last_restart_reason=_reason(doc.get("last_restart_reason")), last_restart_at=doc.get("last_restart_at", 0.0),
+        failure_restarts=doc.get("failure_restarts", 0),
     )
 
 

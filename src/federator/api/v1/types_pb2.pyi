@@ -45,7 +45,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., accelerator_milli: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array", "clusters")
+    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array", "clusters", "failure_policy")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class JobSpec(_message.Message):
     ALLOWED_REGIONS_FIELD_NUMBER: _ClassVar[int]
     ARRAY_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: JobKind
@@ -108,7 +109,14 @@ class JobSpec(_message.Message):
     allowed_regions: _containers.RepeatedScalarFieldContainer[str]
     array: ArrayTask
     clusters: ClusterAffinity
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ..., clusters: _Optional[_Union[ClusterAffinity, _Mapping]] = ...) -> None: ...
+    failure_policy: FailurePolicy
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ..., clusters: _Optional[_Union[ClusterAffinity, _Mapping]] = ..., failure_policy: _Optional[_Union[FailurePolicy, _Mapping]] = ...) -> None: ...
+
+class FailurePolicy(_message.Message):
+    __slots__ = ("max_restarts",)
+    MAX_RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    max_restarts: int
+    def __init__(self, max_restarts: _Optional[int] = ...) -> None: ...
 
 class ClusterAffinity(_message.Message):
     __slots__ = ("names", "selector")
@@ -212,7 +220,7 @@ class Placement(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., unit_milli: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready", "started_at", "ran_seconds", "waiting_since", "revision", "bookmark", "removed", "hold", "restarts", "last_restart_reason", "last_restart_at")
+    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready", "started_at", "ran_seconds", "waiting_since", "revision", "bookmark", "removed", "hold", "restarts", "last_restart_reason", "last_restart_at", "failure_restarts")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +244,7 @@ class Job(_message.Message):
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     LAST_RESTART_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_RESTART_AT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_RESTARTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     spec: JobSpec
     phase: JobPhase
@@ -259,7 +268,8 @@ class Job(_message.Message):
     restarts: int
     last_restart_reason: Reason
     last_restart_at: float
-    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., started_at: _Optional[float] = ..., ran_seconds: _Optional[float] = ..., waiting_since: _Optional[float] = ..., revision: _Optional[int] = ..., bookmark: _Optional[bool] = ..., removed: _Optional[bool] = ..., hold: _Optional[_Union[JobHold, _Mapping]] = ..., restarts: _Optional[int] = ..., last_restart_reason: _Optional[_Union[Reason, _Mapping]] = ..., last_restart_at: _Optional[float] = ...) -> None: ...
+    failure_restarts: int
+    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., started_at: _Optional[float] = ..., ran_seconds: _Optional[float] = ..., waiting_since: _Optional[float] = ..., revision: _Optional[int] = ..., bookmark: _Optional[bool] = ..., removed: _Optional[bool] = ..., hold: _Optional[_Union[JobHold, _Mapping]] = ..., restarts: _Optional[int] = ..., last_restart_reason: _Optional[_Union[Reason, _Mapping]] = ..., last_restart_at: _Optional[float] = ..., failure_restarts: _Optional[int] = ...) -> None: ...
 
 class JobHold(_message.Message):
     __slots__ = ("by", "at", "admin")

@@ -184,6 +184,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # How many times a placement ended for a cause not the job's own and it was queued again, and the last
         # one's reason and time (server/restarts.py): kubectl's Restarts column. A restart reads them back.
         "restarts": job.restarts,
+        # Of them, those after a failure, counted toward spec.failurePolicy.maxRestarts (server/failure_restarts.py):
+        # a restart or a new leader reads it back, so a spent restart is never granted again.
+        "failureRestarts": job.failure_restarts,
         "lastRestart": ({"code": job.last_restart_reason.code.value, "message": job.last_restart_reason.message,
                          "at": timestamp(job.last_restart_at)} if job.last_restart_reason else None),
         "submittedAt": timestamp(job.submitted_at),
@@ -354,7 +357,9 @@ def _restarts(status: Obj) -> dict[str, Any]:
     count = status.get("restarts")
     if not isinstance(count, int) or count < 0:
         count = max(0, int(status.get("placementGeneration", 0) or 0) - (1 if status.get("placements") else 0))
-    return {"restarts": count, "last_restart_reason": reason,
+    spent = status.get("failureRestarts")
+    return {"restarts": count, "failure_restarts": spent if isinstance(spent, int) and spent > 0 else 0,
+            "last_restart_reason": reason,
             "last_restart_at": parse_timestamp(last.get("at")) if reason else 0.0}
 
 
