@@ -491,3 +491,25 @@ def test_a_misspelt_field_is_told_its_nearest_name_and_a_missing_spec_no_cascade
         parse_job(doc)
     assert [(p.field, p.problem.split(";")[-1].strip()) for p in err.value.problems] == [
         ("spec", "is required"), ("specs", "did you mean spec?")]
+
+
+@pytest.mark.parametrize("name", ["eu-west", "eu.west-1", "EU", "-eu", "eu-", "e_u", "e" * 63, "e" * 64, "a/b"])
+def test_a_job_names_regions_and_labels_by_the_hellos_own_rules(name: str) -> None:
+    """jobfile.py kept its own copies of security/limits.py's region and label patterns (review59 R3): a job's
+    spec.regions and metadata.labels must take exactly what a cluster's Hello may say, so the two cannot drift."""
+    from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_region
+
+    def accepted(**fields: object) -> bool:
+        doc = _doc(resources={"nvidia.com/gpu": 8}, **{k: v for k, v in fields.items() if k != "labels"})
+        if "labels" in fields:
+            doc["metadata"] = {**doc["metadata"], "labels": fields["labels"]}  # type: ignore[dict-item]
+        try:
+            parse_job(doc)
+        except JobFileError:
+            return False
+        return True
+
+    assert accepted(regions={"preferred": [name]}) is valid_region(name)
+    assert accepted(regions={"allowed": [name]}) is valid_region(name)
+    assert accepted(labels={name: "v"}) is bool(LABEL_KEY.match(name))
+    assert accepted(labels={"k": name}) is bool(LABEL_VALUE.match(name))

@@ -46,6 +46,9 @@ from federator.model import (
     to_milli,
 )
 from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
+
+# regions and labels as a Hello gives them (security/limits.py), as jobfile_affinity.py checks spec.clusters
+from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_region
 from federator.yamltext import YamlShapeError, load_documents, yaml_problem
 
 API_VERSION = "federator.io/v1alpha1"
@@ -61,10 +64,6 @@ MAX_ACCELERATORS_PER_REPLICA = 64
 MAX_RUN_SECONDS = 90 * 24 * 3600  # spec.maxRunSeconds: 90 days, longer than any run a bill should meet unbounded
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _GPU_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-# The same rules as an agent's Hello (security/limits.py): a job names regions and labels as clusters do.
-_REGION = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 OLD_SPEC_NAMES: Mapping[str, str] = {"gpuModels": "acceleratorModels"}
@@ -320,10 +319,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("metadata.labels", f"at most {MAX_LABELS} labels, got {len(labels)}")
         labels = {}
     for key, value in labels.items():
-        if not _LABEL_KEY.match(key):
+        if not LABEL_KEY.match(key):
             bad("metadata.labels", f"{shown(key)} is not a valid label key ([prefix/]name, name at most 63 "
                                    "characters of A-Z a-z 0-9 - _ . starting and ending alphanumeric)")
-        elif not _LABEL_VALUE.match(value):
+        elif not LABEL_VALUE.match(value):
             bad(f"metadata.labels[{key}]", f"{shown(value)} is not a valid label value (at most 63 characters of "
                                            "A-Z a-z 0-9 - _ . starting and ending alphanumeric)")
     annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
@@ -333,7 +332,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
                                     f"Kubernetes), got {size} bytes in {len(annotations)} annotations")
         annotations = {}
     for key in annotations:
-        if not _LABEL_KEY.match(key):
+        if not LABEL_KEY.match(key):
             bad("metadata.annotations", f"{shown(key)} is not a valid annotation key ([prefix/]name)")
 
     _master_port(annotations, bad)
@@ -421,7 +420,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("spec.regions.preferred", f"at most {MAX_PREFERRED_REGIONS} regions, got {len(preferred)}")
     else:
         # Each bad entry by its index and value: an empty name used to turn the whole list into one repr.
-        wrong = [(i, r) for i, r in enumerate(preferred) if not isinstance(r, str) or not _REGION.match(r)]
+        wrong = [(i, r) for i, r in enumerate(preferred) if not isinstance(r, str) or not valid_region(r)]
         for i, region in wrong:
             bad(f"spec.regions.preferred[{i}]", f"must be a region name (a lower-case DNS label of at most "
                                                 f"63 characters, as agents' Hellos give), got {shown(region)}")
@@ -437,7 +436,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     elif min_regions > replicas:
         bad("spec.regions.minRegions", f"is {min_regions} but the job has only {replicas} replicas")
     user_region = region_spec.get("user", "")
-    if not isinstance(user_region, str) or (user_region and not _REGION.match(user_region)):
+    if not isinstance(user_region, str) or (user_region and not valid_region(user_region)):
         bad("spec.regions.user", f"must be a region name (a lower-case DNS label of at most 63 characters), "
                                  f"got {shown(user_region)}")
         user_region = ""
@@ -592,7 +591,7 @@ def _region_list(value: object, field: str, bad: Any) -> tuple[str, ...]:
     if len(value) > MAX_PREFERRED_REGIONS:
         bad(field, f"at most {MAX_PREFERRED_REGIONS} regions, got {len(value)}")
         return ()
-    wrong = [(i, r) for i, r in enumerate(value) if not isinstance(r, str) or not _REGION.match(r)]
+    wrong = [(i, r) for i, r in enumerate(value) if not isinstance(r, str) or not valid_region(r)]
     for i, region in wrong:
         bad(f"{field}[{i}]", f"must be a region name (a lower-case DNS label of at most 63 characters, as agents' "
                              f"Hellos give), got {shown(region)}")
