@@ -383,6 +383,17 @@ def test_an_alias_bomb_is_refused_in_well_under_a_second() -> None:
     assert time.monotonic() - start < 0.5
 
 
+def test_a_long_plain_list_of_cluster_names_is_told_its_field_not_called_a_billion_laughs() -> None:
+    """Outside QA N4: 100,000 names in spec.clusters.names (no alias) were refused as aliases that multiply."""
+    names = ", ".join(f"c{i}" for i in range(100_000))
+    text = ("apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {name: many}\n"
+            f"spec:\n  kind: training\n  resources: {{nvidia.com/gpu: 8}}\n  clusters: {{names: [{names}]}}\n")
+    with pytest.raises(JobFileError) as got:
+        parse_job_documents(text, source="many.yaml")
+    assert str(got.value) == ("many.yaml: document: comes to more than 100000 values (each key, value and list entry "
+                              "counts), the most a document may have: spec.clusters.names has 100000 entries")
+
+
 def test_a_recursive_alias_is_refused() -> None:
     with pytest.raises(JobFileError, match=r"alias \(line 1\) refers to a node that contains it"):
         parse_job_documents("x: &a [*a]\n")
