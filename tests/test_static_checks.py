@@ -188,7 +188,7 @@ GPU_NAMES_ALLOWED = {
     "src/federator/backends/kube/capacity.py: GPU_PRODUCT_LABEL",  # "nvidia.com/gpu.product"
     "src/federator/backends/kube/devices.py: NVIDIA_GPU",
     "src/federator/backends/kube/devices.py: NVIDIA_SHARED_GPU",
-    "src/federator/jobfile.py: GPU_RESOURCE",
+    "src/federator/jobfile_accelerators.py: GPU_RESOURCE",  # moved from jobfile.py (review59 R11)
     "src/federator/backends/sim/fgd.py: TaskClass.gpus",
     "src/federator/simulate/synth.py: generate_mix(model_gpus)",
 }
