@@ -383,6 +383,17 @@ def test_an_alias_bomb_is_refused_in_well_under_a_second() -> None:
     assert time.monotonic() - start < 0.5
 
 
+def test_a_long_plain_list_of_cluster_names_is_told_its_field_not_called_a_billion_laughs() -> None:
+    """Outside QA N4: 100,000 names in spec.clusters.names (no alias) were refused as aliases that multiply."""
+    names = ", ".join(f"c{i}" for i in range(100_000))
+    text = ("apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {name: many}\n"
+            f"spec:\n  kind: training\n  resources: {{nvidia.com/gpu: 8}}\n  clusters: {{names: [{names}]}}\n")
+    with pytest.raises(JobFileError) as got:
+        parse_job_documents(text, source="many.yaml")
+    assert str(got.value) == ("many.yaml: document: comes to more than 100000 values (each key, value and list entry "
+                              "counts), the most a document may have: spec.clusters.names has 100000 entries")
+
+
 def test_a_recursive_alias_is_refused() -> None:
     with pytest.raises(JobFileError, match=r"alias \(line 1\) refers to a node that contains it"):
         parse_job_documents("x: &a [*a]\n")
@@ -491,3 +502,25 @@ def test_a_misspelt_field_is_told_its_nearest_name_and_a_missing_spec_no_cascade
         parse_job(doc)
     assert [(p.field, p.problem.split(";")[-1].strip()) for p in err.value.problems] == [
         ("spec", "is required"), ("specs", "did you mean spec?")]
+
+
+@pytest.mark.parametrize("name", ["eu-west", "eu.west-1", "EU", "-eu", "eu-", "e_u", "e" * 63, "e" * 64, "a/b"])
+def test_a_job_names_regions_and_labels_by_the_hellos_own_rules(name: str) -> None:
+    """jobfile.py kept its own copies of security/limits.py's region and label patterns (review59 R3): a job's
+    spec.regions and metadata.labels must take exactly what a cluster's Hello may say, so the two cannot drift."""
+    from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_region
+
+    def accepted(**fields: object) -> bool:
+        doc = _doc(resources={"nvidia.com/gpu": 8}, **{k: v for k, v in fields.items() if k != "labels"})
+        if "labels" in fields:
+            doc["metadata"] = {**doc["metadata"], "labels": fields["labels"]}  # type: ignore[dict-item]
+        try:
+            parse_job(doc)
+        except JobFileError:
+            return False
+        return True
+
+    assert accepted(regions={"preferred": [name]}) is valid_region(name)
+    assert accepted(regions={"allowed": [name]}) is valid_region(name)
+    assert accepted(labels={name: "v"}) is bool(LABEL_KEY.match(name))
+    assert accepted(labels={"k": name}) is bool(LABEL_VALUE.match(name))

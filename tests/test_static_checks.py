@@ -188,7 +188,7 @@ GPU_NAMES_ALLOWED = {
     "src/federator/backends/kube/capacity.py: GPU_PRODUCT_LABEL",  # "nvidia.com/gpu.product"
     "src/federator/backends/kube/devices.py: NVIDIA_GPU",
     "src/federator/backends/kube/devices.py: NVIDIA_SHARED_GPU",
-    "src/federator/jobfile.py: GPU_RESOURCE",
+    "src/federator/jobfile_accelerators.py: GPU_RESOURCE",  # moved from jobfile.py (review59 R11)
     "src/federator/backends/sim/fgd.py: TaskClass.gpus",
     "src/federator/simulate/synth.py: generate_mix(model_gpus)",
 }
@@ -232,7 +232,9 @@ def test_the_scheduler_loads_no_io_library_even_through_what_it_imports() -> Non
     """tests/scheduler/test_purity.py reads the scheduler's own import lines; this loads every scheduler module in
     a fresh interpreter and looks at what came with them: a module the scheduler imports (model/, security/
     podsecurity.py, and whatever their packages' __init__ pull in) must not bring grpc, kubernetes, prometheus
-    or sqlite either, or the simulator and the benchmarks run the scheduler with the server's I/O stack."""
+    or sqlite either, or the simulator and the benchmarks run the scheduler with the server's I/O stack; nor
+    cryptography, which security/__init__ once loaded with pki.py for every import of security/podsecurity.py
+    (review59 R5)."""
     probe = ("import importlib, pkgutil, sys, federator.scheduler as s\n"
              "for m in pkgutil.iter_modules(s.__path__): importlib.import_module('federator.scheduler.' + m.name)\n"
              "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
@@ -240,7 +242,7 @@ def test_the_scheduler_loads_no_io_library_even_through_what_it_imports() -> Non
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
     assert "federator" in loaded
-    assert loaded & {"grpc", "kubernetes", "prometheus_client", "sqlite3", "_sqlite3"} == set()
+    assert loaded & {"grpc", "kubernetes", "prometheus_client", "sqlite3", "_sqlite3", "cryptography"} == set()
 
 
 def test_every_module_says_why_it_exists() -> None:

@@ -59,3 +59,25 @@ def test_a_members_scheduler_configuration_that_is_a_bomb_or_too_deep_is_unknown
     assert bomb.scoring == "Unknown" and "comes to more than 1000000 values" in bomb.problems[0]
     deep = check_scheduler_config("a: " + "[" * 5_000 + "]" * 5_000, source="cm/kube-scheduler")
     assert deep.scoring == "Unknown" and deep.problems[0].startswith("cm/kube-scheduler: "), deep.problems
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("spec:\n  clusters:\n    names: [" + ", ".join(f"c{i}" for i in range(60)) + "]\n",
+     "spec.clusters.names has 60 entries"),
+    ("jobs:\n- {}\n- labels: {" + ", ".join(f"k{i}: v" for i in range(30)) + "}\n", "jobs[1].labels has 30 keys"),
+    ("[" + ", ".join(str(i) for i in range(60)) + "]\n", "it has 60 entries at its top level"),
+], ids=["a-list-in-a-mapping", "a-mapping-in-a-list", "the-top-level"])
+def test_a_plain_document_past_the_values_bound_is_told_where_not_blamed_on_aliases(text: str, where: str) -> None:
+    """Outside QA N4: a long but valid list (no alias) was refused as "aliases that multiply, a 'billion laughs'?",
+    naming no field. A document without an alias is told the bound and where its bulk is; a bomb still hears of
+    its aliases."""
+    from federator.yamltext import load_documents
+
+    with pytest.raises(YamlShapeError) as got:
+        load_documents(text, max_depth=64, max_values=50)
+    assert got.value.problem == ("comes to more than 50 values (each key, value and list entry counts), the most a "
+                                 f"document may have: {where}")
+    assert "alias" not in got.value.problem
+    with pytest.raises(YamlShapeError, match="counting each alias"):
+        load_documents("a: &a [x, x, x, x, x, x, x, x]\nb: [*a, *a, *a, *a, *a, *a, *a]\n", max_depth=64,
+                       max_values=50)

@@ -33,7 +33,21 @@ from federator.backends.sim.runtime import (
     STARTUP_ANNOTATION,
     duration_problem,
 )
-from federator.catalog import catalog, is_client_catalog
+from federator.catalog import catalog
+
+# the accelerator fields (spec.resources' count, spec.accelerators, spec.acceleratorModels) are parsed there
+from federator.jobfile_accelerators import (
+    GPU_RESOURCE,
+    MAX_ACCELERATORS_PER_REPLICA,
+    alternative_document,
+    one_count,
+    one_vendor,
+    parse_accelerator_models,
+    parse_alternatives,
+    parse_resources,
+    product_line,
+)
+from federator.jobfile_accelerators import placeholder_problem as placeholder_problem  # importable here as before
 from federator.jobfile_affinity import clusters_document, parse_clusters
 from federator.jobfile_failure_policy import failure_policy_document, parse_failure_policy
 from federator.jobsource import STDIN, TooLarge, is_stdin, read_job_text, source_name
@@ -41,12 +55,13 @@ from federator.model import (
     AcceleratorAlternative,
     JobKind,
     JobSpec,
-    QuantityError,
     Resources,
-    to_bytes,
-    to_milli,
 )
 from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
+
+# regions and labels as a Hello gives them (security/limits.py), as jobfile_affinity.py checks spec.clusters
+from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_region
+from federator.termtext import shown as shown  # importable here as before (cli, server)
 from federator.yamltext import YamlShapeError, load_documents, yaml_problem
 
 API_VERSION = "federator.io/v1alpha1"
@@ -55,17 +70,9 @@ API_VERSION = "federator.io/v1alpha1"
 # the FederatedJob's metadata.annotations.
 REQUEST_ID_ANNOTATION = "federator.io/request-id"
 KIND = "FederatedJob"
-GPU_RESOURCE = "nvidia.com/gpu"  # the one-count form's resource: what job files asked for before vendors
-MAX_ALTERNATIVES = 16
 MAX_REPLICAS = 10_000
-MAX_ACCELERATORS_PER_REPLICA = 64
 MAX_RUN_SECONDS = 90 * 24 * 3600  # spec.maxRunSeconds: 90 days, longer than any run a bill should meet unbounded
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_GPU_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-# The same rules as an agent's Hello (security/limits.py): a job names regions and labels as clusters do.
-_REGION = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 OLD_SPEC_NAMES: Mapping[str, str] = {"gpuModels": "acceleratorModels"}
@@ -114,9 +121,6 @@ class FieldProblem:
 
 MAX_PROBLEMS = 100
 """Problems one refusal lists at most; the rest are counted."""
-
-MAX_MODELS = 256
-"""Accelerator models a job may list: more than any fleet has."""
 
 
 class JobFileError(ValueError):
@@ -275,18 +279,6 @@ def held_of(doc: object) -> bool:
     return isinstance(spec, Mapping) and spec.get("held") is True
 
 
-def shown(value: object, limit: int = 80) -> str:
-    """repr() of a value for an error message, cut to `limit` characters: a message never echoes a huge input.
-
-    The count is the value's own length (a string's characters), not its repr's: the quotes made a 254-character
-    name read "(256 characters)" beside a limit of 253 (outside QA, portal m1)."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = len(value) if isinstance(value, str) else len(text)
-    return f"{text[:limit]}... ({size} characters)"
-
-
 def parse_job(doc: object, *, source: str = "") -> JobSpec:
     """Validate one FederatedJob document; raises JobFileError naming each bad field."""
     problems: list[FieldProblem] = []
@@ -321,10 +313,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("metadata.labels", f"at most {MAX_LABELS} labels, got {len(labels)}")
         labels = {}
     for key, value in labels.items():
-        if not _LABEL_KEY.match(key):
+        if not LABEL_KEY.match(key):
             bad("metadata.labels", f"{shown(key)} is not a valid label key ([prefix/]name, name at most 63 "
                                    "characters of A-Z a-z 0-9 - _ . starting and ending alphanumeric)")
-        elif not _LABEL_VALUE.match(value):
+        elif not LABEL_VALUE.match(value):
             bad(f"metadata.labels[{key}]", f"{shown(value)} is not a valid label value (at most 63 characters of "
                                            "A-Z a-z 0-9 - _ . starting and ending alphanumeric)")
     annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
@@ -334,7 +326,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
                                     f"Kubernetes), got {size} bytes in {len(annotations)} annotations")
         annotations = {}
     for key in annotations:
-        if not _LABEL_KEY.match(key):
+        if not LABEL_KEY.match(key):
             bad("metadata.annotations", f"{shown(key)} is not a valid annotation key ([prefix/]name)")
 
     _master_port(annotations, bad)
@@ -373,7 +365,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         # the workload's own device plugin resource binds it to that vendor, as the one-count form's does
         resource_name = brought.resource_name if brought is not None else ""
     else:
-        resources, resource_name = _resources(spec.get("resources"), bad, "accelerators" in spec)
+        resources, resource_name = parse_resources(spec.get("resources"), bad, "accelerators" in spec)
     if brought is not None and resources.accelerator_milli > MAX_ACCELERATORS_PER_REPLICA * 1000:
         bad("spec.workload", f"at most {MAX_ACCELERATORS_PER_REPLICA} accelerators per replica, "
                              f"got {resources.accelerator_milli // 1000}")
@@ -382,16 +374,16 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     # `gpuModels`: the name before vendors, kept working; errors name the key the user wrote
     models_key = "gpuModels" if "gpuModels" in spec else "acceleratorModels"
     models_field = f"spec.{models_key}"
-    accelerator_models = _accelerator_models(spec.get(models_key), models_field, bad)
+    accelerator_models = parse_accelerator_models(spec.get(models_key), models_field, bad)
     if accelerator_models and resources.accelerator_milli == 0 and not resource_name:
         bad(models_field, f"is set but spec.resources asks for no {GPU_RESOURCE} (or other accelerator)")
-    alternatives = _alternatives(spec.get("accelerators"), bad) if "accelerators" in spec else ()
+    alternatives = parse_alternatives(spec.get("accelerators"), bad) if "accelerators" in spec else ()
     if alternatives and accelerator_models:
         bad(models_field, f"give either spec.accelerators (with a model each) or {models_field}, not both")
     if alternatives and has_workload:
         bad("spec.accelerators", "alternatives apply to the pods the federator makes; spec.workload names its own "
                                  f"resources (use {models_field} to choose among models)")
-    mixed = _one_vendor(accelerator_models, models_field, bad, workload=has_workload,
+    mixed = one_vendor(accelerator_models, models_field, bad, workload=has_workload,
                         resource=resource_name or GPU_RESOURCE)
     if resource_name and resource_name != GPU_RESOURCE and not mixed:
         # another vendor's resource in the one-count form: alternatives of that vendor, one per model, bound to
@@ -399,7 +391,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         vendor = catalog().vendor_of_resource(resource_name)
         kept = resource_name if vendor is None or len(vendor.resources) > 1 else ""
         if kept and vendor is not None:
-            _product_line(accelerator_models, models_field, bad, resource_name, vendor.name)
+            product_line(accelerator_models, models_field, bad, resource_name, vendor.name)
         milli, resources = resources.accelerator_milli, Resources(resources.cpu_milli, resources.memory_bytes)
         alternatives = tuple(AcceleratorAlternative(milli, m, vendor.name if vendor else "", resource_name=kept)
                              for m in accelerator_models or ("",))
@@ -422,7 +414,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("spec.regions.preferred", f"at most {MAX_PREFERRED_REGIONS} regions, got {len(preferred)}")
     else:
         # Each bad entry by its index and value: an empty name used to turn the whole list into one repr.
-        wrong = [(i, r) for i, r in enumerate(preferred) if not isinstance(r, str) or not _REGION.match(r)]
+        wrong = [(i, r) for i, r in enumerate(preferred) if not isinstance(r, str) or not valid_region(r)]
         for i, region in wrong:
             bad(f"spec.regions.preferred[{i}]", f"must be a region name (a lower-case DNS label of at most "
                                                 f"63 characters, as agents' Hellos give), got {shown(region)}")
@@ -438,7 +430,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     elif min_regions > replicas:
         bad("spec.regions.minRegions", f"is {min_regions} but the job has only {replicas} replicas")
     user_region = region_spec.get("user", "")
-    if not isinstance(user_region, str) or (user_region and not _REGION.match(user_region)):
+    if not isinstance(user_region, str) or (user_region and not valid_region(user_region)):
         bad("spec.regions.user", f"must be a region name (a lower-case DNS label of at most 63 characters), "
                                  f"got {shown(user_region)}")
         user_region = ""
@@ -598,7 +590,7 @@ def _region_list(value: object, field: str, bad: Any) -> tuple[str, ...]:
     if len(value) > MAX_PREFERRED_REGIONS:
         bad(field, f"at most {MAX_PREFERRED_REGIONS} regions, got {len(value)}")
         return ()
-    wrong = [(i, r) for i, r in enumerate(value) if not isinstance(r, str) or not _REGION.match(r)]
+    wrong = [(i, r) for i, r in enumerate(value) if not isinstance(r, str) or not valid_region(r)]
     for i, region in wrong:
         bad(f"{field}[{i}]", f"must be a region name (a lower-case DNS label of at most 63 characters, as agents' "
                              f"Hellos give), got {shown(region)}")
@@ -622,259 +614,6 @@ def _string_map(value: object, field: str, bad: Any) -> dict[str, str]:
         bad(field, "must map strings to strings")
         return {}
     return dict(value)
-
-
-def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resources, str]:
-    """Per-replica cpu, memory and (at most one) accelerator resource; the resource name asked for."""
-    known = catalog().resource_names
-    if value is None:
-        # with alternatives the accelerator count is theirs: a hint to add GPU_RESOURCE here led to another refusal
-        ask = "cpu and memory; the accelerators' count is in spec.accelerators" if has_alternatives else \
-            f"cpu, memory, {GPU_RESOURCE}"
-        bad("spec.resources", f"is required (per replica: {ask})")
-        return Resources(), ""
-    if not isinstance(value, Mapping):
-        bad("spec.resources", f"must be a mapping, got {type(value).__name__}")
-        return Resources(), ""
-    cpu = memory = devices = 0
-    name = ""
-    unread = False  # a resource was given but could not be read: it asked for something, just not well
-    for key, raw in value.items():
-        field = f"spec.resources.{str(key)[:63]}"
-        try:
-            if key == "cpu":
-                cpu = to_milli(raw)
-            elif key == "memory":
-                memory = to_bytes(raw)
-            elif key in known:
-                if name:
-                    bad(field, f"a replica asks for one kind of accelerator, here also {name}; "
-                               "list alternatives in spec.accelerators")
-                    continue
-                if has_alternatives:
-                    bad(field, "give the count in spec.accelerators when the job lists alternatives")
-                    continue
-                name, devices = str(key), to_milli(raw)
-                problem = _count_problem(devices, raw)
-                if problem:
-                    bad(field, problem)
-            elif is_client_catalog():  # the federator's operator may have added it: say how to reach it from here
-                bad(field, "is not a resource this CLI knows: for a vendor the federator's operator added, give "
-                           "submit their catalog file (--accelerator-catalog FILE), or ask by vendor in "
-                           "spec.accelerators, which the federator checks (known here: cpu, memory, "
-                           f"{', '.join(known)})")
-            else:
-                bad(field, f"is not a known resource (known: cpu, memory, {', '.join(known)}; "
-                           "operators add vendors with --accelerator-catalog)")
-        except QuantityError as exc:
-            bad(field, str(exc))
-            unread = True
-    if cpu == 0 and memory == 0 and devices == 0 and not has_alternatives and not unread:
-        bad("spec.resources", f"asks for nothing; set cpu, memory or an accelerator such as {GPU_RESOURCE}")
-    return Resources(cpu_milli=cpu, memory_bytes=memory, accelerator_milli=devices), name
-
-
-def _count_problem(milli: int, raw: object) -> str:
-    """What is wrong with an accelerator count of `milli` per replica, written `raw` in the file ("" if nothing)."""
-    if milli > MAX_ACCELERATORS_PER_REPLICA * 1000:
-        return f"at most {MAX_ACCELERATORS_PER_REPLICA} accelerators per replica, got {shown(raw)}"
-    if milli > 1000 and milli % 1000:
-        return f"a replica takes a fraction of one accelerator or whole accelerators, not {shown(raw)}"
-    return ""
-
-
-_ALT_KEYS = ("model", "vendor", "count", "minMemoryMiB", "template")
-
-
-def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]:
-    """spec.accelerators: [{model, vendor, count, minMemoryMiB, template}], most preferred first."""
-    if not isinstance(value, list) or not value:
-        bad("spec.accelerators", "must be a non-empty list such as [{model: H100, count: 8}, "
-                                 "{model: Ascend910B, count: 8}]")
-        return ()
-    if len(value) > MAX_ALTERNATIVES:
-        bad("spec.accelerators", f"at most {MAX_ALTERNATIVES} alternatives, got {len(value)}")
-        return ()
-    cat = catalog()
-    out: list[AcceleratorAlternative] = []
-    for i, item in enumerate(value):
-        where = f"spec.accelerators[{i}]"
-        if not isinstance(item, Mapping):
-            bad(where, "must be a mapping {model, vendor, count, minMemoryMiB, template}")
-            continue
-        for key in item:
-            if key == "resource_name":
-                bad(f"{where}.resource_name", "is set from the one-count form only (spec.resources: {"
-                                              f"{item[key]!s:.63}: N}}, with acceleratorModels), never beside a "
-                                              "template, minMemoryMiB or another count or vendor")
-            elif key not in _ALT_KEYS:
-                bad(f"{where}.{key}", f"is not a known field (known: {', '.join(_ALT_KEYS)})")
-        model, vendor = item.get("model", ""), item.get("vendor", "")
-        if not isinstance(model, str) or (model and not _GPU_MODEL.match(model)):
-            bad(f"{where}.model", f"must be a model name such as 'H100' or 'Ascend910B', got {model!r}")
-            model = ""
-        elif model and cat.is_placeholder(model):
-            bad(f"{where}.model", placeholder_problem(model))
-            model = ""
-        if not isinstance(vendor, str) or (vendor and cat.vendor(vendor) is None and not _left_to_federator(vendor)):
-            bad(f"{where}.vendor", f"unknown vendor {vendor!r} (known: {', '.join(cat.vendor_names)})")
-            vendor = ""
-        if model and vendor and (entry := cat.find_model(model)) is not None and entry.vendor != vendor:
-            bad(f"{where}.vendor", f"{model} is {_a(entry.vendor)} model, not {vendor}")
-        elif model and vendor and (generic := cat.vendor_of_generic(model)) and generic != vendor:
-            bad(f"{where}.vendor", f"{model} names any {generic} model, not {vendor}")
-        min_mem = item.get("minMemoryMiB", 0)
-        if isinstance(min_mem, bool) or not isinstance(min_mem, int) or min_mem < 0:
-            bad(f"{where}.minMemoryMiB", f"must be a positive integer (MiB per device), got {min_mem!r}")
-            min_mem = 0
-        milli = 0
-        if "count" not in item:
-            bad(f"{where}.count", "is required (accelerators per replica)")
-        else:
-            try:
-                milli = to_milli(item["count"])
-                problem = "must be more than 0" if milli <= 0 else _count_problem(milli, item["count"])
-                if problem:
-                    bad(f"{where}.count", problem)
-            except QuantityError as exc:
-                bad(f"{where}.count", str(exc))
-        template = item.get("template")
-        template_json = ""
-        if template is not None:
-            if not isinstance(template, Mapping):
-                bad(f"{where}.template", "must be a pod template override (a mapping), e.g. "
-                                         "{spec: {containers: [{image: ...}]}}")
-            else:
-                template_json = json.dumps(template, sort_keys=True)
-        out.append(AcceleratorAlternative(milli, model, vendor, min_mem, template_json))
-    return tuple(out)
-
-
-_VENDOR_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,62})$")  # as the catalog's (catalog/loader.py)
-
-
-def _left_to_federator(vendor: str) -> bool:
-    """Whether a vendor the process's catalog lacks is left for the federator to judge: in a client (`federator
-    submit`), whose catalog is not the network's, a well-formed name may be a vendor the operator added."""
-    return is_client_catalog() and bool(_VENDOR_NAME.match(vendor))
-
-
-def _a(word: str) -> str:
-    """`word` with its indefinite article, by its first letter: "an amd", "an intel", "a huawei"."""
-    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
-
-
-def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool = False,
-                resource: str = GPU_RESOURCE) -> bool:
-    """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
-    on that vendor's pools: a model of another vendor in acceleratorModels could never be served. Said of the
-    field the user wrote (outside QA, ML user F10: `amd.com/gpu` with an A100 was blamed on a
-    `spec.accelerators[0].vendor` the file did not have). Whether it found one."""
-    cat = catalog()
-    owner = cat.vendor_of_resource(resource)
-    found = False
-    for i, model in enumerate(models):
-        entry = cat.find_model(model)  # memoized by the catalog: this runs on every one-count Submit
-        if owner is not None and entry is not None and entry.vendor != owner.name:
-            other = cat.vendor(entry.vendor)
-            ask = f"ask for {other.resource_name}" if other is not None and other.resource_name else ""
-            if workload:  # the workload's containers name the resource; alternatives are the federator's pods'
-                fix = "its containers must " + (ask or "ask for that vendor's device plugin resource")
-            else:
-                fix = f"{ask + ', or ' if ask else ''}list alternatives in spec.accelerators"
-            bad(f"{field}[{i}]", f"{model} is {_a(entry.vendor)} model, but {resource} asks for "
-                                 f"{owner.name} devices: {fix}")
-            found = True
-    return found
-
-
-def _product_line(models: tuple[str, ...], field: str, bad: Any, resource: str, vendor: str) -> None:
-    """A vendor whose device plugin has a resource per product line serves `resource` only from pools of it
-    (scheduler: an alternative's resource_name): a model of the vendor's other lines could never be served."""
-    for i, model in enumerate(models):
-        entry = catalog().find_model(model, vendor)
-        if entry is not None and entry.resource_name and entry.resource_name != resource:
-            bad(f"{field}[{i}]", f"{model} is a {entry.resource_name} model, but spec.resources asks for {resource}: "
-                                 f"ask for {entry.resource_name}, or list both in spec.accelerators")
-
-
-def _one_count(alternatives: tuple[AcceleratorAlternative, ...]) -> tuple[str, int, list[str]] | None:
-    """(resource, milli, models) when the alternatives are what the one-count form of a per-product-line
-    resource makes (parse_job), so that the document says it as the user wrote it; None otherwise."""
-    if not alternatives or not alternatives[0].resource_name:
-        return None
-    first = alternatives[0]
-    owner = catalog().vendor_of_resource(first.resource_name)
-    if owner is not None and first.vendor != owner.name:  # an API client's resource of another vendor
-        return None
-    for a in alternatives:
-        if (a.resource_name, a.milli, a.vendor) != (first.resource_name, first.milli, first.vendor) \
-                or a.min_memory_mib or a.pod_template_json or (len(alternatives) > 1 and not a.model):
-            return None
-    return first.resource_name, first.milli, [a.model for a in alternatives if a.model]
-
-
-def placeholder_problem(model: str) -> str:
-    """Why a placeholder model name (`Catalog.placeholder_models`) is refused, said the same on every path, with
-    the advice of its vendor: the models of the devices it stood for, and `vendor:` for any of that vendor's (an
-    'H100' and "leave it out for any vendor" told a Huawei user nothing: outside QA, vendors2 R4)."""
-    cat = catalog()
-    owners = [(v, r) for v in cat.vendors if v.product_labels for r in v.resources
-              if v.unlabelled_model(r).lower() == model.lower()]
-    if len(owners) != 1:
-        return (f"{model!r} names no accelerator model: it is what devices on a node without their product label "
-                "were once called, and such devices are not offered (a pod could not be pinned to them); name a "
-                "model such as 'H100', or leave the field out for any")
-    vendor, resource = owners[0]
-    names = list(dict.fromkeys(m.family or m.name for m in vendor.models if m.resource_name == resource))
-    some = f"a model of them such as {', '.join(repr(n) for n in names[:3])}, or " if names else "a model, or "
-    return (f"{model!r} names no accelerator model: it is what {vendor.name} devices ({resource}) on a node without "
-            "their product label were once called, and the federator's agent does not offer such devices (a pod "
-            f"could not be pinned to them); name {some}ask by vendor ({{vendor: {vendor.name}, count: N}} in "
-            f"spec.accelerators) for any {vendor.name} device")
-
-
-def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:
-    """spec.acceleratorModels (or its old name, the `field` the user wrote): a list, or 'H100|A100'."""
-    if value is None:
-        return ()
-    items: list[object]
-    if isinstance(value, str):
-        items = list(value.split("|"))
-    elif isinstance(value, list):
-        items = list(value)
-    else:
-        bad(field, f"must be a list of accelerator models (or 'H100|A100'), got {shown(value)}")
-        return ()
-    if len(items) > MAX_MODELS:
-        bad(field, f"lists {len(items)} models, more than {MAX_MODELS}; name the models, or leave it out for any")
-        return ()
-    out: list[str] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, str) or not _GPU_MODEL.match(item):
-            bad(f"{field}[{i}]", f"must be an accelerator model name such as 'H100', got {shown(item)}")
-        elif item in out:
-            bad(f"{field}[{i}]", f"repeats {item!r}")
-        elif catalog().is_placeholder(item):
-            bad(f"{field}[{i}]", placeholder_problem(item))
-        else:
-            out.append(item)
-    return tuple(out)
-
-
-def _alternative_document(a: AcceleratorAlternative) -> dict[str, Any]:
-    out: dict[str, Any] = {"count": a.milli // 1000 if a.milli % 1000 == 0 else f"{a.milli}m"}
-    if a.model:
-        out["model"] = a.model
-    if a.vendor:
-        out["vendor"] = a.vendor
-    if a.min_memory_mib:
-        out["minMemoryMiB"] = a.min_memory_mib
-    if a.pod_template_json:
-        out["template"] = json.loads(a.pod_template_json)
-    if a.resource_name:  # from an API client beside what the one-count form makes: parse_job says what is wrong
-        out["resource_name"] = a.resource_name
-    return out
 
 
 def spec_to_document(spec: JobSpec) -> dict[str, Any]:
@@ -903,13 +642,13 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         models = [a.model for a in spec.accelerators if a.model]
         if models:
             body["acceleratorModels"] = models
-    elif (one := _one_count(spec.accelerators)) is not None:
+    elif (one := one_count(spec.accelerators)) is not None:
         name, milli, models = one
         resources[name] = milli // 1000 if milli % 1000 == 0 else f"{milli}m"
         if models:
             body["acceleratorModels"] = models
     elif spec.accelerators:
-        body["accelerators"] = [_alternative_document(a) for a in spec.accelerators]
+        body["accelerators"] = [alternative_document(a) for a in spec.accelerators]
     regions: dict[str, Any] = {}
     if spec.allowed_regions:
         regions["allowed"] = list(spec.allowed_regions)

@@ -4,7 +4,8 @@ A member's agent (possibly a third party's) writes a placement's message, which 
 `federator get jobs -o wide`, `kubectl get fj` and logs. `\\x1b[2J` in it cleared their screen and a bell
 rang; an OSC sequence could retitle the terminal or forge a link. The federator cleans such text where it
 takes it (server/validation.py), and the CLI cleans every table cell again (cli/output.py): a server of
-another version, or a store written before the cleaning, must not reach a terminal raw either.
+another version, or a store written before the cleaning, must not reach a terminal raw either. `shown` cuts a
+value an error message quotes, so a message never echoes a huge input back.
 """
 
 from __future__ import annotations
@@ -34,4 +35,16 @@ def cell(text: str) -> str:
     return _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", visible(text))
 
 
-__all__ = ["cell", "visible"]
+def shown(value: object, limit: int = 80) -> str:
+    """repr() of a value for an error message, cut to `limit` characters: a message never echoes a huge input.
+
+    The count is the value's own length (a string's characters), not its repr's: the quotes made a 254-character
+    name read "(256 characters)" beside a limit of 253 (outside QA, portal m1)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:limit]}... ({size} characters)"
+
+
+__all__ = ["cell", "shown", "visible"]

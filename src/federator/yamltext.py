@@ -82,10 +82,16 @@ def node_problem(root: yaml.Node, *, max_depth: int, max_values: int) -> str:
     Each distinct node is visited once (an alias is the node it names, so a "billion laughs" of a few hundred
     bytes costs a few dozen visits), while the count of values the document comes to counts every alias as
     what it repeats: a document past `max_values` values, nested past `max_depth` levels, whose alias
-    contains itself, or a mapping that gives one key twice (YAML would keep the last silently) is refused."""
+    contains itself, or a mapping that gives one key twice (YAML would keep the last silently) is refused.
+
+    Past `max_values`, aliases are blamed only if the document has one: a long but plain list (100,000 cluster
+    names) is told where it is and how long, not called a 'billion laughs' (outside QA N4)."""
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     open_: set[int] = set()
+    place: dict[int, tuple[yaml.Node, str]] = {}  # a node's first parent and its step from there (.key or [i])
+    referred: set[int] = set()  # nodes some parent has counted: counted again, a node is an alias's
+    aliased = False
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -93,11 +99,16 @@ def node_problem(root: yaml.Node, *, max_depth: int, max_values: int) -> str:
         kids = _children(node)
         if done:
             open_.discard(key)
+            for kid in kids:
+                aliased = aliased or id(kid) in referred
+                referred.add(id(kid))
             size[key] = 1 + sum(size[id(k)] for k in kids)
             depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
             if size[key] > max_values:
-                return (f"comes to more than {max_values} values, counting each alias (*name) as the values it "
-                        "repeats; this file needs far fewer (aliases that multiply, a 'billion laughs'?)")
+                if aliased:
+                    return (f"comes to more than {max_values} values, counting each alias (*name) as the values "
+                            "it repeats; this file needs far fewer (aliases that multiply, a 'billion laughs'?)")
+                return _too_many(node, _path(node, place, root), max_values)
             if depth[key] > max_depth + 1:
                 return f"nested more than {max_depth} levels deep"
             continue
@@ -111,8 +122,41 @@ def node_problem(root: yaml.Node, *, max_depth: int, max_values: int) -> str:
             problem = _duplicate_key(node)
             if problem:
                 return problem
+        for step, kid in _steps(node):
+            place.setdefault(id(kid), (node, step))
         stack.extend((k, False) for k in kids if id(k) not in size)
     return ""
+
+
+def _too_many(node: yaml.Node, path: str, max_values: int) -> str:
+    """The message for a document past `max_values` without an alias: the limit, and where the bulk is."""
+    entries = len(node.value) if isinstance(node, yaml.MappingNode | yaml.SequenceNode) else 1
+    what = "keys" if isinstance(node, yaml.MappingNode) else "entries"
+    where = f"{path} has {entries} {what}" if path else f"it has {entries} {what} at its top level"
+    return (f"comes to more than {max_values} values (each key, value and list entry counts), the most a "
+            f"document may have: {where}")
+
+
+def _steps(node: yaml.Node) -> list[tuple[str, yaml.Node]]:
+    """Each child of a mapping or sequence with its step in a field path: `.key` (the key's own node too), `[i]`."""
+    if isinstance(node, yaml.SequenceNode):
+        return [(f"[{i}]", kid) for i, kid in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode):
+        out: list[tuple[str, yaml.Node]] = []
+        for k, v in node.value:
+            step = f".{k.value}" if isinstance(k, yaml.ScalarNode) else f"[{k.start_mark.line + 1}]"
+            out += [(step, k), (step, v)]
+        return out
+    return []
+
+
+def _path(node: yaml.Node, place: dict[int, tuple[yaml.Node, str]], root: yaml.Node) -> str:
+    """The field path from `root` to `node` (spec.clusters.names), by each node's first parent."""
+    steps: list[str] = []
+    while node is not root and id(node) in place:
+        node, step = place[id(node)]
+        steps.append(step)
+    return "".join(reversed(steps)).lstrip(".")
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -75,12 +75,12 @@ def own_bed(directory: Path, **start: Any) -> Iterator[Testbed]:
 
 
 @contextmanager
-def federation(bed: Testbed, workdir: Path, *serve_args: str) -> Iterator[Kube]:
+def federation(bed: Testbed, workdir: Path, *serve_args: str, watch: str | None = JOBS_NAMESPACE) -> Iterator[Kube]:
     """`federator serve` on the host and a `federator agent` per member, real processes as a user starts them, each
     its service account with exactly the rules of deploy/kubernetes/rbac-*.yaml; stopped after. The federator
-    watches JOBS_NAMESPACE, reports every 0.5 s and cycles every 0.2 s; `serve_args` add to that. The caller waits
-    for what its tests need ready (the members, a workload kind)."""
-    with serving(bed, workdir, *serve_args) as fed:
+    watches `watch` (JOBS_NAMESPACE; None: every namespace), reports every 0.5 s and cycles every 0.2 s; `serve_args`
+    add to that. The caller waits for what its tests need ready (the members, a workload kind)."""
+    with serving(bed, workdir, *serve_args, watch=watch) as fed:
         for member in bed.members:
             kubeconfig = service_account_kubeconfig(bed, member, "federator-agent",
                                                     workdir / f"agent-{member}.kubeconfig")
@@ -89,15 +89,16 @@ def federation(bed: Testbed, workdir: Path, *serve_args: str) -> Iterator[Kube]:
 
 
 @contextmanager
-def serving(bed: Testbed, workdir: Path, *serve_args: str, watch: str = JOBS_NAMESPACE) -> Iterator[KubeFederation]:
+def serving(bed: Testbed, workdir: Path, *serve_args: str,
+            watch: str | None = JOBS_NAMESPACE) -> Iterator[KubeFederation]:
     """`federator serve` on the host alone, a real process as a user starts it, its service account with exactly
     the rules of deploy/kubernetes/rbac-federator.yaml; stopped after, with every agent the caller started on it
     (`federation` starts one per member; a module whose agents take flags of their own starts them itself). It
-    watches `watch`, reports every 0.5 s and cycles every 0.2 s; `serve_args` add to that."""
+    watches `watch` (None: every namespace), reports every 0.5 s and cycles every 0.2 s; `serve_args` add to that."""
     host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
     fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-        "--kubeconfig", str(host), "--watch-namespace", watch, "--lease-namespace", LEASE_NAMESPACE,
-        "--report-interval", "0.5", "--cycle-interval", "0.2", *serve_args])
+        "--kubeconfig", str(host), *(("--watch-namespace", watch) if watch else ()), "--lease-namespace",
+        LEASE_NAMESPACE, "--report-interval", "0.5", "--cycle-interval", "0.2", *serve_args])
     try:
         fed.start_server(timeout=60)
         yield fed

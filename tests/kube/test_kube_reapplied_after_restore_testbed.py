@@ -12,28 +12,12 @@ from __future__ import annotations
 import signal
 import sqlite3
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import yaml
 
-from kube_support import (
-    JOBS_NAMESPACE,
-    LEASE_NAMESPACE,
-    LEASE_TIMES,
-    REGIONS,
-    Kube,
-    KubeFederation,
-    own_bed,
-    service_account_kubeconfig,
-    usage_record,
-)
+from kube_support import JOBS_NAMESPACE, LEASE_TIMES, Kube, usage_record
+from one_member import fj_status, gang_job, member_jobs, one_member
 from support import eventually
-
-try:
-    from tests.testbed.testbed import DELAY_ANNOTATION, H100, gpu_nodes
-except ImportError:  # kube_support put tests/testbed on sys.path
-    from testbed import DELAY_ANNOTATION, H100, gpu_nodes  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -43,40 +27,7 @@ OTHER = "team-b"  # another tenant's namespace
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    work = tmp_path_factory.mktemp("reapplied")
-    (work / "federation").mkdir()
-    with own_bed(work / "bed", members=("member-a",), nodes={"member-a": gpu_nodes("member-a-h100", H100, 2, 8)}) \
-            as bed:
-        workdir = work / "federation"
-        host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
-        fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-            "--kubeconfig", str(host), "--lease-namespace", LEASE_NAMESPACE, "--report-interval", "0.5",
-            "--cycle-interval", "0.2", *LEASE_TIMES])  # every namespace: two tenants
-        try:
-            fed.start_server(timeout=60)
-            agent = service_account_kubeconfig(bed, "member-a", "federator-agent",
-                                               workdir / "agent-member-a.kubeconfig")
-            fed.start_kube_agent("member-a", kubeconfig=agent, region=REGIONS["member-a"])
-            yield Kube(bed, fed, workdir)
-        finally:
-            fed.stop()
-
-
-def _job(namespace: str) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": NAME, "namespace": namespace},
-        "spec": {"kind": "training", "replicas": 2,
-                 "resources": {"nvidia.com/gpu": 8, "cpu": "1"}, "acceleratorModels": ["H100"],
-                 "template": {"metadata": {"annotations": {DELAY_ANNOTATION: "3600s"}}}}})
-
-
-def _status(kube: Kube, namespace: str = JOBS_NAMESPACE) -> dict[str, Any]:
-    return dict((kube.fj(NAME, namespace) or {}).get("status") or {})
-
-
-def _member_jobs(kube: Kube) -> list[str]:
-    return sorted(j["metadata"]["name"] for j in kube.member_jobs("member-a"))
+    yield from one_member(tmp_path_factory, "reapplied", *LEASE_TIMES, watch=None)  # every namespace: two tenants
 
 
 def _records(kube: Kube, job_id: str) -> int:
@@ -90,10 +41,10 @@ def _records(kube: Kube, job_id: str) -> int:
 def test_a_job_applied_again_after_a_restore_takes_back_its_running_gang(kube: Kube) -> None:
     eventually(lambda: (kube.json("host", "get", "mc", "member-a").get("status") or {}).get("state") == "Ready",
                timeout=120, what=lambda: f"member-a Ready\n{kube.logs()}")
-    kube.kubectl("host", "apply", "-f", "-", input=_job(JOBS_NAMESPACE))
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job(NAME, namespace=JOBS_NAMESPACE))
     eventually(lambda: kube.phase(NAME) == "Running", timeout=120, what=lambda: f"{NAME} Running\n{kube.logs()}")
-    pid, job_id = str(_status(kube)["placementId"]), str(_status(kube)["jobId"])
-    gang = _member_jobs(kube)
+    pid, job_id = str(fj_status(kube, NAME)["placementId"]), str(fj_status(kube, NAME)["jobId"])
+    gang = member_jobs(kube)
     assert len(gang) == 1
     digest = kube.json("member-a", "get", "job", gang[0], "-n", "federator-workloads")["metadata"]["annotations"]
     assert str(digest.get("federator.io/job-digest", "")).startswith("v1:")  # kept on the member
@@ -110,18 +61,19 @@ def test_a_job_applied_again_after_a_restore_takes_back_its_running_gang(kube: K
 
     # another tenant applies the very manifest in its own namespace: a job of its own, Pending (member-a is full)
     kube.kubectl("host", "create", "namespace", OTHER)
-    kube.kubectl("host", "apply", "-f", "-", input=_job(OTHER))
-    other = eventually(lambda: (s := _status(kube, OTHER)).get("jobId") and s.get("phase") == "Pending" and s,
-                       timeout=60, what=lambda: f"{OTHER}/{NAME} Pending\n{_status(kube, OTHER)}\n{kube.logs()}")
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job(NAME, namespace=OTHER))
+    other = eventually(lambda: (s := fj_status(kube, NAME, OTHER)).get("jobId") and s.get("phase") == "Pending" and s,
+                       timeout=60,
+                       what=lambda: f"{OTHER}/{NAME} Pending\n{fj_status(kube, NAME, OTHER)}\n{kube.logs()}")
     assert other["jobId"] != job_id and not other.get("placementId")
-    assert "adopted" not in log.read_text() and _member_jobs(kube) == gang
+    assert "adopted" not in log.read_text() and member_jobs(kube) == gang
 
     # its owner applies it again (GitOps, or the runbook's step 5): it takes back its running gang
-    kube.kubectl("host", "apply", "-f", "-", input=_job(JOBS_NAMESPACE))
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job(NAME, namespace=JOBS_NAMESPACE))
     eventually(lambda: kube.phase(NAME) == "Running", timeout=120,
-               what=lambda: f"{NAME} Running again\n{_status(kube)}\n{kube.logs()}")
-    assert (_status(kube)["placementId"], _status(kube)["jobId"]) == (pid, job_id)
-    assert _member_jobs(kube) == gang  # nothing cancelled, nothing launched a second time
+               what=lambda: f"{NAME} Running again\n{fj_status(kube, NAME)}\n{kube.logs()}")
+    assert (fj_status(kube, NAME)["placementId"], fj_status(kube, NAME)["jobId"]) == (pid, job_id)
+    assert member_jobs(kube) == gang  # nothing cancelled, nothing launched a second time
     assert "adopted as the job's placement" in log.read_text()
     eventually(lambda: usage_record(kube.workdir, pid) is not None, timeout=60,
                what=lambda: f"a usage record of {pid}\n{kube.logs()}")

@@ -14,15 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from kube_support import JOBS_NAMESPACE, Kube, federation, own_bed
+from kube_support import Kube
+from one_member import gang_job, one_member
 from support import eventually, scraped
-
-try:
-    from tests.testbed.testbed import DELAY_ANNOTATION, H100, gpu_nodes
-except ImportError:  # kube_support put tests/testbed on sys.path
-    from testbed import DELAY_ANNOTATION, H100, gpu_nodes  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -31,22 +26,9 @@ POLICY = "reservations: {afterSeconds: 1, maxReservations: 1, maxHoldSeconds: 36
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    work = tmp_path_factory.mktemp("reservation-restart")
-    policy = work / "policy.yaml"
+    policy = tmp_path_factory.mktemp("reservation-restart-policy") / "policy.yaml"
     policy.write_text(POLICY)
-    (work / "federation").mkdir()
-    with own_bed(work / "bed", members=("member-a",), nodes={"member-a": gpu_nodes("member-a-h100", H100, 2, 8)}) \
-            as bed, federation(bed, work / "federation", "--policy", str(policy)) as k:
-        yield k
-
-
-def _job(name: str, queue: str, replicas: int) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "queue": queue, "replicas": replicas,
-                 "resources": {"nvidia.com/gpu": 8, "cpu": "1"}, "acceleratorModels": ["H100"],
-                 "template": {"metadata": {"annotations": {DELAY_ANNOTATION: "3600s"}}}}})
+    yield from one_member(tmp_path_factory, "reservation-restart", "--policy", str(policy))
 
 
 def _kept(kube: Kube) -> Any:
@@ -59,9 +41,9 @@ def _holding(kube: Kube) -> bool:
 
 
 def test_a_restarted_federator_holds_the_gangs_reservation_on_from_its_first_hold(kube: Kube) -> None:
-    kube.kubectl("host", "apply", "-f", "-", input=_job("filler", "other", 1))
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job("filler", queue="other", replicas=1))
     eventually(lambda: kube.phase("filler") == "Running", timeout=120, what=lambda: f"filler Running\n{kube.logs()}")
-    kube.kubectl("host", "apply", "-f", "-", input=_job("gang", "train", 2))
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job("gang", queue="train", replicas=2))
     first = eventually(lambda: (k := _kept(kube)) and k.get("cluster") == "member-a" and k, timeout=60,
                        what=lambda: f"the gang's reservation kept in its status ({_kept(kube)!r})\n{kube.logs()}")
     assert first["since"] == first["began"] and "restsUntil" not in first

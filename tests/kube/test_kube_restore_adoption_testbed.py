@@ -13,18 +13,12 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import yaml
 
-from kube_support import JOBS_NAMESPACE, LEASE_TIMES, Kube, federation, own_bed
+from kube_support import JOBS_NAMESPACE, LEASE_TIMES, Kube
+from one_member import fj_status, gang_job, member_jobs, one_member
 from support import eventually
-
-try:
-    from tests.testbed.testbed import DELAY_ANNOTATION, H100, gpu_nodes
-except ImportError:  # kube_support put tests/testbed on sys.path
-    from testbed import DELAY_ANNOTATION, H100, gpu_nodes  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -33,28 +27,7 @@ NAME = "restored-gang"
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    work = tmp_path_factory.mktemp("restore-adoption")
-    (work / "federation").mkdir()
-    with own_bed(work / "bed", members=("member-a",), nodes={"member-a": gpu_nodes("member-a-h100", H100, 2, 8)}) \
-            as bed, federation(bed, work / "federation", *LEASE_TIMES) as k:
-        yield k
-
-
-def _job() -> str:
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": NAME, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": 2, "held": True,
-                 "resources": {"nvidia.com/gpu": 8, "cpu": "1"}, "acceleratorModels": ["H100"],
-                 "template": {"metadata": {"annotations": {DELAY_ANNOTATION: "3600s"}}}}})
-
-
-def _status(kube: Kube) -> dict[str, Any]:
-    return dict((kube.fj(NAME) or {}).get("status") or {})
-
-
-def _member_jobs(kube: Kube) -> list[str]:
-    return sorted(j["metadata"]["name"] for j in kube.member_jobs("member-a"))
+    yield from one_member(tmp_path_factory, "restore-adoption", *LEASE_TIMES)
 
 
 def _release(kube: Kube) -> None:
@@ -64,13 +37,13 @@ def _release(kube: Kube) -> None:
 def test_a_release_undone_by_a_restore_adopts_the_running_gang_when_released_again(kube: Kube) -> None:
     eventually(lambda: (kube.json("host", "get", "mc", "member-a").get("status") or {}).get("state") == "Ready",
                timeout=120, what=lambda: f"member-a Ready\n{kube.logs()}")
-    kube.kubectl("host", "apply", "-f", "-", input=_job())
-    snapshot = eventually(lambda: (s := _status(kube)).get("jobId") and s.get("hold") and s, timeout=60,
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job(NAME, held=True))
+    snapshot = eventually(lambda: (s := fj_status(kube, NAME)).get("jobId") and s.get("hold") and s, timeout=60,
                           what=lambda: f"{NAME} Pending and held\n{kube.logs()}")
     _release(kube)
     eventually(lambda: kube.phase(NAME) == "Running", timeout=120, what=lambda: f"{NAME} Running\n{kube.logs()}")
-    pid = str(_status(kube)["placementId"])
-    gang = _member_jobs(kube)
+    pid = str(fj_status(kube, NAME)["placementId"])
+    gang = member_jobs(kube)
     assert len(gang) == 1
 
     kube.fed.server.stop(signal.SIGTERM)  # type: ignore[union-attr]
@@ -78,18 +51,18 @@ def test_a_release_undone_by_a_restore_adopts_the_running_gang_when_released_aga
     kube.kubectl("host", "patch", "fj", NAME, "-n", JOBS_NAMESPACE, "--type=merge", "-p", '{"spec":{"held":true}}')
     kube.kubectl("host", "patch", "fj", NAME, "-n", JOBS_NAMESPACE, "--subresource=status", "--type=json", "-p",
                  json.dumps([{"op": "replace", "path": "/status", "value": snapshot}]))
-    assert _status(kube).get("phase") == "Pending" and not _status(kube).get("placementId")
+    assert fj_status(kube, NAME).get("phase") == "Pending" and not fj_status(kube, NAME).get("placementId")
     kube.fed.start_server(timeout=120)
 
     log = kube.fed.server.log  # type: ignore[union-attr]
     eventually(lambda: "runs 1 placement(s) newer than this federator's store" in log.read_text(), timeout=120,
                what=lambda: f"the running gang said newer than the store\n{kube.logs()}")
     assert "a release adopts this placement" in log.read_text()
-    assert kube.phase(NAME) == "Pending" and _member_jobs(kube) == gang  # held, as its restored spec says; runs on
+    assert kube.phase(NAME) == "Pending" and member_jobs(kube) == gang  # held, as its restored spec says; runs on
 
     _release(kube)
     eventually(lambda: kube.phase(NAME) == "Running", timeout=120,
-               what=lambda: f"{NAME} Running again\n{_status(kube)}\n{kube.logs()}")
-    assert _status(kube)["placementId"] == pid  # its own gang, adopted
-    assert _member_jobs(kube) == gang  # nothing cancelled, nothing launched again
+               what=lambda: f"{NAME} Running again\n{fj_status(kube, NAME)}\n{kube.logs()}")
+    assert fj_status(kube, NAME)["placementId"] == pid  # its own gang, adopted
+    assert member_jobs(kube) == gang  # nothing cancelled, nothing launched again
     assert "adopted as the job's placement" in log.read_text()

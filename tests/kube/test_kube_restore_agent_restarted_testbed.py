@@ -11,18 +11,12 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import yaml
 
-from kube_support import JOBS_NAMESPACE, LEASE_TIMES, Kube, federation, own_bed
+from kube_support import JOBS_NAMESPACE, LEASE_TIMES, Kube
+from one_member import fj_status, gang_job, member_jobs, one_member
 from support import eventually
-
-try:
-    from tests.testbed.testbed import DELAY_ANNOTATION, H100, gpu_nodes
-except ImportError:  # kube_support put tests/testbed on sys.path
-    from testbed import DELAY_ANNOTATION, H100, gpu_nodes  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -31,28 +25,7 @@ NAME = "ended-while-restarted"
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    work = tmp_path_factory.mktemp("restore-agent-restarted")
-    (work / "federation").mkdir()
-    with own_bed(work / "bed", members=("member-a",), nodes={"member-a": gpu_nodes("member-a-h100", H100, 2, 8)}) \
-            as bed, federation(bed, work / "federation", *LEASE_TIMES) as k:
-        yield k
-
-
-def _job() -> str:
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": NAME, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": 2,
-                 "resources": {"nvidia.com/gpu": 8, "cpu": "1"}, "acceleratorModels": ["H100"],
-                 "template": {"metadata": {"annotations": {DELAY_ANNOTATION: "20s"}}}}})
-
-
-def _status(kube: Kube) -> dict[str, Any]:
-    return dict((kube.fj(NAME) or {}).get("status") or {})
-
-
-def _member_jobs(kube: Kube) -> list[str]:
-    return sorted(j["metadata"]["name"] for j in kube.member_jobs("member-a"))
+    yield from one_member(tmp_path_factory, "restore-agent-restarted", *LEASE_TIMES)
 
 
 def _finished(kube: Kube) -> bool:
@@ -64,10 +37,10 @@ def _finished(kube: Kube) -> bool:
 def test_a_gang_that_ended_while_its_agent_restarted_is_not_run_again_after_a_restore(kube: Kube) -> None:
     eventually(lambda: (kube.json("host", "get", "mc", "member-a").get("status") or {}).get("state") == "Ready",
                timeout=120, what=lambda: f"member-a Ready\n{kube.logs()}")
-    kube.kubectl("host", "apply", "-f", "-", input=_job())
-    snapshot = eventually(lambda: (s := _status(kube)).get("phase") == "Running" and s, timeout=120,
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job(NAME, run="20s"))
+    snapshot = eventually(lambda: (s := fj_status(kube, NAME)).get("phase") == "Running" and s, timeout=120,
                           what=lambda: f"{NAME} Running\n{kube.logs()}")
-    gang = _member_jobs(kube)
+    gang = member_jobs(kube)
     assert len(gang) == 1
 
     agent = kube.fed.agents["member-a"]
@@ -76,7 +49,7 @@ def test_a_gang_that_ended_while_its_agent_restarted_is_not_run_again_after_a_re
     eventually(lambda: _finished(kube), timeout=120, what=lambda: f"the gang finished\n{kube.logs()}")
     kube.fed.start_kube_agent("member-a", kubeconfig=kubeconfig, region="east")  # a new process
     eventually(lambda: kube.phase(NAME) == "Succeeded", timeout=120,
-               what=lambda: f"{NAME} Succeeded\n{_status(kube)}\n{kube.logs()}")
+               what=lambda: f"{NAME} Succeeded\n{fj_status(kube, NAME)}\n{kube.logs()}")
 
     kube.fed.server.stop(signal.SIGTERM)  # type: ignore[union-attr]
     # the restore: the object's status as the snapshot had it (Running on its placement)
@@ -85,5 +58,5 @@ def test_a_gang_that_ended_while_its_agent_restarted_is_not_run_again_after_a_re
     assert kube.phase(NAME) == "Running"
     kube.fed.start_server(timeout=120)
     eventually(lambda: kube.phase(NAME) == "Succeeded", timeout=120,
-               what=lambda: f"{NAME} Succeeded after the restore\n{_status(kube)}\n{kube.logs()}")
-    assert _member_jobs(kube) == gang  # not run again
+               what=lambda: f"{NAME} Succeeded after the restore\n{fj_status(kube, NAME)}\n{kube.logs()}")
+    assert member_jobs(kube) == gang  # not run again

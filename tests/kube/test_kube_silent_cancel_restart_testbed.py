@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from federator.backends.kube.silent_cancels import ANNOTATION
 
@@ -31,17 +30,11 @@ from kube_support import (
     LEASE_TIMES,
     Kube,
     agent_stopped,
-    federation,
-    own_bed,
     pods_finished,
     usage_record,
 )
+from one_member import gang_job, one_member
 from support import eventually
-
-try:
-    from tests.testbed.testbed import DELAY_ANNOTATION, H100, gpu_nodes
-except ImportError:  # kube_support put tests/testbed on sys.path
-    from testbed import DELAY_ANNOTATION, H100, gpu_nodes  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -52,19 +45,7 @@ NAME = "silent-cancel"
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    work = tmp_path_factory.mktemp("silent-cancel-restart")
-    (work / "federation").mkdir()
-    with own_bed(work / "bed", members=("member-a",), nodes={"member-a": gpu_nodes("member-a-h100", H100, 1, 8)}) \
-            as bed, federation(bed, work / "federation", *LEASE_TIMES) as k:
-        yield k
-
-
-def _job() -> str:
-    return yaml.safe_dump({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-        "metadata": {"name": NAME, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 8, "cpu": "1"},
-                 "acceleratorModels": ["H100"], "template": {"metadata": {"annotations": {DELAY_ANNOTATION: RUN}}}}})
+    yield from one_member(tmp_path_factory, "silent-cancel-restart", *LEASE_TIMES, nodes=1)
 
 
 def _member(kube: Kube) -> dict[str, Any]:
@@ -84,7 +65,7 @@ def _log(kube: Kube) -> str:
 def test_a_job_deleted_on_a_silent_member_is_billed_to_its_end_after_a_sigkill(kube: Kube) -> None:
     eventually(lambda: (_member(kube).get("status") or {}).get("state") == "Ready", timeout=120,
                what=lambda: f"member-a Ready\n{kube.logs()}")
-    kube.kubectl("host", "apply", "-f", "-", input=_job())
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job(NAME, replicas=1, run=RUN))
     eventually(lambda: kube.phase(NAME) == "Running", timeout=120, what=lambda: f"{NAME} Running\n{kube.logs()}")
     pid = str(kube.fj(NAME)["status"]["placementId"])  # type: ignore[index]
     eventually(lambda: usage_record(kube.fed.workdir, pid), timeout=30, what="its usage record opened")

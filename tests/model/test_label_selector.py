@@ -57,3 +57,27 @@ def test_each_malformed_selector_is_refused_naming_its_problem(text: str, said: 
     with pytest.raises(SelectorError) as err:
         parse(text)
     assert said in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "expression"), [
+    ("app=llama", {"key": "app", "operator": "In", "values": ["llama"]}),
+    ("team!=a", {"key": "team", "operator": "NotIn", "values": ["a"]}),
+    ("tier", {"key": "tier", "operator": "Exists"}),
+    ("!spot", {"key": "spot", "operator": "DoesNotExist"}),
+], ids=["equals-is-In", "not-equals-is-NotIn", "key-is-Exists", "not-key-is-DoesNotExist"])
+def test_kubectls_form_and_a_match_expression_come_to_one_requirement(text: str, expression: dict[str, object]) -> None:
+    """review59 R2: `-l` for jobs, a job's spec.clusters.selector and a tenancy file's namespace selector each had
+    their own requirement type and matching; they now come to model/label_requirement.py's one LabelRequirement,
+    so one rule decides In, NotIn, Exists and DoesNotExist for all three."""
+    from federator.jobfile_affinity import parse_clusters
+    from federator.security.authz import selector_from_document
+
+    (from_kubectl,) = parse(text).requirements
+    bad: list[str] = []
+    (from_job,) = parse_clusters({"selector": {"matchExpressions": [expression]}},
+                                 lambda field, problem: bad.append(f"{field}: {problem}")).match_expressions
+    tenancy = selector_from_document({"matchExpressions": [expression]}, "namespaces[0].selector", bad)
+    assert bad == [] and tenancy is not None
+    assert from_kubectl == from_job == tenancy.match_expressions[0]
+    for labels in ({}, {"app": "llama"}, {"team": "a"}, {"team": "b", "tier": "x"}, {"spot": ""}):
+        assert parse(text).takes(labels) is from_job.matches(labels) is tenancy.matches(labels)

@@ -7,13 +7,26 @@ says so of the others, and the cycle-constant filters are asked once per fit sha
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from scenarios import A100, H100, spec
 
 from federator.model import ClusterInfo
 from federator.scheduler import PlacementRequest
-from federator.scheduler.reservation import ReservationPolicy, _pick, _pick_once, _Rooms, choose
+from federator.scheduler.framework import accepted_pools
+from federator.scheduler.reservation import (
+    GangReservation,
+    Reservation,
+    ReservationPolicy,
+    _pick,
+    _Rooms,
+    _Shared,
+    choose,
+    due,
+    self_blocked,
+    shortfall,
+)
 
 from builders import cluster, pool, request
 
@@ -64,12 +77,49 @@ def test_the_choices_do_not_depend_on_how_many_gangs_of_a_shape_found_nothing_be
     assert run(1)[0] == run(50)[0] == [("fits0", "c000", 8), ("fits1", "c000", 8)]
 
 
-def test_a_new_gangs_cheap_pick_is_the_full_picks_answer() -> None:
-    """`_pick_once` against `_pick` (every alternative on every cluster, as before S2) on random fleets: pools of
-    two models with random free nodes, queues whose own work blocks some pools, gangs of two alternatives."""
+def reference_pick(request: PlacementRequest, clusters: list[ClusterInfo], before: Reservation | None,
+                   policy: ReservationPolicy, *, now: float,
+                   ways: Callable[[PlacementRequest], Sequence[PlacementRequest]],
+                   could: Callable[[PlacementRequest, ClusterInfo], bool],
+                   own: Callable[[str, str, str], int]) -> GangReservation | None:
+    """A gang's pick as plainly as it can be said (the full pick before S2, admit = every request as it is):
+    every alternative on every cluster, each pool's key (its reserved pool first, then fewest to free, cluster,
+    model), the least kept, the first of equals."""
+    best: tuple[tuple[int, int, str, str], PlacementRequest] | None = None
+    for admitted in ways(request):
+        if not due(admitted, policy, now):
+            continue
+        for c in clusters:
+            if not could(admitted, c):
+                continue
+            for p in accepted_pools(admitted, c):
+                short = shortfall(admitted, p)
+                if short is None or self_blocked(admitted, p, own(request.spec.queue, c.name, p.accelerator_model)):
+                    continue
+                sticky = 0 if before is not None and (c.name, p.accelerator_model) == (
+                    before.cluster, before.accelerator_model) else 1
+                key = (sticky, short, c.name, p.accelerator_model)
+                if best is None or key < best[0]:
+                    best = (key, admitted)
+    if best is None or (before is None and best[0][1] == 0):
+        return None
+    (_, short, name, model), chosen = best
+    since = before.since if before is not None and before.cluster == name else now
+    began = before.first_reserved if before is not None else now
+    needed = chosen.replicas * chosen.accelerators_per_replica
+    return GangReservation(Reservation(request.job_id, name, model, request.spec.priority, since, needed, short,
+                                       began), chosen)
+
+
+def test_the_pick_is_the_plain_picks_answer_for_new_gangs_and_reserving_ones() -> None:
+    """`_pick` (one pick, on `_Rooms` and `_Shared`: review59 R1 folded the cheap copy for new gangs and the full
+    pick for reserving ones into it) against `reference_pick` on random fleets: pools of two models with random free
+    nodes, queues whose own work blocks some pools, gangs of two alternatives, half of them holding a reservation
+    from before (on a cluster and model that may be gone, blocked or no longer hold them)."""
     rng = random.Random(58)
     policy = ReservationPolicy(after_seconds=600, max_reservations=3)
-    for _ in range(40):
+    sticky = 0
+    for _ in range(60):
         fleet = [cluster(f"c{i}", "r", *[pool(m, nodes=rng.randint(0, 2), free=rng.randint(0, 8),
                                               extra={rng.randint(0, 8): rng.randint(0, 2)})
                                          for m in rng.sample([H100, A100], rng.randint(1, 2))])
@@ -77,18 +127,22 @@ def test_a_new_gangs_cheap_pick_is_the_full_picks_answer() -> None:
         holds = {(q, c.name, m): rng.choice([0, 0, 4, 16]) for q in "ab" for c in fleet for m in (H100, A100)}
 
         def own(queue: str, name: str, model: str, holds: dict[tuple[str, str, str], int] = holds) -> int:
-            return holds[(queue, name, model)]
+            return holds.get((queue, name, model), 0)
 
         def ways(r: PlacementRequest) -> tuple[PlacementRequest, ...]:
             return (r, replace(r, spec=replace(r.spec, accelerator_models=(A100,))))
 
-        by_name = {c.name: c for c in fleet}
-        rooms, found_none = _Rooms(fleet, Counting()), set[tuple[object, ...]]()
+        could = Counting()
+        rooms, found_none = _Rooms(fleet, _Shared(could)), set[tuple[object, ...]]()
         for i in range(30):
             g = request(spec(f"g{i}", gpus=rng.choice([2, 4, 8]), replicas=rng.randint(1, 3), queue=rng.choice("ab"),
                              models=(rng.choice([H100, A100]),)), at=0)
-            full = _pick(g, fleet, by_name, None, policy, now=LATE, ways=ways, admit=lambda r: r, could=Counting(),
-                         own=own)
-            cheap = _pick_once(g, fleet, by_name, None, policy, now=LATE, ways=ways, admit=lambda r: r,
-                               could=Counting(), own=own, found_none=found_none, rooms=rooms)
-            assert cheap == full
+            before = None if rng.random() < 0.5 else Reservation(
+                g.job_id, f"c{rng.randint(0, 8)}", rng.choice([H100, A100]), 0, since=LATE - rng.choice([0, 60]),
+                needed=8, short=4, began=rng.choice([None, LATE - 900]))
+            want = reference_pick(g, fleet, before, policy, now=LATE, ways=ways, could=could, own=own)
+            got = _pick(g, before, policy, now=LATE, ways=ways, admit=lambda r: r, own=own, found_none=found_none,
+                        rooms=rooms)
+            assert got == want
+            sticky += want is not None and before is not None and want.reservation.cluster == before.cluster
+    assert sticky > 10  # the reserving gangs kept their room often enough for the comparison to mean something

@@ -17,7 +17,7 @@ from federator.jobfile import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, job_paths
 from federator.jobsource import read_job_text
 from federator.yamltext import load_documents
 
-# The federator's refusal of an alternative's vendor (jobfile._alternatives, run again on the wire).
+# The federator's refusal of an alternative's vendor (jobfile_accelerators.parse_alternatives, run again on the wire).
 _UNKNOWN_VENDOR = re.compile(r"^spec\.accelerators\[\d+\]\.vendor: unknown vendor '(?P<vendor>[^']*)'"
                              r"(?: \(known: (?P<known>[^)]*)\))?")
 

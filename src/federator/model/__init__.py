@@ -17,7 +17,7 @@ from federator.model.cluster import (
     partition_worth,
     pool_unit,
 )
-from federator.model.cluster_affinity import ClusterAffinity, LabelOperator, LabelRequirement
+from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, MAX_DEPENDENCIES, Condition, JobDependency
 from federator.model.failure_policy import MAX_RESTARTS_LIMIT, FailurePolicy
 from federator.model.job import (
@@ -40,6 +40,7 @@ from federator.model.job import (
     shortfall,
     waited,
 )
+from federator.model.label_requirement import LabelOperator, LabelRequirement
 from federator.model.resources import (
     MILLI,
     QuantityError,

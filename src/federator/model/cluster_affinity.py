@@ -8,7 +8,8 @@ labelSelector}`) and organisations whose data may go only to certain providers' 
 
 - `names`: the clusters it may run on; () = any name.
 - `match_labels` and `match_expressions`: a Kubernetes label selector over a cluster's labels, the ones its agent
-  reported in its Hello (never a tenant's to set); all of them must hold.
+  reported in its Hello (never a tenant's to set); all of them must hold. A requirement is
+  model/label_requirement.py's, the one kubectl's `-l` for jobs (model/label_selector.py) comes to.
 
 Names and selector are ANDed; an empty ClusterAffinity bounds nothing. Pure: the scheduler's ClusterAffinity
 filter (scheduler/cluster_affinity.py) reads it.
@@ -18,40 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class LabelOperator(StrEnum):
-    """A label requirement's operator, as Kubernetes' LabelSelectorRequirement spells it."""
-
-    IN = "In"
-    NOT_IN = "NotIn"
-    EXISTS = "Exists"
-    DOES_NOT_EXIST = "DoesNotExist"
-
-
-@dataclass(frozen=True, slots=True)
-class LabelRequirement:
-    """One of `spec.clusters.selector.matchExpressions`: In and NotIn take values, Exists and DoesNotExist none."""
-
-    key: str
-    operator: LabelOperator
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether a cluster with these labels meets it (NotIn holds for a cluster without the key, as in
-        Kubernetes)."""
-        if self.operator is LabelOperator.EXISTS:
-            return self.key in labels
-        if self.operator is LabelOperator.DOES_NOT_EXIST:
-            return self.key not in labels
-        inside = self.key in labels and labels[self.key] in self.values
-        return inside if self.operator is LabelOperator.IN else not inside
-
-    def __str__(self) -> str:
-        if self.operator in (LabelOperator.EXISTS, LabelOperator.DOES_NOT_EXIST):
-            return f"{self.key} {self.operator}"
-        return f"{self.key} {self.operator} ({', '.join(self.values)})"
+# one requirement type and one matching rule for every label selector (model/label_requirement.py)
+from federator.model.label_requirement import LabelOperator, LabelRequirement
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,17 @@ Why: a job carries metadata.labels (JobSpec.labels), and teams coming from Armad
 One parser serves the federator (ListJobsFilter.label_selector, CancelJobsRequest.label_selector) and the CLI (`-l`),
 so a selector the CLI takes is one the federator takes. Only the equality-based forms, comma = AND:
 `key=value` (also `key==value`), `key!=value` (also true of a job without the key, as kubectl), `key` (has it),
-`!key` (has it not). Set-based forms (`in`, `notin`) are refused by name rather than misread.
+`!key` (has it not). Set-based forms (`in`, `notin`) are refused by name rather than misread. Each part comes to
+model/label_requirement.py's LabelRequirement (`=` In, `!=` NotIn, `key` Exists, `!key` DoesNotExist), the one
+a cluster affinity's matchExpressions come to, so one rule decides both.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from federator.model.label_requirement import LabelOperator, LabelRequirement
 
 MAX_SELECTOR_CHARS = 4096
 MAX_REQUIREMENTS = 32
@@ -24,38 +28,28 @@ class SelectorError(ValueError):
     """A selector that is not one kubectl's equality-based grammar takes; the message says which part and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """One comma-separated part: `key` `op` `value`, op one of "=", "!=", "exists", "!exists"."""
-
-    key: str
-    op: str
-    value: str = ""
-
-    def takes(self, labels: dict[str, str]) -> bool:
-        if self.op == "=":
-            return labels.get(self.key) == self.value
-        if self.op == "!=":
-            return labels.get(self.key) != self.value
-        return (self.key in labels) == (self.op == "exists")
-
-    def __str__(self) -> str:
-        return {"=": f"{self.key}={self.value}", "!=": f"{self.key}!={self.value}", "exists": self.key,
-                "!exists": f"!{self.key}"}[self.op]
+def kubectl_form(requirement: LabelRequirement) -> str:
+    """A requirement as kubectl's `-l` spells it (`key=value`, `key!=value`, `key`, `!key`): what it was parsed from."""
+    key, op = requirement.key, requirement.operator
+    if op is LabelOperator.EXISTS:
+        return key
+    if op is LabelOperator.DOES_NOT_EXIST:
+        return f"!{key}"
+    return f"{key}{'=' if op is LabelOperator.IN else '!='}{requirement.values[0]}"
 
 
 @dataclass(frozen=True, slots=True)
 class Selector:
     """Requirements that must all hold; none = every job."""
 
-    requirements: tuple[Requirement, ...] = ()
+    requirements: tuple[LabelRequirement, ...] = ()
 
     def takes(self, labels: tuple[tuple[str, str], ...] | dict[str, str]) -> bool:
         have = dict(labels)
-        return all(r.takes(have) for r in self.requirements)
+        return all(r.matches(have) for r in self.requirements)
 
     def __str__(self) -> str:
-        return ",".join(str(r) for r in self.requirements)
+        return ",".join(kubectl_form(r) for r in self.requirements)
 
 
 def _key_problem(key: str) -> str:
@@ -82,19 +76,19 @@ def parse(text: str) -> Selector:
     parts = text.split(",")
     if len(parts) > MAX_REQUIREMENTS:
         raise SelectorError(f"must have at most {MAX_REQUIREMENTS} requirements, got {len(parts)}")
-    out: list[Requirement] = []
+    out: list[LabelRequirement] = []
     for part in (p.strip() for p in parts):
         out.append(_requirement(part))
     return Selector(tuple(out))
 
 
-def _requirement(part: str) -> Requirement:
+def _requirement(part: str) -> LabelRequirement:
     if not part:
         raise SelectorError("has an empty requirement (two commas, or one at an end)")
     if re.search(r"\s(not)?in\s*\(", part) or "(" in part:
         raise SelectorError(f"{part[:80]!r}: set-based requirements (in, notin) are not supported; use key=value, "
                             "key!=value, key or !key joined by commas")
-    for op, sep in (("!=", "!="), ("=", "=="), ("=", "=")):
+    for op, sep in ((LabelOperator.NOT_IN, "!="), (LabelOperator.IN, "=="), (LabelOperator.IN, "=")):
         if sep in part:
             key, _, value = part.partition(sep)
             key, value = key.strip(), value.strip()
@@ -105,14 +99,14 @@ def _requirement(part: str) -> Requirement:
             if "=" in value or "!" in value or not _VALUE.match(value):
                 raise SelectorError(f"label value {value[:80]!r} (of {key!r}): at most 63 characters of letters, "
                                     "digits, '-', '_' and '.', beginning and ending with a letter or digit")
-            return Requirement(key, op, value)
+            return LabelRequirement(key, op, (value,))
     negated = part.startswith("!")
     key = part[1:].strip() if negated else part
     if not key:
         raise SelectorError("'!' with no label key after it")
     if problem := _key_problem(key):
         raise SelectorError(problem)
-    return Requirement(key, "!exists" if negated else "exists")
+    return LabelRequirement(key, LabelOperator.DOES_NOT_EXIST if negated else LabelOperator.EXISTS)
 
 
-__all__ = ["MAX_REQUIREMENTS", "MAX_SELECTOR_CHARS", "Requirement", "Selector", "SelectorError", "parse"]
+__all__ = ["MAX_REQUIREMENTS", "MAX_SELECTOR_CHARS", "Selector", "SelectorError", "kubectl_form", "parse"]

@@ -344,10 +344,8 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
         return ()
     rank = {r.job_id: (-r.spec.priority, r.submitted_at, r.job_id) for r in due_now}
     due_now.sort(key=lambda r: rank[r.job_id])
-    by_name = {c.name: c for c in clusters}
-    could = _Shared(could)
     found_none: set[tuple[object, ...]] = set()  # keys (`_nowhere_key`) of new gangs a pick found no room for
-    rooms = _Rooms(clusters, could)
+    rooms = _Rooms(clusters, _Shared(could))
     out: list[GangReservation] = []
     queues: set[str] = set()
     seconds: list[PlacementRequest] = []  # a queue's further gangs: a slot only once every queue had its first
@@ -357,16 +355,16 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
         if request.spec.queue in queues:
             seconds.append(request)
             continue
-        gang = _pick_once(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways,
-                          admit=admit, could=could, own=own, found_none=found_none, rooms=rooms)
+        gang = _pick(request, last.get(request.job_id), policy, now=now, ways=ways, admit=admit, own=own,
+                     found_none=found_none, rooms=rooms)
         if gang is not None:
             out.append(gang)
             queues.add(request.spec.queue)
     for request in seconds:
         if len(out) >= policy.max_reservations:
             break
-        gang = _pick_once(request, clusters, by_name, last.get(request.job_id), policy, now=now, ways=ways,
-                          admit=admit, could=could, own=own, found_none=found_none, rooms=rooms)
+        gang = _pick(request, last.get(request.job_id), policy, now=now, ways=ways, admit=admit, own=own,
+                     found_none=found_none, rooms=rooms)
         if gang is not None:
             out.append(gang)
     out.sort(key=lambda h: rank[h.reservation.job_id])  # rank order: what `respected` reads
@@ -405,9 +403,10 @@ Candidates = list[tuple[tuple[int, str, str], AcceleratorPool]]  # ((short, clus
 
 
 class _Rooms:
-    """Per fit shape, the pools of the cycle's clusters its gangs could reserve, best first (`_pick`'s order
-    for a gang with no reservation: fewest accelerators to free, then cluster and model by name): computed once
-    per fit shape, which is all a gang's pick reads of it but for its queue's own work (`self_blocked`)."""
+    """Per fit shape, the pools of the cycle's clusters its gangs could reserve, best first (`_pick`'s order: fewest
+    accelerators to free, then cluster and model by name; a reservation's own pool comes before all, by `_pick`):
+    computed once per fit shape, which is all a gang's pick reads of it but for its queue's own work
+    (`self_blocked`)."""
 
     __slots__ = ("clusters", "could", "kept")
 
@@ -427,82 +426,57 @@ class _Rooms:
                         short = shortfall(admitted, pool)
                         if short is not None:
                             got.append(((short, cluster.name, pool.accelerator_model), pool))
-            got.sort(key=lambda c: c[0])  # stable: of equal keys the first found, as `_pick` keeps
+            got.sort(key=lambda c: c[0])  # stable: of equal keys the first found
             self.kept[key] = got
         return got
 
 
-def _pick_once(request: PlacementRequest, clusters: Sequence[ClusterInfo], by_name: Mapping[str, ClusterInfo],
-               before: Reservation | None, policy: ReservationPolicy, *, now: float,
-               ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit, could: Could,
-               own: Own, found_none: set[tuple[object, ...]], rooms: _Rooms) -> GangReservation | None:
-    """`_pick`, at a cost that does not grow with the due gangs x the clusters (soak finding S2). A gang with a
-    reservation (at most `max_reservations` of them) picks in full: its stickiness is its own. A new gang reads
-    its fit shape's pools (`_Rooms`, once per cycle) and takes the first its queue's own work does not block;
-    and one whose key (`_nowhere_key`) already found no room this cycle is not tried again. The same answers."""
-    if before is not None:
-        return _pick(request, clusters, by_name, before, policy, now=now, ways=ways, admit=admit, could=could,
-                     own=own)
+def _pick(request: PlacementRequest, before: Reservation | None, policy: ReservationPolicy, *, now: float,
+          ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit, own: Own,
+          found_none: set[tuple[object, ...]], rooms: _Rooms) -> GangReservation | None:
+    """One gang's reservation (`choose`), or None. Of its alternatives that its quota admits and that are due, in
+    order, each reads its fit shape's reservable pools (`_Rooms`, once a cycle, best first) and offers the first
+    its queue's own work does not block (`self_blocked`); a gang that has a reservation offers its reserved pool
+    first, while it could still hold the gang there (stickiness: room gathered on one cluster is wasted if the next
+    cycle picks another). The best offer is kept, an earlier alternative's on a tie. A new gang whose key
+    (`_nowhere_key`) already found no room this cycle is not tried again (soak finding S2: the cost does not grow
+    with the due gangs x the clusters)."""
     admitted: list[PlacementRequest | None] = []
     for way in ways(request):
         a = admit(way)
         admitted.append(a if a is not None and due(a, policy, now) else None)
     key = _nowhere_key(request, admitted)
-    if key in found_none:
+    if before is None and key in found_none:
         return None
-    best: tuple[tuple[int, str, str], PlacementRequest] | None = None
+    kept = None if before is None else (before.cluster, before.accelerator_model)
+    best: tuple[tuple[int, int, str, str], PlacementRequest] | None = None
     queue = request.spec.queue
     for alternative in admitted:
         if alternative is None:
             continue
-        for room, pool in rooms.of(alternative):
-            if best is not None and room >= best[0]:
-                break  # an equal key of a later alternative does not replace the first (`_pick`'s strict <)
-            if not self_blocked(alternative, pool, own(queue, room[1], room[2])):
-                best = (room, alternative)
+        candidates = rooms.of(alternative)
+        for room, pool in candidates if kept is not None else ():
+            if (room[1], room[2]) == kept:  # its reserved pool, sticky: ahead of any other
+                if not self_blocked(alternative, pool, own(queue, room[1], room[2])) and (
+                        best is None or (0, *room) < best[0]):
+                    best = ((0, *room), alternative)
                 break
-    if best is None or best[0][0] == 0:
-        found_none.add(key)  # nowhere it could fit; or it fits now, and needs no room gathered
-        return None
-    (short, name, model), chosen = best
-    needed = chosen.replicas * chosen.accelerators_per_replica
-    return GangReservation(Reservation(request.job_id, name, model, request.spec.priority, now, needed, short, now),
-                           chosen)
-
-
-def _pick(request: PlacementRequest, clusters: Sequence[ClusterInfo], by_name: Mapping[str, ClusterInfo],
-          before: Reservation | None, policy: ReservationPolicy, *, now: float,
-          ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit, could: Could,
-          own: Own) -> GangReservation | None:
-    """One gang's reservation (`choose`), or None: in full, as a gang that has a reservation picks (`_pick_once`
-    gives a new gang the same answer, cheaper)."""
-    best: tuple[tuple[int, int, str, str], PlacementRequest, ClusterInfo] | None = None
-    queue = request.spec.queue
-    for way in ways(request):
-        admitted = admit(way)
-        if admitted is None or not due(admitted, policy, now):
-            continue
-        for cluster in ([by_name[before.cluster]] if before is not None and before.cluster in by_name
-                        else []) + list(clusters):
-            if not could(admitted, cluster):
-                continue
-            for pool in accepted_pools(admitted, cluster):
-                short = shortfall(admitted, pool)
-                if short is None or self_blocked(admitted, pool, own(queue, cluster.name, pool.accelerator_model)):
-                    continue
-                sticky = 0 if before is not None and (cluster.name, pool.accelerator_model) == (
-                    before.cluster, before.accelerator_model) else 1
-                key = (sticky, short, cluster.name, pool.accelerator_model)
-                if best is None or key < best[0]:
-                    best = (key, admitted, cluster)
+        for room, pool in candidates:
+            if best is not None and (1, *room) >= best[0]:
+                break  # an equal key of a later alternative does not replace the first
+            if not self_blocked(alternative, pool, own(queue, room[1], room[2])):
+                best = ((1, *room), alternative)
+                break
     if best is None or (before is None and best[0][1] == 0):
+        if before is None:
+            found_none.add(key)
         return None  # nowhere it could fit; or it fits now, and needs no room gathered (one it has keeps it)
-    (_, short, name, model), chosen, _cluster = best
+    (_, short, name, model), chosen = best
     since = before.since if before is not None and before.cluster == name else now
     began = before.first_reserved if before is not None else now
     needed = chosen.replicas * chosen.accelerators_per_replica
-    reservation = Reservation(request.job_id, name, model, request.spec.priority, since, needed, short, began)
-    return GangReservation(reservation, chosen)
+    return GangReservation(Reservation(request.job_id, name, model, request.spec.priority, since, needed, short,
+                                       began), chosen)
 
 
 def by_cluster(reserved: Sequence[GangReservation]) -> dict[str, tuple[GangReservation, ...]]:

@@ -61,7 +61,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from federator.model import Job, JobSpec
+from federator.model import Job, JobSpec, LabelOperator, LabelRequirement
 from federator.model.job import USER_ANNOTATION  # the owner's key lives with JobSpec.owner; kept importable here
 from federator.scheduler.policy import policy_is_multi_tenant
 from federator.security.auth import Peer
@@ -133,27 +133,11 @@ class Access:
 
 
 @dataclass(frozen=True, slots=True)
-class Requirement:
-    key: str
-    operator: str  # In, NotIn, Exists, DoesNotExist
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        if self.operator == "Exists":
-            return self.key in labels
-        if self.operator == "DoesNotExist":
-            return self.key not in labels
-        if self.operator == "In":
-            return labels.get(self.key) in self.values
-        return labels.get(self.key) not in self.values  # NotIn
-
-
-@dataclass(frozen=True, slots=True)
 class LabelSelector:
     """A Kubernetes label selector (matchLabels and matchExpressions, ANDed); empty matches everything."""
 
     match_labels: tuple[tuple[str, str], ...] = ()
-    match_expressions: tuple[Requirement, ...] = ()
+    match_expressions: tuple[LabelRequirement, ...] = ()  # the one rule of model/label_requirement.py
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(labels.get(k) == v for k, v in self.match_labels) and \
@@ -185,7 +169,7 @@ def selector_from_document(body: Any, where: str, bad: list[str]) -> LabelSelect
     if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
         bad.append(f"{where}.matchLabels: must map label keys to string values")
         labels = {}
-    reqs: list[Requirement] = []
+    reqs: list[LabelRequirement] = []
     raw = body.get("matchExpressions") or []
     if not isinstance(raw, list):
         bad.append(f"{where}.matchExpressions: must be a list of {{key, operator, values}}")
@@ -202,7 +186,7 @@ def selector_from_document(body: Any, where: str, bad: list[str]) -> LabelSelect
         if not isinstance(values, list) or (op in ("In", "NotIn")) != bool(values):
             bad.append(f"{at}.values: In and NotIn need values, Exists and DoesNotExist take none")
             continue
-        reqs.append(Requirement(expr["key"], op, frozenset(str(v) for v in values)))
+        reqs.append(LabelRequirement(expr["key"], LabelOperator(op), tuple(sorted({str(v) for v in values}))))
     return LabelSelector(tuple(sorted((str(k), str(v)) for k, v in labels.items())), tuple(reqs))
 
 
@@ -596,7 +580,7 @@ class Authorizer:
 
 __all__ = ["ANONYMOUS", "DELEGATE_ANNOTATION", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed",
            "Authorizer", "Denied",
-           "Group", "JobAccess", "LabelSelector", "Principal", "Requirement", "Rule", "Submitter", "TenancyError",
+           "Group", "JobAccess", "LabelSelector", "Principal", "Rule", "Submitter", "TenancyError",
            "TenancyPolicy", "access_from_document", "load_tenancy", "owner_of", "queue_tenancy",
            "recorded_owner", "selector_from_document", "stamp_owner", "submitter_of", "tenancy_from_document",
            "undeclared_message"]

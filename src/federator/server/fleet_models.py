@@ -174,9 +174,9 @@ class FleetModels:
     def _foreign_models(self, spec: JobSpec, legacy_vendor: str) -> list[str]:
         """The one-count form's models (`nvidia.com/gpu` + acceleratorModels) that this federator's catalog does not
         know and the fleet has only as another vendor's: the job can never run on them, as a federator whose
-        catalog knows the model refuses it (jobfile._one_vendor). A federator without the agent's catalog took
-        such a job silently and it waited for ever (outside QA, vendors V6); the scheduler's pending reason says
-        "has no nvidia MetaX-C500 nodes", and this says why at Submit."""
+        catalog knows the model refuses it (jobfile_accelerators.one_vendor). A federator without the agent's
+        catalog took such a job silently and it waited for ever (outside QA, vendors V6); the scheduler's pending
+        reason says "has no nvidia MetaX-C500 nodes", and this says why at Submit."""
         if spec.accelerators or not legacy_vendor:
             return []
         out = []
