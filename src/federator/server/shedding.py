@@ -15,6 +15,12 @@ What is never shed: the agents' Connect streams (AgentService; a cluster that ca
 cluster, and its reports are what the cycles need), the health service the kubelet probes, reflection, and
 streaming answers (Watch, FollowLogs: long-lived, bounded by their own seats, watch_seats.py and log_follow.py).
 A shed call was never counted in flight, so the bound holds whatever the mix.
+
+What shedding cannot reach: a call gRPC core holds before the loop has picked it up (grpc.aio takes calls up one
+at a time, a loop turn or two each, so a loop whose turns are long takes few a second, whatever the handlers
+cost). Such a call is no longer CANCELLED after 30 s (UNREAD_SECONDS): it waits for the client's own deadline,
+which the client then hears as DEADLINE_EXCEEDED, the code jobs.proto tells it to retry (a Submit with the same
+request_id), and an agent's stream waits for its Welcome (agent/session.py WELCOME_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from federator.server.interceptors import Continuation, split_method
 
 MAX_CALLS_IN_FLIGHT = 128  # the job API's unary calls handled at once; the next is shed
 SHED_RETRY_SECONDS = 2.0  # the RetryInfo's retry_delay of a shed call: a loaded loop's turn is seconds long
+UNREAD_SECONDS = 300  # how long gRPC core holds a call the loop has not picked up (its default: 30 s, then CANCELLED)
+SERVER_OPTIONS = (("grpc.server_max_unrequested_time_in_server", UNREAD_SECONDS),)
 NEVER_SHED = frozenset({
     "federator.v1.AgentService",  # agents' streams: a cluster that cannot connect holds its jobs' fate
     "grpc.health.v1.Health",  # the kubelet's probes: a shed probe would restart a busy federator
@@ -90,4 +98,4 @@ class Shedder(grpc.aio.ServerInterceptor):
         return wrapper
 
 
-__all__ = ["MAX_CALLS_IN_FLIGHT", "NEVER_SHED", "SHED_RETRY_SECONDS", "Shedder"]
+__all__ = ["MAX_CALLS_IN_FLIGHT", "NEVER_SHED", "SERVER_OPTIONS", "SHED_RETRY_SECONDS", "UNREAD_SECONDS", "Shedder"]
