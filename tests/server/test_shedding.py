@@ -71,7 +71,7 @@ async def _until(predicate: object, *, turns: int = 2000) -> None:
 
 def test_past_the_bound_a_call_is_shed_with_a_retry_hint_and_counted_and_agents_are_not() -> None:
     metrics = Metrics()
-    shedder = asyncio.run(_load(metrics))
+    shedder = asyncio.run(_load(metrics, Shedder(metrics, limit=LIMIT, retry_after=2.0)))
     assert shedder.in_flight == 0
 
     def sample(name: str, **labels: str) -> float:
@@ -90,10 +90,54 @@ def test_past_the_bound_a_call_is_shed_with_a_retry_hint_and_counted_and_agents_
                   grpc_method="Connect") == 0
 
 
-async def _load(metrics: Metrics) -> Shedder:
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_queue_that_stands_is_shed_below_the_bound_and_a_burst_answered_in_time_is_not() -> None:
+    """CoDel's idea: LIMIT calls in flight are no bound of 1,000's, but the oldest of them waiting 10 s is a queue
+    the federator does not answer; one more is shed. The same calls in flight for less are let in."""
+    metrics, clock = Metrics(), _Clock()
+    shedder = Shedder(metrics, limit=1_000, slow_floor=LIMIT, slow_seconds=10.0, retry_after=2.0, clock=clock)
+
+    async def held_then(advance: float) -> tuple[grpc.StatusCode, ...]:
+        server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), shedder])
+        held = _Held()
+        server.add_generic_rpc_handlers(_handlers(held))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                submit = channel.unary_unary("/federator.v1.JobService/Submit")
+                waiting = [asyncio.ensure_future(submit(b"job", timeout=60)) for _ in range(LIMIT)]
+                await _until(lambda: held.entered == LIMIT)
+                clock.now += advance
+                one_more = asyncio.ensure_future(submit(b"job", timeout=60))
+                await _until(lambda: one_more.done() or held.entered > LIMIT)
+                held.release.set()
+                codes = []
+                for call in [*waiting, one_more]:
+                    try:
+                        await call
+                        codes.append(grpc.StatusCode.OK)
+                    except grpc.aio.AioRpcError as err:
+                        codes.append(err.code())
+                return tuple(codes)
+        finally:
+            await server.stop(None)
+
+    assert asyncio.run(held_then(9.0)) == (grpc.StatusCode.OK,) * (LIMIT + 1)  # a burst answered in time
+    assert asyncio.run(held_then(10.5)) == (grpc.StatusCode.OK,) * LIMIT + (grpc.StatusCode.RESOURCE_EXHAUSTED,)
+    assert shedder.shed == 1 and shedder.in_flight == 0
+
+
+async def _load(metrics: Metrics, shedder: Shedder) -> Shedder:
     """LIMIT Submits held in their handlers, then one more Submit and a Get, an agent's stream, a health check
     and a Watch; then the held ones released and one more Submit."""
-    shedder = Shedder(metrics, limit=LIMIT, retry_after=2.0)
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), shedder])
     held = _Held()
     server.add_generic_rpc_handlers(_handlers(held))

@@ -53,7 +53,7 @@ from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
-from federator.server.shedding import SERVER_OPTIONS, Shedder
+from federator.server.shedding import Shedder
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService, region_now, vendor_now
@@ -399,7 +399,6 @@ async def serve(opts: ServeOptions) -> None:
                              options=[("grpc.max_receive_message_length", max_bytes),
                                       ("grpc.max_send_message_length", max_bytes),
                                       *SERVER_PING_POLICY,  # accepts the agents' keepalive pings
-                                      *SERVER_OPTIONS,  # a call left unread waits for its deadline (shedding.py)
                                       # grpcio binds with SO_REUSEPORT by default: a second federator
                                       # started on this port would bind too, and the kernel would deal
                                       # clients and agents between the two

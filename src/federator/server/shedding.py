@@ -1,5 +1,5 @@
-"""Load shedding at the gRPC edge: past a bound on the job API's calls in flight, a call is answered at once,
-RESOURCE_EXHAUSTED with a retry hint, instead of joining the queue.
+"""Load shedding at the gRPC edge: once the job API's calls in flight are too many, or are not being answered, a
+call is answered at once, RESOURCE_EXHAUSTED with a retry hint, instead of joining the queue.
 
 Why: a federator whose event loop is saturated (a backlog's first cycles, reason writes, a hundred agents'
 reports) takes each new call up late, and every call in flight takes a share of each loop turn, so the more are
@@ -16,16 +16,25 @@ cluster, and its reports are what the cycles need), the health service the kubel
 streaming answers (Watch, FollowLogs: long-lived, bounded by their own seats, watch_seats.py and log_follow.py).
 A shed call was never counted in flight, so the bound holds whatever the mix.
 
+Too many: MAX_CALLS_IN_FLIGHT at once, or, CoDel's idea, at least SLOW_FLOOR in flight while the oldest of them
+has waited SLOW_SECONDS: a queue that stands, not a burst. A burst of 300 Submits that a healthy federator
+answers in 4 s (group commit takes them together) is not shed; calls that pile up on a loop that does not answer
+them are.
+
 What shedding cannot reach: a call gRPC core holds before the loop has picked it up (grpc.aio takes calls up one
 at a time, a loop turn or two each, so a loop whose turns are long takes few a second, whatever the handlers
-cost). Such a call is no longer CANCELLED after 30 s (UNREAD_SECONDS): it waits for the client's own deadline,
-which the client then hears as DEADLINE_EXCEEDED, the code jobs.proto tells it to retry (a Submit with the same
-request_id), and an agent's stream waits for its Welcome (agent/session.py WELCOME_TIMEOUT).
+cost), and CANCELS after 30 s. Letting such calls wait for their clients' deadlines instead (300 s) was measured
+and dropped: the queue then held a minute of calls, every one of them timed out all the same (DEADLINE_EXCEEDED),
+and the agents' streams behind them were welcomed later (docs/benchmarks.md, the soak's S3). jobs.proto tells a
+client what that CANCELLED means: nothing was done, retry. Admission before the loop (gRPC core's pending-call
+limits, a front-end process) is what would reach them.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,10 +44,10 @@ from federator.metrics import Metrics
 from federator.server.errors import Exhausted, exhausted
 from federator.server.interceptors import Continuation, split_method
 
-MAX_CALLS_IN_FLIGHT = 128  # the job API's unary calls handled at once; the next is shed
+MAX_CALLS_IN_FLIGHT = 512  # the job API's unary calls handled at once; the next is shed
+SLOW_FLOOR = 64  # with at least this many in flight ...
+SLOW_SECONDS = 10.0  # ... and the oldest of them started this long ago, the next is shed (a third of a 30 s deadline)
 SHED_RETRY_SECONDS = 2.0  # the RetryInfo's retry_delay of a shed call: a loaded loop's turn is seconds long
-UNREAD_SECONDS = 300  # how long gRPC core holds a call the loop has not picked up (its default: 30 s, then CANCELLED)
-SERVER_OPTIONS = (("grpc.server_max_unrequested_time_in_server", UNREAD_SECONDS),)
 NEVER_SHED = frozenset({
     "federator.v1.AgentService",  # agents' streams: a cluster that cannot connect holds its jobs' fate
     "grpc.health.v1.Health",  # the kubelet's probes: a shed probe would restart a busy federator
@@ -50,13 +59,33 @@ NEVER_SHED = frozenset({
 class Shedder(grpc.aio.ServerInterceptor):
     """Counts the job API's unary calls in flight and sheds one over `limit` (see the module)."""
 
-    def __init__(self, metrics: Metrics, *, limit: int = MAX_CALLS_IN_FLIGHT,
-                 retry_after: float = SHED_RETRY_SECONDS) -> None:
+    def __init__(self, metrics: Metrics, *, limit: int = MAX_CALLS_IN_FLIGHT, slow_floor: int = SLOW_FLOOR,
+                 slow_seconds: float = SLOW_SECONDS, retry_after: float = SHED_RETRY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._metrics = metrics
         self.limit = limit
+        self.slow_floor = slow_floor
+        self.slow_seconds = slow_seconds
         self.retry_after = retry_after
-        self.in_flight = 0
+        self.clock = clock
         self.shed = 0  # calls refused, for tests (the metric is by method)
+        self._started: dict[int, float] = {}  # calls in flight, oldest first: when each started
+        self._ids = itertools.count()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._started)
+
+    def _too_many(self, now: float) -> str:
+        """Why one more call is shed now, or "" (see the module)."""
+        n = len(self._started)
+        if n >= self.limit:
+            return f"{n} calls in flight, its bound"
+        if n >= self.slow_floor:
+            waited = now - next(iter(self._started.values()))
+            if waited >= self.slow_seconds:
+                return f"{n} calls in flight, the oldest for {waited:.0f}s"
+        return ""
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -79,23 +108,25 @@ class Shedder(grpc.aio.ServerInterceptor):
 
     def _bounded(self, behavior: Callable[..., Any], service: str, method: str) -> Callable[..., Awaitable[Any]]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if self.in_flight >= self.limit:
+            now = self.clock()
+            busy = self._too_many(now) if self.limit > 0 else ""
+            if busy:
                 self.shed += 1
                 self._metrics.grpc_shed.labels(service, method).inc()
                 await context.abort_with_status(exhausted(
-                    f"the federator is busy: {self.in_flight} calls in flight, its bound; nothing was done; "
-                    f"retry after {self.retry_after:g}s with jitter (a Submit with the same request_id)",
-                    Exhausted.BUSY, retry_after=self.retry_after))
-            self.in_flight += 1
+                    f"the federator is busy: {busy}; nothing was done; retry after {self.retry_after:g}s with "
+                    "jitter (a Submit with the same request_id)", Exhausted.BUSY, retry_after=self.retry_after))
+            call = next(self._ids)
+            self._started[call] = now
             try:
                 result = behavior(request, context)
                 if inspect.isawaitable(result):
                     result = await result
                 return result
             finally:
-                self.in_flight -= 1
+                del self._started[call]
 
         return wrapper
 
 
-__all__ = ["MAX_CALLS_IN_FLIGHT", "NEVER_SHED", "SERVER_OPTIONS", "SHED_RETRY_SECONDS", "UNREAD_SECONDS", "Shedder"]
+__all__ = ["MAX_CALLS_IN_FLIGHT", "NEVER_SHED", "SHED_RETRY_SECONDS", "SLOW_FLOOR", "SLOW_SECONDS", "Shedder"]
