@@ -5,7 +5,7 @@ Soak finding S7: a Watch snapshot of 30,000 jobs took 10 minutes on a loaded fed
 each message a write that waits at least one turn of the loop (its completion comes from gRPC core through the
 loop). Counted here in writes, not time: a spinning task's count of loop turns measured the machine's load as
 much as the stream (8,334 turns for Watch's 601 messages, 12 to 762 for WatchBatches' 3 on a loaded machine);
-bench/loaded_loop.py measures a loaded loop's turns.
+`bench/soak.py --loop-hog-ms 40 --watch-batches` measures it on a loaded loop (docs/benchmarks.md).
 """
 
 from __future__ import annotations
