@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -53,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from common import backlog  # noqa: E402
 
 from federator.api import convert  # noqa: E402
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc  # noqa: E402
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2  # noqa: E402
 from federator.jobfile import parse_job  # noqa: E402
 from federator.local import LocalFederation  # noqa: E402
 
@@ -236,7 +237,13 @@ async def churn_main(target: str, out: Path, rate: float, minutes: float) -> Non
 
 # ---------------------------------------------------------------------------------------------------- the watchers
 
-async def watch_main(target: str, out: Path, watchers: int) -> None:
+async def _flat(call: AsyncIterator[jobs_pb2.JobBatch]) -> AsyncIterator[types_pb2.Job]:
+    async for batch in call:
+        for msg in batch.jobs:
+            yield msg
+
+
+async def watch_main(target: str, out: Path, watchers: int, batches: bool = False) -> None:
     state = [{"read": 0, "bookmarks": 0, "rev": 0, "errors": 0, "restarts": 0, "relists": 0, "fell_behind": 0}
              for _ in range(watchers)]
     newest = [0]
@@ -245,9 +252,9 @@ async def watch_main(target: str, out: Path, watchers: int) -> None:
         async with grpc.aio.insecure_channel(target) as ch:
             stub = jobs_pb2_grpc.JobServiceStub(ch)
             while True:
-                call = stub.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True, since_revision=state[i]["rev"]))
+                request = jobs_pb2.WatchJobsRequest(send_bookmarks=True, since_revision=state[i]["rev"])
                 try:
-                    async for msg in call:
+                    async for msg in (_flat(stub.WatchBatches(request)) if batches else stub.Watch(request)):
                         if msg.bookmark:
                             state[i]["bookmarks"] += 1
                         else:
@@ -350,6 +357,9 @@ def main() -> None:
     p.add_argument("--watchers", type=int, default=4)
     p.add_argument("--every", type=float, default=60)
     p.add_argument("--serve-arg", action="append", default=[], help="one more `federator serve` argument")
+    p.add_argument("--loop-hog-ms", type=float, default=0,
+                   help="hold each turn of serve's event loop this long (bench/loop_hog: a saturated loop on purpose)")
+    p.add_argument("--watch-batches", action="store_true", help="the watchers use WatchBatches (since 0.18.0)")
     p.add_argument("--no-ghz", action="store_true", help="latency from the churn's own client only")
     p.add_argument("--ghz-requests", type=int, default=20, help="requests of each ghz run (4 concurrent)")
     p.add_argument("--port", type=int, default=0, help="serve's gRPC port (its /metrics on the next); default: any")
@@ -366,8 +376,12 @@ def main() -> None:
         asyncio.run(churn_main(args.target, out, args.rate, args.minutes))
         return
     if args.role == "watch":
-        asyncio.run(watch_main(args.target, out, args.watchers))
+        asyncio.run(watch_main(args.target, out, args.watchers, args.watch_batches))
         return
+    if args.loop_hog_ms:  # read by bench/loop_hog/sitecustomize.py in `federator serve` only
+        os.environ["LOOP_HOG_MS"] = f"{args.loop_hog_ms:g}"
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "bench" / "loop_hog"),
+                                                    *filter(None, [os.environ.get("PYTHONPATH")])])
     soak(args)
 
 
@@ -401,7 +415,8 @@ def soak(args: argparse.Namespace) -> None:
     children = {
         "agents": subprocess.Popen([*me, "--role", "agents", "--names", ",".join(pool_names)],
                                    stdout=logs["agents"], stderr=subprocess.STDOUT),
-        "watch": subprocess.Popen([*me, "--role", "watch", "--watchers", str(args.watchers)],
+        "watch": subprocess.Popen([*me, "--role", "watch", "--watchers", str(args.watchers),
+                                   *(["--watch-batches"] if args.watch_batches else [])],
                                   stdout=logs["watch"], stderr=subprocess.STDOUT),
     }
     from fetch_tools import GHZ_VERSION, tools_dir

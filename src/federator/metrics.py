@@ -558,6 +558,11 @@ class Metrics:
         self.grpc_handled = Counter("federator_grpc_server_handled_total",
                                     "gRPC calls completed on the server, by status code.",
                                     ["grpc_service", "grpc_method", "grpc_code"], registry=r)
+        self.grpc_shed = Counter("federator_grpc_server_shed_total",
+                                 "Job API calls answered RESOURCE_EXHAUSTED (reason BUSY) unread, because too many "
+                                 "were in flight, or waiting unanswered (server/shedding.py); also "
+                                 "counted in federator_grpc_server_handled_total.",
+                                 ["grpc_service", "grpc_method"], registry=r)
         self.grpc_handling = Histogram("federator_grpc_server_handling_seconds",
                                        "Time from a gRPC call's start to its completion on the server "
                                        "(an agent's stream lasts as long as its connection).",

@@ -65,7 +65,7 @@ def test_a_status_code_has_one_exit_status(code: grpc.StatusCode, exit: Exit) ->
     (Exhausted.BACK_PRESSURE, Exit.UNAVAILABLE), (Exhausted.WATCHES_FULL, Exit.UNAVAILABLE),
     (Exhausted.WATCH_FELL_BEHIND, Exit.UNAVAILABLE), (Exhausted.MESSAGE_TOO_LARGE, Exit.FAILED),
     (Exhausted.WATCH_LIMIT, Exit.FAILED), (Exhausted.LOGS_RATE, Exit.UNAVAILABLE),
-    (Exhausted.LOG_FOLLOWS_FULL, Exit.UNAVAILABLE),
+    (Exhausted.LOG_FOLLOWS_FULL, Exit.UNAVAILABLE), (Exhausted.BUSY, Exit.UNAVAILABLE),
 ], ids=lambda v: v.value if isinstance(v, Exhausted) else v.name)
 def test_resource_exhausted_is_later_only_for_the_reasons_a_later_try_gets_past(reason: Exhausted, exit: Exit) -> None:
     assert for_rpc(_Failed(exhausted("full", reason))) is exit

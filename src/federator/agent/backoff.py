@@ -41,6 +41,14 @@ class Backoff:
         delay = min(cap, self.maximum, self.initial * self.factor ** (self.attempt - 1))
         return delay * self._rng.uniform(0.8, 1.0)
 
+    def busy(self) -> float:
+        """The delay after a federator that is up but too busy to welcome this agent (its stream left unwelcomed,
+        or CANCELLED unread): drawn from the whole [fast_max, maximum], full jitter, however early in the outage.
+        Why: a hundred agents whose streams a loaded federator left waiting give up together; coming back within
+        the same second each, every retry a new Hello at the back of its queue, they kept it busy (soak S4)."""
+        self.attempt += 1
+        return self._rng.uniform(self.fast_max, max(self.fast_max, self.maximum))
+
     def reset(self) -> None:
         self.attempt = 0
 

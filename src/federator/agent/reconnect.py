@@ -18,7 +18,7 @@ import grpc
 from federator.agent.backoff import Backoff
 from federator.agent.duplicate import DuplicateLog
 from federator.agent.refusal import HandshakeFailure, Lasting, handshake_failure, handshake_hint, lasting
-from federator.agent.session import Session, StreamEnded
+from federator.agent.session import UNWELCOMED, Session, StreamEnded
 from federator.security.tls import TlsError, dial_hint
 
 log = logging.getLogger("federator.agent")
@@ -57,13 +57,14 @@ class Reconnect:
         while True:
             welcomed = self.session.sessions
             stuck: Lasting | None = None
-            twin = False
+            twin = busy = False
             try:
                 await self.session.stream()
                 why = "the federator closed the stream"
             except (grpc.aio.AioRpcError, StreamEnded, OSError, TlsError) as exc:
                 why = _why(exc)  # TlsError: files swapped under the agent (a renewal half done): retried
                 twin = isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.ALREADY_EXISTS
+                busy = _busy(exc)
                 if isinstance(exc, grpc.aio.AioRpcError):  # refused, or dialed wrong: said once, retried slowly
                     stuck = lasting(exc.code(), exc.details() or "", target=self.config.target,
                                     tls=self.config.tls is not None)
@@ -82,7 +83,8 @@ class Reconnect:
                 await self._refused(why, stuck, refusals, first=stuck.key != refused)
                 refused = stuck.key
                 continue
-            delay = backoff.next()
+            # A federator that left this stream unwelcomed is up and busy: spread the crowd out (Backoff.busy)
+            delay = backoff.busy() if busy and self.session.sessions == welcomed else backoff.next()
             if twin:  # another agent holds the cluster: the usual backoff, until it has been gone for a lease
                 # An answer, not silence: the placements on this member may be the other agent's; no --fence-after.
                 self.session.last_contact = self.session.contact.clock()
@@ -154,6 +156,14 @@ class Reconnect:
             log.debug("still refused by the federator (%s); retrying in %.0fs (attempt %d)", why, delay,
                       refusals.attempt)
         await self.sleep(delay)
+
+
+def _busy(exc: BaseException) -> bool:
+    """A stream a busy federator left unwelcomed: given up here after WELCOME_TIMEOUT, or CANCELLED by the
+    federator's gRPC core for waiting unread (a federator that is down answers UNAVAILABLE instead)."""
+    if isinstance(exc, StreamEnded):
+        return str(exc).startswith(UNWELCOMED)
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.CANCELLED
 
 
 def _why(exc: BaseException | None) -> str:

@@ -45,8 +45,14 @@ KEEPALIVE = AGENT_KEEPALIVE
 """Transport-level liveness (federator/keepalive.py, with the server's policy that accepts it); the
 application-level one (no message for a lease) usually notices first."""
 CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
-WELCOME_TIMEOUT = 10.0
-"""A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
+WELCOME_TIMEOUT = 45.0
+"""A stream that has not been welcomed this long after it was opened is given up (a silent link at connect).
+Longer than the 30 s gRPC core holds a call its federator has not yet picked up (a loaded event loop), so a busy
+federator's Welcome, or its CANCELLED, comes first: at 10 s an agent gave up a stream still waiting its turn and
+joined the back of the queue with a new Hello, again and again (soak finding S4: 100 agents took 5 minutes to
+connect, 1,407 streams given up). A dead link is still noticed sooner by the transport's keepalive."""
+UNWELCOMED = "no Welcome"
+"""How `StreamEnded` begins for a stream given up before its Welcome (agent/reconnect.py reads it)."""
 TICK = 0.25
 CERTIFICATE_CHECK_TICKS = 2400
 """Every 10 minutes (in ticks) the TLS files' dates are read again, so the expiry metric follows a renewal made
@@ -119,7 +125,7 @@ class Session:
         age = self.contact.age()
         if not self.connected.is_set():
             if age > WELCOME_TIMEOUT:
-                self.end(f"no Welcome {age:.1f}s after connecting")
+                self.end(f"{UNWELCOMED} {age:.1f}s after connecting")
         elif self.terms is not None and self.terms.lease_seconds > 0 and age > self.terms.lease_seconds:
             log.warning("no message from the federator for %.1fs (lease %gs): the link is dead or silent; "
                         "reconnecting", age, self.terms.lease_seconds)
@@ -322,5 +328,5 @@ class Session:
             self.outbox.put_report()
 
 
-__all__ = ["CERTIFICATE_CHECK_TICKS", "CHANNEL_OPTIONS", "KEEPALIVE", "TICK", "WELCOME_TIMEOUT", "Session",
-           "StreamEnded"]
+__all__ = ["CERTIFICATE_CHECK_TICKS", "CHANNEL_OPTIONS", "KEEPALIVE", "TICK", "UNWELCOMED", "WELCOME_TIMEOUT",
+           "Session", "StreamEnded"]

@@ -39,7 +39,7 @@ class Exit(IntEnum):
 _LATER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _BUSY_REASONS = frozenset({Exhausted.BACK_PRESSURE.value, Exhausted.WATCHES_FULL.value,
                            Exhausted.WATCH_FELL_BEHIND.value, Exhausted.LOGS_RATE.value,
-                           Exhausted.LOG_FOLLOWS_FULL.value})
+                           Exhausted.LOG_FOLLOWS_FULL.value, Exhausted.BUSY.value})
 """RESOURCE_EXHAUSTED reasons (jobs.proto, "Retries") a later try of the same request gets past; the others
 (MESSAGE_TOO_LARGE, WATCH_LIMIT, gRPC's own size refusal) want the request or the caller changed."""
 

@@ -53,6 +53,7 @@ from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
+from federator.server.shedding import Shedder
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService, region_now, vendor_now
@@ -393,7 +394,8 @@ async def serve(opts: ServeOptions) -> None:
                          trust=trust.current if trust is not None else None)
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
     max_bytes = 4 * opts.limits.max_message_bytes
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), decode_guard(fed)],
+    # Shed past a bound on calls in flight (server/shedding.py): counted by the metrics interceptor around it
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), Shedder(metrics), decode_guard(fed)],
                              options=[("grpc.max_receive_message_length", max_bytes),
                                       ("grpc.max_send_message_length", max_bytes),
                                       *SERVER_PING_POLICY,  # accepts the agents' keepalive pings

@@ -168,6 +168,7 @@ class Exhausted(StrEnum):
     WATCHES_FULL = "WATCHES_FULL"  # the federator holds --max-watches streams (watch_seats.py): retry after RetryInfo
     LOGS_RATE = "LOGS_RATE"  # Logs more often than one user may (server/log_follow.py): retry after RetryInfo
     LOG_FOLLOWS_FULL = "LOG_FOLLOWS_FULL"  # --max-log-follows(-per-user) follows open: retry after RetryInfo
+    BUSY = "BUSY"  # too many calls in flight, the call was shed unread (server/shedding.py): retry after RetryInfo
 
 
 class PressedLimit(StrEnum):

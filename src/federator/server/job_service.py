@@ -474,5 +474,11 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
     async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
         """A snapshot, then changes; bookmarks, revisions and resume on request (server/watch_stream.py)."""
-        async for pb in watch_stream.watch(self, request, context):
+        async for pb in watch_stream.jobs(self, request, context):
             yield pb
+
+    async def WatchBatches(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
+                           context: grpc.aio.ServicerContext) -> AsyncIterator[jobs_pb2.JobBatch]:
+        """Watch, several Jobs a message: a snapshot costs the loop a turn per batch, not per job."""
+        async for batch in watch_stream.batches(self, request, context):
+            yield batch

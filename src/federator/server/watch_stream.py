@@ -21,6 +21,12 @@ lately. One sent longer ago comes twice, and jobs.proto says so (Watch: "A job m
 stream already sent it"; a snapshot of more than RECENT_SENDS jobs during a cycle that places some of them meets
 it): keeping every send until its announcement would be the O(jobs) copy again, to spare a repeat that a client
 applying each Job as a replacement takes in its stride.
+
+WatchBatches is the same stream several messages at a time (`batches`). Why: gRPC sends one message per write,
+and each write waits a turn of the event loop; on a loaded federator a turn is long, and a 30,000-job snapshot one
+Job a message took 10 minutes (soak finding S7). `watch` yields FLUSH wherever the stream would stop to wait (the
+end of a pass over the history, before an error ends it), so a batch gathers what Watch would have sent at once
+and is sent as soon as nothing more comes: the order, revisions and errors are Watch's.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ if TYPE_CHECKING:
 WATCH_RECHECK_SECONDS = 2.0  # a quiet Watch checks its caller again this often (a revoked one is ended)
 BOOKMARK_SECONDS = 2.0  # at most this often, a bookmark tells a client the changes it does not see moved on
 RECENT_SENDS = 1_024  # a stream's digests of its latest sends (about 100 KiB), whatever the number of jobs
+BATCH_JOBS = 256  # WatchBatches: the most Jobs in one message (and about --max-message-bytes of them)
+FLUSH = None
+"""What `watch` yields where it stops gathering: a batch is sent now (WatchBatches); Watch skips it."""
 
 
 class RecentSends:
@@ -74,9 +83,38 @@ def _bookmark(revision: int) -> types_pb2.Job:
     return types_pb2.Job(bookmark=True, revision=revision)
 
 
-async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
-                context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
+async def jobs(edge: JobService, request: jobs_pb2.WatchJobsRequest,
+               context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
     """The stream of one Watch call (JobService.Watch)."""
+    async for pb in watch(edge, request, context):
+        if pb is not FLUSH:
+            yield pb
+
+
+async def batches(edge: JobService, request: jobs_pb2.WatchJobsRequest,
+                  context: grpc.aio.ServicerContext) -> AsyncIterator[jobs_pb2.JobBatch]:
+    """The stream of one WatchBatches call: Watch's messages, up to BATCH_JOBS and about --max-message-bytes a
+    message, each batch sent at a FLUSH (see the module)."""
+    limit = edge.fed.limits.max_message_bytes
+    batch, size = jobs_pb2.JobBatch(), 0
+    async for pb in watch(edge, request, context):
+        if pb is not FLUSH:
+            n = pb.ByteSize()
+            if batch.jobs and (len(batch.jobs) >= BATCH_JOBS or size + n > limit):
+                yield batch
+                batch, size = jobs_pb2.JobBatch(), 0
+            batch.jobs.append(pb)
+            size += n
+        elif batch.jobs:
+            yield batch
+            batch, size = jobs_pb2.JobBatch(), 0
+    if batch.jobs:
+        yield batch
+
+
+async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
+                context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job | None]:
+    """Watch's messages, and FLUSH where the stream stops gathering (see the module)."""
     fed, history = edge.fed, edge.fed.history
     who = await edge.principal(context)
     if request.since_revision < 0:
@@ -138,6 +176,7 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
             if turn is not None:
                 turn.give_back()
         while True:
+            yield FLUSH  # before an error ends it, or a wait
             if history.ended:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "
                                                                  "again (its standby, or it once restarted)")
@@ -149,12 +188,14 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
                 cursor = change.revision
                 if change.policy:
                     if numbered:  # an old-style Watch re-checks the caller per job: nothing it holds is wrong
+                        yield FLUSH
                         await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.policy_gone(change.revision))
                     continue
                 if wanted is not None and change.job_id != wanted:
                     continue
                 if change.removal is not None:
                     if not numbered and wanted is not None:
+                        yield FLUSH
                         await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
                     removal = change.removal
                     carried.pop(change.job_id, None)
@@ -173,6 +214,8 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
                 job = fed.jobs.get(change.job_id)
                 if job is None:
                     continue  # removed since: its removal comes later in the history
+                if wanted is not None:
+                    yield FLUSH  # a Watch of one job may end PERMISSION_DENIED in `_shown`
                 shown_pb, who, checked_at = await _shown(edge, job, who, checked_at, recent, wanted, context)
                 if shown_pb is None:
                     continue
@@ -185,6 +228,7 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
                 caught_up = True
                 yield _bookmark(cursor)
                 last_sent, last_sent_at = cursor, loop.time()
+            yield FLUSH  # what this pass read goes now, not after the wait
             if not changes:
                 await history.wait(cursor, WATCH_RECHECK_SECONDS)
             if (not changes and history.revision == cursor) or loop.time() - checked_at >= WATCH_RECHECK_SECONDS:
@@ -221,4 +265,5 @@ async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, 
     return pb, who, checked_at
 
 
-__all__ = ["BOOKMARK_SECONDS", "RECENT_SENDS", "WATCH_RECHECK_SECONDS", "RecentSends", "watch"]
+__all__ = ["BATCH_JOBS", "BOOKMARK_SECONDS", "FLUSH", "RECENT_SENDS", "WATCH_RECHECK_SECONDS", "RecentSends",
+           "batches", "jobs", "watch"]

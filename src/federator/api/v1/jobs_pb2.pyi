@@ -420,6 +420,12 @@ class FollowLogsMessage(_message.Message):
     end: FollowEnd
     def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., ended: _Optional[str] = ..., end: _Optional[_Union[FollowEnd, str]] = ...) -> None: ...
 
+class JobBatch(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Job]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ...) -> None: ...
+
 class WatchJobsRequest(_message.Message):
     __slots__ = ("job_id", "send_bookmarks", "since_revision")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
