@@ -115,3 +115,25 @@ def cancels_sent(rec: Any) -> dict[str, str]:
         if isinstance(order, CancelOrder):
             out[order.placement_id] = order.reason
     return out
+
+
+class Walked(dict[Any, Any]):
+    """A spy for work that must not grow with a dict: a dict that counts the entries read by walking it
+    (iterating it, its keys, values or items), not those read by key. Put in place of an index's own dict
+    (server/placement_index.py's `_job`) to show that forgetting one job walks none of the others."""
+
+    walked = 0
+
+    def __iter__(self) -> Any:
+        for key in super().__iter__():
+            self.walked += 1
+            yield key
+
+    def keys(self) -> Any:
+        return list(self)
+
+    def values(self) -> Any:
+        return [self[k] for k in self]
+
+    def items(self) -> Any:
+        return [(k, self[k]) for k in self]

@@ -92,7 +92,7 @@ class Adoption:
         job.placements = [*job.placements, placement]
         job.pending_reason = None
         job.placed_at = fed.clock()
-        fed.placement_index[placement_id] = job.job_id
+        fed.placement_index.add(placement_id, job.job_id)
         rec.acked.add(placement_id)
         rec.seen.add(placement_id)
         fed.cycles.adopted(job)

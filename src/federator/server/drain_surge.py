@@ -188,7 +188,7 @@ class Surges:
             job.message = stored.message
             orders: list[tuple[str, Order]] = []
             for p in new:
-                fed.placement_index[p.placement_id] = job.job_id
+                fed.placement_index.add(p.placement_id, job.job_id)
                 orders.append((p.cluster, LaunchOrder(p, job.spec)))
             fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
             fed.metrics.drain_surges.labels("started").inc()

@@ -59,6 +59,7 @@ from federator.server.moving import Ask, Moves, kept_message, moved_reason, stil
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.orphans import Orphans
 from federator.server.outbox import Ending, overloaded, superseded
+from federator.server.placement_index import PlacementIndex
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.replica_counts import UNSAID, ReplicaCounts
 from federator.server.requeue import requeue, supersede
@@ -119,9 +120,7 @@ class Federator:
         self.end_clamps = ClampLog()  # agents' end times out of their window: logged once while it lasts
         self.moves = Moves()  # placements agents asked to move (JobUpdate.admission_overdue), answered each turn
         self.jobs = JobTable(store.load())  # by id, and in submission order and by owner (server/job_table.py)
-        self.placement_index: dict[str, JobId] = {
-            p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
-        }
+        self.placement_index = PlacementIndex(self.jobs.values())  # every placement of a live job (placement_index.py)
         self.journal = GroupCommit(store)  # every job write goes through it, in order
         # Told of the placements a re-queue drops, each dated (`ended_at`; 0: now): the usage meter (accounting.attach)
         self.on_superseded: Callable[[Iterable[Placement]], None] = lambda gone: None

@@ -248,7 +248,7 @@ class Rebalancer:
             job.message = stored.message
             orders: list[tuple[str, Order]] = []
             for p in new:
-                fed.placement_index[p.placement_id] = job.job_id
+                fed.placement_index.add(p.placement_id, job.job_id)
                 orders.append((p.cluster, LaunchOrder(p, spec)))
             fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
             self.moves[job.job_id] = Move(frozenset(p.placement_id for p in new), n, spec.replicas, c.why, c.leaving,

@@ -139,7 +139,6 @@ class Retention:
                 break
             for job in batch:
                 self._forget(job)
-            forget_superseded(fed, set(ids))
             fed.notify(batch)  # numbered removals: `removed` to watchers that asked, NOT_FOUND to an old one-job Watch
             removed.extend(ids)
         if removed:
@@ -161,29 +160,15 @@ class Retention:
 
 
 def forget_job(fed: Federator, job: Job) -> None:
-    """Drop a finished job from memory and every index: its id, its placements, its name and request id. The
-    caller has removed it from the store (retention), or the store's object is gone (Kubernetes mode: its
-    FederatedJob deleted, backends/kube/deletions.py)."""
+    """Drop a finished job from memory and every index: its id, its placements (the earlier ones too, which the
+    placement index keeps while the job lives: server/placement_index.py), its name and request id. The caller
+    has removed it from the store (retention), or the store's object is gone (Kubernetes mode: its FederatedJob
+    deleted, backends/kube/deletions.py)."""
     fed.jobs.pop(job.job_id, None)
-    for p in job.placements:
-        if fed.placement_index.get(p.placement_id) == job.job_id:
-            del fed.placement_index[p.placement_id]
+    fed.placement_index.forget_job(job.job_id)  # its earlier placements too (soak S5), at the cost of its own
     fed.intake.drop(job)
     fed.refusals.forget(job.job_id)
     fed.orphans.removed(job)  # its placements an agent still runs are fenced at once, not held (server/orphans.py)
-
-
-def forget_superseded(fed: Federator, removed: set[JobId]) -> None:
-    """Drop the index entries of the removed jobs' earlier placements (refused, failed early, lost, moved,
-    superseded by a new generation): `forget_job` drops those the job still holds, and nothing else ever dropped
-    these, so the index grew with every re-placed job that ended (outside QA, soak S5: 2 of 44 entries left with
-    no job at all after a 6-minute churn was drained). Kept while the job lives: an entry tells a report of such
-    a placement from one newer than the store (server/orphans.py); once the job is removed it goes as its current
-    placements' do, and `orphans.removed` fences what an agent still runs. One pass over the index per batch
-    removed, on the loop: the index holds the live placements, not the jobs."""
-    stale = [pid for pid, job_id in fed.placement_index.items() if job_id in removed]
-    for pid in stale:
-        del fed.placement_index[pid]
 
 
 def removed_message(key: str) -> str:
@@ -193,5 +178,5 @@ def removed_message(key: str) -> str:
 
 
 __all__ = ["DEFAULT_FINISHED_JOB_TTL", "DEFAULT_MAX_FINISHED_PER_USER", "Retention",
-           "RetentionPolicy", "chosen", "forget_job", "forget_superseded", "never_ran", "removal_order",
+           "RetentionPolicy", "chosen", "forget_job", "never_ran", "removal_order",
            "removed_message"]

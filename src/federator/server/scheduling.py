@@ -556,7 +556,7 @@ class Cycles:
             new = new_placements(job.job_id, job.generation, decision.assignments)
             job.placements = [*job.placements, *new]
             for p in new:
-                fed.placement_index[p.placement_id] = job.job_id
+                fed.placement_index.add(p.placement_id, job.job_id)
                 orders.append((p.cluster, LaunchOrder(p, job.spec)))
             if not (rest and any(p.phase is JobPhase.RUNNING for p in job.placements)):
                 job.phase = JobPhase.PLACED  # a running job's added part (a scale-up) keeps it Running (QA F2)

@@ -20,7 +20,7 @@ from federator.backends.kube.member_clusters import MemberClusters
 from federator.model import Job, JobId, JobPhase
 from federator.server.federator import NotFound
 from federator.server.orders import CancelOrder
-from federator.server.retention import forget_job, forget_superseded
+from federator.server.retention import forget_job
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from federator.server.federator import Federator
 
 log = logging.getLogger("federator.kube.controller")
-
-SWEEP_EVERY = 64  # forgotten jobs' earlier placements are dropped once they are 1/64 of the index (`forget`)
 
 
 class Deletions:
@@ -41,7 +39,6 @@ class Deletions:
         self.store = store
         self.members = members
         self.clock = clock
-        self.gone: set[JobId] = set()  # forgotten jobs whose earlier placements may still be in the index
 
     async def cancel_orphans(self, uids: Iterable[str | None]) -> None:
         """Jobs whose FederatedJob vanished while no federator watched (a forced delete) are cancelled: those whose
@@ -106,17 +103,12 @@ class Deletions:
         FederatedJob's job until the federator restarted, while kubectl said NotFound. Its cancel is stored and
         sent already (`cancel`, before the finalizer went).
 
-        Its earlier placements' index entries (refused, lost, moved, superseded) go too, as retention drops them
-        (`forget_superseded`; soak S5: they stayed for ever). That is a pass over the whole index, so it is made
-        once the forgotten jobs are 1/`SWEEP_EVERY` of it, not once per object: a namespace of 30,000 deleted
-        would otherwise cost 30,000 passes. A forgotten job's entries outlive it only until then."""
+        Its earlier placements' index entries (refused, lost, moved, superseded) go with it, as retention's do
+        (`forget_job`; soak S5: they stayed for ever), at the cost of the job's own placements, not of the index
+        (server/placement_index.py): a namespace of 30,000 deleted costs what those jobs placed."""
         job = self.fed.jobs.get(JobId(job_id))
         if job is not None and job.phase.is_terminal:
             forget_job(self.fed, job)
-            self.gone.add(job.job_id)
-            if len(self.gone) * SWEEP_EVERY >= len(self.fed.placement_index):
-                forget_superseded(self.fed, self.gone)
-                self.gone = set()
             self.fed.notify([job])  # a Watch of it ends (NOT_FOUND)
 
 
