@@ -30,13 +30,15 @@ class Exit(IntEnum):
     """The job or cluster named is not there (or not one the caller may see)."""
     UNAVAILABLE = 4
     """No answer: the federator is down, restarting, unreachable or busy (UNAVAILABLE, DEADLINE_EXCEEDED, a
-    back-pressure or watch-seat RESOURCE_EXHAUSTED), or its store took no write. The same command may succeed
-    later; nothing, or only part of it (the line says how far it got), was done."""
+    CANCELLED it dropped unread, a back-pressure, shed or watch-seat RESOURCE_EXHAUSTED), or its store took no
+    write. The same command may succeed later; nothing, or only part of it (the line says how far it got), was done."""
     TIMED_OUT = 5
     """`wait --timeout` passed before the jobs were in the state; they may still get there."""
 
 
-_LATER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_LATER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+"""CANCELLED too: the CLI cancels no call it waits on, so it is a loaded federator's gRPC that dropped the call
+unread (jobs.proto, "Calling this API"): nothing was done."""
 _BUSY_REASONS = frozenset({Exhausted.BACK_PRESSURE.value, Exhausted.WATCHES_FULL.value,
                            Exhausted.WATCH_FELL_BEHIND.value, Exhausted.LOGS_RATE.value,
                            Exhausted.LOG_FOLLOWS_FULL.value, Exhausted.BUSY.value})

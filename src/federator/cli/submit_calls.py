@@ -1,34 +1,82 @@
-"""Submit calls: each job's Submit sent in turn, a transient failure (UNAVAILABLE, DEADLINE_EXCEEDED) retried
-with backoff and the same request id (cli/request_ids.py), so a retry of a submission the federator did store
+"""Submit calls: each job's Submit sent in turn, a transient failure (UNAVAILABLE, DEADLINE_EXCEEDED; a CANCELLED
+the CLI did not cause, a call a loaded federator's gRPC dropped unread; RESOURCE_EXHAUSTED `BUSY`, a call it shed
+unread: jobs.proto, "Calling this API") retried with backoff, no sooner than the RetryInfo asks, and the same
+request id (cli/request_ids.py), so a retry of a submission the federator did store
 returns that job, never a second one; a federator that does not answer in time is `NoAnswer`. The Python client
 API of submission (`submit_specs`, `submit_replies`) and what `federator submit` streams (`iter_submit`)."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import grpc
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli import calls
 from federator.cli.calls import Target
+from federator.cli.exit_codes import error_reason
 from federator.cli.request_ids import request_id_for
 from federator.model import Job, JobSpec
+from federator.server.errors import Exhausted
 
-TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+"""Codes after which the same Submit, with its request id, may succeed. CANCELLED: the CLI cancels no call it
+waits on (an interrupt ends the command), so a CANCELLED is the federator's gRPC dropping it unread (since 0.18.0
+the contract says to retry it)."""
+SHED = Exhausted.BUSY.value
+"""The one RESOURCE_EXHAUSTED reason retried here: the call was shed unread. BACK_PRESSURE (a pending cap) is
+not: a cap stays full for longer than a command should wait, so it exits 4 ("later") and says which cap."""
 SUBMIT_ATTEMPTS = 8  # with the backoff below, about 15 s of retrying: long enough for a federator restart
 log = logging.getLogger("federator.cli")
 
 
 def transient(exc: BaseException) -> bool:
-    """A failure after which the same request may succeed: the federator was away or slow."""
+    """A failure after which the same request may succeed: the federator was away, slow or too busy to read it."""
     code = exc.code() if isinstance(exc, grpc.RpcError) and hasattr(exc, "code") else None
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return error_reason(exc) == SHED  # type: ignore[arg-type]
     return code in TRANSIENT
+
+
+def asked_delay(exc: BaseException | None) -> float:
+    """The google.rpc.RetryInfo retry_delay a refusal carries (seconds; 0 when none): the soonest to try again."""
+    if not isinstance(exc, grpc.RpcError):
+        return 0.0
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except (AttributeError, ValueError):
+        return 0.0
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return max(0.0, min(60.0, info.retry_delay.ToTimedelta().total_seconds()))
+    return 0.0
+
+
+class _Backoff:
+    """Exponential backoff with jitter, never sooner than the last refusal's RetryInfo asks."""
+
+    def __init__(self, max_backoff: float) -> None:
+        self._exponential = wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2)
+
+    def __call__(self, state: RetryCallState) -> float:
+        asked = asked_delay(state.outcome.exception() if state.outcome is not None else None)
+        return max(float(self._exponential(state)), asked + random.uniform(0.0, 0.2 * asked))
 
 
 def submit_specs(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
@@ -63,7 +111,8 @@ class NoAnswer(grpc.RpcError):
         if _from_transport(detail):
             said = f"no answer from {server} in {seconds:.0f} s ({tries} tries; last: {detail})"
         else:  # the federator answered, every time, that it cannot take it now: "no answer" sent users to the network
-            said = (f"{server} answered UNAVAILABLE for {seconds:.0f} s ({tries} tries; last: {detail}); "
+            code = last.code().name if hasattr(last, "code") else "UNAVAILABLE"
+            said = (f"{server} answered {code} for {seconds:.0f} s ({tries} tries; last: {detail}); "
                     "nothing was stored: submit again later")
         super().__init__(said)
         self.server = server
@@ -110,7 +159,7 @@ def iter_submit(target: Target, requests: Iterable[jobs_pb2.SubmitRequest], *, a
             try:
                 for attempt in Retrying(stop=stop_after_attempt(attempts) | stop_after_delay(limit),
                                         retry=retry_if_exception(transient),
-                                        wait=wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2),
+                                        wait=_Backoff(max_backoff),
                                         reraise=True):
                     with attempt:
                         tries += 1
