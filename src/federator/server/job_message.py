@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobPhase, Reason, ReasonCode, shortfall
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.server.leases import away_since
 from federator.server.member_health import unreachable_note
 from federator.timestamps import utc_seconds
 
@@ -66,7 +67,7 @@ def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
                     f"{utc_seconds(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
         why = "its agent has not reported since this federator started" if restarted else "no word from its agent"
         return (f"{rec.name} Partitioned since {since} ({why}); waiting for it to come back, "
-                f"or until it is Lost at {utc_seconds(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
+                f"or until it is Lost at {utc_seconds(away_since(rec) + lost_after)} ({lost_after:g} s on), {then}")
     if rec.state is ClusterState.LOST:
         then = "the job waits for it to come back (failover: keep)" if keep else "the job is placed again"
         if unreachable:

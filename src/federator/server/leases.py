@@ -4,7 +4,11 @@
   no new work.
 - Ready -> Partitioned also when its agent says it cannot reach the member's API server (server/member_health.py),
   and Lost after `--lost-after` the same way.
-- Partitioned -> Lost: away for `--lost-after`. Its jobs are placed again elsewhere (unless their failover
+- Partitioned -> Lost: away for `--lost-after`, counted from its agent's last message if that came after it was
+  Partitioned (`away_since`): an agent re-syncing thousands of placements over a slow link is heard all along,
+  though only the report that ends its re-sync makes it Ready, and it went Lost mid-re-sync with "0s without a
+  message", every job there placed again (outside WAN QA W1). An agent that reports its member's API unreachable is
+  heard too, and is Lost --lost-after from when it said so. Its jobs are placed again elsewhere (unless their failover
   policy says keep), their placements there billed to its last report (server/silent_ends.py); a silent agent
   that wakes up must reconnect and re-sync.
 - Lost -> forgotten: Lost for `--forget-lost-after` with no placement held there. Why: a national network
@@ -43,6 +47,15 @@ PER_CLUSTER_COUNTERS = ("agent_reports", "agent_connects", "placement_start_time
                         "job_updates_limited", "agent_duplicates_refused", "reports_clamped", "drained_placements",
                         "region_changes_refused")
 """Metrics labelled by the cluster alone, whose series a forgotten cluster leaves (placement_moves has a result)."""
+
+
+def away_since(rec: ClusterRecord) -> float:
+    """When a Partitioned cluster's time to Lost began: when it was Partitioned, or its agent's last message if
+    later. The fencing rule (docs/reliability.md, "Pauses") is that the federator re-places a cluster's jobs no
+    sooner than --lost-after after it last heard the agent, not after the agent's lease first ran out. Except
+    while its agent says it cannot reach the member's API (server/member_health.py): those reports are messages,
+    and the cluster is still Lost --lost-after after it was Partitioned, as documented."""
+    return rec.partitioned_at if rec.unreachable else max(rec.partitioned_at, rec.last_seen_at)
 
 
 def holding(fed: Federator) -> set[str]:
@@ -109,11 +122,13 @@ class Leases:
                 rec.state = ClusterState.PARTITIONED
                 rec.partitioned_at = now
                 log.warning("cluster %s Partitioned: no message for %.1fs", rec.name, now - rec.last_seen_at)
+            away = away_since(rec)
             if rec.state is ClusterState.PARTITIONED and \
-                    now - rec.partitioned_at - fed.stalls.since(rec.partitioned_at) > fed.lost_after_seconds:
+                    now - away - fed.stalls.since(away) > fed.lost_after_seconds:
                 rec.state = ClusterState.LOST
                 rec.lost_at = now
-                log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
+                log.warning("cluster %s Lost after %.1fs Partitioned (its last message %.1fs ago)", rec.name,
+                            now - rec.partitioned_at, now - rec.last_seen_at)
                 fed.membership.lost(rec)
                 fed.silent_cancels.lost(rec)  # what was cancelled there meanwhile ended at its last report
                 if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
@@ -178,5 +193,5 @@ def _remove(metric: object, *labels: str) -> None:
         pass
 
 
-__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "forgotten_by_kubectl", "holding",
-           "why_not_forgettable"]
+__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "away_since", "forgettable", "forgotten_by_kubectl",
+           "holding", "why_not_forgettable"]
