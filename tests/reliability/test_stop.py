@@ -54,8 +54,9 @@ def test_a_stopping_federator_ends_agent_streams_and_watches_with_a_status(tmp_p
 
 
 def _watching(fed: LocalFederation) -> bool:
-    """Whether the server counts a Watch call started (federator_grpc_server_started_total)."""
+    """Whether the server counts a watch started (federator_grpc_server_started_total; `federator watch` reads
+    WatchBatches since 0.18.0)."""
     with urllib.request.urlopen(fed.metrics_url, timeout=5) as r:  # noqa: S310 - loopback
         text = r.read().decode()
-    return any(line.startswith("federator_grpc_server_started_total{") and 'grpc_method="Watch"' in line
+    return any(line.startswith("federator_grpc_server_started_total{") and 'grpc_method="WatchBatches"' in line
                and not line.endswith(" 0.0") for line in text.splitlines())

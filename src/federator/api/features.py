@@ -18,6 +18,7 @@ JOBS_RUN_AGAIN = "jobs.run_again"  # SubmitRequest.run_again: reuse a finished j
 JOBS_SCALE = "jobs.scale"  # JobService.Scale of a serving job
 JOBS_WATCH = "jobs.watch"  # JobService.Watch: a snapshot, then changes
 JOBS_WATCH_RESUME = "jobs.watch_resume"  # WatchJobsRequest.send_bookmarks and since_revision: revisions, resume
+JOBS_WATCH_BATCHES = "jobs.watch_batches"  # JobService.WatchBatches: Watch's stream, many jobs a message (0.18.0)
 JOBS_LIST_FILTERS = "jobs.list_filters"  # ListJobsRequest.filter and order, echoed in applied_filter/applied_order
 JOBS_CANCEL_BULK = "jobs.cancel_bulk"  # JobService.CancelJobs: a queue's jobs a filter takes, in one call
 JOBS_CANCEL_BULK_SELECT = "jobs.cancel_bulk_select"  # CancelJobsRequest.name_prefix and all_queues, since 0.15.0
@@ -48,6 +49,7 @@ FEATURES: tuple[str, ...] = (
     JOBS_REQUEST_ID, JOBS_RUN_AGAIN, JOBS_SCALE, JOBS_WATCH, JOBS_WATCH_RESUME, JOBS_LIST_FILTERS,
     JOBS_CANCEL_BULK, JOBS_CANCEL_BULK_SELECT, JOBS_SUBMIT_VALIDATE_ONLY, JOBS_LOGS, JOBS_LOGS_FOLLOW,
     JOBS_SUBMIT_VALIDATE_ONLY_ARRAY, JOBS_LABEL_SELECTOR, JOBS_CLUSTER_AFFINITY, JOBS_FAILURE_POLICY,
+    JOBS_WATCH_BATCHES,
     CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET, CLUSTERS_DRAIN_DRY_RUN,
     CLUSTERS_DRAIN_SURGE_SECONDS, CLUSTERS_CANCEL_ORPHANS,
     USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION, QUEUES_LIST,
@@ -63,4 +65,4 @@ __all__ = ["CLUSTERS_CANCEL_ORPHANS", "CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUS
            "JOBS_LOGS_FOLLOW",
            "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
            "JOBS_SCALE", "JOBS_SUBMIT_VALIDATE_ONLY", "JOBS_SUBMIT_VALIDATE_ONLY_ARRAY", "JOBS_WATCH",
-           "JOBS_WATCH_RESUME", "QUEUES_LIST", "USAGE"]
+           "JOBS_WATCH_BATCHES", "JOBS_WATCH_RESUME", "QUEUES_LIST", "USAGE"]

@@ -419,7 +419,8 @@ class JobServiceServicer:
         revision is a resume point once every Job before it in the batch is
         applied. An error ends the stream after the batches sent before it
         (a credential revoked mid-batch: that batch is not sent). Retry: as
-        Watch's. A federator older than 0.18.0 answers UNIMPLEMENTED: use Watch.
+        Watch's. A federator older than 0.18.0 answers UNIMPLEMENTED: use Watch
+        (WhoAmI's features list "jobs.watch_batches" when it is served).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
