@@ -17,6 +17,7 @@ from federator.jobfile import parse_job
 from federator.model import ClusterCapacity, JobId, JobPhase
 from federator.security.limits import RejectReason
 from federator.server.federator import Federator
+from federator.server.intake import SubmitError
 from federator.server.validation import check_update
 
 from builders import cluster, pool
@@ -81,3 +82,15 @@ def test_a_malformed_accelerator_model_is_refused_naming_the_field() -> None:
                                None)
         assert refusal is not None and refusal.reason is RejectReason.MALFORMED
         assert refusal.message.startswith("job_update.accelerator_model: ")
+
+
+def test_a_job_may_not_carry_the_model_annotation_the_agent_keeps() -> None:
+    """The agent's mark on the workload it creates (federator.io/accelerator-model): refused at submit, naming the
+    field, as the agent's other keys."""
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "w"},
+           "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1"},
+                    "template": {"metadata": {"annotations": {"federator.io/accelerator-model": A100}},
+                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    fed = make(MemoryStore(), Clock())
+    with pytest.raises(SubmitError, match=r"spec\.template\.metadata\.annotations\[federator\.io/accelerator-model\]"):
+        fed.submit(parse_job(doc))
