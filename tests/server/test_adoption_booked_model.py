@@ -14,10 +14,12 @@ from server_support import H100, Clock, MemoryStore, make
 from federator.api import convert
 from federator.api.v1 import agent_pb2
 from federator.jobfile import parse_job
-from federator.model import ClusterCapacity, JobId, JobPhase
+from federator.model import ClusterCapacity, JobId, JobPhase, JobSpec
 from federator.security.limits import RejectReason
 from federator.server.federator import Federator
 from federator.server.intake import SubmitError
+from federator.server.reapplied import job_digest
+from federator.server.services import AgentService
 from federator.server.validation import check_update
 
 from builders import cluster, pool
@@ -30,15 +32,18 @@ def _capacity(h100_free: int, a100_free: int, *placement_ids: str) -> ClusterCap
     return replace(c, placement_ids=frozenset(placement_ids))
 
 
+def _accepting_both() -> JobSpec:
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "a"},
+                      "spec": {"kind": "training", "replicas": 2, "acceleratorModels": [H100, A100],
+                               "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}})
+
+
 def _restored(clock: Clock) -> tuple[Federator, str]:
     """A store restored from a backup taken while gang a (2 x 8, H100 or A100) was Pending; it started since on c's
     A100 pool (H100 was full), as a.g1.c. The restored federator and that placement's id."""
-    job_spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "a"},
-                          "spec": {"kind": "training", "replicas": 2, "acceleratorModels": [H100, A100],
-                                   "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}})
     live, backup = MemoryStore(), MemoryStore()
     first = make(live, clock)
-    a = first.submit(job_spec)
+    a = first.submit(_accepting_both())
     backup.put([a])
     first.report(first.connect(cluster="c", region="r", labels={}), _capacity(0, 8))
     first.schedule_once()
@@ -52,8 +57,9 @@ def _adopted(said: str) -> list[tuple[str, str, int]]:
     clock = Clock()
     fed, pid = _restored(clock)
     rec = fed.connect(cluster="c", region="r", labels={})
-    fed.job_update(rec, pid, JobPhase.RUNNING, "2 replicas running")
-    fed.orphans.adoption.said_model(rec.name, pid, said)  # as agent_service.py hands on JobUpdate.accelerator_model
+    update = agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(JobPhase.RUNNING),
+                                 message="2 replicas running", resync=True, accelerator_model=said)
+    assert AgentService(fed).handle(rec, agent_pb2.AgentMessage(job_update=update)) is None  # the agent's re-sync
     fed.report(rec, _capacity(8, 0, pid))  # its A100 gang fills the A100 pool; H100 has room now
     job = fed.jobs[JobId(pid.split(".g")[0])]
     assert job.phase is JobPhase.RUNNING
@@ -94,3 +100,23 @@ def test_a_job_may_not_carry_the_model_annotation_the_agent_keeps() -> None:
     fed = make(MemoryStore(), Clock())
     with pytest.raises(SubmitError, match=r"spec\.template\.metadata\.annotations\[federator\.io/accelerator-model\]"):
         fed.submit(parse_job(doc))
+
+
+def test_a_job_applied_again_takes_back_its_gang_on_the_model_it_runs_on() -> None:
+    """The other adoption after a restore (server/reapplied.py: a job created since the snapshot, applied again)
+    books by the same word."""
+    clock = Clock()
+    first = make(MemoryStore(), clock)
+    job = first.submit(_accepting_both())
+    first.report(first.connect(cluster="c", region="r", labels={}), _capacity(0, 8))
+    first.schedule_once()
+    (placed,) = job.placements
+    fed = make(MemoryStore(), clock, orphan_grace=1800.0)  # the snapshot predates the job
+    rec = fed.connect(cluster="c", region="r", labels={})
+    update = agent_pb2.JobUpdate(placement_id=placed.placement_id, phase=convert.phase_to_pb(JobPhase.RUNNING),
+                                 resync=True, job_digest=job_digest(job.spec), accelerator_model=A100)
+    assert AgentService(fed).handle(rec, agent_pb2.AgentMessage(job_update=update)) is None
+    fed.report(rec, _capacity(8, 0, placed.placement_id))
+    again = fed.submit(_accepting_both())  # kubectl apply of the same manifest
+    assert (again.phase, [(p.placement_id, p.accelerator_model) for p in again.placements]) == (
+        JobPhase.RUNNING, [(placed.placement_id, A100)])
