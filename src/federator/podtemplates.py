@@ -45,8 +45,12 @@ FEDERATOR_ANNOTATION = "federator.io/federator"
 # The placement's Launch.job_digest (agent.proto), kept on the member for a job applied again after a restore of
 # the federator's store (server/reapplied.py); a job carrying it could pass its own workload off as another's.
 JOB_DIGEST_ANNOTATION = "federator.io/job-digest"
+# The Launch's placement.accelerator_model, kept on the member so a restarted agent says which model a placement runs
+# on (JobUpdate.accelerator_model; server/adoption.py books an adopted placement on it).
+ACCELERATOR_MODEL_ANNOTATION = "federator.io/accelerator-model"
 AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION,
-                        CLUSTER_ANNOTATION, AGENT_NAMESPACE_ANNOTATION, FEDERATOR_ANNOTATION, JOB_DIGEST_ANNOTATION})
+                        CLUSTER_ANNOTATION, AGENT_NAMESPACE_ANNOTATION, FEDERATOR_ANNOTATION, JOB_DIGEST_ANNOTATION,
+                        ACCELERATOR_MODEL_ANNOTATION})
 # The environment the agent writes into every container of a training placement's Indexed Job, for the
 # rendezvous (backends/kube/workloads/rendezvous.py), in place of a template's own; Submit warns of those.
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK", "PET_MASTER_ADDR",
@@ -306,6 +310,7 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
 
 __all__ = ["AGENT_KEYS", "AGENT_NAMESPACE_ANNOTATION", "CLUSTER_ANNOTATION", "FEDERATOR_ANNOTATION",
            "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_DIGEST_ANNOTATION",
+           "ACCELERATOR_MODEL_ANNOTATION",
            "JOB_LABEL",
            "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL", "REPLICAS_ANNOTATION", "containers_problems",
            "duplicate_problems", "key_findings", "merged_over", "override_problems", "shape_problems"]

@@ -48,6 +48,7 @@ def test_a_job_applied_again_after_a_restore_takes_back_its_running_gang(kube: K
     assert len(gang) == 1
     digest = kube.json("member-a", "get", "job", gang[0], "-n", "federator-workloads")["metadata"]["annotations"]
     assert str(digest.get("federator.io/job-digest", "")).startswith("v1:")  # kept on the member
+    assert digest.get("federator.io/accelerator-model") == "NVIDIA-H100-80GB-HBM3"  # what it runs on, kept too
 
     kube.fed.server.stop(signal.SIGTERM)  # type: ignore[union-attr]
     # the restore of a snapshot taken before the object was made: it is not there
@@ -75,6 +76,7 @@ def test_a_job_applied_again_after_a_restore_takes_back_its_running_gang(kube: K
     assert (fj_status(kube, NAME)["placementId"], fj_status(kube, NAME)["jobId"]) == (pid, job_id)
     assert member_jobs(kube) == gang  # nothing cancelled, nothing launched a second time
     assert "adopted as the job's placement" in log.read_text()
+    assert "is booked on the first model" not in log.read_text()  # the agent said the model it runs on
     eventually(lambda: usage_record(kube.workdir, pid) is not None, timeout=60,
                what=lambda: f"a usage record of {pid}\n{kube.logs()}")
     assert _records(kube, job_id) == 1 and _records(kube, str(other["jobId"])) == 0  # billed once

@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
+from federator.agent.accelerator_models import AcceleratorModels
 from federator.agent.backend import Backend, Invalid, Resizer
 from federator.agent.config import AgentConfig
 from federator.agent.fencing import Contact
@@ -48,6 +49,7 @@ class Orders:
         self.fences = 0  # fences so far: a launch that began before one and lands after it is stopped
         self.fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         self.digests = JobDigests(backend)  # each placement's Launch.job_digest, said back (agent/job_digests.py)
+        self.models = AcceleratorModels(backend)  # each placement's model, said back (agent/accelerator_models.py)
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
         # placements' do not wait for each other, and the stream is read meanwhile (`in_order`).
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -196,6 +198,7 @@ class Orders:
         loop = asyncio.get_running_loop()
         started, fences = loop.time(), self.fences
         self.digests.launched(placement.placement_id, launch.job_digest)
+        self.models.launched(placement.placement_id, placement.accelerator_model)
         try:
             why = await self.backend.launch(placement, spec)
             self.metrics.launched("ok" if why is None else "refused", loop.time() - started)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from federator.agent.accelerator_models import AcceleratorModels
 from federator.agent.backend import Backend, SaysNodes
 from federator.agent.final_updates import FinalPhases
 from federator.agent.job_digests import JobDigests
@@ -26,9 +27,10 @@ class PlacementUpdates:
     """Each placement's latest message, replica counts and nodes; the JobUpdates that say them."""
 
     def __init__(self, outbox: Outbox, finals: FinalPhases, *, fencing: Mapping[str, str],
-                 digests: JobDigests | None = None) -> None:
+                 digests: JobDigests | None = None, models: AcceleratorModels | None = None) -> None:
         self.outbox = outbox
         self.digests = digests or JobDigests(None)  # each placement's Launch.job_digest (agent/job_digests.py)
+        self.models = models or AcceleratorModels(None)  # and its model (agent/accelerator_models.py)
         self.finals = finals
         self.fencing = fencing  # placements this agent is stopping on its own, with why (agent/orders.py)
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
@@ -85,6 +87,7 @@ class PlacementUpdates:
         self._counts = {pid: c for pid, c in self._counts.items() if pid in held}
         self._nodes = {pid: n for pid, n in self._nodes.items() if pid in held}
         self.digests.keep_only(held)
+        self.models.keep_only(held)
         if isinstance(backend, SaysNodes):  # a restarted agent's copy is empty: the backend's is not
             self._nodes.update({pid: n for pid, phase in held.items()
                                 if not phase.is_terminal and (n := backend.nodes_of(pid))})
@@ -98,9 +101,10 @@ class PlacementUpdates:
 
     def _counted(self, update: agent_pb2.JobUpdate) -> agent_pb2.JobUpdate:
         """`update` with its placement's last replica counts (none for one its backend does not count), and, Placed
-        or Running, its job digest (JobUpdate.job_digest)."""
+        or Running, its job digest and accelerator model (JobUpdate.job_digest, accelerator_model)."""
         if update.phase in _LIVE:
             update.job_digest = self.digests.of(update.placement_id)
+            update.accelerator_model = self.models.of(update.placement_id)
         counts = self._counts.get(update.placement_id)
         if counts is not None:
             update.replicas_running, update.replicas_ready = counts

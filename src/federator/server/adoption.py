@@ -17,8 +17,15 @@ Only what can be told for sure is adopted, the rest stays an orphan (server/orph
 - a training job (a gang, placed whole on one cluster), with an id of one placement on its cluster (no `:N`):
   an inference job may be spread over several clusters, whose shares the store cannot rebuild from one id;
 - its agent has said the placement's phase (Placed or Running: a JobUpdate, which a re-sync sends for every
-  placement before its CapacityReport) and the cluster's report has a pool the job accepts, whose model the
-  placement is billed on (the first the job accepts, in its alternatives' order).
+  placement before its CapacityReport) and the cluster's report has a pool the job accepts.
+
+The placement is booked (billed, counted against quota and fair share, and off its pool's free count) on the model
+it runs on, which the store cannot tell: a gang accepting [H100, A100] placed on A100 because H100 was full was
+adopted as H100. Its agent says it (JobUpdate.accelerator_model, its Launch's, kept on the member); that word is
+checked, never trusted: it is used only when one of the job's alternatives accepts a pool of that model in the
+cluster's report. Else (an agent before 0.18.0 says none; a model the job does not accept or the cluster has no
+pool of) the placement is booked on the first alternative with a pool there, in the alternatives' order, as before
+0.18.0, and a warning says so.
 
 A held job (a release since the snapshot undone by the restore: K3) is not adopted while held: its restored object
 says held, and an owner or a pipeline may hold it on purpose. Its release adopts the running placement (`release`)
@@ -37,7 +44,7 @@ from federator.server.reapplied import Reapplied
 from federator.server.scheduling import new_placements
 
 if TYPE_CHECKING:
-    from federator.model import ClusterCapacity, Job, JobId, Placement
+    from federator.model import AcceleratorPool, ClusterCapacity, Job, JobId, Placement
     from federator.server.clusters import ClusterRecord
     from federator.server.federator import Federator
 
@@ -51,6 +58,7 @@ class Adoption:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self._phase: dict[tuple[str, str], JobPhase] = {}  # (cluster, placement id) -> the phase its agent said
+        self._model: dict[tuple[str, str], str] = {}  # of those, the model its agent said it runs on (if it did)
         self.reapplied = Reapplied(fed)  # orphans of jobs the store has no record of, which a job applied again takes
 
     def heard(self, cluster: str, placement_id: str, phase: JobPhase, job: Job | None, generation: int) -> None:
@@ -64,14 +72,27 @@ class Adoption:
             job_generation = -1
         elif phase.is_terminal or job is None:
             self._phase.pop(key, None)
+            self._model.pop(key, None)
             return
         else:
             job_generation = job.generation
         if job_generation >= generation:
             self._phase.pop(key, None)
+            self._model.pop(key, None)
             return
         if key in self._phase or len(self._phase) < PHASES_KEPT:
             self._phase[key] = phase
+
+    def said_model(self, cluster: str, placement_id: str, model: str) -> None:
+        """A JobUpdate's accelerator_model, after `heard`: kept only of a placement whose phase is kept for `adopt`
+        (so at most PHASES_KEPT), which books it on that model if the job and the cluster's pools allow."""
+        key = (cluster, placement_id)
+        if key not in self._phase:
+            return
+        if model:
+            self._model[key] = model
+        else:
+            self._model.pop(key, None)  # an update without one: an older agent, or a CPU-only placement
 
     def adopt(self, rec: ClusterRecord, placement_id: str, job_id: JobId, generation: int) -> bool:
         """Adopt `placement_id` (of `job_id` at `generation`, on `rec`'s cluster) if it may be; whether it was."""
@@ -82,10 +103,19 @@ class Adoption:
                 or job.hold is not None or job.generation >= generation or job.spec.kind is not JobKind.TRAINING
                 or any(p.phase.is_active for p in job.placements)):
             return False
-        placement = self._shape(job, rec, rec.capacity, generation)
+        said = self._model.get((rec.name, placement_id), "")
+        placement = self._shape(job, rec, rec.capacity, generation, said)
         if placement is None or placement.placement_id != placement_id:
             return False
         del self._phase[(rec.name, placement_id)]
+        self._model.pop((rec.name, placement_id), None)
+        if said != placement.accelerator_model:
+            log.warning("cluster %s: placement %s of job %s is booked on the first model the job accepts with a pool "
+                        "there (%s): its agent %s", rec.name, placement_id, job.job_id,
+                        placement.accelerator_model or "CPU only",
+                        f"said it runs on {said[:80]!r}, which none of the job's alternatives accepts in the "
+                        "cluster's report (not trusted)" if said else
+                        "said no model (an agent before 0.18.0, or one that kept none)")
         older = job.generation
         placement.phase = phase
         job.generation = generation
@@ -120,21 +150,34 @@ class Adoption:
     def forget(self, cluster: str) -> None:
         """A cluster forgotten, or its agent re-syncing: what it said before is said again."""
         self._phase = {k: v for k, v in self._phase.items() if k[0] != cluster}
+        self._model = {k: v for k, v in self._model.items() if k[0] != cluster}
         self.reapplied.forget(cluster)
 
-    def _shape(self, job: Job, rec: ClusterRecord, capacity: ClusterCapacity, generation: int) -> Placement | None:
-        """The placement the scheduler would have made of the whole job on this cluster, at `generation`: its first
-        alternative with a pool here the job accepts; None if none."""
+    def _shape(self, job: Job, rec: ClusterRecord, capacity: ClusterCapacity, generation: int,
+               said: str) -> Placement | None:
+        """The placement of the whole job on this cluster, at `generation`: on a pool of the model its agent `said`
+        it runs on, under the first alternative that accepts one; else (none said, or none accepts it) on its first
+        alternative with a pool here the job accepts, as the scheduler would have made it; None if none."""
         request = PlacementRequest(job.job_id, job.spec, job.spec.replicas)
-        for v in variants(request, self.fed.scheduler.config.legacy_vendor):
+        chosen = variants(request, self.fed.scheduler.config.legacy_vendor)
+
+        def on_pool(v: PlacementRequest, pool: AcceleratorPool) -> Placement:
+            a = Assignment(rec.name, rec.region, job.spec.replicas, pool.accelerator_model, pool.vendor,
+                           pool.resource_name, v.accelerator_milli, v.alternative, partition_worth(pool))
+            return new_placements(job.job_id, generation, [a])[0]
+
+        if said:
+            for v in chosen:
+                for pool in capacity.accelerator_pools:
+                    if v.accelerator_milli and pool.accelerator_model == said and accepts_pool(v, pool):
+                        return on_pool(v, pool)
+        for v in chosen:
             if not v.accelerator_milli:
                 a = Assignment(rec.name, rec.region, job.spec.replicas, "", alternative=v.alternative)
                 return new_placements(job.job_id, generation, [a])[0]
             for pool in capacity.accelerator_pools:
                 if accepts_pool(v, pool):
-                    a = Assignment(rec.name, rec.region, job.spec.replicas, pool.accelerator_model, pool.vendor,
-                                   pool.resource_name, v.accelerator_milli, v.alternative, partition_worth(pool))
-                    return new_placements(job.job_id, generation, [a])[0]
+                    return on_pool(v, pool)
         return None
 
 

@@ -345,6 +345,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
                                     ended_at=u.ended_at, job_ended=u.job_ended)
+                self.fed.orphans.adoption.said_model(rec.name, u.placement_id, u.accelerator_model)  # adoption.py
             elif kind == "ack":
                 if msg.ack.resize:  # the answer to a Resize: owed no more; a refusal replaces it (server/shrink.py)
                     if not msg.ack.ok:

@@ -88,6 +88,11 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
     digest = digest_problem(update.job_digest)  # said back as the Launch said it (server/reapplied.py)
     if digest is not None:
         return Refusal(RejectReason.MALFORMED, digest, pid)
+    model = update.accelerator_model  # checked against the job and the pools where read (server/adoption.py)
+    if model and (len(model) > MAX_NODE_NAME_CHARS or not _PLACEMENT_ID.fullmatch(model)):
+        return Refusal(RejectReason.MALFORMED, f"job_update.accelerator_model: must be empty or at most "
+                                               f"{MAX_NODE_NAME_CHARS} printable ASCII characters without spaces "
+                                               f"(the Launch's placement.accelerator_model), got {model[:80]!r}", pid)
     return check_nodes(update, pid)
 
 

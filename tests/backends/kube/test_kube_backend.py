@@ -474,6 +474,42 @@ def test_a_launch_renders_the_devices_of_the_vendor_the_placement_chose() -> Non
     assert dict(request.limits) == {"beta.com/xpu": "2"} and dict(request.node_selector) == {"beta.com/model": "X100"}
 
 
+def test_the_workload_keeps_the_model_the_placement_runs_on_for_a_restarted_agent() -> None:
+    """The Launch's placement.accelerator_model goes on the workload object (federator.io/accelerator-model), and a
+    restarted agent reads it back to say it at its re-sync (JobUpdate.accelerator_model): how the federator books a
+    placement it adopts after a restore of its store on the model it runs on, not its first alternative's."""
+    from federator.agent.accelerator_models import KeepsAcceleratorModels
+    from federator.backends.kube.devices import DeviceGroup, Sharing
+
+    on_a100 = replace(placement(), accelerator_model="NVIDIA-A100-SXM4-80GB", accelerator_vendor="nvidia")
+    gpus = replace(SPEC, resources=Resources(cpu_milli=1000, accelerator_milli=1000))
+
+    async def run() -> tuple[FakeApi, KubeBackend]:
+        api = FakeApi()
+        b, _ = backend(api)
+        b.device_groups = lambda *_: [DeviceGroup(  # type: ignore[method-assign]
+            "n1", "nvidia", "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu",
+            (("nvidia.com/gpu.product", "NVIDIA-A100-SXM4-80GB"),), Sharing.NONE, 8, 8, 1000)]
+        b._usable_nodes = lambda: {"n1"}  # type: ignore[method-assign]
+        b._fit = lambda *_: ""  # type: ignore[method-assign]  # room is not what this test is about
+        assert await b.launch(on_a100, gpus) is None
+        assert await b.launch(replace(placement(), placement_id=PlacementId("cpu.g1.a")), SPEC) is None
+        await b.stop()
+        return api, b
+
+    api, _ = asyncio.run(run())
+    gang, cpu = (o for o in api.created if o["kind"] == "Job")
+    assert gang["metadata"]["annotations"]["federator.io/accelerator-model"] == "NVIDIA-A100-SXM4-80GB"
+    assert "federator.io/accelerator-model" not in cpu["metadata"]["annotations"]  # CPU-only work runs on none
+    restarted, _ = backend(FakeApi())  # a new agent process: its memory is empty, the member's objects are not
+    assert isinstance(restarted, KeepsAcceleratorModels)
+    assert restarted.accelerator_model_of(PID) == ""
+    feed(restarted, restarted.jobs, ADDED, gang)
+    feed(restarted, restarted.jobs, ADDED, cpu)
+    assert restarted.accelerator_model_of(PID) == "NVIDIA-A100-SXM4-80GB"
+    assert restarted.accelerator_model_of("cpu.g1.a") == ""
+
+
 def test_a_service_that_loses_a_replica_stays_running_and_says_so() -> None:
     """Seen on a test bed: a node drain left an inference Deployment 1/2 with the replacement Pending, and the
     host kept saying "2 replicas running": the placement cannot go back to Placed, and a new message of the

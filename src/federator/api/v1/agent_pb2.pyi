@@ -202,7 +202,7 @@ class NodeRoom(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
-    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at", "job_ended", "job_digest")
+    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at", "job_ended", "job_digest", "accelerator_model")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,7 @@ class JobUpdate(_message.Message):
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     JOB_ENDED_FIELD_NUMBER: _ClassVar[int]
     JOB_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     phase: _types_pb2.JobPhase
     message: str
@@ -229,7 +230,8 @@ class JobUpdate(_message.Message):
     ended_at: float
     job_ended: bool
     job_digest: str
-    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ..., job_ended: _Optional[bool] = ..., job_digest: _Optional[str] = ...) -> None: ...
+    accelerator_model: str
+    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ..., job_ended: _Optional[bool] = ..., job_digest: _Optional[str] = ..., accelerator_model: _Optional[str] = ...) -> None: ...
 
 class NodeReplicas(_message.Message):
     __slots__ = ("node", "replicas")

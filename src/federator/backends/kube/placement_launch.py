@@ -50,7 +50,7 @@ from federator.backends.kube.workloads import (
 )
 from federator.backends.kube.workloads.common import templates_at
 from federator.model import JobKind, JobSpec, Placement
-from federator.podtemplates import JOB_DIGEST_ANNOTATION, merged_over, shape_problems
+from federator.podtemplates import ACCELERATOR_MODEL_ANNOTATION, JOB_DIGEST_ANNOTATION, merged_over, shape_problems
 from federator.security import isolation
 from federator.security.podsecurity import AGENT_FLAGS, check_object, member_refusal, needed_by_object
 
@@ -101,6 +101,12 @@ def digest_annotation(digest: str) -> dict[str, str]:
     return {JOB_DIGEST_ANNOTATION: digest} if digest else {}
 
 
+def model_annotation(placement: Placement) -> dict[str, str]:
+    """The annotation that keeps the model a placement runs on on its workload object (none for CPU-only work):
+    a restarted agent says it back (agent/accelerator_models.py)."""
+    return {ACCELERATOR_MODEL_ANNOTATION: placement.accelerator_model} if placement.accelerator_model else {}
+
+
 def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
     """The job as this placement runs it: the chosen alternative's count per replica and its pod-template
     override (a CANN or ROCm image instead of the CUDA one) merged over the job's template."""
@@ -126,6 +132,11 @@ class PlacementLaunch(CapacityReport):
         obj = self._workload(placement_id)
         return str(((obj or {}).get("metadata") or {}).get("annotations", {}).get(JOB_DIGEST_ANNOTATION, ""))
 
+    def accelerator_model_of(self, placement_id: str) -> str:
+        """The model the placement's workload object says it runs on ("" if none): a restarted agent's word."""
+        obj = self._workload(placement_id)
+        return str(((obj or {}).get("metadata") or {}).get("annotations", {}).get(ACCELERATOR_MODEL_ANNOTATION, ""))
+
     async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
         pid = placement.placement_id
         digest = self._digests.pop(pid, "")  # kept with the placement on the member (agent/job_digests.py)
@@ -140,7 +151,8 @@ class PlacementLaunch(CapacityReport):
             manifest = build_workload(placement, spec, namespace=namespace,
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
                                                             annotations=self.identity.annotations()
-                                                            | digest_annotation(digest),
+                                                            | digest_annotation(digest)
+                                                            | model_annotation(placement),
                                                             accelerator=accelerator if spec.resources.accelerator_milli
                                                             else None))
         except WorkloadError as exc:
