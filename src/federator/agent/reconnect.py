@@ -35,6 +35,10 @@ back-off's pace. Not at once: a federator stopping mid-handshake closes sockets 
 front of a federator that is down may accept and close every connection; neither should cost a 5-minute wait."""
 
 
+RECONNECT_WARNING_EVERY = 60.0
+"""Seconds between WARNINGs of one outage's lost streams (the first is one at once; the tries between are INFO)."""
+
+
 class Reconnect:
     """Opens the session's streams one after another, waiting between them as the way the last one ended says."""
 
@@ -46,6 +50,7 @@ class Reconnect:
         self.instance = session.instance
         self.sleep = sleep  # between attempts (a test's fake clock)
         self._closed_in_handshake = 0  # sockets closed in the TLS handshake in a row, files in date
+        self._next_warning = 0.0  # the session clock's time from which a lost stream is a WARNING again
 
     async def run(self) -> None:
         """Stream after stream, until the agent stops (or a Welcome's rule refuses its configuration)."""
@@ -97,9 +102,19 @@ class Reconnect:
                 attempts=backoff.attempt if self.session.sessions == welcomed else 0)
             if self.session.sessions == welcomed and self.certificates is not None and self.certificates.check():
                 hint = "the agent's TLS files are outside their dates (the ERROR above says which and what to do)"
-            log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,
-                        delay, backoff.attempt, f"; hint: {hint}" if hint else "")
+            log.log(self._level(backoff.attempt), "stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s",
+                    self.config.target, why, delay, backoff.attempt, f"; hint: {hint}" if hint else "")
             await self.sleep(delay)
+
+    def _level(self, attempt: int) -> int:
+        """WARNING for an outage's first lost stream and then once a RECONNECT_WARNING_EVERY, INFO for the tries
+        between (outside WAN QA, W6: a 5 s outage wrote ten WARNINGs, a link flapping for 2 minutes 58, burying
+        what an operator must read); every try is still a line, with its attempt number."""
+        now = self.session.contact.clock()
+        if attempt <= 1 or now >= self._next_warning:
+            self._next_warning = now + RECONNECT_WARNING_EVERY
+            return logging.WARNING
+        return logging.INFO
 
     def _handshake_failed(self, detail: str) -> HandshakeFailure | None:
         """Count a connect that failed in the TLS handshake, by why (agent/refusal.py `HandshakeFailure`): the
