@@ -128,6 +128,11 @@ def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete
             assert obj("grid-0") is None and obj("grid-2") is None
             mine = obj("grid-1")
             assert mine is not None and not mine["metadata"].get("ownerReferences")
+            # An ended array is no refused job to fix: spec.array stays, and cannot be patched away (new59 N6)
+            for patch in ('{"spec":{"array":{"indices":"0-9"}}}', '{"spec":{"array":null}}'):
+                patched = host.kubectl("host", "patch", "fj", "grid", "-n", NAMESPACE, "--type=merge", "-p", patch,
+                                       check=False)
+                assert patched.returncode != 0 and "spec.array: is immutable" in patched.stderr, patched.stderr
 
             # kubectl delete of the array: the garbage collector deletes its tasks, whose jobs are cancelled.
             swept = [j for j in fed.jobs.values() if j.spec.array is not None and j.spec.array.array_id == array_id]

@@ -209,6 +209,31 @@ def test_array_annotations_on_an_object_no_array_controls_are_refused() -> None:
     asyncio.run(main())
 
 
+def test_an_object_claiming_the_array_as_its_controller_is_not_counted_as_its_task() -> None:
+    """new59 N8: anyone who may create a FederatedJob may write an ownerReference naming the array (controller:
+    true); such an object is refused as a task, and was counted in the array's status as a failed task, failing the
+    array whose own tasks all succeed. Only NAME-INDEX of its indices are its tasks."""
+    async def main() -> None:
+        api = Api()
+        async with controller(api) as (fed, ctl):
+            array = sweep(api, indices="0-1")
+            seen(ctl, api)
+            await ctl.reconcile("ADDED", array)
+            request = request_of(array)
+            assert isinstance(request, ArrayRequest)
+            forged = task_object(array, request, 0)  # the array's annotations and its controller reference
+            forged["metadata"].update(name="sweep-extra", finalizers=[FINALIZER])
+            obj = api.create(FEDERATED_JOBS, forged, "research")
+            await ctl.reconcile("ADDED", obj)
+            assert api.objects[("research", "sweep-extra")]["status"]["phase"] == "Failed"
+            seen(ctl, api)
+            await ctl.reconcile("MODIFIED", api.objects[("research", "sweep")])
+            tasks = api.objects[("research", "sweep")]["status"]["tasks"]
+            assert (tasks["total"], tasks["failed"], tasks["pending"]) == (2, 0, 2), tasks
+
+    asyncio.run(main())
+
+
 def test_the_array_counts_its_tasks_by_phase() -> None:
     request = ArrayRequest((0, 1, 2, 3, 4, 5), 2)
     counts = count(request, [{"status": {"phase": p}} for p in ["Running", "Placed", "Succeeded", "Cancelled", {}]

@@ -155,8 +155,10 @@ def test_only_an_inference_jobs_replicas_may_change() -> None:
 
 #: The old object never became a job, and the federator refused it, or it waits for its Queue or for a FederatedJob
 #: its spec.dependsOn names to be accepted: its spec may change (outside QA G1, G3), as backends/kube/unadmitted.py's
-#: open_to_change says.
-OPEN = ("(has(oldSelf.status) && !has(oldSelf.status.jobId) && ((has(oldSelf.status.phase) && oldSelf.status.phase "
+#: open_to_change says. Never an array's, nor into one (new59 N6: an array is no job, so an ended one passed as
+#: "refused" and its spec.array could be patched away, the object then run as one job).
+OPEN = ("(!has(oldSelf.spec.array) && !has(self.spec.array) && has(oldSelf.status) && !has(oldSelf.status.jobId) && "
+        "((has(oldSelf.status.phase) && oldSelf.status.phase "
         "== 'Failed') || (has(oldSelf.status.pendingReason) && has(oldSelf.status.pendingReason.code) && "
         "oldSelf.status.pendingReason.code in ['QueueNotAllowed', 'Dependency'])))")
 SERVING = ("((has(oldSelf.spec.kind) && oldSelf.spec.kind == 'inference') || (has(oldSelf.spec.workload) && "
@@ -195,6 +197,9 @@ def test_the_crd_and_the_controller_agree_on_which_objects_are_open_to_change() 
                                           "pendingReason": {"code": "QuotaExceeded"}}})
     assert not open_to_change({"status": {"phase": "Pending"}})  # reopened: being judged
     assert not open_to_change({})
+    # an array is no job (no jobId): ended Failed it is not a refused object to fix (new59 N6)
+    assert not open_to_change({"spec": {"array": {"indices": "0-2"}}, "status": refused})
+    assert OPEN.startswith("(!has(oldSelf.spec.array) && !has(self.spec.array) && ")
     assert f"oldSelf.status.pendingReason.code in ['{QUEUE_NOT_ALLOWED}', '{DEPENDENCY}']" in OPEN
 
 

@@ -278,10 +278,15 @@ class ArrayTasks:
             return  # refused: no task made
         await self._write(obj, request, made or [])
 
-    def children(self, obj: Mapping[str, Any]) -> list[Obj]:
-        """The tasks the informer holds of this array (its controlled FederatedJobs)."""
-        uid = obj["metadata"]["uid"]
-        return [o for o in self.cache().values() if (controller_of(o) or {}).get("uid") == uid]
+    def children(self, obj: Mapping[str, Any], request: ArrayRequest) -> list[Obj]:
+        """The tasks the informer holds of this array: its controlled FederatedJobs named as its tasks are
+        (NAME-INDEX of its indices). Not any object whose ownerReference names it: anyone who may create a
+        FederatedJob in the namespace may write that reference, and such an object, refused as a task, was counted
+        as a failed one, failing the array (new59 N8)."""
+        meta = obj["metadata"]
+        uid, names = meta["uid"], {f"{meta['name']}-{i}" for i in request.indices}
+        return [o for o in self.cache().values()
+                if (controller_of(o) or {}).get("uid") == uid and (o.get("metadata") or {}).get("name") in names]
 
     async def _make(self, obj: Obj, request: ArrayRequest) -> list[Obj] | None:
         """Every task made, or none (a refusal written): the tasks made now (the informer has not seen them yet),
@@ -322,7 +327,8 @@ class ArrayTasks:
     async def _write(self, obj: Obj, request: ArrayRequest, made: list[Obj]) -> None:
         """The array's status from its tasks (the informer's, and those just `made`), written if it changed."""
         meta = obj["metadata"]
-        tasks = {o["metadata"]["name"]: o for o in made} | {o["metadata"]["name"]: o for o in self.children(obj)}
+        tasks = {o["metadata"]["name"]: o for o in made}
+        tasks |= {o["metadata"]["name"]: o for o in self.children(obj, request)}
         status = array_status(obj, request, count(request, tasks.values()), now=self.clock())
         if _same(obj.get("status") or {}, status):
             return

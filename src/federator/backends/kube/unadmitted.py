@@ -44,9 +44,10 @@ DEPENDENCY = ReasonCode.DEPENDENCY.value
 def open_to_change(cr: Mapping[str, Any]) -> bool:
     """Whether the CRD lets this object's spec change: never a job (no jobId), and refused (Failed), waiting for
     its Queue, or waiting for a FederatedJob its spec.dependsOn names to be accepted (dependency_waits.py). The
-    same test as the CRD's rules make of the old object."""
+    same test as the CRD's rules make of the old object. Never an array (spec.array): it is no job, so an ended one
+    would pass as refused (new59 N6)."""
     status = cr.get("status") or {}
-    if status.get("jobId"):
+    if status.get("jobId") or (cr.get("spec") or {}).get("array") is not None:
         return False
     reason = status.get("pendingReason") or {}
     return status.get("phase") == JobPhase.FAILED.value or reason.get("code") in (QUEUE_NOT_ALLOWED, DEPENDENCY)
