@@ -92,6 +92,8 @@ def test_bad_array_flags_send_nothing(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "error: --array: takes one job document, and these files hold 2" in capsys.readouterr().err
     assert main(["submit", "-f", job_file(tmp_path, "c"), "--array", "0-1000", *off]) == 2
     assert "names more than 1000 tasks" in capsys.readouterr().err
+    assert main(["submit", "-f", job_file(tmp_path, "d"), "--array", "", *off]) == 2  # new59 N5: one plain job
+    assert "error: --array: must not be empty" in capsys.readouterr().err
 
 
 class OlderJobService(JobService):

@@ -173,6 +173,13 @@ def test_bad_arrays_are_refused_naming_the_field(tmp_path: Path) -> None:
                      (array("x", "0-9%2", max_running=3), "array.max_running: 3 disagrees with the %2"),
                      (array("x", "0-9", request_id="r" * 123), "request_id: at most 122 characters with an array"),
                      (forged, "spec.array: is set by the federator on the tasks of an array")]
+            for validate_only in (False, True):  # new59 N2: with SubmitRequest.array too, whose throttle it took
+                both = jobs_pb2.SubmitRequest()
+                both.CopyFrom(array("x", "0-2"))
+                both.spec.array.CopyFrom(forged.spec.array)
+                both.spec.array.max_running = 1
+                both.validate_only = validate_only
+                cases.append((both, "spec.array: is set by the federator on the tasks of an array"))
             for request, details in cases:
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     await jobs.Submit(request)

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if len(args.filename) > 1 or any(p.is_dir() for p in args.filename):
             print("error: nothing submitted: every file is checked before any job is sent", file=sys.stderr)
         return 2
-    if args.array and (problem := arrayed(requests, args.array)):  # job arrays (cli/submit_array.py)
+    if args.array is not None and (problem := arrayed(requests, args.array)):  # job arrays (cli/submit_array.py)
         print(f"error: {problem}", file=sys.stderr)
         return 2
     too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True)

@@ -22,7 +22,7 @@ from federator.security.authz import Allowed, Authorizer, Denied, Principal, sta
 from federator.security.limits import RejectReason
 from federator.server import log_follow, logs, watch_stream
 from federator.server.admission import name_taken
-from federator.server.arrays import ArrayUnsupported, Submitted, answered, array_request, submit_array
+from federator.server.arrays import ArrayUnsupported, Submitted, answered, array_request, forged, submit_array
 from federator.server.audit_trail import promised
 from federator.server.cancel_jobs import cancel_jobs
 from federator.server.dependencies import DependencyEnded, DependencyNotFound
@@ -178,6 +178,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
             else:
                 owned = stamp_owner(spec, who)  # a request id is its owner's own (intake.py)
+                if request.HasField("array") and (problem := forged(owned)) is not None:
+                    raise SubmitError(problem)  # an array's tasks take their spec.array from the federator alone
 
                 def taken_by(task: JobSpec, rid: str) -> SubmitError | None:
                     return name_taken(self.fed, task, request_id=rid, run_again=request.run_again, may_manage=lambda
