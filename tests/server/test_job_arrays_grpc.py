@@ -220,6 +220,36 @@ def test_cancel_jobs_by_array_id_cancels_every_task_and_nothing_else_audited_onc
     asyncio.run(scenario())
 
 
+def test_cancelling_a_throttled_array_launches_none_of_its_waiting_tasks(tmp_path: Path) -> None:
+    """new59 N1: CancelJobs ended the running task first, its throttle slot went free, a cycle let the next task go
+    and launched it on the member, and only then was that task cancelled: a batch Job made and deleted for nothing.
+    The waiting tasks are cancelled first; a cycle runs after every cancel here, as a busy federator's might."""
+    async def scenario() -> None:
+        fed = fed_at(tmp_path / "jobs.db")
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            reply = await jobs.Submit(array("sweep", "0-2%1"))
+            ids = [t.job_id for t in reply.array_jobs]
+            await agent.send(report())
+            assert (await placed(agent))[0] == ids[0]
+            await quiet(fed)
+            cancel = fed.cancel_async
+
+            async def cancel_then_cycle(job_id: str) -> object:
+                done = await cancel(job_id)
+                await fed.cycles.run_once_async()
+                return done
+
+            fed.cancel_async = cancel_then_cycle  # type: ignore[method-assign]
+            got = await jobs.CancelJobs(jobs_pb2.CancelJobsRequest(array_id=reply.array_id))
+            assert len(got.results) == 3
+            assert [fed.jobs[i].phase for i in ids] == [JobPhase.CANCELLED] * 3
+            assert [fed.jobs[i].placements == [] for i in ids[1:]] == [True, True]
+            assert [bool(fed.jobs[i].placed_at) for i in ids[1:]] == [False, False]
+        close(fed)
+
+    asyncio.run(scenario())
+
+
 def test_a_held_task_released_past_the_throttle_says_so(tmp_path: Path) -> None:
     async def scenario() -> None:
         fed = fed_at(tmp_path / "jobs.db")

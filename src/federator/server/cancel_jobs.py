@@ -214,20 +214,29 @@ async def cancel_jobs(edge: JobService, request: jobs_pb2.CancelJobsRequest,
     more, page = len(page) > size, page[:size]
     results: list[jobs_pb2.CancelJobResult] = []
     last: Job | None = None
-    for job in page:
+    for job in _waiting_first(page):
         outcome = await _cancel_one(edge, who, job, pos.operation)
         results.append(outcome)
         if outcome.outcome == OUTCOME.CANCEL_OUTCOME_FAILED:
-            more = True  # the page ends here; the next starts at this job
+            more, last = True, None  # the page ends here; the next starts where this one did (its cancelled: ended)
             break
-        last = job
+        last = page[-1]
     next_token = ""
     if more and last is not None:
         next_token = token(pos, chosen, who.user, last.submitted_at, last.job_id)
-    elif more:  # the page's first job failed: the next page starts where this one did
+    elif more:  # a job of the page failed: the next page starts where this one did
         next_token = request.page_token or token(pos, chosen, who.user, float("-1e300"), "")
     return jobs_pb2.CancelJobsResponse(operation_id=pos.operation, matched=pos.matched, results=results,
                                        next_page_token=next_token)
+
+
+def _waiting_first(page: list[Job]) -> list[Job]:
+    """The page's jobs in the order they are cancelled: those not placed first, then the placed and running, each
+    in submission order. Why: a running job's cancel frees its room (or an array's throttle slot), and a cycle
+    between two cancels gave it to a job of the same selection about to be cancelled, launched on a member and
+    torn down a moment later (outside QA new59 N1: a throttled array's next task was launched, a real batch Job
+    made and deleted, before its own cancel)."""
+    return sorted(page, key=lambda job: bool(job.placements))
 
 
 def _taken(edge: JobService, who: Principal, chosen: Selection, pos: Position, limit: int) -> list[Job]:

@@ -446,11 +446,16 @@ class JobServiceServicer:
         first page that the filter takes are cancelled too when a later page
         reaches them.
 
+        Order: within a page, the jobs not placed are cancelled first, then the
+        placed and running ones (each in submission order), so that room a
+        running job frees is not given to a job about to be cancelled.
+
         Partial failure: when the store does not take a cancel (it is full or
         away), that job is answered FAILED with the store's words, the page ends
-        there (nothing after it is tried), and next_page_token starts at that
-        job: call again with it, after a wait, to go on. Jobs before it stay
-        cancelled (each cancel is durable on its own).
+        there (nothing after it is tried), and next_page_token starts where this
+        page did: call again with it, after a wait, to go on. Jobs cancelled
+        before it stay cancelled (each cancel is durable on its own) and no
+        longer match, so the next page neither cancels nor counts them again.
 
         Retry: safe (idempotent): a retry of a call (a lost answer, UNAVAILABLE)
         finds a job already cancelled no longer matching (it has ended), so it is
