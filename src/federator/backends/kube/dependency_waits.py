@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, NotFoundError, Obj, key_of
+from federator.backends.kube.arrays import is_array, request_of
 from federator.backends.kube.events import EventReason
 from federator.backends.kube.informer import MODIFIED
 from federator.backends.kube.resources import parse_timestamp, refused
@@ -81,9 +82,32 @@ class DependencyWaits:
         out = []
         for key in dep.jobs:
             found = resolve(self.jobs(), key, visible)
+            if found is None and self._array_accepted(spec.namespace, key):
+                continue  # the array object `key`: every task of it is a job (server/dependencies.py)
             if found is None or (isinstance(found, Job) and not visible([found])):
                 out.append(key)
         return tuple(out)
+
+    def _array_accepted(self, namespace: str, name: str) -> bool:
+        """Whether `name` is an array object of `namespace` whose tasks are made and each accepted as a job (or
+        refused, or deleted: judged as the array's tasks are). Before, it is waited on as a FederatedJob not
+        accepted yet: a dependent submitted while some tasks were still to come would wait on those alone."""
+        obj = self.cache(f"{namespace}/{name}")
+        array_id = str(((obj or {}).get("status") or {}).get("arrayId") or "")
+        if obj is None or not is_array(obj) or not array_id:
+            return False
+        request = request_of(obj)
+        if isinstance(request, str):
+            return False
+        jobs = self.jobs()
+        accepted = {j.spec.name for j in jobs.values() if j.spec.array is not None
+                    and j.spec.array.array_id == array_id and j.spec.namespace == namespace}
+        for index in request.indices:
+            task = f"{name}-{index}"
+            other = self.cache(f"{namespace}/{task}")
+            if task not in accepted and other is not None and not refused(other):
+                return False
+        return bool(accepted)
 
     async def wait(self, obj: Obj, spec: JobSpec) -> None:
         """Submit found a name of spec.dependsOn no accepted job has: the object waits (said once per generation and
@@ -108,6 +132,8 @@ class DependencyWaits:
             if other is None:
                 absent.append(name)
                 parts.append(f"FederatedJob {name}, which does not exist")
+            elif is_array(other) and (other.get("status") or {}).get("arrayId"):  # its tasks made
+                parts.append(f"every task of array {name} to be accepted")
             elif refused(other):
                 parts.append(f"FederatedJob {name} to be accepted (it was refused: "
                              f"{str((other.get('status') or {}).get('message', ''))[:200]})")
