@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from federator.backends.kube.api import FEDERATED_JOBS
-from federator.backends.kube.arrays import array_id_of
+from federator.backends.kube.arrays import array_id_of, request_of, task_object
+from federator.backends.kube.resources import FINALIZER
 from federator.model import DEPENDS_ON_ANNOTATION, Job, JobId, JobPhase, ReasonCode
-from federator.model.array import ARRAY_ID_ANNOTATION
+from federator.model.array import ARRAY_ID_ANNOTATION, ARRAY_NAME_ANNOTATION, ArrayRequest
 from federator.server.dependencies import resolved, same_namespace
 from federator.server.submit_errors import SubmitError
 
@@ -194,3 +195,27 @@ def test_a_name_of_a_plain_job_is_that_job_and_a_name_two_arrays_share_is_refuse
 
     asyncio.run(main())
 
+
+
+def test_each_task_carries_its_arrays_name_and_a_task_claiming_another_name_is_refused() -> None:
+    """The name a dependsOn key matches is set by the controller alone: a task object whose array-name is not its
+    controlling owner's name (made by hand with the owner's reference) is refused, as forged array annotations
+    are, so it cannot make a dependent of another array's name wait on it."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            array = make_sweep(api)
+            request = request_of(array)
+            assert isinstance(request, ArrayRequest)
+            made = task_object(array, request, 0)
+            assert made["metadata"]["annotations"][ARRAY_NAME_ANNOTATION] == "sweep"
+            made["metadata"]["annotations"][ARRAY_NAME_ANNOTATION] = "other"
+            made["metadata"]["finalizers"] = [FINALIZER]
+            api.create(FEDERATED_JOBS, made, "research")
+            await reconcile(ctl, api, "sweep-0")
+            assert not fed.jobs.named("sweep-0")
+            status = api.objects[("research", "sweep-0")]["status"]
+            assert status["phase"] == "Failed" and status["message"].startswith(
+                "spec.array: the federator.io/array-* annotations are set by the federator")
+
+    asyncio.run(main())
