@@ -219,3 +219,23 @@ def test_each_task_carries_its_arrays_name_and_a_task_claiming_another_name_is_r
                 "spec.array: the federator.io/array-* annotations are set by the federator")
 
     asyncio.run(main())
+
+
+def test_an_array_whose_dependson_names_itself_is_refused_and_makes_no_task() -> None:
+    """Its tasks copy its spec.dependsOn: each would wait on the array it is part of, for ever."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            array = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                                "metadata": {"name": "sweep"},
+                                                "spec": {**TRAIN, "array": {"indices": "0-2"},
+                                                         "dependsOn": {"jobs": ["prep", "sweep"]}}}, "research")
+            seen(ctl, api)
+            await ctl.reconcile("ADDED", array)
+            assert sorted(n for _, n in api.objects) == ["sweep"] and not fed.jobs
+            status = api.objects[("research", "sweep")]["status"]
+            assert (status["phase"], status["message"]) == ("Failed", (
+                "spec.dependsOn.jobs: names this array, sweep, so every task would wait on the array it is part of "
+                "and none could ever run; name only what the array waits on"))
+
+    asyncio.run(main())

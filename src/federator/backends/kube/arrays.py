@@ -292,6 +292,12 @@ class ArrayTasks:
         or None."""
         meta = obj["metadata"]
         ns = meta.get("namespace", "default")
+        dep = (obj.get("spec") or {}).get("dependsOn")
+        if isinstance(dep, Mapping) and meta["name"] in (dep.get("jobs") or ()):  # each task would wait on itself
+            await self._refuse(obj, f"spec.dependsOn.jobs: names this array, {meta['name']}, so every task would wait "
+                                    "on the array it is part of and none could ever run; name only what the array "
+                                    "waits on", EventReason.INVALID.value)
+            return None
         for index in {request.indices[0], request.indices[-1]}:  # the tasks differ by name and index alone
             try:
                 spec_of(task_object(obj, request, index))
