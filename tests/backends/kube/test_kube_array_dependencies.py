@@ -239,3 +239,29 @@ def test_an_array_whose_dependson_names_itself_is_refused_and_makes_no_task() ->
                 "and none could ever run; name only what the array waits on"))
 
     asyncio.run(main())
+
+
+def test_a_dependent_naming_the_array_id_is_submitted_once_every_task_is_accepted() -> None:
+    """The id (status.arrayId) is no FederatedJob's name: before, the dependent waited for "FederatedJob
+    sweep-..., which does not exist" and was refused 10 minutes on, though the docs said it waits on the array."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            array = make_sweep(api)
+            seen(ctl, api)
+            await ctl.reconcile("ADDED", array)
+            array_id = array_id_of(array)
+            federated_job(api, "merge", {**TRAIN, "dependsOn": {"jobs": [array_id]}})
+            await reconcile(ctl, api, TASKS[0])
+            await reconcile(ctl, api, "merge")
+            assert not fed.jobs.named("merge")
+            assert api.objects[("research", "merge")]["status"]["pendingReason"]["message"] == \
+                "waiting for every task of array sweep to be accepted"
+            for name in TASKS[1:]:
+                await reconcile(ctl, api, name)
+            await reconcile(ctl, api, "merge")
+            job = fed.get("merge")
+            assert job is not None and job.spec.depends_on is not None and job.spec.depends_on.jobs == (array_id,)
+            assert job.waiting_on
+
+    asyncio.run(main())
