@@ -47,6 +47,17 @@ def document(name: str, spec: dict[str, Any]) -> str:
                            "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec})
 
 
+async def federator(api: KubeApi) -> tuple[KubeJobStore, Federator, FederatedJobController]:
+    """A federator and its FederatedJob controller on the host, with member-a (16 H100) connected."""
+    store = KubeJobStore(api, namespace=NAMESPACE, events=EventRecorder(api))
+    fed = Federator(store=store)
+    ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
+    await ctl.start()
+    rec = fed.connect(cluster="member-a", region="east", labels={})
+    fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
+    return store, fed, ctl
+
+
 def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete_cascades(host: Testbed) -> None:
     api = KubeApi.connect(host.host.kubeconfig)
 
@@ -63,17 +74,8 @@ def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete
         return [o for o in api.list(FEDERATED_JOBS, NAMESPACE)["items"]
                 if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
 
-    async def federator() -> tuple[KubeJobStore, Federator, FederatedJobController]:
-        store = KubeJobStore(api, namespace=NAMESPACE, events=EventRecorder(api))
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-        await ctl.start()
-        rec = fed.connect(cluster="member-a", region="east", labels={})
-        fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
-        return store, fed, ctl
-
     async def main() -> None:
-        store, fed, ctl = await federator()
+        store, fed, ctl = await federator(api)
         try:
             host.kubectl("host", "apply", "-f", "-",
                          input=document("sweep", {**TRAIN, "array": {"indices": "0-4", "maxRunning": 2}}))
@@ -105,7 +107,7 @@ def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete
             # A new leader (a restart, a failover) judges the throttle again from the tasks' objects alone.
             await ctl.stop()
             store.close()
-            store, fed, ctl = await federator()
+            store, fed, ctl = await federator(api)
             assert len(fed.jobs) == 5
             fed.schedule_once()
             assert sorted(j.phase.value for j in fed.jobs.values()) == ["Pending"] * 3 + ["Placed"] * 2
@@ -208,6 +210,41 @@ def test_a_grpc_array_submit_makes_the_array_object_and_answers_its_tasks_as_the
                     api.get(FEDERATED_JOBS, "lone", NAMESPACE)  # refused before any object was made
         finally:
             await server.stop(0)
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_a_dependent_applied_with_the_array_it_names_waits_for_every_task(host: Testbed) -> None:
+    """GitOps: one apply of a directory holding `merge` (dependsOn the array object `pipe`, by name: its id carries
+    a uid no repository knows) and `pipe`, the dependent first. `merge` is submitted once every task is accepted,
+    kept as the array's id, and placed only once both tasks Succeeded."""
+    api = KubeApi.connect(host.host.kubeconfig)
+
+    async def main() -> None:
+        store, fed, ctl = await federator(api)
+        try:
+            both = document("merge", {**TRAIN, "dependsOn": {"condition": "afterok", "jobs": ["pipe"]}}) + \
+                "---\n" + document("pipe", {**TRAIN, "array": {"indices": "0-1"}})
+            host.kubectl("host", "apply", "-f", "-", input=both)
+            await until(lambda: len(fed.jobs.named("merge")) == 1)
+            (merge,) = fed.jobs.named("merge")
+            array_id = (api.get(FEDERATED_JOBS, "pipe", NAMESPACE).get("status") or {}).get("arrayId")
+            assert array_id and merge.spec.depends_on is not None and merge.spec.depends_on.jobs == (array_id,)
+            tasks = [j for j in fed.jobs.values() if j.spec.array is not None and j.spec.array.array_id == array_id]
+            assert len(tasks) == 2  # every task accepted before it: it waits on both
+            assert merge.waiting_on and merge.pending_reason is not None
+            assert merge.pending_reason.message == f"waiting for afterok: every task of array {array_id} (2 tasks)"
+
+            fed.schedule_once()
+            assert all(t.phase is JobPhase.PLACED for t in tasks) and merge.phase is JobPhase.PENDING
+            for task in tasks:
+                fed.job_update(fed.clusters["member-a"], task.placements[0].placement_id, JobPhase.SUCCEEDED, "")
+            await until(lambda: not merge.waiting_on)
+            fed.schedule_once()
+            assert merge.phase is JobPhase.PLACED
+        finally:
             await ctl.stop()
             store.close()
 

@@ -302,6 +302,24 @@ def test_a_waiting_job_held_and_released_waits_on_with_its_reason(tmp_path: Path
     asyncio.run(scenario())
 
 
+def test_a_standalone_arrays_name_is_no_key_only_its_id_is(tmp_path: Path) -> None:
+    """An array object's name stands for the array in Kubernetes mode alone (its tasks carry it there): a
+    standalone array has only its id, and its name is no job."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs:
+            pb = convert.spec_to_pb(spec("sweep", gpus=8))
+            await jobs.Submit(jobs_pb2.SubmitRequest(spec=pb, array=jobs_pb2.JobArray(indices="0-2")))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await jobs.Submit(after("merge", "sweep"))
+            assert err.value.code() is grpc.StatusCode.NOT_FOUND
+            assert err.value.details() == "spec.dependsOn.jobs: no job or array with id or name 'sweep'"
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())
+
+
 def test_after_an_array_id_waits_on_every_task_of_the_array(tmp_path: Path) -> None:
     """Slurm's `--dependency=afterok:ARRAY`: all tasks; afternotok: all ended and any failed (QA new56 N2)."""
     async def scenario() -> None:

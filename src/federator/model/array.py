@@ -17,6 +17,10 @@ ARRAY_ID_ANNOTATION = "federator.io/array-id"
 ARRAY_TASK_ANNOTATION = "federator.io/array-task-id"
 ARRAY_MAX_RUNNING_ANNOTATION = "federator.io/array-max-running"
 ARRAY_ANNOTATIONS = (ARRAY_ID_ANNOTATION, ARRAY_TASK_ANNOTATION, ARRAY_MAX_RUNNING_ANNOTATION)
+# Kubernetes mode only: the array object's name on each of its tasks (backends/kube/arrays.py), so a
+# spec.dependsOn key may name the array as a GitOps repository writes it (server/dependencies.py `named_arrays`).
+# A standalone array has only its id; so the tasks of an array made before 0.18.0 (none carry it).
+ARRAY_NAME_ANNOTATION = "federator.io/array-name"
 
 MAX_ARRAY_TASKS = 1000
 """Tasks in one array. Slurm's MaxArraySize defaults to 1001 (indices 0-1000); an array is all-or-nothing and
@@ -107,6 +111,6 @@ def array_of(annotations: dict[str, str]) -> ArrayTask | None:
     return ArrayTask(array_id, int(task), int(throttle) if throttle.isdigit() else 0)
 
 
-__all__ = ["ARRAY_ANNOTATIONS", "ARRAY_ID_ANNOTATION", "ARRAY_MAX_RUNNING_ANNOTATION", "ARRAY_TASK_ANNOTATION",
-           "MAX_ARRAY_INDEX", "MAX_ARRAY_TASKS", "ArrayRequest", "ArrayTask", "array_id_problem", "array_of",
-           "parse_indices"]
+__all__ = ["ARRAY_ANNOTATIONS", "ARRAY_ID_ANNOTATION", "ARRAY_MAX_RUNNING_ANNOTATION", "ARRAY_NAME_ANNOTATION",
+           "ARRAY_TASK_ANNOTATION", "MAX_ARRAY_INDEX", "MAX_ARRAY_TASKS", "ArrayRequest", "ArrayTask",
+           "array_id_problem", "array_of", "parse_indices"]

@@ -27,6 +27,14 @@ stored spec and each waiting job is judged again on start against its dependenci
   and judged against its tasks' phases (`_array_key`): afterok, every task Succeeded (one Failed or Cancelled fails
   the dependent at once); afterany, every task ended; afternotok, every task ended and at least one Failed or was
   Cancelled (all Succeeded fails the dependent).
+- In Kubernetes mode a key may also name an array object of the dependent's namespace (`sweep`): its tasks carry
+  the object's name (model/array.py ARRAY_NAME_ANNOTATION, backends/kube/arrays.py), so the key stands for that
+  array, kept as its id (what a restart reads back, backends/kube/accepted.py), as if the id were named. Why: the
+  id carries the array's uid, which a GitOps repository that makes both cannot write ahead. Until every task is
+  accepted the dependent is not submitted (backends/kube/dependency_waits.py), so it never waits on some alone.
+  A job of that name wins (a FederatedJob name is one object: a plain job and an array share it only while one
+  is being replaced); two arrays of the name (one being replaced) are ambiguous.
+  Standalone arrays have only their id.
 - Dependents are judged when a job's change is announced (`Federator.notify`, what Watch hears), which for an
   agent's report of an end and for a Cancel is once that end is stored: a restart never finds a dependent placed
   behind a dependency whose end the store lost.
@@ -50,7 +58,7 @@ from federator.model import (
     Reason,
     ReasonCode,
 )
-from federator.model.array import ARRAY_ID_ANNOTATION
+from federator.model.array import ARRAY_ID_ANNOTATION, ARRAY_NAME_ANNOTATION
 from federator.model.dependency import parse_dependency
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.submit_errors import SubmitError
@@ -132,6 +140,14 @@ def _tasks(jobs: Mapping[JobId, Job], array_id: str) -> tuple[JobId, ...]:
     return tuple(j.job_id for j in sorted(found, key=lambda j: j.spec.array.task_id))  # type: ignore[union-attr]
 
 
+def named_arrays(jobs: Mapping[JobId, Job], namespace: str, name: str) -> tuple[str, ...]:
+    """The ids of the arrays whose object is named `name` in `namespace` (Kubernetes mode: their tasks carry
+    ARRAY_NAME_ANNOTATION, which only the controller sets on a task its array owns); one scan of every job."""
+    mark = (ARRAY_NAME_ANNOTATION, name)
+    return tuple(sorted({j.spec.array.array_id for j in jobs.values() if j.spec.array is not None
+                         and j.spec.namespace == namespace and mark in j.spec.annotations}))
+
+
 def same_namespace(spec: JobSpec) -> Visible:
     """What a FederatedJob's spec.dependsOn may name: jobs of its own namespace (Kubernetes mode)."""
     return lambda jobs: [j for j in jobs if j.spec.namespace == spec.namespace]
@@ -140,8 +156,9 @@ def same_namespace(spec: JobSpec) -> Visible:
 def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
              tasks_of: Callable[[str], tuple[JobId, ...]] | None = None) -> JobSpec:
     """`spec` with its dependency's keys resolved to job ids (server/job_keys.py) or array ids, or a SubmitError
-    naming spec.dependsOn: a malformed one, an ambiguous name, a key naming no job or array `visible` lets the
-    submitter see (DependencyNotFound), under afterok a job already Failed or Cancelled (DependencyEnded).
+    naming spec.dependsOn: a malformed one, an ambiguous name (of jobs, or of arrays: `named_arrays`, Kubernetes
+    mode's array objects), a key naming no job or array `visible` lets the submitter see (DependencyNotFound),
+    under afterok a job already Failed or Cancelled (DependencyEnded).
     `tasks_of`: an array's tasks (Dependencies.tasks_of, which remembers them: each of an array's thousand tasks
     submitted after another array resolves the same key); None: a scan of `jobs`."""
     tasks_of = tasks_of or (lambda key: _tasks(jobs, key))
@@ -153,17 +170,27 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
         raise SubmitError(f"spec.dependsOn.{dep}")
     ids: list[str] = []
     for key in dep.jobs:
+        tasks: tuple[JobId, ...]
         found = resolve(jobs, key, visible)
         if isinstance(found, Ambiguous):
             raise SubmitError(f"spec.dependsOn.jobs: {found.message}")
-        if found is None and (tasks := tuple(t for t in tasks_of(key) if t in jobs)) and \
-                visible([jobs[t] for t in tasks]):
-            judged = _array_key(key, dep.condition, [(t, jobs[t]) for t in tasks])  # an array: every task of it
+        array_id, tasks = key, ()
+        if found is None and not (tasks := tuple(t for t in tasks_of(key) if t in jobs)):
+            named = named_arrays(jobs, spec.namespace, key)  # Kubernetes mode: an array object's name
+            if len(named) > 1:
+                raise SubmitError(f"spec.dependsOn.jobs: {shown(key)} names {len(named)} arrays of namespace "
+                                  f"{spec.namespace} ({', '.join(named)}: one is being replaced); name one by its "
+                                  "array id (status.arrayId)")
+            if named:
+                array_id = named[0]
+                tasks = tuple(t for t in tasks_of(array_id) if t in jobs)
+        if tasks and visible([jobs[t] for t in tasks]):
+            judged = _array_key(array_id, dep.condition, [(t, jobs[t]) for t in tasks])  # every task of it
             if judged.never is not None:
                 raise DependencyEnded(f"spec.dependsOn.jobs: {judged.never}, so {dep.condition.value} can never be "
                                       "satisfied; name an array that may still satisfy it, or use afterany")
-            if key not in ids:
-                ids.append(key)
+            if array_id not in ids:  # kept as the array's id (its name and its id wait on it once)
+                ids.append(array_id)
             continue
         if found is None or not visible([found]):
             raise DependencyNotFound(f"spec.dependsOn.jobs: no job or array with id or name {shown(key)}")
@@ -341,5 +368,5 @@ class Dependencies:
         fed.notify([job])  # its own dependents are judged in turn (`changed`)
 
 
-__all__ = ["NEVER", "NEVER_SATISFIED", "SATISFIED", "Dependencies", "DependencyEnded", "DependencyNotFound", "resolved",
-           "same_namespace"]
+__all__ = ["NEVER", "NEVER_SATISFIED", "SATISFIED", "Dependencies", "DependencyEnded", "DependencyNotFound",
+           "named_arrays", "resolved", "same_namespace"]

@@ -11,9 +11,10 @@ controller makes its tasks, as an Indexed Job makes its pods and a JobSet its Jo
   never overwritten: the array is refused (phase Failed, condition Failed reason NameClash, a Warning Event) and no
   task made. A clash met while creating (a user's object made meanwhile) deletes the tasks made: all or none.
 - Each task carries its array as standalone tasks do (model/array.py's annotations, so FEDERATOR_ARRAY_JOB_ID and
-  FEDERATOR_ARRAY_TASK_ID reach its containers), and is then an ordinary FederatedJob the controller submits. The
-  annotations are taken only from a task whose controlling owner is that array (`task_problem`): any other object
-  carrying them is refused, as a gRPC Submit's forged spec is.
+  FEDERATOR_ARRAY_TASK_ID reach its containers), and the array object's name (federator.io/array-name, so a
+  spec.dependsOn key may name the array, server/dependencies.py), and is then an ordinary FederatedJob the
+  controller submits. The annotations are taken only from a task whose controlling owner is that array
+  (`task_problem`): any other object carrying them is refused, as a gRPC Submit's forged spec is.
 - The throttle is the federator's own (server/arrays.py `Arrays`): the tasks' jobs carry `maxRunning`, and a new
   leader judges it again from their phases, which are in the tasks' FederatedJobs' status (the store). Nothing of
   it lives in this object.
@@ -38,7 +39,7 @@ from federator.backends.kube.informer import DELETED
 from federator.backends.kube.resources import LAST_APPLIED, condition, end_conditions, spec_of, timestamp
 from federator.jobfile import API_VERSION, REQUEST_ID_ANNOTATION, JobFileError
 from federator.model import JobPhase
-from federator.model.array import ARRAY_ANNOTATIONS, ArrayRequest, ArrayTask, parse_indices
+from federator.model.array import ARRAY_ANNOTATIONS, ARRAY_NAME_ANNOTATION, ArrayRequest, ArrayTask, parse_indices
 
 log = logging.getLogger("federator.kube.arrays")
 ARRAY_FIELD = "array"  # spec.array: {indices, maxRunning}, as SubmitRequest.array's JobArray
@@ -94,10 +95,11 @@ def task_object(array: Mapping[str, Any], request: ArrayRequest, index: int) -> 
     keep), owned by the array."""
     meta = array["metadata"]
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if k not in (LAST_APPLIED, SUBMIT_ANNOTATION) and k not in ARRAY_ANNOTATIONS}
+                   if k not in (LAST_APPLIED, SUBMIT_ANNOTATION, ARRAY_NAME_ANNOTATION) and k not in ARRAY_ANNOTATIONS}
     if rid := annotations.get(REQUEST_ID_ANNOTATION):
         annotations[REQUEST_ID_ANNOTATION] = f"{rid}.{index}"
     annotations |= ArrayTask(array_id_of(array), index, request.max_running).annotations()
+    annotations[ARRAY_NAME_ANNOTATION] = meta["name"]  # a dependsOn key may name the array (server/dependencies.py)
     task_meta: Obj = {"name": f"{meta['name']}-{index}", "namespace": meta.get("namespace", "default"),
                       "annotations": annotations, "ownerReferences": [owner_ref(array)]}
     if meta.get("labels"):
@@ -153,7 +155,9 @@ def task_problem(obj: Mapping[str, Any], task: ArrayTask, array: Mapping[str, An
     request = request_of(array)
     if isinstance(request, str) or not is_array(array):
         return forged
+    named = (meta.get("annotations") or {}).get(ARRAY_NAME_ANNOTATION)  # absent on a task made before 0.18.0
     if (task.array_id != array_id_of(array) or task.task_id not in request.indices
+            or named not in (None, ref.get("name"))
             or task.max_running != request.max_running or meta.get("name") != f"{ref.get('name')}-{task.task_id}"):
         return forged
     return None
@@ -293,6 +297,12 @@ class ArrayTasks:
         or None."""
         meta = obj["metadata"]
         ns = meta.get("namespace", "default")
+        dep = (obj.get("spec") or {}).get("dependsOn")
+        if isinstance(dep, Mapping) and meta["name"] in (dep.get("jobs") or ()):  # each task would wait on itself
+            await self._refuse(obj, f"spec.dependsOn.jobs: names this array, {meta['name']}, so every task would wait "
+                                    "on the array it is part of and none could ever run; name only what the array "
+                                    "waits on", EventReason.INVALID.value)
+            return None
         for index in {request.indices[0], request.indices[-1]}:  # the tasks differ by name and index alone
             try:
                 spec_of(task_object(obj, request, index))

@@ -12,6 +12,10 @@ accepted (`accepted`) and every WAIT_RETRY_SECONDS meanwhile (the named object a
   `missing_seconds` (MISSING_SECONDS, from its creationTimestamp, so a restart does not start the clock again) and
   the name still names nothing. A named object that exists but is refused or waits itself is waited on without a
   bound: its user may still fix it.
+- A job array (backends/kube/arrays.py), named by its object's name or its id (status.arrayId), is waited on until
+  every task of it is accepted (`_array_accepted`): each task is its own object, accepted by its own worker, and a
+  dependent submitted between would wait on the tasks accepted so far alone. Its message says "every task of
+  array sweep to be accepted", and it is waited on without a bound, as an object that exists.
 - No loop can form: the waits form a graph (an object -> the names it waits on); a wait that would close a cycle
   (a -> b -> a, or a -> a) is refused, naming the cycle, and so is every other object of that cycle (requeued,
   then refused as it is judged).
@@ -27,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, NotFoundError, Obj, key_of
+from federator.backends.kube.arrays import is_array, request_of
 from federator.backends.kube.events import EventReason
 from federator.backends.kube.informer import MODIFIED
 from federator.backends.kube.resources import parse_timestamp, refused
@@ -81,9 +86,40 @@ class DependencyWaits:
         out = []
         for key in dep.jobs:
             found = resolve(self.jobs(), key, visible)
+            if found is None and self._array_accepted(spec.namespace, key):
+                continue  # the array object `key`: every task of it is a job (server/dependencies.py)
             if found is None or (isinstance(found, Job) and not visible([found])):
                 out.append(key)
         return tuple(out)
+
+    def _array(self, namespace: str, key: str) -> Obj | None:
+        """The array object a key names, by its name or by its id (`NAME-<6 hex>`, status.arrayId), whose tasks are
+        made; None if it names none."""
+        for name, array_id in ((key, None), (key.rpartition("-")[0], key)):
+            obj = self.cache(f"{namespace}/{name}") if name else None
+            made = str(((obj or {}).get("status") or {}).get("arrayId") or "")
+            if obj is not None and is_array(obj) and made and array_id in (None, made):
+                return obj
+        return None
+
+    def _array_accepted(self, namespace: str, key: str) -> bool:
+        """Whether `key` names an array object of `namespace` (by name or id) whose tasks are made and each accepted
+        as a job (or refused, or deleted: judged as the array's tasks are). Before, it is waited on as a
+        FederatedJob not accepted yet: a dependent submitted while some tasks were still to come would wait on
+        those alone."""
+        obj = self._array(namespace, key)
+        request = request_of(obj) if obj is not None else "none"
+        if obj is None or isinstance(request, str):
+            return False
+        name, array_id = obj["metadata"]["name"], obj["status"]["arrayId"]
+        accepted = {j.spec.name for j in self.jobs().values() if j.spec.array is not None
+                    and j.spec.array.array_id == array_id and j.spec.namespace == namespace}
+        for index in request.indices:
+            task = f"{name}-{index}"
+            other = self.cache(f"{namespace}/{task}")
+            if task not in accepted and other is not None and not refused(other):
+                return False
+        return bool(accepted)
 
     async def wait(self, obj: Obj, spec: JobSpec) -> None:
         """Submit found a name of spec.dependsOn no accepted job has: the object waits (said once per generation and
@@ -105,7 +141,9 @@ class DependencyWaits:
         parts, absent = [], []
         for name in names:
             other = self.cache(f"{ns}/{name}")
-            if other is None:
+            if (array := self._array(ns, name)) is not None:  # its name or its id
+                parts.append(f"every task of array {array['metadata']['name']} to be accepted")
+            elif other is None:
                 absent.append(name)
                 parts.append(f"FederatedJob {name}, which does not exist")
             elif refused(other):
