@@ -1,0 +1,101 @@
+"""A spread inference job's failing parts judged by their own run times (server/early_failures.py,
+server/failure_restarts.py).
+
+Outside QA (new59, N4): an inference job of 2 replicas spread over two clusters, maxRestarts 1, both parts failing
+in the same instant 2 s after their start (--early-failure-seconds 1). The first part was placed again; the
+second's failure was then judged "after 0s", read from the part just placed again: a late failure took the
+early-failure path (a free placement), and the restart after it nested its cause inside itself ("failed on east-1
+after 0s: ... (failed on east-1 after 0s: ...)") and placed nothing new: only that part was superseded while the
+part placed a moment before still held the job, whose failure then ended it.
+"""
+
+from __future__ import annotations
+
+from server_support import Clock, MemoryStore, join, make, spec
+
+from federator.jobfile import parse_job
+from federator.model import Job, JobPhase, JobSpec, ReasonCode
+from federator.server.early_failures import EarlyFailurePolicy
+from federator.server.federator import Federator
+
+FAILED = "failed after 2s (exit code 1)"
+POLICY = EarlyFailurePolicy(seconds=1.0)
+
+
+def serving(replicas: int = 8, max_restarts: int = 1) -> JobSpec:
+    """8 replicas of 8 accelerators: a cluster of the harness holds 4, so the job spreads over two."""
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "infr"},
+                      "spec": {"kind": "inference", "replicas": replicas,
+                               "failurePolicy": {"maxRestarts": max_restarts},
+                               "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}})
+
+
+def spread(clock: Clock, *clusters: str) -> tuple[Federator, Job]:
+    """The job spread over `clusters`, a part on each, all of it placed."""
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    for name in clusters:
+        join(fed, name)
+    job = fed.submit(serving())
+    fed.schedule_once()
+    assert len(job.placements) == 2 and job.replicas_waiting == 0, job.message
+    return fed, job
+
+
+def run(fed: Federator, job: Job) -> None:
+    """Every placement of the job not yet Running starts now."""
+    for p in list(job.placements):
+        if p.phase is JobPhase.PLACED:
+            rec = fed.clusters[p.cluster]
+            fed.acked(rec, p.placement_id)
+            fed.job_update(rec, p.placement_id, JobPhase.RUNNING, "")
+
+
+def test_a_parts_late_failure_is_timed_from_its_own_start_not_from_a_part_placed_again_since() -> None:
+    clock = Clock()
+    fed, job = spread(clock, "central-1", "west-1")
+    join(fed, "east-1")  # room for a part placed again
+    run(fed, job)
+    first, second = job.placements
+    clock.now += 2  # both fail in the same instant, 2 s after their start, past --early-failure-seconds 1
+    fed.job_update(fed.clusters[first.cluster], first.placement_id, JobPhase.FAILED, FAILED)
+    assert job.pending_reason is not None and job.pending_reason.message.startswith(
+        f"its part on {first.cluster} failed after 2s")
+    fed.schedule_once()  # its replicas placed again, on the third cluster, before the other part's report is read
+    (again,) = [p for p in job.placements if p.placement_id not in (first.placement_id, second.placement_id)]
+    assert job.placed_at == clock.now
+    fed.job_update(fed.clusters[second.cluster], second.placement_id, JobPhase.FAILED, FAILED)
+    # a late failure: that part placed again alone, no free once-more placement, no restart spent
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.REFUSED_BY_CLUSTER, \
+        job.pending_reason
+    assert job.pending_reason.message.startswith(f"its part on {second.cluster} failed after 2s"), job.pending_reason
+    assert not job.early_failure
+    assert job.failure_restarts == 0
+    assert [p.placement_id for p in job.placements] == [again.placement_id]
+    assert job.phase is JobPhase.PLACED and job.replicas_waiting == second.replicas
+
+
+def test_a_parts_start_is_kept_while_other_placements_start_and_end_after_it() -> None:
+    """Starts were kept for the early window only (oldest dropped at each new start), then the job's latest
+    placement stood in for a dropped one: a part running long before a part placed again failed "after 0s"."""
+    clock = Clock()
+    fed, job = spread(clock, "central-1", "west-1")
+    join(fed, "east-1")
+    run(fed, job)
+    first, second = job.placements
+    for n in range(3):
+        join(fed, f"batch-{n}")
+    clock.now += 2
+    others = [fed.submit(spec(f"batch{n}", gpus=1)) for n in range(80)]  # more starts than a sweep lets by
+    fed.schedule_once()
+    for other in others:
+        run(fed, other)
+        (p,) = other.placements
+        fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "")
+    fed.job_update(fed.clusters[first.cluster], first.placement_id, JobPhase.FAILED, FAILED)
+    fed.schedule_once()
+    run(fed, job)  # the part placed again starts: a start after the window of the parts' own
+    clock.now += 1  # ... the other part has run 3 s
+    fed.job_update(fed.clusters[second.cluster], second.placement_id, JobPhase.FAILED, FAILED)
+    assert job.pending_reason is not None and job.pending_reason.message.startswith(
+        f"its part on {second.cluster} failed after 3s"), job.pending_reason
+    assert not job.early_failure
