@@ -99,3 +99,71 @@ def test_a_parts_start_is_kept_while_other_placements_start_and_end_after_it() -
     assert job.pending_reason is not None and job.pending_reason.message.startswith(
         f"its part on {second.cluster} failed after 3s"), job.pending_reason
     assert not job.early_failure
+
+
+def test_a_restart_after_an_early_failure_says_the_failure_once_and_the_ending_names_both() -> None:
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    join(fed, "a")
+    join(fed, "b")
+    job = fed.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                "metadata": {"name": "crashy"},
+                                "spec": {"kind": "training", "replicas": 1, "failurePolicy": {"maxRestarts": 1},
+                                         "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}}))
+    first = fail_alone(fed, job, clock)
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
+    second = fail_alone(fed, job, clock)  # its once-more placement fails early too: the budget is next
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_RESTARTING
+    assert job.pending_reason.message == (
+        f"failed on {second} after 0s: {FAILED}; placing it again, elsewhere first "
+        "(restart 1 of 1 on failure, spec.failurePolicy.maxRestarts)")
+    clock.now += 3600  # past the cool-down of both clusters
+    third = fail_alone(fed, job, clock)
+    assert job.phase is JobPhase.FAILED
+    assert job.message == (f"{FAILED} (failed on {third} after 0s: {FAILED}; it had failed on {first} after 0s: "
+                           f"{FAILED} and was placed once more) (not placed again: restarted 1 of 1 times on "
+                           "failure, spec.failurePolicy.maxRestarts)")
+
+
+def fail_alone(fed: Federator, job: Job, clock: Clock) -> str:
+    """The job's one placement, placed by a cycle now, starts and fails half a second later: its cluster."""
+    fed.schedule_once()
+    (p,) = job.placements
+    run(fed, job)
+    clock.now += 0.5
+    fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.FAILED, FAILED)
+    return p.cluster
+
+
+def test_a_parts_second_early_failure_while_another_part_serves_places_that_part_again_and_spends_nothing() -> None:
+    """Its once-more placement spent, a spread job's part failing early while another part serves is placed again
+    alone, as at any time: the job did not fail. It spent the restart budget on superseding that part alone, and
+    the part placed a moment before then ended the job ("restart 1 of 1" placed nothing new)."""
+    clock = Clock()
+    fed, job = spread(clock, "central-1", "west-1")
+    join(fed, "east-1")
+    run(fed, job)
+    first, second = job.placements
+    clock.now += 0.5
+    fed.job_update(fed.clusters[first.cluster], first.placement_id, JobPhase.FAILED, FAILED)
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
+    fed.schedule_once()
+    (again,) = [p for p in job.placements if p is not second]
+    assert again.cluster == "east-1"
+    run(fed, job)
+    clock.now += 0.5
+    fed.job_update(fed.clusters[second.cluster], second.placement_id, JobPhase.FAILED, FAILED)
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.REFUSED_BY_CLUSTER, \
+        job.pending_reason
+    assert job.pending_reason.message.startswith(f"its part on {second.cluster} failed after 1s: {FAILED}")
+    assert job.failure_restarts == 0 and job.phase is JobPhase.RUNNING
+    assert [p.placement_id for p in job.placements] == [again.placement_id]
+    fed.schedule_once()  # both clusters it failed on avoided a while: the part waits
+    clock.now += 0.5
+    fed.job_update(fed.clusters[again.cluster], again.placement_id, JobPhase.FAILED, FAILED)  # the last part
+    assert job.phase is JobPhase.PENDING and job.placements == [] and job.failure_restarts == 1
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_RESTARTING
+    assert job.pending_reason.message.count("failed on") == 1, job.pending_reason
+    clock.now += 3600
+    fed.schedule_once()  # the restart places the job, whole
+    assert job.phase is JobPhase.PLACED and sum(p.replicas for p in job.placements) == 8, job.message

@@ -24,7 +24,9 @@ A part of a spread job that fails later, after running (its Deployment deleted o
 progress deadline), is placed again alone, its cluster avoided a while, whatever --early-failure-seconds says:
 the parts serving elsewhere are left alone (they were all deleted, and the job failed, before: outside QA). Any
 other job that fails late fails, unless its spec.failurePolicy.maxRestarts has restarts left
-(server/failure_restarts.py); so does a job whose once-more placement after an early failure fails too.
+(server/failure_restarts.py); so does a job whose once-more placement after an early failure fails too, but for
+a spread job's part whose other parts serve: placed again alone then too, taking none of that budget (it spent a
+restart superseding the part alone, and the part placed a moment before then ended the job: new59 N4).
 
 Every early failure, retried or not, counts in `federator_placement_early_failures_total{cluster}`. Toward the
 cluster's quarantine (server/quarantine.py) counts only a first early failure whose job, placed once more, then
@@ -127,8 +129,11 @@ class EarlyFailures:
         early = seconds > 0 and took <= seconds
         if early and job.spec.annotation(EARLY_FAILURE_ANNOTATION, "retry") != "fail":
             said = self._failed_early(rec, job, placement, message, took)
-            # its once-more placement spent (or failover: keep): spec.failurePolicy's budget, if any, is next
-            return None if said is None else restart_on_failure(self.fed, rec, job, placement, said, took=took)
+            if said is None or self._part_failed(rec, job, placement, message, took) is None:
+                return None  # placed once more; or a spread job's part whose other parts serve, placed again alone
+            # its once-more placement spent (or failover: keep): spec.failurePolicy's budget, if any, is next. The
+            # restart says this failure once (`said` already does: new59 N4), and ends the job with `said`.
+            return restart_on_failure(self.fed, rec, job, placement, message, took=took, ends=said)
         if early:  # its user asked for no retry: counted, taken as any failure, no one blamed
             self.fed.metrics.placement_early_failures.labels(rec.name).inc()
         self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=False, now=now), now)

@@ -44,17 +44,20 @@ FAILED = "saw this job fail"
 
 
 def restart_on_failure(fed: Federator, rec: ClusterRecord, job: Job, placement: Placement, message: str, *,
-                       took: float) -> str | None:
-    """`placement` of `job` on `rec` was reported Failed with `message` (its job would end with it), `took`
-    seconds after its start: None when the job was queued again (the budget had a restart left), else the words
-    the job ends with: `message`, and for a job that had a budget, that it is spent."""
+                       took: float, ends: str | None = None) -> str | None:
+    """`placement` of `job` on `rec` was reported Failed with `message`, `took` seconds after its start: None when
+    the job was queued again (the budget had a restart left), else the words the job ends with: `ends` (`message`
+    if None: the early rule's names both clusters), and for a job that had a budget, that it is spent. The
+    restart's reason says `message` once: passed the early rule's words, it nested them inside its own ("failed
+    on east-1 after 0s: ... (failed on east-1 after 0s: ...)", outside QA, new59 N4)."""
+    final = message if ends is None else ends
     budget = job.spec.failure_policy.max_restarts
     if not budget:
-        return message
+        return final
     used = job.failure_restarts
     if used >= budget:
         log.info("job %s failed on %s; its %d restart(s) on failure are spent", job.job_id, rec.name, budget)
-        return f"{message} (not placed again: restarted {used} of {budget} times on failure, {FIELD})"
+        return f"{final} (not placed again: restarted {used} of {budget} times on failure, {FIELD})"
     now = fed.clock()
     job.failure_restarts = used + 1  # stored by the re-queue's write below, with Job.restarts
     why = (f"failed on {rec.name} after {duration(took)}: {brief(message) if message else 'no message'}; placing "
