@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from server_support import Clock, MemoryStore, join, make, spec
 
-from federator.jobfile import parse_job
+from federator.jobfile import parse_job, spec_to_document
 from federator.model import Job, JobPhase, JobSpec, ReasonCode
+from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import Federator
+from federator.server.orders import CancelOrder, Order
 
 FAILED = "failed after 2s (exit code 1)"
 POLICY = EarlyFailurePolicy(seconds=1.0)
@@ -167,3 +169,33 @@ def test_a_parts_second_early_failure_while_another_part_serves_places_that_part
     clock.now += 3600
     fed.schedule_once()  # the restart places the job, whole
     assert job.phase is JobPhase.PLACED and sum(p.replicas for p in job.placements) == 8, job.message
+
+
+def test_a_restart_places_the_whole_job_again_even_a_spread_one_kept_whole() -> None:
+    """`federator.io/failover: keep` takes a spread job whole: a part's failure is the job's, and its restart
+    cancels the other parts and places the job again whole, not that part alone beside the others."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    join(fed, "central-1")
+    join(fed, "west-1")
+    body = spec_to_document(serving())
+    body["metadata"]["annotations"] = {FAILOVER_ANNOTATION: "keep"}
+    job = fed.submit(parse_job(body))
+    fed.schedule_once()
+    run(fed, job)
+    first, second = job.placements
+    clock.now += 60
+    fed.job_update(fed.clusters[first.cluster], first.placement_id, JobPhase.FAILED, FAILED)
+    assert job.phase is JobPhase.PENDING and job.placements == [] and job.failure_restarts == 1, job.message
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_RESTARTING
+    cancels = [o for o in drained(fed.clusters[second.cluster]) if isinstance(o, CancelOrder)]
+    assert [o.placement_id for o in cancels] == [second.placement_id]
+
+
+def drained(rec: ClusterRecord) -> list[Order]:
+    out = []
+    while not rec.outbox.empty():
+        order = rec.outbox.get_nowait()
+        assert order is not None
+        out.append(order)
+    return out

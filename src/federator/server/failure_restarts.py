@@ -64,8 +64,10 @@ def restart_on_failure(fed: Federator, rec: ClusterRecord, job: Job, placement: 
            f"it again, elsewhere first (restart {used + 1} of {budget} on failure, {FIELD})")
     log.warning("job %s %s", job.job_id, why)
     fed.refusals.note(job.job_id, rec.name, now, message, did=FAILED)  # avoided a while, not refused: not counted
-    ended = {placement.placement_id}  # reported Failed by its agent: no Cancel for it (stopped)
-    fed.requeue(job, Reason(ReasonCode.FAILED_RESTARTING, why), ended=ended, stopped=ended)
+    # The whole job, its other parts cancelled (a spread job's part failing while others serve never reaches here,
+    # but one annotated failover: keep does: `ended` superseded that part alone, the others kept, and the restart
+    # placed nothing new, new59 N4). The failed placement was reported Failed by its agent: no Cancel for it.
+    fed.requeue(job, Reason(ReasonCode.FAILED_RESTARTING, why), stopped={placement.placement_id})
     return None
 
 
