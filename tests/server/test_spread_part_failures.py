@@ -15,6 +15,7 @@ from server_support import Clock, MemoryStore, join, make, spec
 
 from federator.jobfile import parse_job, spec_to_document
 from federator.model import Job, JobPhase, JobSpec, ReasonCode
+from federator.model.job import waited
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import Federator
@@ -199,3 +200,24 @@ def drained(rec: ClusterRecord) -> list[Order]:
         assert order is not None
         out.append(order)
     return out
+
+
+def test_a_job_failed_while_owing_replicas_keeps_its_latest_wait_which_counts_no_more() -> None:
+    """waitingSince stays on a finished job by design (types.proto Job.waiting_since: WAIT is then the time its
+    latest wait took); what must not happen is that wait counting on after the end."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    join(fed, "central-1")
+    join(fed, "west-1")
+    job = fed.submit(serving(max_restarts=0))
+    fed.schedule_once()
+    run(fed, job)
+    first, second = job.placements
+    clock.now += 60
+    fed.job_update(fed.clusters[first.cluster], first.placement_id, JobPhase.FAILED, FAILED)
+    assert job.waiting_since == clock.now and job.replicas_waiting == first.replicas
+    fed.schedule_once()  # the cluster it failed on avoided: the part waits
+    clock.now += 60
+    fed.job_update(fed.clusters[second.cluster], second.placement_id, JobPhase.FAILED, FAILED)
+    assert job.phase is JobPhase.FAILED and job.replicas_waiting == 0
+    assert waited(job, clock.now) == 60 and waited(job, clock.now + 3600) == 60
