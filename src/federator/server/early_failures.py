@@ -6,25 +6,27 @@ at once ("CUDA error ... (exit 139)"): 6 of 6 jobs of two tenants failed within 
 had room. The start deadline (server/start_deadline.py) covers placements that never start; this covers those
 that "start" and fail.
 
-The rule: a placement reported Failed within `seconds` (--early-failure-seconds) of the later of its job's
-placement and its start (Running, as this federator saw it; a restart forgets starts, and the placement's time
-counts from the job's placement then) failed early. Its job is not finished the first time: it is queued again,
-that cluster avoided for it as after a refusal (server/refusals.py), with pending reason FailedEarly saying what
-happened ("failed on acme-east after 4s: <the member's words>; placing it once more, elsewhere"). Once per job:
-the failure is kept on the job (`Job.early_failure`, stored with it), so a job that really crashes at start fails
-on its second cluster, its message naming both. A job annotated `federator.io/failover: keep` is never placed
-again this way, nor one annotated `federator.io/early-failure: fail` (EARLY_FAILURE_ANNOTATION): its user knows a
-crash at start is the job's own, and a retry would run it, and bill it, twice (outside HPC QA, H6; Slurm's
-`--no-requeue`). Its early failure is taken as any other failure (a spread job's part whose other parts serve is
-placed again alone, as at any time), counted in the metric below, and blames no cluster. A gang is queued again
-whole, as after a refusal; a spread inference job whose other parts still run has only the failed part placed
-again (server/partial.py).
+The rule: a placement reported Failed within `seconds` (--early-failure-seconds) of its own start (Running, as this
+federator saw it; when it saw none, as after a restart, which forgets starts, from the job's latest placement) failed
+early. Its own: a spread job's part placed again since moves the job's placement, and a part that had run 2 s failed
+"after 0s", early, a free placement (outside QA, new59 N4). Its job is not finished the first time: it is queued
+again, that cluster avoided for it as after a refusal (server/refusals.py), with pending reason FailedEarly saying
+what happened ("failed on acme-east after 4s: <the member's words>; placing it once more, elsewhere"). Once per job:
+the failure is kept on the job (`Job.early_failure`, stored with it), so a job that really crashes at start fails on
+its second cluster, its message naming both. A job annotated `federator.io/failover: keep` is never placed again this
+way, nor one annotated `federator.io/early-failure: fail` (EARLY_FAILURE_ANNOTATION): its user knows a crash at start
+is the job's own, and a retry would run it, and bill it, twice (outside HPC QA, H6; Slurm's `--no-requeue`). Its early
+failure is taken as any other failure (a spread job's part whose other parts serve is placed again alone, as at any
+time), counted in the metric below, and blames no cluster. A gang is queued again whole, as after a refusal; a spread
+inference job whose other parts still run has only the failed part placed again (server/partial.py).
 
 A part of a spread job that fails later, after running (its Deployment deleted on the member, or stuck past its
 progress deadline), is placed again alone, its cluster avoided a while, whatever --early-failure-seconds says:
 the parts serving elsewhere are left alone (they were all deleted, and the job failed, before: outside QA). Any
 other job that fails late fails, unless its spec.failurePolicy.maxRestarts has restarts left
-(server/failure_restarts.py); so does a job whose once-more placement after an early failure fails too.
+(server/failure_restarts.py); so does a job whose once-more placement after an early failure fails too, but for
+a spread job's part whose other parts serve: placed again alone then too, taking none of that budget (it spent a
+restart superseding the part alone, and the part placed a moment before then ended the job: new59 N4).
 
 Every early failure, retried or not, counts in `federator_placement_early_failures_total{cluster}`. Toward the
 cluster's quarantine (server/quarantine.py) counts only a first early failure whose job, placed once more, then
@@ -54,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from federator.model import ClusterState, Job, JobPhase, JobSpec, Placement, Reason, ReasonCode
+from federator.model import ClusterState, Job, JobId, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.scheduler import may_spread
 from federator.security.authz import owner_of, submitter_of
 from federator.security.trust import PROVIDER_LABEL
@@ -101,7 +103,8 @@ class EarlyFailures:
         # An owner's tenancy groups, its organisation: those recorded on the job (the caller's certificate or
         # token); serve adds the policy's (server/app.py), which only the authorizer knows.
         self.groups_of: Callable[[JobSpec], frozenset[str]] = lambda spec: owner_of(spec)[1]
-        self._started: dict[str, float] = {}  # placement id -> when it turned Running, oldest first
+        self._started: dict[str, float] = {}  # placement id -> when it turned Running, while in its job
+        self._swept = 0  # how many starts the last sweep kept (`_start`)
 
     def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str, *,
              lost: bool = False) -> str | None:
@@ -122,12 +125,15 @@ class EarlyFailures:
             return message
         if lost:  # JobUpdate.lost alone (lost_placements.py): words in a message are only words
             return self._lost(rec, job, placement, message)
-        took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
+        took = now - self._since(job, placement)
         early = seconds > 0 and took <= seconds
         if early and job.spec.annotation(EARLY_FAILURE_ANNOTATION, "retry") != "fail":
             said = self._failed_early(rec, job, placement, message, took)
-            # its once-more placement spent (or failover: keep): spec.failurePolicy's budget, if any, is next
-            return None if said is None else restart_on_failure(self.fed, rec, job, placement, said, took=took)
+            if said is None or self._part_failed(rec, job, placement, message, took) is None:
+                return None  # placed once more; or a spread job's part whose other parts serve, placed again alone
+            # its once-more placement spent (or failover: keep): spec.failurePolicy's budget, if any, is next. The
+            # restart says this failure once (`said` already does: new59 N4), and ends the job with `said`.
+            return restart_on_failure(self.fed, rec, job, placement, message, took=took, ends=said)
         if early:  # its user asked for no retry: counted, taken as any failure, no one blamed
             self.fed.metrics.placement_early_failures.labels(rec.name).inc()
         self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=False, now=now), now)
@@ -197,14 +203,29 @@ class EarlyFailures:
         fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why), ended=ended, stopped=ended)
         return None
 
+    def _since(self, job: Job, placement: Placement) -> float:
+        """When `placement`'s run began, for how long it ran before it failed: its start (Running, as this
+        federator saw it), else the job's latest placement (a restart forgets starts). Its own start, never the
+        job's placement after it: a spread job's part placed again since (server/partial.py) moved job.placed_at,
+        and a part that had run 2 s failed "after 0s", early, a free placement (outside QA, new59 N4)."""
+        start = self._started.pop(placement.placement_id, None)
+        return job.placed_at if start is None else start
+
     def _start(self, placement_id: str, now: float) -> None:
+        """Keep when the placement turned Running while it is in its job: a part of a spread job may fail long
+        after its start, the job placed again (its other parts) since. Those superseded or ended without a
+        Failed report go at a sweep, once the starts have doubled since the last: memory stays in proportion
+        to the placements live, at a cost amortized over the starts."""
         started = self._started
         started[placement_id] = now
-        while started:  # oldest first: only starts within the window can matter
-            oldest = next(iter(started))
-            if now - started[oldest] <= self.policy.seconds:
-                break
-            del started[oldest]
+        if len(started) <= max(64, 2 * self._swept):
+            return
+        jobs, index = self.fed.jobs, self.fed.placement_index
+        for pid in list(started):
+            job = jobs.get(index.get(pid, JobId("")))
+            if job is None or not any(p.placement_id == pid and not p.phase.is_terminal for p in job.placements):
+                del started[pid]
+        self._swept = len(started)
 
     def _quarantined(self, cluster: str) -> None:
         self.fed.metrics.cluster_quarantines.labels(cluster).inc()

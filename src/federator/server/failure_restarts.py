@@ -44,25 +44,30 @@ FAILED = "saw this job fail"
 
 
 def restart_on_failure(fed: Federator, rec: ClusterRecord, job: Job, placement: Placement, message: str, *,
-                       took: float) -> str | None:
-    """`placement` of `job` on `rec` was reported Failed with `message` (its job would end with it), `took`
-    seconds after its start: None when the job was queued again (the budget had a restart left), else the words
-    the job ends with: `message`, and for a job that had a budget, that it is spent."""
+                       took: float, ends: str | None = None) -> str | None:
+    """`placement` of `job` on `rec` was reported Failed with `message`, `took` seconds after its start: None when
+    the job was queued again (the budget had a restart left), else the words the job ends with: `ends` (`message`
+    if None: the early rule's names both clusters), and for a job that had a budget, that it is spent. The
+    restart's reason says `message` once: passed the early rule's words, it nested them inside its own ("failed
+    on east-1 after 0s: ... (failed on east-1 after 0s: ...)", outside QA, new59 N4)."""
+    final = message if ends is None else ends
     budget = job.spec.failure_policy.max_restarts
     if not budget:
-        return message
+        return final
     used = job.failure_restarts
     if used >= budget:
         log.info("job %s failed on %s; its %d restart(s) on failure are spent", job.job_id, rec.name, budget)
-        return f"{message} (not placed again: restarted {used} of {budget} times on failure, {FIELD})"
+        return f"{final} (not placed again: restarted {used} of {budget} times on failure, {FIELD})"
     now = fed.clock()
     job.failure_restarts = used + 1  # stored by the re-queue's write below, with Job.restarts
     why = (f"failed on {rec.name} after {duration(took)}: {brief(message) if message else 'no message'}; placing "
            f"it again, elsewhere first (restart {used + 1} of {budget} on failure, {FIELD})")
     log.warning("job %s %s", job.job_id, why)
     fed.refusals.note(job.job_id, rec.name, now, message, did=FAILED)  # avoided a while, not refused: not counted
-    ended = {placement.placement_id}  # reported Failed by its agent: no Cancel for it (stopped)
-    fed.requeue(job, Reason(ReasonCode.FAILED_RESTARTING, why), ended=ended, stopped=ended)
+    # The whole job, its other parts cancelled (a spread job's part failing while others serve never reaches here,
+    # but one annotated failover: keep does: `ended` superseded that part alone, the others kept, and the restart
+    # placed nothing new, new59 N4). The failed placement was reported Failed by its agent: no Cancel for it.
+    fed.requeue(job, Reason(ReasonCode.FAILED_RESTARTING, why), stopped={placement.placement_id})
     return None
 
 
