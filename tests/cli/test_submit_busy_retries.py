@@ -28,7 +28,7 @@ from federator.server.services import JobService
 from federator.store import SqliteJobStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from reliability_support import job  # noqa: E402
+from reliability_support import job, serving  # noqa: E402
 
 
 class BusyJobService(JobService):
@@ -56,14 +56,8 @@ class BusyJobService(JobService):
 async def busy(*, refuse: int, how: str) -> AsyncIterator[tuple[BusyJobService, ClientOptions]]:
     fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0)
     service = BusyJobService(fed, refuse=refuse, how=how)
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(service, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield service, ClientOptions(server=f"127.0.0.1:{port}", insecure=True)
-    finally:
-        await server.stop(0)
+    async with serving(service) as target:
+        yield service, target
 
 
 @pytest.mark.parametrize("how", ["busy", "cancelled"])

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import grpc
+
+from federator.api.v1 import jobs_pb2_grpc
 from federator.cli.get import list_clusters, list_jobs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import Job, JobSpec
+from federator.security.tls import ClientOptions
+from federator.server.services import JobService
 
 # Two identical clusters in two regions: a job that fits one fits the other.
 TWIN_FLEET = {"clusters": [
@@ -58,3 +65,17 @@ def metric(fed: LocalFederation, name: str, **labels: str) -> float | None:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return None
+
+
+@asynccontextmanager
+async def serving(service: JobService) -> AsyncIterator[ClientOptions]:
+    """`service` alone on a real loopback socket, and the client options that reach it: a JobService that answers
+    as a test makes it (lossy, busy) for the CLI's side of the contract."""
+    server = grpc.aio.server()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield ClientOptions(server=f"127.0.0.1:{port}", insecure=True)
+    finally:
+        await server.stop(0)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from reliability_support import job
+from reliability_support import job, serving
 
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import jobs_pb2
 from federator.cli.submit_calls import submit_specs
 from federator.security.tls import ClientOptions
 from federator.server.federator import Federator
@@ -49,14 +49,8 @@ class LossyJobService(JobService):
 async def lossy(*, lose: int, code: grpc.StatusCode) -> AsyncIterator[tuple[LossyJobService, ClientOptions]]:
     fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0)
     service = LossyJobService(fed, lose=lose, code=code)
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(service, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield service, ClientOptions(server=f"127.0.0.1:{port}", insecure=True)
-    finally:
-        await server.stop(0)
+    async with serving(service) as target:
+        yield service, target
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED],
