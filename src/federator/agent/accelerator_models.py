@@ -12,8 +12,9 @@ placement as before 0.18.0 (on the job's first alternative with a pool on the cl
 
 from __future__ import annotations
 
-from collections.abc import Container
 from typing import Protocol, runtime_checkable
+
+from federator.agent.launch_words import LaunchWords
 
 
 @runtime_checkable
@@ -25,28 +26,13 @@ class KeepsAcceleratorModels(Protocol):
         """The model the member holds of the placement ("" if none)."""
 
 
-class AcceleratorModels:
-    """Each placement's model, as its Launch said it; the backend's word for one launched before a restart."""
+class AcceleratorModels(LaunchWords):
+    """Each placement's model, as its Launch said it ("" for CPU-only work keeps nothing); the backend's word for one
+    launched before a restart."""
 
     def __init__(self, backend: object) -> None:
-        self.backend = backend
-        self._models: dict[str, str] = {}
-
-    def launched(self, placement_id: str, model: str) -> None:
-        """A Launch's placement.accelerator_model ("" for CPU-only work keeps nothing)."""
-        if model:
-            self._models[placement_id] = model
-
-    def of(self, placement_id: str) -> str:
-        """The model to say of a placement: its Launch's, else what the member kept ("" if neither)."""
-        model = self._models.get(placement_id, "")
-        if not model and isinstance(self.backend, KeepsAcceleratorModels):
-            model = self.backend.accelerator_model_of(placement_id)
-        return model
-
-    def keep_only(self, held: Container[str]) -> None:
-        """Forget the placements the backend no longer holds (a re-sync's)."""
-        self._models = {pid: m for pid, m in self._models.items() if pid in held}
+        keeps = isinstance(backend, KeepsAcceleratorModels)
+        super().__init__(read_back=backend.accelerator_model_of if keeps else None)  # type: ignore[attr-defined]
 
 
 __all__ = ["AcceleratorModels", "KeepsAcceleratorModels"]

@@ -10,8 +10,9 @@ federator holds such a placement as an orphan, as an agent before 0.17.0 had it.
 
 from __future__ import annotations
 
-from collections.abc import Container
 from typing import Protocol, runtime_checkable
+
+from federator.agent.launch_words import LaunchWords
 
 
 @runtime_checkable
@@ -25,31 +26,13 @@ class KeepsJobDigests(Protocol):
         """The digest the member holds of the placement ("" if none)."""
 
 
-class JobDigests:
+class JobDigests(LaunchWords):
     """Each placement's digest, as its Launch said it; the backend's word for one launched before a restart."""
 
     def __init__(self, backend: object) -> None:
-        self.backend = backend
-        self._digests: dict[str, str] = {}
-
-    def launched(self, placement_id: str, digest: str) -> None:
-        """A Launch's digest, before the backend launches it ("" keeps nothing)."""
-        if not digest:
-            return
-        self._digests[placement_id] = digest
-        if isinstance(self.backend, KeepsJobDigests):
-            self.backend.keep_digest(placement_id, digest)
-
-    def of(self, placement_id: str) -> str:
-        """The digest to say of a placement: its Launch's, else what the member kept ("" if neither)."""
-        digest = self._digests.get(placement_id, "")
-        if not digest and isinstance(self.backend, KeepsJobDigests):
-            digest = self.backend.digest_of(placement_id)
-        return digest
-
-    def keep_only(self, held: Container[str]) -> None:
-        """Forget the placements the backend no longer holds (a re-sync's)."""
-        self._digests = {pid: d for pid, d in self._digests.items() if pid in held}
+        keeps = isinstance(backend, KeepsJobDigests)
+        super().__init__(read_back=backend.digest_of if keeps else None,  # type: ignore[attr-defined]
+                         keep=backend.keep_digest if keeps else None)  # type: ignore[attr-defined]
 
 
 __all__ = ["JobDigests", "KeepsJobDigests"]
