@@ -288,9 +288,9 @@ class ArrayTasks:
         FederatedJob in the namespace may write that reference, and such an object, refused as a task, was counted
         as a failed one, failing the array (new59 N8)."""
         meta = obj["metadata"]
-        uid, names = meta["uid"], {f"{meta['name']}-{i}" for i in request.indices}
-        return [o for o in self.cache().values()
-                if (controller_of(o) or {}).get("uid") == uid and (o.get("metadata") or {}).get("name") in names]
+        cache, uid, ns = self.cache(), meta["uid"], meta.get("namespace", "default")
+        found = (cache.get(f"{ns}/{meta['name']}-{i}") for i in request.indices)  # by key: not a walk of every object
+        return [o for o in found if o is not None and (controller_of(o) or {}).get("uid") == uid]
 
     async def _make(self, obj: Obj, request: ArrayRequest) -> list[Obj] | None:
         """Every task made, or none (a refusal written): the tasks made now (the informer has not seen them yet),
