@@ -213,14 +213,13 @@ async def cancel_jobs(edge: JobService, request: jobs_pb2.CancelJobsRequest,
     page = _taken(edge, who, chosen, pos, size + 1)
     more, page = len(page) > size, page[:size]
     results: list[jobs_pb2.CancelJobResult] = []
-    last: Job | None = None
+    last: Job | None = page[-1] if page else None  # the page's last in submission order: where the next starts
     for job in _waiting_first(page):
         outcome = await _cancel_one(edge, who, job, pos.operation)
         results.append(outcome)
         if outcome.outcome == OUTCOME.CANCEL_OUTCOME_FAILED:
             more, last = True, None  # the page ends here; the next starts where this one did (its cancelled: ended)
             break
-        last = page[-1]
     next_token = ""
     if more and last is not None:
         next_token = token(pos, chosen, who.user, last.submitted_at, last.job_id)
