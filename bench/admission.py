@@ -7,9 +7,10 @@ from gRPC core a few loop turns at a time), not of the federator's handlers, so 
 independent load generator (ghz, scripts/fetch_tools.py) against a real `federator serve` whose every loop turn is
 held --loop-hog-ms (bench/loop_hog). --pending-cap SOFT,HARD builds serve's server with gRPC core's cap on
 calls waiting to be picked up (grpc.server.max_pending_requests and its hard limit; bench/loop_hog), to measure
-what that cap would do (docs/benchmarks.md, S3).
+what that cap would do; --front sends every call through a prototype front end on a thread of its own
+(bench/admission_front.py), to measure what admission before the loop would give (docs/benchmarks.md, S3).
 
-    PYTHONPATH=src .venv/bin/python bench/admission.py --submits 300 --loop-hog-ms 40 [--pending-cap 32,64]
+    PYTHONPATH=src .venv/bin/python bench/admission.py --submits 300 --loop-hog-ms 40 [--pending-cap 32,64 | --front]
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import grpc
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "bench"))
 
+from admission_front import start_front  # noqa: E402
 from fetch_tools import ghz as ghz_binary  # noqa: E402
 
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc  # noqa: E402
@@ -51,9 +54,12 @@ def ghz(target: str, n: int, timeout_s: int) -> dict[str, object]:
     r = json.loads(out.stdout)
     ok = [d["latency"] / 1e9 for d in r.get("details") or [] if d.get("status") == "OK"]
     ok.sort()
-    return {"status": r.get("statusCodeDistribution"), "errors": r.get("errorDistribution") or {},
+    not_ok = [d["latency"] / 1e9 for d in r.get("details") or [] if d.get("status") != "OK"]
+    errors = sorted(r.get("errorDistribution") or {})
+    return {"status": r.get("statusCodeDistribution"), "errors": errors[:1] + errors[-1:],
             "accepted_p99_s": round(ok[min(len(ok) - 1, int(0.99 * len(ok)))], 2) if ok else None,
-            "accepted_max_s": round(ok[-1], 2) if ok else None}
+            "accepted_max_s": round(ok[-1], 2) if ok else None,
+            "others_answered_s": [round(min(not_ok), 2), round(max(not_ok), 2)] if not_ok else None}
 
 
 async def probes(target: str, delay: float, timeout_s: float) -> dict[str, object]:
@@ -96,6 +102,8 @@ def main() -> None:
     p.add_argument("--loop-hog-ms", type=float, default=40)
     p.add_argument("--pending-cap", default="", help='"SOFT HARD": gRPC core\'s cap on calls not yet picked up')
     p.add_argument("--timeout", type=int, default=60, help="each Submit's deadline, seconds")
+    p.add_argument("--front", action="store_true",
+                   help="send every call through the prototype front end (bench/admission_front.py)")
     args = p.parse_args()
     os.environ["LOOP_HOG_MS"] = f"{args.loop_hog_ms:g}"
     os.environ["GRPC_PENDING_CAP"] = args.pending_cap
@@ -105,13 +113,14 @@ def main() -> None:
     fed = LocalFederation(workdir=workdir, tls=False, serve_args=["--cycle-interval", "1"])
     fed.start_server(timeout=120)
     try:
+        target, stop_front = start_front(fed.grpc_target) if args.front else (fed.grpc_target, lambda: 0)
         found: dict[str, object] = {}
-        side = threading.Thread(target=lambda: found.update(asyncio.run(probes(fed.grpc_target, 1.0, 60))))
+        side = threading.Thread(target=lambda: found.update(asyncio.run(probes(target, 1.0, 60))))
         side.start()
         row = {"submits": args.submits, "loop_hog_ms": args.loop_hog_ms, "pending_cap": args.pending_cap or None,
-               **ghz(fed.grpc_target, args.submits, args.timeout)}
+               "front": args.front, **ghz(target, args.submits, args.timeout)}
         side.join()
-        print(json.dumps({**row, **found}))
+        print(json.dumps({**row, **found, "front_refused": stop_front()}))
     finally:
         fed.stop()
 

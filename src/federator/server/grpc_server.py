@@ -23,8 +23,9 @@ RESOURCE_EXHAUSTED:
   job API's calls refuse a cluster's Connect.
 - A second server or port for the job API: every user and chart would change, for the same loop.
 What would reach these calls is a front end that takes calls up off the federator's loop (another thread or
-process owning the listener); until then jobs.proto tells a client that an unexplained CANCELLED means nothing
-was done.
+process owning the listener; bench/admission_front.py is a prototype: on the same loop, 233 of 300 refused
+RESOURCE_EXHAUSTED within 1.2 s, none CANCELLED); until then jobs.proto tells a client that an unexplained
+CANCELLED means nothing was done.
 """
 
 from __future__ import annotations
