@@ -33,3 +33,19 @@ if _HOG > 0 and "serve" in sys.argv[1:3]:
         return _run(hogged(), **kwargs)
 
     asyncio.run = _hogged_run
+
+# GRPC_PENDING_CAP="SOFT,HARD": `federator serve`'s gRPC server built with gRPC core's cap on calls waiting to be
+# picked up (grpc.server.max_pending_requests and its hard limit), to measure that cap (bench/admission.py).
+_CAP = os.environ.get("GRPC_PENDING_CAP", "").split(",")
+
+if len(_CAP) == 2 and "serve" in sys.argv[1:3]:
+    import grpc.aio
+
+    _server = grpc.aio.server
+
+    def _capped_server(*args, options=(), **kwargs):  # type: ignore[no-untyped-def]
+        capped = [*options, ("grpc.server.max_pending_requests", int(_CAP[0])),
+                  ("grpc.server.max_pending_requests_hard_limit", int(_CAP[1]))]
+        return _server(*args, options=capped, **kwargs)
+
+    grpc.aio.server = _capped_server

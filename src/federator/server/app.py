@@ -18,7 +18,6 @@ from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.accounting.retention import UsagePruner, UsageRetention
 from federator.api.v1 import agent_pb2_grpc, identity_pb2_grpc, jobs_pb2_grpc, queues_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
-from federator.keepalive import SERVER_PING_POLICY
 from federator.listen import ListenError
 from federator.metrics import LABEL_LIMIT, Metrics
 from federator.readyfile import write_ready_file
@@ -36,9 +35,9 @@ from federator.server import paging, store_health
 from federator.server.audit_trail import AuditTrail, attach_trail
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
+from federator.server.grpc_server import build_server
 from federator.server.health import add_health
 from federator.server.identity_service import IdentityService
-from federator.server.interceptors import MetricsInterceptor
 from federator.server.kept_room import KeptRoom
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.metrics_endpoint import MetricsEndpoint
@@ -53,7 +52,6 @@ from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
-from federator.server.shedding import Shedder
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService, region_now, vendor_now
@@ -394,15 +392,8 @@ async def serve(opts: ServeOptions) -> None:
                          trust=trust.current if trust is not None else None)
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
     max_bytes = 4 * opts.limits.max_message_bytes
-    # Shed past a bound on calls in flight (server/shedding.py): counted by the metrics interceptor around it
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), Shedder(metrics), decode_guard(fed)],
-                             options=[("grpc.max_receive_message_length", max_bytes),
-                                      ("grpc.max_send_message_length", max_bytes),
-                                      *SERVER_PING_POLICY,  # accepts the agents' keepalive pings
-                                      # grpcio binds with SO_REUSEPORT by default: a second federator
-                                      # started on this port would bind too, and the kernel would deal
-                                      # clients and agents between the two
-                                      ("grpc.so_reuseport", 0)])
+    # Shed past a bound on calls in flight, each method's calls taken up in a queue of their own (grpc_server.py)
+    server = build_server(metrics, decode_guard(fed), max_message_bytes=max_bytes)
     fed.refusals.limit = opts.max_refusals  # a job no member takes fails (server/giving_up.py)
     fed.early.groups_of = authz.groups_of_owner  # an organisation's users are one owner to the quarantine
     terms = StreamTerms(report_interval=opts.report_interval, lease_seconds=opts.lease_seconds,

@@ -21,13 +21,15 @@ has waited SLOW_SECONDS: a queue that stands, not a burst. A burst of 300 Submit
 answers in 4 s (group commit takes them together) is not shed; calls that pile up on a loop that does not answer
 them are.
 
-What shedding cannot reach: a call gRPC core holds before the loop has picked it up (grpc.aio takes calls up one
-at a time, a loop turn or two each, so a loop whose turns are long takes few a second, whatever the handlers
-cost), and CANCELS after 30 s. Letting such calls wait for their clients' deadlines instead (300 s) was measured
-and dropped: the queue then held a minute of calls, every one of them timed out all the same (DEADLINE_EXCEEDED),
-and the agents' streams behind them were welcomed later (docs/benchmarks.md, the soak's S3). jobs.proto tells a
-client what that CANCELLED means: nothing was done, retry. Admission before the loop (gRPC core's pending-call
-limits, a front-end process) is what would reach them.
+What shedding cannot reach: a call gRPC core holds before the loop has taken it up (grpc.aio takes each method's
+calls up one at a time, a few loop turns each, so a loop whose turns are long takes few a second, whatever the
+handlers cost), and CANCELS after 30 s. Letting such calls wait for their clients' deadlines instead (300 s) was
+measured and dropped: the queue then held a minute of calls, every one of them timed out all the same
+(DEADLINE_EXCEEDED), and the agents' streams behind them were welcomed later (docs/benchmarks.md, the soak's S3).
+gRPC's own admission was measured too and is not used (server/grpc_server.py: core's pending-call cap ends calls
+CANCELLED and refuses a healthy burst; maximum_concurrent_rpcs is checked after the take-up and counts agents'
+streams). jobs.proto tells a client what that CANCELLED means: nothing was done, retry. A front end taking calls
+up off the federator's loop is what would reach them.
 """
 
 from __future__ import annotations
