@@ -138,3 +138,13 @@ def test_the_crd_schema_holds_the_job_files_clusters() -> None:
     assert item["values"]["maxItems"] == MAX_SELECTOR_VALUES
     assert any("self.spec.clusters == oldSelf.spec.clusters" in r["rule"]
                for r in crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"])
+
+
+@pytest.mark.parametrize("field", ["clusters", "failurePolicy"])
+def test_a_long_bad_value_is_cut_and_its_size_said_as_every_field_does(field: str) -> None:
+    """spec.clusters and spec.failurePolicy cut a bad value with termtext.shown, as the job file's other fields do:
+    each had a copy of its own that cut it at 77 characters and said nothing of its size (review60 R4)."""
+    spec = {**doc(None)["spec"], field: "x" * 300}
+    with pytest.raises(JobFileError) as err:
+        parse_job({**doc(None), "spec": spec})
+    assert f"spec.{field}: must be a mapping" in str(err.value) and "... (300 characters)" in str(err.value)

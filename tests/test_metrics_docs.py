@@ -1,4 +1,5 @@
-"""docs/operators.md lists every metric of src/federator/metrics.py with its type and labels, and no other."""
+"""docs/operators.md lists every metric of src/federator/metrics.py and state_metrics.py with its type and labels,
+and no other."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from federator.model import ClusterAffinity, LabelOperator, LabelRequirement
 
 # names and labels as a Hello gives them (security/limits.py): what a job pins to is what a cluster can say
 from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_cluster_name
+from federator.termtext import shown
 
 MAX_CLUSTER_NAMES = 64
 """At most this many names in spec.clusters.names (as jobfile.MAX_PREFERRED_REGIONS for regions)."""
@@ -29,11 +30,6 @@ EXPRESSION_KEYS = ("key", "operator", "values")
 Bad = Callable[[str, str], None]
 
 
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _unknown(value: Mapping[Any, Any], field: str, known: tuple[str, ...], bad: Bad) -> None:
     for key in value:
         if key not in known:
@@ -45,7 +41,7 @@ def parse_clusters(value: object, bad: Bad) -> ClusterAffinity:
     if value is None:
         return ClusterAffinity()
     if not isinstance(value, Mapping):
-        bad(FIELD, f"must be a mapping (names, selector), got {_shown(value)}")
+        bad(FIELD, f"must be a mapping (names, selector), got {shown(value)}")
         return ClusterAffinity()
     _unknown(value, FIELD, KEYS, bad)
     names = _names(value.get("names", []), bad)
@@ -53,7 +49,7 @@ def parse_clusters(value: object, bad: Bad) -> ClusterAffinity:
     if selector is None:
         return ClusterAffinity(names=names)
     if not isinstance(selector, Mapping):
-        bad(f"{FIELD}.selector", f"must be a mapping (matchLabels, matchExpressions), got {_shown(selector)}")
+        bad(f"{FIELD}.selector", f"must be a mapping (matchLabels, matchExpressions), got {shown(selector)}")
         return ClusterAffinity(names=names)
     _unknown(selector, f"{FIELD}.selector", SELECTOR_KEYS, bad)
     return ClusterAffinity(names=names, match_labels=_match_labels(selector.get("matchLabels", {}), bad),
@@ -63,7 +59,7 @@ def parse_clusters(value: object, bad: Bad) -> ClusterAffinity:
 def _names(value: object, bad: Bad) -> tuple[str, ...]:
     field = f"{FIELD}.names"
     if not isinstance(value, list):
-        bad(field, f"must be a list of cluster names, got {_shown(value)}")
+        bad(field, f"must be a list of cluster names, got {shown(value)}")
         return ()
     if len(value) > MAX_CLUSTER_NAMES:
         bad(field, f"at most {MAX_CLUSTER_NAMES} clusters, got {len(value)}")
@@ -71,14 +67,14 @@ def _names(value: object, bad: Bad) -> tuple[str, ...]:
     wrong = [(i, n) for i, n in enumerate(value) if not isinstance(n, str) or not valid_cluster_name(n)]
     for i, name in wrong:
         bad(f"{field}[{i}]", f"must be a cluster name (a lower-case DNS label of at most 63 characters, as agents' "
-                             f"Hellos give), got {_shown(name)}")
+                             f"Hellos give), got {shown(name)}")
     return () if wrong else tuple(dict.fromkeys(value))
 
 
 def _match_labels(value: object, bad: Bad) -> tuple[tuple[str, str], ...]:
     field = f"{FIELD}.selector.matchLabels"
     if not isinstance(value, Mapping):
-        bad(field, f"must be a mapping of label keys to values, got {_shown(value)}")
+        bad(field, f"must be a mapping of label keys to values, got {shown(value)}")
         return ()
     if len(value) > MAX_SELECTOR_TERMS:
         bad(field, f"at most {MAX_SELECTOR_TERMS} labels, got {len(value)}")
@@ -90,7 +86,7 @@ def _match_labels(value: object, bad: Bad) -> tuple[tuple[str, str], ...]:
                                             "most 63 characters)")
         elif not isinstance(label, str) or not LABEL_VALUE.match(label):
             bad(f"{field}[{key}]", f"must be a label value (at most 63 characters; quote a number or true), "
-                                   f"got {_shown(label)}")
+                                   f"got {shown(label)}")
         else:
             out.append((key, label))
     return tuple(sorted(out))
@@ -99,7 +95,7 @@ def _match_labels(value: object, bad: Bad) -> tuple[tuple[str, str], ...]:
 def _expressions(value: object, bad: Bad) -> tuple[LabelRequirement, ...]:
     field = f"{FIELD}.selector.matchExpressions"
     if not isinstance(value, list):
-        bad(field, f"must be a list of {{key, operator, values}}, got {_shown(value)}")
+        bad(field, f"must be a list of {{key, operator, values}}, got {shown(value)}")
         return ()
     if len(value) > MAX_SELECTOR_TERMS:
         bad(field, f"at most {MAX_SELECTOR_TERMS} expressions, got {len(value)}")
@@ -110,20 +106,20 @@ def _expressions(value: object, bad: Bad) -> tuple[LabelRequirement, ...]:
 
 def _expression(value: object, field: str, bad: Bad) -> LabelRequirement | None:
     if not isinstance(value, Mapping):
-        bad(field, f"must be a mapping (key, operator, values), got {_shown(value)}")
+        bad(field, f"must be a mapping (key, operator, values), got {shown(value)}")
         return None
     _unknown(value, field, EXPRESSION_KEYS, bad)
     key, op, values = value.get("key"), value.get("operator"), value.get("values", [])
     ok = True
     if not isinstance(key, str) or not LABEL_KEY.match(key):
-        bad(f"{field}.key", f"must be a label key, got {_shown(key)}")
+        bad(f"{field}.key", f"must be a label key, got {shown(key)}")
         ok = False
     if not isinstance(op, str) or op not in {o.value for o in LabelOperator}:
-        bad(f"{field}.operator", f"must be one of {', '.join(o.value for o in LabelOperator)}, got {_shown(op)}")
+        bad(f"{field}.operator", f"must be one of {', '.join(o.value for o in LabelOperator)}, got {shown(op)}")
         return None
     operator = LabelOperator(op)
     if not isinstance(values, list):
-        bad(f"{field}.values", f"must be a list of at most {MAX_SELECTOR_VALUES} label values, got {_shown(values)}")
+        bad(f"{field}.values", f"must be a list of at most {MAX_SELECTOR_VALUES} label values, got {shown(values)}")
         return None
     if len(values) > MAX_SELECTOR_VALUES:  # the count, as the other limits say it, not the list (outside QA N5)
         bad(f"{field}.values", f"at most {MAX_SELECTOR_VALUES} label values, got {len(values)}")
@@ -131,7 +127,7 @@ def _expression(value: object, field: str, bad: Bad) -> LabelRequirement | None:
     wrong = [(i, v) for i, v in enumerate(values) if not isinstance(v, str) or not LABEL_VALUE.match(v)]
     for i, v in wrong:
         bad(f"{field}.values[{i}]", f"must be a label value (at most 63 characters; quote a number or true), "
-                                    f"got {_shown(v)}")
+                                    f"got {shown(v)}")
     if operator in (LabelOperator.IN, LabelOperator.NOT_IN) and not values:
         bad(f"{field}.values", f"{operator} needs at least one value")
         ok = False

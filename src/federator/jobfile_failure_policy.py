@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from federator.model import MAX_RESTARTS_LIMIT, FailurePolicy
+from federator.termtext import shown
 
 FIELD = "spec.failurePolicy"
 KEYS = ("maxRestarts",)
@@ -18,17 +19,12 @@ KEYS = ("maxRestarts",)
 Bad = Callable[[str, str], None]
 
 
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def parse_failure_policy(value: object, bad: Bad) -> FailurePolicy:
     """spec.failurePolicy: `maxRestarts`, 0 to MAX_RESTARTS_LIMIT; absent = 0 (a failure is final)."""
     if value is None:
         return FailurePolicy()
     if not isinstance(value, Mapping):
-        bad(FIELD, f"must be a mapping (maxRestarts), got {_shown(value)}")
+        bad(FIELD, f"must be a mapping (maxRestarts), got {shown(value)}")
         return FailurePolicy()
     for key in value:
         if key not in KEYS:
@@ -36,7 +32,7 @@ def parse_failure_policy(value: object, bad: Bad) -> FailurePolicy:
     count = value.get("maxRestarts", 0)
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_RESTARTS_LIMIT:
         bad(f"{FIELD}.maxRestarts", f"must be an integer from 0 to {MAX_RESTARTS_LIMIT} (how many times the job "
-                                    f"is placed again after it fails; 0 or left out: never), got {_shown(count)}")
+                                    f"is placed again after it fails; 0 or left out: never), got {shown(count)}")
         return FailurePolicy()
     return FailurePolicy(max_restarts=count)
 

@@ -22,6 +22,7 @@ from federator.security.authz import Authorizer
 from federator.security.pki import CertsDir, init_ca
 from federator.security.tls import TlsFiles, server_files
 from federator.server.federator import ClusterRecord, Federator
+from federator.server.orders import Order
 from federator.server.services import JobService
 from federator.store.sqlite import job_from_dict, job_to_dict
 
@@ -75,6 +76,16 @@ def join(fed: Federator, name: str, *placement_ids: str, region: str = "r") -> C
     rec = fed.connect(cluster=name, region=region, labels={})
     fed.report(rec, capacity(*placement_ids))
     return rec
+
+
+def drained(rec: ClusterRecord) -> list[Order]:
+    """The orders waiting in a cluster's outbox, taken: what its agent would be sent next."""
+    out = []
+    while not rec.outbox.empty():
+        order = rec.outbox.get_nowait()
+        assert order is not None
+        out.append(order)
+    return out
 
 
 def placed_on(fed: Federator, prefix: str) -> dict[str, int]:

@@ -120,3 +120,53 @@ def test_a_job_applied_again_takes_back_its_gang_on_the_model_it_runs_on() -> No
     again = fed.submit(_accepting_both())  # kubectl apply of the same manifest
     assert (again.phase, [(p.placement_id, p.accelerator_model) for p in again.placements]) == (
         JobPhase.RUNNING, [(placed.placement_id, A100)])
+
+
+def _two_vendors(order: tuple[str, ...], busy: tuple[str, ...], *placement_ids: str) -> ClusterCapacity:
+    """c's pools of H100 by vendor, in the report's `order`; those of `busy` full (16 devices in use)."""
+    pools = {v: replace(pool(H100, nodes=2, free=0 if v in busy else 8), vendor=v) for v in order}
+    return replace(cluster("c", "r", *pools.values()).capacity, placement_ids=frozenset(placement_ids))
+
+
+def _adopted_from_report(order: tuple[str, ...], busy: tuple[str, ...]) -> str:
+    """Gang a (2 x 8 of H100, any vendor) ran on c since a backup; c's agent says H100 and reports its pools in
+    `order`: the vendor the adopted placement is booked on."""
+    clock = Clock()
+    live, backup = MemoryStore(), MemoryStore()
+    first = make(live, clock)
+    a = first.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                "metadata": {"name": "a"},
+                                "spec": {"kind": "training", "replicas": 2, "resources": {"cpu": "4", "memory": "16Gi"},
+                                         "accelerators": [{"model": H100, "count": 8}]}}))
+    backup.put([a])
+    first.report(first.connect(cluster="c", region="r", labels={}), _capacity(8, 8))
+    first.schedule_once()
+    (placed,) = a.placements
+    fed = make(backup, clock, orphan_grace=1800.0)
+    rec = fed.connect(cluster="c", region="r", labels={})
+    update = agent_pb2.JobUpdate(placement_id=placed.placement_id, phase=convert.phase_to_pb(JobPhase.RUNNING),
+                                 resync=True, accelerator_model=H100)
+    assert AgentService(fed).handle(rec, agent_pb2.AgentMessage(job_update=update)) is None
+    fed.report(rec, _two_vendors(order, busy, placed.placement_id))
+    (adopted,) = fed.jobs[a.job_id].placements
+    assert fed.jobs[a.job_id].phase is JobPhase.RUNNING and adopted.accelerator_model == H100
+    return adopted.accelerator_vendor
+
+
+@pytest.mark.parametrize("order", [("nvidia", "acme"), ("acme", "nvidia")], ids=["nvidia-first", "acme-first"])
+def test_two_vendors_sharing_the_model_name_the_one_whose_devices_are_in_use_is_booked(
+        order: tuple[str, ...], caplog: pytest.LogCaptureFixture) -> None:
+    """The agent says the model, not the vendor: before, the pool the report listed first was booked (nvidia's,
+    idle, for a gang running on acme's), unsaid (review60 R2)."""
+    with caplog.at_level(logging.WARNING, "federator.server"):
+        assert _adopted_from_report(order, busy=("acme",)) == "acme"  # nvidia's pool has nothing in use
+    assert not any("JobUpdate does not say the vendor" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("order", [("nvidia", "acme"), ("acme", "nvidia")], ids=["nvidia-first", "acme-first"])
+def test_two_vendors_that_could_each_hold_it_book_one_by_name_and_say_so(
+        order: tuple[str, ...], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "federator.server"):
+        assert _adopted_from_report(order, busy=("acme", "nvidia")) == "acme"  # the same whatever the order
+    said = [r.getMessage() for r in caplog.records if "JobUpdate does not say the vendor" in r.getMessage()]
+    assert len(said) == 1 and "pools of vendors acme, nvidia share" in said[0]

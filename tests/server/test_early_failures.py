@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
-from server_support import Clock, MemoryStore, capacity, join, make, spec
+from server_support import Clock, MemoryStore, capacity, drained, join, make, spec
 
 from federator.backends.kube.resources import job_from_resource, job_status, spec_of
 from federator.jobfile import parse_job
@@ -25,7 +25,7 @@ from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EarlyFailurePolicy
 from federator.server.federator import Federator
 from federator.server.intake import SubmitError
-from federator.server.orders import CancelOrder, Order
+from federator.server.orders import CancelOrder
 from federator.server.quarantine import Held, Quarantine, QuarantinePolicy
 from federator.store import SqliteJobStore
 
@@ -43,15 +43,6 @@ def placed(fed: Federator, job: Job) -> str:
     assert job.phase is JobPhase.PLACED, job.pending_reason
     (p,) = job.placements
     return p.placement_id
-
-
-def drained(rec: ClusterRecord) -> list[Order]:
-    out = []
-    while not rec.outbox.empty():
-        order = rec.outbox.get_nowait()
-        assert order is not None
-        out.append(order)
-    return out
 
 
 def crash(fed: Federator, rec: ClusterRecord, pid: str, *, after: float = 4.0, clock: Clock) -> None:

@@ -46,6 +46,15 @@ def fed_of(clock: Clock, store: Any = None) -> Federator:
                 early_failures=EarlyFailurePolicy(seconds=EARLY))
 
 
+def fleet(*clusters: str) -> tuple[Clock, Federator]:
+    """A federator on a fake clock, early failures within EARLY seconds, with `clusters` joined."""
+    clock = Clock()
+    fed = fed_of(clock)
+    for name in clusters:
+        join(fed, name)
+    return clock, fed
+
+
 def placed(fed: Federator, job: Job) -> tuple[str, str]:
     """(cluster, placement id) of the job's one placement, placed by a cycle now."""
     fed.schedule_once()
@@ -54,22 +63,21 @@ def placed(fed: Federator, job: Job) -> tuple[str, str]:
     return p.cluster, p.placement_id
 
 
-def fail(fed: Federator, job: Job, clock: Clock, *, after: float = HOURS, message: str = NCCL) -> str:
-    """The job is placed, runs `after` seconds and its member reports it Failed: the cluster it failed on."""
+def fail(fed: Federator, job: Job, clock: Clock, *, after: float = HOURS, message: str = NCCL,
+         lost: bool = False) -> str:
+    """The job is placed, runs `after` seconds and its member reports it Failed (`lost`: its agent lost it): the
+    cluster it failed on."""
     cluster, pid = placed(fed, job)
     rec = fed.clusters[cluster]
     fed.acked(rec, pid)
     fed.job_update(rec, pid, JobPhase.RUNNING, "")
     clock.now += after
-    fed.job_update(rec, pid, JobPhase.FAILED, message)
+    fed.job_update(rec, pid, JobPhase.FAILED, message, lost=lost)
     return cluster
 
 
 def test_a_job_failing_three_times_with_a_budget_of_two_ends_failed_after_the_third() -> None:
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "east-1")
-    join(fed, "west-1")
+    clock, fed = fleet("east-1", "west-1")
     job = fed.submit(budgeted("pretrain", 2))
     where = []
     for n in (1, 2):
@@ -93,9 +101,7 @@ def test_a_job_failing_three_times_with_a_budget_of_two_ends_failed_after_the_th
 
 
 def test_the_wait_keeps_its_code_and_says_the_failure_first_until_placed_again() -> None:
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "only")
+    clock, fed = fleet("only")
     job = fed.submit(budgeted("pretrain", 1))
     fail(fed, job, clock)
     fed.schedule_once()  # the one cluster is avoided for it a while: it waits
@@ -109,9 +115,7 @@ def test_the_wait_keeps_its_code_and_says_the_failure_first_until_placed_again()
 
 
 def test_a_job_without_a_budget_fails_at_its_first_failure_as_before() -> None:
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "east-1")
+    clock, fed = fleet("east-1")
     job = fed.submit(budgeted("plain", None))
     fail(fed, job, clock)
     assert job.phase is JobPhase.FAILED and job.message == NCCL
@@ -119,10 +123,7 @@ def test_a_job_without_a_budget_fails_at_its_first_failure_as_before() -> None:
 
 
 def test_an_early_failure_is_placed_once_more_free_and_the_next_one_spends_the_budget() -> None:
-    clock = Clock()
-    fed = fed_of(clock)
-    for name in ("a", "b", "c"):
-        join(fed, name)
+    clock, fed = fleet("a", "b", "c")
     job = fed.submit(budgeted("crashy", 1))
     fail(fed, job, clock, after=4)
     assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
@@ -136,10 +137,7 @@ def test_an_early_failure_is_placed_once_more_free_and_the_next_one_spends_the_b
 
 def test_an_early_failure_of_a_job_annotated_to_fail_is_final_but_a_late_one_restarts() -> None:
     """The user said a crash at start is the job's own (no run to pay for twice); a crash at hour 30 is not."""
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "east-1")
-    join(fed, "west-1")
+    clock, fed = fleet("east-1", "west-1")
     early = fed.submit(budgeted("own-bug", 2, **{EARLY_FAILURE_ANNOTATION: "fail"}))
     fail(fed, early, clock, after=4)
     assert early.phase is JobPhase.FAILED and early.failure_restarts == 0
@@ -150,23 +148,14 @@ def test_an_early_failure_of_a_job_annotated_to_fail_is_final_but_a_late_one_res
 
 
 def test_a_placement_its_agent_lost_is_never_restarted() -> None:
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "east-1")
+    clock, fed = fleet("east-1")
     job = fed.submit(budgeted("lost", 2))
-    cluster, pid = placed(fed, job)
-    rec = fed.clusters[cluster]
-    fed.acked(rec, pid)
-    fed.job_update(rec, pid, JobPhase.RUNNING, "")
-    clock.now += HOURS
-    fed.job_update(rec, pid, JobPhase.FAILED, "lost: the agent can no longer follow it", lost=True)
+    fail(fed, job, clock, message="lost: the agent can no longer follow it", lost=True)
     assert job.phase is JobPhase.FAILED and job.failure_restarts == 0
 
 
 def test_a_job_cancelled_while_it_waits_to_restart_ends_cancelled() -> None:
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "only")
+    clock, fed = fleet("only")
     job = fed.submit(budgeted("pretrain", 3))
     fail(fed, job, clock)
     assert job.phase is JobPhase.PENDING
@@ -198,9 +187,7 @@ def test_the_spent_budget_is_kept_across_a_federator_restart(tmp_path: Path) -> 
 
 
 def test_the_store_and_the_wire_keep_the_policy_and_the_count() -> None:
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "east-1")
+    clock, fed = fleet("east-1")
     job = fed.submit(budgeted("pretrain", 2))
     fail(fed, job, clock)
     back = job_from_dict(job_to_dict(job))
@@ -251,10 +238,7 @@ def test_a_wire_count_out_of_range_is_an_error_naming_the_field() -> None:
 
 def test_a_gang_restarts_whole() -> None:
     """A gang of 4 replicas, one placement on one cluster: its failure queues all 4 again, placed as one elsewhere."""
-    clock = Clock()
-    fed = fed_of(clock)
-    join(fed, "east-1")
-    join(fed, "west-1")
+    clock, fed = fleet("east-1", "west-1")
     gang = fed.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                                  "metadata": {"name": "gang"},
                                  "spec": {"kind": "training", "replicas": 4, "failurePolicy": {"maxRestarts": 1},
@@ -270,10 +254,7 @@ def test_an_array_task_restarts_alone_keeping_its_slot() -> None:
     """Each task is a job: one task's failure restarts it; its siblings run on, and no throttled task is let go in
     its place (it has not ended: server/arrays.py)."""
     async def scenario() -> None:
-        clock = Clock()
-        fed = fed_of(clock)
-        for name in ("a-1", "b-1", "c-1"):
-            join(fed, name)
+        clock, fed = fleet("a-1", "b-1", "c-1")
         made = await submit_array(fed, budgeted("sweep", 1), ArrayRequest((0, 1, 2), 2), request_id="r",
                                   hold=None, visible=lambda named: named, taken=lambda task, rid: None)
         tasks = [fed.jobs[t.job_id] for t in made.tasks]

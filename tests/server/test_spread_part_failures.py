@@ -11,15 +11,16 @@ part placed a moment before still held the job, whose failure then ended it.
 
 from __future__ import annotations
 
-from server_support import Clock, MemoryStore, join, make, spec
+from server_support import Clock, MemoryStore, drained, join, make, spec
+from test_failure_restarts import budgeted, fail
 
 from federator.jobfile import parse_job, spec_to_document
 from federator.model import Job, JobPhase, JobSpec, ReasonCode
 from federator.model.job import waited
-from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.server.clusters import FAILOVER_ANNOTATION
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import Federator
-from federator.server.orders import CancelOrder, Order
+from federator.server.orders import CancelOrder
 
 FAILED = "failed after 2s (exit code 1)"
 POLICY = EarlyFailurePolicy(seconds=1.0)
@@ -109,10 +110,7 @@ def test_a_restart_after_an_early_failure_says_the_failure_once_and_the_ending_n
     fed = make(MemoryStore(), clock, early_failures=POLICY)
     join(fed, "a")
     join(fed, "b")
-    job = fed.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                                "metadata": {"name": "crashy"},
-                                "spec": {"kind": "training", "replicas": 1, "failurePolicy": {"maxRestarts": 1},
-                                         "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}}))
+    job = fed.submit(budgeted("crashy", 1))
     first = fail_alone(fed, job, clock)
     assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
     second = fail_alone(fed, job, clock)  # its once-more placement fails early too: the budget is next
@@ -130,12 +128,7 @@ def test_a_restart_after_an_early_failure_says_the_failure_once_and_the_ending_n
 
 def fail_alone(fed: Federator, job: Job, clock: Clock) -> str:
     """The job's one placement, placed by a cycle now, starts and fails half a second later: its cluster."""
-    fed.schedule_once()
-    (p,) = job.placements
-    run(fed, job)
-    clock.now += 0.5
-    fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.FAILED, FAILED)
-    return p.cluster
+    return fail(fed, job, clock, after=0.5, message=FAILED)
 
 
 def test_a_parts_second_early_failure_while_another_part_serves_places_that_part_again_and_spends_nothing() -> None:
@@ -191,15 +184,6 @@ def test_a_restart_places_the_whole_job_again_even_a_spread_one_kept_whole() -> 
     assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_RESTARTING
     cancels = [o for o in drained(fed.clusters[second.cluster]) if isinstance(o, CancelOrder)]
     assert [o.placement_id for o in cancels] == [second.placement_id]
-
-
-def drained(rec: ClusterRecord) -> list[Order]:
-    out = []
-    while not rec.outbox.empty():
-        order = rec.outbox.get_nowait()
-        assert order is not None
-        out.append(order)
-    return out
 
 
 def test_a_job_failed_while_owing_replicas_keeps_its_latest_wait_which_counts_no_more() -> None:

@@ -20,7 +20,7 @@ from server_support import capacity, job_api, spec
 from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.model import Job, JobPhase
-from federator.server import scheduling
+from federator.server import unwritten_cycle
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.store import SqliteJobStore, StoreUnavailable
@@ -127,7 +127,7 @@ def test_cancel_on_a_full_disk_is_unavailable_to_the_client(tmp_path: Path) -> N
 
 def test_a_cycle_on_a_full_disk_sends_no_launch_until_stored_then_sends_each_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduling, "RETRY_FIRST_SECONDS", 0.0)  # no test waits for the backoff
+    monkeypatch.setattr(unwritten_cycle, "RETRY_FIRST_SECONDS", 0.0)  # no test waits for the backoff
     db = tmp_path / "f.db"
     fed, disk = _fed(db)
     jobs = [fed.submit(spec(f"j{i}")) for i in range(5)]  # room for four: 4 nodes of 8 accelerators free
@@ -172,7 +172,7 @@ def test_a_cluster_lost_while_the_disk_is_full_keeps_the_loop_alive_and_its_jobs
     out of tick, and out of run, so the federator stopped scheduling for good, and the Lost cluster's other jobs
     were never requeued. Now a requeue the disk refuses stays in memory, tells no agent, and the next write of
     the job (its new placement, once the disk takes it) stores it."""
-    monkeypatch.setattr(scheduling, "RETRY_FIRST_SECONDS", 0.0)
+    monkeypatch.setattr(unwritten_cycle, "RETRY_FIRST_SECONDS", 0.0)
     from server_support import LEASE, LOST_AFTER, Clock
 
     db = tmp_path / "f.db"

@@ -25,7 +25,9 @@ adopted as H100. Its agent says it (JobUpdate.accelerator_model, its Launch's, k
 checked, never trusted: it is used only when one of the job's alternatives accepts a pool of that model in the
 cluster's report. Else (an agent before 0.18.0 says none; a model the job does not accept or the cluster has no
 pool of) the placement is booked on the first alternative with a pool there, in the alternatives' order, as before
-0.18.0, and a warning says so.
+0.18.0, and a warning says so. The word names a model, not its vendor: where two vendors' pools of that name both
+accept the job, the one whose devices in use could hold the gang is booked; if both could, the first alternative's,
+the vendor first by name, and a warning says so (`_one_vendor`; before, whichever the report listed first, unsaid).
 
 A held job (a release since the snapshot undone by the restore: K3) is not adopted while held: its restored object
 says held, and an owner or a pipeline may hold it on purpose. Its release adopts the running placement (`release`)
@@ -167,10 +169,10 @@ class Adoption:
             return new_placements(job.job_id, generation, [a])[0]
 
         if said:
-            for v in chosen:
-                for pool in capacity.accelerator_pools:
-                    if v.accelerator_milli and pool.accelerator_model == said and accepts_pool(v, pool):
-                        return on_pool(v, pool)
+            found = [(v, pool) for v in chosen if v.accelerator_milli for pool in capacity.accelerator_pools
+                     if pool.accelerator_model == said and accepts_pool(v, pool)]
+            if found:
+                return on_pool(*_one_vendor(found, job, rec.name, said))
         for v in chosen:
             if not v.accelerator_milli:
                 a = Assignment(rec.name, rec.region, job.spec.replicas, "", alternative=v.alternative)
@@ -179,6 +181,33 @@ class Adoption:
                 if accepts_pool(v, pool):
                     return on_pool(v, pool)
         return None
+
+
+def _one_vendor(found: list[tuple[PlacementRequest, AcceleratorPool]], job: Job, cluster: str,
+                said: str) -> tuple[PlacementRequest, AcceleratorPool]:
+    """Of the (alternative, pool) pairs that accept the model its agent `said`, the one to book: the first, when
+    they are all one vendor's. Pools of two vendors may share a model's name in one cluster (an agent sends one
+    pool per (vendor, model)) and JobUpdate says the model only: the pools that cannot hold the gang (fewer
+    devices in use than it holds) are not it; if that leaves one vendor, it is that one. Else the federator cannot
+    tell: it books the first alternative's, the vendor first by name (not the report's order, which was the
+    choice before: a report listing the pools the other way booked the other vendor), and says so."""
+    if len({pool.vendor for _, pool in found}) == 1:
+        return found[0]
+    able = [(v, pool) for v, pool in found if _in_use(pool) >= pool.device_milli_taken(v.accelerator_milli,
+                                                                                       job.spec.replicas)]
+    if len({pool.vendor for _, pool in able}) == 1:
+        return able[0]
+    v, pool = min(able or found, key=lambda vp: (vp[0].alternative, vp[1].vendor))
+    log.warning("cluster %s: placement of job %s is booked on vendor %s's %s pool: its agent said it runs on %s, "
+                "which pools of vendors %s share on that cluster and which could each hold it (JobUpdate does not "
+                "say the vendor); the first alternative's, the vendor first by name", cluster, job.job_id,
+                pool.vendor, said, said, ", ".join(sorted({p.vendor for _, p in able or found})))
+    return v, pool
+
+
+def _in_use(pool: AcceleratorPool) -> int:
+    """Milli whole-device equivalents of `pool` its cluster's report says are taken."""
+    return pool.accelerator_milli_of(pool.allocatable_accelerators) - pool.free_device_milli
 
 
 __all__ = ["Adoption"]

@@ -65,7 +65,7 @@ class ClusterRecord:
     unreachable: str = ""  # its agent cannot reach the member's API server: why (server/member_health.py)
     unreachable_since: float = 0.0
     # Listed in the last report but not taken as subtracted there: its pool contradicted them
-    # (server/consistency.py); the federator holds their resources itself (scheduling.reserved_info).
+    # (server/consistency.py); the federator holds their resources itself (cycle_snapshot.reserved_info).
     uncounted: frozenset[str] = frozenset()
     updates: TokenBucket | None = None  # the JobUpdate budget (Limits.job_updates_per_second), made at first use
     updates_limited: bool = False  # the last JobUpdate was over the budget: the Error for this run was sent

@@ -1,7 +1,7 @@
 """Whether a capacity report agrees with the placements it lists: a pure function, and what the federator does.
 
 Why: CapacityReport.placement_ids says "these placements' resources are already subtracted in this report", and
-the federator then holds nothing for them (server/scheduling.py, `reserved_info`). An agent whose arithmetic is
+the federator then holds nothing for them (server/cycle_snapshot.py, `reserved_info`). An agent whose arithmetic is
 wrong (it listed its running 1 x 8 placement yet reported the pool's 16 devices all free) made the federator book
 the same devices again: four 1 x 8 gangs were placed on a 16-device pool, and `get clusters` said 16/16 free
 (outside QA F7). Nothing said so, to the provider or to anyone.

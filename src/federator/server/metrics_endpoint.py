@@ -4,7 +4,7 @@
   `--metrics-token-file` token when one is set (security/metrics_token.py).
 - `/healthz`: 200 when a scrape would succeed, else 503, and never the metrics. It runs the same collection a
   scrape does and drops the body, so a liveness probe still notices an event loop too stuck to be sampled
-  (metrics.py `StateCollector` waits on it), as its scrape of /metrics did before the token, but tells an
+  (state_metrics.py `StateCollector` waits on it), as its scrape of /metrics did before the token, but tells an
   unauthenticated caller nothing.
 
 - `/readyz`: 200 while this federator serves gRPC (`serving`: set once it serves, cleared as it stops) and

@@ -7,7 +7,7 @@ lying member, whose accelerators stayed the job's in the federator's books for e
 limit from its own clock, so no agent has to be trusted with it (types.proto, JobSpec.max_run_seconds).
 
 The clock (Job.started_at, Job.ran_seconds; both stored, so a federator restart keeps it): it starts at the first
-Running report of an attempt (`started`), not at the placement (`placed_at` is the start deadline's, and a job
+Running report of an attempt (`started`), not at the placement (that is the start deadline's clock, and a job
 waiting in a member's queue holds no accelerators yet); it stops when the attempt ends and the job is queued
 again (`paused`: a member lost, a preemption, an early failure), and the seconds that attempt ran are kept: the
 limit counts all the time the job held accelerators, as a bill does, so a job that keeps losing its cluster

@@ -8,21 +8,17 @@ busy). Here a cycle has three steps:
 1. `plan` (loop, cheap): an immutable `CyclePlan`: the clusters' snapshot,
    the candidate jobs' requests, the running allocations, and each candidate
    job's fencing generation as it was.
-2. `compute` (a worker thread): the pure scheduler over the plan. It reads
+2. `compute` (a worker thread; cycle_plan.py): the pure scheduler over the plan. It reads
    nothing the loop changes: the snapshot and requests are frozen values.
 3. `commit` (loop): decisions are applied only to jobs that are still what
    the plan saw (still Pending, same generation), on clusters still Ready; the
    changed jobs are written in one group commit, and only then are launch
    orders sent (for placements still current after the write).
 
-A cycle whose write fails (the disk is full: StoreUnavailable) keeps its
-placements in memory, where they hold their clusters' room, and sends none of
-its orders: no agent hears of a placement that is not durable. Its write is
-tried again at each later turn of the loop, backing off up to
-`RETRY_MAX_SECONDS`, and no new cycle is planned meanwhile; once the disk takes
-the write the orders go out (those still current). A crash meanwhile loses
-nothing that was promised: the store still holds the jobs Pending, and no
-cluster was told to run them.
+A cycle whose write fails (the disk is full) keeps its placements in memory
+and sends none of its orders until the store takes it (unwritten_cycle.py).
+What a cycle sees of the fleet, each member less what the federator reserved
+since its report, is cycle_snapshot.py's.
 
 At most one cycle runs at a time; whatever arrives meanwhile (submissions,
 reports) sets the wake flag and is taken by the next cycle: arrivals coalesce.
@@ -48,15 +44,12 @@ import logging
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from federator.model import (
-    MILLI,
     ClusterCapacity,
-    ClusterInfo,
     ClusterState,
     Job,
     JobId,
@@ -67,19 +60,18 @@ from federator.model import (
     ReasonCode,
     placement_resources,
 )
-from federator.model.node_room import node_room_grew, node_room_take
+from federator.model.node_room import node_room_grew
 from federator.scheduler import (
     Allocation,
     Arrival,
     CycleResult,
     PlacementRequest,
-    Scheduler,
     Snapshot,
-    reserve,
 )
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
-from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
+from federator.server.cycle_plan import CyclePlan, compute
+from federator.server.cycle_snapshot import active_by_cluster, fleet_snapshot, reserved_info
 from federator.server.giving_up import give_up
 from federator.server.job_message import job_message, keep_interruption, placements_message, preempted_message
 from federator.server.maintenance_windows import bounded, run_bound, windowed
@@ -93,10 +85,10 @@ from federator.server.reason_refresh import ReasonRefresh, room_changed
 from federator.server.rebalancing import Rebalancer
 from federator.server.reservations import KeptReservations
 from federator.server.restarts import count_restart
+from federator.server.unwritten_cycle import Unwritten, UnwrittenCycle
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from federator.server.clusters import ClusterRecord
     from federator.server.federator import Federator
 
 log = logging.getLogger("federator.server")
@@ -104,79 +96,11 @@ log = logging.getLogger("federator.server")
 # wants it back, many times per request; 0.5 ms keeps a stream's turn short at a small cost to the cycle.
 SWITCH_INTERVAL_SECONDS = 0.0005
 COMMIT_SLICE = 2_000  # jobs committed between two turns of the event loop
-RETRY_FIRST_SECONDS = 0.25  # an unwritten cycle's first retry; doubled after each failure...
-RETRY_MAX_SECONDS = 5.0  # ...up to this: orders go out at most this long after the disk takes writes again
 # The least time from one cycle's start to the next one's when something woke it (a Submit, a report): changes that
 # come meanwhile ride the next cycle together. Every Submit woke a cycle of its own, about 57 a second under a
 # flood with agents connected, which took half the federator's CPU from the Submits (outside QA, scale F2); an
 # idle federator still places a lone Submit at once (its last cycle began long ago).
 WAKE_GAP_SECONDS = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class CyclePlan:
-    """Everything one cycle reads: immutable, so the worker thread may read it while the loop goes on."""
-
-    snapshot: Snapshot
-    requests: tuple[PlacementRequest, ...]
-    running: tuple[Allocation, ...]
-    now: float
-    scheduler: Scheduler
-    generations: Mapping[JobId, int]  # each candidate's and each running job's generation, as planned
-    recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, by kind: the demand's memory (DemandMemory)
-    tuner: Tuner | None = None  # Scarcity's scale; the worker runs its rollout when one is due (scheduler/tuning.py)
-    reservations: tuple[Reservation, ...] = ()  # the last cycle's, which this one keeps where it can (reservations.py)
-    resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose reservation ran out: none until then
-    maintenance: Mapping[str, float] = field(default_factory=dict)  # windows ahead (server/maintenance_windows.py)
-
-
-@dataclass(slots=True)
-class Unwritten:
-    """A cycle applied in memory whose write failed: its jobs, and the orders that wait until they are stored."""
-
-    changed: list[Job]
-    orders: list[tuple[str, Order]]
-    result: CycleResult
-    failures: int = 1
-    retry_at: float = 0.0
-
-
-def compute(plan: CyclePlan) -> CycleResult:
-    """The pure part: safe on any thread (one cycle at a time, which the tuner relies on)."""
-    tuner = plan.tuner
-    if tuner is None:
-        return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                       recent=plan.recent, reservations=plan.reservations, resting=plan.resting,
-                                       maintenance=plan.maintenance)
-    rollout = _roll_out(plan, tuner) if tuner.due() else 0.0
-    result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                     recent=plan.recent, scarcity_scale=tuner.scale, reservations=plan.reservations,
-                                     resting=plan.resting, maintenance=plan.maintenance)
-    tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
-    if rollout:  # the cycle waited for it: a phase of its own on the phase histogram
-        result = replace(result, phase_seconds={**result.phase_seconds, "rollout": rollout})
-    return result
-
-
-def _roll_out(plan: CyclePlan, tuner: Tuner) -> float:
-    """Run the rollouts that choose Scarcity's scale; the seconds they took (0 if none ran). They only
-    advise: if they fail, that is logged once and the cycles go on with the scale in use, never stop."""
-    was, count, started = tuner.scale, tuner.rollouts, time.perf_counter()
-    try:
-        tuner.tune(plan.snapshot, plan.requests, plan.running, plan.recent)
-    except Exception:
-        log.exception("the rollouts that choose Scarcity's scale failed: the cycles keep %s, with no more "
-                      "rollouts until a restart or a policy with other scales", _scale(tuner.scale))
-        tuner.stop()
-        return 0.0
-    if tuner.scale != was:
-        log.info("Scarcity scale %s (was %s): a rollout over the fleet placed %s", _scale(tuner.scale), _scale(was),
-                 ", ".join(f"{t.placed_milli / MILLI:g} accelerators at {_scale(t.scale)}" for t in tuner.last))
-    return time.perf_counter() - started if tuner.rollouts > count else 0.0  # none without room or demand
-
-
-def _scale(scale: float) -> str:
-    return "median" if scale == 0 else f"K={scale:g}"
 
 
 class Cycles:
@@ -202,7 +126,7 @@ class Cycles:
         self._preemptible: dict[str, set[str]] = defaultdict(set)
         self.cycles = 0
         self.wake_gap = WAKE_GAP_SECONDS
-        self.unwritten: Unwritten | None = None  # a cycle waiting for the disk (module docstring)
+        self.writes = UnwrittenCycle(fed.journal, send=self._send, counted=self._counted)  # a cycle the disk refused
         # The jobs that ended lately (scheduler/demand.py: the demand's memory of what arrives), rebuilt from
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
         self.memory = DemandMemory()
@@ -433,39 +357,13 @@ class Cycles:
 
     def active_by_cluster(self) -> dict[str, list[tuple[Placement, JobSpec]]]:
         """The active placements of each cluster, with their jobs' specs."""
-        active: dict[str, list[tuple[Placement, JobSpec]]] = {}
-        for job in self.active_jobs():
-            for p in job.placements:
-                if p.phase.is_active:
-                    active.setdefault(p.cluster, []).append((p, job.spec))
-        return active
+        return active_by_cluster(self.active_jobs())
 
-    @staticmethod
-    def reserved_info(rec: ClusterRecord, active: Sequence[tuple[Placement, JobSpec]]) -> ClusterInfo | None:
-        """A cluster as last reported, less its active placements that report does not count yet (not listed
-        in it, or listed on a pool it contradicts: `rec.uncounted`, server/consistency.py)."""
-        if rec.capacity is None:
-            return None
-        info = ClusterInfo(rec.name, rec.region, rec.state, tuple(sorted(rec.labels.items())), rec.capacity)
-        for p, spec in active:
-            if p.placement_id not in rec.capacity.placement_ids or p.placement_id in rec.uncounted:
-                info = _reserve_or_exhaust(info, p, spec)
-        return info
+    reserved_info = staticmethod(reserved_info)  # a cluster less what its report does not count yet
 
     def snapshot(self) -> Snapshot:
-        """Member clusters as last reported, less what this federator has reserved since. A Ready cluster an
-        operator cordoned (server/cordons.py) is Cordoned here, one under quarantine (server/quarantine.py)
-        Quarantined: the scheduler keeps new work off it as off any cluster not Ready, and says why."""
-        active = self.active_by_cluster()
-        quarantined = self.fed.early.quarantine.current(self.fed.clock())
-        cordoned = self.fed.cordons.names()
-        infos = [info if info.state is not ClusterState.READY
-                 else replace(info, state=ClusterState.CORDONED) if info.name in cordoned
-                 else replace(info, state=ClusterState.QUARANTINED) if info.name in quarantined
-                 else info
-                 for rec in self.fed.clusters.values()
-                 if (info := self.reserved_info(rec, active.get(rec.name, ()))) is not None]
-        return Snapshot.of(infos)
+        """Member clusters as last reported, less what this federator has reserved since (cycle_snapshot.py)."""
+        return fleet_snapshot(self.fed, self.active_by_cluster())
 
     def plan(self) -> CyclePlan:
         self.parked.mark()  # what frees room from here on may outdate this cycle's verdicts (commit_pending)
@@ -642,8 +540,8 @@ class Cycles:
         """One cycle on the caller's thread (tests, the simulator): plan, compute, commit, write, send.
 
         StoreUnavailable if its write (or an earlier cycle's, tried first) failed: its orders wait."""
-        if self.unwritten is not None:
-            self._retried(self._write_now)
+        if self.writes.waiting is not None:
+            self.writes.retry()
         started = time.perf_counter()
         self.answer_moves()
         plan = self.plan()
@@ -651,7 +549,7 @@ class Cycles:
         changed, orders = self.commit(plan, result)
         changed += self.commit_pending(plan, list(result.pending.items()))
         changed += self.told()[0]
-        self._wrote(changed, orders, result, self._write_now)  # durable before any agent hears of it
+        self.writes.write(changed, orders, result)  # durable before any agent hears of it
         self._finish(changed, orders, result, started)
         self.rebalance()
         return result
@@ -665,7 +563,7 @@ class Cycles:
     async def run_once_async(self) -> CycleResult | None:
         """One cycle with its computation on the worker thread; the loop serves streams meanwhile. None if no
         cycle ran: an earlier cycle's write still fails, or this one's did (its orders wait; module docstring)."""
-        if self.unwritten is not None and not await self._retry_async():
+        if self.writes.waiting is not None and not await self.writes.retry_async():
             return None
         started = time.perf_counter()
         self.answer_moves()
@@ -679,7 +577,7 @@ class Cycles:
         try:
             await self.fed.journal.commit(changed)  # durable before any agent hears of it
         except StoreUnavailable as exc:
-            self._stash(changed, orders, result, exc)
+            self.writes.keep(changed, orders, result, exc)
             return None
         self._finish(changed, orders, result, started)
         # Pending reasons last, in slices: after a cycle over 100,000 jobs they are most of the work, no
@@ -702,64 +600,13 @@ class Cycles:
         self.rebalance()
         return result
 
-    # -- a cycle whose write failed ---------------------------------------------------------
+    @property
+    def unwritten(self) -> Unwritten | None:
+        """A cycle waiting for the disk (unwritten_cycle.py), if any: the store's health reads it."""
+        return self.writes.waiting
 
-    def _write_now(self, jobs: list[Job]) -> None:
-        self.fed.journal.write(jobs)
-
-    def _wrote(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,
-               write: Callable[[list[Job]], None]) -> None:
-        try:
-            write(changed)
-        except StoreUnavailable as exc:
-            self._stash(changed, orders, result, exc)
-            raise
-
-    def _stash(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,
-               exc: StoreUnavailable) -> None:
-        """Keep a cycle whose write failed; its jobs stay as committed in memory (holding their room)."""
-        self.unwritten = Unwritten(changed, orders, result, retry_at=time.monotonic() + RETRY_FIRST_SECONDS)
-        self.cycles -= 1  # not a cycle until it is stored
-        log.warning("scheduling cycle not stored: %s; its %d orders wait, and it is retried until the store "
-                    "takes it", exc, len(orders))
-
-    def _retried(self, write: Callable[[list[Job]], None]) -> None:
-        """Write the waiting cycle's jobs (their current state) and send its orders; StoreUnavailable again if
-        the store still refuses."""
-        try:
-            write(self._waiting().changed)
-        except StoreUnavailable:
-            self._still_refused()
-            raise
-        self._stored()
-
-    async def _retry_async(self) -> bool:
-        """Whether the waiting cycle is stored now (its orders sent); not tried before its backoff is over."""
-        if time.monotonic() < self._waiting().retry_at:
-            return False
-        try:
-            await self.fed.journal.commit(self._waiting().changed)
-        except StoreUnavailable:
-            self._still_refused()
-            return False
-        self._stored()
-        return True
-
-    def _waiting(self) -> Unwritten:
-        assert self.unwritten is not None
-        return self.unwritten
-
-    def _still_refused(self) -> None:
-        u = self._waiting()
-        u.failures += 1
-        u.retry_at = time.monotonic() + min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** u.failures)
-
-    def _stored(self) -> None:
-        u = self._waiting()
-        self.unwritten = None
-        self.cycles += 1
-        log.info("scheduling cycle stored after %d failed writes: sending its %d orders", u.failures, len(u.orders))
-        self._send(u.changed, u.orders)
+    def _counted(self, cycles: int) -> None:
+        self.cycles += cycles  # a cycle the disk refused is not one until it is stored
 
     def _finish(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,
                 started: float) -> None:
@@ -787,42 +634,6 @@ class Cycles:
             self._executor = None
 
 
-def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
-    """Hold a placement's resources in the snapshot, as its member would bind it.
-
-    A report that cannot hold it that way (no node with the host room beside the devices: the member's pods wait
-    for CPU or memory, or the report is stale) still holds it: its devices are taken from nodes that have them,
-    its CPU and memory from the cluster's totals (down to none). Only a report that has not even the devices in
-    one node's shape holds the whole pool. Before, any such report held the whole pool: one gang waiting for CPU
-    on a member made its 800 free accelerators read 0 until --start-timeout (outside QA's Go agent, F6)."""
-    resources = placement_resources(p, spec)
-    try:
-        return reserve(info, resources=resources, replicas=p.replicas, accelerator_model=p.accelerator_model)
-    except ValueError:
-        pass
-    cap = info.capacity
-    loose = replace(info, capacity=replace(
-        cap, cpu_milli_free=cap.cpu_milli_free + resources.cpu_milli * p.replicas,
-        memory_bytes_free=cap.memory_bytes_free + resources.memory_bytes * p.replicas))
-    try:  # the devices alone, then the host room it would have taken, as far as there is any
-        held = reserve(loose, resources=replace(resources, cpu_milli=0, memory_bytes=0), replicas=p.replicas,
-                       accelerator_model=p.accelerator_model).capacity
-        cpu = max(0, cap.cpu_milli_free - resources.cpu_milli * p.replicas)
-        memory = max(0, cap.memory_bytes_free - resources.memory_bytes * p.replicas)
-        return info.with_capacity(held.after_bind(held.accelerator_pools, cpu, memory,
-                                                  min(held.node_cpu_milli_free_max, cpu),
-                                                  min(held.node_memory_bytes_free_max, memory),
-                                                  node_room_take(held.node_room, resources.cpu_milli,
-                                                                 resources.memory_bytes, p.replicas, strict=False)))
-    except ValueError:
-        pools = tuple(
-            replace(pool, nodes_by_free=(pool.nodes,), shared_devices=(), host_room=(), shared_room=(),
-                    room_classes=())
-            if pool.accelerator_model == p.accelerator_model else pool
-            for pool in cap.accelerator_pools
-        )
-        return replace(info, capacity=replace(cap, accelerator_pools=pools))
-
-
-# new_placements and placement_ids live in server/new_placements.py; adoption.py and tests import them from here
+# new_placements and placement_ids live in server/new_placements.py, CyclePlan and compute in cycle_plan.py;
+# adoption.py and tests import them from here
 __all__ = ["SWITCH_INTERVAL_SECONDS", "CyclePlan", "Cycles", "compute", "new_placements", "placement_ids"]

@@ -1,7 +1,7 @@
 """What an SRE sees of a SQLite store that refuses writes (a full disk): the same signals as Kubernetes mode.
 
 Why: with the disk under --db full, a cycle's placements waited in memory, unsent, and agents' updates were
-owed (server/scheduling.py, store/group_commit.py), while `federator_store_unwritten_jobs` and
+owed (server/unwritten_cycle.py, store/group_commit.py), while `federator_store_unwritten_jobs` and
 `federator_store_write_errors_total` said 0: they were fed by the Kubernetes store alone. Scheduling stopped
 with nothing but WARNING lines to show it, and FederatorJobsPendingTooLong fired four hours later (outside
 operator QA). Now both are fed in SQLite mode too, so FederatorStoreWritesFailing fires after 5 minutes.
