@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from federator.model import ClusterInfo, ClusterState, Resources
+from federator.model import AcceleratorPool, ClusterInfo, ClusterState, Resources
 from federator.model.node_room import node_room_give, node_room_take
 
 
@@ -24,6 +24,16 @@ class Snapshot:
 
     def ready(self) -> Iterator[ClusterInfo]:
         return (c for c in self.clusters if c.state is ClusterState.READY)
+
+
+def _first_pool(pools: tuple[AcceleratorPool, ...], accelerator_model: str) -> int | None:
+    """The index of the model's first pool: the one the scheduler read the model's room from.
+
+    Pools are keyed by vendor and model (`ClusterCapacity.pool`), so two vendors' pools may share a model name; the
+    scheduler's fit checks read the first (`ClusterCapacity.pool(model)`), and a booking must take from that one
+    only: taking from every pool of the name spent the other vendor's room too, and raised where it had none.
+    """
+    return next((i for i, p in enumerate(pools) if p.accelerator_model == accelerator_model), None)
 
 
 def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accelerator_model: str,
@@ -42,20 +52,12 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
         raise ValueError(f"{replicas} replicas do not fit the free CPU or memory of {cluster.name}")
     pools = cap.accelerator_pools
     if resources.accelerator_milli and replicas:
-        pools = tuple(
-            p.take_milli(
-                resources.accelerator_milli,
-                replicas,
-                cpu_milli=resources.cpu_milli,
-                memory_bytes=resources.memory_bytes,
-                bucket=bucket,
-            )
-            if p.accelerator_model == accelerator_model
-            else p
-            for p in pools
-        )
-        if pools == cap.accelerator_pools and not any(p.accelerator_model == accelerator_model for p in pools):
+        i = _first_pool(pools, accelerator_model)
+        if i is None:
             raise ValueError(f"{cluster.name} has no {accelerator_model} pool")
+        taken = pools[i].take_milli(resources.accelerator_milli, replicas, cpu_milli=resources.cpu_milli,
+                                    memory_bytes=resources.memory_bytes, bucket=bucket)
+        pools = (*pools[:i], taken, *pools[i + 1:])
     cpu_free = cap.cpu_milli_free - cpu
     mem_free = cap.memory_bytes_free - mem
     # Each replica's CPU and memory on one node (model/node_room.py): CPU-only work where a node holds it (else
@@ -79,10 +81,9 @@ def release(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
     cap = cluster.capacity
     pools = cap.accelerator_pools
     if resources.accelerator_milli and replicas:
-        pools = tuple(
-            p.release_milli(resources.accelerator_milli, replicas) if p.accelerator_model == accelerator_model else p
-            for p in pools
-        )
+        i = _first_pool(pools, accelerator_model)
+        if i is not None:
+            pools = (*pools[:i], pools[i].release_milli(resources.accelerator_milli, replicas), *pools[i + 1:])
     cpu_free = min(cap.cpu_milli_allocatable, cap.cpu_milli_free + resources.cpu_milli * replicas)
     mem_free = min(cap.memory_bytes_allocatable, cap.memory_bytes_free + resources.memory_bytes * replicas)
     new_cap = cap.after_bind(pools, cpu_free, mem_free,
