@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from federator.backends.kube.workloads.kubeflow import elastic_problems
 from federator.jobfile import FieldProblem
 from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
 from federator.model.resources import QuantityError, parse_quantity
@@ -154,6 +155,8 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
         found = [p for path, template in pod_templates(workload)
                  for p in brought_problems(template, f"spec.workload.{path}" if path else "spec.workload")]
         found += autoscaler_problems(workload)
+        if (workload.get("apiVersion"), workload.get("kind")) == ("kubeflow.org/v1", "PyTorchJob"):
+            found += [(f"spec.workload.{field}", problem) for field, problem in elastic_problems(workload)]
         found += [p for path, template in pod_templates(workload) if asks_accelerator(template)
                   for p in pinned_model_problems(template, f"spec.workload.{path}" if path else "spec.workload",
                                                  models=_models(spec))]
