@@ -375,8 +375,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     models_key = "gpuModels" if "gpuModels" in spec else "acceleratorModels"
     models_field = f"spec.{models_key}"
     accelerator_models = parse_accelerator_models(spec.get(models_key), models_field, bad)
-    if accelerator_models and resources.accelerator_milli == 0 and not resource_name:
-        bad(models_field, f"is set but spec.resources asks for no {GPU_RESOURCE} (or other accelerator)")
+    if accelerator_models and resources.accelerator_milli == 0 and not resource_name and \
+            not (has_workload and brought is None):  # a refused workload's asks are unknown: it was named already
+        asks = "spec.workload's pods ask" if has_workload else "spec.resources asks"
+        bad(models_field, f"is set but {asks} for no {GPU_RESOURCE} (or other accelerator)")
     alternatives = parse_alternatives(spec.get("accelerators"), bad) if "accelerators" in spec else ()
     if alternatives and accelerator_models:
         bad(models_field, f"give either spec.accelerators (with a model each) or {models_field}, not both")

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from federator.backends.kube.workloads.kubeflow import elastic_problems
 from federator.jobfile import FieldProblem
 from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
 from federator.model.resources import QuantityError, parse_quantity
@@ -63,10 +64,12 @@ from federator.security.podsecurity import (
 from federator.template_accelerators import (
     ACCELERATOR_CONTAINER_ANNOTATION,
     accelerator_container,
+    asks_accelerator,
     autoscaler_problems,
     brought_problems,
     choice_problems,
     chosen_name,
+    pinned_model_problems,
     rendered_problems,
 )
 
@@ -152,6 +155,11 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
         found = [p for path, template in pod_templates(workload)
                  for p in brought_problems(template, f"spec.workload.{path}" if path else "spec.workload")]
         found += autoscaler_problems(workload)
+        if (workload.get("apiVersion"), workload.get("kind")) == ("kubeflow.org/v1", "PyTorchJob"):
+            found += [(f"spec.workload.{field}", problem) for field, problem in elastic_problems(workload)]
+        found += [p for path, template in pod_templates(workload) if asks_accelerator(template)
+                  for p in pinned_model_problems(template, f"spec.workload.{path}" if path else "spec.workload",
+                                                 models=_models(spec))]
         for path, override in pod_spec_overrides(workload):  # a TrainJob's pod spec fragments, merged by its trainer
             at = f"spec.workload.{path}"
             found += [(field.replace(f"{at}.~.spec", at, 1), problem)
@@ -159,6 +167,8 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
         return [FieldProblem(field, problem) for field, problem in found]
     base = _object(spec.pod_template_json)
     found = _rendered(base, "spec.template")
+    if spec.resources.accelerator_milli and not spec.accelerators:
+        found += pinned_model_problems(base, "spec.template", models=_models(spec))
     said = set(found)  # an alternative is not blamed for what it takes from the job's template
     for i, alt in enumerate(spec.accelerators):
         if alt.pod_template_json:
@@ -169,7 +179,18 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
             found += [(field.replace("spec.template", at, 1), problem)
                       for field, problem in _rendered(merged, "spec.template")
                       if (field, problem) not in said]
+    for i, alt in enumerate(spec.accelerators):  # each alternative renders its merged template on its own model
+        at = f"spec.accelerators[{i}].template" if alt.pod_template_json else "spec.template"
+        merged = merged_over(base, _object(alt.pod_template_json)) if alt.pod_template_json else base
+        pinned = [(field.replace("spec.template", at, 1), problem)
+                  for field, problem in pinned_model_problems(merged, "spec.template", models=(alt.model,))]
+        found += [(field, problem) for field, problem in pinned if field not in {f for f, _ in found}]
     return [FieldProblem(field, problem) for field, problem in found]
+
+
+def _models(spec: JobSpec) -> tuple[str, ...]:
+    """The model names a job may run on: spec.acceleratorModels and each alternative's ("" for one naming none)."""
+    return tuple(spec.accelerator_models) + tuple(a.model for a in spec.accelerators)
 
 
 def _rendered(template: dict[str, Any], at: str) -> list[tuple[str, str]]:

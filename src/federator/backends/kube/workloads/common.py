@@ -245,11 +245,13 @@ def container_ask(res: object, path: str) -> tuple[Resources, str]:
     if not isinstance(res, Mapping):
         raise WorkloadError(path, "must be a mapping")
     merged: dict[str, object] = {}
+    fields: dict[str, str] = {}  # where each merged amount was written, for a refusal to name
     for part in ("limits", "requests"):
         amounts = res.get(part) or {}
         if not isinstance(amounts, Mapping):
             raise WorkloadError(f"{path}.{part}", "must map resource names to quantities")
         merged.update({str(k): v for k, v in amounts.items()})
+        fields.update({str(k): f"{path}.{part}[{k}]" for k in amounts})
     cpu = memory = 0
     try:
         if "cpu" in merged:
@@ -258,14 +260,16 @@ def container_ask(res: object, path: str) -> tuple[Resources, str]:
             memory = to_bytes(merged["memory"])
     except QuantityError as exc:
         raise WorkloadError(path, str(exc)) from None
-    name, milli = accelerator_ask(merged, path)
+    name, milli = accelerator_ask(merged, path, fields=fields)
     return Resources(cpu_milli=cpu, memory_bytes=memory, accelerator_milli=milli), name
 
 
-def accelerator_ask(amounts: Mapping[str, object], path: str) -> tuple[str, int]:
+def accelerator_ask(amounts: Mapping[str, object], path: str,
+                    fields: Mapping[str, str] | None = None) -> tuple[str, int]:
     """The accelerator resource a container's resource map asks for and how many milli-devices: any
     device plugin resource of the accelerator catalog (nvidia.com/gpu, huawei.com/Ascend910, amd.com/gpu,
-    ...), at most one kind per container; ("", 0) when it asks for none."""
+    ...), at most one kind per container; ("", 0) when it asks for none. `fields` says where each amount
+    was written (`...resources.requests[nvidia.com/gpu]`), for a refusal to name it."""
     known = set(catalog().resource_names) | {GPU_RESOURCE}
     asked = [k for k in amounts if k in known]
     if len(asked) > 1:
@@ -274,12 +278,14 @@ def accelerator_ask(amounts: Mapping[str, object], path: str) -> tuple[str, int]
     if not asked:
         return "", 0
     name = asked[0]
+    field = (fields or {}).get(name, f"{path}.{name}")
     try:
         milli = to_milli(amounts[name])
     except QuantityError as exc:
-        raise WorkloadError(f"{path}.{name}", str(exc)) from None
+        raise WorkloadError(field, str(exc)) from None
     if milli % 1000:
-        raise WorkloadError(f"{path}.{name}", f"an extended resource is a whole number, got {amounts[name]!r}")
+        raise WorkloadError(field, f"an extended resource is a whole number, got {amounts[name]!r} (a fraction of a "
+                                   f"device is asked without spec.workload: spec.resources: {{{name}: 500m}})")
     return name, milli
 
 
