@@ -61,6 +61,7 @@ from federator.model import (
 from federator.model.array import ARRAY_ID_ANNOTATION, ARRAY_NAME_ANNOTATION
 from federator.model.dependency import parse_dependency
 from federator.server.job_keys import Ambiguous, resolve
+from federator.server.job_table import JobTable
 from federator.server.submit_errors import SubmitError
 
 if TYPE_CHECKING:
@@ -133,16 +134,24 @@ def _array_key(array_id: str, cond: Condition, tasks: list[tuple[JobId, Job | No
     return _Key()
 
 
-def _tasks(jobs: Mapping[JobId, Job], array_id: str) -> tuple[JobId, ...]:
-    """The ids of an array's tasks the federator holds, in index order (one scan of every job's annotations)."""
-    mark = (ARRAY_ID_ANNOTATION, array_id)
-    found = [j for j in jobs.values() if mark in j.spec.annotations]
+def array_tasks(jobs: Mapping[JobId, Job], array_id: str) -> tuple[JobId, ...]:
+    """The ids of an array's tasks the federator holds, in index order: from the job table's array index
+    (server/array_index.py), else (a plain mapping) one scan of every job's annotations."""
+    if isinstance(jobs, JobTable):
+        found = [jobs[i] for i in jobs.arrays.tasks(array_id)]
+    else:
+        mark = (ARRAY_ID_ANNOTATION, array_id)
+        found = [j for j in jobs.values() if mark in j.spec.annotations]
     return tuple(j.job_id for j in sorted(found, key=lambda j: j.spec.array.task_id))  # type: ignore[union-attr]
 
 
 def named_arrays(jobs: Mapping[JobId, Job], namespace: str, name: str) -> tuple[str, ...]:
     """The ids of the arrays whose object is named `name` in `namespace` (Kubernetes mode: their tasks carry
-    ARRAY_NAME_ANNOTATION, which only the controller sets on a task its array owns); one scan of every job."""
+    ARRAY_NAME_ANNOTATION, which only the controller sets on a task its array owns): from the job table's array
+    index, else (a plain mapping) one scan of every job. Before the index, every key naming no job (a typo, a
+    FederatedJob not accepted yet) walked all of them."""
+    if isinstance(jobs, JobTable):
+        return jobs.arrays.named(namespace, name)
     mark = (ARRAY_NAME_ANNOTATION, name)
     return tuple(sorted({j.spec.array.array_id for j in jobs.values() if j.spec.array is not None
                          and j.spec.namespace == namespace and mark in j.spec.annotations}))
@@ -161,7 +170,7 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
     under afterok a job already Failed or Cancelled (DependencyEnded).
     `tasks_of`: an array's tasks (Dependencies.tasks_of, which remembers them: each of an array's thousand tasks
     submitted after another array resolves the same key); None: a scan of `jobs`."""
-    tasks_of = tasks_of or (lambda key: _tasks(jobs, key))
+    tasks_of = tasks_of or (lambda key: array_tasks(jobs, key))
     value = spec.annotation(DEPENDS_ON_ANNOTATION)
     if not value:
         return spec
@@ -242,7 +251,7 @@ class Dependencies:
         (an array's tasks are all made by its Submit; one removed since is judged as removed)."""
         found = self._arrays.get(key)
         if found is None:
-            found = self._arrays[key] = _tasks(self.fed.jobs, key)
+            found = self._arrays[key] = array_tasks(self.fed.jobs, key)
         return found
 
     def tasks_of(self, key: str) -> tuple[JobId, ...]:
@@ -251,7 +260,7 @@ class Dependencies:
         found = self._arrays.get(key)
         if found:
             return found
-        found = _tasks(self.fed.jobs, key)
+        found = array_tasks(self.fed.jobs, key)
         if found:
             self._arrays[key] = found
         return found
@@ -369,4 +378,4 @@ class Dependencies:
 
 
 __all__ = ["NEVER", "NEVER_SATISFIED", "SATISFIED", "Dependencies", "DependencyEnded", "DependencyNotFound",
-           "named_arrays", "resolved", "same_namespace"]
+           "array_tasks", "named_arrays", "resolved", "same_namespace"]

@@ -38,7 +38,7 @@ from federator.backends.kube.resources import parse_timestamp, refused
 from federator.backends.kube.unadmitted import DEPENDENCY, queue_wait_status
 from federator.jobfile import shown
 from federator.model import Job, JobId, JobSpec
-from federator.server.dependencies import same_namespace
+from federator.server.dependencies import array_tasks, same_namespace
 from federator.server.job_keys import resolve
 
 log = logging.getLogger("federator.kube.controller")
@@ -112,8 +112,8 @@ class DependencyWaits:
         if obj is None or isinstance(request, str):
             return False
         name, array_id = obj["metadata"]["name"], obj["status"]["arrayId"]
-        accepted = {j.spec.name for j in self.jobs().values() if j.spec.array is not None
-                    and j.spec.array.array_id == array_id and j.spec.namespace == namespace}
+        jobs = self.jobs()  # by the job table's array index (server/array_index.py), not a walk of every job
+        accepted = {jobs[t].spec.name for t in array_tasks(jobs, array_id) if jobs[t].spec.namespace == namespace}
         for index in request.indices:
             task = f"{name}-{index}"
             other = self.cache(f"{namespace}/{task}")
