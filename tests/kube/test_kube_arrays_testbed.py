@@ -249,3 +249,47 @@ def test_a_dependent_applied_with_the_array_it_names_waits_for_every_task(host: 
             store.close()
 
     asyncio.run(main())
+
+
+def test_arrays_naming_each_other_and_a_cycle_through_an_array_are_refused_naming_the_cycle(host: Testbed) -> None:
+    """Each task of an array copies its spec.dependsOn, and waits unsubmitted until every task of what it names is
+    accepted: two arrays naming each other (or an array and a job naming each other) waited so for ever. As a plain
+    job's cycle is, every object of it is refused, naming the cycle; no task of it becomes a job."""
+    api = KubeApi.connect(host.host.kubeconfig)
+
+    def status(name: str) -> dict[str, Any]:
+        try:
+            return api.get(FEDERATED_JOBS, name, NAMESPACE).get("status") or {}
+        except NotFoundError:  # a task not made yet
+            return {}
+
+    def refused(name: str) -> bool:
+        return status(name).get("phase") == "Failed"
+
+    tasks = ["ring-a-0", "ring-a-1", "ring-b-0", "ring-b-1", "loop-a-0", "loop-a-1", "loop-j"]
+
+    async def main() -> None:
+        store, fed, ctl = await federator(api)
+        try:
+            ring = document("ring-a", {**TRAIN, "array": {"indices": "0-1"}, "dependsOn": {"jobs": ["ring-b"]}}) + \
+                "---\n" + document("ring-b", {**TRAIN, "array": {"indices": "0-1"}, "dependsOn": {"jobs": ["ring-a"]}})
+            loop = document("loop-a", {**TRAIN, "array": {"indices": "0-1"}, "dependsOn": {"jobs": ["loop-j"]}}) + \
+                "---\n" + document("loop-j", {**TRAIN, "dependsOn": {"jobs": ["loop-a"]}})
+            host.kubectl("host", "apply", "-f", "-", input=ring + "---\n" + loop)
+            await until(lambda: all(refused(t) for t in tasks), timeout=60)
+            assert not any(fed.jobs.named(t) for t in tasks)  # none submitted
+            for t in tasks[:4]:
+                assert status(t)["message"] in (
+                    "spec.dependsOn.jobs: a cycle, ring-a -> ring-b -> ring-a: none of them could ever run; "
+                    "take one of the names out",
+                    "spec.dependsOn.jobs: a cycle, ring-b -> ring-a -> ring-b: none of them could ever run; "
+                    "take one of the names out"), status(t)
+            for t in tasks[4:]:
+                assert any(f"spec.dependsOn.jobs: a cycle, {c}: none of them could ever run" in status(t)["message"]
+                           for c in ("loop-a -> loop-j -> loop-a", "loop-j -> loop-a -> loop-j")), status(t)
+            await until(lambda: all(refused(a) for a in ("ring-a", "ring-b", "loop-a")))  # each array Failed
+        finally:
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())

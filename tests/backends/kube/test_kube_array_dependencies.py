@@ -265,3 +265,29 @@ def test_a_dependent_naming_the_array_id_is_submitted_once_every_task_is_accepte
             assert job.waiting_on
 
     asyncio.run(main())
+
+
+def test_two_arrays_naming_each_other_are_refused_every_task_naming_the_cycle() -> None:
+    """Each task waits unsubmitted until every task of the other array is accepted: before, for ever."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            for me, other in (("ring-a", "ring-b"), ("ring-b", "ring-a")):
+                made = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                                   "metadata": {"name": me},
+                                                   "spec": {**TRAIN, "array": {"indices": "0-1"},
+                                                            "dependsOn": {"jobs": [other]}}}, "research")
+                seen(ctl, api)
+                await ctl.reconcile("ADDED", made)
+            tasks = ["ring-a-0", "ring-b-0", "ring-a-1", "ring-b-1"]
+            for _ in range(2):  # judged, then judged again as the cycle's others are requeued
+                for name in tasks:
+                    if (api.objects[("research", name)].get("status") or {}).get("phase") != "Failed":
+                        await reconcile(ctl, api, name)
+            assert not fed.jobs  # no task submitted
+            messages = {n: api.objects[("research", n)]["status"]["message"] for n in tasks}
+            assert {n: api.objects[("research", n)]["status"]["phase"] for n in tasks} == dict.fromkeys(tasks, "Failed")
+            assert set(messages.values()) == {"spec.dependsOn.jobs: a cycle, ring-b -> ring-a -> ring-b: none of them "
+                                              "could ever run; take one of the names out"}, messages
+
+    asyncio.run(main())
