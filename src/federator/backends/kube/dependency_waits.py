@@ -114,19 +114,33 @@ class DependencyWaits:
         as a job (or refused, or deleted: judged as the array's tasks are). Before, it is waited on as a
         FederatedJob not accepted yet: a dependent submitted while some tasks were still to come would wait on
         those alone."""
+        counted = self._acceptance(namespace, key)
+        return counted is not None and counted[0] > 0 and counted[1] == 0
+
+    def unaccepted(self, namespace: str, key: str) -> int:
+        """How many tasks of the array `key` names in `namespace` are still to be accepted (0: none, or no such
+        array): server/dependencies.py `Dependencies.unaccepted`, so a Submit naming an array by its id (`submit
+        --after`), which nothing holds back as an object is held, waits on those too."""
+        counted = self._acceptance(namespace, key)
+        return counted[1] if counted is not None else 0
+
+    def _acceptance(self, namespace: str, key: str) -> tuple[int, int] | None:
+        """(tasks accepted as jobs, tasks still to be: made, neither accepted nor refused) of the array object
+        `key` names (by name or id) in `namespace`, whose tasks are made; None if it names none."""
         obj = self._array(namespace, key)
         request = request_of(obj) if obj is not None else "none"
         if obj is None or isinstance(request, str):
-            return False
+            return None
         name, array_id = obj["metadata"]["name"], obj["status"]["arrayId"]
         jobs = self.jobs()  # by the job table's array index (server/array_index.py), not a walk of every job
         accepted = {jobs[t].spec.name for t in array_tasks(jobs, array_id) if jobs[t].spec.namespace == namespace}
+        to_come = 0
         for index in request.indices:
             task = f"{name}-{index}"
             other = self.cache(f"{namespace}/{task}")
             if task not in accepted and other is not None and not refused(other):
-                return False
-        return bool(accepted)
+                to_come += 1
+        return len(accepted), to_come
 
     async def wait(self, obj: Obj, spec: JobSpec) -> None:
         """Submit found a name of spec.dependsOn no accepted job has: the object waits (said once per generation and
