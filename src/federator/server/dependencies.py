@@ -173,7 +173,7 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
     mode's array objects), a key naming no job or array `visible` lets the submitter see (DependencyNotFound),
     under afterok a job already Failed or Cancelled (DependencyEnded).
     `tasks_of`: an array's tasks (Dependencies.tasks_of, which remembers them: each of an array's thousand tasks
-    submitted after another array resolves the same key); None: a scan of `jobs`."""
+    submitted after another array resolves the same key); None: `array_tasks` of `jobs`."""
     tasks_of = tasks_of or (lambda key: array_tasks(jobs, key))
     value = spec.annotation(DEPENDS_ON_ANNOTATION)
     if not value:
@@ -323,7 +323,7 @@ class Dependencies:
         """A job left the store (retention; its FederatedJob deleted): a remembered key that names it, or whose
         waiter it was, is dropped once none of its tasks is left, so the map never outgrows the arrays the store
         holds (a busy federator's months of arrays named by dependencies grew it for ever). Only a memory: a key
-        named again is looked up again by one scan."""
+        named again is looked up again (the job table's array index, server/array_index.py)."""
         task = gone.spec.array
         dep = gone.spec.depends_on
         keys = ([task.array_id] if task is not None else []) + (list(dep.jobs) if dep is not None else [])
