@@ -157,7 +157,7 @@ class DependencyWaits:
         mine = f"{ns}/{owner['name']}" if owner is not None else ""
         mine_uid = str(owner.get("uid") or "") if owner is not None else ""
         self._prune_cyclic()
-        cycle = self._cyclic.pop(uid, None) or self._cyclic_arrays.get(mine_uid, ("", ""))[1] or \
+        cycle = self._cyclic.pop(uid, None) or (self._cyclic_arrays.get(mine_uid, ("", ""))[1] if mine_uid else "") or \
             self._cycle(me, names, mine, mine_uid)
         if cycle:
             self.forget(uid)
