@@ -249,3 +249,125 @@ def test_a_dependent_applied_with_the_array_it_names_waits_for_every_task(host: 
             store.close()
 
     asyncio.run(main())
+
+
+def test_arrays_naming_each_other_and_a_cycle_through_an_array_are_refused_naming_the_cycle(host: Testbed) -> None:
+    """Each task of an array copies its spec.dependsOn, and waits unsubmitted until every task of what it names is
+    accepted: two arrays naming each other (or an array and a job naming each other) waited so for ever. As a plain
+    job's cycle is, every object of it is refused, naming the cycle; no task of it becomes a job."""
+    api = KubeApi.connect(host.host.kubeconfig)
+
+    def status(name: str) -> dict[str, Any]:
+        try:
+            return api.get(FEDERATED_JOBS, name, NAMESPACE).get("status") or {}
+        except NotFoundError:  # a task not made yet
+            return {}
+
+    def refused(name: str) -> bool:
+        return status(name).get("phase") == "Failed"
+
+    tasks = ["ring-a-0", "ring-a-1", "ring-b-0", "ring-b-1", "loop-a-0", "loop-a-1", "loop-j"]
+
+    async def main() -> None:
+        store, fed, ctl = await federator(api)
+        try:
+            ring = document("ring-a", {**TRAIN, "array": {"indices": "0-1"}, "dependsOn": {"jobs": ["ring-b"]}}) + \
+                "---\n" + document("ring-b", {**TRAIN, "array": {"indices": "0-1"}, "dependsOn": {"jobs": ["ring-a"]}})
+            loop = document("loop-a", {**TRAIN, "array": {"indices": "0-1"}, "dependsOn": {"jobs": ["loop-j"]}}) + \
+                "---\n" + document("loop-j", {**TRAIN, "dependsOn": {"jobs": ["loop-a"]}})
+            host.kubectl("host", "apply", "-f", "-", input=ring + "---\n" + loop)
+            await until(lambda: all(refused(t) for t in tasks), timeout=60)
+            assert not any(fed.jobs.named(t) for t in tasks)  # none submitted
+            for t in tasks[:4]:
+                assert status(t)["message"] in (
+                    "spec.dependsOn.jobs: a cycle, ring-a -> ring-b -> ring-a: none of them could ever run; "
+                    "take one of the names out",
+                    "spec.dependsOn.jobs: a cycle, ring-b -> ring-a -> ring-b: none of them could ever run; "
+                    "take one of the names out"), status(t)
+            for t in tasks[4:]:
+                assert any(f"spec.dependsOn.jobs: a cycle, {c}: none of them could ever run" in status(t)["message"]
+                           for c in ("loop-a -> loop-j -> loop-a", "loop-j -> loop-a -> loop-j")), status(t)
+            await until(lambda: all(refused(a) for a in ("ring-a", "ring-b", "loop-a")))  # each array Failed
+        finally:
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_a_grpc_submit_after_an_array_whose_last_task_is_not_accepted_yet_waits_on_it(host: Testbed) -> None:
+    """`federator submit --after ARRAY_ID` while the array's third task is still being accepted (its acceptance held
+    back here): the job waits on all three, as a FederatedJob naming the array does. Before, it waited on the two
+    accepted so far and was placed once those had succeeded."""
+    import grpc
+
+    from federator.api import convert
+    from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+    from federator.jobfile import parse_job
+    from federator.security.auth import Authenticator
+    from federator.server.job_service import JobService
+
+    api = KubeApi.connect(host.host.kubeconfig)
+
+    class EveryNamespace:
+        async def refusal(self, spec: Any) -> None:
+            return None
+
+    async def main() -> None:
+        store, fed, ctl = await federator(api)
+        gate = asyncio.Event()
+        submit = fed.intake.submit_async
+
+        async def held_back(spec: Any, **kw: Any) -> Any:
+            if spec.name == "gate-2":
+                await gate.wait()
+            return await submit(spec, **kw)
+
+        fed.intake.submit_async = held_back  # type: ignore[method-assign]
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(fed, Authenticator(insecure=True), namespaces=EveryNamespace()), server)  # type: ignore[arg-type]
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            host.kubectl("host", "apply", "-f", "-", input=document("gate", {**TRAIN, "array": {"indices": "0-2"}}))
+            await until(lambda: fed.jobs.named("gate-0") and fed.jobs.named("gate-1"))
+            array_id = (api.get(FEDERATED_JOBS, "gate", NAMESPACE).get("status") or {}).get("arrayId")
+            assert array_id and not fed.jobs.named("gate-2")
+            spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                              "metadata": {"name": "after-gate", "namespace": NAMESPACE},
+                              "spec": {**TRAIN, "dependsOn": {"jobs": [array_id]}}})
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                answer = await jobs_pb2_grpc.JobServiceStub(ch).Submit(
+                    jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec), request_id="r-after-gate"))
+            job = fed.jobs[answer.job.job_id]  # type: ignore[index]
+            assert job.pending_reason is not None and job.pending_reason.message == \
+                f"waiting for afterok: every task of array {array_id} (3 tasks, 1 not accepted yet)"
+
+            fed.schedule_once()
+            first = [fed.jobs.named(f"gate-{i}")[0] for i in (0, 1)]
+            for task in first:
+                fed.job_update(fed.clusters["member-a"], task.placements[0].placement_id, JobPhase.SUCCEEDED, "")
+            await until(lambda: all(t.phase is JobPhase.SUCCEEDED for t in first))
+            await fed.journal.commit([first[1]])  # after the ends' writes, which judge the dependents
+            await asyncio.sleep(0.5)
+            fed.schedule_once()
+            assert job.waiting_on and job.phase is JobPhase.PENDING  # gate-2 still to come: placed before
+
+            gate.set()
+            await until(lambda: bool(fed.jobs.named("gate-2")))
+            await until(lambda: job.pending_reason is not None and job.pending_reason.message ==
+                        f"waiting for afterok: every task of array {array_id} (3 tasks)")
+            fed.schedule_once()
+            (last,) = fed.jobs.named("gate-2")
+            fed.job_update(fed.clusters["member-a"], last.placements[0].placement_id, JobPhase.SUCCEEDED, "")
+            await until(lambda: not job.waiting_on)
+            fed.schedule_once()
+            assert job.phase is JobPhase.PLACED
+        finally:
+            gate.set()
+            await server.stop(0)
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())

@@ -31,7 +31,9 @@ stored spec and each waiting job is judged again on start against its dependenci
   the object's name (model/array.py ARRAY_NAME_ANNOTATION, backends/kube/arrays.py), so the key stands for that
   array, kept as its id (what a restart reads back, backends/kube/accepted.py), as if the id were named. Why: the
   id carries the array's uid, which a GitOps repository that makes both cannot write ahead. Until every task is
-  accepted the dependent is not submitted (backends/kube/dependency_waits.py), so it never waits on some alone.
+  accepted the dependent is not submitted (backends/kube/dependency_waits.py), so it never waits on some alone; a
+  Submit naming an array by its id, which nothing holds back, waits on the tasks still to be accepted too
+  (`Dependencies.unaccepted`, `_array_key`'s `missing`), and is told of each as it is accepted.
   A job of that name wins (a FederatedJob name is one object: a plain job and an array share it only while one
   is being replaced); two arrays of the name (one being replaced) are ambiguous.
   Standalone arrays have only their id.
@@ -61,6 +63,7 @@ from federator.model import (
 from federator.model.array import ARRAY_ID_ANNOTATION, ARRAY_NAME_ANNOTATION
 from federator.model.dependency import parse_dependency
 from federator.server.job_keys import Ambiguous, resolve
+from federator.server.job_table import JobTable
 from federator.server.submit_errors import SubmitError
 
 if TYPE_CHECKING:
@@ -116,9 +119,10 @@ def _job_key(job_id: str, dependent: JobId, cond: Condition, other: Job | None) 
     return _Key(waiting=f"{other.job_id} ({other.phase})", ids=(other.job_id,))
 
 
-def _array_key(array_id: str, cond: Condition, tasks: list[tuple[JobId, Job | None]]) -> _Key:
+def _array_key(array_id: str, cond: Condition, tasks: list[tuple[JobId, Job | None]], missing: int = 0) -> _Key:
     """An array named as a key, judged against its tasks (see the module). A task removed by retention counts as
-    ended, and under afterok as never satisfied, as a job key's does."""
+    ended, and under afterok as never satisfied, as a job key's does. `missing`: its tasks still to be accepted
+    (Kubernetes mode, `Dependencies.unaccepted`), waited on as tasks not ended."""
     failed = [t for _, t in tasks if t is not None and t.phase in _FAILED]
     removed = [i for i, t in tasks if t is None]
     running = any(t is not None and not t.phase.is_terminal for _, t in tasks)
@@ -126,23 +130,32 @@ def _array_key(array_id: str, cond: Condition, tasks: list[tuple[JobId, Job | No
         how = f"task {failed[0].job_id} ended {failed[0].phase}" + (
             f": {failed[0].message}" if failed[0].message else "") if failed else f"task {removed[0]} was removed"
         return _Key(never=f"array {array_id}: {how}")
-    if running:
-        return _Key(waiting=f"every task of array {array_id} ({len(tasks)} tasks)", ids=(JobId(array_id),))
+    if running or missing:
+        said = f"{len(tasks) + missing} tasks, {missing} not accepted yet" if missing else f"{len(tasks)} tasks"
+        return _Key(waiting=f"every task of array {array_id} ({said})", ids=(JobId(array_id),))
     if cond is Condition.AFTER_NOT_OK and not failed:
         return _Key(never=f"array {array_id}: every task of it ended, none Failed or Cancelled")
     return _Key()
 
 
-def _tasks(jobs: Mapping[JobId, Job], array_id: str) -> tuple[JobId, ...]:
-    """The ids of an array's tasks the federator holds, in index order (one scan of every job's annotations)."""
-    mark = (ARRAY_ID_ANNOTATION, array_id)
-    found = [j for j in jobs.values() if mark in j.spec.annotations]
+def array_tasks(jobs: Mapping[JobId, Job], array_id: str) -> tuple[JobId, ...]:
+    """The ids of an array's tasks the federator holds, in index order: from the job table's array index
+    (server/array_index.py), else (a plain mapping) one scan of every job's annotations."""
+    if isinstance(jobs, JobTable):
+        found = [jobs[i] for i in jobs.arrays.tasks(array_id)]
+    else:
+        mark = (ARRAY_ID_ANNOTATION, array_id)
+        found = [j for j in jobs.values() if mark in j.spec.annotations]
     return tuple(j.job_id for j in sorted(found, key=lambda j: j.spec.array.task_id))  # type: ignore[union-attr]
 
 
 def named_arrays(jobs: Mapping[JobId, Job], namespace: str, name: str) -> tuple[str, ...]:
     """The ids of the arrays whose object is named `name` in `namespace` (Kubernetes mode: their tasks carry
-    ARRAY_NAME_ANNOTATION, which only the controller sets on a task its array owns); one scan of every job."""
+    ARRAY_NAME_ANNOTATION, which only the controller sets on a task its array owns): from the job table's array
+    index, else (a plain mapping) one scan of every job. Before the index, every key naming no job (a typo, a
+    FederatedJob not accepted yet) walked all of them."""
+    if isinstance(jobs, JobTable):
+        return jobs.arrays.named(namespace, name)
     mark = (ARRAY_NAME_ANNOTATION, name)
     return tuple(sorted({j.spec.array.array_id for j in jobs.values() if j.spec.array is not None
                          and j.spec.namespace == namespace and mark in j.spec.annotations}))
@@ -160,8 +173,8 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
     mode's array objects), a key naming no job or array `visible` lets the submitter see (DependencyNotFound),
     under afterok a job already Failed or Cancelled (DependencyEnded).
     `tasks_of`: an array's tasks (Dependencies.tasks_of, which remembers them: each of an array's thousand tasks
-    submitted after another array resolves the same key); None: a scan of `jobs`."""
-    tasks_of = tasks_of or (lambda key: _tasks(jobs, key))
+    submitted after another array resolves the same key); None: `array_tasks` of `jobs`."""
+    tasks_of = tasks_of or (lambda key: array_tasks(jobs, key))
     value = spec.annotation(DEPENDS_ON_ANNOTATION)
     if not value:
         return spec
@@ -212,8 +225,16 @@ class Dependencies:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self._after: dict[JobId, set[JobId]] = {}  # a job -> the jobs that wait on it
-        # a key no job has -> its array's tasks (none: not an array); dropped when none is left (`_prune`)
+        # a key no job has -> its array's tasks (none: not an array), once every task is accepted; dropped when
+        # none is left (`_prune`)
         self._arrays: dict[str, tuple[JobId, ...]] = {}
+        # Kubernetes mode: how many tasks of the array (namespace, id) are still to be accepted as jobs (each task is
+        # an object accepted by its own worker; backends/kube/dependency_waits.py `unaccepted`). Standalone makes
+        # every task in its Submit's one commit: none. A Submit naming an array by its id (`submit --after`) while
+        # some were still to come waited on those accepted alone, and ran once they had ended.
+        self.unaccepted: Callable[[str, str], int] = lambda namespace, array_id: 0
+        # an array with tasks still to be accepted -> the jobs waiting on it, each told of a task accepted (`changed`)
+        self._incomplete: dict[str, set[JobId]] = {}
         # (array id, condition) -> its judgement, while no job changed: the thousand tasks of an array after another
         # are judged against it once a change, not once each (`changed` clears it)
         self._judged: dict[tuple[str, Condition], _Key] = {}
@@ -233,28 +254,32 @@ class Dependencies:
         if dep is None:
             return
         for key in dep.jobs:
-            for job_id in self._members(key) if JobId(key) not in self.fed.jobs else (JobId(key),):
+            tasks, missing = self._lookup(key) if JobId(key) not in self.fed.jobs else ((JobId(key),), 0)
+            for job_id in tasks:
                 self._after.setdefault(job_id, set()).add(job.job_id)
+            if missing:
+                self._incomplete.setdefault(key, set()).add(job.job_id)
         self._judge(job, dep, tell=tell)
 
-    def _members(self, key: str) -> tuple[JobId, ...]:
-        """The tasks of the array `key` (a kept dependency's key) names, or () when it names none; looked up once
-        (an array's tasks are all made by its Submit; one removed since is judged as removed)."""
+    def _lookup(self, key: str, *, remember_none: bool = True) -> tuple[tuple[JobId, ...], int]:
+        """The tasks of the array `key` (a kept dependency's key) names, or () when it names none, and how many of
+        its tasks are still to be accepted (`unaccepted`); remembered once every task is (an array's tasks are all
+        made by its Submit; one removed since is judged as removed). `remember_none`: a key naming no array is
+        remembered as such too."""
         found = self._arrays.get(key)
-        if found is None:
-            found = self._arrays[key] = _tasks(self.fed.jobs, key)
-        return found
+        if found is not None:
+            return found, 0
+        found = array_tasks(self.fed.jobs, key)
+        missing = self.unaccepted(self.fed.jobs[found[0]].spec.namespace, key) if found else 0
+        if not missing and (found or remember_none):
+            self._arrays[key] = found
+            self._incomplete.pop(key, None)
+        return found, missing
 
     def tasks_of(self, key: str) -> tuple[JobId, ...]:
-        """`_members` for a key Submit resolves: an array found is remembered, a key naming none is not (a
-        submitter's typos would grow the map)."""
-        found = self._arrays.get(key)
-        if found:
-            return found
-        found = _tasks(self.fed.jobs, key)
-        if found:
-            self._arrays[key] = found
-        return found
+        """The tasks of the array a key Submit resolves names, held now: an array whose every task is accepted is
+        remembered, a key naming none is not (a submitter's typos would grow the map)."""
+        return self._lookup(key, remember_none=False)[0]
 
     def released(self, job: Job) -> None:
         """A hold of `job` was let go (server/job_holds.py): while it still waits on others, its reason is theirs
@@ -275,8 +300,12 @@ class Dependencies:
             while self._queue:
                 job = self._queue.pop()
                 self._judged.clear()
-                if self._arrays and self.fed.jobs.get(job.job_id) is not job:
+                if (self._arrays or self._incomplete) and self.fed.jobs.get(job.job_id) is not job:
                     self._prune(job)
+                task = job.spec.array
+                if task is not None and task.array_id in self._incomplete and self.fed.jobs.get(job.job_id) is job:
+                    # a task of an array some wait on accepted: they wait on it too, and are judged again now
+                    self._after.setdefault(job.job_id, set()).update(self._incomplete[task.array_id])
                 if job.job_id not in self._after:
                     continue
                 ended = job.phase.is_terminal or self.fed.jobs.get(job.job_id) is not job
@@ -294,7 +323,7 @@ class Dependencies:
         """A job left the store (retention; its FederatedJob deleted): a remembered key that names it, or whose
         waiter it was, is dropped once none of its tasks is left, so the map never outgrows the arrays the store
         holds (a busy federator's months of arrays named by dependencies grew it for ever). Only a memory: a key
-        named again is looked up again by one scan."""
+        named again is looked up again (the job table's array index, server/array_index.py)."""
         task = gone.spec.array
         dep = gone.spec.depends_on
         keys = ([task.array_id] if task is not None else []) + (list(dep.jobs) if dep is not None else [])
@@ -303,6 +332,11 @@ class Dependencies:
             tasks = self._arrays.get(key)
             if tasks is not None and not any(t in jobs for t in tasks):
                 del self._arrays[key]
+            waiters = self._incomplete.get(key)
+            if waiters is not None:
+                waiters.discard(gone.job_id)
+                if not waiters or not array_tasks(jobs, key):
+                    del self._incomplete[key]
 
     def _named(self, job: Job, key: str) -> Job | None:
         """The job `key` names: its id, else (a FederatedJob's spec.dependsOn read again after a restart) a name
@@ -315,12 +349,13 @@ class Dependencies:
 
     def _key(self, job: Job, key: str, cond: Condition) -> _Key:
         other = self._named(job, key)
-        tasks = self._members(key) if other is None else ()
+        tasks, missing = self._lookup(key) if other is None else ((), 0)
         if not tasks:
             return _job_key(key, job.job_id, cond, other)
         judged = self._judged.get((key, cond))
         if judged is None:
-            judged = self._judged[(key, cond)] = _array_key(key, cond, [(t, self.fed.jobs.get(t)) for t in tasks])
+            judged = self._judged[(key, cond)] = _array_key(key, cond, [(t, self.fed.jobs.get(t)) for t in tasks],
+                                                            missing)
         return judged
 
     def _judge(self, job: Job, dep: JobDependency, *, tell: bool) -> None:
@@ -369,4 +404,4 @@ class Dependencies:
 
 
 __all__ = ["NEVER", "NEVER_SATISFIED", "SATISFIED", "Dependencies", "DependencyEnded", "DependencyNotFound",
-           "named_arrays", "resolved", "same_namespace"]
+           "array_tasks", "named_arrays", "resolved", "same_namespace"]

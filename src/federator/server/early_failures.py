@@ -64,6 +64,7 @@ from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.failure_restarts import restart_on_failure
 from federator.server.quarantine import Quarantine, QuarantinePolicy
 from federator.server.refusals import FAILED_EARLY, brief
+from federator.server.restored_cooldowns import restore_cooldowns
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -105,6 +106,9 @@ class EarlyFailures:
         self.groups_of: Callable[[JobSpec], frozenset[str]] = lambda spec: owner_of(spec)[1]
         self._started: dict[str, float] = {}  # placement id -> when it turned Running, while in its job
         self._swept = 0  # how many starts the last sweep kept (`_start`)
+        # Built on start, over the store's jobs: the cluster a waiting job last failed on is avoided for what is
+        # left of its cool-down, as if the federator had not restarted (server/restored_cooldowns.py, new59 N7)
+        restore_cooldowns(fed)
 
     def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str, *,
              lost: bool = False) -> str | None:

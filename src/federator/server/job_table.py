@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from federator.model import Job, JobId
 from federator.security.authz import owner_of
+from federator.server.array_index import ArrayIndex
 
 Key = tuple[float, str]  # (submitted_at, job_id): submission order, as the page tokens name a position
 
@@ -74,6 +75,7 @@ class JobTable(dict[JobId, Job]):
         self._by_owner: dict[str, list[Key]] = {}
         self._by_group: dict[str, list[Key]] = {}
         self._by_name: dict[str, set[JobId]] = {}
+        self.arrays = ArrayIndex()  # job arrays by id and by object name (server/array_index.py)
         for job in sorted(jobs, key=_key):
             self[job.job_id] = job
 
@@ -110,6 +112,7 @@ class JobTable(dict[JobId, Job]):
             for g in groups:
                 _insert(self._by_group.setdefault(g, []), key)
         self._by_name.setdefault(job.spec.name, set()).add(job.job_id)
+        self.arrays.add(job)
 
     def _unindex(self, job: Job) -> None:
         key = _key(job)
@@ -124,6 +127,7 @@ class JobTable(dict[JobId, Job]):
             ids.discard(job.job_id)
             if not ids:
                 del self._by_name[job.spec.name]
+        self.arrays.remove(job)
 
     def named(self, name: str) -> list[Job]:
         """The jobs of this name, in every namespace."""

@@ -13,7 +13,10 @@ placements and refusals dozens of generations deep within seconds. Now the
 only cluster is retried with the same back-off, as a kubelet restarts a
 crashing container.
 Memory only: after a federator restart a job may be tried once more where it was
-refused, which costs one more timeout, never a job.
+refused, which costs one more timeout, never a job. A cluster a job failed on is
+different: its next run there may fail too and spend a restart of the job's
+budget, so a restart notes the job's last failure again from the store
+(server/restored_cooldowns.py, new59 N7).
 """
 
 from __future__ import annotations

@@ -265,3 +265,70 @@ def test_a_dependent_naming_the_array_id_is_submitted_once_every_task_is_accepte
             assert job.waiting_on
 
     asyncio.run(main())
+
+
+def test_two_arrays_naming_each_other_are_refused_every_task_naming_the_cycle() -> None:
+    """Each task waits unsubmitted until every task of the other array is accepted: before, for ever."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            for me, other in (("ring-a", "ring-b"), ("ring-b", "ring-a")):
+                made = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                                   "metadata": {"name": me},
+                                                   "spec": {**TRAIN, "array": {"indices": "0-1"},
+                                                            "dependsOn": {"jobs": [other]}}}, "research")
+                seen(ctl, api)
+                await ctl.reconcile("ADDED", made)
+            tasks = ["ring-a-0", "ring-b-0", "ring-a-1", "ring-b-1"]
+            for _ in range(2):  # judged, then judged again as the cycle's others are requeued
+                for name in tasks:
+                    if (api.objects[("research", name)].get("status") or {}).get("phase") != "Failed":
+                        await reconcile(ctl, api, name)
+            assert not fed.jobs  # no task submitted
+            messages = {n: api.objects[("research", n)]["status"]["message"] for n in tasks}
+            assert {n: api.objects[("research", n)]["status"]["phase"] for n in tasks} == dict.fromkeys(tasks, "Failed")
+            assert set(messages.values()) == {"spec.dependsOn.jobs: a cycle, ring-b -> ring-a -> ring-b: none of them "
+                                              "could ever run; take one of the names out"}, messages
+
+    asyncio.run(main())
+
+
+def test_a_grpc_submit_after_an_array_still_being_accepted_waits_on_every_task_of_it() -> None:
+    """`federator submit --after ARRAY_ID` (a Submit, not an object: nothing holds it back) while a task of the
+    array is still to be accepted: it waits on that task too, as a FederatedJob naming the array does. Before, it
+    remembered the two tasks accepted so far and ran once those two had succeeded, the third not even accepted."""
+    from federator.jobfile import parse_job
+
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            array = make_sweep(api)
+            seen(ctl, api)
+            await ctl.reconcile("ADDED", array)
+            array_id = array_id_of(array)
+            for name in TASKS[:2]:
+                await reconcile(ctl, api, name)
+            spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                              "metadata": {"name": "merge", "namespace": "research"},
+                              "spec": {**TRAIN, "dependsOn": {"jobs": [array_id]}}})
+            job = await fed.submit_async(spec)
+            assert job.spec.depends_on is not None and job.spec.depends_on.jobs == (array_id,)
+            await end_tasks(fed, {"sweep-0": JobPhase.SUCCEEDED, "sweep-1": JobPhase.SUCCEEDED})
+            await settled(lambda: all(fed.get(n).phase is JobPhase.SUCCEEDED for n in TASKS[:2]))
+            await fed.journal.commit([fed.get("sweep-1")])  # after the ends' writes, which judge the dependents
+            await asyncio.sleep(0.1)
+            assert job.waiting_on and job.phase is JobPhase.PENDING  # sweep-2 is still to come
+            assert job.pending_reason is not None
+            assert f"every task of array {array_id} (3 tasks, 1 not accepted yet)" in job.pending_reason.message
+
+            await reconcile(ctl, api, TASKS[2])  # accepted now: waited on as the others were
+            assert f"every task of array {array_id} (3 tasks)" in job.pending_reason.message
+            fed.schedule_once()
+            assert fed.get("sweep-2").phase is JobPhase.PLACED and not job.placements
+            fed.job_update(fed.clusters["east-1"], fed.get("sweep-2").placements[0].placement_id,
+                           JobPhase.SUCCEEDED, "")
+            await settled(lambda: not job.waiting_on)
+            fed.schedule_once()
+            assert job.phase is JobPhase.PLACED
+
+    asyncio.run(main())

@@ -123,6 +123,7 @@ class FederatedJobController:
         self.arrays = ArrayTasks(api, lambda: self.informer.cache, warn=self._warn, clock=clock)  # arrays.py
         self._arrays_due: set[str] = set()  # arrays queued to be counted again (a task changed), by key
         fed.arrays.maker = ArraySubmits(fed, api, self.arrays, lambda: self.informer.cache)  # array_submit.py
+        fed.dependencies.unaccepted = self.chains.unaccepted  # an array's tasks still to come are waited on too
         fed.orphans.story = KUBE_ORPHAN_STORY
 
     @property

@@ -18,7 +18,9 @@ accepted (`accepted`) and every WAIT_RETRY_SECONDS meanwhile (the named object a
   array sweep to be accepted", and it is waited on without a bound, as an object that exists.
 - No loop can form: the waits form a graph (an object -> the names it waits on); a wait that would close a cycle
   (a -> b -> a, or a -> a) is refused, naming the cycle, and so is every other object of that cycle (requeued,
-  then refused as it is judged).
+  then refused as it is judged). An array is one node of it, waiting on what its tasks wait on (each copies its
+  spec.dependsOn): every task of an array in a cycle is refused, those judged after it was found too (two arrays
+  naming each other waited for ever before).
 - While it waits the object's spec stays open to change (unadmitted.py `open_to_change`, the CRD's rules), so a
   corrected name applied over it is judged as a new generation.
 """
@@ -31,14 +33,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, NotFoundError, Obj, key_of
-from federator.backends.kube.arrays import is_array, request_of
+from federator.backends.kube.arrays import controller_of, is_array, request_of
 from federator.backends.kube.events import EventReason
 from federator.backends.kube.informer import MODIFIED
 from federator.backends.kube.resources import parse_timestamp, refused
 from federator.backends.kube.unadmitted import DEPENDENCY, queue_wait_status
 from federator.jobfile import shown
 from federator.model import Job, JobId, JobSpec
-from federator.server.dependencies import same_namespace
+from federator.server.dependencies import array_tasks, same_namespace
 from federator.server.job_keys import resolve
 
 log = logging.getLogger("federator.kube.controller")
@@ -55,6 +57,8 @@ class Wait:
     names: tuple[str, ...]
     generation: int
     message: str
+    array: str = ""  # an array's task: its array's namespace/name (the array waits on what its tasks wait on)
+    array_uid: str = ""
 
 
 class DependencyWaits:
@@ -75,6 +79,9 @@ class DependencyWaits:
         self._retries: dict[str, asyncio.TimerHandle] = {}  # uid -> its next judgement
         self._cyclic: dict[str, str] = {}  # uid -> the cycle found it is in, refused when judged (by uid: an object
         # made again under that name is not the one found in it)
+        # An array's uid -> (its namespace/name, the cycle found it is in): each task of it is refused when judged,
+        # those not waiting yet when the cycle was found too (dropped once the array is gone)
+        self._cyclic_arrays: dict[str, tuple[str, str]] = {}
 
     def missing(self, spec: JobSpec) -> tuple[str, ...]:
         """The keys of spec.dependsOn that name no job of its namespace now (what Submit answers DependencyNotFound
@@ -107,19 +114,33 @@ class DependencyWaits:
         as a job (or refused, or deleted: judged as the array's tasks are). Before, it is waited on as a
         FederatedJob not accepted yet: a dependent submitted while some tasks were still to come would wait on
         those alone."""
+        counted = self._acceptance(namespace, key)
+        return counted is not None and counted[0] > 0 and counted[1] == 0
+
+    def unaccepted(self, namespace: str, key: str) -> int:
+        """How many tasks of the array `key` names in `namespace` are still to be accepted (0: none, or no such
+        array): server/dependencies.py `Dependencies.unaccepted`, so a Submit naming an array by its id (`submit
+        --after`), which nothing holds back as an object is held, waits on those too."""
+        counted = self._acceptance(namespace, key)
+        return counted[1] if counted is not None else 0
+
+    def _acceptance(self, namespace: str, key: str) -> tuple[int, int] | None:
+        """(tasks accepted as jobs, tasks still to be: made, neither accepted nor refused) of the array object
+        `key` names (by name or id) in `namespace`, whose tasks are made; None if it names none."""
         obj = self._array(namespace, key)
         request = request_of(obj) if obj is not None else "none"
         if obj is None or isinstance(request, str):
-            return False
+            return None
         name, array_id = obj["metadata"]["name"], obj["status"]["arrayId"]
-        accepted = {j.spec.name for j in self.jobs().values() if j.spec.array is not None
-                    and j.spec.array.array_id == array_id and j.spec.namespace == namespace}
+        jobs = self.jobs()  # by the job table's array index (server/array_index.py), not a walk of every job
+        accepted = {jobs[t].spec.name for t in array_tasks(jobs, array_id) if jobs[t].spec.namespace == namespace}
+        to_come = 0
         for index in request.indices:
             task = f"{name}-{index}"
             other = self.cache(f"{namespace}/{task}")
             if task not in accepted and other is not None and not refused(other):
-                return False
-        return bool(accepted)
+                to_come += 1
+        return len(accepted), to_come
 
     async def wait(self, obj: Obj, spec: JobSpec) -> None:
         """Submit found a name of spec.dependsOn no accepted job has: the object waits (said once per generation and
@@ -132,7 +153,12 @@ class DependencyWaits:
         if not names:
             self.requeue(MODIFIED, key_of(obj), obj)
             return
-        cycle = self._cyclic.pop(uid, None) or self._cycle(me, names)
+        owner = controller_of(obj)  # an array's task: it stands for its array in a cycle
+        mine = f"{ns}/{owner['name']}" if owner is not None else ""
+        mine_uid = str(owner.get("uid") or "") if owner is not None else ""
+        self._prune_cyclic()
+        cycle = self._cyclic.pop(uid, None) or (self._cyclic_arrays.get(mine_uid, ("", ""))[1] if mine_uid else "") or \
+            self._cycle(me, names, mine, mine_uid)
         if cycle:
             self.forget(uid)
             await self.refuse(obj, f"spec.dependsOn.jobs: a cycle, {cycle}: none of them could ever run; "
@@ -162,7 +188,7 @@ class DependencyWaits:
         message = "waiting for " + "; ".join(parts)
         if absent:
             message += f" (refused if none appears within {self.missing_seconds:g}s of this one's creation)"
-        self._waits[uid] = Wait(me, names, generation, message)
+        self._waits[uid] = Wait(me, names, generation, message, mine, mine_uid)
         if not await self._told(obj, generation, message):
             return  # deleted, or replaced: its own events follow
         self._again(uid, obj, WAIT_RETRY_SECONDS if not absent else
@@ -185,37 +211,69 @@ class DependencyWaits:
         if (retry := self._retries.pop(uid, None)) is not None:
             retry.cancel()
 
-    def _cycle(self, me: str, names: tuple[str, ...]) -> str:
+    def _cycle(self, me: str, names: tuple[str, ...], array: str = "", array_uid: str = "") -> str:
         """The cycle `me` waiting on `names` would close among the waiting objects ("a -> b -> a"), or ""; the others
-        of it are marked and judged again, so each is refused too."""
-        waiting = {w.key: w for w in self._waits.values() if w.key != me}
-        uids = {w.key: uid for uid, w in self._waits.items()}
+        of it are marked and judged again, so each is refused too. An array waits on what its tasks wait on (each
+        copies its spec.dependsOn and waits unsubmitted): `me` a task of `array` stands for it, a name of an array
+        (or its id) leads to its waiting tasks, and every task of an array in the cycle is refused, those judged
+        later too. Before, two arrays naming each other waited for ever."""
         ns = me.split("/", 1)[0]
-        path: list[str] = [me]
+        waiting = {w.key: w for w in self._waits.values() if w.key != me}
+        tasks: dict[str, list[Wait]] = {}  # an array's namespace/name -> its waiting tasks
+        for w in waiting.values():
+            if w.array:
+                tasks.setdefault(w.array, []).append(w)
+        home = array or me
+        path: list[str] = [home]
         seen: set[str] = set()
+
+        def key_of_name(name: str) -> str:
+            found = self._array(ns, name)  # an array by its name or its id: the array object
+            return f"{ns}/{found['metadata']['name']}" if found is not None else f"{ns}/{name}"
 
         def walk(names: tuple[str, ...]) -> bool:
             for name in names:
-                key = f"{ns}/{name}"
-                if key == me:
+                key = key_of_name(name)
+                if key in (me, home):
                     return True
-                if key in seen or key not in waiting:
+                if key in seen:
+                    continue
+                if key in waiting:
+                    after = waiting[key].names
+                elif key in tasks:
+                    after = tuple(dict.fromkeys(n for w in tasks[key] for n in w.names))
+                else:
                     continue
                 seen.add(key)
                 path.append(key)
-                if walk(waiting[key].names):
+                if walk(after):
                     return True
                 path.pop()
             return False
 
         if not walk(names):
             return ""
-        said = " -> ".join(k.split("/", 1)[1] for k in [*path, me])
-        for key in path[1:]:
+        said = " -> ".join(k.split("/", 1)[1] for k in [*path, home])
+        uids = {w.key: uid for uid, w in self._waits.items()}
+        marked = [k for k in path[1:] if k in waiting]
+        if array:
+            self._cyclic_arrays[array_uid] = (array, said)
+        for key in path:
+            for w in tasks.get(key, ()):  # an array of the cycle: its waiting tasks, and those still to be judged
+                marked.append(w.key)
+                self._cyclic_arrays[w.array_uid] = (key, said)
+        for key in dict.fromkeys(marked):
             self._cyclic[uids[key]] = said
             if (obj := self.cache(key)) is not None:
                 self.requeue(MODIFIED, key, obj)
         return said
+
+    def _prune_cyclic(self) -> None:
+        """Arrays found in a cycle are forgotten once their object is gone (or made again: another uid)."""
+        for uid, (key, _) in list(self._cyclic_arrays.items()):
+            obj = self.cache(key)
+            if obj is None or obj["metadata"].get("uid") != uid:
+                del self._cyclic_arrays[uid]
 
     async def _told(self, obj: Obj, generation: int, message: str) -> bool:
         """The wait on the object's status and in an Event, once per generation and message (a Warning when a name
