@@ -21,6 +21,10 @@ from federator.server.federator import Federator
 from federator.server.services import JobService
 from federator.store import SqliteJobStore
 
+from builders import cluster, pool
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+
 JOB_FILE = """apiVersion: federator.io/v1alpha1
 kind: FederatedJob
 metadata: {name: NAME}
@@ -89,3 +93,42 @@ def test_get_clusters_wide_shows_each_members_price() -> None:
 
     headers, rows = cluster_rows([member("a", {PRICE_LABEL: "2.20"}), member("b", {})], wide=True)
     assert [r[headers.index("PRICE")] for r in rows] == ["2.2/accelerator-hour", "-"]
+
+
+def test_get_job_says_where_a_job_with_asks_went_and_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    for name, price in (("east-1", "4.1"), ("west-1", "2.2"), ("central-1", "")):
+        region = name.split("-")[0]
+        rec = fed.connect(cluster=name, region=region, labels={PRICE_LABEL: price} if price else {})
+        fed.report(rec, cluster(name, region, pool(H100, nodes=2)).capacity)  # 16 accelerators each
+    web = tmp_path / "web.yaml"
+    web.write_text(JOB_FILE.replace("NAME", "web").replace('{cpu: "1"}', '{cpu: "1", nvidia.com/gpu: 1}')
+                   .replace("  prefer: cheapest\n", ""))
+    gang = tmp_path / "gang.yaml"  # 16 on one cluster: east-1 and west-1 keep 10 and 14 free once web runs
+    gang.write_text("apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {name: gang}\nspec: "
+                    "{kind: training, replicas: 2, resources: {cpu: '1', nvidia.com/gpu: 8}, prefer: cheapest}\n")
+    with serving(fed) as address:
+        flags = ["--server", address, "--insecure"]
+        assert main(["submit", "-f", str(web), *flags]) == 0
+        fed.schedule_once()
+        assert main(["submit", "-f", str(gang), *flags]) == 0
+        fed.schedule_once()
+        capsys.readouterr()
+        assert main(["get", "job", "web", *flags]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == \
+            "spec.regions.weights (east: 3, west: 1): east 6, west 2 of 8 replicas"
+        assert main(["get", "job", "gang", *flags]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "spec.prefer: cheapest: placed on central-1 (no price); cheaper now: west-1 at 2.2/accelerator-hour, "
+            "east-1 at 4.1/accelerator-hour (none fit the job when it was placed: room, model or its bounds; or room "
+            "came since, and a placed job is not moved)")
+
+
+def test_submit_prefer_cheapest_asks_it_of_every_job(tmp_path: Path) -> None:
+    path = tmp_path / "plain.yaml"
+    path.write_text("apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {name: plain}\n"
+                    "spec: {kind: training, resources: {cpu: '1'}}\n")
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    with serving(fed) as address:
+        assert main(["submit", "-f", str(path), "--prefer", "cheapest", "--server", address, "--insecure"]) == 0
+    assert _named(fed, "plain").spec.prefer is Preference.CHEAPEST

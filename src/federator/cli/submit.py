@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 import grpc
 
@@ -34,7 +35,7 @@ from federator.cli.submit_array import arrayed, cancel_array, summary
 from federator.cli.submit_calls import NoAnswer, Submitted, iter_submit, submit_requests
 from federator.cli.written_form import as_written, written_resources
 from federator.jobfile import JobFileError
-from federator.model import JobSpec
+from federator.model import JobSpec, Preference
 from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
 from federator.security.tls import TlsError
 
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         with client_view(view):
             sources = with_dependency(read_sources(args.filename, held=held), args.after, args.after_any,
                                       args.after_not_ok)
+        if args.prefer:  # --prefer: spec.prefer of every job (model/placement_asks.py)
+            sources = [(replace(spec, prefer=Preference(args.prefer)), where) for spec, where in sources]
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
         for request, hold in zip(requests, held, strict=True):
             request.hold = args.hold or hold
