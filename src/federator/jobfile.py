@@ -50,6 +50,7 @@ from federator.jobfile_accelerators import (
 from federator.jobfile_accelerators import placeholder_problem as placeholder_problem  # importable here as before
 from federator.jobfile_affinity import clusters_document, parse_clusters
 from federator.jobfile_failure_policy import failure_policy_document, parse_failure_policy
+from federator.jobfile_placement_asks import parse_prefer, parse_region_weights, weights_document
 from federator.jobsource import STDIN, TooLarge, is_stdin, read_job_text, source_name
 from federator.model import (
     AcceleratorAlternative,
@@ -443,9 +444,13 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     elif max_latency and not user_region:
         bad("spec.regions.maxLatencyMs", "needs spec.regions.user (the region the latency is measured from)")
     for key in region_spec:
-        if key not in ("allowed", "preferred", "minRegions", "user", "maxLatencyMs"):
+        if key not in ("allowed", "preferred", "minRegions", "user", "maxLatencyMs", "weights"):
             bad(f"spec.regions.{str(key)[:63]}",
-                "is not a known field (known: allowed, maxLatencyMs, minRegions, preferred, user)")
+                "is not a known field (known: allowed, maxLatencyMs, minRegions, preferred, user, weights)")
+    weights = parse_region_weights(region_spec.get("weights"), bad, kind=kind, allowed=allowed, others={
+        "spec.regions.preferred": bool(preferred), "spec.regions.user": bool(user_region),
+        "spec.regions.minRegions": min_regions != 1})  # jobfile_placement_asks.py
+    prefer = parse_prefer(spec.get("prefer"), bad)
     clusters = parse_clusters(spec.get("clusters"), bad)  # spec.clusters (jobfile_affinity.py)
     failure_policy = parse_failure_policy(spec.get("failurePolicy"), bad)  # jobfile_failure_policy.py
     preemptible = spec.get("preemptible", False)
@@ -477,14 +482,15 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
              "template", "preemptible", "workload", "maxRunSeconds", "held", "dependsOn", "clusters",
-             "failurePolicy"}
+             "failurePolicy", "prefer"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
                      "preferredRegions": "regions.preferred", "gpus": "resources", "image": "template",
                      "activeDeadlineSeconds": "maxRunSeconds", "timeout": "maxRunSeconds",
                      "maxRestarts": "failurePolicy.maxRestarts",
-                     "backoffLimit": "failurePolicy.maxRestarts"}.get(str(key))
+                     "backoffLimit": "failurePolicy.maxRestarts", "weights": "regions.weights",
+                     "staticWeightList": "regions.weights", "optimize": "prefer"}.get(str(key))
             # a misspelling (`replica`, `acceleratorModel`): the nearest known name (outside QA, new user F3)
             moved = moved or next(iter(difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.75)), None)
             bad(f"spec.{str(key)[:63]}", "is not a known field" + (f"; did you mean spec.{moved}?" if moved else "")
@@ -516,6 +522,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         allowed_regions=allowed,
         clusters=clusters,
         failure_policy=failure_policy,
+        region_weights=weights,
+        prefer=prefer,
     )
 
 
@@ -662,6 +670,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         regions["user"] = spec.user_region
     if spec.max_latency_ms:
         regions["maxLatencyMs"] = spec.max_latency_ms
+    if spec.region_weights:
+        regions["weights"] = weights_document(spec.region_weights)
     if regions:
         body["regions"] = regions
     if spec.clusters.bounds:
@@ -672,6 +682,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         body["maxRunSeconds"] = spec.max_run_seconds
     if spec.failure_policy.set:
         body["failurePolicy"] = failure_policy_document(spec.failure_policy)
+    if spec.prefer:
+        body["prefer"] = spec.prefer.value
     if spec.pod_template_json:
         body["template"] = json.loads(spec.pod_template_json)
     meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}

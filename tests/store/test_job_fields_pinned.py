@@ -37,6 +37,7 @@ from federator.model import (
     LabelRequirement,
     Placement,
     PlacementId,
+    Preference,
     Reason,
     ReasonCode,
     Resources,
@@ -72,6 +73,11 @@ PINNED = frozenset({
     # its next failure, and the budget is gone from each job 0.17.0 wrote; docs/operators.md's "Upgrading to
     # 0.18.0" says so). The lead decides on 5.
     "JobSpec.failure_policy", "FailurePolicy.max_restarts", "Job.failure_restarts",
+    # 0.19.0's spec.regions.weights and spec.prefer (scheduler/weights.py, cheapest.py), at 4 as 0.18.0's fields:
+    # 0.18.0 reads a version-4 file, ignores both keys and drops them when it rewrites a job (a rollback places such
+    # a job by room and policy from then on; docs/operators.md's "Upgrading to 0.19.0" says so). The lead decides
+    # on 5.
+    "JobSpec.region_weights", "JobSpec.prefer",
     "Resources.cpu_milli", "Resources.memory_bytes", "Resources.accelerator_milli",
     "AcceleratorAlternative.milli", "AcceleratorAlternative.model", "AcceleratorAlternative.vendor",
     "AcceleratorAlternative.min_memory_mib", "AcceleratorAlternative.pod_template_json",
@@ -124,7 +130,8 @@ def _every_field_set() -> Job:
         max_run_seconds=3600, allowed_regions=("east", "west"),
         clusters=ClusterAffinity(names=("east-1",), match_labels=(("federator.io/provider", "oregon-dc"),),
                                  match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),)),
-        failure_policy=FailurePolicy(max_restarts=3))
+        failure_policy=FailurePolicy(max_restarts=3), region_weights=(("east", 3), ("west", 1)),
+        prefer=Preference.CHEAPEST)
     placement = Placement(
         placement_id=PlacementId("train-1.g3.east-1"), job_id=JobId("train-1"), cluster="east-1", region="east",
         replicas=2, accelerator_model="H100", generation=3, phase=JobPhase.RUNNING, message="2/2 running",

@@ -29,6 +29,7 @@ from federator.model import (
     LabelRequirement,
     Placement,
     PlacementId,
+    Preference,
     Reason,
     ReasonCode,
     Resources,
@@ -103,6 +104,8 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         clusters=_affinity_to_pb(spec.clusters),
         failure_policy=(types_pb2.FailurePolicy(max_restarts=spec.failure_policy.max_restarts)
                         if spec.failure_policy.set else None),  # unset when none: a reply without it is a 0.17.0's
+        region_weights=dict(spec.region_weights),
+        prefer=_PREFER_TO_PB[spec.prefer],
         depends_on=_dependency_to_pb(spec.depends_on),
         array=_array_to_pb(spec.array),
     )
@@ -203,7 +206,24 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         allowed_regions=tuple(pb.allowed_regions),
         clusters=_affinity_from_pb(pb),
         failure_policy=_failure_policy_from_pb(pb),
+        region_weights=tuple(sorted(pb.region_weights.items())),  # checked with the rest by jobfile.parse_job
+        prefer=_prefer_from_pb(pb.prefer),
     )
+
+
+_PREFER_TO_PB = {Preference.POLICY: types_pb2.PREFERENCE_UNSPECIFIED,
+                 Preference.CHEAPEST: types_pb2.PREFERENCE_CHEAPEST}
+_PREFER_FROM_PB = {v: k for k, v in _PREFER_TO_PB.items()}
+
+
+def _prefer_from_pb(value: int) -> Preference:
+    """JobSpec.prefer: a value this federator does not know is a WireError naming the field (a newer client's
+    preference must not be read as the policy's)."""
+    known = _PREFER_FROM_PB.get(value)  # type: ignore[call-overload]
+    if known is None:
+        raise WireError(f"spec.prefer: unknown preference {value} (known: "
+                        f"{', '.join(repr(p.value) for p in Preference if p.value)}, or unset for the policy's)")
+    return known
 
 
 def _failure_policy_from_pb(pb: types_pb2.JobSpec) -> FailurePolicy:

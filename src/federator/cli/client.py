@@ -58,6 +58,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "FEDERATOR_ARRAY_TASK_ID in its env; INDICES as 0-99, 1,3,5-7 or 0-15:4, and %%N for at most N "
                         "running at once (the federator keeps it); one job document; cancel every task with "
                         "`federator cancel ARRAY_ID` (cli/submit_array.py)")
+    s.add_argument("--prefer", choices=["cheapest"], default=None,
+                   help="what decides among the places that fit each job: cheapest, the lowest "
+                        "federator.io/price-per-accelerator-hour first (SkyPilot's default); as spec.prefer in a job "
+                        "file, over what the file says; a federator before 0.19.0 drops it, and the job is taken back")
     s.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="the federator operator's accelerator catalog file, so job files may name the resources of "
                         "vendors it adds; without it the CLI leaves vendors it does not know to the federator")

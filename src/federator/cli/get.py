@@ -20,6 +20,7 @@ from federator.cli.cluster_view import summary_from_pb
 from federator.cli.exit_codes import Exit
 from federator.cli.job_document import job_document
 from federator.cli.output import cluster_rows, dump, job_rows, table
+from federator.cli.placement_asks import asked_lines
 from federator.model import Job
 from federator.security.tls import TlsError
 from federator.server.job_listing import Query
@@ -126,9 +127,20 @@ def run(args: argparse.Namespace) -> int:
         print(dump(docs[0] if args.name else docs, args.output, stream=not args.name))
     else:
         print(table(*job_rows(jobs, wide=args.output == "wide")))
+        if args.name:  # where a job with spec.regions.weights or spec.prefer went, and why (cli/placement_asks.py)
+            for line in asked_lines(jobs[0], _clusters_if_listed(args) if jobs[0].spec.prefer else None):
+                print(line)
         if args.array:  # how far along the array is (cli/array_tasks.py)
             print(counts_line(args.array, jobs, filtered=narrowed))
     return 0
+
+
+def _clusters_if_listed(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """The member clusters, or None when this caller may not list them (the job's lines then say so)."""
+    try:
+        return list_clusters(client_options(args), full=False)
+    except (grpc.RpcError, TlsError):
+        return None
 
 
 def capacity_document(cap: Any) -> Any:

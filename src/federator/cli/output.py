@@ -13,12 +13,14 @@ from federator.cli.cluster_view import CapacitySummary
 from federator.cli.times import local_text
 from federator.model import (
     BUILTIN_WORKLOAD_KINDS,
+    PRICE_LABELS,
     ClusterCapacity,
     Job,
     format_accelerator_milli_free_of_total,
     format_free_of_total,
     format_job_accelerators,
     format_placements,
+    parse_price,
     pool_unit,
     run_seconds,
     shortfall,
@@ -133,8 +135,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     headers = ["CLUSTER", "REGION", "STATE", "ACCELERATORS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "ORPHANS",
                "REPORT AGE"]
     if wide:
-        headers += ["GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS", "LEFT OUT",
-                    "CORDONED BY"]
+        headers += ["PRICE", "GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS",
+                    "LEFT OUT", "CORDONED BY"]
     rows = []
     now = time.time()
     for c in clusters:
@@ -164,6 +166,11 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
                if c["last_report_at"] else "-"]
         if wide:
+            # what spec.prefer: cheapest orders by (scheduler/cheapest.py): its label, as the federator reads it
+            labels = c.get("labels") or {}
+            raw = next((labels[k] for k in PRICE_LABELS if k in labels), None)
+            price = parse_price(raw) if raw is not None else None
+            row.append(f"{price:g}/accelerator-hour" if price is not None else "-")
             row.append(c.get("gang_admission") or "-")
             vendors = ", ".join(f"{v} {format_accelerator_milli_free_of_total(free, total)}"
                                 for v, (free, total) in vendor_totals(cap.accelerator_pools).items()) if cap else ""

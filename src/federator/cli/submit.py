@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 import grpc
 
@@ -28,12 +29,13 @@ from federator.cli.arg_types import whole
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
 from federator.cli.job_files import read_sources, with_dependency
+from federator.cli.placement_asks import dropped_asks
 from federator.cli.request_ids import RequestIdError
 from federator.cli.submit_array import arrayed, cancel_array, summary
 from federator.cli.submit_calls import NoAnswer, Submitted, iter_submit, submit_requests
 from federator.cli.written_form import as_written, written_resources
 from federator.jobfile import JobFileError
-from federator.model import JobSpec
+from federator.model import JobSpec, Preference
 from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
 from federator.security.tls import TlsError
 
@@ -75,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         with client_view(view):
             sources = with_dependency(read_sources(args.filename, held=held), args.after, args.after_any,
                                       args.after_not_ok)
+        if args.prefer:  # --prefer: spec.prefer of every job (model/placement_asks.py)
+            sources = [(replace(spec, prefer=Preference(args.prefer)), where) for spec, where in sources]
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
         for request, hold in zip(requests, held, strict=True):
             request.hold = args.hold or hold
@@ -147,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its "
                       f"spec.failurePolicy (one older than 0.18.0 does not know it, and would end the job at its "
                       f"first failure), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
+            elif lost := dropped_asks(requests[done].spec, job.spec):  # < 0.19.0: region weights, prefer
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its {lost} (one older "
+                      f"than 0.19.0 does not know it, and would place the job by its policy alone), so it is not "
+                      f"kept: {_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
             elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused

@@ -41,6 +41,7 @@ from federator.model.job import (
     waited,
 )
 from federator.model.label_requirement import LabelOperator, LabelRequirement
+from federator.model.placement_asks import MAX_REGION_WEIGHT, MAX_WEIGHTED_REGIONS, Preference, weight_of
 from federator.model.resources import (
     MILLI,
     QuantityError,
@@ -54,6 +55,10 @@ from federator.model.resources import (
 )
 
 __all__ = [
+    "MAX_REGION_WEIGHT",
+    "MAX_WEIGHTED_REGIONS",
+    "Preference",
+    "weight_of",
     "MAX_RESTARTS_LIMIT",
     "FailurePolicy",
     "DEPENDS_ON_ANNOTATION",

@@ -20,6 +20,7 @@ from federator.model.cluster import held_milli
 from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
 from federator.model.failure_policy import FailurePolicy
+from federator.model.placement_asks import Preference
 from federator.model.resources import Resources, format_accelerators
 
 JobId = NewType("JobId", str)
@@ -167,6 +168,12 @@ class JobSpec:
     # How many times it is placed again after its member reports it Failed (spec.failurePolicy.maxRestarts); the
     # default = none (model/failure_policy.py, server/failure_restarts.py).
     failure_policy: FailurePolicy = FailurePolicy()
+    # inference: (region, weight) sorted by region (spec.regions.weights): the replicas split over these regions
+    # in proportion, and only there; () = no weights (model/placement_asks.py, scheduler/weights.py).
+    region_weights: tuple[tuple[str, int], ...] = ()
+    # What decides among the places that fit (spec.prefer): the operator's policy, or the cheapest first
+    # (model/placement_asks.py, scheduler/cheapest.py).
+    prefer: Preference = Preference.POLICY
 
     @property
     def workload_kind(self) -> str:

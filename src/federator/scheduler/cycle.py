@@ -38,6 +38,7 @@ from typing import cast
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, NeverRunnable, Reason, ReasonCode
 from federator.scheduler.alternatives import Assignment, assign, first_that_fits
 from federator.scheduler.board import Board, shape_key
+from federator.scheduler.cheapest import by_price, wants_cheapest
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
 from federator.scheduler.fairshare import FairOrder, FleetPoolsMemo, QueueUsage
@@ -270,7 +271,8 @@ class Scheduler:
         known = unplaceable.get(key)
         if known is not None:
             return known
-        if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1):
+        if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1
+                               and not request.spec.region_weights):
             outcome = self._place_one(request, txn, board, key)
         else:
             outcome = self._place_spread(request, txn, board, notes)
@@ -280,7 +282,8 @@ class Scheduler:
 
     def _place_one(self, request: PlacementRequest, txn: Txn, board: Board,
                    key: tuple[object, ...]) -> tuple[Assignment, ...] | Reason:
-        name = board.best(request, key)
+        name = board.best(request, key) if not wants_cheapest(request.spec) else \
+            next(iter(by_price(board.ranked(request, key), txn)), None)  # spec.prefer: cheapest (cheapest.py)
         if name is None:
             return summarize(board.rejections(key), len(txn.names), request)
         best = txn.get(name)
@@ -466,7 +469,7 @@ class Scheduler:
         """Preempt for a spread request with the same spread rules as the place phase; commits the
         victims' release and the placement together, or nothing. None (with the job's reason telling
         why, when victims existed but could not make room) if it does not preempt."""
-        one = replace(request, replicas=1, kept_regions=())
+        one = replace(request, replicas=1, kept_regions=(), kept_replicas=())
         on = memo.on(candidates)  # a cluster with its own candidates released: others hold nothing there
         useful = {name for name in txn.names
                   if not isinstance(board.evaluate(one, memo.freed(txn.get(name), on.get(name, []))), Reason)}

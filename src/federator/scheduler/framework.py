@@ -65,6 +65,9 @@ class PlacementRequest:
     # The rest of a spread job that lost a part (server/partial.py): the regions its live placements hold, which
     # count toward spec.min_regions. () for a whole job.
     kept_regions: tuple[str, ...] = ()
+    # The rest of a job with spec.regions.weights: (region, replicas) its live placements hold, so the rest makes
+    # up each region's share of the whole (scheduler/weights.py). () for a whole job, and for any other job.
+    kept_replicas: tuple[tuple[str, int], ...] = ()
     # The gangs whose reserved room this request must leave alone this cycle (reservation.py): () in a cycle
     # without reservations, and for a job of higher priority than every reserved gang.
     respects: tuple[JobId, ...] = ()
@@ -109,7 +112,8 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.resource_name,
                 self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps,
-                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence, s.clusters)
+                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence, s.clusters,
+                s.region_weights, s.prefer, self.kept_replicas)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the

@@ -187,7 +187,7 @@ def reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int
                    scores: PoolScores, budget: QuotaBudget | None = None) -> tuple[Assignment, ...]:
     """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit. With the
     `budget` that counted them, each cluster's replicas go to the models it chose within the quota's caps."""
-    one = replace(request, replicas=1, kept_regions=(), model_caps=())
+    one = replace(request, replicas=1, kept_regions=(), kept_replicas=(), model_caps=())
     out: list[Assignment] = []
     for name in sorted(counts):
         cluster = txn.get(name)

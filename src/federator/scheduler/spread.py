@@ -36,12 +36,14 @@ from dataclasses import dataclass, replace
 
 from federator.model import JobSpec, Reason, ReasonCode
 from federator.scheduler.board import Board, shape_key
+from federator.scheduler.cheapest import by_price, price_tiers, wants_cheapest
 from federator.scheduler.framework import CycleContext, PlacementRequest, accepted_pools
 from federator.scheduler.plugins import quota_held_text
 from federator.scheduler.pools import LazyFitCounts, QuotaBudget
 from federator.scheduler.regions_why import regions_why
 from federator.scheduler.snapshot import Txn
 from federator.scheduler.summary import summarize
+from federator.scheduler.weights import weighted_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,13 @@ def is_rest(request: PlacementRequest) -> bool:
 
 
 def tiers(names: list[str], txn: Txn, spec: JobSpec, ctx: CycleContext) -> list[list[str]]:
-    """`names` (best first) cut into the tiers replicas fill in order (module docstring); each keeps their order."""
+    """`names` (best first) cut into the tiers replicas fill in order (module docstring); each keeps their order,
+    or, with `spec.prefer: cheapest`, is cut again into tiers of one price, cheapest first (cheapest.py)."""
+    out = _region_tiers(names, txn, spec, ctx)
+    return [cut for tier in out for cut in price_tiers(tier, txn)] if wants_cheapest(spec) else out
+
+
+def _region_tiers(names: list[str], txn: Txn, spec: JobSpec, ctx: CycleContext) -> list[list[str]]:
     first = set(spec.preferred_regions)
     if spec.user_region:
         first.add(spec.user_region)
@@ -92,13 +100,21 @@ def spread_counts(request: PlacementRequest, txn: Txn, board: Board, budget: Quo
     through a fresh `budget`, which keeps the split over models for the reservation. `greedy` (the rest of a
     running job, `is_rest`): what fits now, minRegions a goal (module docstring); a Reason only if none fits."""
     g = max(1, request.spec.group_size)
-    one = replace(request, replicas=g, kept_regions=(), model_caps=())
+    one = replace(request, replicas=g, kept_regions=(), kept_replicas=(), model_caps=())
     key = shape_key(one)
     names = board.ranked(one, key)
     if not names:
         return summarize(board.rejections(key), len(txn.names), request)
-    ordered = tiers(names, txn, request.spec, board.ctx)
     caps = LazyFitCounts(one, txn, per=g)
+    if request.spec.region_weights:  # spec.regions.weights: the split is the weights' (weights.py)
+        ranked = by_price(names, txn) if wants_cheapest(request.spec) else names
+        weighted = weighted_counts(request, txn, ranked, caps, budget=budget, greedy=greedy,
+                                   rejected=board.rejected(key))
+        if isinstance(weighted, Reason):
+            return weighted
+        units, why = weighted
+        return Spread(Counter({n: c * g for n, c in units.items()}), why)
+    ordered = tiers(names, txn, request.spec, board.ctx)
     counts: Counter[str] = Counter()
     left = request.replicas // g
     kept = set(request.kept_regions)  # the rest of a job: its live placements' regions count already

@@ -37,6 +37,7 @@ from federator.scheduler import PlacementRequest, Scheduler
 from federator.scheduler.snapshot import Snapshot
 from federator.server.drain_surge import split, surges
 from federator.server.maintenance_windows import windowed
+from federator.server.partial import kept_replicas
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -63,7 +64,8 @@ def requests_off(fed: Federator, cluster: str, left: Sequence[Job]) -> list[Plac
         if surges(job):  # a serving job: only its part on the drained cluster moves
             here, off = split(job, cluster)
             out.append(PlacementRequest(job.job_id, job.spec, sum(p.replicas for p in here), job.submitted_at,
-                                        avoid_clusters=avoid, kept_regions=tuple(sorted({p.region for p in off}))))
+                                        avoid_clusters=avoid, kept_regions=tuple(sorted({p.region for p in off})),
+                                        kept_replicas=kept_replicas(job.spec, off)))
         else:
             out.append(PlacementRequest(job.job_id, job.spec, job.spec.replicas, job.submitted_at,
                                         avoid_clusters=avoid))

@@ -46,7 +46,7 @@ from federator.server.job_message import job_message, placements_message
 from federator.server.maintenance_windows import windowed
 from federator.server.new_placements import new_placements
 from federator.server.orders import LaunchOrder, Order
-from federator.server.partial import supersede_part
+from federator.server.partial import kept_replicas, supersede_part
 from federator.server.rebalance import serving
 from federator.server.scaling import scaled
 from federator.store.errors import StoreUnavailable
@@ -148,7 +148,8 @@ class Surges:
             avoid = tuple(sorted({cluster, *fed.refusals.avoided(job.job_id, now)}))
             requests.append(PlacementRequest(job.job_id, job.spec, sum(p.replicas for p in here), job.submitted_at,
                                              avoid_clusters=avoid,
-                                             kept_regions=tuple(sorted({p.region for p in off}))))
+                                             kept_regions=tuple(sorted({p.region for p in off})),
+                                             kept_replicas=kept_replicas(job.spec, off)))
             leaving.add(job.job_id)
         # The drained parts' hold on their queue's quota is leaving with them: the surge replaces it, so it is not
         # counted twice (a job at its quota could never surge).

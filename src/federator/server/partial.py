@@ -35,10 +35,10 @@ too (server/early_failures.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobPhase, Reason
+from federator.model import Job, JobPhase, JobSpec, Placement, Reason
 from federator.scheduler import Decision, PlacementRequest, may_spread
 from federator.server.clusters import forget_acks
 from federator.server.job_message import job_message
@@ -78,7 +78,20 @@ def kept_regions(job: Job) -> tuple[str, ...]:
 def rest_request(job: Job, avoid: tuple[str, ...]) -> PlacementRequest:
     """The request a cycle places for a job it `owes`: the whole of a Pending job, the rest of a short one."""
     return PlacementRequest(job.job_id, job.spec, missing(job), job.submitted_at, avoid_clusters=avoid,
-                            kept_regions=kept_regions(job))
+                            kept_regions=kept_regions(job), kept_replicas=kept_replicas(job.spec, job.placements))
+
+
+def kept_replicas(spec: JobSpec, placements: Iterable[Placement]) -> tuple[tuple[str, int], ...]:
+    """For a job with spec.regions.weights, the replicas `placements` (its live ones that stay) hold per region,
+    so the rest makes up each region's share (scheduler/weights.py); () for any other job, whose requests stay the
+    shape they were."""
+    if not spec.region_weights:
+        return ()
+    held: dict[str, int] = {}
+    for p in placements:
+        if p.phase.is_active:
+            held[p.region] = held.get(p.region, 0) + p.replicas
+    return tuple(sorted(held.items()))
 
 
 def supersede_part(fed: Federator, job: Job, ended: Collection[str], reason: Reason, *,

@@ -30,6 +30,7 @@ from federator.model import (
     JobSpec,
     Placement,
     PlacementId,
+    Preference,
     Reason,
     ReasonCode,
     Resources,
@@ -104,6 +105,10 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
         doc["clusters"] = clusters_document(s.clusters)
     if s.failure_policy.set:  # only when set: spec.failurePolicy as the job file writes it (jobfile_failure_policy.py)
         doc["failure_policy"] = failure_policy_document(s.failure_policy)
+    if s.region_weights:  # only when set: spec.regions.weights as the job file writes it (jobfile_placement_asks.py)
+        doc["region_weights"] = dict(s.region_weights)
+    if s.prefer:  # only when set, as the rest of 0.19.0's asks
+        doc["prefer"] = s.prefer.value
     return doc
 
 
@@ -154,6 +159,8 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         allowed_regions=tuple(s.get("allowed_regions", ())),
         clusters=_clusters_of(s.get("clusters")),
         failure_policy=_failure_policy_of(s.get("failure_policy")),
+        region_weights=tuple(sorted((str(r), int(w)) for r, w in s.get("region_weights", {}).items())),
+        prefer=Preference(s.get("prefer", "")),
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),

@@ -23,6 +23,11 @@ class JobPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_PHASE_SUCCEEDED: _ClassVar[JobPhase]
     JOB_PHASE_FAILED: _ClassVar[JobPhase]
     JOB_PHASE_CANCELLED: _ClassVar[JobPhase]
+
+class Preference(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREFERENCE_UNSPECIFIED: _ClassVar[Preference]
+    PREFERENCE_CHEAPEST: _ClassVar[Preference]
 JOB_KIND_UNSPECIFIED: JobKind
 JOB_KIND_TRAINING: JobKind
 JOB_KIND_INFERENCE: JobKind
@@ -33,6 +38,8 @@ JOB_PHASE_RUNNING: JobPhase
 JOB_PHASE_SUCCEEDED: JobPhase
 JOB_PHASE_FAILED: JobPhase
 JOB_PHASE_CANCELLED: JobPhase
+PREFERENCE_UNSPECIFIED: Preference
+PREFERENCE_CHEAPEST: Preference
 
 class Resources(_message.Message):
     __slots__ = ("cpu_milli", "memory_bytes", "accelerator_milli")
@@ -45,7 +52,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., accelerator_milli: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array", "clusters", "failure_policy")
+    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array", "clusters", "failure_policy", "region_weights", "prefer")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +67,13 @@ class JobSpec(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class RegionWeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +99,8 @@ class JobSpec(_message.Message):
     ARRAY_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    REGION_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    PREFER_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: JobKind
@@ -110,7 +126,9 @@ class JobSpec(_message.Message):
     array: ArrayTask
     clusters: ClusterAffinity
     failure_policy: FailurePolicy
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ..., clusters: _Optional[_Union[ClusterAffinity, _Mapping]] = ..., failure_policy: _Optional[_Union[FailurePolicy, _Mapping]] = ...) -> None: ...
+    region_weights: _containers.ScalarMap[str, int]
+    prefer: Preference
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ..., clusters: _Optional[_Union[ClusterAffinity, _Mapping]] = ..., failure_policy: _Optional[_Union[FailurePolicy, _Mapping]] = ..., region_weights: _Optional[_Mapping[str, int]] = ..., prefer: _Optional[_Union[Preference, str]] = ...) -> None: ...
 
 class FailurePolicy(_message.Message):
     __slots__ = ("max_restarts",)

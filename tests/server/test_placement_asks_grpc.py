@@ -1,0 +1,137 @@
+"""spec.regions.weights and spec.prefer end to end over real gRPC sockets (outside migration QA, M8 and M11):
+scripted agents report on loopback, the federator's loop runs as in `federator serve`, a client Submits. A weighted
+inference job runs 3:1 over east and west (6 and 2 of 8, none in central); a gang that prefers cheapest runs on
+the cheapest member that fits; a bad weight or an unknown preference is INVALID_ARGUMENT naming the field, with
+nothing stored."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from scripted_agent import ScriptedStream
+from test_drains_grpc import until, with_agents
+from test_services_edge import channel, served
+
+from federator.api import convert
+from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.jobfile import parse_job
+from federator.model import PRICE_LABEL, Preference
+
+from builders import cluster, pool
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+class Member(ScriptedStream):
+    """A member of `nodes` 8-accelerator nodes in the region its name begins with, at `price` an accelerator-hour."""
+
+    def __init__(self, name: str, *, nodes: int = 2, price: str = "") -> None:
+        region = name.split("-")[0]
+        super().__init__(name, agent_pb2.Hello(cluster=name, region=region,
+                                               labels={PRICE_LABEL: price} if price else {}),
+                         convert.capacity_to_pb(cluster(name, region, pool(H100, nodes=nodes)).capacity))
+
+
+def request(name: str, **spec: Any) -> jobs_pb2.SubmitRequest:
+    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(parse_job({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
+        "spec": {"resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}, **spec}})))
+
+
+def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = rpc_status.from_call(err)
+    assert status is not None, err
+    detail = error_details_pb2.BadRequest()
+    status.details[0].Unpack(detail)
+    return {v.field: v.description for v in detail.field_violations}
+
+
+def test_a_weighted_job_runs_3_to_1_and_get_gives_the_weights_back() -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            fed, api = s.fed, jobs_pb2_grpc.JobServiceStub(ch)
+            members = [Member("east-1"), Member("west-1"), Member("central-1")]
+
+            async def body() -> None:
+                sent = request("web", kind="inference", replicas=8, regions={"weights": {"east": 3, "west": 1}})
+                job_id = (await api.Submit(sent, timeout=5)).job.job_id
+                await until(lambda: sum(p.replicas for p in fed.jobs[job_id].placements) == 8, "web placed")
+                by_region: dict[str, int] = {}
+                for p in fed.jobs[job_id].placements:
+                    by_region[p.region] = by_region.get(p.region, 0) + p.replicas
+                assert by_region == {"east": 6, "west": 2}
+                got = (await api.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5)).spec
+                assert dict(got.region_weights) == {"east": 3, "west": 1}
+
+            await with_agents(fed, s.target, members, body)  # type: ignore[arg-type]
+
+    asyncio.run(go())
+
+
+def test_a_gang_that_prefers_cheapest_runs_on_the_cheapest_member() -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            fed, api = s.fed, jobs_pb2_grpc.JobServiceStub(ch)
+            members = [Member("east-1", price="4.10"), Member("west-1", price="2.20"), Member("central-1")]
+
+            async def body() -> None:
+                sent = request("pretrain", kind="training", replicas=1, prefer="cheapest",
+                               resources={"cpu": "1", "nvidia.com/gpu": 8})
+                assert sent.spec.prefer == types_pb2.PREFERENCE_CHEAPEST
+                job_id = (await api.Submit(sent, timeout=5)).job.job_id
+                await until(lambda: bool(fed.jobs[job_id].placements), "pretrain placed")
+                assert [p.cluster for p in fed.jobs[job_id].placements] == ["west-1"]
+                assert fed.jobs[job_id].spec.prefer is Preference.CHEAPEST
+
+            await with_agents(fed, s.target, members, body)  # type: ignore[arg-type]
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize(("weights", "kind", "field", "said"), [
+    ({"east": 0}, "inference", "spec.region_weights.east", "must be an integer from 1 to 1000"),
+    ({"East": 1}, "inference", "spec.region_weights.East", "must be a region name"),
+    ({"east": 1}, "training", "spec.region_weights", "applies to inference jobs only"),
+], ids=["zero", "not-a-region", "training"])
+def test_a_bad_weight_is_refused_naming_its_field(weights: dict[str, int], kind: str, field: str,
+                                                  said: str) -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            api = jobs_pb2_grpc.JobServiceStub(ch)
+            sent = request("web", kind="inference", replicas=4)
+            sent.spec.kind = types_pb2.JOB_KIND_TRAINING if kind == "training" else sent.spec.kind
+            sent.spec.replicas = 1 if kind == "training" else 4
+            sent.spec.region_weights.update(weights)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await api.Submit(sent, timeout=5)
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT, err.value
+            assert said in violations(err.value)[field]
+            assert not s.fed.jobs
+
+    asyncio.run(go())
+
+
+def test_weights_with_min_regions_and_an_unknown_preference_are_refused_naming_the_fields() -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            api = jobs_pb2_grpc.JobServiceStub(ch)
+            sent = request("web", kind="inference", replicas=4, regions={"minRegions": 2})
+            sent.spec.region_weights.update({"east": 1, "west": 1})
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await api.Submit(sent, timeout=5)
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "leave out spec.regions.minRegions" in violations(err.value)["spec.region_weights"]
+            sent = request("web", kind="inference", replicas=4)
+            sent.spec.prefer = 7  # type: ignore[assignment]  # a newer client's preference
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await api.Submit(sent, timeout=5)
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "unknown preference 7" in err.value.details() and "spec.prefer" in err.value.details()
+            assert not s.fed.jobs
+
+    asyncio.run(go())
