@@ -13,6 +13,7 @@ import asyncio
 from agent_support import ScriptedFederator, launch, with_agent
 
 from federator.agent.agent import Agent
+from federator.agent.placement_deltas import SentList
 from federator.api.placement_lists import PLACEMENT_DELTAS, digest
 from federator.api.v1 import agent_pb2
 
@@ -72,3 +73,26 @@ def test_to_a_federator_that_takes_them_the_list_is_sent_as_changes_and_in_full_
                                  for r in sent[i + 1:i + 3])  # at rest: no id at all
     full_after_ask = [r for r in sent[1:] if not r.HasField("placement_delta")]
     assert full_after_ask and set(full_after_ask[0].placement_ids) == {P1, P2}
+
+
+def test_the_list_goes_in_full_every_period_and_a_report_without_a_list_is_no_base() -> None:
+    now = [0.0]
+    sent = SentList(clock=lambda: now[0], full_every=300.0)
+    sent.stream_up(agent_pb2.Welcome(features=[PLACEMENT_DELTAS]))
+
+    def report(seq: int, *ids: str, unreachable: str = "") -> agent_pb2.CapacityReport:
+        r = agent_pb2.CapacityReport(sequence=seq, placement_ids=sorted(ids), member_unreachable=unreachable)
+        sent.shape(r)
+        return r
+
+    assert list(report(1, P1).placement_ids) == [P1]  # the stream's first: in full
+    now[0] = 2.0
+    unreachable = report(2, unreachable="GET /readyz: timed out")
+    assert not unreachable.HasField("placement_delta") and not unreachable.placement_ids
+    now[0] = 4.0
+    d = report(3, P1, P2).placement_delta
+    assert d.base_sequence == 1 and list(d.added) == [P2] and d.count == 2  # based on the last report with a list
+    now[0] = 300.0
+    assert list(report(4, P1, P2).placement_ids) == [P1, P2]  # 300 s after the last full list: in full again
+    now[0] = 302.0
+    assert report(5, P1, P2).placement_delta.base_sequence == 4

@@ -70,50 +70,57 @@ def test_a_delta_is_rebuilt_into_the_full_list_and_one_that_does_not_fit_is_refu
             assert await listed(fed, 2) == {B, C}
             await agent.send(delta(3, 2, {B, C}))  # at rest: nothing changed, no id sent
             assert await listed(fed, 3) == {B, C}
+            unreachable = full(30, A)  # a report whose agent cannot reach its member says no list: no base
+            unreachable.capacity.member_unreachable = "GET /readyz: read timed out after 5s"
+            await agent.send(unreachable)
+            await agent.send(delta(31, 3, {B}, removed=(C,)))
+            assert await listed(fed, 31) == {B}
+            await agent.send(full(32, B, C))
+            assert await listed(fed, 32) == {B, C}
 
             # A delta removing an id the list does not hold: refused naming it, the full list asked for once.
-            await agent.send(delta(4, 3, {B}, removed=(D,)))
+            await agent.send(delta(40, 32, {B}, removed=(D,)))
             error = await answer(agent)
             assert error.WhichOneof("body") == "error" and error.error.reason == "malformed"
             assert error.error.message.startswith("capacity.placement_delta.removed[0]: 'd.g1.east-1' is not in "
-                                                  "the list of report 3"), error.error.message
+                                                  "the list of report 32"), error.error.message
             wanted = await answer(agent)
             assert wanted.WhichOneof("body") == "placement_list_wanted"
             assert "removed[0]" in wanted.placement_list_wanted.reason
-            await agent.send(delta(5, 4, {B}))  # sent before the agent read the ask: dropped, unanswered
-            await agent.send(full(6, B, D))
-            assert await listed(fed, 6) == {B, D}  # report 4 and 5 were never taken
+            await agent.send(delta(41, 40, {B}))  # sent before the agent read the ask: dropped, unanswered
+            await agent.send(full(42, B, D))
+            assert await listed(fed, 42) == {B, D}  # reports 40 and 41 were never taken
             assert fed.clusters["east-1"].reports_refused == ""  # a full list taken clears the refusal
 
-            # A delta whose base is not the list held (report 7 refused as stale before its list was read): no
+            # A delta whose base is not the list held (report 41 refused as stale before its list was read): no
             # fault of the agent's, so no Error, only the ask.
-            await agent.send(full(5, A))
+            await agent.send(full(41, A))
             assert (await answer(agent)).error.reason == "stale_report"
-            await agent.send(delta(8, 5, {D}, removed=(A,)))
+            await agent.send(delta(43, 41, {D}, removed=(A,)))
             wanted = await answer(agent)
             assert wanted.WhichOneof("body") == "placement_list_wanted", wanted
-            assert "base_sequence: 5 is not the report whose list the federator holds (6)" in \
+            assert "base_sequence: 41 is not the report whose list the federator holds (42)" in \
                 wanted.placement_list_wanted.reason
-            await agent.send(full(9, D))
-            assert await listed(fed, 9) == {D}
+            await agent.send(full(44, D))
+            assert await listed(fed, 44) == {D}
 
             # A digest that does not match: the agent's list and the federator's differ.
-            bad = delta(10, 9, {D, A}, added=(A,))
+            bad = delta(45, 44, {D, A}, added=(A,))
             bad.capacity.placement_delta.digest ^= 1
             await agent.send(bad)
             error = await answer(agent)
             assert error.error.reason == "malformed" and "capacity.placement_delta.digest" in error.error.message
             assert (await answer(agent)).WhichOneof("body") == "placement_list_wanted"
             # An id added twice, and a count that is wrong, each named the same way after a fresh full list.
-            for seq, bad, field in ((12, delta(12, 11, {D, A}, added=(A, A)), "added[1]"),
-                                    (14, delta(14, 13, {D, A}, added=(A,), count=7), "count")):
+            for seq, bad, field in ((47, delta(47, 46, {D, A}, added=(A, A)), "added[1]"),
+                                    (49, delta(49, 48, {D, A}, added=(A,), count=7), "count")):
                 await agent.send(full(seq - 1, D))
                 assert await listed(fed, seq - 1) == {D}
                 await agent.send(bad)
                 error = await answer(agent)
                 assert f"capacity.placement_delta.{field}" in error.error.message, error.error.message
                 assert (await answer(agent)).WhichOneof("body") == "placement_list_wanted"
-            assert fed.clusters["east-1"].capacity.sequence == 13  # none of the bad ones was taken
+            assert fed.clusters["east-1"].capacity.sequence == 48  # none of the bad ones was taken
 
     asyncio.run(scenario())
 
