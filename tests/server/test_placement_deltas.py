@@ -151,3 +151,27 @@ def test_an_old_agents_full_lists_are_taken_as_before() -> None:
                 assert await listed(fed, seq) == ids
 
     asyncio.run(scenario())
+
+
+def test_a_placement_a_delta_adds_that_was_never_sent_here_is_judged_as_in_a_full_list() -> None:
+    """Another cluster's id added by a delta: cancelled on this cluster and an Error `unexpected`, the report taken;
+    one of this cluster's form the store never knew: an orphan, held for --orphan-grace (agent.proto,
+    placement_ids)."""
+    async def scenario() -> None:
+        fed = Federator(store=MemoryStore(), lease_seconds=10.0, cycle_interval=0.05, orphan_grace=1800.0)
+        async with agent_stream(fed) as agent:
+            await agent.send(full(1, A))
+            assert await listed(fed, 1) == {A}
+            foreign = "x.g1.west-2"
+            await agent.send(delta(2, 1, {A, foreign}, added=(foreign,)))
+            cancel = await agent.order()
+            assert cancel.WhichOneof("body") == "cancel" and cancel.cancel.placement_id == foreign
+            error = await agent.next_error()
+            assert error.reason == "unexpected" and "capacity.placement_ids" in error.message
+            assert await listed(fed, 2) == {A, foreign}  # taken; the id counts for nothing here
+            await agent.send(delta(3, 2, {A, foreign, B}, added=(B,)))
+            assert await listed(fed, 3) == {A, foreign, B}
+            orphans = fed.metrics.registry.get_sample_value("federator_orphan_placements", {"cluster": "east-1"})
+            assert orphans == 2  # A and B; the other cluster's id is none
+
+    asyncio.run(scenario())
