@@ -22,6 +22,10 @@ from federator.security.limits import RejectReason
 from federator.server.validation import Refusal, check_placement_id
 
 FIELD = "capacity.placement_delta"
+ASK_AGAIN_AFTER = 15
+"""Deltas dropped unanswered after an ask before it is made again: the full list the agent sent back may have been
+refused before its list was read (oversized), or the ask lost with a closing outbox. Not sooner: over a slow link
+several deltas cross the ask, and each full list costs that link ~27 bytes a placement."""
 
 
 @dataclass(slots=True)
@@ -32,6 +36,7 @@ class PlacementList:
     sequence: int = 0  # the report that said it
     digest: int = 0
     wanted: bool = False  # the full list was asked for; deltas until it comes are dropped unanswered
+    dropped: int = 0  # deltas dropped unanswered since the last ask (ASK_AGAIN_AFTER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +126,12 @@ def _contradiction(held: PlacementList, report: agent_pb2.CapacityReport) -> str
 def _unapplied(held: PlacementList, report: agent_pb2.CapacityReport, why: str,
                refusal: Refusal | None = None) -> Unapplied:
     """Drop the list held and ask for the full one, once until it comes."""
-    asked = held.wanted
-    held.ids, held.wanted = None, True
-    return Unapplied("" if asked else f"report {report.sequence}: {why}", refusal)
+    held.ids = None
+    if held.wanted and refusal is None and held.dropped + 1 < ASK_AGAIN_AFTER:
+        held.dropped += 1
+        return Unapplied("")
+    held.wanted, held.dropped = True, 0
+    return Unapplied(f"report {report.sequence}: {why}", refusal)
 
 
-__all__ = ["FIELD", "PlacementList", "Unapplied", "rebuild"]
+__all__ = ["ASK_AGAIN_AFTER", "FIELD", "PlacementList", "Unapplied", "rebuild"]
