@@ -33,8 +33,11 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
     """Records what each session receives; sends each session's script after the Welcome."""
 
     def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]], report_interval: float = 0.05,
-                 lost_after: float = 0.0, clock: Callable[[], float] | None = None) -> None:
+                 lost_after: float = 0.0, clock: Callable[[], float] | None = None,
+                 features: tuple[str, ...] = ()) -> None:
         self.scripts = scripts
+        self.features = features  # the Welcome's (none: a federator older than Welcome.features)
+        self.later: asyncio.Queue[agent_pb2.FederatorMessage] = asyncio.Queue()  # sent on the live session
         self.clock = clock  # set: each Welcome's federator_time (None: the Welcome gives none)
         self.report_interval = report_interval
         self.lost_after = lost_after  # 0: the Welcome gives none (the agent keeps its own default)
@@ -55,12 +58,19 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
         reader = asyncio.create_task(read())
         yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
             report_interval_seconds=self.report_interval, lost_after_seconds=self.lost_after,
-            federator_time=self.clock() if self.clock is not None else 0.0))
+            federator_time=self.clock() if self.clock is not None else 0.0, features=self.features))
         for msg in script:
             if msg.WhichOneof("body") is None:  # an empty message: end this session
                 reader.cancel()
                 return
             yield msg
+        while not reader.done():  # then what the test puts in `later`, while the agent is connected
+            getter = asyncio.ensure_future(self.later.get())
+            done, _ = await asyncio.wait({reader, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield getter.result()
+            else:
+                getter.cancel()
         await reader
 
     async def until(self, cond: object, timeout: float = 20.0) -> None:

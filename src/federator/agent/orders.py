@@ -31,6 +31,7 @@ from federator.model import JobPhase
 
 log = logging.getLogger("federator.agent")
 ORDERS_AT_ONCE = 16  # launches and cancels carried out at once (each placement's in order: Orders.in_order)
+CANCELS_SAID = 4096  # placements whose cancel was logged, remembered to log a repeat at DEBUG (Orders.cancel)
 _Order = agent_pb2.Launch | agent_pb2.Cancel | agent_pb2.Resize
 
 
@@ -54,6 +55,7 @@ class Orders:
         # placements' do not wait for each other, and the stream is read meanwhile (`in_order`).
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(ORDERS_AT_ONCE)
+        self._cancels_said: dict[str, None] = {}  # placements whose cancel was logged, oldest first (`cancel`)
         # Says a placement's phase now (agent/updates.py `PlacementUpdates.again`): set by the agent, after the Ack
         # of a launch of a placement already here
         self.said_again: Callable[[str, JobPhase], None] = lambda _pid, _phase: None
@@ -110,7 +112,14 @@ class Orders:
 
     async def cancel(self, cancel: agent_pb2.Cancel) -> None:
         if cancel.placement_id in self.backend.placements():
-            log.info("cancel placement %s: %s", cancel.placement_id, cancel.reason)
+            # Said once: a second Cancel (the federator's kept cancel and its fencing of the re-sync's report, read
+            # within a millisecond; outside WAN QA W7) changes nothing and said again read as a second cancel.
+            again = cancel.placement_id in self._cancels_said
+            self._cancels_said[cancel.placement_id] = None
+            if len(self._cancels_said) > CANCELS_SAID:
+                self._cancels_said.pop(next(iter(self._cancels_said)))
+            log.log(logging.DEBUG if again else logging.INFO, "cancel placement %s%s: %s", cancel.placement_id,
+                    " again" if again else "", cancel.reason)
             if cancel.job_ended:  # said back on its Cancelled update (JobUpdate.job_ended)
                 self.finals.job_ended(cancel.placement_id)
         self.metrics.cancelled("federator")

@@ -32,6 +32,7 @@ from federator.agent.metrics import AgentMetrics
 from federator.agent.orders import Orders
 from federator.agent.outbox import Outbox
 from federator.agent.pacing import UpdatePace, dropped_update
+from federator.agent.placement_deltas import SentList
 from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_label
 from federator.agent.updates import PlacementUpdates
 from federator.api import convert
@@ -91,6 +92,7 @@ class Session:
         self._errors = ErrorLog(log)  # the federator's Errors, each logged once while it lasts
         self._rejections = Rejections()  # those saying capacity is not seen or offered: ERROR once (rejections.py)
         self.logs = LogAnswers(backend, outbox, serve=config.serve_logs)  # LogsRequests (agent/logs.py)
+        self.sent_list = SentList()  # the reports' placement list, said as a change where the federator takes it
 
     async def watch(self) -> None:
         """Every quarter second: a pause noticed (and fenced), the federator's silence, --fence-after, and
@@ -178,6 +180,7 @@ class Session:
                 sequence=cap.sequence, member_unreachable=self.member.why, maintenance=self.config.maintenance))
         report = convert.capacity_to_pb(cap)
         report.maintenance = self.config.maintenance  # in every report: the federator does not store it
+        self.sent_list.shape(report)  # the placements as a change to the last report's (placement_deltas.py)
         return agent_pb2.AgentMessage(capacity=report)
 
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
@@ -289,6 +292,10 @@ class Session:
                     self.orders.take(msg)  # carried out in its placement's turn, the stream read on (orders.py)
                 elif kind == "logs":
                     self.logs.take(msg.logs)  # read off the reader, answered on this stream (agent/logs.py)
+                elif kind == "placement_list_wanted":  # a change it could not apply: the full list, now
+                    log.info("the federator asks for the full placement list: %s", msg.placement_list_wanted.reason)
+                    self.sent_list.wanted()
+                    self.outbox.put_report()
         finally:
             self.finals.stream_down()
             self.connected.clear()
@@ -309,6 +316,7 @@ class Session:
             self.end("a configuration the federator's rule refuses")
             return False
         self._pace.agreed(welcome)
+        self.sent_list.stream_up(welcome)  # this stream's first report lists its placements in full
         self.finals.stream_up(welcome.lost_after_seconds)  # final phases age from here on (FinalPhases.prune)
         self.sessions += 1
         self.connected.set()

@@ -33,9 +33,10 @@ from federator.server.errors import cut
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.invalid_specs import found_invalid
 from federator.server.launch_spec import launched_spec
-from federator.server.orders import ErrorNotice, LaunchOrder, LogsOrder, Order, ResizeOrder
+from federator.server.orders import ErrorNotice, LaunchOrder, ListWanted, LogsOrder, Order, ResizeOrder
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.placement_ids import job_of
+from federator.server.placement_lists import Unapplied, rebuild
 from federator.server.reapplied import job_digest
 from federator.server.refusal_log import RefusalLog
 from federator.server.refused_messages import RefusedMessages
@@ -66,6 +67,8 @@ def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage
             request_id=order.request_id, placement_id=order.placement_id, replica=order.replica,
             container=order.container, tail_lines=order.tail_lines, limit_bytes=order.limit_bytes,
             timestamps=order.timestamps, since_time=order.since_time))
+    if isinstance(order, ListWanted):
+        return agent_pb2.FederatorMessage(placement_list_wanted=agent_pb2.PlacementListWanted(reason=order.reason))
     if isinstance(order, ErrorNotice):
         return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
                                                                 placement_id=order.placement_id))
@@ -330,7 +333,10 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         reason: RejectReason | None = None
         try:
             if kind == "capacity":
-                return self._report(rec, msg.capacity)
+                unlisted = self._unlisted(rec, msg.capacity)
+                if unlisted is None:
+                    return self._report(rec, msg.capacity)
+                return unlisted.refusal.reason if unlisted.refusal is not None else None
             elif kind == "job_update":
                 u = msg.job_update
                 if job_of(u.placement_id, rec.name) is None:  # never this cluster's, whatever the store knows:
@@ -381,6 +387,22 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         elif reason is not None:
             self._refuse(rec, Refusal(reason, f"{kind}: not a message an agent sends"))
         return reason
+
+    def _unlisted(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> Unapplied | None:
+        """None when the report lists its placements in full, rebuilt from its delta if it says one
+        (server/placement_lists.py); else why not: it is not taken, and the agent is asked once for its list."""
+        unapplied = rebuild(rec.placement_list, report)
+        if unapplied is None:
+            return None
+        self.fed.heard(rec)
+        if unapplied.refusal is not None:
+            self._refuse(rec, unapplied.refusal, report=True)
+        if unapplied.wanted:
+            log.info("cluster %s: its report's placement delta was not applied, its full list is asked for: %s",
+                     rec.name, unapplied.wanted[:300])
+            if rec.connected and not rec.closing:
+                rec.outbox.put(ListWanted(cut(unapplied.wanted)))
+        return unapplied
 
     def _update_budget(self, rec: ClusterRecord, placement_id: str) -> bool:
         """Whether a JobUpdate is within its cluster's budget (Limits.job_updates_per_second, job_update_burst).

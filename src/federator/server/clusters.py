@@ -18,6 +18,7 @@ from federator.security.limits import Limits, TokenBucket
 from federator.security.trust import PROVIDER_LABEL
 from federator.server.logs import Waiting
 from federator.server.outbox import LIMIT, Outbox
+from federator.server.placement_lists import PlacementList
 from federator.server.reports import ReportGate
 from federator.server.validation import StreamChecks
 
@@ -53,6 +54,7 @@ class ClusterRecord:
     seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
     reports: ReportGate | None = None  # the report rate limit, holding the newest report over it
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
+    placement_list: PlacementList = field(default_factory=PlacementList)  # its reports' list (placement_lists.py)
     logs: Waiting = field(default_factory=Waiting)  # this stream's LogsRequests not yet answered (server/logs.py)
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
     # Optional parts of the contract its latest Hello named: kept while it is away and across a restart of the

@@ -56,7 +56,15 @@ class ErrorNotice:
     placement_id: str = ""
 
 
-Order = LaunchOrder | CancelOrder | ResizeOrder | LogsOrder | ErrorNotice
+@dataclass(frozen=True, slots=True)
+class ListWanted:
+    """A PlacementDelta the federator could not apply: the agent's next report lists its placements in full
+    (server/placement_lists.py)."""
+
+    reason: str
+
+
+Order = LaunchOrder | CancelOrder | ResizeOrder | LogsOrder | ErrorNotice | ListWanted
 
 
 def stray_reason(job: Job | None, placement_id: str) -> str:

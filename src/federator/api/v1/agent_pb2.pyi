@@ -23,7 +23,7 @@ class AgentMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., capacity: _Optional[_Union[CapacityReport, _Mapping]] = ..., job_update: _Optional[_Union[JobUpdate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., logs: _Optional[_Union[LogsReply, _Mapping]] = ...) -> None: ...
 
 class FederatorMessage(_message.Message):
-    __slots__ = ("welcome", "launch", "cancel", "ack", "heartbeat", "error", "resize", "logs")
+    __slots__ = ("welcome", "launch", "cancel", "ack", "heartbeat", "error", "resize", "logs", "placement_list_wanted")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     LAUNCH_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class FederatorMessage(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESIZE_FIELD_NUMBER: _ClassVar[int]
     LOGS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_LIST_WANTED_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     launch: Launch
     cancel: Cancel
@@ -40,7 +41,8 @@ class FederatorMessage(_message.Message):
     error: Error
     resize: Resize
     logs: LogsRequest
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., resize: _Optional[_Union[Resize, _Mapping]] = ..., logs: _Optional[_Union[LogsRequest, _Mapping]] = ...) -> None: ...
+    placement_list_wanted: PlacementListWanted
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., resize: _Optional[_Union[Resize, _Mapping]] = ..., logs: _Optional[_Union[LogsRequest, _Mapping]] = ..., placement_list_wanted: _Optional[_Union[PlacementListWanted, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("cluster", "region", "labels", "agent_version", "gang_admission", "features", "instance")
@@ -146,7 +148,7 @@ class SharedDevices(_message.Message):
     def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
-    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance", "node_room", "left_out", "largest_node_cpu_milli", "largest_node_memory_bytes")
+    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance", "node_room", "left_out", "largest_node_cpu_milli", "largest_node_memory_bytes", "placement_delta")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_POOLS_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +165,7 @@ class CapacityReport(_message.Message):
     LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     LARGEST_NODE_CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
     LARGEST_NODE_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_DELTA_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     accelerator_pools: _containers.RepeatedCompositeFieldContainer[AcceleratorPool]
     cpu_milli_allocatable: int
@@ -179,7 +182,28 @@ class CapacityReport(_message.Message):
     left_out: _containers.RepeatedCompositeFieldContainer[LeftOutDevices]
     largest_node_cpu_milli: int
     largest_node_memory_bytes: int
-    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ..., node_room: _Optional[_Iterable[_Union[NodeRoom, _Mapping]]] = ..., left_out: _Optional[_Iterable[_Union[LeftOutDevices, _Mapping]]] = ..., largest_node_cpu_milli: _Optional[int] = ..., largest_node_memory_bytes: _Optional[int] = ...) -> None: ...
+    placement_delta: PlacementDelta
+    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ..., node_room: _Optional[_Iterable[_Union[NodeRoom, _Mapping]]] = ..., left_out: _Optional[_Iterable[_Union[LeftOutDevices, _Mapping]]] = ..., largest_node_cpu_milli: _Optional[int] = ..., largest_node_memory_bytes: _Optional[int] = ..., placement_delta: _Optional[_Union[PlacementDelta, _Mapping]] = ...) -> None: ...
+
+class PlacementDelta(_message.Message):
+    __slots__ = ("base_sequence", "added", "removed", "count", "digest")
+    BASE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    base_sequence: int
+    added: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    count: int
+    digest: int
+    def __init__(self, base_sequence: _Optional[int] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., digest: _Optional[int] = ...) -> None: ...
+
+class PlacementListWanted(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class LeftOutDevices(_message.Message):
     __slots__ = ("resource_name", "reason", "devices")
@@ -292,7 +316,7 @@ class Ack(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., resize: _Optional[bool] = ..., invalid: _Optional[bool] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second", "max_job_updates_per_second", "job_update_burst")
+    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second", "max_job_updates_per_second", "job_update_burst", "features")
     REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FEDERATOR_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +329,7 @@ class Welcome(_message.Message):
     MAX_REPORT_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     MAX_JOB_UPDATES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     JOB_UPDATE_BURST_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     report_interval_seconds: float
     lease_seconds: float
     federator_version: str
@@ -317,7 +342,8 @@ class Welcome(_message.Message):
     max_report_bytes_per_second: int
     max_job_updates_per_second: float
     job_update_burst: int
-    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ..., max_reports_per_second: _Optional[float] = ..., report_burst: _Optional[int] = ..., max_report_bytes_per_second: _Optional[int] = ..., max_job_updates_per_second: _Optional[float] = ..., job_update_burst: _Optional[int] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ..., max_reports_per_second: _Optional[float] = ..., report_burst: _Optional[int] = ..., max_report_bytes_per_second: _Optional[int] = ..., max_job_updates_per_second: _Optional[float] = ..., job_update_burst: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("federator_time",)
