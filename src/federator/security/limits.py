@@ -243,12 +243,13 @@ def check_capacity(cap: ClusterCapacity) -> str | None:
         return f"capacity.accelerator_pools: at most {MAX_POOLS} accelerator models, got {len(cap.accelerator_pools)}"
     if len(cap.placement_ids) > MAX_PLACEMENT_IDS:
         return f"capacity.placement_ids: at most {MAX_PLACEMENT_IDS}, got {len(cap.placement_ids)}"
-    models: set[str] = set()
+    models: dict[str, str] = {}  # model -> its pool's vendor
     for i, pool in enumerate(cap.accelerator_pools):
         where = f"capacity.accelerator_pools[{i}]"
         if pool.accelerator_model in models:  # pools are keyed by (vendor, model); a model belongs to one vendor
-            return f"{where}.accelerator_model: {pool.accelerator_model[:80]!r} is listed twice"
-        models.add(pool.accelerator_model)
+            return (f"{where}.accelerator_model: {pool.accelerator_model[:80]!r} is listed twice (vendors "
+                    f"{models[pool.accelerator_model][:63]} and {pool.vendor[:63]}): one pool per model name")
+        models[pool.accelerator_model] = pool.vendor
         if len(pool.vendor) > 63 or len(pool.resource_name) > 253:
             return f"{where}.vendor: at most 63 characters (resource_name at most 253)"
         if len(pool.nodes_by_free) > MAX_ACCELERATORS_PER_NODE + 1:

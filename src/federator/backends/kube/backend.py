@@ -44,6 +44,7 @@ from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import ADDED, Informer
 from federator.backends.kube.informer_events import InformerEvents
 from federator.backends.kube.kinds import resource_of, served_kinds
+from federator.backends.kube.model_clash import ModelClashes
 from federator.backends.kube.namespace_claim import ClaimSaid, NamespaceClaim
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.placement_launch import PlacementLaunch
@@ -145,6 +146,7 @@ class KubeBackend(PlacementLaunch, InformerEvents):
         self.drift = DriftGuard(kueue=bool(kueue_queue))  # what the agent rendered, kept so on the member (drift.py)
         self.unlabelled = UnlabelledAccelerators()  # devices no label names the model of (unlabelled.py)
         self.unsupported = UnsupportedAccelerators()  # devices in units that are not chips (unsupported.py)
+        self.clashes = ModelClashes()  # a second vendor's pool under a model name already reported (model_clash.py)
         # The provider's ResourceQuotas where placements run, held against the report (resource_quotas.py).
         self.quotas = ResourceQuotas(api, base=namespace, per_queue=namespace_per_queue, watch_timeout=watch_timeout)
         # The Job controller's FailedCreate Events: a gang the member refuses to create is refused at once.

@@ -21,6 +21,7 @@ from federator.backends.kube.capacity import cluster_capacity, node_usable, pod_
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.left_out import left_out_of
+from federator.backends.kube.model_clash import one_pool_per_model
 from federator.backends.kube.placement_state import PlacementState
 from federator.model import ClusterCapacity
 
@@ -50,9 +51,13 @@ class CapacityReport(PlacementState):
         cap = cluster_capacity(self.nodes.cache.values(), pods,
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
+        kept, clashing = one_pool_per_model(cap.accelerator_pools)  # one pool per model name (model_clash.py)
+        unsupported = dict(self.unsupported.by_resource)
+        for resource, devices in self.clashes.seen(kept, clashing).items():
+            unsupported[resource] = unsupported.get(resource, 0) + devices
         left_out = left_out_of({"unlabelled": dict(self.unlabelled.by_resource),  # shown at the federator too
-                                "unsupported": dict(self.unsupported.by_resource)})
-        return replace(cap, workload_kinds=frozenset(self.served), left_out=left_out)
+                                "unsupported": unsupported})
+        return replace(cap, accelerator_pools=kept, workload_kinds=frozenset(self.served), left_out=left_out)
 
     @property
     def unlabelled_accelerators(self) -> Mapping[str, int]:

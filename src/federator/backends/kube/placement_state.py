@@ -24,6 +24,7 @@ from federator.backends.kube.discovery import Discovery
 from federator.backends.kube.drift import DriftGuard
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import Informer
+from federator.backends.kube.model_clash import ModelClashes
 from federator.backends.kube.pod_faults import PodFault
 from federator.backends.kube.pod_nodes import NodeList, PodNodes
 from federator.backends.kube.resource_quotas import ResourceQuotas
@@ -88,6 +89,7 @@ class PlacementState:
     drift: DriftGuard
     unlabelled: UnlabelledAccelerators
     unsupported: UnsupportedAccelerators
+    clashes: ModelClashes
     quotas: ResourceQuotas
     refusals: CreateRefusals
     pod_nodes: PodNodes
