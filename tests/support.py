@@ -105,6 +105,17 @@ async def until(what: Callable[[], object], *, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
+async def accepted(fed: Any, namespace: str, *names: str, timeout: float = 30.0) -> None:
+    """Wait until a job of each name of `namespace` is accepted: its write stored, so a scheduling cycle's candidate.
+
+    Why not `until(lambda: fed.jobs.named(NAME))`: a job is in the job table from its reservation on, while its
+    write is still on its way to the store, and only a stored one is a candidate (server/intake.py `submit_async`).
+    A test that scheduled once it saw the names placed nothing when the store was slow (a loaded machine: the
+    Kubernetes-mode store's writes are HTTP requests)."""
+    await until(lambda: all(any(j.spec.namespace == namespace for j in fed.jobs.named(name))
+                            and not fed.intake.arrivals(namespace, name) for name in names), timeout=timeout)
+
+
 def cancels_sent(rec: Any) -> dict[str, str]:
     """The Cancel orders waiting in a cluster's outbox (a ClusterRecord's), by placement id: their reasons."""
     from federator.server.orders import CancelOrder

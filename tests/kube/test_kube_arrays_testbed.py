@@ -22,7 +22,7 @@ from federator.server.federator import Federator
 
 from builders import cluster, pool
 from kube_support import CRDS, H100, Testbed
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -82,7 +82,8 @@ def test_an_applied_array_makes_owned_throttled_tasks_counts_them_and_its_delete
             array = obj("sweep")
             assert array is not None
             uid = array["metadata"]["uid"]
-            await until(lambda: len(fed.jobs) == 5)
+            await accepted(fed, NAMESPACE, *(f"sweep-{i}" for i in range(5)))
+            assert len(fed.jobs) == 5
             tasks = tasks_of(uid)
             assert sorted(t["metadata"]["name"] for t in tasks) == [f"sweep-{i}" for i in range(5)]
             for task in tasks:
@@ -228,7 +229,8 @@ def test_a_dependent_applied_with_the_array_it_names_waits_for_every_task(host: 
             both = document("merge", {**TRAIN, "dependsOn": {"condition": "afterok", "jobs": ["pipe"]}}) + \
                 "---\n" + document("pipe", {**TRAIN, "array": {"indices": "0-1"}})
             host.kubectl("host", "apply", "-f", "-", input=both)
-            await until(lambda: len(fed.jobs.named("merge")) == 1)
+            # merge is submitted once every task is in the job table; each is a cycle's candidate once stored
+            await accepted(fed, NAMESPACE, "merge", "pipe-0", "pipe-1")
             (merge,) = fed.jobs.named("merge")
             array_id = (api.get(FEDERATED_JOBS, "pipe", NAMESPACE).get("status") or {}).get("arrayId")
             assert array_id and merge.spec.depends_on is not None and merge.spec.depends_on.jobs == (array_id,)
@@ -331,7 +333,7 @@ def test_a_grpc_submit_after_an_array_whose_last_task_is_not_accepted_yet_waits_
         await server.start()
         try:
             host.kubectl("host", "apply", "-f", "-", input=document("gate", {**TRAIN, "array": {"indices": "0-2"}}))
-            await until(lambda: fed.jobs.named("gate-0") and fed.jobs.named("gate-1"))
+            await accepted(fed, NAMESPACE, "gate-0", "gate-1")
             array_id = (api.get(FEDERATED_JOBS, "gate", NAMESPACE).get("status") or {}).get("arrayId")
             assert array_id and not fed.jobs.named("gate-2")
             spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
@@ -355,7 +357,7 @@ def test_a_grpc_submit_after_an_array_whose_last_task_is_not_accepted_yet_waits_
             assert job.waiting_on and job.phase is JobPhase.PENDING  # gate-2 still to come: placed before
 
             gate.set()
-            await until(lambda: bool(fed.jobs.named("gate-2")))
+            await accepted(fed, NAMESPACE, "gate-2")
             await until(lambda: job.pending_reason is not None and job.pending_reason.message ==
                         f"waiting for afterok: every task of array {array_id} (3 tasks)")
             fed.schedule_once()

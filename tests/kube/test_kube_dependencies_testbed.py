@@ -19,7 +19,7 @@ from federator.backends.kube.events import EventRecorder
 from federator.model import JobPhase, ReasonCode
 
 from kube_support import Testbed, controller_running, fj_yaml, host_bed
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -42,7 +42,7 @@ def test_spec_depends_on_keeps_a_federatedjob_waiting_until_the_one_it_names_suc
             await until(lambda: fx.fed.jobs.named("prep"))  # a name is resolved when the job naming it is made
             kubectl("apply", "-f", "-", stdin=document("train", dependsOn={"jobs": ["prep"]}))
             assert kubectl("get", "fj", "train", "-o", "json").stdout.count('"dependsOn"') == 1  # not pruned
-            await until(lambda: fx.fed.jobs.named("prep") and fx.fed.jobs.named("train"))
+            await accepted(fx.fed, NAMESPACE, "prep", "train")
             prep, train = fx.fed.get("prep"), fx.fed.get("train")
             assert train.spec.depends_on is not None and train.spec.depends_on.jobs == (prep.job_id,)
             fx.fed.schedule_once()

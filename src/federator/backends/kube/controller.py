@@ -275,6 +275,7 @@ class FederatedJobController:
         # Nothing awaited from here to the job's admission: no other job of that name can come between.
         owner = Owner(ns, name, uid, int(meta.get("generation", 1)))
         self.store.expect(owner)
+        cancelled = False
         try:
             held = namespace_hold(self.fed, ns) if held_of(obj) else None  # spec.held: true (kube/holds.py)
             job = await self.fed.intake.submit_async(spec, hold=held, array=spec.array is not None)  # group commit
@@ -287,8 +288,16 @@ class FederatedJobController:
         except SubmitError as exc:
             await self._refuse(obj, str(exc))
             return
+        except asyncio.CancelledError:
+            # Stopped (a shutdown, a lost lease) while the new job's write was on its way, the only await after
+            # its admission: that write, shielded, still lands and takes the expectation. Taken back here, it
+            # found no owner, created an object for the job as for a gRPC one and met this one: the accepted job
+            # was refused as "another spec" (its dependsOn names resolved to ids).
+            cancelled = True
+            raise
         finally:
-            self.store.unexpect(owner)  # not taken by a new job's write (refused, or a request id's replay)
+            if not cancelled:
+                self.store.unexpect(owner)  # not taken by a new job's write (refused, or a request id's replay)
         self.waits.submitted(uid)
         self.chains.accepted(ns, uid)
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
