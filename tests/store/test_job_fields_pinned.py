@@ -66,6 +66,10 @@ PINNED = frozenset({
     # (a rollback loses the bound; docs/operators.md's "Upgrading to 0.17.0" says so). The lead decides on 5.
     "JobSpec.clusters",
     "ClusterAffinity.names", "ClusterAffinity.match_labels", "ClusterAffinity.match_expressions",
+    # 0.19.0's spec.clusters.sameAs, at 4: 0.18.0 reads spec.clusters strictly, so a file holding a job that sets it
+    # is refused at start naming the row (StoreUnreadable), never stripped (docs/operators.md's "Upgrading to
+    # 0.19.0" says how to roll back)
+    "ClusterAffinity.same_as",
     "LabelRequirement.key", "LabelRequirement.operator", "LabelRequirement.values",
     # 0.18.0's spec.failurePolicy and its spent count (server/failure_restarts.py), at 4 as 0.17.0's fields: 0.17.0
     # reads a version-4 file, ignores both keys and drops them when it rewrites a job (a rollback ends such a job at
@@ -123,7 +127,8 @@ def _every_field_set() -> Job:
                                              pod_template_json='{"a":1}', resource_name="nvidia.com/gpu"),),
         max_run_seconds=3600, allowed_regions=("east", "west"),
         clusters=ClusterAffinity(names=("east-1",), match_labels=(("federator.io/provider", "oregon-dc"),),
-                                 match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),)),
+                                 match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),),
+                                 same_as=("learner-3f9a1c",)),
         failure_policy=FailurePolicy(max_restarts=3))
     placement = Placement(
         placement_id=PlacementId("train-1.g3.east-1"), job_id=JobId("train-1"), cluster="east-1", region="east",
