@@ -137,16 +137,16 @@ def run(args: argparse.Namespace) -> int:
                       f"{_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
-            elif requests[done].spec.HasField("clusters") and not job.spec.clusters.bounds:  # before 0.17.0
-                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its spec.clusters "
-                      f"(one older than 0.17.0 does not know it, and would place the job on any cluster), so it is "
-                      f"not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
-                _not_all(done, len(sources))
-                return Exit.FAILED
             elif list(requests[done].spec.clusters.same_as) and not job.spec.clusters.same_as:  # before 0.19.0
                 print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its "
                       f"spec.clusters.sameAs (one older than 0.19.0 does not know it, and would place the job on any "
                       f"cluster), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
+            elif requests[done].spec.HasField("clusters") and not job.spec.clusters.bounds:  # before 0.17.0
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its spec.clusters "
+                      f"(one older than 0.17.0 does not know it, and would place the job on any cluster), so it is "
+                      f"not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
             elif requests[done].spec.failure_policy.max_restarts and not job.spec.failure_policy.set:  # < 0.18.0
