@@ -94,6 +94,12 @@ def test_a_learner_that_ran_and_ended_counts_as_started(tmp_path: Path) -> None:
             late = (await jobs.Submit(rollout("late", after_start=(learner.job_id,)))).job
             assert late.pending_reason.code != "Dependency"  # started once: satisfied
             assert (await placed(agent))[0] == late.job_id
+            short = (await jobs.Submit(after("short"))).job  # its member reports its end before any Running
+            _, short_pid = await placed(agent)
+            waiting = (await jobs.Submit(rollout("after-short", after_start=(short.job_id,)))).job
+            assert waiting.pending_reason.code == "Dependency"
+            await ends(fed, agent, short.job_id, short_pid, JobPhase.SUCCEEDED)
+            assert (await placed(agent))[0] == waiting.job_id  # it ran: Succeeded counts as started
         fed.cycles.close()
         fed.store.close()
 

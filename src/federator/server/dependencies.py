@@ -87,15 +87,17 @@ NEVER: dict[Condition, frozenset[JobPhase]] = {
     Condition.AFTER_OK: _FAILED,
     Condition.AFTER_NOT_OK: frozenset({JobPhase.SUCCEEDED}),
     Condition.AFTER_ANY: frozenset(),
-    Condition.AFTER_START: frozenset({JobPhase.SUCCEEDED, *_FAILED}),  # ended before any Running report
+    Condition.AFTER_START: _FAILED,  # Failed or Cancelled with no Running report: `started` says
 }
 
 
 def started(job: Job) -> bool:
-    """Whether the federator has had a Running report of `job` (afterstart): it runs now, its current attempt was
-    reported Running (started_at, kept by the store), or an earlier attempt ran (ran_seconds). A job that ran and
-    has ended since started all the same; one that ended without it never can."""
-    return job.phase is JobPhase.RUNNING or job.started_at > 0 or job.ran_seconds > 0
+    """Whether `job` has started running (afterstart): it runs now, its current attempt was reported Running
+    (started_at, kept by the store), an earlier attempt ran (ran_seconds), or it Succeeded (it ran, though a short
+    job's member may report its end before any Running). A job that ran and has ended since started all the same;
+    one that ended Failed or Cancelled without a Running report (cancelled while pending, failed at launch) never
+    can."""
+    return job.phase in (JobPhase.RUNNING, JobPhase.SUCCEEDED) or job.started_at > 0 or job.ran_seconds > 0
 
 
 class DependencyNotFound(SubmitError):
