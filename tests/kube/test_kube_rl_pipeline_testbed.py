@@ -55,30 +55,27 @@ def test_rollout_workers_start_after_the_learner_runs_and_only_beside_it(host: T
             learner, rollout = fx.fed.get("learner"), fx.fed.get("rollout")
             assert rollout.spec.clusters.same_as == (learner.job_id,)  # the name kept as the learner's id
             assert rollout.spec.depends_on is not None and rollout.spec.depends_on.jobs == (learner.job_id,)
-            fx.fed.schedule_once()
-            assert learner.phase is JobPhase.PLACED and [p.cluster for p in learner.placements] == ["west-1"]
+            await until(lambda: (fx.fed.schedule_once(), learner.phase is JobPhase.PLACED)[1])  # once informed
+            assert [p.cluster for p in learner.placements] == ["west-1"]
             assert rollout.phase is JobPhase.PENDING  # placed is not started
             assert rollout.pending_reason is not None and rollout.pending_reason.code is ReasonCode.DEPENDENCY
             assert rollout.pending_reason.message == f"waiting for afterstart: {learner.job_id} (Placed)"
             await until(lambda: reason("rollout").get("code") == "Dependency")  # status.pendingReason, as kubectl reads
             fx.fed.job_update(west, learner.placements[0].placement_id, JobPhase.RUNNING, "2/2 running")
             await until(lambda: not rollout.waiting_on)  # released once the learner's Running is announced
-            fx.fed.schedule_once()
-            assert rollout.phase is JobPhase.PLACED
+            await until(lambda: (fx.fed.schedule_once(), rollout.phase is JobPhase.PLACED)[1])
             assert {p.cluster for p in rollout.placements} == {"west-1"}  # beside the learner, not on east-1
             assert learner.phase is JobPhase.RUNNING
 
             # a rollout naming a job that holds no placement (a gang too big for either member) waits, saying so
-            kubectl("apply", "-f", "-", stdin=document("big-learner", replicas=3, resources={
-                "cpu": "1", "nvidia.com/gpu": 8}))
-            await until(lambda: fx.fed.jobs.named("big-learner"))
-            kubectl("apply", "-f", "-", stdin=document("stray", kind="inference",
-                                                       clusters={"sameAs": ["big-learner"]}))
+            # (one apply, the rollout first, sameAs alone: it waits to be submitted until the learner is accepted)
+            kubectl("apply", "-f", "-", stdin=document("stray", kind="inference", clusters={"sameAs": ["big-learner"]})
+                    + "---\n" + document("big-learner", replicas=3, resources={"cpu": "1", "nvidia.com/gpu": 8}))
             await until(lambda: fx.fed.jobs.named("stray"))
-            fx.fed.schedule_once()
             stray = fx.fed.get("stray")
-            assert stray.phase is JobPhase.PENDING and stray.pending_reason is not None
-            assert stray.pending_reason.code is ReasonCode.CLUSTER_AFFINITY
+            await until(lambda: (fx.fed.schedule_once(), stray.pending_reason is not None
+                                 and stray.pending_reason.code is ReasonCode.CLUSTER_AFFINITY)[1])
+            assert stray.phase is JobPhase.PENDING and stray.pending_reason is not None and not stray.placements
             assert f"job {fx.fed.get('big-learner').job_id} holds no placement here (spec.clusters.sameAs" \
                 in stray.pending_reason.message
 
