@@ -180,7 +180,9 @@ class DependencyWaits:
         deadline = parse_timestamp(meta.get("creationTimestamp")) + self.missing_seconds
         if absent and self.clock() >= deadline:
             self.forget(uid)
-            await self.refuse(obj, f"spec.dependsOn.jobs: no FederatedJob {', '.join(map(shown, absent))} in "
+            dep = spec.depends_on  # the field that names them: a sameAs name is waited on as a dependsOn one is
+            field = "spec.dependsOn.jobs" if dep is not None and set(absent) & set(dep.jobs) else "spec.clusters.sameAs"
+            await self.refuse(obj, f"{field}: no FederatedJob {', '.join(map(shown, absent))} in "
                                    f"namespace {ns} appeared within {self.missing_seconds:g}s of this one's "
                                    "creation; fix the name (the spec may change while it waits) or create it, and "
                                    "apply this one again")
