@@ -68,7 +68,7 @@ def _many(n: int) -> list[str]:
 
 @pytest.mark.parametrize(("clusters", "said"), [
     ("oregon-1", "spec.clusters: must be a mapping (names, selector), got 'oregon-1'"),
-    ({"name": ["a"]}, "spec.clusters.name: is not a known field (known: names, selector)"),
+    ({"name": ["a"]}, "spec.clusters.name: is not a known field (known: names, sameAs, selector)"),
     ({"names": "a"}, "spec.clusters.names: must be a list of cluster names, got 'a'"),
     ({"names": ["a", "West_1"]}, "spec.clusters.names[1]: must be a cluster name"),
     ({"names": _many(MAX_CLUSTER_NAMES + 1)}, f"spec.clusters.names: at most {MAX_CLUSTER_NAMES} clusters, got 65"),

@@ -248,7 +248,8 @@ def _more_documents(text: str) -> bool:
 
 
 def _depends_on(raw: object, bad: Any) -> JobDependency | None:
-    """spec.dependsOn: {condition: afterok|afterany|afternotok (afterok if left out), jobs: [job ids or names]},
+    """spec.dependsOn: {condition: afterok|afterany|afternotok|afterstart (afterok if left out), jobs: [job ids or
+    names]},
     the jobs this one waits on (server/dependencies.py); None, with the problem said, when it does not read."""
     if not isinstance(raw, Mapping):
         bad("spec.dependsOn", f"must be a mapping with jobs (and condition), got {shown(raw)}")

@@ -18,12 +18,14 @@ from federator.termtext import shown
 
 MAX_CLUSTER_NAMES = 64
 """At most this many names in spec.clusters.names (as jobfile.MAX_PREFERRED_REGIONS for regions)."""
+MAX_SAME_AS = 16
+"""At most this many jobs in spec.clusters.sameAs (as spec.dependsOn's keys: model/dependency.py)."""
 MAX_SELECTOR_TERMS = 32
 """At most this many entries in each of matchLabels and matchExpressions."""
 MAX_SELECTOR_VALUES = 64
 """At most this many values in one matchExpressions entry."""
 FIELD = "spec.clusters"
-KEYS = ("names", "selector")
+KEYS = ("names", "sameAs", "selector")
 SELECTOR_KEYS = ("matchExpressions", "matchLabels")
 EXPRESSION_KEYS = ("key", "operator", "values")
 
@@ -37,7 +39,8 @@ def _unknown(value: Mapping[Any, Any], field: str, known: tuple[str, ...], bad: 
 
 
 def parse_clusters(value: object, bad: Bad) -> ClusterAffinity:
-    """spec.clusters: `names` and a `selector` (matchLabels, matchExpressions), ANDed; absent or empty = any."""
+    """spec.clusters: `names`, a `selector` (matchLabels, matchExpressions) and `sameAs` (jobs whose cluster it
+    shares), ANDed; absent or empty = any."""
     if value is None:
         return ClusterAffinity()
     if not isinstance(value, Mapping):
@@ -45,15 +48,38 @@ def parse_clusters(value: object, bad: Bad) -> ClusterAffinity:
         return ClusterAffinity()
     _unknown(value, FIELD, KEYS, bad)
     names = _names(value.get("names", []), bad)
+    same_as = _same_as(value.get("sameAs", []), bad)
     selector = value.get("selector")
     if selector is None:
-        return ClusterAffinity(names=names)
+        return ClusterAffinity(names=names, same_as=same_as)
     if not isinstance(selector, Mapping):
         bad(f"{FIELD}.selector", f"must be a mapping (matchLabels, matchExpressions), got {shown(selector)}")
-        return ClusterAffinity(names=names)
+        return ClusterAffinity(names=names, same_as=same_as)
     _unknown(selector, f"{FIELD}.selector", SELECTOR_KEYS, bad)
     return ClusterAffinity(names=names, match_labels=_match_labels(selector.get("matchLabels", {}), bad),
-                           match_expressions=_expressions(selector.get("matchExpressions", []), bad))
+                           match_expressions=_expressions(selector.get("matchExpressions", []), bad), same_as=same_as)
+
+
+def _same_as(value: object, bad: Bad) -> tuple[str, ...]:
+    """spec.clusters.sameAs: 1 to MAX_SAME_AS job keys (ids, namespace/name or names, as spec.dependsOn.jobs
+    takes them: model/dependency.py `checked`), each named once; Submit resolves them to ids."""
+    field = f"{FIELD}.sameAs"
+    if value == []:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        bad(field, f"must be a list of job ids or names, got {shown(value)}")
+        return ()
+    if len(value) > MAX_SAME_AS:
+        bad(field, f"names {len(value)} jobs; at most {MAX_SAME_AS}")
+        return ()
+    for i, key in enumerate(value):
+        if not key or "," in key or len(key) > 512:
+            bad(f"{field}[{i}]", f"{key[:80]!r} is not a job id, namespace/name or name")
+            return ()
+        if value.index(key) != i:
+            bad(f"{field}[{i}]", f"{key[:80]!r} is named twice")
+            return ()
+    return tuple(value)
 
 
 def _names(value: object, bad: Bad) -> tuple[str, ...]:
@@ -153,7 +179,10 @@ def clusters_document(affinity: ClusterAffinity) -> dict[str, Any]:
             for r in affinity.match_expressions]
     if selector:
         out["selector"] = selector
+    if affinity.same_as:
+        out["sameAs"] = list(affinity.same_as)
     return out
 
 
-__all__ = ["MAX_CLUSTER_NAMES", "MAX_SELECTOR_TERMS", "MAX_SELECTOR_VALUES", "clusters_document", "parse_clusters"]
+__all__ = ["MAX_CLUSTER_NAMES", "MAX_SAME_AS", "MAX_SELECTOR_TERMS", "MAX_SELECTOR_VALUES", "clusters_document",
+           "parse_clusters"]

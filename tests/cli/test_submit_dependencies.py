@@ -137,3 +137,39 @@ def test_after_not_ok_makes_a_job_wait_for_a_failure(served: tuple[Federator, li
     assert rescue.waiting_on == (_named(fed, "prep").job_id,)
     assert main(["submit", "-f", job_file(tmp_path, "x"), "--after-not-ok", "prep", "--after", "prep", *flags]) == 2
     assert "--after and --after-not-ok may not be given together" in capsys.readouterr().err
+
+
+def test_after_start_makes_a_job_wait_for_a_start(served: tuple[Federator, list[str]], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    fed, flags = served
+    assert main(["submit", "-f", job_file(tmp_path, "learner"), *flags]) == 0
+    assert main(["submit", "-f", job_file(tmp_path, "rollout", ", clusters: {sameAs: [learner]}"), "--after-start",
+                 "learner", *flags]) == 0
+    learner, rollout = _named(fed, "learner"), _named(fed, "rollout")
+    assert rollout.spec.depends_on is not None and rollout.spec.depends_on.condition is Condition.AFTER_START
+    assert rollout.waiting_on == (learner.job_id,) and rollout.spec.clusters.same_as == (learner.job_id,)
+    assert main(["submit", "-f", job_file(tmp_path, "x"), "--after-start", "learner", "--after", "learner",
+                 *flags]) == 2
+    assert "--after and --after-start may not be given together" in capsys.readouterr().err
+
+
+class SameAsDroppingJobService(JobService):
+    """A federator before 0.19.0: it does not know ClusterAffinity.same_as, so it drops the field."""
+
+    async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
+        del request.spec.clusters.same_as[:]
+        return await super().Submit(request, context)
+
+
+def test_a_same_as_the_federator_did_not_keep_has_the_job_taken_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli_support, "JobService", SameAsDroppingJobService)
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    with serving(fed) as address:
+        flags = ["--server", address, "--insecure"]
+        assert main(["submit", "-f", job_file(tmp_path, "learner"), *flags]) == 0
+        assert main(["submit", "-f", job_file(tmp_path, "rollout", ", clusters: {sameAs: [learner]}"), *flags]) == 1
+    rollout = _named(fed, "rollout")
+    assert rollout.phase is JobPhase.CANCELLED  # it would have run on any cluster
+    assert f"job {rollout.job_id}: the federator did not keep its spec.clusters.sameAs" in capsys.readouterr().err

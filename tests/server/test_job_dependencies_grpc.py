@@ -242,7 +242,7 @@ def test_bad_dependencies_are_refused_naming_the_field(tmp_path: Path) -> None:
             cases = [(after("x", "nobody"), grpc.StatusCode.NOT_FOUND,
                       "spec.dependsOn.jobs: no job or array with id or name 'nobody'"),
                      (after("x", "a", condition="afterbad"), grpc.StatusCode.INVALID_ARGUMENT,
-                      "spec.dependsOn.condition: must be afterok, afterany, afternotok, got 'afterbad'"),
+                      "spec.dependsOn.condition: must be afterok, afterany, afternotok, afterstart, got 'afterbad'"),
                      (after("x", condition="afterok"), grpc.StatusCode.INVALID_ARGUMENT,
                       "spec.dependsOn.jobs: names no job; give 1 to 16 job ids or names"),
                      (after("x", *[f"j{i}" for i in range(17)]), grpc.StatusCode.INVALID_ARGUMENT,

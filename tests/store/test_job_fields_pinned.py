@@ -45,6 +45,7 @@ from federator.model import (
 from federator.model.job import NeverRunnable
 from federator.store import SqliteJobStore, StoreUnreadable, schema
 from federator.store import sqlite as sqlite_store
+from federator.store.codec import job_from_dict, job_to_dict, spec_to_dict
 
 # The fields of a stored job, pinned at a schema version. A change here is a change of what the store holds: if the
 # release before reads a version-N file and would drop (or ignore) the new field, the version must go up.
@@ -67,6 +68,10 @@ PINNED = frozenset({
     # (a rollback loses the bound; docs/operators.md's "Upgrading to 0.17.0" says so). The lead decides on 5.
     "JobSpec.clusters",
     "ClusterAffinity.names", "ClusterAffinity.match_labels", "ClusterAffinity.match_expressions",
+    # 0.19.0's spec.clusters.sameAs, at 4: 0.18.0 reads spec.clusters strictly, so a file holding a job that sets it
+    # is refused at start naming the row (StoreUnreadable), never stripped (docs/operators.md's "Upgrading to
+    # 0.19.0" says how to roll back)
+    "ClusterAffinity.same_as",
     "LabelRequirement.key", "LabelRequirement.operator", "LabelRequirement.values",
     # 0.18.0's spec.failurePolicy and its spent count (server/failure_restarts.py), at 4 as 0.17.0's fields: 0.17.0
     # reads a version-4 file, ignores both keys and drops them when it rewrites a job (a rollback ends such a job at
@@ -129,7 +134,8 @@ def _every_field_set() -> Job:
                                              pod_template_json='{"a":1}', resource_name="nvidia.com/gpu"),),
         max_run_seconds=3600, allowed_regions=("east", "west"),
         clusters=ClusterAffinity(names=("east-1",), match_labels=(("federator.io/provider", "oregon-dc"),),
-                                 match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),)),
+                                 match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),),
+                                 same_as=("learner-3f9a1c",)),
         failure_policy=FailurePolicy(max_restarts=3), region_weights=(("east", 3), ("west", 1)),
         prefer=Preference.CHEAPEST)
     placement = Placement(
@@ -214,3 +220,15 @@ def test_a_file_this_build_wrote_is_refused_by_a_reader_of_the_previous_version(
     c = sqlite3.connect(db)
     assert c.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
     c.close()
+
+
+def test_same_as_is_stored_apart_from_what_0_18_0_reads_strictly() -> None:
+    """0.18.0 reads a stored job's "clusters" strictly (a key it does not know fails the row, and the store with it)
+    and ignores a top-level key it does not know: sameAs is kept apart, so a rollback starts, the job's other bounds
+    kept and its co-location dropped, as region_weights and prefer are."""
+    job = _every_field_set()
+    doc = job_to_dict(job)
+    assert "sameAs" not in doc["spec"]["clusters"] and doc["spec"]["cluster_same_as"] == ["learner-3f9a1c"]
+    assert job_from_dict(doc).spec.clusters == job.spec.clusters
+    alone = dataclasses.replace(job.spec, clusters=ClusterAffinity(same_as=("learner-3f9a1c",)))
+    assert "clusters" not in spec_to_dict(alone)

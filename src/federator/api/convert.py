@@ -119,7 +119,7 @@ def _affinity_to_pb(affinity: ClusterAffinity) -> types_pb2.ClusterAffinity | No
     selector = types_pb2.LabelSelector(match_labels=dict(affinity.match_labels), match_expressions=[
         types_pb2.LabelRequirement(key=r.key, operator=r.operator.value, values=list(r.values))
         for r in affinity.match_expressions])
-    return types_pb2.ClusterAffinity(names=list(affinity.names), selector=selector)
+    return types_pb2.ClusterAffinity(names=list(affinity.names), selector=selector, same_as=list(affinity.same_as))
 
 
 def _affinity_from_pb(pb: types_pb2.JobSpec) -> ClusterAffinity:
@@ -137,7 +137,7 @@ def _affinity_from_pb(pb: types_pb2.JobSpec) -> ClusterAffinity:
                             f"{', '.join(o.value for o in LabelOperator)}, got {r.operator[:40]!r}") from None
         requirements.append(LabelRequirement(r.key, operator, tuple(r.values)))
     return ClusterAffinity(names=tuple(pb.clusters.names), match_labels=tuple(sorted(sel.match_labels.items())),
-                           match_expressions=tuple(requirements))
+                           match_expressions=tuple(requirements), same_as=tuple(pb.clusters.same_as))
 
 
 def _array_to_pb(task: ArrayTask | None) -> types_pb2.ArrayTask | None:

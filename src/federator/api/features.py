@@ -31,6 +31,8 @@ JOBS_LOGS = "jobs.logs"  # JobService.Logs: the tail of a job's output, read by 
 JOBS_LOGS_FOLLOW = "jobs.logs_follow"  # JobService.FollowLogs: a job's output as it is written, since 0.15.0
 # JobSpec.clusters: a job bounded to clusters by name and by their labels (spec.clusters), since 0.17.0
 JOBS_CLUSTER_AFFINITY = "jobs.cluster_affinity"
+# ClusterAffinity.same_as: a job placed only where named jobs hold a placement (spec.clusters.sameAs), since 0.19.0
+JOBS_CLUSTER_SAME_AS = "jobs.cluster_same_as"
 # JobSpec.failure_policy: a job placed again after it fails, up to spec.failurePolicy.maxRestarts times, since 0.18.0
 JOBS_FAILURE_POLICY = "jobs.failure_policy"
 # JobSpec.region_weights and JobSpec.prefer: static weights per region and the cheapest place, since 0.19.0
@@ -51,7 +53,7 @@ FEATURES: tuple[str, ...] = (
     JOBS_REQUEST_ID, JOBS_RUN_AGAIN, JOBS_SCALE, JOBS_WATCH, JOBS_WATCH_RESUME, JOBS_LIST_FILTERS,
     JOBS_CANCEL_BULK, JOBS_CANCEL_BULK_SELECT, JOBS_SUBMIT_VALIDATE_ONLY, JOBS_LOGS, JOBS_LOGS_FOLLOW,
     JOBS_SUBMIT_VALIDATE_ONLY_ARRAY, JOBS_LABEL_SELECTOR, JOBS_CLUSTER_AFFINITY, JOBS_FAILURE_POLICY,
-    JOBS_WATCH_BATCHES, JOBS_PLACEMENT_ASKS,
+    JOBS_WATCH_BATCHES, JOBS_PLACEMENT_ASKS, JOBS_CLUSTER_SAME_AS,
     CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET, CLUSTERS_DRAIN_DRY_RUN,
     CLUSTERS_DRAIN_SURGE_SECONDS, CLUSTERS_CANCEL_ORPHANS,
     USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION, QUEUES_LIST,
@@ -62,6 +64,7 @@ __all__ = ["CLUSTERS_CANCEL_ORPHANS", "CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUS
            "CLUSTERS_DRAIN_SURGE_SECONDS", "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
            "IDENTITY_DELEGATION",
            "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_CANCEL_BULK_SELECT", "JOBS_CLUSTER_AFFINITY",
+           "JOBS_CLUSTER_SAME_AS",
            "JOBS_FAILURE_POLICY", "JOBS_PLACEMENT_ASKS",
            "JOBS_LABEL_SELECTOR", "JOBS_LIST_FILTERS", "JOBS_LOGS",
            "JOBS_LOGS_FOLLOW",

@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--after-not-ok", action="append", default=[], metavar="JOB",
                    help="each job waits until JOB has failed or been cancelled, and fails if it succeeds (sbatch "
                         "--dependency=afternotok: a clean-up or a fallback); repeatable")
+    s.add_argument("--after-start", action="append", default=[], metavar="JOB",
+                   help="each job waits until JOB has started running, and fails if JOB ends before it starts "
+                        "(sbatch --dependency=after: an RL pipeline's rollout workers once its learner runs; "
+                        "spec.clusters.sameAs keeps them in its cluster); repeatable")
     s.add_argument("--array", default=None, metavar="INDICES",
                    help="submit a job array (sbatch --array): one task per index, named NAME-INDEX, each with "
                         "FEDERATOR_ARRAY_TASK_ID in its env; INDICES as 0-99, 1,3,5-7 or 0-15:4, and %%N for at most N "

@@ -55,13 +55,16 @@ __all__ = ["read_sources", "read_specs"]
 
 
 def with_dependency(sources: list[tuple[JobSpec, str]], after: list[str],
-                    after_any: list[str], after_not_ok: list[str] | None = None) -> list[tuple[JobSpec, str]]:
-    """Each job waiting on the jobs `submit --after JOB` (afterok), `--after-any JOB` (afterany) or
-    `--after-not-ok JOB` (afternotok) names, kept as spec.dependsOn is (model/dependency.py); JobFileError for two
+                    after_any: list[str], after_not_ok: list[str] | None = None,
+                    after_start: list[str] | None = None) -> list[tuple[JobSpec, str]]:
+    """Each job waiting on the jobs `submit --after JOB` (afterok), `--after-any JOB` (afterany),
+    `--after-not-ok JOB` (afternotok) or `--after-start JOB` (afterstart) names, kept as spec.dependsOn is
+    (model/dependency.py); JobFileError for two
     of the flags, a bad list, or a job file's own spec.dependsOn beside them (which was meant is not guessed)."""
     given = [(flag, condition, keys) for flag, condition, keys in (
         ("--after", Condition.AFTER_OK, after), ("--after-any", Condition.AFTER_ANY, after_any),
-        ("--after-not-ok", Condition.AFTER_NOT_OK, after_not_ok or [])) if keys]
+        ("--after-not-ok", Condition.AFTER_NOT_OK, after_not_ok or []),
+        ("--after-start", Condition.AFTER_START, after_start or [])) if keys]
     if not given:
         return sources
     if len(given) > 1:

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with client_view(view):
             sources = with_dependency(read_sources(args.filename, held=held), args.after, args.after_any,
-                                      args.after_not_ok)
+                                      args.after_not_ok, args.after_start)
         if args.prefer:  # --prefer: spec.prefer of every job (model/placement_asks.py)
             sources = [(replace(spec, prefer=Preference(args.prefer)), where) for spec, where in sources]
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
@@ -139,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its dependency "
                       f"(one older than 0.14.0 does not know spec.dependsOn), so it is not kept: "
                       f"{_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
+            elif list(requests[done].spec.clusters.same_as) and not job.spec.clusters.same_as:  # before 0.19.0
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its "
+                      f"spec.clusters.sameAs (one older than 0.19.0 does not know it, and would place the job on any "
+                      f"cluster), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
             elif requests[done].spec.HasField("clusters") and not job.spec.clusters.bounds:  # before 0.17.0

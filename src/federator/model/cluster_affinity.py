@@ -11,7 +11,12 @@ labelSelector}`) and organisations whose data may go only to certain providers' 
   reported in its Hello (never a tenant's to set); all of them must hold. A requirement is
   model/label_requirement.py's, the one kubectl's `-l` for jobs (model/label_selector.py) comes to.
 
-Names and selector are ANDed; an empty ClusterAffinity bounds nothing. Pure: the scheduler's ClusterAffinity
+- `same_as`: jobs (ids once Submit resolved them; names or ids before) whose clusters the job must share: it may
+  run only on a cluster where every one of them holds a placement now (scheduler/same_as.py). Why: an RL
+  pipeline split into jobs (a learner gang, rollout workers, a reward-model server) streams weights over one
+  cluster's fabric, and a `names` pin chosen by hand cannot follow the learner wherever it was placed.
+
+Names, selector and same_as are ANDed; an empty ClusterAffinity bounds nothing. Pure: the scheduler's ClusterAffinity
 filter (scheduler/cluster_affinity.py) reads it.
 """
 
@@ -31,11 +36,12 @@ class ClusterAffinity:
     names: tuple[str, ...] = ()
     match_labels: tuple[tuple[str, str], ...] = ()  # sorted by key
     match_expressions: tuple[LabelRequirement, ...] = ()
+    same_as: tuple[str, ...] = ()  # job ids (keys before Submit resolves them), in the order given
 
     @property
     def bounds(self) -> bool:
         """Whether it rules any cluster out (False for the empty field: any cluster)."""
-        return bool(self.names or self.match_labels or self.match_expressions)
+        return bool(self.names or self.match_labels or self.match_expressions or self.same_as)
 
     def refusal(self, name: str, labels: Mapping[str, str]) -> str | None:
         """Why a cluster of this name and labels is not one the job may run on, naming the field that says so;

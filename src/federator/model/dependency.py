@@ -23,6 +23,10 @@ class Condition(StrEnum):
     AFTER_OK = "afterok"  # each named job Succeeded; one Failed or Cancelled fails the dependent at once
     AFTER_ANY = "afterany"  # each named job ended, however
     AFTER_NOT_OK = "afternotok"  # each named job ended Failed or Cancelled; one Succeeded fails the dependent at once
+    # each named job has started running (its first Running report; Slurm's `after:`): roles of one pipeline split
+    # into jobs (an RL learner and its rollout workers) start together. One that ended before it ever started
+    # (Cancelled, Failed) fails the dependent at once: it can never start.
+    AFTER_START = "afterstart"
 
 
 CONDITIONS = ", ".join(c.value for c in Condition)  # what an error message lists

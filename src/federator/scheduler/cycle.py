@@ -74,6 +74,7 @@ from federator.scheduler.preemption import (
 from federator.scheduler.regionload import RegionUse
 from federator.scheduler.reservation import Reservation, guarded, reserve_room, respected, still_reserved
 from federator.scheduler.residency import ALWAYS_FILTERS, fenced
+from federator.scheduler.same_as import placed
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 from federator.scheduler.spread import is_rest, spread_counts
 from federator.scheduler.standing import with_standing
@@ -122,7 +123,7 @@ def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
         if requests or running or recent else None
     return CycleContext(max_price=max(prices, default=0.0), regions=RegionUse(snapshot.ready(), MAX_SCORE),
                         region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand,
-                        maintenance=dict(maintenance or {}), now=now)
+                        maintenance=dict(maintenance or {}), now=now, placed=placed(requests, running))
 
 
 class Scheduler:

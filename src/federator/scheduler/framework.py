@@ -178,6 +178,8 @@ class CycleContext:
     # whose run bound ends after it goes there (maintenance_window.py). `now` is the cycle's, which it is read at.
     maintenance: Mapping[str, float] = field(default_factory=dict)
     now: float = 0.0
+    # The clusters each job named by some request's spec.clusters.sameAs holds a placement on (same_as.py)
+    placed: Mapping[JobId, frozenset[str]] = field(default_factory=dict)
 
     def latency_ms(self, a: str, b: str) -> int | None:
         if a == b:

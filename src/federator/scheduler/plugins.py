@@ -34,6 +34,7 @@ from federator.scheduler.framework import (
 )
 from federator.scheduler.maintenance_window import MaintenanceWindow
 from federator.scheduler.residency import AllowedRegions, RegionLatency
+from federator.scheduler.same_as import SameAs
 from federator.security.podsecurity import PodSecurity, describe, policy_of_labels
 
 # -- filters ------------------------------------------------------------------
@@ -527,6 +528,7 @@ class RandomFit:
 FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "AllowedRegions": AllowedRegions,  # always on (Scheduler): a hard bound, data residency
     "ClusterAffinity": ClusterAffinity,  # always on too: spec.clusters, a hard bound (cluster_affinity.py)
+    "SameAs": SameAs,  # always on too: spec.clusters.sameAs, where named jobs are placed (same_as.py)
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "NotRecentlyRefused": NotRecentlyRefused,
@@ -541,7 +543,7 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
 
 CYCLE_CONSTANT_FILTERS = frozenset({"AllowedRegions", "ClusterReady", "WorkloadKind", "NotRecentlyRefused",
                                     "MaintenanceWindow", "PodSecurity", "AcceleratorModel", "AcceleratorSharing",
-                                    "RegionLatency", "ClusterAffinity"})
+                                    "RegionLatency", "ClusterAffinity", "SameAs"})
 """Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
 state, the workload kinds it runs, its labels, the clusters the job avoids, its maintenance window against the
 job's run bound, the kinds of its pools: vendor, model, memory, sharing; the latency matrix), not on free capacity:

@@ -31,7 +31,7 @@ from federator.scheduler.framework import CycleContext, PlacementRequest
 if TYPE_CHECKING:  # config imports the plugins, which import this
     from federator.scheduler.config import SchedulerConfig
 
-ALWAYS_FILTERS = ("AllowedRegions", "ClusterAffinity")  # spec.clusters too (cluster_affinity.py)
+ALWAYS_FILTERS = ("AllowedRegions", "ClusterAffinity", "SameAs")  # spec.clusters too (cluster_affinity.py, same_as.py)
 """Filters a cycle runs whatever the policy's `filters` list: a hard bound no configuration may drop."""
 FIELD = "spec.regions.allowed"
 QUEUE_FIELD = "allowedRegions"

@@ -35,10 +35,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from federator.model import ClusterInfo, Reason
+from federator.model import ClusterInfo, JobId, Reason
 from federator.scheduler.framework import CycleContext, FilterPlugin
 
-MAINTENANCE, LATENCY = "maintenance", "latency"
+MAINTENANCE, LATENCY, PLACED = "maintenance", "latency", "placed"
 FILTER_READS: Mapping[str, frozenset[str]] = {
     "AllowedRegions": frozenset(),
     "ClusterAffinity": frozenset(),  # spec.clusters against the cluster's name and labels (cluster_affinity.py)
@@ -52,6 +52,7 @@ FILTER_READS: Mapping[str, frozenset[str]] = {
     "CpuMemoryFit": frozenset(),
     "MaintenanceWindow": frozenset({MAINTENANCE}),  # ctx.maintenance[cluster], judged at ctx.now
     "RegionLatency": frozenset({LATENCY}),  # ctx.latency_ms, ctx.max_latency_ms: the setup
+    "SameAs": frozenset({PLACED}),  # ctx.placed: the clusters of the jobs sameAs names (`inputs`)
 }
 """Per filter, what it reads of the cycle's context besides the request and the cluster. Only the filters
 named here may have their verdicts kept across cycles."""
@@ -66,7 +67,7 @@ Verdict = tuple[ClusterInfo, object, Reason | None, int, tuple[int, tuple[int, .
 class Verdicts:
     """Filter verdicts per fit shape and cluster, kept across the cycles of one scheduler."""
 
-    __slots__ = ("by_fit", "cycle", "hits", "maintenance", "misses", "now", "seen", "setup")
+    __slots__ = ("by_fit", "cycle", "hits", "maintenance", "misses", "now", "placed", "seen", "setup")
 
     def __init__(self) -> None:
         self.by_fit: dict[tuple[object, ...], dict[str, Verdict]] = {}
@@ -75,6 +76,7 @@ class Verdicts:
         self.cycle = 0
         self.maintenance: Mapping[str, float] = {}
         self.now = 0.0
+        self.placed: Mapping[JobId, frozenset[str]] = {}
         self.hits = self.misses = 0  # for tests and benchmarks: how often a kept verdict served
 
     def begin(self, filters: Sequence[FilterPlugin], ctx: CycleContext) -> bool:
@@ -88,7 +90,7 @@ class Verdicts:
             self.by_fit.clear()
             self.seen.clear()
             self.setup = setup
-        self.maintenance, self.now = ctx.maintenance, ctx.now
+        self.maintenance, self.now, self.placed = ctx.maintenance, ctx.now, ctx.placed
         stale = [k for k, last in self.seen.items() if self.cycle - last > KEEP_CYCLES]
         for k in stale:
             del self.by_fit[k], self.seen[k]
@@ -105,6 +107,9 @@ class Verdicts:
     def inputs(self, name: str) -> object:
         """What the declared filters read of this cycle's context for cluster `name` (the setup aside)."""
         at = self.maintenance.get(name)
+        if self.placed:  # (sameAs, same_as.py) which named jobs hold a placement here: a move changes the verdict
+            here = frozenset(j for j, clusters in self.placed.items() if name in clusters)
+            return (None if at is None else (at, self.now), here)
         return None if at is None else (at, self.now)
 
 

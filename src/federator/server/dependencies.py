@@ -76,16 +76,28 @@ Visible = Callable[[list[Job]], list[Job]]
 _FAILED = frozenset({JobPhase.FAILED, JobPhase.CANCELLED})
 # The ends of a named job that let its dependent go (Slurm's afterok, afternotok, afterany), and those after which
 # it never can (the dependent then fails, DependencyNeverSatisfied): a job's dependency waits while neither holds
+# (afterstart is judged on whether the job ever started, not on its phase alone: `started`)
 SATISFIED: dict[Condition, frozenset[JobPhase]] = {
     Condition.AFTER_OK: frozenset({JobPhase.SUCCEEDED}),
     Condition.AFTER_NOT_OK: _FAILED,
     Condition.AFTER_ANY: frozenset({JobPhase.SUCCEEDED, *_FAILED}),
+    Condition.AFTER_START: frozenset({JobPhase.RUNNING}),
 }
 NEVER: dict[Condition, frozenset[JobPhase]] = {
     Condition.AFTER_OK: _FAILED,
     Condition.AFTER_NOT_OK: frozenset({JobPhase.SUCCEEDED}),
     Condition.AFTER_ANY: frozenset(),
+    Condition.AFTER_START: _FAILED,  # Failed or Cancelled with no Running report: `started` says
 }
+
+
+def started(job: Job) -> bool:
+    """Whether `job` has started running (afterstart): it runs now, its current attempt was reported Running
+    (started_at, kept by the store), an earlier attempt ran (ran_seconds), or it Succeeded (it ran, though a short
+    job's member may report its end before any Running). A job that ran and has ended since started all the same;
+    one that ended Failed or Cancelled without a Running report (cancelled while pending, failed at launch) never
+    can."""
+    return job.phase in (JobPhase.RUNNING, JobPhase.SUCCEEDED) or job.started_at > 0 or job.ran_seconds > 0
 
 
 class DependencyNotFound(SubmitError):
@@ -112,6 +124,11 @@ def _job_key(job_id: str, dependent: JobId, cond: Condition, other: Job | None) 
         if cond is Condition.AFTER_ANY:
             return _Key()
         return _Key(never=f"job {job_id} was removed (it ended before {dependent} could see how)")
+    if cond is Condition.AFTER_START and started(other):
+        return _Key()
+    if cond is Condition.AFTER_START and other.phase.is_terminal:
+        return _Key(never=f"job {job_id} ended {other.phase} before it started" + (
+            f": {other.message}" if other.message else ""))
     if other.phase in NEVER[cond]:
         return _Key(never=f"job {job_id} ended {other.phase}" + (f": {other.message}" if other.message else ""))
     if other.phase in SATISFIED[cond]:
@@ -126,6 +143,17 @@ def _array_key(array_id: str, cond: Condition, tasks: list[tuple[JobId, Job | No
     failed = [t for _, t in tasks if t is not None and t.phase in _FAILED]
     removed = [i for i, t in tasks if t is None]
     running = any(t is not None and not t.phase.is_terminal for _, t in tasks)
+    if cond is Condition.AFTER_START:  # every task started; one ended unstarted (or removed) never can
+        unstarted = [t for _, t in tasks if t is not None and not started(t)]
+        ended = next((t for t in unstarted if t.phase.is_terminal), None)
+        if ended is not None or removed:
+            how = f"task {ended.job_id} ended {ended.phase} before it started" if ended is not None \
+                else f"task {removed[0]} was removed"
+            return _Key(never=f"array {array_id}: {how}")
+        if unstarted or missing:
+            said = f"{len(tasks) + missing} tasks, {missing} not accepted yet" if missing else f"{len(tasks)} tasks"
+            return _Key(waiting=f"every task of array {array_id} to start ({said})", ids=(JobId(array_id),))
+        return _Key()
     if cond is Condition.AFTER_OK and (failed or removed):
         how = f"task {failed[0].job_id} ended {failed[0].phase}" + (
             f": {failed[0].message}" if failed[0].message else "") if failed else f"task {removed[0]} was removed"
@@ -174,6 +202,7 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
     under afterok a job already Failed or Cancelled (DependencyEnded).
     `tasks_of`: an array's tasks (Dependencies.tasks_of, which remembers them: each of an array's thousand tasks
     submitted after another array resolves the same key); None: `array_tasks` of `jobs`."""
+    spec = _same_as_resolved(jobs, spec, visible)
     tasks_of = tasks_of or (lambda key: array_tasks(jobs, key))
     value = spec.annotation(DEPENDS_ON_ANNOTATION)
     if not value:
@@ -207,7 +236,10 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
             continue
         if found is None or not visible([found]):
             raise DependencyNotFound(f"spec.dependsOn.jobs: no job or array with id or name {shown(key)}")
-        if found.phase in NEVER[dep.condition]:
+        if dep.condition is Condition.AFTER_START and found.phase.is_terminal and not started(found):
+            raise DependencyEnded(f"spec.dependsOn.jobs: job {found.job_id} ended {found.phase} before it started, "
+                                  "so afterstart can never be satisfied; name a job that may still start")
+        if dep.condition is not Condition.AFTER_START and found.phase in NEVER[dep.condition]:
             raise DependencyEnded(f"spec.dependsOn.jobs: job {found.job_id} has ended {found.phase}, so "
                                   f"{dep.condition.value} can never be satisfied; name a job that may still "
                                   f"{'fail' if dep.condition is Condition.AFTER_NOT_OK else 'succeed'}, "
@@ -217,6 +249,30 @@ def resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible,
     kept = JobDependency(dep.condition, tuple(ids)).annotation()
     annotations = tuple(sorted({**dict(spec.annotations), DEPENDS_ON_ANNOTATION: kept}.items()))
     return replace(spec, annotations=annotations)
+
+
+def _same_as_resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible) -> JobSpec:
+    """`spec` with spec.clusters.sameAs's keys resolved to job ids (kept, so a later job of that name is never
+    followed by mistake), or a SubmitError naming the key: one naming no job `visible` lets the submitter see
+    (DependencyNotFound, NOT_FOUND as Get answers), an ambiguous name, a job that has ended (DependencyEnded: it
+    will never hold a placement again; scheduler/same_as.py reads the placements)."""
+    affinity = spec.clusters
+    if not affinity.same_as:
+        return spec
+    ids: list[str] = []
+    for i, key in enumerate(affinity.same_as):
+        field = f"spec.clusters.sameAs[{i}]"
+        found = resolve(jobs, key, visible)
+        if isinstance(found, Ambiguous):
+            raise SubmitError(f"{field}: {found.message}")
+        if found is None or not visible([found]):
+            raise DependencyNotFound(f"{field}: no job with id or name {shown(key)}")
+        if found.phase.is_terminal:
+            raise DependencyEnded(f"{field}: job {found.job_id} has ended {found.phase}, so it will never hold a "
+                                  "placement to share; name a job that is pending or running")
+        if found.job_id not in ids:  # its id and its name: one job
+            ids.append(found.job_id)
+    return replace(spec, clusters=replace(affinity, same_as=tuple(ids)))
 
 
 class Dependencies:
@@ -404,4 +460,4 @@ class Dependencies:
 
 
 __all__ = ["NEVER", "NEVER_SATISFIED", "SATISFIED", "Dependencies", "DependencyEnded", "DependencyNotFound",
-           "array_tasks", "named_arrays", "resolved", "same_namespace"]
+           "array_tasks", "named_arrays", "resolved", "same_namespace", "started"]

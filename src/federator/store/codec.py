@@ -14,6 +14,7 @@ and runs the same chosen alternative as before it stopped.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from federator.jobfile_affinity import clusters_document, parse_clusters
@@ -101,8 +102,13 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
         doc["max_run_seconds"] = s.max_run_seconds
     if s.allowed_regions:  # only when set, as max_run_seconds
         doc["allowed_regions"] = list(s.allowed_regions)
-    if s.clusters.bounds:  # only when set: spec.clusters as the job file writes it (jobfile_affinity.py)
-        doc["clusters"] = clusters_document(s.clusters)
+    # only when set: spec.clusters as the job file writes it (jobfile_affinity.py), but sameAs apart: 0.18.0 reads
+    # "clusters" strictly and would refuse to start on a file holding it; it ignores a key it does not know
+    clusters = clusters_document(replace(s.clusters, same_as=()))
+    if clusters:
+        doc["clusters"] = clusters
+    if s.clusters.same_as:
+        doc["cluster_same_as"] = list(s.clusters.same_as)
     if s.failure_policy.set:  # only when set: spec.failurePolicy as the job file writes it (jobfile_failure_policy.py)
         doc["failure_policy"] = failure_policy_document(s.failure_policy)
     if s.region_weights:  # only when set: spec.regions.weights as the job file writes it (jobfile_placement_asks.py)
@@ -120,15 +126,14 @@ def _alternative_dict(a: AcceleratorAlternative) -> dict[str, Any]:
     return out
 
 
-def _clusters_of(doc: dict[str, Any] | None) -> ClusterAffinity:
-    """spec.clusters as stored (checked when the job was submitted); a document that no longer reads is a bug."""
-    if not doc:
-        return ClusterAffinity()
-
+def _clusters_of(doc: dict[str, Any] | None, same_as: list[str] | None) -> ClusterAffinity:
+    """spec.clusters as stored (checked when the job was submitted), sameAs kept apart; a document that no longer
+    reads is a bug."""
     def bad(field: str, problem: str) -> None:
         raise ValueError(f"stored {field}: {problem}")
 
-    return parse_clusters(doc, bad)
+    affinity = parse_clusters(doc, bad) if doc else ClusterAffinity()
+    return replace(affinity, same_as=tuple(str(k) for k in same_as)) if same_as else affinity
 
 
 def _failure_policy_of(doc: dict[str, Any] | None) -> FailurePolicy:
@@ -157,7 +162,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         max_latency_ms=s.get("max_latency_ms", 0), workload_json=s.get("workload_json", ""),
         group_size=s.get("group_size", 1), max_run_seconds=s.get("max_run_seconds", 0),
         allowed_regions=tuple(s.get("allowed_regions", ())),
-        clusters=_clusters_of(s.get("clusters")),
+        clusters=_clusters_of(s.get("clusters"), s.get("cluster_same_as")),
         failure_policy=_failure_policy_of(s.get("failure_policy")),
         region_weights=tuple(sorted((str(r), int(w)) for r, w in s.get("region_weights", {}).items())),
         prefer=Preference(s.get("prefer", "")),

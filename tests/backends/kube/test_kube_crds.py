@@ -15,7 +15,8 @@ from federator.backends.kube.resources import job_status
 from federator.backends.kube.unadmitted import DEPENDENCY, QUEUE_NOT_ALLOWED, open_to_change
 from federator.backends.kube.workloads.registry import ADAPTERS
 from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
-from federator.model import Job, JobId, JobKind, JobPhase, Placement, PlacementId
+from federator.jobfile_affinity import MAX_SAME_AS
+from federator.model import Condition, Job, JobId, JobKind, JobPhase, Placement, PlacementId
 
 from support import EXAMPLES, ROOT
 
@@ -386,3 +387,21 @@ def test_a_members_orphans_and_region_mismatch_are_in_the_status_the_schema_keep
     assert _unknown_keys(status, version["schema"]["openAPIV3Schema"]["properties"]["status"]) == []
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Orphans"] == ".status.orphanPlacements"
+
+
+def test_the_crd_keeps_same_as_and_takes_every_dependency_condition() -> None:
+    """0.19.0 (outside QA qaml60 E3): an RL pipeline's rollout FederatedJob names its learner in spec.clusters.sameAs
+    and waits on it with dependsOn condition afterstart. A CRD without them prunes sameAs (the rollout runs on any
+    cluster) and refuses afterstart; the CRD's fields and enum are the job file's."""
+    spec = _schema("federatedjobs")["properties"]["spec"]
+    doc = {"kind": "inference", "resources": {"nvidia.com/gpu": 1}, "clusters": {"sameAs": ["learner"]},
+           "dependsOn": {"condition": "afterstart", "jobs": ["learner"]}}
+    assert _pruned(doc, spec, "spec") == []
+    assert set(spec["properties"]["clusters"]["properties"]) == _known(
+        {"kind": "training", "resources": {"cpu": 1}, "clusters": {"zz": 1}}, "spec.clusters.zz")
+    same_as = spec["properties"]["clusters"]["properties"]["sameAs"]
+    assert (same_as["minItems"], same_as["maxItems"], same_as["x-kubernetes-list-type"]) == (1, MAX_SAME_AS, "set")
+    condition = spec["properties"]["dependsOn"]["properties"]["condition"]
+    assert condition["enum"] == [c.value for c in Condition]
+    assert parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "x"},
+                      "spec": doc}).clusters.same_as == ("learner",)

@@ -137,12 +137,14 @@ class FailurePolicy(_message.Message):
     def __init__(self, max_restarts: _Optional[int] = ...) -> None: ...
 
 class ClusterAffinity(_message.Message):
-    __slots__ = ("names", "selector")
+    __slots__ = ("names", "selector", "same_as")
     NAMES_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    SAME_AS_FIELD_NUMBER: _ClassVar[int]
     names: _containers.RepeatedScalarFieldContainer[str]
     selector: LabelSelector
-    def __init__(self, names: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[LabelSelector, _Mapping]] = ...) -> None: ...
+    same_as: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[LabelSelector, _Mapping]] = ..., same_as: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LabelSelector(_message.Message):
     __slots__ = ("match_labels", "match_expressions")

@@ -84,14 +84,14 @@ class DependencyWaits:
         self._cyclic_arrays: dict[str, tuple[str, str]] = {}
 
     def missing(self, spec: JobSpec) -> tuple[str, ...]:
-        """The keys of spec.dependsOn that name no job of its namespace now (what Submit answers DependencyNotFound
-        for)."""
+        """The keys of spec.dependsOn, and of spec.clusters.sameAs (whose names Submit resolves the same way), that
+        name no job of its namespace now (what Submit answers DependencyNotFound for)."""
         dep = spec.depends_on
-        if dep is None:
+        if dep is None and not spec.clusters.same_as:
             return ()
         visible = same_namespace(spec)
-        out = []
-        for key in dep.jobs:
+        out = [key for key in spec.clusters.same_as if not isinstance(resolve(self.jobs(), key, visible), Job)]
+        for key in dep.jobs if dep is not None else ():
             found = resolve(self.jobs(), key, visible)
             if found is None and self._array_accepted(spec.namespace, key):
                 continue  # the array object `key`: every task of it is a job (server/dependencies.py)
@@ -180,7 +180,9 @@ class DependencyWaits:
         deadline = parse_timestamp(meta.get("creationTimestamp")) + self.missing_seconds
         if absent and self.clock() >= deadline:
             self.forget(uid)
-            await self.refuse(obj, f"spec.dependsOn.jobs: no FederatedJob {', '.join(map(shown, absent))} in "
+            dep = spec.depends_on  # the field that names them: a sameAs name is waited on as a dependsOn one is
+            field = "spec.dependsOn.jobs" if dep is not None and set(absent) & set(dep.jobs) else "spec.clusters.sameAs"
+            await self.refuse(obj, f"{field}: no FederatedJob {', '.join(map(shown, absent))} in "
                                    f"namespace {ns} appeared within {self.missing_seconds:g}s of this one's "
                                    "creation; fix the name (the spec may change while it waits) or create it, and "
                                    "apply this one again")
