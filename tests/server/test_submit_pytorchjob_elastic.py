@@ -1,5 +1,5 @@
 """Submit refuses a PyTorchJob whose `elasticPolicy.maxReplicas` is above its Workers' replicas
-(backends/kube/workloads/kubeflow.py `elastic_problems`, server/templates.py `accelerator_problems`).
+(elastic_policy.py `elastic_problems`, server/templates.py `accelerator_problems`).
 
 Outside QA (ML platform, E4): Worker.replicas 2 with `elasticPolicy: {minReplicas: 2, maxReplicas: 4}` was accepted
 and counted as 2 Workers of 8 GPUs; the training operator reconciles an HPA for every elasticPolicy, on the

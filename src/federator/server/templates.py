@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from federator.backends.kube.workloads.kubeflow import elastic_problems
+from federator.elastic_policy import elastic_problems
 from federator.jobfile import FieldProblem
 from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
 from federator.model.resources import QuantityError, parse_quantity
