@@ -208,3 +208,21 @@ def test_each_alternative_is_checked_on_its_own_model() -> None:
                                            "template": {"spec": {"nodeSelector": {CHIP: "910B3"}}}}]))
     assert said.startswith(f"spec.accelerators[0].template.spec.nodeSelector[{CHIP}]: pins the pods to '910B3'")
     assert "name Ascend910B3 in spec.accelerators[0].model" in said
+
+
+def _trainjob(models: list[str], pin: str) -> JobSpec:
+    workload = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 1, "resourcesPerNode": {"limits": {"cpu": "1", "nvidia.com/gpu": "8"}}},
+        "podSpecOverrides": [{"targetJobs": [{"name": "node"}], "nodeSelector": {PRODUCT: pin}}]}}
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "t"},
+                      "spec": {"workload": workload, "acceleratorModels": models}})
+
+
+def test_a_trainjobs_override_pinning_the_product_is_judged_as_a_template() -> None:
+    """The trainer merges `podSpecOverrides` into the trainer's pods, and the agent's own override (the placed
+    pool's label) after the user's: the user's pin was written over there too."""
+    said = _refused(_trainjob(["A100"], A100_80))
+    assert said.startswith(f"spec.workload.spec.podSpecOverrides[0].nodeSelector[{PRODUCT}]: "
+                           f"{PIN_SAID.format(A100_80)}, and 'A100' also selects NVIDIA-A100-SXM4-40GB")
+    _accepted(_trainjob([A100_80], A100_80))

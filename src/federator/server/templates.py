@@ -163,7 +163,8 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
         for path, override in pod_spec_overrides(workload):  # a TrainJob's pod spec fragments, merged by its trainer
             at = f"spec.workload.{path}"
             found += [(field.replace(f"{at}.~.spec", at, 1), problem)
-                      for field, problem in brought_problems({"spec": override}, f"{at}.~")]
+                      for field, problem in brought_problems({"spec": override}, f"{at}.~")
+                      + pinned_model_problems({"spec": override}, f"{at}.~", ways=_ways(spec))]
         return [FieldProblem(field, problem) for field, problem in found]
     base = _object(spec.pod_template_json)
     found = _rendered(base, "spec.template")

@@ -86,3 +86,19 @@ def test_a_mig_pool_leaves_the_parent_product_pin_alone() -> None:
     job = build_workload(_placement(mig), spec, namespace="w", options=RenderOptions(accelerator=render(group, 1000)))
     assert job["spec"]["template"]["spec"]["nodeSelector"] == {PRODUCT: "NVIDIA-H100-80GB-HBM3",
                                                                "nvidia.com/mig-1g.10gb.product": mig}
+
+
+def test_a_trainjobs_own_override_pin_is_not_overridden_by_the_agents() -> None:
+    """The agent appends its override (the pool's label) after the user's, and the trainer merges them in order."""
+    workload = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "t"},
+                "spec": {"runtimeRef": {"name": "torch-distributed"},
+                         "trainer": {"numNodes": 1, "resourcesPerNode": {"limits": {"nvidia.com/gpu": "8"}}},
+                         "podSpecOverrides": [{"targetJobs": [{"name": "node"}], "nodeSelector": {PRODUCT: A100_80}}]}}
+    spec = JobSpec(name="j", kind=JobKind.TRAINING, replicas=1, accelerator_models=("A100",),
+                   resources=Resources(accelerator_milli=8000), workload_json=json.dumps(workload))
+    with pytest.raises(WorkloadError) as err:
+        _build(spec, _group(A100_40))
+    assert str(err.value).startswith(f"spec.workload.spec.podSpecOverrides[0].nodeSelector[{PRODUCT}]: pins the "
+                                     f"pods to '{A100_80}', but this placement's pool is pinned by")
+    job = _build(spec, _group(A100_80))
+    assert [o.get("nodeSelector") for o in job["spec"]["podSpecOverrides"]] == [{PRODUCT: A100_80}] * 2

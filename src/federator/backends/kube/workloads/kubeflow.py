@@ -134,6 +134,9 @@ class TrainJobAdapter:
         spec = out.setdefault("spec", {})
         spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
         if sets[0].resources.accelerator_milli and placement.accelerator_model:
+            for at, own in _trainer_overrides(spec):  # the trainer merges ours after: never over the user's pin
+                render_accelerators(copy.deepcopy(dict(own)), [], resources=None, model=placement.accelerator_model,
+                                    accelerator=options.accelerator, at=f"spec.workload.{at}")
             override: Obj = {"targetJobs": [{"name": TRAINER_JOB}]}
             render_accelerators(override, [], resources=None, model=placement.accelerator_model,
                                 accelerator=options.accelerator)
@@ -156,6 +159,23 @@ class TrainJobAdapter:
 
 
 TRAINJOB_KEY = TrainJobAdapter().key
+
+
+def _trainer_overrides(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(path, pod spec) of each of the user's overrides (podSpecOverrides, or podTemplateOverrides' spec) that
+    targets the trainer's job, whose pods the agent pins to the placed pool."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for key, inner in (("podSpecOverrides", ""), ("podTemplateOverrides", "spec")):
+        items = spec.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            targets = item.get("targetJobs") if isinstance(item, Mapping) else None
+            if not any(isinstance(t, Mapping) and t.get("name") == TRAINER_JOB
+                       for t in (targets if isinstance(targets, list) else ())):
+                continue
+            pod = item.get(inner) if inner else item
+            if isinstance(pod, Mapping):
+                found.append((f"spec.{key}[{i}]{'.' + inner if inner else ''}", pod))
+    return found
 
 
 def trainjob_of_pod(pod: Mapping[str, Any]) -> str:
