@@ -32,11 +32,10 @@ none of them would be counted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from federator.catalog import Catalog, catalog
-from federator.model.accelerator import accepts_model
 from federator.podtemplates import containers_of
 
 ACCELERATOR_CONTAINER_ANNOTATION = "federator.io/accelerator-container"
@@ -132,35 +131,6 @@ def asks_accelerator(template: Mapping[str, Any]) -> bool:
     return bool(_asks(template, ""))
 
 
-def pinned_model_problems(template: Mapping[str, Any], at: str, *, models: Sequence[str]) -> list[tuple[str, str]]:
-    """A pod template's own nodeSelector on a label the agent writes to pin the placed model (a catalog vendor's
-    product label: `nvidia.com/gpu.product`, `huawei.com/npu.chip.name`, ...), whose value the job's models
-    (`models`: spec.acceleratorModels and each alternative's model, "" for an alternative naming none) do not
-    all select. The agent sets that label to the model the job is placed on, replacing the template's value:
-    a JobSet's rollout role pinned to L4s ran on an H100 beside its learner, unsaid (outside QA, ML platform E1).
-    A pin every model of the job selects is what the agent writes anyway, and is kept."""
-    selector = _pod(template).get("nodeSelector")
-    if not isinstance(selector, Mapping):
-        return []
-    found = []
-    for key, value in selector.items():
-        vendor = next((v for v in catalog().vendors if key in v.product_labels), None)
-        if vendor is None or not isinstance(value, str):
-            continue
-        model = vendor.model_name(value)
-        family = catalog().describe_model(model, vendor.name).family  # Ascend910B selects a pinned 910B3
-        if models and all(m and accepts_model(m, model, family) for m in models):
-            continue
-        may = f"the job may run on {', '.join(m or 'any model' for m in models)}" if models else \
-            "the job names no model, so any may be chosen"
-        found.append((f"{at}.spec.nodeSelector[{key}]",
-                      f"pins the pods to {value}, but the agent sets {key} to the model the job is placed on, "
-                      f"replacing it ({may}): name the model in spec.acceleratorModels (or spec.accelerators) "
-                      "instead. A job runs on one model: a role on other accelerators (rollout workers beside a "
-                      "learner) is a job of its own"))
-    return found
-
-
 def autoscaler_problems(workload: object, at: str = "spec.workload") -> list[tuple[str, str]]:
     """A Ray cluster's `autoscalerOptions` asking for an accelerator: KubeRay adds it to the head pod as a
     container of its own, which no pod set counts."""
@@ -224,5 +194,5 @@ def without_accelerators(pod: dict[str, Any]) -> None:
 
 __all__ = ["ACCELERATOR_CONTAINER_ANNOTATION", "DECLARE", "accelerator_container",
            "asks_accelerator", "autoscaler_problems", "brought_problems", "choice_problems", "chosen_name",
-           "is_accelerator_resource", "pinned_model_problems", "rendered_problems", "vendor_domains",
+           "is_accelerator_resource", "rendered_problems", "vendor_domains",
            "without_accelerators"]

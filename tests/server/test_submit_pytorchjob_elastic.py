@@ -1,5 +1,5 @@
 """Submit refuses a PyTorchJob whose `elasticPolicy.maxReplicas` is above its Workers' replicas
-(backends/kube/workloads/kubeflow.py `elastic_problems`, server/templates.py `accelerator_problems`).
+(elastic_policy.py `elastic_problems`, server/templates.py `accelerator_problems`).
 
 Outside QA (ML platform, E4): Worker.replicas 2 with `elasticPolicy: {minReplicas: 2, maxReplicas: 4}` was accepted
 and counted as 2 Workers of 8 GPUs; the training operator reconciles an HPA for every elasticPolicy, on the
@@ -50,3 +50,38 @@ def test_elasticity_within_the_placed_gang_is_accepted(elastic: dict[str, Any] |
     fed.submit(_pytorchjob(4, elastic))
     (job,) = fed.jobs.values()
     assert job.spec.replicas == 4  # the gang is the Workers asked, as before
+
+
+def test_a_whole_float_is_read_as_the_api_server_stores_it() -> None:
+    """Outside QA new60 N2 (jobs/e4-maxfloat.yaml): `maxReplicas: 8.0` was skipped as "not an integer", and the
+    member's API server stored 8 with 4 Workers reserved; a client sending the JSON as written got it accepted."""
+    fed = make(MemoryStore(), Clock())
+    with pytest.raises(SubmitError) as err:
+        fed.submit(_pytorchjob(4, {"minReplicas": 1, "maxReplicas": 8.0}))
+    assert str(err.value).startswith("spec.workload.spec.elasticPolicy.maxReplicas: is 8, above "
+                                     "spec.pytorchReplicaSpecs.Worker.replicas (4)")
+    fed.submit(_pytorchjob(4, {"minReplicas": 1.0, "maxReplicas": 4.0}))  # the Workers' own count, as floats
+    assert len(fed.jobs) == 1
+
+
+@pytest.mark.parametrize("elastic, said", [
+    ({"maxReplicas": "8"}, "spec.workload.spec.elasticPolicy.maxReplicas: must be an integer >= 1 (the bound of the "
+                           "autoscaler the training operator makes), got '8'"),
+    ({"maxReplicas": True}, "spec.workload.spec.elasticPolicy.maxReplicas: must be an integer >= 1"),
+    ({"maxReplicas": -1}, "spec.workload.spec.elasticPolicy.maxReplicas: must be an integer >= 1"),
+    ({"minReplicas": 2.5}, "spec.workload.spec.elasticPolicy.minReplicas: must be an integer >= 1"),
+    ({"minReplicas": 6, "maxReplicas": 4}, "spec.workload.spec.elasticPolicy.minReplicas: is 6, above "
+                                           "spec.elasticPolicy.maxReplicas (4): the training operator's autoscaler "
+                                           "cannot be made with its minimum above its maximum"),
+    ({"minReplicas": 6}, "spec.workload.spec.elasticPolicy.minReplicas: is 6, above "
+                         "spec.pytorchReplicaSpecs.Worker.replicas (4), which maxReplicas defaults to"),
+    (5, "spec.workload.spec.elasticPolicy: must be a mapping (minReplicas, maxReplicas, rdzvBackend, ...), got 5"),
+], ids=["string", "bool", "negative", "fraction", "min-above-max", "min-above-workers", "not-a-mapping"])
+def test_a_policy_the_operator_could_not_use_is_refused_naming_the_field(elastic: Any, said: str) -> None:
+    """new60 N2 (jobs/e2, e6, e7, e9; `true` over gRPC): each was accepted and lost at the member's API server or
+    operator instead of named at submit."""
+    fed = make(MemoryStore(), Clock())
+    with pytest.raises(SubmitError) as err:
+        fed.submit(_pytorchjob(4, elastic))
+    assert not fed.jobs
+    assert str(err.value).startswith(said)

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from federator.backends.kube.workloads.kubeflow import elastic_problems
+from federator.elastic_policy import elastic_problems
 from federator.jobfile import FieldProblem
 from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
 from federator.model.resources import QuantityError, parse_quantity
@@ -69,9 +69,9 @@ from federator.template_accelerators import (
     brought_problems,
     choice_problems,
     chosen_name,
-    pinned_model_problems,
     rendered_problems,
 )
+from federator.template_pins import Way, pinned_model_problems, ways_of
 
 _OWNED_FIELDS = {
     "finalizers": "not allowed in a job: a finalizer would hold the deletion of the member's object on the "
@@ -159,16 +159,15 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
             found += [(f"spec.workload.{field}", problem) for field, problem in elastic_problems(workload)]
         found += [p for path, template in pod_templates(workload) if asks_accelerator(template)
                   for p in pinned_model_problems(template, f"spec.workload.{path}" if path else "spec.workload",
-                                                 models=_models(spec))]
+                                                 ways=_ways(spec))]
         for path, override in pod_spec_overrides(workload):  # a TrainJob's pod spec fragments, merged by its trainer
             at = f"spec.workload.{path}"
             found += [(field.replace(f"{at}.~.spec", at, 1), problem)
-                      for field, problem in brought_problems({"spec": override}, f"{at}.~")]
+                      for field, problem in brought_problems({"spec": override}, f"{at}.~")
+                      + pinned_model_problems({"spec": override}, f"{at}.~", ways=_ways(spec))]
         return [FieldProblem(field, problem) for field, problem in found]
     base = _object(spec.pod_template_json)
     found = _rendered(base, "spec.template")
-    if spec.resources.accelerator_milli and not spec.accelerators:
-        found += pinned_model_problems(base, "spec.template", models=_models(spec))
     said = set(found)  # an alternative is not blamed for what it takes from the job's template
     for i, alt in enumerate(spec.accelerators):
         if alt.pod_template_json:
@@ -179,18 +178,35 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
             found += [(field.replace("spec.template", at, 1), problem)
                       for field, problem in _rendered(merged, "spec.template")
                       if (field, problem) not in said]
-    for i, alt in enumerate(spec.accelerators):  # each alternative renders its merged template on its own model
-        at = f"spec.accelerators[{i}].template" if alt.pod_template_json else "spec.template"
-        merged = merged_over(base, _object(alt.pod_template_json)) if alt.pod_template_json else base
-        pinned = [(field.replace("spec.template", at, 1), problem)
-                  for field, problem in pinned_model_problems(merged, "spec.template", models=(alt.model,))]
-        found += [(field, problem) for field, problem in pinned if field not in {f for f, _ in found}]
-    return [FieldProblem(field, problem) for field, problem in found]
+    return [FieldProblem(field, problem) for field, problem in found + _pin_problems(spec, base)]
 
 
-def _models(spec: JobSpec) -> tuple[str, ...]:
-    """The model names a job may run on: spec.acceleratorModels and each alternative's ("" for one naming none)."""
-    return tuple(spec.accelerator_models) + tuple(a.model for a in spec.accelerators)
+def _ways(spec: JobSpec) -> list[Way]:
+    """The ways the job may run, for the pin check: one per alternative, or per model of spec.acceleratorModels
+    (a brought workload's alternatives of another vendor come from there too)."""
+    return ways_of(spec.alternatives(), one_count=bool(spec.workload_json) or not spec.accelerators)
+
+
+def _pin_problems(spec: JobSpec, base: dict[str, Any]) -> list[tuple[str, str]]:
+    """The pins of the job's own template (judged for every way that renders them: each alternative whose own
+    template does not pin that label too) and of each alternative's template (for that alternative alone)."""
+    ways = _ways(spec)
+    if not ways:
+        return []
+    own = [_selector(_object(a.pod_template_json)) for a in spec.accelerators] or [{}] * len(ways)
+    found = [p for i, selector in enumerate(own) if selector
+             for p in pinned_model_problems({"spec": {"nodeSelector": selector}}, f"spec.accelerators[{i}].template",
+                                            ways=[ways[i]])]
+    for key, value in _selector(base).items():
+        keeping = [way for way, selector in zip(ways, own, strict=True) if key not in selector]
+        found += pinned_model_problems({"spec": {"nodeSelector": {key: value}}}, "spec.template", ways=keeping)
+    return found
+
+
+def _selector(template: dict[str, Any]) -> dict[str, Any]:
+    pod = template.get("spec")
+    selector = pod.get("nodeSelector") if isinstance(pod, dict) else None
+    return selector if isinstance(selector, dict) else {}
 
 
 def _rendered(template: dict[str, Any], at: str) -> list[tuple[str, str]]:

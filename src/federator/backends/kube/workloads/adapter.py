@@ -144,7 +144,8 @@ class TemplatedAdapter:
         for pod_set, template in zip(sets, templates_at(out, [p.path for p in sets]), strict=True):
             stamp_template(template, placement, env=env,
                            model=placement.accelerator_model if pod_set.resources.accelerator_milli else "",
-                           accelerator=options.accelerator, annotations=options.annotations)
+                           accelerator=options.accelerator, annotations=options.annotations,
+                           at=f"spec.workload.{pod_set.path}")
         self.finish(out, placement, sets, options)
         return out
 

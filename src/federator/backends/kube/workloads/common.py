@@ -31,6 +31,7 @@ from federator.podtemplates import (  # the agent's marks on a placement's objec
     REPLICAS_ANNOTATION,
 )
 from federator.template_accelerators import without_accelerators
+from federator.template_pins import conflicts
 
 Obj = dict[str, Any]
 
@@ -390,7 +391,7 @@ def templates_at(obj: Obj, paths: list[str]) -> Iterator[Obj]:
 
 
 def render_accelerators(pod: Obj, containers: list[Obj], *, resources: Resources | None, model: str,
-                        accelerator: AcceleratorRequest | None = None, main: int = 0) -> None:
+                        accelerator: AcceleratorRequest | None = None, main: int = 0, at: str = "spec") -> None:
     """The chosen accelerator model on a pod spec: its node selector and toleration; with `resources`
     (the federator renders the pod from the job's template), the request on the accelerator container,
     `containers[main]` (`template_accelerators.accelerator_container`: the one the template's annotation
@@ -400,7 +401,18 @@ def render_accelerators(pod: Obj, containers: list[Obj], *, resources: Resources
 
     With `accelerator` (what the member's discovery says the chosen pool needs:
     a vendor's resource and product label, a MIG partition, a HAMi slot, a DRA
-    claim) that goes in instead of ``nvidia.com/gpu``."""
+    claim) that goes in instead of ``nvidia.com/gpu``.
+
+    A pod spec pinning one of the labels the agent pins the pool by to another value is never rewritten: a
+    WorkloadError at `at` (the pod spec's path, as the user wrote it) refuses the placement here, so the pods
+    never run on another model than the template asked (template_pins.py; outside QA new60 N1)."""
+    selector = dict(accelerator.node_selector) if accelerator is not None else \
+        ({GPU_PRODUCT_LABEL: model} if model else {})
+    for key, theirs, ours in conflicts(pod, selector):
+        raise WorkloadError(f"{at}.nodeSelector[{key}]", (
+            f"pins the pods to {theirs!r}, but this placement's pool is pinned by {key}={ours}: the agent does not "
+            "replace a template's own pin, so the placement is refused here; name the pinned model in "
+            "spec.acceleratorModels so that placement honours it"))
     if resources is not None:
         without_accelerators(pod)
     target = containers[main] if resources is not None and 0 <= main < len(containers) else None
@@ -467,10 +479,11 @@ def array_env(spec: JobSpec) -> tuple[tuple[str, str], ...]:
 def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model: str,
                    resources: Resources | None = None, restart_policy: str | None = None,
                    accelerator: AcceleratorRequest | None = None,
-                   annotations: Mapping[str, str] | None = None) -> Obj:
+                   annotations: Mapping[str, str] | None = None, at: str = "spec.template") -> Obj:
     """Merge a placement into one pod template (in place): labels and the placement annotation (so the
     agent finds the pods), env in every container, the accelerator's node selector when the pods
-    ask for one."""
+    ask for one (never over the template's own value of it: `render_accelerators`; `at` is the template's path
+    as the user wrote it)."""
     meta = template.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **workload_labels(placement)}
     meta["annotations"] = {**(meta.get("annotations") or {}), **(annotations or {}),
@@ -480,7 +493,7 @@ def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model
     for c in containers:
         set_env(c, env)
     render_accelerators(pod, containers, resources=resources, model=model,
-                        accelerator=accelerator if model else None)
+                        accelerator=accelerator if model else None, at=f"{at}.spec")
     if restart_policy is not None:
         pod["restartPolicy"] = restart_policy
     return template

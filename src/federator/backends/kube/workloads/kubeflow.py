@@ -50,8 +50,6 @@ from federator.backends.kube.workloads.common import (
 from federator.model import JobKind, JobPhase, Placement
 
 TRAINER_JOB = "node"  # the trainer's job in Kubeflow's torch and MPI runtimes
-#: The replica type the training operator's autoscaler scales (the PyTorchJob scale subresource's specpath).
-SCALED_ROLE = "Worker"
 #: The label the JobSet controller puts on every pod: the JobSet's name, which Trainer v2 makes the TrainJob's.
 TRAINJOB_POD_LABEL = "jobset.sigs.k8s.io/jobset-name"
 TRAINJOB_NAME_BUDGET = 33
@@ -86,33 +84,6 @@ class PyTorchJobAdapter(TemplatedAdapter):
         if failed := condition(obj, "Failed"):
             return JobPhase.FAILED, said(failed, "Failed")
         return pods_phase(obj, pods)
-
-
-def elastic_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """A PyTorchJob whose `elasticPolicy.maxReplicas` is above its Workers' replicas (fields relative to the
-    object). The training operator reconciles a HorizontalPodAutoscaler for every PyTorchJob with an elasticPolicy
-    (min and max from it, its metrics, or autoscaling/v2's default of 80 % CPU) on the job's scale subresource,
-    `Worker.replicas`: it may add Workers up to maxReplicas, which the federator never reserved, quota-checked or
-    billed, as it counts the pods the object asks (outside QA, ML platform E4). A maxReplicas of the Workers' own
-    count (or none: the operator defaults it so) keeps torchrun's elasticity within the gang: minReplicas lets a
-    run carry on with fewer Workers after a loss. A submit check, not a `pod_sets` refusal, so that a job stored
-    before it still renders."""
-    found = obj.get("spec")
-    spec: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    policy = spec.get("elasticPolicy")
-    most = policy.get("maxReplicas") if isinstance(policy, Mapping) else None
-    roles = spec.get("pytorchReplicaSpecs")
-    role = roles.get(SCALED_ROLE) if isinstance(roles, Mapping) else None
-    if not isinstance(most, int) or isinstance(most, bool) or not isinstance(role, Mapping):
-        return []
-    workers = role.get("replicas", 1)
-    if not isinstance(workers, int) or isinstance(workers, bool) or most <= workers:
-        return []
-    return [("spec.elasticPolicy.maxReplicas",
-             f"is {most}, above spec.pytorchReplicaSpecs.{SCALED_ROLE}.replicas ({workers}): the training "
-             f"operator's autoscaler may scale the Workers up to {most}, and the federator reserves, counts and "
-             f"bills {workers}; set maxReplicas to {workers} (the gang is placed at that size; minReplicas still "
-             "lets torchrun carry on with fewer Workers after a loss), or ask for more Workers")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +134,9 @@ class TrainJobAdapter:
         spec = out.setdefault("spec", {})
         spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
         if sets[0].resources.accelerator_milli and placement.accelerator_model:
+            for at, own in _trainer_overrides(spec):  # the trainer merges ours after: never over the user's pin
+                render_accelerators(copy.deepcopy(dict(own)), [], resources=None, model=placement.accelerator_model,
+                                    accelerator=options.accelerator, at=f"spec.workload.{at}")
             override: Obj = {"targetJobs": [{"name": TRAINER_JOB}]}
             render_accelerators(override, [], resources=None, model=placement.accelerator_model,
                                 accelerator=options.accelerator)
@@ -187,10 +161,27 @@ class TrainJobAdapter:
 TRAINJOB_KEY = TrainJobAdapter().key
 
 
+def _trainer_overrides(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(path, pod spec) of each of the user's overrides (podSpecOverrides, or podTemplateOverrides' spec) that
+    targets the trainer's job, whose pods the agent pins to the placed pool."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for key, inner in (("podSpecOverrides", ""), ("podTemplateOverrides", "spec")):
+        items = spec.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            targets = item.get("targetJobs") if isinstance(item, Mapping) else None
+            if not any(isinstance(t, Mapping) and t.get("name") == TRAINER_JOB
+                       for t in (targets if isinstance(targets, list) else ())):
+                continue
+            pod = item.get(inner) if inner else item
+            if isinstance(pod, Mapping):
+                found.append((f"spec.{key}[{i}]{'.' + inner if inner else ''}", pod))
+    return found
+
+
 def trainjob_of_pod(pod: Mapping[str, Any]) -> str:
     """The name of the TrainJob whose JobSet made this pod ("" if none; see the module doc)."""
     return str(((pod.get("metadata") or {}).get("labels") or {}).get(TRAINJOB_POD_LABEL, ""))
 
 
-__all__ = ["SCALED_ROLE", "TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_NAME_BUDGET", "TRAINJOB_POD_LABEL",
-           "PyTorchJobAdapter", "TrainJobAdapter", "elastic_problems", "trainjob_of_pod"]
+__all__ = ["TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_NAME_BUDGET", "TRAINJOB_POD_LABEL",
+           "PyTorchJobAdapter", "TrainJobAdapter", "trainjob_of_pod"]

@@ -106,7 +106,7 @@ def default_object(placement: Placement, spec: JobSpec, *, finished_ttl_seconds:
     containers = pod.get("containers") or [_default_container(spec)]
     pod["containers"] = containers
     render_accelerators(pod, containers, resources=spec.resources, model="", accelerator=accelerator,
-                        main=accelerator_container(template))
+                        main=accelerator_container(template), at="spec.template.spec")
     if spec.kind is JobKind.TRAINING:
         job_spec: Obj = {"completionMode": "Indexed", "completions": placement.replicas,
                          "parallelism": placement.replicas, "backoffLimit": 0, "template": template}
