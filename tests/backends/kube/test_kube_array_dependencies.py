@@ -241,6 +241,26 @@ def test_an_array_whose_dependson_names_itself_is_refused_and_makes_no_task() ->
     asyncio.run(main())
 
 
+def test_an_array_whose_dependson_names_one_of_its_own_tasks_is_refused_and_makes_no_task() -> None:
+    """new60 N5: `dependsOn: [sweep-1]` on the array sweep: sweep-1 failed as a cycle of one, and sweep-0 and sweep-2
+    waited on it for ever (it exists, Failed) while the array read Running."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            array = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                                "metadata": {"name": "sweep"},
+                                                "spec": {**TRAIN, "array": {"indices": "0-2"},
+                                                         "dependsOn": {"jobs": ["prep", "sweep-1"]}}}, "research")
+            seen(ctl, api)
+            await ctl.reconcile("ADDED", array)
+            assert sorted(n for _, n in api.objects) == ["sweep"] and not fed.jobs
+            status = api.objects[("research", "sweep")]["status"]
+            assert status["phase"] == "Failed"
+            assert status["message"].startswith("spec.dependsOn.jobs: names sweep-1, a task of this array")
+
+    asyncio.run(main())
+
+
 def test_a_dependent_naming_the_array_id_is_submitted_once_every_task_is_accepted() -> None:
     """The id (status.arrayId) is no FederatedJob's name: before, the dependent waited for "FederatedJob
     sweep-..., which does not exist" and was refused 10 minutes on, though the docs said it waits on the array."""

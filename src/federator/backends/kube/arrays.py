@@ -303,6 +303,14 @@ class ArrayTasks:
                                     "on the array it is part of and none could ever run; name only what the array "
                                     "waits on", EventReason.INVALID.value)
             return None
+        own = {f"{meta['name']}-{i}" for i in request.indices} & set(dep.get("jobs") or ()) \
+            if isinstance(dep, Mapping) else set()
+        if own:  # that task would wait on itself, and every other task on a task that can never run (new60 N5)
+            first = min(own)
+            await self._refuse(obj, f"spec.dependsOn.jobs: names {first}, a task of this array: every task copies "
+                                    f"spec.dependsOn, so {first} would wait on itself and the others on it, and none "
+                                    "could ever run; name only what the array waits on", EventReason.INVALID.value)
+            return None
         for index in {request.indices[0], request.indices[-1]}:  # the tasks differ by name and index alone
             try:
                 spec_of(task_object(obj, request, index))
