@@ -25,11 +25,12 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 def _role(name: str, pods: int, gpus: int) -> dict[str, Any]:
-    ask = {"nvidia.com/gpu": gpus, "cpu": "4"}
+    resources: dict[str, object] = {"requests": {"nvidia.com/gpu": gpus, "cpu": "4"},
+                                    "limits": {"nvidia.com/gpu": gpus}} if gpus else {"requests": {"cpu": "1"}}
     return {"name": name, "replicas": 1, "template": {"spec": {
         "parallelism": pods, "completions": pods, "completionMode": "Indexed",
         "template": {"spec": {"restartPolicy": "Never", "containers": [
-            {"name": name, "image": "rl:1", "resources": {"requests": ask, "limits": {"nvidia.com/gpu": gpus}}}]}}}}}
+            {"name": name, "image": "rl:1", "resources": resources}]}}}}}
 
 
 def _jobset(name: str, *roles: tuple[str, int, int]) -> dict[str, Any]:
@@ -39,12 +40,12 @@ def _jobset(name: str, *roles: tuple[str, int, int]) -> dict[str, Any]:
             "spec": {"acceleratorModels": ["H100"], "workload": workload}}
 
 
-def _submit(tmp_path: Path, capsys: pytest.CaptureFixture[str], *docs: dict[str, Any]) -> list[str]:
-    """The warnings `federator submit` printed for `docs`, against a federator whose one member has 2 nodes of
-    8 H100 (16 in all)."""
+def _submit(tmp_path: Path, capsys: pytest.CaptureFixture[str], *docs: dict[str, Any], nodes: int = 2) -> list[str]:
+    """The warnings `federator submit` printed for `docs`, against a federator whose one member has `nodes` nodes
+    of 8 H100 (2: 16 in all)."""
     fed = Federator(store=SqliteJobStore(Path(":memory:")))
     rec = fed.connect(cluster="east-1", region="east", labels={})
-    fed.report(rec, cluster("east-1", "east", pool(H100, nodes=2)).capacity)
+    fed.report(rec, cluster("east-1", "east", pool(H100, nodes=nodes)).capacity)
     path = tmp_path / "jobs.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     with serving(fed) as address:
@@ -64,3 +65,18 @@ def test_a_workload_no_member_could_hold_is_warned_in_the_words_of_its_roles(
         assert "spec.replicas" not in warning
         assert warning.endswith(f"; its pod sets ({roles} nvidia.com/gpu) are reserved as 7 x 8: the largest role's "
                                 "ask times all pods (CPU and memory alike); the job is accepted"), warning
+
+
+def test_roles_that_ask_unequal_amounts_are_warned_with_what_they_ask_and_what_is_held_and_billed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA, ML platform E2: a JobSet learner 1 x 8 + rollout 1 x 1 ran and was billed 16 accelerators for 9
+    held, and nothing before it said so. Now Submit does, with both numbers and what to do instead; roles that ask
+    alike, and CPU-only roles beside them (a driver, which the gang does not count), draw nothing."""
+    said = _submit(tmp_path, capsys, _jobset("rl", ("learner", 2, 8), ("rollout", 4, 1), ("reward", 1, 1)),
+                   _jobset("ddp", ("trainer", 3, 8), ("eval", 1, 8)), _jobset("driven", ("driver", 1, 0),
+                                                                                ("workers", 2, 8)), nodes=8)
+    assert said == ["spec.workload: its pod sets ask 21 nvidia.com/gpu in all (learner 2 x 8, rollout 4 x 1, reward "
+                    "1 x 1), but a job is one gang of equal pods on one model: it is reserved, counted against your "
+                    "quota and billed as 7 x 8 = 56 (the largest role's ask times all pods); to hold and pay for what "
+                    "each role asks, submit the roles as jobs of their own, each with its own model and count (a job "
+                    "without spec.workload may ask a fraction of a device)"]
