@@ -3,7 +3,8 @@ argparse's "unrecognized arguments", one job per call, where `kubectl delete` ta
 
 Against a real `federator serve` on loopback (its own process, its own store): a mix of a job cancelled now, one
 that had ended (said, not a failure), one not found (said, the exit status 3, the others still cancelled), an
-array's id (every task); then the federator gone: the run stops at the first job, naming those not tried (exit 4).
+array's id (every task), `--array` as `get jobs --array` takes it; then the federator gone: the run stops at the
+first job, naming those not tried (exit 4).
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def test_cancel_takes_several_jobs_and_says_each(federation: LocalFederation, tm
     code, _, err = _cli(capsys, "cancel", "eval", "prep", "--all-queues", "--yes", *flags)
     assert code == Exit.USAGE and "jobs named (eval, prep) and --all-queues are two ways of choosing" in err[0]
     assert _phases(fed, capsys)["eval"] == "Pending"  # nothing was sent
+
+    for argv in (["--array", array_id], [array_id]):  # as get/watch --array take it; every task ended now
+        code, out, err = _cli(capsys, "cancel", *argv, *flags)
+        assert (code, out, err) == (0, [f"array {array_id}: all 3 of its tasks had ended: nothing to cancel"], [])
+    code, out, err = _cli(capsys, "cancel", "--array", "nosuch-abcdef", *flags)
+    assert code == Exit.NOT_FOUND and out == [] and err[0].startswith("error: no task of array 'nosuch-abcdef'")
+    for argv, said in ((["eval", "--array", array_id], f"--array {array_id} and jobs named (eval) are two ways"),
+                       (["--array", array_id, "--all-queues"], f"--array {array_id} and --all-queues are two ways"),
+                       (["--array", array_id, "--owner", "x"], "--owner select with --queue or --all-queues, not "
+                                                               "with --array")):
+        code, _, err = _cli(capsys, "cancel", *argv, *flags)
+        assert code == Exit.USAGE and said in err[0], err
 
     fed.stop()  # the federator gone: the first job's failure stops the run; the rest are named, not tried
     code, out, err = _cli(capsys, "cancel", "eval", "prep", "train", *flags)

@@ -1,5 +1,5 @@
-"""`federator cancel JOB...`, or a queue's jobs (`--queue`, `--all-queues`: cli/bulk_cancel.py), or an admin's
-`--orphans` (cli/orphan_cancel.py).
+"""`federator cancel JOB...`, or an array's tasks (`--array`), or a queue's jobs (`--queue`, `--all-queues`:
+cli/bulk_cancel.py), or an admin's `--orphans` (cli/orphan_cancel.py).
 
 Jobs named (ids, namespace/names, names, array ids) are cancelled in turn, one Cancel each over one channel, as
 `kubectl delete` takes several (outside QA ML E8: `federator cancel A B C` was "unrecognized arguments"). Each
@@ -22,6 +22,7 @@ import grpc
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli import bulk_cancel, calls, orphan_cancel
+from federator.cli.array_holds import tasks_of
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit, for_rpc
 from federator.cli.submit_array import cancel_array
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             jobs = jobs_pb2_grpc.JobServiceStub(channel)
             if args.queue or args.all_queues:  # every matching job over this one channel (cli/bulk_cancel.py)
                 return bulk_cancel.run(jobs, args, timeout=calls.CALL_TIMEOUT, served=lambda: calls.features(channel))
+            if args.array:
+                return _array(jobs, args.array)
             return cancel_named(jobs, args)
     except (grpc.RpcError, TlsError) as err:
         return calls.fail(err, args)
@@ -67,6 +70,34 @@ def cancel_named(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace) -
     return first
 
 
+def _array(stub: jobs_pb2_grpc.JobServiceStub, array_id: str) -> int:
+    """`--array ID`: every task of the array (one CancelJobs operation); exit 3 when there is no task to see, as
+    `get jobs --array` says it."""
+    said = array_cancelled(stub, array_id)
+    if not said:
+        print(f"error: no task of array {array_id!r} that you may see (its id as `submit --array` printed it; tasks "
+              "removed after they ended are not counted)", file=sys.stderr)
+        return Exit.NOT_FOUND
+    print(said)
+    return 0
+
+
+def array_cancelled(stub: jobs_pb2_grpc.JobServiceStub, array_id: str) -> str:
+    """Every task of the array cancelled (cli/submit_array.py `cancel_array`), and its line; "" when no task of it
+    is there to see. An array whose tasks have all ended is said so, as a job that had ended is, not "not found"
+    (CancelJobs matches only tasks that have not ended)."""
+    matched, cancelled, operation = cancel_array(stub, array_id, timeout=calls.CALL_TIMEOUT)
+    if matched:
+        rest = "; the others had ended or are not yours" if cancelled < matched else ""
+        return (f"array {array_id}: cancelled {cancelled} of {matched} task{'s' if matched != 1 else ''}{rest} "
+                f"(audit operation {operation})")
+    ended = tasks_of(stub, array_id)
+    if not ended:
+        return ""
+    return (f"array {array_id}: {'its task' if len(ended) == 1 else f'all {len(ended)} of its tasks'} had ended: "
+            "nothing to cancel")
+
+
 def cancel_one(stub: jobs_pb2_grpc.JobServiceStub, key: str) -> str:
     """One Cancel of `key` (a job's id, namespace/name or name; or an array's id: every task), and its line.
     Raises the RpcError of a job neither found nor an array, or refused."""
@@ -76,13 +107,10 @@ def cancel_one(stub: jobs_pb2_grpc.JobServiceStub, key: str) -> str:
     except grpc.RpcError as err:  # no such job: an array's id names every task (cli/submit_array.py)
         if getattr(err, "code", lambda: None)() is not grpc.StatusCode.NOT_FOUND:
             raise
-        matched, cancelled, operation = cancel_array(stub, key, timeout=calls.CALL_TIMEOUT) \
-            if not array_id_problem(key) else (0, 0, "")
-        if not matched:
+        said = array_cancelled(stub, key) if not array_id_problem(key) else ""
+        if not said:
             raise err from None
-        rest = "; the others had ended or are not yours" if cancelled < matched else ""
-        return (f"array {key}: cancelled {cancelled} of {matched} task{'s' if matched != 1 else ''}{rest} "
-                f"(audit operation {operation})")
+        return said
     if job.phase.is_terminal and (job.phase is not JobPhase.CANCELLED or (before is not None and before.is_terminal)):
         return f"job {job.job_id} {job.phase}, already ended: nothing to cancel"
     return f"job {job.job_id} {job.phase}"
@@ -98,4 +126,4 @@ def _phase(stub: jobs_pb2_grpc.JobServiceStub, key: str) -> JobPhase | None:
         return None
 
 
-__all__ = ["cancel_named", "cancel_one", "run"]
+__all__ = ["array_cancelled", "cancel_named", "cancel_one", "run"]

@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("jobs", nargs="*", metavar="JOB",
                    help="job id, namespace/name, or name (a name in several namespaces is refused, listing them), "
                         "or an array's id (every task of it); several are cancelled in turn")
+    c.add_argument("--array", default=None, metavar="ARRAY_ID", type=job_list.array_id,
+                   help="cancel every task of this array you may cancel, as `get jobs --array` lists them (as "
+                        "`cancel ARRAY_ID`, not tried as a job's id first); not with jobs named or a selection")
     bulk_cancel.add_arguments(c)
     orphan_cancel.add_arguments(c)
     server_arguments(c)
