@@ -154,7 +154,7 @@ def test_a_queue_is_cancelled_over_one_channel_with_the_authorization_of_single_
                            r"\(audit operation (bulk-[0-9a-f]+)\)", out)
     assert said_op is not None, out
     assert said["again"][:2] == (0, "no job you may see matches queue 'org-a'; nothing cancelled")
-    assert said["both"][0] == 2 and "give a job or --queue/--all-queues, not both" in said["both"][2]
+    assert said["both"][0] == 2 and "jobs named (a-0) and --queue are two ways of choosing" in said["both"][2]
     assert _phases(fed) == {"a-0": JobPhase.CANCELLED, "a-1": JobPhase.CANCELLED, "a-2": JobPhase.CANCELLED,
                             "d-0": JobPhase.CANCELLED, "b-0": JobPhase.PENDING}  # another queue: untouched
     lines = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))

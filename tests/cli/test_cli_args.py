@@ -18,7 +18,7 @@ def test_get_takes_the_name_before_or_after_the_flags(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize("argv", [["get", "jobs", "--server", "h:1", "a", "b"], ["get", "jobs", "--bogus"],
-                                  ["cancel", "x", "y"]])
+                                  ["logs", "x", "y"]])
 def test_anything_else_left_over_is_still_an_error(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         _parsed(build_parser(), argv)
@@ -26,7 +26,7 @@ def test_anything_else_left_over_is_still_an_error(argv: list[str]) -> None:
 
 @pytest.mark.parametrize(("argv", "prog"), [
     (["get", "jobs", "a", "b"], "federator get"),  # new58 N8: printed the top level's usage
-    (["cancel", "x", "y"], "federator cancel"),
+    (["logs", "x", "y"], "federator logs"),  # `cancel x y` cancels both (cli/cancel.py)
     (["certs", "init", "--dir", "d", "extra"], "federator certs init"),  # a command's own sub-command
 ])
 def test_a_left_over_argument_is_refused_with_its_commands_usage(

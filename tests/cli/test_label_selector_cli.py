@@ -137,7 +137,8 @@ def test_cancel_l_cancels_the_selectors_jobs_and_refuses_an_old_federator(capsys
 
 
 def test_l_goes_with_a_queue_not_with_one_job_nor_orphans(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv, said in ((["cancel", "train-1", "-l", "app=x"], "-l and --yes go with --queue or --all-queues"),
+    for argv, said in ((["cancel", "train-1", "-l", "app=x"], "-l select among the jobs of --queue or --all-queues, "
+                                                               "not among jobs named (train-1)"),
                        (["cancel", "--orphans", "-l", "app=x"], "--orphans cancels placements of jobs the store has "
                                                                 "no record of"),
                        (["watch", "train-1", "-l", "app=x"], "--array and -l go with `watch` of every job"),

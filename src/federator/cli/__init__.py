@@ -54,11 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _parsed(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """The arguments, with `get`'s optional name also taken after the flags (`get jobs --server X NAME`):
     argparse fills an optional positional at its first chance, empty when a flag follows `jobs`, and then
-    refused the name as an unrecognized argument, which `cancel` (a required positional) took."""
+    refused the name as an unrecognized argument. So are the jobs of a command that takes several (`cancel`, `hold`,
+    `release`, `wait`) after a flag: argparse took only those before it (`cancel a --server X b`)."""
     args, extra = parser.parse_known_args(argv)
     if (extra and getattr(args, "command", "") == "get" and getattr(args, "name", "") is None and len(extra) == 1
             and not extra[0].startswith("-")):
         args.name = extra[0]
+    elif extra and isinstance(getattr(args, "jobs", None), list) and not any(e.startswith("-") for e in extra):
+        args.jobs.extend(extra)  # `cancel a --server X b`: a command of several jobs takes them around its flags
     elif extra:
         _deepest(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     return args

@@ -262,18 +262,35 @@ def _one_by_one(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, args: arg
 
 
 def usage_problem(args: argparse.Namespace) -> str:
-    """Whether the flags make one command: a job, or --queue or --all-queues (with --phase, --owner,
-    --name-prefix, --yes)."""
+    """Whether the flags make one command: jobs named, or --queue or --all-queues (with --phase, --owner,
+    --name-prefix, -l, --yes). Named jobs and a selection are two ways of choosing: the conflict is named, never
+    one of them quietly dropped."""
     if args.queue and args.all_queues:
         return "give --queue or --all-queues, not both"
     many = bool(args.queue or args.all_queues)
-    if args.job and many:
-        return "give a job or --queue/--all-queues, not both"
-    if not args.job and not many:
-        return ("give a job (id, namespace/name or name), or --queue to cancel a queue's jobs, or --all-queues "
+    named = ", ".join(args.jobs)
+    array = args.array
+    if array and (args.jobs or many):
+        other = f"jobs named ({named})" if args.jobs else ("--queue" if args.queue else "--all-queues")
+        return (f"--array {array} and {other} are two ways of choosing what to cancel: give the array, or the "
+                f"{'jobs' if args.jobs else 'selection'}, not both")
+    if args.jobs and many:
+        return (f"jobs named ({named}) and {'--queue' if args.queue else '--all-queues'} are two ways of choosing "
+                "what to cancel: give the jobs, or the selection, not both")
+    if not args.jobs and not many and not array:
+        return ("give jobs (ids, namespace/names or names), or --queue to cancel a queue's jobs, or --all-queues "
                 "(with --owner, --name-prefix, --phase, -l) to cancel the jobs they take in every queue")
-    if args.job and (args.phase or args.owner or args.name_prefix or args.selector is not None or args.yes):
-        return "--phase, --owner, --name-prefix, -l and --yes go with --queue or --all-queues"
+    filters = {"--phase": args.phase, "--owner": args.owner, "--name-prefix": args.name_prefix,
+               "-l": args.selector is not None}
+    given = " and ".join(flag for flag, on in filters.items() if on)
+    if array and (given or args.yes):
+        return (f"{given or '--yes'} {'select' if given else 'goes'} with --queue or --all-queues, not with --array: "
+                "--array cancels every task of the array you may cancel")
+    if args.jobs and given:
+        return (f"{given} select among the jobs of --queue or --all-queues, not among jobs named ({named}): give "
+                "the jobs, or the selection with --queue or --all-queues, not both")
+    if args.jobs and args.yes:
+        return f"--yes goes with --queue or --all-queues: jobs named ({named}) are cancelled without it"
     return ""
 
 

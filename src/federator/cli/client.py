@@ -85,9 +85,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.set_defaults(func=get.run)
     queue_view.within_get(g)  # `get queues` (cli/queue_view.py)
 
-    c = sub.add_parser("cancel", help="cancel a job, or a queue's jobs (--queue), or orphans (--orphans, admins)")
-    c.add_argument("job", nargs="?", default="", help="job id, namespace/name, or name (a name in several "
-                                                       "namespaces is refused, listing them)")
+    c = sub.add_parser("cancel", help="cancel jobs, or a queue's jobs (--queue), or orphans (--orphans, admins)",
+                       description="Cancel the jobs named, each in turn (as kubectl delete takes several), or the "
+                                   "jobs a selection takes (--queue or --all-queues, with --phase, --owner, "
+                                   "--name-prefix, -l; not together with jobs named). Each job's outcome is printed; "
+                                   "a job that had already ended is said so and is no failure. Exit status: 0 when "
+                                   "every job named was cancelled or had ended; else the first failure's (3: not "
+                                   "found, 1: refused), the others still cancelled; 4 when the federator stopped "
+                                   "answering: the jobs not tried are named, and the same command again is safe.")
+    c.add_argument("jobs", nargs="*", metavar="JOB",
+                   help="job id, namespace/name, or name (a name in several namespaces is refused, listing them), "
+                        "or an array's id (every task of it); several are cancelled in turn")
+    c.add_argument("--array", default=None, metavar="ARRAY_ID", type=job_list.array_id,
+                   help="cancel every task of this array you may cancel, as `get jobs --array` lists them (as "
+                        "`cancel ARRAY_ID`, not tried as a job's id first); not with jobs named or a selection")
     bulk_cancel.add_arguments(c)
     orphan_cancel.add_arguments(c)
     server_arguments(c)

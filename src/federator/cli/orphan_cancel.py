@@ -26,8 +26,8 @@ def usage_problem(args: argparse.Namespace) -> str:
     """Whether --orphans (and --cluster) make one command, or "" when they do or are not given."""
     if args.cluster and not args.orphans:
         return "--cluster goes with --orphans"
-    if args.orphans and (args.job or args.queue or args.all_queues or args.phase or args.owner or args.name_prefix
-                         or args.selector is not None):
+    if args.orphans and (args.jobs or args.array or args.queue or args.all_queues or args.phase or args.owner
+                         or args.name_prefix or args.selector is not None):
         return "--orphans cancels placements of jobs the store has no record of: give no job, --queue or filter"
     return ""
 

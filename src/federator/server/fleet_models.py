@@ -36,6 +36,7 @@ from federator.model import (
 from federator.model.accelerator import accepts_model
 from federator.scheduler import PlacementRequest, Snapshot
 from federator.scheduler.fleet_fit import fleet_shape, never_coded
+from federator.server.workload_roles import reserved_as
 
 FleetModel = tuple[str, str, str]  # (vendor, model, family) of a pool a member reported
 Member = tuple[str, str, ClusterState, ClusterCapacity | None]  # name, region, state, last report
@@ -96,21 +97,37 @@ def alternative_warnings(spec: JobSpec, vendor_of: Callable[[str], str] = model_
     return out
 
 
+def fleet_fit_never(spec: JobSpec, members: Iterable[Member], legacy_vendor: str = "") -> tuple[str, ReasonCode | None]:
+    """Why no member cluster could hold the job even empty ("" when one could), and the code of a replica's CPU or
+    memory shortage (scheduler/fleet_fit.py `never_coded`): what `fleet_fit_warnings` words, memoized per job shape
+    by `FleetModels.fit_warnings`."""
+    snapshot = Snapshot.of(ClusterInfo(name, region, state, (), cap) for name, region, state, cap in members
+                           if cap is not None)
+    return never_coded(PlacementRequest(JobId(""), spec, spec.replicas), snapshot, legacy_vendor)
+
+
+def fit_words(spec: JobSpec, said: str, code: ReasonCode | None) -> list[str]:
+    """The warning of `fleet_fit_never`'s answer, naming the field the user wrote: spec.replicas, spec.resources'
+    cpu or memory, spec.regions.minRegions; for a brought workload (which has no spec.replicas or spec.resources)
+    spec.workload, with how its pod sets were counted as the gang (server/workload_roles.py; outside QA, ML E2)."""
+    if not said:
+        return []
+    if said.startswith("minRegions"):
+        return [f"spec.regions.minRegions: {said}; the job is accepted"]
+    counted = reserved_as(spec)
+    if counted:
+        return [f"spec.workload: {said}; {counted}; the job is accepted"]
+    field = _HOST_FIELDS[code] if code in _HOST_FIELDS else "spec.replicas"
+    return [f"{field}: {said}; the job is accepted"]
+
+
 def fleet_fit_warnings(spec: JobSpec, members: Iterable[Member], legacy_vendor: str = "") -> list[str]:
     """A job no member cluster could hold even empty (`members`: name, region, state, last report): the cycle
     judges it never runnable as the fleet stands (scheduler/fleet_fit.py), and its user hears so at once, as of a
     model no member has, not after hours of "no node with 8 free" (outside SRE QA, F11). A warning, not a
     refusal: a larger member may join, and the job runs then. Every known member counts, whatever its state,
     as in the cycle's check."""
-    snapshot = Snapshot.of(ClusterInfo(name, region, state, (), cap) for name, region, state, cap in members
-                           if cap is not None)
-    said, code = never_coded(PlacementRequest(JobId(""), spec, spec.replicas), snapshot, legacy_vendor)
-    if not said:
-        return []
-    field = _HOST_FIELDS[code] if code in _HOST_FIELDS else "spec.replicas"
-    if said.startswith("minRegions"):
-        field = "spec.regions.minRegions"
-    return [f"{field}: {said}; the job is accepted"]
+    return fit_words(spec, *fleet_fit_never(spec, members, legacy_vendor))
 
 
 class FleetModels:
@@ -122,7 +139,7 @@ class FleetModels:
         self._present: dict[tuple[str, str], bool] = {}  # in_fleet answers for the fleet as it is now
         self._memory: dict[str, int] = {}  # per member: the most memory one of its devices has (MiB, 0 = unknown)
         self._shapes: dict[str, tuple[object, ...]] = {}  # per member: region, pools' `fleet_shape`, largest node
-        self._fits: dict[tuple[object, ...], tuple[str, ...]] = {}  # fleet_fit_warnings per job shape, this fleet
+        self._fits: dict[tuple[object, ...], tuple[str, ReasonCode | None]] = {}  # fleet_fit_never per job shape
 
     @property
     def models(self) -> frozenset[FleetModel]:
@@ -168,8 +185,8 @@ class FleetModels:
         if said is None:
             if len(self._fits) >= FITS_KEPT:
                 self._fits.clear()
-            said = self._fits[key] = tuple(fleet_fit_warnings(spec, members, legacy_vendor))
-        return list(said)
+            said = self._fits[key] = fleet_fit_never(spec, members, legacy_vendor)
+        return fit_words(spec, *said)  # worded per job: a workload's roles are its own, not its shape's
 
     def _foreign_models(self, spec: JobSpec, legacy_vendor: str) -> list[str]:
         """The one-count form's models (`nvidia.com/gpu` + acceleratorModels) that this federator's catalog does not
@@ -232,4 +249,5 @@ class FleetModels:
         return out
 
 
-__all__ = ["FleetModel", "FleetModels", "alternative_warnings", "asked_models", "fleet_fit_warnings", "in_fleet"]
+__all__ = ["FleetModel", "FleetModels", "alternative_warnings", "asked_models", "fit_words", "fleet_fit_never",
+           "fleet_fit_warnings", "in_fleet"]

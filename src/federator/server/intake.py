@@ -76,6 +76,7 @@ from federator.server.templates import (
     template_key_warnings,
     template_shape_problems,
 )
+from federator.server.workload_roles import unequal_roles_warnings
 from federator.store.codec import spec_bytes
 from federator.store.errors import StoreError
 
@@ -209,6 +210,7 @@ class Intake:
         members = ((c.name, c.region, c.state, c.capacity) for c in self.fed.clusters.values())
         legacy = config.legacy_vendor
         return early + template_key_warnings(spec) + accelerator_warnings(spec) + rendezvous_warnings(spec) \
+            + unequal_roles_warnings(spec) \
             + self.fleet.warnings(spec, legacy) + self.fleet.fit_warnings(spec, members, legacy) \
             + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config) \
             + region_warnings(spec, regions, config) \

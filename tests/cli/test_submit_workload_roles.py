@@ -1,0 +1,82 @@
+"""What `federator submit` says of a brought workload (`spec.workload`) whose roles ask different amounts: its
+pods are one gang of equal pods, each at the largest role's ask (server/workload_roles.py).
+
+Outside QA, ML platform E2: a JobSet of a learner 2 x 8, a rollout 4 x 1 and a reward model 1 x 1 that no member
+could hold was warned `spec.replicas: no member cluster could hold 7 x 8 ... even empty`, naming a field the user
+never wrote and numbers the file does not have. Over the real gRPC Submit, its warnings printed by the CLI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cli_support import serving
+
+from federator.cli import main
+from federator.server.federator import Federator
+from federator.store import SqliteJobStore
+
+from builders import cluster, pool
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+def _role(name: str, pods: int, gpus: int) -> dict[str, Any]:
+    resources: dict[str, object] = {"requests": {"nvidia.com/gpu": gpus, "cpu": "4"},
+                                    "limits": {"nvidia.com/gpu": gpus}} if gpus else {"requests": {"cpu": "1"}}
+    return {"name": name, "replicas": 1, "template": {"spec": {
+        "parallelism": pods, "completions": pods, "completionMode": "Indexed",
+        "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": name, "image": "rl:1", "resources": resources}]}}}}}
+
+
+def _jobset(name: str, *roles: tuple[str, int, int]) -> dict[str, Any]:
+    workload = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": name},
+                "spec": {"replicatedJobs": [_role(*r) for r in roles]}}
+    return {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
+            "spec": {"acceleratorModels": ["H100"], "workload": workload}}
+
+
+def _submit(tmp_path: Path, capsys: pytest.CaptureFixture[str], *docs: dict[str, Any], nodes: int = 2) -> list[str]:
+    """The warnings `federator submit` printed for `docs`, against a federator whose one member has `nodes` nodes
+    of 8 H100 (2: 16 in all)."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.report(rec, cluster("east-1", "east", pool(H100, nodes=nodes)).capacity)
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    with serving(fed) as address:
+        assert main(["submit", "-f", str(path), "--server", address, "--insecure"]) == 0
+    return [line.split("): ", 1)[1] for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+def test_a_workload_no_member_could_hold_is_warned_in_the_words_of_its_roles(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    never = [w for w in _submit(tmp_path, capsys, _jobset("rl", ("learner", 2, 8), ("rollout", 4, 1), ("reward", 1, 1)),
+                                _jobset("sft", ("trainer", 6, 8), ("eval", 1, 8)))  # 7 x 8 too, other roles
+             if "even empty" in w]
+    assert len(never) == 2, never
+    for warning, roles in zip(never, ("learner 2 x 8, rollout 4 x 1, reward 1 x 1", "trainer 6 x 8, eval 1 x 8"),
+                              strict=True):
+        assert warning.startswith("spec.workload: no member cluster could hold 7 x 8 ")  # not spec.replicas
+        assert "spec.replicas" not in warning
+        assert warning.endswith(f"; its pod sets ({roles} nvidia.com/gpu) are reserved as 7 x 8: the largest role's "
+                                "ask times all pods (CPU and memory alike); the job is accepted"), warning
+
+
+def test_roles_that_ask_unequal_amounts_are_warned_with_what_they_ask_and_what_is_held_and_billed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA, ML platform E2: a JobSet learner 1 x 8 + rollout 1 x 1 ran and was billed 16 accelerators for 9
+    held, and nothing before it said so. Now Submit does, with both numbers and what to do instead; roles that ask
+    alike, and CPU-only roles beside them (a driver, which the gang does not count), draw nothing."""
+    said = _submit(tmp_path, capsys, _jobset("rl", ("learner", 2, 8), ("rollout", 4, 1), ("reward", 1, 1)),
+                   _jobset("ddp", ("trainer", 3, 8), ("eval", 1, 8)), _jobset("driven", ("driver", 1, 0),
+                                                                                ("workers", 2, 8)), nodes=8)
+    assert said == ["spec.workload: its pod sets ask 21 nvidia.com/gpu in all (learner 2 x 8, rollout 4 x 1, reward "
+                    "1 x 1), but a job is one gang of equal pods on one model: it is reserved, counted against your "
+                    "quota and billed as 7 x 8 = 56 (the largest role's ask times all pods); to hold and pay for what "
+                    "each role asks, submit the roles as jobs of their own, each with its own model and count (a job "
+                    "without spec.workload may ask a fraction of a device)"]
