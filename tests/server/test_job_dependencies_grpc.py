@@ -29,6 +29,7 @@ from federator.server.state_sample import state_sample
 from federator.store import SqliteJobStore
 
 from builders import job
+from support import until
 
 DEPENDS_ON = "federator.io/depends-on"
 FAIL_AT_ONCE = {"federator.io/early-failure": "fail"}  # a failure soon after starting is not placed once more
@@ -80,6 +81,10 @@ def test_b_afterok_a_waits_while_a_runs_and_runs_when_a_succeeds(tmp_path: Path)
             assert b.pending_reason.code == "Dependency"
             assert b.pending_reason.message == f"waiting for afterok: {a.job_id} (Placed)"
             await ends(fed, agent, a_id, a_pid, JobPhase.RUNNING)
+            # B's reason follows A once A's Running is stored, which a busy machine's disk may do after two cycles
+            # have run already: wait for it, then for two more cycles, which must leave B unplaced
+            b_job = fed.jobs[JobId(b.job_id)]
+            await until(lambda: b_job.pending_reason is not None and b_job.pending_reason.message.endswith("(Running)"))
             await quiet(fed)
             got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=b.job_id))
             assert got.phase == types_pb2.JOB_PHASE_PENDING  # room for three more, and not placed
