@@ -221,42 +221,30 @@ def test_each_task_carries_its_arrays_name_and_a_task_claiming_another_name_is_r
     asyncio.run(main())
 
 
-def test_an_array_whose_dependson_names_itself_is_refused_and_makes_no_task() -> None:
-    """Its tasks copy its spec.dependsOn: each would wait on the array it is part of, for ever."""
+@pytest.mark.parametrize(("named", "message"), [
+    # its tasks copy its spec.dependsOn: each would wait on the array it is part of, for ever
+    ("sweep", "spec.dependsOn.jobs: names this array, sweep, so every task would wait on the array it is part of "
+              "and none could ever run; name only what the array waits on"),
+    # new60 N5: sweep-1 failed as a cycle of one, and sweep-0 and sweep-2 waited on it for ever (it exists, Failed)
+    # while the array read Running
+    ("sweep-1", "spec.dependsOn.jobs: names sweep-1, a task of this array: every task copies spec.dependsOn, so "
+                "sweep-1 would wait on itself and the others on it, and none could ever run; name only what the "
+                "array waits on"),
+])
+def test_an_array_whose_dependson_names_itself_or_its_own_task_is_refused_and_makes_no_task(named: str,
+                                                                                            message: str) -> None:
     async def main() -> None:
         api = FlakyApi()
         async with controller(api) as (fed, ctl):
             array = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                                                 "metadata": {"name": "sweep"},
                                                 "spec": {**TRAIN, "array": {"indices": "0-2"},
-                                                         "dependsOn": {"jobs": ["prep", "sweep"]}}}, "research")
+                                                         "dependsOn": {"jobs": ["prep", named]}}}, "research")
             seen(ctl, api)
             await ctl.reconcile("ADDED", array)
             assert sorted(n for _, n in api.objects) == ["sweep"] and not fed.jobs
             status = api.objects[("research", "sweep")]["status"]
-            assert (status["phase"], status["message"]) == ("Failed", (
-                "spec.dependsOn.jobs: names this array, sweep, so every task would wait on the array it is part of "
-                "and none could ever run; name only what the array waits on"))
-
-    asyncio.run(main())
-
-
-def test_an_array_whose_dependson_names_one_of_its_own_tasks_is_refused_and_makes_no_task() -> None:
-    """new60 N5: `dependsOn: [sweep-1]` on the array sweep: sweep-1 failed as a cycle of one, and sweep-0 and sweep-2
-    waited on it for ever (it exists, Failed) while the array read Running."""
-    async def main() -> None:
-        api = FlakyApi()
-        async with controller(api) as (fed, ctl):
-            array = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                                                "metadata": {"name": "sweep"},
-                                                "spec": {**TRAIN, "array": {"indices": "0-2"},
-                                                         "dependsOn": {"jobs": ["prep", "sweep-1"]}}}, "research")
-            seen(ctl, api)
-            await ctl.reconcile("ADDED", array)
-            assert sorted(n for _, n in api.objects) == ["sweep"] and not fed.jobs
-            status = api.objects[("research", "sweep")]["status"]
-            assert status["phase"] == "Failed"
-            assert status["message"].startswith("spec.dependsOn.jobs: names sweep-1, a task of this array")
+            assert (status["phase"], status["message"]) == ("Failed", message)
 
     asyncio.run(main())
 
