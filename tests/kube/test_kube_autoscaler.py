@@ -19,7 +19,7 @@ from federator.model import JobPhase
 
 from builders import cluster, pool
 from kube_support import CRDS, Testbed, controller_running
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -58,7 +58,7 @@ def test_an_autoscaler_reads_the_federated_jobs_scale_and_goes_on_to_its_metric(
                 rec = fed.connect(cluster="a", region="east", labels={})
                 fed.report(rec, cluster("a", "east", pool(H100, nodes=1, free=8)).capacity)
                 bed.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(JOB))
-                await until(lambda: fed.jobs.named("chat"))
+                await accepted(fed, NAMESPACE, "chat")
                 fed.schedule_once()
                 assert fed.get("chat").phase is JobPhase.PLACED
                 bed.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(HPA))

@@ -22,7 +22,7 @@ from federator.server.federator import Federator
 
 from builders import cluster, pool
 from kube_support import CRDS, H100, Testbed
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -70,7 +70,7 @@ def test_a_restarted_federator_keeps_the_job_off_the_cluster_it_failed_on_for_th
                 "metadata": {"name": "crashy", "namespace": NAMESPACE},
                 "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 1},
                          "failurePolicy": {"maxRestarts": 3}}}))
-            await until(lambda: bool(fed.jobs.named("crashy")))
+            await accepted(fed, NAMESPACE, "crashy")
             (job,) = fed.jobs.named("crashy")
             fed.schedule_once()
             (placement,) = job.placements

@@ -26,7 +26,7 @@ from federator.server.orphans import DELETED_REASON
 
 from builders import cluster, pool
 from kube_support import Testbed, host_alone
-from support import cancels_sent, until
+from support import accepted, cancels_sent
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -73,7 +73,7 @@ def test_a_federatedjob_deleted_while_its_agent_is_away_is_cancelled_at_the_resy
             fed.report(rec, _capacity())
             await ctl.write_members()
             kubectl("apply", "-f", "-", stdin=doc)
-            await until(lambda: fed.jobs.named("q-train"))
+            await accepted(fed, NAMESPACE, "q-train")
             job = fed.get("q-train")
             fed.schedule_once()
             (pid,) = [p.placement_id for p in job.placements]

@@ -20,7 +20,7 @@ from federator.model import JobPhase, ReasonCode
 from federator.server.early_failures import EarlyFailurePolicy
 
 from kube_support import Testbed, controller_running, fj_yaml, host_bed
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -52,7 +52,7 @@ def test_a_failed_federatedjob_is_placed_again_and_a_new_federator_keeps_the_spe
             fx.join("east-1")
             fx.join("west-1")
             kubectl("apply", "-f", "-", stdin=fj_yaml("pretrain", NAMESPACE, failurePolicy={"maxRestarts": 1}))
-            await until(lambda: fx.fed.jobs.named("pretrain"))
+            await accepted(fx.fed, NAMESPACE, "pretrain")
             job = fx.fed.get("pretrain")
             assert job.spec.failure_policy.max_restarts == 1  # the CRD kept the field; the controller read it
 

@@ -29,7 +29,7 @@ from federator.server.federator import Federator
 
 from builders import cluster, pool
 from kube_support import H100, Testbed, host_alone
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -62,7 +62,7 @@ def test_a_gitops_kept_federatedjob_is_never_written_over_nor_failed_by_a_restar
     def obj(name: str) -> dict[str, Any]:
         return api.get(FEDERATED_JOBS, name, NAMESPACE)
 
-    def accepted(name: str) -> dict[str, Any]:
+    def accepted_condition(name: str) -> dict[str, Any]:
         return next((c for c in obj(name).get("status", {}).get("conditions", []) if c["type"] == "Accepted"), {})
 
     def events(name: str, reason: str) -> list[str]:
@@ -87,7 +87,7 @@ def test_a_gitops_kept_federatedjob_is_never_written_over_nor_failed_by_a_restar
         try:
             apply(document("chat", CHAT))
             host.kubectl("host", "apply", "-f", "-", input=document("mp", TRAIN, {PORT: "29600"}))
-            await until(lambda: len(fed.jobs) == 2)
+            await accepted(fed, NAMESPACE, "chat", "mp")
             fed.schedule_once()
             await until(lambda: obj("mp").get("status", {}).get("phase") == "Placed")
 
@@ -97,8 +97,8 @@ def test_a_gitops_kept_federatedjob_is_never_written_over_nor_failed_by_a_restar
 
             # G4: Git says 10000 (over --max-replicas, 1000): refused, said, and left as applied.
             apply(document("chat", {**CHAT, "replicas": 10000}))
-            await until(lambda: accepted("chat").get("observedGeneration") == 2)
-            cond = accepted("chat")
+            await until(lambda: accepted_condition("chat").get("observedGeneration") == 2)
+            cond = accepted_condition("chat")
             assert (cond["status"], cond["reason"]) == ("False", "ScaleRefused"), cond
             assert obj("chat")["spec"]["replicas"] == 10000 and obj("chat")["metadata"]["generation"] == 2
             # The next sync is no conflict and no change: nobody but the GitOps tool owns spec.replicas.
@@ -107,7 +107,7 @@ def test_a_gitops_kept_federatedjob_is_never_written_over_nor_failed_by_a_restar
 
             # G10: the master port edited to "abc" on the placed job: said, not applied.
             host.kubectl("host", "annotate", "fj", "mp", "-n", NAMESPACE, "--overwrite", f"{PORT}=abc")
-            await until(lambda: accepted("mp").get("reason") == "MetadataIgnored")
+            await until(lambda: accepted_condition("mp").get("reason") == "MetadataIgnored")
             (job,) = fed.jobs.named("mp")
             assert job.spec.annotation(PORT) == "29600" and job.phase is JobPhase.PLACED
         finally:
@@ -126,7 +126,7 @@ def test_a_gitops_kept_federatedjob_is_never_written_over_nor_failed_by_a_restar
 
             # Git goes back to a count the federator takes: scaled, and Accepted again.
             apply(document("chat", {**CHAT, "replicas": 3}))
-            await until(lambda: accepted("chat").get("status") == "True")
+            await until(lambda: accepted_condition("chat").get("status") == "True")
             assert chat.spec.replicas == 3
         finally:
             await ctl.stop()

@@ -21,7 +21,7 @@ from federator.model import JobHold, JobPhase, Reason, ReasonCode
 from federator.server.job_holds import Actor, hold_async
 
 from kube_support import Testbed, controller_running, fj_yaml, host_bed
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -49,7 +49,7 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
         async with controller_running(host, NAMESPACE) as fx:
             fx.join("east-1")  # one node of 8 free H100: room for every job here
             kubectl("apply", "-f", "-", stdin=document("step-2", held=True))
-            await until(lambda: fx.fed.jobs.named("step-2"))
+            await accepted(fx.fed, NAMESPACE, "step-2")
             job = fx.fed.get("step-2")
             assert job.hold is not None and job.hold.by == f"namespace {NAMESPACE}" and not job.hold.admin
             fx.fed.schedule_once()
@@ -92,7 +92,7 @@ def test_spec_held_holds_and_releases_a_federatedjob_and_a_hold_survives_a_resta
 
             # A hold over the API (an admin's, of a job no user submitted) reaches the object's spec.held.
             kubectl("apply", "-f", "-", stdin=document("step-3"))
-            await until(lambda: fx.fed.jobs.named("step-3"))
+            await accepted(fx.fed, NAMESPACE, "step-3")
             later = fx.fed.get("step-3")
             await hold_async(fx.fed, later, Actor("admin", admin=True))  # what JobService.Hold runs
             assert fx.api.get(FEDERATED_JOBS, "step-3", NAMESPACE)["spec"]["held"] is True

@@ -20,7 +20,7 @@ from federator.server.replica_counts import ReplicaCounts
 
 from builders import cluster, pool
 from kube_support import Testbed, controller_running, fj_yaml, host_alone
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -60,7 +60,7 @@ def test_a_pipeline_waits_on_succeeded_or_failed_and_a_ttl_deletes_the_finished_
 
             # a run that succeeds: Succeeded is met, Failed is not (Finished alone was True for every end)
             kubectl("apply", "-f", "-", stdin=document("run-ok"))
-            await until(lambda: fed.jobs.named("run-ok"))
+            await accepted(fed, NAMESPACE, "run-ok")
             job = fed.get("run-ok")
             fed.schedule_once()
             (pid,) = [p.placement_id for p in job.placements]
@@ -117,7 +117,7 @@ def test_an_inference_job_is_available_once_every_replica_is_ready(host: Testbed
             rec = fed.connect(cluster="b", region="west", labels={})
             fed.report(rec, cluster("b", "west", pool(H100, nodes=1, free=8)).capacity)
             kubectl("apply", "-f", "-", stdin=document("chat-v2", "inference", 2))
-            await until(lambda: fed.jobs.named("chat-v2"))
+            await accepted(fed, NAMESPACE, "chat-v2")
             job = fed.get("chat-v2")
             fed.schedule_once()
             pids = [p.placement_id for p in job.placements]

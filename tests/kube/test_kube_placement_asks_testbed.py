@@ -20,7 +20,7 @@ from federator.model import PRICE_LABEL, Preference
 
 from builders import cluster, pool
 from kube_support import H100, Testbed, controller_running, fj_yaml, host_bed
-from support import until
+from support import accepted
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -56,7 +56,7 @@ def test_a_weighted_federatedjob_runs_3_to_1_and_a_cheap_one_on_the_cheapest(hos
                 fx.fed.report(rec, cluster(name, region, pool(H100, nodes=2, free=8)).capacity)
             kubectl("apply", "-f", "-", stdin=fj_yaml("web", NAMESPACE, kind="inference", replicas=8,
                                                       regions={"weights": {"east": 3, "west": 1}}))
-            await until(lambda: fx.fed.jobs.named("web"))
+            await accepted(fx.fed, NAMESPACE, "web")
             web = fx.fed.get("web")
             assert web.spec.region_weights == (("east", 3), ("west", 1))  # the CRD kept it; the controller read it
             fx.fed.schedule_once()
@@ -69,7 +69,7 @@ def test_a_weighted_federatedjob_runs_3_to_1_and_a_cheap_one_on_the_cheapest(hos
 
             kubectl("apply", "-f", "-", stdin=fj_yaml("pretrain", NAMESPACE, prefer="cheapest",
                                                       resources={"cpu": "1", "nvidia.com/gpu": 8}))
-            await until(lambda: fx.fed.jobs.named("pretrain"))
+            await accepted(fx.fed, NAMESPACE, "pretrain")
             pretrain = fx.fed.get("pretrain")
             assert pretrain.spec.prefer is Preference.CHEAPEST
             fx.fed.schedule_once()

@@ -21,7 +21,7 @@ from federator.model import JobPhase
 
 from builders import cluster, pool
 from kube_support import Testbed, controller_running, fj_yaml, host_alone
-from support import until
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -52,7 +52,7 @@ def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host
                 rec = fed.connect(cluster=name, region=region, labels={})
                 fed.report(rec, cluster(name, region, pool(H100, nodes=1, free=8)).capacity)
             kubectl("apply", "-f", "-", stdin=document("chat", "inference", 2))
-            await until(lambda: fed.jobs.named("chat"))
+            await accepted(fed, NAMESPACE, "chat")
             job = fed.get("chat")
             fed.schedule_once()
             assert job.phase is JobPhase.PLACED
