@@ -10,7 +10,7 @@ from scenarios import H100, cycle, placed, running, spec
 
 from federator.model import ClusterInfo, ClusterState, JobId, JobKind, JobSpec, Preference, ReasonCode
 from federator.scheduler import PlacementRequest, Scheduler, Snapshot
-from federator.scheduler.weights import split
+from federator.scheduler.weights import shares, split
 
 from builders import cluster, pool
 
@@ -47,6 +47,18 @@ def test_the_split_is_floor_then_the_largest_fractions(units: int, weights: tupl
                                                        want: dict[str, int]) -> None:
     assert split(units, weights) == want
     assert sum(split(units, weights).values()) == units
+
+
+@pytest.mark.parametrize(("replicas", "group", "want"), [
+    (4, 1, {"east": 3, "west": 1}),
+    (2, 1, {"east": 2, "west": 0}),  # .5 and .5: the fractions tie, the heavier weight takes the one left over
+    (8, 2, {"east": 6, "west": 2}),  # 4 groups of 2: 3 and 1 groups
+    (4, 2, {"east": 4, "west": 0}),  # 2 groups: 1.5 and .5, the fractions tie: both groups to east
+], ids=["3:1-on-4", "3:1-on-2", "groups-of-2-on-8", "groups-of-2-on-4"])
+def test_a_regions_share_in_replicas_is_the_split_of_whole_groups(replicas: int, group: int,
+                                                                   want: dict[str, int]) -> None:
+    """What a scale-down leaves each region (server/shrink.py): the split, in replicas."""
+    assert shares(replicas, (("east", 3), ("west", 1)), group=group) == want
 
 
 def test_weights_3_to_1_on_8_replicas_give_6_and_2() -> None:

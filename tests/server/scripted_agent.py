@@ -22,6 +22,7 @@ class ScriptedStream:
         self.name, self.hello, self.capacity = name, hello, capacity
         self.launched: list[str] = []
         self.cancelled: list[agent_pb2.Cancel] = []  # every Cancel the federator sent, in order
+        self.resized: list[agent_pb2.Resize] = []  # every Resize (to a Hello listing "resize"), in order
         self._out: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
 
     def answer(self, placement_id: str) -> None:
@@ -49,6 +50,8 @@ class ScriptedStream:
                         self.answer(pid)
                     elif msg.WhichOneof("body") == "cancel":
                         self.cancelled.append(msg.cancel)
+                    elif msg.WhichOneof("body") == "resize":
+                        self.resized.append(msg.resize)
             finally:
                 reports.cancel()
                 self._out.put_nowait(None)

@@ -20,7 +20,7 @@ from test_services_edge import channel, served
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import parse_job
-from federator.model import PRICE_LABEL, Preference
+from federator.model import PRICE_LABEL, AgentFeature, JobPhase, Preference
 
 from builders import cluster, pool
 
@@ -30,11 +30,17 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 class Member(ScriptedStream):
     """A member of `nodes` 8-accelerator nodes in the region its name begins with, at `price` an accelerator-hour."""
 
-    def __init__(self, name: str, *, nodes: int = 2, price: str = "") -> None:
+    def __init__(self, name: str, *, nodes: int = 2, price: str = "", resizes: bool = False) -> None:
         region = name.split("-")[0]
         super().__init__(name, agent_pb2.Hello(cluster=name, region=region,
-                                               labels={PRICE_LABEL: price} if price else {}),
+                                               labels={PRICE_LABEL: price} if price else {},
+                                               features=[AgentFeature.RESIZE.value] if resizes else []),
                          convert.capacity_to_pb(cluster(name, region, pool(H100, nodes=nodes)).capacity))
+
+    def answer(self, placement_id: str) -> None:
+        self.send(ack=agent_pb2.Ack(placement_id=placement_id, ok=True))
+        self.send(job_update=agent_pb2.JobUpdate(placement_id=placement_id,
+                                                 phase=convert.phase_to_pb(JobPhase.RUNNING)))
 
 
 def request(name: str, **spec: Any) -> jobs_pb2.SubmitRequest:
@@ -67,6 +73,64 @@ def test_a_weighted_job_runs_3_to_1_and_get_gives_the_weights_back() -> None:
                 assert by_region == {"east": 6, "west": 2}
                 got = (await api.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5)).spec
                 assert dict(got.region_weights) == {"east": 3, "west": 1}
+
+            await with_agents(fed, s.target, members, body)  # type: ignore[arg-type]
+
+    asyncio.run(go())
+
+
+def by_region(job: types_pb2.Job) -> dict[str, int]:
+    """The replicas a job's live placements hold per region, as Get gives them."""
+    out: dict[str, int] = {}
+    for p in job.placements:
+        if p.phase in (types_pb2.JOB_PHASE_PLACED, types_pb2.JOB_PHASE_RUNNING):
+            out[p.region] = out.get(p.region, 0) + p.replicas
+    return out
+
+
+@pytest.mark.parametrize("resizes", [True, False], ids=["parts-shrink-in-place", "agents-that-cannot-resize"])
+def test_a_weighted_job_scaled_down_keeps_its_ratio(resizes: bool) -> None:
+    """6 in east and 2 in west (3:1) scaled to 4 keep 3 and 1, and scaled on to 2 keep 2 and none (the split of 2:
+    the fractions tie, the heavier east takes the one left over): each region keeps its share of the new count
+    (server/shrink.py, scheduler/weights.py `shares`). Before, the scale-down kept what its usual rule liked best
+    (the most regions, the fewest parts touched): 2 and 2 on agents that cannot resize, 1 and 1 on 2 where parts
+    shrink. Where parts shrink in place nothing stops but what goes (Resize, and west's part cancelled at 0);
+    where they cannot, a region's part over its share is replaced by one of its share, in that region."""
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            fed, api = s.fed, jobs_pb2_grpc.JobServiceStub(ch)
+            east, west = Member("east-1", resizes=resizes), Member("west-1", resizes=resizes)
+            members = [east, west, Member("central-1", resizes=resizes)]
+
+            async def settled(job_id: str, replicas: int) -> dict[str, int]:
+                def done() -> bool:
+                    job = fed.jobs[job_id]
+                    return job.phase is JobPhase.RUNNING and job.replicas_waiting == 0 and \
+                        sum(p.replicas for p in job.placements if p.phase.is_active) == replicas
+                await until(done, f"web serves {replicas} replicas")
+                return by_region(await api.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5))
+
+            async def body() -> None:
+                sent = request("web", kind="inference", replicas=8, regions={"weights": {"east": 3, "west": 1}})
+                job_id = (await api.Submit(sent, timeout=5)).job.job_id
+                assert await settled(job_id, 8) == {"east": 6, "west": 2}
+                placed = {p.cluster: p.placement_id for p in fed.jobs[job_id].placements}
+
+                await api.Scale(jobs_pb2.ScaleJobRequest(job_id=job_id, replicas=4), timeout=5)
+                assert await settled(job_id, 4) == {"east": 3, "west": 1}
+                if resizes:  # shrunk in place: the same placements, each told its new count
+                    assert {p.cluster: p.placement_id for p in fed.jobs[job_id].placements} == placed
+                    await until(lambda: bool(east.resized and west.resized), "both Resizes sent")
+                    assert [(r.placement_id, r.replicas) for r in east.resized] == [(placed["east-1"], 3)]
+                    assert [(r.placement_id, r.replicas) for r in west.resized] == [(placed["west-1"], 1)]
+                    assert not east.cancelled and not west.cancelled
+
+                await api.Scale(jobs_pb2.ScaleJobRequest(job_id=job_id, replicas=2), timeout=5)
+                assert await settled(job_id, 2) == {"east": 2}
+                if resizes:
+                    await until(lambda: len(east.resized) == 2 and bool(west.cancelled), "east shrunk, west stopped")
+                    assert (east.resized[-1].placement_id, east.resized[-1].replicas) == (placed["east-1"], 2)
+                    assert [c.placement_id for c in west.cancelled] == [placed["west-1"]]
 
             await with_agents(fed, s.target, members, body)  # type: ignore[arg-type]
 

@@ -7,7 +7,7 @@ import pytest
 from server_support import Clock, MemoryStore, capacity, join, make, spec
 from test_partial_failover import running_on
 
-from federator.jobfile import parse_job
+from federator.jobfile import JobFileError, parse_job
 from federator.model import Job, JobId, JobPhase, JobSpec, Placement, PlacementId
 from federator.scheduler import QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.config import RebalancePolicy
@@ -98,6 +98,31 @@ def test_a_move_must_improve_strictly() -> None:
     live = running(serving(user="west"), ("east-1", "east", 4)).placements
     assert rebalance.better(live, [("central", 4)], 4, 1, near.near)  # 120 ms -> 40 ms
     assert not rebalance.better(live, [("east", 4)], 4, 1, near.near)  # as near as it was
+
+
+def weighted(replicas: int, **regions: object) -> JobSpec:
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "chat"},
+                      "spec": {"kind": "inference", "replicas": replicas,
+                               "regions": {"weights": {"east": 3, "west": 1}, **regions},
+                               "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}}})
+
+
+@pytest.mark.parametrize(("replicas", "parts"), [
+    (8, (("east-1", "east", 6), ("west-1", "west", 2))),
+    (2, (("east-1", "east", 2),)),  # 3:1 scaled to 2: one region, and west has room
+    (4, (("east-1", "east", 1), ("west-1", "west", 3))),  # even off its ratio: a scale-down or scale-up restores it
+], ids=["at-its-ratio", "one-region-after-a-scale-down", "off-its-ratio"])
+def test_a_weighted_job_is_never_moved(replicas: int, parts: tuple[tuple[str, str, int], ...]) -> None:
+    """A job with spec.regions.weights is never a candidate: the rebalancer moves toward regions.preferred,
+    regions.user and regions.minRegions, which the weights leave out (a move would break the split the user asked
+    for, or trade a region for one without a weight). What `wanted` reads is refused beside the weights, so the
+    exclusion holds for every weighted job that can exist."""
+    job = running(weighted(replicas), *parts)
+    assert not rebalance.wanted(job)
+    assert rebalance.candidate(job, CLUSTERS, latency_ms, elastic={p.placement_id for p in job.placements}) is None
+    for given in ({"preferred": ["west"]}, {"user": "west"}, {"minRegions": 2}):
+        with pytest.raises(JobFileError, match="leave out spec.regions"):
+            weighted(replicas, **given)
 
 
 # -- the server's bounds: the rate and the queue's quota ---------------------------------------------------

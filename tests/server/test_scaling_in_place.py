@@ -330,6 +330,34 @@ def test_a_part_on_a_lost_cluster_is_stopped_whole_as_before(clock: Clock) -> No
     assert "member-b stopped (3 replicas)" in job.message
 
 
+THREE_TO_ONE = (("east", 3), ("west", 1))
+
+
+@pytest.mark.parametrize(("parts", "replicas", "elastic", "dropped", "shrunk"), [
+    ([part("e", "east", 6), part("w", "west", 2)], 4, ("e", "w"), [], {"e": 3, "w": 1}),
+    ([part("e", "east", 6), part("w", "west", 2)], 2, ("e", "w"), ["w"], {"e": 2}),
+    ([part("e1", "east", 4), part("e2", "east", 2), part("w", "west", 2)], 4, ("e1", "e2", "w"), ["e2"],
+     {"e1": 3, "w": 1}),
+    ([part("e", "east", 6), part("w", "west", 1)], 4, ("e", "w"), [], {"e": 3}),
+    ([part("e", "east", 6)], 4, ("e",), [], {"e": 3}),
+    ([part("e", "east", 6)], 6, ("e",), [], {"e": 5}),
+    ([part("e", "east", 6), part("w", "west", 2)], 4, (), ["e", "w"], {}),
+    ([part("e", "east", 3), part("w1", "west", 1), part("w2", "west", 1, generation=2)], 4, (), ["w2"], {}),
+], ids=["8-to-4-keeps-3-and-1", "8-to-2-keeps-2-and-0", "within-a-region-the-usual-choice",
+        "a-region-short-keeps-what-it-has", "a-region-lost-is-owed-its-share-there",
+        "a-region-over-its-share-with-no-fewer-replicas-in-all", "parts-that-cannot-shrink-are-replaced",
+        "whole-parts-within-the-share-stay"])
+def test_a_weighted_job_keeps_each_regions_share(parts: list, replicas: int, elastic: tuple[str, ...],
+                                                 dropped: list[str], shrunk: dict[str, int]) -> None:
+    """spec.regions.weights 3:1: what stays is each region's share of the new count (scheduler/weights.py
+    `shares`), never more; a region holding less keeps what it has. Without the weights the plan keeps the most
+    regions and touches the fewest parts: 1 and 1 of 8 -> 2; 2 and 2 of 4 + 2 + 2 -> 4."""
+    ids = {p.cluster: p.placement_id for p in parts}
+    plan = plan_down(parts, replicas, 1, {ids[c] for c in elastic}, weights=THREE_TO_ONE)
+    assert [p.cluster for p in plan.dropped] == dropped
+    assert plan.shrunk == {ids[c]: n for c, n in shrunk.items()}
+
+
 def test_many_parts_are_shrunk_greedily() -> None:
     parts = [part(f"c{i}", f"r{i % 4}", 1 + i % 3) for i in range(shrink.EXACT_PARTS + 4)]
     elastic = {p.placement_id for p in parts}

@@ -14,6 +14,8 @@ replace: Submit refuses a job giving both), and spread.py is long.
   job waits, its reason naming the region, its share, how many fit there and the field. The rest of a running job
   (a scale-up's difference, a lost part's replicas: `PlacementRequest.kept_replicas` says what each region holds)
   takes what fits of each region's share now, and the remainder waits with that reason (spread.py's greedy rest).
+- A scale-down leaves each region at most its share of the new count (`shares`; server/shrink.py picks which
+  replicas go), so the ratio holds after it as after a scale-up; a region holding less keeps what it has.
 - Within a region, its clusters take its share best first (the policy's ranking, or cheapest first with
   `spec.prefer: cheapest`), each as much as it fits.
 
@@ -45,6 +47,15 @@ def split(units: int, weights: tuple[tuple[str, int], ...]) -> dict[str, int]:
     for r, _ in order[:left]:
         out[r] += 1
     return out
+
+
+def shares(replicas: int, weights: tuple[tuple[str, int], ...], *, group: int = 1) -> dict[str, int]:
+    """Each weighted region's share in replicas of a job of `replicas` in groups of `group` (`split` of its whole
+    groups): what a scale-down leaves each region (server/shrink.py, `plan_down`), by the rule placement splits
+    by. 3:1 on 4 is east 3, west 1; on 2, east 2, west 0 (the fractions tie: the heavier weight takes the one
+    left over)."""
+    g = max(1, group)
+    return {r: u * g for r, u in split(replicas // g, weights).items()}
 
 
 def targets(request: PlacementRequest, group: int) -> dict[str, int]:
@@ -125,4 +136,4 @@ def _short_reason(request: PlacementRequest, g: int, shorts: list[tuple[str, int
                   + "; they wait there, never moved to another region")
 
 
-__all__ = ["FIELD", "split", "targets", "weighted_counts"]
+__all__ = ["FIELD", "shares", "split", "targets", "weighted_counts"]

@@ -14,7 +14,9 @@ cluster, and owes what its placements lack (server/partial.py: `Job.replicas_wai
   (`parts_to_drop` when no part can shrink), chosen so that as many replicas as possible keep serving, the
   Running ones and then those nearest the users (server/nearness.py: the farthest and non-preferred stop
   first), and minRegions stays reachable; what is then owed is placed as the rest. On an agent without the
-  feature a part of 3 on a job scaled from 6 to 4 may be replaced by a new part of 1, as before.
+  feature a part of 3 on a job scaled from 6 to 4 may be replaced by a new part of 1, as before. A job with
+  spec.regions.weights keeps, in each region, at most that region's share of the new count instead (its ratio:
+  server/shrink.py, `plan_down`), its parts planned so whether they can shrink in place or not.
 - A Pending job (nothing placed yet) simply gets the new count.
 
 Only inference work whose replica count is its own may be scaled (`refusal`): a training gang's size is fixed
@@ -271,7 +273,10 @@ def _decided(fed: Federator, job: Job, replicas: int) -> tuple[Job, Callable[[],
     spec = replace(job.spec, replicas=replicas)
     elastic = shrink.elastic_parts(fed, job) if job.phase.is_active and replicas < was else frozenset()
     near = nearness.of(spec, (p.region for p in job.placements), fed.scheduler.config.latency_ms)
-    plan = shrink.plan_down(job.placements, replicas, spec.min_regions, elastic, near) if elastic else \
+    # A weighted job keeps each region's share (server/shrink.py, `_weighted`), whether its parts can shrink or not.
+    weighted = bool(spec.region_weights) and job.phase.is_active and replicas < was
+    plan = shrink.plan_down(job.placements, replicas, spec.min_regions, elastic, near, weights=spec.region_weights,
+                            group=spec.group_size) if elastic or weighted else \
         shrink.DownPlan(parts_to_drop(job.placements, replicas, spec.min_regions, near)
                         if job.phase.is_active else ())
     dropped = plan.dropped

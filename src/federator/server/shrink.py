@@ -20,6 +20,11 @@ one could not shrink, or one that failed over) is server/rebalancing.py's: it pl
 takes the surplus with this same plan. With every part elastic
 nothing is ever owed: the job shrinks with no new placement at all.
 
+A job with spec.regions.weights is planned region by region instead: each region keeps at most its share of the
+new count (scheduler/weights.py, the split its placement made), so 6 in east and 2 in west at 3:1 scaled to 4
+keep 3 and 1, as Karmada's split of 4 says; a region holding less than its share keeps what it has, and no
+replica moves between regions (`_weighted`). Its parts on agents that cannot resize are planned this way too.
+
 Durable first (server/scaling.py, `scale`): the new counts are stored with the new spec before any agent hears
 of them; from then on the federator books the smaller count (reservations and usage read `Placement.replicas`).
 The Resize is sent after the write (`Federator.send`; one for an agent away is owed, Orphans.unsent, and sent
@@ -39,6 +44,7 @@ from itertools import combinations
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobId, JobKind, JobPhase, Placement, Reason, ReasonCode
+from federator.scheduler.weights import shares
 from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import ResizeOrder
 
@@ -61,10 +67,14 @@ class DownPlan:
 
 
 def plan_down(placements: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str],
-              near: Nearness = ANYWHERE) -> DownPlan:
+              near: Nearness = ANYWHERE, *, weights: tuple[tuple[str, int], ...] = (), group: int = 1) -> DownPlan:
     """The parts to drop and to shrink so that the placements hold no more than `replicas`. A part whose id is in
     `elastic` may keep any count from 1 to what it holds; the others are kept whole or dropped. The order of what
-    is kept is the module's (nearness by `near`, server/nearness.py). Pure."""
+    is kept is the module's (nearness by `near`, server/nearness.py). With `weights` (the job's
+    spec.regions.weights, in groups of `group`), each region keeps no more than its share of `replicas`
+    (`_weighted`). Pure."""
+    if weights:
+        return _weighted(placements, replicas, elastic, near, weights, group)
     if sum(p.replicas for p in placements) <= replicas:
         return DownPlan()
     exact = len(placements) <= EXACT_PARTS
@@ -77,6 +87,24 @@ def plan_down(placements: Sequence[Placement], replicas: int, min_regions: int, 
 
 
 _Kept = tuple[tuple[str, int], ...]  # (placement id, the count it keeps)
+
+
+def _weighted(placements: Sequence[Placement], replicas: int, elastic: Collection[str], near: Nearness,
+              weights: tuple[tuple[str, int], ...], group: int) -> DownPlan:
+    """A weighted job's scale-down: each region keeps at most its share of the new count (scheduler/weights.py
+    `shares`, the rule its placement splits by), chosen within the region as any scale-down chooses; a region
+    holding less keeps what it has and is owed the rest there. Without this the plan kept what the usual rule
+    liked best (the fewest parts touched, the most regions), so 6 east and 2 west scaled to 4 kept 2 and 2, not
+    3 and 1, until the next scale-up. A replica is never moved: a region over its share only loses replicas, and
+    one whose part cannot shrink in place (not `elastic`) loses that part whole, its share placed again there."""
+    share = shares(replicas, weights, group=group)
+    gone: set[str] = set()
+    shrunk: dict[str, int] = {}
+    for region in sorted({p.region for p in placements}):
+        plan = plan_down([p for p in placements if p.region == region], share.get(region, 0), 0, elastic, near)
+        gone.update(p.placement_id for p in plan.dropped)
+        shrunk.update(plan.shrunk)
+    return DownPlan(dropped=tuple(p for p in placements if p.placement_id in gone), shrunk=shrunk)
 
 
 def _first(p: Placement, near: Nearness) -> tuple[bool, tuple[bool, bool, int], int, int]:
