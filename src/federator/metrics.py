@@ -179,6 +179,13 @@ class Metrics:
             "empty_message, malformed, unexpected, second_hello, ...); each answered with an Error. The log says "
             "the first ones of each minute, then sums up (server/refused_messages.py).",
             ["cluster", "reason"], registry=r)
+        # Each ask for an agent's full placement list after a delta not applied (server/placement_lists.py).
+        self.placement_list_asks = Counter(
+            "federator_agent_placement_list_asks_total",
+            "Asks for a member's agent's full placement list (PlacementListWanted) after a report's placement delta "
+            "could not be applied, by reason: no_list (the stream holds none), other_base (a report between was "
+            "refused), malformed (the delta contradicts the list: also a refused report).",
+            ["cluster", "reason"], registry=r)
         self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
                                       ["cluster"], registry=r)
         # A second agent with a cluster's name, refused while the first is live (server/duplicates.py).

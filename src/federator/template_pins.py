@@ -39,6 +39,7 @@ MIG_PRODUCT_LABEL = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)\.product$")
 """The label GPU feature discovery names a MIG profile's product with, the one the agent pins a MIG pool by."""
 MIG_VENDOR = "nvidia"  # the vendor whose partitions are MIG profiles (devices.py `_mig_groups`)
 VNPU_MARKER = "VNPU"  # an Ascend vNPU pool's model: <chip model>-vNPU-<template> (backends/kube/vnpu.py)
+REQUIRED_AFFINITY = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"  # under a template
 PROBLEM_ROOM = 400  # jobfile.MAX_PROBLEM_CHARS: a longer message is cut, so the advice on roles goes first
 _TOKENS = re.compile(r"[-_ ./]+")
 
@@ -127,56 +128,90 @@ def pinned_model_problems(template: Mapping[str, Any], at: str, *, ways: Sequenc
     """A pod template's own nodeSelector on a label the agent pins the placed pool with, for some way of `ways` (the
     ways that render this template), whose value placement does not honour (module docstring); and such a pin on
     a template some of those ways render on another vendor's nodes, which have no such label. `at`: the
-    template's path."""
+    template's path. A required node affinity `In` on a vendor's product label is judged by the same rule
+    (`affinity_pins`): the agent's nodeSelector and it must both match a node."""
     spec = template.get("spec") if isinstance(template, Mapping) else None
     selector = spec.get("nodeSelector") if isinstance(spec, Mapping) else None
-    if not isinstance(selector, Mapping):
-        return []
     found = []
-    for key, value in selector.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            continue
-        reasons, fixes, carries, move = [], [], [], ""
-        for way in ways:
-            alt = way.alternative
-            judged = [(v, s) for v in _vendors(alt) if (s := _stamped(key, v))]
-            if not judged:
-                carries.append(way)
-                continue
-            for vendor, stamp in judged:
-                if _honoured(alt, vendor, stamp, value):
-                    continue
-                pinned = _pinned_model(stamp, vendor, value)
-                where = "" if way.index < 0 else f" ({way.field})"
-                if not value:
-                    reasons.append(f"no {vendor.name} pool has an empty value")
-                elif not alt.model:
-                    reasons.append(f"the job names no model{where}: any {vendor.name} model may be placed")
-                elif not accepts_model(alt.model, pinned):
-                    reasons.append(f"{alt.model!r}{where} is not {pinned}")
-                else:
-                    others = _others(alt.model, pinned, vendor)
-                    also = f"{', '.join(others)}, ..." if others else f"other {vendor.name} models"
-                    reasons.append(f"{alt.model!r}{where} also selects {also}")
-                if value:
-                    fixes.append(f"name {pinned} in {way.field}")
-                break
-        if carries and len(carries) < len(ways):  # the pin's vendor for some ways, another's for these
-            names = ", ".join(f"{w.alternative.model or 'any model'} ({w.field})" for w in carries)
-            reasons.append(f"{names} runs on nodes without it")
-            mine = ", ".join(f"spec.accelerators[{w.index}].template" for w in ways if w not in carries)
-            move = f"move the pin into {mine}"
-        if not reasons:
-            continue
-        field = f"{at}.spec.nodeSelector[{key}]"
-        shown = f"{value!r}" if value else "an empty value"
-        fix = "; ".join([*(["; ".join(dict.fromkeys(fixes)) + " (the pin may stay)"] if fixes else []),
-                         *([move] if move else [])]) or "remove it"
-        said = (f"pins the pods to {shown}, but the agent sets {key} to the placed pool's value, and "
-                f"{'; '.join(dict.fromkeys(reasons))}: {fix}")
-        tail = ". One job, one model: a role on other accelerators is a job of its own"
-        found.append((field, said + tail if len(said + tail) <= PROBLEM_ROOM else said))
+    if isinstance(selector, Mapping):
+        for key, value in selector.items():
+            if isinstance(key, str) and isinstance(value, str):
+                said = _judged(key, [value], ways, product_only=False)
+                if said:
+                    found.append((f"{at}.spec.nodeSelector[{key}]", said))
+    for term, key, values in affinity_pins(template):
+        said = _judged(key, values, ways, product_only=True)
+        if said:  # the term's path in the problem: with a workload's path the whole field passed MAX_FIELD_CHARS
+            found.append((f"{at}.{REQUIRED_AFFINITY}", f"{term} ({key} In) {said}"))
     return found
+
+
+def affinity_pins(template: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(the expression's path under REQUIRED_AFFINITY, label, values) of each `In` expression on a vendor's product
+    label in the template's required node affinity, when it has one term: several terms are ORed, one may match the
+    placed pool, and are left alone. Other operators (NotIn, Exists, ...) are the user's too (users.md says so)."""
+    spec = template.get("spec") if isinstance(template, Mapping) else None
+    affinity = spec.get("affinity") if isinstance(spec, Mapping) else None
+    node = affinity.get("nodeAffinity") if isinstance(affinity, Mapping) else None
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution") if isinstance(node, Mapping) else None
+    terms = required.get("nodeSelectorTerms") if isinstance(required, Mapping) else None
+    if not isinstance(terms, list):
+        return []
+    labels = {label for v in catalog().vendors for label in v.product_labels}
+    found = []
+    for i, term in enumerate(terms):
+        exprs = term.get("matchExpressions") if isinstance(term, Mapping) else None
+        for j, expr in enumerate(exprs if isinstance(exprs, list) else []):
+            if not isinstance(expr, Mapping) or expr.get("operator") != "In" or expr.get("key") not in labels:
+                continue
+            values = expr.get("values")
+            if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+                found.append((f"nodeSelectorTerms[{i}].matchExpressions[{j}]", str(expr["key"]), list(values)))
+    return found if len(terms) == 1 else []  # several terms are ORed: one may be the placed pool's; left alone
+
+
+def _judged(key: str, values: Sequence[str], ways: Sequence[Way], *, product_only: bool) -> str:
+    """Why a pin of `key` to one of `values` is not honoured for `ways` ("" when it is), with the fix."""
+    reasons, fixes, carries, move = [], [], [], ""
+    for way in ways:
+        alt = way.alternative
+        judged = [(v, s) for v in _vendors(alt) if (s := _stamped(key, v)) and (s == "product" or not product_only)]
+        if not judged:
+            carries.append(way)
+            continue
+        for vendor, stamp in judged:
+            if any(_honoured(alt, vendor, stamp, value) for value in values):
+                continue
+            value = values[0]
+            pinned = _pinned_model(stamp, vendor, value)
+            where = "" if way.index < 0 else f" ({way.field})"
+            if not value:
+                reasons.append(f"no {vendor.name} pool has an empty value")
+            elif not alt.model:
+                reasons.append(f"the job names no model{where}: any {vendor.name} model may be placed")
+            elif not accepts_model(alt.model, pinned):
+                reasons.append(f"{alt.model!r}{where} is not {pinned}")
+            else:
+                others = _others(alt.model, pinned, vendor)
+                also = f"{', '.join(others)}, ..." if others else f"other {vendor.name} models"
+                reasons.append(f"{alt.model!r}{where} also selects {also}")
+            if value:
+                fixes.append(f"name {pinned} in {way.field}")
+            break
+    if carries and len(carries) < len(ways):  # the pin's vendor for some ways, another's for these
+        names = ", ".join(f"{w.alternative.model or 'any model'} ({w.field})" for w in carries)
+        reasons.append(f"{names} runs on nodes without it")
+        mine = ", ".join(f"spec.accelerators[{w.index}].template" for w in ways if w not in carries)
+        move = f"move the pin into {mine}"
+    if not reasons:
+        return ""
+    shown = " or ".join(f"{v!r}" if v else "an empty value" for v in values)
+    fix = "; ".join([*(["; ".join(dict.fromkeys(fixes)) + " (the pin may stay)"] if fixes else []),
+                     *([move] if move else [])]) or "remove it"
+    said = (f"pins the pods to {shown}, but the agent sets {key} to the placed pool's value, and "
+            f"{'; '.join(dict.fromkeys(reasons))}: {fix}")
+    tail = ". One job, one model: a role on other accelerators is a job of its own"
+    return said + tail if len(said + tail) <= PROBLEM_ROOM else said
 
 
 def conflicts(pod: Mapping[str, Any], selector: Mapping[str, str]) -> list[tuple[str, str, str]]:
@@ -188,4 +223,4 @@ def conflicts(pod: Mapping[str, Any], selector: Mapping[str, str]) -> list[tuple
     return [(k, str(own[k]), v) for k, v in selector.items() if k in own and own[k] != v]
 
 
-__all__ = ["MIG_PRODUCT_LABEL", "Way", "conflicts", "pinned_model_problems", "same_model", "ways_of"]
+__all__ = ["MIG_PRODUCT_LABEL", "Way", "affinity_pins", "conflicts", "pinned_model_problems", "same_model", "ways_of"]

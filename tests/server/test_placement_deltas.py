@@ -182,3 +182,30 @@ def test_a_placement_a_delta_adds_that_was_never_sent_here_is_judged_as_in_a_ful
             assert orphans == 2  # A and B; the other cluster's id is none
 
     asyncio.run(scenario())
+
+
+def test_each_ask_for_the_full_list_is_counted_by_reason() -> None:
+    """small60: an ask was an INFO line alone; federator_agent_placement_list_asks_total{cluster,reason} counts each
+    ask (not each delta dropped while one is awaited), by a bounded reason."""
+    def asks(fed: Federator, reason: str) -> float:
+        return fed.metrics.registry.get_sample_value("federator_agent_placement_list_asks_total",
+                                                     {"cluster": "east-1", "reason": reason}) or 0.0
+
+    async def scenario() -> None:
+        fed = Federator(store=MemoryStore(), lease_seconds=10.0, cycle_interval=0.05)
+        async with agent_stream(fed) as agent:
+            await agent.send(delta(7, 6, {A}, added=(A,)))  # a stream's first report as a delta
+            assert (await answer(agent)).WhichOneof("body") == "placement_list_wanted"
+            await agent.send(delta(8, 7, {A}))  # dropped unanswered: no second ask
+            await agent.send(full(9, A))
+            assert await listed(fed, 9) == {A}
+            await agent.send(delta(10, 9, {A}, removed=(B,)))  # contradicts the list held
+            assert (await answer(agent)).error.reason == "malformed"
+            assert (await answer(agent)).WhichOneof("body") == "placement_list_wanted"
+            await agent.send(full(11, A))
+            assert await listed(fed, 11) == {A}
+            await agent.send(delta(12, 5, {A}))  # based on a report whose list is not the one held
+            assert (await answer(agent)).WhichOneof("body") == "placement_list_wanted"
+            assert (asks(fed, "no_list"), asks(fed, "malformed"), asks(fed, "other_base")) == (1.0, 1.0, 1.0)
+
+    asyncio.run(scenario())

@@ -226,3 +226,42 @@ def test_a_trainjobs_override_pinning_the_product_is_judged_as_a_template() -> N
     assert said.startswith(f"spec.workload.spec.podSpecOverrides[0].nodeSelector[{PRODUCT}]: "
                            f"{PIN_SAID.format(A100_80)}, and 'A100' also selects NVIDIA-A100-SXM4-40GB")
     _accepted(_trainjob([A100_80], A100_80))
+
+
+def _affinity(operator: str, *values: str, key: str = PRODUCT, terms: int = 1) -> dict[str, Any]:
+    expr: dict[str, Any] = {"key": key, "operator": operator, **({"values": list(values)} if values else {})}
+    term = {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}, expr]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term] * terms}}}
+
+
+AFFINITY_PIN = ("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: "
+                "nodeSelectorTerms[0].matchExpressions[1] (nvidia.com/gpu.product In)")
+
+
+def _affine(affinity: dict[str, Any]) -> dict[str, Any]:
+    role = _role("learner", "8")
+    role["template"]["spec"]["template"]["spec"]["affinity"] = affinity
+    return role
+
+
+def test_a_required_node_affinity_pinning_another_model_is_refused_as_a_node_selector_is() -> None:
+    """new60 N3 (k/k3.yaml): `acceleratorModels: [H100]` with a required node affinity `nvidia.com/gpu.product In
+    [NVIDIA-A100-SXM4-80GB]` passed submit and was refused at every launch (no node matches both it and the
+    agent's nodeSelector); refused here, in the nodeSelector rule's words, naming the expression."""
+    said = _refused(_jobset(_affine(_affinity("In", A100_80)), acceleratorModels=["H100"]))
+    field = f"spec.workload.spec.replicatedJobs[0].template.spec.template.{AFFINITY_PIN}"
+    assert said.startswith(f"{field} {PIN_SAID.format(A100_80)}, and 'H100' is not {A100_80}: "
+                           f"name {A100_80} in spec.acceleratorModels (the pin may stay)")
+    native = _refused(_native({"affinity": _affinity("In", A100_80), "containers": [{"name": "t", "image": "t:1"}]},
+                              acceleratorModels=["A100"]))
+    assert native.startswith(f"spec.template.{AFFINITY_PIN} {PIN_SAID.format(A100_80)}, and 'A100' also selects "
+                             "NVIDIA-A100-SXM4-40GB")
+
+
+@pytest.mark.parametrize("affinity", [
+    _affinity("In", A100_80), _affinity("In", "NVIDIA-H100-80GB-HBM3", A100_80),
+    _affinity("NotIn", "NVIDIA-H100-80GB-HBM3"), _affinity("Exists"), _affinity("In", "H100", key="example.com/gpu"),
+    _affinity("In", "NVIDIA-H100-80GB-HBM3", terms=2),
+], ids=["the-named-model", "one-of-its-values", "not-in", "exists", "a-site-label", "several-terms"])
+def test_an_affinity_placement_honours_or_the_user_owns_is_accepted(affinity: dict[str, Any]) -> None:
+    _accepted(_jobset(_affine(affinity), acceleratorModels=[A100_80]))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from server_support import Clock, MemoryStore, make
 
-from federator.jobfile import parse_job
+from federator.jobfile import JobFileError, parse_job
 from federator.model import JobSpec
 from federator.server.intake import SubmitError
 
@@ -85,3 +85,20 @@ def test_a_policy_the_operator_could_not_use_is_refused_naming_the_field(elastic
         fed.submit(_pytorchjob(4, elastic))
     assert not fed.jobs
     assert str(err.value).startswith(said)
+
+
+def test_whole_float_workers_are_counted_as_the_api_server_stores_them() -> None:
+    """small60: `Worker.replicas: 4.0` (stored as 4 by the member's API server) was refused by the pod-set count
+    as "must be an integer >= 0"; it is the gang of 4, and its elasticPolicy is judged against 4."""
+    fed = make(MemoryStore(), Clock())
+    fed.submit(_pytorchjob(4.0, {"minReplicas": 2, "maxReplicas": 4}))  # type: ignore[arg-type]
+    (job,) = fed.jobs.values()
+    assert job.spec.replicas == 4
+
+
+@pytest.mark.parametrize("workers", [4.5, "4", True, -1], ids=["fraction", "string", "bool", "negative"])
+def test_workers_the_api_server_would_not_store_are_refused_naming_the_field(workers: Any) -> None:
+    with pytest.raises(JobFileError) as err:  # the job file's own check runs the same pod-set count
+        _pytorchjob(workers, None)
+    assert str(err.value).startswith("spec.workload.spec.pytorchReplicaSpecs.Worker.replicas: must be an integer "
+                                     f">= 0, got {workers!r}")

@@ -14,7 +14,8 @@ array you may see but not manage (a group's, `jobs: view`) is refused for its ow
 Submit made them): that refusal is said once and the other tasks are not asked, where each was (an array of 1000
 made 1000 refused calls, 1000 error lines and 1000 audit lines of one mistaken command). One line says what was
 done: `array sweep-3f9a1c: held 7 of 10 tasks (passed over: 2 placed or running (a hold never stops work that
-runs), 1 ended)`.
+runs), 1 ended)`; of an array whose every task has ended, `array sweep-3f9a1c: all 10 of its tasks had ended:
+nothing to hold`, exit 0, as `cancel` says it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def hold_array(jobs: jobs_pb2_grpc.JobServiceStub, array_id: str, tasks: list[Jo
                refused: Callable[[str, grpc.RpcError], None]) -> str:
     """Hold (or release) each task it applies to; the line that says what was done. `refused(task_id, err)` is
     told of each refusal that is not a task having moved on."""
+    if tasks and all(job.phase.is_terminal for job in tasks):  # as `cancel ARRAY_ID` says it (cli/cancel.py)
+        return ended_line(array_id, len(tasks), action)
     holding = action == "hold"
     done = moved = 0
     wanted = [job for job in tasks if job.phase is JobPhase.PENDING and (job.hold is None) == holding]
@@ -73,6 +76,13 @@ def hold_array(jobs: jobs_pb2_grpc.JobServiceStub, array_id: str, tasks: list[Jo
     return _line(array_id, tasks, action, done, _rest(tasks, holding, moved))
 
 
+def ended_line(array_id: str, count: int, action: str) -> str:
+    """An array whose every task has ended: nothing to do, which is no failure (exit 0, as a cancel of it). Before,
+    `held 0 of 3 tasks (passed over: 3 ended)` read as if the hold had been tried and failed (small60)."""
+    return f"array {array_id}: {'its task' if count == 1 else f'all {count} of its tasks'} had ended: nothing to " \
+           f"{action}"
+
+
 def _line(array_id: str, tasks: list[Job], action: str, done: int, rest: str) -> str:
     """`array ID: held N of M tasks (passed over: ...)`."""
     return f"array {array_id}: {'held' if action == 'hold' else 'released'} {done} of {len(tasks)} task" \
@@ -92,4 +102,4 @@ def _rest(tasks: list[Job], holding: bool, moved: int, *, not_yours: int = 0) ->
     return f" (passed over: {', '.join(parts)})" if parts else ""
 
 
-__all__ = ["hold_array", "tasks_of"]
+__all__ = ["ended_line", "hold_array", "tasks_of"]

@@ -22,7 +22,7 @@ import grpc
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli import bulk_cancel, calls, orphan_cancel
-from federator.cli.array_holds import tasks_of
+from federator.cli.array_holds import ended_line, tasks_of
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit, for_rpc
 from federator.cli.submit_array import cancel_array
@@ -94,8 +94,7 @@ def array_cancelled(stub: jobs_pb2_grpc.JobServiceStub, array_id: str) -> str:
     ended = tasks_of(stub, array_id)
     if not ended:
         return ""
-    return (f"array {array_id}: {'its task' if len(ended) == 1 else f'all {len(ended)} of its tasks'} had ended: "
-            "nothing to cancel")
+    return ended_line(array_id, len(ended), "cancel")
 
 
 def cancel_one(stub: jobs_pb2_grpc.JobServiceStub, key: str) -> str:

@@ -398,6 +398,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         if unapplied.refusal is not None:
             self._refuse(rec, unapplied.refusal, report=True)
         if unapplied.wanted:
+            self.fed.metrics.placement_list_asks.labels(rec.name, unapplied.reason.value).inc()
             log.info("cluster %s: its report's placement delta was not applied, its full list is asked for: %s",
                      rec.name, unapplied.wanted[:300])
             if rec.connected and not rec.closing:

@@ -33,6 +33,7 @@ from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.member_health import lost_ending
 from federator.server.outbox import lost
+from federator.server.placement_lists import AskReason
 from federator.server.silent_ends import ended_silently
 
 if TYPE_CHECKING:
@@ -180,6 +181,8 @@ class Leases:
         for reason in RejectReason:
             _remove(fed.metrics.agent_reports_refused, name, reason.value)
             _remove(fed.metrics.agent_messages_refused, name, reason.value)
+        for ask in AskReason:
+            _remove(fed.metrics.placement_list_asks, name, ask.value)
         fed.metrics.clusters_forgotten.inc()
         log.warning("cluster %s forgotten: %s; an agent that connects as %s later joins as a new member",
                     name, why, name)

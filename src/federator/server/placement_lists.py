@@ -15,6 +15,7 @@ taken and the agent is asked once for its full list (`ListWanted`), the deltas u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from federator.api.placement_lists import digest, id_hash
 from federator.api.v1 import agent_pb2
@@ -39,13 +40,23 @@ class PlacementList:
     dropped: int = 0  # deltas dropped unanswered since the last ask (ASK_AGAIN_AFTER)
 
 
+class AskReason(StrEnum):
+    """Why the full list is asked for: the `reason` of federator_agent_placement_list_asks_total (bounded)."""
+
+    NO_LIST = "no_list"  # the stream holds no list (a delta as a stream's first report, or after one not applied)
+    OTHER_BASE = "other_base"  # the delta's base is not the report whose list is held (one between was refused)
+    MALFORMED = "malformed"  # the delta contradicts the list held: the agent broke the contract, refused too
+
+
 @dataclass(frozen=True, slots=True)
 class Unapplied:
     """A delta not applied: the report is not taken. `wanted`: why the full list is asked for ("" when it was
-    asked already); `refusal`: the agent broke the contract (an Error too, counted as a refused report)."""
+    asked already); `refusal`: the agent broke the contract (an Error too, counted as a refused report); `reason`:
+    the kind of `wanted`, for the metric."""
 
     wanted: str
     refusal: Refusal | None = None
+    reason: AskReason = AskReason.NO_LIST
 
 
 def rebuild(held: PlacementList, report: agent_pb2.CapacityReport) -> Unapplied | None:
@@ -61,14 +72,14 @@ def rebuild(held: PlacementList, report: agent_pb2.CapacityReport) -> Unapplied 
     if held.ids is None:
         return _unapplied(held, report, f"{FIELD}: this stream holds no list to apply it to (a delta's base is a "
                                         "report of the same stream that said a list; the first report of a stream "
-                                        "lists its placements in full)")
+                                        "lists its placements in full)", reason=AskReason.NO_LIST)
     if delta.base_sequence != held.sequence:
         return _unapplied(held, report, f"{FIELD}.base_sequence: {delta.base_sequence} is not the report whose "
                                         f"list the federator holds ({held.sequence}): a report between was not "
-                                        "read (refused before its list)")
+                                        "read (refused before its list)", reason=AskReason.OTHER_BASE)
     problem = _contradiction(held, report)
     if problem:
-        return _unapplied(held, report, problem, Refusal(RejectReason.MALFORMED, problem))
+        return _unapplied(held, report, problem, Refusal(RejectReason.MALFORMED, problem), reason=AskReason.MALFORMED)
     ids = held.ids
     value = held.digest
     for pid in delta.removed:
@@ -124,14 +135,14 @@ def _contradiction(held: PlacementList, report: agent_pb2.CapacityReport) -> str
 
 
 def _unapplied(held: PlacementList, report: agent_pb2.CapacityReport, why: str,
-               refusal: Refusal | None = None) -> Unapplied:
+               refusal: Refusal | None = None, *, reason: AskReason) -> Unapplied:
     """Drop the list held and ask for the full one, once until it comes."""
     held.ids = None
     if held.wanted and refusal is None and held.dropped + 1 < ASK_AGAIN_AFTER:
         held.dropped += 1
-        return Unapplied("")
+        return Unapplied("", reason=reason)
     held.wanted, held.dropped = True, 0
-    return Unapplied(f"report {report.sequence}: {why}", refusal)
+    return Unapplied(f"report {report.sequence}: {why}", refusal, reason)
 
 
-__all__ = ["ASK_AGAIN_AFTER", "FIELD", "PlacementList", "Unapplied", "rebuild"]
+__all__ = ["ASK_AGAIN_AFTER", "FIELD", "AskReason", "PlacementList", "Unapplied", "rebuild"]

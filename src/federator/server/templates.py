@@ -200,7 +200,20 @@ def _pin_problems(spec: JobSpec, base: dict[str, Any]) -> list[tuple[str, str]]:
     for key, value in _selector(base).items():
         keeping = [way for way, selector in zip(ways, own, strict=True) if key not in selector]
         found += pinned_model_problems({"spec": {"nodeSelector": {key: value}}}, "spec.template", ways=keeping)
+    affinities = [_affinity(_object(a.pod_template_json)) for a in spec.accelerators] or [{}] * len(ways)
+    found += [p for i, affinity in enumerate(affinities) if affinity
+              for p in pinned_model_problems({"spec": {"affinity": merged_over(_affinity(base), affinity)}},
+                                             f"spec.accelerators[{i}].template", ways=[ways[i]])]  # as rendered
+    keeping = [way for way, affinity in zip(ways, affinities, strict=True) if not affinity]
+    if _affinity(base) and keeping:
+        found += pinned_model_problems({"spec": {"affinity": _affinity(base)}}, "spec.template", ways=keeping)
     return found
+
+
+def _affinity(template: dict[str, Any]) -> dict[str, Any]:
+    pod = template.get("spec")
+    affinity = pod.get("affinity") if isinstance(pod, dict) else None
+    return affinity if isinstance(affinity, dict) else {}
 
 
 def _selector(template: dict[str, Any]) -> dict[str, Any]:
