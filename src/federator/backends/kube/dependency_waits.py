@@ -90,7 +90,10 @@ class DependencyWaits:
         if dep is None and not spec.clusters.same_as:
             return ()
         visible = same_namespace(spec)
-        out = [key for key in spec.clusters.same_as if not isinstance(resolve(self.jobs(), key, visible), Job)]
+        # a job another namespace holds is no job of this one, for sameAs as for dependsOn: it was taken as found,
+        # Submit answered NOT_FOUND, and the object was judged again at once, for ever (new60b N7)
+        out = [key for key in spec.clusters.same_as
+               if not isinstance(found := resolve(self.jobs(), key, visible), Job) or not visible([found])]
         for key in dep.jobs if dep is not None else ():
             found = resolve(self.jobs(), key, visible)
             if found is None and self._array_accepted(spec.namespace, key):

@@ -1,0 +1,45 @@
+"""A FederatedJob's spec.clusters.sameAs names jobs of its own namespace, as spec.dependsOn does (new60b N7).
+
+Naming a job only another namespace holds was taken as found by the wait (its visibility was checked for dependsOn
+keys only); Submit then answered NOT_FOUND, and the object was judged again at once, for ever: no status, no Event,
+the federator busy. It waits now as a name no FederatedJob of its namespace has (and is refused once past the bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kube_fakes import FlakyApi, controller, federated_job
+
+TRAIN = {"kind": "training", "resources": {"cpu": "1"}}
+
+
+def test_same_as_naming_another_namespaces_job_waits_saying_so_and_is_not_judged_again_at_once() -> None:
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            ctl.chains.missing_seconds = float("inf")  # the fake API sets no creationTimestamp
+            learner = federated_job(api, "learner", TRAIN, namespace="default")
+            await ctl.reconcile("ADDED", learner)
+            await ctl.reconcile("MODIFIED", api.objects[("default", "learner")])
+            assert fed.jobs.named("learner")
+            judged: list[str] = []
+            requeue = ctl._requeue
+
+            def counted(*args: Any, **kwargs: Any) -> None:
+                judged.append(str(args[:2]))
+                requeue(*args, **kwargs)
+            ctl._requeue = counted
+            rollout = federated_job(api, "rollout", {**TRAIN, "clusters": {"sameAs": ["learner"]}}, namespace="team-b")
+            await ctl.reconcile("ADDED", rollout)
+            await ctl.reconcile("MODIFIED", api.objects[("team-b", "rollout")])
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+            status = api.objects[("team-b", "rollout")].get("status") or {}
+            assert status.get("phase") == "Pending", status
+            assert "learner" in status.get("message", "") and "does not exist" in status["message"], status
+            assert not [j for j in fed.jobs.values() if j.spec.name == "rollout"]
+            assert len(judged) < 5, judged  # not judged again at once, over and over
+
+    asyncio.run(main())
