@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ import pytest
 from federator.api import convert
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.informer import ADDED
+from federator.backends.kube.model_clash import one_pool_per_model
 from federator.security.limits import check_capacity
 
+from builders import pool
 from support import ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "testbed"))
@@ -62,18 +65,28 @@ def test_a_node_labelled_with_another_vendors_model_name_is_left_out_not_the_mem
     assert not [r for r in caplog.records if "one pool per model name" in r.getMessage()]
 
 
-def test_of_two_clashing_pools_the_one_of_more_devices_is_kept_whatever_the_node_order() -> None:
+def test_the_vendor_the_catalog_says_the_model_is_keeps_it_even_outnumbered_whatever_the_node_order() -> None:
+    """new60b N11: 24 mislabelled AMD devices beside 16 real NVIDIA ones took the name, and the NVIDIA job running
+    there was counted against the AMD pool."""
     big_amd = vendors.amd_nodes("odd", 2, gpus=8, product=vendors.A100)
     for order in ((_nvidia("a100-0"), *big_amd), (*big_amd, _nvidia("a100-0"))):
         cap = _capacity(KubeBackend(object(), namespace="w"), *order)  # type: ignore[arg-type]
-        assert [(p.vendor, p.total_accelerators) for p in cap.accelerator_pools] == [("amd", 16)]
-        assert ("nvidia.com/gpu", "unsupported", 8) in cap.left_out
+        assert [(p.vendor, p.total_accelerators) for p in cap.accelerator_pools] == [("nvidia", 8)]
+        assert ("amd.com/gpu", "unsupported", 16) in cap.left_out
+
+
+def test_a_name_the_catalog_does_not_know_goes_to_the_pool_of_more_devices_then_the_vendor_first_by_name() -> None:
+    small, big = pool("Custom-X1", nodes=1), pool("Custom-X1", nodes=2)
+    for pools in ((replace(small, vendor="acme"), replace(big, vendor="zeta")),
+                  (replace(big, vendor="zeta"), replace(small, vendor="acme"))):
+        kept, left = one_pool_per_model(pools)
+        assert [p.vendor for p in kept] == ["zeta"] and [p.vendor for p in left] == ["acme"]
+    kept, _ = one_pool_per_model((replace(small, vendor="zeta"), replace(small, vendor="acme")))
+    assert [p.vendor for p in kept] == ["acme"]
 
 
 def test_the_federator_names_both_vendors_of_a_model_listed_twice() -> None:
     """What a third-party agent that reports both pools reads: the field, both vendors, the rule."""
-    from dataclasses import replace
-
     cap = _capacity(KubeBackend(object(), namespace="w"), _nvidia("a100-0"))  # type: ignore[arg-type]
     (pool,) = cap.accelerator_pools
     twice = replace(cap, accelerator_pools=(pool, replace(pool, vendor="enflame")))

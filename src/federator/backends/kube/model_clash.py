@@ -1,13 +1,13 @@
 """One pool per model name in a capacity report: a second vendor's pool under a name already reported is left out.
 
-Why: the federator takes one pool per model name in a report (agent.proto `AcceleratorPool.accelerator_model`,
-"unique within a report"; security/limits.py `check_capacity` refuses a report naming one twice, whatever the
-vendors). A member with one mislabelled or custom-catalog node (an AMD device plugin's node labelled with an NVIDIA
-product name, say) made every report of the member refused: its capacity froze at the last good report, and stale
-numbers kept drawing work (outside QA new60, N4). The agent now reports one of the clashing pools (the most devices,
-then the vendor first by name: the same one whatever the order nodes are listed in), says the other in the report's
-`left_out` (reason "unsupported", the one reason for devices it cannot offer as their own model that every federator
-takes), and warns once per clash in its log, naming both vendors and what to fix.
+Why: the federator takes one pool per model name in a report (agent.proto `AcceleratorPool.accelerator_model`, "unique
+within a report"; security/limits.py `check_capacity` refuses a report naming one twice, whatever the vendors). A
+member with one mislabelled or custom-catalog node (an AMD device plugin's node labelled with an NVIDIA product name,
+say) made every report of the member refused: its capacity froze at the last good report, and stale numbers kept
+drawing work (outside QA new60, N4). The agent now reports one of the clashing pools (the vendor the catalog says the
+model is, then the most devices, then the vendor first by name: the same one whatever the order nodes are listed in),
+says the other in the report's `left_out` (reason "unsupported", the one reason for devices it cannot offer as their
+own model that every federator takes), and warns once per clash in its log, naming both vendors and what to fix.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
+from federator.catalog import catalog
 from federator.model import AcceleratorPool
 
 log = logging.getLogger("federator.agent.kube")
@@ -24,14 +25,21 @@ Pools = tuple[AcceleratorPool, ...]
 
 
 def one_pool_per_model(pools: Iterable[AcceleratorPool]) -> tuple[Pools, Pools]:
-    """(kept, left out): of pools whose model names match without case, the one of the most devices, then of the
-    vendor first by name, is kept; the kept keep their order."""
+    """(kept, left out): of pools whose model names match without case, the one of the vendor the accelerator
+    catalog says the model is (an AMD node labelled NVIDIA-H100-80GB-HBM3 loses to NVIDIA's, however many of them
+    there are: new60b N11), then of the most devices, then of the vendor first by name, is kept; the kept keep
+    their order."""
     pools = tuple(pools)
     best: dict[str, AcceleratorPool] = {}
+
+    def rank(p: AcceleratorPool) -> tuple[bool, int, str]:
+        entry = catalog().find_model(p.accelerator_model)
+        return (entry is not None and entry.vendor != p.vendor, -p.total_accelerators, p.vendor)
+
     for p in pools:
         key = p.accelerator_model.casefold()
         held = best.get(key)
-        if held is None or (-p.total_accelerators, p.vendor) < (-held.total_accelerators, held.vendor):
+        if held is None or rank(p) < rank(held):
             best[key] = p
     kept = tuple(p for p in pools if best[p.accelerator_model.casefold()] is p)
     return kept, tuple(p for p in pools if best[p.accelerator_model.casefold()] is not p)
