@@ -70,6 +70,10 @@ def _many(n: int) -> list[str]:
     ("oregon-1", "spec.clusters: must be a mapping (names, selector), got 'oregon-1'"),
     ({"name": ["a"]}, "spec.clusters.name: is not a known field (known: names, sameAs, selector)"),
     ({"names": "a"}, "spec.clusters.names: must be a list of cluster names, got 'a'"),
+    # new60b N2 and N3: an empty sameAs was taken as none (the CRD refuses it); a bad item was blamed on the list
+    ({"sameAs": []}, "spec.clusters.sameAs: must name 1 to 16 jobs (leave it out to share a cluster with none)"),
+    ({"sameAs": ["learner", 123]}, "spec.clusters.sameAs[1]: must be a job id, namespace/name or name, got 123"),
+    ({"sameAs": "learner"}, "spec.clusters.sameAs: must be a list of job ids or names, got 'learner'"),
     ({"names": ["a", "West_1"]}, "spec.clusters.names[1]: must be a cluster name"),
     ({"names": _many(MAX_CLUSTER_NAMES + 1)}, f"spec.clusters.names: at most {MAX_CLUSTER_NAMES} clusters, got 65"),
     ({"selector": ["a"]}, "spec.clusters.selector: must be a mapping (matchLabels, matchExpressions)"),

@@ -48,7 +48,7 @@ def parse_clusters(value: object, bad: Bad) -> ClusterAffinity:
         return ClusterAffinity()
     _unknown(value, FIELD, KEYS, bad)
     names = _names(value.get("names", []), bad)
-    same_as = _same_as(value.get("sameAs", []), bad)
+    same_as = _same_as(value["sameAs"], bad) if "sameAs" in value else ()
     selector = value.get("selector")
     if selector is None:
         return ClusterAffinity(names=names, same_as=same_as)
@@ -64,11 +64,16 @@ def _same_as(value: object, bad: Bad) -> tuple[str, ...]:
     """spec.clusters.sameAs: 1 to MAX_SAME_AS job keys (ids, namespace/name or names, as spec.dependsOn.jobs
     takes them: model/dependency.py `checked`), each named once; Submit resolves them to ids."""
     field = f"{FIELD}.sameAs"
-    if value == []:
+    if value == []:  # written, and empty: the CRD refuses it too (minItems 1); left out, it bounds nothing
+        bad(field, f"must name 1 to {MAX_SAME_AS} jobs (leave it out to share a cluster with none)")
         return ()
-    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+    if not isinstance(value, list):
         bad(field, f"must be a list of job ids or names, got {shown(value)}")
         return ()
+    for i, key in enumerate(value):
+        if not isinstance(key, str):
+            bad(f"{field}[{i}]", f"must be a job id, namespace/name or name, got {shown(key)}")
+            return ()
     if len(value) > MAX_SAME_AS:
         bad(field, f"names {len(value)} jobs; at most {MAX_SAME_AS}")
         return ()
