@@ -43,3 +43,24 @@ def test_same_as_naming_another_namespaces_job_waits_saying_so_and_is_not_judged
             assert len(judged) < 5, judged  # not judged again at once, over and over
 
     asyncio.run(main())
+
+
+def test_same_as_naming_the_job_itself_is_refused_naming_the_field_not_as_a_dependency_cycle() -> None:
+    """new60b N8: it was refused as `spec.dependsOn.jobs: a cycle, kx6 -> kx6`, a field the object did not have."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            ctl.chains.missing_seconds = float("inf")
+            me = federated_job(api, "kx6", {**TRAIN, "clusters": {"sameAs": ["prep", "kx6"]}}, namespace="default")
+            await ctl.reconcile("ADDED", me)
+            await ctl.reconcile("MODIFIED", api.objects[("default", "kx6")])
+            for _ in range(50):
+                if (api.objects[("default", "kx6")].get("status") or {}).get("phase") == "Failed":
+                    break
+                await asyncio.sleep(0.01)
+            status = api.objects[("default", "kx6")].get("status") or {}
+            assert status.get("phase") == "Failed", status
+            assert status["message"].startswith("spec.clusters.sameAs[1]: names this FederatedJob, kx6"), status
+            assert not fed.jobs
+
+    asyncio.run(main())

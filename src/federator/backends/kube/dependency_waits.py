@@ -156,6 +156,12 @@ class DependencyWaits:
         if not names:
             self.requeue(MODIFIED, key_of(obj), obj)
             return
+        if meta["name"] in spec.clusters.same_as:  # not a cycle of dependsOn: it names no job (new60b N8)
+            self.forget(uid)
+            i = spec.clusters.same_as.index(meta["name"])
+            await self.refuse(obj, f"spec.clusters.sameAs[{i}]: names this FederatedJob, {meta['name']}, which can "
+                                   "share a cluster only with other jobs; name the jobs it must run beside")
+            return
         owner = controller_of(obj)  # an array's task: it stands for its array in a cycle
         mine = f"{ns}/{owner['name']}" if owner is not None else ""
         mine_uid = str(owner.get("uid") or "") if owner is not None else ""
