@@ -140,3 +140,23 @@ def test_same_as_waits_while_the_named_job_holds_no_placement_and_bad_keys_are_r
         fed.store.close()
 
     asyncio.run(scenario())
+
+
+def test_same_as_naming_an_array_says_it_is_an_array_and_what_to_name(tmp_path: Path) -> None:
+    """new60b N5: an array id the submitter sees was answered NOT_FOUND, "no job with id or name", read as a typo;
+    sameAs names jobs (an array's task), dependsOn takes the array whole."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs:
+            sweep = await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("sweep", gpus=1)),
+                                                             array=jobs_pb2.JobArray(indices="0-1")))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await jobs.Submit(rollout("rollout", sweep.array_id))
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert err.value.details().startswith(
+                f"spec.clusters.sameAs[0]: '{sweep.array_id}' is an array, not a job, and sameAs names jobs; name the "
+                f"task it must run beside (such as {sweep.array_jobs[0].job_id})"), err.value.details()
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())

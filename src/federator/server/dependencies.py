@@ -265,6 +265,10 @@ def _same_as_resolved(jobs: Mapping[JobId, Job], spec: JobSpec, visible: Visible
         found = resolve(jobs, key, visible)
         if isinstance(found, Ambiguous):
             raise SubmitError(f"{field}: {found.message}")
+        if found is None and (tasks := [jobs[t] for t in array_tasks(jobs, key) if visible([jobs[t]])]):
+            # an array the submitter may see: not "no job" (read as a typo), but what to name instead (new60b N5)
+            raise SubmitError(f"{field}: {shown(key)} is an array, not a job, and sameAs names jobs; name the task "
+                              f"it must run beside (such as {tasks[0].job_id})")
         if found is None or not visible([found]):
             raise DependencyNotFound(f"{field}: no job with id or name {shown(key)}")
         if found.phase.is_terminal:
