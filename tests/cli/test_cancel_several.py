@@ -139,3 +139,13 @@ def test_a_job_that_succeeded_is_said_ended_and_the_first_failure_sets_the_statu
 ], ids=["cancel", "hold"])
 def test_jobs_around_the_flags_are_all_taken(argv: list[str], jobs: list[str]) -> None:
     assert _parsed(build_parser(), argv).jobs == jobs
+
+
+@pytest.mark.parametrize("argv", [["cancel", ""], ["cancel", "a", " "]], ids=["empty", "blank-among-others"])
+def test_an_empty_job_name_is_a_usage_error_naming_the_argument(argv: list[str],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """new60b N6: it reached the federator, whose answer named the proto field (`job_id: must not be empty`)."""
+    code, out, err = _cli(capsys, *argv, "--server", "127.0.0.1:1", "--insecure")
+    assert code == 2 and not out
+    assert err == ["federator cancel: a job to cancel is named by its id, namespace/name or name, not an empty "
+                   "string"], err

@@ -33,6 +33,8 @@ from federator.server.arrays import array_id_problem
 
 def run(args: argparse.Namespace) -> int:
     problem = orphan_cancel.usage_problem(args) or ("" if args.orphans else bulk_cancel.usage_problem(args))
+    if not problem and any(not key.strip() for key in getattr(args, "jobs", None) or ()):  # new60b N6
+        problem = "a job to cancel is named by its id, namespace/name or name, not an empty string"
     if problem:
         print(f"federator cancel: {problem}", file=sys.stderr)
         return Exit.USAGE
