@@ -119,7 +119,7 @@ def test_same_as_waits_while_the_named_job_holds_no_placement_and_bad_keys_are_r
             assert got.phase == types_pb2.JOB_PHASE_PENDING and not got.placements  # room, but not beside it
             assert got.pending_reason.code == "ClusterAffinity"
             assert (f"east-1: job {learner.job_id} holds no placement here (spec.clusters.sameAs; it holds none "
-                    "yet)") in got.pending_reason.message
+                    "now)") in got.pending_reason.message
             cases = [(rollout("x", "nobody"), grpc.StatusCode.NOT_FOUND,
                       "spec.clusters.sameAs[0]: no job with id or name 'nobody'"),
                      (rollout("x", *[f"j{i}" for i in range(17)]), grpc.StatusCode.INVALID_ARGUMENT,
