@@ -96,3 +96,25 @@ def test_same_as_naming_a_job_that_ended_fails_the_federatedjob_with_a_status_sa
                                          "the job again naming a live one"), status
 
     asyncio.run(main())
+
+
+def test_a_name_no_federatedjob_can_ever_have_is_refused_at_once_naming_its_field() -> None:
+    """new60b: `sameAs: [Bad_Name]` (not a lower-case DNS name) waited the whole 600 s bound as a name to appear."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            ctl.chains.missing_seconds = float("inf")  # without the check it would wait for ever here
+            cases = {"kx7": ({"clusters": {"sameAs": ["Bad_Name"]}}, "spec.clusters.sameAs[0]: 'Bad_Name'"),
+                     "kx8": ({"dependsOn": {"jobs": ["prep", "a_b"]}}, "spec.dependsOn.jobs[1]: 'a_b'")}
+            for name, (extra, _) in cases.items():
+                await ctl.reconcile("ADDED", federated_job(api, name, {**TRAIN, **extra}, namespace="default"))
+                await ctl.reconcile("MODIFIED", api.objects[("default", name)])
+            for name, (_, start) in cases.items():
+                status = await _status_of(api, fed, name, "Failed")
+                assert status.get("phase") == "Failed", status
+                assert status["message"].startswith(f"{start} is not a FederatedJob name (lower-case letters, digits, "
+                                                     "'-' and '.'"), status
+                assert "can ever exist; fix the name" in status["message"]
+            assert not fed.jobs
+
+    asyncio.run(main())
