@@ -160,3 +160,27 @@ def test_same_as_naming_an_array_says_it_is_an_array_and_what_to_name(tmp_path: 
         fed.store.close()
 
     asyncio.run(scenario())
+
+
+def test_the_waiting_reason_follows_the_named_jobs_phase_in_the_store_too(tmp_path: Path) -> None:
+    """new60b N9: the reason changed in memory only (what Get reads), so a FederatedJob's status, which is what the
+    store writes, kept "(Placed)" while the named job was Pending again; a restart's reader the same."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            learner = (await jobs.Submit(after("learner"))).job  # no room reported yet: Pending
+            workers = (await jobs.Submit(rollout("rollout", after_start=("learner",)))).job
+            assert workers.pending_reason.message == f"waiting for afterstart: {learner.job_id} (Pending)"
+            await agent.send(report())
+            assert (await placed(agent))[0] == learner.job_id
+            said = f"waiting for afterstart: {learner.job_id} (Placed)"
+            while (reason := fed.jobs[workers.job_id].pending_reason) is None or reason.message != said:
+                await asyncio.sleep(0.01)  # what Get reads: it changed in memory before, too
+            fed.journal.drain()
+            stored = {j.job_id: j for j in fed.store.load()}[workers.job_id]
+            assert stored.pending_reason is not None
+            assert stored.pending_reason.message == said
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())

@@ -445,6 +445,9 @@ class Dependencies:
         if job.hold is None and job.pending_reason != reason:
             job.pending_reason = reason
             if tell:
+                # stored too, as a cycle's new reasons are (lazily): a FederatedJob's status is what the store writes,
+                # and said "(Placed)" of a named job refused back to Pending for as long as it waited (new60b N9)
+                self.fed.journal.enqueue_lazy([job])
                 self.fed.notify([job])
 
     def _release(self, job: Job, dep: JobDependency) -> None:
