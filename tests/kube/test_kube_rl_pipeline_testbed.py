@@ -76,7 +76,20 @@ def test_rollout_workers_start_after_the_learner_runs_and_only_beside_it(host: T
             await until(lambda: (fx.fed.schedule_once(), stray.pending_reason is not None
                                  and stray.pending_reason.code is ReasonCode.CLUSTER_AFFINITY)[1])
             assert stray.phase is JobPhase.PENDING and stray.pending_reason is not None and not stray.placements
-            assert f"job {fx.fed.get('big-learner').job_id} holds no placement here (spec.clusters.sameAs" \
-                in stray.pending_reason.message
+            big_id = fx.fed.get('big-learner').job_id
+            assert f"job {big_id} holds no placement here (spec.clusters.sameAs; it holds none now)" \
+                in stray.pending_reason.message  # never "yet": it may have ended (new60b N1)
+
+            # the job it names ends (deleted): it will never hold a placement, so the rollout fails, and its status
+            # says so (new60b N1: it waited Pending for ever, "it holds none yet")
+            kubectl("delete", "fj", "big-learner", "--wait=false")
+
+            def failed() -> bool:
+                status = json.loads(kubectl("get", "fj", "stray", "-o", "json").stdout).get("status") or {}
+                return status.get("phase") == "Failed" and str(status.get("message", "")).startswith(
+                    f"DependencyNeverSatisfied: job {big_id} ")
+            await until(failed)
+            status = json.loads(kubectl("get", "fj", "stray", "-o", "json").stdout)["status"]
+            assert "will never hold a placement to share (spec.clusters.sameAs[0])" in status["message"], status
 
     asyncio.run(scenario())
