@@ -60,7 +60,10 @@ def test_rollout_workers_start_after_the_learner_runs_and_only_beside_it(host: T
             assert rollout.phase is JobPhase.PENDING  # placed is not started
             assert rollout.pending_reason is not None and rollout.pending_reason.code is ReasonCode.DEPENDENCY
             assert rollout.pending_reason.message == f"waiting for afterstart: {learner.job_id} (Placed)"
-            await until(lambda: reason("rollout").get("code") == "Dependency")  # status.pendingReason, as kubectl reads
+            # status.pendingReason, as kubectl reads it, follows the learner's phase (new60b N9: it kept the one of
+            # the rollout's acceptance, "(Placed)" while the learner was refused back to Pending)
+            said = {"code": "Dependency", "message": f"waiting for afterstart: {learner.job_id} (Placed)"}
+            await until(lambda: reason("rollout") == said)
             fx.fed.job_update(west, learner.placements[0].placement_id, JobPhase.RUNNING, "2/2 running")
             await until(lambda: not rollout.waiting_on)  # released once the learner's Running is announced
             await until(lambda: (fx.fed.schedule_once(), rollout.phase is JobPhase.PLACED)[1])
