@@ -73,6 +73,8 @@ class SameAsEnds:
     def changed(self, job: Job) -> None:
         """A job changed (`Dependencies.changed`): if it ended or left the store, the jobs naming it are judged;
         if it names others and is queued again with nothing placed, it is judged itself."""
+        if not job.spec.clusters.same_as and job.job_id not in self._followers:
+            return  # most jobs: on the path of every change a cycle announces, so nothing more is looked up
         gone = self.fed.jobs.get(job.job_id) is not job
         if job.spec.clusters.same_as and (gone or job.phase.is_terminal):
             for key in job.spec.clusters.same_as:  # ended itself: no longer a follower to judge
