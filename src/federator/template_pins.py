@@ -143,13 +143,40 @@ def pinned_model_problems(template: Mapping[str, Any], at: str, *, ways: Sequenc
         said = _judged(key, values, ways, product_only=True)
         if said:  # the term's path in the problem: with a workload's path the whole field passed MAX_FIELD_CHARS
             found.append((f"{at}.{REQUIRED_AFFINITY}", f"{term} ({key} In) {said}"))
+    for term, key, values in affinity_pins(template, operator="NotIn"):
+        said = _excluded(key, values, ways)
+        if said:
+            found.append((f"{at}.{REQUIRED_AFFINITY}", f"{term} ({key} NotIn) {said}"))
     return found
 
 
-def affinity_pins(template: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
-    """(the expression's path under REQUIRED_AFFINITY, label, values) of each `In` expression on a vendor's product
-    label in the template's required node affinity, when it has one term: several terms are ORed, one may match the
-    placed pool, and are left alone. Other operators (NotIn, Exists, ...) are the user's too (users.md says so)."""
+def _excluded(key: str, values: Sequence[str], ways: Sequence[Way]) -> str:
+    """Why a `NotIn` of `values` on a product label leaves some way no pool it could run on ("" when none): the way
+    names exactly one of the values, or every catalog model of the vendor its model selects is among them. Such a
+    job passed submit and was refused by the member at every launch (outside QA new60b N10)."""
+    for way in ways:
+        alt = way.alternative
+        if not alt.model or names_partition(alt.model):
+            continue  # any model, or a partition pool (MIG, vNPU) the agent pins by another label: the user's
+        for vendor in _vendors(alt):
+            if _stamped(key, vendor) != "product":
+                continue
+            out = [prefixed_model(vendor.model_prefix, v) for v in values if v]
+            selected = [m.name for m in catalog().models(vendor.name) if accepts_model(alt.model, m.name, m.family)]
+            if any(same_model(alt.model, o) for o in out) or (
+                    selected and all(any(same_model(m, o) for o in out) for m in selected)):
+                where = "" if way.index < 0 else f" ({way.field})"
+                return (f"excludes {', '.join(map(repr, values))}, every pool {alt.model!r}{where} may be placed on "
+                        f"(the agent sets {key} to the placed pool's value), so the job could never run: remove the "
+                        f"expression, or name another model in {way.field}")
+    return ""
+
+
+def affinity_pins(template: Mapping[str, Any], *, operator: str = "In") -> list[tuple[str, str, list[str]]]:
+    """(the expression's path under REQUIRED_AFFINITY, label, values) of each `operator` expression (`In`, or
+    `NotIn` for `_excluded`) on a vendor's product label in the template's required node affinity, when it has one
+    term: several terms are ORed, one may match the placed pool, and are left alone. Other operators (Exists, ...)
+    are the user's too (users.md says so)."""
     spec = template.get("spec") if isinstance(template, Mapping) else None
     affinity = spec.get("affinity") if isinstance(spec, Mapping) else None
     node = affinity.get("nodeAffinity") if isinstance(affinity, Mapping) else None
@@ -162,7 +189,7 @@ def affinity_pins(template: Mapping[str, Any]) -> list[tuple[str, str, list[str]
     for i, term in enumerate(terms):
         exprs = term.get("matchExpressions") if isinstance(term, Mapping) else None
         for j, expr in enumerate(exprs if isinstance(exprs, list) else []):
-            if not isinstance(expr, Mapping) or expr.get("operator") != "In" or expr.get("key") not in labels:
+            if not isinstance(expr, Mapping) or expr.get("operator") != operator or expr.get("key") not in labels:
                 continue
             values = expr.get("values")
             if isinstance(values, list) and values and all(isinstance(v, str) for v in values):

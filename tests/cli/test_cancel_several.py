@@ -10,6 +10,7 @@ first job, naming those not tried (exit 4).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,14 @@ def test_cancel_takes_several_jobs_and_says_each(federation: LocalFederation, tm
         assert (code, out, err) == (0, [f"array {array_id}: all 3 of its tasks had ended: nothing to cancel"], [])
     code, out, err = _cli(capsys, "cancel", "--array", "nosuch-abcdef", *flags)
     assert code == Exit.NOT_FOUND and out == [] and err[0].startswith("error: no task of array 'nosuch-abcdef'")
+    code, out, err = _cli(capsys, "cancel", "--array", "eval", *flags)  # a job, not an array (new60b)
+    assert code == Exit.NOT_FOUND and out == [] and len(err) == 1
+    assert re.fullmatch(r"error: 'eval' is a job \(eval-[0-9a-f]{6}, Pending\), not an array: cancel it without "
+                        r"--array \(federator cancel eval\)", err[0]), err
+    code, out, err = _cli(capsys, "cancel", "--array", "sweep-1", *flags)  # a task: its array named too
+    assert re.fullmatch(f"error: 'sweep-1' is a job \\(sweep-1-[0-9a-f]{{6}}, a task of array {array_id}, "
+                        "Cancelled\\), not an array: cancel it without --array \\(federator cancel sweep-1\\), or "
+                        f"every task of its array with --array {array_id}", err[0]), err
     for argv, said in ((["eval", "--array", array_id], f"--array {array_id} and jobs named (eval) are two ways"),
                        (["--array", array_id, "--all-queues"], f"--array {array_id} and --all-queues are two ways"),
                        (["--array", array_id, "--owner", "x"], "--owner select with --queue or --all-queues, not "

@@ -60,7 +60,10 @@ def test_rollout_workers_start_after_the_learner_runs_and_only_beside_it(host: T
             assert rollout.phase is JobPhase.PENDING  # placed is not started
             assert rollout.pending_reason is not None and rollout.pending_reason.code is ReasonCode.DEPENDENCY
             assert rollout.pending_reason.message == f"waiting for afterstart: {learner.job_id} (Placed)"
-            await until(lambda: reason("rollout").get("code") == "Dependency")  # status.pendingReason, as kubectl reads
+            # status.pendingReason, as kubectl reads it, follows the learner's phase (new60b N9: it kept the one of
+            # the rollout's acceptance, "(Placed)" while the learner was refused back to Pending)
+            said = {"code": "Dependency", "message": f"waiting for afterstart: {learner.job_id} (Placed)"}
+            await until(lambda: reason("rollout") == said)
             fx.fed.job_update(west, learner.placements[0].placement_id, JobPhase.RUNNING, "2/2 running")
             await until(lambda: not rollout.waiting_on)  # released once the learner's Running is announced
             await until(lambda: (fx.fed.schedule_once(), rollout.phase is JobPhase.PLACED)[1])
@@ -76,7 +79,20 @@ def test_rollout_workers_start_after_the_learner_runs_and_only_beside_it(host: T
             await until(lambda: (fx.fed.schedule_once(), stray.pending_reason is not None
                                  and stray.pending_reason.code is ReasonCode.CLUSTER_AFFINITY)[1])
             assert stray.phase is JobPhase.PENDING and stray.pending_reason is not None and not stray.placements
-            assert f"job {fx.fed.get('big-learner').job_id} holds no placement here (spec.clusters.sameAs" \
-                in stray.pending_reason.message
+            big_id = fx.fed.get('big-learner').job_id
+            assert f"job {big_id} holds no placement here (spec.clusters.sameAs; it holds none now)" \
+                in stray.pending_reason.message  # never "yet": it may have ended (new60b N1)
+
+            # the job it names ends (deleted): it will never hold a placement, so the rollout fails, and its status
+            # says so (new60b N1: it waited Pending for ever, "it holds none yet")
+            kubectl("delete", "fj", "big-learner", "--wait=false")
+
+            def failed() -> bool:
+                status = json.loads(kubectl("get", "fj", "stray", "-o", "json").stdout).get("status") or {}
+                return status.get("phase") == "Failed" and str(status.get("message", "")).startswith(
+                    f"DependencyNeverSatisfied: job {big_id} ")
+            await until(failed)
+            status = json.loads(kubectl("get", "fj", "stray", "-o", "json").stdout)["status"]
+            assert "will never hold a placement to share (spec.clusters.sameAs[0])" in status["message"], status
 
     asyncio.run(scenario())

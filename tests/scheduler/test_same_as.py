@@ -46,7 +46,7 @@ def test_while_the_named_job_holds_no_placement_the_job_waits_naming_it() -> Non
     assert placed(result) == {}
     reason = result.pending["rollout"]
     assert reason.code is ReasonCode.CLUSTER_AFFINITY
-    assert "big-1: job learner holds no placement here (spec.clusters.sameAs; it holds none yet)" in reason.message
+    assert "big-1: job learner holds no placement here (spec.clusters.sameAs; it holds none now)" in reason.message
 
 
 def test_every_named_job_must_hold_a_placement_there() -> None:

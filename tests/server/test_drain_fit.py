@@ -4,12 +4,13 @@ without changing anything: over real gRPC, an admin's dry run, then the drain.""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from test_services_edge import channel, served
 
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.model import JobKind
+from federator.model import ClusterAffinity, JobKind
 from federator.model.cordon import Cordon
 from federator.server.drain_fit import NoRoom, no_room_elsewhere
 from federator.server.federator import Federator
@@ -85,3 +86,23 @@ def test_a_dry_run_changes_nothing_and_says_which_jobs_would_be_left_pending() -
             assert (again.changed, again.drained_by, again.reason) == (False, "anonymous", "swap")
 
     asyncio.run(main())
+
+
+def test_a_job_following_another_of_the_drain_by_same_as_is_judged_beside_where_that_one_would_go() -> None:
+    """new60b N4: a rollout whose spec.clusters.sameAs names the learner on the drained cluster was named as fitting
+    nowhere (the what-if read the learner as holding nothing), though it follows the learner to west-1."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    fed.report(fed.connect(cluster="east-1", region="east", labels={}),
+               cluster("east-1", "east", pool(H100, nodes=2)).capacity)
+    learner = fed.submit(job("learner", gpus=8))
+    fed.schedule_once()
+    rollout = fed.submit(replace(job("rollout", kind=JobKind.INFERENCE, gpus=8),
+                                 clusters=ClusterAffinity(same_as=(str(learner.job_id),))))
+    fed.schedule_once()
+    assert [p.cluster for j in (learner, rollout) for p in fed.jobs[j.job_id].placements] == ["east-1", "east-1"]
+    fed.report(fed.connect(cluster="west-1", region="west", labels={}),
+               cluster("west-1", "west", pool(H100, nodes=2)).capacity)
+    assert named(fed) == NoRoom()  # the learner fits west-1, and the rollout beside it
+    fed.report(fed.connect(cluster="west-1", region="west", labels={}),
+               cluster("west-1", "west", pool(H100, nodes=1)).capacity)
+    assert named(fed) == NoRoom(1, (str(rollout.job_id),))  # room for the learner alone: no room beside it

@@ -119,7 +119,7 @@ def test_same_as_waits_while_the_named_job_holds_no_placement_and_bad_keys_are_r
             assert got.phase == types_pb2.JOB_PHASE_PENDING and not got.placements  # room, but not beside it
             assert got.pending_reason.code == "ClusterAffinity"
             assert (f"east-1: job {learner.job_id} holds no placement here (spec.clusters.sameAs; it holds none "
-                    "yet)") in got.pending_reason.message
+                    "now)") in got.pending_reason.message
             cases = [(rollout("x", "nobody"), grpc.StatusCode.NOT_FOUND,
                       "spec.clusters.sameAs[0]: no job with id or name 'nobody'"),
                      (rollout("x", *[f"j{i}" for i in range(17)]), grpc.StatusCode.INVALID_ARGUMENT,
@@ -156,6 +156,30 @@ def test_same_as_naming_an_array_says_it_is_an_array_and_what_to_name(tmp_path: 
             assert err.value.details().startswith(
                 f"spec.clusters.sameAs[0]: '{sweep.array_id}' is an array, not a job, and sameAs names jobs; name the "
                 f"task it must run beside (such as {sweep.array_jobs[0].job_id})"), err.value.details()
+        fed.cycles.close()
+        fed.store.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_waiting_reason_follows_the_named_jobs_phase_in_the_store_too(tmp_path: Path) -> None:
+    """new60b N9: the reason changed in memory only (what Get reads), so a FederatedJob's status, which is what the
+    store writes, kept "(Placed)" while the named job was Pending again; a restart's reader the same."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            learner = (await jobs.Submit(after("learner"))).job  # no room reported yet: Pending
+            workers = (await jobs.Submit(rollout("rollout", after_start=("learner",)))).job
+            assert workers.pending_reason.message == f"waiting for afterstart: {learner.job_id} (Pending)"
+            await agent.send(report())
+            assert (await placed(agent))[0] == learner.job_id
+            said = f"waiting for afterstart: {learner.job_id} (Placed)"
+            while (reason := fed.jobs[workers.job_id].pending_reason) is None or reason.message != said:
+                await asyncio.sleep(0.01)  # what Get reads: it changed in memory before, too
+            fed.journal.drain()
+            stored = {j.job_id: j for j in fed.store.load()}[workers.job_id]
+            assert stored.pending_reason is not None
+            assert stored.pending_reason.message == said
         fed.cycles.close()
         fed.store.close()
 

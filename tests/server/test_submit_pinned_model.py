@@ -265,3 +265,20 @@ def test_a_required_node_affinity_pinning_another_model_is_refused_as_a_node_sel
 ], ids=["the-named-model", "one-of-its-values", "not-in", "exists", "a-site-label", "several-terms"])
 def test_an_affinity_placement_honours_or_the_user_owns_is_accepted(affinity: dict[str, Any]) -> None:
     _accepted(_jobset(_affine(affinity), acceleratorModels=[A100_80]))
+
+
+def test_a_required_node_affinity_excluding_every_model_the_job_may_run_on_is_refused() -> None:
+    """new60b N10: `[H100]` with `nvidia.com/gpu.product NotIn [NVIDIA-H100-80GB-HBM3]` (the catalog's one H100) passed
+    submit and could never run (the member refused it at every launch); refused naming the expression and why."""
+    field = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: nodeSelectorTerms[0]." \
+        "matchExpressions[1] (nvidia.com/gpu.product NotIn)"
+    for models in (["H100"], ["NVIDIA-H100-80GB-HBM3"]):
+        said = _refused(_jobset(_affine(_affinity("NotIn", "NVIDIA-H100-80GB-HBM3")), acceleratorModels=models))
+        assert said.startswith(f"spec.workload.spec.replicatedJobs[0].template.spec.template.{field} excludes "
+                               f"'NVIDIA-H100-80GB-HBM3', every pool {models[0]!r} may be placed on"), said
+        assert said.endswith("so the job could never run: remove the expression, or name another model in "
+                             "spec.acceleratorModels"), said
+    native = _refused(_native({"affinity": _affinity("NotIn", A100_80), "containers": [{"name": "t", "image": "t:1"}]},
+                              acceleratorModels=[A100_80]))
+    assert native.startswith(f"spec.template.{field} excludes {A100_80!r}"), native
+    _accepted(_jobset(_affine(_affinity("NotIn", A100_80)), acceleratorModels=["A100"]))  # the 40 GB pools remain

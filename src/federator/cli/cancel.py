@@ -77,11 +77,27 @@ def _array(stub: jobs_pb2_grpc.JobServiceStub, array_id: str) -> int:
     `get jobs --array` says it."""
     said = array_cancelled(stub, array_id)
     if not said:
-        print(f"error: no task of array {array_id!r} that you may see (its id as `submit --array` printed it; tasks "
-              "removed after they ended are not counted)", file=sys.stderr)
+        print("error: " + (_not_an_array(stub, array_id) or f"no task of array {array_id!r} that you may see (its id "
+                           "as `submit --array` printed it; tasks removed after they ended are not counted)"),
+              file=sys.stderr)
         return Exit.NOT_FOUND
     print(said)
     return 0
+
+
+def _not_an_array(stub: jobs_pb2_grpc.JobServiceStub, key: str) -> str:
+    """What to say of `--array KEY` naming no array but a job the caller sees (new60b: `cancel --array l2` said "no
+    task of array 'l2'", read as a typo or a job gone): that it is a job, and to cancel it without --array; "" when
+    it names no job either."""
+    try:
+        job = convert.job_from_pb(stub.Get(jobs_pb2.GetJobRequest(job_id=key), timeout=calls.CALL_TIMEOUT))
+    except grpc.RpcError:
+        return ""
+    task = job.spec.array
+    of = f", a task of array {task.array_id}" if task is not None else ""
+    return (f"{key!r} is a job ({job.job_id}{of}, {job.phase}), not an array: cancel it without --array "
+            f"(federator cancel {key})" + (f", or every task of its array with --array {task.array_id}"
+                                           if task is not None else ""))
 
 
 def array_cancelled(stub: jobs_pb2_grpc.JobServiceStub, array_id: str) -> str:

@@ -9,8 +9,9 @@ The filter reads where the named jobs are from the cycle's context (`CycleContex
 builds from the allocations every placing path hands the scheduler: the cycle, a re-queue, preemption, a drain's
 surge, the rebalancer, a scale-up), never from a store or a member: the scheduler stays pure. A named job with no
 allocation (Pending, waiting, ended, or being moved this very call) holds no cluster, and the job waits, its reason
-naming the job. A hard bound, always on (residency.ALWAYS_FILTERS). Its verdict is constant within a cycle but not
-across cycles (a named job may be placed or moved between them): verdicts.Verdicts keys it by what it read.
+naming the job (a named job that ended fails a job with nothing placed: server/same_as_ends.py). A hard bound,
+always on (residency.ALWAYS_FILTERS). Its verdict is constant within a cycle but not across cycles (a named job may
+be placed or moved between them): verdicts.Verdicts keys it by what it read.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class SameAs:
         for key in request.spec.clusters.same_as:
             clusters = ctx.placed.get(JobId(key), frozenset())
             if cluster.name not in clusters:
-                where = f"it holds one on {', '.join(sorted(clusters))}" if clusters else "it holds none yet"
+                # "none now", never "yet": the scheduler sees placements, not phases, and a named job that ended holds
+                # none for ever (a job with nothing placed then fails, server/same_as_ends.py; new60b N1)
+                where = f"it holds one on {', '.join(sorted(clusters))}" if clusters else "it holds none now"
                 return Reason(ReasonCode.CLUSTER_AFFINITY,
                               f"{cluster.name}: job {key} holds no placement here ({FIELD}; {where})")
         return None

@@ -64,6 +64,7 @@ from federator.model.array import ARRAY_ID_ANNOTATION, ARRAY_NAME_ANNOTATION
 from federator.model.dependency import parse_dependency
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import JobTable
+from federator.server.same_as_ends import SameAsEnds
 from federator.server.submit_errors import SubmitError
 
 if TYPE_CHECKING:
@@ -300,16 +301,20 @@ class Dependencies:
         self._judged: dict[tuple[str, Condition], _Key] = {}
         self._queue: list[Job] = []
         self._busy = False
+        # jobs whose spec.clusters.sameAs names one that ended can never be placed: failed as a dependent is
+        self.same_as = SameAsEnds(fed, self._fail)
 
     def start(self) -> None:
         """On start (the federator built): each waiting job judged against its dependencies' stored phases."""
         for job in list(self.fed.jobs.values()):
             if job.phase is JobPhase.PENDING and job.spec.depends_on is not None:
                 self.admitted(job, tell=True)
+        self.same_as.start()
 
     def admitted(self, job: Job, *, tell: bool = False) -> None:
         """A Pending job with a dependency is kept (intake reserves it; a restart loads it): it waits, or not.
         `tell`: a change is told to Watch (a new job is told by its submit)."""
+        self.same_as.admitted(job)  # a follower of each job its spec.clusters.sameAs names (same_as_ends.py)
         dep = job.spec.depends_on
         if dep is None:
             return
@@ -360,6 +365,7 @@ class Dependencies:
             while self._queue:
                 job = self._queue.pop()
                 self._judged.clear()
+                self.same_as.changed(job)  # a named job's end fails the jobs whose sameAs names it
                 if (self._arrays or self._incomplete) and self.fed.jobs.get(job.job_id) is not job:
                     self._prune(job)
                 task = job.spec.array
@@ -439,6 +445,9 @@ class Dependencies:
         if job.hold is None and job.pending_reason != reason:
             job.pending_reason = reason
             if tell:
+                # stored too, as a cycle's new reasons are (lazily): a FederatedJob's status is what the store writes,
+                # and said "(Placed)" of a named job refused back to Pending for as long as it waited (new60b N9)
+                self.fed.journal.enqueue_lazy([job])
                 self.fed.notify([job])
 
     def _release(self, job: Job, dep: JobDependency) -> None:

@@ -16,7 +16,10 @@ over the fleet as it is now less the drained cluster:
   minRegions), with the clusters it avoids (server/refusals.py) and its run bound where a maintenance window is
   ahead (server/maintenance_windows.py: a cluster whose window it would cross is no room for it);
 - the policy's own scheduler (a new instance of its config, so no cache is shared with a cycle in flight),
-  preemption as the policy allows it: a job that would preempt its way in is placed, not left pending.
+  preemption as the policy allows it: a job that would preempt its way in is placed, not left pending;
+- a job whose spec.clusters.sameAs names another of the drain's jobs (an RL rollout beside its learner) asked in a
+  second what-if after them, over the room they left and beside where they went, as the cycle after theirs would
+  place it: in one it would read the named jobs as holding nothing, and be named as fitting nowhere (new60b N4).
 
 A job is named when not all of what the drain ends of it is placed. The jobs waiting now are not asked (they may
 take some of that room first), nor room that comes later: it is the fleet as it is now, which is what the
@@ -29,11 +32,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from federator.model import Job
+from federator.model import Job, JobId, JobSpec
 from federator.scheduler import PlacementRequest, Scheduler
+from federator.scheduler.alternatives import Assignment
+from federator.scheduler.framework import Allocation
 from federator.scheduler.snapshot import Snapshot
 from federator.server.drain_surge import split, surges
 from federator.server.maintenance_windows import windowed
@@ -72,6 +77,14 @@ def requests_off(fed: Federator, cluster: str, left: Sequence[Job]) -> list[Plac
     return out
 
 
+def _held(job_id: JobId, spec: JobSpec, a: Assignment, now: float) -> Allocation:
+    """What a what-if's assignment would hold once placed, as `Cycles.running` says a placement holds."""
+    resources = replace(spec.resources, accelerator_milli=a.accelerator_milli) if a.accelerator_milli else \
+        spec.resources
+    return Allocation(job_id, spec.queue, spec.priority, spec.preemptible, a.cluster, a.accelerator_model,
+                      a.replicas, resources, now, spec.accelerator_models, (), a.unit_milli, spec.owner)
+
+
 async def no_room_elsewhere(fed: Federator, cluster: str, left: Sequence[Job]) -> NoRoom:
     """The jobs of `left` (on `cluster`, in drain order) the fleet less `cluster` has no room for now (module
     docstring)."""
@@ -85,12 +98,25 @@ async def no_room_elsewhere(fed: Federator, cluster: str, left: Sequence[Job]) -
     resting, now, config = reserved.resting(), fed.clock(), fed.scheduler.config
     asked_for, ahead = windowed(fed, requests)  # a cluster whose maintenance window a job would cross is no room
 
+    moving = {job.job_id for job in left}
+    # a job whose sameAs names one of the drain's own jobs follows it (new60b N4: counted as fitting nowhere, since
+    # where the named job goes is not known until it is placed): asked after them, beside where they went
+    following = [r for r in asked_for if moving & {JobId(k) for k in r.spec.clusters.same_as}]
+    leading = [r for r in asked_for if r not in following]
+    specs = {job.job_id: job.spec for job in left}
+
     def ask() -> set[str]:
-        result = Scheduler(config).schedule(snapshot, asked_for, running=running, now=now,
+        result = Scheduler(config).schedule(snapshot, leading, running=running, now=now,
                                             reservations=reservations, resting=resting, maintenance=ahead)
+        decisions = list(result.decisions)
+        if following:  # as the cycle after the one placing the named jobs would: beside where they went
+            went = tuple(_held(d.job_id, specs[d.job_id], a, now) for d in decisions for a in d.assignments
+                         if d.job_id in specs)
+            decisions += Scheduler(config).schedule(result.snapshot, following, running=(*running, *went), now=now,
+                                                    reservations=reservations, resting=resting,
+                                                    maintenance=ahead).decisions
         asked = {r.job_id: r.replicas for r in requests}
-        return {str(d.job_id) for d in result.decisions
-                if sum(a.replicas for a in d.assignments) >= asked.get(d.job_id, 0)}
+        return {str(d.job_id) for d in decisions if sum(a.replicas for a in d.assignments) >= asked.get(d.job_id, 0)}
 
     placed = await asyncio.to_thread(ask)
     stuck = [str(job.job_id) for job in left if str(job.job_id) not in placed]

@@ -64,3 +64,57 @@ def test_same_as_naming_the_job_itself_is_refused_naming_the_field_not_as_a_depe
             assert not fed.jobs
 
     asyncio.run(main())
+
+
+async def _status_of(api: FlakyApi, fed: Any, name: str, phase: str) -> dict[str, Any]:
+    """The object's status once it reads `phase` (the store's writes flushed as the federator's writer would)."""
+    for _ in range(100):
+        fed.journal.drain()
+        fed.store.flush()
+        status = api.objects[("default", name)].get("status") or {}
+        if status.get("phase") == phase:
+            return dict(status)
+        await asyncio.sleep(0.01)
+    return dict(api.objects[("default", name)].get("status") or {})
+
+
+def test_same_as_naming_a_job_that_ended_fails_the_federatedjob_with_a_status_saying_so() -> None:
+    """new60b N1: it waited Pending for ever, "it holds none yet" of an ended learner; now it fails as an afterstart
+    dependent does, and the FederatedJob's status says so."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            for name, spec in (("learner", TRAIN), ("rollout", {**TRAIN, "clusters": {"sameAs": ["learner"]}})):
+                await ctl.reconcile("ADDED", federated_job(api, name, spec, namespace="default"))
+                await ctl.reconcile("MODIFIED", api.objects[("default", name)])
+            learner = fed.jobs.named("learner")[0]
+            fed.cancel(learner.job_id)  # no member: it never ran
+            status = await _status_of(api, fed, "rollout", "Failed")
+            assert status.get("phase") == "Failed", status
+            assert status["message"] == (f"DependencyNeverSatisfied: job {learner.job_id} ended Cancelled, so it "
+                                         "will never hold a placement to share (spec.clusters.sameAs[0]); submit "
+                                         "the job again naming a live one"), status
+
+    asyncio.run(main())
+
+
+def test_a_name_no_federatedjob_can_ever_have_is_refused_at_once_naming_its_field() -> None:
+    """new60b: `sameAs: [Bad_Name]` (not a lower-case DNS name) waited the whole 600 s bound as a name to appear."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            ctl.chains.missing_seconds = float("inf")  # without the check it would wait for ever here
+            cases = {"kx7": ({"clusters": {"sameAs": ["Bad_Name"]}}, "spec.clusters.sameAs[0]: 'Bad_Name'"),
+                     "kx8": ({"dependsOn": {"jobs": ["prep", "a_b"]}}, "spec.dependsOn.jobs[1]: 'a_b'")}
+            for name, (extra, _) in cases.items():
+                await ctl.reconcile("ADDED", federated_job(api, name, {**TRAIN, **extra}, namespace="default"))
+                await ctl.reconcile("MODIFIED", api.objects[("default", name)])
+            for name, (_, start) in cases.items():
+                status = await _status_of(api, fed, name, "Failed")
+                assert status.get("phase") == "Failed", status
+                assert status["message"].startswith(f"{start} is not a FederatedJob name (lower-case letters, digits, "
+                                                     "'-' and '.'"), status
+                assert "can ever exist; fix the name" in status["message"]
+            assert not fed.jobs
+
+    asyncio.run(main())

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -47,6 +48,26 @@ log = logging.getLogger("federator.kube.controller")
 
 WAIT_RETRY_SECONDS = 5.0  # how often a waiting object is judged again, beside each acceptance in its namespace
 MISSING_SECONDS = 600.0  # how long a name that no FederatedJob has may be waited on, from the waiting one's creation
+
+
+# What an object's name (metadata.name, and so a job id or array id, `NAME-<6 hex>`) may be: a lower-case DNS name,
+# as the job file checks it (jobfile.py); a key may carry a namespace, `namespace/name`, of the same form
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def unnameable(spec: JobSpec, names: tuple[str, ...]) -> str:
+    """The refusal of the first of `names` (keys no job has now) that no FederatedJob could ever be named, naming
+    its field and index ("" if none): such a key waited the whole bound (600 s) as a typo-to-be-fixed, though it
+    can never exist (outside QA new60b). A name of the right form but no object still waits."""
+    dep = spec.depends_on
+    fields = [("spec.clusters.sameAs", spec.clusters.same_as), ("spec.dependsOn.jobs", dep.jobs if dep else ())]
+    for field, keys in fields:
+        for i, key in enumerate(keys):
+            if key in names and not all(_OBJECT_NAME.match(part) for part in key.split("/", 1)):
+                return (f"{field}[{i}]: {shown(key)} is not a FederatedJob name (lower-case letters, digits, '-' and "
+                        "'.', starting and ending with a letter or digit; or namespace/name), so no job of that "
+                        "name can ever exist; fix the name")
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +182,10 @@ class DependencyWaits:
             i = spec.clusters.same_as.index(meta["name"])
             await self.refuse(obj, f"spec.clusters.sameAs[{i}]: names this FederatedJob, {meta['name']}, which can "
                                    "share a cluster only with other jobs; name the jobs it must run beside")
+            return
+        if bad := unnameable(spec, names):  # no FederatedJob can ever have it: refused now, not after the bound
+            self.forget(uid)
+            await self.refuse(obj, bad)
             return
         owner = controller_of(obj)  # an array's task: it stands for its array in a cycle
         mine = f"{ns}/{owner['name']}" if owner is not None else ""
@@ -314,4 +339,4 @@ class DependencyWaits:
         self._retries[uid] = asyncio.get_running_loop().call_later(delay, self.requeue, MODIFIED, key_of(obj), obj)
 
 
-__all__ = ["MISSING_SECONDS", "WAIT_RETRY_SECONDS", "DependencyWaits"]
+__all__ = ["MISSING_SECONDS", "WAIT_RETRY_SECONDS", "DependencyWaits", "unnameable"]
