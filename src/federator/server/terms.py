@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from federator import __version__
+from federator.api.launch_confirmation import LAUNCH_CONFIRMATION
 from federator.api.placement_lists import PLACEMENT_DELTAS
 from federator.api.v1 import agent_pb2
 
@@ -72,7 +73,9 @@ class StreamTerms:
             max_reports_per_second=reports_per_second, report_burst=report_burst,
             max_report_bytes_per_second=report_bytes_per_second,
             max_job_updates_per_second=job_updates_per_second, job_update_burst=job_update_burst,
-            features=[PLACEMENT_DELTAS]))  # it rebuilds a report's list from a delta (server/placement_lists.py)
+            # It rebuilds a report's list from a delta (server/placement_lists.py); it gives a placement up only by a
+            # Cancel after its Launch or by ending the stream, so a later dated message confirms a late Launch.
+            features=[PLACEMENT_DELTAS, LAUNCH_CONFIRMATION]))
 
     def heartbeat(self, last_heard: float) -> agent_pb2.FederatorMessage | None:
         """A heartbeat, unless the agent has been silent for a lease: a Partitioned cluster's agent must not be
