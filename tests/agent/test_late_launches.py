@@ -16,6 +16,7 @@ import asyncio
 from agent_support import ScriptedFederator, launch, with_agent
 
 from federator.agent.agent import Agent
+from federator.agent.late_launches import CONFIRMED, LateLaunches
 from federator.api.launch_confirmation import LAUNCH_CONFIRMATION
 from federator.api.v1 import agent_pb2
 from federator.jobfile import parse_job
@@ -116,3 +117,23 @@ def test_a_federator_that_does_not_confirm_has_a_late_launch_refused_as_stale_at
 def test_the_welcome_says_the_federator_confirms_late_launches() -> None:
     welcome = StreamTerms(report_interval=2, lease_seconds=10, lost_after=60, order_max_age=7.5).welcome()
     assert LAUNCH_CONFIRMATION in welcome.welcome.features
+
+
+def test_a_fence_or_a_stale_message_confirms_nothing_held_and_a_fresh_one_confirms_all() -> None:
+    async def main() -> None:
+        late = LateLaunches()
+        assert late.hold("a") is None  # a federator that does not confirm: refused at once, not held
+        late.stream_up([LAUNCH_CONFIRMATION])
+        a, b = late.hold("a"), late.hold("b")
+        assert a is not None and b is not None
+        late.dated(age=6.0, bound=BOUND)  # stale: confirms nothing
+        late.dated(age=None, bound=BOUND)  # undated: nothing either
+        assert not a.done() and not b.done()
+        late.fenced()
+        assert a.result() != CONFIRMED and b.result() != CONFIRMED and late.held() == 0
+        c, d = late.hold("c"), late.hold("d")
+        late.cancelled("c")
+        late.dated(age=0.5, bound=BOUND)
+        assert c is not None and d is not None and c.result() != CONFIRMED and d.result() == CONFIRMED
+
+    asyncio.run(main())

@@ -65,6 +65,10 @@ class LateLaunches:
         if waiter is not None and not waiter.done():
             waiter.set_result("cancelled before the federator confirmed it")
 
+    def fenced(self) -> None:
+        """The agent fenced itself: what was held never starts (its stream may go on: --fence-after)."""
+        self._end_all("this agent fenced itself before the federator confirmed it")
+
     def stream_down(self) -> None:
         """The stream ended (or the agent fenced): what was held is not confirmed and never starts."""
         if self._held:

@@ -112,6 +112,7 @@ class Orders:
     async def fence_all(self, why: str) -> None:
         """Stop every placement this cluster runs (self-fencing), before anything else is done."""
         self.fences += 1  # a launch in flight now is stopped as it lands (`launch`)
+        self.late.fenced()  # and a late one held for confirmation never starts (agent/late_launches.py)
         running = [pid for pid, phase in self.backend.placements().items() if not phase.is_terminal]
         if running:
             self.metrics.self_fences.inc()
