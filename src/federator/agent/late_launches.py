@@ -27,6 +27,8 @@ log = logging.getLogger("federator.agent")
 
 CONFIRMED = ""
 """A held Launch's outcome when a fresh message confirmed it: start it (any other outcome says why not)."""
+WITHDRAWN = "cancelled before the federator confirmed it"
+"""A held Launch's outcome when a Cancel of it came first (said per order; the other outcomes once for all)."""
 
 
 class LateLaunches:
@@ -63,7 +65,7 @@ class LateLaunches:
         """A Cancel of a held Launch: the federator withdrew it before confirming it, so it never starts."""
         waiter = self._held.pop(placement_id, None)
         if waiter is not None and not waiter.done():
-            waiter.set_result("cancelled before the federator confirmed it")
+            waiter.set_result(WITHDRAWN)
 
     def fenced(self) -> None:
         """The agent fenced itself: what was held never starts (its stream may go on: --fence-after)."""
@@ -87,4 +89,4 @@ class LateLaunches:
                 waiter.set_result(outcome)
 
 
-__all__ = ["CONFIRMED", "LAUNCH_CONFIRMATION", "LateLaunches"]
+__all__ = ["CONFIRMED", "WITHDRAWN", "LateLaunches"]

@@ -21,7 +21,7 @@ from federator.agent.config import AgentConfig
 from federator.agent.fencing import Contact
 from federator.agent.final_updates import FinalPhases
 from federator.agent.job_digests import JobDigests
-from federator.agent.late_launches import CONFIRMED, LateLaunches
+from federator.agent.late_launches import CONFIRMED, WITHDRAWN, LateLaunches
 from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth
 from federator.agent.metrics import AgentMetrics
@@ -175,8 +175,9 @@ class Orders:
         if waiter is not None:
             outcome = waiter.result()
             if outcome != CONFIRMED and not held:  # no Ack: the re-sync re-sends what the federator stands behind
-                log.info("launch order %s arrived %.1fs old and was not started: %s", launch.placement.placement_id,
-                         age or 0.0, outcome)
+                log.log(logging.INFO if outcome == WITHDRAWN else logging.DEBUG,  # the others summed up once
+                        "launch order %s arrived %.1fs old and was not started: %s", launch.placement.placement_id,
+                        age or 0.0, outcome)
                 return
             age = None  # as young as the fresh message that confirmed it
         if self.fences != fences and not held:
