@@ -85,9 +85,13 @@ class StreamTerms:
             return None
         return agent_pb2.FederatorMessage(heartbeat=agent_pb2.Heartbeat(federator_time=now))
 
-    def stamp(self, launch: agent_pb2.Launch) -> None:
-        """Date a Launch as it leaves, and bound its age."""
-        launch.issued_at = self.clock()
+    def stamp(self, launch: agent_pb2.Launch, *, silent: float = 0.0) -> None:
+        """Date a Launch as it leaves, and bound its age. `silent`: seconds since the agent's last message (the
+        federator's own stalls left out, as the leases count it). Past the lease, dated when the lease ran out:
+        the rule assumes nothing leaves for a silent agent after that (a heartbeat does not), but a Launch queued
+        behind a slow link did, dated afresh just before the cluster went Lost, and an agent took it fresh after
+        the job was placed elsewhere. Dated so, it is stale by the time the federator may give its job up."""
+        launch.issued_at = self.clock() - max(0.0, silent - self.lease_seconds)
         launch.max_age_seconds = self.order_max_age
 
 
