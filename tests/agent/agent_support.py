@@ -34,13 +34,14 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
 
     def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]], report_interval: float = 0.05,
                  lost_after: float = 0.0, clock: Callable[[], float] | None = None,
-                 features: tuple[str, ...] = ()) -> None:
+                 features: tuple[str, ...] = (), order_max_age: float = 0.0) -> None:
         self.scripts = scripts
         self.features = features  # the Welcome's (none: a federator older than Welcome.features)
         self.later: asyncio.Queue[agent_pb2.FederatorMessage] = asyncio.Queue()  # sent on the live session
         self.clock = clock  # set: each Welcome's federator_time (None: the Welcome gives none)
         self.report_interval = report_interval
         self.lost_after = lost_after  # 0: the Welcome gives none (the agent keeps its own default)
+        self.order_max_age = order_max_age  # the Welcome's bound on a Launch's age (0: none given)
         self.sessions: list[list[agent_pb2.AgentMessage]] = []
         self.changed = asyncio.Event()
 
@@ -58,6 +59,7 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
         reader = asyncio.create_task(read())
         yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
             report_interval_seconds=self.report_interval, lost_after_seconds=self.lost_after,
+            order_max_age_seconds=self.order_max_age,
             federator_time=self.clock() if self.clock is not None else 0.0, features=self.features))
         for msg in script:
             if msg.WhichOneof("body") is None:  # an empty message: end this session

@@ -21,6 +21,7 @@ from federator.agent.config import AgentConfig
 from federator.agent.fencing import Contact
 from federator.agent.final_updates import FinalPhases
 from federator.agent.job_digests import JobDigests
+from federator.agent.late_launches import CONFIRMED, WITHDRAWN, LateLaunches
 from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth
 from federator.agent.metrics import AgentMetrics
@@ -51,6 +52,7 @@ class Orders:
         self.fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         self.digests = JobDigests(backend)  # each placement's Launch.job_digest, said back (agent/job_digests.py)
         self.models = AcceleratorModels(backend)  # each placement's model, said back (agent/accelerator_models.py)
+        self.late = LateLaunches()  # launches that arrived past their bound, until the stream confirms them
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
         # placements' do not wait for each other, and the stream is read meanwhile (`in_order`).
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -64,23 +66,35 @@ class Orders:
         """An order as it arrives on the stream: carried out in its placement's turn, the stream read on."""
         kind = msg.WhichOneof("body")
         if kind == "launch":  # dated as it arrives: its wait in this agent's queue is not its age
-            self.in_order(msg.launch.placement.placement_id, functools.partial(
-                self.launch, age=self.contact.order_age(msg.launch.issued_at), fences=self.fences), msg.launch)
+            launch = msg.launch
+            pid, age, bound = launch.placement.placement_id, self.contact.order_age(launch.issued_at), \
+                launch.max_age_seconds
+            late = age is not None and bound > 0 and age > bound and pid not in self.backend.placements()
+            waiter = self.late.hold(pid) if late else None  # held until a later message confirms it
+            if not late:  # fresh: it confirms the late ones before it (agent/late_launches.py)
+                self.late.dated(age=age, bound=bound)
+            self.in_order(pid, functools.partial(self.launch, age=age, fences=self.fences, waiter=waiter), launch,
+                          waiter=waiter)
         elif kind == "cancel":
+            self.late.cancelled(msg.cancel.placement_id)  # a held launch it withdraws never starts
             self.in_order(msg.cancel.placement_id, self.cancel, msg.cancel)
         elif kind == "resize":
             self.in_order(msg.resize.placement_id, self.resize, msg.resize)
 
-    def in_order(self, placement_id: str, order: Callable[[_Order], Awaitable[None]], body: _Order) -> None:
+    def in_order(self, placement_id: str, order: Callable[[_Order], Awaitable[None]], body: _Order, *,
+                 waiter: asyncio.Future[str] | None = None) -> None:
         """Carry out an order of the federator after the ones of the same placement still in flight, without
         holding the stream. A launch used to be awaited where the stream is read: while a member's API server
         hung on it, no other order was read (a cancel waited behind a launch of another job), and the
-        messages that queued up meanwhile read as a silence long enough to fence every placement here."""
+        messages that queued up meanwhile read as a silence long enough to fence every placement here.
+        `waiter`: a late launch's confirmation (agent/late_launches.py), awaited without holding a slot."""
         before = self._running.get(placement_id)
 
         async def run() -> None:
             if before is not None:
                 await asyncio.wait([before])  # its outcome was handled (and logged) where it ran
+            if waiter is not None:
+                await asyncio.wait([waiter])
             async with self._slots:
                 await order(body)
 
@@ -98,6 +112,7 @@ class Orders:
     async def fence_all(self, why: str) -> None:
         """Stop every placement this cluster runs (self-fencing), before anything else is done."""
         self.fences += 1  # a launch in flight now is stopped as it lands (`launch`)
+        self.late.fenced()  # and a late one held for confirmation never starts (agent/late_launches.py)
         running = [pid for pid, phase in self.backend.placements().items() if not phase.is_terminal]
         if running:
             self.metrics.self_fences.inc()
@@ -143,8 +158,10 @@ class Orders:
         self.outbox.put(agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=resize.placement_id, ok=False,
                                                                  message=why, resize=True)))
 
-    async def launch(self, launch: agent_pb2.Launch, *, age: float | None = None, fences: int | None = None) -> None:
-        """Carry out a Launch; `age`: its age as it arrived, `fences`: the fences done by then.
+    async def launch(self, launch: agent_pb2.Launch, *, age: float | None = None, fences: int | None = None,
+                     waiter: asyncio.Future[str] | None = None) -> None:
+        """Carry out a Launch; `age`: its age as it arrived, `fences`: the fences done by then, `waiter`: for one
+        that arrived late, whether a later message of the stream confirmed it (agent/late_launches.py).
 
         Its age is taken on arrival (outside QA, chaos F2): a burst of launches waiting their turn behind a
         member that takes seconds per launch aged in this agent's own queue, and were refused as stale, read as
@@ -155,6 +172,14 @@ class Orders:
         held = launch.placement.placement_id in self.backend.placements()
         if fences is None:  # not from the stream (a test): dated now
             age, fences = self.contact.order_age(launch.issued_at), self.fences
+        if waiter is not None:
+            outcome = waiter.result()
+            if outcome != CONFIRMED and not held:  # no Ack: the re-sync re-sends what the federator stands behind
+                log.log(logging.INFO if outcome == WITHDRAWN else logging.DEBUG,  # the others summed up once
+                        "launch order %s arrived %.1fs old and was not started: %s", launch.placement.placement_id,
+                        age or 0.0, outcome)
+                return
+            age = None  # as young as the fresh message that confirmed it
         if self.fences != fences and not held:
             self.outbox.put(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
                 placement_id=launch.placement.placement_id, ok=False,

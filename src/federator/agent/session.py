@@ -286,6 +286,9 @@ class Session:
                     interval = msg.welcome.report_interval_seconds or self.config.report_interval
                     if reporter is None:
                         reporter = asyncio.get_running_loop().create_task(self._report_loop(interval))
+                elif kind == "heartbeat" and self.terms is not None:  # fresh, it confirms late launches before it
+                    self.orders.late.dated(age=self.contact.order_age(sent_at),
+                                           bound=self.terms.order_max_age_seconds)
                 elif kind == "error":
                     self.federator_error(msg.error)
                 elif kind in ("launch", "cancel", "resize"):
@@ -297,6 +300,7 @@ class Session:
                     self.sent_list.wanted()
                     self.outbox.put_report()
         finally:
+            self.orders.late.stream_down()  # what no later message confirmed never starts (late_launches.py)
             self.finals.stream_down()
             self.connected.clear()
             self.metrics.session_closed()
@@ -317,6 +321,7 @@ class Session:
             return False
         self._pace.agreed(welcome)
         self.sent_list.stream_up(welcome)  # this stream's first report lists its placements in full
+        self.orders.late.stream_up(welcome.features)  # late launches held for confirmation if it confirms them
         self.finals.stream_up(welcome.lost_after_seconds)  # final phases age from here on (FinalPhases.prune)
         self.sessions += 1
         self.connected.set()

@@ -50,13 +50,13 @@ log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
 
 
-def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage:
+def _order_to_pb(order: Order, terms: StreamTerms, *, silent: float = 0.0) -> agent_pb2.FederatorMessage:
     if isinstance(order, LaunchOrder):
         # Without its owner nor its dependency: the federator's alone (server/launch_spec.py)
         launch = agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
                                   spec=convert.spec_to_pb(launched_spec(order.spec)),
                                   job_digest=job_digest(order.spec))  # said back at re-syncs (reapplied.py)
-        terms.stamp(launch)  # dated as it leaves: the agent refuses it once it is older than its bound
+        terms.stamp(launch, silent=silent)  # dated as it leaves: the agent refuses it once older than its bound
         return agent_pb2.FederatorMessage(launch=launch)
     if isinstance(order, ResizeOrder):
         return agent_pb2.FederatorMessage(resize=agent_pb2.Resize(
@@ -259,7 +259,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     continue
                 if order is None:
                     break
-                yield _order_to_pb(order, self.terms)
+                yield _order_to_pb(order, self.terms, silent=self.fed.clock() - rec.last_seen_at -
+                                   self.fed.stalls.since(rec.last_seen_at))
             ending = rec.outbox.ending
             if ending is not None and ending.code is not EndCode.OK:  # a server-side end says why, never a bare OK
                 log.info("ending the stream of cluster %s: %s %s", rec.name, ending.code, ending.message)

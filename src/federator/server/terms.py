@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from federator import __version__
+from federator.api.launch_confirmation import LAUNCH_CONFIRMATION
 from federator.api.placement_lists import PLACEMENT_DELTAS
 from federator.api.v1 import agent_pb2
 
@@ -72,7 +73,9 @@ class StreamTerms:
             max_reports_per_second=reports_per_second, report_burst=report_burst,
             max_report_bytes_per_second=report_bytes_per_second,
             max_job_updates_per_second=job_updates_per_second, job_update_burst=job_update_burst,
-            features=[PLACEMENT_DELTAS]))  # it rebuilds a report's list from a delta (server/placement_lists.py)
+            # It rebuilds a report's list from a delta (server/placement_lists.py); it gives a placement up only by a
+            # Cancel after its Launch or by ending the stream, so a later dated message confirms a late Launch.
+            features=[PLACEMENT_DELTAS, LAUNCH_CONFIRMATION]))
 
     def heartbeat(self, last_heard: float) -> agent_pb2.FederatorMessage | None:
         """A heartbeat, unless the agent has been silent for a lease: a Partitioned cluster's agent must not be
@@ -82,9 +85,13 @@ class StreamTerms:
             return None
         return agent_pb2.FederatorMessage(heartbeat=agent_pb2.Heartbeat(federator_time=now))
 
-    def stamp(self, launch: agent_pb2.Launch) -> None:
-        """Date a Launch as it leaves, and bound its age."""
-        launch.issued_at = self.clock()
+    def stamp(self, launch: agent_pb2.Launch, *, silent: float = 0.0) -> None:
+        """Date a Launch as it leaves, and bound its age. `silent`: seconds since the agent's last message (the
+        federator's own stalls left out, as the leases count it). Past the lease, dated when the lease ran out:
+        the rule assumes nothing leaves for a silent agent after that (a heartbeat does not), but a Launch queued
+        behind a slow link did, dated afresh just before the cluster went Lost, and an agent took it fresh after
+        the job was placed elsewhere. Dated so, it is stale by the time the federator may give its job up."""
+        launch.issued_at = self.clock() - max(0.0, silent - self.lease_seconds)
         launch.max_age_seconds = self.order_max_age
 
 
