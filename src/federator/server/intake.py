@@ -31,15 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from federator.jobfile import (
-    MAX_DEPTH,
-    REQUEST_ID_ANNOTATION,
-    FieldProblem,
-    JobFileError,
-    parse_job,
-    shown,
-    spec_to_document,
-)
+from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, parse_job, shown
+from federator.jobfile_loading import MAX_DEPTH
+from federator.jobfile_writing import spec_to_document
 from federator.jsontext import JsonTextError, load_json
 from federator.model import Job, JobHold, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
 from federator.scheduler import SchedulerConfig

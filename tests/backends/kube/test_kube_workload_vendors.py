@@ -18,7 +18,8 @@ from federator.backends.kube.discovery import default_discovery
 from federator.backends.kube.placement_launch import chosen_alternative
 from federator.backends.kube.workloads import RenderOptions, build_workload
 from federator.backends.kube.workloads.common import templates_at
-from federator.jobfile import JobFileError, parse_job, spec_to_document
+from federator.jobfile import JobFileError, parse_job
+from federator.jobfile_writing import spec_to_document
 from federator.model import AcceleratorAlternative, JobId, Placement, PlacementId
 
 ASCEND_NODE = {"metadata": {"name": "ascend-0", "labels": {
