@@ -85,7 +85,7 @@ def test_a_pod_asking_two_vendors_devices_is_refused() -> None:
 
 
 def test_the_document_of_such_a_job_reads_back_the_same() -> None:
-    """The federator re-reads every spec through its document (server/intake.checked): the derived
+    """The federator re-reads every spec through its document (server/api_specs.checked): the derived
     alternatives must not come back as spec.accelerators, which spec.workload refuses."""
     for extra in ({"acceleratorModels": ["Ascend910B"]}, {}):
         spec = parse_job(document(jobset(ASCEND), **extra))
