@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federator.jobfile import JobFileError, load_job_files, parse_job, parse_job_documents, spec_to_document
+from federator.jobfile import JobFileError, parse_job
+from federator.jobfile_loading import load_job_files, parse_job_documents
+from federator.jobfile_writing import spec_to_document
 from federator.model import JobKind
 
 GOOD = {
@@ -451,7 +453,7 @@ def test_an_unknown_top_level_key_is_refused_and_status_is_ignored() -> None:
 
 
 def test_a_job_file_past_the_size_bound_is_refused_before_it_is_read(tmp_path: Path) -> None:
-    from federator.jobfile import MAX_FILE_BYTES
+    from federator.jobfile_loading import MAX_FILE_BYTES
     path = tmp_path / "big.yaml"
     with path.open("wb") as f:
         f.truncate(MAX_FILE_BYTES + 1)

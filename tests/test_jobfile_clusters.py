@@ -12,7 +12,7 @@ import yaml
 from federator.api import convert
 from federator.api.convert import WireError
 from federator.api.v1 import types_pb2
-from federator.jobfile import JobFileError, parse_job, spec_to_document
+from federator.jobfile import JobFileError, parse_job
 from federator.jobfile_affinity import (
     EXPRESSION_KEYS,
     KEYS,
@@ -21,6 +21,7 @@ from federator.jobfile_affinity import (
     MAX_SELECTOR_VALUES,
     SELECTOR_KEYS,
 )
+from federator.jobfile_writing import spec_to_document
 from federator.model import ClusterAffinity, Job, JobId, LabelOperator, LabelRequirement
 from federator.server.errors import proto_field
 from federator.store.codec import job_from_dict, job_to_dict

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from federator.api import convert
-from federator.jobfile import JobFileError, parse_job, spec_to_document
+from federator.jobfile import JobFileError, parse_job
+from federator.jobfile_writing import spec_to_document
 from federator.model import Job, JobId
 from federator.store.codec import job_from_dict, job_to_dict
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from federator.jsontext import whole_number
+
 #: The replica type the training operator's autoscaler scales (the PyTorchJob scale subresource's specpath).
 SCALED_ROLE = "Worker"
 
@@ -22,9 +24,9 @@ def elastic_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     billed, as it counts the pods the object asks (outside QA, ML platform E4). A maxReplicas of the Workers' own
     count (or none: the operator defaults it so) keeps torchrun's elasticity within the gang: minReplicas lets a
     run carry on with fewer Workers after a loss. A submit check, not a `pod_sets` refusal, so that a job stored
-    before it still renders. The policy's bounds are read as the member's API server reads them (`whole_number`),
-    and one it would take but its operator could not use (not a mapping, a bound below 1, the minimum above the
-    maximum) is named here, not lost on the member (outside QA new60, N2)."""
+    before it still renders. The policy's bounds are read as the member's API server reads them
+    (`jsontext.whole_number`), and one it would take but its operator could not use (not a mapping, a bound below
+    1, the minimum above the maximum) is named here, not lost on the member (outside QA new60, N2)."""
     found = obj.get("spec")
     spec: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     policy = spec.get("elasticPolicy")
@@ -62,15 +64,4 @@ def elastic_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
              "lets torchrun carry on with fewer Workers after a loss), or ask for more Workers")]
 
 
-def whole_number(value: object) -> int | None:
-    """A JSON number as the API server stores it in an integer field: an integer, or a float of a whole value
-    (`8.0` is stored as 8); None for anything else (a string, a bool, 8.5). Read so, `maxReplicas: 8.0` passed the
-    check as "not an integer" and the member's operator got 8 (outside QA new60, N2)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    return int(value) if isinstance(value, float) and value.is_integer() else None
-
-
-__all__ = ["SCALED_ROLE", "elastic_problems", "whole_number"]
+__all__ = ["SCALED_ROLE", "elastic_problems"]

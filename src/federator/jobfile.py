@@ -18,10 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
 from federator.backends.kube.workloads.common import accelerator_resource
@@ -39,8 +36,6 @@ from federator.catalog import catalog
 from federator.jobfile_accelerators import (
     GPU_RESOURCE,
     MAX_ACCELERATORS_PER_REPLICA,
-    alternative_document,
-    one_count,
     one_vendor,
     parse_accelerator_models,
     parse_alternatives,
@@ -48,10 +43,9 @@ from federator.jobfile_accelerators import (
     product_line,
 )
 from federator.jobfile_accelerators import placeholder_problem as placeholder_problem  # importable here as before
-from federator.jobfile_affinity import clusters_document, parse_clusters
-from federator.jobfile_failure_policy import failure_policy_document, parse_failure_policy
-from federator.jobfile_placement_asks import parse_prefer, parse_region_weights, weights_document
-from federator.jobsource import STDIN, TooLarge, is_stdin, read_job_text, source_name
+from federator.jobfile_affinity import parse_clusters
+from federator.jobfile_failure_policy import parse_failure_policy
+from federator.jobfile_placement_asks import parse_prefer, parse_region_weights
 from federator.model import (
     AcceleratorAlternative,
     JobKind,
@@ -63,7 +57,6 @@ from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condit
 # regions and labels as a Hello gives them (security/limits.py), as jobfile_affinity.py checks spec.clusters
 from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_region
 from federator.termtext import shown as shown  # importable here as before (cli, server)
-from federator.yamltext import YamlShapeError, load_documents, yaml_problem
 
 API_VERSION = "federator.io/v1alpha1"
 # A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
@@ -138,113 +131,9 @@ class JobFileError(ValueError):
         super().__init__(prefix + "; ".join(str(p) for p in self.problems))
 
 
-MAX_DEPTH = 64
-"""Nesting a job document may have at most: a pod template is a few levels deep, thousands are an attack."""
-
-MAX_VALUES = 100_000
-"""Values (mappings, lists, scalars) one job document may come to, each alias (`*name`) counted as the values it
-repeats. Aliases are allowed (a file may share one `resources:` block among containers), but a few hundred bytes
-of aliases that alias aliases come to billions of values ("billion laughs"); a real job is a few hundred."""
-
-MAX_FILE_BYTES = 16 << 20
-"""The largest job file read (16 MiB): a job is a few KiB and one request at most 1 MiB (the federator's default
---max-message-bytes), so this is a file of thousands of jobs; past it the file is refused before it is parsed."""
-
 TOP_LEVEL_KEYS = ("apiVersion", "kind", "metadata", "spec", "status")
 """A document's known top-level keys. `status` is what `kubectl get federatedjob -o yaml` writes next to the spec:
 read and ignored (the federator writes a job's status), so such an export can be submitted as it is."""
-
-
-JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-def job_paths(paths: Iterable[Path]) -> list[Path]:
-    """The job files named: a file as it is (`-`: standard input, once), a folder as its .yaml, .yml and .json
-    files in name order (not its subfolders). A folder that holds none is a JobFileError: a user who names one
-    meant to run something."""
-    out: list[Path] = []
-    for p in paths:
-        if is_stdin(p) and STDIN in out:
-            raise JobFileError([FieldProblem("file", "standard input may be named once")], source_name(p))
-        if is_stdin(p) or not p.is_dir():
-            out.append(p)
-            continue
-        found = sorted(q for q in p.iterdir() if q.suffix.lower() in JOB_FILE_SUFFIXES and not q.is_dir())
-        if not found:
-            raise JobFileError([FieldProblem("folder", "holds no job files (.yaml, .yml, .json)")], str(p))
-        out.extend(found)
-    return out
-
-
-def load_job_files(path: Path, *, held: list[bool] | None = None) -> list[JobSpec]:
-    """Every FederatedJob in a file (several YAML documents may share one file).
-
-    Whatever the file holds, the outcome is specs or one JobFileError naming
-    the file and the problem (never a traceback): unreadable, not UTF-8 text,
-    not YAML, nested too deep, or not a FederatedJob. `held`, if given, gets
-    each job's spec.held (`held_of`), in order: the file is read once (it may be
-    standard input).
-    """
-    name = source_name(path)  # `-` is standard input, said `<stdin>` (jobsource.py)
-    try:
-        text = read_job_text(path, limit=MAX_FILE_BYTES)
-    except TooLarge as exc:
-        bound = f"{MAX_FILE_BYTES} ({MAX_FILE_BYTES >> 20} MiB)"
-        size = f"is {exc.size} bytes," if exc.exact else "is"
-        raise JobFileError([FieldProblem("file", f"{size} more than {bound}, the most a job file may be; "
-                                                 "split it")], name) from exc
-    except OSError as exc:
-        raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], name) from exc
-    except ValueError as exc:  # not UTF-8 text: read_job_text says which byte
-        raise JobFileError([FieldProblem("file", str(exc))], name) from exc
-    return parse_job_documents(text, source=name, held=held)
-
-
-def parse_job_documents(text: str, *, source: str = "", held: list[bool] | None = None) -> list[JobSpec]:
-    try:
-        docs = load_documents(text, max_depth=MAX_DEPTH, max_values=MAX_VALUES)
-    except YamlShapeError as exc:
-        where = "document" if exc.document == 1 and not _more_documents(text) else f"document {exc.document}"
-        raise JobFileError([FieldProblem(where, exc.problem)], source) from exc
-    except yaml.YAMLError as exc:
-        if "maximum nesting depth" in str(exc):  # libyaml's own bound, far past ours
-            raise JobFileError([FieldProblem("document", f"nested more than {MAX_DEPTH} levels deep")], source) from exc
-        raise JobFileError([FieldProblem("document", yaml_problem(exc))], source) from exc
-    except RecursionError as exc:  # the pure-Python YAML composer recurses once per level
-        raise JobFileError([FieldProblem("document", f"nested more than {MAX_DEPTH} levels deep")], source) from exc
-    if not docs:
-        raise JobFileError([FieldProblem("document", "is empty")], source)
-    if held is not None:
-        held.extend(held_of(doc) for doc in docs)
-    if len(docs) == 1:
-        return [parse_job(docs[0], source=source)]
-    # Several documents: every bad one is named, by its place in the file and its name, in one error, so
-    # that a file of twenty jobs is not fixed one refusal at a time (nothing is submitted until all parse).
-    specs: list[JobSpec] = []
-    problems: list[FieldProblem] = []
-    for i, doc in enumerate(docs):
-        try:
-            specs.append(parse_job(doc, source=source))
-        except JobFileError as exc:
-            where = f"document {i + 1}{_named(doc)}"
-            problems.extend(FieldProblem(f"{where}: {p.field}", p.problem) for p in exc.problems)
-    if problems:
-        raise JobFileError(problems, source)
-    return specs
-
-
-def _named(doc: object) -> str:
-    """' (NAME)' for a document whose metadata.name is a short plain string, else ''."""
-    meta = doc.get("metadata") if isinstance(doc, dict) else None
-    name = meta.get("name") if isinstance(meta, dict) else None
-    if isinstance(name, str) and 0 < len(name) <= 63 and name.isprintable():
-        return f" ({name})"
-    return ""
-
-
-def _more_documents(text: str) -> bool:
-    """Whether a YAML stream may hold several documents (a line starting `---` after its first line)."""
-    return "\n---" in text
 
 
 def _depends_on(raw: object, bad: Any) -> JobDependency | None:
@@ -625,76 +514,3 @@ def _string_map(value: object, field: str, bad: Any) -> dict[str, str]:
         bad(field, "must map strings to strings")
         return {}
     return dict(value)
-
-
-def spec_to_document(spec: JobSpec) -> dict[str, Any]:
-    """The FederatedJob document for a spec (inverse of parse_job)."""
-    resources: dict[str, Any] = {}
-    if spec.resources.cpu_milli:
-        resources["cpu"] = f"{spec.resources.cpu_milli}m"
-    if spec.resources.memory_bytes:
-        resources["memory"] = str(spec.resources.memory_bytes)
-    if spec.resources.accelerator_milli:
-        g = spec.resources.accelerator_milli
-        resources[GPU_RESOURCE] = g // 1000 if g % 1000 == 0 else f"{g}m"
-    body: dict[str, Any] = {"kind": spec.kind.value, "replicas": spec.replicas, "resources": resources,
-                            "queue": spec.queue, "priority": spec.priority}
-    if spec.workload_json:  # kind, replicas and resources are the workload's own
-        try:
-            workload: object = json.loads(spec.workload_json)
-        except (ValueError, RecursionError):
-            workload = spec.workload_json  # parse_job says what is wrong with it
-        body = {"workload": workload, "queue": spec.queue, "priority": spec.priority}
-    if spec.accelerator_models:
-        body["acceleratorModels"] = list(spec.accelerator_models)
-    if spec.accelerators and spec.workload_json:
-        # derived from the workload's own resource (another vendor's, e.g. huawei.com/Ascend910): its models
-        # are what the user wrote; parse_job derives the alternatives from the workload again
-        models = [a.model for a in spec.accelerators if a.model]
-        if models:
-            body["acceleratorModels"] = models
-    elif (one := one_count(spec.accelerators)) is not None:
-        name, milli, models = one
-        resources[name] = milli // 1000 if milli % 1000 == 0 else f"{milli}m"
-        if models:
-            body["acceleratorModels"] = models
-    elif spec.accelerators:
-        body["accelerators"] = [alternative_document(a) for a in spec.accelerators]
-    regions: dict[str, Any] = {}
-    if spec.allowed_regions:
-        regions["allowed"] = list(spec.allowed_regions)
-    if spec.preferred_regions:
-        regions["preferred"] = list(spec.preferred_regions)
-    if spec.min_regions != 1:
-        regions["minRegions"] = spec.min_regions
-    if spec.user_region:
-        regions["user"] = spec.user_region
-    if spec.max_latency_ms:
-        regions["maxLatencyMs"] = spec.max_latency_ms
-    if spec.region_weights:
-        regions["weights"] = weights_document(spec.region_weights)
-    if regions:
-        body["regions"] = regions
-    if spec.clusters.bounds:
-        body["clusters"] = clusters_document(spec.clusters)
-    if spec.preemptible:
-        body["preemptible"] = True
-    if spec.max_run_seconds:
-        body["maxRunSeconds"] = spec.max_run_seconds
-    if spec.failure_policy.set:
-        body["failurePolicy"] = failure_policy_document(spec.failure_policy)
-    if spec.prefer:
-        body["prefer"] = spec.prefer.value
-    if spec.pod_template_json:
-        body["template"] = json.loads(spec.pod_template_json)
-    meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}
-    if spec.labels:
-        meta["labels"] = dict(spec.labels)
-    annotations = dict(spec.annotations)
-    dependency = spec.depends_on
-    if dependency is not None:  # said as the field it is written as, not as its stored form
-        del annotations[DEPENDS_ON_ANNOTATION]
-        body["dependsOn"] = {"condition": dependency.condition.value, "jobs": list(dependency.jobs)}
-    if annotations:
-        meta["annotations"] = annotations
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body}

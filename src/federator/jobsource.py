@@ -1,9 +1,10 @@
 """Where job documents are read from: a file, or standard input when the file is `-` (`submit -f -`).
 
-Why a module: a job file is read in two places of one submit (jobfile.load_job_files, and the CLI's second look at
-what the file wrote, cli/written_form.py), and standard input can be read only once; a generated stream of jobs
-(`sed ... | federator submit -f -`, kubectl's habit) was refused as a file named `-` (outside QA, HPC H9). Both
-read through here: stdin once per process, its text kept, and named `<stdin>` wherever a file's name is said.
+Why a module: a job file is read in two places of one submit (jobfile_loading.load_job_files, and the CLI's
+second look at what the file wrote, cli/written_form.py), and standard input can be read only once; a generated
+stream of jobs (`sed ... | federator submit -f -`, kubectl's habit) was refused as a file named `-` (outside QA,
+HPC H9). Both read through here: stdin once per process, its text kept, and named `<stdin>` wherever a file's
+name is said.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ ValueError about `sys.set_int_max_str_digits` for a 5,000-digit number, and it a
 `Infinity` and lone UTF-16 surrogates (`"\\ud800"`), which are not JSON (RFC 8259) and which an
 agent's strict parser, in another language, would choke on when the text arrives in a Launch. So the
 text is read here once, with each of those named as the problem.
+
+A value inside such a text is read here too where the reading is JSON's, not one workload's: a number as the
+API server stores it in an integer field (`whole_number`), which the elastic policy's check and every workload
+adapter's replica counts read alike.
 """
 
 from __future__ import annotations
@@ -66,4 +70,15 @@ def load_json(text: str, *, max_depth: int) -> object:
     return value
 
 
-__all__ = ["JsonTextError", "load_json"]
+def whole_number(value: object) -> int | None:
+    """A JSON number as the API server stores it in an integer field: an integer, or a float of a whole value
+    (`8.0` is stored as 8); None for anything else (a string, a bool, 8.5). Read so, `maxReplicas: 8.0` passed the
+    check as "not an integer" and the member's operator got 8 (outside QA new60, N2)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, float) and value.is_integer() else None
+
+
+__all__ = ["JsonTextError", "load_json", "whole_number"]

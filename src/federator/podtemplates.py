@@ -4,7 +4,7 @@ Its own module because three parties must merge alike and none may import the
 others: the federator checks the merged template at submit (`server/templates`),
 the agent renders it for the chosen alternative (`backends/kube`) and checks it
 against the member's own pod security level, and the scheduler reads what it
-needs of a member's level (`security/podsecurity.needed_by`). Pure: plain dicts
+needs of a member's level (`security/podsecurity_member.needed_by`). Pure: plain dicts
 in and out.
 
 `shape_problems` is the shape of a template the agent renders into (it adds

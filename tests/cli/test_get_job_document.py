@@ -17,7 +17,8 @@ import yaml
 from cli_support import serving
 
 from federator.cli import main
-from federator.jobfile import parse_job, parse_job_documents
+from federator.jobfile import parse_job
+from federator.jobfile_loading import parse_job_documents
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 

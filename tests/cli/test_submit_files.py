@@ -17,7 +17,7 @@ from federator.cli import main
 from federator.cli.job_document import job_document
 from federator.cli.job_files import read_specs
 from federator.cli.request_ids import request_id_for
-from federator.jobfile import parse_job_documents
+from federator.jobfile_loading import parse_job_documents
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore

@@ -34,7 +34,8 @@ from helm_support import (
 from federator.backends.kube.namespace_level import namespace_warnings
 from federator.cli import build_parser
 from federator.scheduler.policy import parse_policy
-from federator.security.podsecurity import PodSecurity, PodSecurityLevel, admission_level
+from federator.security.podsecurity import PodSecurity, PodSecurityLevel
+from federator.security.podsecurity_member import admission_level
 
 from support import EXAMPLES
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from federator.jobfile import parse_job_documents
+from federator.jobfile_loading import parse_job_documents
 from federator.model import MILLI, AcceleratorPool, JobId, JobSpec, ReasonCode, placement_held_milli
 from federator.scheduler import Scheduler, Snapshot
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig

@@ -13,7 +13,8 @@ from federator.model import AcceleratorAlternative, ClusterInfo, JobKind, JobSpe
 from federator.scheduler import Scheduler, Snapshot
 from federator.scheduler.framework import CycleContext
 from federator.scheduler.plugins import FILTERS, PodSecurityFilter
-from federator.security.podsecurity import PodSecurity, PodSecurityLevel, policy_labels
+from federator.security.podsecurity import PodSecurity, PodSecurityLevel
+from federator.security.podsecurity_member import policy_labels
 
 from builders import cluster, job, pool, request
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from federator.jobfile import parse_job, spec_to_document
+from federator.jobfile import parse_job
+from federator.jobfile_writing import spec_to_document
 from federator.model import AcceleratorAlternative, AcceleratorPool, JobId, JobSpec
 from federator.scheduler import Scheduler, Snapshot
 

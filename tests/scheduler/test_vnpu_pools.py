@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from federator.jobfile import parse_job_documents
+from federator.jobfile_loading import parse_job_documents
 from federator.model import AcceleratorPool, JobSpec, ReasonCode
 from federator.scheduler import Scheduler, Snapshot
 

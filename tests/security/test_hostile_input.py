@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, types_pb2
-from federator.jobfile import JobFileError, parse_job, parse_job_documents
+from federator.jobfile import JobFileError, parse_job
+from federator.jobfile_loading import parse_job_documents
 from federator.model import JobPhase
 from federator.security.limits import RejectReason
 from federator.server.federator import Federator

@@ -1,4 +1,4 @@
-"""A member's own pod security level (security/podsecurity.py): how its agent reports it, what the namespace's
+"""A member's own pod security level (security/podsecurity_member.py): how its agent reports it, what the namespace's
 Pod Security Admission label must say for it, and what a job's templates need of it."""
 
 from __future__ import annotations
@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 
 from federator.security.limits import Limits, check_hello
-from federator.security.podsecurity import (
-    AGENT_FLAGS,
-    PodSecurity,
-    PodSecurityLevel,
+from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, PodSecurityLevel
+from federator.security.podsecurity_member import (
     admission_level,
     member_refusal,
     needed_by,

@@ -6,20 +6,24 @@ what the cool-down needs: the job's last restart, its reason naming the cluster,
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from server_support import Clock, join
 from test_failure_restarts import budgeted, fail, fed_of, placed
 
-from federator.model import JobId, JobPhase, ReasonCode
+from federator.model import Job, JobId, JobPhase, Reason, ReasonCode
 from federator.server.federator import Federator
 from federator.server.refusals import FIRST_REFUSAL_SECONDS
 from federator.store import SqliteJobStore
 
 
-def restarted(tmp_path: Path, clock: Clock, *, after: float, early: bool) -> tuple[Federator, JobId, str]:
+def restarted(tmp_path: Path, clock: Clock, *, after: float, early: bool,
+              stored: Callable[[Job], Job] | None = None) -> tuple[Federator, JobId, str]:
     """A job failed (early or not) on one of two clusters, then the federator restarted on its store `after`
-    seconds on: (the new federator, the job's id, the cluster it failed on)."""
+    seconds on: (the new federator, the job's id, the cluster it failed on). `stored`: the job as the store is to
+    hold it before the restart (as another release wrote it)."""
     db = tmp_path / "fed.db"
     store = SqliteJobStore(db)
     fed = fed_of(clock, store)
@@ -32,6 +36,9 @@ def restarted(tmp_path: Path, clock: Clock, *, after: float, early: bool) -> tup
     failed_on = fail(fed, job, clock, after=4)
     code = ReasonCode.FAILED_EARLY if early else ReasonCode.FAILED_RESTARTING
     assert job.pending_reason is not None and job.pending_reason.code is code
+    assert job.last_restart_cluster == failed_on
+    if stored is not None:
+        store.put([stored(job)])
     store.close()
     clock.now += after
     again = fed_of(clock, SqliteJobStore(db))
@@ -63,3 +70,27 @@ def test_a_restart_after_the_cooldown_remembers_nothing(tmp_path: Path) -> None:
     fed, job_id, _ = restarted(tmp_path, clock, after=FIRST_REFUSAL_SECONDS + 1, early=False)
     assert fed.refusals.avoided(job_id, clock.now) == ()
     assert not fed.refusals.remembers(job_id)
+
+
+def test_the_cluster_is_the_stored_restarts_own_not_read_out_of_its_words(tmp_path: Path) -> None:
+    """Review of stop 60: the cluster was parsed out of "failed on CLUSTER after ..." with a pattern, bound to the
+    wording of the two format strings that write it; a reason worded any other way kept the job off nothing."""
+    clock = Clock()
+
+    def reworded(job: Job) -> Job:
+        assert job.last_restart_reason is not None
+        said = Reason(job.last_restart_reason.code, "the member reported the job Failed: NCCL timeout (rank 3)")
+        return dataclasses.replace(job, last_restart_reason=said)
+
+    fed, job_id, failed_on = restarted(tmp_path, clock, after=11, early=False, stored=reworded)
+    assert fed.refusals.avoided(job_id, clock.now) == (failed_on,)
+    cluster, _ = placed(fed, fed.jobs[job_id])
+    assert cluster != failed_on
+
+
+def test_a_restart_stored_without_its_cluster_keeps_the_job_off_nothing(tmp_path: Path) -> None:
+    """A restart 0.19.0 stored has no cluster: nothing to go by (a 30 s cool-down an upgrade rarely falls in)."""
+    clock = Clock()
+    fed, job_id, _ = restarted(tmp_path, clock, after=11, early=True,
+                               stored=lambda job: dataclasses.replace(job, last_restart_cluster=""))
+    assert fed.refusals.avoided(job_id, clock.now) == ()

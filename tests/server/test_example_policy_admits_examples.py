@@ -15,7 +15,8 @@ import yaml
 from server_support import Clock, MemoryStore, make
 
 from federator.catalog.model_names import quota_model_problem
-from federator.jobfile import job_paths, load_job_files, parse_job
+from federator.jobfile import parse_job
+from federator.jobfile_loading import job_paths, load_job_files
 from federator.scheduler import Scheduler, load_policy
 from federator.server.intake import SubmitError
 

@@ -17,7 +17,8 @@ from prometheus_client import generate_latest
 from server_support import Clock, MemoryStore, join, make
 
 from federator.api.convert import WireError, job_from_pb, job_to_pb, spec_from_pb, spec_to_pb
-from federator.jobfile import JobFileError, parse_job, spec_to_document
+from federator.jobfile import JobFileError, parse_job
+from federator.jobfile_writing import spec_to_document
 from federator.model import FailurePolicy, Job, JobPhase, JobSpec, ReasonCode
 from federator.model.array import ArrayRequest
 from federator.server.arrays import submit_array

@@ -19,7 +19,8 @@ from server_support import job_api
 from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.catalog import builtin_catalog
-from federator.jobfile import JobFileError, parse_job_documents
+from federator.jobfile import JobFileError
+from federator.jobfile_loading import parse_job_documents
 from federator.model import AcceleratorPool, ClusterCapacity
 from federator.scheduler import Scheduler, Snapshot
 from federator.server.fleet_models import FleetModels

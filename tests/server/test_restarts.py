@@ -106,6 +106,6 @@ def test_the_federatedjob_status_says_the_restarts_and_the_crd_keeps_them() -> N
     version = crd["spec"]["versions"][0]
     props = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert props["restarts"]["type"] == "integer"  # else the apiserver prunes it from the status
-    assert set(props["lastRestart"]["properties"]) == {"code", "message", "at"}
+    assert set(props["lastRestart"]["properties"]) == {"code", "message", "at", "cluster"}  # cluster: since 0.20.0
     assert {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts"}.items() <= next(
         c for c in version["additionalPrinterColumns"] if c["name"] == "Restarts").items()

@@ -14,7 +14,8 @@ from __future__ import annotations
 from server_support import Clock, MemoryStore, drained, join, make, spec
 from test_failure_restarts import budgeted, fail
 
-from federator.jobfile import parse_job, spec_to_document
+from federator.jobfile import parse_job
+from federator.jobfile_writing import spec_to_document
 from federator.model import Job, JobPhase, JobSpec, ReasonCode
 from federator.model.job import waited
 from federator.server.clusters import FAILOVER_ANNOTATION

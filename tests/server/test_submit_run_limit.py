@@ -18,7 +18,8 @@ from server_support import Clock, MemoryStore, job_api, make
 from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.backends.kube.resources import job_from_resource, job_status, spec_of
-from federator.jobfile import MAX_RUN_SECONDS, JobFileError, parse_job, spec_to_document
+from federator.jobfile import MAX_RUN_SECONDS, JobFileError, parse_job
+from federator.jobfile_writing import spec_to_document
 from federator.model import Job, JobId, JobPhase
 from federator.store.codec import job_from_dict, job_to_dict
 

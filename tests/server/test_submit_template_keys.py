@@ -23,7 +23,8 @@ from server_support import Clock, MemoryStore, job_api, make
 from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.backends.kube.workloads.registry import build_workload
-from federator.jobfile import load_job_files, parse_job
+from federator.jobfile import parse_job
+from federator.jobfile_loading import load_job_files
 from federator.model import JobSpec
 from federator.model.job import Placement
 from federator.server.intake import SubmitError

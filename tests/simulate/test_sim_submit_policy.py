@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from federator.cli import main
-from federator.jobfile import load_job_files
+from federator.jobfile_loading import load_job_files
 from federator.scheduler import Scheduler, load_policy
 from federator.server.federator import Federator
 from federator.server.intake import SubmitError

@@ -78,6 +78,9 @@ PINNED = frozenset({
     # its next failure, and the budget is gone from each job 0.17.0 wrote; docs/operators.md's "Upgrading to
     # 0.18.0" says so). The lead decides on 5.
     "JobSpec.failure_policy", "FailurePolicy.max_restarts", "Job.failure_restarts",
+    # 0.20.0's cluster of the last restart (server/restored_cooldowns.py), at 4: 0.19.0 ignores the key and drops it
+    # when it rewrites a job; all a rollback loses is a cool-down kept across a restart (30 s), never a job.
+    "Job.last_restart_cluster",
     # 0.19.0's spec.regions.weights and spec.prefer (scheduler/weights.py, cheapest.py), at 4 as 0.18.0's fields:
     # 0.18.0 reads a version-4 file, ignores both keys and drops them when it rewrites a job (a rollback places such
     # a job by room and policy from then on; docs/operators.md's "Upgrading to 0.19.0" says so). The lead decides
@@ -151,7 +154,7 @@ def _every_field_set() -> Job:
         ran_seconds=12.5, waiting_since=1_796_520_005.0, hold=JobHold(by="admin", at=1_796_519_990.0, admin=True),
         restarts=2, last_restart_at=1_796_520_004.0,
         last_restart_reason=Reason(ReasonCode.CLUSTER_NOT_READY, "east-1 was Lost", never=NeverRunnable.QUOTA),
-        waiting_on=(JobId("prep-3f9a1c"),), throttled=True, failure_restarts=1)
+        waiting_on=(JobId("prep-3f9a1c"),), throttled=True, failure_restarts=1, last_restart_cluster="east-2")
 
 
 def _at_defaults(obj: Any, name: str) -> list[str]:

@@ -132,7 +132,7 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.catalog import CatalogError, use_catalog_file
     from federator.readyfile import ready_file_problem
     from federator.security.metrics_token import MetricsToken, MetricsTokenError
-    from federator.security.podsecurity import POLICY_LABELS, policy_labels
+    from federator.security.podsecurity_member import POLICY_LABELS, policy_labels
     from federator.security.tls import TlsError
     from federator.yamltext import read_text
 

@@ -3,7 +3,7 @@
 Why: `-o yaml` printed the store's row (`accelerator_milli: 8000`, `memory_bytes: 68719476736`, `submitted_at:
 1796477750.01`), names and units no job file has, so what the runbooks call "the request" could not be read
 against the file, nor edited and submitted again (outside QA). Now the request is in the job file's own shape
-(`jobfile.spec_to_document`, the inverse of `parse_job`, with quantities as a person writes them: `cpu: "32"`,
+(`jobfile_writing.spec_to_document`, the inverse of `parse_job`, with quantities as a person writes them: `cpu: "32"`,
 `memory: 64Gi`; not in spec_to_document itself, whose bytes derive the CLI's request ids), so `federator submit
 -f` takes the printed document as it is (a job file's `status` is read and ignored); and the status is the
 FederatedJob status the Kubernetes store writes (`resources.job_status`: camelCase, times in RFC 3339 UTC), so
@@ -23,7 +23,8 @@ from typing import Any
 
 from federator.backends.kube.resources import hold_status, job_status
 from federator.cli.output import cores
-from federator.jobfile import REQUEST_ID_ANNOTATION, spec_to_document
+from federator.jobfile import REQUEST_ID_ANNOTATION
+from federator.jobfile_writing import spec_to_document
 from federator.model import Job, JobSpec, format_bytes
 from federator.model.array import ARRAY_ANNOTATIONS
 from federator.security.authz import DELEGATE_ANNOTATION, GROUPS_ANNOTATION, USER_ANNOTATION

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from federator.jobfile import FieldProblem, JobFileError, job_paths, load_job_files
+from federator.jobfile import FieldProblem, JobFileError
+from federator.jobfile_loading import job_paths, load_job_files
 from federator.jobsource import source_name
 from federator.model import DEPENDS_ON_ANNOTATION, Condition, JobSpec
 from federator.model.dependency import checked

@@ -10,7 +10,8 @@ import hashlib
 import json
 import uuid
 
-from federator.jobfile import REQUEST_ID_ANNOTATION, spec_to_document, with_old_names
+from federator.jobfile import REQUEST_ID_ANNOTATION, with_old_names
+from federator.jobfile_writing import spec_to_document
 from federator.model import JobSpec
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from federator.jobfile import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, job_paths
+from federator.jobfile_loading import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, job_paths
 from federator.jobsource import read_job_text
 from federator.yamltext import load_documents
 

@@ -358,6 +358,11 @@ class Job:
     restarts: int = 0
     last_restart_reason: Reason | None = None
     last_restart_at: float = 0.0
+    # The cluster whose member reported the placement ended that the last restart queued the job again for (its
+    # failure, early or not), "" when no one member's report was the cause (a Lost cluster, a preemption, a drain)
+    # or the restart was stored before 0.20.0: the cluster a restarted federator keeps the job off for what is left
+    # of its cool-down (server/restored_cooldowns.py). Stored with the job (its document; the schema stays 4).
+    last_restart_cluster: str = ""
     # Of those restarts, the ones after its member reported it Failed: counted toward spec.failurePolicy.maxRestarts
     # (server/failure_restarts.py; JobSet's restartsCountTowardsMax). Stored with the job (the schema stays 4).
     failure_restarts: int = 0

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from federator.model import ClusterInfo, JobSpec, Reason, ReasonCode, partition_worth
 from federator.scheduler.framework import OTHER_VENDORS_ONLY, PlacementRequest
-from federator.security.podsecurity import needed_by_texts
+from federator.security.podsecurity_member import needed_by_texts
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind,
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
 from federator.model.cluster import SHARING_MIG, names_partition
 from federator.scheduler.regionload import RegionUse
-from federator.security.podsecurity import PodSecurityNeed, needed_by_texts
+from federator.security.podsecurity_member import PodSecurityNeed, needed_by_texts
 
 if TYPE_CHECKING:
     from federator.scheduler.demand import Demand

@@ -35,7 +35,8 @@ from federator.scheduler.framework import (
 from federator.scheduler.maintenance_window import MaintenanceWindow
 from federator.scheduler.residency import AllowedRegions, RegionLatency
 from federator.scheduler.same_as import SameAs
-from federator.security.podsecurity import PodSecurity, describe, policy_of_labels
+from federator.security.podsecurity import PodSecurity, describe
+from federator.security.podsecurity_member import policy_of_labels
 
 # -- filters ------------------------------------------------------------------
 

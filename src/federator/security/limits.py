@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from federator.model import PRICE_LABELS, ClusterCapacity, JobSpec, parse_price
-from federator.security.podsecurity import PodSecurity, policy_of_labels
+from federator.security.podsecurity import PodSecurity
+from federator.security.podsecurity_member import policy_of_labels
 
 MAX_ACCELERATORS_PER_NODE = 1024
 MAX_NODES = 10_000_000

@@ -2,7 +2,7 @@
 
 Kept apart from the state machine (`server/federator.py`), which handles a job
 once it is accepted. Intake validates a submission with the one validator of
-job files, CRDs and the API (`jobfile.parse_job`), answers a repeated request
+job files, CRDs and the API (`jobfile.parse_job`, through `api_specs.py`), answers a repeated request
 id with the job it created then, refuses a name held by an active job,
 checks the accelerator models it names against the catalog and the fleet
 (`fleet_models.py`), holds its pod templates to the federator's pod security
@@ -23,35 +23,26 @@ over jobs.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from federator.jobfile import (
-    MAX_DEPTH,
-    REQUEST_ID_ANNOTATION,
-    FieldProblem,
-    JobFileError,
-    parse_job,
-    shown,
-    spec_to_document,
-)
-from federator.jsontext import JsonTextError, load_json
+from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, shown
 from federator.model import Job, JobHold, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
-from federator.scheduler import SchedulerConfig
 from federator.scheduler.residency import queue_fence, submit_warnings
 from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
 from federator.security.delegates import Budget, Delegate, budget
 from federator.security.limits import BACK_PRESSURE, RejectReason
+from federator.server.api_specs import checked
 from federator.server.arrays import forged
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.dependencies import Visible, resolved, same_namespace
 from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EARLY_FAILURE_POLICIES
 from federator.server.fleet_models import FleetModels
+from federator.server.intake_warnings import latency_warnings, queue_warnings, region_warnings
 from federator.server.job_bytes import UnfinishedBytes
 from federator.server.job_holds import held_reason
 from federator.server.kept_room import KeptRoom
@@ -85,51 +76,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federator.server")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-def queue_warnings(queue: str, config: SchedulerConfig) -> list[str]:
-    """A queue the policy (or a Queue object) does not declare, named like one it does: most likely a typo, which
-    would move the job out of its team's quota and fair share into defaultQueue's (outside QA, ML user F11)."""
-    if queue in config.queues:
-        return []
-    close = difflib.get_close_matches(queue, list(config.queues), n=1, cutoff=0.75)
-    if not close:
-        return []
-    return [f"spec.queue: {queue!r} is not a declared queue (did you mean {close[0]!r}?); it runs with "
-            "defaultQueue's weight and quota, not those of a declared queue"]
-
-
-def latency_warnings(spec: JobSpec, config: SchedulerConfig, regions: set[str]) -> list[str]:
-    """A latency budget no member's region meets now (the policy's `regions.latencyMs` knows no latency from the
-    users' region, or none within the budget): the job is valid, and waits until one does, as LatencyBudget then
-    says; the user hears it at submit, as for a model no member has."""
-    if not spec.max_latency_ms or not regions:
-        return []
-    known = sorted((ms, r) for r in regions if (ms := config.latency_ms(spec.user_region, r)) is not None)
-    if known and known[0][0] <= spec.max_latency_ms:
-        return []
-    why = (f"the nearest, {known[0][1]}, is {known[0][0]} ms away" if known else
-           f"the policy's regions.latencyMs knows no latency from {spec.user_region} to any of them")
-    return [f"spec.regions.maxLatencyMs: no member cluster's region is within {spec.max_latency_ms} ms of "
-            f"{spec.user_region} ({why}); the job waits until one is"]
-
-
-def region_warnings(spec: JobSpec, regions: set[str], config: SchedulerConfig) -> list[str]:
-    """A preferred or users' region no member cluster is in (a typo: `wset`): the job is valid and places as if the
-    region were not named, so the user hears it at submit (outside QA, inference F8). The users' region may well
-    have no cluster (users in a province without a data centre): it is said only when the policy's latencies do
-    not name it either. Said once some cluster is known, listing at most 12 of the regions there are."""
-    if not regions:
-        return []
-    latencies = {r for pair in config.region_latency_ms for r in pair}
-    known = sorted(regions)
-    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
-    named = [(f"spec.regions.preferred[{i}]", r) for i, r in enumerate(spec.preferred_regions)]
-    if spec.user_region and spec.user_region not in latencies and not spec.max_latency_ms:  # else latency_warnings
-        named.append(("spec.regions.user", spec.user_region))
-    return [f"{field}: no member cluster is in region {region!r} (regions: {shown}); check the name"
-            for field, region in named if region not in regions]
-
 
 
 def rescaled(held: JobSpec, asked: JobSpec) -> bool:
@@ -570,57 +516,5 @@ class Intake:
         self.fed.metrics.messages_rejected.labels(reason.value).inc()
 
 
-def checked(spec: JobSpec) -> JobSpec:
-    """The spec as the job file validator reads it (one validator for files, CRDs and the API); JobFileError
-    lists every problem, those of its JSON texts (`json_problems`) with the rest."""
-    problems = json_problems(spec)
-    if not problems:
-        return parse_job(spec_to_document(spec))
-    bare = replace(spec, pod_template_json="", workload_json="",
-                   accelerators=tuple(replace(a, pod_template_json="") for a in spec.accelerators))
-    if spec.workload_json:  # what the workload would have brought is unknown: the rest is read as it stands
-        bare = replace(bare, workload_json="{}")
-    try:
-        parse_job(spec_to_document(bare))
-    except JobFileError as exc:
-        problems += [p for p in exc.problems if not p.field.startswith("spec.workload")]
-    raise JobFileError(problems)
-
-
-def json_problems(spec: JobSpec) -> list[FieldProblem]:
-    """What is wrong with the JSON texts of a spec from the API (jsontext.load_json): a pod template must
-    be an object; a workload is read by parse_job once it is JSON."""
-    problems: list[FieldProblem] = []
-    texts = [("spec.template", spec.pod_template_json, True), ("spec.workload", spec.workload_json, False)]
-    texts += [(f"spec.accelerators[{i}].template", a.pod_template_json, True) for i, a in enumerate(spec.accelerators)]
-    for field, text, must_be_object in texts:
-        if not text:
-            continue
-        try:
-            value = load_json(text, max_depth=MAX_DEPTH)
-        except JsonTextError as exc:
-            problems.append(FieldProblem(field, str(exc)))
-            continue
-        if must_be_object and not isinstance(value, dict):
-            problems.append(FieldProblem(field, f"must be a JSON object, got {type(value).__name__}"))
-    return problems
-
-
-def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
-    """The problems every one of `specs` has: given the same spec under each kind, what is wrong with a
-    submission whatever its kind. A client that sent no kind learns these with the kind's own problem,
-    not one mistake per round trip; a problem only one kind has (spec.regions.minRegions on training
-    work) is left out, since the client may have meant the other."""
-    common: list[FieldProblem] | None = None
-    for spec in specs:
-        try:
-            checked(spec)
-            found: list[FieldProblem] = []
-        except JobFileError as exc:
-            found = list(exc.problems)
-        common = found if common is None else [p for p in common if p in found]
-    return common or []
-
-
 __all__ = ["AlreadyExists", "ByteBudgetFull", "DelegateBudgetFull", "Intake", "QueueFull", "QueuePendingLimit",
-           "RequestIdConflict", "SubmitError", "UserPendingLimit", "checked", "kindless_problems", "taken"]
+           "RequestIdConflict", "SubmitError", "UserPendingLimit", "taken"]

@@ -22,6 +22,7 @@ from federator.security.authz import Allowed, Authorizer, Denied, Principal, sta
 from federator.security.limits import RejectReason
 from federator.server import log_follow, logs, watch_stream
 from federator.server.admission import name_taken
+from federator.server.api_specs import kindless_problems
 from federator.server.arrays import ArrayUnsupported, Submitted, answered, array_request, forged, submit_array
 from federator.server.audit_trail import promised
 from federator.server.cancel_jobs import cancel_jobs
@@ -39,7 +40,6 @@ from federator.server.intake import (
     RequestIdConflict,
     SubmitError,
     UserPendingLimit,
-    kindless_problems,
 )
 from federator.server.job_holds import hold_at_submit
 from federator.server.job_keys import Ambiguous, resolve
@@ -114,7 +114,7 @@ def _limit_of(exc: QueueFull) -> PressedLimit:
 def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
     """The submitted spec; a WireError when it cannot be read. Without a kind the rest of a spec cannot be
     read as one job, yet the client should hear everything else that is wrong with it in the same answer:
-    the kind's problem comes with what the spec gets wrong under either kind (intake.kindless_problems)."""
+    the kind's problem comes with what the spec gets wrong under either kind (api_specs.kindless_problems)."""
     try:
         return convert.spec_from_pb(pb)
     except convert.WireError as exc:

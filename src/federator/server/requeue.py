@@ -44,7 +44,10 @@ def requeue(fed: Federator, job: Job, reason: Reason, *, ended: Collection[str] 
             stopped: Collection[str] = ()) -> None:
     """Supersede every placement of a job (`ended`: only those, of a spread job with others live:
     server/partial.py), queue it again; `stopped`: reported ended by their agent, sent no Cancel."""
-    count_restart(job, reason, at=fed.clock())  # before the write below stores it (server/restarts.py)
+    # Before the write below stores it (server/restarts.py), with the cluster of the placement its agent reported
+    # ended, when one cluster's: what a restarted federator reads back (server/restored_cooldowns.py)
+    reported = {p.cluster for p in job.placements if p.placement_id in stopped}
+    count_restart(job, reason, at=fed.clock(), cluster=reported.pop() if len(reported) == 1 else "")
     cancels = supersede_part(fed, job, ended, reason) if ended else None
     if cancels is None:
         cancels = supersede(fed, job, reason)

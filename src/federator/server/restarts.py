@@ -17,8 +17,10 @@ from federator.model import Job, Reason
 __all__ = ["count_restart"]
 
 
-def count_restart(job: Job, reason: Reason, *, at: float) -> None:
-    """One more restart of `job`, for `reason` (the code and words its wait begins with), at `at` (unix seconds)."""
+def count_restart(job: Job, reason: Reason, *, at: float, cluster: str = "") -> None:
+    """One more restart of `job`, for `reason` (the code and words its wait begins with), at `at` (unix seconds);
+    `cluster`: the one whose member reported the placement ended, if that was the cause (Job.last_restart_cluster)."""
     job.restarts += 1
     job.last_restart_reason = Reason(reason.code, reason.message)  # its words; `never` is of a wait, not stored
     job.last_restart_at = at
+    job.last_restart_cluster = cluster

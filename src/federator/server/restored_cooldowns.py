@@ -3,11 +3,18 @@
 Why: a job a cluster failed (early, server/early_failures.py; or late with restarts left, server/failure_restarts.py)
 avoids that cluster 30 s (server/refusals.py), elsewhere first. The cool-down was memory only, so a federator
 restarted, or a new leader, within it placed the job straight back where it had failed, and it failed again,
-spending a restart of its spec.failurePolicy (QA new59 N7: 11 s after the failure). The store already holds what
-it needs, with no schema change: the job's last restart (`Job.last_restart_reason`, its code FailedEarly or
-FailedRestarting, its words "failed on CLUSTER after ...: the member's words; placing it ..."; and
-`Job.last_restart_at`, when). A job still Pending with such a last restart is noted as failed on that cluster at
-that time, so the cool-down ends when it would have without the restart.
+spending a restart of its spec.failurePolicy (QA new59 N7: 11 s after the failure). The store holds what it
+needs, with no schema change: the job's last restart (`Job.last_restart_reason`, its code FailedEarly or
+FailedRestarting; `Job.last_restart_at`, when; `Job.last_restart_cluster`, the cluster whose member reported the
+placement Failed). A job still Pending with such a last restart is noted as failed on that cluster at that time,
+so the cool-down ends when it would have without the restart.
+
+The cluster is a field of its own, never read back out of the reason's words: 0.19.0 parsed "failed on CLUSTER
+after ..." with a pattern, bound to the wording of two format strings elsewhere (review of stop 60). The failed
+placement itself is gone from the job by then (a re-queue supersedes it), so the restart keeps its cluster. A
+restart stored by 0.19.0 has none: its job is not kept off that cluster (the cool-down is 30 s; an upgrade
+within it costs one placement there at most). The member's words are not noted again: the job's pending reason
+says them first, in its restart's words.
 
 Only the last failure is known: a job that had failed on that cluster before is avoided for the first cool-down
 (30 s), not the doubled one it had reached, and a cluster it failed on before its last restart is not avoided.
@@ -17,7 +24,6 @@ timeout at most.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from federator.model import JobPhase, ReasonCode
@@ -27,7 +33,6 @@ from federator.server.refusals import FAILED_EARLY
 if TYPE_CHECKING:
     from federator.server.federator import Federator
 
-_FAILED_ON = re.compile(r"^failed on (\S+) after \S+: (.*?)(?:; placing it .*)?$", re.DOTALL)
 _DID = {ReasonCode.FAILED_EARLY: FAILED_EARLY, ReasonCode.FAILED_RESTARTING: FAILED}
 
 
@@ -41,11 +46,10 @@ def restore_cooldowns(fed: Federator) -> int:
         last = job.last_restart_reason
         if job.phase is not JobPhase.PENDING or last is None or last.code not in _DID:
             continue
-        found = _FAILED_ON.match(last.message)
-        at = job.last_restart_at
-        if found is None or not at or now >= at + refusals.first:
-            continue  # its cool-down over already (or its words not the federator's: nothing to go by)
-        refusals.note(job.job_id, found.group(1), at, found.group(2), did=_DID[last.code])
+        at, cluster = job.last_restart_at, job.last_restart_cluster
+        if not cluster or not at or now >= at + refusals.first:
+            continue  # its cool-down over already (or its cluster not stored: a restart stored by 0.19.0)
+        refusals.note(job.job_id, cluster, at, did=_DID[last.code])
         kept += 1
     return kept
 

@@ -46,8 +46,8 @@ from federator.jobfile import JobFileError
 from federator.model import Job, JobId, JobKind, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.security.limits import Limits
 from federator.server import nearness, shrink
+from federator.server.api_specs import checked
 from federator.server.cancelling import ROUNDS
-from federator.server.intake import checked
 from federator.server.job_message import job_message
 from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import Order

@@ -24,16 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from federator.backends.sim.runtime import ARRIVAL_ANNOTATION, DURATION_ANNOTATION, parse_duration
-from federator.jobfile import (
-    MAX_DEPTH,
-    MAX_FILE_BYTES,
-    MAX_VALUES,
-    FieldProblem,
-    JobFileError,
-    job_paths,
-    load_job_files,
-    parse_job,
-)
+from federator.jobfile import FieldProblem, JobFileError, parse_job
+from federator.jobfile_loading import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, job_paths, load_job_files
 from federator.jobsource import read_job_text, source_name
 from federator.model import JobPhase, JobSpec
 from federator.simulate.sim_job import SimJob

@@ -34,7 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from federator.backends.sim.fleet import ClusterSpec, FleetError, NodeSpec, parse_fleet
-from federator.jobfile import JOB_FILE_SUFFIXES, JobFileError
+from federator.jobfile import JobFileError
+from federator.jobfile_loading import JOB_FILE_SUFFIXES
 from federator.model import MILLI, JobKind, JobSpec, Resources
 from federator.model.accelerator import AcceleratorAlternative
 from federator.simulate.job_records import RecordError, load_job_records

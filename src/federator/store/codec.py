@@ -80,6 +80,9 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         **({"failure_restarts": job.failure_restarts} if job.failure_restarts else {}),
         "last_restart_reason": ({"code": job.last_restart_reason.code.value,
                                  "message": job.last_restart_reason.message} if job.last_restart_reason else None),
+        # the cluster a failure restart was for (server/restored_cooldowns.py): only when known, so other jobs are
+        # the documents they were; a federator before 0.20.0 ignores the key
+        **({"last_restart_cluster": job.last_restart_cluster} if job.last_restart_cluster else {}),
     }
 
 
@@ -194,7 +197,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         waiting_since=doc.get("waiting_since", 0.0), hold=_hold(doc.get("hold")),
         restarts=doc["restarts"] if "restarts" in doc else restarts_before(doc),
         last_restart_reason=_reason(doc.get("last_restart_reason")), last_restart_at=doc.get("last_restart_at", 0.0),
-        failure_restarts=doc.get("failure_restarts", 0),
+        failure_restarts=doc.get("failure_restarts", 0), last_restart_cluster=doc.get("last_restart_cluster", ""),
     )
 
 

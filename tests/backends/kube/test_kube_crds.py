@@ -14,8 +14,9 @@ from federator.backends.kube.finished_ttl import FIELD as TTL
 from federator.backends.kube.resources import job_status
 from federator.backends.kube.unadmitted import DEPENDENCY, QUEUE_NOT_ALLOWED, open_to_change
 from federator.backends.kube.workloads.registry import ADAPTERS
-from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
+from federator.jobfile import OLD_SPEC_NAMES, JobFileError, parse_job
 from federator.jobfile_affinity import MAX_SAME_AS
+from federator.jobfile_loading import load_job_files
 from federator.model import Condition, Job, JobId, JobKind, JobPhase, Placement, PlacementId
 
 from support import EXAMPLES, ROOT

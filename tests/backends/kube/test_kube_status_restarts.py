@@ -52,3 +52,15 @@ def test_a_status_from_before_the_count_counts_from_its_placement_generation() -
     del status["restarts"], status["lastRestart"]  # as 0.16.0 wrote it
     back = job_from_resource({**cr, "status": status})
     assert back is not None and back.restarts == 1 and back.last_restart_reason is None
+
+
+def test_the_cluster_a_failure_restart_was_for_is_said_and_read_back() -> None:
+    """status.lastRestart.cluster: what a restarted federator keeps the job off for what is left of its cool-down
+    (server/restored_cooldowns.py); absent when no one member's report was the cause, as above."""
+    cr = _cr()
+    job = _job(cr)
+    job.last_restart_reason = Reason(ReasonCode.FAILED_RESTARTING, "worded any way")
+    job.last_restart_cluster = "nv-a"
+    status = job_status(job, generation=1, now=1_700_000_200.0)
+    assert status["lastRestart"]["cluster"] == "nv-a"
+    assert job_from_resource({**cr, "status": status}) == job

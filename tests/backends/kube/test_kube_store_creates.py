@@ -20,7 +20,7 @@ import pytest
 from federator.backends.kube.api import ConflictError, InvalidError, KubeError, NotFoundError
 from federator.backends.kube.resources import FINALIZER, spec_of
 from federator.backends.kube.store import KubeJobStore
-from federator.jobfile import parse_job_documents
+from federator.jobfile_loading import parse_job_documents
 from federator.model import Job, JobId, JobPhase
 from federator.store import StoreUnavailable
 from federator.store.errors import NameTaken

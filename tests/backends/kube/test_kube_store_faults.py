@@ -18,7 +18,7 @@ import pytest
 from federator.backends.kube.api import ForbiddenError, KubeError
 from federator.backends.kube.resources import FINALIZER
 from federator.backends.kube.store import KubeJobStore
-from federator.jobfile import parse_job_documents
+from federator.jobfile_loading import parse_job_documents
 from federator.model import Job, JobId
 from federator.store import StoreUnavailable
 

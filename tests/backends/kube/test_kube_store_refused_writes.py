@@ -19,7 +19,7 @@ import pytest
 from federator.backends.kube.api import ForbiddenError, InvalidError, KubeError
 from federator.backends.kube.retries import RetryBook, failure_of
 from federator.backends.kube.store import KubeJobStore
-from federator.jobfile import parse_job_documents
+from federator.jobfile_loading import parse_job_documents
 from federator.metrics import Metrics
 from federator.model import Job, JobId, JobPhase
 from federator.store.errors import StoreRefused, WriteFailure

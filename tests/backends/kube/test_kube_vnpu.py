@@ -17,7 +17,7 @@ from federator.backends.kube.discovery import Discovery
 from federator.backends.kube.pools import pools
 from federator.backends.kube.vnpu import template
 from federator.catalog import builtin_catalog, parse_catalog_text
-from federator.jobfile import parse_job_documents
+from federator.jobfile_loading import parse_job_documents
 from federator.model import JobId, placement_held_milli
 from federator.scheduler import Scheduler, Snapshot
 from federator.server.scheduling import new_placements

@@ -18,7 +18,8 @@ from federator.backends.kube.discovery import default_discovery
 from federator.backends.kube.placement_launch import chosen_alternative
 from federator.backends.kube.workloads import RenderOptions, build_workload
 from federator.backends.kube.workloads.common import templates_at
-from federator.jobfile import JobFileError, parse_job, spec_to_document
+from federator.jobfile import JobFileError, parse_job
+from federator.jobfile_writing import spec_to_document
 from federator.model import AcceleratorAlternative, JobId, Placement, PlacementId
 
 ASCEND_NODE = {"metadata": {"name": "ascend-0", "labels": {
@@ -84,7 +85,7 @@ def test_a_pod_asking_two_vendors_devices_is_refused() -> None:
 
 
 def test_the_document_of_such_a_job_reads_back_the_same() -> None:
-    """The federator re-reads every spec through its document (server/intake.checked): the derived
+    """The federator re-reads every spec through its document (server/api_specs.checked): the derived
     alternatives must not come back as spec.accelerators, which spec.workload refuses."""
     for extra in ({"acceleratorModels": ["Ascend910B"]}, {}):
         spec = parse_job(document(jobset(ASCEND), **extra))

@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, Obj
 from federator.backends.kube.arrays import ARRAY_FIELD, SUBMIT_ANNOTATION, ArrayTasks, array_id_of
 from federator.backends.kube.finished_ttl import delete
-from federator.jobfile import REQUEST_ID_ANNOTATION, spec_to_document
+from federator.jobfile import REQUEST_ID_ANNOTATION
+from federator.jobfile_writing import spec_to_document
 from federator.model import Job, JobHold, JobPhase, JobSpec
 from federator.model.array import ArrayRequest
 from federator.security.authz import owner_of, submitter_of

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from federator.backends.kube.api import NAMESPACES, KubeApi, KubeError
-from federator.security.podsecurity import PodSecurity, PodSecurityLevel, admission_level, describe, stricter
+from federator.security.podsecurity import PodSecurity, PodSecurityLevel, describe, stricter
+from federator.security.podsecurity_member import admission_level
 
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 ENFORCE_VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"

@@ -52,7 +52,8 @@ from federator.backends.kube.workloads.common import templates_at
 from federator.model import JobKind, JobSpec, Placement
 from federator.podtemplates import ACCELERATOR_MODEL_ANNOTATION, JOB_DIGEST_ANNOTATION, merged_over, shape_problems
 from federator.security import isolation
-from federator.security.podsecurity import AGENT_FLAGS, check_object, member_refusal, needed_by_object
+from federator.security.podsecurity import AGENT_FLAGS, check_object
+from federator.security.podsecurity_member import member_refusal, needed_by_object
 
 log = logging.getLogger("federator.agent.kube")
 

@@ -187,8 +187,11 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # Of them, those after a failure, counted toward spec.failurePolicy.maxRestarts (server/failure_restarts.py):
         # a restart or a new leader reads it back, so a spent restart is never granted again.
         "failureRestarts": job.failure_restarts,
+        # Its cluster only when one member's report was the cause (Job.last_restart_cluster): a restart reads it back.
         "lastRestart": ({"code": job.last_restart_reason.code.value, "message": job.last_restart_reason.message,
-                         "at": timestamp(job.last_restart_at)} if job.last_restart_reason else None),
+                         "at": timestamp(job.last_restart_at),
+                         **({"cluster": job.last_restart_cluster} if job.last_restart_cluster else {})}
+                        if job.last_restart_reason else None),
         "submittedAt": timestamp(job.submitted_at),
         "placedAt": timestamp(job.placed_at),
         # The run-time clock spec.maxRunSeconds is checked against (server/run_limits.py): a restart reads it back.
@@ -360,7 +363,8 @@ def _restarts(status: Obj) -> dict[str, Any]:
     spent = status.get("failureRestarts")
     return {"restarts": count, "failure_restarts": spent if isinstance(spent, int) and spent > 0 else 0,
             "last_restart_reason": reason,
-            "last_restart_at": parse_timestamp(last.get("at")) if reason else 0.0}
+            "last_restart_at": parse_timestamp(last.get("at")) if reason else 0.0,
+            "last_restart_cluster": str(last.get("cluster") or "") if reason else ""}
 
 
 def hold_status(hold: JobHold) -> Obj:

@@ -63,7 +63,8 @@ from federator.backends.kube.events import (
 )
 from federator.backends.kube.resources import FINALIZER, accepted_of, job_from_resource, job_status, spec_of
 from federator.backends.kube.retries import RetryBook, failure_of, unavailable
-from federator.jobfile import JobFileError, spec_to_document, with_old_names
+from federator.jobfile import JobFileError, with_old_names
+from federator.jobfile_writing import spec_to_document
 from federator.model import Job, JobId, JobSpec
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable, WriteFailure
 

@@ -54,7 +54,8 @@ from federator.backends.kube.api import (
 from federator.backends.kube.gang import KUEUE_LOCAL_QUEUES
 from federator.backends.kube.namespace_level import ENFORCE_LABEL, ENFORCE_VERSION_LABEL, namespace_warnings
 from federator.backends.kube.workloads import MANAGED_BY, MANAGED_BY_LABEL, placement_label
-from federator.security.podsecurity import PodSecurity, admission_level
+from federator.security.podsecurity import PodSecurity
+from federator.security.podsecurity_member import admission_level
 
 log = logging.getLogger("federator.agent.kube")
 

@@ -33,7 +33,8 @@ from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.logtail import MAX_TAIL_LINES, tail_bytes
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement, placement_resources
-from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, member_refusal, needed_by_texts
+from federator.security.podsecurity import AGENT_FLAGS, PodSecurity
+from federator.security.podsecurity_member import member_refusal, needed_by_texts
 from federator.timestamps import utc_seconds
 
 DURATION_ANNOTATION = "federator.io/sim-duration"

@@ -21,7 +21,7 @@ from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from federator.catalog import catalog
-from federator.elastic_policy import whole_number
+from federator.jsontext import whole_number
 from federator.model import JobSpec, Placement, QuantityError, Resources, format_bytes, to_bytes, to_milli
 from federator.podtemplates import (  # the agent's marks on a placement's objects, shared with the submit check
     GENERATION_LABEL,
@@ -221,7 +221,7 @@ def mapping_at(obj: Mapping[str, Any], path: str, *, required: bool = True) -> M
 
 def count_at(obj: Mapping[str, Any], path: str, default: int, *, minimum: int = 0) -> int:
     """An integer field (a replica count), with the API's default when it (or its parent) is absent. A whole float
-    is read as the integer the member's API server stores (`replicas: 4.0` is 4; elastic_policy.whole_number):
+    is read as the integer the member's API server stores (`replicas: 4.0` is 4; jsontext.whole_number):
     refused, the job was turned away though the member would have run it (small60)."""
     node: object = obj
     for step in _steps(path):
