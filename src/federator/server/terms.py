@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from federator import __version__
 from federator.api.placement_lists import PLACEMENT_DELTAS
+from federator.api.seals import SEALS
 from federator.api.v1 import agent_pb2
 
 MAX_ORDER_AGE_DEFAULT = 10.0
@@ -72,7 +73,7 @@ class StreamTerms:
             max_reports_per_second=reports_per_second, report_burst=report_burst,
             max_report_bytes_per_second=report_bytes_per_second,
             max_job_updates_per_second=job_updates_per_second, job_update_burst=job_update_burst,
-            features=[PLACEMENT_DELTAS]))  # it rebuilds a report's list from a delta (server/placement_lists.py)
+            features=[PLACEMENT_DELTAS, SEALS]))  # deltas: server/placement_lists.py; seals: server/seals.py
 
     def heartbeat(self, last_heard: float) -> agent_pb2.FederatorMessage | None:
         """A heartbeat, unless the agent has been silent for a lease: a Partitioned cluster's agent must not be
