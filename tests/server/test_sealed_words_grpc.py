@@ -166,3 +166,81 @@ def test_after_a_restore_an_honest_agents_sealed_cancel_ends_the_job(features: t
 
     asyncio.run(scenario())
 
+
+def _big(name: str) -> jobs_pb2.SubmitRequest:
+    """A training gang of 5 x 8 H100: more than the cluster's 4 x 8, so it is never placed there."""
+    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec(name, gpus=8, replicas=5)))
+
+
+def _launch_seal(kind: str, job_id: str) -> str:
+    """A launch_seal a lying member may send of JOB.g2.east-1: none, a made-up one, this federator's seal of the same
+    placement id for another cluster, or of the job's generation 1 on this cluster (a replay of an older Launch)."""
+    pid = f"{job_id}.g2.east-1"
+    current = seals.current()
+    return {"none": "", "made-up": f"s1.{current.key_id}.{'A' * 43}",
+            "another cluster's": current.launch(pid, job_id, 2, "west-1"),
+            "an older generation's": current.launch(f"{job_id}.g1.east-1", job_id, 1, "east-1")}[kind]
+
+
+@pytest.mark.usefixtures("sealed")
+@pytest.mark.parametrize("seal", ["none", "made-up", "another cluster's", "an older generation's"])
+def test_a_placement_the_federator_never_launched_is_not_adopted_and_is_told_to_stop(tmp_path: Path,
+                                                                                     seal: str) -> None:
+    """H2: east-1 names a placement of its own making for another tenant's Pending gang, which does not even fit it,
+    and says it Running at a re-sync. It is not adopted (the job stays Pending, nothing billed or booked): a
+    placement the federator does not know, cancelled (no --orphan-grace here)."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed, features=("seals",)) as agent:
+            await agent.send(_report())
+            job = (await jobs.Submit(_big("bob-big"))).job
+            await quiet(fed)
+            assert fed.jobs[job.job_id].phase is JobPhase.PENDING
+            forged = f"{job.job_id}.g2.east-1"
+            await agent.send(_update(forged, JobPhase.RUNNING, generation=2, resync=True,
+                                     launch_seal=_launch_seal(seal, job.job_id)))
+            await agent.send(_report(forged))
+            assert (await _cancel(agent, forged)).placement_id == forged  # told to stop it
+            await quiet(fed)
+            kept = fed.jobs[job.job_id]
+            assert kept.phase is JobPhase.PENDING and kept.generation == 0 and not kept.placements
+        fed.store.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("sealed")
+@pytest.mark.parametrize("features", [("seals",), ()], ids=["0.20.0 agent", "older agent"])
+def test_after_a_restore_an_honest_agents_sealed_placement_is_adopted(features: tuple[str, ...]) -> None:
+    """The restore adoption.py exists for: a job that started after the snapshot is back Pending while its gang runs;
+    its agent says the placement Running with its Launch's seal: adopted, Running, nothing launched again. An agent
+    without the feature says no seal: not adopted (an orphan, cancelled; the job placed again, as before 0.17.0)."""
+    async def scenario() -> None:
+        live = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
+        async with job_api(live) as jobs, agent_stream(live, features=features) as agent:
+            job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
+            while job.job_id not in {j.job_id for j in live.store.load()}:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+            snapshot = MemoryStore()
+            snapshot.put(live.store.load())  # type: ignore[attr-defined]  # Pending, generation 0
+            await agent.send(_report())
+            launch = await _launch(agent)
+            assert launch.seal.startswith("s1.")
+            pid = launch.placement.placement_id
+            await agent.send(_update(pid, JobPhase.RUNNING))
+            await _until(live, job.job_id, pid, JobPhase.RUNNING)
+        restored = Federator(store=snapshot, cycle_interval=0.05)  # type: ignore[arg-type]
+        assert restored.jobs[job.job_id].phase is JobPhase.PENDING
+        async with agent_stream(restored, features=features) as agent:
+            said = launch.seal if features else ""  # what the agent kept and says back
+            await agent.send(_update(pid, JobPhase.RUNNING, generation=1, resync=True, launch_seal=said))
+            await agent.send(_report(pid))
+            if features:
+                while restored.jobs[job.job_id].phase is not JobPhase.RUNNING:
+                    await asyncio.sleep(0.01)
+                assert [p.placement_id for p in restored.jobs[job.job_id].placements] == [pid]
+            else:
+                assert (await _cancel(agent, pid)).placement_id == pid
+                assert pid not in {p.placement_id for p in restored.jobs[job.job_id].placements}
+
+    asyncio.run(scenario())

@@ -355,6 +355,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                               "placement sent to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
                 self.fed.orphans.adoption.reapplied.said(rec.name, u.placement_id, u.job_digest)  # reapplied.py
+                self.fed.orphans.adoption.sealed(rec.name, u.placement_id, u.launch_seal)  # server/seals.py
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
                                     ended_at=u.ended_at, job_ended=seals.job_ended(rec.name, u))
