@@ -7,6 +7,7 @@ agent before 0.20.0 (no "seals" feature) is served as before; an --insecure fede
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,6 +110,32 @@ def test_a_members_job_ended_without_the_federators_seal_stops_only_its_placemen
         fed.store.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("sealed")
+def test_an_older_agents_cancelled_update_of_a_job_cancelled_is_no_warning(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Outside a restore the word changes nothing (the job has ended already): an agent before 0.20.0, which says
+    job_ended with no seal at every cancel, is not warned of."""
+    async def scenario() -> None:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"), cycle_interval=0.05)
+        async with job_api(fed) as jobs, agent_stream(fed) as east:
+            await east.send(_report())
+            job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
+            pid = (await _launch(east)).placement.placement_id
+            await east.send(_update(pid, JobPhase.RUNNING))
+            await _until(fed, job.job_id, pid, JobPhase.RUNNING)
+            await jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))
+            assert (await _cancel(east, pid)).job_ended
+            await east.send(_update(pid, JobPhase.CANCELLED, job_ended=True))
+            await east.send(_report())
+            await quiet(fed)
+            assert fed.jobs[job.job_id].phase is JobPhase.CANCELLED
+        fed.store.close()
+
+    with caplog.at_level(logging.WARNING, logger="federator.server"):
+        asyncio.run(scenario())
+    assert not [r for r in caplog.records if "not taken as the job's end" in r.getMessage()]
 
 
 def test_an_insecure_federator_takes_job_ended_unsealed_as_before(tmp_path: Path) -> None:

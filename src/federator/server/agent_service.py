@@ -356,9 +356,10 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     return RejectReason.UNEXPECTED
                 self.fed.orphans.adoption.reapplied.said(rec.name, u.placement_id, u.job_digest)  # reapplied.py
                 self.fed.orphans.adoption.sealed(rec.name, u.placement_id, u.launch_seal)  # server/seals.py
+                ended = seals.job_ended(rec.name, u, self.fed.current_phase(rec.name, u.placement_id))  # H1
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
-                                    ended_at=u.ended_at, job_ended=seals.job_ended(rec.name, u))
+                                    ended_at=u.ended_at, job_ended=ended)
                 self.fed.orphans.adoption.said_model(rec.name, u.placement_id, u.accelerator_model)  # adoption.py
             elif kind == "ack":
                 if msg.ack.resize:  # the answer to a Resize: owed no more; a refusal replaces it (server/shrink.py)

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from federator.api.seals import MAX_SEAL_CHARS, SEALS
 from federator.api.v1 import agent_pb2, types_pb2
+from federator.model import JobPhase
 
 log = logging.getLogger("federator.server")
 
@@ -87,15 +88,19 @@ class Seals:
 _seals = Seals()
 
 
-def job_ended(cluster: str, update: agent_pb2.JobUpdate) -> bool:
+def job_ended(cluster: str, update: agent_pb2.JobUpdate, held: JobPhase | None) -> bool:
     """JobUpdate.job_ended as the federator takes it from `cluster`'s agent: only of a Cancelled update whose
     cancel_seal is this federator's seal of a job-ending Cancel of that placement to that cluster. Else the update
     is a stop the cluster made on its own (re-placed, counted against the cluster: server/federator.py), never the
-    job's end, and its other placements run on (secqa61 H1); logged."""
+    job's end, and its other placements run on (secqa61 H1); logged where it would have ended a job: `held`, the
+    phase the store holds of the placement current there, is live (else the job has ended, or the placement is not
+    current: the word changes nothing, as every cancel's Cancelled update from an agent before 0.20.0)."""
     if not update.job_ended or update.phase != types_pb2.JOB_PHASE_CANCELLED:
         return False
     if _seals.ended(update.cancel_seal, update.placement_id, cluster):
         return True
+    if held is None or held.is_terminal:
+        return False
     log.warning("cluster %s says placement %s was stopped by a federator's cancel of its job (job_ended), but %s: "
                 "not taken as the job's end; read as a stop the cluster made on its own", cluster,
                 update.placement_id[:200], _seals.why_not(update.cancel_seal))
