@@ -48,9 +48,12 @@ JOB_DIGEST_ANNOTATION = "federator.io/job-digest"
 # The Launch's placement.accelerator_model, kept on the member so a restarted agent says which model a placement runs
 # on (JobUpdate.accelerator_model; server/adoption.py books an adopted placement on it).
 ACCELERATOR_MODEL_ANNOTATION = "federator.io/accelerator-model"
+# The Launch's seal (agent.proto, Launch.seal), kept on the member so a restarted agent says it back: the federator
+# adopts a placement after a restore of its store only with it (server/seals.py).
+LAUNCH_SEAL_ANNOTATION = "federator.io/launch-seal"
 AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION,
                         CLUSTER_ANNOTATION, AGENT_NAMESPACE_ANNOTATION, FEDERATOR_ANNOTATION, JOB_DIGEST_ANNOTATION,
-                        ACCELERATOR_MODEL_ANNOTATION})
+                        ACCELERATOR_MODEL_ANNOTATION, LAUNCH_SEAL_ANNOTATION})
 # The environment the agent writes into every container of a training placement's Indexed Job, for the
 # rendezvous (backends/kube/workloads/rendezvous.py), in place of a template's own; Submit warns of those.
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK", "PET_MASTER_ADDR",
@@ -310,7 +313,7 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
 
 __all__ = ["AGENT_KEYS", "AGENT_NAMESPACE_ANNOTATION", "CLUSTER_ANNOTATION", "FEDERATOR_ANNOTATION",
            "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_DIGEST_ANNOTATION",
-           "ACCELERATOR_MODEL_ANNOTATION",
+           "ACCELERATOR_MODEL_ANNOTATION", "LAUNCH_SEAL_ANNOTATION",
            "JOB_LABEL",
            "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL", "REPLICAS_ANNOTATION", "containers_problems",
            "duplicate_problems", "key_findings", "merged_over", "override_problems", "shape_problems"]

@@ -32,7 +32,7 @@ def test_a_sim_agent_says_it_resizes_and_shrinks_a_placement_in_place() -> None:
     asyncio.run(with_agent(fed, body))
     hello = fed.sessions[0][0].hello
     # the simulated backend reads its "output" too, dated (a follow's)
-    assert list(hello.features) == ["lost", "resize", "logs", "logs-since"]
+    assert list(hello.features) == ["lost", "seals", "resize", "logs", "logs-since"]
     assert free == [4]
     acks = [m.ack for m in fed.sessions[0] if m.WhichOneof("body") == "ack"]
     assert [(a.ok, a.resize) for a in acks] == [(True, False)]  # the Launch's; a Resize carried out is not answered

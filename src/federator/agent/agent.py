@@ -89,7 +89,8 @@ class Agent:
         self._orders = Orders(config, backend, contact=self.contact, metrics=self.metrics, member=self.member,
                               outbox=outbox, finals=self._finals)
         self._updates = PlacementUpdates(outbox, self._finals, fencing=self._orders.fencing,
-                                         digests=self._orders.digests, models=self._orders.models)
+                                         digests=self._orders.digests, models=self._orders.models,
+                                         seals=self._orders.seals)
         self._orders.said_again = self._updates.again
         self._session = Session(config, backend, contact=self.contact, metrics=self.metrics, member=self.member,
                                 certificates=self.certificates, instance=self.instance, outbox=outbox,

@@ -54,7 +54,9 @@ class FinalPhases:
         # Placements a Cancel stopped that ended their job (Cancel.job_ended): their Cancelled updates say so, so a
         # federator restored from an older snapshot ends that job rather than running it again (outside QA,
         # Kubernetes DR, K1). Each is forgotten with its end (`prune`); only a held placement's Cancel adds one.
-        self._jobs_ended: set[str] = set()
+        # Each with the Cancel's seal (Cancel.seal, "" from a federator before 0.20.0), said back with it
+        # (JobUpdate.cancel_seal): a federator takes job_ended only with its own seal (server/seals.py).
+        self._jobs_ended: dict[str, str] = {}
 
     def update(self, placement_id: str, phase: JobPhase, message: str, *, resync: bool) -> agent_pb2.JobUpdate:
         """The JobUpdate of a placement in its final phase `phase`, whichever path says it (see module); its
@@ -62,11 +64,13 @@ class FinalPhases:
         return agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message, resync=resync,
             lost=lost(phase, message), ended_at=on_federator_clock(self.contact, self.ended.get(placement_id)),
-            job_ended=phase is JobPhase.CANCELLED and placement_id in self._jobs_ended)
+            job_ended=phase is JobPhase.CANCELLED and placement_id in self._jobs_ended,
+            cancel_seal=self._jobs_ended.get(placement_id, "") if phase is JobPhase.CANCELLED else "")
 
-    def job_ended(self, placement_id: str) -> None:
-        """A Cancel of a placement the cluster holds ended its job (Cancel.job_ended): its Cancelled update says so."""
-        self._jobs_ended.add(placement_id)
+    def job_ended(self, placement_id: str, seal: str = "") -> None:
+        """A Cancel of a placement the cluster holds ended its job (Cancel.job_ended, sealed by `seal`): its Cancelled
+        update says so, with the seal."""
+        self._jobs_ended[placement_id] = seal
 
     def seen(self, placement_id: str, phase: JobPhase) -> None:
         """A live placement's update: the earliest its end may be dated is when this agent first saw it Running (else
@@ -126,7 +130,7 @@ class FinalPhases:
                 return
             gone = next(iter(self.ended))
             del self.ended[gone]
-            self._jobs_ended.discard(gone)
+            self._jobs_ended.pop(gone, None)
 
 
 __all__ = ["ENDED_KEPT_AT_MOST", "ENDED_KEPT_SECONDS", "FinalPhases", "lost"]

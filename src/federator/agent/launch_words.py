@@ -1,5 +1,5 @@
-"""A word each placement's Launch gave the agent that its JobUpdates say back (its job digest, its accelerator model:
-agent/job_digests.py, agent/accelerator_models.py).
+"""A word each placement's Launch gave the agent that its JobUpdates say back (its job digest, its accelerator model,
+its seal: agent/job_digests.py, agent/accelerator_models.py, agent/launch_seals.py).
 
 Why one class: both are kept the same way. The word is remembered in memory from the Launch; a backend that can
 keep it with the placement on its member is handed it at launch and asked for it after a restart, so that it

@@ -22,6 +22,7 @@ from federator.agent.fencing import Contact
 from federator.agent.final_updates import FinalPhases
 from federator.agent.job_digests import JobDigests
 from federator.agent.late_launches import CONFIRMED, WITHDRAWN, LateLaunches
+from federator.agent.launch_seals import LaunchSeals
 from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth
 from federator.agent.metrics import AgentMetrics
@@ -53,6 +54,7 @@ class Orders:
         self.digests = JobDigests(backend)  # each placement's Launch.job_digest, said back (agent/job_digests.py)
         self.models = AcceleratorModels(backend)  # each placement's model, said back (agent/accelerator_models.py)
         self.late = LateLaunches()  # launches that arrived past their bound, until the stream confirms them
+        self.seals = LaunchSeals(backend)  # each placement's Launch.seal, said back (agent/launch_seals.py)
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
         # placements' do not wait for each other, and the stream is read meanwhile (`in_order`).
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -135,8 +137,8 @@ class Orders:
                 self._cancels_said.pop(next(iter(self._cancels_said)))
             log.log(logging.DEBUG if again else logging.INFO, "cancel placement %s%s: %s", cancel.placement_id,
                     " again" if again else "", cancel.reason)
-            if cancel.job_ended:  # said back on its Cancelled update (JobUpdate.job_ended)
-                self.finals.job_ended(cancel.placement_id)
+            if cancel.job_ended:  # said back on its Cancelled update (JobUpdate.job_ended), with its seal
+                self.finals.job_ended(cancel.placement_id, cancel.seal)
         self.metrics.cancelled("federator")
         await self.backend.cancel(cancel.placement_id)
 
@@ -232,6 +234,7 @@ class Orders:
         loop = asyncio.get_running_loop()
         started, fences = loop.time(), self.fences
         self.digests.launched(placement.placement_id, launch.job_digest)
+        self.seals.launched(placement.placement_id, launch.seal)
         self.models.launched(placement.placement_id, placement.accelerator_model)
         try:
             why = await self.backend.launch(placement, spec)

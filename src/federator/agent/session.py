@@ -138,8 +138,8 @@ class Session:
         return agent_pb2.AgentMessage(hello=agent_pb2.Hello(
             cluster=self.config.cluster, region=self.config.region, labels=self.config.labels,
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
-            features=[AgentFeature.LOST.value, *([AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer)
-                                                 else []),
+            features=[AgentFeature.LOST.value, AgentFeature.SEALS.value,  # seals: agent/launch_seals.py
+                      *([AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer) else []),
                       *([AgentFeature.LOGS.value] if serves_logs(self.backend, self.config.serve_logs) else []),
                       *([AgentFeature.LOGS_SINCE.value] if follows_logs(self.backend, self.config.serve_logs)
                         else [])],

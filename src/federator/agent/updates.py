@@ -15,6 +15,7 @@ from federator.agent.accelerator_models import AcceleratorModels
 from federator.agent.backend import Backend, SaysNodes
 from federator.agent.final_updates import FinalPhases
 from federator.agent.job_digests import JobDigests
+from federator.agent.launch_seals import LaunchSeals
 from federator.agent.outbox import Outbox
 from federator.api import convert
 from federator.api.v1 import agent_pb2
@@ -27,10 +28,12 @@ class PlacementUpdates:
     """Each placement's latest message, replica counts and nodes; the JobUpdates that say them."""
 
     def __init__(self, outbox: Outbox, finals: FinalPhases, *, fencing: Mapping[str, str],
-                 digests: JobDigests | None = None, models: AcceleratorModels | None = None) -> None:
+                 digests: JobDigests | None = None, models: AcceleratorModels | None = None,
+                 seals: LaunchSeals | None = None) -> None:
         self.outbox = outbox
         self.digests = digests or JobDigests(None)  # each placement's Launch.job_digest (agent/job_digests.py)
         self.models = models or AcceleratorModels(None)  # and its model (agent/accelerator_models.py)
+        self.seals = seals or LaunchSeals(None)  # and its Launch.seal (agent/launch_seals.py)
         self.finals = finals
         self.fencing = fencing  # placements this agent is stopping on its own, with why (agent/orders.py)
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
@@ -88,6 +91,7 @@ class PlacementUpdates:
         self._nodes = {pid: n for pid, n in self._nodes.items() if pid in held}
         self.digests.keep_only(held)
         self.models.keep_only(held)
+        self.seals.keep_only(held)
         if isinstance(backend, SaysNodes):  # a restarted agent's copy is empty: the backend's is not
             self._nodes.update({pid: n for pid, phase in held.items()
                                 if not phase.is_terminal and (n := backend.nodes_of(pid))})
@@ -101,9 +105,11 @@ class PlacementUpdates:
 
     def _counted(self, update: agent_pb2.JobUpdate) -> agent_pb2.JobUpdate:
         """`update` with its placement's last replica counts (none for one its backend does not count), and, Placed
-        or Running, its job digest and accelerator model (JobUpdate.job_digest, accelerator_model)."""
+        or Running, its job digest, accelerator model and seal (JobUpdate.job_digest, accelerator_model,
+        launch_seal)."""
         if update.phase in _LIVE:
             update.job_digest = self.digests.of(update.placement_id)
+            update.launch_seal = self.seals.of(update.placement_id)
             update.accelerator_model = self.models.of(update.placement_id)
         counts = self._counts.get(update.placement_id)
         if counts is not None:

@@ -55,6 +55,7 @@ class AgentFeature(StrEnum):
     LOST = "lost"  # it marks a placement it lost with JobUpdate.lost, not only in its message's words
     LOGS = "logs"  # it answers a LogsRequest with the tail of a placement's output (server/logs.py)
     LOGS_SINCE = "logs-since"  # it honours LogsRequest.timestamps and since_time: a follow (server/log_follow.py)
+    SEALS = "seals"  # it says back Launch.seal and Cancel.seal (JobUpdate.launch_seal, cancel_seal: server/seals.py)
 
     @classmethod
     def parse(cls, names: Iterable[str]) -> frozenset[AgentFeature]:

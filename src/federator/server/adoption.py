@@ -4,14 +4,21 @@ Why: after a restore of the job store (a host cluster's etcd restored from a sna
 job that started after the snapshot comes back Pending at the generation it had then, while its member still runs
 the placement it got since. That placement was held as an orphan for `--orphan-grace` and then cancelled: the job
 waited for room its own running gang held ("waiting for 16 of 16 H100 to free"), and after the grace its run was
-thrown away and started over (outside QA, Kubernetes DR, K8). The placement's id proves whose it is: JOB.gGEN.CLUSTER
+thrown away and started over (outside QA, Kubernetes DR, K8). The placement's id names whose it is: JOB.gGEN.CLUSTER
 names the job (in Kubernetes mode the job id carries the FederatedJob's uid, so a deleted and re-created object of
-the same name is another job) and a generation the store had not given yet. Nobody but this job's federator made
-it, so it is adopted: the job takes that generation and the placement, in the phase its agent reports, and reads
-Placed or Running, is billed, and runs on; nothing is cancelled or launched.
+the same name is another job) and a generation the store had not given yet. But an id is any agent's word: a member
+named one of its own making for another tenant's Pending job and had it adopted, billed, past its room, its regions
+and its dependencies (security QA secqa61 H2). What proves that this federator launched it there is the Launch's
+seal its agent says back (JobUpdate.launch_seal, server/seals.py: over the id, job, generation and cluster, under a
+key of the federator's serving key), so only a sealed placement is adopted: the job takes that generation and the
+placement, in the phase its agent reports, and reads Placed or Running, is billed, and runs on; nothing is
+cancelled or launched. The seal is judged when the update's phase is kept (`heard`), and `adopt` refuses an unsealed
+one, logged, unless seals are not required (--insecure).
 
 Only what can be told for sure is adopted, the rest stays an orphan (server/orphans.py):
 
+- its agent said back the seal of that very Launch to this cluster (none: an agent before 0.20.0, a seal under a
+  serving key since replaced, or a forged placement);
 - the job is Pending, not held, and has no active placement (a job placed anew meanwhile keeps its placement; the
   orphan is then fenced as before once its grace ends);
 - a training job (a gang, placed whole on one cluster), with an id of one placement on its cluster (no `:N`):
@@ -42,6 +49,8 @@ from typing import TYPE_CHECKING
 from federator.model import JobKind, JobPhase, partition_worth
 from federator.scheduler.alternatives import Assignment, variants
 from federator.scheduler.framework import PlacementRequest, accepts_pool
+from federator.server import seals
+from federator.server.placement_ids import job_of
 from federator.server.reapplied import Reapplied
 from federator.server.scheduling import new_placements
 
@@ -61,6 +70,9 @@ class Adoption:
         self.fed = fed
         self._phase: dict[tuple[str, str], JobPhase] = {}  # (cluster, placement id) -> the phase its agent said
         self._model: dict[tuple[str, str], str] = {}  # of those, the model its agent said it runs on (if it did)
+        self._sealed: set[tuple[str, str]] = set()  # placements whose agent said back their Launch's seal (seals.py)
+        self._seal_problem: dict[tuple[str, str], str] = {}  # of the others: why their seal proved nothing (a log's)
+        self._said_seal = ("", "", "")  # (cluster, placement id, seal) of the update being applied (`sealed`)
         self.reapplied = Reapplied(fed)  # orphans of jobs the store has no record of, which a job applied again takes
 
     def heard(self, cluster: str, placement_id: str, phase: JobPhase, job: Job | None, generation: int) -> None:
@@ -73,17 +85,35 @@ class Adoption:
         if job is None and not phase.is_terminal and self.reapplied.knows(cluster, placement_id):
             job_generation = -1
         elif phase.is_terminal or job is None:
-            self._phase.pop(key, None)
-            self._model.pop(key, None)
+            self._forget_one(key)
             return
         else:
             job_generation = job.generation
         if job_generation >= generation:
-            self._phase.pop(key, None)
-            self._model.pop(key, None)
+            self._forget_one(key)
             return
         if key in self._phase or len(self._phase) < PHASES_KEPT:
             self._phase[key] = phase
+            self._judge_seal(key)
+
+    def sealed(self, cluster: str, placement_id: str, seal: str) -> None:
+        """A JobUpdate's launch_seal, just before its `heard`, which judges it if it keeps the placement's phase."""
+        self._said_seal = (cluster, placement_id, seal)
+
+    def _judge_seal(self, key: tuple[str, str]) -> None:
+        """Whether the seal said with the update just heard proves that this federator sent this very placement to
+        its cluster (server/seals.py): only a proven one is ever adopted (secqa61 H2: an id is any agent's word)."""
+        cluster, placement_id = key
+        said_of, seal = self._said_seal[:2], self._said_seal[2]
+        self._said_seal = ("", "", "")
+        named = job_of(placement_id, cluster)
+        current = seals.current()
+        if said_of == key and named is not None and current.launched(seal, placement_id, named[0], named[1], cluster):
+            self._sealed.add(key)
+            self._seal_problem.pop(key, None)
+        else:
+            self._sealed.discard(key)
+            self._seal_problem[key] = current.why_not(seal if said_of == key else "")
 
     def said_model(self, cluster: str, placement_id: str, model: str) -> None:
         """A JobUpdate's accelerator_model, after `heard`: kept only of a placement whose phase is kept for `adopt`
@@ -105,12 +135,18 @@ class Adoption:
                 or job.hold is not None or job.generation >= generation or job.spec.kind is not JobKind.TRAINING
                 or any(p.phase.is_active for p in job.placements)):
             return False
+        if (rec.name, placement_id) not in self._sealed and seals.current().required:
+            self._forget_one((rec.name, placement_id))  # said again at its next update: logged once an update
+            log.warning("cluster %s runs placement %s of job %s, which the store holds Pending at generation %d, but "
+                        "its agent %s: not adopted (only a placement this federator can prove it launched there is); "
+                        "an orphan, cancelled after --orphan-grace", rec.name, placement_id[:200], job.job_id,
+                        job.generation, self._seal_problem.get((rec.name, placement_id), "said no seal"))
+            return False
         said = self._model.get((rec.name, placement_id), "")
         placement = self._shape(job, rec, rec.capacity, generation, said)
         if placement is None or placement.placement_id != placement_id:
             return False
-        del self._phase[(rec.name, placement_id)]
-        self._model.pop((rec.name, placement_id), None)
+        self._forget_one((rec.name, placement_id))
         if said != placement.accelerator_model:
             log.warning("cluster %s: placement %s of job %s is booked on the first model the job accepts with a pool "
                         "there (%s): its agent %s", rec.name, placement_id, job.job_id,
@@ -153,7 +189,16 @@ class Adoption:
         """A cluster forgotten, or its agent re-syncing: what it said before is said again."""
         self._phase = {k: v for k, v in self._phase.items() if k[0] != cluster}
         self._model = {k: v for k, v in self._model.items() if k[0] != cluster}
+        self._sealed = {k for k in self._sealed if k[0] != cluster}
+        self._seal_problem = {k: v for k, v in self._seal_problem.items() if k[0] != cluster}
         self.reapplied.forget(cluster)
+
+    def _forget_one(self, key: tuple[str, str]) -> None:
+        """What was said of one placement: adopted, or refused for good."""
+        self._phase.pop(key, None)
+        self._model.pop(key, None)
+        self._sealed.discard(key)
+        self._seal_problem.pop(key, None)
 
     def _shape(self, job: Job, rec: ClusterRecord, capacity: ClusterCapacity, generation: int,
                said: str) -> Placement | None:

@@ -25,7 +25,7 @@ from federator.security.authz import Authorizer
 from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.region_binding import binding_of
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import cluster_regions, duplicates, over_bound, refused_reports, region_mismatch, shrink
+from federator.server import cluster_regions, duplicates, over_bound, refused_reports, region_mismatch, seals, shrink
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.edge import Edge, Malformed
@@ -50,12 +50,14 @@ log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
 
 
-def _order_to_pb(order: Order, terms: StreamTerms, *, silent: float = 0.0) -> agent_pb2.FederatorMessage:
+def _order_to_pb(order: Order, terms: StreamTerms, cluster: str, *, silent: float = 0.0) -> agent_pb2.FederatorMessage:
     if isinstance(order, LaunchOrder):
         # Without its owner nor its dependency: the federator's alone (server/launch_spec.py)
-        launch = agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
+        p = order.placement
+        launch = agent_pb2.Launch(placement=convert.placement_to_pb(p),
                                   spec=convert.spec_to_pb(launched_spec(order.spec)),
-                                  job_digest=job_digest(order.spec))  # said back at re-syncs (reapplied.py)
+                                  job_digest=job_digest(order.spec),  # said back at re-syncs (reapplied.py)
+                                  seal=seals.current().launch(p.placement_id, p.job_id, p.generation, cluster))
         terms.stamp(launch, silent=silent)  # dated as it leaves: the agent refuses it once older than its bound
         return agent_pb2.FederatorMessage(launch=launch)
     if isinstance(order, ResizeOrder):
@@ -72,8 +74,9 @@ def _order_to_pb(order: Order, terms: StreamTerms, *, silent: float = 0.0) -> ag
     if isinstance(order, ErrorNotice):
         return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
                                                                 placement_id=order.placement_id))
+    seal = seals.current().cancel(order.placement_id, cluster) if order.job_ended else ""  # server/seals.py
     return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=order.placement_id, reason=order.reason,
-                                                              job_ended=order.job_ended))
+                                                              job_ended=order.job_ended, seal=seal))
 
 
 
@@ -240,6 +243,10 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         rec.features = AgentFeature.parse(hello.features)
+        if AgentFeature.SEALS not in rec.features and seals.current().required:
+            log.warning("cluster %s: its agent does not say seals back (Hello.features lacks \"seals\": an agent "
+                        "before 0.20.0): after a restore of the store its running placements are not adopted, and its "
+                        "word never ends a job (server/seals.py)", rec.name)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
         stream.lane = ReportLane(lambda report, examined: self._finish_report(rec, report, examined, stream))
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
@@ -259,7 +266,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     continue
                 if order is None:
                     break
-                yield _order_to_pb(order, self.terms, silent=self.fed.clock() - rec.last_seen_at -
+                yield _order_to_pb(order, self.terms, rec.name, silent=self.fed.clock() - rec.last_seen_at -
                                    self.fed.stalls.since(rec.last_seen_at))
             ending = rec.outbox.ending
             if ending is not None and ending.code is not EndCode.OK:  # a server-side end says why, never a bare OK
@@ -349,9 +356,11 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                               "placement sent to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
                 self.fed.orphans.adoption.reapplied.said(rec.name, u.placement_id, u.job_digest)  # reapplied.py
+                self.fed.orphans.adoption.sealed(rec.name, u.placement_id, u.launch_seal)  # server/seals.py
+                ended = seals.job_ended(rec.name, u, self.fed.current_phase(rec.name, u.placement_id))  # H1
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
-                                    ended_at=u.ended_at, job_ended=u.job_ended)
+                                    ended_at=u.ended_at, job_ended=ended)
                 self.fed.orphans.adoption.said_model(rec.name, u.placement_id, u.accelerator_model)  # adoption.py
             elif kind == "ack":
                 if msg.ack.resize:  # the answer to a Resize: owed no more; a refusal replaces it (server/shrink.py)

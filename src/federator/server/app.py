@@ -31,7 +31,7 @@ from federator.security.serving_reload import ServingFiles
 from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
 from federator.security.trust_reload import TrustFile
-from federator.server import paging, store_health
+from federator.server import paging, seals, store_health
 from federator.server.audit_trail import AuditTrail, attach_trail
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
@@ -408,6 +408,8 @@ async def serve(opts: ServeOptions) -> None:
     served, serving = _served(opts, trust)
     if served is not None:  # page tokens outlive a restart and a failover to a replica of the same key (paging.py)
         paging.use_secret(served.key)
+    # Launches' and job-ending Cancels' seals: required of an agent's word unless --insecure (server/seals.py)
+    seals.use_secret(served.key if served is not None else None, required=served is not None)
     if trust is not None and served is not None:
         _subscribe_trust(trust, auth=auth, roots=served, agents=agent_service)
     reloads = Reloads(metrics, trust=trust, serving=serving, policy=policy, audit=audit)

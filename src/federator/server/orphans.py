@@ -18,8 +18,9 @@ The rule (proto/federator/v1/agent.proto, CapacityReport.placement_ids):
   while no federator ran) is stopped all the same. An orphan of a job the store does hold, at an older
   generation, is said as such (`_say_older`): "no record of" it read false to an operator looking at that job
   in `get jobs` after a restore (outside operator QA F3). A training job held Pending and not held takes it
-  back (server/adoption.py: the id proves whose it is; outside QA, Kubernetes DR, K8); a held one at its
-  release. Any other (an inference job's share, an agent that said no phase) stays an orphan; its job, Pending,
+  back (server/adoption.py: the Launch's seal its agent says back proves whose it is; outside QA, Kubernetes DR,
+  K8); a held one at its release. Any other (an inference job's share, an agent that said no phase or no valid
+  seal: secqa61 H2) stays an orphan; its job, Pending,
   is placed again, and placed on the same cluster its placement takes the very id, which the agent already runs.
 
 A cluster's capacity report lists every placement it holds, so each report replaces its orphans (keeping when

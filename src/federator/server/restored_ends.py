@@ -6,10 +6,14 @@ was cancelled or whose FederatedJob was deleted since the snapshot is back as Ru
 says the placement Cancelled (the end it keeps, agent/final_updates.py), which the federator read as a stop the
 cluster made on its own (an eviction, the agent's fence), so it queued the job again: a training job its owner had
 stopped restarted from scratch on another member, billed (outside QA, Kubernetes DR, K1). The agent says which
-Cancel stopped it (JobUpdate.job_ended, echoing Cancel.job_ended), and only a federator sends one; a store that
-holds the job current has not ended it, so it is a store older than that Cancel. Its owner's last order was to
-stop it: the job is ended Cancelled, in words that say why, its other placements cancelled (as that cancel did).
-A placement superseded, preempted or moved carries no job_ended: its job is queued again as before.
+Cancel stopped it (JobUpdate.job_ended, echoing Cancel.job_ended), with that Cancel's seal (JobUpdate.cancel_seal,
+server/seals.py): only a federator makes one, so the word is the federator's own; a store that holds the job current
+has not ended it, so it is a store older than that Cancel. Its owner's last order was to stop it: the job is ended
+Cancelled, in words that say why, its other placements cancelled (as that cancel did). A placement superseded,
+preempted or moved carries no job_ended: its job is queued again as before. Nor does a job_ended without a valid
+seal (an agent before 0.20.0, or a member that forged it to end a job placed on it and cancel its placements on
+other providers' clusters: security QA secqa61 H1): the agent stream reads it as the cluster's own stop
+(server/agent_service.py, `seals.job_ended`), counted against the cluster, never this branch.
 
 In normal operation the branch is never taken: a job is stored ended before its Cancels go out, so the agent's
 Cancelled update finds it ended (or gone) and changes nothing.

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from federator import __version__
 from federator.api.launch_confirmation import LAUNCH_CONFIRMATION
 from federator.api.placement_lists import PLACEMENT_DELTAS
+from federator.api.seals import SEALS
 from federator.api.v1 import agent_pb2
 
 MAX_ORDER_AGE_DEFAULT = 10.0
@@ -75,7 +76,7 @@ class StreamTerms:
             max_job_updates_per_second=job_updates_per_second, job_update_burst=job_update_burst,
             # It rebuilds a report's list from a delta (server/placement_lists.py); it gives a placement up only by a
             # Cancel after its Launch or by ending the stream, so a later dated message confirms a late Launch.
-            features=[PLACEMENT_DELTAS, LAUNCH_CONFIRMATION]))
+            features=[PLACEMENT_DELTAS, LAUNCH_CONFIRMATION, SEALS]))  # seals: server/seals.py
 
     def heartbeat(self, last_heard: float) -> agent_pb2.FederatorMessage | None:
         """A heartbeat, unless the agent has been silent for a lease: a Partitioned cluster's agent must not be

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from federator.api import convert
+from federator.api.seals import MAX_SEAL_CHARS
 from federator.api.v1 import agent_pb2, types_pb2
 from federator.model import ClusterCapacity, JobPhase
 from federator.model.cluster import DRA_SUFFIX
@@ -88,6 +89,11 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
     digest = digest_problem(update.job_digest)  # said back as the Launch said it (server/reapplied.py)
     if digest is not None:
         return Refusal(RejectReason.MALFORMED, digest, pid)
+    for field, seal in (("launch_seal", update.launch_seal), ("cancel_seal", update.cancel_seal)):  # seals.py
+        if len(seal) > MAX_SEAL_CHARS or not seal.isprintable():
+            return Refusal(RejectReason.MALFORMED, f"job_update.{field}: must be empty or at most {MAX_SEAL_CHARS} "
+                                                   "printable characters (the seal its Launch or Cancel sent, said "
+                                                   f"back unchanged), got {seal[:40]!r}", pid)
     model = update.accelerator_model  # checked against the job and the pools where read (server/adoption.py)
     if model and (len(model) > MAX_NODE_NAME_CHARS or not _PLACEMENT_ID.fullmatch(model)):
         return Refusal(RejectReason.MALFORMED, f"job_update.accelerator_model: must be empty or at most "

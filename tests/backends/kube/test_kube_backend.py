@@ -748,3 +748,30 @@ def test_cancel_deletes_the_rendezvous_service_of_a_gang_named_with_a_leading_di
 
     api = asyncio.run(run())
     assert any(d.startswith("services/p-70b-sft-abc-g1-a-") for d in api.deleted), api.deleted
+
+
+def test_the_launch_seal_is_written_on_the_workload_and_read_back_by_a_restarted_agent() -> None:
+    """A placement's Launch.seal outlives its agent: the federator adopts it after a restore of its store only with
+    the seal said back (server/seals.py; agent/launch_seals.py)."""
+    from federator.agent.launch_seals import KeepsLaunchSeals
+
+    async def run() -> FakeApi:
+        api = FakeApi()
+        b, _ = backend(api)
+        assert isinstance(b, KeepsLaunchSeals)
+        b.keep_launch_seal(PID, "s1.0123abcd.SEAL")
+        assert await b.launch(placement(), SPEC) is None
+        assert await b.launch(replace(placement(), placement_id=PlacementId("old.g1.a")), SPEC) is None  # none kept
+        await b.stop()
+        return api
+
+    api = asyncio.run(run())
+    sealed, unsealed = (o for o in api.created if o["kind"] == "Job")
+    assert sealed["metadata"]["annotations"]["federator.io/launch-seal"] == "s1.0123abcd.SEAL"
+    assert "federator.io/launch-seal" not in unsealed["metadata"]["annotations"]
+    restarted, _ = backend(FakeApi())  # a new agent process: its memory is empty, the member's objects are not
+    assert restarted.launch_seal_of(PID) == ""
+    feed(restarted, restarted.jobs, ADDED, sealed)
+    feed(restarted, restarted.jobs, ADDED, unsealed)
+    assert restarted.launch_seal_of(PID) == "s1.0123abcd.SEAL"
+    assert restarted.launch_seal_of("old.g1.a") == ""

@@ -226,7 +226,7 @@ class NodeRoom(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
-    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at", "job_ended", "job_digest", "accelerator_model")
+    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at", "job_ended", "job_digest", "accelerator_model", "launch_seal", "cancel_seal")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +241,8 @@ class JobUpdate(_message.Message):
     JOB_ENDED_FIELD_NUMBER: _ClassVar[int]
     JOB_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_MODEL_FIELD_NUMBER: _ClassVar[int]
+    LAUNCH_SEAL_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_SEAL_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     phase: _types_pb2.JobPhase
     message: str
@@ -255,7 +257,9 @@ class JobUpdate(_message.Message):
     job_ended: bool
     job_digest: str
     accelerator_model: str
-    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ..., job_ended: _Optional[bool] = ..., job_digest: _Optional[str] = ..., accelerator_model: _Optional[str] = ...) -> None: ...
+    launch_seal: str
+    cancel_seal: str
+    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ..., job_ended: _Optional[bool] = ..., job_digest: _Optional[str] = ..., accelerator_model: _Optional[str] = ..., launch_seal: _Optional[str] = ..., cancel_seal: _Optional[str] = ...) -> None: ...
 
 class NodeReplicas(_message.Message):
     __slots__ = ("node", "replicas")
@@ -266,28 +270,32 @@ class NodeReplicas(_message.Message):
     def __init__(self, node: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class Launch(_message.Message):
-    __slots__ = ("placement", "spec", "issued_at", "max_age_seconds", "job_digest")
+    __slots__ = ("placement", "spec", "issued_at", "max_age_seconds", "job_digest", "seal")
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     JOB_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     placement: _types_pb2.Placement
     spec: _types_pb2.JobSpec
     issued_at: float
     max_age_seconds: float
     job_digest: str
-    def __init__(self, placement: _Optional[_Union[_types_pb2.Placement, _Mapping]] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., issued_at: _Optional[float] = ..., max_age_seconds: _Optional[float] = ..., job_digest: _Optional[str] = ...) -> None: ...
+    seal: str
+    def __init__(self, placement: _Optional[_Union[_types_pb2.Placement, _Mapping]] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., issued_at: _Optional[float] = ..., max_age_seconds: _Optional[float] = ..., job_digest: _Optional[str] = ..., seal: _Optional[str] = ...) -> None: ...
 
 class Cancel(_message.Message):
-    __slots__ = ("placement_id", "reason", "job_ended")
+    __slots__ = ("placement_id", "reason", "job_ended", "seal")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     JOB_ENDED_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     reason: str
     job_ended: bool
-    def __init__(self, placement_id: _Optional[str] = ..., reason: _Optional[str] = ..., job_ended: _Optional[bool] = ...) -> None: ...
+    seal: str
+    def __init__(self, placement_id: _Optional[str] = ..., reason: _Optional[str] = ..., job_ended: _Optional[bool] = ..., seal: _Optional[str] = ...) -> None: ...
 
 class Resize(_message.Message):
     __slots__ = ("placement_id", "generation", "replicas", "reason")

@@ -105,6 +105,7 @@ class KubeBackend(PlacementLaunch, InformerEvents):
         self.tolerated_taints = tolerated_taints
         self.finished_ttl_seconds = finished_ttl_seconds
         self._digests: dict[str, str] = {}  # Launch.job_digest of each launch on its way (placement_launch.py)
+        self._seals: dict[str, str] = {}  # and its Launch.seal (placement_launch.py)
         self.sync_timeout = sync_timeout
         self.watch_timeout = watch_timeout
         self.discovery_interval = discovery_interval

@@ -50,7 +50,13 @@ from federator.backends.kube.workloads import (
 )
 from federator.backends.kube.workloads.common import templates_at
 from federator.model import JobKind, JobSpec, Placement
-from federator.podtemplates import ACCELERATOR_MODEL_ANNOTATION, JOB_DIGEST_ANNOTATION, merged_over, shape_problems
+from federator.podtemplates import (
+    ACCELERATOR_MODEL_ANNOTATION,
+    JOB_DIGEST_ANNOTATION,
+    LAUNCH_SEAL_ANNOTATION,
+    merged_over,
+    shape_problems,
+)
 from federator.security import isolation
 from federator.security.podsecurity import AGENT_FLAGS, check_object
 from federator.security.podsecurity_member import member_refusal, needed_by_object
@@ -102,6 +108,11 @@ def digest_annotation(digest: str) -> dict[str, str]:
     return {JOB_DIGEST_ANNOTATION: digest} if digest else {}
 
 
+def seal_annotation(seal: str) -> dict[str, str]:
+    """The annotation that keeps a placement's Launch.seal on its workload object (none without one)."""
+    return {LAUNCH_SEAL_ANNOTATION: seal} if seal else {}
+
+
 def model_annotation(placement: Placement) -> dict[str, str]:
     """The annotation that keeps the model a placement runs on on its workload object (none for CPU-only work):
     a restarted agent says it back (agent/accelerator_models.py)."""
@@ -133,6 +144,15 @@ class PlacementLaunch(CapacityReport):
         obj = self._workload(placement_id)
         return str(((obj or {}).get("metadata") or {}).get("annotations", {}).get(JOB_DIGEST_ANNOTATION, ""))
 
+    def keep_launch_seal(self, placement_id: str, seal: str) -> None:
+        """The Launch's seal, written on the workload object the launch creates (agent/launch_seals.py)."""
+        self._seals[placement_id] = seal
+
+    def launch_seal_of(self, placement_id: str) -> str:
+        """The seal the placement's workload object carries ("" if none): a restarted agent's word."""
+        obj = self._workload(placement_id)
+        return str(((obj or {}).get("metadata") or {}).get("annotations", {}).get(LAUNCH_SEAL_ANNOTATION, ""))
+
     def accelerator_model_of(self, placement_id: str) -> str:
         """The model the placement's workload object says it runs on ("" if none): a restarted agent's word."""
         obj = self._workload(placement_id)
@@ -141,6 +161,7 @@ class PlacementLaunch(CapacityReport):
     async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
         pid = placement.placement_id
         digest = self._digests.pop(pid, "")  # kept with the placement on the member (agent/job_digests.py)
+        seal = self._seals.pop(pid, "")  # and its seal (agent/launch_seals.py)
         if pid in self._phases or pid in self._launched:
             return None  # idempotent: this placement runs here already
         spec = chosen_alternative(placement, spec)
@@ -152,7 +173,7 @@ class PlacementLaunch(CapacityReport):
             manifest = build_workload(placement, spec, namespace=namespace,
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
                                                             annotations=self.identity.annotations()
-                                                            | digest_annotation(digest)
+                                                            | digest_annotation(digest) | seal_annotation(seal)
                                                             | model_annotation(placement),
                                                             accelerator=accelerator if spec.resources.accelerator_milli
                                                             else None))

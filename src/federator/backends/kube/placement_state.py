@@ -102,6 +102,7 @@ class PlacementState:
     _pods_read: dict[str, bool]
     _launched: dict[str, Placement]
     _digests: dict[str, str]
+    _seals: dict[str, str]
     _cancelled: set[str]
     _retries: set[asyncio.Task[None]]
     _sequence: int
