@@ -218,7 +218,10 @@ def never_coded(request: PlacementRequest, snapshot: Snapshot, legacy_vendor: st
     """Why a job can never run on the fleet as it stands, over every alternative it has ("" if one could; the text
     ends by saying the job waits for a larger member, which is what it does), and the code its reason should have
     when every alternative is short of a node's CPU or memory alike (`host_short`; None: the cycle's own code
-    stands)."""
+    stands). A gang of unequal pod sets is not judged (its fit is pod_set_fit.py's, set by set): it waits with the
+    cycle's reason."""
+    if request.spec.pod_sets:
+        return "", None
     tried = variants(request, legacy_vendor)
     judged = [never_fits_coded(v, snapshot) for v in tried]
     why = [w for w, _ in judged]
