@@ -49,7 +49,7 @@ def test_a_set_that_does_not_fit_beside_the_others_keeps_the_whole_gang_waiting(
     assert not placed(result)  # all or nothing: no learner or rollout is bound without the reward
     reason = result.pending[JobId("rl")]
     assert reason.code is ReasonCode.GANG_DOES_NOT_FIT
-    assert "rollout 4 x 1 does not fit" in reason.message, reason.message
+    assert reason.message.endswith("rollout 4 x 1 does not fit beside the larger sets"), reason.message
     assert result.snapshot.clusters[0].capacity.pool(H100).free_accelerators == 20  # nothing held
 
 
@@ -68,7 +68,7 @@ def test_each_pod_needs_its_own_ask_on_one_node() -> None:
     member = cluster("c", "r", pool(H100, nodes=0, extra={2: 12}))
     result = cycle([member], [rl()])
     assert not placed(result)
-    assert "learner 2 x 8 does not fit" in result.pending[JobId("rl")].message
+    assert result.pending[JobId("rl")].message.endswith(": learner 2 x 8 does not fit")
 
 
 @pytest.mark.parametrize(("quota", "fits"), [(21, True), (20, False)], ids=["quota-21-admits", "quota-20-refuses"])

@@ -70,8 +70,10 @@ def largest_first(pod_sets: Iterable[PodSetAsk]) -> tuple[PodSetAsk, ...]:
 
 def short_in(pool: AcceleratorPool, pod_sets: Iterable[PodSetAsk]) -> str:
     """"" when every set's pods fit `pool` together, each pod's accelerators on one node with its CPU and memory
-    beside them, taken largest first; else the first set that does not fit beside the larger ones
-    ("reward 1 x 1"). A set asking no accelerators is not the pool's to hold."""
+    beside them, taken largest first; else the first set that does not fit, and whether larger sets were taken
+    before it ("reward 1 x 1 does not fit beside the larger sets"; "learner 2 x 8 does not fit"). A set asking no
+    accelerators is not the pool's to hold."""
+    taken = False
     for p in largest_first(pod_sets):
         r = p.resources
         if not r.accelerator_milli or not p.count:
@@ -79,7 +81,9 @@ def short_in(pool: AcceleratorPool, pod_sets: Iterable[PodSetAsk]) -> str:
         try:
             pool = pool.take_milli(r.accelerator_milli, p.count, cpu_milli=r.cpu_milli, memory_bytes=r.memory_bytes)
         except ValueError:
-            return f"{p.name} {p.count} x {_count(r.accelerator_milli)}"
+            return f"{p.name} {p.count} x {_count(r.accelerator_milli)} does not fit" + \
+                (" beside the larger sets" if taken else "")
+        taken = True
     return ""
 
 

@@ -56,7 +56,7 @@ def gang_fit(request: PlacementRequest, cluster: ClusterInfo, pools: Sequence[Ac
                       f"{cluster.name} has no accelerator pool the job accepts for its pod sets ({asked})")
     return Reason(ReasonCode.GANG_DOES_NOT_FIT,
                   f"{cluster.name} has no room for the pod sets {asked} {model} accelerators together: "
-                  f"{short} does not fit beside the larger sets")
+                  f"{short}")
 
 
 def cpu_memory_fit(request: PlacementRequest, cluster: ClusterInfo) -> Reason | None:
