@@ -21,7 +21,7 @@ from test_usage import Clock, ask, running, start, table
 from federator.api.convert import job_from_pb, spec_to_pb
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import parse_job
-from federator.model import JobPhase, format_job_accelerators, placement_held_milli
+from federator.model import JobPhase, format_job_accelerators, placement_held_milli, placement_total
 from federator.security.auth import Authenticator
 from federator.server.federator import Federator
 from federator.server.services import JobService
@@ -82,6 +82,7 @@ def test_the_rl_jobset_is_placed_reserved_and_billed_at_21_not_56(tmp_path: Path
     (placed,) = job.placements
     assert (placed.cluster, placed.replicas) == ("east-1", 7)
     assert placement_held_milli(placed, job.spec) == 21_000
+    assert placement_total(placed, job.spec).cpu_milli == 26_000  # what `get queues` counts held: 2 x 8 + 5 x 2
     # what the federator holds on the member until its agent reports the pods: 21 of its 24, 26 CPUs
     (member,) = fed.snapshot().clusters
     assert member.capacity.pool(H100).free_accelerators == 3

@@ -464,6 +464,14 @@ def placement_resources(placement: Placement, spec: JobSpec) -> Resources:
     return spec.resources
 
 
+def placement_total(placement: Placement, spec: JobSpec) -> Resources:
+    """What all of a placement's replicas ask: each pod set at its own ask for a whole gang of pod sets
+    (`JobSpec.pod_sets`), else `placement_resources` times its replicas."""
+    if spec.pod_sets and placement.replicas == spec.replicas:
+        return spec.total
+    return placement_resources(placement, spec) * placement.replicas
+
+
 def placement_held_milli(placement: Placement, spec: JobSpec) -> int:
     """Milli-devices a placement holds, all its replicas: what the usage bill, the queues' quotas and fair share,
     and a job's ACCELERATORS count. On a partition pool each replica holds whole partitions at their worth
