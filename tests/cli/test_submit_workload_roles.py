@@ -94,3 +94,25 @@ def test_get_jobs_of_a_gang_of_pod_sets_shows_what_it_holds_and_its_roles(
     assert row[header.index("ACCELERATORS")] == "21", out
     assert "pod sets: learner 2 x 8, rollout 4 x 1, reward 1 x 1 accelerators (21 in all), one cluster, one model" \
         in out, out
+
+
+def test_a_leaderworkerset_whose_roles_differ_is_still_warned_it_is_held_at_the_largest_ask(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Spread work is not a gang of pod sets: a LeaderWorkerSet's groups are equal replicas at the largest ask, so
+    Submit still says what that costs (2 leaders of 1 and 6 workers of 8: 50 asked, held as 8 x 8)."""
+    def pod(name: str, gpus: int) -> dict[str, Any]:
+        return {"spec": {"containers": [{"name": name, "image": "vllm:1", "resources": {
+            "requests": {"nvidia.com/gpu": gpus, "cpu": "4"}, "limits": {"nvidia.com/gpu": gpus}}}]}}
+
+    lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "llm"},
+           "spec": {"replicas": 2, "leaderWorkerTemplate": {"size": 4, "leaderTemplate": pod("leader", 1),
+                                                            "workerTemplate": pod("worker", 8)}}}
+    said = _submit(tmp_path, capsys, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                      "metadata": {"name": "llm"},
+                                      "spec": {"acceleratorModels": ["H100"], "workload": lws}}, nodes=8)
+    assert [w for w in said if "billed as" in w] == [
+        "spec.workload: its pod sets ask 50 nvidia.com/gpu in all (leader 2 x 1, workers 6 x 8), but spread work is "
+        "replicas of equal pods on one model: it is reserved, counted against your quota and billed as 8 x 8 = 64 "
+        "(the largest role's ask times all pods); to hold and pay for what each role asks, submit the roles as jobs "
+        "of their own, each with its own model and count (a job without spec.workload may ask a fraction of a "
+        "device)"], said
