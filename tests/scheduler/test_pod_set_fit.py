@@ -15,8 +15,10 @@ from federator.model import JobId, JobSpec, ReasonCode, Resources
 from federator.model.pod_sets import PodSetAsk
 from federator.scheduler import Allocation, SchedulerConfig, Snapshot
 from federator.scheduler.fairshare import QueueUsage
+from federator.scheduler.pod_set_fit import reserve_request
+from federator.scheduler.preemption import released
 
-from builders import GiB, cluster, pool
+from builders import GiB, cluster, pool, request
 
 LEARNER = PodSetAsk("learner", 2, Resources(8000, 64 * GiB, 8000))
 ROLLOUT = PodSetAsk("rollout", 4, Resources(2000, 16 * GiB, 1000))
@@ -86,3 +88,17 @@ def test_a_placed_gang_of_pod_sets_counts_its_sets_in_queue_usage() -> None:
     usage = QueueUsage(SchedulerConfig(), Snapshot.of([n_h100_nodes(4)]), [held])
     assert usage.used["default"][f"gpu:{H100}"] == 21_000  # not 56_000
     assert usage.used["default"]["cpu"] == 26_000
+
+
+def test_preemption_frees_a_gang_of_pod_sets_at_what_its_sets_hold() -> None:
+    """A preemptible RL gang (21) beside another job's 8 on 4 x 8 H100: stopping the gang frees 21, not 7 x 8
+    (which read 27 free, the other job's node among them); and queue usage uncounts what it counted."""
+    member = reserve_request(n_h100_nodes(4), request(spec("other", gpus=8, models=(H100,))), H100)
+    member = reserve_request(member, request(rl()), H100)
+    assert member.capacity.pool(H100).free_accelerators == 3
+    s = rl()
+    gang = Allocation(JobId("rl"), s.queue, s.priority, True, "c", H100, 7, s.resources, pod_sets=s.pod_sets)
+    assert released(member, [JobId("rl")], {JobId("rl"): [gang]}).capacity.pool(H100).free_accelerators == 24
+    usage = QueueUsage(SchedulerConfig(), Snapshot.of([member]), [gang])
+    usage.add_allocation(gang, sign=-1)  # what preemption's what-ifs do with a victim
+    assert usage.used["default"][f"gpu:{H100}"] == 0 and usage.used["default"]["cpu"] == 0

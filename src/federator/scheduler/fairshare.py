@@ -44,7 +44,7 @@ from federator.model import (
 from federator.model.accelerator import accepts_model
 from federator.scheduler.alternatives import Assignment
 from federator.scheduler.config import SchedulerConfig
-from federator.scheduler.framework import Allocation, PlacementRequest, accepts_pool
+from federator.scheduler.framework import Allocation, PlacementRequest, accepts_pool, allocation_parts
 from federator.scheduler.owner_share import QueueLine, holdings
 from federator.scheduler.pod_set_fit import parts, placed_sets
 from federator.scheduler.snapshot import Snapshot
@@ -180,9 +180,12 @@ class QueueUsage:
                 self.totals[accelerator_dim(p.accelerator_model)] += p.accelerator_milli_of(p.allocatable_accelerators)
         self.used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for a in allocations:
-            for resources, pods in ((p.resources, p.count) for p in a.pod_sets) if a.pod_sets else \
-                    ((a.resources, a.replicas),):  # a gang of pod sets: each set at its own ask
-                self.add(a.queue, resources, pods, a.accelerator_model, unit_milli=a.unit_milli)
+            self.add_allocation(a)
+
+    def add_allocation(self, a: Allocation, sign: int = 1) -> None:
+        """Count a hold (sign -1: uncount it): each pod set at its own ask for a gang of pod sets."""
+        for resources, pods in allocation_parts(a):
+            self.add(a.queue, resources, pods, a.accelerator_model, sign, unit_milli=a.unit_milli)
 
     def add(self, queue: str, resources: Resources, replicas: int, accelerator_model: str, sign: int = 1, *,
             unit_milli: int = 0) -> None:

@@ -172,6 +172,12 @@ class Allocation:
     pod_sets: tuple[PodSetAsk, ...] = ()
 
 
+def allocation_parts(a: Allocation) -> tuple[tuple[Resources, int], ...]:
+    """(per-pod resources, pods) of a hold: each pod set at its own ask for a gang of pod sets, else `replicas` x
+    `resources`. What queue usage counts and what preemption frees of it."""
+    return tuple((p.resources, p.count) for p in a.pod_sets) or ((a.resources, a.replicas),)
+
+
 @dataclass(frozen=True, slots=True)
 class CycleContext:
     """Values computed once per cycle over the whole snapshot (kube's PreScore)."""
