@@ -56,9 +56,16 @@ def _submit(tmp_path: Path, capsys: pytest.CaptureFixture[str], *docs: dict[str,
 
 def test_a_workload_no_member_could_hold_is_warned_in_the_words_of_its_roles(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    never = [w for w in _submit(tmp_path, capsys, _jobset("sft", ("trainer", 6, 8), ("eval", 1, 8)))
-             if "even empty" in w]  # roles that ask alike: 7 equal pods of 8
-    assert len(never) == 1, never
+    never = [w for w in _submit(tmp_path, capsys, _jobset("sft", ("trainer", 6, 8), ("eval", 1, 8)),
+                                _jobset("rl", ("learner", 2, 8), ("rollout", 4, 1), ("reward", 1, 1)))
+             if "even empty" in w]  # sft: roles that ask alike, 7 equal pods of 8; rl: 21 on a member of 16
+    assert len(never) == 2, never
+    assert never[1] == (  # a gang of pod sets, named at what each role asks (JobSpec.pod_sets)
+        "spec.workload: no member cluster could hold the pod sets learner 2 x 8, rollout 4 x 1, reward 1 x 1 "
+        "accelerators (21 in all) H100 together even empty (the largest, east-1, has 16 NVIDIA-H100-80GB-HBM3 on 2 "
+        "nodes): it can never run as the fleet stands (cancel it and submit a smaller one, or it waits until the "
+        "fleet grows to hold it); the job is accepted"), never
+    never = never[:1]
     for warning, roles in zip(never, ("trainer 6 x 8, eval 1 x 8",), strict=True):
         assert warning.startswith("spec.workload: no member cluster could hold 7 x 8 ")  # not spec.replicas
         assert "spec.replicas" not in warning

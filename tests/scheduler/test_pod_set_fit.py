@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from scenarios import H100, cycle, n_h100_nodes, placed, spec, with_quota
 
-from federator.model import JobId, JobSpec, ReasonCode, Resources
+from federator.model import JobId, JobSpec, NeverRunnable, ReasonCode, Resources
 from federator.model.pod_sets import PodSetAsk
 from federator.scheduler import Allocation, SchedulerConfig, Snapshot
 from federator.scheduler.fairshare import QueueUsage
@@ -59,10 +59,17 @@ def test_all_sets_go_to_one_cluster_never_split_over_two() -> None:
     two = [n_h100_nodes(2, name="a"), n_h100_nodes(2, name="b")]  # 32 free in all, 16 in each: 21 fit neither
     result = cycle(two, [rl()])
     assert not placed(result)
-    assert result.pending[JobId("rl")].code is ReasonCode.GANG_DOES_NOT_FIT
+    reason = result.pending[JobId("rl")]
+    assert reason.code is ReasonCode.GANG_DOES_NOT_FIT
+    assert reason.never is NeverRunnable.FLEET, reason  # no wait cures it: neither could hold 21, even empty
+    assert reason.message.startswith("no member cluster could hold the pod sets learner 2 x 8, rollout 4 x 1, "
+                                     "reward 1 x 1 accelerators (21 in all)"), reason.message
 
     three = [n_h100_nodes(2, name="a"), n_h100_nodes(3, name="b")]
     assert placed(cycle(three, [rl()])) == {"rl": {"b": 7}}  # one placement of all 7 pods, on the one that holds it
+
+    busy = cycle([cluster("c", "r", pool(H100, nodes=1, extra={0: 2}))], [rl()])  # 24 H100, 16 in use now
+    assert busy.pending[JobId("rl")].never is None  # a wait cures it: not judged never as if 7 x 8
 
 
 def test_each_pod_needs_its_own_ask_on_one_node() -> None:
