@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
-from federator.backends.kube.workloads.common import accelerator_resource
+from federator.backends.kube.workloads.common import accelerator_resource, gang_sets
 from federator.backends.kube.workloads.rendezvous import master_port
 from federator.backends.sim.runtime import (
     ARRIVAL_ANNOTATION,
@@ -53,6 +53,7 @@ from federator.model import (
     Resources,
 )
 from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
+from federator.model.pod_sets import PodSetAsk
 
 # regions and labels as a Hello gives them (security/limits.py), as jobfile_affinity.py checks spec.clusters
 from federator.security.limits import LABEL_KEY, LABEL_VALUE, valid_region
@@ -407,6 +408,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         max_latency_ms=max_latency,
         workload_json=brought.json if brought is not None else "",
         group_size=brought.group_size if brought is not None else 1,
+        pod_sets=brought.pod_sets if brought is not None else (),
         accelerators=alternatives,
         max_run_seconds=max_run,
         allowed_regions=allowed,
@@ -428,6 +430,7 @@ class _Brought:
     group_size: int
     json: str
     resource_name: str = ""  # the accelerator resource its pods ask for: it decides the vendor
+    pod_sets: tuple[PodSetAsk, ...] = ()  # a gang's roles when they ask unequal amounts (model/pod_sets.py)
 
 
 def _workload(value: object, bad: Any) -> _Brought | None:
@@ -454,7 +457,9 @@ def _workload(value: object, bad: Any) -> _Brought | None:
                              "on the containers")
         return None
     return _Brought(kind=adapter.job_kind, kind_name=adapter.kind, replicas=replicas, resources=resources,
-                    group_size=group_size, json=json.dumps(value, sort_keys=True), resource_name=resource_name)
+                    group_size=group_size, json=json.dumps(value, sort_keys=True), resource_name=resource_name,
+                    pod_sets=gang_sets(adapter.job_kind, pod_sets))
+
 
 
 def _simulated(annotations: Mapping[str, str], bad: Any) -> None:

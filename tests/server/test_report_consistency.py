@@ -17,8 +17,9 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.backends.sim.fleet import parse_fleet
 from federator.backends.sim.runtime import SimBackend
-from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, JobPhase, Placement
-from federator.server.consistency import contradictions, least_used
+from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, JobPhase, Placement, Resources
+from federator.model.pod_sets import PodSetAsk
+from federator.server.consistency import as_listed, contradictions, least_used
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.services import AgentService
@@ -221,3 +222,18 @@ def test_the_reference_agent_with_the_sim_backend_never_trips_the_check() -> Non
             await server.stop(0)
 
     asyncio.run(go())
+
+
+def test_a_gang_of_pod_sets_is_counted_at_what_its_sets_hold() -> None:
+    """The RL JobSet (learner 2 x 8, rollout 4 x 1, reward 1 x 1: JobSpec.pod_sets) placed as 7 pods on 24 H100
+    leaves 3 whole free: the report is honest. Counted as 7 x 8 = 56 it contradicted every report of its member, and
+    the federator held the gang's room a second time (seen on the sim)."""
+    rl = replace(job("rl", replicas=7, gpus=8), pod_sets=(
+        PodSetAsk("learner", 2, Resources(accelerator_milli=8000)),
+        PodSetAsk("rollout", 4, Resources(accelerator_milli=1000)),
+        PodSetAsk("reward", 1, Resources(accelerator_milli=1000))))
+    report = cap(pool(H100, nodes=0, extra={0: 2, 3: 1}))  # 2 nodes all used, one with 3 of 8 free: 21 used
+    p = placed("rl.g1.west-1", replicas=7)
+    assert contradictions(report, [as_listed(p, rl)]) == []
+    assert contradictions(report, [as_listed(p, replace(rl, pod_sets=()))])  # equal pods of 8: 56, not 21
+    assert contradictions(cap(pool(H100, nodes=3, free=8)), [as_listed(p, rl)])  # all free under it: as before

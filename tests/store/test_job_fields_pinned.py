@@ -43,6 +43,7 @@ from federator.model import (
     Resources,
 )
 from federator.model.job import NeverRunnable
+from federator.model.pod_sets import PodSetAsk
 from federator.store import SqliteJobStore, StoreUnreadable, schema
 from federator.store import sqlite as sqlite_store
 from federator.store.codec import job_from_dict, job_to_dict, spec_to_dict
@@ -86,6 +87,10 @@ PINNED = frozenset({
     # a job by room and policy from then on; docs/operators.md's "Upgrading to 0.19.0" says so). The lead decides
     # on 5.
     "JobSpec.region_weights", "JobSpec.prefer",
+    # 0.20.0's pod sets of a brought workload (model/pod_sets.py), at 4: 0.19.0 reads a version-4 file, ignores the
+    # key and holds and bills such a job as `replicas` x `resources` (the largest role's ask), as it did; it drops the
+    # key when it rewrites the job, and 0.20.0 then holds that job so too (docs/operators.md's "Upgrading to 0.20.0").
+    "JobSpec.pod_sets", "PodSetAsk.name", "PodSetAsk.count", "PodSetAsk.resources",
     "Resources.cpu_milli", "Resources.memory_bytes", "Resources.accelerator_milli",
     "AcceleratorAlternative.milli", "AcceleratorAlternative.model", "AcceleratorAlternative.vendor",
     "AcceleratorAlternative.min_memory_mib", "AcceleratorAlternative.pod_template_json",
@@ -140,7 +145,9 @@ def _every_field_set() -> Job:
                                  match_expressions=(LabelRequirement("tier", LabelOperator.IN, ("gold",)),),
                                  same_as=("learner-3f9a1c",)),
         failure_policy=FailurePolicy(max_restarts=3), region_weights=(("east", 3), ("west", 1)),
-        prefer=Preference.CHEAPEST)
+        prefer=Preference.CHEAPEST,
+        pod_sets=(PodSetAsk("learner", 2, Resources(2000, 8 << 30, 8000)),
+                  PodSetAsk("rollout", 2, Resources(1000, 1 << 30, 1000))))
     placement = Placement(
         placement_id=PlacementId("train-1.g3.east-1"), job_id=JobId("train-1"), cluster="east-1", region="east",
         replicas=2, accelerator_model="H100", generation=3, phase=JobPhase.RUNNING, message="2/2 running",

@@ -38,6 +38,7 @@ from federator.model.array import ARRAY_ANNOTATIONS, ArrayTask
 from federator.model.cluster import RoomClass, shared_bucket, whole_bucket
 from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
 from federator.model.node_room import NodeRoom
+from federator.model.pod_sets import PodSetAsk
 
 _KIND_TO_PB = {JobKind.TRAINING: types_pb2.JOB_KIND_TRAINING, JobKind.INFERENCE: types_pb2.JOB_KIND_INFERENCE}
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
@@ -106,6 +107,9 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
                         if spec.failure_policy.set else None),  # unset when none: a reply without it is a 0.17.0's
         region_weights=dict(spec.region_weights),
         prefer=_PREFER_TO_PB[spec.prefer],
+        pod_sets=[types_pb2.PodSet(name=p.name, count=p.count, resources=types_pb2.Resources(
+            cpu_milli=p.resources.cpu_milli, memory_bytes=p.resources.memory_bytes,
+            accelerator_milli=p.resources.accelerator_milli)) for p in spec.pod_sets],
         depends_on=_dependency_to_pb(spec.depends_on),
         array=_array_to_pb(spec.array),
     )
@@ -208,7 +212,20 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         failure_policy=_failure_policy_from_pb(pb),
         region_weights=tuple(sorted(pb.region_weights.items())),  # checked with the rest by jobfile.parse_job
         prefer=_prefer_from_pb(pb.prefer),
+        pod_sets=_pod_sets_from_pb(pb),
     )
+
+
+def _pod_sets_from_pb(pb: types_pb2.JobSpec) -> tuple[PodSetAsk, ...]:
+    """JobSpec.pod_sets, structurally checked (a count or an amount below 0 is a WireError naming it). What a
+    client sends on Submit is replaced by the federator's own, derived from workload_json (jobfile.parse_job)."""
+    out = []
+    for i, p in enumerate(pb.pod_sets):
+        r = p.resources
+        if p.count < 0 or min(r.cpu_milli, r.memory_bytes, r.accelerator_milli) < 0:
+            raise WireError(f"spec.pod_sets[{i}]: a count or an amount below 0")
+        out.append(PodSetAsk(p.name, p.count, Resources(r.cpu_milli, r.memory_bytes, r.accelerator_milli)))
+    return tuple(out)
 
 
 _PREFER_TO_PB = {Preference.POLICY: types_pb2.PREFERENCE_UNSPECIFIED,

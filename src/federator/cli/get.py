@@ -22,6 +22,7 @@ from federator.cli.job_document import job_document
 from federator.cli.output import cluster_rows, dump, job_rows, table
 from federator.cli.placement_asks import asked_lines
 from federator.model import Job
+from federator.model.pod_sets import described
 from federator.security.tls import TlsError
 from federator.server.job_listing import Query
 from federator.server.paging import MAX_PAGE_SIZE
@@ -130,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         if args.name:  # where a job with spec.regions.weights or spec.prefer went, and why (cli/placement_asks.py)
             for line in asked_lines(jobs[0], _clusters_if_listed(args) if jobs[0].spec.prefer else None):
                 print(line)
+            if jobs[0].spec.pod_sets:  # a gang of unequal roles, held and billed at what each asks (model/pod_sets.py)
+                print(f"pod sets: {described(jobs[0].spec.pod_sets)}, one cluster, one model")
         if args.array:  # how far along the array is (cli/array_tasks.py)
             print(counts_line(args.array, jobs, filtered=narrowed))
     return 0

@@ -21,6 +21,7 @@ from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
 from federator.model.failure_policy import FailurePolicy
 from federator.model.placement_asks import Preference
+from federator.model.pod_sets import PodSetAsk, pod_sets_total
 from federator.model.resources import Resources, format_accelerators
 
 JobId = NewType("JobId", str)
@@ -174,6 +175,10 @@ class JobSpec:
     # What decides among the places that fit (spec.prefer): the operator's policy, or the cheapest first
     # (model/placement_asks.py, scheduler/cheapest.py).
     prefer: Preference = Preference.POLICY
+    # The roles of a brought workload whose pods ask unequal amounts (model/pod_sets.py), set by the federator at
+    # submit from spec.workload, never taken from a client: the gang is fitted, reserved, quota-checked and billed
+    # set by set. () = N equal replicas of `resources` (every other job, and every job stored by 0.19.0).
+    pod_sets: tuple[PodSetAsk, ...] = ()
 
     @property
     def workload_kind(self) -> str:
@@ -196,7 +201,8 @@ class JobSpec:
 
     @property
     def total(self) -> Resources:
-        return self.resources * self.replicas
+        """What all its replicas ask: each pod set at its own ask when it has them."""
+        return pod_sets_total(self.pod_sets) if self.pod_sets else self.resources * self.replicas
 
     def annotation(self, key: str, default: str = "") -> str:
         return dict(self.annotations).get(key, default)
@@ -423,6 +429,8 @@ def format_job_accelerators(job: Job) -> str:
     if job.placements:
         return format_accelerators(sum(placement_held_milli(p, job.spec) for p in job.placements
                                        if p.accelerator_model))
+    if job.spec.pod_sets:  # one model for all its sets: what they ask together
+        return format_accelerators(job.spec.total.accelerator_milli) if job.spec.alternatives() else "0"
     totals = dict.fromkeys(format_accelerators(a.milli * job.spec.replicas) for a in job.spec.alternatives())
     return "|".join(totals) or "0"
 
@@ -461,9 +469,20 @@ def placement_resources(placement: Placement, spec: JobSpec) -> Resources:
     return spec.resources
 
 
+def placement_total(placement: Placement, spec: JobSpec) -> Resources:
+    """What all of a placement's replicas ask: each pod set at its own ask for a whole gang of pod sets
+    (`JobSpec.pod_sets`), else `placement_resources` times its replicas."""
+    if spec.pod_sets and placement.replicas == spec.replicas:
+        return spec.total
+    return placement_resources(placement, spec) * placement.replicas
+
+
 def placement_held_milli(placement: Placement, spec: JobSpec) -> int:
     """Milli-devices a placement holds, all its replicas: what the usage bill, the queues' quotas and fair share,
     and a job's ACCELERATORS count. On a partition pool each replica holds whole partitions at their worth
     (`Placement.unit_milli`, `cluster.held_milli`): eight 1g.10gb partitions of an 80 GB GPU asked by name hold 1,
-    not 8. Elsewhere, and for a placement stored by 0.11.0 (no worth recorded), what the replicas asked."""
+    not 8. Elsewhere, and for a placement stored by 0.11.0 (no worth recorded), what the replicas asked. A gang of
+    pod sets (`JobSpec.pod_sets`, placed whole) holds each set's pods at that set's ask."""
+    if spec.pod_sets and placement.replicas == spec.replicas:
+        return sum(held_milli(p.resources.accelerator_milli, placement.unit_milli) * p.count for p in spec.pod_sets)
     return held_milli(placement_resources(placement, spec).accelerator_milli, placement.unit_milli) * placement.replicas

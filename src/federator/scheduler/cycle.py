@@ -55,6 +55,7 @@ from federator.scheduler.framework import (
 from federator.scheduler.gcpause import few_full_collections
 from federator.scheduler.nodevictims import forget, node_used
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
+from federator.scheduler.pod_set_fit import parts, reserve_request
 from federator.scheduler.pools import best_model, quota_budget, reservation_bucket, reserve_spread
 from federator.scheduler.preemption import (
     PlanMemo,
@@ -75,7 +76,7 @@ from federator.scheduler.regionload import RegionUse
 from federator.scheduler.reservation import Reservation, guarded, reserve_room, respected, still_reserved
 from federator.scheduler.residency import ALWAYS_FILTERS, fenced
 from federator.scheduler.same_as import placed
-from federator.scheduler.snapshot import Snapshot, Txn, reserve
+from federator.scheduler.snapshot import Snapshot, Txn
 from federator.scheduler.spread import is_rest, spread_counts
 from federator.scheduler.standing import with_standing
 from federator.scheduler.summary import summarize
@@ -219,8 +220,8 @@ class Scheduler:
             seconds.append(clock() - started)
             moved = False
             for a in outcome:
-                usage.add(request.spec.queue, request.spec.resources, a.replicas, a.accelerator_model,
-                          unit_milli=a.unit_milli)
+                for resources, pods in parts(request, a.replicas):  # a gang of pod sets: each at its ask
+                    usage.add(request.spec.queue, resources, pods, a.accelerator_model, unit_milli=a.unit_milli)
                 if ctx.demand is not None:
                     moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas,
                                                   a.accelerator_milli >= 2 * MILLI)
@@ -292,8 +293,7 @@ class Scheduler:
         if model is None:
             model = best_model(request, best, board.ctx, self.pool_scores, request.replicas)
         txn.begin()
-        txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, accelerator_model=model,
-                        bucket=reservation_bucket(request, best, model, board.ctx)))
+        txn.put(reserve_request(best, request, model, bucket=reservation_bucket(request, best, model, board.ctx)))
         txn.commit()
         return (assign(best, request.replicas, model, request),)
 
@@ -446,8 +446,7 @@ class Scheduler:
             txn.abort()  # the plan asked this of the same model: a bug, but never a preemption that cycles
             return
         try:
-            txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
-                            accelerator_model=model))
+            txn.put(reserve_request(target, request, model))
         except ValueError:
             txn.abort()
             return
@@ -459,7 +458,8 @@ class Scheduler:
                 usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1, unit_milli=a.unit_milli)
             out.append(preemption_of(victim, allocs, request, chosen.cluster))
         bound = assign(target, request.replicas, model, request)
-        usage.add(request.spec.queue, request.spec.resources, request.replicas, model, unit_milli=bound.unit_milli)
+        for resources, pods in parts(request, request.replicas):
+            usage.add(request.spec.queue, resources, pods, model, unit_milli=bound.unit_milli)
         pending.pop(request.job_id, None)
         decisions.append(Decision(request.job_id, (bound,)))
 

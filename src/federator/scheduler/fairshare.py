@@ -44,8 +44,9 @@ from federator.model import (
 from federator.model.accelerator import accepts_model
 from federator.scheduler.alternatives import Assignment
 from federator.scheduler.config import SchedulerConfig
-from federator.scheduler.framework import Allocation, PlacementRequest, accepts_pool
+from federator.scheduler.framework import Allocation, PlacementRequest, accepts_pool, allocation_parts
 from federator.scheduler.owner_share import QueueLine, holdings
+from federator.scheduler.pod_set_fit import parts, placed_sets
 from federator.scheduler.snapshot import Snapshot
 
 CPU = "cpu"
@@ -179,7 +180,12 @@ class QueueUsage:
                 self.totals[accelerator_dim(p.accelerator_model)] += p.accelerator_milli_of(p.allocatable_accelerators)
         self.used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for a in allocations:
-            self.add(a.queue, a.resources, a.replicas, a.accelerator_model, unit_milli=a.unit_milli)
+            self.add_allocation(a)
+
+    def add_allocation(self, a: Allocation, sign: int = 1) -> None:
+        """Count a hold (sign -1: uncount it): each pod set at its own ask for a gang of pod sets."""
+        for resources, pods in allocation_parts(a):
+            self.add(a.queue, resources, pods, a.accelerator_model, sign, unit_milli=a.unit_milli)
 
     def add(self, queue: str, resources: Resources, replicas: int, accelerator_model: str, sign: int = 1, *,
             unit_milli: int = 0) -> None:
@@ -225,7 +231,7 @@ class QueueUsage:
         queue = request.spec.queue
         quota = self.config.queue(queue).quota
         used = self.used.get(queue, {})
-        need = request.spec.resources * request.replicas
+        need = _need(request)
         if quota.cpu_milli is not None and used.get(CPU, 0) + need.cpu_milli > quota.cpu_milli:
             return QuotaCheck(refused=Reason(
                 ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
@@ -274,6 +280,8 @@ class QueueUsage:
         it holds (`used`), each replica charged `charge` milli-devices, the models `dearer` (worth more) blocked."""
         queue = request.spec.queue
         need = charge * request.replicas
+        if placed_sets(request):  # each pod set's whole devices at the worth `charge` gives the largest's
+            need = charge * _need(request).accelerator_milli // request.accelerator_milli
         blocked: list[str] = list(dearer)
         too_small: list[str] = []  # quotas smaller than what the request needs at once: never enough
         caps: list[tuple[str, int]] = []
@@ -406,6 +414,14 @@ class FairOrder:
             said = pending.get(job_id)
             if said is not None:
                 pending[job_id] = replace(said, message=f"{said.message}; {note}")
+
+
+def _need(request: PlacementRequest) -> Resources:
+    """What all of `request` asks: each pod set at its own ask for a gang of pod sets (pod_set_fit.py)."""
+    total = Resources()
+    for resources, pods in parts(request, request.replicas):
+        total = total + resources * pods
+    return total
 
 
 def _never(more_than_the_quota: bool) -> str:

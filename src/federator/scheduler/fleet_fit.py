@@ -49,6 +49,7 @@ from federator.model import (
     ReasonCode,
     format_bytes,
 )
+from federator.model.pod_sets import described
 from federator.scheduler.alternatives import variants
 from federator.scheduler.framework import PlacementRequest, accepted_pools
 from federator.scheduler.snapshot import Snapshot
@@ -171,6 +172,8 @@ def never_fits_coded(request: PlacementRequest, snapshot: Snapshot) -> tuple[str
     have when that is a replica's CPU or memory (else None)."""
     if request.accelerator_milli <= 0:  # CPU-only work: any member's node will do
         return host_never(request, snapshot.clusters)
+    if request.spec.pod_sets and request.is_gang:  # unequal roles: their devices together (pod_set_fit.py)
+        return _never_sets(request, snapshot), None
     found = rooms(request, snapshot)
     if not found:
         return "", None
@@ -211,6 +214,24 @@ def _never_accelerators(request: PlacementRequest, snapshot: Snapshot, found: li
                 f"{'a replica' if g == 1 else f'a group of {g} replicas'} of {_models(request, found)} even empty "
                 f"({shown})")
     return ""
+
+
+def _never_sets(request: PlacementRequest, snapshot: Snapshot) -> str:
+    """`never_fits_coded`'s words for a gang of pod sets: no pool it accepts, in any member, has the devices of all
+    its sets together, or a node the size of its largest pod, even empty ("" when one could, or none has a pool it
+    accepts: that is AcceleratorModel's to say). An upper bound, as for equal replicas (module docstring)."""
+    free = replace(request, blocked_models=(), model_caps=())
+    sets = request.spec.pod_sets
+    need = sum(-(-p.resources.accelerator_milli // MILLI) * p.count for p in sets)
+    most = max(-(-p.resources.accelerator_milli // MILLI) for p in sets)
+    pools = [(c.name, p) for c in snapshot.clusters for p in accepted_pools(free, c)]
+    if not pools or any(pool_devices(p) >= need and not 0 < p.largest_node_accelerators < most for _, p in pools):
+        return ""
+    name, pool = max(pools, key=lambda cp: (pool_devices(cp[1]), cp[0]))
+    models = "|".join(request.spec.accelerator_models) or "|".join(sorted({p.accelerator_model for _, p in pools}))
+    return (f"no member cluster could hold the pod sets {described(sets)} {models} together even "
+            f"empty (the largest, {name}, has {pool_devices(pool)} {pool.accelerator_model} on {pool.nodes} nodes"
+            + (f", at most {pool.largest_node_accelerators} on one" if pool.largest_node_accelerators else "") + ")")
 
 
 def never_coded(request: PlacementRequest, snapshot: Snapshot, legacy_vendor: str = ""
@@ -254,7 +275,7 @@ class FleetFit:
             return outcome
         s = request.spec
         key = (s.kind, request.replicas, s.resources, s.accelerator_models, s.accelerators, s.min_regions,
-               s.group_size, request.kept_regions, request.vendor, request.resource_name)
+               s.group_size, request.kept_regions, request.vendor, request.resource_name, s.pod_sets)
         said = self._said.get(key)
         if said is None:
             said = self._said[key] = never_coded(request, self.snapshot, self.legacy_vendor)

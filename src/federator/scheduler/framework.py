@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
 from federator.model.cluster import SHARING_MIG, names_partition
+from federator.model.pod_sets import PodSetAsk, short_in
 from federator.scheduler.regionload import RegionUse
 from federator.security.podsecurity_member import PodSecurityNeed, needed_by_texts
 
@@ -101,7 +102,10 @@ class PlacementRequest:
         return self.spec.kind is JobKind.TRAINING
 
     def capacity_in(self, pool: AcceleratorPool) -> int:
-        """Replicas of this request the pool holds, on nodes whose host has room for one."""
+        """Replicas of this request the pool holds, on nodes whose host has room for one. A whole gang of pod sets
+        (JobSpec.pod_sets) is held whole or not at all: all its replicas if its sets fit together, else none."""
+        if self.spec.pod_sets and self.is_gang and self.replicas == self.spec.replicas:
+            return 0 if short_in(pool, self.spec.pod_sets) else self.replicas
         res = self.spec.resources
         return pool.replica_capacity(res.accelerator_milli, res.cpu_milli, res.memory_bytes)
 
@@ -113,7 +117,7 @@ class PlacementRequest:
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.resource_name,
                 self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps,
                 self.respects, self.run_seconds, s.allowed_regions, self.queue_fence, s.clusters,
-                s.region_weights, s.prefer, self.kept_replicas)
+                s.region_weights, s.prefer, self.kept_replicas, s.pod_sets)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -125,7 +129,7 @@ class PlacementRequest:
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
                 self.resource_name, self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps,
-                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence, s.clusters)
+                self.respects, self.run_seconds, s.allowed_regions, self.queue_fence, s.clusters, s.pod_sets)
 
 
 def may_spread(spec: JobSpec) -> bool:
@@ -163,6 +167,15 @@ class Allocation:
     # Whom the job belongs to (`JobSpec.owner`): within its queue the cycle takes first the jobs of the owner who
     # holds least (scheduler/owner_share.py). "": not known, counted as nobody's.
     owner: str = ""
+    # A whole gang of unequal pod sets (JobSpec.pod_sets): queue usage counts each set at its own ask, not
+    # `replicas` x `resources` (the largest). () for every other hold.
+    pod_sets: tuple[PodSetAsk, ...] = ()
+
+
+def allocation_parts(a: Allocation) -> tuple[tuple[Resources, int], ...]:
+    """(per-pod resources, pods) of a hold: each pod set at its own ask for a gang of pod sets, else `replicas` x
+    `resources`. What queue usage counts and what preemption frees of it."""
+    return tuple((p.resources, p.count) for p in a.pod_sets) or ((a.resources, a.replicas),)
 
 
 @dataclass(frozen=True, slots=True)

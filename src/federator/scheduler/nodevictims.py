@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId
-from federator.scheduler.framework import Allocation
+from federator.scheduler.framework import Allocation, allocation_parts
 from federator.scheduler.snapshot import release
 
 NodeKey = tuple[str, str, str]
@@ -75,10 +75,11 @@ def released_on_nodes(cluster: ClusterInfo, victims: Sequence[JobId], by_job: Ma
         for a in by_job[j]:
             if a.cluster != cluster.name:
                 continue
-            whole = a.resources.accelerator_milli % MILLI == 0 and a.nodes
+            whole = a.resources.accelerator_milli % MILLI == 0 and a.nodes and not a.pod_sets  # sets: per set below
             known = whole and all(node_free(cluster, a.accelerator_model, n, used) is not None for n, _ in a.nodes)
-            res = replace(a.resources, accelerator_milli=0) if known else a.resources
-            cluster = release(cluster, resources=res, replicas=a.replicas, accelerator_model=a.accelerator_model)
+            for res, pods in allocation_parts(a):
+                res = replace(res, accelerator_milli=0) if known else res
+                cluster = release(cluster, resources=res, replicas=pods, accelerator_model=a.accelerator_model)
             if known:
                 for node, replicas in a.nodes:
                     freed[a.accelerator_model, node] += a.resources.accelerator_milli // MILLI * replicas

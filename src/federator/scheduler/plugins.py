@@ -17,6 +17,7 @@ from typing import Protocol
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.model.cluster import SHARING_MIG
 from federator.model.node_room import node_room_fits
+from federator.scheduler import pod_set_fit
 from federator.scheduler.cluster_affinity import ClusterAffinity
 from federator.scheduler.cpu_excess import CpuExcess
 from federator.scheduler.fragmentation import fragment_growth
@@ -220,6 +221,8 @@ class GangFit:
         m = request.accelerator_milli
         if m == 0:
             return None
+        if pod_set_fit.placed_sets(request):  # a gang of unequal pod sets: each set at its own ask (pod_set_fit.py)
+            return pod_set_fit.gang_fit(request, cluster, accepted_pools(request, cluster))
         need = request.replicas if request.is_gang else 1
         best, best_held, best_model, any_node = 0, 0, "", False
         for pool in accepted_pools(request, cluster):
@@ -271,6 +274,8 @@ class CpuMemoryFit:
     name: str = "CpuMemoryFit"
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        if pod_set_fit.placed_sets(request):  # a gang of unequal pod sets: each set at its own ask (pod_set_fit.py)
+            return pod_set_fit.cpu_memory_fit(request, cluster)
         cap = cluster.capacity
         res = request.spec.resources
         n = request.replicas if request.is_gang else 1

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
-from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.framework import Allocation, PlacementRequest, allocation_parts
 from federator.scheduler.nodevictims import NodeKey, blocked_everywhere, by_pool, node_sets, released_on_nodes
 from federator.scheduler.snapshot import Txn, release
 
@@ -70,7 +70,8 @@ class VictimPlan:
 
 
 def lost_accelerator_seconds(allocs: Sequence[Allocation], now: float) -> float:
-    return sum(a.resources.accelerator_milli * a.replicas / MILLI * max(0.0, now - a.placed_at) for a in allocs)
+    return sum(r.accelerator_milli * n / MILLI * max(0.0, now - a.placed_at) for a in allocs
+               for r, n in allocation_parts(a))
 
 
 def eligible(victim: Allocation, request: PlacementRequest, usage: QueueUsage, active: Sequence[str]) -> bool:
@@ -113,7 +114,7 @@ def fair_after(request: PlacementRequest, placed: Sequence[tuple[int, str]],
     before = {vq: usage.weighted_share(vq) for vq in losing}
     gone = [a for allocs in victims for a in allocs]
     for a in gone:
-        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1, unit_milli=a.unit_milli)
+        usage.add_allocation(a, sign=-1)
     for replicas, model in placed:
         usage.add(q, request.spec.resources, replicas, model)
     try:
@@ -123,7 +124,7 @@ def fair_after(request: PlacementRequest, placed: Sequence[tuple[int, str]],
         for replicas, model in placed:
             usage.add(q, request.spec.resources, replicas, model, sign=-1)
         for a in gone:
-            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, unit_milli=a.unit_milli)
+            usage.add_allocation(a)
 
 
 class PlanMemo:
@@ -348,12 +349,12 @@ def within_quota(request: PlacementRequest, usage: QueueUsage, by_job: Mapping[J
     work), one of another queue gives back none."""
     own = [a for j in victims for a in by_job[j] if a.queue == request.spec.queue]
     for a in own:
-        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1, unit_milli=a.unit_milli)
+        usage.add_allocation(a, sign=-1)
     try:
         check = usage.quota_check(request)
     finally:
         for a in own:
-            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, unit_milli=a.unit_milli)
+            usage.add_allocation(a)
     return check.refused if check.refused is not None else check.admitted(request)
 
 
@@ -403,9 +404,9 @@ def released(cluster: ClusterInfo, victims: Sequence[JobId], by_job: Mapping[Job
     for j in victims:
         for a in by_job[j]:
             if a.cluster == cluster.name:
-                cluster = release(
-                    cluster, resources=a.resources, replicas=a.replicas, accelerator_model=a.accelerator_model
-                )
+                for resources, pods in allocation_parts(a):  # a gang of pod sets: each set at its ask
+                    cluster = release(cluster, resources=resources, replicas=pods,
+                                      accelerator_model=a.accelerator_model)
     return cluster
 
 
@@ -417,8 +418,11 @@ def release_in_attempt(txn: Txn, victims: Sequence[JobId], by_job: Mapping[JobId
     for j in victims:
         for a in by_job[j]:
             if a.cluster in known:
-                txn.put(release(txn.get(a.cluster), resources=a.resources, replicas=a.replicas,
-                                accelerator_model=a.accelerator_model))
+                cluster = txn.get(a.cluster)
+                for resources, pods in allocation_parts(a):  # a gang of pod sets: each set at its ask
+                    cluster = release(cluster, resources=resources, replicas=pods,
+                                      accelerator_model=a.accelerator_model)
+                txn.put(cluster)
 
 
 PART_MARK = "\x00"

@@ -57,6 +57,7 @@ from federator.scheduler.alternatives import variants
 from federator.scheduler.board import fit_key
 from federator.scheduler.framework import Allocation, CycleContext, FilterPlugin, PlacementRequest, accepted_pools
 from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS
+from federator.scheduler.pod_set_fit import placed_sets, reserve_request
 from federator.scheduler.snapshot import Snapshot, reserve
 from federator.timestamps import utc_seconds
 
@@ -150,7 +151,7 @@ def due(request: PlacementRequest, policy: ReservationPolicy, now: float) -> boo
 def may_reserve(spec: JobSpec) -> bool:
     """Whether a job could ever have a reservation (`due` but for its wait): the server's cheap test of
     which pending jobs to bring back to a cycle when their wait passes the threshold."""
-    return spec.kind is JobKind.TRAINING and any(
+    return spec.kind is JobKind.TRAINING and not spec.pod_sets and any(
         a.milli % MILLI == 0 and a.milli * spec.replicas >= 2 * MILLI for a in spec.alternatives())
 
 
@@ -245,7 +246,8 @@ def worsens(gang: GangReservation, request: PlacementRequest, cluster: ClusterIn
         return (_takes(g.cpu_milli * gang.request.replicas, cap.cpu_milli_free, n * res.cpu_milli)
                 or _takes(g.memory_bytes * gang.request.replicas, cap.memory_bytes_free, n * res.memory_bytes))
     try:
-        after = reserve(cluster, resources=res, replicas=n, accelerator_model=model)
+        after = reserve_request(cluster, request, model) if placed_sets(request) else \
+            reserve(cluster, resources=res, replicas=n, accelerator_model=model)
     except ValueError:
         return False
     kept = memo.get(r.job_id) if memo is not None else None

@@ -27,7 +27,7 @@ from federator.security.region_binding import binding_of
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_regions, duplicates, over_bound, refused_reports, region_mismatch, seals, shrink
 from federator.server.clusters import over_provider_cap
-from federator.server.consistency import INCONSISTENT_REPORT, contradictions
+from federator.server.consistency import INCONSISTENT_REPORT, as_listed, contradictions
 from federator.server.edge import Edge, Malformed
 from federator.server.errors import cut
 from federator.server.federator import ClusterRecord, Federator
@@ -501,8 +501,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         for pid in cap.placement_ids:
             job = fed.jobs.get(fed.placement_index.get(pid, JobId("")))
             p = next((p for p in job.placements if p.placement_id == pid), None) if job is not None else None
-            if p is not None and p.cluster == rec.name and p.phase.is_active:
-                listed.append(p)
+            if job is not None and p is not None and p.cluster == rec.name and p.phase.is_active:
+                listed.append(as_listed(p, job.spec))  # a gang of pod sets at what its sets hold
         found = contradictions(cap, listed)
         rec.uncounted = frozenset(pid for c in found for pid in c.placement_ids)
         pools = tuple(c.pool for c in found)

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from federator.model import MILLI, ClusterCapacity, Placement
+from federator.model import MILLI, ClusterCapacity, JobSpec, Placement
 from federator.model.cluster import SHARING_MIG, AcceleratorPool
 
 INCONSISTENT_REPORT = "inconsistent_report"  # the Error's reason: the report is applied, its claim is not trusted
@@ -78,6 +78,15 @@ def least_used(pool: AcceleratorPool, placements: Iterable[Placement]) -> int:
     return whole + 1  # TimeSlicing, MPS, HAMi: units are accesses, any number of them may share one device
 
 
+def as_listed(placement: Placement, spec: JobSpec) -> Placement:
+    """`placement` as this check counts it: a whole gang of unequal pod sets (JobSpec.pod_sets, whole devices
+    only) as one replica of all its sets' devices together (21 for a learner 2 x 8, rollout 4 x 1, reward 1 x 1),
+    not `replicas` x the largest ask (56, which a report of its 24 devices could never leave); itself otherwise."""
+    if not spec.pod_sets or placement.replicas != spec.replicas:
+        return placement
+    return replace(placement, replicas=1, accelerator_milli=spec.total.accelerator_milli)
+
+
 def _key(vendor: str, model: str) -> str:
     return f"{vendor}/{model}" if vendor else model
 
@@ -112,4 +121,4 @@ def contradictions(capacity: ClusterCapacity, listed: Iterable[Placement]) -> li
     return out
 
 
-__all__ = ["INCONSISTENT_REPORT", "Contradiction", "contradictions", "least_used"]
+__all__ = ["INCONSISTENT_REPORT", "Contradiction", "as_listed", "contradictions", "least_used"]

@@ -70,6 +70,11 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
     on a member made its 800 free accelerators read 0 until --start-timeout (outside QA's Go agent, F6)."""
     resources = placement_resources(p, spec)
     try:
+        if spec.pod_sets and p.replicas == spec.replicas:  # a whole gang of pod sets: each set at its own ask
+            bound = info  # all sets or, failing one, the fallback below from the report as it was
+            for s in sorted(spec.pod_sets, key=lambda s: -s.resources.accelerator_milli):
+                bound = reserve(bound, resources=s.resources, replicas=s.count, accelerator_model=p.accelerator_model)
+            return bound
         return reserve(info, resources=resources, replicas=p.replicas, accelerator_model=p.accelerator_model)
     except ValueError:
         pass

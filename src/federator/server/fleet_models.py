@@ -114,6 +114,8 @@ def fit_words(spec: JobSpec, said: str, code: ReasonCode | None) -> list[str]:
         return []
     if said.startswith("minRegions"):
         return [f"spec.regions.minRegions: {said}; the job is accepted"]
+    if spec.pod_sets:  # a gang of unequal roles: `said` names them, at what each asks
+        return [f"spec.workload: {said}; the job is accepted"]
     counted = reserved_as(spec)
     if counted:
         return [f"spec.workload: {said}; {counted}; the job is accepted"]
@@ -180,7 +182,7 @@ class FleetModels:
         """`fleet_fit_warnings` of `members` (the federator's, as reported here: read only when the answer for
         this job's shape is not kept), memoized by what the check reads of the job (as the cycle's `FleetFit`)."""
         key = (legacy_vendor, spec.kind, spec.replicas, spec.resources, spec.accelerator_models, spec.accelerators,
-               spec.min_regions, spec.group_size)
+               spec.min_regions, spec.group_size, spec.pod_sets)
         said = self._fits.get(key)
         if said is None:
             if len(self._fits) >= FITS_KEPT:

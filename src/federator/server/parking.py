@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, JobSpec, Reason, ReasonCode
 from federator.model.accelerator import accepts_model
 from federator.model.node_room import node_room_fits
+from federator.model.pod_sets import largest_first
 
 ANY_MODEL = ""  # the group of jobs that take any accelerator model (or none)
 INTERNED_NEEDS = 65_536
@@ -89,9 +90,14 @@ Needs = tuple[tuple[str, Need], ...]  # (model name as the job gives it, or ANY_
 
 
 def needs_of(spec: JobSpec) -> Needs:
-    """Each way of running the job: a model it names (or ANY_MODEL), and what that way needs."""
+    """Each way of running the job: a model it names (or ANY_MODEL), and what that way needs. A gang of unequal
+    pod sets (model/pod_sets.py) needs at least room for its largest set: a pool that has it brings the job back,
+    and the cycle judges the rest (7 replicas at the largest ask would wait for room it never needs)."""
     res = spec.resources
     n = spec.replicas if spec.kind is JobKind.TRAINING else 1
+    if spec.pod_sets and spec.kind is JobKind.TRAINING:
+        largest = largest_first(spec.pod_sets)[0]
+        res, n = largest.resources, largest.count
     alternatives = spec.alternatives()
     if not alternatives:
         return ((ANY_MODEL, Need(0, n, res.cpu_milli, res.memory_bytes)),)

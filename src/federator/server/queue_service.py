@@ -27,7 +27,7 @@ import grpc
 from federator.api.v1 import identity_pb2, queues_pb2, queues_pb2_grpc
 from federator.jobfile import FieldProblem, queue_problem
 from federator.metrics import StateSample
-from federator.model import MILLI, Job, JobPhase, placement_held_milli, placement_resources
+from federator.model import MILLI, Job, JobPhase, placement_held_milli, placement_total
 from federator.scheduler.owner_share import Held
 from federator.scheduler.owner_standing import NOTHING, Waiting, holding_less, jobs_ahead
 from federator.scheduler.standing import fair_shares
@@ -113,7 +113,7 @@ def _tallies(jobs: Iterable[Job], queues: set[str], owner: str) -> dict[str, _Ta
             continue
         acc, cpu = tally.held.get(who, NOTHING)
         for p in job.placements:
-            milli = placement_resources(p, job.spec).cpu_milli * p.replicas
+            milli = placement_total(p, job.spec).cpu_milli  # a gang of pod sets: each set at its ask
             acc, cpu = acc + placement_held_milli(p, job.spec), cpu + milli
             tally.cpu_milli += milli
         tally.held[who] = (acc, cpu)

@@ -352,7 +352,8 @@ class Cycles:
         """What the placed jobs hold: queue usage and preemption's candidates."""
         return [Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
                            p.accelerator_model, p.replicas, placement_resources(p, job.spec), job.placed_at,
-                           job.spec.accelerator_models, p.nodes, p.unit_milli, job.spec.owner)
+                           job.spec.accelerator_models, p.nodes, p.unit_milli, job.spec.owner,
+                           job.spec.pod_sets if p.replicas == job.spec.replicas else ())
                 for job in self.active_jobs() for p in job.placements if p.phase.is_active]
 
     def active_by_cluster(self) -> dict[str, list[tuple[Placement, JobSpec]]]:

@@ -8,6 +8,10 @@ accelerators) is reserved, quota-checked and billed as 7 x 8 (56). The user wrot
 warning naming `spec.replicas` blamed a field the file does not have (outside QA, ML platform E2), and nothing at
 submit said what the roles cost. These functions say it in the roles' own names, for the submit warnings
 (server/fleet_models.py, server/intake.py).
+
+Since 0.20.0 a training gang whose roles ask unequal amounts carries them (`JobSpec.pod_sets`, model/pod_sets.py)
+and is fitted, reserved, quota-checked and billed role by role (21, not 56): no warning is due for it. Spread work
+(a LeaderWorkerSet's groups) is still equal replicas at the largest ask, and is still warned of.
 """
 
 from __future__ import annotations
@@ -77,14 +81,14 @@ def unequal_roles_warnings(spec: JobSpec) -> list[str]:
     """A workload whose roles ask different amounts is reserved, counted against quota and billed above what its
     pods ask: said at submit with both numbers, and what to do instead. [] when the roles ask alike."""
     roles = counted_roles(spec)
-    if len(roles) < 2 or not any(p.resources.accelerator_milli for p in roles):  # usage bills accelerators
-        return []
+    if spec.pod_sets or len(roles) < 2 or not any(p.resources.accelerator_milli for p in roles):
+        return []  # a gang of pod sets is held and billed at what each role asks; usage bills accelerators
     unit, most, asked = _what(roles)
     pods = sum(p.count for p in roles)
     if pods * most <= asked:
         return []
     return [f"spec.workload: its pod sets ask {_each(asked)} {unit} in all ({_listed(roles, unit=False)}), "
-            f"but a job is one gang of equal pods on one model: it is reserved, counted against your quota and "
+            f"but spread work is replicas of equal pods on one model: it is reserved, counted against your quota and "
             f"billed as {pods} x {_each(most)} = {_each(pods * most)} (the largest role's ask times all pods); to "
             "hold and pay for what each role asks, submit the roles as jobs of their own, each with its own model "
             "and count (a job without spec.workload may ask a fraction of a device)"]

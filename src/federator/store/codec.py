@@ -36,6 +36,7 @@ from federator.model import (
     ReasonCode,
     Resources,
 )
+from federator.model.pod_sets import PodSetAsk
 
 
 def spec_bytes(spec: JobSpec) -> int:
@@ -118,7 +119,21 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
         doc["region_weights"] = dict(s.region_weights)
     if s.prefer:  # only when set, as the rest of 0.19.0's asks
         doc["prefer"] = s.prefer.value
+    if s.pod_sets:  # only when set; 0.19.0 ignores the key and reads the job as `replicas` equal ones, as it ran them
+        doc["pod_sets"] = [{"name": p.name, "count": p.count, "resources": _resources_dict(p.resources)}
+                           for p in s.pod_sets]
     return doc
+
+
+def _resources_dict(r: Resources) -> dict[str, int]:
+    return {"cpu_milli": r.cpu_milli, "memory_bytes": r.memory_bytes, "accelerator_milli": r.accelerator_milli}
+
+
+def _pod_sets_of(docs: list[dict[str, Any]] | None) -> tuple[PodSetAsk, ...]:
+    """spec.pod_sets as stored (derived from spec.workload when the job was submitted)."""
+    return tuple(PodSetAsk(str(d["name"]), int(d["count"]), Resources(
+        cpu_milli=int(d["resources"].get("cpu_milli", 0)), memory_bytes=int(d["resources"].get("memory_bytes", 0)),
+        accelerator_milli=int(d["resources"].get("accelerator_milli", 0)))) for d in docs or ())
 
 
 def _alternative_dict(a: AcceleratorAlternative) -> dict[str, Any]:
@@ -169,6 +184,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         failure_policy=_failure_policy_of(s.get("failure_policy")),
         region_weights=tuple(sorted((str(r), int(w)) for r, w in s.get("region_weights", {}).items())),
         prefer=Preference(s.get("prefer", "")),
+        pod_sets=_pod_sets_of(s.get("pod_sets")),
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),

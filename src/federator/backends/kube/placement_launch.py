@@ -50,6 +50,7 @@ from federator.backends.kube.workloads import (
 )
 from federator.backends.kube.workloads.common import templates_at
 from federator.model import JobKind, JobSpec, Placement
+from federator.model.pod_sets import described, short_in
 from federator.podtemplates import (
     ACCELERATOR_MODEL_ANNOTATION,
     JOB_DIGEST_ANNOTATION,
@@ -268,6 +269,9 @@ class PlacementLaunch(CapacityReport):
         # again in the room it had just freed, and again at every retry (outside QA: a preemption loop).
         # kube-scheduler binds the gang's pods as the victims' terminate.
         pool = self.capacity(leaving=self._cancelled).pool(placement.accelerator_model)
+        if spec.pod_sets and placement.replicas == spec.replicas:  # unequal roles, each at its own ask (pod_sets.py)
+            short = short_in(pool, spec.pod_sets) if pool else "no usable node"
+            return f"the pod sets {described(spec.pod_sets)} do not fit now: {short}" if short else ""
         fits = pool.gang_capacity(gpus) if pool else 0
         if fits < placement.replicas:
             return (f"{placement.replicas} x {gpus} {placement.accelerator_model} accelerators do not fit: "

@@ -130,14 +130,28 @@ class NodeSet:
     # -- binding ----------------------------------------------------------
 
     def bind(self, key: str, *, replicas: int, resources: Resources, accelerator_model: str,
-             wanted: tuple[str, ...] = ()) -> str | None:
+             wanted: tuple[str, ...] = (), parts: tuple[tuple[int, Resources], ...] = ()) -> str | None:
         """Bind every replica or none. Returns why not, or None.
+
+        `parts`: (pods, per-pod resources) of a gang of unequal pod sets, bound set by set under `key` instead of
+        `replicas` x `resources` (model/pod_sets.py).
 
         `wanted` is the job's own list of accepted models (() = any): FGD learns the recent
         requests from it. `accelerator_model` may be "*" to let the node policy choose among the
         models `wanted` accepts (node-level baselines over one cluster).
         """
         if key in self.bound:
+            return None
+        if parts:
+            held: list[_Bound] = []
+            for pods, each in parts:
+                why = self.bind(key, replicas=pods, resources=each, accelerator_model=accelerator_model, wanted=wanted)
+                if why is not None:
+                    for b in reversed(held):
+                        self._give(b)
+                    return why
+                held += self.bound.pop(key)
+            self.bound[key] = held
             return None
         self._observe(resources, wanted)
         models = self._accepted(wanted) if accelerator_model == "*" else [accelerator_model]

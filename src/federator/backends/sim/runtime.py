@@ -32,7 +32,8 @@ from federator.agent.backend import ReplicaOutput, UpdateCallback, no_update
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.logtail import MAX_TAIL_LINES, tail_bytes
-from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement, placement_resources
+from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement, Resources, placement_resources
+from federator.model.pod_sets import largest_first
 from federator.security.podsecurity import AGENT_FLAGS, PodSecurity
 from federator.security.podsecurity_member import member_refusal, needed_by_texts
 from federator.timestamps import utc_seconds
@@ -151,7 +152,7 @@ class SimBackend:
             if found:
                 return member_refusal(self.cluster.name, self.pod_security, found, need)
         why = self.nodes.bind(pid, replicas=placement.replicas, resources=placement_resources(placement, spec),
-                              accelerator_model=placement.accelerator_model)
+                              accelerator_model=placement.accelerator_model, parts=_parts(placement, spec))
         if why is not None:
             return why
         run = _Run(placement, JobPhase.PLACED)
@@ -267,3 +268,12 @@ class SimBackend:
         pid = run.placement.placement_id
         if self._runs.get(pid) is run:
             del self._runs[pid]
+
+
+def _parts(placement: Placement, spec: JobSpec) -> tuple[tuple[int, Resources], ...]:
+    """(pods, per-pod resources) of a whole gang of unequal pod sets (JobSpec.pod_sets, which the launch carries),
+    bound set by set as its workload's pods would bind on a member; () for equal replicas, and for a job stored
+    before 0.20.0 (none: held as replicas x resources by the federator, and bound so here)."""
+    if not spec.pod_sets or sum(p.count for p in spec.pod_sets) != placement.replicas:
+        return ()
+    return tuple((p.count, p.resources) for p in largest_first(spec.pod_sets))

@@ -22,7 +22,8 @@ from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from federator.catalog import catalog
 from federator.jsontext import whole_number
-from federator.model import JobSpec, Placement, QuantityError, Resources, format_bytes, to_bytes, to_milli
+from federator.model import JobKind, JobSpec, Placement, QuantityError, Resources, format_bytes, to_bytes, to_milli
+from federator.model.pod_sets import PodSetAsk, unequal
 from federator.podtemplates import (  # the agent's marks on a placement's objects, shared with the submit check
     GENERATION_LABEL,
     JOB_ANNOTATION,
@@ -369,6 +370,17 @@ def needs(pod_sets: list[PodSet]) -> tuple[int, Resources]:
     for p in counted:
         per = _max(per, p.resources)
     return sum(p.count for p in counted), per
+
+
+def gang_sets(job_kind: JobKind, pod_sets: list[PodSet]) -> tuple[PodSetAsk, ...]:
+    """The roles a gang is fitted, reserved and billed by (model/pod_sets.py): the pod sets `needs` counts (those
+    asking for accelerators; all when none does), when they ask unequal amounts; () for equal ones, and for spread
+    work (a LeaderWorkerSet's groups are spread as equal replicas at the largest ask)."""
+    if job_kind is not JobKind.TRAINING:
+        return ()
+    counted = [p for p in pod_sets if p.resources.accelerator_milli and p.count] or [p for p in pod_sets if p.count]
+    sets = tuple(PodSetAsk(p.name, p.count, p.resources) for p in counted)
+    return sets if unequal(sets) else ()
 
 
 def accelerator_resource(pod_sets: list[PodSet]) -> str:
