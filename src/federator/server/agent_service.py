@@ -348,8 +348,9 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                               "placement sent to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
                 self.fed.orphans.adoption.reapplied.said(rec.name, u.placement_id, u.job_digest)  # reapplied.py
+                lost = u.lost and self._lost_listed(rec, u.placement_id)
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
-                                    admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
+                                    admission_overdue=u.admission_overdue, counts=counts_of(u), lost=lost,
                                     ended_at=u.ended_at, job_ended=u.job_ended)
                 self.fed.orphans.adoption.said_model(rec.name, u.placement_id, u.accelerator_model)  # adoption.py
             elif kind == "ack":
@@ -404,6 +405,20 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             if rec.connected and not rec.closing:
                 rec.outbox.put(ListWanted(cut(unapplied.wanted)))
         return unapplied
+
+    def _lost_listed(self, rec: ClusterRecord, placement_id: str) -> bool:
+        """Whether JobUpdate.lost counts from this agent: only if its Hello.features lists "lost" (agent.proto). The
+        field spares a failure the early-failure rule and its cluster the quarantine, and ends the job at once, so
+        an agent that never said it marks lost placements does not get that on one flag (secqa61 L2): its update
+        is taken as an ordinary failure, and the agent told with an Error naming the field."""
+        if AgentFeature.LOST in rec.features:
+            return True
+        self._refuse(rec, Refusal(RejectReason.MALFORMED,
+                                  f"job_update.lost: set for {placement_id[:200]!r} by an agent whose Hello.features "
+                                  "does not list \"lost\"; taken as an ordinary failure (the early-failure rule "
+                                  "applies). An agent that marks lost placements lists the feature in its Hello",
+                                  placement_id[:200]))
+        return False
 
     def _update_budget(self, rec: ClusterRecord, placement_id: str) -> bool:
         """Whether a JobUpdate is within its cluster's budget (Limits.job_updates_per_second, job_update_burst).
