@@ -71,7 +71,7 @@ def test_bad_certificate_parameters_are_one_line_naming_the_flag(tmp_path: Path,
 
 @pytest.mark.parametrize(("trust", "said"), [
     ("providers: [1]\n", "must be a mapping with one field, providers, of provider names to {ca, clusters, revoked, "
-                             "regions, clusterRegions, maxAccelerators, maxCpu, maxMemory}"),
+                             "regions, clusterRegions, maxAccelerators, maxCpu, maxMemory, minPrice, maxPrice}"),
     ("a: [\n", "not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
 ], ids=["not-a-trust-file", "not-yaml"])
 def test_adding_a_provider_to_a_trust_file_that_is_not_one_names_the_file(tmp_path: Path, trust: str,

@@ -26,6 +26,7 @@ from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.region_binding import binding_of
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_regions, duplicates, over_bound, refused_reports, region_mismatch, shrink
+from federator.server.cluster_prices import priced, repriced
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.edge import Edge, Malformed
@@ -110,7 +111,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         bound elsewhere, its region no longer one of its provider's, ...) with PERMISSION_DENIED saying why, and
         return their clusters. Such a cluster goes as a cluster whose stream dropped goes: Partitioned now, Lost
         after --lost-after (its placements then re-placed, server/federator.py `check_leases`), never sooner,
-        since its agent may still run them. Streams the new trust admits as before are not touched."""
+        since its agent may still run them. Streams the new trust admits go on, their price bounded by its
+        minPrice/maxPrice (server/cluster_prices.py)."""
         ended: list[str] = []
         for stream in list(self._streams.values()):
             rec, peer = stream.rec, stream.peer
@@ -126,10 +128,14 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 self.rejected(RejectReason.UNTRUSTED)
                 self.fed.close_stream(rec, Ending(EndCode.PERMISSION_DENIED, message))
                 ended.append(rec.name)
-            elif issuer != peer.issuer:  # the same CA under another provider name: its provider is that name now
-                stream.peer = replace(peer, issuer=issuer)
-                if issuer:
-                    rec.labels[PROVIDER_LABEL] = issuer
+            else:
+                if issuer != peer.issuer:  # the same CA under another provider name: its provider is that name now
+                    stream.peer = replace(peer, issuer=issuer)
+                    if issuer:
+                        rec.labels[PROVIDER_LABEL] = issuer
+                # its price as the reloaded minPrice/maxPrice bound it, from the claim of its Hello
+                rec.labels = repriced(trust, cluster=rec.name, issuer=issuer, kept=rec.labels,
+                                      hello=stream.hello_labels)
         return ended
 
     async def Connect(  # noqa: N802 - gRPC method name
@@ -208,6 +214,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             await self.deny(context, AuthDenied(RejectReason.IDENTITY_MISMATCH, label_problem))
         if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider
             labels[PROVIDER_LABEL] = peer.issuer
+        labels = priced(self.auth.trust, cluster=hello.cluster, issuer=peer.issuer, labels=labels)
         over = over_provider_cap(self.fed.clusters, cluster=hello.cluster, provider=labels.get(PROVIDER_LABEL, ""),
                                  cap=self.fed.limits.max_clusters_per_provider)
         if over:
