@@ -158,3 +158,11 @@ def test_a_reload_bounds_a_live_streams_price_from_its_claim_and_one_without_bou
             assert CLAIMED_PRICE_LABEL not in s.fed.clusters["acme-1"].labels
 
     asyncio.run(go())
+
+
+def test_a_reload_changing_only_a_price_bound_is_logged_as_a_change(certs: CertsDir) -> None:
+    from federator.security.trust_reload import describe_change
+
+    before = load_trust(certs.trust, federation_ca=certs.ca_cert)
+    certs.trust.write_text(TRUST.replace("minPrice: 2.50", "minPrice: 3"))
+    assert describe_change(before, load_trust(certs.trust, federation_ca=certs.ca_cert)) == "changed acme"

@@ -26,8 +26,8 @@ def priced(trust: Trust | None, *, cluster: str, issuer: str, labels: Mapping[st
         return dict(labels)
     out = trust.priced_labels(issuer, labels)
     if CLAIMED_PRICE_LABEL in out:
-        log.warning("cluster %s claims a price of %s per accelerator-hour; provider %r's minPrice/maxPrice in the "
-                    "trust file take it as %s", cluster, out[CLAIMED_PRICE_LABEL][:80], issuer, out[PRICE_LABEL])
+        log.warning("cluster %s claims a price of %s per accelerator-hour; the trust file's minPrice/maxPrice of "
+                    "provider %s take it as %s", cluster, out[CLAIMED_PRICE_LABEL][:80], issuer, out[PRICE_LABEL])
     return out
 
 
