@@ -22,6 +22,13 @@ a name the catalog does not list yet. Extended resources of other domains stay
 the user's to ask (`rdma/hca_shared_devices_a` for InfiniBand, an SR-IOV NIC
 under `openshift.io/` or `intel.com/`).
 
+Accelerators of vendors the catalog does not model (`UNMODELLED`: Google TPUs, AWS Neuron, Intel GPUs, MetaX,
+Iluvatar, Enflame, Moore Threads, Xilinx FPGAs, HAMi's own names) are refused in any template too, with words of
+their own: they cannot be declared either, so a member that has them, which its provider does not offer to the
+federation, ran them for any tenant, counted by no quota or invoice (secqa61 L3). An operator who wants them adds
+their vendor to the catalog (`--accelerator-catalog`): its domain is then a catalog vendor's, the names declared in
+`spec.resources` like any other accelerator. The list only names what to refuse until then; it is not a way in.
+
 A brought workload (`spec.workload`) is counted from what its pods ask
 (`jobfile`, through `pod_ask`), which sees only the catalog's device resources
 in containers and regular init containers. So there, any other accelerator
@@ -32,6 +39,7 @@ none of them would be counted.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +59,19 @@ def vendor_domains(cat: Catalog | None = None) -> frozenset[str]:
     cat = cat or catalog()
     names = [r for v in cat.vendors for r in v.resources] + [n for v in cat.vendors for _, n in v.sharing]
     return frozenset(n.split("/", 1)[0] for n in names if "/" in n)
+
+
+UNMODELLED = ("google.com/tpu*", "cloud-tpus.google.com/*", "aws.amazon.com/neuron*", "gpu.intel.com/*",
+              "metax-tech.com/*", "iluvatar.ai/*", "enflame.com/*", "mthreads.com/*", "xilinx.com/fpga-*",
+              "hami.io/*")
+"""Shell patterns of extended resources that are accelerators of vendors the built-in catalog does not model: a
+template may not ask them (see the module). A name in a catalog vendor's domain is that vendor's, not these."""
+
+
+def unmodelled_accelerator(name: str, cat: Catalog | None = None) -> bool:
+    """Whether a resource name is an accelerator the catalog does not model (`UNMODELLED`, outside every catalog
+    vendor's domain): a job may neither declare it nor ask it in a template."""
+    return not is_accelerator_resource(name, cat) and any(fnmatch.fnmatchcase(name, p) for p in UNMODELLED)
 
 
 def is_accelerator_resource(name: str, cat: Catalog | None = None) -> bool:
@@ -104,8 +125,16 @@ def rendered_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, s
     """What a template the agent renders (no `spec.workload`) may not ask: any accelerator resource, in any
     container, and any DRA claim."""
     return _claims(template, at) + [
-        (where, f"a pod template may not ask for an accelerator itself ({DECLARE})")
-        for where, _, _, _ in _asks(template, at)]
+        (where, _unmodelled(name) if unmodelled_accelerator(name) else
+         f"a pod template may not ask for an accelerator itself ({DECLARE})")
+        for where, name, _, _ in _asks(template, at)]
+
+
+def _unmodelled(name: str) -> str:
+    return (f"{name} is an accelerator of a vendor the accelerator catalog does not model, so the federator "
+            "would neither count nor bill it: a job may not ask it. Ask the federation's operator to add its "
+            "vendor to the accelerator catalog (--accelerator-catalog; docs/architecture.md, \"The accelerator "
+            "model\"), then declare it in spec.resources")
 
 
 def brought_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, str]]:
@@ -119,6 +148,8 @@ def brought_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, st
             found.append((where, "a sidecar (an init container with restartPolicy Always) runs beside "
                                  "the containers, and the federator does not count its accelerators: ask them on "
                                  "a container"))
+        elif unmodelled_accelerator(name):
+            found.append((where, _unmodelled(name)))
         elif name not in devices:
             found.append((where, f"the federator counts a workload's accelerators by its device resources "
                                  f"({', '.join(sorted(devices))}) only, so {name} would run uncounted; ask a "
@@ -159,7 +190,7 @@ def _asks(template: Mapping[str, Any], at: str) -> list[tuple[str, str, str, dic
         for part in ("requests", "limits"):
             amounts = resources.get(part) if isinstance(resources, Mapping) else None
             for name in sorted(amounts) if isinstance(amounts, Mapping) else ():
-                if is_accelerator_resource(str(name)):
+                if is_accelerator_resource(str(name)) or unmodelled_accelerator(str(name)):
                     found.append((f"{at}.spec.{key}[{i}].resources.{part}[{name}]", str(name), key, c))
     return found
 
@@ -189,10 +220,11 @@ def without_accelerators(pod: dict[str, Any]) -> None:
         for part in ("requests", "limits"):
             amounts = resources.get(part)
             if isinstance(amounts, dict):
-                resources[part] = {k: v for k, v in amounts.items() if not is_accelerator_resource(str(k))}
+                resources[part] = {k: v for k, v in amounts.items()
+                                   if not is_accelerator_resource(str(k)) and not unmodelled_accelerator(str(k))}
 
 
 __all__ = ["ACCELERATOR_CONTAINER_ANNOTATION", "DECLARE", "accelerator_container",
            "asks_accelerator", "autoscaler_problems", "brought_problems", "choice_problems", "chosen_name",
-           "is_accelerator_resource", "rendered_problems", "vendor_domains",
+           "is_accelerator_resource", "rendered_problems", "unmodelled_accelerator", "vendor_domains",
            "without_accelerators"]

@@ -71,7 +71,7 @@ def test_bad_certificate_parameters_are_one_line_naming_the_flag(tmp_path: Path,
 
 @pytest.mark.parametrize(("trust", "said"), [
     ("providers: [1]\n", "must be a mapping with one field, providers, of provider names to {ca, clusters, revoked, "
-                             "regions, clusterRegions, maxAccelerators, maxCpu, maxMemory}"),
+                             "regions, clusterRegions, maxAccelerators, maxCpu, maxMemory, minPrice, maxPrice}"),
     ("a: [\n", "not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
 ], ids=["not-a-trust-file", "not-yaml"])
 def test_adding_a_provider_to_a_trust_file_that_is_not_one_names_the_file(tmp_path: Path, trust: str,
@@ -275,3 +275,29 @@ def test_certs_bundle_without_a_ca_or_room_for_the_bundle_is_one_line(tmp_path: 
     out = federator("certs", "bundle", "--dir", str(d))
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "trust-bundle.pem: Is a directory" in out.stderr
+
+
+def test_certs_provider_sets_the_price_bounds_and_refuses_a_bad_one_leaving_the_file(tmp_path: Path) -> None:
+    """secqa61 M1: a provider's price claim decided every `prefer: cheapest` job; --min-price/--max-price bound it."""
+    from federator.security.pki import CertsDir
+    from federator.security.trust import load_trust
+
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--min-price", "1.80", "--max-price", "4.10")
+    assert out.returncode == 0, out.stderr
+    assert "  price: 1.8 to 4.1 an accelerator-hour" in out.stdout
+    certs = CertsDir(d)
+    acme = load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"]
+    assert (acme.min_price, acme.max_price) == (1.8, 4.1)
+    before = certs.trust.read_text()
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--min-price", "5")  # above the kept maxPrice
+    assert out.returncode == 1 and "providers.acme.minPrice: 5 is above maxPrice 4.1" in out.stderr, out.stderr
+    assert certs.trust.read_text() == before
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--clusters", "edge-7")
+    assert out.returncode == 0, out.stderr  # re-run without the flags: the bounds stay
+    acme = load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"]
+    assert (acme.min_price, acme.max_price) == (1.8, 4.1)

@@ -84,7 +84,7 @@ def _trust_file(tmp_path: Path, acme: str) -> tuple[CertsDir, Path]:
                                   "DNS name of at most 63 characters), got 'East-2'"),
     (", regions: [east, 7]", "providers.acme.regions[1]: must be a region name as agents give it"),
     (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, clusterRegions, "
-                         "maxAccelerators, maxCpu, maxMemory} with ca"),
+                         "maxAccelerators, maxCpu, maxMemory, minPrice, maxPrice} with ca"),
 ], ids=["not-a-list", "empty", "not-a-region-name", "not-text", "misspelt-field"])
 def test_a_bad_regions_value_is_refused_naming_the_field(tmp_path: Path, regions: str, problem: str) -> None:
     certs, path = _trust_file(tmp_path, regions)

@@ -23,6 +23,7 @@ class ScriptedStream:
         self.launched: list[str] = []
         self.cancelled: list[agent_pb2.Cancel] = []  # every Cancel the federator sent, in order
         self.resized: list[agent_pb2.Resize] = []  # every Resize (to a Hello listing "resize"), in order
+        self.errors: list[agent_pb2.Error] = []  # every Error the federator sent, in order
         self._out: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
 
     def answer(self, placement_id: str) -> None:
@@ -52,6 +53,8 @@ class ScriptedStream:
                         self.cancelled.append(msg.cancel)
                     elif msg.WhichOneof("body") == "resize":
                         self.resized.append(msg.resize)
+                    elif msg.WhichOneof("body") == "error":
+                        self.errors.append(msg.error)
             finally:
                 reports.cancel()
                 self._out.put_nowait(None)

@@ -13,7 +13,7 @@ from federator.api import convert
 from federator.model import Placement, PlacementId
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, Condition, JobDependency
 from federator.security.authz import GROUPS_ANNOTATION, USER_ANNOTATION, Principal, stamp_owner
-from federator.server.agent_service import _order_to_pb
+from federator.server.order_messages import order_to_pb
 from federator.server.orders import LaunchOrder
 from federator.server.terms import StreamTerms
 
@@ -24,7 +24,7 @@ def test_a_launch_carries_the_jobs_own_annotations_but_not_its_owner() -> None:
     assert owned.annotation(USER_ANNOTATION) == "alice" and owned.annotation(GROUPS_ANNOTATION) == "team-a"
     placement = Placement(placement_id=PlacementId("train-1.g1.east-1"), job_id=owned.name, cluster="east-1",
                           region="r", replicas=1, accelerator_model="H100", generation=1)
-    message = _order_to_pb(LaunchOrder(placement, owned), StreamTerms(5.0, 10.0, 60.0, 30.0), "east-1")
+    message = order_to_pb(LaunchOrder(placement, owned), StreamTerms(5.0, 10.0, 60.0, 30.0), "east-1")
     annotations = dict(message.launch.spec.annotations)
     assert annotations == {"team.example/cost-centre": "42"}
     assert message.launch.spec.name == "train" and message.launch.placement.placement_id == "train-1.g1.east-1"
@@ -37,7 +37,7 @@ def test_a_launch_carries_no_dependency_so_an_agent_before_0_15_reads_an_afterno
     assert waiting.depends_on is not None and waiting.depends_on.condition is Condition.AFTER_NOT_OK
     placement = Placement(placement_id=PlacementId("clean-up-1.g1.west-1"), job_id=waiting.name, cluster="west-1",
                           region="r", replicas=1, accelerator_model="H100", generation=1)
-    launch = _order_to_pb(LaunchOrder(placement, waiting), StreamTerms(5.0, 10.0, 60.0, 30.0), "west-1").launch
+    launch = order_to_pb(LaunchOrder(placement, waiting), StreamTerms(5.0, 10.0, 60.0, 30.0), "west-1").launch
     # 0.14.0's agent (api/convert.py, _annotations_from_pb) refused a launch whose spec.depends_on.condition was
     # neither afterok nor afterany: "malformed launch: spec.dependsOn.condition: must be afterok or afterany"
     assert not launch.spec.HasField("depends_on")

@@ -209,3 +209,26 @@ def test_each_ask_for_the_full_list_is_counted_by_reason() -> None:
             assert (asks(fed, "no_list"), asks(fed, "malformed"), asks(fed, "other_base")) == (1.0, 1.0, 1.0)
 
     asyncio.run(scenario())
+
+
+def test_a_member_unreachable_report_carrying_a_delta_is_refused_naming_both_fields() -> None:
+    """agent.proto: a report with member_unreachable set says no list and carries no delta. One that carries a delta
+    broke the contract: refused naming both fields (secqa61 L1: it was taken without a word), the list held kept as
+    the next base (it asks for no list: the agent's list did not go wrong, its report did)."""
+    async def scenario() -> None:
+        fed = Federator(store=MemoryStore(), lease_seconds=10.0, cycle_interval=0.05)
+        async with agent_stream(fed) as agent:
+            await agent.send(full(1, A))
+            assert await listed(fed, 1) == {A}
+            bad = delta(2, 1, {A})
+            bad.capacity.member_unreachable = "GET /readyz: read timed out after 5s"
+            await agent.send(bad)
+            error = await answer(agent)
+            assert error.WhichOneof("body") == "error" and error.error.reason == "malformed", error
+            assert error.error.message.startswith("capacity.placement_delta: set beside "
+                                                  "capacity.member_unreachable"), error.error.message
+            assert fed.clusters["east-1"].unreachable == ""  # the report was not taken
+            await agent.send(delta(3, 1, {A, B}, added=(B,)))  # the list of report 1 is still the base
+            assert await listed(fed, 3) == {A, B}
+
+    asyncio.run(scenario())

@@ -15,10 +15,16 @@ from typing import Any
 import pytest
 from server_support import Clock, MemoryStore, make
 
+from federator.catalog import builtin_catalog, parse_catalog_text
 from federator.jobfile import parse_job
 from federator.model import JobSpec
 from federator.server.intake import SubmitError
-from federator.template_accelerators import ACCELERATOR_CONTAINER_ANNOTATION, is_accelerator_resource
+from federator.template_accelerators import (
+    ACCELERATOR_CONTAINER_ANNOTATION,
+    is_accelerator_resource,
+    unmodelled_accelerator,
+    without_accelerators,
+)
 
 TRAINER = {"name": "trainer", "image": "train:1"}
 SHIPPER = {"name": "logshipper", "image": "ship:1"}
@@ -188,3 +194,39 @@ def test_a_ray_autoscaler_may_not_ask_for_accelerators() -> None:
                                "metadata": {"name": "r"}, "spec": {"workload": workload}}))
     assert said.startswith("spec.workload.spec.rayClusterSpec.autoscalerOptions.resources.limits[nvidia.com/gpu]: "
                            "the Ray autoscaler's container is counted in no pod set")
+
+
+UNMODELLED_VENDORS = ["google.com/tpu", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore", "gpu.intel.com/i915",
+                      "metax-tech.com/gpu", "iluvatar.ai/gpu", "enflame.com/gcu", "hami.io/vgpu"]
+
+
+@pytest.mark.parametrize("resource", UNMODELLED_VENDORS)
+def test_an_accelerator_of_a_vendor_the_catalog_does_not_model_is_refused_saying_how_to_add_it(resource: str) -> None:
+    """secqa61 L3: a CPU-only job's init container limiting `google.com/tpu: 4` was accepted, 0 accelerators
+    counted, so a member's TPUs its provider does not offer ran for any tenant, unbilled and unquota'd."""
+    said = _refused(_job(0, {"spec": {"containers": [TRAINER], "initContainers": [
+        {**SHIPPER, "resources": {"limits": {resource: "4"}}}]}}))
+    assert said.startswith(f"spec.template.spec.initContainers[0].resources.limits[{resource}]: {resource} is an "
+                           "accelerator of a vendor the accelerator catalog does not model"), said
+    assert "add its vendor to the accelerator catalog (--accelerator-catalog" in said
+    brought = _refused(_brought({"containers": [{**TRAINER, "resources": {"requests": {"cpu": "1"},
+                                                                         "limits": {resource: "4"}}}]}))
+    assert "the accelerator catalog does not model" in brought, brought
+
+
+def test_a_vendor_the_operators_catalog_adds_is_an_accelerator_to_declare_not_an_unmodelled_one() -> None:
+    """An operator adds a vendor by the catalog, not by code: its names are then accelerators like any other."""
+    base = builtin_catalog()
+    grown = base.merged(parse_catalog_text("vendors:\n  google:\n    resources: [google.com/tpu]\n"
+                                           "    productLabel: cloud.google.com/gke-tpu-accelerator\n", base=base))
+    assert unmodelled_accelerator("google.com/tpu", base) and not unmodelled_accelerator("google.com/tpu", grown)
+    assert is_accelerator_resource("google.com/tpu", grown)
+    assert not unmodelled_accelerator("rdma/hca_shared_devices_a") and not unmodelled_accelerator("nvidia.com/gpu")
+
+
+def test_the_agent_strips_an_unmodelled_accelerator_from_what_it_renders() -> None:
+    """A job stored before the submit rule runs only what it declared: the agent takes the ask out."""
+    pod: dict[str, Any] = {"containers": [{**TRAINER, "resources": {"limits": {"google.com/tpu": "4", "cpu": "1",
+                                                                            "rdma/hca_shared_devices_a": "1"}}}]}
+    without_accelerators(pod)
+    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "1", "rdma/hca_shared_devices_a": "1"}

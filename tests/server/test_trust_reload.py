@@ -107,9 +107,10 @@ def report() -> agent_pb2.AgentMessage:
 class Live:
     """An agent stream kept open: Hello and a report, then whatever the test sends, until the federator ends it."""
 
-    def __init__(self, ch: grpc.aio.Channel, cluster: str, region: str) -> None:
+    def __init__(self, ch: grpc.aio.Channel, cluster: str, region: str, labels: dict[str, str] | None = None) -> None:
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
-        for m in (agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region=region)), report()):
+        for m in (agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region=region, labels=labels)),
+                  report()):
             self._outbox.put_nowait(m)
         method = ch.stream_stream("/federator.v1.AgentService/Connect",
                                   request_serializer=agent_pb2.AgentMessage.SerializeToString,

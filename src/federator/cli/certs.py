@@ -117,6 +117,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     help="the most allocatable CPU one of its clusters may report, e.g. 4096 or 500m (maxCpu)")
     pv.add_argument("--max-memory", metavar="QUANTITY",
                     help="the most allocatable memory one of its clusters may report, e.g. 32Ti (maxMemory)")
+    pv.add_argument("--min-price", metavar="PRICE",
+                    help="the lowest price per accelerator-hour one of its clusters may claim, e.g. 1.80 (minPrice): "
+                         "a lower claim is taken as it, so `spec.prefer: cheapest` cannot be drawn by a claim of 0 "
+                         "(docs/security.md, \"Price\")")
+    pv.add_argument("--max-price", metavar="PRICE",
+                    help="the highest price per accelerator-hour one may claim (maxPrice); equal to --min-price, "
+                         "the provider's price, claimed or not")
     pv.add_argument("--ca", type=Path, metavar="FILE",
                     help="the provider's own CA certificate (its key stays with the provider); default: create one "
                          "in providers/NAME/")
@@ -448,7 +455,8 @@ def _provider(args: argparse.Namespace) -> int:
         regions = args.regions or before.get("regions")
         kept = before.get("clusterRegions")  # the clusters bound to a region: kept, and --cluster-region added
         cluster_regions = {**(dict(kept) if isinstance(kept, dict) else {}), **added}
-        given = {"maxAccelerators": args.max_accelerators, "maxCpu": args.max_cpu, "maxMemory": args.max_memory}
+        given = {"maxAccelerators": args.max_accelerators, "maxCpu": args.max_cpu, "maxMemory": args.max_memory,
+                 "minPrice": args.min_price, "maxPrice": args.max_price}
         bounds = {b: given[b] if given[b] is not None else before.get(b) for b in given}
         doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
                           "revoked": str(mine.revoked.relative_to(certs.root)),
@@ -479,6 +487,11 @@ def _provider(args: argparse.Namespace) -> int:
     if provider.cluster_regions:
         pairs = sorted(provider.cluster_regions.items())
         print("  bound: " + ", ".join(f"{name} in {region}" for name, region in pairs))
+    if provider.min_price is not None or provider.max_price is not None:
+        low, high = provider.min_price, provider.max_price
+        print("  price: " + (f"{low:g}" if low is not None else "any") + " to " +
+              (f"{high:g}" if high is not None else "any") + " an accelerator-hour (a claim outside is taken at the "
+              "bound)")
     if provider.max_accelerators is None:
         print(f"warning: provider {args.name}'s clusters may report any room, and a cluster claiming much at a low "
               "price draws every tenant's jobs; bound it with --max-accelerators N", file=sys.stderr)

@@ -26,7 +26,7 @@ from federator.model import (
     shortfall,
     waited,
 )
-from federator.model.cluster import accelerator_milli_totals, left_out_text, vendor_totals
+from federator.model.cluster import CLAIMED_PRICE_LABEL, accelerator_milli_totals, left_out_text, vendor_totals
 from federator.model.state_words import state_words
 from federator.termtext import cell
 from federator.timestamps import duration
@@ -166,11 +166,14 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
                if c["last_report_at"] else "-"]
         if wide:
-            # what spec.prefer: cheapest orders by (scheduler/cheapest.py): its label, as the federator reads it
+            # what spec.prefer: cheapest orders by (scheduler/cheapest.py): its label, as the federator reads it,
+            # and the claim its provider's minPrice/maxPrice (trust file) took another price for (secqa61 M1)
             labels = c.get("labels") or {}
             raw = next((labels[k] for k in PRICE_LABELS if k in labels), None)
             price = parse_price(raw) if raw is not None else None
-            row.append(f"{price:g}/accelerator-hour" if price is not None else "-")
+            claimed = labels.get(CLAIMED_PRICE_LABEL)
+            row.append((f"{price:g}/accelerator-hour" if price is not None else "-")
+                       + (f" (claims {claimed[:20]})" if claimed else ""))
             row.append(c.get("gang_admission") or "-")
             vendors = ", ".join(f"{v} {format_accelerator_milli_free_of_total(free, total)}"
                                 for v, (free, total) in vendor_totals(cap.accelerator_pools).items()) if cap else ""

@@ -67,6 +67,9 @@ class AgentFeature(StrEnum):
 PRICE_LABEL = "federator.io/price-per-accelerator-hour"
 _OLD_PRICE_LABEL = "federator.io/price-per-" + "gpu-hour"  # the name before vendors; still read
 PRICE_LABELS = (PRICE_LABEL, _OLD_PRICE_LABEL)
+# The price a provider's cluster claimed when the trust file's minPrice/maxPrice took another (security/trust.py
+# `Trust.priced_labels`): the federator's label, one an agent sends dropped. The price used is in PRICE_LABEL.
+CLAIMED_PRICE_LABEL = "federator.io/claimed-price-per-accelerator-hour"
 
 
 def parse_price(raw: str) -> float | None:

@@ -20,6 +20,8 @@ The trust file (`trust.yaml` in the certs folder, or `federator serve
         maxAccelerators: 512               # the most accelerators one of its clusters may report (optional)
         maxCpu: 4096                       # the most CPU (allocatable, a quantity) one may report (optional)
         maxMemory: 32Ti                    # the most memory (allocatable, a quantity) one may report (optional)
+        minPrice: 1.80                     # the lowest price per accelerator-hour one may claim (optional)
+        maxPrice: 4.10                     # the highest (optional; minPrice = maxPrice: the price, claimed or not)
 
 A cluster name matching two providers' patterns is refused (ambiguous). The
 region is the agent's claim (its Hello), and the scheduler places
@@ -38,7 +40,12 @@ agent could otherwise claim any room, at any price, and draw every tenant's
 work (the operator knows what each provider contracted to supply). `maxCpu` and
 `maxMemory` bound its allocatable CPU and memory, a report over them refused: CPU-only work
 and the host room beside accelerators are drawn by them as accelerator work is
-by accelerators. The
+by accelerators. `minPrice` and `maxPrice` bound the price its clusters claim
+(the Hello label federator.io/price-per-accelerator-hour, which `spec.prefer:
+cheapest` sorts by and the Price score weighs): a claim outside them is taken at
+the bound (`Trust.priced_labels`), so a provider claiming 0.01 draws no job
+cheaper than the operator's floor, and the claim is kept beside it in the label
+CLAIMED_PRICE_LABEL for `get clusters -o wide` to show. The
 federator verifies client certificates against the federation's CA and every
 provider's CA (`bundle_pem`), then `Trust.check` decides whose it is.
 `federator certs provider` creates a provider CA (or imports one) and adds it
@@ -57,7 +64,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from federator.model.cluster import ClusterCapacity
+from federator.model.cluster import CLAIMED_PRICE_LABEL, PRICE_LABEL, PRICE_LABELS, ClusterCapacity, parse_price
 from federator.model.resources import QuantityError, parse_quantity
 from federator.security.auth import RevocationList
 from federator.security.limits import valid_region
@@ -65,7 +72,8 @@ from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
 from federator.yamltext import YamlFileError, load_yaml_file
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_FIELDS = ("ca", "clusters", "revoked", "regions", "clusterRegions", "maxAccelerators", "maxCpu", "maxMemory")
+_FIELDS = ("ca", "clusters", "revoked", "regions", "clusterRegions", "maxAccelerators", "maxCpu", "maxMemory",
+           "minPrice", "maxPrice")
 FEDERATION = ""  # the issuer name of the federation's own CA
 # A member cluster's provider: the label an agent sets (`federator agent --provider`), overridden by the
 # provider the trust file binds the cluster to. Accounting groups usage by it.
@@ -87,6 +95,8 @@ class Provider:
     max_cpu_milli: int | None = None  # the most allocatable CPU one of its clusters may report; None = no bound
     max_memory_bytes: int | None = None  # the most allocatable memory one of its clusters may report; None = none
     cluster_regions: Mapping[str, str] = field(default_factory=dict)  # cluster name -> the region it is in
+    min_price: float | None = None  # the lowest price per accelerator-hour one of its clusters may claim; None = 0
+    max_price: float | None = None  # the highest; None = no bound
 
     def claims(self, cluster: str) -> bool:
         return any(fnmatch.fnmatchcase(cluster, pattern) for pattern in self.clusters)
@@ -202,6 +212,37 @@ class Trust:
                     f"{provider.max_memory_bytes} bytes, {whose}")
         return ""
 
+    def priced_labels(self, issuer: str, labels: Mapping[str, str]) -> dict[str, str]:
+        """A Hello's labels with the price bounded by the provider's `minPrice`/`maxPrice` (secqa61 M1).
+
+        Why: `spec.prefer: cheapest` sorts by the price alone, so a provider claiming 0.01 drew every such job of
+        every tenant, and nothing but the provider's word set it. A claim below `minPrice` is taken as `minPrice`,
+        one above `maxPrice` as `maxPrice`; a cluster claiming none is left unpriced (it sorts after every priced
+        one) unless the two are equal, the price the operator set. When the price used is not the one claimed, the
+        claim is kept in CLAIMED_PRICE_LABEL; one an agent sends itself is dropped. The federation's own clusters
+        and providers without the bounds keep their claim."""
+        out = {k: v for k, v in labels.items() if k != CLAIMED_PRICE_LABEL}
+        provider = self.providers.get(issuer) if issuer else None
+        if provider is None or (provider.min_price is None and provider.max_price is None):
+            return out
+        key = next((k for k in PRICE_LABELS if k in out), None)
+        claimed = parse_price(out[key]) if key is not None else None
+        low, high = provider.min_price, provider.max_price
+        if claimed is None:
+            if low is None or low != high:
+                return out
+            used = low
+        else:
+            used = max(claimed, low) if low is not None else claimed
+            used = min(used, high) if high is not None else used
+            if used == claimed:
+                return out
+        for k in PRICE_LABELS:
+            out.pop(k, None)
+        out[PRICE_LABEL] = f"{used:g}"
+        out[CLAIMED_PRICE_LABEL] = labels[key] if key is not None else "none"
+        return out
+
     def provider_label_problem(self, issuer: str, cluster: str, labels: Mapping[str, str]) -> str:
         """"" if a Hello's PROVIDER_LABEL (if it gives one) names the provider whose CA certified the cluster, else
         why not, naming the field. Accounting groups usage by that label: a cluster of one provider (or of the
@@ -313,7 +354,8 @@ def load_trust(path: Path, *, federation_ca: Path,
                                    max_cpu_milli=_quantity_bound(body.get("maxCpu"), where=f"{where}.maxCpu",
                                                                  scale=1000, what="CPU"),
                                    max_memory_bytes=_quantity_bound(body.get("maxMemory"), where=f"{where}.maxMemory",
-                                                                    scale=1, what="memory"))
+                                                                    scale=1, what="memory"),
+                                   **_prices(body, where=where))
     return Trust(fed_ca, providers, _rest_of(federation_ca))
 
 
@@ -378,6 +420,27 @@ def _quantity_bound(raw: object, *, where: str, scale: int, what: str) -> int | 
     except QuantityError as exc:
         raise TrustError(f"{where}: must be a quantity, the most allocatable {what} one of its clusters may report "
                          f"(leave it out for no bound): {exc}") from exc
+
+
+def _price(raw: object, *, where: str) -> float | None:
+    """One of a provider's `minPrice`/`maxPrice`: None (absent) bounds nothing; otherwise a price as the label says
+    one, a finite decimal of at least 0 (`1.80`, `"1.80"`; YAML's `true` is not one)."""
+    if raw is None:
+        return None
+    price = None if isinstance(raw, bool) or not isinstance(raw, (int, float, str)) else parse_price(str(raw))
+    if price is None:
+        raise TrustError(f"{where}: must be a price per accelerator-hour, a decimal number of at least 0 (such as "
+                         f"1.80; leave it out for no bound), got {raw!r}")
+    return price
+
+
+def _prices(body: Mapping[str, object], *, where: str) -> dict[str, float | None]:
+    """A provider's `minPrice` and `maxPrice` (Provider.min_price, max_price), the first not above the second."""
+    low = _price(body.get("minPrice"), where=f"{where}.minPrice")
+    high = _price(body.get("maxPrice"), where=f"{where}.maxPrice")
+    if low is not None and high is not None and low > high:
+        raise TrustError(f"{where}.minPrice: {low:g} is above maxPrice {high:g} (equal ones set the price)")
+    return {"min_price": low, "max_price": high}
 
 
 def write_trust(path: Path, providers: Mapping[str, Mapping[str, object]]) -> None:

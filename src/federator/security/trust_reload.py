@@ -105,7 +105,7 @@ def _names(trust: Trust) -> str:
 
 def describe_change(old: Trust, new: Trust) -> str:
     """What a reload changed, for the log: providers added and removed, and those whose CA, clusters, regions,
-    clusterRegions or bounds (maxAccelerators, maxCpu, maxMemory) changed."""
+    clusterRegions or bounds (maxAccelerators, maxCpu, maxMemory, minPrice, maxPrice) changed."""
     said = [f"added {name}" for name in sorted(set(new.providers) - set(old.providers))]
     said += [f"removed {name}" for name in sorted(set(old.providers) - set(new.providers))]
     said += [f"changed {name}" for name in sorted(_changed(old.providers, new.providers))]
@@ -119,7 +119,8 @@ def _changed(old: Mapping[str, Provider], new: Mapping[str, Provider]) -> set[st
 
 def _terms(provider: Provider) -> tuple[object, ...]:
     return (provider.ca, provider.clusters, provider.regions, dict(provider.cluster_regions),
-            provider.max_accelerators, provider.max_cpu_milli, provider.max_memory_bytes)
+            provider.max_accelerators, provider.max_cpu_milli, provider.max_memory_bytes, provider.min_price,
+            provider.max_price)
 
 
 __all__ = ["Listener", "ReloadResult", "TrustFile", "Watched", "describe_change", "digest"]

@@ -26,18 +26,18 @@ from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.region_binding import binding_of
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_regions, duplicates, over_bound, refused_reports, region_mismatch, seals, shrink
+from federator.server.cluster_prices import priced, repriced
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, as_listed, contradictions
 from federator.server.edge import Edge, Malformed
 from federator.server.errors import cut
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.invalid_specs import found_invalid
-from federator.server.launch_spec import launched_spec
-from federator.server.orders import ErrorNotice, LaunchOrder, ListWanted, LogsOrder, Order, ResizeOrder
+from federator.server.order_messages import order_to_pb
+from federator.server.orders import ErrorNotice, ListWanted
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.placement_ids import job_of
 from federator.server.placement_lists import Unapplied, rebuild
-from federator.server.reapplied import job_digest
 from federator.server.refusal_log import RefusalLog
 from federator.server.refused_messages import RefusedMessages
 from federator.server.replica_counts import counts_of
@@ -48,36 +48,6 @@ from federator.server.validation import Refusal, agent_text, check_hello_fields
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
-
-
-def _order_to_pb(order: Order, terms: StreamTerms, cluster: str, *, silent: float = 0.0) -> agent_pb2.FederatorMessage:
-    if isinstance(order, LaunchOrder):
-        # Without its owner nor its dependency: the federator's alone (server/launch_spec.py)
-        p = order.placement
-        launch = agent_pb2.Launch(placement=convert.placement_to_pb(p),
-                                  spec=convert.spec_to_pb(launched_spec(order.spec)),
-                                  job_digest=job_digest(order.spec),  # said back at re-syncs (reapplied.py)
-                                  seal=seals.current().launch(p.placement_id, p.job_id, p.generation, cluster))
-        terms.stamp(launch, silent=silent)  # dated as it leaves: the agent refuses it once older than its bound
-        return agent_pb2.FederatorMessage(launch=launch)
-    if isinstance(order, ResizeOrder):
-        return agent_pb2.FederatorMessage(resize=agent_pb2.Resize(
-            placement_id=order.placement_id, generation=order.generation, replicas=order.replicas,
-            reason=order.reason))
-    if isinstance(order, LogsOrder):
-        return agent_pb2.FederatorMessage(logs=agent_pb2.LogsRequest(
-            request_id=order.request_id, placement_id=order.placement_id, replica=order.replica,
-            container=order.container, tail_lines=order.tail_lines, limit_bytes=order.limit_bytes,
-            timestamps=order.timestamps, since_time=order.since_time))
-    if isinstance(order, ListWanted):
-        return agent_pb2.FederatorMessage(placement_list_wanted=agent_pb2.PlacementListWanted(reason=order.reason))
-    if isinstance(order, ErrorNotice):
-        return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
-                                                                placement_id=order.placement_id))
-    seal = seals.current().cancel(order.placement_id, cluster) if order.job_ended else ""  # server/seals.py
-    return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=order.placement_id, reason=order.reason,
-                                                              job_ended=order.job_ended, seal=seal))
-
 
 
 @dataclass(slots=True)
@@ -113,7 +83,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         bound elsewhere, its region no longer one of its provider's, ...) with PERMISSION_DENIED saying why, and
         return their clusters. Such a cluster goes as a cluster whose stream dropped goes: Partitioned now, Lost
         after --lost-after (its placements then re-placed, server/federator.py `check_leases`), never sooner,
-        since its agent may still run them. Streams the new trust admits as before are not touched."""
+        since its agent may still run them. Streams the new trust admits go on, their price bounded by its
+        minPrice/maxPrice (server/cluster_prices.py)."""
         ended: list[str] = []
         for stream in list(self._streams.values()):
             rec, peer = stream.rec, stream.peer
@@ -129,10 +100,14 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 self.rejected(RejectReason.UNTRUSTED)
                 self.fed.close_stream(rec, Ending(EndCode.PERMISSION_DENIED, message))
                 ended.append(rec.name)
-            elif issuer != peer.issuer:  # the same CA under another provider name: its provider is that name now
-                stream.peer = replace(peer, issuer=issuer)
-                if issuer:
-                    rec.labels[PROVIDER_LABEL] = issuer
+            else:
+                if issuer != peer.issuer:  # the same CA under another provider name: its provider is that name now
+                    stream.peer = replace(peer, issuer=issuer)
+                    if issuer:
+                        rec.labels[PROVIDER_LABEL] = issuer
+                # its price as the reloaded minPrice/maxPrice bound it, from the claim of its Hello
+                rec.labels = repriced(trust, cluster=rec.name, issuer=issuer, kept=rec.labels,
+                                      hello=stream.hello_labels)
         return ended
 
     async def Connect(  # noqa: N802 - gRPC method name
@@ -211,6 +186,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             await self.deny(context, AuthDenied(RejectReason.IDENTITY_MISMATCH, label_problem))
         if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider
             labels[PROVIDER_LABEL] = peer.issuer
+        labels = priced(self.auth.trust, cluster=hello.cluster, issuer=peer.issuer, labels=labels)
         over = over_provider_cap(self.fed.clusters, cluster=hello.cluster, provider=labels.get(PROVIDER_LABEL, ""),
                                  cap=self.fed.limits.max_clusters_per_provider)
         if over:
@@ -266,7 +242,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     continue
                 if order is None:
                     break
-                yield _order_to_pb(order, self.terms, rec.name, silent=self.fed.clock() - rec.last_seen_at -
+                yield order_to_pb(order, self.terms, rec.name, silent=self.fed.clock() - rec.last_seen_at -
                                    self.fed.stalls.since(rec.last_seen_at))
             ending = rec.outbox.ending
             if ending is not None and ending.code is not EndCode.OK:  # a server-side end says why, never a bare OK
@@ -358,8 +334,9 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 self.fed.orphans.adoption.reapplied.said(rec.name, u.placement_id, u.job_digest)  # reapplied.py
                 self.fed.orphans.adoption.sealed(rec.name, u.placement_id, u.launch_seal)  # server/seals.py
                 ended = seals.job_ended(rec.name, u, self.fed.current_phase(rec.name, u.placement_id))  # H1
+                lost = u.lost and self._lost_listed(rec, u.placement_id)
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
-                                    admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
+                                    admission_overdue=u.admission_overdue, counts=counts_of(u), lost=lost,
                                     ended_at=u.ended_at, job_ended=ended)
                 self.fed.orphans.adoption.said_model(rec.name, u.placement_id, u.accelerator_model)  # adoption.py
             elif kind == "ack":
@@ -414,6 +391,20 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             if rec.connected and not rec.closing:
                 rec.outbox.put(ListWanted(cut(unapplied.wanted)))
         return unapplied
+
+    def _lost_listed(self, rec: ClusterRecord, placement_id: str) -> bool:
+        """Whether JobUpdate.lost counts from this agent: only if its Hello.features lists "lost" (agent.proto). The
+        field spares a failure the early-failure rule and its cluster the quarantine, and ends the job at once, so
+        an agent that never said it marks lost placements does not get that on one flag (secqa61 L2): its update
+        is taken as an ordinary failure, and the agent told with an Error naming the field."""
+        if AgentFeature.LOST in rec.features:
+            return True
+        self._refuse(rec, Refusal(RejectReason.MALFORMED,
+                                  f"job_update.lost: set for {placement_id[:200]!r} by an agent whose Hello.features "
+                                  "does not list \"lost\"; taken as an ordinary failure (the early-failure rule "
+                                  "applies). An agent that marks lost placements lists the feature in its Hello",
+                                  placement_id[:200]))
+        return False
 
     def _update_budget(self, rec: ClusterRecord, placement_id: str) -> bool:
         """Whether a JobUpdate is within its cluster's budget (Limits.job_updates_per_second, job_update_burst).

@@ -27,6 +27,7 @@ from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.authz import Authorizer, TenancyPolicy
 from federator.security.limits import Limits
 from federator.security.metrics_token import MetricsToken, MetricsTokenError
+from federator.security.open_queues import open_queues, open_queues_warning
 from federator.security.serving_reload import ServingFiles
 from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
@@ -142,6 +143,8 @@ def _say_undeclared(tenancy: TenancyPolicy) -> None:
 def _authorizer(opts: ServeOptions, policy: PolicyFile | None) -> Authorizer:
     tenancy = policy.current.tenancy if policy is not None else TenancyPolicy()
     _say_undeclared(tenancy)
+    if opts.kube and (open_warning := open_queues_warning(open_queues(tenancy))):  # secqa61 M2
+        log.warning("%s", open_warning)
     if opts.kube and (tenancy.namespace_lists or tenancy.default_namespace_list):
         log.warning("--policy: a queue's namespaces list binds namespaces in standalone mode only and is ignored "
                     "here: in Kubernetes mode RBAC and a Queue's namespaceSelector do (docs/security.md)")

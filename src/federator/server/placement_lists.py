@@ -63,6 +63,11 @@ def rebuild(held: PlacementList, report: agent_pb2.CapacityReport) -> Unapplied 
     """Make `report` list its placements in full (in place), from its delta and the list `held`, and keep its list
     as the next base; None when it does (or says no list: a member_unreachable report), else why not."""
     if report.member_unreachable:
+        if report.HasField("placement_delta"):  # it says no list, so no change to one either (secqa61 L1)
+            problem = (f"{FIELD}: set beside capacity.member_unreachable; a report that says the member cluster is "
+                       "unreachable says no list, and carries no delta (send the delta, or the full list, in the "
+                       "first report without member_unreachable)")
+            return Unapplied("", Refusal(RejectReason.MALFORMED, problem), AskReason.MALFORMED)
         return None  # says no list and is no base (agent.proto, CapacityReport.member_unreachable)
     if not report.HasField("placement_delta"):
         held.ids, held.sequence, held.wanted = set(report.placement_ids), report.sequence, False

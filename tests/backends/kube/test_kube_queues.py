@@ -188,3 +188,24 @@ def test_queue_objects_give_the_authorizer_their_access_lists_and_namespace_sele
     ctl.apply([])  # deleted: back to the file's rules, where team-a is declared by nobody
     gone = authz.submit(bob, "team-a")  # the file has an access list (multi-tenant): undeclared takes admins only
     assert isinstance(gone, Denied) and gone.rule is Rule.UNDECLARED_QUEUE
+
+
+def test_a_queue_object_with_an_access_list_and_no_namespace_selector_is_named_in_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """secqa61 M2: its gRPC submitters may make FederatedJobs in any namespace, another tenant's included; said once
+    when the Queue objects change which queues are open, not at every sync."""
+    import logging
+
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), scheduler=Scheduler(parse_policy(POLICY)))
+    serving = {"access": {"users": ["ops"]}, "namespaceSelector": {"matchLabels": {"t": "s"}}}
+    authz = Authorizer(tenancy_from_document({"queues": {"serving": serving}}))
+    ctl = QueueController(fed, _NoApi(), authz=authz)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="federator.kube.queues"):
+        ctl.apply([queue_object("team-a", {"access": {"groups": ["team-a"]},
+                                           "namespaceSelector": {"matchLabels": {"tenant": "a"}}})])
+        assert "namespaceSelector (nor" not in caplog.text  # every queue has one: nothing said
+        open_b = queue_object("team-b", {"access": {"groups": ["team-b"]}})
+        ctl.apply([open_b])
+        ctl.apply([open_b])
+    said = [r.getMessage() for r in caplog.records if "have no namespaceSelector" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("--policy: queue(s) team-b have no namespaceSelector"), said

@@ -52,6 +52,7 @@ from federator.backends.kube.queues import (
 from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
 from federator.security.audit import AuditLog
 from federator.security.authz import Access, Authorizer, LabelSelector, queue_tenancy
+from federator.security.open_queues import open_queues, open_queues_warning
 from federator.server.federator import Federator
 from federator.server.outside_regions import say_outside
 
@@ -150,6 +151,9 @@ class QueueController:
                 namespaces[name] = selector
         seen_by = self.authz.policy
         self.authz.set_queues(access, namespaces, queues)  # a valid Queue object declares its queue
+        if (now_open := open_queues(self.authz.policy)) != open_queues(seen_by):  # said when it changes (M2)
+            if warning := open_queues_warning(now_open):
+                log.warning("%s (with the Queue objects)", warning)
         if self.authz.policy != seen_by:  # who may see which job changed: numbered Watches list again
             self.fed.history.policy_changed()
         config = with_queues(self.base, queues, multi_tenant=bool(access))
