@@ -16,6 +16,7 @@ from typing import Any
 
 from federator.catalog import catalog, is_client_catalog
 from federator.model import AcceleratorAlternative, QuantityError, Resources, to_bytes, to_milli
+from federator.partition_asks import partition_hint
 from federator.termtext import shown
 
 GPU_RESOURCE = "nvidia.com/gpu"  # the one-count form's resource: what job files asked for before vendors
@@ -60,6 +61,9 @@ def parse_resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Re
                 problem = _count_problem(devices, raw)
                 if problem:
                     bad(field, problem)
+            elif hint := partition_hint(str(key), raw):
+                bad(field, hint)
+                unread = True  # it asked for a partition, just not the way a job asks one
             elif is_client_catalog():  # the federator's operator may have added it: say how to reach it from here
                 bad(field, "is not a resource this CLI knows: for a vendor the federator's operator added, give "
                            "submit their catalog file (--accelerator-catalog FILE), or ask by vendor in "

@@ -188,3 +188,25 @@ def test_a_ray_autoscaler_may_not_ask_for_accelerators() -> None:
                                "metadata": {"name": "r"}, "spec": {"workload": workload}}))
     assert said.startswith("spec.workload.spec.rayClusterSpec.autoscalerOptions.resources.limits[nvidia.com/gpu]: "
                            "the Ray autoscaler's container is counted in no pod set")
+
+
+def test_a_partitions_own_resource_is_refused_saying_how_to_ask_the_partition() -> None:
+    """Vendor QA vendqa61 V5: a vNPU template's (or a MIG profile's) own resource was refused with no way shown; the
+    way is the whole device's resource and the partition named in acceleratorModels, which the agent writes on the pods
+    (a brought workload's too, since the same stop)."""
+    at = "spec.workload.spec.template.spec.containers[0].resources.limits"
+    vnpu = _refused(_brought({"containers": [{**TRAINER, "resources": {
+        "requests": {"cpu": "1"}, "limits": {"huawei.com/Ascend910-5c.1cpu.16g": "1"}}}]}))
+    assert vnpu.startswith(f"{at}[huawei.com/Ascend910-5c.1cpu.16g]: huawei.com/Ascend910-5c.1cpu.16g is a "
+                           "partition's own resource")
+    assert "ask huawei.com/Ascend910: 1 with spec.acceleratorModels: [vNPU-5c.1cpu.16g]" in vnpu
+    mig = _refused(_brought({"containers": [{**TRAINER, "resources": {"requests": {"cpu": "1"},
+                                                                      "limits": {"nvidia.com/mig-1g.10gb": "2"}}}]}))
+    assert "ask nvidia.com/gpu: 2 with spec.acceleratorModels: [MIG-1g.10gb]" in mig
+    with pytest.raises(Exception) as native:
+        parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "n"},
+                   "spec": {"kind": "inference", "resources": {"huawei.com/Ascend910-5c.1cpu.16g": 2}}})
+    assert str(native.value).endswith("spec.resources.huawei.com/Ascend910-5c.1cpu.16g: huawei.com/Ascend910-5c."
+                                      "1cpu.16g is a partition's own resource, which the federator writes on the "
+                                      "pods itself: ask huawei.com/Ascend910: 2 with spec.acceleratorModels: "
+                                      "[vNPU-5c.1cpu.16g]")
