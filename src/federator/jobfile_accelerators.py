@@ -204,6 +204,34 @@ def product_line(models: tuple[str, ...], field: str, bad: Any, resource: str, v
                                  f"ask for {entry.resource_name}, or list both in spec.accelerators")
 
 
+_VNPU_CORES = re.compile(r"(?:^|-)vNPU-(\d+)c", re.IGNORECASE)
+
+
+def partition_worth(models: tuple[str, ...], field: str, bad: Any, resource: str, vendor: str, milli: int) -> None:
+    """A fraction larger than every named vNPU template is worth of any chip of `resource` could never be served:
+    it waited for ever, `SharingUnavailable` (vendor QA vendqa61 V11). A template of N AI cores is worth N/aiCores of
+    a chip (backends/kube/vnpu.py `unit_milli`); the most it is worth over the catalog's chips of the resource bounds
+    the replica's fraction (a chip without `aiCores` in the catalog offers no vNPU: kubernetes.md)."""
+    if not 0 < milli < 1000:
+        return  # whole counts name partitions by number (`count: 2` is two of them)
+    entry = catalog().vendor(vendor)
+    first = entry.resources[0] if entry is not None and entry.resources else ""
+    chips = [m.ai_cores for m in catalog().models(vendor) if (m.resource_name or first) == resource and m.ai_cores]
+    if not chips:
+        return
+    for i, model in enumerate(models):
+        found = _VNPU_CORES.search(model)
+        if not found:
+            continue
+        cores = int(found.group(1))
+        worth = max((cores * 1000 // c for c in chips if 0 < cores <= c), default=0)
+        if worth and milli > worth:
+            bad(f"{field}[{i}]", f"one {model} partition ({cores} AI cores; a {resource} chip has "
+                                 f"{min(chips)} to {max(chips)}) is worth at most {worth}m of a chip, less than the "
+                                 f"{milli}m spec.resources asks, so no replica could ever take one: ask at most "
+                                 f"{worth}m, or name a larger template")
+
+
 def one_count(alternatives: tuple[AcceleratorAlternative, ...]) -> tuple[str, int, list[str]] | None:
     """(resource, milli, models) when the alternatives are what the one-count form of a per-product-line
     resource makes (parse_job), so that the document says it as the user wrote it; None otherwise."""
