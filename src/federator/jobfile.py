@@ -40,6 +40,7 @@ from federator.jobfile_accelerators import (
     parse_accelerator_models,
     parse_alternatives,
     parse_resources,
+    partition_worth,
     product_line,
 )
 from federator.jobfile_accelerators import placeholder_problem as placeholder_problem  # importable here as before
@@ -286,6 +287,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         kept = resource_name if vendor is None or len(vendor.resources) > 1 else ""
         if kept and vendor is not None:
             product_line(accelerator_models, models_field, bad, resource_name, vendor.name)
+            partition_worth(accelerator_models, models_field, bad, resource_name, vendor.name,
+                            resources.accelerator_milli)
         milli, resources = resources.accelerator_milli, Resources(resources.cpu_milli, resources.memory_bytes)
         alternatives = tuple(AcceleratorAlternative(milli, m, vendor.name if vendor else "", resource_name=kept)
                              for m in accelerator_models or ("",))

@@ -16,6 +16,7 @@ from typing import Any
 
 from federator.catalog import catalog, is_client_catalog
 from federator.model import AcceleratorAlternative, QuantityError, Resources, to_bytes, to_milli
+from federator.partition_asks import partition_hint
 from federator.termtext import shown
 
 GPU_RESOURCE = "nvidia.com/gpu"  # the one-count form's resource: what job files asked for before vendors
@@ -60,6 +61,9 @@ def parse_resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Re
                 problem = _count_problem(devices, raw)
                 if problem:
                     bad(field, problem)
+            elif hint := partition_hint(str(key), raw):
+                bad(field, hint)
+                unread = True  # it asked for a partition, just not the way a job asks one
             elif is_client_catalog():  # the federator's operator may have added it: say how to reach it from here
                 bad(field, "is not a resource this CLI knows: for a vendor the federator's operator added, give "
                            "submit their catalog file (--accelerator-catalog FILE), or ask by vendor in "
@@ -198,6 +202,34 @@ def product_line(models: tuple[str, ...], field: str, bad: Any, resource: str, v
         if entry is not None and entry.resource_name and entry.resource_name != resource:
             bad(f"{field}[{i}]", f"{model} is a {entry.resource_name} model, but spec.resources asks for {resource}: "
                                  f"ask for {entry.resource_name}, or list both in spec.accelerators")
+
+
+_VNPU_CORES = re.compile(r"(?:^|-)vNPU-(\d+)c", re.IGNORECASE)
+
+
+def partition_worth(models: tuple[str, ...], field: str, bad: Any, resource: str, vendor: str, milli: int) -> None:
+    """A fraction larger than every named vNPU template is worth of any chip of `resource` could never be served:
+    it waited for ever, `SharingUnavailable` (vendor QA vendqa61 V11). A template of N AI cores is worth N/aiCores of
+    a chip (backends/kube/vnpu.py `unit_milli`); the most it is worth over the catalog's chips of the resource bounds
+    the replica's fraction (a chip without `aiCores` in the catalog offers no vNPU: kubernetes.md)."""
+    if not 0 < milli < 1000:
+        return  # whole counts name partitions by number (`count: 2` is two of them)
+    entry = catalog().vendor(vendor)
+    first = entry.resources[0] if entry is not None and entry.resources else ""
+    chips = [m.ai_cores for m in catalog().models(vendor) if (m.resource_name or first) == resource and m.ai_cores]
+    if not chips:
+        return
+    for i, model in enumerate(models):
+        found = _VNPU_CORES.search(model)
+        if not found:
+            continue
+        cores = int(found.group(1))
+        worth = max((cores * 1000 // c for c in chips if 0 < cores <= c), default=0)
+        if worth and milli > worth:
+            bad(f"{field}[{i}]", f"one {model} partition ({cores} AI cores; a {resource} chip has "
+                                 f"{min(chips)} to {max(chips)}) is worth at most {worth}m of a chip, less than the "
+                                 f"{milli}m spec.resources asks, so no replica could ever take one: ask at most "
+                                 f"{worth}m, or name a larger template")
 
 
 def one_count(alternatives: tuple[AcceleratorAlternative, ...]) -> tuple[str, int, list[str]] | None:

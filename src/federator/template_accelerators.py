@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from federator.catalog import Catalog, catalog
+from federator.partition_asks import partition_hint
 from federator.podtemplates import containers_of
 
 ACCELERATOR_CONTAINER_ANNOTATION = "federator.io/accelerator-container"
@@ -150,6 +151,8 @@ def brought_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, st
                                  "a container"))
         elif unmodelled_accelerator(name):
             found.append((where, _unmodelled(name)))
+        elif hint := partition_hint(name, _amount(container, where)):
+            found.append((where, hint))
         elif name not in devices:
             found.append((where, f"the federator counts a workload's accelerators by its device resources "
                                  f"({', '.join(sorted(devices))}) only, so {name} would run uncounted; ask a "
@@ -193,6 +196,13 @@ def _asks(template: Mapping[str, Any], at: str) -> list[tuple[str, str, str, dic
                 if is_accelerator_resource(str(name)) or unmodelled_accelerator(str(name)):
                     found.append((f"{at}.spec.{key}[{i}].resources.{part}[{name}]", str(name), key, c))
     return found
+
+
+def _amount(container: Mapping[str, Any], where: str) -> object:
+    """The quantity written at `where` (`...resources.limits[NAME]`) in `container`, as written."""
+    part, _, name = where.rpartition(".resources.")[2].partition("[")
+    amounts = (container.get("resources") or {}).get(part) or {}
+    return amounts.get(name[:-1], 1) if isinstance(amounts, Mapping) else 1
 
 
 def _claims(template: Mapping[str, Any], at: str) -> list[tuple[str, str]]:

@@ -230,3 +230,45 @@ def test_the_agent_strips_an_unmodelled_accelerator_from_what_it_renders() -> No
                                                                             "rdma/hca_shared_devices_a": "1"}}}]}
     without_accelerators(pod)
     assert pod["containers"][0]["resources"]["limits"] == {"cpu": "1", "rdma/hca_shared_devices_a": "1"}
+
+
+def test_a_partitions_own_resource_is_refused_saying_how_to_ask_the_partition() -> None:
+    """Vendor QA vendqa61 V5: a vNPU template's (or a MIG profile's) own resource was refused with no way shown; the
+    way is the whole device's resource and the partition named in acceleratorModels, which the agent writes on the pods
+    (a brought workload's too, since the same stop)."""
+    at = "spec.workload.spec.template.spec.containers[0].resources.limits"
+    vnpu = _refused(_brought({"containers": [{**TRAINER, "resources": {
+        "requests": {"cpu": "1"}, "limits": {"huawei.com/Ascend910-5c.1cpu.16g": "1"}}}]}))
+    assert vnpu.startswith(f"{at}[huawei.com/Ascend910-5c.1cpu.16g]: huawei.com/Ascend910-5c.1cpu.16g is a "
+                           "partition's own resource")
+    assert "ask huawei.com/Ascend910: 1 with spec.acceleratorModels: [vNPU-5c.1cpu.16g]" in vnpu
+    mig = _refused(_brought({"containers": [{**TRAINER, "resources": {"requests": {"cpu": "1"},
+                                                                      "limits": {"nvidia.com/mig-1g.10gb": "2"}}}]}))
+    assert "ask nvidia.com/gpu: 2 with spec.acceleratorModels: [MIG-1g.10gb]" in mig
+    with pytest.raises(Exception) as native:
+        parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "n"},
+                   "spec": {"kind": "inference", "resources": {"huawei.com/Ascend910-5c.1cpu.16g": 2}}})
+    assert str(native.value).endswith("spec.resources.huawei.com/Ascend910-5c.1cpu.16g: huawei.com/Ascend910-5c."
+                                      "1cpu.16g is a partition's own resource, which the federator writes on the "
+                                      "pods itself: ask huawei.com/Ascend910: 2 with spec.acceleratorModels: "
+                                      "[vNPU-5c.1cpu.16g]")
+
+
+@pytest.mark.parametrize("milli, model, refused", [
+    ("500m", "vNPU-5c.1cpu.16g", True), ("300m", "Ascend910B3-vNPU-5c", True), ("250m", "vNPU-5c.1cpu.16g", False),
+    ("500m", "vNPU-10c.3cpu.32g", False), ("1", "vNPU-5c.1cpu.16g", False), ("500m", "Ascend910B", False)])
+def test_a_fraction_larger_than_every_chips_named_vnpu_template_is_refused(milli: str, model: str,
+                                                                          refused: bool) -> None:
+    """Vendor QA vendqa61 V11: `huawei.com/Ascend910: 500m` with `[vNPU-5c.1cpu.16g]` (5 AI cores: 250m of a 20-core
+    910B3, less of any other 910) was accepted and waited for ever, SharingUnavailable."""
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "v"},
+           "spec": {"kind": "inference", "resources": {"huawei.com/Ascend910": milli}, "acceleratorModels": [model]}}
+    if not refused:
+        assert parse_job(doc).accelerators[0].model == model
+        return
+    with pytest.raises(Exception) as err:
+        parse_job(doc)
+    assert str(err.value).endswith(
+        f"spec.acceleratorModels[0]: one {model} partition (5 AI cores; a huawei.com/Ascend910 chip has 20 to 32) is "
+        f"worth at most 250m of a chip, less than the {milli} spec.resources asks, so no replica could ever take "
+        "one: ask at most 250m, or name a larger template")
