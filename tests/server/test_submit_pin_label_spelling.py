@@ -8,8 +8,6 @@ label on an amd.com/gpu job) is refused too: no node the job may run on carries 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from server_support import Clock, MemoryStore, make
 
