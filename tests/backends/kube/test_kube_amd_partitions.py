@@ -10,7 +10,7 @@ from typing import Any
 
 from federator.backends.kube.discovery import Discovery
 from federator.backends.kube.pools import pools
-from federator.catalog import builtin_catalog
+from federator.catalog import builtin_catalog, parse_catalog_text
 from federator.model import AcceleratorPool
 from federator.model.cluster import names_partition
 from federator.scheduler.framework import accepts_pool
@@ -83,3 +83,23 @@ def test_a_partitioned_node_without_the_mode_label_is_left_out_and_said() -> Non
     assert "at most 8" in u.what and "amd.com/compute-memory-partition" in u.what
     # eight whole MI300X on such a node are still whole MI300X
     assert _discovery().unsupported([_node(vendors.amd_nodes("w", 1)[0])]) == []
+
+
+def test_devices_of_a_plugin_mode_the_catalog_does_not_list_are_said_not_silent() -> None:
+    """vendqa61 V10: Cambricon's --enable-device-type (cambricon.com/mlu370) was neither counted nor left out; ROCm's
+    mixed naming (amd.com/cpx_nps4) likewise. Said (unsupported) until a catalog lists the resource."""
+    typed = _node(vendors.NodeSpec("mlu-typed-0", "", 0, extended={"cambricon.com/mlu370": "8"},
+                                   labels={"Model": "MLU370-X8"}))
+    mixed = _node(vendors.amd_partitioned_nodes("m", 1)[0])
+    mixed["status"]["allocatable"] = {"amd.com/cpx_nps4": "64"}
+    got = {(u.node, u.resource, u.devices) for u in _discovery().unsupported([typed, mixed])}
+    assert got == {("mlu-typed-0", "cambricon.com/mlu370", 8), ("m-0", "amd.com/cpx_nps4", 64)}
+    assert _discovery().groups([typed, mixed], []) == []
+    listed = builtin_catalog().merged(parse_catalog_text(
+        "vendors:\n  cambricon:\n    resources: [cambricon.com/mlu370]\n  amd:\n    resources: [amd.com/cpx_nps4]\n",
+        base=builtin_catalog()))
+    discovery = Discovery.from_catalog(listed)
+    assert discovery.unsupported([typed, mixed]) == []
+    got_pools = {(g.model, g.resource, g.devices, g.unit_milli) for g in discovery.groups([typed, mixed], [])}
+    assert got_pools == {("MLU370-X8", "cambricon.com/mlu370", 8, 1000),
+                         ("AMD-Instinct-MI300X-CPX-NPS4", "amd.com/cpx_nps4", 64, 125)}

@@ -11,6 +11,11 @@ device can be *shared*, because those change what one unit of the resource is:
   ``nvidia.com/mig-<g>g.<mem>gb``, one unit = one partition, a device of its
   own (and a pool of its own), worth a fraction of the parent GPU in memory
   eighths; Huawei's static vNPU templates likewise, in AI cores (below);
+* **AMD compute partitions** (``Sharing.MIG`` too): a GPU in DPX/QPX/CPX mode is that many ``amd.com/gpu``
+  units, the mode in the labeller's ``amd.com/compute-memory-partition`` (the catalog's ``partitionLabel``): a
+  pool ``<model>-CPX-NPS4`` worth 1/partitions of a GPU each. Without the label, a node counting more devices
+  than the catalog's ``perNode`` of its model is left out (`UnsupportedDevices`), never counted as whole GPUs
+  (vendqa61 V7);
 * **time-slicing / MPS** (NVIDIA device plugin ``sharing``): ``replicas`` units
   per GPU, under ``nvidia.com/gpu`` (product label suffixed ``-SHARED``) or the
   renamed ``nvidia.com/gpu.shared``; a unit is an access, not a device, so such
@@ -89,6 +94,18 @@ _MEMORY_EIGHTHS = 8  # MIG divides a GPU's memory in eight slices
 # as the node labeller writes them with the memory mode: spx_nps1, dpx_nps2, cpx_nps4
 AMD_PARTITIONS = {"spx": 1, "dpx": 2, "tpx": 3, "qpx": 4, "cpx": 8}
 _AMD_MODE = re.compile(r"^(spx|dpx|tpx|qpx|cpx)_(nps\d+)$")
+# Resources a known vendor's plugin advertises in a mode the built-in catalog does not list: Cambricon's
+# `--enable-device-type` (cambricon.com/mlu370, a resource per MLU type) and ROCm's `mixed` naming strategy
+# (amd.com/cpx_nps4, a resource per partition mode). Left out and said unless a catalog lists them.
+OTHER_MODE_RESOURCES = (
+    (re.compile(r"^cambricon\.com/mlu\d+[0-9a-z-]*$"), "cambricon",
+     "MLUs of Cambricon's device plugin with --enable-device-type (a resource per MLU type): list the resource "
+     "under cambricon's resources in the accelerator catalog (--accelerator-catalog) to offer them"),
+    (re.compile(r"^amd\.com/(spx|dpx|tpx|qpx|cpx)_nps\d+$"), "amd",
+     "AMD compute partitions under the ROCm device plugin's mixed naming strategy (a resource per partition "
+     "mode): list the resource under amd's resources in the accelerator catalog (--accelerator-catalog) to offer "
+     "them as partition pools, or run the plugin with resource_naming_strategy single"),
+)
 
 
 class Sharing(StrEnum):
@@ -302,6 +319,13 @@ def unsupported_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[Unsu
                     + (f" (the node labeller writes it in {plugin.partition_label})" if plugin.partition_label
                        else ""))
             beyond.append(UnsupportedDevices(str(meta.get("name", "")), plugin.resource, units, what))
+    listed = {p.resource for p in plugins}
+    for resource, raw in sorted(allocatable.items()):
+        count = quantity_int(raw)
+        for pattern, vendor, kind in OTHER_MODE_RESOURCES:
+            if count > 0 and str(resource) not in listed and pattern.match(str(resource)) and any(
+                    p.vendor == vendor for p in plugins):
+                beyond.append(UnsupportedDevices(str(meta.get("name", "")), str(resource), count, kind))
     if not any(p.vendor == "huawei" for p in plugins):
         return beyond
     chip = _first_label(labels, _huawei_labels(plugins))[1]
