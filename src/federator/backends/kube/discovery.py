@@ -122,7 +122,10 @@ class Discovery:
             parent = self._known(group.vendor, group.parent_model)  # name and family (Ascend310P for 310P3's vNPUs)
             if parent is not None and group.model.startswith(group.parent_model):
                 model = parent.name + group.model[len(group.parent_model):]
-            memory = group.memory_mib or (parent.memory_mib * group.unit_milli // 1000 if parent else 0)
+            # an AMD partition (no parent resource: counted under the GPU's own) holds its share of the GPU's
+            # memory; a vNPU's is the template's, said only where its name says it, never guessed
+            share = parent.memory_mib * group.unit_milli // 1000 if parent and not group.parent_resource else 0
+            memory = group.memory_mib or share
             return replace(group, model=model, family=parent.family if parent else "", memory_mib=memory)
         if known is None:
             return group if model == group.model else replace(group, model=model)
