@@ -38,6 +38,7 @@ from federator.model.cluster import names_partition
 MIG_PRODUCT_LABEL = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)\.product$")
 """The label GPU feature discovery names a MIG profile's product with, the one the agent pins a MIG pool by."""
 MIG_VENDOR = "nvidia"  # the vendor whose partitions are MIG profiles (devices.py `_mig_groups`)
+AMD_PARTITION_MODES = ("CPX", "DPX", "QPX", "TPX")  # an AMD partition pool's model: <GPU model>-CPX-NPS4
 VNPU_MARKER = "VNPU"  # an Ascend vNPU pool's model: <chip model>-vNPU-<template> (backends/kube/vnpu.py)
 REQUIRED_AFFINITY = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"  # under a template
 PROBLEM_ROOM = 400  # jobfile.MAX_PROBLEM_CHARS: a longer message is cut, so the advice on roles goes first
@@ -167,6 +168,12 @@ def _honoured(alt: AcceleratorAlternative, vendor: VendorEntry, stamp: str, valu
                 return bool(chip) and same_model(prefixed_model(vendor.model_prefix, chip), pinned)
             if vendor.name == MIG_VENDOR:
                 return True  # a MIG pool is pinned by its profile's label: the parent product stays the user's
+            words = _tokens(model)
+            mode = next((i for i, w in enumerate(words) if w in AMD_PARTITION_MODES), -1)
+            if mode > 0:  # an AMD partition pool is pinned by its GPU's product label: the GPU is the name before
+                selected = [m.name for m in catalog().models(vendor.name)  # the mode, and must be the pin's alone
+                            if accepts_model("-".join(words[:mode]), m.name, m.family)]
+                return len(selected) == 1 and same_model(selected[0], pinned)
         return same_model(model, pinned)
     profile = stamp.removeprefix("mig:")
     if model and not names_partition(model) and alt.milli % 1000 == 0:

@@ -61,3 +61,22 @@ def test_another_vendors_product_label_is_refused() -> None:
     said = _submit(_job("amd.com/gpu", [], {ASCEND_CHIP: "910B3"}))
     assert f"nodeSelector[{ASCEND_CHIP}]" in said and "huawei's product label" in said and "amd" in said
     assert _submit(_job("amd.com/gpu", [], {"Model": "MLU370-X8"})) == ""  # a bare key may be a site's own
+
+
+def test_a_partition_job_pinned_to_its_gpus_label_value_is_kept() -> None:
+    """An AMD partition pool (AMD-Instinct-MI300X-CPX-NPS4) is pinned by its GPU's product label: a job naming
+    MI300X-CPX with the label's value keeps the pin; one naming MI300X-CPX with another GPU's value does not."""
+    from dataclasses import replace
+
+    from server_support import capacity
+
+    from builders import pool
+
+    fed = make(MemoryStore(), Clock())
+    rec = fed.connect(cluster="m", region="r", labels={})
+    cpx = replace(pool("AMD-Instinct-MI300X-CPX-NPS4", nodes=1, gpus_per_node=64, free=64), vendor="amd",
+                  sharing="MIG", unit_milli=125, resource_name="amd.com/gpu")
+    fed.report(rec, replace(capacity(), accelerator_pools=(cpx,)))
+    fed.submit(_job("amd.com/gpu", ["MI300X-CPX"], {AMD_PRODUCT: "AMD_Instinct_MI300X_OAM"}))
+    with pytest.raises(SubmitError, match="is not AMD-Instinct-MI325X"):
+        fed.submit(_job("amd.com/gpu", ["MI300X-CPX"], {AMD_PRODUCT: "AMD_Instinct_MI325X_OAM"}))
