@@ -38,6 +38,7 @@ from federator.model.cluster import names_partition
 MIG_PRODUCT_LABEL = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)\.product$")
 """The label GPU feature discovery names a MIG profile's product with, the one the agent pins a MIG pool by."""
 MIG_VENDOR = "nvidia"  # the vendor whose partitions are MIG profiles (devices.py `_mig_groups`)
+AMD_PARTITION_MODES = ("CPX", "DPX", "QPX", "TPX")  # an AMD partition pool's model: <GPU model>-CPX-NPS4
 VNPU_MARKER = "VNPU"  # an Ascend vNPU pool's model: <chip model>-vNPU-<template> (backends/kube/vnpu.py)
 REQUIRED_AFFINITY = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"  # under a template
 PROBLEM_ROOM = 400  # jobfile.MAX_PROBLEM_CHARS: a longer message is cut, so the advice on roles goes first
@@ -94,8 +95,66 @@ def _stamped(key: str, vendor: VendorEntry) -> str:
 
 
 def _pinned_model(stamp: str, vendor: VendorEntry, value: str) -> str:
-    """The model a way must name for the pin to be what the agent writes on every pool it selects."""
-    return prefixed_model(vendor.model_prefix, value) if stamp == "product" else value
+    """The model a way must name for the pin to be what the agent writes on every pool it selects: the catalog's
+    model the label's value names (its prefix put in front, 910B3 -> Ascend910B3; one of a model's labelValues,
+    AMD_Instinct_MI300X_OAM -> AMD-Instinct-MI300X), as the agent names the pool (backends/kube/discovery.py)."""
+    if stamp != "product":
+        return value
+    named = next((m.name for m in vendor.models if value.lower() in (v.lower() for v in m.label_values)), "")
+    return named or prefixed_model(vendor.model_prefix, value)
+
+
+def label_spelling(vendor: VendorEntry, value: str) -> str:
+    """How the vendor's labeller writes the product a pin of `value` names in the catalog's spelling ("" when
+    `value` is no catalog spelling of one, or is the label's own): MindCluster labels the chip 910B3, not
+    Ascend910B3; AMD's labeller AMD_Instinct_MI300X_OAM, not AMD-Instinct-MI300X. Such a pin matched no node: the
+    submit check kept it (and its own advice led users to write it), the member refused it for ever (vendqa61 V6)."""
+    for m in vendor.models:
+        if m.label_values and same_model(value, m.name) and value not in m.label_values:
+            return m.label_values[0]
+    prefix = vendor.model_prefix
+    if prefix and value.lower().startswith(prefix.lower()) and len(value) > len(prefix):
+        if any(m.name.lower() == value.lower() for m in vendor.models):
+            return value[len(prefix):]
+    return ""
+
+
+def _spelling_problem(key: str, values: Sequence[str], ways: Sequence[Way]) -> str:
+    """Why a pin on a vendor's product label can match no node ("" when it may): it writes the model as the
+    catalog spells it, not as the labeller labels the nodes."""
+    for way in ways:
+        for vendor in _vendors(way.alternative):
+            if _stamped(key, vendor) != "product":
+                continue
+            wrong = [(v, carried) for v in values if (carried := label_spelling(vendor, v))]
+            if wrong and len(wrong) == len(values):
+                value, carried = wrong[0]
+                return (f"pins the pods to {value!r}, the catalog's name of the model, but {vendor.name} nodes carry "
+                        f"{key}={carried} (as the labeller writes it), so no node matches: pin {carried!r}, or drop "
+                        f"the pin (the agent pins the placed pool itself)")
+    return ""
+
+
+def _foreign_label_problem(key: str, ways: Sequence[Way]) -> str:
+    """Why a pin on another vendor's product label matches no node the job may run on ("" when it may): every
+    way's pools are of vendors other than the label's, whose labeller alone sets it (vendqa61 V6: a
+    huawei.com/npu.chip.name pin on an amd.com/gpu job, refused by the member for ever). Only a label in the
+    vendor's own domain (huawei.com/...) is judged: a bare key such as Cambricon's Model may be a site's own."""
+    cat = catalog()
+    owners = [v for v in cat.vendors if key in v.product_labels and "/" in key
+              and any(key.split("/", 1)[0].endswith(r.split("/", 1)[0]) for r in v.resources)]
+    if not owners or not ways:
+        return ""
+    mine: set[str] = set()
+    for way in ways:
+        alt = way.alternative
+        if not (alt.vendor or alt.resource_name):
+            return ""  # a way of any vendor, or named only by model: the label's vendor may be placed
+        mine.update(v.name for v in _vendors(alt))
+    if any(o.name in mine for o in owners):
+        return ""
+    return (f"is {owners[0].name}'s product label, but the job's accelerators are {', '.join(sorted(mine))}'s, "
+            f"whose nodes never carry it, so no node matches: drop the pin")
 
 
 def _honoured(alt: AcceleratorAlternative, vendor: VendorEntry, stamp: str, value: str) -> bool:
@@ -109,6 +168,12 @@ def _honoured(alt: AcceleratorAlternative, vendor: VendorEntry, stamp: str, valu
                 return bool(chip) and same_model(prefixed_model(vendor.model_prefix, chip), pinned)
             if vendor.name == MIG_VENDOR:
                 return True  # a MIG pool is pinned by its profile's label: the parent product stays the user's
+            words = _tokens(model)
+            mode = next((i for i, w in enumerate(words) if w in AMD_PARTITION_MODES), -1)
+            if mode > 0:  # an AMD partition pool is pinned by its GPU's product label: the GPU is the name before
+                selected = [m.name for m in catalog().models(vendor.name)  # the mode, and must be the pin's alone
+                            if accepts_model("-".join(words[:mode]), m.name, m.family)]
+                return len(selected) == 1 and same_model(selected[0], pinned)
         return same_model(model, pinned)
     profile = stamp.removeprefix("mig:")
     if model and not names_partition(model) and alt.milli % 1000 == 0:
@@ -161,7 +226,7 @@ def _excluded(key: str, values: Sequence[str], ways: Sequence[Way]) -> str:
         for vendor in _vendors(alt):
             if _stamped(key, vendor) != "product":
                 continue
-            out = [prefixed_model(vendor.model_prefix, v) for v in values if v]
+            out = [_pinned_model("product", vendor, v) for v in values if v]
             selected = [m.name for m in catalog().models(vendor.name) if accepts_model(alt.model, m.name, m.family)]
             if any(same_model(alt.model, o) for o in out) or (
                     selected and all(any(same_model(m, o) for o in out) for m in selected)):
@@ -199,6 +264,9 @@ def affinity_pins(template: Mapping[str, Any], *, operator: str = "In") -> list[
 
 def _judged(key: str, values: Sequence[str], ways: Sequence[Way], *, product_only: bool) -> str:
     """Why a pin of `key` to one of `values` is not honoured for `ways` ("" when it is), with the fix."""
+    wrong = _spelling_problem(key, values, ways) or _foreign_label_problem(key, ways)
+    if wrong:
+        return wrong
     reasons, fixes, carries, move = [], [], [], ""
     for way in ways:
         alt = way.alternative
@@ -250,4 +318,5 @@ def conflicts(pod: Mapping[str, Any], selector: Mapping[str, str]) -> list[tuple
     return [(k, str(own[k]), v) for k, v in selector.items() if k in own and own[k] != v]
 
 
-__all__ = ["MIG_PRODUCT_LABEL", "Way", "affinity_pins", "conflicts", "pinned_model_problems", "same_model", "ways_of"]
+__all__ = ["MIG_PRODUCT_LABEL", "Way", "affinity_pins", "conflicts", "label_spelling", "pinned_model_problems",
+           "same_model", "ways_of"]

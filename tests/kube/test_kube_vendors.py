@@ -125,7 +125,7 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
         "nvidia": {"NVIDIA-H100-80GB-HBM3": 8},
         # the chip label 910B3, named as the catalog names it; a pool per vNPU template of the 310P3 node
         "ascend": {"Ascend910B3": 16, "Ascend310P3-vNPU-2c": 8, "Ascend310P3-vNPU-4c": 2},
-        "amd": {"AMD_Instinct_MI300X_OAM": 8},
+        "amd": {"AMD-Instinct-MI300X": 8},  # the labeller's AMD_Instinct_MI300X_OAM, named as the catalog names it
         "mig": {"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb": 14, "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb": 4},
         "shared": {"NVIDIA-L4-SHARED": 4},
         "dra": {"NVIDIA-H200": 8},
@@ -217,7 +217,7 @@ def test_a_fraction_stays_pending_naming_what_is_missing_where_no_member_shares_
         eventually(lambda: reason().get("code") == "SharingUnavailable", timeout=60,
                    what=lambda: f"a SharingUnavailable pending reason: {_status(vkube, 'half-mi300x')}")
         message = reason()["message"]
-        assert "amd offers no shared or MIG device for a 500m replica: AMD_Instinct_MI300X_OAM (None)" in message
+        assert "amd offers no shared or MIG device for a 500m replica: AMD-Instinct-MI300X (None)" in message
         assert _status(vkube, "half-mi300x")["phase"] == "Pending"
         print(vkube.kubectl("host", "get", "fj", "half-mi300x", "-n", NAMESPACE, "-o", "wide").stdout, message)
     finally:

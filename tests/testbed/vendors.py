@@ -198,6 +198,17 @@ def amd_nodes(prefix: str, count: int, *, gpus: int = 8, product: str = AMD_MI30
             for name in _names(prefix, count)]
 
 
+def amd_partitioned_nodes(prefix: str, count: int, *, mode: str = "cpx_nps4", gpus: int = 8,
+                          **kw: Any) -> list[NodeSpec]:
+    """AMD MI300X nodes in a compute partition mode, as ROCm's device plugin (naming strategy `single`) and node
+    labeller publish them: every partition one ``amd.com/gpu`` (CPX: 8 per GPU, 64 on the node) and the mode in
+    ``amd.com/compute-memory-partition``. `mode` "": the count without the labeller's partition labels."""
+    parts = {"spx": 1, "dpx": 2, "tpx": 3, "qpx": 4, "cpx": 8}[(mode or "cpx").split("_")[0]]
+    labels = {"amd.com/compute-partitioning-supported": "true", "amd.com/memory-partitioning-supported": "true",
+              **({"amd.com/compute-memory-partition": mode} if mode else {}), **kw.pop("labels", {})}
+    return amd_nodes(prefix, count, gpus=gpus * parts, labels=labels, **kw)
+
+
 def dra_gpu_nodes(prefix: str, count: int, *, gpus: int = 8, product_name: str = "NVIDIA H100 80GB HBM3",
                   architecture: str = "Hopper", memory: str = "81559Mi", **kw: Any) -> list[NodeSpec]:
     """Nodes whose GPUs are advertised only through DRA ResourceSlices (no extended resource)."""

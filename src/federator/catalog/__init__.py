@@ -46,6 +46,12 @@ class ModelEntry:
     # AI cores of one chip (0 = unknown): what one of a static vNPU template's units is worth of the chip
     # (backends/kube/vnpu.py); data, so that an operator's file adds a chip the release does not know
     ai_cores: int = 0
+    # The product label's values naming this model where the labeller spells it otherwise than the catalog (AMD's
+    # node labeller writes AMD_Instinct_MI300X_OAM for AMD-Instinct-MI300X): the agent reports the catalog's name
+    label_values: tuple[str, ...] = ()
+    # The most devices of this model one node holds (0 = not said): a node whose resource counts more, in a way
+    # the agent cannot tell (AMD compute partitions without their label), is left out rather than miscounted
+    per_node: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +294,8 @@ def _model_over(base: ModelEntry | None, other: ModelEntry) -> ModelEntry:
     if base is None:
         return other
     return replace(other, memory_mib=other.memory_mib or base.memory_mib, family=other.family or base.family,
-                   ai_cores=other.ai_cores or base.ai_cores)
+                   ai_cores=other.ai_cores or base.ai_cores, label_values=other.label_values or base.label_values,
+                   per_node=other.per_node or base.per_node)
 
 
 def load_catalog_file(path: Path, *, base: Catalog | None = None) -> Catalog:
@@ -314,7 +321,8 @@ def _build(raw: Iterable[dict[str, object]]) -> Catalog:
         res: tuple[str, ...] = tuple(v.get("resources", ()))  # type: ignore[call-overload,arg-type]  # () = kept
         models = tuple(ModelEntry(str(m["name"]), name, int(m.get("memoryMiB", 0)),  # type: ignore[union-attr,call-overload]
                                   str(m.get("resource") or (res[0] if res else "")),  # type: ignore[union-attr]
-                                  str(m.get("family", "")), int(m.get("aiCores", 0)))  # type: ignore[union-attr,call-overload]
+                                  str(m.get("family", "")), int(m.get("aiCores", 0)),  # type: ignore[union-attr,call-overload]
+                                  tuple(m.get("labelValues", ())), int(m.get("perNode", 0)))  # type: ignore[union-attr,call-overload]
                        for m in v.get("models", ()))  # type: ignore[attr-defined]
         dra = tuple(DraDriverEntry(str(d["driver"]), str(d.get("deviceClass") or d["driver"]),
                                    str(d.get("productAttribute", "productName")),

@@ -18,10 +18,12 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,62})$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # An extended resource name: a DNS prefix, a slash and a name (Kubernetes' rule, shortened).
 _RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")  # a Kubernetes label value
 _LABEL = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 VENDOR_KEYS = ("resources", "productLabel", "memoryLabel", "memoryUnit", "modelPrefix", "defaultModel", "sharing",
                "dra", "models")
-MODEL_KEYS = ("name", "memoryMiB", "resource", "family", "aiCores")
+MODEL_KEYS = ("name", "memoryMiB", "resource", "family", "aiCores", "labelValues", "perNode")
+MAX_PER_NODE = 1024  # more devices than one node holds: a typo
 MAX_AI_CORES = 4096  # more AI cores than any chip has: a typo (or memory in MiB) rather than a chip
 DRA_KEYS = ("driver", "deviceClass", "productAttribute", "memoryCapacity", "typeAttribute", "deviceType")
 # A DRA driver name is a DNS subdomain (gpu.nvidia.com); an attribute or capacity name a C identifier,
@@ -287,6 +289,20 @@ def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]
                            f"for Ascend910B2), at most {MAX_AI_CORES}; got {got}")  # type: ignore[operator]
                 else:
                     entry["aiCores"] = cores
+            elif k.value == "perNode":
+                per = _int(v)
+                if per is None or not 0 < per <= MAX_PER_NODE:
+                    report(v, f"{where}.perNode", "must be a positive integer, the most devices of this model one node "
+                           f"holds (8 for an MI300X OAM platform), at most {MAX_PER_NODE}")  # type: ignore[operator]
+                else:
+                    entry["perNode"] = per
+            elif k.value == "labelValues":
+                values = _strings(v)
+                if not values or not all(_LABEL_VALUE.match(s) for _, s in values):
+                    report(v, f"{where}.labelValues", "must be a list of product label values naming this model, "
+                           "such as [AMD_Instinct_MI300X_OAM]")  # type: ignore[operator]
+                else:
+                    entry["labelValues"] = [s for _, s in values]
             elif k.value == "family":
                 if not isinstance(v, yaml.ScalarNode) or not _MODEL.match(str(v.value)):
                     report(v, f"{where}.family", "must be a model name such as Ascend910B")  # type: ignore[operator]

@@ -91,9 +91,10 @@ SHARING_NONE = "None"
 # first vendor's name, which agents and federators of 0.11.0 and older know).
 SHARING_MIG = "MIG"
 SHARING_HAMI = "HAMi"
-# What a model name asking for whole partitions contains ("H100-MIG-1g.10gb", "Ascend310P3-vNPU-2c"): naming a
-# chip alone ("H100") means whole chips, never partitions of one.
-PARTITION_MARKERS = ("MIG", "VNPU")
+# What a model name asking for whole partitions contains ("H100-MIG-1g.10gb", "Ascend310P3-vNPU-2c",
+# "MI300X-CPX": AMD's compute partition modes): naming a chip alone ("H100", "MI300X") means whole chips, never
+# partitions of one.
+PARTITION_MARKERS = ("MIG", "VNPU", "DPX", "TPX", "QPX", "CPX")
 
 
 def names_partition(model: str) -> bool:

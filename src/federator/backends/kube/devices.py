@@ -11,6 +11,11 @@ device can be *shared*, because those change what one unit of the resource is:
   ``nvidia.com/mig-<g>g.<mem>gb``, one unit = one partition, a device of its
   own (and a pool of its own), worth a fraction of the parent GPU in memory
   eighths; Huawei's static vNPU templates likewise, in AI cores (below);
+* **AMD compute partitions** (``Sharing.MIG`` too): a GPU in DPX/QPX/CPX mode is that many ``amd.com/gpu``
+  units, the mode in the labeller's ``amd.com/compute-memory-partition`` (the catalog's ``partitionLabel``): a
+  pool ``<model>-CPX-NPS4`` worth 1/partitions of a GPU each. Without the label, a node counting more devices
+  than the catalog's ``perNode`` of its model is left out (`UnsupportedDevices`), never counted as whole GPUs
+  (vendqa61 V7);
 * **time-slicing / MPS** (NVIDIA device plugin ``sharing``): ``replicas`` units
   per GPU, under ``nvidia.com/gpu`` (product label suffixed ``-SHARED``) or the
   renamed ``nvidia.com/gpu.shared``; a unit is an access, not a device, so such
@@ -85,6 +90,22 @@ ASCEND_HAMI = re.compile(r"^huawei\.com/Ascend910[A-Z][0-9A-Za-z]*$")
 SHARED_SUFFIX = "-SHARED"
 UNKNOWN_MODEL = "unknown"  # a plugin group's model when its vendor names none (catalog: no productLabel, defaultModel)
 _MEMORY_EIGHTHS = 8  # MIG divides a GPU's memory in eight slices
+# AMD compute partition modes (amd-smi: SPX one partition per GPU ... CPX one per XCD, 8 on MI300X/MI325X/MI355X),
+# as the node labeller writes them with the memory mode: spx_nps1, dpx_nps2, cpx_nps4
+AMD_PARTITIONS = {"spx": 1, "dpx": 2, "tpx": 3, "qpx": 4, "cpx": 8}
+_AMD_MODE = re.compile(r"^(spx|dpx|tpx|qpx|cpx)_(nps\d+)$")
+# Resources a known vendor's plugin advertises in a mode the built-in catalog does not list: Cambricon's
+# `--enable-device-type` (cambricon.com/mlu370, a resource per MLU type) and ROCm's `mixed` naming strategy
+# (amd.com/cpx_nps4, a resource per partition mode). Left out and said unless a catalog lists them.
+OTHER_MODE_RESOURCES = (
+    (re.compile(r"^cambricon\.com/mlu\d+[0-9a-z-]*$"), "cambricon",
+     "MLUs of Cambricon's device plugin with --enable-device-type (a resource per MLU type): list the resource "
+     "under cambricon's resources in the accelerator catalog (--accelerator-catalog) to offer them"),
+    (re.compile(r"^amd\.com/(spx|dpx|tpx|qpx|cpx)_nps\d+$"), "amd",
+     "AMD compute partitions under the ROCm device plugin's mixed naming strategy (a resource per partition "
+     "mode): list the resource under amd's resources in the accelerator catalog (--accelerator-catalog) to offer "
+     "them as partition pools, or run the plugin with resource_naming_strategy single"),
+)
 
 
 class Sharing(StrEnum):
@@ -117,6 +138,13 @@ class DevicePlugin:
     memory_unit: str = "Mi"  # the unit of a bare number in a memory label (Gi for AMD's vram)
     model_prefix: str = ""  # prepended to the product label's value to form the catalog's model name
     ai_cores: tuple[tuple[str, int], ...] = ()  # (model name, lower case; AI cores of one chip): catalog aiCores
+    partition_label: str = ""  # the node label naming a compute partition mode (AMD's cpx_nps4): catalog sharing
+    per_node: tuple[tuple[str, int], ...] = ()  # (model name or label value, lower case; most devices per node)
+
+    def node_bound(self, product: str) -> int:
+        """The most devices of `product` (the label's value) one node holds, 0 when the catalog does not say."""
+        bounds = dict(self.per_node)
+        return bounds.get(product.lower(), 0) or bounds.get(prefixed_model(self.model_prefix, product).lower(), 0)
 
     def chip_ai_cores(self, product: str) -> int:
         """The AI cores of one chip whose product label reads `product` (910B3: the catalog's Ascend910B3), by
@@ -275,12 +303,31 @@ def unlabelled_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[Unlab
 
 def unsupported_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[UnsupportedDevices]:
     """The devices of one node that are not offered because their units are not chips (module docstring):
-    only for a vendor the catalog has (Huawei's), whether or not its catalog lists the resource."""
-    if not any(p.vendor == "huawei" for p in plugins):
-        return []
+    only for a vendor the catalog has (Huawei's), whether or not its catalog lists the resource; and a node counting
+    more devices of a model than one node holds (`_beyond_bound`: AMD compute partitions whose mode no label says)."""
     meta, status = node.get("metadata") or {}, node.get("status") or {}
     allocatable: Mapping[str, Any] = status.get("allocatable") or {}
     labels: Mapping[str, str] = meta.get("labels") or {}
+    beyond = []
+    for plugin in plugins:
+        units = quantity_int(allocatable.get(plugin.resource))
+        bound = _beyond_bound(plugin, units, labels)
+        if bound:
+            product = _first_label(labels, plugin.product_labels)[1]
+            what = (f"{units} devices of {product} counted on one node, which holds at most {bound} (perNode in the "
+                    f"accelerator catalog): partitions of them, whose mode no node label says"
+                    + (f" (the node labeller writes it in {plugin.partition_label})" if plugin.partition_label
+                       else ""))
+            beyond.append(UnsupportedDevices(str(meta.get("name", "")), plugin.resource, units, what))
+    listed = {p.resource for p in plugins}
+    for resource, raw in sorted(allocatable.items()):
+        count = quantity_int(raw)
+        for pattern, vendor, kind in OTHER_MODE_RESOURCES:
+            if count > 0 and str(resource) not in listed and pattern.match(str(resource)) and any(
+                    p.vendor == vendor for p in plugins):
+                beyond.append(UnsupportedDevices(str(meta.get("name", "")), str(resource), count, kind))
+    if not any(p.vendor == "huawei" for p in plugins):
+        return beyond
     chip = _first_label(labels, _huawei_labels(plugins))[1]
     huawei = next(p for p in plugins if p.vendor == "huawei")
     out = []
@@ -299,7 +346,26 @@ def unsupported_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[Unsu
                     f"{model}'s aiCores in the accelerator catalog): not a partition of that chip")
         if what and count > 0:
             out.append(UnsupportedDevices(str(meta.get("name", "")), str(resource), count, what))
-    return out
+    return beyond + out
+
+
+def _partition_mode(plugin: DevicePlugin, labels: Mapping[str, str]) -> tuple[str, int]:
+    """The node's compute partition mode as the label says it ("cpx_nps4") and the partitions per device; ("", 1)
+    for whole devices (no label, SPX, or a value the agent does not know)."""
+    raw = str(labels.get(plugin.partition_label, "")).strip().lower() if plugin.partition_label else ""
+    match = _AMD_MODE.match(raw)
+    if not match or match.group(1) == "spx":
+        return "", 1
+    return raw, AMD_PARTITIONS[match.group(1)]
+
+
+def _beyond_bound(plugin: DevicePlugin, units: int, labels: Mapping[str, str]) -> int:
+    """The catalog's bound on devices per node when `units` of whole devices exceed it, else 0."""
+    if units <= 0 or _partition_mode(plugin, labels)[0]:
+        return 0
+    product = _first_label(labels, plugin.product_labels)[1]
+    bound = plugin.node_bound(product) if product else 0
+    return bound if units > bound > 0 else 0
 
 
 def _huawei_labels(plugins: Sequence[DevicePlugin]) -> tuple[str, ...]:
@@ -323,7 +389,7 @@ def _scan(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | Unla
             if group is not None:
                 groups.append(group)
                 continue
-        if units <= 0:
+        if units <= 0 or _beyond_bound(plugin, units, labels):
             continue
         groups.append(_plugin_group(name, plugin, units, labels))
     groups.extend(_mig_groups(name, allocatable, labels, plugins))
@@ -340,6 +406,13 @@ def _plugin_group(node: str, plugin: DevicePlugin, units: int,
     selector = ((key, product),) if key else ()
     raw_memory = _first_label(labels, plugin.memory_labels)[1].strip()
     memory = memory_mib(raw_memory) * (1024 if raw_memory.isdigit() and plugin.memory_unit == "Gi" else 1)
+    mode, parts = _partition_mode(plugin, labels)
+    if mode:  # compute partitions counted as the resource's units: a partition pool, as MIG (module docstring)
+        suffix = "-".join(part.upper() for part in mode.split("_"))
+        return DeviceGroup(node=node, vendor=plugin.vendor, model=f"{product}-{suffix}", resource=plugin.resource,
+                           selector=(*selector, (plugin.partition_label, str(labels.get(plugin.partition_label)))),
+                           sharing=Sharing.MIG, devices=units, units=units, unit_milli=MILLI // parts,
+                           memory_mib=memory // parts, parent_model=product)
     replicas = quantity_int(labels.get(NVIDIA_REPLICAS_LABEL)) if plugin.vendor == "nvidia" else 0
     renamed = plugin.resource == NVIDIA_SHARED_GPU
     if replicas > 1 or renamed:

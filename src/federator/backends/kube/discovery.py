@@ -43,6 +43,7 @@ class KnownModel:
     name: str
     family: str = ""
     memory_mib: int = 0
+    label_values: tuple[str, ...] = ()  # the product label's own spellings of `name` (AMD_Instinct_MI300X_OAM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Discovery:
         drivers: list[DraDriver] = []
         for v in cat.vendors:
             cores = tuple((m.name.lower(), m.ai_cores) for m in v.models if m.ai_cores)
+            bounds = tuple((n.lower(), m.per_node) for m in v.models if m.per_node for n in (m.name, *m.label_values))
             resources = list(v.resources)
             renamed = v.sharing_name("timeSlicedResource")  # NVIDIA's time-slicing `renameByDefault`
             if renamed and renamed not in resources:
@@ -70,10 +72,11 @@ class Discovery:
                 plugins.append(DevicePlugin(v.name, r, v.product_labels, v.memory_labels,
                                             default_product=v.unlabelled_model(r) if v.default_model else "",
                                             memory_unit=v.memory_unit, model_prefix=v.model_prefix,
-                                            ai_cores=cores))
+                                            ai_cores=cores, partition_label=v.sharing_name("partitionLabel"),
+                                            per_node=bounds))
             drivers.extend(DraDriver(d.driver, v.name, d.device_class, d.product_attribute, d.memory_capacity,
                                      d.type_attribute, d.device_type) for d in v.dra)
-        models = tuple(KnownModel(m.vendor, m.name, m.family, m.memory_mib) for m in cat.models())
+        models = tuple(KnownModel(m.vendor, m.name, m.family, m.memory_mib, m.label_values) for m in cat.models())
         prefixes = tuple((v.name, v.model_prefix) for v in cat.vendors if v.model_prefix)
         return cls(tuple(plugins), tuple(drivers), models, prefixes)
 
@@ -101,16 +104,29 @@ class Discovery:
         offered (devices.py)."""
         return [u for n in nodes for u in unsupported_devices(n, self.plugins)]
 
+    def _known(self, vendor: str, product: str) -> KnownModel | None:
+        """The catalog's model a product label's value names: by name with the vendor's prefix (910B3 ->
+        Ascend910B3), or by one of the model's labelValues (AMD_Instinct_MI300X_OAM -> AMD-Instinct-MI300X)."""
+        model = prefixed_model(dict(self.prefixes).get(vendor, ""), product).lower()
+        return next((m for m in self.models if m.vendor == vendor and (
+            m.name.lower() == model or product.lower() in (v.lower() for v in m.label_values))), None)
+
     def _named(self, group: DeviceGroup) -> DeviceGroup:
-        """The group under the catalog's model name (vendor prefix: 910B3 -> Ascend910B3), with the
-        catalog's family and, where no label said, memory. The node selector keeps the label's value."""
+        """The group under the catalog's model name (vendor prefix: 910B3 -> Ascend910B3; labelValues:
+        AMD_Instinct_MI300X_OAM -> AMD-Instinct-MI300X), with the catalog's family and, where no label said, memory.
+        The node selector keeps the label's value."""
         prefix = dict(self.prefixes).get(group.vendor, "")
         model = prefixed_model(prefix, group.model)
-        known = next((m for m in self.models if m.vendor == group.vendor and m.name.lower() == model.lower()), None)
-        if known is None and group.parent_model:  # a vNPU pool: its chip's family (Ascend310P for 310P3's vNPUs)
-            chip = prefixed_model(prefix, group.parent_model).lower()
-            parent = next((m for m in self.models if m.vendor == group.vendor and m.name.lower() == chip), None)
-            return replace(group, model=model, family=parent.family if parent else "")
+        known = self._known(group.vendor, group.model)
+        if known is None and group.parent_model:  # a partition pool (vNPU, AMD compute partition): its device's
+            parent = self._known(group.vendor, group.parent_model)  # name and family (Ascend310P for 310P3's vNPUs)
+            if parent is not None and group.model.startswith(group.parent_model):
+                model = parent.name + group.model[len(group.parent_model):]
+            # an AMD partition (no parent resource: counted under the GPU's own) holds its share of the GPU's
+            # memory; a vNPU's is the template's, said only where its name says it, never guessed
+            share = parent.memory_mib * group.unit_milli // 1000 if parent and not group.parent_resource else 0
+            memory = group.memory_mib or share
+            return replace(group, model=model, family=parent.family if parent else "", memory_mib=memory)
         if known is None:
             return group if model == group.model else replace(group, model=model)
         return replace(group, model=known.name, family=known.family, memory_mib=group.memory_mib or known.memory_mib)
