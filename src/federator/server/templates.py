@@ -184,18 +184,27 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
     return [FieldProblem(field, problem) for field, problem in found + _pin_problems(spec, base)]
 
 
+#: The partition markers (model/cluster.py PARTITION_MARKERS) of partitions asked by a resource of their own
+#: (nvidia.com/mig-1g.10gb, huawei.com/Ascend910-5c.1cpu.16g), never by the whole device's.
+_OWN_RESOURCE = ("MIG", "VNPU")
+
+
 def _trainjob_partitions(spec: JobSpec, workload: dict[str, Any]) -> list[tuple[str, str]]:
-    """A TrainJob naming a hardware partition (MIG, vNPU, an AMD compute partition mode) in acceleratorModels:
-    its runtime makes the pods from `resourcesPerNode`, which the agent does not rewrite to the partition's
-    resource, so on a MIG pool it stayed Pending and on a vNPU pool it could run on whole chips. Refused here
-    rather than at every member's launch (kubeflow.py `whole_devices_only`). A workload job's alternatives all
-    come from acceleratorModels (jobfile.parse_job refuses spec.accelerators beside spec.workload)."""
+    """A TrainJob naming a MIG profile or a vNPU template in acceleratorModels: its runtime makes the pods from
+    `resourcesPerNode`, which the agent does not rewrite to the partition's own resource, so on a MIG pool it
+    stayed Pending and on a vNPU pool it could run on whole chips. Refused here rather than at every member's
+    launch (kubeflow.py `whole_devices_only`). Not an AMD compute partition (MI300X-CPX): its pods ask
+    `amd.com/gpu` as the trainer does, one per partition, and the node selector takes them to the partitioned
+    node. A workload job's alternatives all come from acceleratorModels (jobfile.parse_job refuses
+    spec.accelerators beside spec.workload)."""
     if (str(workload.get("apiVersion", "")).partition("/")[0], workload.get("kind")) != \
             ("trainer.kubeflow.org", "TrainJob"):
         return []
-    return [(f"spec.acceleratorModels[{i}]", f"{alt.model} is a partition of a device, but {TRAINJOB_WHOLE_DEVICES}: "
-                                             "name a whole device, or declare the job without spec.workload")
-            for i, alt in enumerate(spec.alternatives()) if alt.model and names_partition(alt.model)]
+    return [(f"spec.acceleratorModels[{i}]", f"{alt.model} is a partition asked by a resource of its own, but "
+                                             f"{TRAINJOB_WHOLE_DEVICES}: name a whole device, or declare the job "
+                                             "without spec.workload")
+            for i, alt in enumerate(spec.alternatives())
+            if alt.model and names_partition(alt.model) and any(m in alt.model.upper() for m in _OWN_RESOURCE)]
 
 
 def _ways(spec: JobSpec) -> list[Way]:

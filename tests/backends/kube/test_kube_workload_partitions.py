@@ -10,6 +10,7 @@ ever. The agent now writes the pool's resource over each container's own device 
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from federator.backends.kube.workloads import RenderOptions, WorkloadError, buil
 from federator.backends.kube.workloads.common import templates_at
 from federator.jobfile import parse_job
 from federator.model import JobId, Placement, PlacementId
+
+from support import ROOT
 
 VNPU_NODE = {"metadata": {"name": "ascend-vnpu-0", "labels": {
     "accelerator": "huawei-Ascend910", "huawei.com/npu.chip.name": "910B3", "huawei.com/npu.chip.memory": "64G"}},
@@ -140,3 +143,17 @@ def test_a_trainjob_on_whole_chips_of_a_partitioned_node_still_renders() -> None
     (override,) = obj["spec"]["podSpecOverrides"]
     assert override["nodeSelector"] == {"huawei.com/npu.chip.name": "910B3"}
     assert obj["spec"]["trainer"]["resourcesPerNode"]["limits"] == {"huawei.com/Ascend910": 2}
+
+
+def test_a_trainjob_on_amd_compute_partitions_renders_its_own_ask() -> None:
+    """A CPX MI300X counts its partitions as amd.com/gpu, as the trainer asks: nothing to rewrite, the node
+    selector takes the pods to the partitioned node."""
+    sys.path.insert(0, str(ROOT / "tests" / "testbed"))
+    import vendors  # noqa: PLC0415  (tests/testbed is not a package)
+    nodes = [spec.manifest() for spec in vendors.amd_partitioned_nodes("c", 1, mode="cpx_nps4")]
+    for node in nodes:
+        node["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    obj = _render(trainjob("amd.com/gpu", 8), "MI300X-CPX", nodes, "AMD-Instinct-MI300X-CPX-NPS4", kind="training")
+    (override,) = obj["spec"]["podSpecOverrides"]
+    assert override["nodeSelector"]["amd.com/compute-memory-partition"] == "cpx_nps4"
+    assert obj["spec"]["trainer"]["resourcesPerNode"]["limits"] == {"amd.com/gpu": 8}

@@ -165,7 +165,8 @@ TRAINJOB_KEY = TrainJobAdapter().key
 
 RESOURCES_PER_NODE = "spec.workload.spec.trainer.resourcesPerNode"
 TRAINJOB_WHOLE_DEVICES = ("a TrainJob's devices come from its runtime's resourcesPerNode, which the agent does not "
-                          "rewrite, so it suits whole-device pools only")
+                          "rewrite, so it suits whole-device pools only (and AMD compute partitions, which "
+                          "amd.com/gpu counts)")
 
 
 def whole_devices_only(request: AcceleratorRequest | None, asked: str, model: str) -> None:
