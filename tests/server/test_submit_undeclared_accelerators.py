@@ -19,6 +19,7 @@ from federator.catalog import builtin_catalog, parse_catalog_text
 from federator.jobfile import parse_job
 from federator.model import JobSpec
 from federator.server.intake import SubmitError
+from federator.server.templates import accelerator_problems
 from federator.template_accelerators import (
     ACCELERATOR_CONTAINER_ANNOTATION,
     is_accelerator_resource,
@@ -272,3 +273,36 @@ def test_a_fraction_larger_than_every_chips_named_vnpu_template_is_refused(milli
         f"spec.acceleratorModels[0]: one {model} partition (5 AI cores; a huawei.com/Ascend910 chip has 20 to 32) is "
         f"worth at most 250m of a chip, less than the {milli} spec.resources asks, so no replica could ever take "
         "one: ask at most 250m, or name a larger template")
+
+
+@pytest.mark.parametrize(("resource", "models", "index"), [
+    ("nvidia.com/gpu", ["H100", "MIG-1g.10gb"], 1), ("huawei.com/Ascend910", ["vNPU-5c.1cpu.16g"], 0)])
+def test_a_trainjob_naming_a_partition_model_is_refused_at_submit(resource: str, models: list[str],
+                                                                    index: int) -> None:
+    """Its devices come from resourcesPerNode, which the agent does not rewrite to the partition's resource
+    (kubernetes.md "Limits"): it would stay Pending on a MIG pool, or run on whole chips of a vNPU node."""
+    workload = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 1, "resourcesPerNode": {"limits": {resource: "1"}}}}}
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "t"},
+           "spec": {"workload": workload, "acceleratorModels": models}}
+    said = _refused(parse_job(doc))
+    assert said.startswith(f"spec.acceleratorModels[{index}]: {models[index]} is a partition asked by a resource "
+                           "of its own, but a TrainJob's devices come from its runtime's resourcesPerNode")
+    assert "suits whole-device pools only" in said
+    doc["spec"]["acceleratorModels"] = [m for m in models if m == "H100"] or None
+    if doc["spec"]["acceleratorModels"] is None:
+        del doc["spec"]["acceleratorModels"]
+    fed = make(MemoryStore(), Clock())
+    assert fed.submit(parse_job(doc)).spec.workload_json  # whole devices: accepted
+
+
+def test_a_trainjob_on_amd_compute_partitions_is_accepted() -> None:
+    """An MI300X in CPX mode counts its partitions as amd.com/gpu, the trainer's own resource: the pods need no
+    rewrite (tests/backends/kube/test_kube_workload_partitions.py renders one)."""
+    workload = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 1, "resourcesPerNode": {"limits": {"amd.com/gpu": "8"}}}}}
+    spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "t"},
+                      "spec": {"workload": workload, "acceleratorModels": ["MI300X-CPX"]}})
+    assert accelerator_problems(spec) == []  # (this test's federator has no member that names the model)

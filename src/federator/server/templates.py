@@ -36,9 +36,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from federator.backends.kube.workloads.kubeflow import TRAINJOB_WHOLE_DEVICES
 from federator.elastic_policy import elastic_problems
 from federator.jobfile import FieldProblem
 from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
+from federator.model.cluster import names_partition
 from federator.model.resources import QuantityError, parse_quantity
 from federator.podtemplates import (
     AGENT_KEYS,
@@ -155,6 +157,7 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
         found = [p for path, template in pod_templates(workload)
                  for p in brought_problems(template, f"spec.workload.{path}" if path else "spec.workload")]
         found += autoscaler_problems(workload)
+        found += _trainjob_partitions(spec, workload)
         if (workload.get("apiVersion"), workload.get("kind")) == ("kubeflow.org/v1", "PyTorchJob"):
             found += [(f"spec.workload.{field}", problem) for field, problem in elastic_problems(workload)]
         found += [p for path, template in pod_templates(workload) if asks_accelerator(template)
@@ -179,6 +182,29 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
                       for field, problem in _rendered(merged, "spec.template")
                       if (field, problem) not in said]
     return [FieldProblem(field, problem) for field, problem in found + _pin_problems(spec, base)]
+
+
+#: The partition markers (model/cluster.py PARTITION_MARKERS) of partitions asked by a resource of their own
+#: (nvidia.com/mig-1g.10gb, huawei.com/Ascend910-5c.1cpu.16g), never by the whole device's.
+_OWN_RESOURCE = ("MIG", "VNPU")
+
+
+def _trainjob_partitions(spec: JobSpec, workload: dict[str, Any]) -> list[tuple[str, str]]:
+    """A TrainJob naming a MIG profile or a vNPU template in acceleratorModels: its runtime makes the pods from
+    `resourcesPerNode`, which the agent does not rewrite to the partition's own resource, so on a MIG pool it
+    stayed Pending and on a vNPU pool it could run on whole chips. Refused here rather than at every member's
+    launch (kubeflow.py `whole_devices_only`). Not an AMD compute partition (MI300X-CPX): its pods ask
+    `amd.com/gpu` as the trainer does, one per partition, and the node selector takes them to the partitioned
+    node. A workload job's alternatives all come from acceleratorModels (jobfile.parse_job refuses
+    spec.accelerators beside spec.workload)."""
+    if (str(workload.get("apiVersion", "")).partition("/")[0], workload.get("kind")) != \
+            ("trainer.kubeflow.org", "TrainJob"):
+        return []
+    return [(f"spec.acceleratorModels[{i}]", f"{alt.model} is a partition asked by a resource of its own, but "
+                                             f"{TRAINJOB_WHOLE_DEVICES}: name a whole device, or declare the job "
+                                             "without spec.workload")
+            for i, alt in enumerate(spec.alternatives())
+            if alt.model and names_partition(alt.model) and any(m in alt.model.upper() for m in _OWN_RESOURCE)]
 
 
 def _ways(spec: JobSpec) -> list[Way]:

@@ -10,6 +10,7 @@ ever. The agent now writes the pool's resource over each container's own device 
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from federator.backends.kube.workloads import RenderOptions, WorkloadError, buil
 from federator.backends.kube.workloads.common import templates_at
 from federator.jobfile import parse_job
 from federator.model import JobId, Placement, PlacementId
+
+from support import ROOT
 
 VNPU_NODE = {"metadata": {"name": "ascend-vnpu-0", "labels": {
     "accelerator": "huawei-Ascend910", "huawei.com/npu.chip.name": "910B3", "huawei.com/npu.chip.memory": "64G"}},
@@ -57,10 +60,10 @@ LWS_TEMPLATES = ["spec.leaderWorkerTemplate.leaderTemplate", "spec.leaderWorkerT
 
 
 def _render(workload: dict[str, Any], model: str, nodes: list[dict[str, Any]], pool: str,
-            group: DeviceGroup | None = None) -> dict[str, Any]:
+            group: DeviceGroup | None = None, kind: str = "inference") -> dict[str, Any]:
     spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                       "metadata": {"name": "serve", "namespace": "default"},
-                      "spec": {"kind": "inference", "workload": workload, "acceleratorModels": [model]}})
+                      "spec": {"kind": kind, "workload": workload, "acceleratorModels": [model]}})
     spec = chosen_alternative(placement := Placement(
         placement_id=PlacementId("serve-1a2b.g1.m"), job_id=JobId("serve-1a2b"), cluster="m", region="r",
         replicas=spec.replicas, accelerator_model=pool, generation=1), spec)  # as KubeBackend.launch does
@@ -111,3 +114,46 @@ def test_an_ask_the_pool_cannot_take_is_refused_naming_the_field() -> None:
         _render(two, "H200", [], "NVIDIA-H200", _dra_group())
     assert err.value.field == "spec.workload.spec.template.spec.containers[0].resources.requests[nvidia.com/gpu]"
     assert "ask them all on one container" in str(err.value)
+
+
+def trainjob(resource: str, count: int = 1) -> dict[str, Any]:
+    return {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "tune"},
+            "spec": {"runtimeRef": {"name": "torch-distributed"},
+                     "trainer": {"numNodes": 2, "resourcesPerNode": {"requests": {resource: count},
+                                                                     "limits": {resource: count}}}}}
+
+
+@pytest.mark.parametrize(("resource", "model", "nodes", "pool", "asked_as"), [
+    ("huawei.com/Ascend910", "vNPU-5c.1cpu.16g", [VNPU_NODE], "Ascend910B3-vNPU-5c.1cpu.16g",
+     "huawei.com/Ascend910-5c.1cpu.16g"),
+    ("nvidia.com/gpu", "MIG-1g.10gb", [MIG_NODE], "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb", "nvidia.com/mig-1g.10gb")])
+def test_a_trainjob_on_a_partition_pool_is_refused_at_launch_naming_resources_per_node(
+        resource: str, model: str, nodes: list[dict[str, Any]], pool: str, asked_as: str) -> None:
+    """Its runtime makes the pods from resourcesPerNode, which the agent does not rewrite: on the vNPU node they
+    could run on two of its whole chips while the 5c pool was billed; on the MIG node they stayed Pending."""
+    with pytest.raises(WorkloadError) as err:
+        _render(trainjob(resource), model, nodes, pool, kind="training")
+    assert err.value.field == "spec.workload.spec.trainer.resourcesPerNode"
+    assert f"asks {resource}, but this placement's pool {pool} is asked as {asked_as}" in str(err.value)
+    assert "suits whole-device pools only" in str(err.value)
+
+
+def test_a_trainjob_on_whole_chips_of_a_partitioned_node_still_renders() -> None:
+    obj = _render(trainjob("huawei.com/Ascend910", 2), "Ascend910B3", [VNPU_NODE], "Ascend910B3", kind="training")
+    (override,) = obj["spec"]["podSpecOverrides"]
+    assert override["nodeSelector"] == {"huawei.com/npu.chip.name": "910B3"}
+    assert obj["spec"]["trainer"]["resourcesPerNode"]["limits"] == {"huawei.com/Ascend910": 2}
+
+
+def test_a_trainjob_on_amd_compute_partitions_renders_its_own_ask() -> None:
+    """A CPX MI300X counts its partitions as amd.com/gpu, as the trainer asks: nothing to rewrite, the node
+    selector takes the pods to the partitioned node."""
+    sys.path.insert(0, str(ROOT / "tests" / "testbed"))
+    import vendors  # noqa: PLC0415  (tests/testbed is not a package)
+    nodes = [spec.manifest() for spec in vendors.amd_partitioned_nodes("c", 1, mode="cpx_nps4")]
+    for node in nodes:
+        node["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    obj = _render(trainjob("amd.com/gpu", 8), "MI300X-CPX", nodes, "AMD-Instinct-MI300X-CPX-NPS4", kind="training")
+    (override,) = obj["spec"]["podSpecOverrides"]
+    assert override["nodeSelector"]["amd.com/compute-memory-partition"] == "cpx_nps4"
+    assert obj["spec"]["trainer"]["resourcesPerNode"]["limits"] == {"amd.com/gpu": 8}

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, pods_phase, require, said
 from federator.backends.kube.workloads.common import (
     DEFAULT_OPTIONS,
@@ -134,6 +135,7 @@ class TrainJobAdapter:
         spec = out.setdefault("spec", {})
         spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
         if sets[0].resources.accelerator_milli and placement.accelerator_model:
+            whole_devices_only(options.accelerator, sets[0].accelerator_resource, placement.accelerator_model)
             for at, own in _trainer_overrides(spec):  # the trainer merges ours after: never over the user's pin
                 render_accelerators(copy.deepcopy(dict(own)), [], resources=None, model=placement.accelerator_model,
                                     accelerator=options.accelerator, at=f"spec.workload.{at}")
@@ -161,6 +163,27 @@ class TrainJobAdapter:
 TRAINJOB_KEY = TrainJobAdapter().key
 
 
+RESOURCES_PER_NODE = "spec.workload.spec.trainer.resourcesPerNode"
+TRAINJOB_WHOLE_DEVICES = ("a TrainJob's devices come from its runtime's resourcesPerNode, which the agent does not "
+                          "rewrite, so it suits whole-device pools only (and AMD compute partitions, which "
+                          "amd.com/gpu counts)")
+
+
+def whole_devices_only(request: AcceleratorRequest | None, asked: str, model: str) -> None:
+    """A placement on a pool whose pods ask something else than the trainer's `asked` resource (a MIG profile's or
+    a vNPU template's own resource, a DRA claim) refused naming `resourcesPerNode`. The agent writes a brought
+    workload's own device asks over with the partition's (common.py `render_accelerators`), but a TrainJob's pods
+    are made by its runtime from `resourcesPerNode`: left as asked, they stayed Pending on a MIG node, or ran on
+    whole chips of a vNPU node while the partition pool was booked and billed."""
+    if request is None or (not request.uses_dra and (not request.limits or asked in request.limits)):
+        return
+    pool = "a DRA claim" if request.uses_dra else ", ".join(sorted(request.limits))
+    raise WorkloadError(RESOURCES_PER_NODE, (
+        f"asks {asked or 'no device resource'}, but this placement's pool {model} is asked as {pool}: "
+        f"{TRAINJOB_WHOLE_DEVICES}; name a whole device in spec.acceleratorModels, or declare the job without "
+        "spec.workload"))
+
+
 def _trainer_overrides(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """(path, pod spec) of each of the user's overrides (podSpecOverrides, or podTemplateOverrides' spec) that
     targets the trainer's job, whose pods the agent pins to the placed pool."""
@@ -183,5 +206,5 @@ def trainjob_of_pod(pod: Mapping[str, Any]) -> str:
     return str(((pod.get("metadata") or {}).get("labels") or {}).get(TRAINJOB_POD_LABEL, ""))
 
 
-__all__ = ["TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_NAME_BUDGET", "TRAINJOB_POD_LABEL",
-           "PyTorchJobAdapter", "TrainJobAdapter", "trainjob_of_pod"]
+__all__ = ["RESOURCES_PER_NODE", "TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_NAME_BUDGET", "TRAINJOB_POD_LABEL",
+           "TRAINJOB_WHOLE_DEVICES", "PyTorchJobAdapter", "TrainJobAdapter", "trainjob_of_pod", "whole_devices_only"]
