@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+from deploy_support import ALERTS
 from prometheus_client.parser import text_string_to_metric_families
 
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
@@ -72,4 +75,18 @@ def grafana_to_promql(expr: str, *, rate_interval: str = "1m") -> str:
     return re.sub(r"\$\{?[a-zA-Z_][a-zA-Z0-9_]*\}?", ".*", expr)
 
 
-__all__ = ["dashboard_exprs", "exported_names", "grafana_to_promql", "metric_names"]
+def promtool_says(promtool: Path, path: Path, series: list[dict[str, str]], promql: str,
+                  samples: list[tuple[str, float]]) -> None:
+    """promtool evaluates `promql` over `series` (5 minutes of samples, the alerts' rules loaded) at 2m and finds
+    exactly `samples`; the test is written to `path`."""
+    test = {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": promql, "eval_time": "2m",
+                              "exp_samples": [{"labels": labels, "value": value} for labels, value in samples]}]}]}
+    path.write_text(yaml.safe_dump(test))
+    proc = subprocess.run([str(promtool), "test", "rules", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+__all__ = ["dashboard_exprs", "exported_names", "grafana_to_promql", "metric_names", "promtool_says"]

@@ -9,13 +9,11 @@ and promtool evaluates the main panels over a fleet with a Lost cluster.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
-from deploy_support import ALERTS, DASHBOARD
-from promql_support import dashboard_exprs, grafana_to_promql
+from deploy_support import DASHBOARD
+from promql_support import dashboard_exprs, grafana_to_promql, promtool_says
 
 LOST_FILTER = ('unless on (job, namespace, cluster, region) '
                '(federator_cluster_state{job=~"$job",namespace=~"$namespace",state="Lost"} == 1)')
@@ -77,21 +75,7 @@ def _evaluate(promtool: Path, tmp_path: Path, title: str, samples: list[tuple[st
         series += [{"series": f'federator_cluster_state{{{labels},state="{s}"}}',
                     "values": f"{int(s == state)}x5"} for s in ("Ready", "Partitioned", "Lost")]
         series.append({"series": f"federator_cluster_cordoned{{{labels}}}", "values": f"{int(cluster in cordoned)}x5"})
-    _promtool_says(promtool, tmp_path / "dashboard_test.yaml", series, grafana_to_promql(expr), samples)
-
-
-def _promtool_says(promtool: Path, path: Path, series: list[dict[str, str]], promql: str,
-                   samples: list[tuple[str, float]]) -> None:
-    """promtool evaluates `promql` over `series` (5 minutes of samples, the alerts' rules loaded) at 2m and finds
-    exactly `samples`; the test is written to `path`."""
-    test = {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m", "input_series": series,
-        "promql_expr_test": [{"expr": promql, "eval_time": "2m",
-                              "exp_samples": [{"labels": labels, "value": value} for labels, value in samples]}]}]}
-    path.write_text(yaml.safe_dump(test))
-    proc = subprocess.run([str(promtool), "test", "rules", str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool_says(promtool, tmp_path / "dashboard_test.yaml", series, grafana_to_promql(expr), samples)
 
 
 @pytest.mark.parametrize(("federation", "samples"), [
@@ -113,5 +97,5 @@ def test_two_federations_on_one_prometheus_stay_apart(promtool: Path, tmp_path: 
                    for s in ("total", "allocatable", "free")]
         series += [{"series": f'federator_cluster_state{{{labels},state="{s}"}}', "values": f"{int(s == state)}x5"}
                    for s in ("Ready", "Lost")]
-    _promtool_says(promtool, tmp_path / "federations_test.yaml", series,
-                   grafana_to_promql(expr.replace("$job", federation)), samples)
+    promtool_says(promtool, tmp_path / "federations_test.yaml", series,
+                  grafana_to_promql(expr.replace("$job", federation)), samples)

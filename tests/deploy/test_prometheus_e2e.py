@@ -194,3 +194,16 @@ def test_usage_sums_by_region_and_vendor_and_the_accounting_row_follows_the_regi
 
     eventually(lambda: in_use(region), timeout=60, what=f"the e2e job in use in the panel with region {region}")
     assert in_use("nowhere") == set()
+
+
+def test_the_fleet_panel_says_each_vendors_part_and_follows_the_vendor_variable(prometheus: Prometheus) -> None:
+    """Vendor QA V9: "Fleet accelerators" added every vendor into one number and the dashboard had no vendor
+    variable. On the live fleet its per-vendor values add up to the total, and picking a vendor shows its own."""
+    want = fleet_gpus(FLEET)
+    total, per_vendor = [e for t, e in dashboard_exprs(DASHBOARD) if t == "Fleet accelerators"][:2]
+    eventually(lambda: prometheus.value(grafana_to_promql(total)) == want, timeout=60, what=f"{want} in the panel")
+    parts = {r["metric"]["vendor"]: float(r["value"][1]) for r in prometheus.query(grafana_to_promql(per_vendor))}
+    assert parts and "" not in parts and sum(parts.values()) == want
+    for vendor, n in parts.items():
+        assert prometheus.value(grafana_to_promql(total.replace("$vendor", vendor))) == n
+    assert prometheus.value(grafana_to_promql(total.replace("$vendor", "no-such-vendor"))) is None
