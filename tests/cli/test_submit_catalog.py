@@ -128,6 +128,11 @@ def test_a_model_of_the_one_count_form_is_refused_as_the_file_wrote_it_with_a_ne
     asc = tmp_path / "t4.yaml"
     asc.write_text(JOB.format(name="t4") + "  resources: {cpu: '1', huawei.com/Ascend910: 1}\n"
                    "  acceleratorModels: ['910B3']\n")
+    pin = tmp_path / "p3.yaml"  # QA's p3: the template pins another chip than the model named
+    pin.write_text(JOB.format(name="p3") + "  resources: {cpu: '1', huawei.com/Ascend910: 1}\n"
+                   "  acceleratorModels: [Ascend910B]\n  template:\n    spec:\n"
+                   "      nodeSelector: {huawei.com/npu.chip.name: '310P3'}\n"
+                   "      containers: [{name: main, image: example/trainer:1}]\n")
 
     async def go() -> None:
         async with served() as s:
@@ -140,6 +145,11 @@ def test_a_model_of_the_one_count_form_is_refused_as_the_file_wrote_it_with_a_ne
             err = capsys.readouterr().err
             assert "spec.acceleratorModels[0]: unknown accelerator huawei model '910B3' (did you mean Ascend910B3?)" \
                 in err, err
+            assert await asyncio.to_thread(main, submit(s.target, "-f", str(pin))) == 1
+            err = capsys.readouterr().err
+            assert "'Ascend910B' (spec.acceleratorModels[0]) is not Ascend310P3: name Ascend310P3 in " \
+                "spec.acceleratorModels[0]" in err, err
+            assert "spec.accelerators" not in err
             assert not s.fed.jobs
 
     asyncio.run(go())
