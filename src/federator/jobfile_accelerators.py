@@ -152,6 +152,8 @@ def parse_alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative,
                                          "{spec: {containers: [{image: ...}]}}")
             else:
                 template_json = json.dumps(template, sort_keys=True)
+        if model and (problem := worth_problem(model, "", vendor, milli, "a replica")):
+            bad(f"{where}.model", problem)
         out.append(AcceleratorAlternative(milli, model, vendor, min_mem, template_json))
     return tuple(out)
 
@@ -212,24 +214,34 @@ def partition_worth(models: tuple[str, ...], field: str, bad: Any, resource: str
     it waited for ever, `SharingUnavailable` (vendor QA vendqa61 V11). A template of N AI cores is worth N/aiCores of
     a chip (backends/kube/vnpu.py `unit_milli`); the most it is worth over the catalog's chips of the resource bounds
     the replica's fraction (a chip without `aiCores` in the catalog offers no vNPU: kubernetes.md)."""
-    if not 0 < milli < 1000:
-        return  # whole counts name partitions by number (`count: 2` is two of them)
-    entry = catalog().vendor(vendor)
-    first = entry.resources[0] if entry is not None and entry.resources else ""
-    chips = [m.ai_cores for m in catalog().models(vendor) if (m.resource_name or first) == resource and m.ai_cores]
-    if not chips:
-        return
     for i, model in enumerate(models):
-        found = _VNPU_CORES.search(model)
-        if not found:
-            continue
-        cores = int(found.group(1))
-        worth = max((cores * 1000 // c for c in chips if 0 < cores <= c), default=0)
-        if worth and milli > worth:
-            bad(f"{field}[{i}]", f"one {model} partition ({cores} AI cores; a {resource} chip has "
-                                 f"{min(chips)} to {max(chips)}) is worth at most {worth}m of a chip, less than the "
-                                 f"{milli}m spec.resources asks, so no replica could ever take one: ask at most "
-                                 f"{worth}m, or name a larger template")
+        problem = worth_problem(model, resource, vendor, milli, "spec.resources")
+        if problem:
+            bad(f"{field}[{i}]", problem)
+
+
+def worth_problem(model: str, resource: str, vendor: str, milli: int, asks: str) -> str:
+    """Why a replica asking `milli` of one `model` vNPU template could never take one ("" if it could): `resource`
+    "" for any chip of `vendor` ("" for any vendor), as an alternative of spec.accelerators may be placed on; `asks`
+    names the field the fraction was written in. Also at Submit of a JobSpec a client built (server/api_specs.py
+    runs this module): spec.accelerators' form skipped it and waited for ever (vendqa61 V11 on the gRPC path)."""
+    if not 0 < milli < 1000:
+        return ""  # whole counts name partitions by number (`count: 2` is two of them)
+    found = _VNPU_CORES.search(model)
+    if not found:
+        return ""
+    firsts = {v.name: v.resources[0] for v in catalog().vendors if v.resources}
+    chips = [m.ai_cores for m in catalog().models(vendor or None)
+             if m.ai_cores and resource in ("", m.resource_name or firsts.get(m.vendor, ""))]
+    cores = int(found.group(1))
+    hosts = [c for c in chips if 0 < cores <= c]  # the chips a template of that many cores can be cut from
+    worth = max((cores * 1000 // c for c in hosts), default=0)
+    if not worth or milli <= worth:
+        return ""
+    chip = f"a {resource} chip" if resource else f"{_a(vendor)} chip" if vendor else "a chip"
+    return (f"one {model} partition ({cores} AI cores; {chip} has {min(hosts)} to {max(hosts)}) is worth at most "
+            f"{worth}m of a chip, less than the {milli}m {asks} asks, so no replica could ever take one: ask at "
+            f"most {worth}m, or name a larger template")
 
 
 def one_count(alternatives: tuple[AcceleratorAlternative, ...]) -> tuple[str, int, list[str]] | None:

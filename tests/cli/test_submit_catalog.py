@@ -115,3 +115,41 @@ def test_a_bad_catalog_file_given_to_submit_is_refused_naming_the_line(files: di
     assert main(args) == 2
     assert f"{files['catalog']}:3: vendors.metax.resources[0]: 'nvidia.com/gpu' is nvidia's resource" in \
         capsys.readouterr().err
+
+
+def test_a_model_of_the_one_count_form_is_refused_as_the_file_wrote_it_with_a_near_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Vendor QA vendqa61 V3: `amd.com/gpu: 1` with `acceleratorModels: [AMD-MI300X]` reaches the federator as an
+    alternative of vendor amd, whose unknown model was refused as `spec.accelerators[0].model`, a field the file
+    never had, and with no hint though the catalog has MI300X. Also QA's p3 (a template pin, Huawei's resource)."""
+    amd = tmp_path / "t3.yaml"
+    amd.write_text(JOB.format(name="t3") + "  resources: {cpu: '1', amd.com/gpu: 1}\n"
+                   "  acceleratorModels: [MI300X, AMD-MI300X]\n")
+    asc = tmp_path / "t4.yaml"
+    asc.write_text(JOB.format(name="t4") + "  resources: {cpu: '1', huawei.com/Ascend910: 1}\n"
+                   "  acceleratorModels: ['910B3']\n")
+    pin = tmp_path / "p3.yaml"  # QA's p3: the template pins another chip than the model named
+    pin.write_text(JOB.format(name="p3") + "  resources: {cpu: '1', huawei.com/Ascend910: 1}\n"
+                   "  acceleratorModels: [Ascend910B]\n  template:\n    spec:\n"
+                   "      nodeSelector: {huawei.com/npu.chip.name: '310P3'}\n"
+                   "      containers: [{name: main, image: example/trainer:1}]\n")
+
+    async def go() -> None:
+        async with served() as s:
+            assert await asyncio.to_thread(main, submit(s.target, "-f", str(amd))) == 1
+            err = capsys.readouterr().err
+            assert "spec.acceleratorModels[1]: unknown accelerator amd model 'AMD-MI300X' (did you mean MI300X?)" \
+                in err, err
+            assert "spec.accelerators" not in err
+            assert await asyncio.to_thread(main, submit(s.target, "-f", str(asc))) == 1
+            err = capsys.readouterr().err
+            assert "spec.acceleratorModels[0]: unknown accelerator huawei model '910B3' (did you mean Ascend910B3?)" \
+                in err, err
+            assert await asyncio.to_thread(main, submit(s.target, "-f", str(pin))) == 1
+            err = capsys.readouterr().err
+            assert "'Ascend910B' (spec.acceleratorModels[0]) is not Ascend310P3: name Ascend310P3 in " \
+                "spec.acceleratorModels[0]" in err, err
+            assert "spec.accelerators" not in err
+            assert not s.fed.jobs
+
+    asyncio.run(go())

@@ -123,3 +123,27 @@ def test_a_leaderworkerset_whose_roles_differ_is_still_warned_it_is_held_at_the_
         "(the largest role's ask times all pods); to hold and pay for what each role asks, submit the roles as jobs "
         "of their own, each with its own model and count (a job without spec.workload may ask a fraction of a "
         "device)"], said
+
+
+def test_get_jobs_wide_says_a_gang_of_pod_sets_accelerator_in_its_roles_not_per_pod_at_the_largest_ask(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`federator get jobs -o wide` of the RL JobSet, pending: its ACCELERATOR column read "8 x nvidia
+    H100", each pod at the largest ask, beside ACCELERATORS 21; it says the roles and their total, as `get job
+    NAME` does. A job of equal replicas still reads per replica."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    path = tmp_path / "rl.yaml"
+    plain = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "plain"},
+             "spec": {"kind": "training", "replicas": 3, "resources": {"cpu": "1", "nvidia.com/gpu": 8},
+                      "acceleratorModels": ["H100"]}}
+    path.write_text(yaml.safe_dump_all([_jobset("rl", ("learner", 2, 8), ("rollout", 4, 1), ("reward", 1, 1)),
+                                        plain]))
+    with serving(fed) as address:
+        assert main(["submit", "-f", str(path), "--server", address, "--insecure"]) == 0
+        capsys.readouterr()
+        assert main(["get", "jobs", "-o", "wide", "--server", address, "--insecure"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rl = next(line for line in out if line.startswith("rl"))
+    assert "learner 2 x 8, rollout 4 x 1, reward 1 x 1 nvidia H100 (21 in all)" in rl, out
+    assert "8 x nvidia H100" not in rl, out
+    plain_row = next(line for line in out if line.startswith("plain"))
+    assert " 8 x nvidia H100 " in plain_row, plain_row

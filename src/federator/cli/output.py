@@ -27,6 +27,7 @@ from federator.model import (
     waited,
 )
 from federator.model.cluster import CLAIMED_PRICE_LABEL, accelerator_milli_totals, left_out_text, vendor_totals
+from federator.model.pod_sets import described
 from federator.model.state_words import state_words
 from federator.termtext import cell
 from federator.timestamps import duration
@@ -91,6 +92,20 @@ def restarts_shown(job: Job, now: float) -> str:
     return f"{job.restarts} ({last.code.value}, {_age(max(0.0, now - job.last_restart_at))} ago{spent})"
 
 
+def asked_accelerators(job: Job) -> str:
+    """`get jobs -o wide`'s ACCELERATOR of a job not placed: each alternative per replica ('8 x nvidia H100 |
+    8 x huawei Ascend910B'); a gang of pod sets at what each role asks and their total ('learner 2 x 8, rollout
+    4 x 1, reward 1 x 1 nvidia H100 (21 in all)', as `get job NAME`'s "pod sets:" line), which read per
+    pod at the largest ask ('8 x ...') though ACCELERATORS said 21 (model/pod_sets.py)."""
+    alternatives = job.spec.alternatives()
+    if not alternatives:
+        return "-"
+    if not job.spec.pod_sets:
+        return " | ".join(a.describe() for a in alternatives)
+    what = " | ".join(dict.fromkeys(a.describe().split(" x ", 1)[1] for a in alternatives))
+    return described(job.spec.pod_sets).replace(" accelerators (", f" {what} (", 1)
+
+
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     now = time.time()
     headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT", "RESTARTS"]
@@ -115,7 +130,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
             models = ",".join(dict.fromkeys(f"{p.accelerator_vendor}/{p.accelerator_model}".lstrip("/")
                                             for p in j.placements if p.accelerator_model))
             if not models:
-                models = " | ".join(a.describe() for a in j.spec.alternatives()) or "-"
+                models = asked_accelerators(j)
             placements = format_placements(j) or "-"
             owner = j.spec.recorded_user or "-"  # who submitted it (security/authz.py)
             # Replicas ready to serve of those asked, as kubectl's READY "2/4" (Job.replicas_ready): the number

@@ -5,6 +5,10 @@ an alternative of that vendor (jobfile.py: the wire has no resource form for it)
 lacks the vendor refused `spec.accelerators[0].vendor`, a field the file never had (outside QA re-test, vendors2
 R7). The CLI still has the file: it says the refusal of the resource the user wrote. Only the message changes;
 the federator, which checks every job with its own catalog, stays the authority.
+
+Likewise its models: `resources: {huawei.com/Ascend910: 1}` with `acceleratorModels: [Ascend910B]` is one
+alternative per model on the wire, so an unknown model or a template pin was refused as `spec.accelerators[0].model`
+for a file that wrote `spec.acceleratorModels[0]` (vendor QA vendqa61 V3); the Nth alternative is the Nth model.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from federator.yamltext import load_documents
 # The federator's refusal of an alternative's vendor (jobfile_accelerators.parse_alternatives, run again on the wire).
 _UNKNOWN_VENDOR = re.compile(r"^spec\.accelerators\[\d+\]\.vendor: unknown vendor '(?P<vendor>[^']*)'"
                              r"(?: \(known: (?P<known>[^)]*)\))?")
+# An alternative's model, which the one-count form made of the file's Nth acceleratorModels entry (jobfile.py)
+_ALTERNATIVE_MODEL = re.compile(r"\bspec\.accelerators\[(\d+)\]\.model\b")
 
 
 def written_resources(paths: list[Path]) -> list[str]:
@@ -44,9 +50,13 @@ def written_resources(paths: list[Path]) -> list[str]:
 
 def as_written(detail: str, resource: str, *, own_catalog: bool) -> str:
     """The federator's refusal `detail` of a job whose file asked for `resource` in the one-count form: an
-    unknown vendor of its alternative said of that resource; any other refusal as it is."""
+    unknown vendor of its alternative said of that resource, an alternative's model as the acceleratorModels entry
+    it was made of; any other refusal as it is."""
+    if not resource:
+        return detail
+    detail = _ALTERNATIVE_MODEL.sub(lambda m: f"spec.acceleratorModels[{m[1]}]", detail)
     found = _UNKNOWN_VENDOR.match(detail)
-    if not resource or found is None:
+    if found is None:
         return detail
     vendor, known = found["vendor"], found["known"]
     lacks = f"its catalog lacks vendor {vendor!r}" + (f" (it knows {known})" if known else "")

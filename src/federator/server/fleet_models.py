@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from federator.catalog import catalog
+from federator.catalog.model_names import nearest_models
 from federator.jobfile import placeholder_problem
 from federator.model import (
     AcceleratorAlternative,
@@ -61,6 +62,18 @@ def asked_models(spec: JobSpec) -> list[tuple[str, str, str]]:
 def in_fleet(model: str, vendor: str, fleet: Iterable[FleetModel]) -> bool:
     """Whether a member reported a pool that the name selects (by model or family) of that vendor ("" = any)."""
     return any(accepts_model(model, m, f) and vendor in ("", v) for v, m, f in fleet)
+
+
+def near_spellings(model: str, vendor: str = "") -> list[str]:
+    """The catalog's names (models, families, device words) of `vendor` ("" = any) a user most likely meant by a
+    model nobody has: close by difflib (`AMD-MI300X`, `Ascend-910B`, `MI300` -> MI300X), else those the name ends
+    (`910B3`, Huawei's own chip name, -> Ascend910B3). Vendor spellings were refused with no hint (vendqa61 V3)."""
+    near = nearest_models(model, vendor=vendor)
+    if near or len(model) < 3:
+        return near
+    cat = catalog()
+    names = {n for m in cat.models(vendor or None) for n in (m.name, m.family) if n}
+    return sorted(n for n in names if n.upper().endswith(model.upper()) and n.upper() != model.upper())[:3]
 
 
 def fleet_listing(fleet: Iterable[FleetModel]) -> str:
@@ -228,8 +241,10 @@ class FleetModels:
             if catalog().selects(model, vendor) or self._in_fleet(model, vendor):
                 continue
             of = f"{vendor} model" if vendor else "model"
-            return (f"{field}: unknown accelerator {of} {model!r}: neither the accelerator catalog nor any member "
-                    f"cluster has it; the fleet has: {fleet_listing(self._fleet)}")
+            near = near_spellings(model, vendor)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            return (f"{field}: unknown accelerator {of} {model!r}{hint}: neither the accelerator catalog nor any "
+                    f"member cluster has it; the fleet has: {fleet_listing(self._fleet)}")
         return ""
 
     def warnings(self, spec: JobSpec, legacy_vendor: str = "") -> list[str]:
