@@ -131,7 +131,9 @@ def test_a_page_is_built_in_slices_so_the_loop_serves_others_meanwhile() -> None
                 took = time.perf_counter() - started
                 stop.set()
                 await task
-            assert max(gaps) < 0.5, (max(gaps), took)  # unsliced: 2 s and more (a page of FULL clusters at once)
+            # Relative to the walk, not a wall-clock bound (a loaded machine slows both alike): built on the loop in
+            # one go, a page of FULL clusters held it 0.66 s of a 1.77 s walk; sliced, about 0.05 s of 1.25 s
+            assert max(gaps) < took / 4, (max(gaps), took)
 
     asyncio.run(main())
 
