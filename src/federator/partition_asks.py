@@ -37,4 +37,13 @@ def partition_hint(resource: str, count: object = 1) -> str:
             f"{whole}: {count} with spec.acceleratorModels: [{model}]")
 
 
-__all__ = ["partition_ask", "partition_hint"]
+
+
+TRAINJOB_WHOLE_DEVICES = ("a TrainJob's devices come from its runtime's resourcesPerNode, which the agent does not "
+                          "rewrite, so it suits whole-device pools only (and AMD compute partitions, which "
+                          "amd.com/gpu counts)")
+"""Why a TrainJob may not name a partition: said by the submit check (server/templates.py) and by the agent at launch
+(backends/kube/workloads/kubeflow.py `whole_devices_only`) alike, so here, where neither imports the other's side."""
+
+
+__all__ = ["TRAINJOB_WHOLE_DEVICES", "partition_ask", "partition_hint"]

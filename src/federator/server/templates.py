@@ -36,12 +36,12 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from federator.backends.kube.workloads.kubeflow import TRAINJOB_WHOLE_DEVICES
 from federator.elastic_policy import elastic_problems
 from federator.jobfile import FieldProblem
 from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
 from federator.model.cluster import names_partition
 from federator.model.resources import QuantityError, parse_quantity
+from federator.partition_asks import TRAINJOB_WHOLE_DEVICES
 from federator.podtemplates import (
     AGENT_KEYS,
     MASTER_PORT_ANNOTATION,

@@ -49,6 +49,7 @@ from federator.backends.kube.workloads.common import (
     workload_labels,
 )
 from federator.model import JobKind, JobPhase, Placement
+from federator.partition_asks import TRAINJOB_WHOLE_DEVICES
 
 TRAINER_JOB = "node"  # the trainer's job in Kubeflow's torch and MPI runtimes
 #: The label the JobSet controller puts on every pod: the JobSet's name, which Trainer v2 makes the TrainJob's.
@@ -164,9 +165,6 @@ TRAINJOB_KEY = TrainJobAdapter().key
 
 
 RESOURCES_PER_NODE = "spec.workload.spec.trainer.resourcesPerNode"
-TRAINJOB_WHOLE_DEVICES = ("a TrainJob's devices come from its runtime's resourcesPerNode, which the agent does not "
-                          "rewrite, so it suits whole-device pools only (and AMD compute partitions, which "
-                          "amd.com/gpu counts)")
 
 
 def whole_devices_only(request: AcceleratorRequest | None, asked: str, model: str) -> None:
@@ -207,4 +205,4 @@ def trainjob_of_pod(pod: Mapping[str, Any]) -> str:
 
 
 __all__ = ["RESOURCES_PER_NODE", "TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_NAME_BUDGET", "TRAINJOB_POD_LABEL",
-           "TRAINJOB_WHOLE_DEVICES", "PyTorchJobAdapter", "TrainJobAdapter", "trainjob_of_pod", "whole_devices_only"]
+           "PyTorchJobAdapter", "TrainJobAdapter", "trainjob_of_pod", "whole_devices_only"]
