@@ -220,9 +220,10 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         rec.features = AgentFeature.parse(hello.features)
         if AgentFeature.SEALS not in rec.features and seals.current().required:
-            log.warning("cluster %s: its agent does not say seals back (Hello.features lacks \"seals\": an agent "
-                        "before 0.20.0): after a restore of the store its running placements are not adopted, and its "
-                        "word never ends a job (server/seals.py)", rec.name)
+            log.warning("cluster %s: its agent does not say seals back (its Hello.features does not list \"seals\"): "
+                        "after a restore of the store its running placements are not adopted on its word, and its "
+                        "word never ends a job (docs/security.md, \"What an agent's word can end, or take\")",
+                        rec.name)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
         stream.lane = ReportLane(lambda report, examined: self._finish_report(rec, report, examined, stream))
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
