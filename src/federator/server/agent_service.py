@@ -400,6 +400,13 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         is taken as an ordinary failure, and the agent told with an Error naming the field."""
         if AgentFeature.LOST in rec.features:
             return True
+        pid = placement_id[:200]
+        if self.fed.current_phase(rec.name, placement_id) is None:  # not "taken as" anything (goagentqa62 L1)
+            self._refuse(rec, Refusal(RejectReason.UNEXPECTED,
+                                      f"job_update.placement_id: {pid!r} is not a placement current on this "
+                                      "cluster (a JobUpdate reports a placement sent to it); its lost is not read, "
+                                      "and the update changes no job", pid))
+            return False
         self._refuse(rec, Refusal(RejectReason.MALFORMED,
                                   f"job_update.lost: set for {placement_id[:200]!r} by an agent whose Hello.features "
                                   "does not list \"lost\"; taken as an ordinary failure (the early-failure rule "
