@@ -44,6 +44,7 @@ from federator.server.replica_counts import counts_of
 from federator.server.report_lane import Examined, ReportLane, examine
 from federator.server.reports import charged
 from federator.server.terms import StreamTerms, default_order_max_age
+from federator.server.unbounded_reports import UnboundedReports
 from federator.server.validation import Refusal, agent_text, check_hello_fields
 
 log = logging.getLogger("federator.server")
@@ -77,6 +78,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         self._streams: dict[int, _Stream] = {}  # by session: the streams a reloaded trust file judges again
         self.refusals = RefusalLog(log)  # a refused agent retries for ever: a WARNING per identity and reason
         self.refused_messages = RefusedMessages(federator.metrics.agent_messages_refused, federator.clock)
+        self.unbounded = UnboundedReports()  # absurd claims no trust bound covers: said (server/unbounded_reports.py)
 
     def retrust(self, trust: Trust) -> list[str]:
         """A reloaded trust file: end each live stream it no longer admits (its provider removed, its cluster
@@ -532,6 +534,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         bound = self.auth.trust.accelerator_bound(stream.peer.issuer) \
             if self.auth.trust is not None and stream is not None else None
         clamped = over_bound.clamp(cap, bound[1])[0] if bound is not None else cap
+        self.unbounded.taken(rec.name, cap.total_accelerator_milli, bounded=bound is not None)
         message = over_bound.clamped_message(reported_milli=cap.total_accelerator_milli, bound=bound[1],
                                              provider=bound[0]) \
             if bound is not None and cap.total_accelerator_milli > bound[1] * 1000 else ""
