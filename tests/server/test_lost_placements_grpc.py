@@ -18,8 +18,10 @@ import contextlib
 
 import grpc
 import pytest
+from agent_stream import agent_stream
 from prometheus_client import generate_latest
 from scripted_agent import ScriptedStream
+from server_support import MemoryStore
 from test_services_edge import channel, run, served
 
 from federator.api import convert
@@ -29,6 +31,7 @@ from federator.jobfile import parse_job
 from federator.model import PRICE_LABEL, JobPhase
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import cluster_files, user_files
+from federator.server.federator import Federator
 
 from builders import cluster, pool
 
@@ -177,3 +180,22 @@ def test_a_spread_job_whose_part_its_agent_lost_keeps_serving_on_the_other_membe
                         await task
 
     run(go)
+
+
+def test_lost_set_for_an_id_never_sent_is_said_unexpected_not_taken_as_a_failure() -> None:
+    """goagentqa62 L1: an agent that does not list "lost" set it on the Failed update of an id of its cluster's form
+    that the federator never placed there; the Error said "taken as an ordinary failure", yet nothing was taken.
+    It says the id is not a placement current on the cluster now, and no job changes."""
+    async def go() -> None:
+        fed = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
+        async with agent_stream(fed) as agent:
+            pid = "never-1a2b3c.g1.east-1"
+            await agent.send(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+                placement_id=pid, phase=convert.phase_to_pb(JobPhase.FAILED), lost=True, message="gone")))
+            error = await agent.next_error()
+            assert (error.reason, error.placement_id) == ("unexpected", pid)
+            assert error.message.startswith(f"job_update.placement_id: {pid!r} is not a placement current on this "
+                                            "cluster"), error.message
+            assert "taken as" not in error.message and not fed.jobs
+
+    asyncio.run(go())

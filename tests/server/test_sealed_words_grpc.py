@@ -271,3 +271,47 @@ def test_after_a_restore_an_honest_agents_sealed_placement_is_adopted(features: 
                 assert pid not in {p.placement_id for p in restored.jobs[job.job_id].placements}
 
     asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("sealed")
+def test_after_a_restore_an_unsealed_placement_placed_again_at_its_generation_is_the_jobs_own(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """goagentqa62 M4: the WARNING said an unsealed placement newer than the store was "an orphan, cancelled after
+    --orphan-grace", yet the restored store places the job again at the very generation it had issued, on the same
+    cluster that id names: the Launch is of the id the agent runs, the agent answers it Running (contract step 6),
+    and it is the job's own, nothing cancelled, no second run. The WARNING now says so."""
+    async def scenario() -> None:
+        live = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
+        async with job_api(live) as jobs, agent_stream(live) as agent:
+            job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
+            while job.job_id not in {j.job_id for j in live.store.load()}:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+            snapshot = MemoryStore()
+            snapshot.put(live.store.load())  # type: ignore[attr-defined]  # Pending, generation 0
+            await agent.send(_report())
+            pid = (await _launch(agent)).placement.placement_id
+            await agent.send(_update(pid, JobPhase.RUNNING))
+            await _until(live, job.job_id, pid, JobPhase.RUNNING)
+        restored = Federator(store=snapshot, cycle_interval=0.05, orphan_grace=3600.0)  # type: ignore[arg-type]
+        async with agent_stream(restored) as agent:  # an agent that says no seal
+            await agent.send(_update(pid, JobPhase.RUNNING, generation=1, resync=True))
+            await agent.send(_report(pid))
+            while (order := await agent.order()).WhichOneof("body") != "launch":
+                assert order.WhichOneof("body") != "cancel", order
+            assert order.launch.placement.placement_id == pid  # the job placed again: the very id
+            await agent.send(agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=pid, ok=True)))
+            await agent.send(_update(pid, JobPhase.RUNNING))  # what the agent holds (step 6)
+            await agent.send(_report(pid))
+            await _until(restored, job.job_id, pid, JobPhase.RUNNING)
+            await quiet(restored)
+            assert [p.placement_id for p in restored.jobs[job.job_id].placements] == [pid]
+
+    with caplog.at_level(logging.WARNING, logger="federator.server"):
+        asyncio.run(scenario())
+    (said,) = [r.getMessage() for r in caplog.records if "not adopted (only" in r.getMessage()]
+    assert said.endswith("an orphan, cancelled after --orphan-grace, unless the job is placed again on this cluster "
+                         "first: that placement is generation 1 again, this very id, which the agent runs already (it "
+                         "answers the Launch with it: the job's own, not run twice)")
+    hellos = [r.getMessage() for r in caplog.records if "does not say seals back" in r.getMessage()]
+    assert hellos and all(m.endswith("(docs/security.md, \"What an agent's word can end, or take\")") and
+                          "0.20.0" not in m for m in hellos)  # goagentqa62 L2: a doc, not a source file

@@ -50,10 +50,20 @@ def test_an_insecure_federator_does_not_require_seals() -> None:
 def test_a_seal_too_long_or_unprintable_is_refused_naming_the_field(field: str) -> None:
     running = convert.phase_to_pb(JobPhase.RUNNING)
     assert check_update(agent_pb2.JobUpdate(placement_id=PID, phase=running, **{field: "s1.ab.CD"}), None) is None
-    for bad in ("x" * 129, "s1.\n"):
+    for bad in ("x" * 129, "s1.\n", "\u00e9" * 100):  # the last: printable, not ASCII (goagentqa62 H1)
         refusal = check_update(agent_pb2.JobUpdate(placement_id=PID, phase=running, **{field: bad}), None)
         assert refusal is not None and refusal.reason is RejectReason.MALFORMED
-        assert refusal.message.startswith(f"job_update.{field}: must be empty or at most 128 printable characters")
+        assert refusal.message.startswith(f"job_update.{field}: must be empty or at most 128 printable ASCII "
+                                          "characters")
+
+
+def test_a_seal_of_any_characters_is_compared_not_raised_on() -> None:
+    """goagentqa62 H1: hmac.compare_digest raises TypeError on a str with non-ASCII characters; the comparison is of
+    bytes, so a seal that reaches it whatever it holds is simply not this federator's."""
+    seals = Seals(KEY, required=True)
+    for odd in ("\u00e9" * 20, "s1.\u200d", "\U0001f600"):
+        assert not seals.launched(odd, PID, "a-1", 2, "east-1")
+        assert not seals.ended(odd, PID, "east-1")
 
 
 def test_a_job_may_not_carry_the_seal_annotation_the_agent_keeps() -> None:

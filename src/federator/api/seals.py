@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 SEALS = "seals"  # Hello.features and Welcome.features (agent.proto): the agent says them back, the federator makes them
-MAX_SEAL_CHARS = 128  # JobUpdate.launch_seal, cancel_seal: longer is refused as malformed (server/validation.py)
+MAX_SEAL_CHARS = 128  # JobUpdate.launch_seal, cancel_seal: longer, or not printable ASCII, is refused as malformed
 
 __all__ = ["MAX_SEAL_CHARS", "SEALS"]

@@ -139,8 +139,9 @@ class Adoption:
             self._forget_one((rec.name, placement_id))  # said again at its next update: logged once an update
             log.warning("cluster %s runs placement %s of job %s, which the store holds Pending at generation %d, but "
                         "its agent %s: not adopted (only a placement this federator can prove it launched there is); "
-                        "an orphan, cancelled after --orphan-grace", rec.name, placement_id[:200], job.job_id,
-                        job.generation, self._seal_problem.get((rec.name, placement_id), "said no seal"))
+                        "an orphan, cancelled after --orphan-grace%s", rec.name, placement_id[:200], job.job_id,
+                        job.generation, self._seal_problem.get((rec.name, placement_id), "said no seal"),
+                        next_same_id(job.generation, generation))
             return False
         said = self._model.get((rec.name, placement_id), "")
         placement = self._shape(job, rec, rec.capacity, generation, said)
@@ -255,4 +256,16 @@ def _in_use(pool: AcceleratorPool) -> int:
     return pool.accelerator_milli_of(pool.allocatable_accelerators) - pool.free_device_milli
 
 
-__all__ = ["Adoption"]
+
+def next_same_id(stored: int, generation: int) -> str:
+    """The end of a WARNING of an unadopted placement newer than the store (goagentqa62 M4): when it is of the very
+    generation the store issues next, the job placed again on the same cluster takes its id, and the agent, holding
+    it, answers that Launch with the placement it runs (agent.proto step 6): the job's own, not cancelled, no second
+    run. The words said "never adopted" while that happened."""
+    if generation != stored + 1:
+        return ", and the job placed again"
+    return (f", unless the job is placed again on this cluster first: that placement is generation {generation} "
+            "again, this very id, which the agent runs already (it answers the Launch with it: the job's own, not "
+            "run twice)")
+
+__all__ = ["Adoption", "next_same_id"]

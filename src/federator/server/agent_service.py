@@ -44,6 +44,7 @@ from federator.server.replica_counts import counts_of
 from federator.server.report_lane import Examined, ReportLane, examine
 from federator.server.reports import charged
 from federator.server.terms import StreamTerms, default_order_max_age
+from federator.server.unbounded_reports import UnboundedReports
 from federator.server.validation import Refusal, agent_text, check_hello_fields
 
 log = logging.getLogger("federator.server")
@@ -77,6 +78,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         self._streams: dict[int, _Stream] = {}  # by session: the streams a reloaded trust file judges again
         self.refusals = RefusalLog(log)  # a refused agent retries for ever: a WARNING per identity and reason
         self.refused_messages = RefusedMessages(federator.metrics.agent_messages_refused, federator.clock)
+        self.unbounded = UnboundedReports()  # absurd claims no trust bound covers: said (server/unbounded_reports.py)
 
     def retrust(self, trust: Trust) -> list[str]:
         """A reloaded trust file: end each live stream it no longer admits (its provider removed, its cluster
@@ -220,9 +222,10 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         rec.features = AgentFeature.parse(hello.features)
         if AgentFeature.SEALS not in rec.features and seals.current().required:
-            log.warning("cluster %s: its agent does not say seals back (Hello.features lacks \"seals\": an agent "
-                        "before 0.20.0): after a restore of the store its running placements are not adopted, and its "
-                        "word never ends a job (server/seals.py)", rec.name)
+            log.warning("cluster %s: its agent does not say seals back (its Hello.features does not list \"seals\"): "
+                        "after a restore of the store its running placements are not adopted on its word, and its "
+                        "word never ends a job (docs/security.md, \"What an agent's word can end, or take\")",
+                        rec.name)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
         stream.lane = ReportLane(lambda report, examined: self._finish_report(rec, report, examined, stream))
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
@@ -399,6 +402,13 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         is taken as an ordinary failure, and the agent told with an Error naming the field."""
         if AgentFeature.LOST in rec.features:
             return True
+        pid = placement_id[:200]
+        if self.fed.current_phase(rec.name, placement_id) is None:  # not "taken as" anything (goagentqa62 L1)
+            self._refuse(rec, Refusal(RejectReason.UNEXPECTED,
+                                      f"job_update.placement_id: {pid!r} is not a placement current on this "
+                                      "cluster (a JobUpdate reports a placement sent to it); its lost is not read, "
+                                      "and the update changes no job", pid))
+            return False
         self._refuse(rec, Refusal(RejectReason.MALFORMED,
                                   f"job_update.lost: set for {placement_id[:200]!r} by an agent whose Hello.features "
                                   "does not list \"lost\"; taken as an ordinary failure (the early-failure rule "
@@ -524,6 +534,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         bound = self.auth.trust.accelerator_bound(stream.peer.issuer) \
             if self.auth.trust is not None and stream is not None else None
         clamped = over_bound.clamp(cap, bound[1])[0] if bound is not None else cap
+        self.unbounded.taken(rec.name, cap.total_accelerator_milli, bounded=bound is not None)
         message = over_bound.clamped_message(reported_milli=cap.total_accelerator_milli, bound=bound[1],
                                              provider=bound[0]) \
             if bound is not None and cap.total_accelerator_milli > bound[1] * 1000 else ""

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobPhase
 from federator.security.limits import RejectReason
-from federator.server.adoption import Adoption
+from federator.server.adoption import Adoption, next_same_id
 from federator.server.orders import CancelOrder, ErrorNotice, Order, ResizeOrder, stray_reason
 from federator.server.placement_ids import head as _head
 from federator.server.placement_ids import job_of
@@ -375,7 +375,7 @@ class Orphans:
         known = sum(1 for pid in held if self._held_older(pid, cluster) is not None)
         which = (f"{known} of jobs it holds at an older generation, {len(held) - known} of jobs it has no record of"
                  if known < len(held) else "of jobs it holds at an older generation")
-        for pids, what in ((waiting, f"held, and cancelled after --orphan-grace ({self.grace:g}s). {self.story}"),
+        for pids, what in ((waiting, f"held, and cancelled after --orphan-grace ({self.grace:g}s)"),
                            (due, f"cancelling them now (reported for --orphan-grace, {self.grace:g}s)")):
             if not pids:
                 continue
@@ -386,6 +386,11 @@ class Orphans:
             if job is not None and job.hold is not None:  # released since the backup: its owner sees only Held
                 example += (" and held (a release since the backup is undone; its owner sees only Held: a release "
                             "adopts this placement, a cancel stops it)")
+            elif (job is not None and pids is waiting and job.phase is JobPhase.PENDING
+                  and (named := job_of(pid, cluster)) is not None):  # goagentqa62 M4: it may become the job's own
+                what += next_same_id(job.generation, named[1]).replace(", and the job placed again", "")
+            if pids is waiting:
+                what += f". {self.story}"
             log.warning("cluster %s runs %d placement(s) newer than this federator's store (it holds %d jobs), %s; "
                         "e.g. %s: %s", cluster, len(held), len(self.fed.jobs), which, example, what)
 

@@ -67,14 +67,16 @@ class Seals:
         """Whether `seal` is this federator's seal of that very Launch to `cluster` (or seals are not required)."""
         if not self.required:
             return True
-        return bool(seal) and hmac.compare_digest(seal, self.launch(placement_id, job_id, generation, cluster))
+        return bool(seal) and hmac.compare_digest(seal.encode("utf-8", "replace"),  # bytes: any str (goagentqa62 H1)
+                                                  self.launch(placement_id, job_id, generation, cluster).encode())
 
     def ended(self, seal: str, placement_id: str, cluster: str) -> bool:
         """Whether `seal` is this federator's seal of a job-ending Cancel of `placement_id` to `cluster` (or seals
         are not required)."""
         if not self.required:
             return True
-        return bool(seal) and hmac.compare_digest(seal, self.cancel(placement_id, cluster))
+        return bool(seal) and hmac.compare_digest(seal.encode("utf-8", "replace"),  # bytes: any str (goagentqa62 H1)
+                                                  self.cancel(placement_id, cluster).encode())
 
     def why_not(self, seal: str) -> str:
         """Words for a log line: why a seal that did not prove a word did not."""

@@ -90,10 +90,10 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
     if digest is not None:
         return Refusal(RejectReason.MALFORMED, digest, pid)
     for field, seal in (("launch_seal", update.launch_seal), ("cancel_seal", update.cancel_seal)):  # seals.py
-        if len(seal) > MAX_SEAL_CHARS or not seal.isprintable():
+        if len(seal) > MAX_SEAL_CHARS or not (seal.isascii() and seal.isprintable()):  # goagentqa62 H1: ASCII only
             return Refusal(RejectReason.MALFORMED, f"job_update.{field}: must be empty or at most {MAX_SEAL_CHARS} "
-                                                   "printable characters (the seal its Launch or Cancel sent, said "
-                                                   f"back unchanged), got {seal[:40]!r}", pid)
+                                                   "printable ASCII characters (the seal its Launch or Cancel sent, "
+                                                   f"said back unchanged), got {seal[:40]!r}", pid)
     model = update.accelerator_model  # checked against the job and the pools where read (server/adoption.py)
     if model and (len(model) > MAX_NODE_NAME_CHARS or not _PLACEMENT_ID.fullmatch(model)):
         return Refusal(RejectReason.MALFORMED, f"job_update.accelerator_model: must be empty or at most "
