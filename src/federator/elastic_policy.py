@@ -64,4 +64,25 @@ def elastic_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
              "lets torchrun carry on with fewer Workers after a loss), or ask for more Workers")]
 
 
-__all__ = ["SCALED_ROLE", "elastic_problems"]
+def elastic_minimum(obj: Mapping[str, Any]) -> int:
+    """The fewest pods a PyTorchJob's gang may start with (JobSpec.min_replicas, model/elastic.py): its
+    `elasticPolicy.minReplicas` Workers plus the pods of its other roles (a Master), which are never fewer; 0 when it
+    has no minimum below its Workers' count (no policy, or one `elastic_problems` names). The federator derives it at
+    submit, as it does pod_sets: what a client claims is never taken (outside QA, ML platform E5)."""
+    if elastic_problems(obj):
+        return 0
+    found = obj.get("spec")
+    spec: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    policy, roles = spec.get("elasticPolicy"), spec.get("pytorchReplicaSpecs")
+    if not isinstance(policy, Mapping) or not isinstance(roles, Mapping):
+        return 0
+    low = whole_number(policy["minReplicas"]) if policy.get("minReplicas") is not None else None
+    counts = {str(name): whole_number(role.get("replicas", 1)) if isinstance(role, Mapping) else None
+              for name, role in roles.items()}
+    workers = counts.get(SCALED_ROLE)
+    if low is None or workers is None or low >= workers or any(n is None for n in counts.values()):
+        return 0
+    return low + sum(n or 0 for name, n in counts.items() if name != SCALED_ROLE)
+
+
+__all__ = ["SCALED_ROLE", "elastic_minimum", "elastic_problems"]

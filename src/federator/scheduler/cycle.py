@@ -41,6 +41,7 @@ from federator.scheduler.board import Board, shape_key
 from federator.scheduler.cheapest import by_price, wants_cheapest
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
+from federator.scheduler.elastic import elastic_note, smaller
 from federator.scheduler.fairshare import FairOrder, FleetPoolsMemo, QueueUsage
 from federator.scheduler.fleet_fit import FleetFit
 from federator.scheduler.framework import (
@@ -208,6 +209,17 @@ class Scheduler:
                 request = replace(request, respects=bound)
             asked, (request, outcome) = request, first_that_fits(
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
+            if isinstance(outcome, Reason):  # an elastic gang: the largest count that fits (elastic.py)
+                last: Reason | None = None
+                for fewer in smaller(asked, outcome):
+                    found = first_that_fits(
+                        fewer, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
+                    if not isinstance(found[1], Reason):
+                        request, outcome = found
+                        break
+                    last = found[1]
+                else:
+                    outcome = outcome if last is None else elastic_note(asked, last)
             if isinstance(outcome, Reason):
                 pending[request.job_id] = outcome = fleet.judged(asked, outcome)  # never fits (fleet_fit.py)?
                 if outcome.never is None and outcome.code in _IN_LINE:  # the jobs after it come after it
