@@ -70,4 +70,5 @@ def test_a_bad_minimum_is_refused_naming_the_field(spec: dict[str, object], prob
 
 def test_whoami_says_the_server_understands_min_replicas() -> None:
     assert JOBS_MIN_REPLICAS in FEATURES
-    assert convert.spec_from_pb(convert.spec_to_pb(convert.spec_from_pb(request("x", kind="training").spec))).min_replicas == 0
+    sent = convert.spec_from_pb(request("x", kind="training").spec)
+    assert convert.spec_from_pb(convert.spec_to_pb(sent)).min_replicas == 0

@@ -14,6 +14,9 @@ platform E5). Stage 1 of elastic gangs, the contract:
   cycle places "the rest" (a gang's rest would be a second gang). Growing a running gang toward `replicas` is
   stage 2, not built: the agent's torchrun is told min:max so a later grow needs only new pods to join.
 - A restart (failurePolicy, a lost member, preemption) places it again from scratch at what fits then.
+- What a user sees: `get jobs` REASON (and the job's message, a FederatedJob's status.message) says
+  "elastic: 2/4 replicas placed (spec.minReplicas 2); it runs at 2 until it ends" (`model.job.shortfall`); a
+  FederatedJob's status.replicas is the count placed (kubectl's -o wide Placed column).
 
 Not elastic: `min_replicas` 0 (the default, and every job stored before 0.21.0), equal to `replicas`, on an inference
 job (which scales by replicas itself), or on a gang of unequal pod sets (placed whole: model/pod_sets.py).
@@ -21,7 +24,7 @@ job (which scales by replicas itself), or on a gang of unequal pod sets (placed 
 
 from __future__ import annotations
 
-from federator.model.job import JobKind, JobSpec
+from federator.model.job import JobKind
 
 
 def min_replicas_problem(*, kind: JobKind, replicas: int, min_replicas: object, pod_sets: bool = False) -> str:
@@ -40,10 +43,4 @@ def min_replicas_problem(*, kind: JobKind, replicas: int, min_replicas: object, 
     return ""
 
 
-def placed_count(spec: JobSpec, placed: int) -> str:
-    """`2/4` for an elastic gang placed at 2 of its 4 (what `get jobs` and a FederatedJob's status say), "" for any
-    other job or one not placed: the count it runs at is then its size."""
-    return f"{placed}/{spec.replicas}" if spec.elastic and 0 < placed < spec.replicas else ""
-
-
-__all__ = ["min_replicas_problem", "placed_count"]
+__all__ = ["min_replicas_problem"]

@@ -420,6 +420,10 @@ def shortfall(job: Job) -> str:
     for one short of regions only), "" for any other: what its message, `get jobs` and a FederatedJob's status
     say, so a job that serves with fewer replicas (or regions) than asked never looks whole."""
     waiting = job.replicas_waiting
+    placed = sum(p.replicas for p in job.placements) if job.phase.is_active else 0
+    if job.spec.elastic and 0 < placed < job.spec.replicas:  # model/elastic.py: it stays at the count placed
+        return (f"elastic: {placed}/{job.spec.replicas} replicas placed (spec.minReplicas {job.spec.min_replicas}); "
+                f"it runs at {placed} until it ends")
     if not waiting:  # placed whole, but in fewer regions than its minRegions asks (scheduler/spread.py): why
         return str(job.pending_reason) if job.pending_reason is not None and job.phase in (
             JobPhase.PLACED, JobPhase.RUNNING) else ""

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from workload_objects import pytorchjob
-
 from federator.backends.kube.workloads import build_workload
 from federator.jobfile import parse_job
 from federator.model import JobId, JobKind, JobSpec, Placement, PlacementId, Resources
+
+from workload_objects import pytorchjob
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 GiB = 2**30
