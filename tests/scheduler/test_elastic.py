@@ -69,3 +69,13 @@ def test_the_room_left_goes_to_the_next_job() -> None:
     result = cycle([member], [elastic(replicas=4, low=2), spec("one", gpus=8, models=(H100,))])
     assert placed(result) == {"ft": {"c": 3}}  # it takes the largest count: the later job waits, as for any gang
     assert JobId("one") in result.pending
+
+
+def test_a_gang_larger_than_any_member_but_whose_minimum_fits_one_is_never_called_hopeless() -> None:
+    # 5 replicas can never fit a member of 4 nodes even empty; 2 of them can: the gang waits for room, not for ever
+    busy = cluster("c", "r", pool(H100, nodes=1, extra={0: 3}))  # 4 nodes, 1 free now
+    result = cycle([busy], [elastic(replicas=5, low=2)])
+    reason = result.pending[JobId("ft")]
+    assert reason.code is ReasonCode.GANG_DOES_NOT_FIT and reason.never is None, reason
+    hopeless = cycle([busy], [elastic(replicas=5, low=0)]).pending[JobId("ft")]
+    assert hopeless.never is not None  # the same gang not elastic never fits: said so

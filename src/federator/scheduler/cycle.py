@@ -41,7 +41,7 @@ from federator.scheduler.board import Board, shape_key
 from federator.scheduler.cheapest import by_price, wants_cheapest
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
-from federator.scheduler.elastic import elastic_note, smaller
+from federator.scheduler.elastic import elastic_note, least, smaller, smallest
 from federator.scheduler.fairshare import FairOrder, FleetPoolsMemo, QueueUsage
 from federator.scheduler.fleet_fit import FleetFit
 from federator.scheduler.framework import (
@@ -185,8 +185,8 @@ class Scheduler:
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale, maintenance, now)
         t2 = clock()
         phases["prescore"] = t2 - t1
-        reserved, rests = reserve_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now,
-                                 ctx=ctx, running=running, resting=resting)
+        reserved, rests = reserve_room(cfg, self.filters, snapshot, least(requests), reservations, usage.quota_check,
+                                       now=now, ctx=ctx, running=running, resting=resting)  # elastic: its minimum
         t, t2 = t2, clock()
         phases["reserve"] = t2 - t
 
@@ -221,7 +221,7 @@ class Scheduler:
                 else:
                     outcome = outcome if last is None else elastic_note(asked, last)
             if isinstance(outcome, Reason):
-                pending[request.job_id] = outcome = fleet.judged(asked, outcome)  # never fits (fleet_fit.py)?
+                pending[request.job_id] = outcome = fleet.judged(smallest(asked), outcome)  # never fits (fleet_fit.py)?
                 if outcome.never is None and outcome.code in _IN_LINE:  # the jobs after it come after it
                     order.waits(request)
                 if outcome.code in _CAPACITY and outcome.never is None:  # no victims make room for it either

@@ -12,7 +12,7 @@ made smaller: an elastic gang owes no rest (model/job.py `replicas_waiting`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from federator.model import NeverRunnable, Reason, ReasonCode
@@ -35,6 +35,24 @@ def smaller(request: PlacementRequest, why: Reason) -> Iterator[PlacementRequest
         yield replace(request, replicas=n)
 
 
+def smallest(request: PlacementRequest) -> PlacementRequest:
+    """The request at the count a "never fits the fleet" judgement (fleet_fit.py) is made at: an elastic gang's
+    minimum (it may run at that), any other request as it is."""
+    spec = request.spec
+    if spec.elastic and request.replicas == spec.replicas:
+        return replace(request, replicas=spec.min_replicas)
+    return request
+
+
+def least(requests: Sequence[PlacementRequest]) -> Sequence[PlacementRequest]:
+    """`requests` as the reservation phase (reservation.py) reads them: an elastic gang that waits past the threshold
+    reserves room for its minimum, the count it can start at, not for a whole gang that holds room from others for
+    longer (the place phase then takes the largest count that fits, in that room or elsewhere)."""
+    if not any(r.spec.elastic for r in requests):
+        return requests
+    return [smallest(r) for r in requests]
+
+
 def elastic_note(request: PlacementRequest, why: Reason) -> Reason:
     """Why an elastic gang waits: what its minimum count (`why`, the last count tried) found, said as such."""
     spec = request.spec
@@ -42,4 +60,4 @@ def elastic_note(request: PlacementRequest, why: Reason) -> Reason:
                                 f"fits in one cluster: {why.message}")
 
 
-__all__ = ["elastic_note", "smaller"]
+__all__ = ["elastic_note", "least", "smaller", "smallest"]
