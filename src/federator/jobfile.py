@@ -31,7 +31,6 @@ from federator.backends.sim.runtime import (
     duration_problem,
 )
 from federator.catalog import catalog
-from federator.elastic_policy import elastic_minimum
 
 # the accelerator fields (spec.resources' count, spec.accelerators, spec.acceleratorModels) are parsed there
 from federator.jobfile_accelerators import (
@@ -46,7 +45,7 @@ from federator.jobfile_accelerators import (
 )
 from federator.jobfile_accelerators import placeholder_problem as placeholder_problem  # importable here as before
 from federator.jobfile_affinity import parse_clusters
-from federator.jobfile_elastic import parse_min_replicas
+from federator.jobfile_elastic import elastic_minimum, parse_min_replicas
 from federator.jobfile_failure_policy import parse_failure_policy
 from federator.jobfile_placement_asks import parse_prefer, parse_region_weights
 from federator.model import (
@@ -466,7 +465,7 @@ def _workload(value: object, bad: Any) -> _Brought | None:
                              "on the containers")
         return None
     sets = gang_sets(adapter.job_kind, pod_sets)
-    low = elastic_minimum(value) if adapter.kind == "PyTorchJob" and not sets else 0  # model/elastic.py
+    low = elastic_minimum(value, pod_sets) if adapter.kind == "PyTorchJob" and not sets else 0  # model/elastic.py
     return _Brought(kind=adapter.job_kind, kind_name=adapter.kind, replicas=replicas, resources=resources,
                     group_size=group_size, json=json.dumps(value, sort_keys=True), resource_name=resource_name,
                     pod_sets=sets, min_replicas=low)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from federator.backends.kube.workloads.common import PodSet, counted_sets
+from federator.elastic_policy import SCALED_ROLE, elastic_workers
 from federator.model import JobKind
 from federator.model.elastic import min_replicas_problem
 
@@ -35,4 +37,15 @@ def parse_min_replicas(spec: Mapping[str, Any], bad: Callable[[str, str], None],
     return int(value) if value != replicas else 0  # a minimum of the whole gang is no elasticity: stored as none
 
 
-__all__ = ["parse_min_replicas"]
+def elastic_minimum(obj: Mapping[str, Any], pod_sets: list[PodSet]) -> int:
+    """A PyTorchJob's JobSpec.min_replicas (model/elastic.py): its elasticPolicy's fewest Workers plus the counted
+    pods of its other roles (`counted_sets`: a Master asking accelerators; a CPU-only one is no replica), 0 when it
+    has none or its Workers are not counted replicas."""
+    low = elastic_workers(obj)
+    counted = counted_sets(pod_sets)
+    if not low or SCALED_ROLE not in {p.name for p in counted}:
+        return 0
+    return low + sum(p.count for p in counted if p.name != SCALED_ROLE)
+
+
+__all__ = ["elastic_minimum", "parse_min_replicas"]

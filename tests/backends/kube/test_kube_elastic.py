@@ -70,3 +70,17 @@ def test_a_pytorchjob_placed_below_its_size_runs_fewer_workers_beside_its_master
     assert (roles["Master"]["replicas"], roles["Worker"]["replicas"]) == (1, 2)
     whole = build_workload(replace(placement(4), job_id=JobId("ddp-1")), spec, namespace="work")
     assert whole["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3
+
+
+def test_a_cpu_master_is_no_replica_so_the_workers_take_the_whole_count_placed() -> None:
+    obj = pytorchjob()
+    roles = obj["spec"]["pytorchReplicaSpecs"]
+    roles["Master"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+    roles["Worker"]["replicas"] = 4
+    obj["spec"]["elasticPolicy"] = {"minReplicas": 2, "maxReplicas": 4}
+    spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "ddp"},
+                      "spec": {"workload": obj}})
+    assert (spec.replicas, spec.min_replicas) == (4, 2)  # the 4 GPU Workers are the replicas; the Master is not
+    out = build_workload(replace(placement(3), job_id=JobId("ddp-1")), spec, namespace="work")
+    placed = out["spec"]["pytorchReplicaSpecs"]
+    assert (placed["Master"]["replicas"], placed["Worker"]["replicas"]) == (1, 3)

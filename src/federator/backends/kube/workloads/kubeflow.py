@@ -41,6 +41,7 @@ from federator.backends.kube.workloads.common import (
     WorkloadError,
     container_ask,
     count_at,
+    counted_sets,
     mapping_at,
     member_name,
     placement_metadata,
@@ -83,12 +84,14 @@ class PyTorchJobAdapter(TemplatedAdapter):
 
     def scale(self, obj: Obj, placement: Placement) -> None:
         """An elastic gang placed below its size (JobSpec.min_replicas, from its elasticPolicy): its Workers at the
-        count placed less its other roles' pods, which the federator never shrinks (elastic_policy.elastic_minimum).
+        count placed less its other counted roles' pods, which the federator never shrinks (jobfile.elastic_minimum).
         A placement of the whole gang leaves the object as written."""
-        sets = self.pod_sets(obj)
-        others = sum(p.count for p in sets if p.name != SCALED_ROLE)
+        counted = counted_sets(self.pod_sets(obj))  # the pods the federator counts as replicas (a GPU Master too)
+        if SCALED_ROLE not in {p.name for p in counted}:
+            return
+        others = sum(p.count for p in counted if p.name != SCALED_ROLE)
         workers = placement.replicas - others
-        if workers >= sum(p.count for p in sets if p.name == SCALED_ROLE):
+        if workers >= sum(p.count for p in counted if p.name == SCALED_ROLE):
             return
         if workers < 1:
             raise WorkloadError(f"spec.pytorchReplicaSpecs.{SCALED_ROLE}.replicas",
