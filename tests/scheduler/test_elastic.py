@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from scenarios import H100, cycle, placed, spec, with_quota
+from scenarios import H100, cycle, placed, running, spec, with_quota
 
 from federator.model import JobId, JobKind, JobSpec, ReasonCode
 
@@ -79,3 +79,14 @@ def test_a_gang_larger_than_any_member_but_whose_minimum_fits_one_is_never_calle
     assert reason.code is ReasonCode.GANG_DOES_NOT_FIT and reason.never is None, reason
     hopeless = cycle([busy], [elastic(replicas=5, low=0)]).pending[JobId("ft")]
     assert hopeless.never is not None  # the same gang not elastic never fits: said so
+
+
+def test_a_waiting_elastic_gang_preempts_for_its_minimum_not_its_size() -> None:
+    # 4 nodes, each running a preemptible one-node job: the 2:4 gang of higher priority stops two, not four
+    victims = [spec(f"v{i}", gpus=8, models=(H100,), preemptible=True) for i in range(4)]
+    full = cluster("c", "r", pool(H100, nodes=0, extra={0: 4}))
+    gang = replace(elastic(), priority=10)
+    result = cycle([full], [gang], now=100.0, allocations=[running(v, "c", placed_at=float(i))
+                                                           for i, v in enumerate(victims)])
+    assert sorted(p.job_id for p in result.preemptions) == ["v2", "v3"]  # the two placed most recently
+    assert placed(result) == {"ft": {"c": 2}}

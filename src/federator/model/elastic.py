@@ -7,7 +7,7 @@ platform E5). Stage 1 of elastic gangs, the contract:
 - The gang is placed in ONE cluster, never split, at the largest count from `min_replicas` to `replicas` that fits
   there now, the cluster fitting most first (scheduler/elastic.py), all or nothing at that count. While fewer than
   `min_replicas` fit anywhere it waits as any gang does (GangDoesNotFit), and a reservation or preemption made for
-  it (scheduler/reservation.py, preemption.py) aims at its full size.
+  it (scheduler/reservation.py, preemption.py) aims at its minimum count, the count it can start at.
 - The placement's `replicas` is the count placed, and every count of what a job holds reads the placement: the
   reservation of room, the queue's quota and fair share, usage and the bill are at that count, not at `replicas`.
 - It stays at the count placed until it ends: `Job.replicas_waiting` is 0 once placed, so nothing is owed and no

@@ -1,18 +1,20 @@
-"""An elastic gang's smaller counts: what the place phase tries when the whole gang fits nowhere.
+"""An elastic gang's smaller count: what the place phase tries when the whole gang fits nowhere.
 
 Why its own module: the contract is model/elastic.py's (JobSpec.min_replicas). The place phase (cycle.py) asks for
 the whole gang first, through every filter, score, quota and fair-share check as any gang; only when that waits for
-room does it ask again at each smaller count down to the minimum, largest first, and takes the first that fits: so
-the count placed is the largest that fits in any one cluster now, and among clusters the one fitting most wins
-(a cluster fitting 3 of 4 before one fitting 2). Each count is an ordinary gang request (a `PlacementRequest` of
-that many replicas), so it is placed all or nothing in ONE cluster and the reservation, quota, fair share and usage
-the cycle counts are at the count placed. A request for the rest of a job (fewer than spec.replicas asked) is never
-made smaller: an elastic gang owes no rest (model/job.py `replicas_waiting`).
+room does it look (dry: quota and the board's best cluster) for the largest smaller count down to the minimum that
+fits, by bisection, and places that: so the count placed is the largest that fits in any one cluster now, and among
+clusters the one fitting most wins (a cluster fitting 3 of 4 before one fitting 2). Each count is an ordinary gang
+request (a `PlacementRequest` of that many replicas), so it is placed all or nothing in ONE cluster and the
+reservation, quota, fair share and usage the cycle counts are at the count placed. When not even the minimum fits,
+the gang waits as a request of its minimum: that is what preemption makes room for and a reservation holds
+(`least`). A request for the rest of a job (fewer than spec.replicas asked) is never made smaller: an elastic gang
+owes no rest (model/job.py `replicas_waiting`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from federator.model import NeverRunnable, Reason, ReasonCode
@@ -23,16 +25,34 @@ _ROOM = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELER
                    ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.QUOTA_EXCEEDED})
 
 
-def smaller(request: PlacementRequest, why: Reason) -> Iterator[PlacementRequest]:
-    """The request at each count from one below its size down to spec.min_replicas, largest first; none for a
-    request that is not a whole elastic gang, or that waits for something fewer replicas do not cure (a whole gang
-    over its queue's whole quota is such a thing: its minimum may be within it)."""
+def shrinkable(request: PlacementRequest, why: Reason) -> bool:
+    """Whether the place phase looks for a smaller count of `request`, which waits `why`: a whole elastic gang that
+    waits for what fewer replicas could cure (room, or a quota: a whole gang over its queue's whole quota may have
+    its minimum within it)."""
     spec = request.spec
-    if not spec.elastic or request.replicas != spec.replicas or why.code not in _ROOM or \
-            why.never not in (None, NeverRunnable.QUOTA):
-        return
-    for n in range(request.replicas - 1, spec.min_replicas - 1, -1):
-        yield replace(request, replicas=n)
+    return spec.elastic and request.replicas == spec.replicas and why.code in _ROOM and \
+        why.never in (None, NeverRunnable.QUOTA)
+
+
+def largest(request: PlacementRequest, fits: Callable[[PlacementRequest], bool]) -> PlacementRequest:
+    """A `shrinkable` request at the largest count from spec.min_replicas to one below its size that `fits` says
+    fits (a dry look: quota and the board's best cluster, nothing reserved), by bisection; at the minimum when none
+    does (the place phase then tries that for its reason).
+
+    Bisection, not every count down from the size: each count is a shape of its own, evaluated over every cluster,
+    so 20 waiting gangs of 512 with a minimum of 1 over 100 clusters took 3.7 s a cycle counting down; a fit is
+    monotone in the count (fewer replicas never need more room or quota), so log2 of the range of looks find the
+    same count."""
+    low, high = request.spec.min_replicas, request.replicas - 1
+    if not fits(replace(request, replicas=low)):
+        return replace(request, replicas=low)
+    while low < high:  # low fits; the largest that fits is in [low, high]
+        mid = (low + high + 1) // 2
+        if fits(replace(request, replicas=mid)):
+            low = mid
+        else:
+            high = mid - 1
+    return replace(request, replicas=low)
 
 
 def smallest(request: PlacementRequest) -> PlacementRequest:
@@ -60,4 +80,4 @@ def elastic_note(request: PlacementRequest, why: Reason) -> Reason:
                                 f"fits in one cluster: {why.message}")
 
 
-__all__ = ["elastic_note", "least", "smaller", "smallest"]
+__all__ = ["elastic_note", "largest", "least", "shrinkable", "smallest"]
