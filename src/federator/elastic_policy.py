@@ -60,8 +60,27 @@ def elastic_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [("spec.elasticPolicy.maxReplicas",
              f"is {most}, above spec.pytorchReplicaSpecs.{SCALED_ROLE}.replicas ({workers}): the training "
              f"operator's autoscaler may scale the Workers up to {most}, and the federator reserves, counts and "
-             f"bills {workers}; set maxReplicas to {workers} (the gang is placed at that size; minReplicas still "
+             f"bills {workers}; set maxReplicas to {workers} (the gang is placed at most at that size; minReplicas "
              "lets torchrun carry on with fewer Workers after a loss), or ask for more Workers")]
 
 
-__all__ = ["SCALED_ROLE", "elastic_problems"]
+def elastic_workers(obj: Mapping[str, Any]) -> int:
+    """The fewest Workers a PyTorchJob's gang may start with: its `elasticPolicy.minReplicas` when below its
+    Workers' replicas, else 0 (no policy, no minimum, or one `elastic_problems` names). The federator adds the
+    counted pods of its other roles (a Master asking accelerators) to make JobSpec.min_replicas (model/elastic.py,
+    jobfile.py), at submit, as it derives pod_sets: what a client claims is never taken (outside QA, ML platform
+    E5)."""
+    if elastic_problems(obj):
+        return 0
+    found = obj.get("spec")
+    spec: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    policy, roles = spec.get("elasticPolicy"), spec.get("pytorchReplicaSpecs")
+    if not isinstance(policy, Mapping) or not isinstance(roles, Mapping) or policy.get("minReplicas") is None:
+        return 0
+    role = roles.get(SCALED_ROLE)
+    workers = whole_number(role.get("replicas", 1)) if isinstance(role, Mapping) else None
+    low = whole_number(policy["minReplicas"])
+    return low if low is not None and workers is not None and low < workers else 0
+
+
+__all__ = ["SCALED_ROLE", "elastic_problems", "elastic_workers"]

@@ -45,6 +45,7 @@ from federator.jobfile_accelerators import (
 )
 from federator.jobfile_accelerators import placeholder_problem as placeholder_problem  # importable here as before
 from federator.jobfile_affinity import parse_clusters
+from federator.jobfile_elastic import elastic_minimum, parse_min_replicas
 from federator.jobfile_failure_policy import parse_failure_policy
 from federator.jobfile_placement_asks import parse_prefer, parse_region_weights
 from federator.model import (
@@ -359,6 +360,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         if dependency is not None:
             annotations[DEPENDS_ON_ANNOTATION] = dependency.annotation()
 
+    min_replicas = parse_min_replicas(spec, bad, kind=kind, replicas=replicas,  # model/elastic.py
+                                      derived=brought.min_replicas if brought is not None else None)
     max_run = spec.get("maxRunSeconds", 0)
     if "maxRunSeconds" in spec and (isinstance(max_run, bool) or not isinstance(max_run, int)
                                     or not 1 <= max_run <= MAX_RUN_SECONDS):
@@ -376,7 +379,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
              "template", "preemptible", "workload", "maxRunSeconds", "held", "dependsOn", "clusters",
-             "failurePolicy", "prefer"}
+             "failurePolicy", "prefer", "minReplicas"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
@@ -419,6 +422,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         failure_policy=failure_policy,
         region_weights=weights,
         prefer=prefer,
+        min_replicas=min_replicas,
     )
 
 
@@ -434,6 +438,7 @@ class _Brought:
     json: str
     resource_name: str = ""  # the accelerator resource its pods ask for: it decides the vendor
     pod_sets: tuple[PodSetAsk, ...] = ()  # a gang's roles when they ask unequal amounts (model/pod_sets.py)
+    min_replicas: int = 0  # the fewest pods an elastic gang starts with (model/elastic.py), from its elasticPolicy
 
 
 def _workload(value: object, bad: Any) -> _Brought | None:
@@ -459,9 +464,11 @@ def _workload(value: object, bad: Any) -> _Brought | None:
         bad("spec.workload", "its pods ask for nothing; set resources.requests (cpu, memory or nvidia.com/gpu) "
                              "on the containers")
         return None
+    sets = gang_sets(adapter.job_kind, pod_sets)
+    low = elastic_minimum(value, pod_sets) if adapter.kind == "PyTorchJob" and not sets else 0  # model/elastic.py
     return _Brought(kind=adapter.job_kind, kind_name=adapter.kind, replicas=replicas, resources=resources,
                     group_size=group_size, json=json.dumps(value, sort_keys=True), resource_name=resource_name,
-                    pod_sets=gang_sets(adapter.job_kind, pod_sets))
+                    pod_sets=sets, min_replicas=low)
 
 
 

@@ -78,6 +78,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         body["failurePolicy"] = failure_policy_document(spec.failure_policy)
     if spec.prefer:
         body["prefer"] = spec.prefer.value
+    if spec.min_replicas and not spec.workload_json:  # a workload's is derived from it again (jobfile_elastic.py)
+        body["minReplicas"] = spec.min_replicas
     if spec.pod_template_json:
         body["template"] = json.loads(spec.pod_template_json)
     meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}

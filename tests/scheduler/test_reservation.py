@@ -259,3 +259,15 @@ def test_the_policy_file_sets_reservations_and_names_bad_fields() -> None:
         parse_policy("reservations: {afterSeconds: -1, maxReservations: x, after: 3}")
     assert {p.split(":")[0] for p in bad.value.problems} == {
         "reservations.afterSeconds", "reservations.maxReservations", "reservations.after"}
+
+
+def test_an_elastic_gang_reserves_room_for_its_minimum_not_its_size() -> None:
+    """An elastic gang (model/elastic.py) that waits reserves what it can start with: 2 x 8 of its 4 x 8, so the
+    flood is kept off 16 accelerators, not 32 it may never need (scheduler/elastic.py `least`)."""
+    two = cluster("c", "r", pool(H100, nodes=0, free=0, extra={0: 2, 6: 2}))  # 4 nodes of 8, 6 free on two
+    asked = gang(replicas=4)
+    elastic = replace(asked, spec=replace(asked.spec, min_replicas=2))
+    (r,) = cycle([two], [elastic]).reservations
+    assert (r.needed, r.short) == (16, 4)
+    (whole,) = cycle([two], [asked]).reservations
+    assert whole.needed == 32

@@ -29,3 +29,15 @@ def test_a_gang_of_pod_sets_needs_room_for_its_largest_set_not_its_pods_at_the_l
     assert need.met_by(room, room.pool(H100))
     ((_, equal),) = needs_of(replace(rl, pod_sets=()))  # as 0.19.0 counted it: 7 x 8, which 24 never meet
     assert not equal.met_by(room, room.pool(H100))
+
+
+def test_a_parked_elastic_gang_comes_back_for_room_for_its_minimum() -> None:
+    """An elastic gang (model/elastic.py) parked while not even its minimum fit is brought back by room for that
+    minimum, not only by room for the whole gang it may never get."""
+    gang = replace(job("ft", replicas=4, gpus=8, models=(H100,)), min_replicas=2)
+    ((_, need),) = needs_of(gang)
+    assert need.replicas == 2
+    room = cluster("east-1", "r", pool(H100, nodes=2)).capacity  # 2 of 4 fit
+    assert need.met_by(room, room.pool(H100))
+    ((_, whole),) = needs_of(replace(gang, min_replicas=0))
+    assert not whole.met_by(room, room.pool(H100))

@@ -91,6 +91,11 @@ PINNED = frozenset({
     # key and holds and bills such a job as `replicas` x `resources` (the largest role's ask), as it did; it drops the
     # key when it rewrites the job, and 0.20.0 then holds that job so too (docs/operators.md's "Upgrading to 0.20.0").
     "JobSpec.pod_sets", "PodSetAsk.name", "PodSetAsk.count", "PodSetAsk.resources",
+    # 0.21.0's elastic gang minimum (model/elastic.py), at 4: 0.20.0 reads a version-4 file and ignores the key (a
+    # pending one is a whole gang again); it drops the key when it rewrites the job, and it would place a gang
+    # running below its size again for the rest, so docs/operators.md's "Upgrading to 0.21.0" says to end those
+    # before a rollback. The lead decides on 5.
+    "JobSpec.min_replicas",
     "Resources.cpu_milli", "Resources.memory_bytes", "Resources.accelerator_milli",
     "AcceleratorAlternative.milli", "AcceleratorAlternative.model", "AcceleratorAlternative.vendor",
     "AcceleratorAlternative.min_memory_mib", "AcceleratorAlternative.pod_template_json",
@@ -147,7 +152,7 @@ def _every_field_set() -> Job:
         failure_policy=FailurePolicy(max_restarts=3), region_weights=(("east", 3), ("west", 1)),
         prefer=Preference.CHEAPEST,
         pod_sets=(PodSetAsk("learner", 2, Resources(2000, 8 << 30, 8000)),
-                  PodSetAsk("rollout", 2, Resources(1000, 1 << 30, 1000))))
+                  PodSetAsk("rollout", 2, Resources(1000, 1 << 30, 1000))), min_replicas=2)
     placement = Placement(
         placement_id=PlacementId("train-1.g3.east-1"), job_id=JobId("train-1"), cluster="east-1", region="east",
         replicas=2, accelerator_model="H100", generation=3, phase=JobPhase.RUNNING, message="2/2 running",

@@ -110,6 +110,7 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         pod_sets=[types_pb2.PodSet(name=p.name, count=p.count, resources=types_pb2.Resources(
             cpu_milli=p.resources.cpu_milli, memory_bytes=p.resources.memory_bytes,
             accelerator_milli=p.resources.accelerator_milli)) for p in spec.pod_sets],
+        min_replicas=spec.min_replicas,
         depends_on=_dependency_to_pb(spec.depends_on),
         array=_array_to_pb(spec.array),
     )
@@ -213,6 +214,7 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         region_weights=tuple(sorted(pb.region_weights.items())),  # checked with the rest by jobfile.parse_job
         prefer=_prefer_from_pb(pb.prefer),
         pod_sets=_pod_sets_from_pb(pb),
+        min_replicas=pb.min_replicas,  # checked with the rest by jobfile.parse_job (model/elastic.py)
     )
 
 

@@ -165,6 +165,12 @@ def run(args: argparse.Namespace) -> int:
                       f"kept: {_take_back(args, job.job_id)}", file=sys.stderr)
                 _not_all(done, len(sources))
                 return Exit.FAILED
+            elif requests[done].spec.min_replicas and not job.spec.min_replicas:  # < 0.21.0 (model/elastic.py)
+                print(f"error: {sources[done][1]}: job {job.job_id}: the federator did not keep its spec.minReplicas "
+                      f"(one older than 0.21.0 does not know it, and would wait for the whole gang), so it is not "
+                      f"kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
             elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused
                 print(f"error: {sources[done][1]}: --strict: job {job.job_id} drew {len(reply.warnings)} "
                       f"warning(s) (above), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)

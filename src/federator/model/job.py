@@ -179,6 +179,16 @@ class JobSpec:
     # submit from spec.workload, never taken from a client: the gang is fitted, reserved, quota-checked and billed
     # set by set. () = N equal replicas of `resources` (every other job, and every job stored by 0.19.0).
     pod_sets: tuple[PodSetAsk, ...] = ()
+    # training: the fewest replicas the gang may start with (spec.minReplicas; a brought PyTorchJob's
+    # elasticPolicy.minReplicas plus its other roles' pods, derived by the federator at submit). The scheduler places
+    # it in one cluster at the largest count from this to `replicas` that fits now, all or nothing at that count, and
+    # it stays at the count placed (model/elastic.py). 0 = not elastic: all `replicas` or nothing.
+    min_replicas: int = 0
+
+    @property
+    def elastic(self) -> bool:
+        """A training gang that may start with fewer than `replicas` (spec.minReplicas below replicas)."""
+        return self.kind is JobKind.TRAINING and 0 < self.min_replicas < self.replicas and not self.pod_sets
 
     @property
     def workload_kind(self) -> str:
@@ -384,7 +394,10 @@ class Job:
         derived from the placements, so a stored job says it with no field of its own."""
         if not self.phase.is_active:
             return 0
-        return max(0, self.spec.replicas - sum(p.replicas for p in self.placements))
+        placed = sum(p.replicas for p in self.placements)
+        if self.spec.elastic and placed:  # an elastic gang stays at the count placed (model/elastic.py)
+            return 0
+        return max(0, self.spec.replicas - placed)
 
     @property
     def replicas_running(self) -> int:
@@ -407,6 +420,10 @@ def shortfall(job: Job) -> str:
     for one short of regions only), "" for any other: what its message, `get jobs` and a FederatedJob's status
     say, so a job that serves with fewer replicas (or regions) than asked never looks whole."""
     waiting = job.replicas_waiting
+    placed = sum(p.replicas for p in job.placements) if job.phase.is_active else 0
+    if job.spec.elastic and 0 < placed < job.spec.replicas:  # model/elastic.py: it stays at the count placed
+        return (f"elastic: {placed}/{job.spec.replicas} replicas placed (spec.minReplicas {job.spec.min_replicas}); "
+                f"it runs at {placed} until it ends")
     if not waiting:  # placed whole, but in fewer regions than its minRegions asks (scheduler/spread.py): why
         return str(job.pending_reason) if job.pending_reason is not None and job.phase in (
             JobPhase.PLACED, JobPhase.RUNNING) else ""

@@ -41,6 +41,7 @@ from federator.scheduler.board import Board, shape_key
 from federator.scheduler.cheapest import by_price, wants_cheapest
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
+from federator.scheduler.elastic import elastic_note, largest, least, shrinkable, smallest
 from federator.scheduler.fairshare import FairOrder, FleetPoolsMemo, QueueUsage
 from federator.scheduler.fleet_fit import FleetFit
 from federator.scheduler.framework import (
@@ -184,8 +185,8 @@ class Scheduler:
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale, maintenance, now)
         t2 = clock()
         phases["prescore"] = t2 - t1
-        reserved, rests = reserve_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now,
-                                 ctx=ctx, running=running, resting=resting)
+        reserved, rests = reserve_room(cfg, self.filters, snapshot, least(requests), reservations, usage.quota_check,
+                                       now=now, ctx=ctx, running=running, resting=resting)  # elastic: its minimum
         t, t2 = t2, clock()
         phases["reserve"] = t2 - t
 
@@ -208,8 +209,14 @@ class Scheduler:
                 request = replace(request, respects=bound)
             asked, (request, outcome) = request, first_that_fits(
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
+            if isinstance(outcome, Reason) and shrinkable(asked, outcome):  # elastic: the largest count that fits
+                request, outcome = first_that_fits(
+                    largest(asked, lambda r: self._fits(r, usage, board)),  # (elastic.py) else at its minimum
+                    lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
+                if isinstance(outcome, Reason):  # waits (and may preempt) for room for its minimum
+                    outcome = elastic_note(asked, outcome)
             if isinstance(outcome, Reason):
-                pending[request.job_id] = outcome = fleet.judged(asked, outcome)  # never fits (fleet_fit.py)?
+                pending[request.job_id] = outcome = fleet.judged(smallest(asked), outcome)  # never fits (fleet_fit.py)?
                 if outcome.never is None and outcome.code in _IN_LINE:  # the jobs after it come after it
                     order.waits(request)
                 if outcome.code in _CAPACITY and outcome.never is None:  # no victims make room for it either
@@ -264,6 +271,17 @@ class Scheduler:
                               never=NeverRunnable.QUOTA if check.never else None)
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
+
+    def _fits(self, request: PlacementRequest, usage: QueueUsage, board: Board) -> bool:
+        """Whether a gang request would place now, on any of its alternatives (quota, then the board's best
+        cluster), with nothing reserved: the dry look an elastic gang's count is chosen by (elastic.py)."""
+        def look(v: PlacementRequest) -> tuple[()] | Reason:
+            check = usage.quota_check(v)
+            if check.refused is not None:
+                return check.refused
+            v = check.admitted(v)
+            return () if board.best(v, shape_key(v)) is not None else Reason(ReasonCode.GANG_DOES_NOT_FIT, "")
+        return not isinstance(first_that_fits(request, look, self.config.legacy_vendor)[1], Reason)
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board, unplaceable: dict[tuple[object, ...], Reason],
                notes: dict[JobId, Reason]) -> tuple[Assignment, ...] | Reason:

@@ -45,6 +45,7 @@ _PROTO_NAMES: tuple[tuple[str, str], ...] = (
     ("spec.maxRunSeconds", "spec.max_run_seconds"),
     ("spec.failurePolicy.maxRestarts", "spec.failure_policy.max_restarts"),
     ("spec.regions.weights", "spec.region_weights"),
+    ("spec.minReplicas", "spec.min_replicas"),
     ("spec.template", "spec.pod_template_json"),
     ("spec.workload", "spec.workload_json"),
     ("apiVersion", "spec"),

@@ -116,7 +116,8 @@ def fleet_fit_never(spec: JobSpec, members: Iterable[Member], legacy_vendor: str
     by `FleetModels.fit_warnings`."""
     snapshot = Snapshot.of(ClusterInfo(name, region, state, (), cap) for name, region, state, cap in members
                            if cap is not None)
-    return never_coded(PlacementRequest(JobId(""), spec, spec.replicas), snapshot, legacy_vendor)
+    n = spec.min_replicas if spec.elastic else spec.replicas  # an elastic gang may run at its minimum
+    return never_coded(PlacementRequest(JobId(""), spec, n), snapshot, legacy_vendor)
 
 
 def fit_words(spec: JobSpec, said: str, code: ReasonCode | None) -> list[str]:
@@ -195,7 +196,7 @@ class FleetModels:
         """`fleet_fit_warnings` of `members` (the federator's, as reported here: read only when the answer for
         this job's shape is not kept), memoized by what the check reads of the job (as the cycle's `FleetFit`)."""
         key = (legacy_vendor, spec.kind, spec.replicas, spec.resources, spec.accelerator_models, spec.accelerators,
-               spec.min_regions, spec.group_size, spec.pod_sets)
+               spec.min_regions, spec.group_size, spec.pod_sets, spec.min_replicas)
         said = self._fits.get(key)
         if said is None:
             if len(self._fits) >= FITS_KEPT:

@@ -92,9 +92,12 @@ Needs = tuple[tuple[str, Need], ...]  # (model name as the job gives it, or ANY_
 def needs_of(spec: JobSpec) -> Needs:
     """Each way of running the job: a model it names (or ANY_MODEL), and what that way needs. A gang of unequal
     pod sets (model/pod_sets.py) needs at least room for its largest set: a pool that has it brings the job back,
-    and the cycle judges the rest (7 replicas at the largest ask would wait for room it never needs)."""
+    and the cycle judges the rest (7 replicas at the largest ask would wait for room it never needs). An elastic
+    gang needs room for its minimum count."""
     res = spec.resources
     n = spec.replicas if spec.kind is JobKind.TRAINING else 1
+    if spec.elastic:  # an elastic gang starts at its minimum (model/elastic.py): room for that brings it back
+        n = spec.min_replicas
     if spec.pod_sets and spec.kind is JobKind.TRAINING:
         largest = largest_first(spec.pod_sets)[0]
         res, n = largest.resources, largest.count

@@ -62,11 +62,14 @@ def missing(job: Job) -> int:
     return job.spec.replicas - sum(p.replicas for p in job.placements)
 
 
-def fits_what_is_missing(decision: Decision, owed: int) -> bool:
+def fits_what_is_missing(decision: Decision, owed: int, spec: JobSpec | None = None) -> bool:
     """Whether a cycle's decision places what the job owes as planned: all of it, or part of it with the reason the
-    rest waits (`Decision.short`: the rest of a running inference job takes what fits, scheduler/spread.py). More,
-    or less without a reason, means the job changed while the cycle ran: the decision is dropped."""
+    rest waits (`Decision.short`: the rest of a running inference job takes what fits, scheduler/spread.py), or an
+    elastic gang (`spec`, model/elastic.py) whole at a count from its minimum up, in one cluster. More, or less
+    without a reason, means the job changed while the cycle ran: the decision is dropped."""
     placing = sum(a.replicas for a in decision.assignments)
+    if spec is not None and spec.elastic and owed == spec.replicas and len(decision.assignments) == 1:
+        return spec.min_replicas <= placing <= owed
     return placing == owed or (decision.short is not None and 0 < placing < owed)
 
 

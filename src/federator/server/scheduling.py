@@ -444,7 +444,7 @@ class Cycles:
         for decision in result.decisions:
             job = fed.jobs.get(decision.job_id)
             if job is None or not owes(job) or job.generation != plan.generations.get(job.job_id) or \
-                    not fits_what_is_missing(decision, missing(job)):
+                    not fits_what_is_missing(decision, missing(job), job.spec):
                 self.parked.forget_verdicts()  # its room was not taken after all
                 continue  # cancelled (or changed: another part lost, or re-queued whole) while the cycle ran
             if any(not self._ready(a.cluster) or a.cluster in stale_clusters for a in decision.assignments):

@@ -122,6 +122,8 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
     if s.pod_sets:  # only when set; 0.19.0 ignores the key and reads the job as `replicas` equal ones, as it ran them
         doc["pod_sets"] = [{"name": p.name, "count": p.count, "resources": _resources_dict(p.resources)}
                            for p in s.pod_sets]
+    if s.min_replicas:  # only when set; 0.20.0 ignores the key and reads the job as a whole gang (model/elastic.py)
+        doc["min_replicas"] = s.min_replicas
     return doc
 
 
@@ -185,6 +187,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         region_weights=tuple(sorted((str(r), int(w)) for r, w in s.get("region_weights", {}).items())),
         prefer=Preference(s.get("prefer", "")),
         pod_sets=_pod_sets_of(s.get("pod_sets")),
+        min_replicas=int(s.get("min_replicas", 0)),
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),

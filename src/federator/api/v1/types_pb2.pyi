@@ -52,7 +52,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., accelerator_milli: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array", "clusters", "failure_policy", "region_weights", "prefer", "pod_sets")
+    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators", "max_run_seconds", "depends_on", "allowed_regions", "array", "clusters", "failure_policy", "region_weights", "prefer", "pod_sets", "min_replicas")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class JobSpec(_message.Message):
     REGION_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     PREFER_FIELD_NUMBER: _ClassVar[int]
     POD_SETS_FIELD_NUMBER: _ClassVar[int]
+    MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: JobKind
@@ -130,7 +131,8 @@ class JobSpec(_message.Message):
     region_weights: _containers.ScalarMap[str, int]
     prefer: Preference
     pod_sets: _containers.RepeatedCompositeFieldContainer[PodSet]
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ..., clusters: _Optional[_Union[ClusterAffinity, _Mapping]] = ..., failure_policy: _Optional[_Union[FailurePolicy, _Mapping]] = ..., region_weights: _Optional[_Mapping[str, int]] = ..., prefer: _Optional[_Union[Preference, str]] = ..., pod_sets: _Optional[_Iterable[_Union[PodSet, _Mapping]]] = ...) -> None: ...
+    min_replicas: int
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ..., depends_on: _Optional[_Union[JobDependency, _Mapping]] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., array: _Optional[_Union[ArrayTask, _Mapping]] = ..., clusters: _Optional[_Union[ClusterAffinity, _Mapping]] = ..., failure_policy: _Optional[_Union[FailurePolicy, _Mapping]] = ..., region_weights: _Optional[_Mapping[str, int]] = ..., prefer: _Optional[_Union[Preference, str]] = ..., pod_sets: _Optional[_Iterable[_Union[PodSet, _Mapping]]] = ..., min_replicas: _Optional[int] = ...) -> None: ...
 
 class PodSet(_message.Message):
     __slots__ = ("name", "count", "resources")

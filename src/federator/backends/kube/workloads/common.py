@@ -355,6 +355,11 @@ def template_pod_set(obj: Mapping[str, Any], path: str, *, name: str, count: int
     return PodSet(name=name, count=count, resources=resources, path=path, accelerator_resource=accelerator)
 
 
+def counted_sets(pod_sets: list[PodSet]) -> list[PodSet]:
+    """The pod sets whose pods are the federator's replicas: those asking for accelerators, all when none does."""
+    return [p for p in pod_sets if p.resources.accelerator_milli and p.count] or [p for p in pod_sets if p.count]
+
+
 def needs(pod_sets: list[PodSet]) -> tuple[int, Resources]:
     """The (replicas, per-replica resources) the federator schedules for a workload's pod sets.
 
@@ -363,7 +368,7 @@ def needs(pod_sets: list[PodSet]) -> tuple[int, Resources]:
     each resource among those pod sets. So a pod set of a few CPU-only helpers (a launcher, a
     leader) does not count as accelerator replicas, and unequal pod sets are over-, never
     under-reserved."""
-    counted = [p for p in pod_sets if p.resources.accelerator_milli and p.count] or [p for p in pod_sets if p.count]
+    counted = counted_sets(pod_sets)
     if not counted:
         raise WorkloadError("", "has no pods (every pod set has a count of 0)")
     per = Resources()
@@ -378,7 +383,7 @@ def gang_sets(job_kind: JobKind, pod_sets: list[PodSet]) -> tuple[PodSetAsk, ...
     work (a LeaderWorkerSet's groups are spread as equal replicas at the largest ask)."""
     if job_kind is not JobKind.TRAINING:
         return ()
-    counted = [p for p in pod_sets if p.resources.accelerator_milli and p.count] or [p for p in pod_sets if p.count]
+    counted = counted_sets(pod_sets)
     sets = tuple(PodSetAsk(p.name, p.count, p.resources) for p in counted)
     return sets if unequal(sets) else ()
 

@@ -41,6 +41,7 @@ from federator.backends.kube.workloads.common import (
     WorkloadError,
     container_ask,
     count_at,
+    counted_sets,
     mapping_at,
     member_name,
     placement_metadata,
@@ -48,6 +49,7 @@ from federator.backends.kube.workloads.common import (
     template_pod_set,
     workload_labels,
 )
+from federator.elastic_policy import SCALED_ROLE
 from federator.model import JobKind, JobPhase, Placement
 from federator.partition_asks import TRAINJOB_WHOLE_DEVICES
 
@@ -79,6 +81,23 @@ class PyTorchJobAdapter(TemplatedAdapter):
             require(specs[role], at)
             out.append(template_pod_set(obj, f"{at}.template", name=role, count=count_at(obj, f"{at}.replicas", 1)))
         return out
+
+    def scale(self, obj: Obj, placement: Placement) -> None:
+        """An elastic gang placed below its size (JobSpec.min_replicas, from its elasticPolicy): its Workers at the
+        count placed less its other counted roles' pods, which the federator never shrinks (jobfile.elastic_minimum).
+        A placement of the whole gang leaves the object as written."""
+        counted = counted_sets(self.pod_sets(obj))  # the pods the federator counts as replicas (a GPU Master too)
+        if SCALED_ROLE not in {p.name for p in counted}:
+            return
+        others = sum(p.count for p in counted if p.name != SCALED_ROLE)
+        workers = placement.replicas - others
+        if workers >= sum(p.count for p in counted if p.name == SCALED_ROLE):
+            return
+        if workers < 1:
+            raise WorkloadError(f"spec.pytorchReplicaSpecs.{SCALED_ROLE}.replicas",
+                                f"a placement of {placement.replicas} pods leaves no Worker beside the {others} "
+                                "pods of the other roles")
+        obj["spec"]["pytorchReplicaSpecs"][SCALED_ROLE]["replicas"] = workers
 
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
         if done := condition(obj, "Succeeded"):

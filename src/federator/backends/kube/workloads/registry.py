@@ -26,6 +26,7 @@ from federator.backends.kube.workloads.common import (
     array_env,
     render_accelerators,
 )
+from federator.backends.kube.workloads.elastic import apply_elastic
 from federator.backends.kube.workloads.jobset import JobSetAdapter
 from federator.backends.kube.workloads.kubeflow import PyTorchJobAdapter, TrainJobAdapter
 from federator.backends.kube.workloads.lws import LeaderWorkerSetAdapter
@@ -108,6 +109,7 @@ def default_object(placement: Placement, spec: JobSpec, *, finished_ttl_seconds:
     render_accelerators(pod, containers, resources=spec.resources, model="", accelerator=accelerator,
                         main=accelerator_container(template), at="spec.template.spec")
     if spec.kind is JobKind.TRAINING:
+        # backoffLimit 0: a gang is all or nothing; an elastic one's retries are set after rendering (elastic.py)
         job_spec: Obj = {"completionMode": "Indexed", "completions": placement.replicas,
                          "parallelism": placement.replicas, "backoffLimit": 0, "template": template}
         if finished_ttl_seconds is not None:
@@ -143,7 +145,9 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
     obj = default_object(placement, spec, finished_ttl_seconds=options.finished_ttl_seconds,
                          accelerator=options.accelerator)
     adapter = BATCH_JOB if spec.kind is JobKind.TRAINING else DEPLOYMENT
-    return adapter.render(obj, placement, namespace=namespace, options=options)
+    out = adapter.render(obj, placement, namespace=namespace, options=options)
+    apply_elastic(out, spec, port=options.master_port)  # an elastic gang: torchrun min:max, pod retries (elastic.py)
+    return out
 
 
 def workload_phase(workload: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:

@@ -1,0 +1,51 @@
+"""A 2:4 elastic gang lands as 2 pods on a member with room for 2 (JobSpec.min_replicas, model/elastic.py).
+
+Outside QA, ML platform E5: a gang torchrun could run on 2 to 4 nodes waited `GangDoesNotFit ... fits 2 of 4
+replicas` on member-a's 2 x 8 H100, and the Job the agent made had backoffLimit 0. Now the FederatedJob with
+spec.minReplicas 2 runs there at 2: the agent's Indexed Job has completions and parallelism 2, a backoffLimit that
+lets pods be replaced, and tells torchrun PET_NNODES=2:4 over a c10d rendezvous; the real kube-scheduler binds the
+2 pods to the 2 H100 nodes, and the FederatedJob's status says 2 of 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kube_support import WORKLOADS, Kube
+from one_member import MEMBER, fj_status, gang_job, one_member
+from support import eventually
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    yield from one_member(tmp_path_factory, "kube-elastic", nodes=2)
+
+
+def test_a_two_to_four_gang_runs_as_two_pods_where_two_fit(kube: Kube) -> None:
+    kube.kubectl("host", "apply", "-f", "-", input=gang_job("ft", replicas=4, minReplicas=2))
+    try:
+        eventually(lambda: fj_status(kube, "ft").get("phase") == "Running", timeout=180,
+                   what=lambda: f"ft Running\n{fj_status(kube, 'ft')}\n{kube.logs()}")
+        status = fj_status(kube, "ft")
+        assert (status["replicas"], status["replicasWaiting"]) == (2, 0), status  # placed at 2, owing nothing
+        assert "elastic: 2/4 replicas placed" in status["message"], status
+        (job,) = kube.member_jobs(MEMBER)
+        spec = job["spec"]
+        assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (2, 2, 6)
+        env = {e["name"]: e.get("value") for e in spec["template"]["spec"]["containers"][0]["env"]}
+        assert (env["PET_NNODES"], env["NNODES"], env["PET_RDZV_BACKEND"]) == ("2:4", "2", "c10d")
+
+        def bound() -> list[dict[str, Any]]:
+            pods = kube.json(MEMBER, "get", "pods", "-n", WORKLOADS, "-l",
+                             f"federator.io/placement-id={status['placementId']}")
+            return [p for p in pods["items"] if p["spec"].get("nodeName")]
+
+        eventually(lambda: len(bound()) == 2, timeout=120, what=lambda: f"2 pods bound\n{kube.logs()}")
+        assert sorted(p["spec"]["nodeName"] for p in bound()) == [f"{MEMBER}-h100-0", f"{MEMBER}-h100-1"]
+    finally:
+        kube.kubectl("host", "delete", "fj", "ft", "--wait=false", check=False)
