@@ -11,6 +11,7 @@ Secrets are made the way docs/operators.md says: `federator certs`, then
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import yaml
 from helm_support import AGENT, FEDERATOR, Helm
 
 from federator.cli import build_parser
+from federator.security.seal_keys import parse_seal_keys
 
 from support import ROOT, eventually
 
@@ -148,6 +150,17 @@ def test_helm_upgrade_changes_the_release(bed: Testbed, federator_release: str, 
     _helm(helm, bed, "host", "upgrade", federator_release, FEDERATOR, "--namespace", NS, "--reuse-values",
           "--set", "replicaCount=3")
     assert bed.kubectl_json("host", "-n", NS, "get", "deployment", "fed-federator")["spec"]["replicas"] == 3
+
+
+def test_the_seal_key_is_made_at_install_and_kept_by_helm_upgrade(bed: Testbed, federator_release: str,
+                                                                  helm: Path) -> None:
+    """The seal key (--seal-key-file) outlives upgrades: the template looks its Secret up and keeps the key it finds,
+    so seals agents hold still verify after a helm upgrade (templates/seal-key.yaml)."""
+    before = bed.kubectl_json("host", "-n", NS, "get", "secret", "fed-federator-seal-key")["data"]
+    assert len(parse_seal_keys(base64.b64decode(before["seal-keys"]).decode()).sealing) == 32
+    _helm(helm, bed, "host", "upgrade", federator_release, FEDERATOR, "--namespace", NS, "--reuse-values",
+          "--set", "federator.settleSeconds=11")
+    assert bed.kubectl_json("host", "-n", NS, "get", "secret", "fed-federator-seal-key")["data"] == before
 
 
 def test_a_second_federator_installs_beside_the_first_and_upgrades_with_reuse_values(
