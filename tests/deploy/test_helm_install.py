@@ -163,6 +163,26 @@ def test_the_seal_key_is_made_at_install_and_kept_by_helm_upgrade(bed: Testbed, 
     assert bed.kubectl_json("host", "-n", NS, "get", "secret", "fed-federator-seal-key")["data"] == before
 
 
+def test_the_seal_key_outlives_helm_uninstall_and_a_reinstall_takes_it_back(bed: Testbed, helm: Path) -> None:
+    """helm.sh/resource-policy: keep: uninstalling the release (to reinstall it, or before restoring a backup) leaves
+    the key that sealed the agents' work; a release installed again under the same name adopts the Secret and its
+    template's lookup keeps the key (docs/operators.md, "The federator chart")."""
+    ns = "federator-seal"
+    bed.kubectl("host", "create", "namespace", ns)
+    flags = ("--namespace", ns, "--set", "rbac.userRoles=false", "--set", "tls.enabled=false",
+             "--set", "grafanaDashboard.enabled=false", "--set", "prometheusRule.enabled=false")
+    _helm(helm, bed, "host", "install", "fed", FEDERATOR, *flags)
+    try:
+        key = bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")["data"]
+        _helm(helm, bed, "host", "uninstall", "fed", "--namespace", ns)
+        assert bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")["data"] == key
+        _helm(helm, bed, "host", "install", "fed", FEDERATOR, *flags)
+        assert bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")["data"] == key
+    finally:
+        Helm(helm).run("uninstall", "fed", "--namespace", ns, "--kubeconfig", bed.cluster("host").kubeconfig)
+        bed.kubectl("host", "delete", "namespace", ns, "--wait=false")
+
+
 def test_a_second_federator_installs_beside_the_first_and_upgrades_with_reuse_values(
         bed: Testbed, federator_release: str, helm: Path, tmp_path: Path) -> None:
     """Another release named fed, in another namespace, of the chart before federator.settleSeconds.
@@ -185,6 +205,8 @@ def test_a_second_federator_installs_beside_the_first_and_upgrades_with_reuse_va
         deploy = bed.kubectl_json("host", "-n", ns, "get", "deployment", "fed-federator")
         args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
         assert build_parser().parse_args(args).settle_seconds == 10.0
+        assert build_parser().parse_args(args).seal_key_file == Path("/etc/federator/seal-key/seal-keys")
+        bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")  # made by the upgrade
         roles = {r["metadata"]["name"] for r in bed.kubectl_json("host", "get", "clusterroles")["items"]}
         assert {f"{NS}-fed-federator", f"{ns}-fed-federator"} <= roles
     finally:
