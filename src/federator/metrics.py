@@ -346,6 +346,15 @@ class Metrics:
             "Capacity reports applied although a pool of theirs leaves fewer accelerators not whole free than the "
             "live placements they list on it hold: those placements were taken as not subtracted.",
             ["cluster"], registry=r)
+        # Words an agent says as the federator's own that their seal did not prove (server/seals.py, adoption.py).
+        self.agent_unproven_words = Counter(
+            "federator_agent_unproven_words_total",
+            "Words an agent said as the federator's own that their seal did not prove, each refused: word launch (a "
+            "placement newer than the store, not adopted) or job_ended (a Cancelled update not taken as its job's "
+            "end); reason unsealed (none said: an agent before 0.20.0), other_key (a key the federator does not "
+            "hold: its serving key renewed without --seal-key-file, or a key dropped from that file) or wrong (not "
+            "the federator's seal of that word: forged, or another placement's).",
+            ["cluster", "word", "reason"], registry=r)
         # JobUpdates dropped over a stream's update budget (Limits.job_updates_per_second; server/agent_service.py).
         self.job_updates_limited = Counter(
             "federator_job_updates_limited_total",
@@ -434,6 +443,9 @@ class Metrics:
                         self.cluster_quarantines_capped, self.agent_duplicates_refused, self.reports_clamped,
                         self.region_changes_refused):
             counter.labels(cluster)
+        for word in ("launch", "job_ended"):  # server/seals.py: UNSEALED, OTHER_KEY, WRONG
+            for reason in ("unsealed", "other_key", "wrong"):
+                self.agent_unproven_words.labels(cluster, word, reason)
 
     def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:
         """Record one scheduling cycle: its wall time and the time of each of its phases."""

@@ -11,6 +11,7 @@ Secrets are made the way docs/operators.md says: `federator certs`, then
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import yaml
 from helm_support import AGENT, FEDERATOR, Helm
 
 from federator.cli import build_parser
+from federator.security.seal_keys import parse_seal_keys
 
 from support import ROOT, eventually
 
@@ -150,6 +152,37 @@ def test_helm_upgrade_changes_the_release(bed: Testbed, federator_release: str, 
     assert bed.kubectl_json("host", "-n", NS, "get", "deployment", "fed-federator")["spec"]["replicas"] == 3
 
 
+def test_the_seal_key_is_made_at_install_and_kept_by_helm_upgrade(bed: Testbed, federator_release: str,
+                                                                  helm: Path) -> None:
+    """The seal key (--seal-key-file) outlives upgrades: the template looks its Secret up and keeps the key it finds,
+    so seals agents hold still verify after a helm upgrade (templates/seal-key.yaml)."""
+    before = bed.kubectl_json("host", "-n", NS, "get", "secret", "fed-federator-seal-key")["data"]
+    assert len(parse_seal_keys(base64.b64decode(before["seal-keys"]).decode()).sealing) == 32
+    _helm(helm, bed, "host", "upgrade", federator_release, FEDERATOR, "--namespace", NS, "--reuse-values",
+          "--set", "federator.settleSeconds=11")
+    assert bed.kubectl_json("host", "-n", NS, "get", "secret", "fed-federator-seal-key")["data"] == before
+
+
+def test_the_seal_key_outlives_helm_uninstall_and_a_reinstall_takes_it_back(bed: Testbed, helm: Path) -> None:
+    """helm.sh/resource-policy: keep: uninstalling the release (to reinstall it, or before restoring a backup) leaves
+    the key that sealed the agents' work; a release installed again under the same name adopts the Secret and its
+    template's lookup keeps the key (docs/operators.md, "The federator chart")."""
+    ns = "federator-seal"
+    bed.kubectl("host", "create", "namespace", ns)
+    flags = ("--namespace", ns, "--set", "rbac.userRoles=false", "--set", "tls.enabled=false",
+             "--set", "grafanaDashboard.enabled=false", "--set", "prometheusRule.enabled=false")
+    _helm(helm, bed, "host", "install", "fed", FEDERATOR, *flags)
+    try:
+        key = bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")["data"]
+        _helm(helm, bed, "host", "uninstall", "fed", "--namespace", ns)
+        assert bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")["data"] == key
+        _helm(helm, bed, "host", "install", "fed", FEDERATOR, *flags)
+        assert bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")["data"] == key
+    finally:
+        Helm(helm).run("uninstall", "fed", "--namespace", ns, "--kubeconfig", bed.cluster("host").kubeconfig)
+        bed.kubectl("host", "delete", "namespace", ns, "--wait=false")
+
+
 def test_a_second_federator_installs_beside_the_first_and_upgrades_with_reuse_values(
         bed: Testbed, federator_release: str, helm: Path, tmp_path: Path) -> None:
     """Another release named fed, in another namespace, of the chart before federator.settleSeconds.
@@ -172,6 +205,8 @@ def test_a_second_federator_installs_beside_the_first_and_upgrades_with_reuse_va
         deploy = bed.kubectl_json("host", "-n", ns, "get", "deployment", "fed-federator")
         args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
         assert build_parser().parse_args(args).settle_seconds == 10.0
+        assert build_parser().parse_args(args).seal_key_file == Path("/etc/federator/seal-key/seal-keys")
+        bed.kubectl_json("host", "-n", ns, "get", "secret", "fed-federator-seal-key")  # made by the upgrade
         roles = {r["metadata"]["name"] for r in bed.kubectl_json("host", "get", "clusterroles")["items"]}
         assert {f"{NS}-fed-federator", f"{ns}-fed-federator"} <= roles
     finally:

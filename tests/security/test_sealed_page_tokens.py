@@ -19,6 +19,8 @@ from test_tenancy_api import POLICY, certs, client, served, spec  # noqa: F401  
 
 from federator.api.v1 import jobs_pb2
 from federator.security.pki import CertsDir
+from federator.security.seal_keys import parse_seal_keys
+from federator.server import seals
 from federator.server.paging import STALE, use_seal, use_secret
 
 
@@ -68,3 +70,27 @@ def test_a_list_token_is_sealed_bound_to_its_caller_and_outlives_a_restart(certs
             fields, said = await refused_field(alice.List(jobs_pb2.ListJobsRequest(page_size=1, page_token=token)))
             assert fields == ["page_token"] and STALE.removeprefix("page_token: ") in said
     asyncio.run(main())
+
+
+def test_with_a_seal_key_file_a_token_outlives_a_renewed_serving_key(certs: CertsDir,  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    """--seal-key-file (security/seal_keys.py): the restart after a cert-manager renewal (a new serving key) keeps a
+    portal's page token good, as it keeps the seals agents hold; what server/app.py does at start."""
+    db = tmp_path / "jobs.db"
+    keys = parse_seal_keys(base64.b64encode(bytes(range(32))).decode())
+    before = seals.current()
+
+    async def main() -> None:
+        seals.use_keys(keys, b"the serving key", required=False)
+        async with served(certs, tmp_path, POLICY, db=db) as s, client(s, certs, "alice") as alice:
+            for name in ("merger-1", "merger-2"):
+                await alice.Submit(spec(name))
+            token = (await alice.List(jobs_pb2.ListJobsRequest(page_size=1))).next_page_token
+        seals.use_keys(keys, b"a renewed serving key", required=False)
+        async with served(certs, tmp_path, POLICY, db=db) as s, client(s, certs, "alice") as alice:
+            second = await alice.List(jobs_pb2.ListJobsRequest(page_size=1, page_token=token))
+            assert [j.spec.name for j in second.jobs] == ["merger-2"]
+    try:
+        asyncio.run(main())
+    finally:
+        seals.use_seals(before)

@@ -7,6 +7,7 @@ agent before 0.20.0 (no "seals" feature) is served as before; an --insecure fede
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2
 from federator.jobfile import parse_job
 from federator.model import JobPhase
-from federator.server import seals
+from federator.security.seal_keys import SealKeys, parse_seal_keys
+from federator.server import paging, seals
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -70,6 +72,20 @@ def _spread(name: str) -> jobs_pb2.SubmitRequest:
                                                                     "nvidia.com/gpu": 8}}})))
 
 
+_REASON = {"none": seals.UNSEALED, "made-up": seals.WRONG, "another placement's": seals.WRONG,
+           "another cluster's": seals.WRONG, "an older generation's": seals.WRONG}
+"""federator_agent_unproven_words_total's reason of each forged seal."""
+
+
+async def _counted(fed: Federator, cluster: str, word: str, reason: str) -> float:
+    """federator_agent_unproven_words_total of that cluster, word and reason, once counted (the refusal is counted as
+    it is logged, which may follow the Cancel the agent reads)."""
+    labels = {"cluster": cluster, "word": word, "reason": reason}
+    while not (value := fed.metrics.registry.get_sample_value("federator_agent_unproven_words_total", labels)):
+        await asyncio.sleep(0.01)  # 0 from the agent's connect (Metrics.cluster_counters_from_zero)
+    return value
+
+
 def _forged(kind: str, other_pid: str) -> str:
     """A cancel_seal a lying member may send: none, a made-up one, or this federator's seal of another placement."""
     return {"none": "", "made-up": f"s1.{seals.current().key_id}.{'A' * 43}",
@@ -106,6 +122,7 @@ def test_a_members_job_ended_without_the_federators_seal_stops_only_its_placemen
             assert kept.phase is not JobPhase.CANCELLED, kept.message
             assert next(p.phase for p in kept.placements if p.placement_id == east_pid) is JobPhase.RUNNING
             assert "west-1" in fed.refusals.avoided(kept.job_id, fed.clock())  # the cluster's stop, counted
+            assert await _counted(fed, "west-1", "job_ended", _REASON[seal]) == 1  # FederatorAgentWordsUnproven
             west.close()
         fed.store.close()
 
@@ -231,6 +248,7 @@ def test_a_placement_the_federator_never_launched_is_not_adopted_and_is_told_to_
             await quiet(fed)
             kept = fed.jobs[job.job_id]
             assert kept.phase is JobPhase.PENDING and kept.generation == 0 and not kept.placements
+            assert await _counted(fed, "east-1", "launch", _REASON[seal]) == 1  # FederatorAgentWordsUnproven
         fed.store.close()
 
     asyncio.run(scenario())
@@ -271,6 +289,74 @@ def test_after_a_restore_an_honest_agents_sealed_placement_is_adopted(features: 
                 assert pid not in {p.placement_id for p in restored.jobs[job.job_id].placements}
 
     asyncio.run(scenario())
+
+
+KEY_A, KEY_B = bytes(range(32)), bytes(range(100, 140))
+RENEWED = b"the key of the serving certificate cert-manager renewed (rotationPolicy: Always)"
+
+
+def _keys(*keys: bytes) -> SealKeys | None:
+    """A seal key file's keys, as `federator serve --seal-key-file` reads them (none: the flag not given)."""
+    text = "\n".join(base64.b64encode(k).decode() for k in keys)
+    return parse_seal_keys(f"# seal keys, the first seals\n{text}\n") if keys else None
+
+
+@pytest.fixture
+def keyed() -> Iterator[None]:
+    """Put back the process's seals and page tokens that `seals.use_keys` (server/app.py, at start) replaces."""
+    before, tokens = seals.current(), paging.use_secret(None)
+    yield
+    seals.use_seals(before)
+    paging.use_seal(tokens)
+
+
+@pytest.mark.usefixtures("keyed")
+@pytest.mark.parametrize(("before", "after", "adopted"), [
+    pytest.param((_keys(KEY_A), SERVING_KEY), (_keys(KEY_A), RENEWED), True, id="the same key file, renewed cert"),
+    pytest.param((None, SERVING_KEY), (_keys(KEY_A), SERVING_KEY), True, id="a 0.20.0 seal after the upgrade"),
+    pytest.param((_keys(KEY_A), SERVING_KEY), (_keys(KEY_B, KEY_A), RENEWED), True, id="the seal key rotated"),
+    pytest.param((None, SERVING_KEY), (None, RENEWED), False, id="no key file, renewed cert"),
+    pytest.param((_keys(KEY_A), SERVING_KEY), (_keys(KEY_B), RENEWED), False, id="the old key dropped too soon"),
+])
+def test_a_restart_with_a_renewed_certificate_adopts_by_the_seal_key_file(
+        before: tuple[SealKeys | None, bytes], after: tuple[SealKeys | None, bytes], adopted: bool) -> None:
+    """A federator restarted with a renewed serving certificate and restored from an older store: its agent says a
+    placement that started after the snapshot Running with the Launch's seal it kept. With the same seal key file
+    (or its key kept below a new one, or a seal of 0.20.0's serving key the certificate still has) it is adopted,
+    nothing launched again; keyed from the serving key alone, or without the key it was sealed under, it is not
+    (an orphan, told to stop) and federator_agent_unproven_words_total says why: other_key."""
+    async def scenario() -> None:
+        seals.use_keys(*before, required=True)  # what server/app.py does at start
+        live = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
+        async with job_api(live) as jobs, agent_stream(live, features=("seals",)) as agent:
+            job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
+            while job.job_id not in {j.job_id for j in live.store.load()}:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+            snapshot = MemoryStore()
+            snapshot.put(live.store.load())  # type: ignore[attr-defined]  # Pending, generation 0
+            await agent.send(_report())
+            launch = await _launch(agent)
+            pid = launch.placement.placement_id
+            await agent.send(_update(pid, JobPhase.RUNNING))
+            await _until(live, job.job_id, pid, JobPhase.RUNNING)
+        seals.use_keys(*after, required=True)  # the restart: the renewed certificate, the key file kept or not
+        restored = Federator(store=snapshot, cycle_interval=0.05)  # type: ignore[arg-type]
+        async with agent_stream(restored, features=("seals",)) as agent:
+            await agent.send(_update(pid, JobPhase.RUNNING, generation=1, resync=True, launch_seal=launch.seal))
+            await agent.send(_report(pid))
+            if adopted:
+                while restored.jobs[job.job_id].phase is not JobPhase.RUNNING:
+                    await asyncio.sleep(0.01)
+                assert [p.placement_id for p in restored.jobs[job.job_id].placements] == [pid]
+                assert not restored.metrics.registry.get_sample_value("federator_agent_unproven_words_total", {
+                    "cluster": "east-1", "word": "launch", "reason": seals.OTHER_KEY})
+            else:
+                assert (await _cancel(agent, pid)).placement_id == pid
+                assert pid not in {p.placement_id for p in restored.jobs[job.job_id].placements}
+                assert await _counted(restored, "east-1", "launch", seals.OTHER_KEY) == 1
+
+    asyncio.run(scenario())
+
 
 
 @pytest.mark.usefixtures("sealed")

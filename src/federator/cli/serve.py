@@ -112,6 +112,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--revocation-list", type=Path,
                    help="revoked clusters, users and serials, re-read when it changes "
                         "(default: revoked.txt in --certs-dir)")
+    p.add_argument("--seal-key-file", type=Path, metavar="FILE",
+                   help="keys of the seals of Launches and job-ending Cancels, and of page tokens, one base64 key "
+                        "(at least 32 bytes: `openssl rand -base64 32`) a line: the first seals, every one verifies; "
+                        "read at start. Without it they are keyed from the TLS serving key, and a renewed "
+                        "certificate's new key breaks every seal agents hold (docs/security.md)")
     p.add_argument("--trust", type=Path, metavar="FILE",
                    help="provider CAs and the clusters each may certify (default: trust.yaml in --certs-dir, if it "
                         "exists), re-read when it changes and on SIGHUP; see docs/security.md")
@@ -262,6 +267,7 @@ def _serve(args: argparse.Namespace) -> int:
     from federator.readyfile import ready_file_problem
     from federator.security.metrics_token import MetricsToken
     from federator.security.pki import CertsDir
+    from federator.security.seal_keys import load_seal_keys
     from federator.security.tls import TlsError
     from federator.server.app import ServeOptions, serve
 
@@ -308,6 +314,8 @@ def _serve(args: argparse.Namespace) -> int:
         check_grpc_listen(args.listen, "--listen")
         parse_listen(args.metrics_listen, "--metrics-listen")
         MetricsToken.load(args.metrics_token_file)
+        if args.seal_key_file:  # judged before anything starts; read again by serve()
+            load_seal_keys(args.seal_key_file)
         if args.token_listen:
             check_grpc_listen(args.token_listen, "--token-listen")
         tls = tls_files(args, role="server")
@@ -342,7 +350,7 @@ def _serve(args: argparse.Namespace) -> int:
                         trust_poll_seconds=args.trust_poll_seconds,
                         order_max_age=args.order_max_age,
                         reflection=args.reflection, retention=retention,
-                        usage_retention=usage_retention)
+                        usage_retention=usage_retention, seal_key_file=args.seal_key_file)
     opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))
     return 0

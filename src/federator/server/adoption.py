@@ -71,7 +71,7 @@ class Adoption:
         self._phase: dict[tuple[str, str], JobPhase] = {}  # (cluster, placement id) -> the phase its agent said
         self._model: dict[tuple[str, str], str] = {}  # of those, the model its agent said it runs on (if it did)
         self._sealed: set[tuple[str, str]] = set()  # placements whose agent said back their Launch's seal (seals.py)
-        self._seal_problem: dict[tuple[str, str], str] = {}  # of the others: why their seal proved nothing (a log's)
+        self._seal_problem: dict[tuple[str, str], str] = {}  # of the others: the seal said, which proved nothing
         self._said_seal = ("", "", "")  # (cluster, placement id, seal) of the update being applied (`sealed`)
         self.reapplied = Reapplied(fed)  # orphans of jobs the store has no record of, which a job applied again takes
 
@@ -113,7 +113,7 @@ class Adoption:
             self._seal_problem.pop(key, None)
         else:
             self._sealed.discard(key)
-            self._seal_problem[key] = current.why_not(seal if said_of == key else "")
+            self._seal_problem[key] = seal if said_of == key else ""
 
     def said_model(self, cluster: str, placement_id: str, model: str) -> None:
         """A JobUpdate's accelerator_model, after `heard`: kept only of a placement whose phase is kept for `adopt`
@@ -136,12 +136,13 @@ class Adoption:
                 or any(p.phase.is_active for p in job.placements)):
             return False
         if (rec.name, placement_id) not in self._sealed and seals.current().required:
+            said_seal = self._seal_problem.get((rec.name, placement_id), "")
             self._forget_one((rec.name, placement_id))  # said again at its next update: logged once an update
+            fed.metrics.agent_unproven_words.labels(rec.name, "launch", seals.current().reason(said_seal)).inc()
             log.warning("cluster %s runs placement %s of job %s, which the store holds Pending at generation %d, but "
                         "its agent %s: not adopted (only a placement this federator can prove it launched there is); "
                         "an orphan, cancelled after --orphan-grace%s", rec.name, placement_id[:200], job.job_id,
-                        job.generation, self._seal_problem.get((rec.name, placement_id), "said no seal"),
-                        next_same_id(job.generation, generation))
+                        job.generation, seals.current().why_not(said_seal), next_same_id(job.generation, generation))
             return False
         said = self._model.get((rec.name, placement_id), "")
         placement = self._shape(job, rec, rec.capacity, generation, said)

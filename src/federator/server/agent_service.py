@@ -336,7 +336,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     return RejectReason.UNEXPECTED
                 self.fed.orphans.adoption.reapplied.said(rec.name, u.placement_id, u.job_digest)  # reapplied.py
                 self.fed.orphans.adoption.sealed(rec.name, u.placement_id, u.launch_seal)  # server/seals.py
-                ended = seals.job_ended(rec.name, u, self.fed.current_phase(rec.name, u.placement_id))  # H1
+                ended = seals.job_ended(rec.name, u, self.fed.current_phase(rec.name, u.placement_id), self.fed.metrics)
                 lost = u.lost and self._lost_listed(rec, u.placement_id)
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u), lost=lost,

@@ -28,11 +28,12 @@ from federator.security.authz import Authorizer, TenancyPolicy
 from federator.security.limits import Limits
 from federator.security.metrics_token import MetricsToken, MetricsTokenError
 from federator.security.open_queues import open_queues, open_queues_warning
+from federator.security.seal_keys import SealKeyError, load_seal_keys
 from federator.security.serving_reload import ServingFiles
 from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
 from federator.security.trust_reload import TrustFile
-from federator.server import paging, seals, store_health
+from federator.server import seals, store_health
 from federator.server.audit_trail import AuditTrail, attach_trail
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
@@ -108,6 +109,7 @@ class ServeOptions:
     orphan_grace: float = DEFAULT_ORPHAN_GRACE_SECONDS  # server/orphans.py; 0: cancelled at once
     max_refusals: int = DEFAULT_MAX_REFUSALS  # server/giving_up.py; 0: never
     usage_retention: UsageRetention = UsageRetention()  # usage records (accounting/retention.py); both modes
+    seal_key_file: Path | None = None  # seals and page tokens outlive the serving key (security/seal_keys.py)
 
 
 def _policy(opts: ServeOptions) -> PolicyFile | None:
@@ -311,6 +313,10 @@ async def serve(opts: ServeOptions) -> None:
         raise SystemExit(f"--audit-log: cannot open {opts.audit_log}: {exc.strerror or exc}") from exc
     trust = _trust(opts, audit, metrics)
     try:
+        seal_keys = load_seal_keys(opts.seal_key_file) if opts.seal_key_file else None
+    except SealKeyError as exc:
+        raise SystemExit(str(exc)) from exc
+    try:
         tokens = load_tokens(opts.token_file) if opts.token_file else []
     except (OSError, ValueError) as exc:
         raise SystemExit(f"--token-file: {exc}") from exc
@@ -409,10 +415,9 @@ async def serve(opts: ServeOptions) -> None:
     agent_service = AgentService(fed, auth, authz=authz, audit=audit, terms=terms, kube=kube is not None)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
     served, serving = _served(opts, trust)
-    if served is not None:  # page tokens outlive a restart and a failover to a replica of the same key (paging.py)
-        paging.use_secret(served.key)
-    # Launches' and job-ending Cancels' seals: required of an agent's word unless --insecure (server/seals.py)
-    seals.use_secret(served.key if served is not None else None, required=served is not None)
+    # Page tokens (paging.py) and the seals of Launches and job-ending Cancels (seals.py, required of an agent's word
+    # unless --insecure) outlive a restart and a failover; with --seal-key-file a renewed serving key too
+    seals.use_keys(seal_keys, served.key if served is not None else None, required=served is not None)
     if trust is not None and served is not None:
         _subscribe_trust(trust, auth=auth, roots=served, agents=agent_service)
     reloads = Reloads(metrics, trust=trust, serving=serving, policy=policy, audit=audit)

@@ -25,11 +25,13 @@ forget NAME` (ClusterService.Forget), which waited a day before (outside provide
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Reason, ReasonCode
 from federator.security.limits import RejectReason
+from federator.server import seals
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.member_health import lost_ending
 from federator.server.outbox import lost
@@ -183,6 +185,8 @@ class Leases:
             _remove(fed.metrics.agent_messages_refused, name, reason.value)
         for ask in AskReason:
             _remove(fed.metrics.placement_list_asks, name, ask.value)
+        for word, why in itertools.product(("launch", "job_ended"), (seals.UNSEALED, seals.OTHER_KEY, seals.WRONG)):
+            _remove(fed.metrics.agent_unproven_words, name, word, why)
         fed.metrics.clusters_forgotten.inc()
         log.warning("cluster %s forgotten: %s; an agent that connects as %s later joins as a new member",
                     name, why, name)

@@ -14,8 +14,11 @@ RPC and the caller) as associated data. Why: List's tokens were readable base64 
 submit time, a query hash) and forgeable as to position, and CancelJobs' were sealed apart with a key of their
 own (outside portal QA, N1 and N3): one scheme now serves List, CancelJobs and ClusterService.List, inside
 `encode_token`/`decode_token`, so no caller can make a readable one by mistake. The key is derived from the
-federator's TLS serving key (`use_secret`, at start), so a token survives a restart and a failover to a replica
-serving with the same key, as a portal paging through a failover expects; each token names its key by a short
+federator's TLS serving key (`use_secret`, at start), or since 0.21.0 from the seal key file when
+`--seal-key-file` is given (security/seal_keys.py: one secret the operator keeps, not two; each use its own HKDF
+info, so no token is a seal), so a token survives a restart, a renewal of the serving certificate (with the file)
+and a failover to a replica serving with the same key, as a portal paging through a failover expects; the file's
+older keys and the serving key open tokens too; each token names its key by a short
 id, so one sealed under a key the federator no longer holds (its serving key was replaced, or an --insecure
 federator, which has no secret and keys each run anew, restarted) is told apart from a forged one in words. Both
 are INVALID_ARGUMENT naming page_token: start again from the first page.
@@ -63,8 +66,8 @@ class Page:
 TOKEN_PROBLEM = ("page_token: not a token this server made for this caller and call; use next_page_token of the "
                  "previous page, or leave it empty for the first page")
 STALE = ("page_token: not a token this server made for this caller and call: it was sealed under a key this federator "
-         "no longer holds (its TLS serving key was replaced since, or an --insecure federator restarted); leave it "
-         "empty to start again from the first page")
+         "no longer holds (its TLS serving key was replaced since, without --seal-key-file, a key left that file, or "
+         "an --insecure federator restarted); leave it empty to start again from the first page")
 OTHER_QUERY = ("page_token: made for another queue, filter or order than this request's; send the same ones as for "
                "the first page, or leave page_token empty to start again")
 RESERVE_BYTES = 4_096
@@ -75,17 +78,28 @@ _VERSION = b"\x01"
 _INFO = b"federator.io page tokens v1"
 
 
+def _derive(material: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(material)
+
+
+def _key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"key id\x00" + key).digest()[:4]
+
+
 class TokenSeal:
     """Seals page tokens: AES-GCM under a key derived (HKDF-SHA256) from a secret, or a random one per process.
 
     A token is base64url(version, key id, nonce, ciphertext and tag); the key id (4 bytes of a digest of the key)
     names the key without revealing it, so a token of another key is STALE rather than forged."""
 
-    def __init__(self, secret: bytes | None = None) -> None:
-        material = secret if secret is not None else secrets.token_bytes(32)
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(material)
+    def __init__(self, secret: bytes | None = None, *, also: Sequence[bytes] = ()) -> None:
+        key = _derive(secret if secret is not None else secrets.token_bytes(32))
         self._aead = AESGCM(key)
-        self.key_id = hashlib.sha256(b"key id\x00" + key).digest()[:4]
+        self.key_id = _key_id(key)
+        self._opening = {self.key_id: self._aead}  # `also`'s keys open tokens too, and seal none
+        for material in also:
+            other = _derive(material)
+            self._opening.setdefault(_key_id(other), AESGCM(other))
 
     def seal(self, values: Sequence[object], bound: str) -> str:
         nonce = secrets.token_bytes(12)
@@ -101,10 +115,10 @@ class TokenSeal:
             raise PageTokenError(TOKEN_PROBLEM) from exc
         if len(raw) < 1 + 4 + 12 + 16 or raw[:1] != _VERSION:
             raise PageTokenError(TOKEN_PROBLEM)
-        if raw[1:5] != self.key_id:
+        if (aead := self._opening.get(raw[1:5])) is None:
             raise PageTokenError(STALE)
         try:
-            text = self._aead.decrypt(raw[5:17], raw[17:], bound.encode("utf-8", "replace"))
+            text = aead.decrypt(raw[5:17], raw[17:], bound.encode("utf-8", "replace"))
             values = json.loads(text)
         except (InvalidTag, ValueError, RecursionError) as exc:  # another caller's or call's, or tampered with
             raise PageTokenError(TOKEN_PROBLEM) from exc
@@ -116,11 +130,12 @@ class TokenSeal:
 _seal = TokenSeal()
 
 
-def use_secret(secret: bytes | None) -> TokenSeal:
-    """Seal tokens from now on with a key derived from `secret` (the TLS serving key, at start: server/app.py), or
-    a new random one (None); the seal it replaces is returned (tests put it back)."""
+def use_secret(secret: bytes | None, *, also: Sequence[bytes] = ()) -> TokenSeal:
+    """Seal tokens from now on with a key derived from `secret` (the seal key file's first key, or the TLS serving
+    key, at start: server/app.py), or a new random one (None); `also`: secrets whose keys open tokens too. The seal
+    it replaces is returned (tests put it back)."""
     global _seal
-    before, _seal = _seal, TokenSeal(secret)
+    before, _seal = _seal, TokenSeal(secret, also=also)
     return before
 
 

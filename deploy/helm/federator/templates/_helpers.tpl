@@ -66,6 +66,11 @@ federator.io/service: metrics
 {{- end }}
 {{- end }}
 
+{{/* The Secret holding the seal key file: sealKey.existingSecret, or the one templates/seal-key.yaml makes. */}}
+{{- define "federator.sealKeySecretName" -}}
+{{- default (printf "%s-seal-key" (include "federator.fullname" .)) (dig "sealKey" "existingSecret" "" .Values.AsMap) }}
+{{- end }}
+
 {{/* "true" when the replicas elect a leader through a Lease (mode=kubernetes and leaderElection.enabled). */}}
 {{- define "federator.leaderElected" -}}
 {{- if and (eq .Values.mode "kubernetes") .Values.leaderElection.enabled }}true{{ end }}
