@@ -69,7 +69,7 @@ def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() ->
     metrics.watch_state(lambda: StateSample(
         clusters=[], jobs={(q, "Pending"): 1 for q in queues}, pending={(q, "QuotaExceeded"): 1 for q in queues},
         queue_accelerators={q: 2.0 for q in queues}, queue_weight={q: 1.0 for q in queues},
-        queue_fair_share={q: 0.5 for q in queues}))
+        queue_fair_share={q: 0.5 for q in queues}, queue_vendor_accelerators={(q, "nvidia"): 2.0 for q in queues}))
     for q in queues:
         metrics.jobs_submitted.labels(q).inc()
         metrics.jobs_finished.labels(q, "Succeeded").inc()
@@ -86,7 +86,7 @@ def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() ->
     reg = metrics.registry
     # the folded queues are summed, not dropped
     assert reg.get_sample_value("federator_jobs", {"queue": OTHER, "phase": "Pending"}) == 995.0
-    assert reg.get_sample_value("federator_queue_accelerators", {"queue": OTHER}) == 1990.0
+    assert reg.get_sample_value("federator_queue_accelerators", {"queue": OTHER, "vendor": "nvidia"}) == 1990.0
     assert reg.get_sample_value("federator_queue_fair_share", {"queue": OTHER}) == 497.5
     assert reg.get_sample_value("federator_jobs_submitted_total", {"queue": OTHER}) == 995.0
     assert reg.get_sample_value("federator_jobs_submitted_total", {"queue": "org-0000"}) == 1.0

@@ -68,9 +68,14 @@ class StateSample:
     # queue -> its unfinished jobs with a live placement outside the regions its allowedRegions (narrowed since)
     # and their spec.regions.allowed allow (server/outside_regions.py; outside compliance QA, C1)
     outside_regions: dict[str, int] = field(default_factory=dict)
+    # (queue, vendor) -> what `queue_accelerators` holds, by the vendor of the pools its placements hold (a queue
+    # holding nothing: one key of vendor NO_VENDOR, 0): federator_queue_accelerators' labels, so the dashboard's
+    # `vendor` variable filters a queue's holding as it filters the fleet it is a share of (vendqa61 V9's rest)
+    queue_vendor_accelerators: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
+NO_VENDOR = "none"  # federator_queue_accelerators' vendor for a queue that holds no accelerator
 
 
 SAMPLE_TIMEOUT_SECONDS = 30.0
@@ -206,10 +211,11 @@ class StateCollector(Collector):
         yield pending
         share = GaugeMetricFamily(
             "federator_queue_accelerators",
-            "Accelerators held by each queue's placed and running jobs, a partition at its worth (MIG 1g.10gb: 0.125).",
-            labels=["queue"],
+            "Accelerators held by each queue's placed and running jobs, by the vendor of the pools they hold, a "
+            f"partition at its worth (MIG 1g.10gb: 0.125); a queue holding nothing: vendor {NO_VENDOR}, 0.",
+            labels=["queue", "vendor"],
         )
-        for key, held in sorted(_fold(self._queue, {(q,): v for q, v in s.queue_accelerators.items()}).items()):
+        for key, held in sorted(_fold(self._queue, s.queue_vendor_accelerators).items()):
             share.add_metric(list(key), held)
         yield share
         # One series per queue each (1,000 queues: 2,000 series; past the queue label's budget the rest fold into
@@ -307,4 +313,4 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-__all__ = ["CLUSTER_STATES", "SAMPLE_TIMEOUT_SECONDS", "ClusterSample", "StateCollector", "StateSample"]
+__all__ = ["CLUSTER_STATES", "NO_VENDOR", "SAMPLE_TIMEOUT_SECONDS", "ClusterSample", "StateCollector", "StateSample"]

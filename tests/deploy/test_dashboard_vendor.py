@@ -22,10 +22,12 @@ from promql_support import dashboard_exprs, grafana_to_promql, promtool_says
 from federator.local import LocalFederation
 
 VENDOR_METRICS = ("federator_cluster_accelerators", "federator_pending_accelerators",
-                  "federator_accelerator_seconds_total")
-# Panels whose query reads a vendor metric only as the denominator of a metric with no vendor label (queue
-# holdings: federator_queue_accelerators has a queue label alone): filtering one side alone would be wrong.
-NO_VENDOR = {"Top queues by accelerator share"}
+                  "federator_accelerator_seconds_total", "federator_queue_accelerators")
+# Panels that weigh a vendor metric against one with no vendor label (a queue's holding against its fair share of
+# the whole fleet, federator_queue_fair_share): filtering one side alone would be wrong. "Top queues by accelerator
+# share" follows the variable since federator_queue_accelerators has `vendor` (vend62): a queue's share of the
+# chosen vendors' fleet.
+NO_VENDOR = {"Queue holdings against fair share"}
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*(=~|=|!=|!~)\s*"([^"]*)"')
 

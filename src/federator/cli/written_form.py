@@ -6,9 +6,7 @@ lacks the vendor refused `spec.accelerators[0].vendor`, a field the file never h
 R7). The CLI still has the file: it says the refusal of the resource the user wrote. Only the message changes;
 the federator, which checks every job with its own catalog, stays the authority.
 
-Likewise its models: `resources: {huawei.com/Ascend910: 1}` with `acceleratorModels: [Ascend910B]` is one
-alternative per model on the wire, so an unknown model or a template pin was refused as `spec.accelerators[0].model`
-for a file that wrote `spec.acceleratorModels[0]` (vendor QA vendqa61 V3); the Nth alternative is the Nth model.
+Likewise its models, said as the file wrote them (written_models.py, which the FederatedJob controller shares).
 """
 
 from __future__ import annotations
@@ -19,13 +17,12 @@ from pathlib import Path
 
 from federator.jobfile_loading import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, job_paths
 from federator.jobsource import read_job_text
+from federator.written_models import models_as_written, one_count_resource
 from federator.yamltext import load_documents
 
 # The federator's refusal of an alternative's vendor (jobfile_accelerators.parse_alternatives, run again on the wire).
 _UNKNOWN_VENDOR = re.compile(r"^spec\.accelerators\[\d+\]\.vendor: unknown vendor '(?P<vendor>[^']*)'"
                              r"(?: \(known: (?P<known>[^)]*)\))?")
-# An alternative's model, which the one-count form made of the file's Nth acceleratorModels entry (jobfile.py)
-_ALTERNATIVE_MODEL = re.compile(r"\bspec\.accelerators\[(\d+)\]\.model\b")
 
 
 def written_resources(paths: list[Path]) -> list[str]:
@@ -38,11 +35,7 @@ def written_resources(paths: list[Path]) -> list[str]:
         for path in job_paths(paths):
             text = read_job_text(path, limit=MAX_FILE_BYTES)  # stdin: the text read a moment ago, kept
             for doc in load_documents(text, max_depth=MAX_DEPTH, max_values=MAX_VALUES):
-                spec = doc.get("spec") if isinstance(doc, Mapping) else None
-                resources = spec.get("resources") if isinstance(spec, Mapping) and "accelerators" not in spec \
-                    else None
-                names = [str(k) for k in resources if "/" in str(k)] if isinstance(resources, Mapping) else []
-                out.append(names[0] if len(names) == 1 else "")
+                out.append(one_count_resource(doc.get("spec") if isinstance(doc, Mapping) else None))
     except Exception:  # a second read is advice only: whatever goes wrong, the refusal is said as it was sent
         return []
     return out
@@ -54,7 +47,7 @@ def as_written(detail: str, resource: str, *, own_catalog: bool) -> str:
     it was made of; any other refusal as it is."""
     if not resource:
         return detail
-    detail = _ALTERNATIVE_MODEL.sub(lambda m: f"spec.acceleratorModels[{m[1]}]", detail)
+    detail = models_as_written(detail, {"resources": {resource: 1}})
     found = _UNKNOWN_VENDOR.match(detail)
     if found is None:
         return detail

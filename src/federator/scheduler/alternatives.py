@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from federator.model import ClusterInfo, JobSpec, Reason, ReasonCode, partition_worth
+from federator.model import ClusterInfo, JobSpec, Reason, ReasonCode, Resources, partition_worth
 from federator.scheduler.framework import OTHER_VENDORS_ONLY, PlacementRequest
 from federator.security.podsecurity_member import needed_by_texts
 
@@ -56,6 +56,28 @@ def variant_spec(spec: JobSpec, i: int) -> JobSpec:
     a = spec.accelerators[i]
     return replace(spec, resources=replace(spec.resources, accelerator_milli=a.milli),
                    accelerator_models=(a.model,) if a.model else (), accelerators=())
+
+
+def first_ask(spec: JobSpec) -> tuple[Resources, tuple[str, ...]]:
+    """What a job asks per replica and the models it accepts, as the cycle first tries it: its own resources
+    and models, or with `spec.accelerators` its first (most preferred) alternative's. Every one-count job of a
+    vendor other than the legacy one is such a list of one, whose `spec.resources` asks no accelerator: read
+    from those, the cycle's demand saw a pending Ascend fraction as CPU-only work (vendqa61 V2)."""
+    if not spec.accelerators:
+        return spec.resources, spec.accelerator_models
+    first = variant_spec(spec, 0)
+    return first.resources, first.accelerator_models
+
+
+def accepted_models(spec: JobSpec, alternative: int = 0) -> tuple[str, ...]:
+    """The models a job accepts under its alternative `alternative` (() = any of the alternative's vendor),
+    or its `spec.accelerator_models` when it lists no alternatives: what a placed job's Allocation says it wanted,
+    so that its shape counts in the demand of the models it can use, not of every model (vendqa61 V2)."""
+    alts = spec.accelerators
+    if not alts:
+        return spec.accelerator_models
+    model = alts[alternative if 0 <= alternative < len(alts) else 0].model
+    return (model,) if model else ()
 
 
 def variants(request: PlacementRequest, legacy_vendor: str = "") -> list[PlacementRequest]:

@@ -39,10 +39,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from federator.model import MILLI, ClusterInfo, JobSpec, Resources
+from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobSpec, Resources
 from federator.model.accelerator import accepts_model
+from federator.scheduler.alternatives import first_ask
 from federator.scheduler.fragmentation import GrowthCache
-from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.framework import Allocation, PlacementRequest, serves_shape
 
 # (milli-GPUs per GPU: 1..999 or 1000 for whole GPUs, GPUs per replica, CPU milli, memory bytes, weight)
 Shape = tuple[int, int, int, int, float]
@@ -190,8 +191,9 @@ class Arrival:
 
     @classmethod
     def of(cls, spec: JobSpec) -> Arrival:
-        """What the cycle counts of an ended job with this spec."""
-        return cls(spec.resources, spec.accelerator_models, spec.replicas)
+        """What the cycle counts of an ended job with this spec (its first alternative's ask: `first_ask`)."""
+        resources, models = first_ask(spec)
+        return cls(resources, models, spec.replicas)
 
 
 class DemandMemory:
@@ -226,7 +228,8 @@ def samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation],
     live = 0
     for r in requests:
         live += r.replicas
-        yield r.spec.resources, r.spec.accelerator_models, r.replicas
+        resources, models = first_ask(r.spec)
+        yield resources, models, r.replicas
     for a in running:
         live += a.replicas
         yield a.resources, a.accelerator_models, a.replicas
@@ -239,6 +242,18 @@ def samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation],
         yield e.resources, e.accelerator_models, n
 
 
+def _uses(milli: int, gpus: int, wanted: tuple[str, ...], model: str, family: str, pool: AcceleratorPool) -> bool:
+    """Whether work of a shape (`milli` per device, `gpus` devices), naming `wanted` (() = any), can use `model`,
+    whose devices share as `pool`'s do: by name, and by the rule the filters hold placements to (`serves_shape`:
+    whole devices of a MIG or vNPU partition pool only for work naming a partition, a fraction no bigger than the
+    partition). Counted by name alone, a running 4-device job of any model made taking one of a node's four free
+    5-core vNPUs look like stranding the other three, and a 250m fraction placed after it took a 10-core vNPU
+    (billed double) beside four free 5-core ones; alone it took a 5-core one (vendqa61 V2, MIG alike)."""
+    if wanted and not any(accepts_model(w, model, family) for w in wanted):
+        return False
+    return serves_shape(pool, milli if milli < MILLI else gpus * MILLI, wanted)
+
+
 def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementRequest],
               running: Sequence[Allocation], recent: Sequence[Arrival] = (), sample: int = DEMAND_SAMPLE,
               scarcity_scale: float = 0.0) -> Demand:
@@ -248,8 +263,10 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     free: dict[str, int] = {}
     free_multi: dict[str, int] = {}  # on nodes with two or more accelerators free
     family: dict[str, str] = {}
+    like: dict[str, AcceleratorPool] = {}  # a pool of each model: how the model shares its devices (`serves_shape`)
     for c in clusters:
         for p in c.capacity.accelerator_pools:
+            like.setdefault(p.accelerator_model, p)
             free[p.accelerator_model] = free.get(p.accelerator_model, 0) + p.free_milli
             free_multi[p.accelerator_model] = free_multi.get(p.accelerator_model, 0) + sum(
                 i * n for i, n in enumerate(p.nodes_by_free) if i >= 2) * MILLI
@@ -279,7 +296,7 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     for model in models:
         merged: dict[tuple[int, int], list[int]] = {}
         for (milli, gpus, wanted), (n, cpu, mem) in by_key.items():
-            if wanted and not any(accepts_model(w, model, family.get(model, "")) for w in wanted):
+            if not _uses(milli, gpus, wanted, model, family.get(model, ""), like[model]):
                 continue
             m = merged.setdefault((milli, gpus), [0, 0, 0])
             m[0] += n
@@ -291,7 +308,7 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     for (milli, gpus, wanted), sums in by_key.items():
         if not wanted:
             continue
-        takers = [model for model in models if any(accepts_model(w, model, family.get(model, "")) for w in wanted)]
+        takers = [model for model in models if _uses(milli, gpus, wanted, model, family.get(model, ""), like[model])]
         if not takers or len(takers) == len(models):
             continue  # open to every model (not pinned), or to none here
         share = sums[0] * milli * gpus / len(takers)

@@ -283,6 +283,13 @@ def accepts_pool(request: PlacementRequest, pool: AcceleratorPool) -> bool:
             and (not pool.sharing or _shape_ok(pool, request.accelerator_milli, request.spec.accelerator_models)))
 
 
+def serves_shape(pool: AcceleratorPool, milli: int, requested: tuple[str, ...]) -> bool:
+    """Whether `pool` could ever run a replica of `milli` asked by work naming `requested` (() = any model), by
+    its sharing alone (models aside): what the filters hold every placement to, and so what the cycle's demand
+    counts as work a pool can use (demand.py)."""
+    return not pool.sharing or _shape_ok(pool, milli, requested)
+
+
 def _shape_ok(pool: AcceleratorPool, milli: int, requested: tuple[str, ...]) -> bool:
     """The pool serves the replica's shape; whole devices of a partition pool (MIG, Ascend vNPU) only for a job
     naming a partition (asking "H100" or "Ascend310P" means whole chips, not 1g.10gb or 2-core partitions of one)."""

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobSpec
 from federator.scheduler import PlacementRequest, Scheduler
-from federator.scheduler.alternatives import Assignment
+from federator.scheduler.alternatives import Assignment, accepted_models
 from federator.scheduler.framework import Allocation
 from federator.scheduler.snapshot import Snapshot
 from federator.server.drain_surge import split, surges
@@ -82,7 +82,7 @@ def _held(job_id: JobId, spec: JobSpec, a: Assignment, now: float) -> Allocation
     resources = replace(spec.resources, accelerator_milli=a.accelerator_milli) if a.accelerator_milli else \
         spec.resources
     return Allocation(job_id, spec.queue, spec.priority, spec.preemptible, a.cluster, a.accelerator_model,
-                      a.replicas, resources, now, spec.accelerator_models, (), a.unit_milli, spec.owner)
+                      a.replicas, resources, now, accepted_models(spec, a.alternative), (), a.unit_milli, spec.owner)
 
 
 async def no_room_elsewhere(fed: Federator, cluster: str, left: Sequence[Job]) -> NoRoom:

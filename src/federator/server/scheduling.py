@@ -68,6 +68,7 @@ from federator.scheduler import (
     PlacementRequest,
     Snapshot,
 )
+from federator.scheduler.alternatives import accepted_models
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.tuning import Tuner
 from federator.server.cycle_plan import CyclePlan, compute
@@ -352,7 +353,7 @@ class Cycles:
         """What the placed jobs hold: queue usage and preemption's candidates."""
         return [Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
                            p.accelerator_model, p.replicas, placement_resources(p, job.spec), job.placed_at,
-                           job.spec.accelerator_models, p.nodes, p.unit_milli, job.spec.owner,
+                           accepted_models(job.spec, p.alternative), p.nodes, p.unit_milli, job.spec.owner,
                            job.spec.pod_sets if p.replicas == job.spec.replicas else ())
                 for job in self.active_jobs() for p in job.placements if p.phase.is_active]
 

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 from federator.metrics import ClusterSample, StateSample
 from federator.model import MILLI, JobKind, JobPhase, ReasonCode, placement_held_milli
+from federator.model.accelerator import DEFAULT_VENDOR
 from federator.scheduler import Snapshot
 from federator.scheduler.standing import fair_shares, fleet_of
 from federator.server.outside_regions import counts as outside_counts
 from federator.server.pending_demand import pending_accelerators
+from federator.state_metrics import NO_VENDOR
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -74,19 +76,25 @@ def state_sample(fed: Federator) -> StateSample:
         if phase is pending_phase:
             pending[(queue, code or waiting)] += n
     queue_accelerators: dict[str, float] = defaultdict(float)
+    by_vendor: dict[tuple[str, str], float] = defaultdict(float)  # (queue, vendor): the same, by the pools' vendor
     replicas_waiting: dict[str, int] = defaultdict(int)
     replicas_short: dict[str, int] = defaultdict(int)
     running, inference = JobPhase.RUNNING, JobKind.INFERENCE
     holding = any(phase.is_active and phase is not pending_phase for _, phase, _ in kinds)
     for job in everything if holding else ():
         if job.phase is not pending_phase and job.phase.is_active:
-            queue_accelerators[job.spec.queue] += sum(
-                placement_held_milli(p, job.spec) for p in job.placements) / 1000  # a partition at its worth
+            for p in job.placements:
+                held = placement_held_milli(p, job.spec) / 1000  # a partition at its worth
+                if held:
+                    queue_accelerators[job.spec.queue] += held
+                    by_vendor[(job.spec.queue, p.accelerator_vendor or DEFAULT_VENDOR)] += held
             replicas_waiting[job.spec.queue] += job.replicas_waiting
             if job.phase is running and job.spec.kind is inference:  # a serving job: how many of it do not serve
                 replicas_short[job.spec.queue] += max(0, job.spec.replicas - job.replicas_ready)
     for queue in {q for q, _ in jobs}:
         queue_accelerators.setdefault(queue, 0.0)
+        if not queue_accelerators[queue]:
+            by_vendor[(queue, NO_VENDOR)] = 0.0
         replicas_waiting.setdefault(queue, 0)
         replicas_short.setdefault(queue, 0)
     # The age of each queue's oldest pending job: what FederatorJobsPendingTooLong alerts on (a standing backlog
@@ -112,7 +120,7 @@ def state_sample(fed: Federator) -> StateSample:
                                                for p in rec.capacity.accelerator_pools)) if pending else {}
     return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest, dict(replicas_waiting),
                        dict(replicas_short), weights, fair, dict(never), wanted,
-                       outside_counts(everything, fed.scheduler.config) if holding else {})
+                       outside_counts(everything, fed.scheduler.config) if holding else {}, dict(by_vendor))
 
 
 def _shares(fed: Federator, jobs: Mapping[tuple[str, str], int], snap: Snapshot

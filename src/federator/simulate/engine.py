@@ -33,6 +33,7 @@ from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId, Reason, ReasonCode
 from federator.model.cluster import held_milli
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
+from federator.scheduler.alternatives import accepted_models
 from federator.scheduler.demand import DemandMemory
 from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
@@ -286,7 +287,8 @@ class Simulation:
             self.by_model.add(a.accelerator_model, milli)  # type: ignore[attr-defined]
             job.allocations.append(Allocation(job.job_id, spec.queue, spec.priority, spec.preemptible,
                                               a.cluster, a.accelerator_model, a.replicas, res, now,  # type: ignore[attr-defined]
-                                              spec.accelerator_models, unit_milli=a.unit_milli,  # type: ignore[attr-defined]
+                                              accepted_models(spec, a.alternative),  # type: ignore[attr-defined]
+                                              unit_milli=a.unit_milli,  # type: ignore[attr-defined]
                                               owner=spec.owner))
             self.allocated_milli += milli
         job.placed_at = now

@@ -76,6 +76,7 @@ from federator.server.dependencies import DependencyNotFound
 from federator.server.federator import Federator
 from federator.server.intake import QueueFull, SubmitError
 from federator.store.errors import StoreUnavailable
+from federator.written_models import models_as_written
 
 log = logging.getLogger("federator.kube.controller")
 WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object's events stay in order)
@@ -303,7 +304,7 @@ class FederatedJobController:
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
         warnings = self.fed.intake.warnings(job.spec)
         for warning in warnings:  # what `federator submit` prints on stderr
-            self._warn(meta, EventReason.SUBMIT_WARNING, warning)
+            self._warn(meta, EventReason.SUBMIT_WARNING, models_as_written(warning, obj.get("spec")))
 
     async def _task_problem(self, obj: Obj) -> str | None:
         """Why an object carrying array annotations is not its array's task (arrays.py `task_problem`), or None.
@@ -385,6 +386,7 @@ class FederatedJobController:
         write the API server did not take is tried again whole (`_work`), so the Event is not posted twice."""
         meta = obj["metadata"]
         now = self.clock()
+        message = models_as_written(message, obj.get("spec"))  # spec.acceleratorModels[N], as the object wrote it
         body = {"metadata": {"uid": meta["uid"]},
                 "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=now,
                                          reason=EventReason.INVALID.value)}

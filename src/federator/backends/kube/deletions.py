@@ -43,6 +43,11 @@ class Deletions:
         # write of the cancel, the finalizer's removal, DELETED) cancels again, and each said it, 3 to 8 lines for
         # one `kubectl delete` (vendor QA vendqa61 V8). Emptied by `forget`, when the object is gone.
         self._said: set[str] = set()
+        # Per job, the placements a deletion's cancel was sent for (a finished job's, whose workloads stay): each
+        # event sent it again, harmless but noise on the member's stream and in its log. Sent once per placement
+        # until the object is gone (`forget`) or the federator restarts (then once more: the member may have
+        # missed it).
+        self._ordered: dict[str, set[str]] = {}
 
     async def cancel_orphans(self, uids: Iterable[str | None]) -> None:
         """Jobs whose FederatedJob vanished while no federator watched (a forced delete) are cancelled: those whose
@@ -54,6 +59,7 @@ class Deletions:
                 try:
                     live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal}
                     await self.cancel(job.job_id, f"{owner.namespace}/{owner.name}")
+                    self._ordered.pop(job.job_id, None)  # its object is gone: no event will ask again
                     self.record(job, live)  # written by the MemberCluster loop: no finalizer waits for it
                 except StoreUnavailable as exc:  # the next start (or leader) tries again
                     log.warning("job %s of a vanished FederatedJob not cancelled: %s", job.job_id, exc)
@@ -62,16 +68,24 @@ class Deletions:
         """The job of a deleted FederatedJob cancelled, its write awaited off the event loop (server/cancelling.py:
         a status write, an HTTP round trip, held the loop before)."""
         try:
-            finished = self.fed.get(job_id).phase.is_terminal
+            before = self.fed.get(job_id)
+            finished = before.phase.is_terminal
+            live = {p.placement_id for p in before.placements if not p.phase.is_terminal}
             job = await self.fed.cancel_async(job_id)
         except NotFound:
             return
-        if finished or job.phase is not JobPhase.CANCELLED:  # ended before its cancel, or while it was stored
+        sent = self._ordered.setdefault(job_id, set())
+        if not finished and job.phase is JobPhase.CANCELLED:
+            sent |= live  # the cancel sent these: the events after it find the job ended, and must not again
+        else:  # ended before its cancel, or while it was stored
             # A finished job's workloads (its Job and Service, a JobSet and its children) stay in the
             # member until their TTL, if any; the FederatedJob going means the user is done with them.
             # Best effort: a member whose agent is away keeps them (a Job until its TTL).
             for p in job.placements:
-                self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted", job_ended=True))
+                if p.placement_id not in sent:
+                    sent.add(p.placement_id)
+                    self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted",
+                                                         job_ended=True))
         if job_id not in self._said:
             self._said.add(job_id)
             log.info("FederatedJob %s deleted: job %s is %s", what, job_id, job.phase)
@@ -113,6 +127,7 @@ class Deletions:
         (`forget_job`; soak S5: they stayed for ever), at the cost of the job's own placements, not of the index
         (server/placement_index.py): a namespace of 30,000 deleted costs what those jobs placed."""
         self._said.discard(job_id)
+        self._ordered.pop(job_id, None)
         job = self.fed.jobs.get(JobId(job_id))
         if job is not None and job.phase.is_terminal:
             forget_job(self.fed, job)
