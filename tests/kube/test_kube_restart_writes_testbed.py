@@ -1,4 +1,4 @@
-"""What a new leader writes of the FederatedJobs it loads, on a real API server.
+"""What a new leader writes of the FederatedJobs it loads, and what it keeps of the ones deleted, on a real API server.
 
 - QA kubescaleqa62 H1: a restart (SIGKILL, a failover) wrote the status of nearly every FederatedJob back although
   nothing had changed (~1,000 PATCHes at 1,300 objects), and new FederatedJobs waited behind those writes for up to
@@ -7,6 +7,8 @@
   a write of a job as it was loaded was sent although the object said that already. A new leader whose agent
   re-syncs within the start's wait, and whose first cycles tell the pending jobs their reasons again, now sends no
   status PATCH for a job whose object says that already.
+- M1: the store kept each job's owner, uid, conditions, counts and held flag for the leader's life; a deleted
+  FederatedJob's job now takes them with it.
 
 The federator runs in this process (store, controller with its informer, the scheduler's cycle), as a restart
 starts them; its agents are played by `connect`/`report`/`job_update`, as the neighbours' restart tests do.
@@ -30,7 +32,7 @@ from federator.server.settle import DEFAULT_SETTLE_SECONDS
 
 from builders import cluster, pool
 from kube_support import H100, Testbed, fj_yaml, host_alone
-from support import accepted
+from support import accepted, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -134,3 +136,35 @@ def test_a_new_leader_writes_no_status_of_the_stable_jobs_it_loads(host: Testbed
 
     asyncio.run(main())
 
+
+def test_a_deleted_federatedjobs_job_leaves_nothing_in_the_store(host: Testbed) -> None:
+    names = [f"gone-{i}" for i in range(4)]
+    for left in KubeApi.connect(host.host.kubeconfig).list(FEDERATED_JOBS, NAMESPACE).get("items") or []:
+        host.kubectl("host", "delete", "federatedjob", "-n", NAMESPACE, left["metadata"]["name"], "--wait=false")
+
+    async def main() -> None:
+        api = api_of(host)
+        store, fed, ctl = await leader(api)
+        try:
+            for name in names:
+                host.kubectl("host", "apply", "-f", "-", input=fj_yaml(name, NAMESPACE, acceleratorModels=["H100"]))
+            await accepted(fed, NAMESPACE, *names)
+            fed.schedule_once()
+            ids = {j.job_id for n in names for j in fed.jobs.named(n)}
+            assert len(ids) == len(names)
+            await asyncio.to_thread(fed.journal.drain)
+            for name in names:
+                host.kubectl("host", "delete", "federatedjob", "-n", NAMESPACE, name, "--wait=false")
+            await until(lambda: not ids & set(fed.jobs), timeout=60)
+            await until(lambda: not api.list(FEDERATED_JOBS, NAMESPACE).get("items"), timeout=60)
+            kept = {what: sorted(set(per_job) & ids) for what, per_job in (
+                ("owners", store._owners), ("conditions", store._conditions), ("replicas", store._replicas),
+                ("job replicas", store._job_replicas), ("spec_held", store.spec_held), ("seen", store._seen),
+                ("as loaded", store._loaded), ("ignoring", store.ignoring))}
+            assert kept == {what: [] for what in kept}
+            assert not ids & set(store._by_uid.values())
+        finally:
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())

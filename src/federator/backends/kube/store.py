@@ -188,6 +188,17 @@ class KubeJobStore:
         create's answer was lost: the retry adopts the object the create made (`_adopt`)."""
         return self._creating.get((namespace, name))
 
+    def forget(self, job_id: JobId) -> None:
+        """The job's FederatedJob is gone and the federator forgot the job (deletions.py): what this store kept of it
+        goes too. Kept, a leader grew ~4 KB a job ever written until it restarted (QA kubescaleqa62 M1). A write of
+        it still queued finds no owner and is dropped (`_write`: a finished job's object is not made again)."""
+        owner = self._owners.pop(job_id, None)
+        if owner is not None and self._by_uid.get(owner.uid) == job_id:
+            del self._by_uid[owner.uid]
+        for per_job in (self._conditions, self._loaded, self._replicas, self._job_replicas, self._scaling_from,
+                        self.spec_held, self.ignoring, self.reservations, self.moves, self._seen):
+            per_job.pop(job_id, None)  # type: ignore[attr-defined]
+
     def _own(self, job_id: JobId, owner: Owner) -> None:
         self._owners[job_id] = owner
         self._by_uid[owner.uid] = job_id
