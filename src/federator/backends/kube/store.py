@@ -70,7 +70,7 @@ from federator.model import Job, JobId, JobSpec
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable, WriteFailure
 
 log = logging.getLogger("federator.kube.store")
-WRITERS = 8  # status writes in flight at once (the client's connection pool holds as many)
+WRITERS = 8  # status writes in flight at once (the client's pool has room for them beside the rest: api.py)
 # A lazy batch of pending reasons (store/lazy_lane.py) is one round of the writers: a Submit that arrives meanwhile
 # waits for that round, not for 200 PATCHes (~7 s at the ~30 a second an API server took on the test bed, QA
 # kubescaleqa62 H1).
