@@ -188,6 +188,11 @@ class KubeJobStore:
         create's answer was lost: the retry adopts the object the create made (`_adopt`)."""
         return self._creating.get((namespace, name))
 
+    def send_next(self, job_id: JobId) -> None:
+        """The job's next status write is sent even if it says what the object said at `load`: the controller read
+        the object changed since (its status edited, its generation new) and writes the job to say it again."""
+        self._loaded.pop(job_id, None)
+
     def forget(self, job_id: JobId) -> None:
         """The job's FederatedJob is gone and the federator forgot the job (deletions.py): what this store kept of it
         goes too. Kept, a leader grew ~4 KB a job ever written until it restarted (QA kubescaleqa62 M1). A write of
