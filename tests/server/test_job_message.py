@@ -347,3 +347,28 @@ def test_a_wait_with_no_interruption_before_it_is_shown_as_it_is(old: Reason | N
 def test_a_new_interruption_replaces_the_last() -> None:
     again = Reason(ReasonCode.DRAINED, "cluster b drained by admin")
     assert keep_interruption(Reason(ReasonCode.PREEMPTED, f"preempted on c, at T{THEN}{WAIT}"), again) is again
+
+
+def test_a_restart_restates_no_job_while_it_waits_for_the_cluster_expected_back_only_after() -> None:
+    """QA kubescaleqa62 H1: at its first turn a restarted federator restated every job on a cluster whose agent had
+    not reported yet ("Partitioned since ..."), then again a few seconds later when the agent was back: two store
+    writes per running job for nothing, in Kubernetes mode two status PATCHes per FederatedJob on every failover.
+    While the start waits for the clusters expected back (--settle-seconds) the message stays as stored; once the
+    wait is over one still away is named."""
+    store, clock = MemoryStore(), Clock()
+    job, _ = running_on(make(store, clock), "west-1", "1 of 1 replica running")
+    restarted = make(store, clock, settle_seconds=10.0)
+    restarted.check_leases()
+    assert restarted.jobs[job.job_id].message == "1 of 1 replica running"  # as stored: nothing to write
+    join(restarted, "west-1", *(p.placement_id for p in restarted.jobs[job.job_id].placements))
+    restarted.check_leases()
+    assert restarted.jobs[job.job_id].message == "1 of 1 replica running"  # back within the wait: never restated
+
+    again = make(store, clock, settle_seconds=10.0)  # a restart whose cluster does not come back
+    again.check_leases()
+    assert again.jobs[job.job_id].message == "1 of 1 replica running"
+    clock.now += 11
+    assert not again.settling.holding(clock.now, lambda: ["west-1"])  # the wait is over
+    again.check_leases()
+    said = again.jobs[job.job_id].message
+    assert said.startswith("west-1 Partitioned since ") and "has not reported since this federator started" in said

@@ -242,3 +242,24 @@ def test_drain_returns_only_once_the_lazy_reasons_queued_before_it_are_written()
     first.join(A_WHILE)
     assert not drained.is_alive()
     assert store.docs["b"].pending_reason is not None
+
+
+class SlowWritesStore(GatedStore):
+    """A store whose writes are slow (the Kubernetes store's PATCHes): it says how many make a lazy batch."""
+
+    lazy_batch_jobs = 8
+
+
+def test_a_store_of_slow_writes_sizes_the_lazy_batches_a_submit_waits_behind() -> None:
+    """QA kubescaleqa62 H1: the Kubernetes store took 200 pending reasons a batch, ~7 s of PATCHes, and each Submit
+    waited for one (new FederatedJobs admitted 16 every ~8 s after a restart). A store's `lazy_batch_jobs` sizes
+    them."""
+    store = SlowWritesStore()
+    journal = GroupCommit(store)
+    waiting = [_job(f"j{i}") for i in range(40)]
+    for j in waiting:
+        j.pending_reason = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "no room")
+    journal.enqueue_lazy(waiting)
+    store.gate.set()
+    journal.drain()
+    assert [len(b) for b in store.batches] == [8] * 5

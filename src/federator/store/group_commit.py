@@ -94,7 +94,8 @@ class GroupCommit:
         self._log_failed = _FailureLog()  # one line per 10 s while the store refuses writes
         self._cv = threading.Condition()
         self._queue: deque[QueuedWrite] = deque()
-        self._lazy = LazyLane()  # see enqueue_lazy (store/lazy_lane.py)
+        # see enqueue_lazy (store/lazy_lane.py); a store of slow writes sizes its batches (`lazy_batch_jobs`)
+        self._lazy = LazyLane(getattr(store, "lazy_batch_jobs", LAZY_BATCH_JOBS))
         self._busy = False  # a thread (the writer, or a synchronous caller) is inside store.put
         self._handed = False  # the writer thread is to write what is queued (it holds `_busy` for that)
         self._writer: threading.Thread | None = None  # the one writer thread (module docstring)

@@ -114,6 +114,11 @@ MERGE_PATCH = "application/merge-patch+json"
 # Python tool sends) owned every field the federator wrote (outside QA G7), so Argo CD's
 # ignoreDifferences.managedFieldsManagers could not tell it from anyone else.
 FIELD_MANAGER = "federator"
+# Connections kept open to one API server: the federator's controller has 16 workers, its store 8 status writers
+# (backends/kube/store.py WRITERS), and Events, MemberClusters, Leases and the watches share the client. The
+# client's default, 5 per CPU (10 on 2 CPUs), threw connections away under load ("Connection pool is full,
+# discarding connection", 100 times in 12 min: QA kubescaleqa62 L1), each a new TLS handshake at the next request.
+POOL_CONNECTIONS = 48
 AGENT_FIELD_MANAGER = "federator-agent"
 
 
@@ -141,12 +146,14 @@ class KubeApi:
         from kubernetes.config.config_exception import ConfigException
 
         try:
+            cfg = client.Configuration()
             if kubeconfig is None:
-                cfg = client.Configuration()
                 config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-                return cls(client.ApiClient(cfg), manager=manager)
-            return cls(config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig), context=context), manager=manager)
+            else:
+                config.load_kube_config(config_file=str(kubeconfig), context=context,  # type: ignore[no-untyped-call]
+                                        client_configuration=cfg)
+            cfg.connection_pool_maxsize = POOL_CONNECTIONS  # read when the client makes its pool, below
+            return cls(client.ApiClient(cfg), manager=manager)
         except (ConfigException, OSError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
             where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster service account"
             raise KubeError(0, f"cannot load {where}: {_config_problem(exc)}") from exc

@@ -131,6 +131,7 @@ class Deletions:
         job = self.fed.jobs.get(JobId(job_id))
         if job is not None and job.phase.is_terminal:
             forget_job(self.fed, job)
+            self.store.forget(job.job_id)  # and what the store kept of it (QA kubescaleqa62 M1)
             self.fed.notify([job])  # a Watch of it ends (NOT_FOUND)
 
 

@@ -159,6 +159,7 @@ class ObjectEdits:
         lands after it. StoreUnavailable is raised (controller.py `_work` reconciles the object again) and the job
         stays owed its write (`_unwritten`), so the retry writes it though nothing is new by then."""
         self._unwritten.add(job.job_id)
+        self.store.send_next(job.job_id)  # the object was read changed: sent though the job is as loaded
         await self.fed.journal.commit([job])
         self._unwritten.discard(job.job_id)
 
