@@ -27,8 +27,9 @@ from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
 from federator.backends.sim.pool_names import pool_kind
 from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
-from federator.model.cluster import SHARING_MIG, one_node_room, room_classes, sharing_serves
+from federator.model.cluster import SHARING_MIG, sharing_serves
 from federator.model.node_room import node_room_of
+from federator.model.pool_room import one_node_room, room_classes
 from federator.scheduler.framework import model_matches
 
 FITS = ("fgd", "best", "first", "random")
