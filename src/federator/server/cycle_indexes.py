@@ -12,17 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from federator.model import (
-    ClusterCapacity,
-    Job,
-    JobId,
-    Placement,
-)
+from federator.model import ClusterCapacity, Job, JobId, Placement
 from federator.model.node_room import node_room_grew
-from federator.scheduler import (
-    Arrival,
-    PlacementRequest,
-)
+from federator.scheduler import Arrival, PlacementRequest
 from federator.scheduler.demand import DemandMemory
 from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.server.pending_counts import PendingCounts
