@@ -142,15 +142,18 @@ def test_a_placement_cancelled_on_a_ready_member_is_billed_to_the_cancel_as_befo
 
 
 
-class Ticking(Clock):
-    """A clock that moves on `step` seconds at every read, as a loaded machine's does between two reads."""
 
-    def __init__(self, now: float = 0.0) -> None:
-        super().__init__(now)
-        self.step = 0.0
+class Ticking(Clock):
+    """A clock that moves on `step` seconds at every read from `since` on, as a loaded machine's does between two
+    reads."""
+
+    def __init__(self, *, since: float, step: float) -> None:
+        super().__init__()
+        self.since, self.step = since, step
 
     def __call__(self) -> float:
-        self.now += self.step
+        if self.now >= self.since:
+            self.now += self.step
         return self.now
 
 
@@ -158,17 +161,8 @@ def test_the_record_and_the_end_awaited_are_one_reading_of_the_clock(tmp_path: P
     """The cancel reads the clock once: the job's end, the usage record's end and the end the wait for the silent
     member's word notes are that one time, not a later read by the meter (CI saw the last two 2 ms apart in
     Kubernetes mode: tests/kube/test_kube_silent_cancel_restart_testbed.py)."""
-    clock = Ticking()
-    fed, usage, job_id = running_job(tmp_path / "db", clock)
-    (p,) = fed.jobs[job_id].placements  # type: ignore[index]
-    clock.now = LAST_REPORT
-    report(fed, "east", p.placement_id)
-    clock.now = LAST_REPORT + LEASE + 1
-    fed.check_leases()
-    assert fed.clusters["east"].state is ClusterState.PARTITIONED
-    clock.now, clock.step = CANCEL, 0.002  # from the cancel on, every read of the clock is 2 ms later
-    fed.cancel(job_id)
+    fed, usage, job_id, pid = silent(tmp_path, Ticking(since=CANCEL, step=0.002))  # 2 ms a read from the cancel on
     ended = fed.jobs[job_id].finished_at  # type: ignore[index]
     assert ended > CANCEL  # the clock did move between reads
-    assert span(usage, p.placement_id)[1] == ended
-    assert fed.silent_cancels._awaited["east"][p.placement_id] == ended
+    assert span(usage, pid)[1] == ended
+    assert fed.silent_cancels._awaited["east"][pid] == ended
