@@ -22,7 +22,8 @@ demo: $(STAMP)
 #
 # The image runs the placement core compiled (mypyc, setup.py), so its tests run a second time
 # on that build; `compiled` builds it into build/compiled (about a minute cold, instant warm).
-COMPILED_TESTS := tests/scheduler tests/model tests/simulate tests/server
+# test_job_fields_pinned: the fields the store keeps are the compiled model's in the image, not only the source's.
+COMPILED_TESTS := tests/scheduler tests/model tests/simulate tests/server tests/store/test_job_fields_pinned.py
 test: $(STAMP) testbed tools compiled
 	$(PY) -m pytest $(PYTEST_ARGS)
 	FEDERATOR_EXPECT_COMPILED=1 PYTHONPATH=build/compiled $(PY) -m pytest -q -p no:cacheprovider $(COMPILED_TESTS)

@@ -21,7 +21,7 @@ from federator.model import (
     ReasonCode,
     Resources,
 )
-from federator.model.cluster import one_node_room, room_classes
+from federator.model.pool_room import one_node_room, room_classes
 from federator.scheduler import PlacementRequest
 from federator.security.authz import USER_ANNOTATION
 from federator.store import SqliteJobStore

@@ -4,9 +4,10 @@
 Why: the placement core runs compiled (mypyc) in the image, and compiled code is not the same
 program: it checks every annotation at run time, calls functions of its own module directly, and
 cannot be subclassed by interpreted code. So `make test` runs the scheduler, model, simulator and
-server tests a second time against this build (PYTHONPATH=build/compiled), and the throughput
-benchmark measures it. It is the real build: `pip wheel` of this checkout through setup.py, the path
-`pip install .` takes in the Dockerfile, so a module mypyc cannot compile fails here first.
+server tests (and the store's pinned job fields) a second time against this build
+(PYTHONPATH=build/compiled), and the throughput benchmark measures it. It is the real build: `pip
+wheel` of this checkout through setup.py, the path `pip install .` takes in the Dockerfile, so a
+module mypyc cannot compile fails here first.
 
 The wheel is kept per hash of every file it is built from (setup.py, pyproject.toml, src/federator/): an
 unchanged checkout reuses it, so a warm `make test` pays nothing. Prints the directory.

@@ -33,7 +33,7 @@ from typing import Any
 
 from federator.catalog import VendorEntry, catalog
 from federator.model.accelerator import AcceleratorAlternative, accepts_model, prefixed_model
-from federator.model.cluster import names_partition
+from federator.model.sharing import names_partition
 
 MIG_PRODUCT_LABEL = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)\.product$")
 """The label GPU feature discovery names a MIG profile's product with, the one the agent pins a MIG pool by."""

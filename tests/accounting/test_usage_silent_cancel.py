@@ -139,3 +139,30 @@ def test_a_placement_cancelled_on_a_ready_member_is_billed_to_the_cancel_as_befo
     fed.cancel(job_id)
     fed.job_update(fed.clusters["east"], p.placement_id, JobPhase.CANCELLED, "job cancelled", ended_at=46.0)
     assert span(usage, p.placement_id) == (10.0, 45.0)
+
+
+
+
+class Ticking(Clock):
+    """A clock that moves on `step` seconds at every read from `since` on, as a loaded machine's does between two
+    reads."""
+
+    def __init__(self, *, since: float, step: float) -> None:
+        super().__init__()
+        self.since, self.step = since, step
+
+    def __call__(self) -> float:
+        if self.now >= self.since:
+            self.now += self.step
+        return self.now
+
+
+def test_the_record_and_the_end_awaited_are_one_reading_of_the_clock(tmp_path: Path) -> None:
+    """The cancel reads the clock once: the job's end, the usage record's end and the end the wait for the silent
+    member's word notes are that one time, not a later read by the meter (CI saw the last two 2 ms apart in
+    Kubernetes mode: tests/kube/test_kube_silent_cancel_restart_testbed.py)."""
+    fed, usage, job_id, pid = silent(tmp_path, Ticking(since=CANCEL, step=0.002))  # 2 ms a read from the cancel on
+    ended = fed.jobs[job_id].finished_at  # type: ignore[index]
+    assert ended > CANCEL  # the clock did move between reads
+    assert span(usage, pid)[1] == ended
+    assert fed.silent_cancels._awaited["east"][pid] == ended

@@ -231,3 +231,14 @@ def test_a_bad_ai_core_count_is_refused_naming_the_field_and_line(value: str, tm
     assert main(["agent", "--cluster", "c", "--accelerator-catalog", str(bad)]) == 2  # refused, no traceback
     said = capsys.readouterr().err
     assert "vendors.huawei.models[0].aiCores: must be a positive integer" in said and "Traceback" not in said
+
+
+@pytest.mark.parametrize(("value", "got"), [("0", "'0'"), ("2000", "'2000'"), ("8.5", "'8.5'"), ("[8]", "a list")])
+def test_a_bad_per_node_count_is_refused_in_the_same_words_as_ai_cores(value: str, got: str, tmp_path: Path) -> None:
+    """perNode and aiCores are checked by one helper: the same wording, the bound and what was given."""
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text(f"vendors:\n  amd:\n    models:\n      - name: MI300X-OAM\n        perNode: {value}\n")
+    with pytest.raises(CatalogError) as err:
+        load_catalog_file(bad, base=builtin_catalog())
+    assert f"{bad}:5: vendors.amd.models[0].perNode: must be a positive integer, the most devices of this model " \
+        f"one node holds (8 for an MI300X OAM platform), at most 1024; got {got}" in str(err.value)

@@ -84,9 +84,10 @@ def test_a_job_deleted_on_a_silent_member_is_billed_to_its_end_after_a_sigkill(k
         assert end is not None and end >= deleted - SLACK > finished  # for now: billed past the pod's end
         kept = eventually(lambda: _awaited(kube), timeout=30,
                           what=lambda: f"the end awaited kept on member-a's MemberCluster\n{kube.logs()}")
-        # The record's end: the deletion (seconds from the pod's end). Within 50 ms, not 1 ms: CI on a loaded machine
-        # saw the two 2 ms apart (the meter's close and the wait's note read the clock apart; not yet found where)
-        assert list(kept) == [pid] and abs(kept[pid] - end) < 0.05, (kept, end)
+        # The record's end: the deletion (seconds from the pod's end), one reading of the clock for both (the meter
+        # closes a cancelled job's record at its finished_at: accounting/meter.py), equal but for the annotation's
+        # rounding to the microsecond. CI saw them 2 ms apart when the meter read the clock again.
+        assert list(kept) == [pid] and abs(kept[pid] - end) <= 1e-6, (kept, end)
 
         kube.fed.server.stop(signal.SIGKILL)  # type: ignore[union-attr]  # no flush, no release of the Lease
         kube.fed.start_server(timeout=120)

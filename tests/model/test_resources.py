@@ -71,7 +71,7 @@ def test_a_fraction_named_to_a_bucket_takes_from_that_bucket_only() -> None:
     """`after_take(..., bucket=...)`: where a node policy such as FGD would bind one fraction, in place of
     best fit (which takes the fullest shared GPU that holds it)."""
     from federator.model import AcceleratorPool
-    from federator.model.cluster import shared_bucket, whole_bucket
+    from federator.model.pool_room import shared_bucket, whole_bucket
 
     pool = AcceleratorPool("L4", (0, 1, 0, 1), 4, 4, shared_devices=((600, 1), (900, 1)))
     assert pool.after_take(500, 1)[:2] == ((0, 1, 0, 1), ((100, 1), (900, 1)))  # best fit: the 600
@@ -88,7 +88,7 @@ def test_a_fraction_named_to_a_bucket_takes_from_that_bucket_only() -> None:
 
 
 def test_one_node_room_is_a_real_nodes_the_nearest_to_both_maxima() -> None:
-    from federator.model.cluster import one_node_room
+    from federator.model.pool_room import one_node_room
     gib = 2**30
     cpu_rich, mem_rich, balanced = (64_000, 32 * gib), (8_000, 1024 * gib), (48_000, 512 * gib)
     assert one_node_room([cpu_rich, mem_rich]) in {cpu_rich, mem_rich}

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from federator.model import AcceleratorPool
-from federator.model.cluster import PoolState, room_classes, shared_bucket, whole_bucket
+from federator.model.pool_room import PoolState, room_classes, shared_bucket, whole_bucket
 from federator.scheduler.demand import Shape
 from federator.scheduler.fragmentation import GrowthCache, expected_fragment, fragment_growth
 

@@ -6,7 +6,7 @@ import pytest
 from scenarios import A100, cycle, placed, spec
 
 from federator.model import AcceleratorPool, JobKind
-from federator.model.cluster import whole_bucket
+from federator.model.pool_room import whole_bucket
 from federator.scheduler import SchedulerConfig
 from federator.scheduler.cpu_excess import cores_per_free_device, cpu_excess
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS

@@ -1,5 +1,5 @@
 """RegionLoad and LeastAllocated count a MIG partition as its share of a device, as every total people read does
-(model.cluster.accelerator_milli_of): a region or cluster whose GPUs are cut into partitions is not eight times
+(model.sharing.accelerator_milli_of): a region or cluster whose GPUs are cut into partitions is not eight times
 as big, nor a replica on a partition a whole device used."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scenarios import A100, H100, cycle, placed, running, spec
 
 from federator.model import AcceleratorPool, JobKind, Resources
-from federator.model.cluster import whole_bucket
+from federator.model.pool_room import whole_bucket
 from federator.scheduler import Arrival, SchedulerConfig, fragmentation
 from federator.scheduler.demand import Pressure, demand_of
 from federator.scheduler.fragmentation import expected_fragment

@@ -2,7 +2,7 @@
 
 Outside QA, planners P7: one node of 56 1g.10gb partitions (125m each), 56 one-partition pods: sim said capacity 56,
 allocated 7, ratio 0.125 (and the region 1.0 in the same report), where `get clusters` and
-federator_cluster_accelerators say 7 of 7 (model.cluster.accelerator_milli_of); four vNPUs asked by name held 4
+federator_cluster_accelerators say 7 of 7 (model.sharing.accelerator_milli_of); four vNPUs asked by name held 4
 whole devices in sim, 1 live (model.job.placement_held_milli). Every figure here is compared with the live function.
 """
 

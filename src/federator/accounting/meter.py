@@ -147,8 +147,12 @@ class UsageMeter:
         for job in jobs:
             running = {p.placement_id: p for p in job.placements if p.phase is JobPhase.RUNNING}
             ends: dict[str, float] = {p.placement_id: p.ended_at for p in job.placements if p.ended_at}
+            # A finished job's placement with no end of its own ended when the job did: one reading of the clock
+            # (a cancel's, which the wait for a silent member's word notes too: server/silent_cancels.py), not a
+            # second one here, a few milliseconds later on a loaded machine.
+            ended = min(job.finished_at, now) if job.phase.is_terminal and job.finished_at > 0 else now
             for pid in sorted(self._by_job.get(job.job_id, set()) - set(running)):
-                writes.append(self._close(pid, min(ends.get(pid, now), now)))
+                writes.append(self._close(pid, min(ends.get(pid, ended), now)))
             for pid, p in running.items():
                 if pid in self._open and self._open[pid].accelerators_milli != held(job, p)[1]:
                     writes.append(self._resized(pid, now))  # shrunk in place (server/shrink.py): a new record

@@ -35,10 +35,10 @@ from federator.model import (
     Resources,
 )
 from federator.model.array import ARRAY_ANNOTATIONS, ArrayTask
-from federator.model.cluster import RoomClass, shared_bucket, whole_bucket
 from federator.model.dependency import CONDITIONS, DEPENDS_ON_ANNOTATION, Condition, JobDependency, checked
 from federator.model.node_room import NodeRoom
 from federator.model.pod_sets import PodSetAsk
+from federator.model.pool_room import RoomClass, shared_bucket, whole_bucket
 
 _KIND_TO_PB = {JobKind.TRAINING: types_pb2.JOB_KIND_TRAINING, JobKind.INFERENCE: types_pb2.JOB_KIND_INFERENCE}
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}

@@ -200,6 +200,18 @@ def _int(node: yaml.Node) -> int | None:
         return None
 
 
+def _bounded(node: yaml.Node, where: str, field: str, most: int, what: str, bad: object) -> int | None:
+    """The integer 1..`most` a model's count field holds (`aiCores`, `perNode`), or None with the problem
+    reported: one check and one wording for every bounded count, so a new one cannot drift from the rest."""
+    value = _int(node)
+    if value is not None and 0 < value <= most:
+        return value
+    got = repr(node.value) if isinstance(node, yaml.ScalarNode) else \
+        f"a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}"
+    bad(node, f"{where}.{field}", f"must be a positive integer, {what}, at most {most}; got {got}")  # type: ignore[operator]
+    return None
+
+
 def _get(node: yaml.MappingNode, key: str) -> yaml.Node | None:
     return next((v for k, v in node.value if k.value == key), None)
 
@@ -281,20 +293,14 @@ def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]
                 else:
                     entry["memoryMiB"] = int(v.value)
             elif k.value == "aiCores":
-                cores = _int(v)
-                if cores is None or not 0 < cores <= MAX_AI_CORES:
-                    got = repr(v.value) if isinstance(v, yaml.ScalarNode) else \
-                        f"a {'list' if isinstance(v, yaml.SequenceNode) else 'mapping'}"
-                    report(v, f"{where}.aiCores", "must be a positive integer, the AI cores of one chip (such as 24 "
-                           f"for Ascend910B2), at most {MAX_AI_CORES}; got {got}")  # type: ignore[operator]
-                else:
+                cores = _bounded(v, where, "aiCores", MAX_AI_CORES, "the AI cores of one chip (such as 24 for "
+                                 "Ascend910B2)", bad)
+                if cores is not None:
                     entry["aiCores"] = cores
             elif k.value == "perNode":
-                per = _int(v)
-                if per is None or not 0 < per <= MAX_PER_NODE:
-                    report(v, f"{where}.perNode", "must be a positive integer, the most devices of this model one node "
-                           f"holds (8 for an MI300X OAM platform), at most {MAX_PER_NODE}")  # type: ignore[operator]
-                else:
+                per = _bounded(v, where, "perNode", MAX_PER_NODE, "the most devices of this model one node holds "
+                               "(8 for an MI300X OAM platform)", bad)
+                if per is not None:
                     entry["perNode"] = per
             elif k.value == "labelValues":
                 values = _strings(v)

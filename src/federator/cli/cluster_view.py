@@ -4,7 +4,7 @@ The BASIC view (ListClustersRequest.view) leaves out the histograms a
 `ClusterCapacity` derives free accelerators from, and says free outright
 (AcceleratorPool.free_accelerators); these summaries read it as the tables
 do the full capacity, so `cluster_rows` takes either. The totals over pools are computed in one place for both,
-from their pools (model.cluster `accelerator_milli_totals`, `vendor_totals`): a summary holds the figures, no sums.
+from their pools (model.sharing `accelerator_milli_totals`, `vendor_totals`): a summary holds the figures, no sums.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from federator.model.cluster import (
     held_milli,
     parse_price,
     partition_worth,
-    pool_unit,
 )
 from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, MAX_DEPENDENCIES, Condition, JobDependency
@@ -54,6 +53,7 @@ from federator.model.resources import (
     to_bytes,
     to_milli,
 )
+from federator.model.sharing import pool_unit
 
 __all__ = [
     "MAX_REGION_WEIGHT",

@@ -29,7 +29,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from federator.model import MILLI, AcceleratorPool
-from federator.model.cluster import SHARING_MIG, RoomClass, shared_bucket, whole_bucket
+from federator.model.cluster import SHARING_MIG
+from federator.model.pool_room import RoomClass, shared_bucket, whole_bucket
 
 if TYPE_CHECKING:
     from federator.scheduler.demand import Shape

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
-from federator.model.cluster import SHARING_MIG, names_partition
 from federator.model.pod_sets import PodSetAsk, short_in
+from federator.model.sharing import SHARING_MIG, names_partition
 from federator.scheduler.regionload import RegionUse
 from federator.security.podsecurity_member import PodSecurityNeed, needed_by_texts
 

@@ -13,7 +13,7 @@ clusters when the score moved, so the board re-scores just those (it caches scor
 the cluster changes). The score is whole points, so it moves once per hundredth of the region's
 accelerators: a cycle re-scores a region's clusters a hundred times at most, however many jobs it places.
 
-Use is counted in whole-device equivalents (model.cluster.accelerator_milli_of): a MIG partition is its share of
+Use is counted in whole-device equivalents (model.sharing.accelerator_milli_of): a MIG partition is its share of
 a device, at the start of the cycle and as the cycle places (`placed`). Counted as whole devices, a region whose
 GPUs are cut into 1g.10gb partitions had eight times the accelerators it has, and a replica placed on a partition
 took a whole device from it: its share of use was neither what `get clusters` shows nor what it is.

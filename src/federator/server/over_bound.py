@@ -8,7 +8,7 @@ L40S job was sent to two cordoned nodes, and nothing said so but an agent WARNIN
 F4). Now the federator takes the report and offers at most the bound:
 
 - the bound and the totals are in whole-device equivalents, the unit of every total a person reads
-  (`model.cluster.accelerator_milli_of`: a MIG partition counts as its share of a device);
+  (`model.sharing.accelerator_milli_of`: a MIG partition counts as its share of a device);
 - the excess is taken out of the pools with the fewest devices in use first, then the smallest (ties: vendor,
   then model, by name), so the pools running work keep their room, and a node of a new model added idle past
   the bound is what is left out;

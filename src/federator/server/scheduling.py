@@ -10,7 +10,7 @@ busy). Here a cycle has three steps:
    job's fencing generation as it was.
 2. `compute` (a worker thread; cycle_plan.py): the pure scheduler over the plan. It reads
    nothing the loop changes: the snapshot and requests are frozen values.
-3. `commit` (loop): decisions are applied only to jobs that are still what
+3. `commit` (loop; cycle_commit.py): decisions are applied only to jobs that are still what
    the plan saw (still Pending, same generation), on clusters still Ready; the
    changed jobs are written in one group commit, and only then are launch
    orders sent (for placements still current after the write).
@@ -40,27 +40,20 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import logging
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from federator.model import (
-    ClusterCapacity,
-    ClusterState,
     Job,
     JobId,
     JobPhase,
     JobSpec,
     Placement,
-    Reason,
-    ReasonCode,
     placement_resources,
 )
-from federator.model.node_room import node_room_grew
 from federator.scheduler import (
     Allocation,
     Arrival,
@@ -71,28 +64,26 @@ from federator.scheduler import (
 from federator.scheduler.alternatives import accepted_models
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.tuning import Tuner
+from federator.server.cycle_commit import CycleCommit
 from federator.server.cycle_plan import CyclePlan, compute
 from federator.server.cycle_snapshot import active_by_cluster, fleet_snapshot, reserved_info
 from federator.server.giving_up import give_up
-from federator.server.job_message import job_message, keep_interruption, placements_message, preempted_message
 from federator.server.maintenance_windows import bounded, run_bound, windowed
 from federator.server.moving import room_for
 from federator.server.new_placements import new_placements, placement_ids
 from federator.server.orders import LaunchOrder, Order
-from federator.server.parking import ANY_MODEL, ParkingLot
-from federator.server.partial import fits_what_is_missing, kept_regions, missing, owes, rest_request, supersede_part
+from federator.server.parking import ParkingLot
+from federator.server.partial import kept_regions, missing, owes, rest_request
 from federator.server.pending_counts import PendingCounts, delegate_of, queue_of, submitter
-from federator.server.reason_refresh import ReasonRefresh, room_changed
+from federator.server.reason_refresh import ReasonRefresh
 from federator.server.rebalancing import Rebalancer
 from federator.server.reservations import KeptReservations
-from federator.server.restarts import count_restart
 from federator.server.unwritten_cycle import Unwritten, UnwrittenCycle
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
 
-log = logging.getLogger("federator.server")
 # The interpreter's default (5 ms) lets a cycle thread hold the GIL for 5 ms each time the loop
 # wants it back, many times per request; 0.5 ms keeps a stream's turn short at a small cost to the cycle.
 SWITCH_INTERVAL_SECONDS = 0.0005
@@ -104,8 +95,9 @@ COMMIT_SLICE = 2_000  # jobs committed between two turns of the event loop
 WAKE_GAP_SECONDS = 0.05
 
 
-class Cycles:
-    """The federator's cycle machinery: candidate and active job indexes, parking, the worker."""
+class Cycles(CycleCommit):
+    """The federator's cycle machinery: candidate and active job indexes, parking (their bookkeeping:
+    cycle_indexes.py), the plan, the commit (cycle_commit.py), the worker."""
 
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
@@ -152,164 +144,6 @@ class Cycles:
             self.memory.add(Arrival.of(job.spec))
         fed.metrics.watch_demand(self.memory.__len__)
         fed.metrics.watch_reservations(self.reserved.count, self.reserved.held_accelerators, self.reserved.unwritten)
-
-    # -- what the federator tells the cycle ----------------------------------------------
-
-    def pending(self, job: Job) -> None:
-        """A job is Pending (new, or re-queued): a candidate for the next cycle."""
-        self.parked.unpark(job.job_id)
-        self._candidates[job.job_id] = None
-        self.count_pending(job)
-        self.reserved.waiting(job)
-
-    def adopted(self, job: Job) -> None:
-        """A Pending job took a placement its member already runs (server/adoption.py): no longer a candidate, as
-        after a cycle's commit."""
-        self.parked.unpark(job.job_id)
-        self._candidates.pop(job.job_id, None)
-        self._requests.pop(job.job_id, None)
-        self.uncount_pending(job.job_id)
-        self.refresh.left(job.job_id)
-        self._active[job.job_id] = None
-        self._held(job)
-
-    def rest(self, job: Job) -> None:
-        """A placed job lost a part and owes its replicas (server/partial.py): a candidate for them. Not a Pending
-        job: the pending counts Submit's caps read leave it out."""
-        self.parked.unpark(job.job_id)
-        self._candidates[job.job_id] = None
-
-    def gone(self, job: Job) -> None:
-        """A job ended (it may have been parked): the demand remembers what it asked for."""
-        self.parked.unpark(job.job_id)
-        self._candidates.pop(job.job_id, None)
-        self._requests.pop(job.job_id, None)
-        self.uncount_pending(job.job_id)
-        self.refresh.left(job.job_id)
-        self.memory.add(Arrival.of(job.spec))
-
-    def count_pending(self, job: Job) -> None:
-        """The job waits (reserved by intake, re-queued, loaded Pending): its queue's and its owner's counts hold
-        it. Idempotent, as is `uncount_pending`."""
-        self.by_queue.enter(job)
-        self.by_owner.enter(job)
-        self.by_delegate.enter(job)
-
-    def uncount_pending(self, job_id: JobId) -> None:
-        """The job no longer waits (placed, ended, or its write failed)."""
-        self.by_queue.leave(job_id)
-        self.by_owner.leave(job_id)
-        self.by_delegate.leave(job_id)
-
-    def _held(self, job: Job) -> None:
-        if job.spec.preemptible:
-            for p in job.placements:
-                self._preemptible[p.cluster].add(p.placement_id)
-
-    def released(self, job: Job, placements: list[Placement]) -> None:
-        """A job's active placements stopped holding resources: jobs that may fit there now come back."""
-        if job.spec.preemptible:
-            for p in placements:
-                held = self._preemptible.get(p.cluster)
-                if held is not None:
-                    held.discard(p.placement_id)
-                    if not held:
-                        del self._preemptible[p.cluster]
-        # phases may already say Cancelled: the job held them
-        if not placements:
-            return
-        models: dict[str, str] = {}
-        for p in placements:
-            cap = self._unbound(p)
-            if cap is None:
-                models[p.accelerator_model] = self._family(p.cluster, p.accelerator_model)
-                continue
-            # Its member never reported holding it (refused, or not bound yet): no room came free there, only
-            # the federator's reservation of it ends, so the jobs back are those the member's last report
-            # holds, as a report brings back (the report bounds the room a cycle sees). Not every job of the
-            # model: a refusal brought back most of a backlog each time (docs/benchmarks.md).
-            pool = cap.pool(p.accelerator_model) if p.accelerator_model else None
-            if pool is not None:
-                self._unpark(self.parked.pool_changed(pool, cap))
-            self._unpark(self.parked.host_changed(cap))
-        for model, family in models.items():
-            self._unpark(self.parked.model_changed(model, family))
-        self._unpark(self.parked.queue_released(job.spec.queue))  # quota and fair share: its usage did end
-
-    def _unbound(self, p: Placement) -> ClusterCapacity | None:
-        """The last report of a placement's cluster when that report does not list the placement (its room was
-        the federator's reservation only), on a cluster running no preemptible work (where a job may fit by
-        stopping work, which room does not show); else None."""
-        rec = self.fed.clusters.get(p.cluster)
-        cap = rec.capacity if rec is not None else None
-        if cap is None or p.placement_id in cap.placement_ids or p.cluster in self._preemptible:
-            return None
-        if p.accelerator_model and cap.pool(p.accelerator_model) is None:
-            return None  # its pool is gone from the report: judge as before
-        return cap
-
-    def _family(self, cluster: str, accelerator_model: str) -> str:
-        """The catalog family of a cluster's pool of this model, as its agent last reported it ("" if none)."""
-        rec = self.fed.clusters.get(cluster)
-        pools = rec.capacity.accelerator_pools if rec is not None and rec.capacity is not None else ()
-        return next((p.family for p in pools if p.accelerator_model == accelerator_model), "")
-
-    def capacity_changed(self, pools: Iterable[tuple[str, str]] = (), *, everything: bool = False) -> None:
-        """A cluster's report differs from its last one in these pools ((model, family) pairs), or a cluster
-        became Ready, or the policy changed (`everything`)."""
-        if everything:
-            self._unpark(self.parked.clear())
-            return
-        for model, family in pools:
-            self._unpark(self.parked.model_changed(model, family))
-
-    def reported(self, cluster: str, previous: ClusterCapacity | None, capacity: ClusterCapacity) -> None:
-        """A cluster reported: bring back the parked jobs that may fit there now; a report like the last brings
-        back none.
-
-        A pool that changed brings back the jobs that take its model (or any) and whose need it now holds; more
-        CPU or memory free, or a workload kind's controller, does the same for every pool of the cluster and
-        for CPU-only work (parking.py). Members report every few seconds and their pools and CPU free move
-        with every pod, so bringing back every job that might use the cluster would leave nothing parked on a
-        busy fleet: a job pinned to Ascend910B waiting through every NVIDIA cluster's churn, an 8 x 8 gang
-        through every one-GPU job's end. A cluster running preemptible work brings back every job of a
-        changed pool's model, as a placement's end does: a job may fit there by stopping that work."""
-        if previous is None:
-            self.rebalancer.tried.clear()  # a cluster (back) in the fleet: the moves no room was found for may fit
-            self.capacity_changed(everything=True)
-            return
-        if room_changed(previous, capacity):
-            self.refresh.cluster_changed(cluster)
-        host = bool(capacity.workload_kinds - previous.workload_kinds
-                    or capacity.cpu_milli_free > previous.cpu_milli_free
-                    or capacity.memory_bytes_free > previous.memory_bytes_free
-                    or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
-                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max
-                    or node_room_grew(previous.node_room, capacity.node_room))
-        before = {p.accelerator_model: p for p in previous.accelerator_pools}
-        changed = [p for p in capacity.accelerator_pools if host or before.get(p.accelerator_model) != p]
-        if cluster in self._preemptible:
-            self.capacity_changed([(p.accelerator_model, p.family) for p in changed]
-                                  + ([(ANY_MODEL, "")] if host else []))
-            return
-        for p in changed:
-            self._unpark(self.parked.pool_changed(p, capacity))
-            old = before.get(p.accelerator_model)
-            if old is not None and p.quota_held_accelerators < old.quota_held_accelerators:
-                # The member's own queue holds back less (its quota raised): every waiting job of this model
-                # whose reason blamed that quota is looked at again, fit or not, so its reason is true again.
-                self.capacity_changed([(p.accelerator_model, p.family)])
-        if host:
-            self._unpark(self.parked.host_changed(capacity))
-
-    def _unpark(self, ids: set[JobId]) -> None:
-        for job_id in ids:
-            self._candidates[job_id] = None
-
-    @property
-    def pending_count(self) -> int:
-        """Pending jobs, parked or not (an upper bound: ended jobs leave the candidates lazily)."""
-        return len(self._candidates) + len(self.parked)
 
     # -- the three steps ------------------------------------------------------------------
 
@@ -415,126 +249,6 @@ class Cycles:
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), scheduler,
                          generations, self.memory.arrivals(), self.tuner, self.reserved.current(),
                          self.reserved.resting(), ahead)
-
-    def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
-        """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the
-        changed jobs and the orders to send once they are stored. Pending reasons: `commit_pending`."""
-        fed = self.fed
-        now = fed.clock()
-        changed: list[Job] = []
-        orders: list[tuple[str, Order]] = []
-        stale_clusters: set[str] = set()
-        # The jobs an ended reservation kept off may fit now: nothing else says so.
-        for r in self.reserved.update(result.reservations, result.resting):
-            self.capacity_changed([(r.accelerator_model, self._family(r.cluster, r.accelerator_model))])
-        for pre in result.preemptions:  # cancels go out before launches
-            job = fed.jobs.get(pre.job_id)
-            if job is None or not job.phase.is_active or job.generation != plan.generations.get(pre.job_id):
-                stale_clusters.add(pre.cluster)  # the room this preemption was to make is not there
-                continue
-            reason = Reason(ReasonCode.PREEMPTED, preempted_message(pre.message, now))
-            count_restart(job, reason, at=now)  # a preemption is a restart (server/restarts.py)
-            log.info("job %s (queue %s) preempted on %s for job %s", job.job_id, job.spec.queue, pre.cluster,
-                     pre.preemptor)  # the operator's record; the victim's reason names the preemptor in-queue only
-            part = {p.placement_id for p in job.placements if p.cluster == pre.cluster} if pre.part else set()
-            cancels = supersede_part(fed, job, part, reason) if part else None  # the other parts serve on
-            orders.extend(cancels if cancels is not None else fed.supersede(job, reason))
-            fed.metrics.preemptions.labels(pre.queue).inc()
-            if job not in changed:
-                changed.append(job)
-        for decision in result.decisions:
-            job = fed.jobs.get(decision.job_id)
-            if job is None or not owes(job) or job.generation != plan.generations.get(job.job_id) or \
-                    not fits_what_is_missing(decision, missing(job), job.spec):
-                self.parked.forget_verdicts()  # its room was not taken after all
-                continue  # cancelled (or changed: another part lost, or re-queued whole) while the cycle ran
-            if any(not self._ready(a.cluster) or a.cluster in stale_clusters for a in decision.assignments):
-                self.parked.forget_verdicts()
-                continue  # stays a candidate: the next cycle sees the cluster as it is now
-            rest = bool(job.placements)  # the rest of a job whose other parts run: they stay, and keep theirs
-            job.generation += 1
-            new = new_placements(job.job_id, job.generation, decision.assignments)
-            job.placements = [*job.placements, *new]
-            for p in new:
-                fed.placement_index.add(p.placement_id, job.job_id)
-                orders.append((p.cluster, LaunchOrder(p, job.spec)))
-            if not (rest and any(p.phase is JobPhase.RUNNING for p in job.placements)):
-                job.phase = JobPhase.PLACED  # a running job's added part (a scale-up) keeps it Running (QA F2)
-            job.pending_reason = decision.short  # a rest placed in part, or in fewer regions (scheduler/spread.py)
-            job.placed_at = now
-            job.message = placements_message(job) if decision.short is None else \
-                job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)  # what it still waits for
-            self._held(job)
-            if job.spec.preemptible:  # a job this cycle found no room for may preempt it next cycle
-                for p in new:
-                    self.parked.placed_preemptible(p.accelerator_model, self._family(p.cluster, p.accelerator_model))
-            self._candidates.pop(job.job_id, None)
-            self._requests.pop(job.job_id, None)
-            if decision.short is not None and job.replicas_waiting:  # the rest of the rest waits for room
-                self.parked.park(job.job_id, job.spec, decision.short)
-                if job.job_id not in self.parked:
-                    self._candidates[job.job_id] = None
-            self.uncount_pending(job.job_id)
-            self.refresh.left(job.job_id)
-            self._active[job.job_id] = None
-            fed.metrics.placements.labels("placed").inc()
-            if not rest:  # the wait of a submission, not of a lost part's replacement
-                fed.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))
-            changed.append(job)
-        self.cycles += 1
-        return changed, orders
-
-    def commit_pending(self, plan: CyclePlan, pending: Sequence[tuple[JobId, Reason]]) -> list[Job]:
-        """Park the jobs a cycle could not place, with their reasons; the jobs whose reason changed.
-
-        Separate from `commit` because after a cycle over a big backlog this is most of the work: the
-        loop does it in slices, serving streams between them."""
-        fed = self.fed
-        changed: list[Job] = []
-        unschedulable = 0
-        for job_id, reason in pending:
-            job = fed.jobs.get(job_id)
-            if job is None or not owes(job) or job.generation != plan.generations.get(job_id):
-                continue
-            self._candidates.pop(job_id, None)
-            # Time ends an avoidance, not a capacity change: keep trying. (`park` also leaves out a job whose
-            # room may have come while this cycle ran: parking.py.)
-            if not fed.refusals.remembers(job_id):
-                if job_id not in self.reserved:  # one reserving room is a candidate of every cycle
-                    self.parked.park(job_id, job.spec, reason)
-                if job_id in self.parked and job.phase is JobPhase.PENDING and job_id in self._requests:
-                    self.refresh.parked(job_id, self._requests[job_id], reason)
-                    self.refresh.answer(job_id, reason)  # its group is told by `told`
-            else:
-                reason = fed.refusals.explain(job_id, reason)
-            reason = keep_interruption(job.pending_reason, reason)  # a victim keeps saying so until placed
-            if job_id not in self.parked:
-                self._candidates[job_id] = None
-            if job.pending_reason != reason:
-                if job.pending_reason is None or job.pending_reason.code != reason.code:
-                    unschedulable += 1
-                job.pending_reason = reason
-                if job.phase.is_active:  # the rest of a placed job: its message says why the rest waits
-                    job.message = job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)
-                changed.append(job)
-        if unschedulable:
-            fed.metrics.placements.labels("unschedulable").inc(unschedulable)
-        return changed
-
-    def told(self, limit: int | None = None) -> tuple[list[Job], bool]:
-        """Parked jobs told the new reason one of their group was given (reason_refresh.py): those whose reason
-        changed, and whether more are to be told."""
-        told, more = self.refresh.tell(self.fed.jobs, self.parked, limit)
-        if codes := sum(was is None or job.pending_reason is None or was.code != job.pending_reason.code
-                        for job, was in told):
-            self.fed.metrics.placements.labels("unschedulable").inc(codes)
-        return [job for job, _ in told], more
-
-    def _ready(self, cluster: str) -> bool:
-        """Ready and not quarantined now (either may have changed while the cycle ran)."""
-        rec = self.fed.clusters.get(cluster)
-        return rec is not None and rec.state is ClusterState.READY and \
-            self.fed.early.quarantine.holding(cluster, self.fed.clock()) is None
 
     # -- running them -------------------------------------------------------------------------
 

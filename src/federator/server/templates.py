@@ -39,8 +39,8 @@ from typing import Any
 from federator.elastic_policy import elastic_problems
 from federator.jobfile import FieldProblem
 from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
-from federator.model.cluster import names_partition
 from federator.model.resources import QuantityError, parse_quantity
+from federator.model.sharing import names_partition
 from federator.partition_asks import TRAINJOB_WHOLE_DEVICES
 from federator.podtemplates import (
     AGENT_KEYS,
@@ -184,7 +184,7 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
     return [FieldProblem(field, problem) for field, problem in found + _pin_problems(spec, base)]
 
 
-#: The partition markers (model/cluster.py PARTITION_MARKERS) of partitions asked by a resource of their own
+#: The partition markers (model/sharing.py PARTITION_MARKERS) of partitions asked by a resource of their own
 #: (nvidia.com/mig-1g.10gb, huawei.com/Ascend910-5c.1cpu.16g), never by the whole device's.
 _OWN_RESOURCE = ("MIG", "VNPU")
 

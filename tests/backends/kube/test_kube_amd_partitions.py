@@ -12,7 +12,7 @@ from federator.backends.kube.discovery import Discovery
 from federator.backends.kube.pools import pools
 from federator.catalog import builtin_catalog, parse_catalog_text
 from federator.model import AcceleratorPool
-from federator.model.cluster import names_partition
+from federator.model.sharing import names_partition
 from federator.scheduler.framework import accepts_pool
 
 from builders import job, request

@@ -13,7 +13,8 @@ from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, Sharing
 from federator.model import AcceleratorPool
-from federator.model.cluster import DRA_SUFFIX, one_node_room, room_classes
+from federator.model.cluster import DRA_SUFFIX
+from federator.model.pool_room import one_node_room, room_classes
 
 _HISTOGRAM_MIN = 9  # 0..8 free devices, as in the simulated backend
 

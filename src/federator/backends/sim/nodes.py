@@ -27,8 +27,9 @@ from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
 from federator.backends.sim.pool_names import pool_kind
 from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
-from federator.model.cluster import SHARING_MIG, one_node_room, room_classes, sharing_serves
+from federator.model.cluster import SHARING_MIG, sharing_serves
 from federator.model.node_room import node_room_of
+from federator.model.pool_room import one_node_room, room_classes
 from federator.scheduler.framework import model_matches
 
 FITS = ("fgd", "best", "first", "random")
@@ -399,7 +400,7 @@ class NodeSet:
 
     def accelerator_milli_used(self, *, model: str | None = None) -> int:
         """Milli whole devices allocated (busy accelerators included): the simulator's ground truth, in the live
-        federator's unit (`model.cluster.accelerator_milli_of`): a taken MIG partition or vNPU counts its worth
+        federator's unit (`model.sharing.accelerator_milli_of`): a taken MIG partition or vNPU counts its worth
         (`unitMilli`), not a whole device, so a full pool of 1g.10gb partitions is full, not 12.5 % used.
         `model`: of that accelerator model's nodes only (the simulator's per-model figures)."""
         return sum(sum(n.used) * _worth(n.spec) // MILLI for n in self._nodes_of(model))

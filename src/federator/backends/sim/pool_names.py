@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from federator.catalog import Catalog, ModelEntry, catalog
 from federator.catalog.model_names import nearest_models
 from federator.model import MILLI
-from federator.model.cluster import SHARING_MIG, names_partition
+from federator.model.sharing import SHARING_MIG, names_partition
 
 if TYPE_CHECKING:  # fleet.py checks its groups with this module
     from federator.backends.sim.fleet import ClusterSpec, NodeSpec
