@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from federator.backends.kube.store import KubeJobStore
 
 
+class _KeptOfJobs:
+    """What the Kubernetes store keeps of each job (its owners, conditions...): the ids `forget` dropped."""
+
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+
+    def forget(self, job_id: str) -> None:
+        self.forgotten.append(job_id)
+
+
 def test_a_deleted_federated_jobs_earlier_placements_leave_the_index(tmp_path: Path) -> None:
     clock = Clock()
     fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=clock, lease_seconds=LEASE,
@@ -42,11 +52,13 @@ def test_a_deleted_federated_jobs_earlier_placements_leave_the_index(tmp_path: P
         clock.now += 120  # past the refusal's avoidance
     assert all(j.phase is JobPhase.SUCCEEDED for j in jobs) and len(set(attempts)) == 6
     assert sorted(fed.placement_index) == sorted(attempts)  # kept while the jobs live (server/orphans.py)
-    deletions = Deletions(fed, cast("KubeJobStore", None), cast("MemberClusters", None), clock=clock)
+    kept = _KeptOfJobs()
+    deletions = Deletions(fed, cast("KubeJobStore", kept), cast("MemberClusters", None), clock=clock)
     deletions.forget(jobs[0].job_id)  # its FederatedJob is gone
     assert fed.jobs.get(jobs[0].job_id) is None
     assert sorted(fed.placement_index.values()) == [jobs[1].job_id] * 3  # on main: gang0's 2 earlier ones stayed
     deletions.forget(jobs[1].job_id)
     assert fed.placement_index == {}
+    assert kept.forgotten == [jobs[0].job_id, jobs[1].job_id]  # and the store's own of them (kubescaleqa62 M1)
     fed.store.close()
 
