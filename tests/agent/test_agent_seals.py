@@ -100,3 +100,21 @@ def test_a_restarted_agent_says_the_seal_its_backend_kept_on_the_member() -> Non
         assert _live_seals(again.sessions[0], resync=True) == {"a.g1.c-1": {"s1.k.A"}}
 
     asyncio.run(with_agent(again, restarted, backend=backend))
+
+
+def test_a_re_sent_launchs_seal_is_said_back_from_then_on() -> None:
+    """agent.proto, Launch.seal: a Launch re-sent for a placement the agent holds carries the seal of the federator's
+    key now (rotated since); the agent says that one back from then on, at every later re-sync too (the simulated
+    backend keeps it in memory; the Kubernetes one on the workload: test_kube_backend.py)."""
+    fed = ScriptedFederator([[_launch("a.g1.c-1", "s1.k.A")], [_launch("a.g1.c-1", "s1.k.B")], []])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: "a.g1.c-1" in _live_seals(fed.sessions[0], resync=False))
+        agent._outbox.put_nowait(None)  # noqa: SLF001 - the stream breaks; the reconnect's Launch is re-sent
+        await fed.until(lambda: len(fed.sessions) == 2 and "s1.k.B" in _live_seals(fed.sessions[1], resync=False)
+                        .get("a.g1.c-1", set()))
+        agent._outbox.put_nowait(None)  # noqa: SLF001 - and breaks again
+        await fed.until(lambda: len(fed.sessions) == 3 and "capacity" in kinds(fed.sessions[2]))
+        assert _live_seals(fed.sessions[2], resync=True) == {"a.g1.c-1": {"s1.k.B"}}
+
+    asyncio.run(with_agent(fed, body))

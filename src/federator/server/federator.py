@@ -78,6 +78,7 @@ from federator.server.watch_history import WatchHistory
 from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
 from federator.store.members import MemberStore
+from federator.woken import woken
 
 log = logging.getLogger("federator.server")
 
@@ -451,10 +452,7 @@ class Federator:
             while True:
                 began = asyncio.get_running_loop().time()
                 await self.tick()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
-                except TimeoutError:
-                    pass
+                await woken(self._wake, self.cycle_interval)  # not wait_for: on 3.11 it can drop a cancel (woken.py)
                 await self.cycles.paced(began)  # what came meanwhile rides this cycle (scheduling.WAKE_GAP_SECONDS)
                 self._wake.clear()
         finally:

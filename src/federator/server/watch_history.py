@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from federator.model import Job, JobId
 from federator.security.authz import owner_of
+from federator.woken import woken
 
 HISTORY_SIZE = 50_000
 
@@ -169,10 +170,7 @@ class WatchHistory:
         loop = asyncio.get_running_loop()
         if self._woken is None or self._woken[0] is not loop:
             self._woken = (loop, asyncio.Event())
-        try:
-            await asyncio.wait_for(self._woken[1].wait(), timeout=timeout)
-        except TimeoutError:
-            pass
+        await woken(self._woken[1], timeout)  # not wait_for: on 3.11 it can drop a cancel (woken.py)
 
     def end(self) -> None:
         """The federator is stopping: every watcher wakes and ends its stream saying so."""

@@ -775,3 +775,58 @@ def test_the_launch_seal_is_written_on_the_workload_and_read_back_by_a_restarted
     feed(restarted, restarted.jobs, ADDED, unsealed)
     assert restarted.launch_seal_of(PID) == "s1.0123abcd.SEAL"
     assert restarted.launch_seal_of("old.g1.a") == ""
+
+
+def _merged(obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with a JSON merge patch applied, as the API server does (no null deletes needed here)."""
+    out = dict(obj)
+    for key, value in patch.items():
+        out[key] = _merged(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def test_a_re_sent_launchs_seal_is_written_over_the_kept_one_for_a_restarted_agent() -> None:
+    """agent.proto, Launch.seal: a Launch re-sent for a placement held here carries the seal of the federator's key
+    now (rotated since: security.md, "The seal key"). The workload's annotation is patched to it, its drift record
+    with it, so a restarted agent says that one back (not the first Launch's, which the federator may no longer
+    verify) and no drift guard puts the old one back."""
+    class PatchingApi(FakeApi):
+        def __init__(self) -> None:
+            super().__init__()
+            self.patches: list[tuple[str, str, str | None, dict[str, Any]]] = []
+
+        def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None, *,
+                  subresource: str | None = None) -> dict[str, Any]:
+            self.patches.append((res.plural, name, namespace, body))
+            return {}
+
+    old, new = "s1.0123abcd.FIRST", "s1.4567cdef.ROTATED"
+
+    async def run() -> tuple[PatchingApi, dict[str, Any], KubeBackend]:
+        api = PatchingApi()
+        b, _ = backend(api)
+        b.keep_launch_seal(PID, old)
+        assert await b.launch(placement(), SPEC) is None
+        assert [o["kind"] for o in api.created] == ["Job", "Service"]  # the gang's rendezvous Service too
+        live = {**api.created[0], "metadata": {**api.created[0]["metadata"], "uid": "uid-1"}}
+        feed(b, b.jobs, ADDED, live)
+        b.keep_launch_seal(PID, new)  # the Launch re-sent at the agent's reconnect, under the rotated key
+        assert await b.launch(placement(), SPEC) is None
+        assert [o["kind"] for o in api.created] == ["Job", "Service"]  # nothing created again
+        assert [(p[0], p[1], p[2]) for p in api.patches] == [("jobs", live["metadata"]["name"], "w")]
+        live = _merged(live, api.patches[0][3])
+        assert live["metadata"]["uid"] == "uid-1"  # a precondition: never another object of that name
+        feed(b, b.jobs, MODIFIED, live)
+        assert b.drift.check(PID, live) is None  # the agent's own change, not drift
+        b.keep_launch_seal(PID, new)  # the same seal said again: nothing to write
+        assert await b.launch(placement(), SPEC) is None
+        assert len(api.patches) == 1
+        await b.stop()
+        return api, live, b
+
+    api, live, _ = asyncio.run(run())
+    assert live["metadata"]["annotations"]["federator.io/launch-seal"] == new
+    restarted, _ = backend(PatchingApi())  # a new agent process: the member's object is all it has
+    feed(restarted, restarted.jobs, ADDED, live)
+    assert restarted.launch_seal_of(PID) == new
+    assert restarted.drift.check(PID, live) is None  # the record says the new seal too

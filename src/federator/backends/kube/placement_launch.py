@@ -38,12 +38,14 @@ from federator.backends.kube.claims import claim_template_name
 from federator.backends.kube.drift import record
 from federator.backends.kube.kinds import resource_of
 from federator.backends.kube.node_selectors import no_node_for
+from federator.backends.kube.placement_state import names_of
 from federator.backends.kube.tenant_namespaces import RBAC_FIX
 from federator.backends.kube.workloads import (
     RenderOptions,
     WorkloadAdapter,
     WorkloadError,
     adapter_for,
+    adapter_of,
     build_workload,
     needs_rendezvous,
     rendezvous_service,
@@ -164,6 +166,8 @@ class PlacementLaunch(CapacityReport):
         digest = self._digests.pop(pid, "")  # kept with the placement on the member (agent/job_digests.py)
         seal = self._seals.pop(pid, "")  # and its seal (agent/launch_seals.py)
         if pid in self._phases or pid in self._launched:
+            if seal:  # a re-sent Launch: its seal is of the federator's key now (agent.proto, Launch.seal)
+                await self._reseal(pid, seal)
             return None  # idempotent: this placement runs here already
         spec = chosen_alternative(placement, spec)
         accelerator = self._accelerator(placement, spec)
@@ -238,6 +242,50 @@ class PlacementLaunch(CapacityReport):
         self._cancelled.discard(pid)
         log.info("launched placement %s as %s %s/%s", pid, manifest["kind"], namespace,
                  manifest["metadata"]["name"])
+        return None
+
+    async def _reseal(self, pid: str, seal: str) -> None:
+        """Write a re-sent Launch's seal over the one the placement's workload object keeps.
+
+        Why: a Launch of a placement the agent holds carries the seal of the federator's key now, and the agent says
+        that one back from then on (agent.proto, Launch.seal). Kept in the agent's memory only, a restarted agent
+        read the first Launch's seal back from the annotation, which after a seal-key rotation the federator may no
+        longer verify (security.md, "The seal key"): the placement was then not adopted after a restore of the
+        store, and ran twice. The annotation is patched (a user's template may not set it), the object's uid a
+        precondition, and drift.py's record follows, or the drift guard would put the old seal back. A failure is
+        logged, never the launch's answer: the placement runs, and the agent's memory says the new seal."""
+        obj = self._workload(pid)
+        if obj is None:  # made by this process, its watch event not come yet: read from the API
+            obj = await self._held_object(pid)
+        meta = (obj or {}).get("metadata") or {}
+        adapter = adapter_of(obj) if obj is not None else None
+        if obj is None or adapter is None or (meta.get("annotations") or {}).get(LAUNCH_SEAL_ANNOTATION) == seal:
+            return
+        patch = self.drift.resized(pid, obj, {"metadata": {"annotations": {LAUNCH_SEAL_ANNOTATION: seal}}})
+        if meta.get("uid"):
+            patch.setdefault("metadata", {})["uid"] = meta["uid"]
+        try:
+            await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
+                                    str(meta.get("namespace", "")))
+        except KubeError as exc:
+            log.warning("placement %s: its %s %s/%s keeps the seal of its first Launch, not the re-sent one's (%s): "
+                        "after a restart of this agent it says that older seal", pid, obj.get("kind"),
+                        meta.get("namespace"), meta.get("name"), exc)
+            return
+        log.info("placement %s: the seal of its re-sent Launch written on its %s %s/%s", pid, obj.get("kind"),
+                 meta.get("namespace"), meta.get("name"))
+
+    async def _held_object(self, pid: str) -> Obj | None:
+        """The workload object of a placement this process launched, read from the API (None if none is found)."""
+        namespace = self.tenants.namespace_of(pid)
+        for adapter in list(self.served.values()):
+            for name in names_of(adapter, pid):
+                try:
+                    return await asyncio.to_thread(self.api.get, resource_of(adapter), name, namespace)
+                except NotFoundError:
+                    continue
+                except KubeError:
+                    return None
         return None
 
     def _accelerator(self, placement: Placement, spec: JobSpec) -> AcceleratorRequest | str:

@@ -55,6 +55,7 @@ from federator.security.authz import Access, Authorizer, LabelSelector, queue_te
 from federator.security.open_queues import open_queues, open_queues_warning
 from federator.server.federator import Federator
 from federator.server.outside_regions import say_outside
+from federator.woken import woken
 
 log = logging.getLogger("federator.kube.queues")
 
@@ -169,10 +170,7 @@ class QueueController:
 
     async def _statuses(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._dirty.wait(), timeout=self.status_interval)
-            except TimeoutError:
-                pass
+            await woken(self._dirty, self.status_interval)  # not wait_for: on 3.11 it can drop a cancel (woken.py)
             self._dirty.clear()
             try:
                 await self.write_statuses()
