@@ -236,8 +236,9 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                      job_updates_per_second=self.fed.limits.job_updates_per_second,
                                      job_update_burst=self.fed.limits.job_update_burst)
             while True:
-                try:
-                    order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)
+                try:  # not wait_for: on 3.11 it drops a cancel landing as an order comes (woken.py), and runs on
+                    async with asyncio.timeout(self.terms.heartbeat_interval):
+                        order = await rec.outbox.get()
                 except TimeoutError:  # nothing to send: a heartbeat, the agent's proof the stream is alive
                     beat = self.terms.heartbeat(rec.last_seen_at)
                     if beat is not None:

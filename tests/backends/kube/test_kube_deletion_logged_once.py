@@ -56,3 +56,28 @@ def test_a_deleted_federatedjob_is_logged_once_however_many_events_its_deletion_
             assert said == [f"FederatedJob research/amdqb deleted: job {job_id} is {phase}"]
 
     asyncio.run(main())
+
+
+def test_a_federatedjob_gone_while_no_federator_watched_is_said_and_not_kept_in_the_said_set(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Force-deleted while the federator was down, then it started (cancel_orphans): no event of the object comes,
+    so no DELETED `forget` empties its entry of the said-once set; `cancel_orphans` does, or it stays for good."""
+    async def main() -> None:
+        api = HostApi()
+        async with controller(api) as (fed, ctl):
+            await ctl.adopt_members()
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, _room("member-a"))
+            await ctl.write_members()
+            await ctl.reconcile("ADDED", federated_job(api, "forced", GANG))
+            fed.schedule_once()
+            job_id = fed.get("forced").job_id
+            caplog.set_level(logging.INFO, logger="federator.kube.controller")
+            api.objects.pop(("research", "forced"))  # its finalizer stripped and deleted: no watch saw it go
+            await ctl.deletions.cancel_orphans([])  # the start's list finds no object of the job
+            assert fed.get(job_id).phase is JobPhase.CANCELLED
+            said = [r.getMessage() for r in caplog.records if "deleted: job" in r.getMessage()]
+            assert said == [f"FederatedJob research/forced deleted: job {job_id} is Cancelled"]
+            assert job_id not in ctl.deletions._said  # the leak: one entry per force-deleted job, for ever
+
+    asyncio.run(main())

@@ -41,7 +41,8 @@ class Deletions:
         self.clock = clock
         # Jobs whose deletion is said already: every event of a deleting object (the deletionTimestamp, each status
         # write of the cancel, the finalizer's removal, DELETED) cancels again, and each said it, 3 to 8 lines for
-        # one `kubectl delete` (vendor QA vendqa61 V8). Emptied by `forget`, when the object is gone.
+        # one `kubectl delete` (vendor QA vendqa61 V8). Emptied by `forget`, when the object is gone, and by
+        # `cancel_orphans` for an object that went while no federator watched (no event of it comes).
         self._said: set[str] = set()
         # Per job, the placements a deletion's cancel was sent for (a finished job's, whose workloads stay): each
         # event sent it again, harmless but noise on the member's stream and in its log. Sent once per placement
@@ -59,7 +60,8 @@ class Deletions:
                 try:
                     live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal}
                     await self.cancel(job.job_id, f"{owner.namespace}/{owner.name}")
-                    self._ordered.pop(job.job_id, None)  # its object is gone: no event will ask again
+                    self._ordered.pop(job.job_id, None)  # its object is gone: no event will ask again,
+                    self._said.discard(job.job_id)  # nor a DELETED `forget` it (both kept it for good before)
                     self.record(job, live)  # written by the MemberCluster loop: no finalizer waits for it
                 except StoreUnavailable as exc:  # the next start (or leader) tries again
                     log.warning("job %s of a vanished FederatedJob not cancelled: %s", job.job_id, exc)

@@ -1,0 +1,75 @@
+"""An agent stream's handler ends when it is cancelled, even in the turn an order comes, and leaves the order be.
+
+gRPC cancels the handler's task when the agent goes away or the server stops. Before, the handler waited for its next
+order with asyncio.wait_for, which on Python 3.11 drops a cancel that lands as the wait completes (CPython gh-86296,
+woken.py): the cancelled handler took the order, sent it into a stream that was ending, and ran on waiting for the
+next. Now the wait is asyncio.timeout's, which keeps the cancel: the order stays in the outbox (a new stream's re-sync
+sends what its member lacks), and the handler's `finally` disconnects the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from agent_stream import A_WHILE, AgentStream
+from server_support import MemoryStore
+
+from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.security.auth import Authenticator
+from federator.server.federator import Federator
+from federator.server.orders import CancelOrder
+from federator.server.services import AgentService
+
+
+class _Watched(AgentService):
+    """The real AgentService, keeping the task gRPC runs each Connect in (the task gRPC cancels)."""
+
+    def __init__(self, fed: Federator) -> None:
+        super().__init__(fed, Authenticator(insecure=True))
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    async def Connect(self, request_iterator: Any, context: Any  # noqa: N802
+                      ) -> AsyncIterator[agent_pb2.FederatorMessage]:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.append(task)
+        async for message in super().Connect(request_iterator, context):
+            yield message
+
+
+def test_a_stream_cancelled_in_the_turn_an_order_comes_ends_and_the_order_stays() -> None:
+    async def scenario() -> None:
+        fed = Federator(store=MemoryStore())  # type: ignore[arg-type]
+        service = _Watched(fed)
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(service, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                hello = agent_pb2.Hello(cluster="east-1", region="east")
+                stream = AgentStream.on(ch, agent_pb2.AgentMessage(hello=hello), port=port)
+                assert (await stream.read()).WhichOneof("body") == "welcome"
+                rec = fed.clusters["east-1"]
+                handler = service.tasks[0]
+                while not rec.outbox._ready._waiters:  # type: ignore[attr-defined]  # waiting for its next order
+                    await asyncio.sleep(0)
+                order = CancelOrder(placement_id="p-1", reason="a cancel")
+                rec.outbox.put(order)  # an order comes ...
+                handler.cancel()  # ... in the very turn gRPC cancels the handler (the agent gone, the server stopping)
+                while not handler.done():
+                    if rec.outbox.empty() and rec.outbox._ready._waiters:  # type: ignore[attr-defined]
+                        break  # the cancel was dropped: the handler took the order and waits for the next one
+                    await asyncio.sleep(0)
+                assert handler.done(), "the cancelled handler ran on, waiting for its next order"
+                assert rec.outbox.get_nowait() == order, "the cancelled handler took the order"
+                assert not rec.connected  # its finally ran: the cluster is disconnected, as for any ended stream
+                stream.close()
+        finally:
+            await asyncio.wait_for(server.stop(0), A_WHILE)  # only a guard against a hang
+            fed.cycles.close()
+
+    asyncio.run(scenario())
