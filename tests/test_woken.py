@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,20 @@ def test_woken_says_whether_the_event_was_set(set_it: bool, said: bool) -> None:
         return await woken(event, 0.01)
 
     assert asyncio.run(scenario()) is said
+
+
+def test_no_module_of_the_federator_waits_with_asyncio_wait_for() -> None:
+    """On 3.11 every `asyncio.wait_for` may drop a cancel: the reconcile loop, an agent stream's order and Hello waits,
+    the Lease's renewals and an informer's first list each ran on after a cancel (woken.py). A new one would bring
+    the bug back where its caller is cancelled: `asyncio.timeout`, or `woken` for an Event, keeps the cancel."""
+    src = Path(__file__).resolve().parent.parent / "src/federator"
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "wait_for" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "asyncio":
+                found.append(f"{path.relative_to(src)}:{node.lineno}")
+            if isinstance(node, ast.ImportFrom) and node.module == "asyncio" and \
+                    any(alias.name == "wait_for" for alias in node.names):
+                found.append(f"{path.relative_to(src)}:{node.lineno} (imported)")
+    assert found == []

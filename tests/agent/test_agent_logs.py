@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from federator.agent import logs
 from federator.agent.backend import ReplicaOutput
 from federator.agent.logs import LogAnswers, bounded, serves_logs
 from federator.agent.outbox import Outbox
@@ -125,3 +128,19 @@ def test_a_follows_read_needs_a_backend_that_dates_lines_and_a_since_time_that_p
                                    '"logs-since" feature)')
     assert bad.error == "since_time: not an RFC 3339 time: 'yesterday'"
     assert zoneless.error == "since_time: an RFC 3339 time needs its zone (Z), got '2026-12-06T10:00'"
+
+
+def test_a_read_that_never_answers_is_answered_with_an_error_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reply must reach the federator before its deadline: a read still going at READ_SECONDS is given up."""
+    monkeypatch.setattr(logs, "READ_SECONDS", 0.05)
+
+    async def go() -> list[agent_pb2.LogsReply]:
+        outbox = Outbox()
+        answers = LogAnswers(Stuck(FLEET["east-1"]), outbox, serve=True)
+        answers.take(agent_pb2.LogsRequest(request_id="r9", placement_id="p-9", tail_lines=1, limit_bytes=1))
+        await asyncio.wait(list(answers._tasks))
+        return _answers(outbox)
+
+    (reply,) = asyncio.run(go())
+    assert (reply.request_id, list(reply.logs)) == ("r9", [])
+    assert reply.error == "reading the output of placement p-9 took over 0.05s"

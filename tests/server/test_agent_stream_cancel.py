@@ -5,6 +5,9 @@ order with asyncio.wait_for, which on Python 3.11 drops a cancel that lands as t
 woken.py): the cancelled handler took the order, sent it into a stream that was ending, and ran on waiting for the
 next. Now the wait is asyncio.timeout's, which keeps the cancel: the order stays in the outbox (a new stream's re-sync
 sends what its member lacks), and the handler's `finally` disconnects the cluster.
+
+The Hello's wait was the same wait_for: a stream cancelled in the turn its Hello came ran on, registered its cluster
+(`fed.connect`, Partitioned at once as the dead stream ended) and sent a Welcome to an agent that had gone.
 """
 
 from __future__ import annotations
@@ -38,6 +41,62 @@ class _Watched(AgentService):
         self.tasks.append(task)
         async for message in super().Connect(request_iterator, context):
             yield message
+
+
+class _HelloHeld(_Watched):
+    """The real AgentService, its stream's Hello read off the wire and then held until the test lets it through (so
+    that the test lets it through and cancels the handler in one turn)."""
+
+    def __init__(self, fed: Federator) -> None:
+        super().__init__(fed)
+        self.held = asyncio.Event()
+        self.gate: asyncio.Future[None] | None = None
+
+    async def Connect(self, request_iterator: Any, context: Any  # noqa: N802
+                      ) -> AsyncIterator[agent_pb2.FederatorMessage]:
+        gate = self.gate = asyncio.get_running_loop().create_future()
+
+        async def held() -> AsyncIterator[agent_pb2.AgentMessage]:
+            first = await anext(request_iterator)
+            self.held.set()
+            await gate
+            yield first
+            async for message in request_iterator:
+                yield message
+
+        async for message in super().Connect(held(), context):
+            yield message
+
+
+def test_a_stream_cancelled_in_the_turn_its_hello_comes_ends_and_registers_nothing() -> None:
+    async def scenario() -> None:
+        fed = Federator(store=MemoryStore())  # type: ignore[arg-type]
+        service = _HelloHeld(fed)
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(service, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                hello = agent_pb2.Hello(cluster="east-1", region="east")
+                stream = AgentStream.on(ch, agent_pb2.AgentMessage(hello=hello), port=port)
+                await asyncio.wait_for(service.held.wait(), A_WHILE)  # only a guard against a hang
+                handler = service.tasks[0]
+                assert service.gate is not None
+                service.gate.set_result(None)  # the Hello comes ...
+                handler.cancel()  # ... in the very turn gRPC cancels the handler (the agent gone, the server stopping)
+                while not handler.done():
+                    if "east-1" in fed.clusters:
+                        break  # the cancel was dropped: the handler took the Hello and registered the cluster
+                    await asyncio.sleep(0)
+                assert handler.done(), "the cancelled handler ran on and registered the cluster of a gone agent"
+                assert "east-1" not in fed.clusters  # nor connected, nor left Partitioned: never registered
+                stream.close()
+        finally:
+            await asyncio.wait_for(server.stop(0), A_WHILE)  # only a guard against a hang
+            fed.cycles.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_stream_cancelled_in_the_turn_an_order_comes_ends_and_the_order_stays() -> None:

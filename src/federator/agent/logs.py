@@ -123,7 +123,8 @@ class LogAnswers:
                                                    limit, since=since)
                 else:
                     read = self.backend.logs(request.placement_id, request.replica, request.container, tail, limit)
-                got = await asyncio.wait_for(read, READ_SECONDS)
+                async with asyncio.timeout(READ_SECONDS):  # not wait_for: on 3.11 it can drop a cancel (woken.py)
+                    got = await read
         except TimeoutError:
             got = f"reading the output of placement {request.placement_id} took over {READ_SECONDS:g}s"
         except Exception as exc:  # noqa: BLE001 - the member's API failing: said to the user, never fatal here

@@ -116,8 +116,9 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FederatorMessage]:
         opened = self.fed.clock()
-        try:
-            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
+        try:  # not wait_for: on 3.11 it drops a cancel landing as the Hello comes (woken.py), and runs on
+            async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
+                first = await anext(request_iterator)
         except TimeoutError:
             # A Hello that waited unread while this federator's loop was held (a stall, a SIGSTOP) is not the
             # agent's fault: counted as a bad Hello, every stall looked like agents sending garbage (outside SRE).

@@ -79,3 +79,20 @@ def test_gone_relists_and_the_cache_follows() -> None:
     # watch from the list's version, resume from the bookmark's, then 410 -> list again -> watch from 30
     assert api.watched_from[:3] == ["10", "20", "30"]
     assert seen[:4] == [(ADDED, "a"), (ADDED, "b"), (DELETED, "a"), (MODIFIED, "b")]
+
+
+def test_a_wait_for_the_first_list_cancelled_as_it_comes_ends_cancelled() -> None:
+    """FederatedJobController.start waits for its informer's first list, then cancels the jobs of FederatedJobs that
+    vanished. With 3.11's wait_for, a cancel landing in the turn the list came was dropped (CPython gh-86296,
+    woken.py): a cancelled start would have gone on to cancel jobs for an owner that had stopped it."""
+    async def run() -> None:
+        informer = Informer(ScriptedApi(), NODES)  # never started: the test says when it is synced
+        waiting = asyncio.get_running_loop().create_task(informer.wait_synced(60))
+        while not informer.synced._waiters:  # type: ignore[attr-defined]
+            await asyncio.sleep(0)
+        informer.synced.set()  # the first list comes ...
+        waiting.cancel()  # ... in the very turn the waiting task is cancelled
+        await asyncio.wait([waiting])
+        assert waiting.cancelled(), "the cancelled wait returned as if nothing had cancelled it"
+
+    asyncio.run(run())

@@ -178,3 +178,31 @@ def test_a_lease_the_rbac_forbids_says_once_which_flag_fixes_it(caplog: pytest.L
     assert len(said) == 3
     assert "--lease-namespace" in said[0] and "'default'" in said[0] and "federator-system" in said[0]
     assert all("--lease-namespace" not in line for line in said[1:])  # once, not every 2 s
+
+
+def test_renewals_cancelled_as_a_renewal_answers_end_and_renew_no_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KubeMode.stop cancels the renewals, then releases the Lease. With 3.11's wait_for, a cancel landing in the turn
+    a renewal answered was dropped (CPython gh-86296, woken.py): the loop renewed on, could take the released Lease
+    back, and a standby then waited out the Lease's duration instead of taking over at once."""
+    cfg = LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=15, renew_deadline=10,
+                      retry_period=0.01)
+    elector = LeaderElector(LeaseApi(), cfg, monotonic=lambda: 0.0)  # type: ignore[arg-type]  # 10 s left, always
+    renewals: list[asyncio.Future[bool]] = []
+
+    def renewal(fn: Any) -> asyncio.Future[bool]:  # a renewal in its thread, answered when the test says
+        renewals.append(asyncio.get_running_loop().create_future())
+        return renewals[-1]
+
+    async def main() -> None:
+        monkeypatch.setattr(asyncio, "to_thread", renewal)
+        renewing = asyncio.get_running_loop().create_task(elector.renew())
+        while not renewals:
+            await asyncio.sleep(0)
+        renewals[0].set_result(True)  # the renewal answers ...
+        renewing.cancel()  # ... in the very turn KubeMode.stop cancels the renewals
+        while not renewing.done() and len(renewals) == 1:
+            await asyncio.sleep(0)
+        assert len(renewals) == 1, "the cancelled renewals renewed on"
+        assert renewing.cancelled()
+
+    asyncio.run(main())

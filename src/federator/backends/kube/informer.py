@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from federator.backends.kube.api import GoneError, KubeError, Obj, Resource, key_of
+from federator.woken import woken
 
 log = logging.getLogger("federator.kube")
 
@@ -96,7 +97,11 @@ class Informer:
         self._stop.set()
 
     async def wait_synced(self, timeout: float = 60.0) -> None:
-        await asyncio.wait_for(self.synced.wait(), timeout)
+        """Until the first list is in the cache; TimeoutError after `timeout`. A cancel of the caller always ends
+        it: 3.11's wait_for dropped one landing as the list came (woken.py), and a cancelled controller start would
+        have gone on to cancel the jobs of vanished FederatedJobs (no caller cancels it today; one may)."""
+        if not await woken(self.synced, timeout):
+            raise TimeoutError(f"{self.name}: not listed within {timeout:g}s")
 
     # -- the thread ---------------------------------------------------------
 

@@ -162,7 +162,9 @@ class LeaderElector:
         """Renew until leadership is lost (another holder, or no renewal within renew_deadline); then return.
 
         Each renewal is waited for only until the deadline: one that has not answered by then is left to its
-        thread, and this holder steps down."""
+        thread, and this holder steps down. A cancel (KubeMode.stop, before it releases the Lease) always ends it:
+        with 3.11's wait_for, one landing as a renewal answered was dropped and the loop renewed on: it could take
+        the Lease back after the release, and a standby then waited out its duration instead of taking over."""
         while True:
             left = self.time_left()
             if left > 0:
@@ -170,8 +172,9 @@ class LeaderElector:
                 left = self.time_left()
             if left <= 0:
                 break
-            try:
-                renewed = await asyncio.wait_for(asyncio.to_thread(self.try_acquire_or_renew), timeout=left)
+            try:  # not wait_for: on 3.11 it drops a cancel landing as a renewal answers (woken.py), and renews on
+                async with asyncio.timeout(left):
+                    renewed = await asyncio.to_thread(self.try_acquire_or_renew)
             except TimeoutError:
                 break
             except KubeError as exc:
