@@ -19,6 +19,11 @@ job of its priority: of a higher priority, of users holding less, of users holdi
 (`QueueLine.waits`). Counted per owner, not per job, so every job of an owner and a shape is told the same words,
 and a parked group's reason (server/reason_refresh.py) does not turn over each time one job ahead of it is placed.
 Counted over the jobs the cycle takes: a job parked (server/parking.py) is not in it until room may exist for it.
+The counts are told as ranges (`about`: 1, 2 to 4, 5 to 9, 10 to 19, 20 to 49, ...), not exactly: a reason is
+stored, and in Kubernetes mode each new wording is a PATCH of a FederatedJob's status. Exact, every arrival, start or
+end ahead of an owner reworded all their waiting jobs' reasons (kubescaleqa62 H1, M2: most of ~545 status writes
+after a restart with 500 jobs, ~10 per deleted job); as ranges, an owner's words change when the count crosses one,
+about each doubling. The exact count is read on demand: `federator get queues` (owner_standing.py).
 """
 
 from __future__ import annotations
@@ -133,17 +138,17 @@ class QueueLine:
 
     def _before(self, owner: str) -> str:
         """The words for the waiting jobs that went before `owner`'s first waiting job of this priority."""
-        parts = [f"{self._higher:,} of higher priority"] if self._higher else []
+        parts = [f"{about(self._higher)} of higher priority"] if self._higher else []
         if self.by_share:
             mine = self.held.get(owner, _NOTHING)
             less = sum(n for h, n in self._by_held.items() if h < mine)
             same = sum(n for h, n in self._by_held.items() if h == mine)
-            parts += [f"{less:,} of users holding less"] if less else []
-            parts += [f"{same:,} of users holding as much, submitted earlier"] if same else []
+            parts += [f"{about(less)} of users holding less"] if less else []
+            parts += [f"{about(same)} of users holding as much, submitted earlier"] if same else []
         elif others := sum(self._by_held.values()):
-            parts.append(f"{others:,} of other users, submitted earlier")
+            parts.append(f"{about(others)} of other users, submitted earlier")
         ahead = self._higher + sum(self._by_held.values())
-        return f"{ahead:,} waiting job{'s' if ahead != 1 else ''} of queue {self.queue} " \
+        return f"{about(ahead)} waiting job{'s' if ahead != 1 else ''} of queue {self.queue} " \
                f"go{'es' if ahead == 1 else ''} before its owner's: {', '.join(parts)}" if parts else ""
 
     def _next_level(self) -> None:
@@ -164,3 +169,17 @@ class QueueLine:
             acc, cpu = self.held.get(owner, _NOTHING)
             heapq.heappush(self._heap, (acc, cpu, head.submitted_at, head.job_id, owner))
 
+
+def about(n: int) -> str:
+    """`n` (at least 1) as the range a waiting job's reason tells: 1, then 2 to 4, 5 to 9, 10 to 19, 20 to 49, 50 to
+    99, 100 to 199 and so on (steps of 1, 2, 5 times a power of ten). A count that moves by one within a range leaves
+    the reason's words, and so the stored status, as they were (module docstring)."""
+    if n <= 1:
+        return f"{n}"
+    low, scale = 1, 1
+    while True:
+        for step in (1, 2, 5):
+            if step * scale > n:
+                return f"{low:,} to {step * scale - 1:,}"
+            low = step * scale
+        scale *= 10
