@@ -9,7 +9,7 @@ queue, whose reasons count them ("N of higher priority"). A restart (a new Feder
 members reporting the same full room) runs its first cycle, which tells every waiting job its reason again,
 counting the newcomers. Printed: the jobs the store wrote at the arrivals and at the restart. In Kubernetes mode
 each such write is a status PATCH of a FederatedJob (kubescaleqa62 H1, M2); a waiting job's reason tells the jobs
-ahead of its owner's as a range (scheduler/owner_share.py `about`), so a few more ahead rewrite only the owners
+ahead of its owner's as a range (scheduler/told_counts.py), so a few more ahead rewrite only the owners
 whose count crossed into another range.
 """
 

@@ -135,13 +135,20 @@ def test_a_waiting_jobs_words_stay_the_same_when_another_job_arrives_ahead_of_it
                              "holding less")
 
 
-@pytest.mark.parametrize(("n", "words"), [(1, "1"), (2, "2 to 4"), (4, "2 to 4"), (5, "5 to 9"), (10, "10 to 19"),
-                                          (49, "20 to 49"), (99, "50 to 99"), (100, "100 to 199"),
+@pytest.mark.parametrize(("n", "words"), [(0, "0"), (1, "1"), (2, "2 to 4"), (4, "2 to 4"), (5, "5 to 9"),
+                                          (10, "10 to 19"), (49, "20 to 49"), (99, "50 to 99"), (100, "100 to 199"),
                                           (1_999, "1,000 to 1,999"), (123_456, "100,000 to 199,999")])
 def test_a_count_is_told_as_its_range(n: int, words: str) -> None:
-    from federator.scheduler.owner_share import about
+    from federator.scheduler.told_counts import about
 
     assert about(n) == words
+
+
+@pytest.mark.parametrize(("x", "words"), [(0.0, "0"), (0.5, "less than 1"), (1.0, "1"), (12.8, "10 to 19")])
+def test_an_amount_of_accelerators_is_told_as_its_range(x: float, words: str) -> None:
+    from federator.scheduler.told_counts import amount
+
+    assert amount(x) == words
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -19,11 +19,9 @@ job of its priority: of a higher priority, of users holding less, of users holdi
 (`QueueLine.waits`). Counted per owner, not per job, so every job of an owner and a shape is told the same words,
 and a parked group's reason (server/reason_refresh.py) does not turn over each time one job ahead of it is placed.
 Counted over the jobs the cycle takes: a job parked (server/parking.py) is not in it until room may exist for it.
-The counts are told as ranges (`about`: 1, 2 to 4, 5 to 9, 10 to 19, 20 to 49, ...), not exactly: a reason is
-stored, and in Kubernetes mode each new wording is a PATCH of a FederatedJob's status. Exact, every arrival, start or
-end ahead of an owner reworded all their waiting jobs' reasons (kubescaleqa62 H1, M2: most of ~545 status writes
-after a restart with 500 jobs, ~10 per deleted job); as ranges, an owner's words change when the count crosses one,
-about each doubling. The exact count is read on demand: `federator get queues` (owner_standing.py).
+The counts are told as ranges (told_counts.py: 1, 2 to 4, 5 to 9, 10 to 19, ...), not exactly: exact, every arrival,
+start or end ahead of an owner reworded all their waiting jobs' stored reasons, a status PATCH each in Kubernetes
+mode (kubescaleqa62 H1, M2). The exact count is read on demand: `federator get queues` (owner_standing.py).
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from federator.model import held_milli
 from federator.scheduler.alternatives import Assignment
 from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.told_counts import about
 
 Held = tuple[int, int]  # (milli-accelerators, milli-CPU) an owner holds in a queue: fewer goes first
 _NOTHING: Held = (0, 0)
@@ -168,18 +167,3 @@ class QueueLine:
             head = jobs[0]
             acc, cpu = self.held.get(owner, _NOTHING)
             heapq.heappush(self._heap, (acc, cpu, head.submitted_at, head.job_id, owner))
-
-
-def about(n: int) -> str:
-    """`n` (at least 1) as the range a waiting job's reason tells: 1, then 2 to 4, 5 to 9, 10 to 19, 20 to 49, 50 to
-    99, 100 to 199 and so on (steps of 1, 2, 5 times a power of ten). A count that moves by one within a range leaves
-    the reason's words, and so the stored status, as they were (module docstring)."""
-    if n <= 1:
-        return f"{n}"
-    low, scale = 1, 1
-    while True:
-        for step in (1, 2, 5):
-            if step * scale > n:
-                return f"{low:,} to {step * scale - 1:,}"
-            low = step * scale
-        scale *= 10
