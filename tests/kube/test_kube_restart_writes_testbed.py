@@ -7,6 +7,9 @@
   a write of a job as it was loaded was sent although the object said that already. A new leader whose agent
   re-syncs within the start's wait, and whose first cycles tell the pending jobs their reasons again, now sends no
   status PATCH for a job whose object says that already.
+- The writes left after that fix (kubescaleqa62 H1, M2, reasons62): a waiting job's reason counted the jobs of its
+  queue that go before its owner's exactly, so one more arriving ahead reworded (and a restart's first cycle wrote)
+  every waiting job behind it. Told as a range, the words, and so the object, stay as they were.
 - M1: the store kept each job's owner, uid, conditions, counts and held flag for the leader's life; a deleted
   FederatedJob's job now takes them with it.
 
@@ -50,16 +53,19 @@ class CountingApi(KubeApi):
     """The real client, counting the status PATCHes of FederatedJobs it sends."""
 
     status_patches = 0
+    patched: list[str]
 
     def patch(self, res: Any, name: str, body: Any, namespace: str | None = None, **kw: Any) -> Any:
         if res == FEDERATED_JOBS and kw.get("subresource") == "status":
             self.status_patches += 1
+            self.patched.append(name)
         return super().patch(res, name, body, namespace, **kw)
 
 
 def api_of(host: Testbed) -> CountingApi:
     api = KubeApi.connect(host.host.kubeconfig)
     api.__class__ = CountingApi
+    api.patched = []  # type: ignore[attr-defined]
     return api  # type: ignore[return-value]
 
 
@@ -167,6 +173,66 @@ def test_a_deleted_federatedjobs_job_leaves_nothing_in_the_store(host: Testbed) 
                 ("as loaded", store._loaded), ("ignoring", store.ignoring))}
             assert kept == {what: [] for what in kept}
             assert not ids & set(store._by_uid.values())
+        finally:
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())
+
+
+def _clear(host: Testbed) -> None:
+    for left in KubeApi.connect(host.host.kubeconfig).list(FEDERATED_JOBS, NAMESPACE).get("items") or []:
+        host.kubectl("host", "delete", "federatedjob", "-n", NAMESPACE, left["metadata"]["name"], "--wait=false")
+
+
+def test_a_job_arriving_ahead_of_waiting_ones_rewrites_none_of_their_statuses_at_a_restart(host: Testbed) -> None:
+    """Twelve jobs of priority 5 and two of 0 in one queue, one node of 8 H100s: one runs, the two low ones read that
+    11 waiting jobs go before them. A 13th of priority 5 arrives, then a restart's first cycles tell every waiting
+    job its reason again, counting it: 12 go before them now, and their objects are not written."""
+    _clear(host)
+    high, low = [f"high-{i}" for i in range(12)], ["low-0", "low-1"]
+
+    def doc(name: str) -> str:
+        return fj_yaml(name, NAMESPACE, acceleratorModels=["H100"], priority=5 if name.startswith("high") else 0,
+                       resources={"cpu": "1", "nvidia.com/gpu": 8})
+
+    def said(api: KubeApi, name: str) -> str:
+        return str(((api.get(FEDERATED_JOBS, name, NAMESPACE).get("status") or {}).get("pendingReason")
+                    or {}).get("message", ""))
+
+    async def main() -> None:
+        await until(lambda: not KubeApi.connect(host.host.kubeconfig).list(FEDERATED_JOBS, NAMESPACE).get("items"),
+                    timeout=60)
+        for name in [*high, *low]:
+            host.kubectl("host", "apply", "-f", "-", input=doc(name))
+        store, fed, ctl = await leader(api_of(host))
+        try:
+            await accepted(fed, NAMESPACE, *high, *low)
+            fed.schedule_once()
+            rec = fed.clusters[MEMBER]
+            for job in [j for j in fed.jobs.values() if j.placements]:
+                fed.job_update(rec, job.placements[0].placement_id, JobPhase.RUNNING, "")
+            fed.schedule_once()
+            await asyncio.to_thread(fed.journal.drain)
+            host.kubectl("host", "apply", "-f", "-", input=doc("high-late"))
+            await accepted(fed, NAMESPACE, "high-late")
+            fed.schedule_once()
+            await asyncio.to_thread(fed.journal.drain)
+            before = {name: said(store.api, name) for name in low}
+        finally:
+            await ctl.stop()
+            store.close()
+        assert all(" go before its owner's: 10 to 19 of higher priority" in m for m in before.values()), before
+
+        api = api_of(host)
+        store, fed, ctl = await leader(api)
+        try:
+            fed.schedule_once()  # every waiting job's reason told again, high-late counted among those before
+            fed.schedule_once()
+            await asyncio.to_thread(fed.journal.drain)
+            assert all(j.job_id in fed.cycles.parked for n in low for j in fed.jobs.named(n))  # told by a cycle
+            assert not [n for n in api.patched if n in low], api.patched
+            assert {name: said(api, name) for name in low} == before
         finally:
             await ctl.stop()
             store.close()

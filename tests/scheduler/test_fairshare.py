@@ -64,17 +64,29 @@ def test_gpu_quota_caps_a_queue_and_says_so() -> None:
     assert [d.job_id for d in result.decisions] == ["r0", "r1"]
     reason = result.pending["r2"]
     assert reason.code is ReasonCode.QUOTA_EXCEEDED
-    assert reason.message == "quota of queue research on H100: 16 of 16 accelerators in use, the job needs 8"
+    assert reason.message == "quota of queue research on H100: 16 accelerators, too few left: the job needs 8"
 
 
 def test_a_job_larger_than_the_whole_quota_is_told_it_can_never_run_in_that_queue() -> None:
-    """"0 of 16 in use, the job needs 32" read as a busy queue; the job would wait for ever (outside QA, F3)."""
+    """"0 of 16 in use, the job needs 32" (0.20.0) read as a busy queue; the job would wait for ever (QA F3)."""
     result = cycle([n_h100_nodes(8)], [spec("big", gpus=8, replicas=4, models=("H100",), queue="research")],
                    config=with_quota("research", gpus={"H100": 16}))
     reason = result.pending["big"]
     assert reason.code is ReasonCode.QUOTA_EXCEEDED
-    assert reason.message.startswith("quota of queue research on H100: 0 of 16 accelerators in use, the job needs 32, "
-                                     "more than the whole quota: it can never run in this queue")
+    assert reason.message.startswith("quota of queue research on H100: 16 accelerators, too few left: the job needs "
+                                     "32, more than the whole quota: it can never run in this queue")
+
+
+def test_a_quota_reason_keeps_its_words_while_the_queue_starts_another_job() -> None:
+    """What the queue holds of its quota is not in the words (kubescaleqa62 H1, M2): holding 24 or 32 of 32, a job of
+    16 reads the same, so a job the queue starts rewrites none of its waiting jobs' stored reasons."""
+    def said(running: int) -> str:
+        held = [spec(f"h{i}", gpus=8, models=("H100",), queue="research") for i in range(running)]
+        result = cycle([n_h100_nodes(8)], [*held, spec("big", gpus=8, replicas=2, models=("H100",), queue="research")],
+                       config=with_quota("research", gpus={"H100": 32}))
+        return result.pending["big"].message
+
+    assert said(3) == said(4) == "quota of queue research on H100: 32 accelerators, too few left: the job needs 16"
 
 
 def test_quota_counts_running_work_too() -> None:

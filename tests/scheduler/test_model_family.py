@@ -67,4 +67,4 @@ def test_a_quota_on_the_family_counts_what_the_queue_holds_of_its_skus() -> None
     spec = job("more", replicas=1, gpus=16, models=("Ascend910B",))
     result = Scheduler(config).schedule(Snapshot.of([hw]), [request(spec)], running=[held])
     assert not result.decisions
-    assert "quota of queue default on Ascend910B: 16 of 16" in result.pending[JobId("more")].message
+    assert "quota of queue default on Ascend910B: 16 accelerators, too few" in result.pending[JobId("more")].message

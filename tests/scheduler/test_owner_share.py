@@ -68,7 +68,7 @@ def test_a_queue_with_owner_share_off_is_first_come_first_served_across_users() 
     result = cycle(fleet(2, 2), specs, allocations=held, config=FIFO)
     assert [d.job_id for d in result.decisions] == ["bk-0", "bk-1"]
     assert result.pending["alice-batch"].message.endswith(
-        "; 8 waiting jobs of queue batch go before its owner's: 8 of other users, submitted earlier")
+        "; 5 to 9 waiting jobs of queue batch go before its owner's: 5 to 9 of other users, submitted earlier")
 
 
 def test_a_gang_is_placed_whole_or_not_at_all_in_its_owners_turn() -> None:
@@ -111,12 +111,44 @@ def test_a_waiting_job_is_told_which_jobs_of_its_queue_go_before_its_owners() ->
     result = cycle(fleet(0, 2), specs, allocations=held)
     assert not result.decisions
     assert "go before" not in result.pending["c0"].message
-    said = "; 3 waiting jobs of queue batch go before its owner's: 1 of higher priority, 1 of users holding less, " \
-           "1 of users holding as much, submitted earlier"
+    said = "; 2 to 4 waiting jobs of queue batch go before its owner's: 1 of higher priority, 1 of users holding " \
+           "less, 1 of users holding as much, submitted earlier"
     assert [result.pending[f"bk-{i}"].message.endswith(said) for i in range(3)] == [True] * 3
     assert result.pending["bk-0"].code is ReasonCode.INSUFFICIENT_ACCELERATORS
     assert result.pending["a0"].message.endswith("; 1 waiting job of queue batch goes before its owner's: "
                                                  "1 of higher priority")
+
+
+def test_a_waiting_jobs_words_stay_the_same_when_another_job_arrives_ahead_of_it() -> None:
+    """The count is told as a range (kubescaleqa62 H1, M2): alice's 13th job, submitted ahead of bob's in line,
+    leaves his reason's words, and so his stored status, as they were; the 20th changes them."""
+    held = [running(s, "c") for s in bobs(1, start=100)]
+
+    def said(alices: int) -> str:
+        specs = [*[owned("alice", f"a{i}", gpus=8, queue="batch") for i in range(alices)], *bobs(3)]
+        return cycle(fleet(0, 1), specs, allocations=held).pending["bk-0"].message
+
+    assert said(12).endswith("; 10 to 19 waiting jobs of queue batch go before its owner's: 10 to 19 of users "
+                             "holding less")
+    assert said(13) == said(12) == said(19)
+    assert said(20).endswith("; 20 to 49 waiting jobs of queue batch go before its owner's: 20 to 49 of users "
+                             "holding less")
+
+
+@pytest.mark.parametrize(("n", "words"), [(0, "0"), (1, "1"), (2, "2 to 4"), (4, "2 to 4"), (5, "5 to 9"),
+                                          (10, "10 to 19"), (49, "20 to 49"), (99, "50 to 99"), (100, "100 to 199"),
+                                          (1_999, "1,000 to 1,999"), (123_456, "100,000 to 199,999")])
+def test_a_count_is_told_as_its_range(n: int, words: str) -> None:
+    from federator.scheduler.told_counts import about
+
+    assert about(n) == words
+
+
+@pytest.mark.parametrize(("x", "words"), [(0.0, "0"), (0.5, "less than 1"), (1.0, "1"), (12.8, "10 to 19")])
+def test_an_amount_of_accelerators_is_told_as_its_range(x: float, words: str) -> None:
+    from federator.scheduler.told_counts import amount
+
+    assert amount(x) == words
 
 
 @pytest.mark.parametrize("seed", range(5))

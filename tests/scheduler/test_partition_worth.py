@@ -106,7 +106,7 @@ def test_a_quota_of_one_gpu_runs_eight_1g_10gb_replicas_asked_by_name_not_one(ki
     assert not ninth.decisions
     reason = ninth.pending["ninth"]
     assert reason.code is ReasonCode.QUOTA_EXCEEDED
-    assert "1 of 1 accelerators in use, the job needs 0.125" in reason.message
+    assert "1 accelerators, too few left: the job needs 0.125" in reason.message
 
 
 def test_nine_1g_10gb_replicas_are_more_than_a_quota_of_one_gpu() -> None:

@@ -136,7 +136,7 @@ def test_a_quota_on_the_generic_name_is_valid_and_caps_the_vendors_labelled_pool
     result = Scheduler(config).schedule(Snapshot.of([mlu]), [request(_job("{model: MLU370-X8, count: 8}"))],
                                         running=[held])
     assert not result.decisions
-    assert "quota of queue default on MLU: 8 of 8" in result.pending[JobId("old")].message
+    assert "quota of queue default on MLU: 8 accelerators, too few left" in result.pending[JobId("old")].message
 
 
 def test_a_job_0_10_0_stored_with_model_mlu_runs_after_the_upgrade_on_the_labelled_pool(tmp_path: Path) -> None:

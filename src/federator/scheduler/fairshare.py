@@ -234,13 +234,13 @@ class QueueUsage:
         need = _need(request)
         if quota.cpu_milli is not None and used.get(CPU, 0) + need.cpu_milli > quota.cpu_milli:
             return QuotaCheck(refused=Reason(
-                ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
-                f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}"
+                ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on cpu: {quota.cpu_milli / MILLI:g}, "
+                f"{TOO_FEW_LEFT}: the job needs {need.cpu_milli / MILLI:g}"
                 f"{_never(need.cpu_milli > quota.cpu_milli)}", never=_over_all(need.cpu_milli > quota.cpu_milli)))
         if quota.memory_bytes is not None and used.get(MEMORY, 0) + need.memory_bytes > quota.memory_bytes:
             return QuotaCheck(refused=Reason(
-                ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on memory: {format_bytes(used.get(MEMORY, 0))} "
-                f"of {format_bytes(quota.memory_bytes)} in use, the job needs {format_bytes(need.memory_bytes)}"
+                ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on memory: {format_bytes(quota.memory_bytes)}, "
+                f"{TOO_FEW_LEFT}: the job needs {format_bytes(need.memory_bytes)}"
                 f"{_never(need.memory_bytes > quota.memory_bytes)}",
                 never=_over_all(need.memory_bytes > quota.memory_bytes)))
         if not (need.accelerator_milli and quota.accelerator_milli):
@@ -307,9 +307,11 @@ class QueueUsage:
                 continue  # neither capped nor said: the job could not use that quota's models anyway
             if room:
                 caps.append((key, room))
-            notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
-                         f"in use, " + (f"room for {room} of its {request.replicas} replicas" if room else
-                                        f"the job needs {need / MILLI:g}{_never(need > limit)}"))
+            notes.append(f"quota of queue {queue} on {key}: " + (
+                f"{held / MILLI:g} of {limit / MILLI:g} accelerators in use, room for {room} of its "
+                f"{request.replicas} replicas" if room else
+                f"{limit / MILLI:g} accelerators, {TOO_FEW_LEFT}: the job needs {need / MILLI:g}"
+                f"{_never(need > limit)}"))
         if caps:
             most = self._most_replicas(request, caps, blocked)
             if most is not None and most < request.replicas:
@@ -424,9 +426,15 @@ def _need(request: PlacementRequest) -> Resources:
     return total
 
 
+TOO_FEW_LEFT = "too few left"
+"""What a quota reason says of the quota's room: not what the queue holds of it, which moves with each job of the
+queue that starts or ends and would reword (and in Kubernetes mode PATCH) every waiting job of the queue each time
+(kubescaleqa62 H1, M2); `federator get queues` shows what it holds, on demand."""
+
+
 def _never(more_than_the_quota: bool) -> str:
     """What a quota reason adds when the job alone needs more than the whole quota: it waits for ever otherwise,
-    read as a busy queue ("0 of 64 in use, the job needs 128"; outside QA, new user F3)."""
+    read as a busy queue ("64 accelerators, too few left: the job needs 128"; outside QA, new user F3)."""
     return (", more than the whole quota: it can never run in this queue (cancel it and "
             "submit a smaller one, or ask for a larger quota)"
             if more_than_the_quota else "")

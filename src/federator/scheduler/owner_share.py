@@ -19,6 +19,9 @@ job of its priority: of a higher priority, of users holding less, of users holdi
 (`QueueLine.waits`). Counted per owner, not per job, so every job of an owner and a shape is told the same words,
 and a parked group's reason (server/reason_refresh.py) does not turn over each time one job ahead of it is placed.
 Counted over the jobs the cycle takes: a job parked (server/parking.py) is not in it until room may exist for it.
+The counts are told as ranges (told_counts.py: 1, 2 to 4, 5 to 9, 10 to 19, ...), not exactly: exact, every arrival,
+start or end ahead of an owner reworded all their waiting jobs' stored reasons, a status PATCH each in Kubernetes
+mode (kubescaleqa62 H1, M2). The exact count is read on demand: `federator get queues` (owner_standing.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from federator.model import held_milli
 from federator.scheduler.alternatives import Assignment
 from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.told_counts import about
 
 Held = tuple[int, int]  # (milli-accelerators, milli-CPU) an owner holds in a queue: fewer goes first
 _NOTHING: Held = (0, 0)
@@ -133,17 +137,17 @@ class QueueLine:
 
     def _before(self, owner: str) -> str:
         """The words for the waiting jobs that went before `owner`'s first waiting job of this priority."""
-        parts = [f"{self._higher:,} of higher priority"] if self._higher else []
+        parts = [f"{about(self._higher)} of higher priority"] if self._higher else []
         if self.by_share:
             mine = self.held.get(owner, _NOTHING)
             less = sum(n for h, n in self._by_held.items() if h < mine)
             same = sum(n for h, n in self._by_held.items() if h == mine)
-            parts += [f"{less:,} of users holding less"] if less else []
-            parts += [f"{same:,} of users holding as much, submitted earlier"] if same else []
+            parts += [f"{about(less)} of users holding less"] if less else []
+            parts += [f"{about(same)} of users holding as much, submitted earlier"] if same else []
         elif others := sum(self._by_held.values()):
-            parts.append(f"{others:,} of other users, submitted earlier")
+            parts.append(f"{about(others)} of other users, submitted earlier")
         ahead = self._higher + sum(self._by_held.values())
-        return f"{ahead:,} waiting job{'s' if ahead != 1 else ''} of queue {self.queue} " \
+        return f"{about(ahead)} waiting job{'s' if ahead != 1 else ''} of queue {self.queue} " \
                f"go{'es' if ahead == 1 else ''} before its owner's: {', '.join(parts)}" if parts else ""
 
     def _next_level(self) -> None:
@@ -163,4 +167,3 @@ class QueueLine:
             head = jobs[0]
             acc, cpu = self.held.get(owner, _NOTHING)
             heapq.heappush(self._heap, (acc, cpu, head.submitted_at, head.job_id, owner))
-

@@ -3,7 +3,9 @@ and SREs in `federator_queue_fair_share`.
 
 Why: the cycle orders queues by weighted dominant share (fairshare.FairOrder), but a tenant over its share only
 read "InsufficientAccelerators: 0/1 clusters fit ...", and an SRE had no number to tell a starving organisation
-from a hogging one (tenant QA F2, F4). Both read the same figures from here, so the reason and the metric agree.
+from a hogging one (tenant QA F2, F4). Both read the same figures from here, so the reason and the metric agree;
+the reason tells them as ranges (told_counts.py), so that each job the queue starts or ends does not reword, and
+in Kubernetes mode PATCH, every waiting job of the queue (kubescaleqa62 H1, M2).
 
 The fair share in accelerators is the queue's weight over the weights of the queues that want resources
 (those with running or pending work, as `QueueUsage.fair_share`), times the accelerators of the Ready fleet.
@@ -20,6 +22,7 @@ from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.fairshare import QueueUsage, accelerator_dim
 from federator.scheduler.framework import PlacementRequest
 from federator.scheduler.snapshot import Snapshot
+from federator.scheduler.told_counts import amount
 
 ACCELERATOR_DIM = accelerator_dim("")  # every model's dimension starts so
 
@@ -41,14 +44,16 @@ def fair_accelerators(usage: QueueUsage, queue: str, active: Iterable[str]) -> f
 def standing_note(usage: QueueUsage, queue: str, active: Iterable[str]) -> str | None:
     """What a pending job of `queue` adds to its reason when its queue holds at least its fair share (None when
     not: then the queue already goes first; None too when no other queue has work: then the share is the whole
-    fleet, and the order among queues is nothing to the job). Bounded: a queue name and two numbers."""
+    fleet, and the order among queues is nothing to the job). Bounded: a queue name and two numbers, told as
+    ranges (told_counts.py: "holds 10 to 19 accelerators; its weighted fair share now is 10 to 19"), so that each
+    job the queue starts or ends does not reword all its waiting jobs' stored reasons."""
     if not set(active) - {queue}:
         return None
     held = accelerators_held(usage, queue)
     fair = fair_accelerators(usage, queue, active)
     if held <= 0 or held < fair:
         return None
-    return (f"queue {queue} holds {held:g} accelerators; its weighted fair share now is {fair:.1f}; "
+    return (f"queue {queue} holds {amount(held)} accelerators; its weighted fair share now is {amount(fair)}; "
             "queues further under their share go first")
 
 
@@ -72,8 +77,8 @@ def under_share_note(usage: QueueUsage, queue: str, active: Iterable[str]) -> st
     fair = fair_accelerators(usage, queue, active)
     if held >= fair:
         return None
-    return (f"queue {queue} holds {held:g} accelerators, under its weighted fair share of {fair:.1f}; not "
-            "preempting: the work in its way is not preemptible (or is of a higher priority)")
+    return (f"queue {queue} holds {amount(held)} accelerators, under its weighted fair share of {amount(fair)}; "
+            "not preempting: the work in its way is not preemptible (or is of a higher priority)")
 
 
 def with_standing(pending: dict[JobId, Reason], waiting: Iterable[PlacementRequest], usage: QueueUsage,
