@@ -58,3 +58,19 @@ def test_a_job_that_waits_for_ever_or_for_no_room_is_not_in_line() -> None:
     assert in_line(Reason(ReasonCode.QUOTA_EXCEEDED, "x"))
     assert not in_line(Reason(ReasonCode.QUOTA_EXCEEDED, "x", never=NeverRunnable.QUOTA))
     assert not in_line(Reason(ReasonCode.WAITING, "x"))
+
+
+def test_a_parked_owner_placed_in_the_cycle_is_counted_at_what_they_hold_then() -> None:
+    """Carol's gang waits first (its note groups the parked owners by holding), then dave's job takes the free node:
+    dave holds more than bob now, so his parked jobs no longer go before bob's (the groups are rebuilt)."""
+    fleet = [cluster("c", "r", pool(H100, nodes=1, extra={0: 1}))]
+    carol = owned("carol", "carol-0", gpus=8, replicas=2, queue="batch")
+    dave, bob = owned("dave", "dave-0", gpus=8, queue="batch"), owned("bob", "bob-0", gpus=8, queue="batch")
+    parked = ParkedQueue({0: {"user dave": ((1.0, "dp0"), (2.0, "dp1"))}})
+    result = Scheduler().schedule(Snapshot.of(fleet), [request(carol, at=0), request(dave, at=3),
+                                                       request(bob, at=5)], parked={"batch": parked})
+    assert [d.job_id for d in result.decisions] == ["dave-0"]
+    assert "go before" not in result.pending["carol-0"].message  # dave's parked jobs came after carol's
+    said = result.pending["bob-0"].message
+    assert said.endswith("; 1 waiting job of queue batch goes before its owner's: 1 of users holding as much, "
+                         "submitted earlier"), said  # carol's; not dave's two, who holds a node now

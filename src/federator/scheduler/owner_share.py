@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from federator.model import held_milli
 from federator.scheduler.alternatives import Assignment
 from federator.scheduler.framework import Allocation, PlacementRequest
-from federator.scheduler.parked_line import NO_PARKED, ParkedQueue
+from federator.scheduler.parked_line import NO_PARKED, ParkedAhead, ParkedQueue
 from federator.scheduler.told_counts import about
 
 Held = tuple[int, int]  # (milli-accelerators, milli-CPU) an owner holds in a queue: fewer goes first
@@ -64,7 +64,7 @@ class QueueLine:
     def __init__(self, queue: str, requests: Sequence[PlacementRequest], held: dict[str, Held], *,
                  by_share: bool, parked: ParkedQueue = NO_PARKED) -> None:
         self.queue = queue
-        self.parked = parked  # the queue's parked jobs in line, which `waits` counts too
+        self.parked = ParkedAhead(parked, held, by_share=by_share)  # the queue's parked jobs, which `waits` counts
         self.held = held
         self.by_share = by_share
         ordered = sorted(requests, key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
@@ -118,7 +118,7 @@ class QueueLine:
 
     def placed(self, request: PlacementRequest, assignments: Sequence[Assignment]) -> None:
         """Count what `request`, just taken, now holds for its owner."""
-        if not self.by_share or self._single:  # nobody else to weigh it against
+        if not self.by_share or (self._single and not self.parked.parked.jobs):  # nobody else to weigh it against
             return
         owner = self._last
         res = request.spec.resources
@@ -127,6 +127,7 @@ class QueueLine:
             acc += held_milli(res.accelerator_milli, a.unit_milli) * a.replicas
             cpu += res.cpu_milli * a.replicas
         self.held[owner] = (acc, cpu)
+        self.parked.moved(owner)
 
     def waits(self, request: PlacementRequest) -> str:
         """Count `request`, just taken, as waiting in line for room or quota; what its reason adds ("" if no
@@ -142,8 +143,7 @@ class QueueLine:
     def _before(self, owner: str, first: PlacementRequest) -> str:
         """The words for the waiting jobs, taken or parked, that go before `owner`'s first waiting job of this
         priority (`first`)."""
-        higher, less, same = self.parked.ahead(owner, first.spec.priority, (first.submitted_at, first.job_id),
-                                               self.held, by_share=self.by_share)
+        higher, less, same = self.parked.ahead(owner, first.spec.priority, (first.submitted_at, first.job_id))
         higher += self._higher
         parts = [f"{about(higher)} of higher priority"] if higher else []
         if self.by_share:

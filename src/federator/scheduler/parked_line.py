@@ -16,6 +16,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate, chain
 
 from federator.model import Reason, ReasonCode
 
@@ -38,25 +39,69 @@ class ParkedQueue:
 
     jobs: Mapping[int, Mapping[str, tuple[Queued, ...]]] = field(default_factory=dict)
 
-    def ahead(self, owner: str, priority: int, at: Queued, held: Mapping[str, tuple[int, int]], *,
-              by_share: bool) -> tuple[int, int, int]:
+
+class ParkedAhead:
+    """One cycle's counts over a queue's `ParkedQueue`, by the owners' holdings as the cycle moves them (`held`, the
+    line's own map). Counted owner by owner, 5,000 owners with work parked and waiting in one cycle took 11 s (each
+    note walked every owner); so the parked owners of a priority are grouped by what they hold (sorted, with running
+    totals: those holding less is a bisect) and each holding's jobs merged into one sorted line (those holding as
+    much and submitted earlier is a bisect). A group is rebuilt only after an owner of it was placed (`moved`)."""
+
+    def __init__(self, parked: ParkedQueue, held: Mapping[str, tuple[int, int]], *, by_share: bool) -> None:
+        self.parked = parked
+        self.held = held
+        self.by_share = by_share
+        self._counts = {p: sum(len(q) for q in owners.values()) for p, owners in parked.jobs.items()}
+        self._levels: dict[int, _Level] = {}
+
+    def moved(self, owner: str) -> None:
+        """`owner` was placed: what they hold moved, so the groups of the priorities where they have parked jobs."""
+        for p, owners in self.parked.jobs.items():
+            if owner in owners:
+                self._levels.pop(p, None)
+
+    def ahead(self, owner: str, priority: int, at: Queued) -> tuple[int, int, int]:
         """Parked jobs before `owner`'s first waiting job (of `priority`, submitted `at`): (of higher priority, of
-        owners holding less, of owners holding as much and submitted earlier). `held`: what each owner holds in
-        the queue (none: nothing); without `by_share`, every other owner's job submitted earlier is of the last."""
-        higher = sum(len(q) for p, owners in self.jobs.items() if p > priority for q in owners.values())
-        less = same = 0
-        mine = held.get(owner, (0, 0))
-        for other, queued in self.jobs.get(priority, {}).items():
-            if other == owner:
-                continue
-            theirs = held.get(other, (0, 0)) if by_share else mine
-            if theirs < mine:
-                less += len(queued)
-            elif theirs == mine:
-                same += bisect_left(queued, at)
+        owners holding less, of owners holding as much and submitted earlier; without owner share, every other
+        owner's job submitted earlier is of the last)."""
+        higher = sum(n for p, n in self._counts.items() if p > priority)
+        owners = self.parked.jobs.get(priority)
+        if not owners:
+            return higher, 0, 0
+        level = self._levels.get(priority)
+        if level is None:
+            level = self._levels[priority] = _Level(owners, self.held if self.by_share else {})
+        mine = self.held.get(owner, (0, 0)) if self.by_share else (0, 0)
+        own = owners.get(owner, ())
+        less = level.less(mine)
+        same = bisect_left(level.merged(mine), at) - bisect_left(own, at)
         return higher, less, same
+
+
+class _Level:
+    """The parked owners of one priority grouped by what they hold."""
+
+    def __init__(self, owners: Mapping[str, tuple[Queued, ...]], held: Mapping[str, tuple[int, int]]) -> None:
+        self._owners: dict[tuple[int, int], list[str]] = {}
+        for owner in owners:
+            self._owners.setdefault(held.get(owner, (0, 0)), []).append(owner)
+        self._jobs = owners
+        self._keys = sorted(self._owners)
+        self._totals = list(accumulate(sum(len(owners[o]) for o in self._owners[k]) for k in self._keys))
+        self._merged: dict[tuple[int, int], tuple[Queued, ...]] = {}
+
+    def less(self, mine: tuple[int, int]) -> int:
+        i = bisect_left(self._keys, mine)
+        return self._totals[i - 1] if i else 0
+
+    def merged(self, mine: tuple[int, int]) -> tuple[Queued, ...]:
+        got = self._merged.get(mine)
+        if got is None:
+            got = self._merged[mine] = tuple(sorted(chain.from_iterable(
+                self._jobs[o] for o in self._owners.get(mine, ()))))
+        return got
 
 
 NO_PARKED = ParkedQueue()
 
-__all__ = ["IN_LINE", "NO_PARKED", "ParkedQueue", "Queued", "in_line"]
+__all__ = ["IN_LINE", "NO_PARKED", "ParkedAhead", "ParkedQueue", "Queued", "in_line"]
