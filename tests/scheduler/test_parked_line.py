@@ -9,7 +9,7 @@ from scenarios import H100, owned, request, running
 from federator.model import Reason, ReasonCode
 from federator.model.job import NeverRunnable
 from federator.scheduler import QueueConfig, Scheduler, SchedulerConfig, Snapshot
-from federator.scheduler.parked_line import ParkedQueue, in_line
+from federator.scheduler.parked_line import FEW_OWNERS, ParkedQueue, in_line
 
 from builders import cluster, pool
 
@@ -74,3 +74,10 @@ def test_a_parked_owner_placed_in_the_cycle_is_counted_at_what_they_hold_then() 
     said = result.pending["bob-0"].message
     assert said.endswith("; 1 waiting job of queue batch goes before its owner's: 1 of users holding as much, "
                          "submitted earlier"), said  # carol's; not dave's two, who holds a node now
+
+
+def test_many_owners_holding_as_much_are_counted_in_one_merged_line() -> None:
+    """Past FEW_OWNERS the owners holding as much are merged into one sorted line: the count is the same."""
+    many = ParkedQueue({0: {f"user u{i}": ((float(i) - 0.5, f"u{i}"),) for i in range(FEW_OWNERS + 8)}})
+    assert _said(many).endswith("; 5 to 9 waiting jobs of queue batch go before its owner's: 5 to 9 of users "
+                                "holding as much, submitted earlier")  # u0 to u5, submitted before 5.0
