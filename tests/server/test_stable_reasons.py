@@ -75,3 +75,42 @@ def test_a_parked_jobs_stored_reason_is_unchanged_when_another_job_arrives_ahead
     assert not store.writes["b0"] and not store.writes["b1"] and not store.writes["b2"], store.writes
     assert before.endswith("; 10 to 19 waiting jobs of queue default go before its owner's: 10 to 19 of users "
                            "holding as much, submitted earlier"), before
+
+
+def test_a_group_asked_again_after_a_report_counts_the_parked_jobs_ahead_of_its_owners() -> None:
+    """A report brings back one job of a parked group to ask its reason again (reason_refresh.py); its cycle holds
+    that job, one of alice's and her newcomer, not the 11 of alice's still parked. Counted over the cycle alone,
+    bob's jobs read "2 to 4 waiting jobs ... go before its owner's" behind 12, and the next full cycle (a restart's)
+    rewrote all three back. The parked jobs are counted (scheduler/parked_line.py): the count stays the queue's."""
+    store, clock = CountingStore(), Clock()
+    fed = make(store, clock)
+    _full(fed)
+    for i in range(12):
+        fed.submit(_gang(f"a{i}", "alice"))
+    for i in range(3):
+        fed.submit(_gang(f"b{i}", "bob"))
+    fed.schedule_once()
+    fed.journal.drain()
+    assert "; 10 to 19 waiting jobs of queue default go before its owner's" in _stored(store, "b0")
+
+    fed.submit(_gang("a-late", "alice"))  # alice's 13th, after bob's: it goes after them
+    rec = fed.connect(cluster="member-b", region="r", labels={})
+    four = cluster("member-b", "r", pool(A100, nodes=0, extra=Counter({4: 1, 0: 3}))).capacity
+    fed.report(rec, four)  # the most free on one node is 4 now: the parked groups' reasons say so
+    fed.schedule_once()
+    fed.journal.drain()
+    told = _stored(store, "b0")
+    assert "the most free on one node is 4" in told, told
+    assert told.endswith("; 10 to 19 waiting jobs of queue default go before its owner's: 10 to 19 of users "
+                         "holding as much, submitted earlier"), told
+    assert _stored(store, "b1") == _stored(store, "b2") == told
+
+    store.writes.clear()
+    clock.now += 60
+    again = make(store, clock)  # a restart: its first cycle looks at every waiting job
+    rec = again.connect(cluster="member-b", region="r", labels={})
+    again.report(rec, four)
+    again.schedule_once()
+    again.journal.drain()
+    assert _stored(store, "b0") == told
+    assert not store.writes["b0"] and not store.writes["b1"] and not store.writes["b2"], store.writes

@@ -42,10 +42,11 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
         ("replay_national.py", ["--clusters", "4", "--pods", "200", "--until", "2500"], "cpu_ms_per_cycle"),
         ("reason_writes.py", ["--clusters", "2", "--nodes", "4", "--jobs", "200", "--owners", "5", "--arrivals", "2"],
          "job_writes_at_restart"),
+        ("parked_ahead.py", ["--parked", "200", "--owners", "2,5"], "cycle_seconds"),
     ],
     ids=["throughput", "scaling", "five-vendor", "room-classes", "quality", "fairness", "memory", "fgd",
          "fgd-small-cycles", "fgd-warm", "fgd-misled", "fgd-orders", "starvation", "usage-cluster",
-         "kube-controller-loop", "replay-national", "reason-writes"],
+         "kube-controller-loop", "replay-national", "reason-writes", "parked-ahead"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"

@@ -55,6 +55,7 @@ from federator.scheduler.framework import (
 )
 from federator.scheduler.gcpause import few_full_collections
 from federator.scheduler.nodevictims import forget, node_used
+from federator.scheduler.parked_line import IN_LINE, ParkedQueue
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
 from federator.scheduler.pod_set_fit import parts, reserve_request
 from federator.scheduler.pools import best_model, quota_budget, reservation_bucket, reserve_spread
@@ -110,7 +111,7 @@ class CycleResult:
 _CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.INSUFFICIENT_CPU,
                        ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE, ReasonCode.RESERVED})
 # Reasons of a job that waits in its queue's line: room or quota that the jobs taken before it may get first.
-_IN_LINE = _CAPACITY | {ReasonCode.QUOTA_EXCEEDED}
+_IN_LINE = IN_LINE  # capacity and quota: parked_line.py counts the parked jobs by the same set
 
 
 def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
@@ -157,6 +158,7 @@ class Scheduler:
         reservations: Sequence[Reservation] = (),
         resting: Mapping[JobId, float] | None = None,
         maintenance: Mapping[str, float] | None = None,
+        parked: Mapping[str, ParkedQueue] | None = None,
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
         (for queue usage and preemption), `now` the time lost accelerator-seconds (and gangs' waits) are
@@ -164,22 +166,25 @@ class Scheduler:
         `scarcity_scale` the one of the configured scales a rollout chose (scheduler/tuning.py;
         None: the first), `reservations` and `resting` the last cycle's, kept while they can
         (scheduler/reservation.py), `maintenance` each cluster's maintenance window still ahead: when it begins,
-        which no job placed there may run past (scheduler/maintenance_window.py; judged at `now`)."""
+        which no job placed there may run past (scheduler/maintenance_window.py; judged at `now`), `parked` each
+        queue's jobs parked out of the cycle, which a waiting job's count of the jobs ahead includes
+        (scheduler/parked_line.py)."""
         with few_full_collections():
             return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale, reservations,
-                                  resting, maintenance)
+                                  resting, maintenance, parked)
 
     def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
                   now: float, clock: Callable[[], float], recent: Sequence[Arrival] = (),
                   scarcity_scale: float | None = None, reservations: Sequence[Reservation] = (),
                   resting: Mapping[JobId, float] | None = None,
-                  maintenance: Mapping[str, float] | None = None) -> CycleResult:
+                  maintenance: Mapping[str, float] | None = None,
+                  parked: Mapping[str, ParkedQueue] | None = None) -> CycleResult:
         cfg = self.config
         requests = fenced(requests, cfg)  # each queue's allowedRegions on its requests (scheduler/residency.py)
         phases: dict[str, float] = {}
         t0 = clock()
         usage = QueueUsage(cfg, snapshot, running, fleet=self.fleet_pools(snapshot))
-        order = FairOrder(usage, requests, running)
+        order = FairOrder(usage, requests, running, parked)
         t1 = clock()
         phases["order"] = t1 - t0
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale, maintenance, now)

@@ -46,6 +46,7 @@ from federator.scheduler.alternatives import Assignment
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.framework import Allocation, PlacementRequest, accepts_pool, allocation_parts
 from federator.scheduler.owner_share import QueueLine, holdings
+from federator.scheduler.parked_line import NO_PARKED, ParkedQueue
 from federator.scheduler.pod_set_fit import parts, placed_sets
 from federator.scheduler.snapshot import Snapshot
 
@@ -375,13 +376,15 @@ class FairOrder:
     """
 
     def __init__(self, usage: QueueUsage, requests: Sequence[PlacementRequest],
-                 running: Iterable[Allocation] = ()) -> None:
+                 running: Iterable[Allocation] = (), parked: Mapping[str, ParkedQueue] | None = None) -> None:
         self.usage = usage
         by_queue: dict[str, list[PlacementRequest]] = defaultdict(list)
         for r in requests:
             by_queue[r.spec.queue].append(r)
         held = holdings(running)
-        self._queues = {q: QueueLine(q, rs, held[q], by_share=usage.config.queue(q).owner_share)
+        parked = parked or {}  # each queue's parked jobs in line (parked_line.py): a reason counts them too
+        self._queues = {q: QueueLine(q, rs, held[q], by_share=usage.config.queue(q).owner_share,
+                                     parked=parked.get(q, NO_PARKED))
                         for q, rs in by_queue.items()}
         self._heap = [(usage.weighted_share(q), q) for q in self._queues]
         heapq.heapify(self._heap)

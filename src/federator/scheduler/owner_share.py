@@ -18,7 +18,9 @@ A job that waits for room or quota is told how many waiting jobs of its queue go
 job of its priority: of a higher priority, of users holding less, of users holding as much who asked first
 (`QueueLine.waits`). Counted per owner, not per job, so every job of an owner and a shape is told the same words,
 and a parked group's reason (server/reason_refresh.py) does not turn over each time one job ahead of it is placed.
-Counted over the jobs the cycle takes: a job parked (server/parking.py) is not in it until room may exist for it.
+Counted over the jobs the cycle takes and the queue's parked ones (server/parking.py: not in the cycle until room
+may exist for them), which the server hands in as a summary (parked_line.py): counted over the cycle's alone, a
+group brought back by a report read "1 waiting job" behind 13, and was rewritten twice for nothing.
 The counts are told as ranges (told_counts.py: 1, 2 to 4, 5 to 9, 10 to 19, ...), not exactly: exact, every arrival,
 start or end ahead of an owner reworded all their waiting jobs' stored reasons, a status PATCH each in Kubernetes
 mode (kubescaleqa62 H1, M2). The exact count is read on demand: `federator get queues` (owner_standing.py).
@@ -33,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from federator.model import held_milli
 from federator.scheduler.alternatives import Assignment
 from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.parked_line import NO_PARKED, ParkedAhead, ParkedQueue
 from federator.scheduler.told_counts import about
 
 Held = tuple[int, int]  # (milli-accelerators, milli-CPU) an owner holds in a queue: fewer goes first
@@ -59,8 +62,9 @@ class QueueLine:
     before it takes the next, which puts the owner back in line with what they hold then."""
 
     def __init__(self, queue: str, requests: Sequence[PlacementRequest], held: dict[str, Held], *,
-                 by_share: bool) -> None:
+                 by_share: bool, parked: ParkedQueue = NO_PARKED) -> None:
         self.queue = queue
+        self.parked = ParkedAhead(parked, held, by_share=by_share)  # the queue's parked jobs, which `waits` counts
         self.held = held
         self.by_share = by_share
         ordered = sorted(requests, key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
@@ -114,7 +118,7 @@ class QueueLine:
 
     def placed(self, request: PlacementRequest, assignments: Sequence[Assignment]) -> None:
         """Count what `request`, just taken, now holds for its owner."""
-        if not self.by_share or self._single:  # nobody else to weigh it against
+        if not self.by_share or (self._single and not self.parked.parked.jobs):  # nobody else to weigh it against
             return
         owner = self._last
         res = request.spec.resources
@@ -123,6 +127,7 @@ class QueueLine:
             acc += held_milli(res.accelerator_milli, a.unit_milli) * a.replicas
             cpu += res.cpu_milli * a.replicas
         self.held[owner] = (acc, cpu)
+        self.parked.moved(owner)
 
     def waits(self, request: PlacementRequest) -> str:
         """Count `request`, just taken, as waiting in line for room or quota; what its reason adds ("" if no
@@ -131,22 +136,26 @@ class QueueLine:
         key = (request.spec.priority, owner)
         note = self._notes.get(key)
         if note is None:
-            note = self._notes[key] = self._before(owner)
+            note = self._notes[key] = self._before(owner, request)
         self._by_held[self.held.get(owner, _NOTHING) if self.by_share else _NOTHING] += 1
         return note
 
-    def _before(self, owner: str) -> str:
-        """The words for the waiting jobs that went before `owner`'s first waiting job of this priority."""
-        parts = [f"{about(self._higher)} of higher priority"] if self._higher else []
+    def _before(self, owner: str, first: PlacementRequest) -> str:
+        """The words for the waiting jobs, taken or parked, that go before `owner`'s first waiting job of this
+        priority (`first`)."""
+        higher, less, same = self.parked.ahead(owner, first.spec.priority, (first.submitted_at, first.job_id))
+        higher += self._higher
+        parts = [f"{about(higher)} of higher priority"] if higher else []
         if self.by_share:
             mine = self.held.get(owner, _NOTHING)
-            less = sum(n for h, n in self._by_held.items() if h < mine)
-            same = sum(n for h, n in self._by_held.items() if h == mine)
+            less += sum(n for h, n in self._by_held.items() if h < mine)
+            same += sum(n for h, n in self._by_held.items() if h == mine)
             parts += [f"{about(less)} of users holding less"] if less else []
             parts += [f"{about(same)} of users holding as much, submitted earlier"] if same else []
-        elif others := sum(self._by_held.values()):
-            parts.append(f"{about(others)} of other users, submitted earlier")
-        ahead = self._higher + sum(self._by_held.values())
+        else:
+            same += sum(self._by_held.values())  # every owner's alike: those taken before, and parked earlier
+            parts += [f"{about(same)} of other users, submitted earlier"] if same else []
+        ahead = higher + less + same
         return f"{about(ahead)} waiting job{'s' if ahead != 1 else ''} of queue {self.queue} " \
                f"go{'es' if ahead == 1 else ''} before its owner's: {', '.join(parts)}" if parts else ""
 

@@ -85,7 +85,7 @@ class CycleCommit(CycleIndexes):
             self._candidates.pop(job.job_id, None)
             self._requests.pop(job.job_id, None)
             if decision.short is not None and job.replicas_waiting:  # the rest of the rest waits for room
-                self.parked.park(job.job_id, job.spec, decision.short)
+                self.parked.park(job.job_id, job.spec, decision.short, job.submitted_at)
                 if job.job_id not in self.parked:
                     self._candidates[job.job_id] = None
             self.uncount_pending(job.job_id)
@@ -115,7 +115,7 @@ class CycleCommit(CycleIndexes):
             # room may have come while this cycle ran: parking.py.)
             if not fed.refusals.remembers(job_id):
                 if job_id not in self.reserved:  # one reserving room is a candidate of every cycle
-                    self.parked.park(job_id, job.spec, reason)
+                    self.parked.park(job_id, job.spec, reason, job.submitted_at)
                 if job_id in self.parked and job.phase is JobPhase.PENDING and job_id in self._requests:
                     self.refresh.parked(job_id, self._requests[job_id], reason)
                     self.refresh.answer(job_id, reason)  # its group is told by `told`

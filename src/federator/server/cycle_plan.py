@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from federator.model import MILLI, JobId
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
+from federator.scheduler.parked_line import ParkedQueue
 from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
 
@@ -37,6 +38,7 @@ class CyclePlan:
     reservations: tuple[Reservation, ...] = ()  # the last cycle's, which this one keeps where it can (reservations.py)
     resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose reservation ran out: none until then
     maintenance: Mapping[str, float] = field(default_factory=dict)  # windows ahead (server/maintenance_windows.py)
+    parked: Mapping[str, ParkedQueue] = field(default_factory=dict)  # parked jobs in line (parked_summary.py)
 
 
 def compute(plan: CyclePlan) -> CycleResult:
@@ -45,11 +47,11 @@ def compute(plan: CyclePlan) -> CycleResult:
     if tuner is None:
         return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
                                        recent=plan.recent, reservations=plan.reservations, resting=plan.resting,
-                                       maintenance=plan.maintenance)
+                                       maintenance=plan.maintenance, parked=plan.parked)
     rollout = _roll_out(plan, tuner) if tuner.due() else 0.0
     result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
                                      recent=plan.recent, scarcity_scale=tuner.scale, reservations=plan.reservations,
-                                     resting=plan.resting, maintenance=plan.maintenance)
+                                     resting=plan.resting, maintenance=plan.maintenance, parked=plan.parked)
     tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
     if rollout:  # the cycle waited for it: a phase of its own on the phase histogram
         result = replace(result, phase_seconds={**result.phase_seconds, "rollout": rollout})

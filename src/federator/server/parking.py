@@ -29,7 +29,8 @@ changes what that reason tells of: then one job of its group comes back, and the
 reason its cycle gives it is every parked job's of the group (reason_refresh.py). Parked jobs are grouped by
 the models they accept and by what they need, so un-parking touches only the
 groups of a model, and checks each need once for all the jobs that share it.
-This module keeps only ids; the federator decides when to call it.
+This module keeps ids, and the parked jobs in line that a cycle counts (parked_summary.py); the
+federator decides when to call it.
 
 A job names models as its user wrote them ("A100") and pools are named as
 their nodes are ("NVIDIA-A100-SXM4-80GB", family "A100"): they are matched as
@@ -56,6 +57,7 @@ from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, Jo
 from federator.model.accelerator import accepts_model
 from federator.model.node_room import node_room_fits
 from federator.model.pod_sets import largest_first
+from federator.server.parked_summary import ParkedSummary
 
 ANY_MODEL = ""  # the group of jobs that take any accelerator model (or none)
 INTERNED_NEEDS = 65_536
@@ -135,6 +137,7 @@ class ParkingLot:
         # model name -> need -> jobs: the jobs that could run on that model once a pool holds that need
         self._by_model: dict[str, dict[Need, set[JobId]]] = defaultdict(dict)
         self._by_queue: dict[str, set[JobId]] = defaultdict(set)
+        self.summary = ParkedSummary()  # the parked jobs in line, which a cycle's reasons count (owner_share.py)
         self._where: dict[JobId, tuple[Needs, str]] = {}
         # What would have un-parked jobs since `mark`: pools whose room changed, queues that released, anything.
         self._heard_events: list[_Heard] = []
@@ -149,7 +152,7 @@ class ParkingLot:
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._where
 
-    def park(self, job_id: JobId, spec: JobSpec, reason: Reason) -> None:
+    def park(self, job_id: JobId, spec: JobSpec, reason: Reason, submitted_at: float = 0.0) -> None:
         """Leave a job out of cycles until room may exist for it. WAITING and refusals are not parked: they
         say nothing about capacity. Nor is a job that an event since `mark` would have brought back: the
         verdict, from a cycle planned at `mark`, may be stale for it."""
@@ -166,11 +169,13 @@ class ParkingLot:
         for name, need in needs:
             self._by_model[name].setdefault(need, set()).add(job_id)
         self._by_queue[spec.queue].add(job_id)
+        self.summary.add(job_id, spec, reason, submitted_at)  # counted in its queue's line (parked_summary.py)
 
     def unpark(self, job_id: JobId) -> None:
         where = self._where.pop(job_id, None)
         if where is None:
             return
+        self.summary.remove(job_id)
         needs, queue = where
         for name, need in needs:
             group = self._by_model.get(name, {})
@@ -265,6 +270,7 @@ class ParkingLot:
         self._by_model.clear()
         self._by_queue.clear()
         self._where.clear()
+        self.summary.clear()
         return ids
 
 

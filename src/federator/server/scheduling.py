@@ -248,7 +248,7 @@ class Cycles(CycleCommit):
                 self.tuner = Tuner(scheduler.config)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), scheduler,
                          generations, self.memory.arrivals(), self.tuner, self.reserved.current(),
-                         self.reserved.resting(), ahead)
+                         self.reserved.resting(), ahead, self.parked.summary.summary())
 
     # -- running them -------------------------------------------------------------------------
 
