@@ -184,6 +184,7 @@ class Session:
         return agent_pb2.AgentMessage(capacity=report)
 
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
+        self.contact.hello_sent()  # the round trip that bounds the Welcome's travel starts here (agent/fencing.py)
         yield self._sent(self.hello())
         # Nothing more until the federator has taken the Hello: a federator that refuses this agent ends the call
         # after reading it, and a write racing that end made gRPC report the call as "INTERNAL: Internal error
@@ -273,7 +274,8 @@ class Session:
                 kind = msg.WhichOneof("body")
                 sent_at = msg.welcome.federator_time if kind == "welcome" else \
                     msg.heartbeat.federator_time if kind == "heartbeat" else 0.0
-                gap = self.contact.heard(sent_at, welcome=kind == "welcome")
+                gap = self.contact.heard(sent_at, welcome=kind == "welcome",
+                                         hello_received_at=msg.welcome.hello_received_at if kind == "welcome" else 0.0)
                 self.last_contact = self.contact.clock()
                 if gap > self._fence_limit:  # it may have waited in a buffer while this process was frozen
                     await self.orders.fence_all(f"a message arrived after {gap:.1f}s of silence (paused or cut "

@@ -118,6 +118,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         opened = self.fed.clock()
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
+            hello_received_at = self.terms.clock()  # the Welcome says it: the agent bounds the Welcome's travel
         except TimeoutError:
             # A Hello that waited unread while this federator's loop was held (a stall, a SIGSTOP) is not the
             # agent's fault: counted as a bad Hello, every stall looked like agents sending garbage (outside SRE).
@@ -234,7 +235,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                      report_burst=self.fed.limits.report_burst,
                                      report_bytes_per_second=self.fed.limits.report_bytes_per_second,
                                      job_updates_per_second=self.fed.limits.job_updates_per_second,
-                                     job_update_burst=self.fed.limits.job_update_burst)
+                                     job_update_burst=self.fed.limits.job_update_burst,
+                                     hello_received_at=hello_received_at)
             while True:
                 try:  # not wait_for: on 3.11 it drops a cancel landing as an order comes (woken.py), and runs on
                     async with asyncio.timeout(self.terms.heartbeat_interval):
