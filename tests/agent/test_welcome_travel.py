@@ -11,10 +11,12 @@ busy loop: the Launch is fresh, and started). Real gRPC over loopback; the feder
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 from agent_support import ScriptedFederator, launch, with_agent
 
 from federator.agent.agent import Agent
@@ -76,16 +78,25 @@ def run(fed: HeldWelcome) -> tuple[agent_pb2.Ack, set[str]]:
     return asyncio.run(main())
 
 
-def test_a_welcome_that_travelled_makes_the_launch_behind_it_stale() -> None:
+def warned(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("the Welcome took up to ")]
+
+
+def test_a_welcome_that_travelled_makes_the_launch_behind_it_stale(caplog: pytest.LogCaptureFixture) -> None:
     """At least 1.7 s old as it arrives, over its 1 s bound: refused. Before, dated from federator_time alone,
-    it looked 0.2 s old and was started."""
-    ack, running = run(HeldWelcome(honest=False))
+    it looked 0.2 s old and was started. The agent says why its orders look old."""
+    with caplog.at_level(logging.INFO, logger="federator.agent"):
+        ack, running = run(HeldWelcome(honest=False))
     assert not ack.ok and "stale order" in ack.message, ack
     assert "p-1" not in running
+    assert warned(caplog), [r.getMessage() for r in caplog.records]
 
 
-def test_a_federator_slow_to_answer_the_hello_does_not_make_the_launch_behind_its_welcome_stale() -> None:
+def test_a_federator_slow_to_answer_the_hello_does_not_make_the_launch_behind_its_welcome_stale(
+        caplog: pytest.LogCaptureFixture) -> None:
     """The same wait, said to be the federator's own: not travel, so the Launch is fresh and started."""
-    ack, running = run(HeldWelcome(honest=True))
+    with caplog.at_level(logging.INFO, logger="federator.agent"):
+        ack, running = run(HeldWelcome(honest=True))
     assert ack.ok, ack
     assert "p-1" in running
+    assert not warned(caplog)
