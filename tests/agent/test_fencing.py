@@ -68,8 +68,7 @@ def test_a_welcome_delayed_in_the_network_makes_a_stale_launch_look_stale_with_h
     def stream(hello_received_at: float) -> float | None:
         clock = _Clock()
         contact = Contact(clock)
-        contact.session_started()
-        contact.hello_sent()  # at 0; the Hello takes 0.05 s to arrive
+        contact.session_started()  # at 0; the stream and its Hello take 0.05 s to arrive
         clock.now = 8.15
         contact.heard(1000.1, welcome=True, hello_received_at=hello_received_at)
         clock.now = 8.2  # the Launch, issued at 1000.2, 8 s on the way as well
@@ -85,7 +84,7 @@ def test_a_slow_federator_loop_answering_the_hello_does_not_make_fresh_orders_lo
     """The federator's busy loop took 30 s between reading the Hello and sending the Welcome: not travel."""
     clock = _Clock()
     contact = Contact(clock)
-    contact.hello_sent()
+    contact.session_started()
     clock.now = 30.1  # 0.05 s each way, 30 s at the federator
     contact.heard(1030.0, welcome=True, hello_received_at=1000.0)
     assert abs(contact.welcome_travel - 0.1) < 1e-9
@@ -102,10 +101,11 @@ def test_the_travel_bound_errs_long_on_a_nonsense_federator_time_and_is_none_wit
     clock = _Clock()
     contact = Contact(clock)
     clock.now = 2.0
-    assert contact.travel_bound(2.0, 1000.0, 990.0) == 0.0  # no Hello sent on this stream: nothing to bound by
-    contact.hello_sent()
+    assert contact.travel_bound(2.0, 1000.0, 990.0) == 0.0  # no stream opened: nothing to bound by
+    contact.session_started()
     clock.now = 3.0
-    assert contact.travel_bound(3.0, 1000.0, 1001.0) == 1.0  # read after it was answered: all of it travel
+    assert contact.travel_bound(3.0, 1000.0, 1001.0) == 1.0  # taken up after it was answered: all of it travel
     assert contact.travel_bound(3.0, 1000.0, 900.0) == 0.0  # more time at the federator than the round trip
-    contact.session_started()  # a new stream forgets the old Hello
-    assert contact.travel_bound(4.0, 1000.0, 999.0) == 0.0
+    clock.now = 4.0
+    contact.session_started()  # a new stream: its round trip starts anew
+    assert contact.travel_bound(4.5, 1000.0, 1000.0) == 0.5

@@ -91,19 +91,15 @@ class Contact:
         self.session_at = clock()  # when the current stream was opened
         self._tick_at = clock()
         self._sync: tuple[float, float] | None = None  # (federator clock, our clock) at the Welcome
-        self._hello_at: float | None = None  # when this stream's Hello was sent (None: not yet)
+        self._hello_at: float | None = None  # when this stream, and so its Hello, was opened (None: none yet)
         self.welcome_travel = 0.0  # the bound taken on the Welcome's travel (0: none could be told)
 
     def session_started(self) -> None:
         self.session_at = self.clock()
         self.heard_at = None
         self._sync = None
-        self._hello_at = None
+        self._hello_at = self.session_at  # before the call: the round trip that bounds the Welcome's starts here
         self.welcome_travel = 0.0
-
-    def hello_sent(self) -> None:
-        """The Hello is being written now: the start of the round trip that bounds the Welcome's travel."""
-        self._hello_at = self.clock()
 
     def heard(self, federator_time: float = 0.0, *, welcome: bool = False, hello_received_at: float = 0.0) -> float:
         """A message arrived: the gap since the previous one of this stream (0 for the first).
@@ -129,10 +125,11 @@ class Contact:
     def travel_bound(self, arrived_at: float, federator_time: float, hello_received_at: float) -> float:
         """The most the Welcome can have spent on its way: the Hello's round trip less the federator's part.
 
-        NTP's bound: the Hello left at `_hello_at` and the Welcome arrived at `arrived_at` (our clock); in
-        between the federator held the Hello from `hello_received_at` to `federator_time` (its clock: a
-        difference of two readings of one clock, so no synchronisation is needed). What is left of the round
-        trip was travel, the Hello's and the Welcome's, so the Welcome's own is at most all of it.
+        NTP's bound: the stream and its Hello left at `_hello_at` (noted before the call was opened) and the
+        Welcome arrived at `arrived_at` (our clock); in between the federator held the stream from
+        `hello_received_at` (when its handler took it up, so after we noted ours) to `federator_time` (its
+        clock: a difference of two readings of one clock, so no synchronisation is needed). What is left of
+        the round trip was travel, the Hello's and the Welcome's, so the Welcome's own is at most all of it.
 
         Why the upper bound, not the midpoint (half the round trip, NTP's guess at the offset): the estimate
         exists to refuse orders older than order_max_age, on which the fencing rule rests (lost_after >=
@@ -146,7 +143,9 @@ class Contact:
         0: the Welcome dated as sent, as before. The federator's time between reading the Hello and sending
         the Welcome (its busy loop answering the Hello, up to tens of seconds at a national backlog) is left
         out: counted as travel it made every fresh order and confirming Heartbeat of the stream look stale,
-        for good (the estimate only moves forward). A `hello_received_at` after `federator_time` (the
+        for good (the estimate only moves forward). What a loaded federator loop made the stream wait before
+        its handler ran cannot be told from travel (measured: about half of its delay in answering a Hello),
+        and is counted: the bound errs long. A `hello_received_at` after `federator_time` (the
         federator's clock stepped back, or nonsense) counts none of the round trip as the federator's, the
         safe side; one that leaves a negative round trip (its clock stepped forward) bounds nothing: 0."""
         if hello_received_at <= 0 or self._hello_at is None:

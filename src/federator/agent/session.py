@@ -184,7 +184,6 @@ class Session:
         return agent_pb2.AgentMessage(capacity=report)
 
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
-        self.contact.hello_sent()  # the round trip that bounds the Welcome's travel starts here (agent/fencing.py)
         yield self._sent(self.hello())
         # Nothing more until the federator has taken the Hello: a federator that refuses this agent ends the call
         # after reading it, and a write racing that end made gRPC report the call as "INTERNAL: Internal error

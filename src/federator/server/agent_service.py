@@ -116,9 +116,12 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FederatorMessage]:
         opened = self.fed.clock()
+        # Said in the Welcome (agent.proto, Welcome.hello_received_at): the earliest this federator can vouch the
+        # stream and its Hello had reached it, so the agent bounds the Welcome's travel with no more of this
+        # loop's time counted as travel than the wait before this handler ran.
+        hello_received_at = self.terms.clock()
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
-            hello_received_at = self.terms.clock()  # the Welcome says it: the agent bounds the Welcome's travel
         except TimeoutError:
             # A Hello that waited unread while this federator's loop was held (a stall, a SIGSTOP) is not the
             # agent's fault: counted as a bad Hello, every stall looked like agents sending garbage (outside SRE).
