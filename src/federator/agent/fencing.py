@@ -21,8 +21,9 @@ away, and:
 - `Contact.order_age()` dates a Launch on the federator's clock, estimated from
   the Welcome (no clock synchronisation needed), so a stale order is refused.
   The Welcome's own travel is bounded NTP-style, by the round trip of the
-  Hello less the federator's time between reading the Hello and sending the
-  Welcome (`Welcome.hello_received_at`, since 0.21.0), and the estimate takes
+  stream's opening less the federator's time between taking the stream (and
+  its Hello) up and sending the Welcome (`Welcome.hello_received_at`, since
+  0.21.0), and the estimate takes
   the upper bound: dated from `federator_time` alone, a Welcome delayed D in
   the network made every order of the stream look up to D younger than it was.
 
