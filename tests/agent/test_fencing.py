@@ -60,3 +60,52 @@ def test_a_pause_before_the_welcome_arrived_is_made_up_by_the_next_heartbeat() -
     contact.heard(1009.0)  # the heartbeat the federator sent just now
     age = contact.order_age(1003.0)  # a Launch issued during the pause
     assert age is not None and abs(age - 6.0) < 1e-9, age
+
+
+def test_a_welcome_delayed_in_the_network_makes_a_stale_launch_look_stale_with_hello_received_at() -> None:
+    """WAN QA: a Welcome delayed 8 s on the way dated its stream's orders 8 s young. The federator read the Hello
+    at 1000.0 and sent the Welcome at 1000.1; it arrived 8 s later, the Launch issued just after it behind it."""
+    def stream(hello_received_at: float) -> float | None:
+        clock = _Clock()
+        contact = Contact(clock)
+        contact.session_started()  # at 0; the stream and its Hello take 0.05 s to arrive
+        clock.now = 8.15
+        contact.heard(1000.1, welcome=True, hello_received_at=hello_received_at)
+        clock.now = 8.2  # the Launch, issued at 1000.2, 8 s on the way as well
+        return contact.order_age(1000.2)
+
+    age = stream(1000.0)
+    assert age is not None and age > 5.0, age  # 8 s old (at most a round trip more), over a bound of 5 s: stale
+    old = stream(0.0)  # a federator before 0.21.0: dated as sent, as before
+    assert old is not None and old < 1.0, old
+
+
+def test_a_slow_federator_loop_answering_the_hello_does_not_make_fresh_orders_look_stale() -> None:
+    """The federator's busy loop took 30 s between reading the Hello and sending the Welcome: not travel."""
+    clock = _Clock()
+    contact = Contact(clock)
+    contact.session_started()
+    clock.now = 30.1  # 0.05 s each way, 30 s at the federator
+    contact.heard(1030.0, welcome=True, hello_received_at=1000.0)
+    assert abs(contact.welcome_travel - 0.1) < 1e-9
+    clock.now = 30.15
+    age = contact.order_age(1030.05)  # a Launch sent just after the Welcome
+    assert age is not None and age < 1.0, age
+    clock.now = 35.15
+    contact.heard(1035.1)  # a Heartbeat as fresh: it confirms, and leaves the estimate where it was
+    heartbeat_age = contact.order_age(1035.1)
+    assert heartbeat_age is not None and heartbeat_age < 1.0, heartbeat_age
+
+
+def test_the_travel_bound_errs_long_on_a_nonsense_federator_time_and_is_none_without_a_hello() -> None:
+    clock = _Clock()
+    contact = Contact(clock)
+    clock.now = 2.0
+    assert contact.travel_bound(2.0, 1000.0, 990.0) == 0.0  # no stream opened: nothing to bound by
+    contact.session_started()
+    clock.now = 3.0
+    assert contact.travel_bound(3.0, 1000.0, 1001.0) == 1.0  # taken up after it was answered: all of it travel
+    assert contact.travel_bound(3.0, 1000.0, 900.0) == 0.0  # more time at the federator than the round trip
+    clock.now = 4.0
+    contact.session_started()  # a new stream: its round trip starts anew
+    assert contact.travel_bound(4.5, 1000.0, 1000.0) == 0.5

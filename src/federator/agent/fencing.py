@@ -20,6 +20,12 @@ away, and:
   with nothing to read;
 - `Contact.order_age()` dates a Launch on the federator's clock, estimated from
   the Welcome (no clock synchronisation needed), so a stale order is refused.
+  The Welcome's own travel is bounded NTP-style, by the round trip of the
+  stream's opening less the federator's time between taking the stream (and
+  its Hello) up and sending the Welcome (`Welcome.hello_received_at`, since
+  0.21.0), and the estimate takes
+  the upper bound: dated from `federator_time` alone, a Welcome delayed D in
+  the network made every order of the stream look up to D younger than it was.
 
 The rule that makes this enough (docs/reliability.md, "Pauses"): the
 federator re-places a cluster's jobs no sooner than `lost_after` after it last
@@ -86,29 +92,67 @@ class Contact:
         self.session_at = clock()  # when the current stream was opened
         self._tick_at = clock()
         self._sync: tuple[float, float] | None = None  # (federator clock, our clock) at the Welcome
+        self._hello_at: float | None = None  # when this stream, and so its Hello, was opened (None: none yet)
+        self.welcome_travel = 0.0  # the bound taken on the Welcome's travel (0: none could be told)
 
     def session_started(self) -> None:
         self.session_at = self.clock()
         self.heard_at = None
         self._sync = None
+        self._hello_at = self.session_at  # before the call: the round trip that bounds the Welcome's starts here
+        self.welcome_travel = 0.0
 
-    def heard(self, federator_time: float = 0.0, *, welcome: bool = False) -> float:
+    def heard(self, federator_time: float = 0.0, *, welcome: bool = False, hello_received_at: float = 0.0) -> float:
         """A message arrived: the gap since the previous one of this stream (0 for the first).
 
-        The Welcome sets the estimate of the federator's clock; a later message's time (a Heartbeat's) may move
-        it forward, never back. Forward: a pause between the Hello and the Welcome's arrival left the estimate
-        behind by that pause for the whole stream, and a Launch looked younger than it was. Never back:
+        The Welcome sets the estimate of the federator's clock: its `federator_time` moved on by the most it can
+        have travelled (`travel_bound`); a later message's time (a Heartbeat's) may move the estimate forward,
+        never back. Forward: with no bound on the Welcome's travel (a federator that does not say
+        `hello_received_at`), a delay or a pause between the Hello and the Welcome's arrival left the estimate
+        behind by that delay for the whole stream, and a Launch looked younger than it was. Never back:
         Heartbeats read after a pause were sent during it, and moved back they made a stale Launch fresh."""
         now = self.clock()
         gap = 0.0 if self.heard_at is None else now - self.heard_at
         self.heard_at = now
         if welcome and federator_time > 0:
-            self._sync = (federator_time, now)
+            self.welcome_travel = self.travel_bound(now, federator_time, hello_received_at)
+            self._sync = (federator_time + self.welcome_travel, now)
         elif federator_time > 0 and self._sync is not None:
             estimate = self._sync[0] + (now - self._sync[1])
             if federator_time > estimate:
                 self._sync = (federator_time, now)
         return gap
+
+    def travel_bound(self, arrived_at: float, federator_time: float, hello_received_at: float) -> float:
+        """The most the Welcome can have spent on its way: the Hello's round trip less the federator's part.
+
+        NTP's bound: the stream and its Hello left at `_hello_at` (noted before the call was opened) and the
+        Welcome arrived at `arrived_at` (our clock); in between the federator held the stream from
+        `hello_received_at` (when its handler took it up, so after we noted ours) to `federator_time` (its
+        clock: a difference of two readings of one clock, so no synchronisation is needed). What is left of
+        the round trip was travel, the Hello's and the Welcome's, so the Welcome's own is at most all of it.
+
+        Why the upper bound, not the midpoint (half the round trip, NTP's guess at the offset): the estimate
+        exists to refuse orders older than order_max_age, on which the fencing rule rests (lost_after >=
+        fence_after + order_max_age). Taken at the upper bound the estimate is never behind the federator's
+        clock, so no order looks younger than it is, and one looks at most one round trip older (a fresh
+        order within a round trip of its bound is refused, or held under "launch-confirmation"). At the
+        midpoint a Welcome slow one way (a queue on the federator's side of a WAN link) would still leave
+        orders up to half the round trip younger than they are: a stale one could start.
+
+        Without the federator's side (a federator before 0.21.0: 0), or without a Hello sent on this stream,
+        0: the Welcome dated as sent, as before. The federator's time between reading the Hello and sending
+        the Welcome (its busy loop answering the Hello, up to tens of seconds at a national backlog) is left
+        out: counted as travel it made every fresh order and confirming Heartbeat of the stream look stale,
+        for good (the estimate only moves forward). What a loaded federator loop made the stream wait before
+        its handler ran cannot be told from travel (measured: about half of its delay in answering a Hello),
+        and is counted: the bound errs long. A `hello_received_at` after `federator_time` (the
+        federator's clock stepped back, or nonsense) counts none of the round trip as the federator's, the
+        safe side; one that leaves a negative round trip (its clock stepped forward) bounds nothing: 0."""
+        if hello_received_at <= 0 or self._hello_at is None:
+            return 0.0
+        held = max(0.0, federator_time - hello_received_at)
+        return max(0.0, (arrived_at - self._hello_at) - held)
 
     def age(self) -> float:
         """Seconds since the last message of this stream (or since it was opened)."""

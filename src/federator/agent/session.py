@@ -273,7 +273,8 @@ class Session:
                 kind = msg.WhichOneof("body")
                 sent_at = msg.welcome.federator_time if kind == "welcome" else \
                     msg.heartbeat.federator_time if kind == "heartbeat" else 0.0
-                gap = self.contact.heard(sent_at, welcome=kind == "welcome")
+                gap = self.contact.heard(sent_at, welcome=kind == "welcome",
+                                         hello_received_at=msg.welcome.hello_received_at if kind == "welcome" else 0.0)
                 self.last_contact = self.contact.clock()
                 if gap > self._fence_limit:  # it may have waited in a buffer while this process was frozen
                     await self.orders.fence_all(f"a message arrived after {gap:.1f}s of silence (paused or cut "
@@ -327,6 +328,13 @@ class Session:
         self.connected.set()
         self.metrics.session_opened()
         self._rejections.new_stream()
+        travel = self.contact.welcome_travel  # dated so, this stream's orders look up to this much older
+        if travel > welcome.order_max_age_seconds / 2 > 0:
+            log.warning("the Welcome took up to %.1fs on its way (the Hello's round trip less the federator's time "
+                        "answering it): every order of this stream is dated up to that much older, and one within "
+                        "it of its %gs bound is taken as stale; a slow or lossy link, or a federator too busy to "
+                        "take the stream up (a call its gRPC held unread counts as travel)", travel,
+                        welcome.order_max_age_seconds)
         # Two limits, said apart (chaos QA F6: "fence limit 15s" read as if a cut-off agent stopped its work then)
         log.info("connected to %s as %s (%s, instance %s); fences after a pause past %gs; while cut off: %s",
                  self.config.target, self.config.cluster, self.config.region, self.instance, self._fence_limit,

@@ -116,6 +116,10 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FederatorMessage]:
         opened = self.fed.clock()
+        # Said in the Welcome (agent.proto, Welcome.hello_received_at): the earliest this federator can vouch the
+        # stream and its Hello had reached it, so the agent bounds the Welcome's travel with no more of this
+        # loop's time counted as travel than the wait before this handler ran.
+        hello_received_at = self.terms.clock()
         try:  # not wait_for: on 3.11 it drops a cancel landing as the Hello comes (woken.py), and runs on
             async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
                 first = await anext(request_iterator)
@@ -235,7 +239,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                      report_burst=self.fed.limits.report_burst,
                                      report_bytes_per_second=self.fed.limits.report_bytes_per_second,
                                      job_updates_per_second=self.fed.limits.job_updates_per_second,
-                                     job_update_burst=self.fed.limits.job_update_burst)
+                                     job_update_burst=self.fed.limits.job_update_burst,
+                                     hello_received_at=hello_received_at)
             while True:
                 try:  # not wait_for: on 3.11 it drops a cancel landing as an order comes (woken.py), and runs on
                     async with asyncio.timeout(self.terms.heartbeat_interval):

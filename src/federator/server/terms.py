@@ -65,11 +65,13 @@ class StreamTerms:
 
     def welcome(self, *, reports_per_second: float = 0.0, report_burst: int = 0,
                 report_bytes_per_second: int = 0, job_updates_per_second: float = 0.0,
-                job_update_burst: int = 0) -> agent_pb2.FederatorMessage:
-        """The Welcome, with the report and JobUpdate limits of the stream (its `Limits`, not these terms')."""
+                job_update_burst: int = 0, hello_received_at: float = 0.0) -> agent_pb2.FederatorMessage:
+        """The Welcome, with the report and JobUpdate limits of the stream (its `Limits`, not these terms'), and
+        when the Hello was read (this clock), so the agent can bound the Welcome's travel (agent/fencing.py)."""
         return agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
             report_interval_seconds=self.report_interval, lease_seconds=self.lease_seconds,
-            federator_version=__version__, federator_time=self.clock(), lost_after_seconds=self.lost_after,
+            federator_version=__version__, federator_time=self.clock(), hello_received_at=hello_received_at,
+            lost_after_seconds=self.lost_after,
             order_max_age_seconds=self.order_max_age, heartbeat_interval_seconds=self.heartbeat_interval,
             max_reports_per_second=reports_per_second, report_burst=report_burst,
             max_report_bytes_per_second=report_bytes_per_second,

@@ -324,7 +324,7 @@ class Ack(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., resize: _Optional[bool] = ..., invalid: _Optional[bool] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second", "max_job_updates_per_second", "job_update_burst", "features")
+    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second", "max_job_updates_per_second", "job_update_burst", "features", "hello_received_at")
     REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FEDERATOR_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -338,6 +338,7 @@ class Welcome(_message.Message):
     MAX_JOB_UPDATES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     JOB_UPDATE_BURST_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    HELLO_RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     report_interval_seconds: float
     lease_seconds: float
     federator_version: str
@@ -351,7 +352,8 @@ class Welcome(_message.Message):
     max_job_updates_per_second: float
     job_update_burst: int
     features: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ..., max_reports_per_second: _Optional[float] = ..., report_burst: _Optional[int] = ..., max_report_bytes_per_second: _Optional[int] = ..., max_job_updates_per_second: _Optional[float] = ..., job_update_burst: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+    hello_received_at: float
+    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ..., max_reports_per_second: _Optional[float] = ..., report_burst: _Optional[int] = ..., max_report_bytes_per_second: _Optional[int] = ..., max_job_updates_per_second: _Optional[float] = ..., job_update_burst: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ..., hello_received_at: _Optional[float] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("federator_time",)
