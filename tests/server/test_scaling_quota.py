@@ -77,4 +77,6 @@ def test_a_scaled_up_spread_job_stays_within_every_per_model_quota(clock: Clock)
     fed.schedule_once()
     assert job.replicas_waiting == 1 and job.phase is JobPhase.RUNNING and within_quota(job)
     assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.QUOTA_EXCEEDED
-    assert "H100: 24 of 24" in job.pending_reason.message and "A100: 16 of 16" in job.pending_reason.message
+    message = job.pending_reason.message
+    assert "on H100: 24 accelerators, too few left: the job needs 8" in message, message
+    assert "on A100: 16 accelerators, too few left: the job needs 8" in message, message
