@@ -13,15 +13,13 @@ The Hello's wait was the same wait_for: a stream cancelled in the turn its Hello
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-from agent_stream import A_WHILE, AgentStream
+from agent_stream import A_WHILE, stream_to
 from server_support import MemoryStore
 
-from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.api.v1 import agent_pb2
 from federator.security.auth import Authenticator
 from federator.server.federator import Federator
 from federator.server.orders import CancelOrder
@@ -69,30 +67,11 @@ class _HelloHeld(_Watched):
             yield message
 
 
-@contextlib.asynccontextmanager
-async def _streaming(service: _Watched) -> AsyncIterator[AgentStream]:
-    """`service` served on a real gRPC server on loopback, and an agent stream of east-1 open to it (its Hello sent);
-    the server stopped, and the federator's cycles closed, after."""
-    server = grpc.aio.server()
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(service, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            hello = agent_pb2.Hello(cluster="east-1", region="east")
-            stream = AgentStream.on(ch, agent_pb2.AgentMessage(hello=hello), port=port)
-            yield stream
-            stream.close()
-    finally:
-        await asyncio.wait_for(server.stop(0), A_WHILE)  # only a guard against a hang
-        service.fed.cycles.close()
-
-
 def test_a_stream_cancelled_in_the_turn_its_hello_comes_ends_and_registers_nothing() -> None:
     async def scenario() -> None:
         fed = Federator(store=MemoryStore())  # type: ignore[arg-type]
         service = _HelloHeld(fed)
-        async with _streaming(service):
+        async with stream_to(service):
             await asyncio.wait_for(service.held.wait(), A_WHILE)  # only a guard against a hang
             handler = service.tasks[0]
             assert service.gate is not None
@@ -112,7 +91,7 @@ def test_a_stream_cancelled_in_the_turn_an_order_comes_ends_and_the_order_stays(
     async def scenario() -> None:
         fed = Federator(store=MemoryStore())  # type: ignore[arg-type]
         service = _Watched(fed)
-        async with _streaming(service) as stream:
+        async with stream_to(service) as stream:
             assert (await stream.read()).WhichOneof("body") == "welcome"
             rec = fed.clusters["east-1"]
             handler = service.tasks[0]
