@@ -12,6 +12,7 @@ from federator.model import (
     AcceleratorPool,
     ClusterCapacity,
     ClusterInfo,
+    ClusterState,
     Job,
     JobId,
     JobKind,
@@ -68,6 +69,26 @@ def idle_cluster(i: int, regions: int, pools: Sequence[AcceleratorPool], node_co
                           node_cpu_milli_free_max=128_000, node_memory_bytes_free_max=1024 * GiB)
     labels = (("federator.io/price-per-accelerator-hour", f"{rng.uniform(1.5, 4.5):.2f}"),)
     return ClusterInfo(f"cluster-{i:04d}", f"region-{i % regions:02d}", labels=labels, capacity=cap)
+
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+def h100_member(name: str, region: str, *, free_by_node: Sequence[int], cpu_used: float = 0.0) -> ClusterInfo:
+    """A ready member of nodes of 8 H100, 128 CPUs and 2 TiB each, node i with `free_by_node[i]` devices free and
+    `cpu_used` of each node's CPU and memory taken: the gang benches' small fleets (elastic_gangs.py,
+    reserve_backlog.py), one room shape a cluster."""
+    nodes = len(free_by_node)
+    hist = [0] * 9
+    for free in free_by_node:
+        hist[free] += 1
+    pool = AcceleratorPool(H100, tuple(hist), 8 * nodes, 8 * nodes)
+    cpu, mem = 128_000, 2048 * GiB
+    cpu_free, mem_free = round(cpu * (1 - cpu_used)), round(mem * (1 - cpu_used))
+    cap = ClusterCapacity(accelerator_pools=(pool,), cpu_milli_allocatable=cpu * nodes, cpu_milli_free=cpu_free * nodes,
+                          memory_bytes_allocatable=mem * nodes, memory_bytes_free=mem_free * nodes,
+                          node_cpu_milli_free_max=cpu_free, node_memory_bytes_free_max=mem_free)
+    return ClusterInfo(name, region, ClusterState.READY, (), cap)
 
 
 ROOMS = ("none", "one-node", "classes")

@@ -16,28 +16,12 @@ import argparse
 import statistics
 import time
 
-from federator.model import (
-    AcceleratorPool,
-    ClusterCapacity,
-    ClusterInfo,
-    ClusterState,
-    JobId,
-    JobKind,
-    JobSpec,
-    Resources,
-)
+from common import H100, h100_member
+
+from federator.model import JobId, JobKind, JobSpec, Resources
 from federator.scheduler import PlacementRequest, Scheduler, Snapshot
 
-H100 = "NVIDIA-H100-80GB-HBM3"
 GIB = 2**30
-
-
-def member(name: str) -> ClusterInfo:
-    pool = AcceleratorPool(H100, (31, 0, 0, 0, 0, 0, 0, 0, 1), 256, 256)  # 32 nodes: one with 8 free
-    cap = ClusterCapacity(accelerator_pools=(pool,), cpu_milli_allocatable=4_096_000, cpu_milli_free=4_096_000,
-                          memory_bytes_allocatable=65_536 * GIB, memory_bytes_free=65_536 * GIB,
-                          node_cpu_milli_free_max=128_000, node_memory_bytes_free_max=2048 * GIB)
-    return ClusterInfo(name, f"r{hash(name) % 5}", ClusterState.READY, (), cap)
 
 
 def main() -> None:
@@ -48,7 +32,8 @@ def main() -> None:
     parser.add_argument("--mins", type=int, nargs="+", default=[0, 256, 2, 1])
     parser.add_argument("--cycles", type=int, default=3)
     args = parser.parse_args()
-    snapshot = Snapshot.of(member(f"c{i:03d}") for i in range(args.clusters))
+    snapshot = Snapshot.of(h100_member(f"c{i:03d}", f"r{hash(f'c{i:03d}') % 5}", free_by_node=[0] * 31 + [8])
+                           for i in range(args.clusters))  # 32 nodes: one with 8 free
     print("| minimum | cycle | placed |\n|---|---|---|")
     for low in args.mins:
         requests = [PlacementRequest(JobId(f"g{j}"), JobSpec(

@@ -17,30 +17,15 @@ import argparse
 import json
 import statistics
 
-from federator.model import (
-    AcceleratorPool,
-    ClusterCapacity,
-    ClusterInfo,
-    ClusterState,
-    JobId,
-    JobKind,
-    JobSpec,
-    Resources,
-)
+from common import H100, h100_member
+
+from federator.model import JobId, JobKind, JobSpec, Resources
 from federator.scheduler import PlacementRequest, Scheduler, SchedulerConfig, Snapshot
 from federator.scheduler.reservation import ReservationPolicy
 
-H100, A100 = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB"
+A100 = "NVIDIA-A100-SXM4-80GB"
 GIB = 2**30
 NOW = 100_000.0
-
-
-def member(name: str) -> ClusterInfo:
-    full = AcceleratorPool(H100, (1, 0, 0, 0, 0, 0, 0, 0, 0), 8, 8)
-    cap = ClusterCapacity(accelerator_pools=(full,), cpu_milli_allocatable=128_000, cpu_milli_free=64_000,
-                          memory_bytes_allocatable=2048 * GIB, memory_bytes_free=1024 * GIB,
-                          node_cpu_milli_free_max=64_000, node_memory_bytes_free_max=1024 * GIB)
-    return ClusterInfo(name, f"region-{int(name[1:]) % 10}", ClusterState.READY, (), cap)
 
 
 def gang(name: str, queue: str, *, gpus: int, replicas: int, model: str, at: float) -> PlacementRequest:
@@ -63,7 +48,8 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, default=100)
     ap.add_argument("--cycles", type=int, default=3)
     args = ap.parse_args()
-    snapshot = Snapshot.of([member(f"c{i:03d}") for i in range(args.clusters)])
+    snapshot = Snapshot.of([h100_member(f"c{i:03d}", f"region-{i % 10}", free_by_node=[0], cpu_used=0.5)
+                            for i in range(args.clusters)])  # one node, its 8 H100 taken
     requests = backlog(args.gangs)
     scheduler = Scheduler(SchedulerConfig(reservations=ReservationPolicy(after_seconds=600, max_reservations=3)))
     phases: dict[str, list[float]] = {}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from federator.backends.kube.api import MEMBER_CLUSTERS, ConflictError, KubeError, NotFoundError
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.cancel_records import ANNOTATION as CANCELS
+
+from builders import cluster, pool
 
 
 class FlakyApi:
@@ -149,12 +152,20 @@ async def controller(api: FlakyApi, *, limits: Any = None, events: Any = None,
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def running_on_member_a(api: FlakyApi, fed: Any, ctl: Any, name: str, spec: dict[str, Any],
-                              room: Any) -> tuple[Any, str]:
+H100 = "NVIDIA-H100-80GB-HBM3"
+GANG = {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}  # one node of `room`'s
+
+
+def room(name: str = "member-a", *, nodes: int = 2) -> Any:
+    """A member's report (ClusterCapacity) of `nodes` nodes of 8 free H100s each in region east, running nothing."""
+    return replace(cluster(name, "east", pool(H100, nodes=nodes, free=8)).capacity, placement_ids=frozenset())
+
+
+async def placed_on_member_a(api: FlakyApi, fed: Any, ctl: Any, name: str, spec: dict[str, Any],
+                             room: Any) -> tuple[Any, str]:
     """The start of the controller's deletion tests: the members adopted, member-a connected with `room` (its
-    ClusterCapacity) and its MemberCluster written, and `name`, a FederatedJob of `spec`, created, placed on it and
-    running. (member-a's ClusterRecord, the job's one placement id)."""
-    from federator.model import JobPhase
+    ClusterCapacity) and its MemberCluster written, and `name`, a FederatedJob of `spec`, created and placed on it.
+    (member-a's ClusterRecord, the job's one placement id)."""
     await ctl.adopt_members()
     rec = fed.connect(cluster="member-a", region="east", labels={})
     fed.report(rec, room)
@@ -162,8 +173,32 @@ async def running_on_member_a(api: FlakyApi, fed: Any, ctl: Any, name: str, spec
     await ctl.reconcile("ADDED", federated_job(api, name, spec))
     fed.schedule_once()
     (pid,) = [p.placement_id for p in fed.get(name).placements]
+    return rec, pid
+
+
+async def running_on_member_a(api: FlakyApi, fed: Any, ctl: Any, name: str, spec: dict[str, Any],
+                              room: Any) -> tuple[Any, str]:
+    """`placed_on_member_a`, and the placement running."""
+    from federator.model import JobPhase
+    rec, pid = await placed_on_member_a(api, fed, ctl, name, spec, room)
     fed.job_update(rec, pid, JobPhase.RUNNING, "")
     return rec, pid
+
+
+async def kubectl_delete(api: FlakyApi, ctl: Any, name: str, *, modified: int = 3,
+                         each: Callable[[], object] = lambda: None, namespace: str = "research") -> dict[str, Any]:
+    """`kubectl delete fj NAME` as the controller hears it: the object's deletionTimestamp set, `modified` MODIFIED
+    events of it (the deletionTimestamp, then the cancel's status writes), and DELETED once the finalizer went;
+    `each` after every event (an agent's stream taking its orders). The object gone."""
+    obj = api.objects[(namespace, name)]
+    obj["metadata"]["deletionTimestamp"] = "2026-12-07T16:10:25Z"
+    for _ in range(modified):
+        await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
+        each()
+    gone = api.objects.pop((namespace, name))
+    await ctl.reconcile("DELETED", gone)
+    each()
+    return gone
 
 
 class RecordingApi:

@@ -5,7 +5,9 @@ the real AgentService on a loopback port, the federator's loop running, a stream
 the test puts into, the Hello and its Welcome, and the teardown. Here once; the test says only what its agent sends
 (`send`) and reads what the federator answers (`read`, `order`, `next_error`). A test that serves the whole app
 itself (test_services_edge.served: several streams and the other services on one channel) opens its streams with
-`AgentStream.on` (test_report_lane.py, test_refused_reports.py, test_left_out_devices.py had a copy each).
+`AgentStream.on` (test_report_lane.py, test_refused_reports.py, test_left_out_devices.py had a copy each); one that
+looks at a stream's first turns without the loop, `stream_to` (test_agent_stream_cancel.py,
+test_welcome_hello_received_at.py had a copy each).
 """
 
 from __future__ import annotations
@@ -74,6 +76,30 @@ class AgentStream:
 
 
 @asynccontextmanager
+async def stream_to(service: AgentService, *, cluster: str = "east-1",
+                    region: str = "east") -> AsyncIterator[AgentStream]:
+    """`service` (the real AgentService, or a test's subclass watching it) on a loopback port (insecure), and a stream
+    of `cluster`'s agent on it, its Hello sent, nothing read: for a test that looks at the stream's first turns (its
+    Welcome, a cancel as the Hello comes). The federator's loop does not run. On the way out the stream ends, the
+    server stops and the federator's cycle thread is closed."""
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            hello = agent_pb2.Hello(cluster=cluster, region=region)
+            stream = AgentStream.on(ch, agent_pb2.AgentMessage(hello=hello), port=port)
+            try:
+                yield stream
+            finally:
+                stream.close()
+    finally:
+        await asyncio.wait_for(server.stop(0), A_WHILE)  # only a guard against a hang
+        service.fed.cycles.close()
+
+
+@asynccontextmanager
 async def agent_stream(fed: Federator, *, cluster: str = "east-1", region: str = "east",
                        features: tuple[str, ...] = ()) -> AsyncIterator[AgentStream]:
     """`fed`'s AgentService on a loopback port (insecure), `fed.run()` on the loop, and a stream of `cluster`'s agent
@@ -99,4 +125,4 @@ async def agent_stream(fed: Federator, *, cluster: str = "east-1", region: str =
         fed.cycles.close()
 
 
-__all__ = ["A_WHILE", "AgentStream", "agent_stream"]
+__all__ = ["A_WHILE", "AgentStream", "agent_stream", "stream_to"]

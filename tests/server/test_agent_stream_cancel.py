@@ -16,11 +16,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-from agent_stream import A_WHILE, AgentStream
+from agent_stream import A_WHILE, stream_to
 from server_support import MemoryStore
 
-from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.api.v1 import agent_pb2
 from federator.security.auth import Authenticator
 from federator.server.federator import Federator
 from federator.server.orders import CancelOrder
@@ -72,29 +71,18 @@ def test_a_stream_cancelled_in_the_turn_its_hello_comes_ends_and_registers_nothi
     async def scenario() -> None:
         fed = Federator(store=MemoryStore())  # type: ignore[arg-type]
         service = _HelloHeld(fed)
-        server = grpc.aio.server()
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(service, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                hello = agent_pb2.Hello(cluster="east-1", region="east")
-                stream = AgentStream.on(ch, agent_pb2.AgentMessage(hello=hello), port=port)
-                await asyncio.wait_for(service.held.wait(), A_WHILE)  # only a guard against a hang
-                handler = service.tasks[0]
-                assert service.gate is not None
-                service.gate.set_result(None)  # the Hello comes ...
-                handler.cancel()  # ... in the very turn gRPC cancels the handler (the agent gone, the server stopping)
-                while not handler.done():
-                    if "east-1" in fed.clusters:
-                        break  # the cancel was dropped: the handler took the Hello and registered the cluster
-                    await asyncio.sleep(0)
-                assert handler.done(), "the cancelled handler ran on and registered the cluster of a gone agent"
-                assert "east-1" not in fed.clusters  # nor connected, nor left Partitioned: never registered
-                stream.close()
-        finally:
-            await asyncio.wait_for(server.stop(0), A_WHILE)  # only a guard against a hang
-            fed.cycles.close()
+        async with stream_to(service):
+            await asyncio.wait_for(service.held.wait(), A_WHILE)  # only a guard against a hang
+            handler = service.tasks[0]
+            assert service.gate is not None
+            service.gate.set_result(None)  # the Hello comes ...
+            handler.cancel()  # ... in the very turn gRPC cancels the handler (the agent gone, the server stopping)
+            while not handler.done():
+                if "east-1" in fed.clusters:
+                    break  # the cancel was dropped: the handler took the Hello and registered the cluster
+                await asyncio.sleep(0)
+            assert handler.done(), "the cancelled handler ran on and registered the cluster of a gone agent"
+            assert "east-1" not in fed.clusters  # nor connected, nor left Partitioned: never registered
 
     asyncio.run(scenario())
 
@@ -103,32 +91,21 @@ def test_a_stream_cancelled_in_the_turn_an_order_comes_ends_and_the_order_stays(
     async def scenario() -> None:
         fed = Federator(store=MemoryStore())  # type: ignore[arg-type]
         service = _Watched(fed)
-        server = grpc.aio.server()
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(service, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                hello = agent_pb2.Hello(cluster="east-1", region="east")
-                stream = AgentStream.on(ch, agent_pb2.AgentMessage(hello=hello), port=port)
-                assert (await stream.read()).WhichOneof("body") == "welcome"
-                rec = fed.clusters["east-1"]
-                handler = service.tasks[0]
-                while not rec.outbox._ready._waiters:  # type: ignore[attr-defined]  # waiting for its next order
-                    await asyncio.sleep(0)
-                order = CancelOrder(placement_id="p-1", reason="a cancel")
-                rec.outbox.put(order)  # an order comes ...
-                handler.cancel()  # ... in the very turn gRPC cancels the handler (the agent gone, the server stopping)
-                while not handler.done():
-                    if rec.outbox.empty() and rec.outbox._ready._waiters:  # type: ignore[attr-defined]
-                        break  # the cancel was dropped: the handler took the order and waits for the next one
-                    await asyncio.sleep(0)
-                assert handler.done(), "the cancelled handler ran on, waiting for its next order"
-                assert rec.outbox.get_nowait() == order, "the cancelled handler took the order"
-                assert not rec.connected  # its finally ran: the cluster is disconnected, as for any ended stream
-                stream.close()
-        finally:
-            await asyncio.wait_for(server.stop(0), A_WHILE)  # only a guard against a hang
-            fed.cycles.close()
+        async with stream_to(service) as stream:
+            assert (await stream.read()).WhichOneof("body") == "welcome"
+            rec = fed.clusters["east-1"]
+            handler = service.tasks[0]
+            while not rec.outbox._ready._waiters:  # type: ignore[attr-defined]  # waiting for its next order
+                await asyncio.sleep(0)
+            order = CancelOrder(placement_id="p-1", reason="a cancel")
+            rec.outbox.put(order)  # an order comes ...
+            handler.cancel()  # ... in the very turn gRPC cancels the handler (the agent gone, the server stopping)
+            while not handler.done():
+                if rec.outbox.empty() and rec.outbox._ready._waiters:  # type: ignore[attr-defined]
+                    break  # the cancel was dropped: the handler took the order and waits for the next one
+                await asyncio.sleep(0)
+            assert handler.done(), "the cancelled handler ran on, waiting for its next order"
+            assert rec.outbox.get_nowait() == order, "the cancelled handler took the order"
+            assert not rec.connected  # its finally ran: the cluster is disconnected, as for any ended stream
 
     asyncio.run(scenario())

@@ -226,6 +226,25 @@ def _launch_seal(kind: str, job_id: str) -> str:
             "an older generation's": current.launch(f"{job_id}.g1.east-1", job_id, 1, "east-1")}[kind]
 
 
+async def _started_after_the_snapshot(features: tuple[str, ...]) -> tuple[MemoryStore, str, agent_pb2.Launch]:
+    """The restore tests' start: a job submitted to a live federator and stored, the store's snapshot taken (the job
+    Pending, generation 0), then the job launched on east-1 (its agent with `features`) and running there: a job
+    that started after the snapshot. (The snapshot, the job's id, its Launch.)"""
+    live = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
+    async with job_api(live) as jobs, agent_stream(live, features=features) as agent:
+        job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
+        while job.job_id not in {j.job_id for j in live.store.load()}:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.01)
+        snapshot = MemoryStore()
+        snapshot.put(live.store.load())  # type: ignore[attr-defined]  # Pending, generation 0
+        await agent.send(_report())
+        launch = await _launch(agent)
+        pid = launch.placement.placement_id
+        await agent.send(_update(pid, JobPhase.RUNNING))
+        await _until(live, job.job_id, pid, JobPhase.RUNNING)
+    return snapshot, job.job_id, launch
+
+
 @pytest.mark.usefixtures("sealed")
 @pytest.mark.parametrize("seal", ["none", "made-up", "another cluster's", "an older generation's"])
 def test_a_placement_the_federator_never_launched_is_not_adopted_and_is_told_to_stop(tmp_path: Path,
@@ -261,32 +280,22 @@ def test_after_a_restore_an_honest_agents_sealed_placement_is_adopted(features: 
     its agent says the placement Running with its Launch's seal: adopted, Running, nothing launched again. An agent
     without the feature says no seal: not adopted (an orphan, cancelled; the job placed again, as before 0.17.0)."""
     async def scenario() -> None:
-        live = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
-        async with job_api(live) as jobs, agent_stream(live, features=features) as agent:
-            job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
-            while job.job_id not in {j.job_id for j in live.store.load()}:  # type: ignore[attr-defined]
-                await asyncio.sleep(0.01)
-            snapshot = MemoryStore()
-            snapshot.put(live.store.load())  # type: ignore[attr-defined]  # Pending, generation 0
-            await agent.send(_report())
-            launch = await _launch(agent)
-            assert launch.seal.startswith("s1.")
-            pid = launch.placement.placement_id
-            await agent.send(_update(pid, JobPhase.RUNNING))
-            await _until(live, job.job_id, pid, JobPhase.RUNNING)
+        snapshot, job_id, launch = await _started_after_the_snapshot(features)
+        assert launch.seal.startswith("s1.")
+        pid = launch.placement.placement_id
         restored = Federator(store=snapshot, cycle_interval=0.05)  # type: ignore[arg-type]
-        assert restored.jobs[job.job_id].phase is JobPhase.PENDING
+        assert restored.jobs[job_id].phase is JobPhase.PENDING
         async with agent_stream(restored, features=features) as agent:
             said = launch.seal if features else ""  # what the agent kept and says back
             await agent.send(_update(pid, JobPhase.RUNNING, generation=1, resync=True, launch_seal=said))
             await agent.send(_report(pid))
             if features:
-                while restored.jobs[job.job_id].phase is not JobPhase.RUNNING:
+                while restored.jobs[job_id].phase is not JobPhase.RUNNING:
                     await asyncio.sleep(0.01)
-                assert [p.placement_id for p in restored.jobs[job.job_id].placements] == [pid]
+                assert [p.placement_id for p in restored.jobs[job_id].placements] == [pid]
             else:
                 assert (await _cancel(agent, pid)).placement_id == pid
-                assert pid not in {p.placement_id for p in restored.jobs[job.job_id].placements}
+                assert pid not in {p.placement_id for p in restored.jobs[job_id].placements}
 
     asyncio.run(scenario())
 
@@ -327,36 +336,25 @@ def test_a_restart_with_a_renewed_certificate_adopts_by_the_seal_key_file(
     (an orphan, told to stop) and federator_agent_unproven_words_total says why: other_key."""
     async def scenario() -> None:
         seals.use_keys(*before, required=True)  # what server/app.py does at start
-        live = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
-        async with job_api(live) as jobs, agent_stream(live, features=("seals",)) as agent:
-            job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
-            while job.job_id not in {j.job_id for j in live.store.load()}:  # type: ignore[attr-defined]
-                await asyncio.sleep(0.01)
-            snapshot = MemoryStore()
-            snapshot.put(live.store.load())  # type: ignore[attr-defined]  # Pending, generation 0
-            await agent.send(_report())
-            launch = await _launch(agent)
-            pid = launch.placement.placement_id
-            await agent.send(_update(pid, JobPhase.RUNNING))
-            await _until(live, job.job_id, pid, JobPhase.RUNNING)
+        snapshot, job_id, launch = await _started_after_the_snapshot(("seals",))
+        pid = launch.placement.placement_id
         seals.use_keys(*after, required=True)  # the restart: the renewed certificate, the key file kept or not
         restored = Federator(store=snapshot, cycle_interval=0.05)  # type: ignore[arg-type]
         async with agent_stream(restored, features=("seals",)) as agent:
             await agent.send(_update(pid, JobPhase.RUNNING, generation=1, resync=True, launch_seal=launch.seal))
             await agent.send(_report(pid))
             if adopted:
-                while restored.jobs[job.job_id].phase is not JobPhase.RUNNING:
+                while restored.jobs[job_id].phase is not JobPhase.RUNNING:
                     await asyncio.sleep(0.01)
-                assert [p.placement_id for p in restored.jobs[job.job_id].placements] == [pid]
+                assert [p.placement_id for p in restored.jobs[job_id].placements] == [pid]
                 assert not restored.metrics.registry.get_sample_value("federator_agent_unproven_words_total", {
                     "cluster": "east-1", "word": "launch", "reason": seals.OTHER_KEY})
             else:
                 assert (await _cancel(agent, pid)).placement_id == pid
-                assert pid not in {p.placement_id for p in restored.jobs[job.job_id].placements}
+                assert pid not in {p.placement_id for p in restored.jobs[job_id].placements}
                 assert await _counted(restored, "east-1", "launch", seals.OTHER_KEY) == 1
 
     asyncio.run(scenario())
-
 
 
 @pytest.mark.usefixtures("sealed")
@@ -367,17 +365,8 @@ def test_after_a_restore_an_unsealed_placement_placed_again_at_its_generation_is
     cluster that id names: the Launch is of the id the agent runs, the agent answers it Running (contract step 6),
     and it is the job's own, nothing cancelled, no second run. The WARNING now says so."""
     async def scenario() -> None:
-        live = Federator(store=MemoryStore(), cycle_interval=0.05)  # type: ignore[arg-type]
-        async with job_api(live) as jobs, agent_stream(live) as agent:
-            job = (await jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("a"))))).job
-            while job.job_id not in {j.job_id for j in live.store.load()}:  # type: ignore[attr-defined]
-                await asyncio.sleep(0.01)
-            snapshot = MemoryStore()
-            snapshot.put(live.store.load())  # type: ignore[attr-defined]  # Pending, generation 0
-            await agent.send(_report())
-            pid = (await _launch(agent)).placement.placement_id
-            await agent.send(_update(pid, JobPhase.RUNNING))
-            await _until(live, job.job_id, pid, JobPhase.RUNNING)
+        snapshot, job_id, launch = await _started_after_the_snapshot(())
+        pid = launch.placement.placement_id
         restored = Federator(store=snapshot, cycle_interval=0.05, orphan_grace=3600.0)  # type: ignore[arg-type]
         async with agent_stream(restored) as agent:  # an agent that says no seal
             await agent.send(_update(pid, JobPhase.RUNNING, generation=1, resync=True))
@@ -388,9 +377,9 @@ def test_after_a_restore_an_unsealed_placement_placed_again_at_its_generation_is
             await agent.send(agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=pid, ok=True)))
             await agent.send(_update(pid, JobPhase.RUNNING))  # what the agent holds (step 6)
             await agent.send(_report(pid))
-            await _until(restored, job.job_id, pid, JobPhase.RUNNING)
+            await _until(restored, job_id, pid, JobPhase.RUNNING)
             await quiet(restored)
-            assert [p.placement_id for p in restored.jobs[job.job_id].placements] == [pid]
+            assert [p.placement_id for p in restored.jobs[job_id].placements] == [pid]
 
     with caplog.at_level(logging.WARNING, logger="federator.server"):
         asyncio.run(scenario())

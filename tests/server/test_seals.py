@@ -12,7 +12,7 @@ from federator.jobfile import parse_job
 from federator.model import JobPhase
 from federator.security.limits import RejectReason
 from federator.server.intake import SubmitError
-from federator.server.seals import Seals
+from federator.server.seals import OTHER_KEY, UNSEALED, WRONG, Seals
 from federator.server.validation import check_update
 
 KEY = b"serving key"
@@ -39,6 +39,18 @@ def test_a_seal_under_another_key_is_not_taken_and_said_so() -> None:
     assert "under another key" in new.why_not(seal)
     assert "no seal" in new.why_not("")
     assert "did not make" in new.why_not(new.cancel("x.g1.east-1", "east-1"))
+
+
+def test_a_seal_is_checked_under_the_key_it_names_and_told_other_key_only_when_that_key_is_not_held() -> None:
+    old = Seals(b"the key before", required=True)
+    both = Seals(KEY, required=True, also=[b"the key before"])
+    seal = old.cancel(PID, "east-1")
+    assert both.ended(seal, PID, "east-1")  # under the older key it names, one `both` holds
+    assert both.reason(both.cancel("x.g1.east-1", "east-1")) == WRONG  # a key held: the seal is wrong
+    assert Seals(KEY, required=True).reason(seal) == OTHER_KEY
+    named_elsewhere = "s2" + seal[2:]  # the same key id, behind a version this federator does not make
+    assert not both.ended(named_elsewhere, PID, "east-1") and both.reason(named_elsewhere) == WRONG
+    assert both.reason("") == UNSEALED
 
 
 def test_an_insecure_federator_does_not_require_seals() -> None:

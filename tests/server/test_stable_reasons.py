@@ -47,8 +47,9 @@ def _stored(store: MemoryStore, name: str) -> str:
     return str(reason)
 
 
-def test_a_parked_jobs_stored_reason_is_unchanged_when_another_job_arrives_ahead_of_it_in_its_queue() -> None:
-    store, clock = CountingStore(), Clock()
+def _waiting(store: CountingStore, clock: Clock) -> Federator:
+    """A federator over `store` whose one member is full, 12 gangs of alice's then 3 of bob's submitted, waiting
+    after a cycle, and their reasons stored."""
     fed = make(store, clock)
     _full(fed)
     for i in range(12):
@@ -57,6 +58,12 @@ def test_a_parked_jobs_stored_reason_is_unchanged_when_another_job_arrives_ahead
         fed.submit(_gang(f"b{i}", "bob"))
     fed.schedule_once()
     fed.journal.drain()
+    return fed
+
+
+def test_a_parked_jobs_stored_reason_is_unchanged_when_another_job_arrives_ahead_of_it_in_its_queue() -> None:
+    store, clock = CountingStore(), Clock()
+    fed = _waiting(store, clock)
     before = _stored(store, "b0")
     assert before.startswith(ReasonCode.INSUFFICIENT_ACCELERATORS), before
     assert "12" in before or "10 to 19" in before, before  # the jobs of alice's that go before bob's
@@ -83,14 +90,7 @@ def test_a_group_asked_again_after_a_report_counts_the_parked_jobs_ahead_of_its_
     bob's jobs read "2 to 4 waiting jobs ... go before its owner's" behind 12, and the next full cycle (a restart's)
     rewrote all three back. The parked jobs are counted (scheduler/parked_line.py): the count stays the queue's."""
     store, clock = CountingStore(), Clock()
-    fed = make(store, clock)
-    _full(fed)
-    for i in range(12):
-        fed.submit(_gang(f"a{i}", "alice"))
-    for i in range(3):
-        fed.submit(_gang(f"b{i}", "bob"))
-    fed.schedule_once()
-    fed.journal.drain()
+    fed = _waiting(store, clock)
     assert "; 10 to 19 waiting jobs of queue default go before its owner's" in _stored(store, "b0")
 
     fed.submit(_gang("a-late", "alice"))  # alice's 13th, after bob's: it goes after them

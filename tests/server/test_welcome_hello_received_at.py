@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import grpc
-from agent_stream import AgentStream
+from agent_stream import stream_to
 from server_support import MemoryStore
 
-from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.api.v1 import agent_pb2
 from federator.security.auth import Authenticator
 from federator.server.federator import Federator
 from federator.server.services import AgentService
@@ -20,21 +19,8 @@ from federator.server.services import AgentService
 def test_the_welcome_says_when_the_stream_was_taken_up_on_the_clock_of_its_federator_time() -> None:
     async def scenario() -> agent_pb2.Welcome:
         fed = Federator(store=MemoryStore(), lease_seconds=10.0, cycle_interval=0.05)
-        server = grpc.aio.server()
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True)), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                hello = agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="east-1", region="east"))
-                stream = AgentStream.on(ch, hello, port=port)
-                try:
-                    message = await stream.read()
-                finally:
-                    stream.close()
-        finally:
-            await server.stop(0)
-            fed.cycles.close()
+        async with stream_to(AgentService(fed, Authenticator(insecure=True))) as stream:
+            message = await stream.read()
         assert message.WhichOneof("body") == "welcome", message
         return message.welcome
 

@@ -43,10 +43,11 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
         ("reason_writes.py", ["--clusters", "2", "--nodes", "4", "--jobs", "200", "--owners", "5", "--arrivals", "2"],
          "job_writes_at_restart"),
         ("parked_ahead.py", ["--parked", "200", "--owners", "2,5"], "cycle_seconds"),
+        ("reserve_backlog.py", ["--gangs", "30", "--clusters", "3", "--cycles", "1"], "median_seconds"),
     ],
     ids=["throughput", "scaling", "five-vendor", "room-classes", "quality", "fairness", "memory", "fgd",
          "fgd-small-cycles", "fgd-warm", "fgd-misled", "fgd-orders", "starvation", "usage-cluster",
-         "kube-controller-loop", "replay-national", "reason-writes", "parked-ahead"],
+         "kube-controller-loop", "replay-national", "reason-writes", "parked-ahead", "reserve-backlog"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"
@@ -78,3 +79,14 @@ def test_leftover_says_where_the_gpus_are_left_for_each_run(tmp_path: Path) -> N
     for row in rows:  # allocated, then four amounts of free GPUs
         cells = row.strip("| ").split(" | ")
         assert 0 < float(cells[1]) <= 1 and all(float(c) >= 0 for c in cells[2:6])
+
+
+def test_elastic_gangs_places_the_largest_count_that_fits_only_when_elastic(tmp_path: Path) -> None:
+    """bench/elastic_gangs.py (a markdown table): 16-replica gangs on clusters with one free node each wait whole,
+    and with a minimum of 1 each place at one replica, one a cluster."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "elastic_gangs.py"), "--gangs", "2", "--replicas",
+                           "16", "--clusters", "3", "--mins", "0", "1", "--cycles", "1"],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [line.strip("| ").split(" | ") for line in done.stdout.splitlines()[2:]]
+    assert [(r[0], r[2]) for r in rows] == [("none", "0"), ("1", "2")]

@@ -216,7 +216,7 @@ class Scheduler:
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
             if isinstance(outcome, Reason) and shrinkable(asked, outcome):  # elastic: the largest count that fits
                 request, outcome = first_that_fits(
-                    largest(asked, lambda r: self._fits(r, usage, board)),  # (elastic.py) else at its minimum
+                    largest(asked, lambda r: self._fits(r, usage, txn, board, unplaceable)),  # (elastic.py)
                     lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
                 if isinstance(outcome, Reason):  # waits (and may preempt) for room for its minimum
                     outcome = elastic_note(asked, outcome)
@@ -262,14 +262,15 @@ class Scheduler:
     # -- placement --------------------------------------------------------
 
     def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
-             unplaceable: dict[tuple[object, ...], Reason],
-             shorts: dict[JobId, Reason]) -> tuple[Assignment, ...] | Reason:
-        """One alternative: the queue's quota on its models, then placement."""
+             unplaceable: dict[tuple[object, ...], Reason], shorts: dict[JobId, Reason], *,
+             dry: bool = False) -> tuple[Assignment, ...] | Reason:
+        """One alternative: the queue's quota on its models, then placement. `dry` (a gang's): whether it would
+        place, reserving and keeping nothing (an empty tuple: it would): `_fits`."""
         check = usage.quota_check(request)
         if check.refused is not None:
             return check.refused
         request = check.admitted(request)
-        outcome = self._place(request, txn, board, unplaceable, shorts)
+        outcome = self._place(request, txn, board, unplaceable, shorts, dry=dry)
         if isinstance(outcome, Reason) and (notes := check.notes):
             if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
                 return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes),
@@ -277,38 +278,42 @@ class Scheduler:
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
 
-    def _fits(self, request: PlacementRequest, usage: QueueUsage, board: Board) -> bool:
-        """Whether a gang request would place now, on any of its alternatives (quota, then the board's best
-        cluster), with nothing reserved: the dry look an elastic gang's count is chosen by (elastic.py)."""
-        def look(v: PlacementRequest) -> tuple[()] | Reason:
-            check = usage.quota_check(v)
-            if check.refused is not None:
-                return check.refused
-            v = check.admitted(v)
-            return () if board.best(v, shape_key(v)) is not None else Reason(ReasonCode.GANG_DOES_NOT_FIT, "")
-        return not isinstance(first_that_fits(request, look, self.config.legacy_vendor)[1], Reason)
+    def _fits(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
+              unplaceable: dict[tuple[object, ...], Reason]) -> bool:
+        """Whether a gang request would place now, on any of its alternatives, with nothing reserved: the dry look
+        an elastic gang's count is chosen by (elastic.py). `_try`'s own path in its dry mode (quota, a shape
+        known unplaceable this cycle, the cluster `_place_one` would take), so the count chosen is one `_try`
+        places."""
+        return not isinstance(first_that_fits(
+            request, lambda v: self._try(v, usage, txn, board, unplaceable, {}, dry=True),
+            self.config.legacy_vendor)[1], Reason)
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board, unplaceable: dict[tuple[object, ...], Reason],
-               notes: dict[JobId, Reason]) -> tuple[Assignment, ...] | Reason:
+               notes: dict[JobId, Reason], *, dry: bool = False) -> tuple[Assignment, ...] | Reason:
         # Keyed by the shape, not its fit shape (which would do as well): the reason a job is told is then
-        # what its own shape found, as of its first job this cycle.
+        # what its own shape found, as of its first job this cycle. A dry look (`_fits`) reads it, and keeps
+        # nothing in it: its reason is not the one a job is told.
         key = shape_key(request)
         known = unplaceable.get(key)
         if known is not None:
             return known
         if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1
                                and not request.spec.region_weights):
-            outcome = self._place_one(request, txn, board, key)
+            outcome = self._place_one(request, txn, board, key, dry=dry)
+        elif dry:
+            raise ValueError("a dry placement is a gang's (elastic.py): a spread request has none")
         else:
             outcome = self._place_spread(request, txn, board, notes)
-        if isinstance(outcome, Reason):
+        if isinstance(outcome, Reason) and not dry:
             unplaceable[key] = outcome
         return outcome
 
-    def _place_one(self, request: PlacementRequest, txn: Txn, board: Board,
-                   key: tuple[object, ...]) -> tuple[Assignment, ...] | Reason:
+    def _place_one(self, request: PlacementRequest, txn: Txn, board: Board, key: tuple[object, ...], *,
+                   dry: bool = False) -> tuple[Assignment, ...] | Reason:
         name = board.best(request, key) if not wants_cheapest(request.spec) else \
             next(iter(by_price(board.ranked(request, key), txn)), None)  # spec.prefer: cheapest (cheapest.py)
+        if dry:  # `_fits`: whether, not where nor why
+            return () if name is not None else Reason(ReasonCode.GANG_DOES_NOT_FIT, "")
         if name is None:
             return summarize(board.rejections(key), len(txn.names), request)
         best = txn.get(name)

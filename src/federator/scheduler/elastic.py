@@ -2,14 +2,14 @@
 
 Why its own module: the contract is model/elastic.py's (JobSpec.min_replicas). The place phase (cycle.py) asks for
 the whole gang first, through every filter, score, quota and fair-share check as any gang; only when that waits for
-room does it look (dry: quota and the board's best cluster) for the largest smaller count down to the minimum that
-fits, by bisection, and places that: so the count placed is the largest that fits in any one cluster now, and among
-clusters the one fitting most wins (a cluster fitting 3 of 4 before one fitting 2). Each count is an ordinary gang
-request (a `PlacementRequest` of that many replicas), so it is placed all or nothing in ONE cluster and the
-reservation, quota, fair share and usage the cycle counts are at the count placed. When not even the minimum fits,
-the gang waits as a request of its minimum: that is what preemption makes room for and a reservation holds
-(`least`). A request for the rest of a job (fewer than spec.replicas asked) is never made smaller: an elastic gang
-owes no rest (model/job.py `replicas_waiting`).
+room does it look (dry: the place phase's own path, quota and the cluster it would take, nothing reserved) for the
+largest smaller count down to the minimum that fits, by bisection, and places that: so the count placed is the
+largest that fits in any one cluster now, and among clusters the one fitting most wins (a cluster fitting 3 of 4
+before one fitting 2). Each count is an ordinary gang request (a `PlacementRequest` of that many replicas), so it is
+placed all or nothing in ONE cluster and the reservation, quota, fair share and usage the cycle counts are at the
+count placed. When not even the minimum fits, the gang waits as a request of its minimum: that is what preemption
+makes room for and a reservation holds (`least`). A request for the rest of a job (fewer than spec.replicas asked)
+is never made smaller: an elastic gang owes no rest (model/job.py `replicas_waiting`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def shrinkable(request: PlacementRequest, why: Reason) -> bool:
 
 def largest(request: PlacementRequest, fits: Callable[[PlacementRequest], bool]) -> PlacementRequest:
     """A `shrinkable` request at the largest count from spec.min_replicas to one below its size that `fits` says
-    fits (a dry look: quota and the board's best cluster, nothing reserved), by bisection; at the minimum when none
-    does (the place phase then tries that for its reason).
+    fits (a dry look: the place phase's quota and cluster choice, nothing reserved), by bisection; at the minimum
+    when none does (the place phase then tries that for its reason).
 
     Bisection, not every count down from the size: each count is a shape of its own, evaluated over every cluster,
     so 20 waiting gangs of 512 with a minimum of 1 over 100 clusters took 3.7 s a cycle counting down; a fit is

@@ -87,11 +87,24 @@ class Seals:
         mac = hmac.new(key or self._key, text, hashlib.sha256).digest()
         return f"{_VERSION}.{key_id or self.key_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
+    def _named_key(self, seal: str) -> tuple[str, bytes | None] | None:
+        """The key id `seal` names and this federator's key of that id (None: one it does not hold); None for a
+        seal of no version this federator makes. The one reading of a seal's key id, for `_proves` and `reason`
+        alike: a seal is told OTHER_KEY exactly when it is not checked for want of its key."""
+        if not seal.startswith(f"{_VERSION}."):
+            return None
+        key_id = seal[len(_VERSION) + 1:][:8]  # "s1." and 8 hex digits (`_key_id`)
+        return key_id, self._verifying.get(key_id)
+
     def _proves(self, seal: str, *parts: str) -> bool:
         """Whether `seal` is this federator's seal of `parts` under the key it names, one this federator holds."""
-        if not seal.startswith(f"{_VERSION}.") or (key := self._verifying.get(seal[3:11])) is None:
+        named = self._named_key(seal)
+        if named is None:
             return False
-        expected = self._seal(*parts, key=key, key_id=seal[3:11]).encode()
+        key_id, key = named
+        if key is None:
+            return False
+        expected = self._seal(*parts, key=key, key_id=key_id).encode()
         return hmac.compare_digest(seal.encode("utf-8", "replace"), expected)  # bytes: any str (goagentqa62 H1)
 
     def launch(self, placement_id: str, job_id: str, generation: int, cluster: str) -> str:
@@ -119,7 +132,8 @@ class Seals:
         """UNSEALED, OTHER_KEY or WRONG: why a seal that did not prove a word did not."""
         if not seal:
             return UNSEALED
-        if seal.startswith(f"{_VERSION}.") and seal[3:11] not in self._verifying:
+        named = self._named_key(seal)
+        if named is not None and named[1] is None:
             return OTHER_KEY
         return WRONG
 

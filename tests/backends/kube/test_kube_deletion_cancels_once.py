@@ -9,20 +9,14 @@ Now once per placement until the object is gone or the federator restarts."""
 from __future__ import annotations
 
 import asyncio
-import copy
-from dataclasses import replace
 
 import pytest
 
-from federator.model import ClusterCapacity, JobPhase
+from federator.model import JobPhase
 from federator.server.clusters import ClusterRecord
 from federator.server.orders import CancelOrder, Order
 
-from builders import cluster, pool
-from kube_fakes import HostApi, controller, federated_job
-
-H100 = "NVIDIA-H100-80GB-HBM3"
-GANG = {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}
+from kube_fakes import GANG, HostApi, controller, kubectl_delete, placed_on_member_a, room
 
 
 def taken(rec: ClusterRecord) -> list[Order]:
@@ -35,34 +29,19 @@ def taken(rec: ClusterRecord) -> list[Order]:
     return out
 
 
-def _room(name: str) -> ClusterCapacity:
-    return replace(cluster(name, "east", pool(H100, nodes=2, free=8)).capacity, placement_ids=frozenset())
-
-
 @pytest.mark.parametrize("finished", [False, True], ids=["running", "finished"])
 def test_a_deleted_federatedjob_cancels_each_placement_once_however_many_events(finished: bool) -> None:
     async def main() -> None:
         api = HostApi()
         async with controller(api) as (fed, ctl):
-            await ctl.adopt_members()
-            rec = fed.connect(cluster="member-a", region="east", labels={})
-            fed.report(rec, _room("member-a"))
-            await ctl.write_members()
-            await ctl.reconcile("ADDED", federated_job(api, "amdqb", GANG))
-            fed.schedule_once()
-            (p,) = fed.get("amdqb").placements
+            rec, pid = await placed_on_member_a(api, fed, ctl, "amdqb", GANG, room())
             if finished:
-                fed.job_update(rec, p.placement_id, JobPhase.SUCCEEDED, "done")
+                fed.job_update(rec, pid, JobPhase.SUCCEEDED, "done")
             taken(rec)  # the Launch: what went before the deletion
-            obj = api.objects[("research", "amdqb")]
-            obj["metadata"]["deletionTimestamp"] = "2026-12-07T16:10:25Z"  # kubectl delete fj amdqb
-            sent = []
-            for _ in range(3):  # the deletionTimestamp, then the cancel's status writes: each a MODIFIED event
-                await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
-                sent += taken(rec)  # the agent's stream takes each as it comes (a waiting one would be coalesced)
-            await ctl.reconcile("DELETED", api.objects.pop(("research", "amdqb")))
-            sent += taken(rec)
-            cancels = [o for o in sent if isinstance(o, CancelOrder) and o.placement_id == p.placement_id]
+            sent: list[Order] = []
+            # the agent's stream takes each order as it comes (a waiting one would be coalesced)
+            await kubectl_delete(api, ctl, "amdqb", each=lambda: sent.extend(taken(rec)))
+            cancels = [o for o in sent if isinstance(o, CancelOrder) and o.placement_id == pid]
             assert len(cancels) == 1, sent
 
     asyncio.run(main())

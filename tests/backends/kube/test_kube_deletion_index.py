@@ -8,24 +8,15 @@ each walk read every live job's entries on the event loop. The spy (`support.Wal
 from __future__ import annotations
 
 import asyncio
-import copy
-from dataclasses import replace
 
-from federator.model import ClusterCapacity, JobPhase
+from federator.model import JobPhase
 
-from builders import cluster, pool
-from kube_fakes import HostApi, controller, federated_job
+from kube_fakes import GANG, HostApi, controller, federated_job, kubectl_delete, room
 from support import Walked
 
-H100 = "NVIDIA-H100-80GB-HBM3"
-GANG = {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}
 SMALL = {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}
 MEMBERS = ("member-a", "member-b", "member-c")
 LIVE = 70  # more than 64: the old walk waited for 2 forgotten jobs here
-
-
-def _room(name: str) -> ClusterCapacity:
-    return replace(cluster(name, "east", pool(H100, nodes=16, free=8)).capacity, placement_ids=frozenset())
 
 
 def test_a_deleted_federatedjob_takes_its_earlier_placements_out_of_the_index_without_a_walk() -> None:
@@ -35,7 +26,7 @@ def test_a_deleted_federatedjob_takes_its_earlier_placements_out_of_the_index_wi
             await ctl.adopt_members()
             recs = {name: fed.connect(cluster=name, region="east", labels={}) for name in MEMBERS}
             for name, rec in recs.items():
-                fed.report(rec, _room(name))
+                fed.report(rec, room(name, nodes=16))
             await ctl.write_members()
             await ctl.reconcile("ADDED", federated_job(api, "q-train", GANG))
             attempts: list[str] = []
@@ -57,11 +48,7 @@ def test_a_deleted_federatedjob_takes_its_earlier_placements_out_of_the_index_wi
             assert set(fed.placement_index) == live | set(attempts)  # kept while q-train lives (server/orphans.py)
 
             fed.placement_index._job = spy = Walked(fed.placement_index._job)
-            obj = api.objects[("research", "q-train")]
-            obj["metadata"]["deletionTimestamp"] = "2026-12-07T08:00:00Z"  # kubectl delete fj q-train
-            await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
-            gone = api.objects.pop(("research", "q-train"))
-            await ctl.reconcile("DELETED", gone)
+            await kubectl_delete(api, ctl, "q-train", modified=1)
             assert job.job_id not in fed.jobs
             assert spy.walked == 0  # read before the check below walks it
             assert set(fed.placement_index) == live  # its two earlier placements too, at once

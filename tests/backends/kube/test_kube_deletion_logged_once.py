@@ -8,23 +8,13 @@ cancel said it (backends/kube/deletions.py). The cancel stays idempotent; the li
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
-from dataclasses import replace
 
 import pytest
 
-from federator.model import ClusterCapacity, JobPhase
+from federator.model import JobPhase
 
-from builders import cluster, pool
-from kube_fakes import HostApi, controller, federated_job
-
-H100 = "NVIDIA-H100-80GB-HBM3"
-GANG = {"kind": "training", "replicas": 1, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}
-
-
-def _room(name: str) -> ClusterCapacity:
-    return replace(cluster(name, "east", pool(H100, nodes=2, free=8)).capacity, placement_ids=frozenset())
+from kube_fakes import GANG, HostApi, controller, kubectl_delete, placed_on_member_a, room
 
 
 @pytest.mark.parametrize("finished", [False, True])
@@ -33,23 +23,12 @@ def test_a_deleted_federatedjob_is_logged_once_however_many_events_its_deletion_
     async def main() -> None:
         api = HostApi()
         async with controller(api) as (fed, ctl):
-            await ctl.adopt_members()
-            rec = fed.connect(cluster="member-a", region="east", labels={})
-            fed.report(rec, _room("member-a"))
-            await ctl.write_members()
-            await ctl.reconcile("ADDED", federated_job(api, "amdqb", GANG))
-            fed.schedule_once()
-            (p,) = fed.get("amdqb").placements
+            rec, pid = await placed_on_member_a(api, fed, ctl, "amdqb", GANG, room())
             if finished:
-                fed.job_update(rec, p.placement_id, JobPhase.SUCCEEDED, "done")
+                fed.job_update(rec, pid, JobPhase.SUCCEEDED, "done")
             job_id = fed.get("amdqb").job_id
             caplog.set_level(logging.INFO, logger="federator.kube.controller")
-            obj = api.objects[("research", "amdqb")]
-            obj["metadata"]["deletionTimestamp"] = "2026-12-07T16:10:25Z"  # kubectl delete fj amdqb
-            for _ in range(3):  # the deletionTimestamp, then the cancel's status writes: each a MODIFIED event
-                await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
-            gone = api.objects.pop(("research", "amdqb"))
-            await ctl.reconcile("DELETED", gone)
+            await kubectl_delete(api, ctl, "amdqb")
             assert job_id not in fed.jobs
             said = [r.getMessage() for r in caplog.records if "deleted: job" in r.getMessage()]
             phase = "Succeeded" if finished else "Cancelled"
@@ -65,12 +44,7 @@ def test_a_federatedjob_gone_while_no_federator_watched_is_said_and_not_kept_in_
     async def main() -> None:
         api = HostApi()
         async with controller(api) as (fed, ctl):
-            await ctl.adopt_members()
-            rec = fed.connect(cluster="member-a", region="east", labels={})
-            fed.report(rec, _room("member-a"))
-            await ctl.write_members()
-            await ctl.reconcile("ADDED", federated_job(api, "forced", GANG))
-            fed.schedule_once()
+            await placed_on_member_a(api, fed, ctl, "forced", GANG, room())
             job_id = fed.get("forced").job_id
             caplog.set_level(logging.INFO, logger="federator.kube.controller")
             api.objects.pop(("research", "forced"))  # its finalizer stripped and deleted: no watch saw it go

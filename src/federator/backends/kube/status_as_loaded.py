@@ -8,12 +8,13 @@ waiting behind them for up to 78 s. A digest of each loaded job's status is kept
 (then the object says something else, and the digest goes) or the job is forgotten: a few dozen bytes a job, not
 the status itself.
 
-Compared: the fields the store's write sets (`fields`: the keys of `job_status` and `accepted`), as a JSON merge
-patch leaves them on the object (a null is the field's absence: the API server prunes nulls of fields its schema
-does not call nullable; 2.0 reads back as 2), but the ones derived from the clock (`CLOCK_FIELDS`), which are "as of
-the status's writing" and would make every write of a running job a change. The fields other writers keep in the
-status (the reservations' clocks, the last move, an array's or a dependency's words) are not the store's, so not
-compared.
+Compared: the fields the store's write sets (`fields`: the keys of the status it builds, KubeJobStore._status_of;
+the store takes the digest of a loaded status and of one about to be written with the one method, `_said`, and sends
+a write that sets a field the loaded digest did not count), as a JSON merge patch leaves them on the object (a null
+is the field's absence: the API server prunes nulls of fields its schema does not call nullable; 2.0 reads back as
+2), but the ones derived from the clock (`CLOCK_FIELDS`), which are "as of the status's writing" and would make
+every write of a running job a change. The fields other writers keep in the status (the reservations' clocks, the
+last move, an array's or a dependency's words) are not the store's, so not compared.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ class KubeJobStore:
         # A digest of each loaded job's status as `load` read it, until a write says something else
         # (status_as_loaded.py): a new leader does not write back what the objects say already
         self._loaded: dict[JobId, bytes] = {}
-        self._fields: tuple[str, ...] = ()  # the status fields a write sets (`_status_fields`)
+        self._fields: frozenset[str] = frozenset()  # the status fields a write sets (`_status_fields`)
         self.lazy_batch_jobs = LAZY_BATCH_JOBS  # read by the group commit (store/group_commit.py)
         self.unchanged = 0  # status writes not sent: the object said that already
         self._replicas: dict[JobId, int] = {}  # the spec.replicas each job's FederatedJob holds, as last known
@@ -229,7 +229,7 @@ class KubeJobStore:
             self._own(job.job_id, Owner(meta["namespace"], meta["name"], meta["uid"],
                                         int(meta.get("generation", 1))))
             self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
-            self._loaded[job.job_id] = digest(cr.get("status") or {}, self._status_fields(job))
+            self._loaded[job.job_id] = self._said(cr.get("status") or {}, job)
             if notes := read_back(self._conditions[job.job_id]):
                 self.ignoring[job.job_id] = notes
             held = (cr.get("spec") or {}).get("replicas")  # may be a count the federator refused: kept as is
@@ -368,13 +368,9 @@ class KubeJobStore:
             self._job_replicas[job.job_id] = job.spec.replicas
             if self.spec_held.setdefault(job.job_id, job.hold is not None) != (job.hold is not None):
                 owner = self._write_held(job, owner)  # a gRPC hold or release
-            status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
-                                now=self.clock())
-            status["accepted"] = accepted_of(job.spec)
-            ignored(status, self.ignoring.get(job.job_id), generation=owner.generation, now=self.clock(),
-                    old_conditions=self._conditions.get(job.job_id))
+            status = self._status_of(job, generation=owner.generation)
             self._conditions[job.job_id] = status["conditions"]
-            if (loaded := self._loaded.get(job.job_id)) is not None and loaded == digest(status, status):
+            if (loaded := self._loaded.get(job.job_id)) is not None and self._says_as_loaded(status, job, loaded):
                 with self._count_lock:
                     self.unchanged += 1
             else:
@@ -390,11 +386,36 @@ class KubeJobStore:
             log.info("FederatedJob %s/%s of job %s is gone; status not written", owner.namespace, owner.name,
                      job.job_id)
 
-    def _status_fields(self, job: Job) -> tuple[str, ...]:
-        """The fields a status write of this store sets: the same for every job (`job_status`'s, `accepted`)."""
+    def _status_of(self, job: Job, *, generation: int) -> dict[str, Any]:
+        """The status a write of `job` sends (its FederatedJob's `generation`): `job_status`'s fields, `accepted`,
+        and the condition Accepted where the job does not follow its object (`ignored`). The one builder of a
+        written status, so the fields `load` compares (`_status_fields`) are the fields a write sets."""
+        status = job_status(job, generation=generation, old_conditions=self._conditions.get(job.job_id),
+                            now=self.clock())
+        status["accepted"] = accepted_of(job.spec)
+        ignored(status, self.ignoring.get(job.job_id), generation=generation, now=self.clock(),
+                old_conditions=self._conditions.get(job.job_id))
+        return status
+
+    def _status_fields(self, job: Job) -> frozenset[str]:
+        """The fields a status write of this store sets: the same for every job (`_status_of`'s keys), learned
+        from the first job's status and kept."""
         if not self._fields:
-            self._fields = (*job_status(job, now=0.0), "accepted")
+            self._fields = frozenset(self._status_of(job, generation=0))
         return self._fields
+
+    def _said(self, status: Mapping[str, Any], job: Job) -> bytes:
+        """What `status` says of the fields a status write sets (status_as_loaded.py): the one computation for the
+        status `load` reads from the object and the one `_write` is about to send. Were the two sides to count
+        other fields, every write would look changed (one counted a field the other did not), or a change
+        unchanged."""
+        return digest(status, self._status_fields(job))
+
+    def _says_as_loaded(self, status: Mapping[str, Any], job: Job, loaded: bytes) -> bool:
+        """Whether a status about to be written says what its object said when loaded (`loaded`: `_said` of
+        that), so the write is not sent. A field this write sets that the loaded digest did not count is never
+        taken as unchanged: the write is sent, as it must be (a field the object may not hold yet)."""
+        return status.keys() <= self._status_fields(job) and self._said(status, job) == loaded
 
     def _write_replicas(self, job: Job, owner: Owner) -> Owner:
         """A job scaled over the gRPC API (server/scaling.py): its FederatedJob's spec.replicas gets the new count,
