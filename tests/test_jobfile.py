@@ -403,12 +403,11 @@ BILLION_LAUGHS = "".join(
     for p, n in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
 
 
-def test_an_alias_bomb_is_refused_in_well_under_a_second() -> None:
-    import time
-    start = time.monotonic()
+def test_an_alias_bomb_is_refused_before_it_is_expanded() -> None:
+    """Not timed (CI's load varies): expanded, the bomb is 9**9 values, which no run of the suite would finish (the
+    suite's per-test timeout fails it); refused while counting, it names the bound."""
     with pytest.raises(JobFileError, match=r"document: comes to more than 100000 values, counting each alias"):
         parse_job_documents(BILLION_LAUGHS, source="bomb.yaml")
-    assert time.monotonic() - start < 0.5
 
 
 def test_a_long_plain_list_of_cluster_names_is_told_its_field_not_called_a_billion_laughs() -> None:
