@@ -496,14 +496,18 @@ async def serve(opts: ServeOptions) -> None:
         wal_watch.cancel()
     if kube is None or kube.fence.holds():  # the changes not written yet; kube: while this replica leads
         await fed.early.quarantine.writes.close()
-    if kube:
-        await kube.stop()
-    fed.end_watches()  # and so do watches
+    if kube:  # the Lease given up after the last write below, not before it (backends/kube/fencing.py)
+        await kube.stop(release=False)
+    fed.end_watches()  # watches end with a status too
     await server.stop(grace=2.0)
     httpd.stop()
     fed.membership.flush()
-    await asyncio.to_thread(fed.journal.close)  # what is queued written, the writer thread joined (group_commit.py)
+    # What is queued written (group_commit.py), the writer thread joined; kube: only while the Lease is this
+    # replica's, else dropped (fencing.py)
+    await asyncio.to_thread(fed.journal.close)
     store.close()
+    if kube:
+        await kube.release()
     if members is not None:
         members.close()
     if cordon_store is not None:

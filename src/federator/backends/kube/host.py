@@ -132,8 +132,11 @@ class KubeMode:
         self.lost = True
         on_lost()
 
-    async def stop(self) -> None:
-        if self._renewals is not None:
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop the controllers and write what is due while this replica holds the Lease; then give the Lease up,
+        unless `release` is False: serve then writes its queued jobs (the group commit) and calls `release` after
+        them, renewing meanwhile, so that no write of this replica's lands after a standby took over."""
+        if release and self._renewals is not None:
             self._renewals.cancel()
         if self.controller is not None:
             await self.controller.stop()
@@ -146,6 +149,13 @@ class KubeMode:
         await asyncio.to_thread(self.moves.flush)
         if self.controller is not None and self.fence.holds():
             await asyncio.to_thread(self.silent.flush, self.controller.recreate())
+        if release:
+            await self.release()
+
+    async def release(self) -> None:
+        """Renew no more and give the Lease up (unless lost), after this replica's last write."""
+        if self._renewals is not None:
+            self._renewals.cancel()
         if self.elector is not None and not self.lost:
             await asyncio.to_thread(self.elector.release)
 
