@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import NoReturn
 
@@ -35,7 +35,7 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.invalid_specs import found_invalid
 from federator.server.order_messages import order_to_pb
 from federator.server.orders import ErrorNotice, ListWanted
-from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
+from federator.server.outbox import AGENT_CLOSED, EndCode, Ending, stopping
 from federator.server.placement_ids import job_of
 from federator.server.placement_lists import Unapplied, rebuild
 from federator.server.refusal_log import RefusalLog
@@ -71,6 +71,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                  terms: StreamTerms | None = None, kube: bool = False) -> None:
         super().__init__(federator, auth, authz=authz, audit=audit)
         self.kube = kube  # the MemberCluster objects are the members' record: a refusal names `kubectl delete mc`
+        self.leads: Callable[[], bool] = lambda: True  # False once stopping or deposed: no Hello, no order (app.py)
         self.terms = terms or StreamTerms(
             report_interval=federator.report_interval, lease_seconds=federator.lease_seconds,
             lost_after=federator.lost_after_seconds,
@@ -156,6 +157,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             return
+        if not self.leads():  # a replica stepping down orders no member: the agent goes to the one that leads
+            await context.abort(grpc.StatusCode.UNAVAILABLE, stopping(hello.cluster).message)
         peer = self.auth.agent(context.auth_context(), hello.cluster)
         if isinstance(peer, AuthDenied):
             self.refusals.refused(hello.cluster[:80], peer.reason.value,
@@ -250,11 +253,11 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     if beat is not None:
                         yield beat
                     continue
-                if order is None:
+                if order is None or not self.leads():
                     break
                 yield order_to_pb(order, self.terms, rec.name, silent=self.fed.clock() - rec.last_seen_at -
                                    self.fed.stalls.since(rec.last_seen_at))
-            ending = rec.outbox.ending
+            ending = rec.outbox.ending if self.leads() else stopping(rec.name)
             if ending is not None and ending.code is not EndCode.OK:  # a server-side end says why, never a bare OK
                 log.info("ending the stream of cluster %s: %s %s", rec.name, ending.code, ending.message)
                 await context.abort(grpc.StatusCode[ending.code.value], ending.message)

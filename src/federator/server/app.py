@@ -448,6 +448,9 @@ async def serve(opts: ServeOptions) -> None:
     say_outside(fed.jobs.values(), fed.scheduler.config)  # a fence narrowed while it was down (outside_regions.py)
 
     stop = asyncio.Event()
+    # A replica stopping, or one whose Lease may be lost by its own clock, welcomes no agent and sends no order
+    # (backends/kube/fencing.py): a deposed leader resumed from a pause re-synced the members beside the new one
+    agent_service.leads = lambda: not stop.is_set() and (kube is None or kube.fence.holds())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -476,6 +479,12 @@ async def serve(opts: ServeOptions) -> None:
     await stop.wait()
     log.info("federator stopping")
     httpd.serving = False  # /readyz: out of the Service while it drains
+    # Agent streams end first, with UNAVAILABLE ("reconnect to its standby"), before the writes below: no order of
+    # this replica's reaches a member while it steps down (`agent_service.leads` refuses new Hellos)
+    await health_servicer.enter_graceful_shutdown()
+    for rec in list(fed.clusters.values()):  # agent streams end with a status, as any the federator ends, not cut
+        if rec.connected:
+            fed.close_stream(rec, stopping(rec.name))
     runner.cancel()
     ticker.cancel()
     if watching is not None:
@@ -485,19 +494,20 @@ async def serve(opts: ServeOptions) -> None:
     pruner.cancel()
     if wal_watch is not None:
         wal_watch.cancel()
-    await fed.early.quarantine.writes.close()  # the changes not written yet; kube: while this replica leads
-    if kube:
-        await kube.stop()
-    await health_servicer.enter_graceful_shutdown()
-    for rec in list(fed.clusters.values()):  # agent streams end with a status, as any the federator ends, not cut
-        if rec.connected:
-            fed.close_stream(rec, stopping(rec.name))
-    fed.end_watches()  # and so do watches
+    if kube is None or kube.fence.holds():  # the changes not written yet; kube: while this replica leads
+        await fed.early.quarantine.writes.close()
+    if kube:  # the Lease given up after the last write below, not before it (backends/kube/fencing.py)
+        await kube.stop(release=False)
+    fed.end_watches()  # watches end with a status too
     await server.stop(grace=2.0)
     httpd.stop()
     fed.membership.flush()
-    await asyncio.to_thread(fed.journal.close)  # what is queued written, the writer thread joined (group_commit.py)
+    # What is queued written (group_commit.py), the writer thread joined; kube: only while the Lease is this
+    # replica's, else dropped (fencing.py)
+    await asyncio.to_thread(fed.journal.close)
     store.close()
+    if kube:
+        await kube.release()
     if members is not None:
         members.close()
     if cordon_store is not None:

@@ -160,6 +160,9 @@ class FederatedJobController:
 
     def _enqueue(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
+        # the version a status write of its job expects (store.py: a deposed leader's write is refused)
+        self.store.seen_version(str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""),
+                                gone=kind == DELETED)
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         self._queues[zlib.crc32(key.encode()) % WORKERS].put_nowait((kind, obj))
         if (ref := controller_of(obj)) is not None:  # an array's task changed: the array counts its tasks again

@@ -7,6 +7,12 @@ first, so their quotas hold before any FederatedJob is submitted). When it
 loses the Lease it stops at once, and the process exits non-zero so its
 supervisor restarts it as a standby.
 
+Losing the Lease also fences every write (fencing.py): from the moment this
+replica's own clock says the Lease may be lost, the store, its Events and its
+status fields send nothing, and the stop path drops what was queued instead of
+flushing it; a status write refused for an object written since (its
+resourceVersion) makes the replica step down unless the Lease is still its own.
+
 It renews the Lease from the moment it has it (`prepare`), not from the end of
 `start`: loading the jobs and listing the Queues, FederatedJobs and
 MemberClusters take seconds on a big or busy host, and a leader that had not
@@ -26,6 +32,7 @@ from federator.backends.kube.api import KubeApi, KubeError
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventRecorder
+from federator.backends.kube.fencing import Fence
 from federator.backends.kube.leader import LeaderElector, LeaseConfig
 from federator.backends.kube.move_times import KubeMoveStore
 from federator.backends.kube.namespace_gate import HostNamespaces
@@ -47,7 +54,10 @@ class KubeMode:
         self.opts = opts
         self.api = api
         self.elector = elector
-        self.store = KubeJobStore(api, namespace=opts.namespace, events=EventRecorder(api, instance=opts.identity))
+        self.fence = Fence(elector)  # whether this replica may still write (fencing.py)
+        events = EventRecorder(api, instance=opts.identity)
+        events.fence = self.fence
+        self.store = KubeJobStore(api, namespace=opts.namespace, events=events, fence=self.fence)
         self.reservation_clocks = KubeReservationClockStore(self.store)  # in the gangs' FederatedJob status
         self.moves = KubeMoveStore(self.store)  # when each job last moved, in its FederatedJob status
         # The ends awaited of placements cancelled on a silent member, on its MemberCluster (silent_cancels.py):
@@ -102,6 +112,16 @@ class KubeMode:
         await self.controller.start()
         if self._renewals is not None:  # lost already while starting: the callback comes at once
             self._renewals.add_done_callback(lambda task: self._lease_ended(task, on_lost))
+        loop = asyncio.get_running_loop()
+        # a status write that found the Lease another's (store.py, from a writer thread): stop, as a lost renewal does
+        def deposed() -> None:
+            loop.call_soon_threadsafe(self._deposed, on_lost)
+
+        self.fence.on_lost = deposed
+
+    def _deposed(self, on_lost: Callable[[], None]) -> None:
+        self.lost = True
+        on_lost()
 
     def _lease_ended(self, task: asyncio.Task[None], on_lost: Callable[[], None]) -> None:
         """The renewals ended: the Lease is lost (`renew` returned, or failed), unless `stop` cancelled them."""
@@ -112,18 +132,30 @@ class KubeMode:
         self.lost = True
         on_lost()
 
-    async def stop(self) -> None:
-        if self._renewals is not None:
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop the controllers and write what is due while this replica holds the Lease; then give the Lease up,
+        unless `release` is False: serve then writes its queued jobs (the group commit) and calls `release` after
+        them, renewing meanwhile, so that no write of this replica's lands after a standby took over."""
+        if release and self._renewals is not None:
             self._renewals.cancel()
         if self.controller is not None:
             await self.controller.stop()
         if self.queues is not None:
             await self.queues.stop()
+        # Written only while this replica still holds the Lease (a SIGTERM); after a lost one the store and the
+        # status fields drop what is due instead (fencing.py), and the MemberClusters are not written.
         await asyncio.to_thread(self.store.flush)
-        await asyncio.to_thread(self.reservation_clocks.flush)  # while this replica still leads
+        await asyncio.to_thread(self.reservation_clocks.flush)
         await asyncio.to_thread(self.moves.flush)
-        if self.controller is not None:
+        if self.controller is not None and self.fence.holds():
             await asyncio.to_thread(self.silent.flush, self.controller.recreate())
+        if release:
+            await self.release()
+
+    async def release(self) -> None:
+        """Renew no more and give the Lease up (unless lost), after this replica's last write."""
+        if self._renewals is not None:
+            self._renewals.cancel()
         if self.elector is not None and not self.lost:
             await asyncio.to_thread(self.elector.release)
 

@@ -59,7 +59,13 @@ class StatusFieldWrites(Generic[V]):
         FederatedJob is not made yet, or a write the API server did not take: tried again at the next flush)."""
         with self._lock:
             due = dict(self._due)
+            if due and not self.jobs.fence.holds():  # dropped, not flushed (fencing.py): the new leader's stand
+                self._due.clear()
+                self.jobs.fence.drop(f"{len(due)} jobs' status.{self.field}", len(due))
+                return 0
         for job_id, value in due.items():
+            if not self.jobs.fence.holds():
+                break
             if self._write(job_id, value):
                 with self._lock:
                     if self._due.get(job_id, value) is value:  # unless a newer change came meanwhile
@@ -82,6 +88,8 @@ class StatusFieldWrites(Generic[V]):
                             "has worked", self.failing.format(job=job_id), owner.namespace, owner.name, exc)
             self._failing = True
             return False
+        # the object's new version: the job's next status write expects it (store.py `seen_version`)
+        self.jobs.seen_version(owner.uid, str((patched.get("metadata") or {}).get("resourceVersion") or ""))
         if self._failing:
             log.info(self.recovered)
         self._failing = False

@@ -8,7 +8,14 @@ status, which is how a federator that becomes leader picks up where the last
 one stopped (the placements' fencing generations included).
 
 Each status write carries the FederatedJob's uid as a precondition, so a job
-never writes over a newer FederatedJob that reuses its name. A job submitted
+never writes over a newer FederatedJob that reuses its name, and the
+resourceVersion the store last saw of the object (at `load`, in its own write's
+answer, or from the controller's informer: `seen_version`), so a write prepared
+before this replica lost the Lease is refused if the new leader wrote the object
+meanwhile. On such a 409 the store reads the object and writes again only if the
+Lease is still this replica's; else it drops the write and steps down. No write
+at all is sent once this replica may have lost the Lease by its own clock
+(`fencing.py`): queued and held writes are dropped, not flushed. A job submitted
 through the gRPC API (`federator submit`) gets a FederatedJob created for it,
 so every job is visible with kubectl. A write that places, re-queues,
 preempts or fails a job also records a Kubernetes Event on its FederatedJob
@@ -61,6 +68,7 @@ from federator.backends.kube.events import (
     job_events,
     seen,
 )
+from federator.backends.kube.fencing import Deposed, Fence
 from federator.backends.kube.resources import FINALIZER, accepted_of, job_from_resource, job_status, spec_of
 from federator.backends.kube.retries import RetryBook, failure_of, unavailable
 from federator.backends.kube.status_as_loaded import digest
@@ -75,6 +83,7 @@ WRITERS = 8  # status writes in flight at once (the client's pool has room for t
 # waits for that round, not for 200 PATCHes (~7 s at the ~30 a second an API server took on the test bed, QA
 # kubescaleqa62 H1).
 LAZY_BATCH_JOBS = WRITERS
+CONFLICT_TRIES = 3  # status writes of one job refused for a newer object, read again each time, before it is held
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +111,12 @@ class KubeJobStore:
 
     def __init__(self, api: KubeApi, *, namespace: str | None = None, clock: Callable[[], float] = time.time,
                  events: EventRecorder | None = None, timer: Callable[[], float] = time.monotonic,
-                 retries: RetryBook | None = None) -> None:
+                 retries: RetryBook | None = None, fence: Fence | None = None) -> None:
         self.api = api
+        # Whether this replica may still write (fencing.py); without leader election it always may
+        self.fence = fence or Fence(None)
+        # The resourceVersion last seen of each FederatedJob, by uid: a status write's precondition (`seen_version`)
+        self._versions: dict[str, str] = {}
         self.events = events  # None: no Kubernetes Events
         # What Submit warns of a spec (server/intake.py `warnings`), posted as SubmitWarning Events on the
         # FederatedJob made for a gRPC job, as the controller posts them on one made with kubectl (host.py sets it).
@@ -177,6 +190,15 @@ class KubeJobStore:
         """The kubectl scale `observed` announced is the job's: its later writes hold the new count."""
         self._scaling_from.pop(job_id, None)
 
+    def seen_version(self, uid: str, version: str, *, gone: bool = False) -> None:
+        """The controller's informer saw this FederatedJob at `version` (or deleted): a status write of its job
+        expects that version. Never moved back to an older one (a watch event landing after the store's own write's
+        answer): resourceVersions are etcd revisions, so when both are numbers the larger is the newer."""
+        if gone:
+            self._versions.pop(uid, None)
+        elif version and _newer(version, self._versions.get(uid)):
+            self._versions[uid] = version
+
     def owner_of(self, job_id: JobId) -> Owner | None:
         return self._owners.get(job_id)
 
@@ -200,6 +222,7 @@ class KubeJobStore:
         owner = self._owners.pop(job_id, None)
         if owner is not None and self._by_uid.get(owner.uid) == job_id:
             del self._by_uid[owner.uid]
+            self._versions.pop(owner.uid, None)
         for per_job in (self._conditions, self._loaded, self._replicas, self._job_replicas, self._scaling_from,
                         self.spec_held, self.ignoring, self.reservations, self.moves, self._seen):
             per_job.pop(job_id, None)  # type: ignore[attr-defined]
@@ -228,6 +251,7 @@ class KubeJobStore:
                 continue
             self._own(job.job_id, Owner(meta["namespace"], meta["name"], meta["uid"],
                                         int(meta.get("generation", 1))))
+            self.seen_version(meta["uid"], str(meta.get("resourceVersion") or ""))
             self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
             self._loaded[job.job_id] = self._said(cr.get("status") or {}, job)
             if notes := read_back(self._conditions[job.job_id]):
@@ -261,6 +285,15 @@ class KubeJobStore:
         asked = {j.job_id for j in jobs}
         with self._lock:
             now = self.timer()
+            if not self.fence.holds():  # the Lease lost, or may be: dropped, not flushed (fencing.py)
+                dropped = len(set(asked) | {j.job_id for j in self._retry.jobs()})
+                for job in self._retry.jobs():
+                    self._retry.clear(job.job_id)
+                if dropped:
+                    self.fence.drop(f"{dropped} jobs' status", dropped)
+                if asked:
+                    raise self.fence.refusal(len(asked))
+                return
             held = self._retry.jobs() if every_held else self._retry.due(now)
             pending = {**{j.job_id: j for j in held}, **{j.job_id: j for j in jobs}}  # a newer state wins
             jobs_in_order = list(pending.values())
@@ -272,9 +305,14 @@ class KubeJobStore:
                 errors = list(self._pool.map(self._write_or_error, jobs_in_order))
             away: list[tuple[Job, KubeError]] = []
             refused: list[StoreRefused] = []
+            fenced: list[Job] = []
             for job, error in zip(jobs_in_order, errors, strict=True):
                 if error is None:
                     self._written(job)
+                    continue
+                if isinstance(error, Deposed):  # not sent, nor kept: the new leader rebuilds it
+                    self._retry.clear(job.job_id)
+                    fenced.append(job)
                     continue
                 self.on_write_error(failure_of(error))
                 if unavailable(error) and job.job_id in asked:
@@ -285,6 +323,10 @@ class KubeJobStore:
                     refused.append(_refusal(job, error))  # its FederatedJob was not made, for what it is: not kept
                 else:
                     self._hold(job, error, now)
+        if fenced:
+            self.fence.drop(f"{len(fenced)} jobs' status", len(fenced))
+            if asked & {j.job_id for j in fenced}:
+                raise self.fence.refusal(len(asked & {j.job_id for j in fenced}))
         if away:
             job, error = away[0]
             raise StoreUnavailable(f"the Kubernetes API server did not take {len(away)} of "
@@ -313,10 +355,12 @@ class KubeJobStore:
         """Jobs whose newest state is held for a retry, by the reason of their last failure (a gauge)."""
         return {str(reason): n for reason, n in self._retry.counts().items()}
 
-    def _write_or_error(self, job: Job) -> KubeError | None:
+    def _write_or_error(self, job: Job) -> KubeError | Deposed | None:
+        if not self.fence.holds():  # asked again before each write: a batch may outlast the Lease
+            return self.fence.refusal(1)
         try:
             self._write(job)
-        except KubeError as exc:
+        except (KubeError, Deposed) as exc:
             return exc
         return None
 
@@ -375,8 +419,7 @@ class KubeJobStore:
                     self.unchanged += 1
             else:
                 self._loaded.pop(job.job_id, None)  # the object will say something else
-                body = {"metadata": {"uid": owner.uid}, "status": status}
-                self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
+                self._patch_status(job, owner, status)
                 with self._count_lock:
                     self.writes += 1
             self._record_events(job, owner)
@@ -396,6 +439,40 @@ class KubeJobStore:
         ignored(status, self.ignoring.get(job.job_id), generation=generation, now=self.clock(),
                 old_conditions=self._conditions.get(job.job_id))
         return status
+
+    def _patch_status(self, job: Job, owner: Owner, status: dict[str, Any]) -> None:
+        """The status write, on the condition that the object is as this store last saw it (its resourceVersion).
+
+        A 409 with a version known is someone's write since: the object is read again; another object of the name
+        (or none) is the caller's "gone". Else the write is sent again over the version read, but only if the
+        Lease, read afresh, is still this replica's (`Fence.confirm`): a deposed leader's write is dropped and the
+        replica steps down, so the new leader's status stands (outside QA haqa63 FA)."""
+        for _ in range(CONFLICT_TRIES):
+            meta: dict[str, str] = {"uid": owner.uid}
+            if version := self._versions.get(owner.uid):
+                meta["resourceVersion"] = version
+            try:
+                patched = self.api.patch(FEDERATED_JOBS, owner.name, {"metadata": meta, "status": status},
+                                         owner.namespace, subresource="status")
+            except ConflictError:
+                if not version:
+                    raise  # the uid's precondition: another object of the name
+                current = self.api.get(FEDERATED_JOBS, owner.name, owner.namespace)  # NotFoundError: gone
+                now = current.get("metadata") or {}
+                if now.get("uid") != owner.uid:
+                    raise
+                if not self.fence.confirm():
+                    self.fence.step_down(f"the status write of job {job.job_id} to FederatedJob {owner.namespace}/"
+                                         f"{owner.name} was refused (written since this replica last saw it, "
+                                         f"resourceVersion {version} -> {now.get('resourceVersion')}) and the "
+                                         "leader Lease is no longer this replica's")
+                    raise self.fence.refusal(1) from None
+                self._versions[owner.uid] = str(now.get("resourceVersion") or "")
+                continue
+            self.seen_version(owner.uid, str((patched.get("metadata") or {}).get("resourceVersion") or ""))
+            return
+        raise KubeError(409, f"FederatedJob {owner.namespace}/{owner.name} changed under each of {CONFLICT_TRIES} "
+                             "status writes; tried again later", reason="Conflict")
 
     def _status_fields(self, job: Job) -> frozenset[str]:
         """The fields a status write of this store sets: the same for every job (`_status_of`'s keys), learned
@@ -425,6 +502,7 @@ class KubeJobStore:
         it refuses is, until the CRD is applied (docs/operators.md)."""
         body = {"metadata": {"uid": owner.uid}, "spec": {"replicas": job.spec.replicas}}
         patched = self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace)
+        self.seen_version(owner.uid, str((patched.get("metadata") or {}).get("resourceVersion") or ""))
         self._replicas[job.job_id] = job.spec.replicas
         self._scaling_from.pop(job.job_id, None)  # a gRPC scale after a refused kubectl one: the object follows it
         owner = replace(owner, generation=int((patched.get("metadata") or {}).get("generation", owner.generation)))
@@ -440,6 +518,7 @@ class KubeJobStore:
         held = job.hold is not None
         body = {"metadata": {"uid": owner.uid}, "spec": {"held": held}}
         patched = self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace)
+        self.seen_version(owner.uid, str((patched.get("metadata") or {}).get("resourceVersion") or ""))
         self.spec_held[job.job_id] = held
         owner = replace(owner, generation=int((patched.get("metadata") or {}).get("generation", owner.generation)))
         self._own(job.job_id, owner)
@@ -487,6 +566,7 @@ class KubeJobStore:
             with_old_names(doc)
             created = self._create_or_adopt(job, doc)
         meta = created["metadata"]
+        self.seen_version(meta["uid"], str(meta.get("resourceVersion") or ""))
         log.info("created FederatedJob %s/%s for job %s", meta["namespace"], meta["name"], job.job_id)
         return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
 
@@ -531,6 +611,13 @@ class KubeJobStore:
         raise NameHeld(f"metadata.name: FederatedJob {ns}/{name} exists and is not this job's ({what}); {fix}",
                        holder=job_id if job_id != job.job_id else "",
                        vague=f"metadata.name: FederatedJob {ns}/{name} exists and is not this job's; {fix}")
+
+
+def _newer(version: str, than: str | None) -> bool:
+    """Whether `version` is at least as new as `than` (None: nothing seen); not numbers: taken as newer."""
+    if than is None or not (version.isdigit() and than.isdigit()):
+        return True
+    return int(version) >= int(than)
 
 
 def _refusal(job: Job, error: KubeError) -> StoreRefused:
