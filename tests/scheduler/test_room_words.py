@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from scenarios import H100, cycle, spec
+from scenarios import A100, H100, cycle, spec
 
-from federator.model import AcceleratorPool, ReasonCode
+from federator.model import AcceleratorAlternative, AcceleratorPool, ReasonCode
 from federator.scheduler import Scheduler
 from federator.scheduler.board import shape_key
 from federator.scheduler.snapshot import Snapshot
@@ -69,3 +69,35 @@ def test_the_words_are_the_shapes_first_and_stay_true() -> None:
     assert shape_key(request(jobs[0])) == shape_key(request(jobs[1]))
     again = Scheduler().schedule(Snapshot.of(result.snapshot.clusters), [request(jobs[1])])
     assert again.pending["four-b"] == result.pending["four-b"]  # type: ignore[index]
+
+
+def test_a_gang_told_it_fits_in_part_says_so_only_if_the_room_is_left() -> None:
+    """Two nodes of 8; a 4, an 8, a gang of 2 x 4, a 4. At its turn the gang fits 1 of 2 replicas (4 free on a
+    node), room the 4 behind it takes: at the end of the cycle no node has 4 free, and the gang says so, with the
+    code a cycle over that room gives it (scheduler/room_words.py)."""
+    member = cluster("member-a", "r", _said(pool(H100, nodes=2)))
+    jobs = [spec("four-a", gpus=4), spec("eight", gpus=8), spec("gang", gpus=4, replicas=2), spec("four-b", gpus=4)]
+    first = cycle([member], jobs)
+    assert {d.job_id for d in first.decisions} == {"four-a", "eight", "four-b"}
+    told = first.pending["gang"]  # type: ignore[index]
+    again = Scheduler().schedule(first.snapshot, [request(jobs[2])])
+    assert again.pending["gang"] == told  # type: ignore[index]
+    assert told.code is ReasonCode.INSUFFICIENT_ACCELERATORS
+    assert told.message == f"0/1 clusters fit: member-a has no node with 4 free {H100} accelerators", told
+
+
+def test_settled_words_keep_the_other_alternatives_story() -> None:
+    """A job of two alternatives is told both stories; the one the cycle's later placements moved is told as the
+    room stands, the other as it was."""
+    member = cluster("member-a", "r", _said(pool(H100, nodes=2)), _said(pool(A100, nodes=1, free=2)))
+    gang = dataclasses.replace(spec("gang", replicas=2), accelerators=(
+        AcceleratorAlternative(4000, "H100"), AcceleratorAlternative(4000, "A100")))
+    jobs = [spec("four-a", gpus=4, models=("H100",)), spec("eight", gpus=8, models=("H100",)), gang,
+            spec("four-b", gpus=4, models=("H100",))]
+    result = cycle([member], jobs)
+    assert {d.job_id for d in result.decisions} == {"four-a", "eight", "four-b"}
+    told = result.pending["gang"]  # type: ignore[index]
+    assert told.code is ReasonCode.INSUFFICIENT_ACCELERATORS, told
+    assert told.message.startswith(f"alternative 1 (4 x H100): 0/1 clusters fit: member-a has no node with 4 free "
+                                   f"{H100} accelerators; alternative 2 (4 x A100): "), told
+    assert "member-a has no node with 4 free" in told.message.split("alternative 2")[1], told

@@ -12,9 +12,11 @@ A pool's largest node (`AcceleratorPool.largest_node_accelerators`: devices inst
 neither within a cycle nor with a member's load, and answers what the figure was there for: could a replica
 ever fit on one node here. So the words name it, only when it is too small for one replica, and say nothing of
 free room; "has no node with 4 free" alone stays true to the end of the cycle (a cycle's place phase only
-takes room) and until a report changes it. The member's free room, which moves, is read on demand:
-`federator get clusters -o wide`. A pool whose agent does not say its largest node (an older agent) adds
-nothing: the words then claim no more than they know. Pure, and costs one pass over the pools already looked at.
+takes room) and until a report changes it; the figures a capacity reason still tells (replicas that fit,
+CPU free) are settled against the room the cycle left (room_words.py). The member's free room, which moves, is
+read on demand: `federator get clusters -o wide`. A pool whose agent does not say its largest node (an older
+agent) adds nothing: the words then claim no more than they know. Pure, and costs one pass over the pools
+already looked at.
 """
 
 from __future__ import annotations
