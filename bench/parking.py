@@ -11,7 +11,9 @@ others start there) and CPU free up or down. The real server state machine
 `--per-cycle` of them (100 clusters reporting every 2 s, a cycle a second: 50).
 
 Printed: the jobs each cycle went over (those a report brought back, plus the
-placed ones' retries), the cycles' CPU time, and the placements made. A job
+placed ones' retries), the cycles' CPU time, the placements made, and the
+waiting jobs whose reason the cycles reworded (`reasons_reworded`: each a store
+write, a status PATCH in Kubernetes mode; counted outside the cycles' time). A job
 comes back only when a report could let it fit (server/parking.py); before
 that, every job that names no model came back with every report that moved
 any pool, and every job of a model with every move of that model's pools.
@@ -58,6 +60,11 @@ def full(capacity, rng: random.Random, *, freed: int):  # type: ignore[no-untype
         cpu_milli_free=cpu)
 
 
+def _reasons(fed: Federator) -> dict[str, str]:
+    """Each waiting job's reason as stored, in words."""
+    return {j.job_id: str(j.pending_reason) for j in fed.jobs.values() if j.phase is JobPhase.PENDING}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clusters", type=int, default=100)
@@ -89,7 +96,8 @@ def main() -> int:
         fed.journal.write(batch)
         fed.schedule_once()
         parked_at_start = len(fed.cycles.parked)
-        went_over, cpu, placed, preempted = [], [], 0, 0
+        went_over, cpu, placed, preempted, reworded = [], [], 0, 0, 0
+        said = _reasons(fed)
         for i in range(args.reports):
             info = rng.choice(fleet)
             fed.report(recs[info.name], full(info.capacity, rng, freed=rng.choice((0, 0, 1, 2))))
@@ -100,6 +108,9 @@ def main() -> int:
                 went_over.append(len(result.decisions) + len(result.pending))
                 placed += len(result.decisions)
                 preempted += len(result.preemptions)
+                now = _reasons(fed)
+                reworded += sum(1 for j, r in now.items() if j in said and said[j] != r)
+                said = now
         fed.cycles.close()
     print(json.dumps({
         "clusters": args.clusters, "jobs": args.jobs, "preemptible": args.preemptible,
@@ -107,7 +118,7 @@ def main() -> int:
         "reports": args.reports, "cycles": len(cpu), "placed": placed,
         "jobs_per_cycle_mean": round(statistics.mean(went_over)), "jobs_per_cycle_max": max(went_over),
         "cycle_cpu_seconds_mean": round(statistics.mean(cpu), 3), "cycle_cpu_seconds_max": round(max(cpu), 3),
-        "cpu_seconds_total": round(sum(cpu), 1),
+        "cpu_seconds_total": round(sum(cpu), 1), "reasons_reworded": reworded,
     }, indent=2))
     return 0
 

@@ -95,10 +95,10 @@ def test_a_new_leader_writes_no_status_of_the_stable_jobs_it_loads(host: Testbed
     async def main() -> None:
         store, fed, ctl = await leader(api_of(host))
         try:
-            # One by one, so the queue's order is the names': the two 4-accelerator jobs take the node and each job
-            # left waiting reads "the most free on one node is" 0. Accepted in the informer's order, a 4 could come
-            # after two 2s and be told "2 free" at its turn, room the cycle then gave to a 2 behind it: the restart's
-            # first cycle says 0, a true change of words, written (1 CI run in 6).
+            # One by one, so the queue's order is the names'. Any order holds now: a 4 accepted after two 2s was
+            # told "the most free on one node is 2" at its turn, room the cycle then gave to a 2 behind it, and the
+            # restart's first cycle reworded it (1 CI run in 6); a reason names no free room on a node any more
+            # (scheduler/node_size.py, tests/server/test_stable_reasons.py).
             for name in names:
                 doc = fj_yaml(name, NAMESPACE, acceleratorModels=["H100"],
                               resources={"cpu": "1", "nvidia.com/gpu": gpus.get(name, 2)})

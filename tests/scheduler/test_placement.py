@@ -167,9 +167,10 @@ def test_random_fit_baseline_is_deterministic() -> None:
         ([cluster("a", "r", pool(H100, nodes=4), cpu=16)], spec("g", gpus=8, cpu=32), ReasonCode.INSUFFICIENT_CPU,
          "a has 16 CPUs free"),
         ([], spec("g", gpus=8), ReasonCode.NO_CLUSTERS, "no member cluster"),
-        ([cluster("a", "r", pool(H100, nodes=4))], spec("g", gpus=9), ReasonCode.INSUFFICIENT_ACCELERATORS,
-         f"a has no node with 9 free {H100} accelerators (the most free on one node is 8; a replica is one pod on "
-         "one node)"),
+        ([cluster("a", "r", dataclasses.replace(pool(H100, nodes=4), largest_node_accelerators=8))],
+         spec("g", gpus=9), ReasonCode.INSUFFICIENT_ACCELERATORS,
+         f"a has no node with 9 free {H100} accelerators (its largest node has 8 installed; a replica is one pod "
+         "on one node)"),
     ],
     ids=["gang-too-big", "no-node-with-8", "model-missing", "cpu", "no-clusters", "replica-over-every-node"],
 )

@@ -6,6 +6,7 @@ mode each rewording is a PATCH of a FederatedJob's status; most of ~545 after a 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from server_support import Clock, MemoryStore, make
 
@@ -95,12 +96,13 @@ def test_a_group_asked_again_after_a_report_counts_the_parked_jobs_ahead_of_its_
 
     fed.submit(_gang("a-late", "alice"))  # alice's 13th, after bob's: it goes after them
     rec = fed.connect(cluster="member-b", region="r", labels={})
-    four = cluster("member-b", "r", pool(A100, nodes=0, extra=Counter({4: 1, 0: 3}))).capacity
-    fed.report(rec, four)  # the most free on one node is 4 now: the parked groups' reasons say so
+    held = replace(pool(A100, nodes=0, extra=Counter({0: 4})), quota_held_accelerators=4)
+    four = cluster("member-b", "r", held).capacity
+    fed.report(rec, four)  # the member's own quota holds 4 back now: the parked groups' reasons say so
     fed.schedule_once()
     fed.journal.drain()
     told = _stored(store, "b0")
-    assert "the most free on one node is 4" in told, told
+    assert "(4 more free held back by the member's own queue quota)" in told, told
     assert told.endswith("; 10 to 19 waiting jobs of queue default go before its owner's: 10 to 19 of users "
                          "holding as much, submitted earlier"), told
     assert _stored(store, "b1") == _stored(store, "b2") == told
@@ -114,3 +116,38 @@ def test_a_group_asked_again_after_a_report_counts_the_parked_jobs_ahead_of_its_
     again.journal.drain()
     assert _stored(store, "b0") == told
     assert not store.writes["b0"] and not store.writes["b1"] and not store.writes["b2"], store.writes
+
+
+def test_a_second_cycle_over_the_same_room_tells_a_waiting_job_the_same_words() -> None:
+    """Stop 62's CI (1 run in 6): one node of 8 H100; a 4, a 2, a 4, a 2. The second 4 found 2 free at its turn and
+    was told "the most free on one node is 2", room the last 2 then took: its stored reason (a FederatedJob's status
+    in Kubernetes mode) was false from that cycle on, and a restart's first cycle, which asks every waiting job
+    again over the same room, reworded it: a status write. Its words now name no free room (scheduler/node_size.py)."""
+    h100 = "NVIDIA-H100-80GB-HBM3"
+    store, clock = CountingStore(), Clock()
+    fed = make(store, clock)
+    rec = fed.connect(cluster="member-a", region="r", labels={})
+    node = replace(pool(h100, nodes=1), largest_node_accelerators=8)
+    fed.report(rec, cluster("member-a", "r", node).capacity)
+    for name, gpus in (("four-a", 4), ("two-a", 2), ("four-b", 4), ("two-b", 2)):
+        fed.submit(recorded_owner(job(name, gpus=gpus, models=("H100",)), "alice"))
+        clock.now += 1  # the queue's order is the submissions'
+    fed.schedule_once()
+    fed.journal.drain()
+    assert sorted(j.spec.name for j in fed.jobs.values() if j.placements) == ["four-a", "two-a", "two-b"]
+    told = _stored(store, "four-b")
+
+    store.writes.clear()
+    clock.now += 60
+    again = make(store, clock)  # a restart: its first cycle looks at every waiting job
+    rec = again.connect(cluster="member-a", region="r", labels={})
+    held = [p for j in again.jobs.values() for p in j.placements if p.phase.is_active]
+    full = cluster("member-a", "r", replace(node, nodes_by_free=(1,) + (0,) * 8)).capacity  # the room left: none
+    again.report(rec, replace(full, placement_ids=frozenset(p.placement_id for p in held)))
+    again.schedule_once()
+    again.schedule_once()
+    again.journal.drain()
+    assert _stored(store, "four-b") == told
+    assert not store.writes["four-b"], store.writes
+    assert told == f"{ReasonCode.INSUFFICIENT_ACCELERATORS}: 0/1 clusters fit: member-a has no node with 4 free " \
+                   f"{h100} accelerators", told  # true of the room the first cycle left

@@ -20,7 +20,9 @@ numbered phases, each timed:
 Speed: filter and score results are cached per request *shape* for the
 cycle (`board.py`) and refreshed only for clusters that changed since, and a
 shape that fits nowhere stays unplaceable for the rest of the place phase
-(capacity only shrinks in it). So the cost of a cycle grows with jobs plus
+(capacity only shrinks in it); at its end, the capacity reasons of the shapes
+whose clusters changed since are made again over the room left, and their
+jobs told those (`room_words.py`). So the cost of a cycle grows with jobs plus
 shapes x clusters, not jobs x clusters. The filters' verdicts outlive the
 cycle (`verdicts.py`): a shape's first look at a cluster in a cycle reuses
 what the filters said of it last time while the cluster and what they read
@@ -77,6 +79,7 @@ from federator.scheduler.preemption import (
 from federator.scheduler.regionload import RegionUse
 from federator.scheduler.reservation import Reservation, guarded, reserve_room, respected, still_reserved
 from federator.scheduler.residency import ALWAYS_FILTERS, fenced
+from federator.scheduler.room_words import RoomWords
 from federator.scheduler.same_as import placed
 from federator.scheduler.snapshot import Snapshot, Txn
 from federator.scheduler.spread import is_rest, spread_counts
@@ -199,6 +202,7 @@ class Scheduler:
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
+        words = RoomWords()  # the capacity reasons told, settled against the room the phase leaves (room_words.py)
         notes: dict[JobId, Reason] = {}  # why a decision leaves its job short (Decision.short)
         decisions: list[Decision] = []
         seconds: list[float] = []
@@ -213,11 +217,11 @@ class Scheduler:
             if reserved and (bound := respected(request, reserved)):
                 request = replace(request, respects=bound)
             asked, (request, outcome) = request, first_that_fits(
-                request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
+                request, lambda v: self._try(v, usage, txn, board, unplaceable, notes, words), cfg.legacy_vendor)
             if isinstance(outcome, Reason) and shrinkable(asked, outcome):  # elastic: the largest count that fits
                 request, outcome = first_that_fits(
                     largest(asked, lambda r: self._fits(r, usage, txn, board, unplaceable)),  # (elastic.py)
-                    lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
+                    lambda v: self._try(v, usage, txn, board, unplaceable, notes, words), cfg.legacy_vendor)
                 if isinstance(outcome, Reason):  # waits (and may preempt) for room for its minimum
                     outcome = elastic_note(asked, outcome)
             if isinstance(outcome, Reason):
@@ -242,6 +246,8 @@ class Scheduler:
                         board.changed(name)
             if moved:  # Scarcity's scores moved: every cluster's pool scores are stale
                 board.rescored(txn.names)
+        words.settle(pending, len(board.log), lambda r, k: None if board.best(r, k) is not None
+                     else summarize(board.rejections(k), len(txn.names), r))
         t3 = clock()
         phases["place"] = t3 - t2
 
@@ -262,15 +268,15 @@ class Scheduler:
     # -- placement --------------------------------------------------------
 
     def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
-             unplaceable: dict[tuple[object, ...], Reason], shorts: dict[JobId, Reason], *,
-             dry: bool = False) -> tuple[Assignment, ...] | Reason:
+             unplaceable: dict[tuple[object, ...], Reason], shorts: dict[JobId, Reason],
+             words: RoomWords | None = None, *, dry: bool = False) -> tuple[Assignment, ...] | Reason:
         """One alternative: the queue's quota on its models, then placement. `dry` (a gang's): whether it would
         place, reserving and keeping nothing (an empty tuple: it would): `_fits`."""
         check = usage.quota_check(request)
         if check.refused is not None:
             return check.refused
         request = check.admitted(request)
-        outcome = self._place(request, txn, board, unplaceable, shorts, dry=dry)
+        outcome = self._place(request, txn, board, unplaceable, shorts, words, dry=dry)
         if isinstance(outcome, Reason) and (notes := check.notes):
             if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
                 return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes),
@@ -289,16 +295,20 @@ class Scheduler:
             self.config.legacy_vendor)[1], Reason)
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board, unplaceable: dict[tuple[object, ...], Reason],
-               notes: dict[JobId, Reason], *, dry: bool = False) -> tuple[Assignment, ...] | Reason:
+               notes: dict[JobId, Reason], words: RoomWords | None = None, *,
+               dry: bool = False) -> tuple[Assignment, ...] | Reason:
         # Keyed by the shape, not its fit shape (which would do as well): the reason a job is told is then
         # what its own shape found, as of its first job this cycle. A dry look (`_fits`) reads it, and keeps
         # nothing in it: its reason is not the one a job is told.
         key = shape_key(request)
         known = unplaceable.get(key)
         if known is not None:
+            if words is not None:  # a dry look passes none: it tells no job
+                words.tell(request.job_id, key)
             return known
-        if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1
-                               and not request.spec.region_weights):
+        one = request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1
+                                  and not request.spec.region_weights)
+        if one:
             outcome = self._place_one(request, txn, board, key, dry=dry)
         elif dry:
             raise ValueError("a dry placement is a gang's (elastic.py): a spread request has none")
@@ -306,6 +316,9 @@ class Scheduler:
             outcome = self._place_spread(request, txn, board, notes)
         if isinstance(outcome, Reason) and not dry:
             unplaceable[key] = outcome
+            if words is not None and one:  # a spread's words are its count's (spread.py), not a summary
+                words.make(key, request, outcome, len(board.log))
+                words.tell(request.job_id, key)
         return outcome
 
     def _place_one(self, request: PlacementRequest, txn: Txn, board: Board, key: tuple[object, ...], *,

@@ -34,6 +34,7 @@ from federator.scheduler.framework import (
     model_accepted,
 )
 from federator.scheduler.maintenance_window import MaintenanceWindow
+from federator.scheduler.node_size import node_size_note
 from federator.scheduler.residency import AllowedRegions, RegionLatency
 from federator.scheduler.same_as import SameAs
 from federator.security.podsecurity import PodSecurity, describe
@@ -225,7 +226,8 @@ class GangFit:
             return pod_set_fit.gang_fit(request, cluster, accepted_pools(request, cluster))
         need = request.replicas if request.is_gang else 1
         best, best_held, best_model, any_node = 0, 0, "", False
-        for pool in accepted_pools(request, cluster):
+        pools = accepted_pools(request, cluster)
+        for pool in pools:
             fits = request.capacity_in(pool)
             if fits >= need:
                 return None
@@ -233,7 +235,7 @@ class GangFit:
             if (fits, pool.quota_held_accelerators) >= (best, best_held):
                 best, best_held, best_model = fits, pool.quota_held_accelerators, pool.accelerator_model
         if not any_node:
-            bare = [p for p in accepted_pools(request, cluster) if p.replica_capacity(m) > 0]
+            bare = [p for p in pools if p.replica_capacity(m) > 0]
             if bare:  # the accelerators are free; no node holds the replica's CPU or memory beside them: the code
                 res = request.spec.resources  # says which, as CpuMemoryFit's (outside HPC QA, H2)
                 return Reason(_host_short_code(request, bare),
@@ -243,7 +245,7 @@ class GangFit:
             where = f"{request.accelerators_per_replica} free" if m % MILLI == 0 else f"{m}m free on one"
             return Reason(ReasonCode.INSUFFICIENT_ACCELERATORS,
                           f"{cluster.name} has no node with {where} {best_model or 'matching'} accelerator"
-                          f"{'s' if m > MILLI else ''}{_most_on_a_node(request, cluster)}{quota_held_text(best_held)}")
+                          f"{'s' if m > MILLI else ''}{node_size_note(request, pools)}{quota_held_text(best_held)}")
         return Reason(ReasonCode.GANG_DOES_NOT_FIT,
                       f"{cluster.name} fits {best} of {need} replicas x {_count_text(m)} {best_model} accelerators"
                       f"{quota_held_text(best_held)}")
@@ -255,16 +257,6 @@ def _host_short_code(request: PlacementRequest, pools: list[AcceleratorPool]) ->
     res = request.spec.resources
     cpu_alone = any(p.replica_capacity(res.accelerator_milli, res.cpu_milli, 0) > 0 for p in pools)
     return ReasonCode.INSUFFICIENT_MEMORY if cpu_alone and res.memory_bytes else ReasonCode.INSUFFICIENT_CPU
-
-
-def _most_on_a_node(request: PlacementRequest, cluster: ClusterInfo) -> str:
-    """For a replica of whole accelerators: the most any one node has free, so that a replica larger than every
-    node (9 on 8-accelerator servers) reads as such, not as a shortage that passes (outside operator QA, F4)."""
-    if request.accelerator_milli % MILLI:
-        return ""
-    most = max((len(p.nodes_by_free) - 1 - next((i for i, n in enumerate(reversed(p.nodes_by_free)) if n), 0)
-                for p in accepted_pools(request, cluster) if any(p.nodes_by_free)), default=0)
-    return f" (the most free on one node is {most}; a replica is one pod on one node)" if most else ""
 
 
 @dataclass(frozen=True, slots=True)

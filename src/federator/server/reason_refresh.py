@@ -57,7 +57,8 @@ from federator.server.job_message import keep_interruption
 
 MIN_ASK_SECONDS = 5.0
 """The least time between two askings of one group: a bound on the writes a group of 100,000 jobs costs when
-every report of a busy member rewords its reason ("the most free on one node is 4", then 6, then 4)."""
+every report of a busy member rewords its reason ("fits 1 of 2 replicas", then "has no node with 8 free", then
+"fits 1 of 2" again; a capacity reason names no member's most free on one node, scheduler/node_size.py)."""
 ASKS_PER_PLAN = 256
 """Jobs a plan brings back to ask for their groups: a cycle's extra work stays a constant, whatever the number of
 groups (a fleet of 100 clusters and 40,000 jobs of mixed shapes had 2,883, and any report marked nearly all:
