@@ -51,7 +51,7 @@ def test_a_reconnect_re_syncs_the_live_placements_and_only_the_recent_ends() -> 
     async def body(agent: Agent) -> None:
         # live's Running too, told on the first stream: it starts 0.5 s after its launch (the sim's default), about
         # when the 40 short ones have ended and 0.2 s passed; reached once the second stream was open, its live
-        # update (resync false) was read with that stream's re-sync (1 of the first 3 runs on a loaded machine)
+        # update (resync false) was read with that stream's re-sync (1 run in 30 on a loaded machine)
         await fed.until(lambda: len(ended(fed.sessions[0])) == N and "live.g1.c-1" in running(fed.sessions[0]))
         await asyncio.sleep(0.2)  # past the backend's finished_ttl, within lost_after
         assert set(backend.placements()) == {"live.g1.c-1"}
