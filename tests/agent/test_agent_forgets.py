@@ -45,8 +45,14 @@ def test_a_reconnect_re_syncs_the_live_placements_and_only_the_recent_ends() -> 
     fed = ScriptedFederator([script, [], [], []], lost_after=1.0)
     backend = SimBackend(BIG["c-1"], finished_ttl=0.05)
 
+    def running(msgs: list[agent_pb2.AgentMessage]) -> set[str]:
+        return {u.placement_id for u in updates(msgs) if convert.phase_from_pb(u.phase) is JobPhase.RUNNING}
+
     async def body(agent: Agent) -> None:
-        await fed.until(lambda: len(ended(fed.sessions[0])) == N)
+        # live's Running too, told on the first stream: it starts 0.5 s after its launch (the sim's default), about
+        # when the 40 short ones have ended and 0.2 s passed; reached once the second stream was open, its live
+        # update (resync false) was read with that stream's re-sync (1 run in 30 on a loaded machine)
+        await fed.until(lambda: len(ended(fed.sessions[0])) == N and "live.g1.c-1" in running(fed.sessions[0]))
         await asyncio.sleep(0.2)  # past the backend's finished_ttl, within lost_after
         assert set(backend.placements()) == {"live.g1.c-1"}
         agent._outbox.put_nowait(None)  # noqa: SLF001 - the stream breaks

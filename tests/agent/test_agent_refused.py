@@ -21,6 +21,7 @@ from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, is
 from federator.security.tls import TlsFiles, cluster_files, server_files
 
 ATTEMPTS = 12
+PAUSED = "resumed after a pause of "  # agent/session.py's pause watch
 
 
 class Refusing(agent_pb2_grpc.AgentServiceServicer):
@@ -76,7 +77,11 @@ def _run(fed: Refusing, tls: TlsFiles | None = None, served: TlsFiles | None = N
 
 
 def _agent_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "federator.agent" and r.levelno == level]
+    """What the agent said at `level` of its refusals: every line but the pause watch's (agent/session.py), which
+    tells a loop held over PAUSE_SECONDS, whatever held it. On a loaded machine the twelve TLS handshakes held it
+    2.1 s, and "resumed after a pause" was a second WARNING beside the one hint (1 run of tests/agent in 3)."""
+    return [r.getMessage() for r in caplog.records if r.name == "federator.agent" and r.levelno == level
+            and not r.getMessage().startswith(PAUSED)]
 
 
 def test_a_revoked_agent_backs_off_to_minutes_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 import grpc
 import pytest
 from server_support import H100, LOST_AFTER, Clock, MemoryStore, make, spec
-from test_services_edge import agent_stream, channel, hello, served
+from test_services_edge import SUPERSEDED, agent_stream, channel, hello, served
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2
@@ -25,6 +25,7 @@ from federator.server.orders import CancelOrder, ErrorNotice
 from federator.server.outbox import AGENT_CLOSED, ERROR_LIMIT, EndCode, Outbox, superseded
 
 from builders import cluster, pool
+from support import until
 
 MANY = 2_500
 
@@ -88,8 +89,8 @@ def test_a_newer_stream_for_a_cluster_ends_the_older_with_aborted_saying_so(capl
     async def go() -> None:
         async with served() as s:
             async with channel(s.target) as ch:
-                older = asyncio.create_task(agent_stream(ch, [hello()]))
-                await asyncio.sleep(0.5)
+                older = asyncio.create_task(agent_stream(ch, [hello()], quiet=SUPERSEDED))
+                await until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.connected)
                 newer, err = await agent_stream(ch, [hello()])
                 assert err is None and newer[0].WhichOneof("body") == "welcome"
                 got, ended = await older

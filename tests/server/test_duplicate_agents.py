@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from test_services_edge import agent_stream, channel, report, run, served
+from test_services_edge import SUPERSEDED, agent_stream, channel, report, run, served
 
 from federator.agent.agent import Agent, AgentConfig
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
@@ -140,7 +140,7 @@ def test_a_newer_stream_takes_over_at_once_when_it_is_the_same_instance_or_eithe
     async def go() -> None:
         async with served() as s:
             async with channel(s.target) as ch:
-                older = asyncio.create_task(agent_stream(ch, [hello(old)]))
+                older = asyncio.create_task(agent_stream(ch, [hello(old)], quiet=SUPERSEDED))
                 await until(lambda: "east-1" in s.fed.clusters)
                 newer, err = await agent_stream(ch, [hello(new)])
                 assert err is None and newer[0].WhichOneof("body") == "welcome"
@@ -157,7 +157,7 @@ def test_another_instance_takes_over_once_the_holder_has_been_silent_for_a_lease
     async def go() -> None:
         async with served() as s:
             async with channel(s.target) as ch:
-                older = asyncio.create_task(agent_stream(ch, [hello(A)]))
+                older = asyncio.create_task(agent_stream(ch, [hello(A)], quiet=SUPERSEDED))
                 await until(lambda: "east-1" in s.fed.clusters)
                 rec = s.fed.clusters["east-1"]
                 rec.last_seen_at -= s.fed.lease_seconds - 1  # heard within the lease: still the holder

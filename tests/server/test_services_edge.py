@@ -89,9 +89,17 @@ def good_spec(name: str = "good", **spec: object) -> jobs_pb2.SubmitRequest:
         "spec": {"kind": "training", "resources": {"cpu": "1"}, **spec}})))
 
 
+SUPERSEDED = 30.0
+"""`agent_stream`'s quiet for a stream the federator is to end (superseded): past it, the stream reads as not ended."""
+
+
 async def agent_stream(ch: grpc.aio.Channel, first: list[agent_pb2.AgentMessage] | list[bytes],
-                       raw: bool = False) -> tuple[list[agent_pb2.FederatorMessage], grpc.aio.AioRpcError | None]:
-    """Send messages (or raw frames), read what comes back until the federator goes quiet or ends the stream."""
+                       raw: bool = False, quiet: float = 2.0,
+                       ) -> tuple[list[agent_pb2.FederatorMessage], grpc.aio.AioRpcError | None]:
+    """Send messages (or raw frames), read what comes back until the federator goes quiet (`quiet` seconds without
+    a message) or ends the stream. A stream a test expects the federator to end (superseded by a newer one) passes
+    a long `quiet`: on a loaded machine the newer stream's Hello came more than 2 s after the older's Welcome, and
+    the older one, gone quiet, was read as not ended."""
     method = ch.stream_stream("/federator.v1.AgentService/Connect",
                               request_serializer=(lambda b: b) if raw else agent_pb2.AgentMessage.SerializeToString,
                               response_deserializer=agent_pb2.FederatorMessage.FromString)
@@ -106,7 +114,7 @@ async def agent_stream(ch: grpc.aio.Channel, first: list[agent_pb2.AgentMessage]
     got: list[agent_pb2.FederatorMessage] = []
     try:
         while True:
-            msg = await asyncio.wait_for(call.read(), 2.0)
+            msg = await asyncio.wait_for(call.read(), quiet)
             if msg is grpc.aio.EOF:
                 return got, None
             got.append(msg)

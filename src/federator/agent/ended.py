@@ -54,7 +54,7 @@ def on_federator_clock(contact: Contact, ended: Ended | None) -> float:
     when there is no estimate (no Welcome yet) or no end is known (a placement ended before this agent started)."""
     if ended is None:
         return 0.0
-    now = contact.federator_now()
+    now = contact.said_now()  # never ahead: an end is never dated late (Contact.said_now)
     if now is None:
         return 0.0
     return max(0.0, now - (contact.clock() - ended.at))

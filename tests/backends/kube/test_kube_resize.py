@@ -54,7 +54,7 @@ def test_a_deployment_is_patched_from_6_to_4_and_the_drift_guard_keeps_4() -> No
         assert await b.resize(PID, 2, 4) is None
         b.deployments._apply_event(MODIFIED, deployment(4))  # the watch shows the patched object
         assert await b.resize(PID, 2, 4) is None  # the same Resize again (a re-sync): nothing to patch
-        await asyncio.sleep(0.1)  # a scale-back would run in the background
+        await asyncio.gather(*b._retries)  # a scale-back would run in the background: every task it started, done
         return api
 
     api = asyncio.run(run())

@@ -49,7 +49,7 @@ def test_a_deployment_scaled_down_on_the_member_is_scaled_back_and_a_job_is_left
         train = Placement(PlacementId("train-abc.g1.member-a"), JobId("train-abc"), "member-a", "east", 3, "", 1)
         job = build_workload(train, TRAIN, namespace="w")
         b.jobs._apply_event(MODIFIED, {**job, "spec": {**job["spec"], "parallelism": 1}})  # a Job: not ours to scale
-        await asyncio.sleep(0.2)  # the patch runs in the background
+        await asyncio.gather(*b._retries)  # the patch runs in the background: every task it started, done
         return api
 
     api = asyncio.run(run())
@@ -80,12 +80,14 @@ def test_an_image_edit_and_an_lws_scale_on_the_member_are_put_back_from_the_reco
                                     namespace="w"))
         informer = b._workload_informer(adapter_for(obj))
         informer._apply_event(MODIFIED, {**obj, "spec": {**obj["spec"], "replicas": 2}})  # kubectl scale lws
-        await asyncio.sleep(0.2)  # the patches run in the background
+        # the patches run in the background, each in a thread of its own: every task done, whatever the order
+        # (a fixed 0.2 s could end before them on a loaded machine, and the threads append in either order)
+        await asyncio.gather(*b._retries)
         return api, dep
 
     api, dep = asyncio.run(run())
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
     containers = dep["spec"]["template"]["spec"]["containers"]
-    assert [(plural, body) for plural, _, body, _ in api.patched] == [
+    assert sorted(((plural, body) for plural, _, body, _ in api.patched), key=lambda p: p[0]) == [
         ("deployments", {"spec": {"template": {"spec": {"containers": containers}}}}),
         ("leaderworkersets", {"spec": {"replicas": 1}})]
