@@ -20,6 +20,7 @@ import grpc
 from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.exit_codes import Exit, for_rpc
+from federator.cli.no_leader import gap_note
 from federator.listen import server_address
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
@@ -102,10 +103,14 @@ def fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, 
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and detail == "Deadline Exceeded" and args is not None:
         waited = CALL_TIMEOUT if seconds is None else seconds
         print(f"error: {prefix}no answer from {args.server} in {waited:g} s (last: {detail})", file=sys.stderr)
+        print(gap_note(detail, args.server, unanswered=True), file=sys.stderr)  # a failover, a standby (no_leader.py)
         return Exit.UNAVAILABLE
     hint = setup_hint(err, args)
     print(f"error: {prefix}{detail} ({code.name if code else 'unknown'})" + (f"; hint: {hint}" if hint else ""),
           file=sys.stderr)
+    note = gap_note(detail, args.server) if code is grpc.StatusCode.UNAVAILABLE and args and not hint else ""
+    if note:
+        print(note, file=sys.stderr)
     return Exit.FAILED if hint else for_rpc(err)  # a hint names a setup mistake (plaintext, a name): no retry cures it
 
 
