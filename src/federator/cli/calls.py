@@ -32,7 +32,8 @@ CALL_TIMEOUT = 10.0  # seconds one get/cancel call (one page of `get jobs`) may 
 
 def server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
-                   help="federator gRPC address (default %(default)s)")
+                   help="federator gRPC address (default %(default)s), or a gRPC target such as a list of "
+                        "replicas, `ipv4:HOST1:PORT1,HOST2:PORT2` (only the leader answers)")
     add_tls_arguments(p, role="client")
 
 
