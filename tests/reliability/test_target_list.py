@@ -54,13 +54,12 @@ def test_an_agent_gives_up_a_frozen_address_after_its_connect_deadline(
         return [line for line in (log.read_text() if log.exists() else "").splitlines()
                 if "lost (" in line and "before receiving SETTINGS" in line]
 
-    lines = eventually(lambda: len(timed_out()) >= 2 and timed_out(), timeout=60,
-                       what="two connects to the frozen address given up")
-    first_dial = next(line for line in log.read_text().splitlines() if "federator.agent" in line)
-    waits = [(_at(b) - _at(a)).total_seconds() for a, b in zip([first_dial, *lines], lines, strict=False)]
+    lines = eventually(lambda: len(timed_out()) >= 3 and timed_out(), timeout=90,
+                       what="three connects to the frozen address given up")
+    waits = [(_at(b) - _at(a)).total_seconds() for a, b in zip(lines, lines[1:], strict=False)]
+    print(f"connects to the frozen address given up {', '.join(f'{w:.2f}' for w in waits)} s apart")
     # Each attempt waits the agent's deadline (plus a back-off under a second), never gRPC's 20 s.
-    assert all(w < GRPC_DEFAULT_CONNECT_TIMEOUT - 5 for w in waits), (waits, lines)
-    assert all(w >= AGENT_CONNECT_TIMEOUT_MS / 1000 - 1 for w in waits[1:]), (waits, lines)
+    assert all(AGENT_CONNECT_TIMEOUT_MS / 1000 - 1 <= w < GRPC_DEFAULT_CONNECT_TIMEOUT - 5 for w in waits), lines
 
 
 def test_an_agent_reaches_the_replica_that_answers_in_a_target_list(
