@@ -431,6 +431,13 @@ class Metrics:
             "times are shown on the steady clock until a restart takes the host's clock again.", registry=r)
         # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
         self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
+        # A failover left no trace once over (HA QA F2): each replica counts the times it began to lead. A replica
+        # leads at most once in its life (it exits when it loses the Lease), and a standby serves this at 0 while it
+        # waits, so the increase summed over a federation's replicas counts its leader changes, the first start too.
+        self.leader_acquisitions = Counter(
+            "federator_leader_acquisitions_total",
+            "Times this federator replica began to lead (took the leader Lease; without leader election, its start).",
+            registry=r)
         # Which build runs: an image whose placement core did not compile places about half as fast.
         build = Gauge("federator_build_info", "Always 1: the federator's version, and whether its placement core "
                       "runs compiled (mypyc, setup.py) or interpreted.", ["version", "scheduler"], registry=r)

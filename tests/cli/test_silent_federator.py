@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from federator.cli import calls, cordon, main, usage
+from federator.cli.no_leader import NOTE
 
 
 @pytest.fixture
@@ -32,7 +33,9 @@ def test_a_call_to_a_federator_that_never_answers_names_the_address_and_the_wait
     monkeypatch.setattr(usage, "USAGE_TIMEOUT", 0.5)
     assert main([*call, "--insecure", "--server", silent]) == 4  # no answer: retry later (cli/exit_codes.py)
     err = capsys.readouterr().err
-    assert err == f"error: no answer from {silent} in 0.5 s (last: Deadline Exceeded)\n"
+    first, note = err.splitlines()
+    assert first == f"error: no answer from {silent} in 0.5 s (last: Deadline Exceeded)"
+    assert note == NOTE.format(server=silent)  # a frozen leader answers nothing either (HA QA F3)
 
 
 def test_a_deadline_the_federator_itself_sends_is_shown_as_it_said_it(

@@ -58,14 +58,19 @@ def exported_names(metrics_text: str) -> set[str]:
 
 
 def dashboard_exprs(path: Path) -> Iterator[tuple[str, str]]:
-    """(panel title, expr) of every query of every panel, rows included."""
+    """(panel title, expr) of every query of every panel, rows included, and of every Prometheus annotation
+    ("annotation: NAME")."""
     def walk(panels: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
         for panel in panels:
             for target in panel.get("targets", []):
                 if target.get("expr"):
                     yield panel.get("title", "?"), target["expr"]
             yield from walk(panel.get("panels", []))
-    yield from walk(json.loads(path.read_text())["panels"])
+    dashboard = json.loads(path.read_text())
+    yield from walk(dashboard["panels"])
+    for note in dashboard.get("annotations", {}).get("list", []):
+        if note.get("expr"):
+            yield f"annotation: {note['name']}", note["expr"]
 
 
 def grafana_to_promql(expr: str, *, rate_interval: str = "1m") -> str:

@@ -79,6 +79,13 @@ def test_dashboard_is_well_formed() -> None:
     assert {"datasource", "region", "model", "queue"} <= variables
 
 
+def test_the_dashboard_marks_leader_changes() -> None:
+    """HA QA F2: a failover left no trace on the dashboard; each leader change is an annotation on every panel."""
+    notes = {n["name"]: n for n in json.loads(DASHBOARD.read_text())["annotations"]["list"]}
+    assert "federator_leader_acquisitions_total" in notes["Leader changes"]["expr"]
+    assert ("annotation: Leader changes", notes["Leader changes"]["expr"]) in list(dashboard_exprs(DASHBOARD))
+
+
 def test_dashboard_has_the_promised_panels() -> None:
     titles = [p["title"].lower() for p in json.loads(DASHBOARD.read_text())["panels"]]
     missing = [want for want in PROMISED_PANELS if not any(want in t for t in titles)]

@@ -944,3 +944,32 @@ def test_the_plain_write_guard_manifest_is_the_charts_policy(h: Helm) -> None:
     assert NAMESPACE == "federator-system"  # the release namespace the chart renders in: rbac-agent.yaml's
     assert plain_policy["spec"] == policy["spec"]
     assert plain_binding["spec"] == {**binding["spec"], "policyName": plain_policy["metadata"]["name"]}
+
+
+def _anti_affinity(h: Helm, *args: str) -> Any:
+    spec = one(h.template(FEDERATOR, *args), "Deployment")["spec"]["template"]["spec"]
+    return (spec.get("affinity") or {}).get("podAntiAffinity")
+
+
+def test_two_replicas_prefer_nodes_of_their_own(h: Helm) -> None:
+    """HA QA F4: the chart's two replicas could share a node, and a node lost then took the leader and its standby.
+    Preferred, not required: a one-node cluster still runs both."""
+    (term,) = _anti_affinity(h)["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "federator", "app.kubernetes.io/instance": "fed"}}}
+    assert _anti_affinity(h, "--set", "replicaCount=1", "--set", "leaderElection.enabled=false") is None
+    assert _anti_affinity(h, "--set", "replicaAntiAffinity=none") is None
+
+
+def test_an_operators_affinity_is_kept_and_its_anti_affinity_wins(h: Helm) -> None:
+    zone = {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "topology.kubernetes.io/zone",
+                                                                "labelSelector": {"matchLabels": {"a": "b"}}}]}
+    spec = one(h.template(FEDERATOR, "--set-json", f"affinity={{\"podAntiAffinity\": {json.dumps(zone)}}}"),
+               "Deployment")["spec"]["template"]["spec"]
+    assert spec["affinity"] == {"podAntiAffinity": zone}
+    nodes = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["system"]}]}]}}
+    spec = one(h.template(FEDERATOR, "--set-json", f"affinity={{\"nodeAffinity\": {json.dumps(nodes)}}}"),
+               "Deployment")["spec"]["template"]["spec"]
+    assert spec["affinity"]["nodeAffinity"] == nodes and "podAntiAffinity" in spec["affinity"]
+    assert "replicaAntiAffinity" in h.template_error(FEDERATOR, "--set", "replicaAntiAffinity=hard")

@@ -84,9 +84,13 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(testbed: Testbed
     assert not standby.ready.exists()  # a standby serves no gRPC and writes no ready file,
     with urllib.request.urlopen(standby.metrics_url, timeout=10) as resp:  # but it is alive for probes
         assert resp.status == 200
-        assert "federator_leader 0.0" in resp.read().decode()  # and says it is not the leader
+        page = resp.read().decode()
+        assert "federator_leader 0.0" in page  # and says it is not the leader
+        assert "federator_leader_acquisitions_total 0.0" in page  # from 0, so that increase() sees it take over
     with urllib.request.urlopen(leader.metrics_url, timeout=10) as resp:
-        assert "federator_leader 1.0" in resp.read().decode()
+        page = resp.read().decode()
+        assert "federator_leader 1.0" in page
+        assert "federator_leader_acquisitions_total 1.0" in page
 
     testbed.kubectl("host", "apply", "-f", "-", input=_fj("first"))
     eventually(lambda: _status(testbed, "first").get("phase") == "Pending", timeout=60,
@@ -102,6 +106,8 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(testbed: Testbed
     assert lease["holderIdentity"] == standby.identity
     assert int(lease["leaseTransitions"]) == transitions + 1
     assert "loaded 1 jobs from FederatedJob status" in standby.log()
+    with urllib.request.urlopen(standby.metrics_url, timeout=10) as resp:  # the failover is counted (HA QA F2)
+        assert "federator_leader_acquisitions_total 1.0" in resp.read().decode()
 
     testbed.kubectl("host", "apply", "-f", "-", input=_fj("second"))
     eventually(lambda: _status(testbed, "second").get("phase") == "Pending", timeout=60,

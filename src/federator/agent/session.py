@@ -23,6 +23,7 @@ from federator import __version__
 from federator.agent.backend import Backend, Resizer
 from federator.agent.certificates import CertificateCheck
 from federator.agent.config import AgentConfig
+from federator.agent.dialing import connect_deadline
 from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.final_updates import FinalPhases
@@ -45,7 +46,8 @@ log = logging.getLogger("federator.agent")
 KEEPALIVE = AGENT_KEEPALIVE
 """Transport-level liveness (federator/keepalive.py, with the server's policy that accepts it); the
 application-level one (no message for a lease) usually notices first."""
-CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
+CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION + connect_deadline()
+"""An unanswering address of the target (a frozen replica) is given up after 5 s, not gRPC's 20 (agent/dialing.py)."""
 WELCOME_TIMEOUT = 45.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect).
 Longer than the 30 s gRPC core holds a call its federator has not yet picked up (a loaded event loop), so a busy

@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                     "issue --region`; else, with --sim, the fleet file's); one contradicting the "
                                     "certificate's stops the agent")
     a.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
-                   help="federator gRPC address (default %(default)s)")
+                   help="federator gRPC address (default %(default)s), or a gRPC target: with two federator "
+                        "replicas outside a cluster, both as `ipv4:HOST1:PORT1,HOST2:PORT2` or one DNS name of "
+                        "both, `dns:///NAME:PORT` (only the leader serves; an address that does not answer is "
+                        "given up after 5 s); with the chart, its Service, which only the leader backs")
     a.add_argument("--sim", type=Path, metavar="FLEET_FILE",
                    help="run a simulated cluster from this fleet file: a fleet YAML, or a node CSV (.csv) as "
                         "`federator sim --fleet` takes it (with a cluster column the rows of --cluster, without one "

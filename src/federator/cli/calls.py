@@ -20,6 +20,7 @@ import grpc
 from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.exit_codes import Exit, for_rpc
+from federator.cli.no_leader import gap_note
 from federator.listen import server_address
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
@@ -31,7 +32,8 @@ CALL_TIMEOUT = 10.0  # seconds one get/cancel call (one page of `get jobs`) may 
 
 def server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
-                   help="federator gRPC address (default %(default)s)")
+                   help="federator gRPC address (default %(default)s), or a gRPC target such as a list of "
+                        "replicas, `ipv4:HOST1:PORT1,HOST2:PORT2` (only the leader answers)")
     add_tls_arguments(p, role="client")
 
 
@@ -102,10 +104,14 @@ def fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, 
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and detail == "Deadline Exceeded" and args is not None:
         waited = CALL_TIMEOUT if seconds is None else seconds
         print(f"error: {prefix}no answer from {args.server} in {waited:g} s (last: {detail})", file=sys.stderr)
+        print(gap_note(detail, args.server, unanswered=True), file=sys.stderr)  # a failover, a standby (no_leader.py)
         return Exit.UNAVAILABLE
     hint = setup_hint(err, args)
     print(f"error: {prefix}{detail} ({code.name if code else 'unknown'})" + (f"; hint: {hint}" if hint else ""),
           file=sys.stderr)
+    note = gap_note(detail, args.server) if code is grpc.StatusCode.UNAVAILABLE and args and not hint else ""
+    if note:
+        print(note, file=sys.stderr)
     return Exit.FAILED if hint else for_rpc(err)  # a hint names a setup mistake (plaintext, a name): no retry cures it
 
 

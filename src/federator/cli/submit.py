@@ -29,6 +29,7 @@ from federator.cli.arg_types import whole
 from federator.cli.certs import client_options
 from federator.cli.exit_codes import Exit
 from federator.cli.job_files import read_sources, with_dependency
+from federator.cli.no_leader import gap_note
 from federator.cli.placement_asks import dropped_asks
 from federator.cli.request_ids import RequestIdError
 from federator.cli.submit_array import arrayed, cancel_array, summary
@@ -187,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(err, NoAnswer):
             hint = calls.setup_hint(err.last, args)
             print(f"error: {where}: {err}" + (f"; hint: {hint}" if hint else ""), file=sys.stderr)
+            note = "" if hint else gap_note(str(err), args.server, unanswered=str(err).startswith("no answer"))
+            if note:
+                print(note, file=sys.stderr)
             code: int = Exit.FAILED if hint else Exit.UNAVAILABLE
         else:  # a refusal of what the CLI derived is said of what the file wrote (cli/written_form.py)
             written = written_resources(args.filename)

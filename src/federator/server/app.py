@@ -394,6 +394,7 @@ async def serve(opts: ServeOptions) -> None:
         fed.journal.on_error = store_health.count_errors(metrics)
     metrics.state_loop = asyncio.get_running_loop()  # scrapes read the federator's state on its loop
     metrics.leader.set(1)
+    metrics.leader_acquisitions.inc()
     # The jobs just loaded live as long as the process: keep them out of the cyclic GC's full collections,
     # which otherwise walk every one of them (seconds with 100,000 jobs) while the loop waits.
     gc.freeze()
