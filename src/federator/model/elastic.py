@@ -13,7 +13,9 @@ platform E5). Stage 1 of elastic gangs, the contract:
 - It stays at the count placed until it ends: `Job.replicas_waiting` is 0 once placed, so nothing is owed and no
   cycle places "the rest" (a gang's rest would be a second gang). Growing a running gang toward `replicas` is
   stage 2, not built: the agent's torchrun is told min:max so a later grow needs only new pods to join.
-- A restart (failurePolicy, a lost member, preemption) places it again from scratch at what fits then.
+- A restart (failurePolicy, a lost member, preemption) places it again at what fits then; after its member stopped
+  it, not below the count it ran at until that member's room may be offered again (at most 120 s:
+  scheduler/elastic_regain.py, elasticqa63 1b).
 - What a user sees: `get jobs` REASON (and the job's message, a FederatedJob's status.message) says
   "elastic: 2/4 replicas placed (spec.minReplicas 2); it runs at 2 until it ends" (`model.job.shortfall`); a
   FederatedJob's status.replicas is the count placed (kubectl's -o wide Placed column).

@@ -19,6 +19,7 @@ from federator.model.array import ArrayTask, array_of
 from federator.model.cluster import held_milli
 from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
+from federator.model.elastic_left import ElasticLeft
 from federator.model.failure_policy import FailurePolicy
 from federator.model.placement_asks import Preference
 from federator.model.pod_sets import PodSetAsk, pod_sets_total
@@ -382,6 +383,9 @@ class Job:
     # Of those restarts, the ones after its member reported it Failed: counted toward spec.failurePolicy.maxRestarts
     # (server/failure_restarts.py; JobSet's restartsCountTowardsMax). Stored with the job (the schema stays 4).
     failure_restarts: int = 0
+    # An elastic gang's last placement, when it ended under it and above its minimum: the count it waits a while to
+    # regain rather than settle for less (model/elastic_left.py, scheduler/elastic_regain.py). Not stored.
+    elastic_left: ElasticLeft | None = None
 
     @property
     def clusters(self) -> list[str]:

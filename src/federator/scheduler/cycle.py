@@ -220,11 +220,14 @@ class Scheduler:
                     lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
                 if isinstance(outcome, Reason):  # waits (and may preempt) for room for its minimum
                     outcome = elastic_note(asked, outcome)
+            elif isinstance(outcome, Reason) and asked.regain is not None:  # waits whole to regain its count
+                outcome = elastic_note(asked, outcome)
             if isinstance(outcome, Reason):
                 pending[request.job_id] = outcome = fleet.judged(smallest(asked), outcome)  # never fits (fleet_fit.py)?
                 if outcome.never is None and outcome.code in _IN_LINE:  # the jobs after it come after it
                     order.waits(request)
-                if outcome.code in _CAPACITY and outcome.never is None:  # no victims make room for it either
+                # preemption may make room for it, but not for a gang regaining its count (its room may be coming back)
+                if outcome.code in _CAPACITY and outcome.never is None and asked.regain is None:
                     waiting.append(request)
                 continue
             order.placed(request, outcome)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from federator.model import NeverRunnable, Reason, ReasonCode
+from federator.scheduler.elastic_regain import floor, regain_words
 from federator.scheduler.framework import PlacementRequest
 
 # What fewer replicas could cure: room, and a queue's quota (the quota counts the replicas placed).
@@ -31,19 +32,20 @@ def shrinkable(request: PlacementRequest, why: Reason) -> bool:
     its minimum within it)."""
     spec = request.spec
     return spec.elastic and request.replicas == spec.replicas and why.code in _ROOM and \
-        why.never in (None, NeverRunnable.QUOTA)
+        why.never in (None, NeverRunnable.QUOTA) and request.replicas > floor(spec, request.regain)
 
 
 def largest(request: PlacementRequest, fits: Callable[[PlacementRequest], bool]) -> PlacementRequest:
-    """A `shrinkable` request at the largest count from spec.min_replicas to one below its size that `fits` says
-    fits (a dry look: quota and the board's best cluster, nothing reserved), by bisection; at the minimum when none
-    does (the place phase then tries that for its reason).
+    """A `shrinkable` request at the largest count from its floor (spec.min_replicas, or the count it regains after
+    a loss: elastic_regain.py) to one below its size that `fits` says fits (a dry look: quota and the board's best
+    cluster, nothing reserved), by bisection; at the floor when none does (the place phase then tries that for its
+    reason).
 
     Bisection, not every count down from the size: each count is a shape of its own, evaluated over every cluster,
     so 20 waiting gangs of 512 with a minimum of 1 over 100 clusters took 3.7 s a cycle counting down; a fit is
     monotone in the count (fewer replicas never need more room or quota), so log2 of the range of looks find the
     same count."""
-    low, high = request.spec.min_replicas, request.replicas - 1
+    low, high = floor(request.spec, request.regain), request.replicas - 1
     if not fits(replace(request, replicas=low)):
         return replace(request, replicas=low)
     while low < high:  # low fits; the largest that fits is in [low, high]
@@ -74,8 +76,12 @@ def least(requests: Sequence[PlacementRequest]) -> Sequence[PlacementRequest]:
 
 
 def elastic_note(request: PlacementRequest, why: Reason) -> Reason:
-    """Why an elastic gang waits: what its minimum count (`why`, the last count tried) found, said as such."""
+    """Why an elastic gang waits: what its floor (`why`, the last count tried) found, said as such: its minimum, or
+    the count it regains after a loss and until when (elastic_regain.py)."""
     spec = request.spec
+    if request.regain is not None:
+        said = regain_words(request.regain, floor(spec, request.regain), f"spec.minReplicas {spec.min_replicas}")
+        return replace(why, message=f"{said}: {why.message}")
     return replace(why, message=f"not even spec.minReplicas ({spec.min_replicas} of {spec.replicas} replicas) "
                                 f"fits in one cluster: {why.message}")
 
