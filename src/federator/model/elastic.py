@@ -33,7 +33,9 @@ def min_replicas_problem(*, kind: JobKind, replicas: int, min_replicas: object, 
     """What is wrong with a spec.minReplicas of a job of `kind` and `replicas` ("" when nothing): an integer from 1
     to replicas, training only, and not on a gang of unequal roles. 0 (absent) is always right."""
     if isinstance(min_replicas, bool) or not isinstance(min_replicas, int) or min_replicas < 0:
-        return f"must be an integer from 1 to spec.replicas ({replicas}), got {min_replicas!r}"
+        # As the job file wrote it: YAML's `true`, not Python's `True` (elasticqa63)
+        got = str(min_replicas).lower() if isinstance(min_replicas, bool) else repr(min_replicas)[:80]
+        return f"must be a whole number from 1 to spec.replicas ({replicas}), got {got}"
     if not min_replicas:
         return ""
     if kind is not JobKind.TRAINING:

@@ -192,6 +192,16 @@ class JobSpec:
         return self.kind is JobKind.TRAINING and 0 < self.min_replicas < self.replicas and not self.pod_sets
 
     @property
+    def minimum_named(self) -> str:
+        """How a message names an elastic gang's minimum: `spec.minReplicas N` as its user wrote it, or for a brought
+        workload `its minimum N, from its PyTorchJob's elasticPolicy.minReplicas` (its Master may count in N), which
+        was named as a spec.minReplicas its user never wrote (elasticqa63)."""
+        if not self.workload_json:
+            return f"spec.minReplicas {self.min_replicas}"
+        kind = self.workload_kind.split(".")[0]
+        return f"its minimum {self.min_replicas}, from its {kind}'s elasticPolicy.minReplicas"
+
+    @property
     def workload_kind(self) -> str:
         """"Kind.group" of spec.workload ("JobSet.jobset.x-k8s.io"); "" when the federator makes the workload."""
         return workload_kind_of(self.workload_json) if self.workload_json else ""
@@ -426,8 +436,10 @@ def shortfall(job: Job) -> str:
     waiting = job.replicas_waiting
     placed = sum(p.replicas for p in job.placements) if job.phase.is_active else 0
     if job.spec.elastic and 0 < placed < job.spec.replicas:  # model/elastic.py: it stays at the count placed
-        return (f"elastic: {placed}/{job.spec.replicas} replicas placed (spec.minReplicas {job.spec.min_replicas}); "
-                f"it runs at {placed} until it ends")
+        held = job.pending_reason  # its queue's quota, not room, chose the count (scheduler/elastic.py quota_held)
+        why = f"; {held.message}" if held is not None and held.code is ReasonCode.QUOTA_EXCEEDED else ""
+        return (f"elastic: {placed}/{job.spec.replicas} replicas placed ({job.spec.minimum_named}); "
+                f"it runs at {placed} until it ends{why}")
     if not waiting:  # placed whole, but in fewer regions than its minRegions asks (scheduler/spread.py): why
         return str(job.pending_reason) if job.pending_reason is not None and job.phase in (
             JobPhase.PLACED, JobPhase.RUNNING) else ""

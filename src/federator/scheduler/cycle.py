@@ -41,7 +41,7 @@ from federator.scheduler.board import Board, shape_key
 from federator.scheduler.cheapest import by_price, wants_cheapest
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
-from federator.scheduler.elastic import elastic_note, largest, least, shrinkable, smallest
+from federator.scheduler.elastic import elastic_note, largest, least, quota_held, shrinkable, smallest
 from federator.scheduler.fairshare import FairOrder, FleetPoolsMemo, QueueUsage
 from federator.scheduler.fleet_fit import FleetFit
 from federator.scheduler.framework import (
@@ -215,9 +215,12 @@ class Scheduler:
             asked, (request, outcome) = request, first_that_fits(
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
             if isinstance(outcome, Reason) and shrinkable(asked, outcome):  # elastic: the largest count that fits
+                count = largest(asked, lambda r: self._fits(r, usage, board))  # (elastic.py) else at its minimum
+                if (held := quota_held(asked, count, usage.quota_check, lambda r: self._fits(r, usage, board,
+                                                                                            quota=False))):
+                    notes[asked.job_id] = held  # its queue's quota, not room, chose the count (elastic.py)
                 request, outcome = first_that_fits(
-                    largest(asked, lambda r: self._fits(r, usage, board)),  # (elastic.py) else at its minimum
-                    lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
+                    count, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
                 if isinstance(outcome, Reason):  # waits (and may preempt) for room for its minimum
                     outcome = elastic_note(asked, outcome)
             elif isinstance(outcome, Reason) and asked.regain is not None:  # waits whole to regain its count
@@ -280,14 +283,15 @@ class Scheduler:
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
 
-    def _fits(self, request: PlacementRequest, usage: QueueUsage, board: Board) -> bool:
-        """Whether a gang request would place now, on any of its alternatives (quota, then the board's best
-        cluster), with nothing reserved: the dry look an elastic gang's count is chosen by (elastic.py)."""
+    def _fits(self, request: PlacementRequest, usage: QueueUsage, board: Board, *, quota: bool = True) -> bool:
+        """Whether a gang request would place now, on any of its alternatives (quota, unless not `quota`, then the
+        board's best cluster), with nothing reserved: the dry look an elastic gang's count is chosen by (elastic.py)."""
         def look(v: PlacementRequest) -> tuple[()] | Reason:
-            check = usage.quota_check(v)
-            if check.refused is not None:
-                return check.refused
-            v = check.admitted(v)
+            if quota:
+                check = usage.quota_check(v)
+                if check.refused is not None:
+                    return check.refused
+                v = check.admitted(v)
             return () if board.best(v, shape_key(v)) is not None else Reason(ReasonCode.GANG_DOES_NOT_FIT, "")
         return not isinstance(first_that_fits(request, look, self.config.legacy_vendor)[1], Reason)
 

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from federator.model import NeverRunnable, Reason, ReasonCode
 from federator.scheduler.elastic_regain import floor, regain_words
+from federator.scheduler.fairshare import QuotaCheck
 from federator.scheduler.framework import PlacementRequest
 
 # What fewer replicas could cure: room, and a queue's quota (the quota counts the replicas placed).
@@ -57,6 +58,24 @@ def largest(request: PlacementRequest, fits: Callable[[PlacementRequest], bool])
     return replace(request, replicas=low)
 
 
+def quota_held(request: PlacementRequest, chosen: PlacementRequest,
+               quota_check: Callable[[PlacementRequest], QuotaCheck],
+               room_fits: Callable[[PlacementRequest], bool]) -> Reason | None:
+    """Why `chosen` (`largest`'s count of `request`) is not one more when its queue's quota, not room, chose it:
+    one more replica fits by room alone (`room_fits`: the board's best cluster, no quota), and `largest` found it
+    does not with the quota. None otherwise. Said beside the count placed (Decision.short, model.job.shortfall):
+    a gang held short by its quota read the same as one held short by room (elasticqa63)."""
+    more = replace(request, replicas=chosen.replicas + 1)
+    if chosen.replicas >= request.replicas or not room_fits(more):
+        return None
+    check = quota_check(more)
+    words = check.refused.message if check.refused is not None else "; ".join(check.notes)
+    words = words.split(", more than the whole quota")[0]  # of the whole gang, not of the count placed
+    at = f"; at {more.replicas}: {words}" if words else ""
+    return Reason(ReasonCode.QUOTA_EXCEEDED,
+                  f"its queue's quota, not room, held it to {chosen.replicas} (room fits {more.replicas}{at})")
+
+
 def smallest(request: PlacementRequest) -> PlacementRequest:
     """The request at the count a "never fits the fleet" judgement (fleet_fit.py) is made at: an elastic gang's
     minimum (it may run at that), any other request as it is."""
@@ -80,10 +99,14 @@ def elastic_note(request: PlacementRequest, why: Reason) -> Reason:
     the count it regains after a loss and until when (elastic_regain.py)."""
     spec = request.spec
     if request.regain is not None:
-        said = regain_words(request.regain, floor(spec, request.regain), f"spec.minReplicas {spec.min_replicas}")
-        return replace(why, message=f"{said}: {why.message}")
+        return replace(why, message=f"{regain_words(request.regain, floor(spec, request.regain), spec.minimum_named)}"
+                                    f": {why.message}")
+    if spec.workload_json:  # a brought PyTorchJob's minimum: its elasticPolicy's, not a field its user wrote
+        source = spec.minimum_named.split(", ", 1)[1]
+        return replace(why, message=f"not even its minimum ({spec.min_replicas} of {spec.replicas} replicas, "
+                                    f"{source}) fits in one cluster: {why.message}")
     return replace(why, message=f"not even spec.minReplicas ({spec.min_replicas} of {spec.replicas} replicas) "
                                 f"fits in one cluster: {why.message}")
 
 
-__all__ = ["elastic_note", "largest", "least", "shrinkable", "smallest"]
+__all__ = ["elastic_note", "largest", "least", "quota_held", "shrinkable", "smallest"]
