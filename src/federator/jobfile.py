@@ -361,7 +361,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             annotations[DEPENDS_ON_ANNOTATION] = dependency.annotation()
 
     min_replicas = parse_min_replicas(spec, bad, kind=kind, replicas=replicas,  # model/elastic.py
-                                      derived=brought.min_replicas if brought is not None else None)
+                                      derived=brought.min_replicas if brought is not None else None,
+                                      workload_kind=brought.kind_name if brought is not None else "")
     max_run = spec.get("maxRunSeconds", 0)
     if "maxRunSeconds" in spec and (isinstance(max_run, bool) or not isinstance(max_run, int)
                                     or not 1 <= max_run <= MAX_RUN_SECONDS):

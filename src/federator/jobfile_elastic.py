@@ -17,17 +17,22 @@ from federator.model.elastic import min_replicas_problem
 
 
 def parse_min_replicas(spec: Mapping[str, Any], bad: Callable[[str, str], None], *, kind: JobKind, replicas: int,
-                       derived: int | None) -> int:
+                       derived: int | None, workload_kind: str = "") -> int:
     """spec.minReplicas, checked (0 when absent or wrong, the problem told to `bad`); `derived` is the brought
-    workload's own minimum (None: the job brings none), which a written spec.minReplicas may not replace."""
+    workload's own minimum (None: the job brings none), which a written spec.minReplicas may not replace;
+    `workload_kind` the brought workload's kind, which the refusal names (elasticqa63: a JobSet was told its
+    minimum "is derived from spec.workload (a PyTorchJob's ...)", where nothing is derived)."""
     if derived is not None:
         if "minReplicas" in spec:
             bad("spec.minReplicas", "is derived from spec.workload (a PyTorchJob's spec.elasticPolicy.minReplicas); "
-                                    "remove it")
+                                    "remove it" if workload_kind == "PyTorchJob" else
+                "applies to training jobs without spec.workload (a brought "
+                f"{workload_kind or 'workload'} is placed whole; only a PyTorchJob's elasticPolicy.minReplicas "
+                "makes a brought workload elastic); remove it")
         return derived
     value = spec.get("minReplicas", 0)
     if "minReplicas" in spec and value == 0 and not isinstance(value, bool):
-        bad("spec.minReplicas", f"must be an integer from 1 to spec.replicas ({replicas}) (leave it out for a gang "
+        bad("spec.minReplicas", f"must be a whole number from 1 to spec.replicas ({replicas}) (leave it out for a gang "
                                 "that starts whole), got 0")
         return 0
     problem = min_replicas_problem(kind=kind, replicas=replicas, min_replicas=value)

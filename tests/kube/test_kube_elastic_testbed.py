@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kube_support import WORKLOADS, Kube
+from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube
 from one_member import MEMBER, fj_status, gang_job, one_member
 from support import eventually
 
@@ -34,6 +34,12 @@ def test_a_two_to_four_gang_runs_as_two_pods_where_two_fit(kube: Kube) -> None:
         status = fj_status(kube, "ft")
         assert (status["replicas"], status["replicasWaiting"]) == (2, 0), status  # placed at 2, owing nothing
         assert "elastic: 2/4 replicas placed" in status["message"], status
+        # plain `kubectl get fj` shows the count placed beside what it holds (elasticqa63: ACCELERATORS 16 of a 2/4
+        # gang read as a whole gang of 2 without -o wide)
+        header, row = kube.kubectl("host", "get", "fj", "ft", "-n", JOBS_NAMESPACE).stdout.splitlines()[:2]
+        starts = [header.index(name) for name in header.split()]  # by position: an empty HELD is blank
+        shown = {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)}
+        assert (shown.get("PLACED"), shown.get("ACCELERATORS")) == ("2", "16"), (header, row)
         (job,) = kube.member_jobs(MEMBER)
         spec = job["spec"]
         assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (2, 2, 6)

@@ -90,3 +90,21 @@ def test_a_waiting_elastic_gang_preempts_for_its_minimum_not_its_size() -> None:
                                                            for i, v in enumerate(victims)])
     assert sorted(p.job_id for p in result.preemptions) == ["v2", "v3"]  # the two placed most recently
     assert placed(result) == {"ft": {"c": 2}}
+
+
+def test_a_count_its_quota_chose_says_so_and_one_room_chose_does_not() -> None:
+    """elasticqa63: a gang held to 3 of 4 by its queue's quota read as one held short by room; the decision now
+    says the quota chose the count (Decision.short, which the job's message and REASON carry)."""
+    roomy = cluster("c", "r", pool(H100, nodes=8))
+    result = cycle([roomy], [elastic(replicas=4, low=1)], config=with_quota("default", gpus={H100: 24}))
+    assert placed(result) == {"ft": {"c": 3}}
+    [decision] = result.decisions
+    assert decision.short is not None and decision.short.code is ReasonCode.QUOTA_EXCEEDED, decision
+    said = decision.short.message
+    assert said.startswith("its queue's quota, not room, held it to 3 (room fits 4; at 4: quota of queue default "
+                           f"on {H100}: 24 accelerators, too few left: the job needs 32)"), said
+    assert "never" not in said  # 4 is over the whole quota, but the gang runs: no "cancel it" advice
+
+    by_room = cycle([cluster("c", "r", pool(H100, nodes=3))], [elastic(replicas=4, low=1)],
+                    config=with_quota("default", gpus={H100: 64}))
+    assert placed(by_room) == {"ft": {"c": 3}} and by_room.decisions[0].short is None

@@ -47,7 +47,7 @@ def test_a_two_to_four_gang_runs_at_the_three_the_roomier_member_fits() -> None:
 @pytest.mark.parametrize(("spec", "problem"), [
     ({"replicas": 2, "min_replicas": 3}, "above spec.replicas (2)"),
     ({"replicas": 2, "min_replicas": 1, "kind": types_pb2.JOB_KIND_INFERENCE}, "training jobs only"),
-    ({"replicas": 2, "min_replicas": -1}, "must be an integer from 1 to spec.replicas"),
+    ({"replicas": 2, "min_replicas": -1}, "must be a whole number from 1 to spec.replicas"),
 ], ids=["above-replicas", "inference", "negative"])
 def test_a_bad_minimum_is_refused_naming_the_field(spec: dict[str, object], problem: str) -> None:
     async def go() -> None:

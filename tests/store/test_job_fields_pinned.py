@@ -42,6 +42,7 @@ from federator.model import (
     ReasonCode,
     Resources,
 )
+from federator.model.elastic_left import ElasticLeft
 from federator.model.job import NeverRunnable
 from federator.model.pod_sets import PodSetAsk
 from federator.store import SqliteJobStore, StoreUnreadable, schema
@@ -107,9 +108,10 @@ PINNED = frozenset({
     "Placement.alternative", "Placement.unit_milli", "Placement.replicas_running", "Placement.replicas_ready",
     "Placement.nodes", "Placement.ended_at",
     "JobHold.by", "JobHold.at", "JobHold.admin", "Job.throttled",
+    "Job.elastic_left", "ElasticLeft.cluster", "ElasticLeft.replicas", "ElasticLeft.at",
 })
 # Kept out of the store on purpose (model/job.py says why for each): judged again, or said again, after a restart.
-NOT_STORED = frozenset({"Reason.never", "Placement.nodes", "Job.waiting_on", "Job.throttled"})
+NOT_STORED = frozenset({"Reason.never", "Placement.nodes", "Job.waiting_on", "Job.throttled", "Job.elastic_left"})
 SHIPPED_0_14 = 3  # the version 0.8.0 to 0.14.0 write and read up to
 
 
@@ -174,7 +176,8 @@ def _every_field_set() -> Job:
         ran_seconds=12.5, waiting_since=1_796_520_005.0, hold=JobHold(by="admin", at=1_796_519_990.0, admin=True),
         restarts=2, last_restart_at=1_796_520_004.0,
         last_restart_reason=Reason(ReasonCode.CLUSTER_NOT_READY, "east-1 was Lost", never=NeverRunnable.QUOTA),
-        waiting_on=(JobId("prep-3f9a1c"),), throttled=True, failure_restarts=1, last_restart_cluster="east-2")
+        waiting_on=(JobId("prep-3f9a1c"),), throttled=True, failure_restarts=1, last_restart_cluster="east-2",
+        elastic_left=ElasticLeft("east-1", 3, 1_796_520_003.0))
 
 
 def _at_defaults(obj: Any, name: str) -> list[str]:
@@ -194,7 +197,7 @@ def _at_defaults(obj: Any, name: str) -> list[str]:
 
 def _without_unstored(job: Job) -> Job:
     return dataclasses.replace(
-        job, waiting_on=(), throttled=False,
+        job, waiting_on=(), throttled=False, elastic_left=None,
         pending_reason=dataclasses.replace(job.pending_reason, never=None) if job.pending_reason else None,
         last_restart_reason=(dataclasses.replace(job.last_restart_reason, never=None) if job.last_restart_reason
                              else None),

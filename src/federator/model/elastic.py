@@ -13,7 +13,9 @@ platform E5). Stage 1 of elastic gangs, the contract:
 - It stays at the count placed until it ends: `Job.replicas_waiting` is 0 once placed, so nothing is owed and no
   cycle places "the rest" (a gang's rest would be a second gang). Growing a running gang toward `replicas` is
   stage 2, not built: the agent's torchrun is told min:max so a later grow needs only new pods to join.
-- A restart (failurePolicy, a lost member, preemption) places it again from scratch at what fits then.
+- A restart (failurePolicy, a lost member, preemption) places it again at what fits then; after its member stopped
+  it, not below the count it ran at until that member's room may be offered again (at most 120 s:
+  scheduler/elastic_regain.py, elasticqa63 1b).
 - What a user sees: `get jobs` REASON (and the job's message, a FederatedJob's status.message) says
   "elastic: 2/4 replicas placed (spec.minReplicas 2); it runs at 2 until it ends" (`model.job.shortfall`); a
   FederatedJob's status.replicas is the count placed (kubectl's -o wide Placed column).
@@ -31,7 +33,9 @@ def min_replicas_problem(*, kind: JobKind, replicas: int, min_replicas: object, 
     """What is wrong with a spec.minReplicas of a job of `kind` and `replicas` ("" when nothing): an integer from 1
     to replicas, training only, and not on a gang of unequal roles. 0 (absent) is always right."""
     if isinstance(min_replicas, bool) or not isinstance(min_replicas, int) or min_replicas < 0:
-        return f"must be an integer from 1 to spec.replicas ({replicas}), got {min_replicas!r}"
+        # As the job file wrote it: YAML's `true`, not Python's `True` (elasticqa63)
+        got = str(min_replicas).lower() if isinstance(min_replicas, bool) else repr(min_replicas)[:80]
+        return f"must be a whole number from 1 to spec.replicas ({replicas}), got {got}"
     if not min_replicas:
         return ""
     if kind is not JobKind.TRAINING:

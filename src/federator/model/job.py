@@ -19,6 +19,7 @@ from federator.model.array import ArrayTask, array_of
 from federator.model.cluster import held_milli
 from federator.model.cluster_affinity import ClusterAffinity
 from federator.model.dependency import DEPENDS_ON_ANNOTATION, JobDependency, parse_dependency
+from federator.model.elastic_left import ElasticLeft
 from federator.model.failure_policy import FailurePolicy
 from federator.model.placement_asks import Preference
 from federator.model.pod_sets import PodSetAsk, pod_sets_total
@@ -189,6 +190,16 @@ class JobSpec:
     def elastic(self) -> bool:
         """A training gang that may start with fewer than `replicas` (spec.minReplicas below replicas)."""
         return self.kind is JobKind.TRAINING and 0 < self.min_replicas < self.replicas and not self.pod_sets
+
+    @property
+    def minimum_named(self) -> str:
+        """How a message names an elastic gang's minimum: `spec.minReplicas N` as its user wrote it, or for a brought
+        workload `its minimum N, from its PyTorchJob's elasticPolicy.minReplicas` (its Master may count in N), which
+        was named as a spec.minReplicas its user never wrote (elasticqa63)."""
+        if not self.workload_json:
+            return f"spec.minReplicas {self.min_replicas}"
+        kind = self.workload_kind.split(".")[0]
+        return f"its minimum {self.min_replicas}, from its {kind}'s elasticPolicy.minReplicas"
 
     @property
     def workload_kind(self) -> str:
@@ -382,6 +393,9 @@ class Job:
     # Of those restarts, the ones after its member reported it Failed: counted toward spec.failurePolicy.maxRestarts
     # (server/failure_restarts.py; JobSet's restartsCountTowardsMax). Stored with the job (the schema stays 4).
     failure_restarts: int = 0
+    # An elastic gang's last placement, when it ended under it and above its minimum: the count it waits a while to
+    # regain rather than settle for less (model/elastic_left.py, scheduler/elastic_regain.py). Not stored.
+    elastic_left: ElasticLeft | None = None
 
     @property
     def clusters(self) -> list[str]:
@@ -422,8 +436,10 @@ def shortfall(job: Job) -> str:
     waiting = job.replicas_waiting
     placed = sum(p.replicas for p in job.placements) if job.phase.is_active else 0
     if job.spec.elastic and 0 < placed < job.spec.replicas:  # model/elastic.py: it stays at the count placed
-        return (f"elastic: {placed}/{job.spec.replicas} replicas placed (spec.minReplicas {job.spec.min_replicas}); "
-                f"it runs at {placed} until it ends")
+        held = job.pending_reason  # its queue's quota, not room, chose the count (scheduler/elastic.py quota_held)
+        why = f"; {held.message}" if held is not None and held.code is ReasonCode.QUOTA_EXCEEDED else ""
+        return (f"elastic: {placed}/{job.spec.replicas} replicas placed ({job.spec.minimum_named}); "
+                f"it runs at {placed} until it ends{why}")
     if not waiting:  # placed whole, but in fewer regions than its minRegions asks (scheduler/spread.py): why
         return str(job.pending_reason) if job.pending_reason is not None and job.phase in (
             JobPhase.PLACED, JobPhase.RUNNING) else ""

@@ -43,7 +43,7 @@ from federator.scheduler.board import Board, shape_key
 from federator.scheduler.cheapest import by_price, wants_cheapest
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
-from federator.scheduler.elastic import elastic_note, largest, least, shrinkable, smallest
+from federator.scheduler.elastic import elastic_note, largest, least, quota_held, shrinkable, smallest
 from federator.scheduler.fairshare import FairOrder, FleetPoolsMemo, QueueUsage
 from federator.scheduler.fleet_fit import FleetFit
 from federator.scheduler.framework import (
@@ -219,16 +219,22 @@ class Scheduler:
             asked, (request, outcome) = request, first_that_fits(
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes, words), cfg.legacy_vendor)
             if isinstance(outcome, Reason) and shrinkable(asked, outcome):  # elastic: the largest count that fits
+                count = largest(asked, lambda r: self._fits(r, usage, txn, board, unplaceable))  # (elastic.py)
+                if (held := quota_held(asked, count, usage.quota_check, lambda r: self._fits(
+                        r, usage, txn, board, unplaceable, quota=False))):
+                    notes[asked.job_id] = held  # its queue's quota, not room, chose the count (elastic.py)
                 request, outcome = first_that_fits(
-                    largest(asked, lambda r: self._fits(r, usage, txn, board, unplaceable)),  # (elastic.py)
-                    lambda v: self._try(v, usage, txn, board, unplaceable, notes, words), cfg.legacy_vendor)
+                    count, lambda v: self._try(v, usage, txn, board, unplaceable, notes, words), cfg.legacy_vendor)
                 if isinstance(outcome, Reason):  # waits (and may preempt) for room for its minimum
                     outcome = elastic_note(asked, outcome)
+            elif isinstance(outcome, Reason) and asked.regain is not None:  # waits whole to regain its count
+                outcome = elastic_note(asked, outcome)
             if isinstance(outcome, Reason):
                 pending[request.job_id] = outcome = fleet.judged(smallest(asked), outcome)  # never fits (fleet_fit.py)?
                 if outcome.never is None and outcome.code in _IN_LINE:  # the jobs after it come after it
                     order.waits(request)
-                if outcome.code in _CAPACITY and outcome.never is None:  # no victims make room for it either
+                # preemption may make room for it, but not for a gang regaining its count (its room may be coming back)
+                if outcome.code in _CAPACITY and outcome.never is None and asked.regain is None:
                     waiting.append(request)
                 continue
             order.placed(request, outcome)
@@ -285,14 +291,16 @@ class Scheduler:
         return outcome
 
     def _fits(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
-              unplaceable: dict[tuple[object, ...], Reason]) -> bool:
+              unplaceable: dict[tuple[object, ...], Reason], *, quota: bool = True) -> bool:
         """Whether a gang request would place now, on any of its alternatives, with nothing reserved: the dry look
         an elastic gang's count is chosen by (elastic.py). `_try`'s own path in its dry mode (quota, a shape
         known unplaceable this cycle, the cluster `_place_one` would take), so the count chosen is one `_try`
-        places."""
-        return not isinstance(first_that_fits(
-            request, lambda v: self._try(v, usage, txn, board, unplaceable, {}, dry=True),
-            self.config.legacy_vendor)[1], Reason)
+        places; not `quota`: room alone, `_place`'s dry look (whether its quota chose the count: `quota_held`)."""
+        def look(v: PlacementRequest) -> tuple[Assignment, ...] | Reason:
+            if quota:
+                return self._try(v, usage, txn, board, unplaceable, {}, dry=True)
+            return self._place(v, txn, board, unplaceable, {}, dry=True)
+        return not isinstance(first_that_fits(request, look, self.config.legacy_vendor)[1], Reason)
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board, unplaceable: dict[tuple[object, ...], Reason],
                notes: dict[JobId, Reason], words: RoomWords | None = None, *,

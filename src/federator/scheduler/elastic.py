@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from federator.model import NeverRunnable, Reason, ReasonCode
+from federator.scheduler.elastic_regain import floor, regain_words
+from federator.scheduler.fairshare import QuotaCheck
 from federator.scheduler.framework import PlacementRequest
 
 # What fewer replicas could cure: room, and a queue's quota (the quota counts the replicas placed).
@@ -31,19 +33,20 @@ def shrinkable(request: PlacementRequest, why: Reason) -> bool:
     its minimum within it)."""
     spec = request.spec
     return spec.elastic and request.replicas == spec.replicas and why.code in _ROOM and \
-        why.never in (None, NeverRunnable.QUOTA)
+        why.never in (None, NeverRunnable.QUOTA) and request.replicas > floor(spec, request.regain)
 
 
 def largest(request: PlacementRequest, fits: Callable[[PlacementRequest], bool]) -> PlacementRequest:
-    """A `shrinkable` request at the largest count from spec.min_replicas to one below its size that `fits` says
-    fits (a dry look: the place phase's quota and cluster choice, nothing reserved), by bisection; at the minimum
-    when none does (the place phase then tries that for its reason).
+    """A `shrinkable` request at the largest count from its floor (spec.min_replicas, or the count it regains after
+    a loss: elastic_regain.py) to one below its size that `fits` says fits (a dry look: the place phase's quota and
+    cluster choice, nothing reserved), by bisection; at the floor when none does (the place phase then tries that
+    for its reason).
 
     Bisection, not every count down from the size: each count is a shape of its own, evaluated over every cluster,
     so 20 waiting gangs of 512 with a minimum of 1 over 100 clusters took 3.7 s a cycle counting down; a fit is
     monotone in the count (fewer replicas never need more room or quota), so log2 of the range of looks find the
     same count."""
-    low, high = request.spec.min_replicas, request.replicas - 1
+    low, high = floor(request.spec, request.regain), request.replicas - 1
     if not fits(replace(request, replicas=low)):
         return replace(request, replicas=low)
     while low < high:  # low fits; the largest that fits is in [low, high]
@@ -53,6 +56,24 @@ def largest(request: PlacementRequest, fits: Callable[[PlacementRequest], bool])
         else:
             high = mid - 1
     return replace(request, replicas=low)
+
+
+def quota_held(request: PlacementRequest, chosen: PlacementRequest,
+               quota_check: Callable[[PlacementRequest], QuotaCheck],
+               room_fits: Callable[[PlacementRequest], bool]) -> Reason | None:
+    """Why `chosen` (`largest`'s count of `request`) is not one more when its queue's quota, not room, chose it:
+    one more replica fits by room alone (`room_fits`: the board's best cluster, no quota), and `largest` found it
+    does not with the quota. None otherwise. Said beside the count placed (Decision.short, model.job.shortfall):
+    a gang held short by its quota read the same as one held short by room (elasticqa63)."""
+    more = replace(request, replicas=chosen.replicas + 1)
+    if chosen.replicas >= request.replicas or not room_fits(more):
+        return None
+    check = quota_check(more)
+    words = check.refused.message if check.refused is not None else "; ".join(check.notes)
+    words = words.split(", more than the whole quota")[0]  # of the whole gang, not of the count placed
+    at = f"; at {more.replicas}: {words}" if words else ""
+    return Reason(ReasonCode.QUOTA_EXCEEDED,
+                  f"its queue's quota, not room, held it to {chosen.replicas} (room fits {more.replicas}{at})")
 
 
 def smallest(request: PlacementRequest) -> PlacementRequest:
@@ -74,10 +95,18 @@ def least(requests: Sequence[PlacementRequest]) -> Sequence[PlacementRequest]:
 
 
 def elastic_note(request: PlacementRequest, why: Reason) -> Reason:
-    """Why an elastic gang waits: what its minimum count (`why`, the last count tried) found, said as such."""
+    """Why an elastic gang waits: what its floor (`why`, the last count tried) found, said as such: its minimum, or
+    the count it regains after a loss and until when (elastic_regain.py)."""
     spec = request.spec
+    if request.regain is not None:
+        return replace(why, message=f"{regain_words(request.regain, floor(spec, request.regain), spec.minimum_named)}"
+                                    f": {why.message}")
+    if spec.workload_json:  # a brought PyTorchJob's minimum: its elasticPolicy's, not a field its user wrote
+        source = spec.minimum_named.split(", ", 1)[1]
+        return replace(why, message=f"not even its minimum ({spec.min_replicas} of {spec.replicas} replicas, "
+                                    f"{source}) fits in one cluster: {why.message}")
     return replace(why, message=f"not even spec.minReplicas ({spec.min_replicas} of {spec.replicas} replicas) "
                                 f"fits in one cluster: {why.message}")
 
 
-__all__ = ["elastic_note", "largest", "least", "shrinkable", "smallest"]
+__all__ = ["elastic_note", "largest", "least", "quota_held", "shrinkable", "smallest"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
+from federator.model.elastic_left import ElasticLeft
 from federator.model.pod_sets import PodSetAsk, short_in
 from federator.model.sharing import SHARING_MIG, names_partition
 from federator.scheduler.regionload import RegionUse
@@ -78,6 +79,10 @@ class PlacementRequest:
     run_seconds: int = 0
     # Its queue's allowedRegions (scheduler/residency.py `fenced`, at the start of each cycle): () = any region.
     queue_fence: tuple[str, ...] = ()
+    # An elastic gang's last placement while its count still holds it (scheduler/elastic_regain.py): the place
+    # phase does not place it below that count this cycle. None: its minimum is its floor. Not part of its shape:
+    # each count it tries is a request of its own.
+    regain: ElasticLeft | None = None
 
     @property
     def pod_security_need(self) -> PodSecurityNeed:

@@ -111,9 +111,11 @@ class CycleCommit(CycleIndexes):
             if job is None or not owes(job) or job.generation != plan.generations.get(job_id):
                 continue
             self._candidates.pop(job_id, None)
-            # Time ends an avoidance, not a capacity change: keep trying. (`park` also leaves out a job whose
-            # room may have come while this cycle ran: parking.py.)
-            if not fed.refusals.remembers(job_id):
+            # Time ends an avoidance, and an elastic gang's wait to regain its count (scheduler/elastic_regain.py),
+            # not a capacity change: keep trying. (`park` also leaves out a job whose room may have come while this
+            # cycle ran: parking.py.)
+            regaining = (asked := self._requests.get(job_id)) is not None and asked.regain is not None
+            if not fed.refusals.remembers(job_id) and not regaining:
                 if job_id not in self.reserved:  # one reserving room is a candidate of every cycle
                     self.parked.park(job_id, job.spec, reason, job.submitted_at)
                 if job_id in self.parked and job.phase is JobPhase.PENDING and job_id in self._requests:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from federator.catalog import catalog
 from federator.catalog.model_names import nearest_models
@@ -35,7 +36,7 @@ from federator.model import (
     ReasonCode,
 )
 from federator.model.accelerator import accepts_model
-from federator.scheduler import PlacementRequest, Snapshot
+from federator.scheduler import PlacementRequest, Scheduler, Snapshot
 from federator.scheduler.fleet_fit import fleet_shape, never_coded
 from federator.server.workload_roles import reserved_as
 
@@ -117,7 +118,31 @@ def fleet_fit_never(spec: JobSpec, members: Iterable[Member], legacy_vendor: str
     snapshot = Snapshot.of(ClusterInfo(name, region, state, (), cap) for name, region, state, cap in members
                            if cap is not None)
     n = spec.min_replicas if spec.elastic else spec.replicas  # an elastic gang may run at its minimum
-    return never_coded(PlacementRequest(JobId(""), spec, n), snapshot, legacy_vendor)
+    said, code = never_coded(PlacementRequest(JobId(""), spec, n), snapshot, legacy_vendor)
+    if said and code is None and spec.elastic and not said.startswith("minRegions"):
+        lower = lower_minimum(spec, snapshot, legacy_vendor)
+        said = f"{said}; {lower}" if lower else said
+    return said, code
+
+
+def lower_minimum(spec: JobSpec, snapshot: Snapshot, legacy_vendor: str = "") -> str:
+    """For an elastic gang whose spec.minReplicas no member could hold even empty: the largest lower minimum one
+    could, and whether it would start now, "" when none could. elasticqa63: replicas 4, minReplicas 3 of 8 H100 on
+    members of 2 H100 nodes was warned naming spec.replicas, while a minReplicas of 2 would have started at once."""
+    low, high = 0, spec.min_replicas - 1  # the largest count the fleet could hold is in [low, high]; 0: none
+    while low < high:  # a fit is monotone in the count: bisection, as scheduler/elastic.py `largest`
+        mid = (low + high + 1) // 2
+        if never_coded(PlacementRequest(JobId(""), spec, mid), snapshot, legacy_vendor)[0]:
+            high = mid - 1
+        else:
+            low = mid
+    if not low:
+        return ""
+    whole = replace(spec, replicas=low, min_replicas=0)  # a dry cycle at that count, over the members' last reports
+    if Scheduler().schedule(snapshot, [PlacementRequest(JobId(""), whole, low)]).decisions:
+        return f"with spec.minReplicas {low} it would start now (cancel it and submit it with that minimum)"
+    return (f"with spec.minReplicas {low} it could run on the fleet as it stands, once a member has room for {low} "
+            "(cancel it and submit it with that minimum)")
 
 
 def fit_words(spec: JobSpec, said: str, code: ReasonCode | None) -> list[str]:
@@ -133,7 +158,7 @@ def fit_words(spec: JobSpec, said: str, code: ReasonCode | None) -> list[str]:
     counted = reserved_as(spec)
     if counted:
         return [f"spec.workload: {said}; {counted}; the job is accepted"]
-    field = _HOST_FIELDS[code] if code in _HOST_FIELDS else "spec.replicas"
+    field = _HOST_FIELDS[code] if code in _HOST_FIELDS else "spec.minReplicas" if spec.elastic else "spec.replicas"
     return [f"{field}: {said}; the job is accepted"]
 
 

@@ -27,7 +27,9 @@ import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobPhase, Reason
+from federator.model import ClusterState, Job, JobPhase, Reason
+from federator.model.elastic_left import ElasticLeft
+from federator.scheduler.elastic_regain import regain
 from federator.server.clusters import forget_acks
 from federator.server.orders import CancelOrder, Order
 from federator.server.partial import supersede_part
@@ -48,6 +50,7 @@ def requeue(fed: Federator, job: Job, reason: Reason, *, ended: Collection[str] 
     # ended, when one cluster's: what a restarted federator reads back (server/restored_cooldowns.py)
     reported = {p.cluster for p in job.placements if p.placement_id in stopped}
     count_restart(job, reason, at=fed.clock(), cluster=reported.pop() if len(reported) == 1 else "")
+    job.elastic_left = left(job, fed.clock())  # the count it waits a while to regain (scheduler/elastic_regain.py)
     cancels = supersede_part(fed, job, ended, reason) if ended else None
     if cancels is None:
         cancels = supersede(fed, job, reason)
@@ -64,6 +67,23 @@ def requeue(fed: Federator, job: Job, reason: Reason, *, ended: Collection[str] 
 
     fed.journal.write_then([job], stored)  # durable before any agent hears of it; off the loop
     fed.wake()
+
+
+def left(job: Job, at: float) -> ElasticLeft | None:
+    """What an elastic gang ran at, and where, as its one placement ends under it: noted only above its minimum (at
+    its minimum there is nothing less to settle for). A preemption does not come here: its room went to another."""
+    if not job.spec.elastic or len(job.placements) != 1 or job.placements[0].replicas <= job.spec.min_replicas:
+        return None
+    return ElasticLeft(job.placements[0].cluster, job.placements[0].replicas, at)
+
+
+def regained(fed: Federator, job: Job, avoid: tuple[str, ...], now: float) -> ElasticLeft | None:
+    """`job.elastic_left` while the gang waits to regain its count this cycle (scheduler/elastic_regain.py), with
+    what the rule reads of its member: its last report, none when it is Lost or gone."""
+    left = job.elastic_left
+    rec = fed.clusters.get(left.cluster) if left is not None else None
+    reported = rec.last_report_at if rec is not None and rec.state is not ClusterState.LOST else None
+    return regain(job.spec, left, now=now, reported_at=reported, avoided=avoid)
 
 
 def supersede(fed: Federator, job: Job, reason: Reason) -> list[tuple[str, Order]]:
@@ -83,4 +103,4 @@ def supersede(fed: Federator, job: Job, reason: Reason) -> list[tuple[str, Order
     return cancels
 
 
-__all__ = ["requeue", "supersede"]
+__all__ = ["left", "regained", "requeue", "supersede"]

@@ -44,6 +44,7 @@ import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from federator.model import (
@@ -77,6 +78,7 @@ from federator.server.partial import kept_regions, missing, owes, rest_request
 from federator.server.pending_counts import PendingCounts, delegate_of, queue_of, submitter
 from federator.server.reason_refresh import ReasonRefresh
 from federator.server.rebalancing import Rebalancer
+from federator.server.requeue import regained
 from federator.server.reservations import KeptReservations
 from federator.server.unwritten_cycle import Unwritten, UnwrittenCycle
 from federator.store.errors import StoreUnavailable
@@ -233,6 +235,8 @@ class Cycles(CycleCommit):
             if request is None or request.spec is not job.spec or request.avoid_clusters != avoid or \
                     request.replicas != missing(job) or request.kept_regions != kept_regions(job):
                 request = cache[job_id] = rest_request(job, avoid)  # the whole job, or the rest of a short one
+            if (held := regained(self.fed, job, avoid, now)) is not request.regain:
+                request = cache[job_id] = replace(request, regain=held)  # the count it regains: elastic_regain.py
             if ahead or request.run_seconds:
                 request = cache[job_id] = bounded(request, run_bound(config, job) if ahead else 0)
             requests.append(request)
