@@ -84,3 +84,28 @@ def test_a_cpu_master_is_no_replica_so_the_workers_take_the_whole_count_placed()
     out = build_workload(replace(placement(3), job_id=JobId("ddp-1")), spec, namespace="work")
     placed = out["spec"]["pytorchReplicaSpecs"]
     assert (placed["Master"]["replicas"], placed["Worker"]["replicas"]) == (1, 3)
+
+
+def test_a_pytorchjob_placed_short_has_its_elastic_policy_lowered_with_its_workers() -> None:
+    """elasticqa63 3: Worker.replicas was cut to the count placed while `maxReplicas` stayed at the whole gang's, so
+    the training operator's autoscaler (made from the policy when it has `metrics`) could add Workers back that the
+    federator never reserved nor billed."""
+    obj = pytorchjob()  # Master 1 + Worker 3
+    obj["spec"]["elasticPolicy"] = {"minReplicas": 2, "maxReplicas": 3, "rdzvBackend": "c10d",
+                                    "metrics": [{"type": "Resource", "resource": {"name": "cpu"}}]}
+    spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "ddp"},
+                      "spec": {"workload": obj}})
+    out = build_workload(replace(placement(3), job_id=JobId("ddp-1")), spec, namespace="work")
+    assert out["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 2
+    policy = out["spec"]["elasticPolicy"]
+    assert (policy["minReplicas"], policy["maxReplicas"]) == (2, 2)  # not 3: nothing to grow into
+    assert policy["metrics"] and policy["rdzvBackend"] == "c10d"  # the rest as written
+    whole = build_workload(replace(placement(4), job_id=JobId("ddp-1")), spec, namespace="work")
+    assert whole["spec"]["elasticPolicy"]["maxReplicas"] == 3  # placed whole: as written
+    obj["spec"]["elasticPolicy"]["minReplicas"] = 2
+    spec1 = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "ddp"},
+                       "spec": {"workload": obj}})
+    low = build_workload(replace(placement(2), job_id=JobId("ddp-1")), replace(spec1, min_replicas=2),
+                         namespace="work")
+    assert low["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 1
+    assert (low["spec"]["elasticPolicy"]["minReplicas"], low["spec"]["elasticPolicy"]["maxReplicas"]) == (1, 1)
