@@ -47,5 +47,15 @@ def test_a_two_to_four_gang_runs_as_two_pods_where_two_fit(kube: Kube) -> None:
 
         eventually(lambda: len(bound()) == 2, timeout=120, what=lambda: f"2 pods bound\n{kube.logs()}")
         assert sorted(p["spec"]["nodeName"] for p in bound()) == [f"{MEMBER}-h100-0", f"{MEMBER}-h100-1"]
+        # torchrun's c10d store starts where the endpoint's host is the pod's own hostname or the canonical name
+        # the kubelet's /etc/hosts gives it, <hostname>.<subdomain>.<namespace>.svc.<domain> (elasticqa63 2):
+        # the endpoint is pod 0's, as the member made it, and its Service answers for it
+        (pod0,) = [p for p in bound() if p["metadata"]["annotations"].get(
+            "batch.kubernetes.io/job-completion-index") == "0"]
+        fqdn = (f"{pod0['spec']['hostname']}.{pod0['spec']['subdomain']}.{pod0['metadata']['namespace']}"
+                f".svc.cluster.local")
+        assert env["PET_RDZV_ENDPOINT"] == f"{fqdn}:29500", env
+        assert kube.json(MEMBER, "get", "service", "-n", WORKLOADS, pod0["spec"]["subdomain"])["spec"][
+            "clusterIP"] == "None"
     finally:
         kube.kubectl("host", "delete", "fj", "ft", "--wait=false", check=False)

@@ -46,7 +46,8 @@ def test_a_two_of_four_gang_is_a_job_of_two_that_tells_torchrun_two_to_four() ->
     assert env["PET_NNODES"] == "2:4"
     assert (env["NNODES"], env["WORLD_SIZE"]) == ("2", "2")  # what runs now
     assert env["PET_RDZV_BACKEND"] == "c10d"  # static takes no range
-    assert env["PET_RDZV_ENDPOINT"] == f"{name}-0.{name}:29500"
+    # replica 0's FQDN, the name its own torchrun matches to host the c10d store (test_kube_rendezvous_host.py)
+    assert env["PET_RDZV_ENDPOINT"] == f"{name}-0.{name}.work.svc.cluster.local:29500"
     assert env["PET_RDZV_ID"] == name
     assert env["PET_MAX_RESTARTS"] == "3"
 
