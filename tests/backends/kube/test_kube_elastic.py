@@ -41,6 +41,8 @@ def test_a_two_of_four_gang_is_a_job_of_two_that_tells_torchrun_two_to_four() ->
     s = job["spec"]
     assert (s["completions"], s["parallelism"]) == (2, 2)  # the count placed, not the 4 asked
     assert s["backoffLimit"] == 6  # 3 pod replacements per placed replica: torchrun's restarts can happen
+    # the agent's mark: a Job whose replicas all crash at its start is ended early (elastic_crash.py)
+    assert job["metadata"]["annotations"]["federator.io/elastic"] == "2:4"
     name = job["metadata"]["name"]
     env = env_of(job)
     assert env["PET_NNODES"] == "2:4"
@@ -55,6 +57,7 @@ def test_a_two_of_four_gang_is_a_job_of_two_that_tells_torchrun_two_to_four() ->
 def test_a_gang_without_a_minimum_is_as_before() -> None:
     job = build_workload(placement(4), gang(0), namespace="work")
     assert job["spec"]["backoffLimit"] == 0
+    assert "federator.io/elastic" not in job["metadata"].get("annotations", {})
     env = env_of(job)
     assert env["PET_NNODES"] == "4"
     assert "PET_RDZV_BACKEND" not in env

@@ -12,7 +12,9 @@ placement's count, registry.default_object) gets:
     PET_RDZV_ID        the Job's name, one rendezvous per placement
     PET_MAX_RESTARTS   ELASTIC_RETRIES: torchrun restarts its workers in place after a peer's loss this many times
     backoffLimit       ELASTIC_RETRIES x the count placed: the Job replaces a failed pod (same index) that many
-                       times in all before it fails, and the new pod joins the rendezvous again
+                       times in all before it fails, and the new pod joins the rendezvous again; a Job whose
+                       replicas all fail at its start is ended by the agent instead (elastic_crash.py, marked by
+                       the annotation federator.io/elastic: "MIN:MAX")
 
 A user's own variable of these names is replaced, as for the other rendezvous variables (rendezvous.py); a command
 line flag still wins. A brought workload keeps its own: a PyTorchJob with an elasticPolicy already has the training
@@ -40,6 +42,7 @@ kubelet's matches on no pod, as the old name did.
 
 from __future__ import annotations
 
+from federator.backends.kube.elastic_crash import ELASTIC_ANNOTATION
 from federator.backends.kube.workloads.common import DEFAULT_CLUSTER_DOMAIN, Obj, set_env
 from federator.backends.kube.workloads.rendezvous import SINGLE_POD_MASTER
 from federator.model import JobKind, JobSpec
@@ -66,6 +69,8 @@ def apply_elastic(job: Obj, spec: JobSpec, *, port: int, cluster_domain: str = D
     body = job["spec"]
     placed = int(body.get("parallelism") or 1)
     body["backoffLimit"] = ELASTIC_RETRIES * placed
+    # The agent's mark of an elastic gang's Job: one whose replicas all fail at its start ends then (elastic_crash.py)
+    job["metadata"].setdefault("annotations", {})[ELASTIC_ANNOTATION] = f"{spec.min_replicas}:{spec.replicas}"
     master = rendezvous_host(name, str(job["metadata"].get("namespace") or "default"), placed=placed,
                              cluster_domain=cluster_domain)
     env: list[Obj] = [
