@@ -37,7 +37,8 @@ reach the same name through the headless Service (rendezvous.py). Kubeflow's PyT
 one Service per replica named as the pod's hostname; a Job's pods share one Service, and `--rdzv-conf is_host=`
 cannot differ per index in one pod template. The cluster domain is the member's (`federator agent
 --cluster-domain`, the chart's `clusterDomain`; Kubernetes' default `cluster.local`): one that differs from the
-kubelet's matches on no pod, as the old name did.
+kubelet's matches on no pod, as the old name did. A pod on the host network has the node's hostname and hosts file:
+there only torch 2.x's match by address finds it, once cluster DNS answers.
 """
 
 from __future__ import annotations
