@@ -18,8 +18,9 @@ SCALED_ROLE = "Worker"
 
 def elastic_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A PyTorchJob whose `elasticPolicy.maxReplicas` is above its Workers' replicas (fields relative to the
-    object). The training operator reconciles a HorizontalPodAutoscaler for every PyTorchJob with an elasticPolicy
-    (min and max from it, its metrics, or autoscaling/v2's default of 80 % CPU) on the job's scale subresource,
+    object). The training operator reconciles a HorizontalPodAutoscaler from a PyTorchJob's elasticPolicy (v1.9:
+    when it has `metrics`; its earlier releases for every policy, with autoscaling/v2's default of 80 % CPU; min
+    and max from the policy) on the job's scale subresource,
     `Worker.replicas`: it may add Workers up to maxReplicas, which the federator never reserved, quota-checked or
     billed, as it counts the pods the object asks (outside QA, ML platform E4). A maxReplicas of the Workers' own
     count (or none: the operator defaults it so) keeps torchrun's elasticity within the gang: minReplicas lets a

@@ -13,10 +13,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube
 from one_member import MEMBER, fj_status, gang_job, one_member
 from support import eventually
+
+try:
+    from tests.testbed.testbed import FAIL_ANNOTATION
+except ImportError:  # kube_support put tests/testbed on sys.path
+    from testbed import FAIL_ANNOTATION  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -53,5 +59,39 @@ def test_a_two_to_four_gang_runs_as_two_pods_where_two_fit(kube: Kube) -> None:
 
         eventually(lambda: len(bound()) == 2, timeout=120, what=lambda: f"2 pods bound\n{kube.logs()}")
         assert sorted(p["spec"]["nodeName"] for p in bound()) == [f"{MEMBER}-h100-0", f"{MEMBER}-h100-1"]
+        # torchrun's c10d store starts where the endpoint's host is the pod's own hostname or the canonical name
+        # the kubelet's /etc/hosts gives it, <hostname>.<subdomain>.<namespace>.svc.<domain> (elasticqa63 2):
+        # the endpoint is pod 0's, as the member made it, and its Service answers for it
+        (pod0,) = [p for p in bound() if p["metadata"]["annotations"].get(
+            "batch.kubernetes.io/job-completion-index") == "0"]
+        fqdn = (f"{pod0['spec']['hostname']}.{pod0['spec']['subdomain']}.{pod0['metadata']['namespace']}"
+                f".svc.cluster.local")
+        assert env["PET_RDZV_ENDPOINT"] == f"{fqdn}:29500", env
+        assert kube.json(MEMBER, "get", "service", "-n", WORKLOADS, pod0["spec"]["subdomain"])["spec"][
+            "clusterIP"] == "None"
     finally:
         kube.kubectl("host", "delete", "fj", "ft", "--wait=false", check=False)
+
+
+def test_an_elastic_gang_whose_replicas_all_crash_at_start_fails_early_not_after_minutes(kube: Kube) -> None:
+    """elasticqa63 6: every pod of a 2:3 gang failed at once (kwok's fail annotation, exit 1); its Job retried them
+    on its backoff for 7 minutes, reading Running on 16 H100, then failed past the early-failure window, for good.
+    Now the agent ends the placement Failed once both replicas have failed at its start, deletes the Job, and the
+    federator's early-failure rule queues it once more, as a whole gang's crash (the Job alone would still be
+    waiting out its backoff: its first retry comes 10 s after a failure, doubling, 6 in all)."""
+    job = yaml.safe_load(gang_job("crash", replicas=3, minReplicas=2, run="2s"))
+    job["spec"]["template"]["metadata"]["annotations"][FAIL_ANNOTATION] = "true"
+    kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(job))
+    try:
+        def early() -> bool:
+            status = fj_status(kube, "crash")
+            return int(status.get("restarts") or 0) >= 1 and "failed on member-a" in str(status.get("message"))
+
+        # 150 s: the Job's own retries would still run by then (10 s, 20 s, 40 s, 80 s after the failures)
+        eventually(early, timeout=150, what=lambda: f"crash failed early\n{fj_status(kube, 'crash')}\n"
+                                                    f"{kube.member_jobs(MEMBER)}\n{kube.logs()}")
+        message = str(fj_status(kube, "crash")["message"])
+        assert "all 2 replicas failed within 300s of the start" in message, message
+        assert "exited with code 1" in message, message  # the first pod's own words, not only the count
+    finally:
+        kube.kubectl("host", "delete", "fj", "crash", "--wait=false", check=False)

@@ -97,6 +97,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="Kubernetes without --kueue-queue: a training gang whose pods are not all bound to nodes "
                         "this long after launch is deleted and reported refused, so the federator places it again "
                         "and no partial gang holds accelerators; 0 turns it off (default %(default)gs)")
+    a.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
+                   help="Kubernetes: the member's DNS domain (its kubelets' --cluster-domain): an elastic gang's "
+                        "torchrun rendezvous endpoint is replica 0's FQDN <job>-0.<job>.<namespace>.svc.DOMAIN, "
+                        "the name under which its torchrun knows to host the store (default %(default)s)")
     a.add_argument("--kueue-admission-timeout", type=float, default=DEFAULT_KUEUE_ADMISSION_TIMEOUT,
                    metavar="SECONDS",
                    help="Kubernetes with --kueue-queue: when Kueue has held a placement suspended this long "

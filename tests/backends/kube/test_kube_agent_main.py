@@ -92,3 +92,15 @@ def test_the_kube_agent_takes_its_region_from_its_certificate(ran: list[Agent], 
     assert main(["agent", "--cluster", "member-a", "--region", "north", "--kubeconfig", "member.kubeconfig",
                  "--certs-dir", str(certs.root)]) == 0
     assert [agent.config.region for agent in ran] == ["north", "north"]
+
+
+def test_the_cluster_domain_reaches_the_backend_and_a_bad_one_is_named(
+        ran: list[Agent], capsys: pytest.CaptureFixture[str]) -> None:
+    """--cluster-domain names an elastic gang's rendezvous host (workloads/elastic.py): Kubernetes' default unless
+    given; one that is no DNS domain is refused naming the flag, before anything is dialled."""
+    base = ["agent", "--cluster", "member-a", "--region", "east", "--kubeconfig", "member.kubeconfig", "--insecure"]
+    assert main(base) == 0
+    assert main([*base, "--cluster-domain", "corp.example"]) == 0
+    assert [a.backend.cluster_domain for a in ran] == ["cluster.local", "corp.example"]  # type: ignore[attr-defined]
+    assert main([*base, "--cluster-domain", "Cluster Local"]) == 2
+    assert "--cluster-domain: 'Cluster Local' is not a DNS domain" in capsys.readouterr().err

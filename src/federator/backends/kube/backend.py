@@ -65,6 +65,7 @@ from federator.backends.kube.workloads import (
     adapter_of,
     placement_of,
 )
+from federator.backends.kube.workloads.common import DEFAULT_CLUSTER_DOMAIN
 from federator.model import JobPhase, Placement
 from federator.security.podsecurity import PodSecurity
 from federator.timestamps import utc_seconds
@@ -87,8 +88,9 @@ class KubeBackend(PlacementLaunch, InformerEvents):
                  kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
                  pod_security: PodSecurity | None = None, namespace_per_queue: bool = False,
                  own_namespace: str = "", events: bool = False, federator: str = "",
-                 claim: NamespaceClaim | None = None) -> None:
+                 claim: NamespaceClaim | None = None, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> None:
         self.api = api
+        self.cluster_domain = cluster_domain  # the member's DNS domain: an elastic gang's rendezvous host (elastic.py)
         self.claim = claim  # its federation's claim on `namespace` (namespace_claim.py); None: none taken (tests)
         self.cluster = cluster
         self.federator = federator  # the --server it reports to: written on its workloads (agent_identity.py)

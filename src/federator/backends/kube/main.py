@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federator.agent.kube")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_DOMAIN = re.compile(r"^(?=.{1,200}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 
 
 def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: PodSecurity,
@@ -53,6 +54,10 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
         print(f"federator agent: --namespace: {args.namespace[:80]!r} is not a namespace name (a lower-case DNS "
               "label of at most 63 characters)", file=sys.stderr)
         return 2
+    if not _DNS_DOMAIN.match(args.cluster_domain):
+        print(f"federator agent: --cluster-domain: {args.cluster_domain[:80]!r} is not a DNS domain (lower-case "
+              "labels joined by dots, as cluster.local; the kubelets' --cluster-domain)", file=sys.stderr)
+        return 2
     if args.kueue_queue and not _DNS_NAME.match(args.kueue_queue):
         print(f"federator agent: --kueue-queue: {args.kueue_queue!r} is not a LocalQueue name (a lower-case DNS "
               "name of at most 63 characters)", file=sys.stderr)
@@ -67,7 +72,7 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
                           kueue_timeout=args.kueue_admission_timeout, pod_security=pod_security,
                           namespace_per_queue=args.namespace_per_queue,
                           own_namespace=default_lease_namespace() if args.in_cluster else "", events=True,
-                          federator=args.server,
+                          federator=args.server, cluster_domain=args.cluster_domain,
                           # The namespace is this federation's while this agent runs there (namespace_claim.py)
                           claim=NamespaceClaim(api, namespace=args.namespace, cluster=args.cluster,
                                                federation=args.server))

@@ -177,6 +177,7 @@ class PlacementLaunch(CapacityReport):
         try:
             manifest = build_workload(placement, spec, namespace=namespace,
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
+                                                            cluster_domain=self.cluster_domain,
                                                             annotations=self.identity.annotations()
                                                             | digest_annotation(digest) | seal_annotation(seal)
                                                             | model_annotation(placement),

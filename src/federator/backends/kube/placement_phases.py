@@ -5,7 +5,8 @@ informer event (informer_events.py) and the gang watch's tick (gang_watch.py) en
 workload's phase (workloads/), then holds it to the agent's rules before anything is reported: a finished placement
 stays finished, a phase only moves forward, a gang past its timeout and never whole is refused (gang.py), one the
 member refuses to create is refused in the member's words (create_refusals.py), and one the member disrupted (a pod
-evicted, a node deleted, a gang that ran whole and broke: gang_health.py) is stopped and queued again, not Failed.
+evicted, a node deleted, a gang that ran whole and broke: gang_health.py) is stopped and queued again, not Failed;
+an elastic gang whose replicas all fail at its start is Failed at once, its Job's retries cut short (elastic_crash.py).
 A Failed workload is judged on its pods' exit codes, read once when the pod watch did not see them (`_read_pods`).
 How a stop is carried out is placement_stops.py.
 """
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from federator.backends.kube.admission import SUSPEND_FIELD, group_kind
 from federator.backends.kube.api import PODS, KubeError, Obj
+from federator.backends.kube.elastic_crash import crashed_at_start
 from federator.backends.kube.gang_health import ReplicaHealth, gang_broken, node_lost, replica_health, unready_note
 from federator.backends.kube.placement_state import serves
 from federator.backends.kube.placement_stops import PlacementStops
@@ -54,6 +57,13 @@ class PlacementPhases(PlacementStops):
             return
         health = replica_health(pods, self.nodes.cache, gone=self._nodes_gone)  # a node's key is its name
         if self._started and self._gang_ended(pid, workload, health, last):
+            return
+        if self._started and pid not in self._cancelled and (why := crashed_at_start(workload, time.time())):
+            fault = self._faults.get(pid)
+            if (fault is None or fault.deleted) and not self._pods_read.get(pid):
+                self._read_pods(pid)  # the first pod's exit code, which the watch of active pods did not see
+                return
+            self._fail(pid, f"{fault.message}; {why}" if fault is not None and not fault.deleted else why)
             return
         if (workload.get("spec") or {}).get("suspend") and (f := self._faults.get(pid)) is not None and f.deleted:
             del self._faults[pid]  # suspended (Kueue preempted it): that deleted its pods, and it may run again

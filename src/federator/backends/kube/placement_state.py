@@ -79,6 +79,7 @@ class PlacementState:
     tenants: TenantNamespaces
     tolerated_taints: frozenset[str]
     finished_ttl_seconds: int | None
+    cluster_domain: str
     nodes: Informer
     pods: Informer
     served: dict[str, WorkloadAdapter]

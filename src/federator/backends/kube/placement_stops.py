@@ -88,6 +88,19 @@ class PlacementStops(PlacementState):
         self._report(pid, JobPhase.CANCELLED, why)
         return self._background(self._delete_or_retry(pid))
 
+    def _fail(self, pid: str, why: str) -> asyncio.Task[None]:
+        """Report a placement Failed now, in `why`, and delete its objects in a task: an elastic gang that crashed
+        as a whole at its start (elastic_crash.py), whose Job would otherwise retry its pods for minutes. Failed,
+        not Cancelled: the federator's early-failure rule decides what follows, as for a gang's own failure."""
+        log.warning("placement %s: failed: %s", pid, why)
+        self._cancelled.add(pid)
+        self._launched.pop(pid, None)
+        self._faults.pop(pid, None)
+        self._pods_read.pop(pid, None)
+        self.gang.forget(pid)
+        self._report(pid, JobPhase.FAILED, why)
+        return self._background(self._delete_or_retry(pid))
+
     async def _delete_or_retry(self, pid: str) -> None:
         try:
             await self._delete(pid)

@@ -71,6 +71,7 @@ class PodSet:
 
 
 DEFAULT_MASTER_PORT = 29500
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"  # Kubernetes' default cluster domain (kubelet --cluster-domain)
 DEFAULT_FINISHED_TTL_SECONDS = 3600
 
 
@@ -82,6 +83,8 @@ class RenderOptions:
     # On the object and every pod template it has: the agent's identity (backends/kube/agent_identity.py)
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     master_port: int = DEFAULT_MASTER_PORT  # rendezvous port of multi-replica training (MASTER_PORT)
+    # The member's DNS domain (kubelet --cluster-domain): an elastic gang's rendezvous endpoint is replica 0's FQDN
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     procs_per_replica: int = 1  # processes a training replica starts: PET_NPROC_PER_NODE (rendezvous.py)
     finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs: ours, and brought ones without one
     # How this member gives the placed pool's devices (accelerators.render); None: whole nvidia.com/gpu.
@@ -579,7 +582,8 @@ def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model
 
 
 __all__ = [
-    "ARRAY_ENV", "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS", "FEDERATOR_ENV",
+    "ARRAY_ENV", "DEFAULT_CLUSTER_DOMAIN", "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS",
+    "FEDERATOR_ENV",
     "GENERATION_LABEL", "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "NAME_BUDGET", "PLACEMENT_ANNOTATION",
     "PLACEMENT_LABEL",
     "REPLICAS_ANNOTATION", "SELECTOR", "Obj", "PodSet", "RenderOptions", "WorkloadError", "accelerator_ask",

@@ -85,7 +85,12 @@ class PyTorchJobAdapter(TemplatedAdapter):
     def scale(self, obj: Obj, placement: Placement) -> None:
         """An elastic gang placed below its size (JobSpec.min_replicas, from its elasticPolicy): its Workers at the
         count placed less its other counted roles' pods, which the federator never shrinks (jobfile.elastic_minimum).
-        A placement of the whole gang leaves the object as written."""
+        A placement of the whole gang leaves the object as written.
+
+        The elasticPolicy comes down with the Workers: `maxReplicas` to the Workers placed (and `minReplicas` where
+        it was above them). The training operator (v1.9.3) makes an HPA on the Workers' count from the policy when
+        it has `metrics`, so a policy left at the whole gang's size let the member add back Workers the federator
+        never reserved, counted against a quota or billed (outside QA, elasticqa63 3)."""
         counted = counted_sets(self.pod_sets(obj))  # the pods the federator counts as replicas (a GPU Master too)
         if SCALED_ROLE not in {p.name for p in counted}:
             return
@@ -98,6 +103,12 @@ class PyTorchJobAdapter(TemplatedAdapter):
                                 f"a placement of {placement.replicas} pods leaves no Worker beside the {others} "
                                 "pods of the other roles")
         obj["spec"]["pytorchReplicaSpecs"][SCALED_ROLE]["replicas"] = workers
+        policy = obj["spec"].get("elasticPolicy")
+        if isinstance(policy, dict):
+            policy["maxReplicas"] = workers
+            low = policy.get("minReplicas")
+            if isinstance(low, (int, float)) and not isinstance(low, bool) and low > workers:
+                policy["minReplicas"] = workers
 
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
         if done := condition(obj, "Succeeded"):

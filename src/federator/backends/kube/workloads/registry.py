@@ -125,6 +125,7 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
     options = RenderOptions(labels=options.labels, annotations=options.annotations,
                             finished_ttl_seconds=options.finished_ttl_seconds,
                             master_port=master_port(dict(spec.annotations), options.master_port),
+                            cluster_domain=options.cluster_domain,
                             procs_per_replica=procs_per_replica(placement, spec),
                             accelerator=options.accelerator, env=options.env + array_env(spec))
     if spec.workload_json:
@@ -146,7 +147,8 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
                          accelerator=options.accelerator)
     adapter = BATCH_JOB if spec.kind is JobKind.TRAINING else DEPLOYMENT
     out = adapter.render(obj, placement, namespace=namespace, options=options)
-    apply_elastic(out, spec, port=options.master_port)  # an elastic gang: torchrun min:max, pod retries (elastic.py)
+    # an elastic gang: torchrun min:max, its c10d store on replica 0's FQDN, pod retries (elastic.py)
+    apply_elastic(out, spec, port=options.master_port, cluster_domain=options.cluster_domain)
     return out
 
 
