@@ -58,10 +58,12 @@ def test_kubectl_apply_runs_the_gang_as_a_job_on_gpu_nodes_of_one_member(kube: K
         _assert_rendezvous(kube, job, pods)
 
         table = kube.kubectl("host", "get", "fj", "llm-finetune").stdout.splitlines()
-        assert table[0].split() == ["NAME", "QUEUE", "PHASE", "HELD", "CLUSTER", "ACCELERATORS", "RESTARTS", "AGE"]
-        # HELD is empty for a job never held (kubectl prints it blank or <none>); RESTARTS 0: never placed again
-        assert [c for c in table[1].split() if c != "<none>"][:6] == \
-            ["llm-finetune", "research", "Succeeded", "member-a", "16", "0"]
+        assert table[0].split() == ["NAME", "QUEUE", "PHASE", "HELD", "CLUSTER", "PLACED", "ACCELERATORS", "RESTARTS",
+                                    "AGE"]
+        # HELD is empty for a job never held (kubectl prints it blank or <none>); PLACED 0: its placements ended;
+        # RESTARTS 0: never placed again
+        assert [c for c in table[1].split() if c != "<none>"][:7] == \
+            ["llm-finetune", "research", "Succeeded", "member-a", "0", "16", "0"]
 
         # The job is done, but deleting its FederatedJob still removes what it left in the member.
         kube.kubectl("host", "delete", "-f", str(EXAMPLES_K8S / "training.yaml"), "--timeout=60s")
